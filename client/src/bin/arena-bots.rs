@@ -1,0 +1,140 @@
+//! `arena-bots`: headless bot clients for testing and loading arena-server.
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() -> std::process::ExitCode {
+    cli::main()
+}
+
+// The browser face has its own entry point; this binary is native-only.
+#[cfg(target_arch = "wasm32")]
+fn main() {}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod cli {
+    use std::io::Write;
+    use std::process::ExitCode;
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::Duration;
+
+    use arena_client::bots::{Behaviour, Live, Report, SwarmConfig, run_swarm};
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    #[command(
+        name = "arena-bots",
+        version,
+        about = "Headless arena bots: play, measure, report"
+    )]
+    struct Args {
+        /// The server's WebSocket URL.
+        #[arg(long, env = "ARENA_URL", default_value = "ws://127.0.0.1:7777/ws", value_parser = parse_url)]
+        url: String,
+        /// Bots to run at once.
+        #[arg(long, short = 'n', default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=5000))]
+        count: u64,
+        /// Seconds to play before reporting.
+        #[arg(long, short = 'd', default_value_t = 10.0, value_parser = parse_duration)]
+        duration: f64,
+        /// How the bots steer.
+        #[arg(long, value_enum, default_value_t = Behaviour::Wander)]
+        behaviour: Behaviour,
+        /// Print the report as one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Bot names are this prefix plus a number.
+        #[arg(long, default_value = "bot-")]
+        name_prefix: String,
+        /// No progress lines on stderr.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    }
+
+    fn parse_url(value: &str) -> Result<String, String> {
+        if value.starts_with("ws://") || value.starts_with("wss://") {
+            Ok(value.to_owned())
+        } else {
+            Err(format!(
+                "'{value}' is not a WebSocket URL; expected ws://host:port/ws"
+            ))
+        }
+    }
+
+    fn parse_duration(value: &str) -> Result<f64, String> {
+        match value.parse::<f64>() {
+            Ok(secs) if secs > 0.0 && secs <= 86_400.0 => Ok(secs),
+            _ => Err(format!(
+                "'{value}' is not a duration; expected seconds between 0 and 86400"
+            )),
+        }
+    }
+
+    pub fn main() -> ExitCode {
+        let args = Args::parse();
+        let config = SwarmConfig {
+            url: args.url,
+            count: args.count as usize,
+            duration: Duration::from_secs_f64(args.duration),
+            behaviour: args.behaviour,
+            name_prefix: args.name_prefix,
+        };
+        let runtime = match tokio::runtime::Runtime::new() {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                eprintln!("arena-bots: cannot start the async runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let records = runtime.block_on(async {
+            let live = Arc::new(Live::default());
+            let progress =
+                (!args.quiet).then(|| tokio::spawn(show_progress(live.clone(), config.clone())));
+            let records = run_swarm(config.clone(), live).await;
+            if let Some(progress) = progress {
+                progress.abort();
+            }
+            records
+        });
+        let report = Report::from_records(&records, &config);
+        if args.json {
+            match serde_json::to_string(&report) {
+                Ok(json) => println!("{json}"),
+                Err(e) => {
+                    eprintln!("arena-bots: cannot write the report: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        } else {
+            print!("{}", report.to_table());
+        }
+        if report.is_failure() {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+
+    /// One line a second on stderr: elapsed, connected, frames.
+    async fn show_progress(live: Arc<Live>, config: SwarmConfig) {
+        let started = tokio::time::Instant::now();
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        every.tick().await;
+        loop {
+            every.tick().await;
+            let line = format!(
+                "[{:>4.0}s/{:.0}s] connected {}/{}  failed {}  frames {}",
+                started.elapsed().as_secs_f64(),
+                config.duration.as_secs_f64(),
+                live.connected.load(Relaxed)
+                    - live
+                        .finished
+                        .load(Relaxed)
+                        .min(live.connected.load(Relaxed)),
+                config.count,
+                live.failed.load(Relaxed),
+                live.frames.load(Relaxed),
+            );
+            let _ = writeln!(std::io::stderr(), "{line}");
+        }
+    }
+}

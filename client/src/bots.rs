@@ -1,0 +1,572 @@
+//! The bot swarm behind `arena-bots`: N bots in one process, each a real
+//! client that handshakes, sends inputs at the protocol's input rate, pings,
+//! and measures every frame it reads.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::Duration;
+
+use arena_shared::protocol::{ClientMsg, Frame, INPUT_RATE_HZ, PlayerId, ServerMsg};
+use arena_shared::sim::{Input, Vec2q};
+use serde::Serialize;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::ws::{ClientError, Incoming, WsClient};
+
+/// How long a bot may take to connect and complete the handshake.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often each bot measures its round-trip time.
+const PING_PERIOD: Duration = Duration::from_millis(500);
+
+/// How a bot steers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Behaviour {
+    /// Picks a new random direction every second or two.
+    Wander,
+    /// Steers in a circle.
+    Circle,
+    /// Sends neutral inputs: connected, never moves on its own.
+    Idle,
+}
+
+#[derive(Debug, Clone)]
+pub struct SwarmConfig {
+    pub url: String,
+    pub count: usize,
+    pub duration: Duration,
+    pub behaviour: Behaviour,
+    /// Bot `i` is named `{name_prefix}{i}`.
+    pub name_prefix: String,
+}
+
+/// One bot's steering state; deterministic per bot index.
+struct Brain {
+    behaviour: Behaviour,
+    rng: u64,
+    current: Input,
+    steps_left: u32,
+    phase: f32,
+}
+
+impl Brain {
+    fn new(behaviour: Behaviour, index: usize) -> Self {
+        Brain {
+            behaviour,
+            rng: 0x9E37_79B9_7F4A_7C15 ^ (index as u64).wrapping_mul(0xD1B5_4A32_D192_ED03),
+            current: Input::default(),
+            steps_left: 0,
+            phase: index as f32 * 0.7,
+        }
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // xorshift64*: fast and plenty for steering.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn next_input(&mut self) -> Input {
+        match self.behaviour {
+            Behaviour::Idle => Input::default(),
+            Behaviour::Wander => {
+                if self.steps_left == 0 {
+                    let r = self.next_random();
+                    self.current = Input {
+                        x: (r & 0xff) as u8 as i8,
+                        y: ((r >> 8) & 0xff) as u8 as i8,
+                    };
+                    self.steps_left = INPUT_RATE_HZ + (r >> 16) as u32 % INPUT_RATE_HZ;
+                }
+                self.steps_left -= 1;
+                self.current
+            }
+            Behaviour::Circle => {
+                self.phase += std::f32::consts::TAU / (3.0 * INPUT_RATE_HZ as f32);
+                Input {
+                    x: (self.phase.cos() * 127.0) as i8,
+                    y: (self.phase.sin() * 127.0) as i8,
+                }
+            }
+        }
+    }
+}
+
+/// How a bot's run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Ran for the whole duration.
+    Completed,
+    /// Could not connect or complete the handshake (not a rejection).
+    ConnectFailed { error: String },
+    /// The server refused the handshake.
+    Rejected { message: String },
+    /// The server sent bytes that did not decode, or out of order.
+    ProtocolError { error: String },
+    /// The server closed the connection before the end.
+    Disconnected { code: u16, reason: String },
+}
+
+/// Everything one bot measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct BotRecord {
+    pub index: usize,
+    pub id: Option<PlayerId>,
+    pub outcome: Outcome,
+    pub frames: u64,
+    /// Ticks missing between consecutive frames.
+    pub tick_gaps: u64,
+    pub first_tick: Option<u32>,
+    pub last_tick: Option<u32>,
+    /// Highest input seq the server acked.
+    pub max_ack: u32,
+    pub inputs_sent: u32,
+    pub rtt_ms: Vec<f64>,
+    pub bytes_down: u64,
+    pub bytes_up: u64,
+    /// Time between Welcome and the end of the run.
+    pub connected_secs: f64,
+    /// Most players seen in one frame.
+    pub max_players_seen: usize,
+    /// Other players this bot saw change position.
+    pub saw_move: BTreeSet<PlayerId>,
+    /// Other players this bot saw at all.
+    pub saw: BTreeSet<PlayerId>,
+    #[serde(skip)]
+    first_pos: BTreeMap<PlayerId, Vec2q>,
+}
+
+impl BotRecord {
+    fn new(index: usize, outcome: Outcome) -> Self {
+        BotRecord {
+            index,
+            id: None,
+            outcome,
+            frames: 0,
+            tick_gaps: 0,
+            first_tick: None,
+            last_tick: None,
+            max_ack: 0,
+            inputs_sent: 0,
+            rtt_ms: Vec::new(),
+            bytes_down: 0,
+            bytes_up: 0,
+            connected_secs: 0.0,
+            max_players_seen: 0,
+            saw_move: BTreeSet::new(),
+            saw: BTreeSet::new(),
+            first_pos: BTreeMap::new(),
+        }
+    }
+
+    fn observe_frame(&mut self, frame: &Frame) -> Result<(), String> {
+        if let Some(last) = self.last_tick {
+            if frame.tick <= last {
+                return Err(format!("frame tick went from {last} to {}", frame.tick));
+            }
+            self.tick_gaps += u64::from(frame.tick - last - 1);
+        }
+        self.first_tick.get_or_insert(frame.tick);
+        self.last_tick = Some(frame.tick);
+        self.frames += 1;
+        self.max_ack = self.max_ack.max(frame.ack_seq);
+        self.max_players_seen = self.max_players_seen.max(frame.players.len());
+        for player in frame.players.iter().filter(|p| Some(p.id) != self.id) {
+            self.saw.insert(player.id);
+            let first = *self.first_pos.entry(player.id).or_insert(player.body.pos);
+            if first != player.body.pos {
+                self.saw_move.insert(player.id);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Live totals for the progress line.
+#[derive(Default)]
+pub struct Live {
+    pub connected: AtomicUsize,
+    pub finished: AtomicUsize,
+    pub failed: AtomicUsize,
+    pub frames: AtomicU64,
+}
+
+/// Runs the swarm to the end and returns every bot's record.
+pub async fn run_swarm(config: SwarmConfig, live: Arc<Live>) -> Vec<BotRecord> {
+    let config = Arc::new(config);
+    let clock = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for index in 0..config.count {
+        tasks.spawn(run_bot(index, config.clone(), live.clone(), clock));
+    }
+    let mut records = Vec::with_capacity(config.count);
+    while let Some(result) = tasks.join_next().await {
+        match result {
+            Ok(record) => records.push(record),
+            Err(e) => records.push(BotRecord::new(
+                usize::MAX,
+                Outcome::ConnectFailed {
+                    error: format!("bot task died: {e}"),
+                },
+            )),
+        }
+    }
+    records.sort_by_key(|r| r.index);
+    records
+}
+
+async fn run_bot(
+    index: usize,
+    config: Arc<SwarmConfig>,
+    live: Arc<Live>,
+    clock: Instant,
+) -> BotRecord {
+    let deadline = clock + config.duration;
+    let name = format!("{}{index}", config.name_prefix);
+    let connecting = async {
+        let mut client = WsClient::connect(&config.url).await?;
+        let welcome = client.handshake(&name).await?;
+        Ok::<_, ClientError>((client, welcome))
+    };
+    let (client, welcome) = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+        Ok(Ok(connected)) => connected,
+        Ok(Err(e)) => {
+            live.failed.fetch_add(1, Relaxed);
+            return BotRecord::new(index, failure_outcome(e));
+        }
+        Err(_) => {
+            live.failed.fetch_add(1, Relaxed);
+            return BotRecord::new(
+                index,
+                Outcome::ConnectFailed {
+                    error: "timed out connecting".into(),
+                },
+            );
+        }
+    };
+    live.connected.fetch_add(1, Relaxed);
+    let mut record = BotRecord::new(index, Outcome::Completed);
+    record.id = Some(welcome.you);
+    let connected_at = Instant::now();
+
+    let (mut tx, mut rx) = client.split();
+    let mut brain = Brain::new(config.behaviour, index);
+    let mut inputs =
+        tokio::time::interval(Duration::from_micros(1_000_000 / u64::from(INPUT_RATE_HZ)));
+    inputs.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut pings = tokio::time::interval(PING_PERIOD);
+    pings.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut seq = 0u32;
+
+    let outcome = loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => {
+                tx.close().await;
+                break Outcome::Completed;
+            }
+            _ = inputs.tick() => {
+                seq += 1;
+                if let Err(e) = tx.send(&ClientMsg::Input { seq, input: brain.next_input() }).await {
+                    break failure_outcome(e);
+                }
+                record.inputs_sent = seq;
+            }
+            _ = pings.tick() => {
+                let client_time_us = clock.elapsed().as_micros() as u64;
+                if let Err(e) = tx.send(&ClientMsg::Ping { client_time_us }).await {
+                    break failure_outcome(e);
+                }
+            }
+            incoming = rx.recv() => match incoming {
+                Ok(Incoming::Msg(ServerMsg::Frame(frame))) => {
+                    if let Err(error) = record.observe_frame(&frame) {
+                        break Outcome::ProtocolError { error };
+                    }
+                    live.frames.fetch_add(1, Relaxed);
+                }
+                Ok(Incoming::Msg(ServerMsg::Pong { client_time_us })) => {
+                    let now = clock.elapsed().as_micros() as u64;
+                    record.rtt_ms.push(now.saturating_sub(client_time_us) as f64 / 1000.0);
+                }
+                Ok(Incoming::Msg(ServerMsg::Joined(_) | ServerMsg::Left { .. })) => {}
+                Ok(Incoming::Msg(other @ (ServerMsg::Welcome(_) | ServerMsg::Rejected(_)))) => {
+                    break Outcome::ProtocolError { error: format!("unexpected after handshake: {other:?}") };
+                }
+                Ok(Incoming::Closed(frame)) => {
+                    let (code, reason) = frame.unwrap_or((1006, "connection closed without a close frame".into()));
+                    break Outcome::Disconnected { code, reason };
+                }
+                Err(e) => break failure_outcome(e),
+            }
+        }
+    };
+    record.outcome = outcome;
+    record.connected_secs = connected_at.elapsed().as_secs_f64();
+    record.bytes_up = tx.bytes_up;
+    record.bytes_down = rx.bytes_down;
+    live.finished.fetch_add(1, Relaxed);
+    record
+}
+
+fn failure_outcome(error: ClientError) -> Outcome {
+    match error {
+        ClientError::Rejected(rejection) => Outcome::Rejected {
+            message: rejection.message,
+        },
+        ClientError::Protocol(error) => Outcome::ProtocolError { error },
+        ClientError::Closed { code, reason } => Outcome::Disconnected { code, reason },
+        other => Outcome::ConnectFailed {
+            error: other.to_string(),
+        },
+    }
+}
+
+/// Round-trip percentiles, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+}
+
+/// The swarm's summary: what `arena-bots` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub bots: usize,
+    /// Bots that completed the handshake.
+    pub connected: usize,
+    /// Bots that could not connect or were rejected.
+    pub failed: usize,
+    /// Of `failed`, those the server rejected (full, bad name, version).
+    pub rejected: usize,
+    pub protocol_errors: usize,
+    /// Bots the server closed before the end.
+    pub disconnected: usize,
+    pub behaviour: Behaviour,
+    pub duration_secs: f64,
+    /// Frames received per second, mean over connected bots.
+    pub frames_per_sec: f64,
+    /// Missing ticks between received frames, summed over bots.
+    pub tick_gaps: u64,
+    pub rtt_ms: Percentiles,
+    /// Payload bytes per second, mean per connected bot.
+    pub down_bytes_per_sec: f64,
+    pub up_bytes_per_sec: f64,
+    /// Most players any bot saw in one frame.
+    pub max_players_seen: usize,
+    /// Highest input seq acked, mean per connected bot.
+    pub mean_max_ack: f64,
+    /// Up to five distinct failure descriptions.
+    pub errors: Vec<String>,
+}
+
+impl Report {
+    pub fn from_records(records: &[BotRecord], config: &SwarmConfig) -> Report {
+        let connected: Vec<&BotRecord> = records.iter().filter(|r| r.id.is_some()).collect();
+        let count = |f: fn(&Outcome) -> bool| records.iter().filter(|r| f(&r.outcome)).count();
+        let mean = |f: &dyn Fn(&BotRecord) -> f64| {
+            if connected.is_empty() {
+                0.0
+            } else {
+                connected.iter().map(|r| f(r)).sum::<f64>() / connected.len() as f64
+            }
+        };
+        let per_sec = |value: u64, r: &BotRecord| {
+            if r.connected_secs > 0.0 {
+                value as f64 / r.connected_secs
+            } else {
+                0.0
+            }
+        };
+        let mut rtts: Vec<f64> = records
+            .iter()
+            .flat_map(|r| r.rtt_ms.iter().copied())
+            .collect();
+        rtts.sort_by(f64::total_cmp);
+        let mut errors: Vec<String> = Vec::new();
+        for record in records {
+            let text = match &record.outcome {
+                Outcome::Completed => continue,
+                Outcome::ConnectFailed { error } | Outcome::ProtocolError { error } => {
+                    error.clone()
+                }
+                Outcome::Rejected { message } => format!("rejected: {message}"),
+                Outcome::Disconnected { code, reason } => {
+                    format!("closed by server ({code}): {reason}")
+                }
+            };
+            if errors.len() < 5 && !errors.contains(&text) {
+                errors.push(text);
+            }
+        }
+        Report {
+            bots: records.len(),
+            connected: connected.len(),
+            failed: count(|o| {
+                matches!(o, Outcome::ConnectFailed { .. } | Outcome::Rejected { .. })
+            }),
+            rejected: count(|o| matches!(o, Outcome::Rejected { .. })),
+            protocol_errors: count(|o| matches!(o, Outcome::ProtocolError { .. })),
+            disconnected: count(|o| matches!(o, Outcome::Disconnected { .. })),
+            behaviour: config.behaviour,
+            duration_secs: config.duration.as_secs_f64(),
+            frames_per_sec: mean(&|r| per_sec(r.frames, r)),
+            tick_gaps: records.iter().map(|r| r.tick_gaps).sum(),
+            rtt_ms: Percentiles {
+                p50: percentile(&rtts, 0.50),
+                p95: percentile(&rtts, 0.95),
+                p99: percentile(&rtts, 0.99),
+            },
+            down_bytes_per_sec: mean(&|r| per_sec(r.bytes_down, r)),
+            up_bytes_per_sec: mean(&|r| per_sec(r.bytes_up, r)),
+            max_players_seen: records
+                .iter()
+                .map(|r| r.max_players_seen)
+                .max()
+                .unwrap_or(0),
+            mean_max_ack: mean(&|r| f64::from(r.max_ack)),
+            errors,
+        }
+    }
+
+    /// Whether the run counts as a failure for the exit code.
+    pub fn is_failure(&self) -> bool {
+        self.failed > 0 || self.protocol_errors > 0
+    }
+
+    /// The human-readable table.
+    pub fn to_table(&self) -> String {
+        let rows = [
+            (
+                "bots",
+                format!("{} ({:?})", self.bots, self.behaviour).to_lowercase(),
+            ),
+            ("connected", self.connected.to_string()),
+            (
+                "failed",
+                format!("{} ({} rejected)", self.failed, self.rejected),
+            ),
+            ("protocol errors", self.protocol_errors.to_string()),
+            ("disconnected early", self.disconnected.to_string()),
+            ("frames/s per bot", format!("{:.1}", self.frames_per_sec)),
+            ("tick gaps", self.tick_gaps.to_string()),
+            (
+                "rtt p50/p95/p99",
+                format!(
+                    "{:.2} / {:.2} / {:.2} ms",
+                    self.rtt_ms.p50, self.rtt_ms.p95, self.rtt_ms.p99
+                ),
+            ),
+            (
+                "down per bot",
+                format!("{:.1} KB/s", self.down_bytes_per_sec / 1000.0),
+            ),
+            (
+                "up per bot",
+                format!("{:.1} KB/s", self.up_bytes_per_sec / 1000.0),
+            ),
+            ("max players seen", self.max_players_seen.to_string()),
+        ];
+        let mut out = String::new();
+        for (name, value) in rows {
+            out.push_str(&format!("{name:>20}  {value}\n"));
+        }
+        for error in &self.errors {
+            out.push_str(&format!("{:>20}  {error}\n", "error"));
+        }
+        out
+    }
+}
+
+/// Nearest-rank percentile of sorted samples (0 when there are none).
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arena_shared::protocol::PlayerState;
+    use arena_shared::sim::Body;
+
+    #[test]
+    fn percentile_uses_nearest_rank() {
+        let samples: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&samples, 0.50), 50.0);
+        assert_eq!(percentile(&samples, 0.99), 99.0);
+        assert_eq!(percentile(&[], 0.5), 0.0, "no samples should give 0");
+        assert_eq!(percentile(&[7.0], 0.99), 7.0);
+    }
+
+    #[test]
+    fn frames_count_gaps_and_moves() {
+        let mut record = BotRecord::new(0, Outcome::Completed);
+        record.id = Some(1);
+        let frame = |tick, x| Frame {
+            tick,
+            ack_seq: tick,
+            players: vec![
+                PlayerState {
+                    id: 1,
+                    body: Body::default(),
+                },
+                PlayerState {
+                    id: 2,
+                    body: Body {
+                        pos: Vec2q::new(x, 0),
+                        vel: Vec2q::default(),
+                    },
+                },
+            ],
+        };
+        record.observe_frame(&frame(10, 0)).expect("first frame");
+        record.observe_frame(&frame(11, 0)).expect("next tick");
+        assert!(
+            record.saw_move.is_empty(),
+            "should not count a still player as moving"
+        );
+        record.observe_frame(&frame(14, 5)).expect("later tick");
+        assert_eq!(
+            record.tick_gaps, 2,
+            "should count ticks 12 and 13 as missing"
+        );
+        assert_eq!(
+            record.saw_move,
+            BTreeSet::from([2]),
+            "should see player 2 move, not itself"
+        );
+        assert!(
+            record.observe_frame(&frame(14, 5)).is_err(),
+            "a repeated tick is a protocol error"
+        );
+    }
+
+    #[test]
+    fn behaviours_steer_as_named() {
+        let mut idle = Brain::new(Behaviour::Idle, 3);
+        assert!((0..100).all(|_| idle.next_input() == Input::default()));
+        let mut wander = Brain::new(Behaviour::Wander, 3);
+        let distinct: BTreeSet<(i8, i8)> = (0..600)
+            .map(|_| wander.next_input())
+            .map(|i| (i.x, i.y))
+            .collect();
+        assert!(
+            distinct.len() >= 4,
+            "wandering should change direction: {distinct:?}"
+        );
+        let mut circle = Brain::new(Behaviour::Circle, 0);
+        let inputs: Vec<Input> = (0..180).map(|_| circle.next_input()).collect();
+        assert!(
+            inputs.iter().any(|i| i.x > 100) && inputs.iter().any(|i| i.x < -100),
+            "should sweep a full circle"
+        );
+    }
+}

@@ -1,0 +1,14 @@
+//! arena's client, in two faces.
+//!
+//! # Layout
+//! - On native targets:
+//!   - [`ws`]: a WebSocket client speaking the protocol (connect, handshake,
+//!     typed receive); the bots and the end-to-end tests both use it.
+//!   - [`bots`]: the bot swarm behind `arena-bots`: behaviours, per-bot
+//!     measurements, and the report (text table or JSON).
+//! - On wasm32: the Bevy app (added with the browser client).
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod bots;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod ws;

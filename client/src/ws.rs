@@ -1,0 +1,209 @@
+//! A native WebSocket client for arena's protocol.
+
+use arena_shared::codec::{DecodeError, decode_server, encode_client};
+use arena_shared::protocol::{ClientMsg, PROTOCOL_VERSION, Rejection, ServerMsg, Welcome};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    #[error("server answered HTTP {0}")]
+    Http(u16),
+    #[error("rejected: {}", .0.message)]
+    Rejected(Rejection),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("closed by server ({code}: {reason})")]
+    Closed { code: u16, reason: String },
+    #[error("connection lost: {0}")]
+    Lost(String),
+}
+
+impl From<DecodeError> for ClientError {
+    fn from(e: DecodeError) -> Self {
+        ClientError::Protocol(e.to_string())
+    }
+}
+
+/// What the server sent next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    Msg(ServerMsg),
+    /// A close frame (code, reason), or `None` if the socket just ended.
+    Closed(Option<(u16, String)>),
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A connected client; [`WsClient::split`] gives halves that can be used
+/// from two branches of one `select!`.
+pub struct WsClient {
+    pub tx: WsSender,
+    pub rx: WsReceiver,
+}
+
+/// The sending half.
+pub struct WsSender {
+    sink: SplitSink<Socket, Message>,
+    /// Payload bytes sent, for the bots' bandwidth figures.
+    pub bytes_up: u64,
+}
+
+/// The receiving half.
+pub struct WsReceiver {
+    stream: SplitStream<Socket>,
+    /// Payload bytes received.
+    pub bytes_down: u64,
+}
+
+impl WsClient {
+    pub async fn connect(url: &str) -> Result<Self, ClientError> {
+        Self::connect_with_origin(url, None).await
+    }
+
+    /// Connects as a browser on page `origin` would (bots send no Origin).
+    pub async fn connect_with_origin(url: &str, origin: Option<&str>) -> Result<Self, ClientError> {
+        let mut request = url
+            .into_client_request()
+            .map_err(|e| ClientError::Connect(e.to_string()))?;
+        if let Some(origin) = origin {
+            let value =
+                HeaderValue::from_str(origin).map_err(|e| ClientError::Connect(e.to_string()))?;
+            request.headers_mut().insert("origin", value);
+        }
+        let (ws, _response) =
+            tokio_tungstenite::connect_async(request)
+                .await
+                .map_err(|e| match e {
+                    tungstenite::Error::Http(response) => {
+                        ClientError::Http(response.status().as_u16())
+                    }
+                    other => ClientError::Connect(other.to_string()),
+                })?;
+        if let MaybeTlsStream::Plain(tcp) = ws.get_ref() {
+            // Inputs are tiny and latency-bound.
+            let _ = tcp.set_nodelay(true);
+        }
+        Ok(Self::from_stream(ws))
+    }
+
+    /// Wraps an already-handshaken socket (tests use custom TCP settings).
+    pub fn from_stream(ws: Socket) -> Self {
+        let (sink, stream) = ws.split();
+        WsClient {
+            tx: WsSender { sink, bytes_up: 0 },
+            rx: WsReceiver {
+                stream,
+                bytes_down: 0,
+            },
+        }
+    }
+
+    pub fn split(self) -> (WsSender, WsReceiver) {
+        (self.tx, self.rx)
+    }
+
+    pub async fn send(&mut self, msg: &ClientMsg) -> Result<(), ClientError> {
+        self.tx.send(msg).await
+    }
+
+    pub async fn send_raw(&mut self, message: Message) -> Result<(), ClientError> {
+        self.tx.send_raw(message).await
+    }
+
+    pub async fn recv(&mut self) -> Result<Incoming, ClientError> {
+        self.rx.recv().await
+    }
+
+    /// Sends `Hello` and waits for `Welcome`; a `Rejected` becomes an error.
+    pub async fn handshake(&mut self, name: &str) -> Result<Welcome, ClientError> {
+        self.send(&ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            name: name.to_owned(),
+        })
+        .await?;
+        match self.recv().await? {
+            Incoming::Msg(ServerMsg::Welcome(welcome)) => Ok(welcome),
+            Incoming::Msg(ServerMsg::Rejected(rejection)) => Err(ClientError::Rejected(rejection)),
+            Incoming::Msg(other) => Err(ClientError::Protocol(format!(
+                "expected Welcome, got {other:?}"
+            ))),
+            Incoming::Closed(frame) => Err(closed(frame)),
+        }
+    }
+
+    pub async fn close(&mut self) {
+        self.tx.close().await;
+    }
+}
+
+impl WsSender {
+    pub async fn send(&mut self, msg: &ClientMsg) -> Result<(), ClientError> {
+        self.send_raw(Message::Binary(encode_client(msg).into()))
+            .await
+    }
+
+    /// Sends any WebSocket message, valid or not.
+    pub async fn send_raw(&mut self, message: Message) -> Result<(), ClientError> {
+        self.bytes_up += message.len() as u64;
+        self.sink.send(message).await.map_err(lost)
+    }
+
+    /// Says goodbye with a normal close frame.
+    pub async fn close(&mut self) {
+        let frame = CloseFrame {
+            code: CloseCode::Normal,
+            reason: "bye".into(),
+        };
+        let _ = self.sink.send(Message::Close(Some(frame))).await;
+    }
+}
+
+impl WsReceiver {
+    /// The next protocol message or the close; pings and pongs are skipped
+    /// (tungstenite answers pings by itself). Cancel-safe.
+    pub async fn recv(&mut self) -> Result<Incoming, ClientError> {
+        loop {
+            let Some(message) = self.stream.next().await else {
+                return Ok(Incoming::Closed(None));
+            };
+            match message {
+                Ok(Message::Binary(bytes)) => {
+                    self.bytes_down += bytes.len() as u64;
+                    return Ok(Incoming::Msg(decode_server(&bytes)?));
+                }
+                Ok(Message::Close(frame)) => {
+                    return Ok(Incoming::Closed(
+                        frame.map(|f| (u16::from(f.code), f.reason.to_string())),
+                    ));
+                }
+                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
+                Ok(Message::Text(_)) => {
+                    return Err(ClientError::Protocol("server sent text".into()));
+                }
+                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                    return Ok(Incoming::Closed(None));
+                }
+                Err(e) => return Err(lost(e)),
+            }
+        }
+    }
+}
+
+fn lost(e: tungstenite::Error) -> ClientError {
+    ClientError::Lost(e.to_string())
+}
+
+pub(crate) fn closed(frame: Option<(u16, String)>) -> ClientError {
+    let (code, reason) = frame.unwrap_or((1006, "no close frame".into()));
+    ClientError::Closed { code, reason }
+}

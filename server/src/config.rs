@@ -1,0 +1,188 @@
+//! Server configuration: CLI flags, each with an `ARENA_*` env fallback.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use arena_shared::protocol::MAX_PLAYERS;
+use clap::Parser;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "arena-server",
+    version,
+    about = "arena's authoritative game server"
+)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    #[arg(long, env = "ARENA_BIND", default_value = "0.0.0.0:7777")]
+    pub bind: SocketAddr,
+
+    /// Simulation ticks (and frames sent to each player) per second.
+    #[arg(long, env = "ARENA_TICK_RATE", default_value_t = 30,
+          value_parser = clap::value_parser!(u16).range(1..=120))]
+    pub tick_rate: u16,
+
+    /// Players the room holds; the next one is rejected as "server full".
+    #[arg(long, env = "ARENA_MAX_PLAYERS", default_value_t = 256,
+          value_parser = clap::value_parser!(u16).range(1..=MAX_PLAYERS as i64))]
+    pub max_players: u16,
+
+    /// Extra page origin allowed to open /ws (repeatable, or comma-separated
+    /// in the env var), e.g. http://127.0.0.1:8080 for `trunk serve`; `*`
+    /// allows any. Pages served by this server are always allowed.
+    #[arg(long = "allow-origin", env = "ARENA_ALLOW_ORIGIN", value_delimiter = ',',
+          value_parser = parse_origin)]
+    pub allow_origins: Vec<String>,
+
+    /// Directory of the built browser client (trunk's dist/) to serve at /.
+    #[arg(long, env = "ARENA_WEB_DIR", value_parser = parse_web_dir)]
+    pub web_dir: Option<PathBuf>,
+
+    /// Drop a client that sends nothing (not even a pong) for this many seconds.
+    #[arg(long, env = "ARENA_IDLE_TIMEOUT_SECS", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub idle_timeout_secs: u64,
+
+    /// Disconnect a client whose frames have been going stale this long.
+    #[arg(long, env = "ARENA_SLOW_CLIENT_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub slow_client_ms: u64,
+
+    /// Kernel send buffer per socket in bytes (0 = the OS default).
+    #[arg(long, env = "ARENA_SEND_BUFFER", default_value_t = 64 * 1024)]
+    pub send_buffer_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: SocketAddr::from(([0, 0, 0, 0], 7777)),
+            tick_rate: 30,
+            max_players: 256,
+            allow_origins: Vec::new(),
+            web_dir: None,
+            idle_timeout_secs: 15,
+            slow_client_ms: 2000,
+            send_buffer_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn tick_interval(&self) -> Duration {
+        Duration::from_micros(1_000_000 / u64::from(self.tick_rate))
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+
+    /// Ping often enough that a healthy peer answers well inside the timeout.
+    pub fn ping_interval(&self) -> Duration {
+        self.idle_timeout() / 3
+    }
+
+    /// Consecutive ticks of stale frames after which a client is dropped.
+    pub fn slow_client_ticks(&self) -> u32 {
+        (self.slow_client_ms * u64::from(self.tick_rate))
+            .div_ceil(1000)
+            .max(2) as u32
+    }
+}
+
+fn parse_origin(value: &str) -> Result<String, String> {
+    let value = value.trim().trim_end_matches('/').to_ascii_lowercase();
+    if value == "*" {
+        return Ok(value);
+    }
+    match value.split_once("://") {
+        Some(("http" | "https", host)) if !host.is_empty() && !host.contains('/') => Ok(value),
+        _ => Err(format!(
+            "'{value}' is not an origin; expected scheme://host[:port], e.g. http://localhost:8080, or *"
+        )),
+    }
+}
+
+fn parse_web_dir(value: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(value);
+    if !path.is_dir() {
+        return Err(format!(
+            "'{value}' is not a directory; build the client first (see README: `trunk build --release`)"
+        ));
+    }
+    if !path.join("index.html").is_file() {
+        return Err(format!(
+            "'{value}' has no index.html; is it trunk's dist/ directory?"
+        ));
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_cli_defaults() {
+        let parsed = ServerConfig::try_parse_from(["arena-server"]).expect("no flags should parse");
+        let default = ServerConfig::default();
+        assert_eq!(parsed.bind, default.bind);
+        assert_eq!(parsed.tick_rate, default.tick_rate);
+        assert_eq!(parsed.max_players, default.max_players);
+        assert_eq!(parsed.slow_client_ms, default.slow_client_ms);
+        assert_eq!(parsed.send_buffer_bytes, default.send_buffer_bytes);
+    }
+
+    #[test]
+    fn bad_values_get_readable_errors() {
+        let err =
+            ServerConfig::try_parse_from(["arena-server", "--tick-rate", "0"]).expect_err("0 Hz");
+        assert!(
+            err.to_string().contains("tick-rate"),
+            "should name the flag: {err}"
+        );
+        let err = ServerConfig::try_parse_from(["arena-server", "--allow-origin", "nope"])
+            .expect_err("bad origin");
+        assert!(
+            err.to_string().contains("not an origin"),
+            "should explain: {err}"
+        );
+        let err =
+            ServerConfig::try_parse_from(["arena-server", "--web-dir", "/definitely/missing"])
+                .expect_err("dir");
+        assert!(
+            err.to_string().contains("not a directory"),
+            "should explain: {err}"
+        );
+        let err = ServerConfig::try_parse_from(["arena-server", "--bind", "localhost"])
+            .expect_err("no port");
+        assert!(
+            err.to_string().contains("--bind"),
+            "should name the flag: {err}"
+        );
+    }
+
+    #[test]
+    fn origins_are_normalised() {
+        let cfg = ServerConfig::try_parse_from([
+            "arena-server",
+            "--allow-origin",
+            "HTTP://Example.com:8080/",
+            "--allow-origin",
+            "*",
+        ])
+        .expect("valid origins");
+        assert_eq!(cfg.allow_origins, ["http://example.com:8080", "*"]);
+    }
+
+    #[test]
+    fn slow_client_ticks_scale_with_tick_rate() {
+        let cfg = ServerConfig {
+            tick_rate: 30,
+            slow_client_ms: 2000,
+            ..ServerConfig::default()
+        };
+        assert_eq!(cfg.slow_client_ticks(), 60);
+    }
+}

@@ -1,0 +1,242 @@
+//! A player's outgoing queue between the room's tick and the write task.
+//!
+//! Events (welcome, joins, leaves, pongs) are kept in order up to a cap;
+//! frames are not queued at all: a new frame replaces one the writer has not
+//! taken yet, because a newer world state makes an older one worthless. The
+//! room counts those replacements to find clients that stay behind. Pushing
+//! never waits, so the tick never waits on a socket.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+/// Events a player may have waiting before it counts as stuck.
+pub const MAX_QUEUED_EVENTS: usize = 256;
+
+/// Why the server ends a connection: sent as the close frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseReason {
+    pub code: u16,
+    pub reason: String,
+}
+
+impl CloseReason {
+    pub fn new(code: u16, reason: impl Into<String>) -> Self {
+        CloseReason {
+            code,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// What the writer takes in one go.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Events first, then the newest frame, in send order.
+    pub messages: Vec<Bytes>,
+    /// Set once the connection is to be closed; nothing follows it.
+    pub close: Option<CloseReason>,
+}
+
+#[derive(Debug)]
+pub struct Outbox {
+    inner: Mutex<Inner>,
+    /// Wakes the writer when something is pushed or the outbox closes.
+    ready: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    events: VecDeque<Bytes>,
+    frame: Option<Bytes>,
+    close: Option<CloseReason>,
+}
+
+/// Result of pushing a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FramePush {
+    /// The writer had taken the previous frame.
+    Fresh,
+    /// The previous frame was still waiting and was replaced.
+    Replaced,
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Outbox {
+            inner: Mutex::new(Inner::default()),
+            ready: Notify::new(),
+        }
+    }
+}
+
+impl Outbox {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // The lock guards plain data and no code panics while holding it, so a
+        // poisoned lock still holds consistent data.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn push_frame(&self, bytes: Bytes) -> FramePush {
+        let replaced = {
+            let mut inner = self.lock();
+            if inner.close.is_some() {
+                return FramePush::Fresh;
+            }
+            inner.frame.replace(bytes).is_some()
+        };
+        self.ready.notify_one();
+        if replaced {
+            FramePush::Replaced
+        } else {
+            FramePush::Fresh
+        }
+    }
+
+    /// Queues an event; `false` means the queue is full and the client stuck.
+    pub fn push_event(&self, bytes: Bytes) -> bool {
+        {
+            let mut inner = self.lock();
+            if inner.close.is_some() {
+                return true;
+            }
+            if inner.events.len() >= MAX_QUEUED_EVENTS {
+                return false;
+            }
+            inner.events.push_back(bytes);
+        }
+        self.ready.notify_one();
+        true
+    }
+
+    /// Asks the writer to send this close frame and stop. The first reason wins.
+    pub fn close(&self, reason: CloseReason) {
+        {
+            let mut inner = self.lock();
+            if inner.close.is_none() {
+                inner.close = Some(reason);
+            }
+        }
+        self.ready.notify_one();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.lock().close.is_some()
+    }
+
+    /// Takes everything waiting (or the close), waiting until there is something.
+    pub async fn next(&self) -> Batch {
+        loop {
+            // Register interest before looking, so a push in between still wakes us.
+            let notified = self.ready.notified();
+            {
+                let mut inner = self.lock();
+                if let Some(close) = inner.close.clone() {
+                    return Batch {
+                        messages: Vec::new(),
+                        close: Some(close),
+                    };
+                }
+                if !inner.events.is_empty() || inner.frame.is_some() {
+                    let mut messages: Vec<Bytes> = inner.events.drain(..).collect();
+                    messages.extend(inner.frame.take());
+                    return Batch {
+                        messages,
+                        close: None,
+                    };
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Resolves once the outbox is closed.
+    pub async fn closed(&self) -> CloseReason {
+        loop {
+            let notified = self.ready.notified();
+            if let Some(close) = self.lock().close.clone() {
+                // Pass the wake-up on: the writer may be waiting in `next` too.
+                self.ready.notify_one();
+                return close;
+            }
+            notified.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn newest_frame_replaces_an_untaken_one() {
+        let outbox = Outbox::default();
+        assert_eq!(
+            outbox.push_frame(Bytes::from_static(b"f1")),
+            FramePush::Fresh
+        );
+        assert_eq!(
+            outbox.push_frame(Bytes::from_static(b"f2")),
+            FramePush::Replaced
+        );
+        let batch = outbox.next().await;
+        assert_eq!(
+            batch.messages,
+            [Bytes::from_static(b"f2")],
+            "should keep only the newest frame"
+        );
+        assert_eq!(
+            outbox.push_frame(Bytes::from_static(b"f3")),
+            FramePush::Fresh,
+            "taken frames are not replaced"
+        );
+    }
+
+    #[tokio::test]
+    async fn events_keep_their_order_and_come_before_the_frame() {
+        let outbox = Outbox::default();
+        outbox.push_frame(Bytes::from_static(b"frame"));
+        assert!(outbox.push_event(Bytes::from_static(b"e1")));
+        assert!(outbox.push_event(Bytes::from_static(b"e2")));
+        let batch = outbox.next().await;
+        assert_eq!(
+            batch.messages,
+            [&b"e1"[..], b"e2", b"frame"].map(Bytes::from_static)
+        );
+    }
+
+    #[test]
+    fn a_full_event_queue_reports_a_stuck_client() {
+        let outbox = Outbox::default();
+        for _ in 0..MAX_QUEUED_EVENTS {
+            assert!(outbox.push_event(Bytes::new()));
+        }
+        assert!(
+            !outbox.push_event(Bytes::new()),
+            "should refuse past the cap"
+        );
+    }
+
+    #[tokio::test]
+    async fn close_wins_over_pending_messages_and_wakes_waiters() {
+        let outbox = std::sync::Arc::new(Outbox::default());
+        let waiter = tokio::spawn({
+            let outbox = outbox.clone();
+            async move { outbox.closed().await }
+        });
+        outbox.push_event(Bytes::from_static(b"e"));
+        outbox.close(CloseReason::new(4004, "too slow"));
+        outbox.close(CloseReason::new(1001, "later reasons lose"));
+        let batch = outbox.next().await;
+        assert!(batch.messages.is_empty());
+        assert_eq!(batch.close, Some(CloseReason::new(4004, "too slow")));
+        assert_eq!(
+            waiter.await.expect("waiter task"),
+            CloseReason::new(4004, "too slow")
+        );
+    }
+}

@@ -1,0 +1,385 @@
+//! One bincode configuration for every side, and decoding that never panics.
+//!
+//! Decoding is bounded three ways: the input length is checked against the
+//! message's cap before bincode sees it, bincode itself runs with a byte
+//! [`CONFIG`] limit (so no length prefix can make it allocate more than that),
+//! and every decoded collection and string is checked against the protocol's
+//! caps. Trailing bytes are an error too: one message, one value.
+
+use bincode::config::{Configuration, Limit, LittleEndian, Varint};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::protocol::{
+    ClientMsg, MAX_CLIENT_MSG_BYTES, MAX_NAME_CHARS, MAX_PLAYERS, MAX_REASON_BYTES,
+    MAX_SERVER_MSG_BYTES, PlayerState, ServerMsg,
+};
+
+/// The bincode configuration used by server, browser and bots alike:
+/// little-endian, varint integers, and a hard limit on bytes read.
+pub const CONFIG: Configuration<LittleEndian, Varint, Limit<MAX_SERVER_MSG_BYTES>> =
+    bincode::config::standard().with_limit::<MAX_SERVER_MSG_BYTES>();
+
+/// Why some bytes are not a valid message.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("message is {len} bytes; the limit is {max}")]
+    TooLarge { len: usize, max: usize },
+    #[error("message is empty")]
+    Empty,
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("{0} trailing bytes after the message")]
+    TrailingBytes(usize),
+    #[error("{what} has {len} entries; the limit is {max}")]
+    TooMany {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
+    #[error("{what} is too long")]
+    TooLong { what: &'static str },
+}
+
+/// Encodes a client message.
+pub fn encode_client(msg: &ClientMsg) -> Vec<u8> {
+    encode(msg)
+}
+
+/// Encodes a server message.
+pub fn encode_server(msg: &ServerMsg) -> Vec<u8> {
+    encode(msg)
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    bincode::serde::encode_to_vec(value, CONFIG)
+        .expect("protocol types have no unsized sequences, so encoding into a Vec cannot fail")
+}
+
+/// Decodes one client message, as the server does with every binary frame.
+pub fn decode_client(bytes: &[u8]) -> Result<ClientMsg, DecodeError> {
+    let msg: ClientMsg = decode(bytes, MAX_CLIENT_MSG_BYTES)?;
+    if let ClientMsg::Hello { name, .. } = &msg {
+        check_name(name)?;
+    }
+    Ok(msg)
+}
+
+/// Decodes one server message, as the browser client and bots do.
+pub fn decode_server(bytes: &[u8]) -> Result<ServerMsg, DecodeError> {
+    let msg: ServerMsg = decode(bytes, MAX_SERVER_MSG_BYTES)?;
+    match &msg {
+        ServerMsg::Welcome(welcome) => {
+            check_len("welcome player list", welcome.players.len(), MAX_PLAYERS)?;
+            for player in &welcome.players {
+                check_name(&player.name)?;
+            }
+        }
+        ServerMsg::Rejected(rejection) => {
+            if rejection.message.len() > MAX_REASON_BYTES {
+                return Err(DecodeError::TooLong {
+                    what: "rejection message",
+                });
+            }
+        }
+        ServerMsg::Frame(frame) => {
+            check_len("frame player list", frame.players.len(), MAX_PLAYERS)?
+        }
+        ServerMsg::Joined(info) => check_name(&info.name)?,
+        ServerMsg::Left { .. } | ServerMsg::Pong { .. } => {}
+    }
+    Ok(msg)
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8], max: usize) -> Result<T, DecodeError> {
+    if bytes.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    if bytes.len() > max {
+        return Err(DecodeError::TooLarge {
+            len: bytes.len(),
+            max,
+        });
+    }
+    let (value, used) = bincode::serde::decode_from_slice(bytes, CONFIG)
+        .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if used != bytes.len() {
+        return Err(DecodeError::TrailingBytes(bytes.len() - used));
+    }
+    Ok(value)
+}
+
+fn check_len(what: &'static str, len: usize, max: usize) -> Result<(), DecodeError> {
+    if len > max {
+        return Err(DecodeError::TooMany { what, len, max });
+    }
+    Ok(())
+}
+
+fn check_name(name: &str) -> Result<(), DecodeError> {
+    // Four bytes per char is UTF-8's worst case; validity is the server's call.
+    if name.len() > MAX_NAME_CHARS * 4 {
+        return Err(DecodeError::TooLong {
+            what: "player name",
+        });
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Frames: encode the shared part once per tick
+// ---------------------------------------------------------------------------
+
+/// The bincode variant index of `ServerMsg::Frame` (its position in the enum).
+const FRAME_VARIANT: u32 = 2;
+
+/// The player list of one tick, encoded once and shared by every recipient's
+/// frame. Only the header (tick, ack) differs per player.
+#[derive(Debug, Clone)]
+pub struct EncodedPlayers(Vec<u8>);
+
+impl EncodedPlayers {
+    pub fn new(players: &[PlayerState]) -> Self {
+        EncodedPlayers(encode(&players))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Encodes `ServerMsg::Frame` for one recipient from the shared player bytes:
+/// byte-for-byte what [`encode_server`] would produce.
+pub fn encode_frame(tick: u32, ack_seq: u32, players: &EncodedPlayers) -> Vec<u8> {
+    let mut out = Vec::with_capacity(12 + players.len());
+    bincode::serde::encode_into_std_write((FRAME_VARIANT, tick, ack_seq), &mut out, CONFIG)
+        .expect("writing integers into a Vec cannot fail");
+    out.extend_from_slice(&players.0);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::protocol::*;
+    use crate::sim::{Body, Input, Vec2q};
+
+    fn sample_server_msgs() -> Vec<ServerMsg> {
+        let body = Body {
+            pos: Vec2q::new(12_345, -7),
+            vel: Vec2q::new(-300, 99_999),
+        };
+        vec![
+            ServerMsg::Welcome(Welcome {
+                version: PROTOCOL_VERSION,
+                you: 7,
+                tick_rate: 30,
+                tick: 1_000_000,
+                players: vec![PlayerInfo {
+                    id: 3,
+                    name: "ada".into(),
+                }],
+            }),
+            ServerMsg::Rejected(Rejection::new(RejectReason::ServerFull { max_players: 64 })),
+            ServerMsg::Rejected(Rejection::new(RejectReason::VersionMismatch {
+                server: 1,
+                client: 2,
+            })),
+            ServerMsg::Rejected(Rejection::new(RejectReason::BadName)),
+            ServerMsg::Rejected(Rejection::new(RejectReason::ShuttingDown)),
+            ServerMsg::Frame(Frame {
+                tick: u32::MAX,
+                ack_seq: 41,
+                players: vec![
+                    PlayerState { id: 1, body },
+                    PlayerState { id: 65_535, body },
+                ],
+            }),
+            ServerMsg::Joined(PlayerInfo {
+                id: 9,
+                name: "Zoë 🚀".into(),
+            }),
+            ServerMsg::Left { id: 9 },
+            ServerMsg::Pong {
+                client_time_us: u64::MAX,
+            },
+        ]
+    }
+
+    fn sample_client_msgs() -> Vec<ClientMsg> {
+        vec![
+            ClientMsg::Hello {
+                version: PROTOCOL_VERSION,
+                name: "bob".into(),
+            },
+            ClientMsg::Input {
+                seq: u32::MAX,
+                input: Input { x: -127, y: 127 },
+            },
+            ClientMsg::Ping {
+                client_time_us: 123_456_789,
+            },
+        ]
+    }
+
+    #[test]
+    fn every_server_message_round_trips() {
+        for msg in sample_server_msgs() {
+            let bytes = encode_server(&msg);
+            assert_eq!(
+                decode_server(&bytes),
+                Ok(msg.clone()),
+                "should round-trip {msg:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_client_message_round_trips() {
+        for msg in sample_client_msgs() {
+            let bytes = encode_client(&msg);
+            assert!(bytes.len() <= MAX_CLIENT_MSG_BYTES);
+            assert_eq!(
+                decode_client(&bytes),
+                Ok(msg.clone()),
+                "should round-trip {msg:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn shared_frame_encoding_matches_plain_encoding() {
+        let players: Vec<PlayerState> = (0..100)
+            .map(|i| PlayerState {
+                id: i,
+                body: Body {
+                    pos: Vec2q::new(i32::from(i) * 1000, -5),
+                    vel: Vec2q::new(3, i32::from(i)),
+                },
+            })
+            .collect();
+        let shared = EncodedPlayers::new(&players);
+        for (tick, ack) in [(0, 0), (1, 2), (300_000, 77), (u32::MAX, u32::MAX)] {
+            let plain = encode_server(&ServerMsg::Frame(Frame {
+                tick,
+                ack_seq: ack,
+                players: players.clone(),
+            }));
+            assert_eq!(
+                encode_frame(tick, ack, &shared),
+                plain,
+                "should match bincode's own frame bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn oversized_and_trailing_input_is_rejected() {
+        let too_big = vec![0u8; MAX_CLIENT_MSG_BYTES + 1];
+        assert!(matches!(
+            decode_client(&too_big),
+            Err(DecodeError::TooLarge { .. })
+        ));
+        assert_eq!(decode_client(&[]), Err(DecodeError::Empty));
+        let mut bytes = encode_client(&ClientMsg::Ping { client_time_us: 5 });
+        bytes.push(0);
+        assert_eq!(decode_client(&bytes), Err(DecodeError::TrailingBytes(1)));
+    }
+
+    #[test]
+    fn unknown_variant_is_a_typed_error() {
+        assert!(
+            matches!(decode_client(&[200]), Err(DecodeError::Malformed(_))),
+            "should not decode variant 200"
+        );
+        assert!(matches!(
+            decode_server(&[99, 0]),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn huge_length_prefix_does_not_allocate_or_panic() {
+        // Frame variant, tick 0, ack 0, then a player count of u64::MAX.
+        let bytes = [
+            2u8, 0, 0, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ];
+        assert!(
+            decode_server(&bytes).is_err(),
+            "should refuse an impossible length"
+        );
+        // Hello with a name length of 2^24.
+        let hello = [0u8, 1, 0xfc, 0, 0, 0, 1];
+        assert!(decode_client(&hello).is_err());
+    }
+
+    #[test]
+    fn overlong_name_is_rejected_by_the_decoder() {
+        let bytes = encode_server(&ServerMsg::Joined(PlayerInfo {
+            id: 1,
+            name: "n".repeat(200),
+        }));
+        assert_eq!(
+            decode_server(&bytes),
+            Err(DecodeError::TooLong {
+                what: "player name"
+            })
+        );
+    }
+
+    #[test]
+    fn frame_with_too_many_players_is_rejected() {
+        let players = vec![
+            PlayerState {
+                id: 0,
+                body: Body::default()
+            };
+            MAX_PLAYERS + 1
+        ];
+        let bytes = encode_server(&ServerMsg::Frame(Frame {
+            tick: 0,
+            ack_seq: 0,
+            players,
+        }));
+        assert!(matches!(
+            decode_server(&bytes),
+            Err(DecodeError::TooMany { .. })
+        ));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic_the_decoders(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = decode_client(&bytes);
+            let _ = decode_server(&bytes);
+        }
+
+        #[test]
+        fn mutated_valid_messages_never_panic(index in 0usize..12, pos in any::<usize>(), byte in any::<u8>()) {
+            let msgs: Vec<Vec<u8>> = sample_server_msgs().iter().map(encode_server)
+                .chain(sample_client_msgs().iter().map(encode_client)).collect();
+            let mut bytes = msgs[index % msgs.len()].clone();
+            let at = pos % bytes.len();
+            bytes[at] = byte;
+            let _ = decode_client(&bytes);
+            let _ = decode_server(&bytes);
+            bytes.truncate(at);
+            let _ = decode_client(&bytes);
+            let _ = decode_server(&bytes);
+        }
+
+        #[test]
+        fn any_input_round_trips(seq in any::<u32>(), x in any::<i8>(), y in any::<i8>()) {
+            let msg = ClientMsg::Input { seq, input: Input { x, y } };
+            prop_assert_eq!(decode_client(&encode_client(&msg)), Ok(msg));
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The code every side of arena runs unchanged: server, browser client and bots.
+//!
+//! # Layout
+//! - [`protocol`]: the messages (`ClientMsg`, `ServerMsg`), limits, close codes
+//!   and `PROTOCOL_VERSION`, in labelled sections.
+//! - [`codec`]: the one bincode config, bounded decoding with typed errors, and
+//!   the shared-bytes frame encoder the server's tick uses.
+//! - [`sim`]: the deterministic fixed-point simulation (`step`,
+//!   `resolve_overlaps`). Integer maths only, so the same inputs give the same
+//!   bits on x86_64 and wasm32.
+
+pub mod codec;
+pub mod protocol;
+pub mod sim;

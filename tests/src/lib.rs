@@ -1,0 +1,226 @@
+//! Harness for arena's end-to-end tests: the real server on `127.0.0.1:0`,
+//! real sockets, and small helpers to speak HTTP and read close frames.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use arena_client::ws::{ClientError, Incoming, WsClient};
+use arena_server::ServerConfig;
+use arena_shared::protocol::ServerMsg;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A server running in this process on an ephemeral loopback port.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start(config: ServerConfig) -> anyhow::Result<TestServer> {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("bind loopback")?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(arena_server::run(listener, config, async {
+            let _ = stopped.await;
+        }));
+        Ok(TestServer {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn client(&self) -> anyhow::Result<WsClient> {
+        Ok(WsClient::connect(&self.ws_url()).await?)
+    }
+
+    /// A client that completed the handshake as `name`.
+    pub async fn player(
+        &self,
+        name: &str,
+    ) -> anyhow::Result<(WsClient, arena_shared::protocol::Welcome)> {
+        let mut client = self.client().await?;
+        let welcome = client.handshake(name).await?;
+        Ok((client, welcome))
+    }
+
+    /// Reads one counter from `/metrics`.
+    pub async fn metric(&self, name: &str) -> anyhow::Result<u64> {
+        let response = http_get(self.addr, "/metrics", &[]).await?;
+        let body = String::from_utf8(response.body)?;
+        body.lines()
+            .find_map(|line| {
+                line.strip_prefix(name)
+                    .and_then(|rest| rest.strip_prefix(' '))
+            })
+            .with_context(|| format!("metric {name} missing"))?
+            .trim()
+            .parse()
+            .context("metric value")
+    }
+
+    /// Triggers graceful shutdown and waits for `run` to return.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .context("server should stop within 10s")???;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Reads until the server closes the connection; returns the close frame,
+/// skipping any messages before it.
+pub async fn expect_close(client: &mut WsClient) -> anyhow::Result<Option<(u16, String)>> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let next = tokio::time::timeout_at(deadline, client.recv())
+            .await
+            .context("no close within 10s")?;
+        match next {
+            Ok(Incoming::Closed(frame)) => return Ok(frame),
+            Ok(Incoming::Msg(_)) => {}
+            Err(ClientError::Lost(_)) => return Ok(None),
+            Err(e) => bail!("unexpected error while waiting for close: {e}"),
+        }
+    }
+}
+
+/// Reads until a message matches `want`.
+pub async fn recv_until<T>(
+    client: &mut WsClient,
+    mut want: impl FnMut(&ServerMsg) -> Option<T>,
+) -> anyhow::Result<T> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let next = tokio::time::timeout_at(deadline, client.recv())
+            .await
+            .context("waited 10s for a message")??;
+        match next {
+            Incoming::Msg(msg) => {
+                if let Some(found) = want(&msg) {
+                    return Ok(found);
+                }
+            }
+            Incoming::Closed(frame) => bail!("closed while waiting: {frame:?}"),
+        }
+    }
+}
+
+pub struct HttpResponse {
+    pub status: u16,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A plain HTTP/1.1 GET over a fresh connection (no keep-alive).
+pub async fn http_get(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<HttpResponse> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
+        .await
+        .context("http read timed out")??;
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> anyhow::Result<HttpResponse> {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("no header end")?;
+    let head = std::str::from_utf8(&raw[..split])?;
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .context("no status")?
+        .parse()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"))
+    {
+        body = dechunk(&body)?;
+    }
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut data: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .context("chunk size line")?;
+        let size = usize::from_str_radix(std::str::from_utf8(&data[..line_end])?.trim(), 16)?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        out.extend_from_slice(data.get(..size).context("short chunk")?);
+        data = data.get(size + 2..).context("chunk trailer")?;
+    }
+}
+
+/// A config suited to tests: loopback, fast timeouts where a test needs them.
+pub fn test_config() -> ServerConfig {
+    ServerConfig {
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..ServerConfig::default()
+    }
+}
