@@ -75,10 +75,7 @@ impl Brain {
             Behaviour::Wander => {
                 if self.steps_left == 0 {
                     let r = self.next_random();
-                    self.current = Input {
-                        x: (r & 0xff) as u8 as i8,
-                        y: ((r >> 8) & 0xff) as u8 as i8,
-                    };
+                    self.current = Input { x: (r & 0xff) as u8 as i8, y: ((r >> 8) & 0xff) as u8 as i8 };
                     self.steps_left = INPUT_RATE_HZ + (r >> 16) as u32 % INPUT_RATE_HZ;
                 }
                 self.steps_left -= 1;
@@ -86,10 +83,7 @@ impl Brain {
             }
             Behaviour::Circle => {
                 self.phase += std::f32::consts::TAU / (3.0 * INPUT_RATE_HZ as f32);
-                Input {
-                    x: (self.phase.cos() * 127.0) as i8,
-                    y: (self.phase.sin() * 127.0) as i8,
-                }
+                Input { x: (self.phase.cos() * 127.0) as i8, y: (self.phase.sin() * 127.0) as i8 }
             }
         }
     }
@@ -209,9 +203,7 @@ pub async fn run_swarm(config: SwarmConfig, live: Arc<Live>) -> Vec<BotRecord> {
             Ok(record) => records.push(record),
             Err(e) => records.push(BotRecord::new(
                 usize::MAX,
-                Outcome::ConnectFailed {
-                    error: format!("bot task died: {e}"),
-                },
+                Outcome::ConnectFailed { error: format!("bot task died: {e}") },
             )),
         }
     }
@@ -219,12 +211,7 @@ pub async fn run_swarm(config: SwarmConfig, live: Arc<Live>) -> Vec<BotRecord> {
     records
 }
 
-async fn run_bot(
-    index: usize,
-    config: Arc<SwarmConfig>,
-    live: Arc<Live>,
-    clock: Instant,
-) -> BotRecord {
+async fn run_bot(index: usize, config: Arc<SwarmConfig>, live: Arc<Live>, clock: Instant) -> BotRecord {
     let deadline = clock + config.duration;
     let name = format!("{}{index}", config.name_prefix);
     let connecting = async {
@@ -240,12 +227,7 @@ async fn run_bot(
         }
         Err(_) => {
             live.failed.fetch_add(1, Relaxed);
-            return BotRecord::new(
-                index,
-                Outcome::ConnectFailed {
-                    error: "timed out connecting".into(),
-                },
-            );
+            return BotRecord::new(index, Outcome::ConnectFailed { error: "timed out connecting".into() });
         }
     };
     live.connected.fetch_add(1, Relaxed);
@@ -255,8 +237,7 @@ async fn run_bot(
 
     let (mut tx, mut rx) = client.split();
     let mut brain = Brain::new(config.behaviour, index);
-    let mut inputs =
-        tokio::time::interval(Duration::from_micros(1_000_000 / u64::from(INPUT_RATE_HZ)));
+    let mut inputs = tokio::time::interval(Duration::from_micros(1_000_000 / u64::from(INPUT_RATE_HZ)));
     inputs.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut pings = tokio::time::interval(PING_PERIOD);
     pings.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -314,14 +295,10 @@ async fn run_bot(
 
 fn failure_outcome(error: ClientError) -> Outcome {
     match error {
-        ClientError::Rejected(rejection) => Outcome::Rejected {
-            message: rejection.message,
-        },
+        ClientError::Rejected(rejection) => Outcome::Rejected { message: rejection.message },
         ClientError::Protocol(error) => Outcome::ProtocolError { error },
         ClientError::Closed { code, reason } => Outcome::Disconnected { code, reason },
-        other => Outcome::ConnectFailed {
-            error: other.to_string(),
-        },
+        other => Outcome::ConnectFailed { error: other.to_string() },
     }
 }
 
@@ -376,24 +353,15 @@ impl Report {
             }
         };
         let per_sec = |value: u64, r: &BotRecord| {
-            if r.connected_secs > 0.0 {
-                value as f64 / r.connected_secs
-            } else {
-                0.0
-            }
+            if r.connected_secs > 0.0 { value as f64 / r.connected_secs } else { 0.0 }
         };
-        let mut rtts: Vec<f64> = records
-            .iter()
-            .flat_map(|r| r.rtt_ms.iter().copied())
-            .collect();
+        let mut rtts: Vec<f64> = records.iter().flat_map(|r| r.rtt_ms.iter().copied()).collect();
         rtts.sort_by(f64::total_cmp);
         let mut errors: Vec<String> = Vec::new();
         for record in records {
             let text = match &record.outcome {
                 Outcome::Completed => continue,
-                Outcome::ConnectFailed { error } | Outcome::ProtocolError { error } => {
-                    error.clone()
-                }
+                Outcome::ConnectFailed { error } | Outcome::ProtocolError { error } => error.clone(),
                 Outcome::Rejected { message } => format!("rejected: {message}"),
                 Outcome::Disconnected { code, reason } => {
                     format!("closed by server ({code}): {reason}")
@@ -406,9 +374,7 @@ impl Report {
         Report {
             bots: records.len(),
             connected: connected.len(),
-            failed: count(|o| {
-                matches!(o, Outcome::ConnectFailed { .. } | Outcome::Rejected { .. })
-            }),
+            failed: count(|o| matches!(o, Outcome::ConnectFailed { .. } | Outcome::Rejected { .. })),
             rejected: count(|o| matches!(o, Outcome::Rejected { .. })),
             protocol_errors: count(|o| matches!(o, Outcome::ProtocolError { .. })),
             disconnected: count(|o| matches!(o, Outcome::Disconnected { .. })),
@@ -423,11 +389,7 @@ impl Report {
             },
             down_bytes_per_sec: mean(&|r| per_sec(r.bytes_down, r)),
             up_bytes_per_sec: mean(&|r| per_sec(r.bytes_up, r)),
-            max_players_seen: records
-                .iter()
-                .map(|r| r.max_players_seen)
-                .max()
-                .unwrap_or(0),
+            max_players_seen: records.iter().map(|r| r.max_players_seen).max().unwrap_or(0),
             mean_max_ack: mean(&|r| f64::from(r.max_ack)),
             errors,
         }
@@ -441,34 +403,19 @@ impl Report {
     /// The human-readable table.
     pub fn to_table(&self) -> String {
         let rows = [
-            (
-                "bots",
-                format!("{} ({:?})", self.bots, self.behaviour).to_lowercase(),
-            ),
+            ("bots", format!("{} ({:?})", self.bots, self.behaviour).to_lowercase()),
             ("connected", self.connected.to_string()),
-            (
-                "failed",
-                format!("{} ({} rejected)", self.failed, self.rejected),
-            ),
+            ("failed", format!("{} ({} rejected)", self.failed, self.rejected)),
             ("protocol errors", self.protocol_errors.to_string()),
             ("disconnected early", self.disconnected.to_string()),
             ("frames/s per bot", format!("{:.1}", self.frames_per_sec)),
             ("tick gaps", self.tick_gaps.to_string()),
             (
                 "rtt p50/p95/p99",
-                format!(
-                    "{:.2} / {:.2} / {:.2} ms",
-                    self.rtt_ms.p50, self.rtt_ms.p95, self.rtt_ms.p99
-                ),
+                format!("{:.2} / {:.2} / {:.2} ms", self.rtt_ms.p50, self.rtt_ms.p95, self.rtt_ms.p99),
             ),
-            (
-                "down per bot",
-                format!("{:.1} KB/s", self.down_bytes_per_sec / 1000.0),
-            ),
-            (
-                "up per bot",
-                format!("{:.1} KB/s", self.up_bytes_per_sec / 1000.0),
-            ),
+            ("down per bot", format!("{:.1} KB/s", self.down_bytes_per_sec / 1000.0)),
+            ("up per bot", format!("{:.1} KB/s", self.up_bytes_per_sec / 1000.0)),
             ("max players seen", self.max_players_seen.to_string()),
         ];
         let mut out = String::new();
@@ -514,39 +461,17 @@ mod tests {
             tick,
             ack_seq: tick,
             players: vec![
-                PlayerState {
-                    id: 1,
-                    body: Body::default(),
-                },
-                PlayerState {
-                    id: 2,
-                    body: Body {
-                        pos: Vec2q::new(x, 0),
-                        vel: Vec2q::default(),
-                    },
-                },
+                PlayerState { id: 1, body: Body::default() },
+                PlayerState { id: 2, body: Body { pos: Vec2q::new(x, 0), vel: Vec2q::default() } },
             ],
         };
         record.observe_frame(&frame(10, 0)).expect("first frame");
         record.observe_frame(&frame(11, 0)).expect("next tick");
-        assert!(
-            record.saw_move.is_empty(),
-            "should not count a still player as moving"
-        );
+        assert!(record.saw_move.is_empty(), "should not count a still player as moving");
         record.observe_frame(&frame(14, 5)).expect("later tick");
-        assert_eq!(
-            record.tick_gaps, 2,
-            "should count ticks 12 and 13 as missing"
-        );
-        assert_eq!(
-            record.saw_move,
-            BTreeSet::from([2]),
-            "should see player 2 move, not itself"
-        );
-        assert!(
-            record.observe_frame(&frame(14, 5)).is_err(),
-            "a repeated tick is a protocol error"
-        );
+        assert_eq!(record.tick_gaps, 2, "should count ticks 12 and 13 as missing");
+        assert_eq!(record.saw_move, BTreeSet::from([2]), "should see player 2 move, not itself");
+        assert!(record.observe_frame(&frame(14, 5)).is_err(), "a repeated tick is a protocol error");
     }
 
     #[test]
@@ -554,14 +479,9 @@ mod tests {
         let mut idle = Brain::new(Behaviour::Idle, 3);
         assert!((0..100).all(|_| idle.next_input() == Input::default()));
         let mut wander = Brain::new(Behaviour::Wander, 3);
-        let distinct: BTreeSet<(i8, i8)> = (0..600)
-            .map(|_| wander.next_input())
-            .map(|i| (i.x, i.y))
-            .collect();
-        assert!(
-            distinct.len() >= 4,
-            "wandering should change direction: {distinct:?}"
-        );
+        let distinct: BTreeSet<(i8, i8)> =
+            (0..600).map(|_| wander.next_input()).map(|i| (i.x, i.y)).collect();
+        assert!(distinct.len() >= 4, "wandering should change direction: {distinct:?}");
         let mut circle = Brain::new(Behaviour::Circle, 0);
         let inputs: Vec<Input> = (0..180).map(|_| circle.next_input()).collect();
         assert!(

@@ -72,23 +72,15 @@ impl WsClient {
 
     /// Connects as a browser on page `origin` would (bots send no Origin).
     pub async fn connect_with_origin(url: &str, origin: Option<&str>) -> Result<Self, ClientError> {
-        let mut request = url
-            .into_client_request()
-            .map_err(|e| ClientError::Connect(e.to_string()))?;
+        let mut request = url.into_client_request().map_err(|e| ClientError::Connect(e.to_string()))?;
         if let Some(origin) = origin {
-            let value =
-                HeaderValue::from_str(origin).map_err(|e| ClientError::Connect(e.to_string()))?;
+            let value = HeaderValue::from_str(origin).map_err(|e| ClientError::Connect(e.to_string()))?;
             request.headers_mut().insert("origin", value);
         }
-        let (ws, _response) =
-            tokio_tungstenite::connect_async(request)
-                .await
-                .map_err(|e| match e {
-                    tungstenite::Error::Http(response) => {
-                        ClientError::Http(response.status().as_u16())
-                    }
-                    other => ClientError::Connect(other.to_string()),
-                })?;
+        let (ws, _response) = tokio_tungstenite::connect_async(request).await.map_err(|e| match e {
+            tungstenite::Error::Http(response) => ClientError::Http(response.status().as_u16()),
+            other => ClientError::Connect(other.to_string()),
+        })?;
         if let MaybeTlsStream::Plain(tcp) = ws.get_ref() {
             // Inputs are tiny and latency-bound.
             let _ = tcp.set_nodelay(true);
@@ -99,13 +91,7 @@ impl WsClient {
     /// Wraps an already-handshaken socket (tests use custom TCP settings).
     pub fn from_stream(ws: Socket) -> Self {
         let (sink, stream) = ws.split();
-        WsClient {
-            tx: WsSender { sink, bytes_up: 0 },
-            rx: WsReceiver {
-                stream,
-                bytes_down: 0,
-            },
-        }
+        WsClient { tx: WsSender { sink, bytes_up: 0 }, rx: WsReceiver { stream, bytes_down: 0 } }
     }
 
     pub fn split(self) -> (WsSender, WsReceiver) {
@@ -126,17 +112,11 @@ impl WsClient {
 
     /// Sends `Hello` and waits for `Welcome`; a `Rejected` becomes an error.
     pub async fn handshake(&mut self, name: &str) -> Result<Welcome, ClientError> {
-        self.send(&ClientMsg::Hello {
-            version: PROTOCOL_VERSION,
-            name: name.to_owned(),
-        })
-        .await?;
+        self.send(&ClientMsg::Hello { version: PROTOCOL_VERSION, name: name.to_owned() }).await?;
         match self.recv().await? {
             Incoming::Msg(ServerMsg::Welcome(welcome)) => Ok(welcome),
             Incoming::Msg(ServerMsg::Rejected(rejection)) => Err(ClientError::Rejected(rejection)),
-            Incoming::Msg(other) => Err(ClientError::Protocol(format!(
-                "expected Welcome, got {other:?}"
-            ))),
+            Incoming::Msg(other) => Err(ClientError::Protocol(format!("expected Welcome, got {other:?}"))),
             Incoming::Closed(frame) => Err(closed(frame)),
         }
     }
@@ -148,8 +128,7 @@ impl WsClient {
 
 impl WsSender {
     pub async fn send(&mut self, msg: &ClientMsg) -> Result<(), ClientError> {
-        self.send_raw(Message::Binary(encode_client(msg).into()))
-            .await
+        self.send_raw(Message::Binary(encode_client(msg).into())).await
     }
 
     /// Sends any WebSocket message, valid or not.
@@ -160,10 +139,7 @@ impl WsSender {
 
     /// Says goodbye with a normal close frame.
     pub async fn close(&mut self) {
-        let frame = CloseFrame {
-            code: CloseCode::Normal,
-            reason: "bye".into(),
-        };
+        let frame = CloseFrame { code: CloseCode::Normal, reason: "bye".into() };
         let _ = self.sink.send(Message::Close(Some(frame))).await;
     }
 }
@@ -182,9 +158,7 @@ impl WsReceiver {
                     return Ok(Incoming::Msg(decode_server(&bytes)?));
                 }
                 Ok(Message::Close(frame)) => {
-                    return Ok(Incoming::Closed(
-                        frame.map(|f| (u16::from(f.code), f.reason.to_string())),
-                    ));
+                    return Ok(Incoming::Closed(frame.map(|f| (u16::from(f.code), f.reason.to_string()))));
                 }
                 Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
                 Ok(Message::Text(_)) => {

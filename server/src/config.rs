@@ -8,11 +8,7 @@ use arena_shared::protocol::MAX_PLAYERS;
 use clap::Parser;
 
 #[derive(Parser, Debug, Clone)]
-#[command(
-    name = "arena-server",
-    version,
-    about = "arena's authoritative game server"
-)]
+#[command(name = "arena-server", version, about = "arena's authoritative game server")]
 pub struct ServerConfig {
     /// Address to listen on.
     #[arg(long, env = "ARENA_BIND", default_value = "0.0.0.0:7777")]
@@ -85,9 +81,7 @@ impl ServerConfig {
 
     /// Consecutive ticks of stale frames after which a client is dropped.
     pub fn slow_client_ticks(&self) -> u32 {
-        (self.slow_client_ms * u64::from(self.tick_rate))
-            .div_ceil(1000)
-            .max(2) as u32
+        (self.slow_client_ms * u64::from(self.tick_rate)).div_ceil(1000).max(2) as u32
     }
 }
 
@@ -112,9 +106,7 @@ fn parse_web_dir(value: &str) -> Result<PathBuf, String> {
         ));
     }
     if !path.join("index.html").is_file() {
-        return Err(format!(
-            "'{value}' has no index.html; is it trunk's dist/ directory?"
-        ));
+        return Err(format!("'{value}' has no index.html; is it trunk's dist/ directory?"));
     }
     Ok(path)
 }
@@ -136,31 +128,16 @@ mod tests {
 
     #[test]
     fn bad_values_get_readable_errors() {
+        let err = ServerConfig::try_parse_from(["arena-server", "--tick-rate", "0"]).expect_err("0 Hz");
+        assert!(err.to_string().contains("tick-rate"), "should name the flag: {err}");
         let err =
-            ServerConfig::try_parse_from(["arena-server", "--tick-rate", "0"]).expect_err("0 Hz");
-        assert!(
-            err.to_string().contains("tick-rate"),
-            "should name the flag: {err}"
-        );
-        let err = ServerConfig::try_parse_from(["arena-server", "--allow-origin", "nope"])
-            .expect_err("bad origin");
-        assert!(
-            err.to_string().contains("not an origin"),
-            "should explain: {err}"
-        );
-        let err =
-            ServerConfig::try_parse_from(["arena-server", "--web-dir", "/definitely/missing"])
-                .expect_err("dir");
-        assert!(
-            err.to_string().contains("not a directory"),
-            "should explain: {err}"
-        );
-        let err = ServerConfig::try_parse_from(["arena-server", "--bind", "localhost"])
-            .expect_err("no port");
-        assert!(
-            err.to_string().contains("--bind"),
-            "should name the flag: {err}"
-        );
+            ServerConfig::try_parse_from(["arena-server", "--allow-origin", "nope"]).expect_err("bad origin");
+        assert!(err.to_string().contains("not an origin"), "should explain: {err}");
+        let err = ServerConfig::try_parse_from(["arena-server", "--web-dir", "/definitely/missing"])
+            .expect_err("dir");
+        assert!(err.to_string().contains("not a directory"), "should explain: {err}");
+        let err = ServerConfig::try_parse_from(["arena-server", "--bind", "localhost"]).expect_err("no port");
+        assert!(err.to_string().contains("--bind"), "should name the flag: {err}");
     }
 
     #[test]
@@ -178,11 +155,7 @@ mod tests {
 
     #[test]
     fn slow_client_ticks_scale_with_tick_rate() {
-        let cfg = ServerConfig {
-            tick_rate: 30,
-            slow_client_ms: 2000,
-            ..ServerConfig::default()
-        };
+        let cfg = ServerConfig { tick_rate: 30, slow_client_ms: 2000, ..ServerConfig::default() };
         assert_eq!(cfg.slow_client_ticks(), 60);
     }
 }

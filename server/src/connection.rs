@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use arena_shared::codec::{DecodeError, decode_client, encode_server};
 use arena_shared::protocol::{
-    ClientMsg, MAX_CLIENT_MSG_BYTES, MAX_REASON_BYTES, PROTOCOL_VERSION, PlayerId, RejectReason,
-    Rejection, ServerMsg, close, validate_name,
+    ClientMsg, MAX_CLIENT_MSG_BYTES, MAX_REASON_BYTES, PROTOCOL_VERSION, PlayerId, RejectReason, Rejection,
+    ServerMsg, close, validate_name,
 };
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
@@ -40,15 +40,15 @@ pub async fn serve(socket: WebSocket, state: AppState) {
         return;
     };
     let Seat { id, outbox, inputs } = seat;
-    let mut writer = tokio::spawn(write_loop(
-        sink,
-        outbox.clone(),
-        state.config.ping_interval(),
-        state.metrics.clone(),
-    ));
+    let mut writer =
+        tokio::spawn(write_loop(sink, outbox.clone(), state.config.ping_interval(), state.metrics.clone()));
 
+    let mut peer_closed = false;
     let ended_by = tokio::select! {
-        reason = read_loop(&mut stream, id, &inputs, &outbox, &state) => reason,
+        reason = read_loop(&mut stream, id, &inputs, &outbox, &state) => {
+            peer_closed = reason.is_none();
+            reason
+        }
         _ = &mut writer => None,
         () = state.cancel.cancelled() => Some(CloseReason::new(close::GOING_AWAY, "server shutting down")),
     };
@@ -63,13 +63,13 @@ pub async fn serve(socket: WebSocket, state: AppState) {
     } else {
         outbox.close(CloseReason::new(close::NORMAL, "goodbye"));
     }
-    if tokio::time::timeout(CLOSE_TIMEOUT, &mut writer)
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(CLOSE_TIMEOUT, &mut writer).await.is_err() {
         writer.abort();
     }
     state.room.leave(id).await;
+    if !peer_closed {
+        linger(&mut stream).await;
+    }
 }
 
 /// Reads `Hello`, checks it, and asks the room for a seat. On refusal the
@@ -78,14 +78,15 @@ async fn handshake(sink: &mut Sink, stream: &mut Stream, state: &AppState) -> Op
     let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.next()).await;
     let bytes = match first {
         Err(_) => {
+            Metrics::inc(&state.metrics.timeouts_total);
             let reason = format!("no Hello within {}s", HANDSHAKE_TIMEOUT.as_secs());
-            send_close(sink, CloseReason::new(close::TIMEOUT, reason)).await;
+            close_and_linger(sink, stream, CloseReason::new(close::TIMEOUT, reason)).await;
             return None;
         }
         Ok(None | Some(Ok(Message::Close(_)))) => return None,
         Ok(Some(Err(e))) => {
             if let Some(reason) = read_error_close(e) {
-                send_close(sink, reason).await;
+                close_and_linger(sink, stream, reason).await;
             }
             return None;
         }
@@ -93,7 +94,7 @@ async fn handshake(sink: &mut Sink, stream: &mut Stream, state: &AppState) -> Op
         Ok(Some(Ok(other))) => {
             let reason = unexpected_message_close(&other);
             Metrics::inc(&state.metrics.protocol_errors_total);
-            send_close(sink, reason).await;
+            close_and_linger(sink, stream, reason).await;
             return None;
         }
     };
@@ -104,20 +105,17 @@ async fn handshake(sink: &mut Sink, stream: &mut Stream, state: &AppState) -> Op
         Ok(other) => {
             Metrics::inc(&state.metrics.protocol_errors_total);
             let reason = format!("expected Hello first, got {}", message_kind(&other));
-            send_close(sink, CloseReason::new(close::PROTOCOL_ERROR, reason)).await;
+            close_and_linger(sink, stream, CloseReason::new(close::PROTOCOL_ERROR, reason)).await;
             return None;
         }
         Err(e) => {
             Metrics::inc(&state.metrics.protocol_errors_total);
-            send_close(sink, decode_error_close(&e)).await;
+            close_and_linger(sink, stream, decode_error_close(&e)).await;
             return None;
         }
     };
     let result = if version != PROTOCOL_VERSION {
-        Err(Rejection::new(RejectReason::VersionMismatch {
-            server: PROTOCOL_VERSION,
-            client: version,
-        }))
+        Err(Rejection::new(RejectReason::VersionMismatch { server: PROTOCOL_VERSION, client: version }))
     } else if let Some(name) = validate_name(&name) {
         state.room.join(name.to_owned()).await
     } else {
@@ -128,11 +126,10 @@ async fn handshake(sink: &mut Sink, stream: &mut Stream, state: &AppState) -> Op
         Err(rejection) => {
             Metrics::inc(&state.metrics.rejected_total);
             tracing::debug!(%name, reason = %rejection.message, "handshake refused");
-            let close_reason =
-                CloseReason::new(rejection.reason.close_code(), rejection.message.clone());
+            let close_reason = CloseReason::new(rejection.reason.close_code(), rejection.message.clone());
             let bytes = Bytes::from(encode_server(&ServerMsg::Rejected(rejection)));
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Binary(bytes))).await;
-            send_close(sink, close_reason).await;
+            close_and_linger(sink, stream, close_reason).await;
             None
         }
     }
@@ -152,6 +149,7 @@ async fn read_loop(
     loop {
         let message = match tokio::time::timeout(idle, stream.next()).await {
             Err(_) => {
+                Metrics::inc(&metrics.timeouts_total);
                 tracing::debug!(player = id, "dropping silent client");
                 return Some(CloseReason::new(
                     close::TIMEOUT,
@@ -184,10 +182,7 @@ async fn read_loop(
             Ok(ClientMsg::Ping { client_time_us }) => {
                 let pong = Bytes::from(encode_server(&ServerMsg::Pong { client_time_us }));
                 if !outbox.push_event(pong) {
-                    return Some(CloseReason::new(
-                        close::TOO_SLOW,
-                        "too slow: replies were not being read",
-                    ));
+                    return Some(CloseReason::new(close::TOO_SLOW, "too slow: replies were not being read"));
                 }
             }
             Ok(ClientMsg::Hello { .. }) => {
@@ -204,12 +199,7 @@ async fn read_loop(
 
 /// Drains the outbox to the socket and pings, until the outbox closes (then
 /// sends the close frame) or the socket fails.
-async fn write_loop(
-    mut sink: Sink,
-    outbox: Arc<Outbox>,
-    ping_every: Duration,
-    metrics: Arc<Metrics>,
-) {
+async fn write_loop(mut sink: Sink, outbox: Arc<Outbox>, ping_every: Duration, metrics: Arc<Metrics>) {
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     loop {
         let batch = tokio::select! {
@@ -249,11 +239,27 @@ async fn write_loop(
     }
 }
 
+/// Sends our close frame, then waits briefly for the peer's reply so that
+/// dropping the socket cannot reset the connection before the peer has read
+/// the frame (the reason would be lost).
+async fn close_and_linger(sink: &mut Sink, stream: &mut Stream, reason: CloseReason) {
+    send_close(sink, reason).await;
+    linger(stream).await;
+}
+
+async fn linger(stream: &mut Stream) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 async fn send_close(sink: &mut Sink, reason: CloseReason) {
-    let frame = CloseFrame {
-        code: reason.code,
-        reason: truncate(&reason.reason, MAX_REASON_BYTES).into(),
-    };
+    let frame = CloseFrame { code: reason.code, reason: truncate(&reason.reason, MAX_REASON_BYTES).into() };
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
 }
 
@@ -264,10 +270,9 @@ fn read_error_close(error: axum::Error) -> Option<CloseReason> {
             close::MESSAGE_TOO_BIG,
             format!("message too big: the limit is {MAX_CLIENT_MSG_BYTES} bytes"),
         )),
-        Ok(e) if matches!(*e, tungstenite::Error::Protocol(_)) => Some(CloseReason::new(
-            close::PROTOCOL_ERROR,
-            format!("websocket protocol error: {e}"),
-        )),
+        Ok(e) if matches!(*e, tungstenite::Error::Protocol(_)) => {
+            Some(CloseReason::new(close::PROTOCOL_ERROR, format!("websocket protocol error: {e}")))
+        }
         _ => None,
     }
 }
@@ -282,9 +287,7 @@ fn decode_error_close(error: &DecodeError) -> CloseReason {
 
 fn unexpected_message_close(message: &Message) -> CloseReason {
     match message {
-        Message::Text(_) => {
-            CloseReason::new(close::UNSUPPORTED_DATA, "arena speaks binary messages only")
-        }
+        Message::Text(_) => CloseReason::new(close::UNSUPPORTED_DATA, "arena speaks binary messages only"),
         _ => CloseReason::new(close::PROTOCOL_ERROR, "expected a binary Hello"),
     }
 }
@@ -322,9 +325,6 @@ mod tests {
             decode_error_close(&DecodeError::TooLarge { len: 999, max: 256 }).code,
             close::MESSAGE_TOO_BIG
         );
-        assert_eq!(
-            decode_error_close(&DecodeError::Malformed("x".into())).code,
-            close::PROTOCOL_ERROR
-        );
+        assert_eq!(decode_error_close(&DecodeError::Malformed("x".into())).code, close::PROTOCOL_ERROR);
     }
 }

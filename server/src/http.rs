@@ -48,31 +48,19 @@ pub fn app(state: AppState) -> Router {
     router.with_state(state)
 }
 
-async fn upgrade(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
+async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
     if !origin_allowed(&headers, &state.config.allow_origins) {
         Metrics::inc(&state.metrics.bad_origin_total);
-        let origin = headers
-            .get(header::ORIGIN)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("?");
+        let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).unwrap_or("?");
         tracing::debug!(origin, "refusing websocket from a foreign origin");
-        return (
-            StatusCode::FORBIDDEN,
-            "this page's origin may not connect; see --allow-origin\n",
-        )
+        return (StatusCode::FORBIDDEN, "this page's origin may not connect; see --allow-origin\n")
             .into_response();
     }
     Metrics::inc(&state.metrics.connections_total);
-    ws.max_message_size(MAX_WS_MESSAGE_BYTES)
-        .max_frame_size(MAX_WS_MESSAGE_BYTES)
-        .on_upgrade(move |socket| {
-            let connections = state.connections.clone();
-            connections.track_future(connection::serve(socket, state))
-        })
+    ws.max_message_size(MAX_WS_MESSAGE_BYTES).max_frame_size(MAX_WS_MESSAGE_BYTES).on_upgrade(move |socket| {
+        let connections = state.connections.clone();
+        connections.track_future(connection::serve(socket, state))
+    })
 }
 
 /// Browsers always send Origin; other clients (bots) send none and are let
@@ -109,20 +97,14 @@ async fn healthz(State(state): State<AppState>) -> Response {
 
 async fn metrics(State(state): State<AppState>) -> Response {
     let content_type = HeaderValue::from_static("text/plain; version=0.0.4");
-    (
-        [(header::CONTENT_TYPE, content_type)],
-        state.metrics.render(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, content_type)], state.metrics.render()).into_response()
 }
 
 /// trunk's dist/: precompressed .br/.gz siblings are served when the browser
 /// accepts them, and the cache headers follow the file name.
 fn static_files(dir: &Path) -> Router {
     let serve = ServeDir::new(dir).precompressed_br().precompressed_gzip();
-    Router::new()
-        .fallback_service(serve)
-        .layer(middleware::from_fn(cache_headers))
+    Router::new().fallback_service(serve).layer(middleware::from_fn(cache_headers))
 }
 
 async fn cache_headers(request: Request, next: Next) -> Response {
@@ -139,17 +121,12 @@ async fn cache_headers(request: Request, next: Next) -> Response {
 /// above all) must be revalidated so a new build is picked up.
 pub fn cache_policy(path: &str) -> &'static str {
     let name = path.rsplit('/').next().unwrap_or(path);
-    if has_content_hash(name) {
-        "public, max-age=31536000, immutable"
-    } else {
-        "no-cache"
-    }
+    if has_content_hash(name) { "public, max-age=31536000, immutable" } else { "no-cache" }
 }
 
 /// trunk names outputs `stem-<16 hex>[_bg].ext`.
 fn has_content_hash(name: &str) -> bool {
-    name.split(['-', '_', '.'])
-        .any(|part| part.len() >= 16 && part.bytes().all(|b| b.is_ascii_hexdigit()))
+    name.split(['-', '_', '.']).any(|part| part.len() >= 16 && part.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 #[cfg(test)]
@@ -158,49 +135,25 @@ mod tests {
 
     fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(
-            header::HOST,
-            HeaderValue::from_str(host).expect("valid host"),
-        );
+        h.insert(header::HOST, HeaderValue::from_str(host).expect("valid host"));
         if let Some(o) = origin {
-            h.insert(
-                header::ORIGIN,
-                HeaderValue::from_str(o).expect("valid origin"),
-            );
+            h.insert(header::ORIGIN, HeaderValue::from_str(o).expect("valid origin"));
         }
         h
     }
 
     #[test]
     fn same_host_and_listed_origins_are_allowed() {
-        assert!(
-            origin_allowed(&headers(None, "a:1"), &[]),
-            "no Origin (a bot) should pass"
-        );
-        assert!(
-            origin_allowed(&headers(Some("http://a:1"), "a:1"), &[]),
-            "same host should pass"
-        );
-        assert!(origin_allowed(
-            &headers(Some("http://dev:8080"), "a:1"),
-            &["http://dev:8080".into()]
-        ));
-        assert!(origin_allowed(
-            &headers(Some("https://x.y"), "a:1"),
-            &["*".into()]
-        ));
+        assert!(origin_allowed(&headers(None, "a:1"), &[]), "no Origin (a bot) should pass");
+        assert!(origin_allowed(&headers(Some("http://a:1"), "a:1"), &[]), "same host should pass");
+        assert!(origin_allowed(&headers(Some("http://dev:8080"), "a:1"), &["http://dev:8080".into()]));
+        assert!(origin_allowed(&headers(Some("https://x.y"), "a:1"), &["*".into()]));
     }
 
     #[test]
     fn foreign_origins_are_refused() {
-        assert!(!origin_allowed(
-            &headers(Some("http://evil.example"), "a:1"),
-            &[]
-        ));
-        assert!(
-            !origin_allowed(&headers(Some("http://a:2"), "a:1"), &[]),
-            "another port is another origin"
-        );
+        assert!(!origin_allowed(&headers(Some("http://evil.example"), "a:1"), &[]));
+        assert!(!origin_allowed(&headers(Some("http://a:2"), "a:1"), &[]), "another port is another origin");
         assert!(!origin_allowed(&headers(Some("null"), "a:1"), &[]));
     }
 
@@ -210,10 +163,7 @@ mod tests {
             cache_policy("/arena-client-1a2b3c4d5e6f7a8b_bg.wasm"),
             "public, max-age=31536000, immutable"
         );
-        assert_eq!(
-            cache_policy("/style-0123456789abcdef.css"),
-            "public, max-age=31536000, immutable"
-        );
+        assert_eq!(cache_policy("/style-0123456789abcdef.css"), "public, max-age=31536000, immutable");
         assert_eq!(cache_policy("/"), "no-cache");
         assert_eq!(cache_policy("/index.html"), "no-cache");
         assert_eq!(cache_policy("/favicon.ico"), "no-cache");

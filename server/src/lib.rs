@@ -88,16 +88,10 @@ pub async fn run(
     // Upgraded sockets outlive axum's graceful shutdown; wait for their close frames.
     cancel.cancel();
     connections.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, connections.wait())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(SHUTDOWN_GRACE, connections.wait()).await.is_err() {
         tracing::warn!("some connections did not close within {SHUTDOWN_GRACE:?}");
     }
-    if tokio::time::timeout(SHUTDOWN_GRACE, room.task)
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(SHUTDOWN_GRACE, room.task).await.is_err() {
         tracing::warn!("room task did not stop within {SHUTDOWN_GRACE:?}");
     }
     Ok(())

@@ -13,20 +13,13 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> anyhow::Result<()> {
     let config = ServerConfig::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
 
     let listener = TcpListener::bind(config.bind).await.with_context(|| {
-        format!(
-            "cannot listen on {} (is another server using it? try --bind)",
-            config.bind
-        )
+        format!("cannot listen on {} (is another server using it? try --bind)", config.bind)
     })?;
-    let addr = listener
-        .local_addr()
-        .context("listener has no local address")?;
+    let addr = listener.local_addr().context("listener has no local address")?;
     print_urls(addr, config.web_dir.is_some());
     arena_server::run(listener, config, arena_server::shutdown_signal()).await?;
     tracing::info!("stopped");
@@ -41,18 +34,11 @@ fn print_urls(addr: SocketAddr, serving_client: bool) {
     if addr.ip().is_unspecified() {
         hosts.push(IpAddr::from([127, 0, 0, 1]));
         let lan = if_addrs::get_if_addrs().unwrap_or_default();
-        hosts.extend(
-            lan.iter()
-                .filter(|i| !i.is_loopback() && i.ip().is_ipv4())
-                .map(|i| i.ip()),
-        );
+        hosts.extend(lan.iter().filter(|i| !i.is_loopback() && i.ip().is_ipv4()).map(|i| i.ip()));
     } else {
         hosts.push(addr.ip());
     }
-    println!(
-        "arena-server listening on http://{}",
-        SocketAddr::new(hosts[0], port)
-    );
+    println!("arena-server listening on http://{}", SocketAddr::new(hosts[0], port));
     for host in &hosts {
         let base = format!("http://{}", SocketAddr::new(*host, port));
         if serving_client {

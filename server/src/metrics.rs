@@ -30,6 +30,8 @@ pub struct Metrics {
     pub frames_dropped_total: AtomicU64,
     /// Clients disconnected for staying behind.
     pub slow_kicks_total: AtomicU64,
+    /// Clients dropped for silence, or for no Hello in time.
+    pub timeouts_total: AtomicU64,
     /// Inputs dropped because a client sent faster than its queue drains.
     pub inputs_dropped_total: AtomicU64,
     /// Binary messages written to sockets.
@@ -56,44 +58,19 @@ impl Metrics {
 
     /// Prometheus text exposition format.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 15] = [
-            (
-                "arena_players",
-                "gauge",
-                "players in the room",
-                &self.players,
-            ),
+        let rows: [(&str, &str, &str, &AtomicU64); 16] = [
+            ("arena_players", "gauge", "players in the room", &self.players),
             ("arena_tick", "gauge", "current tick number", &self.tick),
-            (
-                "arena_ticks_total",
-                "counter",
-                "ticks run",
-                &self.ticks_total,
-            ),
+            ("arena_ticks_total", "counter", "ticks run", &self.ticks_total),
             (
                 "arena_tick_micros_total",
                 "counter",
                 "time spent ticking, microseconds",
                 &self.tick_micros_total,
             ),
-            (
-                "arena_tick_micros_max",
-                "gauge",
-                "longest tick, microseconds",
-                &self.tick_micros_max,
-            ),
-            (
-                "arena_connections_total",
-                "counter",
-                "websocket upgrades",
-                &self.connections_total,
-            ),
-            (
-                "arena_rejected_total",
-                "counter",
-                "handshakes refused",
-                &self.rejected_total,
-            ),
+            ("arena_tick_micros_max", "gauge", "longest tick, microseconds", &self.tick_micros_max),
+            ("arena_connections_total", "counter", "websocket upgrades", &self.connections_total),
+            ("arena_rejected_total", "counter", "handshakes refused", &self.rejected_total),
             (
                 "arena_protocol_errors_total",
                 "counter",
@@ -118,38 +95,21 @@ impl Metrics {
                 "clients dropped for staying behind",
                 &self.slow_kicks_total,
             ),
+            ("arena_timeouts_total", "counter", "clients dropped for silence", &self.timeouts_total),
             (
                 "arena_inputs_dropped_total",
                 "counter",
                 "inputs dropped for flooding",
                 &self.inputs_dropped_total,
             ),
-            (
-                "arena_messages_out_total",
-                "counter",
-                "messages written",
-                &self.messages_out_total,
-            ),
-            (
-                "arena_bytes_out_total",
-                "counter",
-                "payload bytes written",
-                &self.bytes_out_total,
-            ),
-            (
-                "arena_bytes_in_total",
-                "counter",
-                "payload bytes read",
-                &self.bytes_in_total,
-            ),
+            ("arena_messages_out_total", "counter", "messages written", &self.messages_out_total),
+            ("arena_bytes_out_total", "counter", "payload bytes written", &self.bytes_out_total),
+            ("arena_bytes_in_total", "counter", "payload bytes read", &self.bytes_in_total),
         ];
         let mut out = String::with_capacity(2048);
         for (name, kind, help, value) in rows {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
-                value.load(Relaxed)
-            );
+            let _ =
+                writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}", value.load(Relaxed));
         }
         out
     }

@@ -24,10 +24,7 @@ pub struct CloseReason {
 
 impl CloseReason {
     pub fn new(code: u16, reason: impl Into<String>) -> Self {
-        CloseReason {
-            code,
-            reason: reason.into(),
-        }
+        CloseReason { code, reason: reason.into() }
     }
 }
 
@@ -65,10 +62,7 @@ pub enum FramePush {
 
 impl Default for Outbox {
     fn default() -> Self {
-        Outbox {
-            inner: Mutex::new(Inner::default()),
-            ready: Notify::new(),
-        }
+        Outbox { inner: Mutex::new(Inner::default()), ready: Notify::new() }
     }
 }
 
@@ -76,9 +70,7 @@ impl Outbox {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // The lock guards plain data and no code panics while holding it, so a
         // poisoned lock still holds consistent data.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn push_frame(&self, bytes: Bytes) -> FramePush {
@@ -90,11 +82,7 @@ impl Outbox {
             inner.frame.replace(bytes).is_some()
         };
         self.ready.notify_one();
-        if replaced {
-            FramePush::Replaced
-        } else {
-            FramePush::Fresh
-        }
+        if replaced { FramePush::Replaced } else { FramePush::Fresh }
     }
 
     /// Queues an event; `false` means the queue is full and the client stuck.
@@ -136,18 +124,12 @@ impl Outbox {
             {
                 let mut inner = self.lock();
                 if let Some(close) = inner.close.clone() {
-                    return Batch {
-                        messages: Vec::new(),
-                        close: Some(close),
-                    };
+                    return Batch { messages: Vec::new(), close: Some(close) };
                 }
                 if !inner.events.is_empty() || inner.frame.is_some() {
                     let mut messages: Vec<Bytes> = inner.events.drain(..).collect();
                     messages.extend(inner.frame.take());
-                    return Batch {
-                        messages,
-                        close: None,
-                    };
+                    return Batch { messages, close: None };
                 }
             }
             notified.await;
@@ -175,20 +157,10 @@ mod tests {
     #[tokio::test]
     async fn newest_frame_replaces_an_untaken_one() {
         let outbox = Outbox::default();
-        assert_eq!(
-            outbox.push_frame(Bytes::from_static(b"f1")),
-            FramePush::Fresh
-        );
-        assert_eq!(
-            outbox.push_frame(Bytes::from_static(b"f2")),
-            FramePush::Replaced
-        );
+        assert_eq!(outbox.push_frame(Bytes::from_static(b"f1")), FramePush::Fresh);
+        assert_eq!(outbox.push_frame(Bytes::from_static(b"f2")), FramePush::Replaced);
         let batch = outbox.next().await;
-        assert_eq!(
-            batch.messages,
-            [Bytes::from_static(b"f2")],
-            "should keep only the newest frame"
-        );
+        assert_eq!(batch.messages, [Bytes::from_static(b"f2")], "should keep only the newest frame");
         assert_eq!(
             outbox.push_frame(Bytes::from_static(b"f3")),
             FramePush::Fresh,
@@ -203,10 +175,7 @@ mod tests {
         assert!(outbox.push_event(Bytes::from_static(b"e1")));
         assert!(outbox.push_event(Bytes::from_static(b"e2")));
         let batch = outbox.next().await;
-        assert_eq!(
-            batch.messages,
-            [&b"e1"[..], b"e2", b"frame"].map(Bytes::from_static)
-        );
+        assert_eq!(batch.messages, [&b"e1"[..], b"e2", b"frame"].map(Bytes::from_static));
     }
 
     #[test]
@@ -215,10 +184,7 @@ mod tests {
         for _ in 0..MAX_QUEUED_EVENTS {
             assert!(outbox.push_event(Bytes::new()));
         }
-        assert!(
-            !outbox.push_event(Bytes::new()),
-            "should refuse past the cap"
-        );
+        assert!(!outbox.push_event(Bytes::new()), "should refuse past the cap");
     }
 
     #[tokio::test]
@@ -234,9 +200,6 @@ mod tests {
         let batch = outbox.next().await;
         assert!(batch.messages.is_empty());
         assert_eq!(batch.close, Some(CloseReason::new(4004, "too slow")));
-        assert_eq!(
-            waiter.await.expect("waiter task"),
-            CloseReason::new(4004, "too slow")
-        );
+        assert_eq!(waiter.await.expect("waiter task"), CloseReason::new(4004, "too slow"));
     }
 }

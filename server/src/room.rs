@@ -19,13 +19,8 @@ use crate::world::{Seat, World};
 const COMMAND_QUEUE: usize = 256;
 
 enum Command {
-    Join {
-        name: String,
-        reply: oneshot::Sender<Result<Seat, Rejection>>,
-    },
-    Leave {
-        id: PlayerId,
-    },
+    Join { name: String, reply: oneshot::Sender<Result<Seat, Rejection>> },
+    Leave { id: PlayerId },
 }
 
 /// How connections talk to the room.
@@ -53,10 +48,7 @@ impl RoomHandle {
     pub async fn join(&self, name: String) -> Result<Seat, Rejection> {
         let shutting_down = || Rejection::new(RejectReason::ShuttingDown);
         let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::Join { name, reply })
-            .await
-            .map_err(|_| shutting_down())?;
+        self.commands.send(Command::Join { name, reply }).await.map_err(|_| shutting_down())?;
         answer.await.map_err(|_| shutting_down())?
     }
 
@@ -67,23 +59,11 @@ impl RoomHandle {
 }
 
 /// Starts the room task; it stops when `cancel` fires, closing every player.
-pub fn spawn(
-    config: Arc<ServerConfig>,
-    metrics: Arc<Metrics>,
-    cancel: CancellationToken,
-) -> SpawnedRoom {
+pub fn spawn(config: Arc<ServerConfig>, metrics: Arc<Metrics>, cancel: CancellationToken) -> SpawnedRoom {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-    let world = World::new(
-        config.tick_rate,
-        config.max_players,
-        config.slow_client_ticks(),
-        metrics.clone(),
-    );
+    let world = World::new(config.tick_rate, config.max_players, config.slow_client_ticks(), metrics.clone());
     let task = tokio::spawn(run(world, rx, config, metrics, cancel));
-    SpawnedRoom {
-        handle: RoomHandle { commands: tx },
-        task,
-    }
+    SpawnedRoom { handle: RoomHandle { commands: tx }, task }
 }
 
 async fn run(
@@ -97,11 +77,7 @@ async fn run(
     // An overloaded server runs slow rather than bursting to catch up.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let budget = config.tick_interval();
-    tracing::info!(
-        tick_rate = config.tick_rate,
-        max_players = config.max_players,
-        "room started"
-    );
+    tracing::info!(tick_rate = config.tick_rate, max_players = config.max_players, "room started");
     loop {
         tokio::select! {
             biased;

@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 use arena_shared::codec::{EncodedPlayers, encode_frame, encode_server};
 use arena_shared::protocol::{
-    PROTOCOL_VERSION, PlayerId, PlayerInfo, PlayerState, RejectReason, Rejection, ServerMsg,
-    Welcome, close,
+    PROTOCOL_VERSION, PlayerId, PlayerInfo, PlayerState, RejectReason, Rejection, ServerMsg, Welcome, close,
 };
 use arena_shared::sim::{self, Body, INPUT_DT_MICROS, Input, Vec2q};
 use bytes::Bytes;
@@ -71,12 +70,7 @@ pub struct World {
 }
 
 impl World {
-    pub fn new(
-        tick_rate: u16,
-        max_players: u16,
-        slow_client_ticks: u32,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    pub fn new(tick_rate: u16, max_players: u16, slow_client_ticks: u32, metrics: Arc<Metrics>) -> Self {
         World {
             tick: 0,
             tick_rate,
@@ -104,9 +98,7 @@ impl World {
     /// Seats a player whose handshake passed, or refuses with the reason.
     pub fn join(&mut self, name: String) -> Result<Seat, Rejection> {
         if self.players.len() >= usize::from(self.max_players) {
-            return Err(Rejection::new(RejectReason::ServerFull {
-                max_players: self.max_players,
-            }));
+            return Err(Rejection::new(RejectReason::ServerFull { max_players: self.max_players }));
         }
         let id = self.allocate_id();
         let outbox = Arc::new(Outbox::default());
@@ -116,20 +108,10 @@ impl World {
             you: id,
             tick_rate: self.tick_rate,
             tick: self.tick,
-            players: self
-                .players
-                .iter()
-                .map(|(&id, p)| PlayerInfo {
-                    id,
-                    name: p.name.clone(),
-                })
-                .collect(),
+            players: self.players.iter().map(|(&id, p)| PlayerInfo { id, name: p.name.clone() }).collect(),
         });
         outbox.push_event(Bytes::from(encode_server(&welcome)));
-        let body = Body {
-            pos: sim::spawn_point(self.spawns),
-            vel: Vec2q::default(),
-        };
+        let body = Body { pos: sim::spawn_point(self.spawns), vel: Vec2q::default() };
         self.spawns = self.spawns.wrapping_add(1);
         self.players.insert(
             id,
@@ -145,15 +127,8 @@ impl World {
             },
         );
         self.broadcast(&ServerMsg::Joined(PlayerInfo { id, name }));
-        self.metrics.players.store(
-            self.players.len() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        Ok(Seat {
-            id,
-            outbox,
-            inputs: tx,
-        })
+        self.metrics.players.store(self.players.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(Seat { id, outbox, inputs: tx })
     }
 
     /// Removes a player (if still here) and tells everyone else.
@@ -163,10 +138,7 @@ impl World {
         };
         player.outbox.close(CloseReason::new(close::NORMAL, "left"));
         self.broadcast(&ServerMsg::Left { id });
-        self.metrics.players.store(
-            self.players.len() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        self.metrics.players.store(self.players.len() as u64, std::sync::atomic::Ordering::Relaxed);
         true
     }
 
@@ -212,11 +184,8 @@ impl World {
             player.body = *body;
         }
 
-        let states: Vec<PlayerState> = self
-            .players
-            .iter()
-            .map(|(&id, p)| PlayerState { id, body: p.body })
-            .collect();
+        let states: Vec<PlayerState> =
+            self.players.iter().map(|(&id, p)| PlayerState { id, body: p.body }).collect();
         let shared = EncodedPlayers::new(&states);
         let mut too_slow = Vec::new();
         for (&id, player) in &mut self.players {
@@ -235,18 +204,13 @@ impl World {
         for id in too_slow {
             self.kick_slow(id);
         }
-        self.metrics
-            .tick
-            .store(u64::from(self.tick), std::sync::atomic::Ordering::Relaxed);
+        self.metrics.tick.store(u64::from(self.tick), std::sync::atomic::Ordering::Relaxed);
     }
 
     fn kick_slow(&mut self, id: PlayerId) {
         if let Some(player) = self.players.get(&id) {
             tracing::warn!(player = id, name = %player.name, "disconnecting a client that stayed behind");
-            player.outbox.close(CloseReason::new(
-                close::TOO_SLOW,
-                "too slow: frames were not being read",
-            ));
+            player.outbox.close(CloseReason::new(close::TOO_SLOW, "too slow: frames were not being read"));
             Metrics::inc(&self.metrics.slow_kicks_total);
             self.leave(id);
         }
@@ -294,23 +258,13 @@ mod tests {
 
     async fn take_messages(outbox: &Outbox) -> Vec<ServerMsg> {
         let batch = outbox.next().await;
-        batch
-            .messages
-            .iter()
-            .map(|b| decode_server(b).expect("server bytes decode"))
-            .collect()
+        batch.messages.iter().map(|b| decode_server(b).expect("server bytes decode")).collect()
     }
 
     fn last_frame(msgs: &[ServerMsg]) -> Frame {
         msgs.iter()
             .rev()
-            .find_map(|m| {
-                if let ServerMsg::Frame(f) = m {
-                    Some(f.clone())
-                } else {
-                    None
-                }
-            })
+            .find_map(|m| if let ServerMsg::Frame(f) = m { Some(f.clone()) } else { None })
             .expect("should have sent a frame")
     }
 
@@ -320,30 +274,15 @@ mod tests {
         let seat = world.join("ada".into()).expect("room has space");
         let start = world.body(seat.id).expect("player exists");
         for seq in 1..=2 {
-            seat.inputs
-                .try_send(QueuedInput {
-                    seq,
-                    input: Input { x: 127, y: 0 },
-                })
-                .expect("queue has room");
+            seat.inputs.try_send(QueuedInput { seq, input: Input { x: 127, y: 0 } }).expect("queue has room");
         }
         world.tick();
         let msgs = take_messages(&seat.outbox).await;
-        assert!(
-            matches!(&msgs[0], ServerMsg::Welcome(w) if w.you == seat.id),
-            "welcome should come first"
-        );
+        assert!(matches!(&msgs[0], ServerMsg::Welcome(w) if w.you == seat.id), "welcome should come first");
         assert!(matches!(&msgs[1], ServerMsg::Joined(p) if p.id == seat.id && p.name == "ada"));
         let frame = last_frame(&msgs);
-        assert_eq!(
-            (frame.tick, frame.ack_seq),
-            (1, 2),
-            "should ack the last applied seq"
-        );
-        assert!(
-            world.body(seat.id).expect("exists").pos.x > start.pos.x,
-            "inputs should move the player"
-        );
+        assert_eq!((frame.tick, frame.ack_seq), (1, 2), "should ack the last applied seq");
+        assert!(world.body(seat.id).expect("exists").pos.x > start.pos.x, "inputs should move the player");
     }
 
     #[tokio::test]
@@ -351,26 +290,14 @@ mod tests {
         let mut world = world(8);
         let seat = world.join("speedy".into()).expect("room has space");
         for seq in 1..=INPUT_QUEUE as u32 {
-            seat.inputs
-                .try_send(QueuedInput {
-                    seq,
-                    input: Input { x: 127, y: 0 },
-                })
-                .expect("queue has room");
+            seat.inputs.try_send(QueuedInput { seq, input: Input { x: 127, y: 0 } }).expect("queue has room");
         }
         world.tick();
         let frame = last_frame(&take_messages(&seat.outbox).await);
-        assert_eq!(
-            frame.ack_seq, MAX_INPUT_BURST as u32,
-            "should apply at most a burst per tick"
-        );
+        assert_eq!(frame.ack_seq, MAX_INPUT_BURST as u32, "should apply at most a burst per tick");
         world.tick();
         let frame = last_frame(&take_messages(&seat.outbox).await);
-        assert_eq!(
-            frame.ack_seq,
-            MAX_INPUT_BURST as u32 + 2,
-            "then the input rate (60 Hz / 30 Hz = 2)"
-        );
+        assert_eq!(frame.ack_seq, MAX_INPUT_BURST as u32 + 2, "then the input rate (60 Hz / 30 Hz = 2)");
     }
 
     #[test]
@@ -378,10 +305,7 @@ mod tests {
         let mut world = world(1);
         let _seat = world.join("one".into()).expect("first fits");
         let rejection = world.join("two".into()).expect_err("second should not fit");
-        assert_eq!(
-            rejection.reason,
-            RejectReason::ServerFull { max_players: 1 }
-        );
+        assert_eq!(rejection.reason, RejectReason::ServerFull { max_players: 1 });
     }
 
     #[tokio::test]
@@ -394,21 +318,10 @@ mod tests {
             world.tick();
             last = take_messages(&reader.outbox).await;
         }
-        assert!(
-            stuck.outbox.is_closed(),
-            "stuck client should be closed after slow_client_ticks"
-        );
+        assert!(stuck.outbox.is_closed(), "stuck client should be closed after slow_client_ticks");
         assert_eq!(world.player_count(), 1);
-        assert_eq!(
-            last_frame(&last).tick,
-            5,
-            "the reader should get every tick's frame"
-        );
-        assert_eq!(
-            last_frame(&last).players.len(),
-            1,
-            "the stuck player should be gone from frames"
-        );
+        assert_eq!(last_frame(&last).tick, 5, "the reader should get every tick's frame");
+        assert_eq!(last_frame(&last).players.len(), 1, "the stuck player should be gone from frames");
     }
 
     #[test]

@@ -12,35 +12,24 @@ fn players(n: u16) -> Vec<PlayerState> {
     (0..n)
         .map(|id| PlayerState {
             id,
-            body: Body {
-                pos: sim::spawn_point(u32::from(id)),
-                vel: Vec2q::from_units(120, -80),
-            },
+            body: Body { pos: sim::spawn_point(u32::from(id)), vel: Vec2q::from_units(120, -80) },
         })
         .collect()
 }
 
 fn frame_codec(c: &mut Criterion) {
     let players = players(100);
-    let msg = ServerMsg::Frame(Frame {
-        tick: 123_456,
-        ack_seq: 9_999,
-        players: players.clone(),
-    });
+    let msg = ServerMsg::Frame(Frame { tick: 123_456, ack_seq: 9_999, players: players.clone() });
     let bytes = encode_server(&msg);
     println!("100-player frame: {} bytes", bytes.len());
-    c.bench_function("frame100/encode", |b| {
-        b.iter(|| encode_server(black_box(&msg)))
-    });
+    c.bench_function("frame100/encode", |b| b.iter(|| encode_server(black_box(&msg))));
     c.bench_function("frame100/decode", |b| {
         b.iter(|| decode_server(black_box(&bytes)).expect("valid frame"))
     });
     c.bench_function("frame100/encode_shared_for_100_recipients", |b| {
         b.iter(|| {
             let shared = EncodedPlayers::new(black_box(&players));
-            (0..100u32)
-                .map(|ack| encode_frame(123_456, ack, &shared).len())
-                .sum::<usize>()
+            (0..100u32).map(|ack| encode_frame(123_456, ack, &shared).len()).sum::<usize>()
         })
     });
 }

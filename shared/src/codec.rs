@@ -11,8 +11,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::protocol::{
-    ClientMsg, MAX_CLIENT_MSG_BYTES, MAX_NAME_CHARS, MAX_PLAYERS, MAX_REASON_BYTES,
-    MAX_SERVER_MSG_BYTES, PlayerState, ServerMsg,
+    ClientMsg, MAX_CLIENT_MSG_BYTES, MAX_NAME_CHARS, MAX_PLAYERS, MAX_REASON_BYTES, MAX_SERVER_MSG_BYTES,
+    PlayerState, ServerMsg,
 };
 
 /// The bincode configuration used by server, browser and bots alike:
@@ -32,11 +32,7 @@ pub enum DecodeError {
     #[error("{0} trailing bytes after the message")]
     TrailingBytes(usize),
     #[error("{what} has {len} entries; the limit is {max}")]
-    TooMany {
-        what: &'static str,
-        len: usize,
-        max: usize,
-    },
+    TooMany { what: &'static str, len: usize, max: usize },
     #[error("{what} is too long")]
     TooLong { what: &'static str },
 }
@@ -77,14 +73,10 @@ pub fn decode_server(bytes: &[u8]) -> Result<ServerMsg, DecodeError> {
         }
         ServerMsg::Rejected(rejection) => {
             if rejection.message.len() > MAX_REASON_BYTES {
-                return Err(DecodeError::TooLong {
-                    what: "rejection message",
-                });
+                return Err(DecodeError::TooLong { what: "rejection message" });
             }
         }
-        ServerMsg::Frame(frame) => {
-            check_len("frame player list", frame.players.len(), MAX_PLAYERS)?
-        }
+        ServerMsg::Frame(frame) => check_len("frame player list", frame.players.len(), MAX_PLAYERS)?,
         ServerMsg::Joined(info) => check_name(&info.name)?,
         ServerMsg::Left { .. } | ServerMsg::Pong { .. } => {}
     }
@@ -96,10 +88,7 @@ fn decode<T: DeserializeOwned>(bytes: &[u8], max: usize) -> Result<T, DecodeErro
         return Err(DecodeError::Empty);
     }
     if bytes.len() > max {
-        return Err(DecodeError::TooLarge {
-            len: bytes.len(),
-            max,
-        });
+        return Err(DecodeError::TooLarge { len: bytes.len(), max });
     }
     let (value, used) = bincode::serde::decode_from_slice(bytes, CONFIG)
         .map_err(|e| DecodeError::Malformed(e.to_string()))?;
@@ -119,9 +108,7 @@ fn check_len(what: &'static str, len: usize, max: usize) -> Result<(), DecodeErr
 fn check_name(name: &str) -> Result<(), DecodeError> {
     // Four bytes per char is UTF-8's worst case; validity is the server's call.
     if name.len() > MAX_NAME_CHARS * 4 {
-        return Err(DecodeError::TooLong {
-            what: "player name",
-        });
+        return Err(DecodeError::TooLong { what: "player name" });
     }
     Ok(())
 }
@@ -171,60 +158,35 @@ mod tests {
     use crate::sim::{Body, Input, Vec2q};
 
     fn sample_server_msgs() -> Vec<ServerMsg> {
-        let body = Body {
-            pos: Vec2q::new(12_345, -7),
-            vel: Vec2q::new(-300, 99_999),
-        };
+        let body = Body { pos: Vec2q::new(12_345, -7), vel: Vec2q::new(-300, 99_999) };
         vec![
             ServerMsg::Welcome(Welcome {
                 version: PROTOCOL_VERSION,
                 you: 7,
                 tick_rate: 30,
                 tick: 1_000_000,
-                players: vec![PlayerInfo {
-                    id: 3,
-                    name: "ada".into(),
-                }],
+                players: vec![PlayerInfo { id: 3, name: "ada".into() }],
             }),
             ServerMsg::Rejected(Rejection::new(RejectReason::ServerFull { max_players: 64 })),
-            ServerMsg::Rejected(Rejection::new(RejectReason::VersionMismatch {
-                server: 1,
-                client: 2,
-            })),
+            ServerMsg::Rejected(Rejection::new(RejectReason::VersionMismatch { server: 1, client: 2 })),
             ServerMsg::Rejected(Rejection::new(RejectReason::BadName)),
             ServerMsg::Rejected(Rejection::new(RejectReason::ShuttingDown)),
             ServerMsg::Frame(Frame {
                 tick: u32::MAX,
                 ack_seq: 41,
-                players: vec![
-                    PlayerState { id: 1, body },
-                    PlayerState { id: 65_535, body },
-                ],
+                players: vec![PlayerState { id: 1, body }, PlayerState { id: 65_535, body }],
             }),
-            ServerMsg::Joined(PlayerInfo {
-                id: 9,
-                name: "Zoë 🚀".into(),
-            }),
+            ServerMsg::Joined(PlayerInfo { id: 9, name: "Zoë 🚀".into() }),
             ServerMsg::Left { id: 9 },
-            ServerMsg::Pong {
-                client_time_us: u64::MAX,
-            },
+            ServerMsg::Pong { client_time_us: u64::MAX },
         ]
     }
 
     fn sample_client_msgs() -> Vec<ClientMsg> {
         vec![
-            ClientMsg::Hello {
-                version: PROTOCOL_VERSION,
-                name: "bob".into(),
-            },
-            ClientMsg::Input {
-                seq: u32::MAX,
-                input: Input { x: -127, y: 127 },
-            },
-            ClientMsg::Ping {
-                client_time_us: 123_456_789,
-            },
+            ClientMsg::Hello { version: PROTOCOL_VERSION, name: "bob".into() },
+            ClientMsg::Input { seq: u32::MAX, input: Input { x: -127, y: 127 } },
+            ClientMsg::Ping { client_time_us: 123_456_789 },
         ]
     }
 
@@ -232,11 +194,7 @@ mod tests {
     fn every_server_message_round_trips() {
         for msg in sample_server_msgs() {
             let bytes = encode_server(&msg);
-            assert_eq!(
-                decode_server(&bytes),
-                Ok(msg.clone()),
-                "should round-trip {msg:?}"
-            );
+            assert_eq!(decode_server(&bytes), Ok(msg.clone()), "should round-trip {msg:?}");
         }
     }
 
@@ -245,11 +203,7 @@ mod tests {
         for msg in sample_client_msgs() {
             let bytes = encode_client(&msg);
             assert!(bytes.len() <= MAX_CLIENT_MSG_BYTES);
-            assert_eq!(
-                decode_client(&bytes),
-                Ok(msg.clone()),
-                "should round-trip {msg:?}"
-            );
+            assert_eq!(decode_client(&bytes), Ok(msg.clone()), "should round-trip {msg:?}");
         }
     }
 
@@ -258,34 +212,21 @@ mod tests {
         let players: Vec<PlayerState> = (0..100)
             .map(|i| PlayerState {
                 id: i,
-                body: Body {
-                    pos: Vec2q::new(i32::from(i) * 1000, -5),
-                    vel: Vec2q::new(3, i32::from(i)),
-                },
+                body: Body { pos: Vec2q::new(i32::from(i) * 1000, -5), vel: Vec2q::new(3, i32::from(i)) },
             })
             .collect();
         let shared = EncodedPlayers::new(&players);
         for (tick, ack) in [(0, 0), (1, 2), (300_000, 77), (u32::MAX, u32::MAX)] {
-            let plain = encode_server(&ServerMsg::Frame(Frame {
-                tick,
-                ack_seq: ack,
-                players: players.clone(),
-            }));
-            assert_eq!(
-                encode_frame(tick, ack, &shared),
-                plain,
-                "should match bincode's own frame bytes"
-            );
+            let plain =
+                encode_server(&ServerMsg::Frame(Frame { tick, ack_seq: ack, players: players.clone() }));
+            assert_eq!(encode_frame(tick, ack, &shared), plain, "should match bincode's own frame bytes");
         }
     }
 
     #[test]
     fn oversized_and_trailing_input_is_rejected() {
         let too_big = vec![0u8; MAX_CLIENT_MSG_BYTES + 1];
-        assert!(matches!(
-            decode_client(&too_big),
-            Err(DecodeError::TooLarge { .. })
-        ));
+        assert!(matches!(decode_client(&too_big), Err(DecodeError::TooLarge { .. })));
         assert_eq!(decode_client(&[]), Err(DecodeError::Empty));
         let mut bytes = encode_client(&ClientMsg::Ping { client_time_us: 5 });
         bytes.push(0);
@@ -298,22 +239,14 @@ mod tests {
             matches!(decode_client(&[200]), Err(DecodeError::Malformed(_))),
             "should not decode variant 200"
         );
-        assert!(matches!(
-            decode_server(&[99, 0]),
-            Err(DecodeError::Malformed(_))
-        ));
+        assert!(matches!(decode_server(&[99, 0]), Err(DecodeError::Malformed(_))));
     }
 
     #[test]
     fn huge_length_prefix_does_not_allocate_or_panic() {
         // Frame variant, tick 0, ack 0, then a player count of u64::MAX.
-        let bytes = [
-            2u8, 0, 0, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-        ];
-        assert!(
-            decode_server(&bytes).is_err(),
-            "should refuse an impossible length"
-        );
+        let bytes = [2u8, 0, 0, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        assert!(decode_server(&bytes).is_err(), "should refuse an impossible length");
         // Hello with a name length of 2^24.
         let hello = [0u8, 1, 0xfc, 0, 0, 0, 1];
         assert!(decode_client(&hello).is_err());
@@ -321,36 +254,15 @@ mod tests {
 
     #[test]
     fn overlong_name_is_rejected_by_the_decoder() {
-        let bytes = encode_server(&ServerMsg::Joined(PlayerInfo {
-            id: 1,
-            name: "n".repeat(200),
-        }));
-        assert_eq!(
-            decode_server(&bytes),
-            Err(DecodeError::TooLong {
-                what: "player name"
-            })
-        );
+        let bytes = encode_server(&ServerMsg::Joined(PlayerInfo { id: 1, name: "n".repeat(200) }));
+        assert_eq!(decode_server(&bytes), Err(DecodeError::TooLong { what: "player name" }));
     }
 
     #[test]
     fn frame_with_too_many_players_is_rejected() {
-        let players = vec![
-            PlayerState {
-                id: 0,
-                body: Body::default()
-            };
-            MAX_PLAYERS + 1
-        ];
-        let bytes = encode_server(&ServerMsg::Frame(Frame {
-            tick: 0,
-            ack_seq: 0,
-            players,
-        }));
-        assert!(matches!(
-            decode_server(&bytes),
-            Err(DecodeError::TooMany { .. })
-        ));
+        let players = vec![PlayerState { id: 0, body: Body::default() }; MAX_PLAYERS + 1];
+        let bytes = encode_server(&ServerMsg::Frame(Frame { tick: 0, ack_seq: 0, players }));
+        assert!(matches!(decode_server(&bytes), Err(DecodeError::TooMany { .. })));
     }
 
     proptest! {

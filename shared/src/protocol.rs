@@ -180,10 +180,7 @@ pub fn validate_name(name: &str) -> Option<&str> {
     let trimmed = name.trim();
     let chars = trimmed.chars().count();
     let printable = trimmed.chars().all(|c| !c.is_control());
-    (1..=MAX_NAME_CHARS)
-        .contains(&chars)
-        .then_some(trimmed)
-        .filter(|_| printable)
+    (1..=MAX_NAME_CHARS).contains(&chars).then_some(trimmed).filter(|_| printable)
 }
 
 #[cfg(test)]
@@ -193,48 +190,27 @@ mod tests {
     #[test]
     fn validate_name_accepts_trimmed_printable_names() {
         assert_eq!(validate_name("  ada "), Some("ada"), "should trim spaces");
-        assert_eq!(
-            validate_name("Zoë 🚀"),
-            Some("Zoë 🚀"),
-            "should accept unicode"
-        );
-        assert_eq!(
-            validate_name(&"x".repeat(MAX_NAME_CHARS)),
-            Some("xxxxxxxxxxxxxxxx")
-        );
+        assert_eq!(validate_name("Zoë 🚀"), Some("Zoë 🚀"), "should accept unicode");
+        assert_eq!(validate_name(&"x".repeat(MAX_NAME_CHARS)), Some("xxxxxxxxxxxxxxxx"));
     }
 
     #[test]
     fn validate_name_rejects_empty_long_and_control_names() {
         assert_eq!(validate_name("   "), None, "should reject blank names");
-        assert_eq!(
-            validate_name(&"x".repeat(MAX_NAME_CHARS + 1)),
-            None,
-            "should reject long names"
-        );
-        assert_eq!(
-            validate_name("a\u{7}b"),
-            None,
-            "should reject control characters"
-        );
+        assert_eq!(validate_name(&"x".repeat(MAX_NAME_CHARS + 1)), None, "should reject long names");
+        assert_eq!(validate_name("a\u{7}b"), None, "should reject control characters");
     }
 
     #[test]
     fn every_rejection_has_a_close_code_and_short_message() {
         for reason in [
-            RejectReason::VersionMismatch {
-                server: 1,
-                client: 9,
-            },
+            RejectReason::VersionMismatch { server: 1, client: 9 },
             RejectReason::ServerFull { max_players: 500 },
             RejectReason::BadName,
             RejectReason::ShuttingDown,
         ] {
             let rejection = Rejection::new(reason);
-            assert!(
-                rejection.message.len() <= MAX_REASON_BYTES,
-                "should fit a close frame: {rejection:?}"
-            );
+            assert!(rejection.message.len() <= MAX_REASON_BYTES, "should fit a close frame: {rejection:?}");
             assert!(reason.close_code() >= 1000);
         }
     }

@@ -45,18 +45,12 @@ impl Vec2q {
 
     /// From world units.
     pub const fn from_units(x: i32, y: i32) -> Self {
-        Vec2q {
-            x: x * FIXED_ONE,
-            y: y * FIXED_ONE,
-        }
+        Vec2q { x: x * FIXED_ONE, y: y * FIXED_ONE }
     }
 
     /// To world units as floats, for drawing only (never fed back into `step`).
     pub fn to_units(self) -> (f32, f32) {
-        (
-            self.x as f32 / FIXED_ONE as f32,
-            self.y as f32 / FIXED_ONE as f32,
-        )
+        (self.x as f32 / FIXED_ONE as f32, self.y as f32 / FIXED_ONE as f32)
     }
 
     fn length_squared(self) -> i64 {
@@ -66,9 +60,7 @@ impl Vec2q {
 
     /// Distance to `other` in fixed-point units (integer square root).
     pub fn distance(self, other: Vec2q) -> i64 {
-        Vec2q::new(other.x - self.x, other.y - self.y)
-            .length_squared()
-            .isqrt()
+        Vec2q::new(other.x - self.x, other.y - self.y).length_squared().isqrt()
     }
 }
 
@@ -95,10 +87,7 @@ impl Input {
             (false, true) => 127,
             _ => 0,
         };
-        Input {
-            x: axis(left, right),
-            y: axis(up, down),
-        }
+        Input { x: axis(left, right), y: axis(up, down) }
     }
 }
 
@@ -118,10 +107,7 @@ pub fn spawn_point(index: u32) -> Vec2q {
 /// stick, apply friction, cap the speed, move, and stop at the walls.
 pub fn step(body: &mut Body, input: Input, dt_micros: u32) {
     let dt = i64::from(dt_micros);
-    let stick = clamp_length(
-        Vec2q::new(i32::from(input.x), i32::from(input.y)),
-        i64::from(STICK_MAX),
-    );
+    let stick = clamp_length(Vec2q::new(i32::from(input.x), i32::from(input.y)), i64::from(STICK_MAX));
     let accel = i64::from(ACCELERATION) * i64::from(FIXED_ONE);
     let mut vel = [i64::from(body.vel.x), i64::from(body.vel.y)];
     for (v, s) in vel.iter_mut().zip([stick.x, stick.y]) {
@@ -131,10 +117,8 @@ pub fn step(body: &mut Body, input: Input, dt_micros: u32) {
         let loss = (v.abs() * FRICTION_PER_MILLE_PER_SEC * dt + denom - 1) / denom;
         *v -= v.signum() * loss.min(v.abs());
     }
-    let vel = clamp_length(
-        Vec2q::new(vel[0] as i32, vel[1] as i32),
-        i64::from(MAX_SPEED) * i64::from(FIXED_ONE),
-    );
+    let vel =
+        clamp_length(Vec2q::new(vel[0] as i32, vel[1] as i32), i64::from(MAX_SPEED) * i64::from(FIXED_ONE));
     body.vel = vel;
     body.pos.x += (i64::from(vel.x) * dt / MICROS_PER_SEC) as i32;
     body.pos.y += (i64::from(vel.y) * dt / MICROS_PER_SEC) as i32;
@@ -159,11 +143,7 @@ pub fn resolve_overlaps(bodies: &mut [Body]) {
             let norm = dist.max(1);
             let push = (min_dist - dist + 1) / 2;
             let (px, py) = ((nx * push / norm) as i32, (ny * push / norm) as i32);
-            let (px, py) = if dist == 0 {
-                (push as i32, 0)
-            } else {
-                (px, py)
-            };
+            let (px, py) = if dist == 0 { (push as i32, 0) } else { (px, py) };
             bodies[i].pos.x -= px;
             bodies[i].pos.y -= py;
             bodies[j].pos.x += px;
@@ -179,19 +159,15 @@ fn clamp_length(v: Vec2q, max: i64) -> Vec2q {
         return v;
     }
     let len = len_sq.isqrt().max(1);
-    Vec2q::new(
-        (i64::from(v.x) * max / len) as i32,
-        (i64::from(v.y) * max / len) as i32,
-    )
+    Vec2q::new((i64::from(v.x) * max / len) as i32, (i64::from(v.y) * max / len) as i32)
 }
 
 fn keep_inside_walls(body: &mut Body) {
     let r = PLAYER_RADIUS * FIXED_ONE;
     let (max_x, max_y) = (ARENA_WIDTH * FIXED_ONE - r, ARENA_HEIGHT * FIXED_ONE - r);
-    for (pos, vel, max) in [
-        (&mut body.pos.x, &mut body.vel.x, max_x),
-        (&mut body.pos.y, &mut body.vel.y, max_y),
-    ] {
+    for (pos, vel, max) in
+        [(&mut body.pos.x, &mut body.vel.x, max_x), (&mut body.pos.y, &mut body.vel.y, max_y)]
+    {
         if *pos < r {
             *pos = r;
             *vel = (*vel).max(0);
@@ -209,10 +185,7 @@ mod tests {
     use super::*;
 
     fn center() -> Body {
-        Body {
-            pos: Vec2q::from_units(ARENA_WIDTH / 2, ARENA_HEIGHT / 2),
-            vel: Vec2q::default(),
-        }
+        Body { pos: Vec2q::from_units(ARENA_WIDTH / 2, ARENA_HEIGHT / 2), vel: Vec2q::default() }
     }
 
     fn inside(body: &Body) -> bool {
@@ -226,34 +199,21 @@ mod tests {
         let mut body = center();
         let right = Input::from_keys(false, true, false, false);
         step(&mut body, right, INPUT_DT_MICROS);
-        assert!(
-            body.vel.x > 0 && body.pos.x > center().pos.x,
-            "should move right: {body:?}"
-        );
+        assert!(body.vel.x > 0 && body.pos.x > center().pos.x, "should move right: {body:?}");
         for _ in 0..120 {
             step(&mut body, right, INPUT_DT_MICROS);
         }
-        assert!(
-            body.vel.x <= MAX_SPEED * FIXED_ONE,
-            "should cap speed: {body:?}"
-        );
+        assert!(body.vel.x <= MAX_SPEED * FIXED_ONE, "should cap speed: {body:?}");
         assert_eq!(body.vel.y, 0, "should not drift vertically");
     }
 
     #[test]
     fn friction_brings_a_released_player_to_rest() {
-        let mut body = Body {
-            pos: center().pos,
-            vel: Vec2q::from_units(300, -200),
-        };
+        let mut body = Body { pos: center().pos, vel: Vec2q::from_units(300, -200) };
         for _ in 0..240 {
             step(&mut body, Input::default(), INPUT_DT_MICROS);
         }
-        assert_eq!(
-            body.vel,
-            Vec2q::default(),
-            "should stop within four seconds"
-        );
+        assert_eq!(body.vel, Vec2q::default(), "should stop within four seconds");
     }
 
     #[test]
@@ -264,10 +224,7 @@ mod tests {
             step(&mut straight, Input { x: 127, y: 0 }, INPUT_DT_MICROS);
         }
         let speed = |b: Body| b.vel.length_squared();
-        assert!(
-            speed(diag) <= speed(straight) + 4 * i64::from(FIXED_ONE),
-            "diagonal should not be faster"
-        );
+        assert!(speed(diag) <= speed(straight) + 4 * i64::from(FIXED_ONE), "diagonal should not be faster");
     }
 
     #[test]
@@ -277,11 +234,7 @@ mod tests {
             step(&mut body, Input { x: -127, y: -127 }, INPUT_DT_MICROS);
         }
         let r = PLAYER_RADIUS * FIXED_ONE;
-        assert_eq!(
-            body.pos,
-            Vec2q::new(r, r),
-            "should rest in the top-left corner"
-        );
+        assert_eq!(body.pos, Vec2q::new(r, r), "should rest in the top-left corner");
         assert_eq!(body.vel, Vec2q::default());
     }
 
@@ -307,13 +260,7 @@ mod tests {
     fn spawn_points_are_inside_and_distinct() {
         let points: Vec<Vec2q> = (0..96).map(spawn_point).collect();
         for (i, p) in points.iter().enumerate() {
-            assert!(
-                inside(&Body {
-                    pos: *p,
-                    vel: Vec2q::default()
-                }),
-                "spawn {i} should be inside"
-            );
+            assert!(inside(&Body { pos: *p, vel: Vec2q::default() }), "spawn {i} should be inside");
             assert!(!points[..i].contains(p), "spawn {i} should be unique");
         }
     }
@@ -322,27 +269,11 @@ mod tests {
     /// PROTOCOL_VERSION must be bumped (old clients would mispredict).
     #[test]
     fn simulation_output_is_pinned() {
-        let mut bodies = [
-            center(),
-            Body {
-                pos: spawn_point(5),
-                vel: Vec2q::default(),
-            },
-        ];
+        let mut bodies = [center(), Body { pos: spawn_point(5), vel: Vec2q::default() }];
         for i in 0..500u32 {
-            let input = Input {
-                x: (i % 255) as i8,
-                y: ((i * 7) % 255) as i8,
-            };
+            let input = Input { x: (i % 255) as i8, y: ((i * 7) % 255) as i8 };
             step(&mut bodies[0], input, INPUT_DT_MICROS);
-            step(
-                &mut bodies[1],
-                Input {
-                    x: input.y.saturating_neg(),
-                    y: input.x,
-                },
-                INPUT_DT_MICROS,
-            );
+            step(&mut bodies[1], Input { x: input.y.saturating_neg(), y: input.x }, INPUT_DT_MICROS);
             resolve_overlaps(&mut bodies);
         }
         assert_eq!(
@@ -353,26 +284,8 @@ mod tests {
     }
 
     const PINNED: (Body, Body) = (
-        Body {
-            pos: Vec2q {
-                x: 205_725,
-                y: 133_139,
-            },
-            vel: Vec2q {
-                x: -16_926,
-                y: -15_995,
-            },
-        },
-        Body {
-            pos: Vec2q {
-                x: 182_509,
-                y: 16_797,
-            },
-            vel: Vec2q {
-                x: 15_995,
-                y: -16_926,
-            },
-        },
+        Body { pos: Vec2q { x: 205_725, y: 133_139 }, vel: Vec2q { x: -16_926, y: -15_995 } },
+        Body { pos: Vec2q { x: 182_509, y: 16_797 }, vel: Vec2q { x: 15_995, y: -16_926 } },
     );
 
     proptest! {

@@ -22,19 +22,13 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(config: ServerConfig) -> anyhow::Result<TestServer> {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("bind loopback")?;
+        let listener = TcpListener::bind("127.0.0.1:0").await.context("bind loopback")?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(arena_server::run(listener, config, async {
             let _ = stopped.await;
         }));
-        Ok(TestServer {
-            addr,
-            stop: Some(stop),
-            task: Some(task),
-        })
+        Ok(TestServer { addr, stop: Some(stop), task: Some(task) })
     }
 
     pub fn ws_url(&self) -> String {
@@ -50,10 +44,7 @@ impl TestServer {
     }
 
     /// A client that completed the handshake as `name`.
-    pub async fn player(
-        &self,
-        name: &str,
-    ) -> anyhow::Result<(WsClient, arena_shared::protocol::Welcome)> {
+    pub async fn player(&self, name: &str) -> anyhow::Result<(WsClient, arena_shared::protocol::Welcome)> {
         let mut client = self.client().await?;
         let welcome = client.handshake(name).await?;
         Ok((client, welcome))
@@ -64,10 +55,7 @@ impl TestServer {
         let response = http_get(self.addr, "/metrics", &[]).await?;
         let body = String::from_utf8(response.body)?;
         body.lines()
-            .find_map(|line| {
-                line.strip_prefix(name)
-                    .and_then(|rest| rest.strip_prefix(' '))
-            })
+            .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
             .with_context(|| format!("metric {name} missing"))?
             .trim()
             .parse()
@@ -101,9 +89,7 @@ impl Drop for TestServer {
 pub async fn expect_close(client: &mut WsClient) -> anyhow::Result<Option<(u16, String)>> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let next = tokio::time::timeout_at(deadline, client.recv())
-            .await
-            .context("no close within 10s")?;
+        let next = tokio::time::timeout_at(deadline, client.recv()).await.context("no close within 10s")?;
         match next {
             Ok(Incoming::Closed(frame)) => return Ok(frame),
             Ok(Incoming::Msg(_)) => {}
@@ -120,9 +106,8 @@ pub async fn recv_until<T>(
 ) -> anyhow::Result<T> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let next = tokio::time::timeout_at(deadline, client.recv())
-            .await
-            .context("waited 10s for a message")??;
+        let next =
+            tokio::time::timeout_at(deadline, client.recv()).await.context("waited 10s for a message")??;
         match next {
             Incoming::Msg(msg) => {
                 if let Some(found) = want(&msg) {
@@ -143,10 +128,7 @@ pub struct HttpResponse {
 
 impl HttpResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -171,42 +153,25 @@ pub async fn http_get(
 }
 
 fn parse_response(raw: &[u8]) -> anyhow::Result<HttpResponse> {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .context("no header end")?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").context("no header end")?;
     let head = std::str::from_utf8(&raw[..split])?;
     let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .context("no status")?
-        .parse()?;
+    let status: u16 = lines.next().and_then(|l| l.split(' ').nth(1)).context("no status")?.parse()?;
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
     let mut body = raw[split + 4..].to_vec();
-    if headers
-        .iter()
-        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"))
-    {
+    if headers.iter().any(|(n, v)| n == "transfer-encoding" && v.contains("chunked")) {
         body = dechunk(&body)?;
     }
-    Ok(HttpResponse {
-        status,
-        headers,
-        body,
-    })
+    Ok(HttpResponse { status, headers, body })
 }
 
 fn dechunk(mut data: &[u8]) -> anyhow::Result<Vec<u8>> {
     let mut out = Vec::new();
     loop {
-        let line_end = data
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .context("chunk size line")?;
+        let line_end = data.windows(2).position(|w| w == b"\r\n").context("chunk size line")?;
         let size = usize::from_str_radix(std::str::from_utf8(&data[..line_end])?.trim(), 16)?;
         data = &data[line_end + 2..];
         if size == 0 {
@@ -219,8 +184,5 @@ fn dechunk(mut data: &[u8]) -> anyhow::Result<Vec<u8>> {
 
 /// A config suited to tests: loopback, fast timeouts where a test needs them.
 pub fn test_config() -> ServerConfig {
-    ServerConfig {
-        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-        ..ServerConfig::default()
-    }
+    ServerConfig { bind: SocketAddr::from(([127, 0, 0, 1], 0)), ..ServerConfig::default() }
 }

@@ -21,11 +21,7 @@ mod cli {
     use clap::Parser;
 
     #[derive(Parser, Debug)]
-    #[command(
-        name = "arena-bots",
-        version,
-        about = "Headless arena bots: play, measure, report"
-    )]
+    #[command(name = "arena-bots", version, about = "Headless arena bots: play, measure, report")]
     struct Args {
         /// The server's WebSocket URL.
         #[arg(long, env = "ARENA_URL", default_value = "ws://127.0.0.1:7777/ws", value_parser = parse_url)]
@@ -54,18 +50,14 @@ mod cli {
         if value.starts_with("ws://") || value.starts_with("wss://") {
             Ok(value.to_owned())
         } else {
-            Err(format!(
-                "'{value}' is not a WebSocket URL; expected ws://host:port/ws"
-            ))
+            Err(format!("'{value}' is not a WebSocket URL; expected ws://host:port/ws"))
         }
     }
 
     fn parse_duration(value: &str) -> Result<f64, String> {
         match value.parse::<f64>() {
             Ok(secs) if secs > 0.0 && secs <= 86_400.0 => Ok(secs),
-            _ => Err(format!(
-                "'{value}' is not a duration; expected seconds between 0 and 86400"
-            )),
+            _ => Err(format!("'{value}' is not a duration; expected seconds between 0 and 86400")),
         }
     }
 
@@ -87,8 +79,7 @@ mod cli {
         };
         let records = runtime.block_on(async {
             let live = Arc::new(Live::default());
-            let progress =
-                (!args.quiet).then(|| tokio::spawn(show_progress(live.clone(), config.clone())));
+            let progress = (!args.quiet).then(|| tokio::spawn(show_progress(live.clone(), config.clone())));
             let records = run_swarm(config.clone(), live).await;
             if let Some(progress) = progress {
                 progress.abort();
@@ -107,11 +98,7 @@ mod cli {
         } else {
             print!("{}", report.to_table());
         }
-        if report.is_failure() {
-            ExitCode::FAILURE
-        } else {
-            ExitCode::SUCCESS
-        }
+        if report.is_failure() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
     }
 
     /// One line a second on stderr: elapsed, connected, frames.
@@ -125,11 +112,7 @@ mod cli {
                 "[{:>4.0}s/{:.0}s] connected {}/{}  failed {}  frames {}",
                 started.elapsed().as_secs_f64(),
                 config.duration.as_secs_f64(),
-                live.connected.load(Relaxed)
-                    - live
-                        .finished
-                        .load(Relaxed)
-                        .min(live.connected.load(Relaxed)),
+                live.connected.load(Relaxed) - live.finished.load(Relaxed).min(live.connected.load(Relaxed)),
                 config.count,
                 live.failed.load(Relaxed),
                 live.frames.load(Relaxed),

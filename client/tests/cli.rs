@@ -1,0 +1,97 @@
+//! Runs the built `arena-bots` binary against a real in-process server.
+
+use std::net::SocketAddr;
+use std::process::Output;
+
+use arena_server::ServerConfig;
+use tokio::net::TcpListener;
+
+const BIN: &str = env!("CARGO_BIN_EXE_arena-bots");
+
+async fn server(max_players: u16) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let addr = listener.local_addr().expect("address");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = ServerConfig { max_players, ..ServerConfig::default() };
+    tokio::spawn(arena_server::run(listener, config, async {
+        let _ = stopped.await;
+    }));
+    (addr, stop)
+}
+
+async fn bots(args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || std::process::Command::new(BIN).args(&args).output())
+        .await
+        .expect("join")
+        .expect("arena-bots runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_report_has_every_field_and_exit_code_zero() {
+    let (addr, _stop) = server(64).await;
+    let url = format!("ws://{addr}/ws");
+    let out = bots(&["--url", &url, "--count", "5", "--duration", "2", "--json"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "should exit 0: {stdout} {}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("stdout should be one JSON object");
+    for field in ["connected", "failed", "protocol_errors", "frames_per_sec", "tick_gaps", "rtt_ms"] {
+        assert!(report.get(field).is_some(), "report should have {field}: {report}");
+    }
+    for field in ["p50", "p95", "p99"] {
+        assert!(report["rtt_ms"][field].as_f64().is_some(), "rtt_ms should have {field}");
+    }
+    assert_eq!(report["connected"], 5);
+    assert_eq!(report["failed"], 0);
+    assert!(report["frames_per_sec"].as_f64().unwrap_or(0.0) > 10.0, "bots should receive frames: {report}");
+    assert!(report["down_bytes_per_sec"].as_f64().unwrap_or(0.0) > 0.0);
+    assert!(report["up_bytes_per_sec"].as_f64().unwrap_or(0.0) > 0.0);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("connected"), "progress should show on stderr");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_bots_make_the_exit_code_nonzero() {
+    let (addr, _stop) = server(2).await;
+    let url = format!("ws://{addr}/ws");
+    let out = bots(&["--url", &url, "--count", "4", "--duration", "1", "--json", "--quiet"]).await;
+    assert!(!out.status.success(), "bots that failed to join should fail the run");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report even on failure");
+    assert_eq!(report["connected"], 2);
+    assert_eq!(report["failed"], 2);
+    assert_eq!(report["rejected"], 2);
+    assert!(report["errors"][0].as_str().unwrap_or("").contains("full"), "should say why: {report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_table_is_the_default_output() {
+    let (addr, _stop) = server(8).await;
+    let url = format!("ws://{addr}/ws");
+    let out = bots(&["--url", &url, "-n", "2", "-d", "1", "--behaviour", "idle", "-q"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("rtt p50/p95/p99") && stdout.contains("frames/s per bot"), "{stdout}");
+}
+
+#[test]
+fn unreachable_server_and_bad_flags_are_explained() {
+    let out = std::process::Command::new(BIN)
+        .args(["--url", "ws://127.0.0.1:1/ws", "-n", "1", "-d", "1", "-q"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success(), "no server should be a failure");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cannot connect"));
+    for (args, expect) in [
+        (&["--url", "http://x"][..], "not a WebSocket URL"),
+        (&["--count", "0"], "count"),
+        (&["--duration=-3"], "not a duration"),
+        (&["--behaviour", "dance"], "behaviour"),
+    ] {
+        let out = std::process::Command::new(BIN).args(args).output().expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(expect),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -1,0 +1,371 @@
+//! The real server on 127.0.0.1:0, real WebSockets, real bots.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use arena_client::bots::{Behaviour, Live, Outcome, Report, SwarmConfig, run_swarm};
+use arena_client::ws::{ClientError, WsClient};
+use arena_server::ServerConfig;
+use arena_shared::codec::encode_client;
+use arena_shared::protocol::{
+    ClientMsg, MAX_CLIENT_MSG_BYTES, PROTOCOL_VERSION, RejectReason, ServerMsg, close,
+};
+use arena_shared::sim::Input;
+use arena_tests::{TestServer, expect_close, http_get, recv_until, test_config};
+use tokio_tungstenite::tungstenite::Message;
+
+fn swarm(server: &TestServer, count: usize, secs: f64, behaviour: Behaviour) -> SwarmConfig {
+    SwarmConfig {
+        url: server.ws_url(),
+        count,
+        duration: Duration::from_secs_f64(secs),
+        behaviour,
+        name_prefix: "bot-".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_bots_join_and_each_sees_every_other_bot_move() -> anyhow::Result<()> {
+    let server = TestServer::start(test_config()).await?;
+    let config = swarm(&server, 50, 5.0, Behaviour::Wander);
+    let records = run_swarm(config.clone(), Live::default().into()).await;
+    let report = Report::from_records(&records, &config);
+    assert_eq!(report.connected, 50, "all 50 bots should connect: {report:?}");
+    assert_eq!(report.protocol_errors, 0, "should see no protocol errors: {report:?}");
+    let ids: BTreeSet<u16> = records.iter().filter_map(|r| r.id).collect();
+    assert_eq!(ids.len(), 50, "every bot should get its own id");
+    for record in &records {
+        assert_eq!(record.outcome, Outcome::Completed, "bot {} should run to the end", record.index);
+        let me = record.id.expect("connected bots have an id");
+        let others: BTreeSet<u16> = ids.iter().copied().filter(|&id| id != me).collect();
+        let unseen: Vec<_> = others.difference(&record.saw_move).collect();
+        assert!(unseen.is_empty(), "bot {me} should see every other bot move; never saw {unseen:?} move");
+        let (first, last) = (record.first_tick.expect("got frames"), record.last_tick.expect("got frames"));
+        assert!(last > first + 30, "ticks should advance: {first} -> {last}");
+        assert!(
+            record.max_ack > 0 && record.max_ack <= record.inputs_sent,
+            "acked seq should rise with inputs sent"
+        );
+    }
+    server.stop().await
+}
+
+#[tokio::test]
+async fn acked_seq_rises_and_inputs_move_the_player() -> anyhow::Result<()> {
+    let server = TestServer::start(test_config()).await?;
+    let (mut client, welcome) = server.player("mover").await?;
+    let me = welcome.you;
+    let start = recv_until(&mut client, |m| match m {
+        ServerMsg::Frame(f) => f.players.iter().find(|p| p.id == me).map(|p| p.body.pos),
+        _ => None,
+    })
+    .await?;
+    let mut acks = Vec::new();
+    for seq in 1..=30u32 {
+        client.send(&ClientMsg::Input { seq, input: Input { x: 127, y: 0 } }).await?;
+        if seq % 10 == 0 {
+            let ack = recv_until(&mut client, |m| match m {
+                ServerMsg::Frame(f) if f.ack_seq >= seq - 9 => Some(f.ack_seq),
+                _ => None,
+            })
+            .await?;
+            acks.push(ack);
+        }
+    }
+    let (ack, pos) = recv_until(&mut client, |m| match m {
+        ServerMsg::Frame(f) if f.ack_seq == 30 => {
+            f.players.iter().find(|p| p.id == me).map(|p| (f.ack_seq, p.body.pos))
+        }
+        _ => None,
+    })
+    .await?;
+    assert!(acks.windows(2).all(|w| w[0] <= w[1]), "acks should never go back: {acks:?}");
+    assert_eq!(ack, 30, "the server should ack the last input");
+    assert!(pos.x > start.x, "holding right should move the player right: {start:?} -> {pos:?}");
+    assert_eq!(pos.y, start.y, "and not vertically");
+    server.stop().await
+}
+
+#[tokio::test]
+async fn version_mismatch_gets_a_typed_rejection_and_close_code() -> anyhow::Result<()> {
+    let server = TestServer::start(test_config()).await?;
+    let mut client = server.client().await?;
+    client.send(&ClientMsg::Hello { version: PROTOCOL_VERSION + 1, name: "future".into() }).await?;
+    let rejection = recv_until(&mut client, |m| match m {
+        ServerMsg::Rejected(r) => Some(r.clone()),
+        _ => None,
+    })
+    .await?;
+    assert_eq!(
+        rejection.reason,
+        RejectReason::VersionMismatch { server: PROTOCOL_VERSION, client: PROTOCOL_VERSION + 1 }
+    );
+    assert!(rejection.message.contains("protocol"), "should explain in words: {}", rejection.message);
+    let (code, _) = expect_close(&mut client).await?.expect("should send a close frame");
+    assert_eq!(code, close::VERSION_MISMATCH);
+    server.stop().await
+}
+
+#[tokio::test]
+async fn a_full_server_rejects_with_the_reason_and_close_code() -> anyhow::Result<()> {
+    let server = TestServer::start(ServerConfig { max_players: 2, ..test_config() }).await?;
+    let _a = server.player("a").await?;
+    let _b = server.player("b").await?;
+    let mut third = server.client().await?;
+    match third.handshake("c").await {
+        Err(ClientError::Rejected(r)) => {
+            assert_eq!(r.reason, RejectReason::ServerFull { max_players: 2 });
+            assert!(r.message.contains("full"), "should say the server is full: {}", r.message);
+        }
+        other => panic!("third player should be rejected, got {other:?}"),
+    }
+    let (code, reason) = expect_close(&mut third).await?.expect("should send a close frame");
+    assert_eq!(code, close::SERVER_FULL);
+    assert!(reason.contains("full"));
+    server.stop().await
+}
+
+#[tokio::test]
+async fn a_bad_name_is_rejected() -> anyhow::Result<()> {
+    let server = TestServer::start(test_config()).await?;
+    for name in ["   ", "a-name-much-too-long-for-arena", "bell\u{7}"] {
+        let mut client = server.client().await?;
+        let result = client.handshake(name).await;
+        assert!(
+            matches!(&result, Err(ClientError::Rejected(r)) if r.reason == RejectReason::BadName),
+            "{name:?} should be rejected as a bad name, got {result:?}"
+        );
+        assert_eq!(expect_close(&mut client).await?.map(|c| c.0), Some(close::BAD_NAME));
+    }
+    server.stop().await
+}
+
+/// Runs `abuse` against the server while ten bots play, and checks the bots
+/// never noticed.
+async fn bots_unaffected_by(
+    abuse: impl AsyncFnOnce(&TestServer) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let server = TestServer::start(test_config()).await?;
+    let config = swarm(&server, 10, 3.0, Behaviour::Circle);
+    let bots = tokio::spawn(run_swarm(config.clone(), Live::default().into()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    abuse(&server).await?;
+    let records = bots.await?;
+    let report = Report::from_records(&records, &config);
+    assert_eq!(report.connected, 10, "bots should all connect: {report:?}");
+    assert!(
+        records.iter().all(|r| r.outcome == Outcome::Completed),
+        "no bot should be disconnected: {:?}",
+        records.iter().map(|r| &r.outcome).collect::<Vec<_>>()
+    );
+    // At 30 Hz for ~3 s a bot that kept receiving sees about 90 frames.
+    assert!(records.iter().all(|r| r.frames >= 45), "every bot should keep receiving frames: {report:?}");
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_bytes_are_refused_without_disturbing_others() -> anyhow::Result<()> {
+    bots_unaffected_by(async |server| {
+        // Before the handshake.
+        let mut early = server.client().await?;
+        early.send_raw(Message::Binary(vec![0xde, 0xad, 0xbe, 0xef].into())).await?;
+        let (code, reason) = expect_close(&mut early).await?.expect("close frame");
+        assert_eq!(code, close::PROTOCOL_ERROR, "garbage before Hello: {reason}");
+        // After the handshake, an unknown variant.
+        let (mut late, _) = server.player("vandal").await?;
+        late.send_raw(Message::Binary(vec![250, 1, 2].into())).await?;
+        let (code, reason) = expect_close(&mut late).await?.expect("close frame");
+        assert_eq!(code, close::PROTOCOL_ERROR, "garbage after Hello: {reason}");
+        assert!(reason.contains("malformed"), "reason should say why: {reason}");
+        // Input before Hello, Hello twice, and text.
+        let mut eager = server.client().await?;
+        eager.send(&ClientMsg::Input { seq: 1, input: Input::default() }).await?;
+        assert_eq!(expect_close(&mut eager).await?.map(|c| c.0), Some(close::PROTOCOL_ERROR));
+        let (mut twice, _) = server.player("twice").await?;
+        twice.send(&ClientMsg::Hello { version: PROTOCOL_VERSION, name: "again".into() }).await?;
+        assert_eq!(expect_close(&mut twice).await?.map(|c| c.0), Some(close::PROTOCOL_ERROR));
+        let (mut texter, _) = server.player("texter").await?;
+        texter.send_raw(Message::Text("hello?".into())).await?;
+        assert_eq!(expect_close(&mut texter).await?.map(|c| c.0), Some(close::UNSUPPORTED_DATA));
+        assert!(server.metric("arena_protocol_errors_total").await? >= 5, "errors should be counted");
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_messages_are_refused_without_disturbing_others() -> anyhow::Result<()> {
+    bots_unaffected_by(async |server| {
+        for size in [MAX_CLIENT_MSG_BYTES + 1, 4096, 1 << 20] {
+            let (mut client, _) = server.player("big").await?;
+            let mut bytes = encode_client(&ClientMsg::Ping { client_time_us: 1 });
+            bytes.resize(size, 0);
+            // The server may close before a 1 MiB message is fully written.
+            let _ = client.send_raw(Message::Binary(bytes.into())).await;
+            let close = expect_close(&mut client).await?;
+            if size < 1 << 20 {
+                let (code, reason) = close.expect("close frame");
+                assert_eq!(code, close::MESSAGE_TOO_BIG, "{size} bytes: {reason}");
+            } else if let Some((code, _)) = close {
+                assert_eq!(code, close::MESSAGE_TOO_BIG, "a 1 MiB message should close with 1009");
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_origin_gets_403_without_disturbing_others() -> anyhow::Result<()> {
+    bots_unaffected_by(async |server| {
+        let evil = WsClient::connect_with_origin(&server.ws_url(), Some("http://evil.example")).await;
+        assert!(matches!(evil, Err(ClientError::Http(403))), "foreign origin should get 403");
+        let same = format!("http://{}", server.addr);
+        let mut ok = WsClient::connect_with_origin(&server.ws_url(), Some(&same)).await?;
+        ok.handshake("same-host").await?;
+        assert_eq!(server.metric("arena_bad_origin_total").await?, 1);
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn listed_origins_are_allowed() -> anyhow::Result<()> {
+    let config = ServerConfig { allow_origins: vec!["http://127.0.0.1:8080".into()], ..test_config() };
+    let server = TestServer::start(config).await?;
+    let mut dev = WsClient::connect_with_origin(&server.ws_url(), Some("http://127.0.0.1:8080")).await?;
+    dev.handshake("trunk-dev").await?;
+    let other = WsClient::connect_with_origin(&server.ws_url(), Some("http://127.0.0.1:9999")).await;
+    assert!(matches!(other, Err(ClientError::Http(403))), "an unlisted port should still be refused");
+    server.stop().await
+}
+
+/// Connects with a tiny receive buffer, handshakes, and then never reads.
+async fn connect_non_reader(server: &TestServer) -> anyhow::Result<WsClient> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_recv_buffer_size(2048)?;
+    let tcp = socket.connect(server.addr).await?;
+    let tcp = tokio_tungstenite::MaybeTlsStream::Plain(tcp);
+    let (ws, _) = tokio_tungstenite::client_async(server.ws_url(), tcp).await?;
+    let mut client = WsClient::from_stream(ws);
+    client.handshake("sloth").await?;
+    Ok(client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_does_not_slow_the_tick_for_anyone() -> anyhow::Result<()> {
+    let config =
+        ServerConfig { tick_rate: 60, send_buffer_bytes: 4096, slow_client_ms: 500, ..test_config() };
+    let server = TestServer::start(config).await?;
+    let mut sloth = connect_non_reader(&server).await?;
+    let bots = swarm(&server, 20, 5.0, Behaviour::Wander);
+    let records = run_swarm(bots.clone(), Live::default().into()).await;
+    let report = Report::from_records(&records, &bots);
+    assert_eq!(report.connected, 20, "{report:?}");
+    assert!(records.iter().all(|r| r.outcome == Outcome::Completed), "bots should not be disconnected");
+    // 60 Hz for ~5 s: a stalled tick would leave them far below 300 frames.
+    assert!(records.iter().all(|r| r.frames >= 200), "bots should get frames at the tick rate: {report:?}");
+    assert_eq!(server.metric("arena_slow_kicks_total").await?, 1, "the non-reader should be dropped");
+    // Reading now, it finds the frames it ignored and then the reason.
+    let close = expect_close(&mut sloth).await?;
+    if let Some((code, reason)) = close {
+        assert_eq!(code, close::TOO_SLOW, "should be told it was too slow: {reason}");
+    }
+    server.stop().await
+}
+
+#[tokio::test]
+async fn a_silent_client_is_dropped_after_the_idle_timeout() -> anyhow::Result<()> {
+    let server = TestServer::start(ServerConfig { idle_timeout_secs: 2, ..test_config() }).await?;
+    let (mut quiet, _) = server.player("quiet").await?;
+    // Not reading means not answering pings either.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(server.metric("arena_timeouts_total").await?, 1, "the silent client should time out");
+    assert_eq!(server.metric("arena_players").await?, 0, "and leave the room");
+    // Its own pongs, written while it catches up, may reset the socket
+    // before it reads the close frame; if it does read one, it says why.
+    if let Some((code, reason)) = expect_close(&mut quiet).await? {
+        assert_eq!(code, close::TIMEOUT, "{reason}");
+    }
+    server.stop().await
+}
+
+#[tokio::test]
+async fn a_client_that_never_says_hello_is_closed() -> anyhow::Result<()> {
+    let server = TestServer::start(test_config()).await?;
+    let mut mute = server.client().await?;
+    let (code, reason) = expect_close(&mut mute).await?.expect("close frame");
+    assert_eq!(code, close::TIMEOUT, "{reason}");
+    server.stop().await
+}
+
+#[tokio::test]
+async fn joins_and_leaves_are_announced() -> anyhow::Result<()> {
+    let server = TestServer::start(test_config()).await?;
+    let (mut ada, _) = server.player("ada").await?;
+    let (mut bob, welcome) = server.player("bob").await?;
+    assert_eq!(
+        welcome.players.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        ["ada"],
+        "bob should learn of ada"
+    );
+    let joined = recv_until(&mut ada, |m| match m {
+        ServerMsg::Joined(p) if p.name == "bob" => Some(p.id),
+        _ => None,
+    })
+    .await?;
+    assert_eq!(joined, welcome.you);
+    bob.close().await;
+    let left = recv_until(&mut ada, |m| match m {
+        ServerMsg::Left { id } => Some(*id),
+        _ => None,
+    })
+    .await?;
+    assert_eq!(left, welcome.you, "ada should hear that bob left");
+    server.stop().await
+}
+
+#[tokio::test]
+async fn ping_is_answered_with_the_same_timestamp() -> anyhow::Result<()> {
+    let server = TestServer::start(test_config()).await?;
+    let (mut client, _) = server.player("pinger").await?;
+    client.send(&ClientMsg::Ping { client_time_us: 424_242 }).await?;
+    let echoed = recv_until(&mut client, |m| match m {
+        ServerMsg::Pong { client_time_us } => Some(*client_time_us),
+        _ => None,
+    })
+    .await?;
+    assert_eq!(echoed, 424_242);
+    server.stop().await
+}
+
+#[tokio::test]
+async fn shutdown_sends_every_client_a_close_frame() -> anyhow::Result<()> {
+    let server = TestServer::start(test_config()).await?;
+    let mut clients = Vec::new();
+    for i in 0..3 {
+        clients.push(server.player(&format!("p{i}")).await?.0);
+    }
+    server.stop().await?;
+    for client in &mut clients {
+        let (code, reason) = expect_close(client).await?.expect("every client should get a close frame");
+        assert_eq!(code, close::GOING_AWAY, "{reason}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn healthz_and_metrics_report_the_room() -> anyhow::Result<()> {
+    let server = TestServer::start(test_config()).await?;
+    let _player = server.player("counted").await?;
+    let health = http_get(server.addr, "/healthz", &[]).await?;
+    assert_eq!(health.status, 200);
+    let json: serde_json::Value = serde_json::from_slice(&health.body)?;
+    assert_eq!(json["status"], "ok");
+    assert_eq!(json["players"], 1, "healthz should count the player: {json}");
+    assert!(server.metric("arena_ticks_total").await? > 0, "ticks should be counted");
+    assert_eq!(server.metric("arena_players").await?, 1);
+    let missing = http_get(server.addr, "/nope", &[]).await?;
+    assert_eq!(missing.status, 404, "without --web-dir there is nothing else to serve");
+    server.stop().await
+}
