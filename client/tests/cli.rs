@@ -1,3 +1,4 @@
+#![cfg(not(target_arch = "wasm32"))]
 //! Runs the built `arena-bots` binary against a real in-process server.
 
 use std::net::SocketAddr;

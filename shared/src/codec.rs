@@ -151,6 +151,7 @@ pub fn encode_frame(tick: u32, ack_seq: u32, players: &EncodedPlayers) -> Vec<u8
 
 #[cfg(test)]
 mod tests {
+    #[cfg(not(target_arch = "wasm32"))]
     use proptest::prelude::*;
 
     use super::*;
@@ -265,6 +266,7 @@ mod tests {
         assert!(matches!(decode_server(&bytes), Err(DecodeError::TooMany { .. })));
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4096))]
 

@@ -180,6 +180,7 @@ fn keep_inside_walls(body: &mut Body) {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(not(target_arch = "wasm32"))]
     use proptest::prelude::*;
 
     use super::*;
@@ -288,6 +289,7 @@ mod tests {
         Body { pos: Vec2q { x: 182_509, y: 16_797 }, vel: Vec2q { x: 15_995, y: -16_926 } },
     );
 
+    #[cfg(not(target_arch = "wasm32"))]
     proptest! {
         #[test]
         fn any_inputs_keep_players_inside(inputs in proptest::collection::vec((any::<i8>(), any::<i8>()), 1..400)) {
