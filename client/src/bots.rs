@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
+use arena_shared::netcode::{CorrectionStats, Prediction};
 use arena_shared::protocol::{ClientMsg, Frame, INPUT_RATE_HZ, PlayerId, ServerMsg};
 use arena_shared::sim::{Input, Vec2q};
 use serde::Serialize;
@@ -130,6 +131,9 @@ pub struct BotRecord {
     pub saw_move: BTreeSet<PlayerId>,
     /// Other players this bot saw at all.
     pub saw: BTreeSet<PlayerId>,
+    /// How far reconciliation moved this bot's predicted player.
+    #[serde(skip)]
+    pub corrections: CorrectionStats,
     #[serde(skip)]
     first_pos: BTreeMap<PlayerId, Vec2q>,
 }
@@ -153,6 +157,7 @@ impl BotRecord {
             max_players_seen: 0,
             saw_move: BTreeSet::new(),
             saw: BTreeSet::new(),
+            corrections: CorrectionStats::default(),
             first_pos: BTreeMap::new(),
         }
     }
@@ -241,7 +246,8 @@ async fn run_bot(index: usize, config: Arc<SwarmConfig>, live: Arc<Live>, clock:
     inputs.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut pings = tokio::time::interval(PING_PERIOD);
     pings.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let mut seq = 0u32;
+    // The same prediction the browser runs, so bots measure its corrections.
+    let mut prediction = Prediction::default();
 
     let outcome = loop {
         tokio::select! {
@@ -250,8 +256,9 @@ async fn run_bot(index: usize, config: Arc<SwarmConfig>, live: Arc<Live>, clock:
                 break Outcome::Completed;
             }
             _ = inputs.tick() => {
-                seq += 1;
-                if let Err(e) = tx.send(&ClientMsg::Input { seq, input: brain.next_input() }).await {
+                let input = brain.next_input();
+                let seq = prediction.apply_input(input);
+                if let Err(e) = tx.send(&ClientMsg::Input { seq, input }).await {
                     break failure_outcome(e);
                 }
                 record.inputs_sent = seq;
@@ -266,6 +273,9 @@ async fn run_bot(index: usize, config: Arc<SwarmConfig>, live: Arc<Live>, clock:
                 Ok(Incoming::Msg(ServerMsg::Frame(frame))) => {
                     if let Err(error) = record.observe_frame(&frame) {
                         break Outcome::ProtocolError { error };
+                    }
+                    if let Some(me) = frame.players.iter().find(|p| p.id == welcome.you) {
+                        prediction.reconcile(me.body, frame.ack_seq);
                     }
                     live.frames.fetch_add(1, Relaxed);
                 }
@@ -286,6 +296,7 @@ async fn run_bot(index: usize, config: Arc<SwarmConfig>, live: Arc<Live>, clock:
         }
     };
     record.outcome = outcome;
+    record.corrections = prediction.corrections;
     record.connected_secs = connected_at.elapsed().as_secs_f64();
     record.bytes_up = tx.bytes_up;
     record.bytes_down = rx.bytes_down;
@@ -308,6 +319,38 @@ pub struct Percentiles {
     pub p50: f64,
     pub p95: f64,
     pub p99: f64,
+}
+
+/// Prediction corrections over all bots: how often and how far
+/// reconciliation moved a bot's own predicted player (world units).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct Corrections {
+    pub frames: u64,
+    pub corrected: u64,
+    /// Share of reconciled frames that needed a correction.
+    pub rate: f64,
+    pub mean_units: f64,
+    pub max_units: f64,
+}
+
+impl Corrections {
+    fn total(records: &[BotRecord]) -> Self {
+        let mut all = CorrectionStats::default();
+        for stats in records.iter().map(|r| r.corrections) {
+            all.frames += stats.frames;
+            all.corrected += stats.corrected;
+            all.total_units += stats.total_units;
+            all.max_units = all.max_units.max(stats.max_units);
+        }
+        let rate = if all.frames == 0 { 0.0 } else { all.corrected as f64 / all.frames as f64 };
+        Corrections {
+            frames: all.frames,
+            corrected: all.corrected,
+            rate,
+            mean_units: all.mean_units(),
+            max_units: all.max_units,
+        }
+    }
 }
 
 /// The swarm's summary: what `arena-bots` prints.
@@ -337,6 +380,7 @@ pub struct Report {
     pub max_players_seen: usize,
     /// Highest input seq acked, mean per connected bot.
     pub mean_max_ack: f64,
+    pub corrections: Corrections,
     /// Up to five distinct failure descriptions.
     pub errors: Vec<String>,
 }
@@ -391,6 +435,7 @@ impl Report {
             up_bytes_per_sec: mean(&|r| per_sec(r.bytes_up, r)),
             max_players_seen: records.iter().map(|r| r.max_players_seen).max().unwrap_or(0),
             mean_max_ack: mean(&|r| f64::from(r.max_ack)),
+            corrections: Corrections::total(records),
             errors,
         }
     }
@@ -417,6 +462,17 @@ impl Report {
             ("down per bot", format!("{:.1} KB/s", self.down_bytes_per_sec / 1000.0)),
             ("up per bot", format!("{:.1} KB/s", self.up_bytes_per_sec / 1000.0)),
             ("max players seen", self.max_players_seen.to_string()),
+            (
+                "corrections",
+                format!(
+                    "{} of {} frames ({:.2}%), mean {:.1}, max {:.1} units",
+                    self.corrections.corrected,
+                    self.corrections.frames,
+                    self.corrections.rate * 100.0,
+                    self.corrections.mean_units,
+                    self.corrections.max_units
+                ),
+            ),
         ];
         let mut out = String::new();
         for (name, value) in rows {

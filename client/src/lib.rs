@@ -6,8 +6,11 @@
 //!     typed receive); the bots and the end-to-end tests both use it.
 //!   - [`bots`]: the bot swarm behind `arena-bots`: behaviours, per-bot
 //!     measurements, and the report (text table or JSON).
-//! - On wasm32: the Bevy app (added with the browser client).
+//! - On wasm32: [`app`], the Bevy app (see its module docs), started by the
+//!   `arena-client` binary that trunk builds.
 
+#[cfg(target_arch = "wasm32")]
+pub mod app;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bots;
 #[cfg(not(target_arch = "wasm32"))]

@@ -8,7 +8,11 @@
 //! - [`sim`]: the deterministic fixed-point simulation (`step`,
 //!   `resolve_overlaps`). Integer maths only, so the same inputs give the same
 //!   bits on x86_64 and wasm32.
+//! - [`netcode`]: client-side prediction and reconciliation, interpolation,
+//!   and the server-clock and round-trip estimates, engine-free so the
+//!   browser app and the bots share it and it is tested natively.
 
 pub mod codec;
+pub mod netcode;
 pub mod protocol;
 pub mod sim;

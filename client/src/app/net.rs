@@ -1,0 +1,308 @@
+//! The connection: one gloo-net WebSocket task per attempt, talking to the
+//! ECS over channels; reconnects with backoff; applies server messages.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use arena_shared::codec::{decode_server, encode_client};
+use arena_shared::netcode::{Interpolator, Prediction, RttEstimate, ServerClock};
+use arena_shared::protocol::{ClientMsg, PROTOCOL_VERSION, PlayerId, RejectReason, ServerMsg};
+use bevy::prelude::*;
+use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
+use futures_util::{SinkExt, StreamExt};
+use gloo_net::websocket::{Message, WebSocketError, futures::WebSocket};
+
+use super::now_secs;
+
+/// First wait before reconnecting, and the most it grows to.
+const BACKOFF_START_SECS: f64 = 0.5;
+const BACKOFF_MAX_SECS: f64 = 10.0;
+/// How often to measure the round trip.
+const PING_EVERY_SECS: f64 = 1.0;
+
+pub struct NetPlugin;
+
+impl Plugin for NetPlugin {
+    fn build(&self, app: &mut App) {
+        let (events_tx, events_rx) = unbounded();
+        app.insert_resource(Net::new(server_url(), player_name(), events_tx, events_rx))
+            .init_resource::<Game>()
+            .add_systems(PreUpdate, (receive_messages, manage_connection, send_pings).chain());
+    }
+}
+
+/// What the player sees on the status line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConnState {
+    Connecting,
+    Connected,
+    /// The server refused us; `retry_at` is when we try again, if ever.
+    Rejected {
+        message: String,
+        retry_at: Option<f64>,
+    },
+    Disconnected {
+        reason: String,
+        retry_at: f64,
+    },
+}
+
+/// From a socket task to the ECS; `attempt` tells stale tasks apart.
+enum NetEvent {
+    Msg { attempt: u32, msg: ServerMsg, at: f64 },
+    Closed { attempt: u32, code: u16, reason: String },
+}
+
+#[derive(Resource)]
+pub struct Net {
+    pub state: ConnState,
+    pub url: String,
+    pub name: String,
+    /// Connection attempts so far; events from older ones are ignored.
+    attempt: u32,
+    backoff_secs: f64,
+    /// Messages for the current socket task.
+    outgoing: Option<UnboundedSender<ClientMsg>>,
+    events_tx: UnboundedSender<NetEvent>,
+    /// Behind a mutex only because resources must be `Sync`.
+    events_rx: Mutex<UnboundedReceiver<NetEvent>>,
+    /// The rejection received on the current attempt, if any.
+    rejection: Option<(RejectReason, String)>,
+    last_ping: f64,
+}
+
+impl Net {
+    fn new(
+        url: String,
+        name: String,
+        events_tx: UnboundedSender<NetEvent>,
+        events_rx: UnboundedReceiver<NetEvent>,
+    ) -> Self {
+        Net {
+            state: ConnState::Connecting,
+            url,
+            name,
+            attempt: 0,
+            backoff_secs: BACKOFF_START_SECS,
+            outgoing: None,
+            events_tx,
+            events_rx: Mutex::new(events_rx),
+            rejection: None,
+            last_ping: 0.0,
+        }
+    }
+
+    /// Queues a message for the server; dropped when not connected.
+    pub fn send(&self, msg: ClientMsg) {
+        if let Some(outgoing) = &self.outgoing {
+            let _ = outgoing.unbounded_send(msg);
+        }
+    }
+
+    fn connect(&mut self) {
+        self.attempt += 1;
+        self.rejection = None;
+        let (tx, rx) = unbounded();
+        self.outgoing = Some(tx);
+        wasm_bindgen_futures::spawn_local(run_socket(
+            self.attempt,
+            self.url.clone(),
+            self.name.clone(),
+            self.events_tx.clone(),
+            rx,
+        ));
+    }
+}
+
+/// Everything the client knows of the game.
+#[derive(Resource, Default)]
+pub struct Game {
+    pub you: Option<PlayerId>,
+    pub names: HashMap<PlayerId, String>,
+    pub prediction: Prediction,
+    pub interpolator: Interpolator,
+    pub clock: Option<ServerClock>,
+    pub rtt: RttEstimate,
+    pub tick: u32,
+    pub players_online: usize,
+}
+
+/// `?server=` if given, else `/ws` on the host that served the page, with
+/// `wss:` when the page is `https:`.
+fn server_url() -> String {
+    let location = web_sys::window().map(|w| w.location());
+    let param = location.as_ref().and_then(|l| l.search().ok()).and_then(|search| {
+        web_sys::UrlSearchParams::new_with_str(&search).ok().and_then(|p| p.get("server"))
+    });
+    if let Some(server) = param.filter(|s| !s.is_empty()) {
+        return server;
+    }
+    let host = location.as_ref().and_then(|l| l.host().ok()).unwrap_or_else(|| "127.0.0.1:7777".into());
+    let secure = location.as_ref().and_then(|l| l.protocol().ok()).is_some_and(|p| p == "https:");
+    format!("{}://{host}/ws", if secure { "wss" } else { "ws" })
+}
+
+/// `?name=` if given, else a generated one.
+fn player_name() -> String {
+    let param = web_sys::window()
+        .and_then(|w| w.location().search().ok())
+        .and_then(|search| web_sys::UrlSearchParams::new_with_str(&search).ok())
+        .and_then(|p| p.get("name"));
+    param.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| {
+        const ANIMALS: [&str; 8] = ["otter", "lynx", "heron", "gecko", "bison", "koala", "raven", "tapir"];
+        let n = (now_secs() * 1000.0) as usize ^ (js_random() as usize);
+        format!("{}-{}", ANIMALS[n % ANIMALS.len()], n % 1000)
+    })
+}
+
+fn js_random() -> u32 {
+    // Good enough to tell two tabs apart; nothing depends on it.
+    (web_sys::window().and_then(|w| w.performance()).map(|p| p.time_origin()).unwrap_or_default() * 1000.0)
+        as u32
+}
+
+/// One connection attempt: open, say Hello, then pump messages both ways
+/// until the socket closes.
+async fn run_socket(
+    attempt: u32,
+    url: String,
+    name: String,
+    events: UnboundedSender<NetEvent>,
+    mut outgoing: UnboundedReceiver<ClientMsg>,
+) {
+    let closed = |code: u16, reason: String| NetEvent::Closed { attempt, code, reason };
+    let socket = match WebSocket::open(&url) {
+        Ok(socket) => socket,
+        Err(e) => {
+            let _ = events.unbounded_send(closed(1006, format!("cannot open {url}: {e}")));
+            return;
+        }
+    };
+    let (mut write, mut read) = socket.split();
+    let hello = ClientMsg::Hello { version: PROTOCOL_VERSION, name };
+    if write.send(Message::Bytes(encode_client(&hello))).await.is_err() {
+        let _ = events.unbounded_send(closed(1006, "the server did not answer".into()));
+        return;
+    }
+    let reader = async {
+        while let Some(message) = read.next().await {
+            match message {
+                Ok(Message::Bytes(bytes)) => match decode_server(&bytes) {
+                    Ok(msg) => {
+                        let _ = events.unbounded_send(NetEvent::Msg { attempt, msg, at: now_secs() });
+                    }
+                    Err(e) => return closed(4000, format!("the server sent bad data: {e}")),
+                },
+                Ok(Message::Text(_)) => return closed(4000, "the server sent text".into()),
+                Err(WebSocketError::ConnectionClose(event)) => return closed(event.code, event.reason),
+                Err(e) => return closed(1006, e.to_string()),
+            }
+        }
+        closed(1006, "connection lost".into())
+    };
+    let writer = async {
+        while let Some(msg) = outgoing.next().await {
+            if write.send(Message::Bytes(encode_client(&msg))).await.is_err() {
+                break;
+            }
+        }
+        closed(1006, "connection lost while sending".into())
+    };
+    let ended = futures_util::future::select(Box::pin(reader), Box::pin(writer)).await.factor_first().0;
+    let _ = events.unbounded_send(ended);
+}
+
+fn receive_messages(mut net: ResMut<Net>, mut game: ResMut<Game>) {
+    let net = &mut *net;
+    let events: Vec<NetEvent> = {
+        let mut rx = net.events_rx.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    };
+    for event in events {
+        match event {
+            NetEvent::Msg { attempt, msg, at } if attempt == net.attempt => {
+                apply_message(net, &mut game, msg, at)
+            }
+            NetEvent::Closed { attempt, code, reason } if attempt == net.attempt => {
+                net.outgoing = None;
+                let now = now_secs();
+                let retry_at = now + net.backoff_secs;
+                let previous = std::mem::replace(&mut net.state, ConnState::Connecting);
+                net.state = match (net.rejection.take(), previous) {
+                    // Version and name will not fix themselves; full and shutting down might.
+                    (Some((RejectReason::VersionMismatch { .. } | RejectReason::BadName, message)), _) => {
+                        ConnState::Rejected { message, retry_at: None }
+                    }
+                    // A retry after a rejection keeps the reason up until it succeeds.
+                    (Some((_, message)), _) | (None, ConnState::Rejected { message, .. }) => {
+                        ConnState::Rejected { message, retry_at: Some(retry_at) }
+                    }
+                    (None, _) => {
+                        let reason = if reason.is_empty() { format!("closed ({code})") } else { reason };
+                        ConnState::Disconnected { reason, retry_at }
+                    }
+                };
+                net.backoff_secs = (net.backoff_secs * 2.0).min(BACKOFF_MAX_SECS);
+                *game = Game::default();
+            }
+            _ => {}
+        }
+    }
+}
+
+fn apply_message(net: &mut Net, game: &mut Game, msg: ServerMsg, at: f64) {
+    match msg {
+        ServerMsg::Welcome(welcome) => {
+            *game = Game::default();
+            game.you = Some(welcome.you);
+            game.clock = Some(ServerClock::new(welcome.tick_rate));
+            game.names.extend(welcome.players.into_iter().map(|p| (p.id, p.name)));
+            net.state = ConnState::Connected;
+            net.backoff_secs = BACKOFF_START_SECS;
+            net.last_ping = 0.0;
+        }
+        ServerMsg::Rejected(rejection) => net.rejection = Some((rejection.reason, rejection.message)),
+        ServerMsg::Joined(player) => {
+            game.names.insert(player.id, player.name);
+        }
+        ServerMsg::Left { id } => {
+            game.names.remove(&id);
+        }
+        ServerMsg::Pong { client_time_us } => game.rtt.on_pong(client_time_us as f64 / 1e6, at),
+        ServerMsg::Frame(frame) => {
+            if let Some(clock) = &mut game.clock {
+                clock.on_frame(frame.tick, at);
+            }
+            if let Some(me) = game.you.and_then(|you| frame.players.iter().find(|p| p.id == you)) {
+                game.prediction.reconcile(me.body, frame.ack_seq);
+            }
+            game.tick = frame.tick;
+            game.players_online = frame.players.len();
+            game.interpolator.push(frame.tick, frame.players);
+        }
+    }
+}
+
+fn manage_connection(mut net: ResMut<Net>) {
+    let now = now_secs();
+    let due = match &net.state {
+        ConnState::Connecting => net.outgoing.is_none(),
+        ConnState::Disconnected { retry_at, .. } => now >= *retry_at,
+        ConnState::Rejected { retry_at: Some(retry_at), .. } => now >= *retry_at && net.outgoing.is_none(),
+        ConnState::Rejected { retry_at: None, .. } | ConnState::Connected => false,
+    };
+    if due {
+        if let ConnState::Disconnected { .. } = net.state {
+            net.state = ConnState::Connecting;
+        }
+        net.connect();
+    }
+}
+
+fn send_pings(mut net: ResMut<Net>) {
+    let now = now_secs();
+    if net.state == ConnState::Connected && now - net.last_ping >= PING_EVERY_SECS {
+        net.last_ping = now;
+        net.send(ClientMsg::Ping { client_time_us: (now * 1e6) as u64 });
+    }
+}
