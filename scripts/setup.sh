@@ -26,9 +26,15 @@ if [ -n "$WASM_BINDGEN_VERSION" ] && ! wasm-bindgen --version 2>/dev/null | grep
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
 fi
 
+# Debian packages: brotli precompresses dist/, chromium runs the browser tests.
+packages=()
+command -v brotli >/dev/null || packages+=(brotli)
 if [ "${ARENA_SKIP_BROWSER:-0}" != 1 ] && ! command -v chromium >/dev/null; then
-  say "installing Debian's chromium for the browser tests"
+  packages+=(chromium)
+fi
+if [ ${#packages[@]} -gt 0 ]; then
+  say "installing ${packages[*]} from Debian"
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${packages[@]}" >/dev/null
 fi

@@ -20,7 +20,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "clippy (wasm32)"
 cargo clippy --target wasm32-unknown-unknown -p arena-shared -p arena-client --all-targets --locked -- -D warnings
 
-step "tests"
+step "build the browser client (dist/)"
+scripts/build-client.sh
+
+step "tests (unit, property, end-to-end, browser)"
 cargo test --workspace --locked
 
 step "all checks passed in $(( $(date +%s) - started ))s"

@@ -1,5 +1,8 @@
 //! Harness for arena's end-to-end tests: the real server on `127.0.0.1:0`,
-//! real sockets, and small helpers to speak HTTP and read close frames.
+//! real sockets, small helpers to speak HTTP and read close frames, and
+//! [`browser`], headless Chromium over the DevTools protocol.
+
+pub mod browser;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -22,7 +25,12 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(config: ServerConfig) -> anyhow::Result<TestServer> {
-        let listener = TcpListener::bind("127.0.0.1:0").await.context("bind loopback")?;
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), config).await
+    }
+
+    /// Starts on a given address (to bring a server back on the same port).
+    pub async fn start_on(addr: SocketAddr, config: ServerConfig) -> anyhow::Result<TestServer> {
+        let listener = TcpListener::bind(addr).await.with_context(|| format!("bind {addr}"))?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(arena_server::run(listener, config, async {

@@ -1,0 +1,231 @@
+//! Headless Chromium driven over the DevTools protocol: just enough to open
+//! a page, evaluate JavaScript, press keys and take a screenshot. It starts
+//! Debian's `chromium` (or `$CHROMIUM`) and never downloads a browser.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub struct Browser {
+    child: Child,
+    cdp: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    next_id: u64,
+    _profile: TempDir,
+}
+
+/// One open tab.
+pub struct Page {
+    session: String,
+}
+
+/// A directory removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn chromium_path() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("CHROMIUM") {
+        return Ok(path.into());
+    }
+    for candidate in ["/usr/bin/chromium", "/usr/bin/chromium-browser"] {
+        if Path::new(candidate).exists() {
+            return Ok(candidate.into());
+        }
+    }
+    bail!("no chromium found: install Debian's (`apt-get install chromium`, done by scripts/setup.sh) or set CHROMIUM")
+}
+
+impl Browser {
+    pub async fn launch() -> anyhow::Result<Browser> {
+        let profile = std::env::temp_dir().join(format!("arena-chromium-{}-{}", std::process::id(), rand_suffix()));
+        std::fs::create_dir_all(&profile)?;
+        let profile = TempDir(profile);
+        let mut child = Command::new(chromium_path()?)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--enable-unsafe-swiftshader",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-background-timer-throttling",
+                "--disable-renderer-backgrounding",
+                "--window-size=1280,720",
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.0.display()))
+            .arg("about:blank")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting chromium")?;
+        let stderr = child.stderr.take().context("stderr is piped")?;
+        let mut lines = BufReader::new(stderr).lines();
+        let endpoint = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(url) = line.strip_prefix("DevTools listening on ") {
+                    return Ok(url.trim().to_owned());
+                }
+            }
+            bail!("chromium exited before opening DevTools")
+        })
+        .await
+        .context("chromium did not start within 30s")??;
+        // Keep draining stderr so chromium never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (cdp, _) = tokio_tungstenite::connect_async(&endpoint).await.context("connecting to DevTools")?;
+        Ok(Browser { child, cdp, next_id: 0, _profile: profile })
+    }
+
+    /// Sends one DevTools command and waits for its result (events are skipped).
+    pub async fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> anyhow::Result<Value> {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut command = json!({ "id": id, "method": method, "params": params });
+        if let Some(session) = session {
+            command["sessionId"] = json!(session);
+        }
+        self.cdp.send(Message::Text(command.to_string().into())).await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.cdp.next())
+                .await
+                .with_context(|| format!("{method} got no answer within 30s"))?
+                .context("DevTools connection closed")??;
+            let Message::Text(text) = message else { continue };
+            let reply: Value = serde_json::from_str(&text)?;
+            if reply["id"] != json!(id) {
+                continue;
+            }
+            if let Some(error) = reply.get("error") {
+                bail!("{method} failed: {error}");
+            }
+            return Ok(reply["result"].clone());
+        }
+    }
+
+    /// Opens `url` in a new tab.
+    pub async fn open(&mut self, url: &str) -> anyhow::Result<Page> {
+        let target = self.call(None, "Target.createTarget", json!({ "url": "about:blank" })).await?;
+        let target_id = target["targetId"].as_str().context("targetId")?.to_owned();
+        let attached =
+            self.call(None, "Target.attachToTarget", json!({ "targetId": target_id, "flatten": true })).await?;
+        let page = Page { session: attached["sessionId"].as_str().context("sessionId")?.to_owned() };
+        let s = Some(page.session.as_str());
+        self.call(s, "Page.enable", json!({})).await?;
+        // Headless has no window focus; without this the page never gets key events.
+        self.call(s, "Emulation.setFocusEmulationEnabled", json!({ "enabled": true })).await?;
+        self.call(s, "Page.navigate", json!({ "url": url })).await?;
+        Ok(page)
+    }
+
+    /// Evaluates `expression` in the page and returns its JSON value.
+    pub async fn eval(&mut self, page: &Page, expression: &str) -> anyhow::Result<Value> {
+        let result = self
+            .call(Some(&page.session), "Runtime.evaluate", json!({ "expression": expression, "returnByValue": true }))
+            .await?;
+        if let Some(exception) = result.get("exceptionDetails") {
+            bail!("{expression} threw: {exception}");
+        }
+        Ok(result["result"]["value"].clone())
+    }
+
+    /// Polls `expression` until it returns true.
+    pub async fn wait_for(&mut self, page: &Page, expression: &str, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.eval(page, expression).await? == json!(true) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                let status = self.eval(page, "document.getElementById('status')?.textContent").await?;
+                bail!("waited {timeout:?} for `{expression}`; the page says: {status}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Presses (`down`) or releases a key, e.g. ("d", "KeyD", 68).
+    pub async fn key(&mut self, page: &Page, down: bool, key: &str, code: &str, key_code: u32) -> anyhow::Result<()> {
+        let params = json!({
+            "type": if down { "keyDown" } else { "keyUp" },
+            "key": key,
+            "code": code,
+            "windowsVirtualKeyCode": key_code,
+            "nativeVirtualKeyCode": key_code,
+        });
+        self.call(Some(&page.session), "Input.dispatchKeyEvent", params).await?;
+        Ok(())
+    }
+
+    /// Writes a PNG screenshot of the page to `path`.
+    pub async fn screenshot(&mut self, page: &Page, path: &Path) -> anyhow::Result<()> {
+        let shot = self.call(Some(&page.session), "Page.captureScreenshot", json!({ "format": "png" })).await?;
+        let data = shot["data"].as_str().context("screenshot data")?;
+        std::fs::write(path, base64_decode(data)?)?;
+        Ok(())
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.call(None, "Browser.close", json!({})).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+    }
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default()
+}
+
+fn base64_decode(text: &str) -> anyhow::Result<Vec<u8>> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut lookup = [255u8; 256];
+    for (i, &c) in ALPHABET.iter().enumerate() {
+        lookup[c as usize] = i as u8;
+    }
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut buffer, mut bits) = (0u32, 0);
+    for &c in text.as_bytes().iter().filter(|&&c| c != b'=' && !c.is_ascii_whitespace()) {
+        let value = lookup[c as usize];
+        if value == 255 {
+            bail!("not base64: {:?}", c as char);
+        }
+        buffer = (buffer << 6) | u32::from(value);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base64_decode;
+
+    #[test]
+    fn base64_decodes_padding_and_all_symbols() {
+        assert_eq!(base64_decode("aGVsbG8=").expect("valid"), b"hello");
+        assert_eq!(base64_decode("+/8=").expect("valid"), [0xfb, 0xff]);
+        assert!(base64_decode("!!").is_err(), "should reject non-base64");
+    }
+}

@@ -1,0 +1,192 @@
+//! The trunk-built client (dist/) served by the real server, in a real
+//! headless Chromium, checked from outside the page: its state attribute,
+//! its JSON snapshot, and what a bot in the same room sees in the frames.
+//!
+//! Needs `dist/` (scripts/build-client.sh, run by scripts/test.sh) and
+//! Debian's chromium. `ARENA_SKIP_BROWSER=1` skips it, loudly.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use arena_client::bots::{Behaviour, Live, SwarmConfig, run_swarm};
+use arena_server::ServerConfig;
+use arena_shared::protocol::{PlayerId, ServerMsg};
+use arena_shared::sim::FIXED_ONE;
+use arena_tests::browser::{Browser, Page};
+use arena_tests::{TestServer, http_get, recv_until, test_config};
+use serde_json::Value;
+
+fn workspace_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the workspace").to_path_buf()
+}
+
+/// The built client, or `None` when the browser tests are skipped on purpose.
+fn dist() -> Option<PathBuf> {
+    if std::env::var("ARENA_SKIP_BROWSER").is_ok_and(|v| v == "1") {
+        eprintln!("SKIPPED: browser tests (ARENA_SKIP_BROWSER=1)");
+        return None;
+    }
+    let dist = std::env::var_os("ARENA_DIST").map(PathBuf::from).unwrap_or_else(|| workspace_dir().join("dist"));
+    assert!(
+        dist.join("index.html").is_file(),
+        "no built client at {}: run scripts/build-client.sh first (scripts/test.sh does)",
+        dist.display()
+    );
+    Some(dist)
+}
+
+fn config(dist: PathBuf, max_players: u16) -> ServerConfig {
+    ServerConfig { web_dir: Some(dist), max_players, ..test_config() }
+}
+
+async fn snapshot(browser: &mut Browser, page: &Page) -> anyhow::Result<Value> {
+    let raw = browser.eval(page, "document.getElementById('arena-snapshot').dataset.snapshot || 'null'").await?;
+    Ok(serde_json::from_str(raw.as_str().unwrap_or("null"))?)
+}
+
+fn bots(server: &TestServer, count: usize, behaviour: Behaviour, prefix: &str) -> SwarmConfig {
+    SwarmConfig {
+        url: server.ws_url(),
+        count,
+        duration: Duration::from_secs(300),
+        behaviour,
+        name_prefix: prefix.into(),
+    }
+}
+
+/// Holds D for `secs` and returns how far (world units) a bot saw `player` move right.
+async fn hold_right(
+    browser: &mut Browser,
+    page: &Page,
+    server: &TestServer,
+    player: PlayerId,
+    secs: f64,
+) -> anyhow::Result<f64> {
+    let (mut observer, _) = server.player("observer").await?;
+    let x_of = |msg: &ServerMsg| match msg {
+        ServerMsg::Frame(f) => f.players.iter().find(|p| p.id == player).map(|p| p.body.pos.x),
+        _ => None,
+    };
+    let before = recv_until(&mut observer, x_of).await?;
+    browser.eval(page, "document.getElementById('arena-canvas').focus(), true").await?;
+    browser.key(page, true, "d", "KeyD", 68).await?;
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    browser.key(page, false, "d", "KeyD", 68).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = recv_until(&mut observer, x_of).await?;
+    observer.close().await;
+    Ok(f64::from(after - before) / f64::from(FIXED_ONE))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_client_connects_plays_and_reconnects() -> anyhow::Result<()> {
+    let Some(dist) = dist() else { return Ok(()) };
+    let server = TestServer::start(config(dist.clone(), 256)).await?;
+    let addr = server.addr;
+
+    // The page and its assets come from arena-server, compressed and cached right.
+    let index = http_get(addr, "/", &[]).await?;
+    assert_eq!(index.status, 200);
+    assert_eq!(index.header("cache-control"), Some("no-cache"), "index.html must be revalidated");
+    let html = String::from_utf8_lossy(&index.body).to_string();
+    let wasm = html
+        .split('"')
+        .find(|s| s.ends_with("_bg.wasm"))
+        .map(|s| s.trim_start_matches("./").trim_start_matches('/').to_owned())
+        .expect("index.html should reference the hashed wasm");
+    let gz = http_get(addr, &format!("/{wasm}"), &[("Accept-Encoding", "gzip")]).await?;
+    assert_eq!(gz.status, 200);
+    assert_eq!(gz.header("content-type"), Some("application/wasm"), "wasm needs its MIME type to stream-compile");
+    assert_eq!(gz.header("content-encoding"), Some("gzip"), "precompressed gzip should be served");
+    assert!(gz.header("cache-control").is_some_and(|c| c.contains("immutable")), "hashed files cache forever");
+    let br = http_get(addr, &format!("/{wasm}"), &[("Accept-Encoding", "br, gzip")]).await?;
+    assert_eq!(br.header("content-encoding"), Some("br"), "brotli preferred when accepted");
+
+    let bot_task = tokio::spawn(run_swarm(bots(&server, 3, Behaviour::Circle, "ring-"), Live::default().into()));
+
+    let mut browser = Browser::launch().await?;
+    let started = Instant::now();
+    let page = browser.open(&format!("http://{addr}/?name=chromium")).await?;
+    browser.wait_for(&page, "document.body.dataset.state === 'connected'", Duration::from_secs(90)).await?;
+    let connect_ms = started.elapsed().as_millis();
+    println!("FIGURE navigation_to_connected_ms={connect_ms}");
+
+    // Bots appear for the browser client, with names and moving positions.
+    browser
+        .wait_for(
+            &page,
+            "(JSON.parse(document.getElementById('arena-snapshot').dataset.snapshot || '{}').players || [])\
+             .filter(p => p.name && p.name.startsWith('ring-')).length === 3",
+            Duration::from_secs(20),
+        )
+        .await?;
+    let first = snapshot(&mut browser, &page).await?;
+    assert_eq!(first["name"], "chromium", "?name= should name the player");
+    let me = first["you"].as_u64().expect("snapshot should have our id") as PlayerId;
+
+    // Holding D moves our player, as a bot in the room sees it in frames.
+    let moved = hold_right(&mut browser, &page, &server, me, 1.5).await?;
+    assert!(moved > 100.0, "holding D for 1.5 s should move right by well over 100 units, moved {moved:.1}");
+    let after = snapshot(&mut browser, &page).await?;
+    assert!(after["ping_ms"].as_f64().is_some(), "the client should measure its ping: {after}");
+    assert!(after["fps"].as_f64().unwrap_or(0.0) > 1.0, "the client should be rendering: {after}");
+    println!(
+        "FIGURE corrections_3_bots={} fps_3_bots={:.1} frame_ms_3_bots={:.1}",
+        after["corrections"], after["fps"].as_f64().unwrap_or(0.0), after["frame_ms"].as_f64().unwrap_or(0.0)
+    );
+    let shots = workspace_dir().join("target");
+    std::fs::create_dir_all(&shots)?;
+    browser.screenshot(&page, &shots.join("arena-browser.png")).await?;
+
+    // With 100 bots in the room: frame time, for the load figures.
+    let crowd = tokio::spawn(run_swarm(bots(&server, 100, Behaviour::Wander, "crowd-"), Live::default().into()));
+    browser
+        .wait_for(
+            &page,
+            "(JSON.parse(document.getElementById('arena-snapshot').dataset.snapshot || '{}').players_online || 0) >= 104",
+            Duration::from_secs(30),
+        )
+        .await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let crowded = snapshot(&mut browser, &page).await?;
+    println!(
+        "FIGURE players_online={} fps_100_bots={:.1} frame_ms_100_bots={:.1} corrections_100_bots={}",
+        crowded["players_online"],
+        crowded["fps"].as_f64().unwrap_or(0.0),
+        crowded["frame_ms"].as_f64().unwrap_or(0.0),
+        crowded["corrections"]
+    );
+    assert!(crowded["players"].as_array().is_some_and(|p| p.len() >= 104), "all 100 bots should be drawn");
+    browser.screenshot(&page, &shots.join("arena-browser-100-bots.png")).await?;
+    crowd.abort();
+    bot_task.abort();
+
+    // The server goes away: the page says so, then reconnects by itself.
+    server.stop().await?;
+    browser.wait_for(&page, "document.body.dataset.state === 'disconnected'", Duration::from_secs(15)).await?;
+    let status = browser.eval(&page, "document.getElementById('status').textContent").await?;
+    assert!(status.as_str().unwrap_or("").contains("Reconnecting"), "should say it is retrying: {status}");
+    let server = TestServer::start_on(addr, config(dist, 256)).await?;
+    browser.wait_for(&page, "document.body.dataset.state === 'connected'", Duration::from_secs(30)).await?;
+
+    browser.close().await;
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_server_shows_its_reason_on_the_page() -> anyhow::Result<()> {
+    let Some(dist) = dist() else { return Ok(()) };
+    let server = TestServer::start(config(dist, 1)).await?;
+    let (_occupant, _) = server.player("occupant").await?;
+    let mut browser = Browser::launch().await?;
+    let page = browser.open(&format!("http://{}/?name=latecomer", server.addr)).await?;
+    browser.wait_for(&page, "document.body.dataset.state === 'rejected'", Duration::from_secs(90)).await?;
+    let status = browser.eval(&page, "document.getElementById('status').textContent").await?;
+    let status = status.as_str().unwrap_or_default().to_owned();
+    assert!(status.contains("server is full"), "the page should show the server's reason, shows: {status}");
+    let workspace_target = workspace_dir().join("target");
+    std::fs::create_dir_all(&workspace_target)?;
+    browser.screenshot(&page, &workspace_target.join("arena-browser-rejected.png")).await?;
+    browser.close().await;
+    server.stop().await
+}
