@@ -45,12 +45,15 @@ pub fn chromium_path() -> anyhow::Result<PathBuf> {
             return Ok(candidate.into());
         }
     }
-    bail!("no chromium found: install Debian's (`apt-get install chromium`, done by scripts/setup.sh) or set CHROMIUM")
+    bail!(
+        "no chromium found: install Debian's (`apt-get install chromium`, done by scripts/setup.sh) or set CHROMIUM"
+    )
 }
 
 impl Browser {
     pub async fn launch() -> anyhow::Result<Browser> {
-        let profile = std::env::temp_dir().join(format!("arena-chromium-{}-{}", std::process::id(), rand_suffix()));
+        let profile =
+            std::env::temp_dir().join(format!("arena-chromium-{}-{}", std::process::id(), rand_suffix()));
         std::fs::create_dir_all(&profile)?;
         let profile = TempDir(profile);
         let mut child = Command::new(chromium_path()?)
@@ -97,7 +100,12 @@ impl Browser {
     }
 
     /// Sends one DevTools command and waits for its result (events are skipped).
-    pub async fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> anyhow::Result<Value> {
+    pub async fn call(
+        &mut self,
+        session: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> anyhow::Result<Value> {
         self.next_id += 1;
         let id = self.next_id;
         let mut command = json!({ "id": id, "method": method, "params": params });
@@ -127,8 +135,9 @@ impl Browser {
     pub async fn open(&mut self, url: &str) -> anyhow::Result<Page> {
         let target = self.call(None, "Target.createTarget", json!({ "url": "about:blank" })).await?;
         let target_id = target["targetId"].as_str().context("targetId")?.to_owned();
-        let attached =
-            self.call(None, "Target.attachToTarget", json!({ "targetId": target_id, "flatten": true })).await?;
+        let attached = self
+            .call(None, "Target.attachToTarget", json!({ "targetId": target_id, "flatten": true }))
+            .await?;
         let page = Page { session: attached["sessionId"].as_str().context("sessionId")?.to_owned() };
         let s = Some(page.session.as_str());
         self.call(s, "Page.enable", json!({})).await?;
@@ -141,7 +150,11 @@ impl Browser {
     /// Evaluates `expression` in the page and returns its JSON value.
     pub async fn eval(&mut self, page: &Page, expression: &str) -> anyhow::Result<Value> {
         let result = self
-            .call(Some(&page.session), "Runtime.evaluate", json!({ "expression": expression, "returnByValue": true }))
+            .call(
+                Some(&page.session),
+                "Runtime.evaluate",
+                json!({ "expression": expression, "returnByValue": true }),
+            )
             .await?;
         if let Some(exception) = result.get("exceptionDetails") {
             bail!("{expression} threw: {exception}");
@@ -165,7 +178,14 @@ impl Browser {
     }
 
     /// Presses (`down`) or releases a key, e.g. ("d", "KeyD", 68).
-    pub async fn key(&mut self, page: &Page, down: bool, key: &str, code: &str, key_code: u32) -> anyhow::Result<()> {
+    pub async fn key(
+        &mut self,
+        page: &Page,
+        down: bool,
+        key: &str,
+        code: &str,
+        key_code: u32,
+    ) -> anyhow::Result<()> {
         let params = json!({
             "type": if down { "keyDown" } else { "keyUp" },
             "key": key,
@@ -179,7 +199,8 @@ impl Browser {
 
     /// Writes a PNG screenshot of the page to `path`.
     pub async fn screenshot(&mut self, page: &Page, path: &Path) -> anyhow::Result<()> {
-        let shot = self.call(Some(&page.session), "Page.captureScreenshot", json!({ "format": "png" })).await?;
+        let shot =
+            self.call(Some(&page.session), "Page.captureScreenshot", json!({ "format": "png" })).await?;
         let data = shot["data"].as_str().context("screenshot data")?;
         std::fs::write(path, base64_decode(data)?)?;
         Ok(())
@@ -192,7 +213,10 @@ impl Browser {
 }
 
 fn rand_suffix() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
 }
 
 fn base64_decode(text: &str) -> anyhow::Result<Vec<u8>> {

@@ -26,7 +26,8 @@ fn dist() -> Option<PathBuf> {
         eprintln!("SKIPPED: browser tests (ARENA_SKIP_BROWSER=1)");
         return None;
     }
-    let dist = std::env::var_os("ARENA_DIST").map(PathBuf::from).unwrap_or_else(|| workspace_dir().join("dist"));
+    let dist =
+        std::env::var_os("ARENA_DIST").map(PathBuf::from).unwrap_or_else(|| workspace_dir().join("dist"));
     assert!(
         dist.join("index.html").is_file(),
         "no built client at {}: run scripts/build-client.sh first (scripts/test.sh does)",
@@ -40,7 +41,8 @@ fn config(dist: PathBuf, max_players: u16) -> ServerConfig {
 }
 
 async fn snapshot(browser: &mut Browser, page: &Page) -> anyhow::Result<Value> {
-    let raw = browser.eval(page, "document.getElementById('arena-snapshot').dataset.snapshot || 'null'").await?;
+    let raw =
+        browser.eval(page, "document.getElementById('arena-snapshot').dataset.snapshot || 'null'").await?;
     Ok(serde_json::from_str(raw.as_str().unwrap_or("null"))?)
 }
 
@@ -96,13 +98,21 @@ async fn browser_client_connects_plays_and_reconnects() -> anyhow::Result<()> {
         .expect("index.html should reference the hashed wasm");
     let gz = http_get(addr, &format!("/{wasm}"), &[("Accept-Encoding", "gzip")]).await?;
     assert_eq!(gz.status, 200);
-    assert_eq!(gz.header("content-type"), Some("application/wasm"), "wasm needs its MIME type to stream-compile");
+    assert_eq!(
+        gz.header("content-type"),
+        Some("application/wasm"),
+        "wasm needs its MIME type to stream-compile"
+    );
     assert_eq!(gz.header("content-encoding"), Some("gzip"), "precompressed gzip should be served");
-    assert!(gz.header("cache-control").is_some_and(|c| c.contains("immutable")), "hashed files cache forever");
+    assert!(
+        gz.header("cache-control").is_some_and(|c| c.contains("immutable")),
+        "hashed files cache forever"
+    );
     let br = http_get(addr, &format!("/{wasm}"), &[("Accept-Encoding", "br, gzip")]).await?;
     assert_eq!(br.header("content-encoding"), Some("br"), "brotli preferred when accepted");
 
-    let bot_task = tokio::spawn(run_swarm(bots(&server, 3, Behaviour::Circle, "ring-"), Live::default().into()));
+    let bot_task =
+        tokio::spawn(run_swarm(bots(&server, 3, Behaviour::Circle, "ring-"), Live::default().into()));
 
     let mut browser = Browser::launch().await?;
     let started = Instant::now();
@@ -132,14 +142,17 @@ async fn browser_client_connects_plays_and_reconnects() -> anyhow::Result<()> {
     assert!(after["fps"].as_f64().unwrap_or(0.0) > 1.0, "the client should be rendering: {after}");
     println!(
         "FIGURE corrections_3_bots={} fps_3_bots={:.1} frame_ms_3_bots={:.1}",
-        after["corrections"], after["fps"].as_f64().unwrap_or(0.0), after["frame_ms"].as_f64().unwrap_or(0.0)
+        after["corrections"],
+        after["fps"].as_f64().unwrap_or(0.0),
+        after["frame_ms"].as_f64().unwrap_or(0.0)
     );
     let shots = workspace_dir().join("target");
     std::fs::create_dir_all(&shots)?;
     browser.screenshot(&page, &shots.join("arena-browser.png")).await?;
 
     // With 100 bots in the room: frame time, for the load figures.
-    let crowd = tokio::spawn(run_swarm(bots(&server, 100, Behaviour::Wander, "crowd-"), Live::default().into()));
+    let crowd =
+        tokio::spawn(run_swarm(bots(&server, 100, Behaviour::Wander, "crowd-"), Live::default().into()));
     browser
         .wait_for(
             &page,
@@ -163,7 +176,9 @@ async fn browser_client_connects_plays_and_reconnects() -> anyhow::Result<()> {
 
     // The server goes away: the page says so, then reconnects by itself.
     server.stop().await?;
-    browser.wait_for(&page, "document.body.dataset.state === 'disconnected'", Duration::from_secs(15)).await?;
+    browser
+        .wait_for(&page, "document.body.dataset.state === 'disconnected'", Duration::from_secs(15))
+        .await?;
     let status = browser.eval(&page, "document.getElementById('status').textContent").await?;
     assert!(status.as_str().unwrap_or("").contains("Reconnecting"), "should say it is retrying: {status}");
     let server = TestServer::start_on(addr, config(dist, 256)).await?;

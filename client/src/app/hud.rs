@@ -5,6 +5,8 @@
 
 use arena_shared::sim::FIXED_ONE;
 use bevy::prelude::*;
+// Bevy's derives look for `bevy_ecs` when `bevy` is a target-specific dependency.
+use bevy::ecs as bevy_ecs;
 
 use super::net::{ConnState, Game, Net};
 use super::now_secs;

@@ -8,6 +8,8 @@ use arena_shared::codec::{decode_server, encode_client};
 use arena_shared::netcode::{Interpolator, Prediction, RttEstimate, ServerClock};
 use arena_shared::protocol::{ClientMsg, PROTOCOL_VERSION, PlayerId, RejectReason, ServerMsg};
 use bevy::prelude::*;
+// Bevy's derives look for `bevy_ecs` when `bevy` is a target-specific dependency.
+use bevy::ecs as bevy_ecs;
 use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use futures_util::{SinkExt, StreamExt};
 use gloo_net::websocket::{Message, WebSocketError, futures::WebSocket};

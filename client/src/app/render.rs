@@ -7,6 +7,8 @@ use std::collections::{HashMap, HashSet};
 use arena_shared::protocol::PlayerId;
 use arena_shared::sim::{ARENA_HEIGHT, ARENA_WIDTH, PLAYER_RADIUS};
 use bevy::prelude::*;
+// Bevy's derives look for `bevy_ecs` when `bevy` is a target-specific dependency.
+use bevy::ecs as bevy_ecs;
 
 use super::net::Game;
 use super::now_secs;
