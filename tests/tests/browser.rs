@@ -56,6 +56,11 @@ fn bots(server: &TestServer, count: usize, behaviour: Behaviour, prefix: &str) -
     }
 }
 
+async fn server_tick(server: &TestServer) -> anyhow::Result<u32> {
+    let health: Value = serde_json::from_slice(&http_get(server.addr, "/healthz", &[]).await?.body)?;
+    Ok(health["tick"].as_u64().unwrap_or_default() as u32)
+}
+
 /// Holds D for `secs` and returns how far (world units) a bot saw `player` move right.
 async fn hold_right(
     browser: &mut Browser,
@@ -65,17 +70,24 @@ async fn hold_right(
     secs: f64,
 ) -> anyhow::Result<f64> {
     let (mut observer, _) = server.player("observer").await?;
-    let x_of = |msg: &ServerMsg| match msg {
-        ServerMsg::Frame(f) => f.players.iter().find(|p| p.id == player).map(|p| p.body.pos.x),
-        _ => None,
+    // The player's x in the first frame at or after `tick`.
+    let x_at = |tick: u32| {
+        move |msg: &ServerMsg| match msg {
+            ServerMsg::Frame(f) if f.tick >= tick => {
+                f.players.iter().find(|p| p.id == player).map(|p| p.body.pos.x)
+            }
+            _ => None,
+        }
     };
-    let before = recv_until(&mut observer, x_of).await?;
+    let before = recv_until(&mut observer, x_at(0)).await?;
     browser.eval(page, "document.getElementById('arena-canvas').focus(), true").await?;
     browser.key(page, true, "d", "KeyD", 68).await?;
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
     browser.key(page, false, "d", "KeyD", 68).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let after = recv_until(&mut observer, x_of).await?;
+    // The observer did not read while the key was down: skip its backlog.
+    let now = server_tick(server).await?;
+    let after = recv_until(&mut observer, x_at(now)).await?;
     observer.close().await;
     Ok(f64::from(after - before) / f64::from(FIXED_ONE))
 }
