@@ -61,8 +61,8 @@ async fn server_tick(server: &TestServer) -> anyhow::Result<u32> {
     Ok(health["tick"].as_u64().unwrap_or_default() as u32)
 }
 
-/// Holds D for `secs` and returns how far (world units) a bot saw `player` move right.
-async fn hold_right(
+/// Holds S for `secs` and returns how far (world units) a bot saw `player` move down.
+async fn hold_down(
     browser: &mut Browser,
     page: &Page,
     server: &TestServer,
@@ -87,7 +87,7 @@ async fn hold_right(
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The observer did not read while the key was down: skip its backlog.
     let now = server_tick(server).await?;
-    let after = recv_until(&mut observer, x_at(now)).await?;
+    let after = recv_until(&mut observer, y_at(now)).await?;
     observer.close().await;
     Ok(f64::from(after - before) / f64::from(FIXED_ONE))
 }
@@ -133,7 +133,7 @@ async fn browser_client_connects_plays_and_reconnects() -> anyhow::Result<()> {
     let connect_ms = started.elapsed().as_millis();
     println!("FIGURE navigation_to_connected_ms={connect_ms}");
 
-    // Bots appear for the browser client, with names and moving positions.
+    // Bots appear for the browser client, by name, with drawn positions.
     browser
         .wait_for(
             &page,
@@ -146,10 +146,21 @@ async fn browser_client_connects_plays_and_reconnects() -> anyhow::Result<()> {
     assert_eq!(first["name"], "chromium", "?name= should name the player");
     let me = first["you"].as_u64().expect("snapshot should have our id") as PlayerId;
 
-    // Holding D moves our player, as a bot in the room sees it in frames.
-    let moved = hold_right(&mut browser, &page, &server, me, 1.5).await?;
-    assert!(moved > 100.0, "holding D for 1.5 s should move right by well over 100 units, moved {moved:.1}");
+    // Holding S moves our player down an empty column, as a bot in the room
+    // sees it in frames. Nothing can push it, so the wasm build's prediction
+    // must match the native server bit for bit: no corrections at all.
+    let moved = hold_down(&mut browser, &page, &server, me, 1.5).await?;
+    assert!(moved > 100.0, "holding S for 1.5 s should move down by well over 100 units, moved {moved:.1}");
     let after = snapshot(&mut browser, &page).await?;
+    assert!(
+        after["corrections"]["frames"].as_u64().unwrap_or(0) > 30,
+        "frames should be reconciled: {after}"
+    );
+    assert_eq!(
+        after["corrections"]["corrected"], 0,
+        "the wasm simulation should predict the server's bits exactly: {}",
+        after["corrections"]
+    );
     assert!(after["ping_ms"].as_f64().is_some(), "the client should measure its ping: {after}");
     assert!(after["fps"].as_f64().unwrap_or(0.0) > 1.0, "the client should be rendering: {after}");
     println!(
