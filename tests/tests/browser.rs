@@ -70,20 +70,20 @@ async fn hold_down(
     secs: f64,
 ) -> anyhow::Result<f64> {
     let (mut observer, _) = server.player("observer").await?;
-    // The player's x in the first frame at or after `tick`.
-    let x_at = |tick: u32| {
+    // The player's y in the first frame at or after `tick`.
+    let y_at = |tick: u32| {
         move |msg: &ServerMsg| match msg {
             ServerMsg::Frame(f) if f.tick >= tick => {
-                f.players.iter().find(|p| p.id == player).map(|p| p.body.pos.x)
+                f.players.iter().find(|p| p.id == player).map(|p| p.body.pos.y)
             }
             _ => None,
         }
     };
-    let before = recv_until(&mut observer, x_at(0)).await?;
+    let before = recv_until(&mut observer, y_at(0)).await?;
     browser.eval(page, "document.getElementById('arena-canvas').focus(), true").await?;
-    browser.key(page, true, "d", "KeyD", 68).await?;
+    browser.key(page, true, "s", "KeyS", 83).await?;
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-    browser.key(page, false, "d", "KeyD", 68).await?;
+    browser.key(page, false, "s", "KeyS", 83).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The observer did not read while the key was down: skip its backlog.
     let now = server_tick(server).await?;
