@@ -124,9 +124,10 @@ pub fn cache_policy(path: &str) -> &'static str {
     if has_content_hash(name) { "public, max-age=31536000, immutable" } else { "no-cache" }
 }
 
-/// trunk names outputs `stem-<16 hex>[_bg].ext`.
+/// trunk names outputs `stem-<hash>[_bg].ext`, the hash a u64 in hex without
+/// leading zeros (so usually, not always, 16 digits).
 fn has_content_hash(name: &str) -> bool {
-    name.split(['-', '_', '.']).any(|part| part.len() >= 16 && part.bytes().all(|b| b.is_ascii_hexdigit()))
+    name.split(['-', '_', '.']).any(|part| part.len() >= 12 && part.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 #[cfg(test)]
@@ -164,6 +165,7 @@ mod tests {
             "public, max-age=31536000, immutable"
         );
         assert_eq!(cache_policy("/style-0123456789abcdef.css"), "public, max-age=31536000, immutable");
+        assert_eq!(cache_policy("/arena-client-45c1e547a57e4f2.js"), "public, max-age=31536000, immutable");
         assert_eq!(cache_policy("/"), "no-cache");
         assert_eq!(cache_policy("/index.html"), "no-cache");
         assert_eq!(cache_policy("/favicon.ico"), "no-cache");

@@ -19,6 +19,8 @@ pub struct Browser {
     child: Child,
     cdp: WebSocketStream<MaybeTlsStream<TcpStream>>,
     next_id: u64,
+    /// Console messages and uncaught exceptions seen so far (the newest 200).
+    pub console: Vec<String>,
     _profile: TempDir,
 }
 
@@ -96,7 +98,7 @@ impl Browser {
         // Keep draining stderr so chromium never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let (cdp, _) = tokio_tungstenite::connect_async(&endpoint).await.context("connecting to DevTools")?;
-        Ok(Browser { child, cdp, next_id: 0, _profile: profile })
+        Ok(Browser { child, cdp, next_id: 0, console: Vec::new(), _profile: profile })
     }
 
     /// Sends one DevTools command and waits for its result (events are skipped).
@@ -122,6 +124,7 @@ impl Browser {
             let Message::Text(text) = message else { continue };
             let reply: Value = serde_json::from_str(&text)?;
             if reply["id"] != json!(id) {
+                self.record_console(&reply);
                 continue;
             }
             if let Some(error) = reply.get("error") {
@@ -129,6 +132,27 @@ impl Browser {
             }
             return Ok(reply["result"].clone());
         }
+    }
+
+    fn record_console(&mut self, event: &Value) {
+        let line = match event["method"].as_str() {
+            Some("Runtime.consoleAPICalled") => {
+                let args = event["params"]["args"].as_array().cloned().unwrap_or_default();
+                let text: Vec<String> = args
+                    .iter()
+                    .map(|a| a["value"].as_str().map_or_else(|| a["value"].to_string(), str::to_owned))
+                    .collect();
+                format!("console.{}: {}", event["params"]["type"].as_str().unwrap_or("log"), text.join(" "))
+            }
+            Some("Runtime.exceptionThrown") => {
+                format!("exception: {}", event["params"]["exceptionDetails"]["exception"]["description"])
+            }
+            _ => return,
+        };
+        if self.console.len() == 200 {
+            self.console.remove(0);
+        }
+        self.console.push(line);
     }
 
     /// Opens `url` in a new tab.
@@ -141,6 +165,7 @@ impl Browser {
         let page = Page { session: attached["sessionId"].as_str().context("sessionId")?.to_owned() };
         let s = Some(page.session.as_str());
         self.call(s, "Page.enable", json!({})).await?;
+        self.call(s, "Runtime.enable", json!({})).await?;
         // Headless has no window focus; without this the page never gets key events.
         self.call(s, "Emulation.setFocusEmulationEnabled", json!({ "enabled": true })).await?;
         self.call(s, "Page.navigate", json!({ "url": url })).await?;
@@ -162,16 +187,22 @@ impl Browser {
         Ok(result["result"]["value"].clone())
     }
 
-    /// Polls `expression` until it returns true.
+    /// Polls `expression` until it returns true; while the page is still
+    /// loading, an exception just means "not yet".
     pub async fn wait_for(&mut self, page: &Page, expression: &str, timeout: Duration) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if self.eval(page, expression).await? == json!(true) {
+            let value = self.eval(page, expression).await;
+            if matches!(&value, Ok(v) if *v == json!(true)) {
                 return Ok(());
             }
             if tokio::time::Instant::now() > deadline {
-                let status = self.eval(page, "document.getElementById('status')?.textContent").await?;
-                bail!("waited {timeout:?} for `{expression}`; the page says: {status}");
+                let status = self.eval(page, "document.getElementById('status')?.textContent").await;
+                let console = self.console.join("\n  ");
+                bail!(
+                    "waited {timeout:?} for `{expression}` (last: {value:?}); the page says: {status:?}\n\
+                     console:\n  {console}"
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

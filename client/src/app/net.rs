@@ -259,6 +259,8 @@ fn apply_message(net: &mut Net, game: &mut Game, msg: ServerMsg, at: f64) {
             game.you = Some(welcome.you);
             game.clock = Some(ServerClock::new(welcome.tick_rate));
             game.names.extend(welcome.players.into_iter().map(|p| (p.id, p.name)));
+            // Our own Joined may come a frame later; the label needs the name now.
+            game.names.insert(welcome.you, net.name.trim().to_owned());
             net.state = ConnState::Connected;
             net.backoff_secs = BACKOFF_START_SECS;
             net.last_ping = 0.0;

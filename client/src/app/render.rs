@@ -6,7 +6,9 @@ use std::collections::{HashMap, HashSet};
 
 use arena_shared::protocol::PlayerId;
 use arena_shared::sim::{ARENA_HEIGHT, ARENA_WIDTH, PLAYER_RADIUS};
+use bevy::core_pipeline::tonemapping::Tonemapping;
 use bevy::prelude::*;
+use bevy::render::view::Msaa;
 // Bevy's derives look for `bevy_ecs` when `bevy` is a target-specific dependency.
 use bevy::ecs as bevy_ecs;
 
@@ -59,7 +61,9 @@ fn setup_scene(
     mut meshes: ResMut<Assets<Mesh>>,
     mut materials: ResMut<Assets<ColorMaterial>>,
 ) {
-    commands.spawn(Camera2d);
+    // Flat colours need neither tonemapping nor MSAA, and on WebGL2 (worse,
+    // software WebGL2) both cost whole extra passes per frame.
+    commands.spawn((Camera2d, Msaa::Off, Tonemapping::None));
     let (w, h) = (ARENA_WIDTH as f32, ARENA_HEIGHT as f32);
     commands.spawn((
         Mesh2d(meshes.add(Rectangle::new(w, h))),
