@@ -66,6 +66,10 @@ async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebSocke
 /// Browsers always send Origin; other clients (bots) send none and are let
 /// in. A browser page may connect when it was served by this host, or its
 /// origin is listed with `--allow-origin` (or `*` is).
+///
+/// "This host" is the Host header, or X-Forwarded-Host when a proxy (trunk
+/// serve, nginx) rewrote Host: a page's script cannot set that header on a
+/// WebSocket handshake, so it cannot be used to sneak a foreign page in.
 pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
@@ -77,11 +81,13 @@ pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
     if allowed.iter().any(|a| a == "*" || *a == origin) {
         return true;
     }
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    match (origin.split_once("://"), host) {
-        (Some((_, origin_host)), Some(host)) => origin_host.eq_ignore_ascii_case(host),
-        _ => false,
-    }
+    let Some((_, origin_host)) = origin.split_once("://") else {
+        return false;
+    };
+    [header::HOST.as_str(), "x-forwarded-host"]
+        .into_iter()
+        .filter_map(|name| headers.get(name)?.to_str().ok())
+        .any(|host| origin_host.eq_ignore_ascii_case(host.trim()))
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
@@ -149,6 +155,17 @@ mod tests {
         assert!(origin_allowed(&headers(Some("http://a:1"), "a:1"), &[]), "same host should pass");
         assert!(origin_allowed(&headers(Some("http://dev:8080"), "a:1"), &["http://dev:8080".into()]));
         assert!(origin_allowed(&headers(Some("https://x.y"), "a:1"), &["*".into()]));
+    }
+
+    #[test]
+    fn a_proxied_page_matches_the_forwarded_host() {
+        // trunk serve: Host becomes the backend, the page's host moves to X-Forwarded-Host.
+        let mut h = headers(Some("http://127.0.0.1:8080"), "127.0.0.1");
+        assert!(!origin_allowed(&h, &[]), "without the forwarded host it looks foreign");
+        h.insert("x-forwarded-host", HeaderValue::from_static("127.0.0.1:8080"));
+        assert!(origin_allowed(&h, &[]), "the forwarded host is the page's host");
+        h.insert("x-forwarded-host", HeaderValue::from_static("elsewhere:1"));
+        assert!(!origin_allowed(&h, &[]), "a different forwarded host is still foreign");
     }
 
     #[test]

@@ -16,6 +16,9 @@ use arena_tests::browser::{Browser, Page};
 use arena_tests::{TestServer, http_get, recv_until, test_config};
 use serde_json::Value;
 
+/// One browser at a time: software WebGL on two cores is slow enough alone.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn workspace_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the workspace").to_path_buf()
 }
@@ -89,6 +92,7 @@ async fn hold_down(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_client_connects_plays_and_reconnects() -> anyhow::Result<()> {
     let Some(dist) = dist() else { return Ok(()) };
+    let _one = ONE_BROWSER.lock().await;
     let server = TestServer::start(config(dist.clone(), 256)).await?;
     let addr = server.addr;
 
@@ -208,6 +212,7 @@ async fn browser_client_connects_plays_and_reconnects() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_server_shows_its_reason_on_the_page() -> anyhow::Result<()> {
     let Some(dist) = dist() else { return Ok(()) };
+    let _one = ONE_BROWSER.lock().await;
     let server = TestServer::start(config(dist, 1)).await?;
     let (_occupant, _) = server.player("occupant").await?;
     let mut browser = Browser::launch().await?;
