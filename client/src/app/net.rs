@@ -11,7 +11,7 @@ use bevy::prelude::*;
 // Bevy's derives look for `bevy_ecs` when `bevy` is a target-specific dependency.
 use bevy::ecs as bevy_ecs;
 use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, StreamExt};
 use gloo_net::websocket::{Message, WebSocketError, futures::WebSocket};
 
 use super::now_secs;
@@ -165,6 +165,11 @@ fn js_random() -> u32 {
 
 /// One connection attempt: open, say Hello, then pump messages both ways
 /// until the socket closes.
+///
+/// gloo-net delivers what arrives (messages and the close event, in order).
+/// Sending goes through the same socket's web-sys handle as a `Uint8Array`:
+/// gloo-net sends bytes as a `Blob`, which Chromium reads asynchronously and,
+/// under load, so slowly that inputs sat in `bufferedAmount` for seconds.
 async fn run_socket(
     attempt: u32,
     url: String,
@@ -173,21 +178,30 @@ async fn run_socket(
     mut outgoing: UnboundedReceiver<ClientMsg>,
 ) {
     let closed = |code: u16, reason: String| NetEvent::Closed { attempt, code, reason };
-    let socket = match WebSocket::open(&url) {
-        Ok(socket) => socket,
+    let opened = web_sys::WebSocket::new(&url).map_err(|e| format!("{e:?}")).and_then(|raw| {
+        let sender = raw.clone();
+        WebSocket::try_from(raw).map(|socket| (sender, socket)).map_err(|e| e.to_string())
+    });
+    let (sender, socket) = match opened {
+        Ok(opened) => opened,
         Err(e) => {
             let _ = events.unbounded_send(closed(1006, format!("cannot open {url}: {e}")));
             return;
         }
     };
-    let (mut write, mut read) = socket.split();
-    let hello = ClientMsg::Hello { version: PROTOCOL_VERSION, name };
-    if write.send(Message::Bytes(encode_client(&hello))).await.is_err() {
+    let mut socket = Box::pin(socket);
+    // The sink side of gloo's socket is ready once the socket is open.
+    if futures_util::future::poll_fn(|cx| socket.as_mut().poll_ready(cx)).await.is_err() {
+        let _ = events.unbounded_send(closed(1006, "the server did not answer".into()));
+        return;
+    }
+    let send = |msg: &ClientMsg| sender.send_with_u8_array(&encode_client(msg)).is_ok();
+    if !send(&ClientMsg::Hello { version: PROTOCOL_VERSION, name }) {
         let _ = events.unbounded_send(closed(1006, "the server did not answer".into()));
         return;
     }
     let reader = async {
-        while let Some(message) = read.next().await {
+        while let Some(message) = socket.next().await {
             match message {
                 Ok(Message::Bytes(bytes)) => match decode_server(&bytes) {
                     Ok(msg) => {
@@ -204,7 +218,7 @@ async fn run_socket(
     };
     let writer = async {
         while let Some(msg) = outgoing.next().await {
-            if write.send(Message::Bytes(encode_client(&msg))).await.is_err() {
+            if !send(&msg) {
                 break;
             }
         }
