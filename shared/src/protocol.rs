@@ -146,7 +146,7 @@ impl Rejection {
                 "this client speaks protocol v{client} but the server speaks v{server}; reload the page"
             ),
             RejectReason::ServerFull { max_players } => {
-                format!("the server is full ({max_players} players); try again later")
+                format!("the server is full (its limit is {max_players}); try again later")
             }
             RejectReason::BadName => {
                 format!("names must be 1 to {MAX_NAME_CHARS} printable characters, not only spaces")

@@ -50,7 +50,10 @@ fn update_hud(
 
     let fps = if stats.frame_ms > 0.0 { 1000.0 / stats.frame_ms } else { 0.0 };
     let ping = game.rtt.smoothed_ms();
-    let retry_in = |at: f64| (at - now).max(0.0).ceil();
+    let retrying = |at: f64| match (at - now).ceil() {
+        secs if secs >= 1.0 => format!("retrying in {secs}s"),
+        _ => "retrying now".to_owned(),
+    };
     let (state, text) = match &net.state {
         ConnState::Connecting => ("connecting", format!("Connecting to {}…", net.url)),
         ConnState::Connected => (
@@ -66,12 +69,12 @@ fn update_hud(
         ConnState::Rejected { message, retry_at } => (
             "rejected",
             match retry_at {
-                Some(at) => format!("Rejected: {message} (retrying in {}s)", retry_in(*at)),
+                Some(at) => format!("Rejected: {message} ({})", retrying(*at)),
                 None => format!("Rejected: {message}"),
             },
         ),
         ConnState::Disconnected { reason, retry_at } => {
-            ("disconnected", format!("Disconnected: {reason}. Reconnecting in {}s…", retry_in(*retry_at)))
+            ("disconnected", format!("Disconnected: {reason}. Reconnecting: {}…", retrying(*retry_at)))
         }
     };
     if let Some(body) = document.body() {
