@@ -11,6 +11,13 @@ TRUNK_VERSION=0.21.14
 # The CLI must equal the wasm-bindgen crate in Cargo.lock, or trunk fails.
 WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/"/, "", $3); print $3; exit}' Cargo.lock)
 
+TRUNK_PIN=$(sed -n 's/^wasm_bindgen = "\(.*\)"/\1/p' Trunk.toml)
+if [ "$TRUNK_PIN" != "$WASM_BINDGEN_VERSION" ]; then
+  echo "Trunk.toml pins wasm_bindgen = \"$TRUNK_PIN\" but Cargo.lock has wasm-bindgen $WASM_BINDGEN_VERSION;" \
+    "set Trunk.toml's [tools] wasm_bindgen to $WASM_BINDGEN_VERSION" >&2
+  exit 1
+fi
+
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   say "adding the wasm32-unknown-unknown target"
   rustup target add wasm32-unknown-unknown
