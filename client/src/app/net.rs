@@ -152,13 +152,14 @@ fn player_name() -> String {
         .and_then(|p| p.get("name"));
     param.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| {
         const ANIMALS: [&str; 8] = ["otter", "lynx", "heron", "gecko", "bison", "koala", "raven", "tapir"];
-        let n = (now_secs() * 1000.0) as usize ^ (js_random() as usize);
+        let n = (now_secs() * 1000.0) as usize ^ (page_opened_at() as usize);
         format!("{}-{}", ANIMALS[n % ANIMALS.len()], n % 1000)
     })
 }
 
-fn js_random() -> u32 {
-    // Good enough to tell two tabs apart; nothing depends on it.
+/// When the page was opened (µs, truncated): enough to tell two tabs'
+/// generated names apart; nothing depends on it being random.
+fn page_opened_at() -> u32 {
     (web_sys::window().and_then(|w| w.performance()).map(|p| p.time_origin()).unwrap_or_default() * 1000.0)
         as u32
 }
