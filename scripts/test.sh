@@ -24,6 +24,15 @@ step "build the browser client (dist/)"
 scripts/build-client.sh
 
 step "tests (unit, property, end-to-end, browser)"
-cargo test --workspace --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --locked 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# cargo's last summary is the (empty) doc-test run: say the real total.
+totals=$(awk '/^test result:/ {passed += $4; failed += $6} END {printf "%d passed, %d failed", passed, failed}' "$log")
 
-step "all checks passed in $(( $(date +%s) - started ))s"
+step "checks took $(( $(date +%s) - started ))s"
+echo "tests: $totals"
+exit "$status"
