@@ -336,17 +336,13 @@ pub struct Corrections {
 impl Corrections {
     fn total(records: &[BotRecord]) -> Self {
         let mut all = CorrectionStats::default();
-        for stats in records.iter().map(|r| r.corrections) {
-            all.frames += stats.frames;
-            all.corrected += stats.corrected;
-            all.total_units += stats.total_units;
-            all.max_units = all.max_units.max(stats.max_units);
+        for record in records {
+            all.merge(&record.corrections);
         }
-        let rate = if all.frames == 0 { 0.0 } else { all.corrected as f64 / all.frames as f64 };
         Corrections {
             frames: all.frames,
             corrected: all.corrected,
-            rate,
+            rate: all.rate(),
             mean_units: all.mean_units(),
             max_units: all.max_units,
         }

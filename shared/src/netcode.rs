@@ -49,6 +49,19 @@ impl CorrectionStats {
     pub fn mean_units(&self) -> f64 {
         if self.corrected == 0 { 0.0 } else { self.total_units / self.corrected as f64 }
     }
+
+    /// Share of reconciled frames that needed a correction.
+    pub fn rate(&self) -> f64 {
+        if self.frames == 0 { 0.0 } else { self.corrected as f64 / self.frames as f64 }
+    }
+
+    /// Adds another client's stats to these (for totals over many bots).
+    pub fn merge(&mut self, other: &CorrectionStats) {
+        self.frames += other.frames;
+        self.corrected += other.corrected;
+        self.total_units += other.total_units;
+        self.max_units = self.max_units.max(other.max_units);
+    }
 }
 
 impl Prediction {
@@ -421,6 +434,16 @@ mod tests {
         assert_eq!(interp.sample(11.0), vec![(1, (50.0, 0.0))], "halfway, ignoring an out-of-order frame");
         assert_eq!(interp.sample(5.0), vec![(1, (0.0, 0.0))], "before the oldest: hold");
         assert_eq!(interp.sample(20.0), vec![(1, (100.0, 0.0))], "past the newest: hold, no extrapolation");
+    }
+
+    #[test]
+    fn correction_stats_merge_sums_and_keeps_the_max() {
+        let mut all = CorrectionStats { frames: 10, corrected: 2, total_units: 6.0, max_units: 4.0 };
+        all.merge(&CorrectionStats { frames: 30, corrected: 2, total_units: 2.0, max_units: 1.5 });
+        assert_eq!(all, CorrectionStats { frames: 40, corrected: 4, total_units: 8.0, max_units: 4.0 });
+        assert_eq!(all.rate(), 0.1);
+        assert_eq!(all.mean_units(), 2.0);
+        assert_eq!(CorrectionStats::default().rate(), 0.0, "no frames should give a zero rate");
     }
 
     #[test]
