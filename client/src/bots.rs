@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 use arena_shared::netcode::{CorrectionStats, Prediction};
-use arena_shared::protocol::{ClientMsg, Frame, INPUT_RATE_HZ, PlayerId, ServerMsg};
+use arena_shared::protocol::{ClientMsg, Frame, INPUT_RATE_HZ, PlayerId, ServerMsg, close};
 use arena_shared::sim::{Input, Vec2q};
 use serde::Serialize;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -288,7 +288,7 @@ async fn run_bot(index: usize, config: Arc<SwarmConfig>, live: Arc<Live>, clock:
                     break Outcome::ProtocolError { error: format!("unexpected after handshake: {other:?}") };
                 }
                 Ok(Incoming::Closed(frame)) => {
-                    let (code, reason) = frame.unwrap_or((1006, "connection closed without a close frame".into()));
+                    let (code, reason) = frame.unwrap_or((close::ABNORMAL, "connection closed without a close frame".into()));
                     break Outcome::Disconnected { code, reason };
                 }
                 Err(e) => break failure_outcome(e),

@@ -1,7 +1,7 @@
 //! A native WebSocket client for arena's protocol.
 
 use arena_shared::codec::{DecodeError, decode_server, encode_client};
-use arena_shared::protocol::{ClientMsg, PROTOCOL_VERSION, Rejection, ServerMsg, Welcome};
+use arena_shared::protocol::{ClientMsg, PROTOCOL_VERSION, Rejection, ServerMsg, Welcome, close};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -178,6 +178,6 @@ fn lost(e: tungstenite::Error) -> ClientError {
 }
 
 pub(crate) fn closed(frame: Option<(u16, String)>) -> ClientError {
-    let (code, reason) = frame.unwrap_or((1006, "no close frame".into()));
+    let (code, reason) = frame.unwrap_or((close::ABNORMAL, "no close frame".into()));
     ClientError::Closed { code, reason }
 }

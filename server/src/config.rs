@@ -48,6 +48,47 @@ pub struct ServerConfig {
     /// Kernel send buffer per socket in bytes (0 = the OS default).
     #[arg(long, env = "ARENA_SEND_BUFFER", default_value_t = 64 * 1024)]
     pub send_buffer_bytes: usize,
+
+    /// Open TCP connections the process accepts in all; more get HTTP 503.
+    /// Lowered to fit the file-descriptor limit if that is smaller.
+    #[arg(long, env = "ARENA_MAX_CONNECTIONS", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// Open TCP connections one remote address may hold; more get HTTP 503.
+    #[arg(long, env = "ARENA_MAX_CONNECTIONS_PER_IP", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections_per_ip: u32,
+
+    /// Time a connection has to send a complete HTTP request head (first
+    /// request and every keep-alive request after it); then it is closed.
+    #[arg(long, env = "ARENA_HEADER_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=120_000))]
+    pub header_timeout_ms: u64,
+
+    /// Time an upgraded socket has to send Hello.
+    #[arg(long, env = "ARENA_HANDSHAKE_TIMEOUT_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(100..=120_000))]
+    pub handshake_timeout_ms: u64,
+
+    /// Messages per second one connection may send, WebSocket control frames
+    /// included (a real client sends about 62), with 3 seconds of burst;
+    /// a client over it is closed with 4006.
+    #[arg(long, env = "ARENA_MAX_MESSAGE_RATE", default_value_t = 120,
+          value_parser = clap::value_parser!(u32).range(70..=100_000))]
+    pub max_message_rate: u32,
+
+    /// A host name this server answers to (repeatable, or comma-separated in
+    /// the env var), e.g. game.example.com. Pages served under these names,
+    /// localhost and the server's own addresses may open /ws.
+    #[arg(long = "public-host", env = "ARENA_PUBLIC_HOST", value_delimiter = ',',
+          value_parser = parse_public_host)]
+    pub public_hosts: Vec<String>,
+
+    /// The server sits behind a reverse proxy (nginx, Caddy, trunk serve
+    /// with a public name): trust X-Forwarded-Host as the page's host.
+    #[arg(long, env = "ARENA_BEHIND_PROXY")]
+    pub behind_proxy: bool,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +102,13 @@ impl Default for ServerConfig {
             idle_timeout_secs: 15,
             slow_client_ms: 2000,
             send_buffer_bytes: 64 * 1024,
+            max_connections: 4096,
+            max_connections_per_ip: 64,
+            header_timeout_ms: 10_000,
+            handshake_timeout_ms: 5_000,
+            max_message_rate: 120,
+            public_hosts: Vec::new(),
+            behind_proxy: false,
         }
     }
 }
@@ -72,6 +120,14 @@ impl ServerConfig {
 
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs)
+    }
+
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
+    }
+
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.handshake_timeout_ms)
     }
 
     /// Ping often enough that a healthy peer answers well inside the timeout.
@@ -95,6 +151,20 @@ fn parse_origin(value: &str) -> Result<String, String> {
         _ => Err(format!(
             "'{value}' is not an origin; expected scheme://host[:port], e.g. http://localhost:8080, or *"
         )),
+    }
+}
+
+/// A bare host name or address, as it appears in a URL (no scheme, port or path).
+fn parse_public_host(value: &str) -> Result<String, String> {
+    let value = value.trim().trim_end_matches('.').to_ascii_lowercase();
+    let valid = !value.is_empty()
+        && value.len() <= 253
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']'))
+        && (value.starts_with('[') || !value.contains(':'));
+    if valid {
+        Ok(value)
+    } else {
+        Err(format!("'{value}' is not a host name; expected a bare name or address like game.example.com"))
     }
 }
 
@@ -124,6 +194,12 @@ mod tests {
         assert_eq!(parsed.max_players, default.max_players);
         assert_eq!(parsed.slow_client_ms, default.slow_client_ms);
         assert_eq!(parsed.send_buffer_bytes, default.send_buffer_bytes);
+        assert_eq!(parsed.max_connections, default.max_connections);
+        assert_eq!(parsed.max_connections_per_ip, default.max_connections_per_ip);
+        assert_eq!(parsed.header_timeout_ms, default.header_timeout_ms);
+        assert_eq!(parsed.handshake_timeout_ms, default.handshake_timeout_ms);
+        assert_eq!(parsed.max_message_rate, default.max_message_rate);
+        assert_eq!(parsed.behind_proxy, default.behind_proxy);
     }
 
     #[test]
@@ -136,6 +212,12 @@ mod tests {
         let err = ServerConfig::try_parse_from(["arena-server", "--web-dir", "/definitely/missing"])
             .expect_err("dir");
         assert!(err.to_string().contains("not a directory"), "should explain: {err}");
+        let err = ServerConfig::try_parse_from(["arena-server", "--public-host", "http://x.y/"])
+            .expect_err("a URL is not a host");
+        assert!(err.to_string().contains("not a host name"), "should explain: {err}");
+        let err = ServerConfig::try_parse_from(["arena-server", "--max-message-rate", "10"])
+            .expect_err("below a real client's rate");
+        assert!(err.to_string().contains("max-message-rate"), "should name the flag: {err}");
         let err = ServerConfig::try_parse_from(["arena-server", "--bind", "localhost"]).expect_err("no port");
         assert!(err.to_string().contains("--bind"), "should name the flag: {err}");
     }
@@ -151,6 +233,13 @@ mod tests {
         ])
         .expect("valid origins");
         assert_eq!(cfg.allow_origins, ["http://example.com:8080", "*"]);
+    }
+
+    #[test]
+    fn public_hosts_are_normalised() {
+        let cfg = ServerConfig::try_parse_from(["arena-server", "--public-host", "Game.Example.COM."])
+            .expect("a host name");
+        assert_eq!(cfg.public_hosts, ["game.example.com"]);
     }
 
     #[test]

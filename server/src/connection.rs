@@ -1,11 +1,15 @@
-//! One client connection: the handshake, then a read task and a write task.
+//! One upgraded client connection: the handshake, then reading and writing
+//! until one side ends it, then the close frame.
 //!
-//! The read task decodes every message (bounded, typed errors, never a panic)
-//! and hands inputs to the room; the write task drains the player's outbox
-//! to the socket and pings. Whichever ends first ends the other, the room is
-//! told, and the client gets a close frame with a code and a reason.
+//! The reader decodes every message (bounded, typed errors, never a panic),
+//! spends one unit of the connection's [`RateBudget`] per frame, control
+//! frames included, and hands inputs to the room. The writer drains the
+//! player's outbox to the socket and pings; a ping left unanswered past the
+//! idle timeout means a client that stopped reading. Both run as branches of
+//! one task; whichever ends first ends the other, and the seat is freed when
+//! the [`Membership`] drops, on every way out.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use arena_shared::codec::{DecodeError, decode_client, encode_server};
@@ -18,205 +22,277 @@ use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc::error::TrySendError;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
 
 use crate::http::AppState;
-use crate::metrics::Metrics;
+use crate::limits::RateBudget;
+use crate::metrics::{Kick, Metrics};
 use crate::outbox::{CloseReason, Outbox};
-use crate::world::{QueuedInput, Seat};
+use crate::room::Membership;
+use crate::world::QueuedInput;
 
-/// Time a new connection has to send `Hello`.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Time allowed to deliver a close frame before the socket is just dropped.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Time allowed to deliver a close frame and hear the peer's reply before
+/// the socket is just dropped.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 type Sink = SplitSink<WebSocket, Message>;
 type Stream = SplitStream<WebSocket>;
 
+/// How a phase of the connection ended, and so what the client is told.
+#[derive(Debug)]
+enum Ending {
+    /// The peer sent its close frame: echo it (RFC 6455 §5.5.1).
+    PeerClosed,
+    /// The socket failed or reached EOF: nobody is listening.
+    Gone,
+    /// We close, with this code and reason.
+    Close(CloseReason),
+    /// The handshake is refused: the typed rejection, then its close frame.
+    Reject(Rejection),
+}
+
 /// Runs one upgraded connection to its end.
 pub async fn serve(socket: WebSocket, state: AppState) {
     let (mut sink, mut stream) = socket.split();
-    let Some(seat) = handshake(&mut sink, &mut stream, &state).await else {
-        return;
+    let mut budget = RateBudget::new(state.config.max_message_rate);
+    let joined = tokio::select! {
+        joined = handshake(&mut stream, &mut budget, &state) => joined,
+        () = state.cancel.cancelled() => Err(going_away()),
     };
-    let Seat { id, outbox, inputs } = seat;
-    let mut writer =
-        tokio::spawn(write_loop(sink, outbox.clone(), state.config.ping_interval(), state.metrics.clone()));
-
-    let mut peer_closed = false;
-    let ended_by = tokio::select! {
-        reason = read_loop(&mut stream, id, &inputs, &outbox, &state) => {
-            peer_closed = reason.is_none();
-            reason
-        }
-        _ = &mut writer => None,
-        () = state.cancel.cancelled() => Some(CloseReason::new(close::GOING_AWAY, "server shutting down")),
-    };
-    if let Some(reason) = ended_by {
-        if reason.code >= close::PROTOCOL_ERROR
-            || reason.code == close::UNSUPPORTED_DATA
-            || reason.code == close::MESSAGE_TOO_BIG
-        {
-            tracing::debug!(player = id, code = reason.code, reason = %reason.reason, "closing misbehaving client");
-        }
-        outbox.close(reason);
-    } else {
-        outbox.close(CloseReason::new(close::NORMAL, "goodbye"));
-    }
-    if tokio::time::timeout(CLOSE_TIMEOUT, &mut writer).await.is_err() {
-        writer.abort();
-    }
-    state.room.leave(id).await;
-    if !peer_closed {
-        linger(&mut stream).await;
+    match joined {
+        Ok(membership) => play(sink, stream, budget, membership, &state).await,
+        Err(ending) => finish(&mut sink, &mut stream, ending).await,
     }
 }
 
-/// Reads `Hello`, checks it, and asks the room for a seat. On refusal the
-/// client gets the typed rejection and a close frame, and `None` comes back.
-async fn handshake(sink: &mut Sink, stream: &mut Stream, state: &AppState) -> Option<Seat> {
-    let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.next()).await;
-    let bytes = match first {
-        Err(_) => {
-            Metrics::inc(&state.metrics.timeouts_total);
-            let reason = format!("no Hello within {}s", HANDSHAKE_TIMEOUT.as_secs());
-            close_and_linger(sink, stream, CloseReason::new(close::TIMEOUT, reason)).await;
-            return None;
+fn going_away() -> Ending {
+    Ending::Close(CloseReason::new(close::GOING_AWAY, "server shutting down"))
+}
+
+/// Reads `Hello`, checks it, and asks the room for a seat.
+async fn handshake(stream: &mut Stream, budget: &mut RateBudget, state: &AppState) -> Result<Membership, Ending> {
+    let metrics = &state.metrics;
+    let deadline = Instant::now() + state.config.handshake_timeout();
+    let bytes = loop {
+        let Ok(next) = tokio::time::timeout_at(deadline, stream.next()).await else {
+            metrics.kick(Kick::BadHandshake);
+            let reason = format!("no Hello within {:.1}s", state.config.handshake_timeout().as_secs_f64());
+            return Err(Ending::Close(CloseReason::new(close::TIMEOUT, reason)));
+        };
+        let message = match next {
+            None => return Err(Ending::Gone),
+            Some(Err(e)) => return Err(read_error_ending(e, metrics)),
+            Some(Ok(message)) => message,
+        };
+        if !budget.spend() {
+            return Err(rate_limited(state));
         }
-        Ok(None | Some(Ok(Message::Close(_)))) => return None,
-        Ok(Some(Err(e))) => {
-            if let Some(reason) = read_error_close(e) {
-                close_and_linger(sink, stream, reason).await;
+        match message {
+            Message::Binary(bytes) => break bytes,
+            // Control frames before Hello are allowed, and paid for.
+            Message::Ping(_) | Message::Pong(_) => {}
+            Message::Close(_) => return Err(Ending::PeerClosed),
+            Message::Text(_) => {
+                metrics.kick(Kick::BadHandshake);
+                return Err(Ending::Close(text_close()));
             }
-            return None;
-        }
-        Ok(Some(Ok(Message::Binary(bytes)))) => bytes,
-        Ok(Some(Ok(other))) => {
-            let reason = unexpected_message_close(&other);
-            Metrics::inc(&state.metrics.protocol_errors_total);
-            close_and_linger(sink, stream, reason).await;
-            return None;
         }
     };
-    Metrics::inc_by(&state.metrics.bytes_in_total, bytes.len());
+    Metrics::inc_by(&metrics.bytes_in_total, bytes.len());
 
     let (version, name) = match decode_client(&bytes) {
         Ok(ClientMsg::Hello { version, name }) => (version, name),
         Ok(other) => {
-            Metrics::inc(&state.metrics.protocol_errors_total);
+            metrics.kick(Kick::BadHandshake);
             let reason = format!("expected Hello first, got {}", message_kind(&other));
-            close_and_linger(sink, stream, CloseReason::new(close::PROTOCOL_ERROR, reason)).await;
-            return None;
+            return Err(Ending::Close(CloseReason::new(close::PROTOCOL_ERROR, reason)));
         }
         Err(e) => {
-            Metrics::inc(&state.metrics.protocol_errors_total);
-            close_and_linger(sink, stream, decode_error_close(&e)).await;
-            return None;
+            metrics.kick(Kick::BadHandshake);
+            return Err(Ending::Close(decode_error_close(&e)));
         }
     };
     let result = if version != PROTOCOL_VERSION {
         Err(Rejection::new(RejectReason::VersionMismatch { server: PROTOCOL_VERSION, client: version }))
     } else if let Some(name) = validate_name(&name) {
-        state.room.join(name.to_owned()).await
+        state.room.join(name).await
     } else {
         Err(Rejection::new(RejectReason::BadName))
     };
-    match result {
-        Ok(seat) => Some(seat),
-        Err(rejection) => {
-            Metrics::inc(&state.metrics.rejected_total);
-            tracing::debug!(%name, reason = %rejection.message, "handshake refused");
-            let close_reason = CloseReason::new(rejection.reason.close_code(), rejection.message.clone());
-            let bytes = Bytes::from(encode_server(&ServerMsg::Rejected(rejection)));
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Binary(bytes))).await;
-            close_and_linger(sink, stream, close_reason).await;
-            None
-        }
-    }
+    result.map_err(|rejection| {
+        Metrics::inc(&metrics.rejected_total);
+        tracing::debug!(%name, reason = %rejection.message, "handshake refused");
+        Ending::Reject(rejection)
+    })
 }
 
-/// Decodes messages until the client leaves or breaks the protocol; returns
-/// the close frame to send, or `None` when the peer is simply gone.
+/// The game: reader and writer until one ends, then the close frame.
+async fn play(mut sink: Sink, mut stream: Stream, mut budget: RateBudget, membership: Membership, state: &AppState) {
+    let Membership { id, outbox, inputs, .. } = &membership;
+    // The highest ping the peer answered; the writer reads it.
+    let pongs = AtomicU64::new(0);
+    let liveness = Liveness { ping_every: state.config.ping_interval(), pong_timeout: state.config.idle_timeout() };
+    let writer = write_loop(&mut sink, outbox, liveness, &pongs, &state.metrics);
+    tokio::pin!(writer);
+
+    let ended = tokio::select! {
+        ending = read_loop(&mut stream, *id, inputs, outbox, &mut budget, &pongs, state) => Some(ending),
+        // The writer ends once the outbox closes (the room kicked the player)
+        // or the socket fails; it is not polled again after this arm.
+        close_sent = &mut writer => {
+            if close_sent {
+                linger(&mut stream).await;
+            }
+            None
+        }
+        () = state.cancel.cancelled() => Some(going_away()),
+    };
+    if let Some(ending) = ended {
+        let (reason, wait_for_reply) = match ending {
+            // The writer's close flushes tungstenite's echo of the peer's frame.
+            Ending::PeerClosed => (CloseReason::new(close::NORMAL, "goodbye"), false),
+            Ending::Gone => (CloseReason::new(close::NORMAL, "gone"), false),
+            Ending::Close(reason) => {
+                tracing::debug!(player = id, code = reason.code, reason = %reason.reason, "closing a client");
+                (reason, true)
+            }
+            Ending::Reject(rejection) => {
+                (CloseReason::new(rejection.reason.close_code(), rejection.message), true)
+            }
+        };
+        outbox.close(reason);
+        let close_sent = tokio::time::timeout(CLOSE_TIMEOUT, &mut writer).await.unwrap_or(false);
+        if close_sent && wait_for_reply {
+            linger(&mut stream).await;
+        }
+    }
+    // `membership` drops here, after the writer that borrows it: the seat is
+    // freed, as it is on a panic or a cancellation.
+}
+
+/// Decodes messages until the client leaves or breaks the rules; says how
+/// the connection ends.
 async fn read_loop(
     stream: &mut Stream,
     id: PlayerId,
     inputs: &tokio::sync::mpsc::Sender<QueuedInput>,
     outbox: &Outbox,
+    budget: &mut RateBudget,
+    pongs: &AtomicU64,
     state: &AppState,
-) -> Option<CloseReason> {
+) -> Ending {
     let idle = state.config.idle_timeout();
     let metrics = &state.metrics;
     loop {
         let message = match tokio::time::timeout(idle, stream.next()).await {
             Err(_) => {
-                Metrics::inc(&metrics.timeouts_total);
+                metrics.kick(Kick::Idle);
                 tracing::debug!(player = id, "dropping silent client");
-                return Some(CloseReason::new(
-                    close::TIMEOUT,
-                    format!("nothing heard for {}s", idle.as_secs()),
-                ));
+                let reason = format!("nothing heard for {}s", idle.as_secs());
+                return Ending::Close(CloseReason::new(close::TIMEOUT, reason));
             }
-            Ok(None) => return None,
-            Ok(Some(Err(e))) => return read_error_close(e),
+            Ok(None) => return Ending::Gone,
+            Ok(Some(Err(e))) => return read_error_ending(e, metrics),
             Ok(Some(Ok(message))) => message,
         };
+        if !budget.spend() {
+            return rate_limited(state);
+        }
         let bytes = match message {
             Message::Binary(bytes) => bytes,
-            Message::Ping(_) | Message::Pong(_) => continue,
-            Message::Close(_) => return None,
-            other @ Message::Text(_) => {
-                Metrics::inc(&metrics.protocol_errors_total);
-                return Some(unexpected_message_close(&other));
+            Message::Pong(payload) => {
+                if let Ok(n) = <[u8; 8]>::try_from(payload.as_ref()) {
+                    pongs.fetch_max(u64::from_be_bytes(n), Relaxed);
+                }
+                continue;
+            }
+            // tungstenite queues the reply itself (one at a time, bounded).
+            Message::Ping(_) => continue,
+            Message::Close(_) => return Ending::PeerClosed,
+            Message::Text(_) => {
+                metrics.kick(Kick::Protocol);
+                return Ending::Close(text_close());
             }
         };
         Metrics::inc_by(&metrics.bytes_in_total, bytes.len());
         match decode_client(&bytes) {
-            Ok(ClientMsg::Input { seq, input }) => {
-                match inputs.try_send(QueuedInput { seq, input }) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(_)) => Metrics::inc(&metrics.inputs_dropped_total),
-                    // The room let go of this player (kicked); the writer is closing.
-                    Err(TrySendError::Closed(_)) => return None,
-                }
-            }
+            Ok(ClientMsg::Input { seq, input }) => match inputs.try_send(QueuedInput { seq, input }) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => Metrics::inc(&metrics.inputs_dropped_total),
+                // The room let go of this player (kicked); the writer is closing.
+                Err(TrySendError::Closed(_)) => return Ending::Gone,
+            },
             Ok(ClientMsg::Ping { client_time_us }) => {
                 let pong = Bytes::from(encode_server(&ServerMsg::Pong { client_time_us }));
                 if !outbox.push_event(pong) {
-                    return Some(CloseReason::new(close::TOO_SLOW, "too slow: replies were not being read"));
+                    metrics.kick(Kick::TooSlow);
+                    return Ending::Close(CloseReason::new(
+                        close::TOO_SLOW,
+                        "too slow: replies were not being read",
+                    ));
                 }
             }
             Ok(ClientMsg::Hello { .. }) => {
-                Metrics::inc(&metrics.protocol_errors_total);
-                return Some(CloseReason::new(close::PROTOCOL_ERROR, "Hello sent twice"));
+                metrics.kick(Kick::Protocol);
+                return Ending::Close(CloseReason::new(close::PROTOCOL_ERROR, "Hello sent twice"));
             }
             Err(e) => {
-                Metrics::inc(&metrics.protocol_errors_total);
-                return Some(decode_error_close(&e));
+                metrics.kick(Kick::Protocol);
+                return Ending::Close(decode_error_close(&e));
             }
         }
     }
 }
 
+/// How the writer checks that the peer still reads.
+#[derive(Debug, Clone, Copy)]
+struct Liveness {
+    ping_every: Duration,
+    /// A ping unanswered this long means the peer stopped reading.
+    pong_timeout: Duration,
+}
+
 /// Drains the outbox to the socket and pings, until the outbox closes (then
-/// sends the close frame) or the socket fails.
-async fn write_loop(mut sink: Sink, outbox: Arc<Outbox>, ping_every: Duration, metrics: Arc<Metrics>) {
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+/// sends the close frame and returns `true`) or the socket fails (`false`).
+async fn write_loop(
+    sink: &mut Sink,
+    outbox: &Outbox,
+    liveness: Liveness,
+    pongs: &AtomicU64,
+    metrics: &Metrics,
+) -> bool {
+    let mut ping = tokio::time::interval_at(Instant::now() + liveness.ping_every, liveness.ping_every);
+    let mut pings_sent: u64 = 0;
+    // When the oldest unanswered ping went out.
+    let mut unanswered_since: Option<Instant> = None;
     loop {
         let batch = tokio::select! {
             batch = outbox.next() => batch,
             _ = ping.tick() => {
+                if pongs.load(Relaxed) >= pings_sent {
+                    unanswered_since = None;
+                }
+                if unanswered_since.is_some_and(|since| since.elapsed() >= liveness.pong_timeout) {
+                    metrics.kick(Kick::TooSlow);
+                    outbox.close(CloseReason::new(close::TOO_SLOW, "too slow: pings went unanswered"));
+                    continue;
+                }
+                pings_sent += 1;
+                unanswered_since.get_or_insert_with(Instant::now);
+                let ping = Message::Ping(Bytes::copy_from_slice(&pings_sent.to_be_bytes()));
                 let sent = tokio::select! {
-                    sent = sink.send(Message::Ping(Bytes::new())) => sent,
-                    reason = outbox.closed() => return send_close(&mut sink, reason).await,
+                    sent = sink.send(ping) => sent,
+                    reason = outbox.closed() => return send_close(sink, reason).await,
                 };
                 if sent.is_err() {
-                    return;
+                    return false;
                 }
                 continue;
             }
         };
         if let Some(reason) = batch.close {
-            return send_close(&mut sink, reason).await;
+            return send_close(sink, reason).await;
         }
         let count = batch.messages.len();
         let bytes: usize = batch.messages.iter().map(Bytes::len).sum();
@@ -229,24 +305,41 @@ async fn write_loop(mut sink: Sink, outbox: Arc<Outbox>, ping_every: Duration, m
         // A socket that stops draining must not keep the close from going out.
         let sent = tokio::select! {
             sent = write => sent,
-            reason = outbox.closed() => return send_close(&mut sink, reason).await,
+            reason = outbox.closed() => return send_close(sink, reason).await,
         };
         if sent.is_err() {
-            return;
+            return false;
         }
         Metrics::inc_by(&metrics.messages_out_total, count);
         Metrics::inc_by(&metrics.bytes_out_total, bytes);
     }
 }
 
-/// Sends our close frame, then waits briefly for the peer's reply so that
-/// dropping the socket cannot reset the connection before the peer has read
-/// the frame (the reason would be lost).
-async fn close_and_linger(sink: &mut Sink, stream: &mut Stream, reason: CloseReason) {
-    send_close(sink, reason).await;
-    linger(stream).await;
+/// Ends a connection that never joined: the rejection, the close frame, and
+/// a moment to hear the reply.
+async fn finish(sink: &mut Sink, stream: &mut Stream, ending: Ending) {
+    let reason = match ending {
+        Ending::Gone => return,
+        Ending::PeerClosed => {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+            return;
+        }
+        Ending::Close(reason) => reason,
+        Ending::Reject(rejection) => {
+            let reason = CloseReason::new(rejection.reason.close_code(), rejection.message.clone());
+            let bytes = Bytes::from(encode_server(&ServerMsg::Rejected(rejection)));
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Binary(bytes))).await;
+            reason
+        }
+    };
+    if send_close(sink, reason).await {
+        linger(stream).await;
+    }
 }
 
+/// Waits briefly for the peer's close reply, so that dropping the socket
+/// cannot reset the connection before the peer has read our frame (the
+/// reason would be lost). Messages meanwhile are read and dropped.
 async fn linger(stream: &mut Stream) {
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
         while let Some(Ok(message)) = stream.next().await {
@@ -258,22 +351,35 @@ async fn linger(stream: &mut Stream) {
     .await;
 }
 
-async fn send_close(sink: &mut Sink, reason: CloseReason) {
-    let frame = CloseFrame { code: reason.code, reason: truncate(&reason.reason, MAX_REASON_BYTES).into() };
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+/// Sends our close frame (or, after the peer's, the echo tungstenite queued);
+/// `true` if it went out.
+async fn send_close(sink: &mut Sink, reason: CloseReason) -> bool {
+    let reason_text = &reason.reason[..reason.reason.floor_char_boundary(MAX_REASON_BYTES)];
+    let frame = CloseFrame { code: reason.code, reason: reason_text.into() };
+    matches!(tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await, Ok(Ok(())))
+}
+
+fn rate_limited(state: &AppState) -> Ending {
+    state.metrics.kick(Kick::RateLimit);
+    let rate = state.config.max_message_rate;
+    Ending::Close(CloseReason::new(close::RATE_LIMITED, format!("rate limited: over {rate} messages a second")))
 }
 
 /// What to tell a client whose socket read failed, if it can still hear us.
-fn read_error_close(error: axum::Error) -> Option<CloseReason> {
+fn read_error_ending(error: axum::Error, metrics: &Metrics) -> Ending {
     match error.into_inner().downcast::<tungstenite::Error>() {
-        Ok(e) if matches!(*e, tungstenite::Error::Capacity(_)) => Some(CloseReason::new(
-            close::MESSAGE_TOO_BIG,
-            format!("message too big: the limit is {MAX_CLIENT_MSG_BYTES} bytes"),
-        )),
-        Ok(e) if matches!(*e, tungstenite::Error::Protocol(_)) => {
-            Some(CloseReason::new(close::PROTOCOL_ERROR, format!("websocket protocol error: {e}")))
+        Ok(e) if matches!(*e, tungstenite::Error::Capacity(_)) => {
+            metrics.kick(Kick::Protocol);
+            Ending::Close(CloseReason::new(
+                close::MESSAGE_TOO_BIG,
+                format!("message too big: the limit is {MAX_CLIENT_MSG_BYTES} bytes"),
+            ))
         }
-        _ => None,
+        Ok(e) if matches!(*e, tungstenite::Error::Protocol(_)) => {
+            metrics.kick(Kick::Protocol);
+            Ending::Close(CloseReason::new(close::PROTOCOL_ERROR, format!("websocket protocol error: {e}")))
+        }
+        _ => Ending::Gone,
     }
 }
 
@@ -285,11 +391,8 @@ fn decode_error_close(error: &DecodeError) -> CloseReason {
     CloseReason::new(code, error.to_string())
 }
 
-fn unexpected_message_close(message: &Message) -> CloseReason {
-    match message {
-        Message::Text(_) => CloseReason::new(close::UNSUPPORTED_DATA, "arena speaks binary messages only"),
-        _ => CloseReason::new(close::PROTOCOL_ERROR, "expected a binary Hello"),
-    }
+fn text_close() -> CloseReason {
+    CloseReason::new(close::UNSUPPORTED_DATA, "arena speaks binary messages only")
 }
 
 fn message_kind(msg: &ClientMsg) -> &'static str {
@@ -300,24 +403,9 @@ fn message_kind(msg: &ClientMsg) -> &'static str {
     }
 }
 
-/// Cuts `text` to at most `max` bytes on a char boundary.
-fn truncate(text: &str, max: usize) -> &str {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn truncate_respects_char_boundaries() {
-        assert_eq!(truncate("héllo", 2), "h", "should not split é");
-        assert_eq!(truncate("abc", 10), "abc");
-    }
 
     #[test]
     fn oversized_messages_close_with_1009_and_garbage_with_4000() {

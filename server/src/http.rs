@@ -1,39 +1,54 @@
 //! The HTTP face: `app(state) -> Router`, shared by the binary and the tests.
 
+use std::net::IpAddr;
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use arena_shared::protocol::MAX_CLIENT_MSG_BYTES;
-use axum::Router;
 use axum::extract::{Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
+use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::services::ServeDir;
 
 use crate::config::ServerConfig;
 use crate::connection;
+use crate::limits::ConnectionSlot;
 use crate::metrics::Metrics;
 use crate::room::RoomHandle;
 
 /// Largest WebSocket message the socket layer will buffer. Anything over
 /// `MAX_CLIENT_MSG_BYTES` is refused (1009) by the read task; this is the
 /// hard stop for messages so big they are not worth reading at all.
-const MAX_WS_MESSAGE_BYTES: usize = 64 * MAX_CLIENT_MSG_BYTES;
+const MAX_WS_MESSAGE_BYTES: usize = 16 * MAX_CLIENT_MSG_BYTES;
+/// tungstenite's read buffer per socket (its default, 128 KiB, is allocated
+/// up front: 4,000 sockets would hold 512 MiB). Client messages are tiny.
+const WS_READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Bytes tungstenite gathers before writing to the socket; we flush every
+/// batch anyway.
+const WS_WRITE_BUFFER_BYTES: usize = 8 * 1024;
+/// Most bytes one socket may have waiting to be written: a batch of events
+/// and the largest frame fit; a peer that stops reading while pinging us
+/// hits this instead of growing memory.
+const WS_MAX_WRITE_BUFFER_BYTES: usize = 512 * 1024;
 
 /// Everything a request handler needs; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<ServerConfig>,
+    pub origins: Arc<OriginPolicy>,
     pub room: RoomHandle,
     pub metrics: Arc<Metrics>,
     /// Fires at shutdown; every connection watches it.
     pub cancel: CancellationToken,
-    /// Every upgraded connection, so shutdown can wait for their close frames.
+    /// Every connection task, so shutdown can wait for their close frames.
     pub connections: TaskTracker,
 }
 
@@ -48,46 +63,115 @@ pub fn app(state: AppState) -> Router {
     router.with_state(state)
 }
 
-async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
-    if !origin_allowed(&headers, &state.config.allow_origins) {
+async fn upgrade(
+    State(state): State<AppState>,
+    slot: Option<Extension<Arc<ConnectionSlot>>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !state.origins.allows(&headers) {
         Metrics::inc(&state.metrics.bad_origin_total);
         let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).unwrap_or("?");
         tracing::debug!(origin, "refusing websocket from a foreign origin");
-        return (StatusCode::FORBIDDEN, "this page's origin may not connect; see --allow-origin\n")
+        return (StatusCode::FORBIDDEN, "this page's origin may not connect; see --public-host and --allow-origin\n")
             .into_response();
     }
     Metrics::inc(&state.metrics.connections_total);
-    ws.max_message_size(MAX_WS_MESSAGE_BYTES).max_frame_size(MAX_WS_MESSAGE_BYTES).on_upgrade(move |socket| {
-        let connections = state.connections.clone();
-        connections.track_future(connection::serve(socket, state))
-    })
+    ws.read_buffer_size(WS_READ_BUFFER_BYTES)
+        .write_buffer_size(WS_WRITE_BUFFER_BYTES)
+        .max_write_buffer_size(WS_MAX_WRITE_BUFFER_BYTES)
+        .max_message_size(MAX_WS_MESSAGE_BYTES)
+        .max_frame_size(MAX_WS_MESSAGE_BYTES)
+        .on_upgrade(move |socket| {
+            let connections = state.connections.clone();
+            let metrics = state.metrics.clone();
+            connections.track_future(async move {
+                // The socket keeps its place under the connection caps until it ends.
+                let _slot = slot;
+                // A bug must cost one connection, not the process; the seat is
+                // freed by its guard while the panic unwinds.
+                if AssertUnwindSafe(connection::serve(socket, state)).catch_unwind().await.is_err() {
+                    Metrics::inc(&metrics.task_panics_total);
+                    tracing::error!("a connection task panicked; its player was dropped");
+                }
+            })
+        })
 }
 
-/// Browsers always send Origin; other clients (bots) send none and are let
-/// in. A browser page may connect when it was served by this host, or its
-/// origin is listed with `--allow-origin` (or `*` is).
-///
-/// "This host" is the Host header, or X-Forwarded-Host when a proxy (trunk
-/// serve, nginx) rewrote Host: a page's script cannot set that header on a
-/// WebSocket handshake, so it cannot be used to sneak a foreign page in.
-pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return true;
-    };
-    let Ok(origin) = origin.to_str() else {
-        return false;
-    };
-    let origin = origin.trim_end_matches('/').to_ascii_lowercase();
-    if allowed.iter().any(|a| a == "*" || *a == origin) {
-        return true;
+/// Which pages may open `/ws`. Browsers always send `Origin`; other clients
+/// (bots) send none and are let in. A page may connect when:
+/// - its origin is listed with `--allow-origin` (or `*` is);
+/// - it was served from this machine (localhost, 127.0.0.0/8, [::1]), e.g.
+///   by `trunk serve` on another port: DNS rebinding cannot forge those;
+/// - it was served by this server: its host is a name the server answers to
+///   (`--public-host`, its own addresses, `localhost`) and equals the
+///   request's `Host` (`X-Forwarded-Host` only with `--behind-proxy`, since
+///   anything but a proxy we trust can set that header).
+#[derive(Debug, Clone)]
+pub struct OriginPolicy {
+    /// Normalised origins (`scheme://host[:port]`) or `*`.
+    pub allowed: Vec<String>,
+    /// Lower-case host names and addresses (IPv6 in brackets), no port.
+    pub public_hosts: Vec<String>,
+    pub behind_proxy: bool,
+}
+
+impl OriginPolicy {
+    /// The policy for a server bound to `bound`: its addresses (or, bound to
+    /// all interfaces, loopback and every LAN address) and `localhost`,
+    /// plus the configured names.
+    pub fn new(config: &ServerConfig, addresses: &[IpAddr]) -> Self {
+        let mut public_hosts = vec!["localhost".to_owned()];
+        public_hosts.extend(addresses.iter().map(|ip| match ip {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("[{v6}]"),
+        }));
+        public_hosts.extend(config.public_hosts.iter().cloned());
+        public_hosts.dedup();
+        OriginPolicy { allowed: config.allow_origins.clone(), public_hosts, behind_proxy: config.behind_proxy }
     }
-    let Some((_, origin_host)) = origin.split_once("://") else {
-        return false;
-    };
-    [header::HOST.as_str(), "x-forwarded-host"]
-        .into_iter()
-        .filter_map(|name| headers.get(name)?.to_str().ok())
-        .any(|host| origin_host.eq_ignore_ascii_case(host.trim()))
+
+    pub fn allows(&self, headers: &HeaderMap) -> bool {
+        let Some(origin) = headers.get(header::ORIGIN) else {
+            return true;
+        };
+        let Ok(origin) = origin.to_str() else {
+            return false;
+        };
+        let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+        if self.allowed.iter().any(|a| a == "*" || *a == origin) {
+            return true;
+        }
+        let Some(("http" | "https", authority)) = origin.split_once("://") else {
+            return false;
+        };
+        let host = host_of(authority);
+        if is_loopback_host(host) {
+            return true;
+        }
+        if !self.public_hosts.iter().any(|h| h == host) {
+            return false;
+        }
+        let forwarded = self.behind_proxy.then(|| headers.get("x-forwarded-host")).flatten();
+        let request_host = forwarded.or_else(|| headers.get(header::HOST)).and_then(|v| v.to_str().ok());
+        // A proxy chain lists hosts comma-separated, the client's first.
+        let request_host = request_host.and_then(|h| h.split(',').next()).map(str::trim);
+        request_host.is_some_and(|h| h.eq_ignore_ascii_case(authority))
+    }
+}
+
+/// The host part of `host[:port]` or `[v6][:port]`.
+fn host_of(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        authority.find(']').map_or(authority, |end| &authority[..=end])
+    } else {
+        authority.split(':').next().unwrap_or(authority)
+    }
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.ends_with(".localhost") || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
@@ -149,30 +233,64 @@ mod tests {
         h
     }
 
-    #[test]
-    fn same_host_and_listed_origins_are_allowed() {
-        assert!(origin_allowed(&headers(None, "a:1"), &[]), "no Origin (a bot) should pass");
-        assert!(origin_allowed(&headers(Some("http://a:1"), "a:1"), &[]), "same host should pass");
-        assert!(origin_allowed(&headers(Some("http://dev:8080"), "a:1"), &["http://dev:8080".into()]));
-        assert!(origin_allowed(&headers(Some("https://x.y"), "a:1"), &["*".into()]));
+    /// A LAN server at 192.168.1.20 that also answers to game.example.com.
+    fn policy(allowed: &[&str], behind_proxy: bool) -> OriginPolicy {
+        let config = ServerConfig {
+            allow_origins: allowed.iter().map(|s| s.to_string()).collect(),
+            public_hosts: vec!["game.example.com".into()],
+            behind_proxy,
+            ..ServerConfig::default()
+        };
+        OriginPolicy::new(&config, &["127.0.0.1".parse().expect("ip"), "192.168.1.20".parse().expect("ip")])
     }
 
     #[test]
-    fn a_proxied_page_matches_the_forwarded_host() {
-        // trunk serve: Host becomes the backend, the page's host moves to X-Forwarded-Host.
-        let mut h = headers(Some("http://127.0.0.1:8080"), "127.0.0.1");
-        assert!(!origin_allowed(&h, &[]), "without the forwarded host it looks foreign");
-        h.insert("x-forwarded-host", HeaderValue::from_static("127.0.0.1:8080"));
-        assert!(origin_allowed(&h, &[]), "the forwarded host is the page's host");
-        h.insert("x-forwarded-host", HeaderValue::from_static("elsewhere:1"));
-        assert!(!origin_allowed(&h, &[]), "a different forwarded host is still foreign");
+    fn pages_this_server_serves_and_listed_origins_are_allowed() {
+        let p = policy(&[], false);
+        assert!(p.allows(&headers(None, "a:1")), "no Origin (a bot) should pass");
+        assert!(p.allows(&headers(Some("http://192.168.1.20:7777"), "192.168.1.20:7777")), "the LAN page");
+        assert!(p.allows(&headers(Some("https://game.example.com"), "GAME.example.com")), "a public name");
+        let p = policy(&["http://dev:8080"], false);
+        assert!(p.allows(&headers(Some("http://dev:8080"), "192.168.1.20:7777")), "a listed origin");
+        assert!(policy(&["*"], false).allows(&headers(Some("https://x.y"), "a:1")), "* allows any");
     }
 
     #[test]
-    fn foreign_origins_are_refused() {
-        assert!(!origin_allowed(&headers(Some("http://evil.example"), "a:1"), &[]));
-        assert!(!origin_allowed(&headers(Some("http://a:2"), "a:1"), &[]), "another port is another origin");
-        assert!(!origin_allowed(&headers(Some("null"), "a:1"), &[]));
+    fn pages_from_this_machine_are_allowed_so_trunk_serve_works() {
+        // trunk serve: the page is on :8080, its proxy rewrites Host to the server's.
+        let p = policy(&[], false);
+        for origin in ["http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080", "http://127.0.0.2"] {
+            assert!(p.allows(&headers(Some(origin), "127.0.0.1:7777")), "{origin} should pass");
+        }
+    }
+
+    #[test]
+    fn dns_rebinding_and_forged_forwarded_hosts_are_refused() {
+        let p = policy(&[], false);
+        // evil.example resolved to the server's LAN address: Host matches Origin.
+        assert!(!p.allows(&headers(Some("http://evil.example:7777"), "evil.example:7777")), "rebinding");
+        let mut h = headers(Some("http://evil.example"), "192.168.1.20:7777");
+        h.insert("x-forwarded-host", HeaderValue::from_static("evil.example"));
+        assert!(!p.allows(&h), "X-Forwarded-Host from a client that is not a trusted proxy");
+        let mut h = headers(Some("http://game.example.com"), "192.168.1.20:7777");
+        h.insert("x-forwarded-host", HeaderValue::from_static("game.example.com"));
+        assert!(!p.allows(&h), "without --behind-proxy the forwarded host is ignored");
+        assert!(!p.allows(&headers(Some("http://192.168.1.20:9999"), "192.168.1.20:7777")), "another port");
+        assert!(!p.allows(&headers(Some("null"), "a:1")), "an opaque origin");
+        assert!(!p.allows(&headers(Some("file://x"), "a:1")), "a file page");
+        assert!(!p.allows(&headers(Some("http://localhost.evil.example"), "a:1")), "not a loopback name");
+    }
+
+    #[test]
+    fn behind_a_proxy_the_forwarded_host_is_the_pages_host() {
+        let p = policy(&[], true);
+        let mut h = headers(Some("https://game.example.com"), "127.0.0.1:7777");
+        assert!(!p.allows(&h), "without the forwarded host it looks foreign");
+        h.insert("x-forwarded-host", HeaderValue::from_static("game.example.com, inner.proxy"));
+        assert!(p.allows(&h), "the forwarded host is the page's host");
+        let mut h = headers(Some("https://evil.example"), "127.0.0.1:7777");
+        h.insert("x-forwarded-host", HeaderValue::from_static("evil.example"));
+        assert!(!p.allows(&h), "a name the server does not answer to is still refused");
     }
 
     #[test]

@@ -3,51 +3,72 @@
 //! # Layout
 //! - [`config`]: `ServerConfig`, parsed from CLI flags with `ARENA_*` env
 //!   fallbacks; the binary and the tests build the same struct.
-//! - [`http`]: `app(state) -> Router`: `/ws` (origin check, upgrade),
-//!   `/healthz`, `/metrics`, and the built client's static files.
-//! - [`connection`]: one upgraded socket: handshake, then a read task and a
-//!   write task, and the close frame that ends it.
+//! - [`accept`]: the accept loop and each connection's HTTP/1.1 life:
+//!   request-head deadlines, connection caps (503), `accept` errors survived.
+//! - [`limits`]: the connection caps (total and per address) and the
+//!   per-connection message-rate budget.
+//! - [`http`]: `app(state) -> Router`: `/ws` (origin policy, upgrade with
+//!   bounded buffers), `/healthz`, `/metrics`, and the built client's files.
+//! - [`connection`]: one upgraded socket: handshake, then reading and
+//!   writing, and the close frame that ends it.
 //! - [`room`]: the room task: owns the [`world::World`], runs the fixed-rate
-//!   tick, takes joins and leaves over a channel. No lock around game state.
+//!   tick, takes joins and leaves over channels; seats are freed by a guard.
+//!   No lock around game state.
 //! - [`world`]: the game state and what one tick does to it, free of sockets
 //!   and timers so benches and tests drive it directly.
 //! - [`outbox`]: a player's bounded outgoing queue: events in order, and only
 //!   the newest frame, so a slow reader never holds up the tick.
 //! - [`metrics`]: counters served at `/metrics` and logged.
 //!
-//! [`run`] ties them together and returns when the shutdown future fires and
-//! every client has been sent its close frame.
+//! [`run`] ties them together and returns soon after the shutdown future
+//! fires, once every client has been sent its close frame.
 
+pub mod accept;
 pub mod config;
 pub mod connection;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod outbox;
 pub mod room;
 pub mod world;
 
 use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use config::ServerConfig;
-pub use http::{AppState, app};
+pub use http::{AppState, OriginPolicy, app};
 
-/// How long shutdown waits for connections to deliver their close frames.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// How long shutdown waits for connections to deliver their close frames
+/// (and hear the replies) before it returns anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
 
 /// Serves arena on `listener` until `shutdown` completes, then closes every
-/// connection with a close frame (1001, going away) and returns.
+/// connection (WebSockets with a close frame, 1001 going away) and returns
+/// within [`SHUTDOWN_GRACE`], whatever the clients do.
 pub async fn run(
     listener: TcpListener,
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let mut config = config;
+    if let Some(fit) = accept::raise_fd_limit()
+        && u64::from(config.max_connections) > fit
+    {
+        tracing::warn!(
+            requested = config.max_connections,
+            allowed = fit,
+            "--max-connections lowered to fit the open-files limit"
+        );
+        config.max_connections = u32::try_from(fit).unwrap_or(u32::MAX).max(1);
+    }
+    let addresses = local_addresses(listener.local_addr()?);
     let config = Arc::new(config);
     let cancel = CancellationToken::new();
     let connections = TaskTracker::new();
@@ -55,46 +76,47 @@ pub async fn run(
     let room = room::spawn(config.clone(), metrics.clone(), cancel.clone());
     let state = AppState {
         config: config.clone(),
+        origins: Arc::new(OriginPolicy::new(&config, &addresses)),
         room: room.handle,
-        metrics,
+        metrics: metrics.clone(),
         cancel: cancel.clone(),
         connections: connections.clone(),
     };
+    let acceptor = accept::Acceptor {
+        router: app(state),
+        limits: limits::ConnectionLimits::new(config.max_connections as usize, config.max_connections_per_ip as usize),
+        metrics,
+        header_timeout: config.header_timeout(),
+        send_buffer: config.send_buffer_bytes,
+        cancel: cancel.clone(),
+        tracker: connections.clone(),
+    };
+    let accepting = tokio::spawn(acceptor.run(listener));
 
-    let send_buffer = config.send_buffer_bytes;
-    let listener = listener.tap_io(move |tcp| {
-        // Frames are small and latency-bound: never wait to coalesce them.
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY: {e}");
-        }
-        // A bounded kernel buffer makes a stalled reader show up as a stale
-        // outbox within seconds instead of after megabytes.
-        if send_buffer > 0
-            && let Err(e) = socket2::SockRef::from(&*tcp).set_send_buffer_size(send_buffer)
-        {
-            tracing::debug!("cannot set SO_SNDBUF: {e}");
-        }
-    });
-
-    let stop = cancel.clone();
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: closing every connection");
-            stop.cancel();
-        })
-        .await?;
-
-    // Upgraded sockets outlive axum's graceful shutdown; wait for their close frames.
+    shutdown.await;
+    tracing::info!("shutting down: closing every connection");
     cancel.cancel();
+    let _ = accepting.await;
     connections.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, connections.wait()).await.is_err() {
-        tracing::warn!("some connections did not close within {SHUTDOWN_GRACE:?}");
+        tracing::warn!(left = connections.len(), "some connections did not close within {SHUTDOWN_GRACE:?}");
     }
-    if tokio::time::timeout(SHUTDOWN_GRACE, room.task).await.is_err() {
-        tracing::warn!("room task did not stop within {SHUTDOWN_GRACE:?}");
+    if tokio::time::timeout(Duration::from_millis(200), room.task).await.is_err() {
+        tracing::warn!("the room task did not stop in time");
     }
     Ok(())
+}
+
+/// The addresses a server bound to `addr` answers on: that one, or, bound to
+/// all interfaces, loopback and every interface's address.
+pub fn local_addresses(addr: SocketAddr) -> Vec<IpAddr> {
+    if !addr.ip().is_unspecified() {
+        return vec![addr.ip()];
+    }
+    let mut addresses = vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)];
+    let interfaces = if_addrs::get_if_addrs().unwrap_or_default();
+    addresses.extend(interfaces.iter().filter(|i| !i.is_loopback()).map(|i| i.ip()));
+    addresses
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

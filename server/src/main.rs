@@ -30,14 +30,9 @@ async fn main() -> anyhow::Result<()> {
 /// interfaces, one per LAN address.
 fn print_urls(addr: SocketAddr, serving_client: bool) {
     let port = addr.port();
-    let mut hosts: Vec<IpAddr> = Vec::new();
-    if addr.ip().is_unspecified() {
-        hosts.push(IpAddr::from([127, 0, 0, 1]));
-        let lan = if_addrs::get_if_addrs().unwrap_or_default();
-        hosts.extend(lan.iter().filter(|i| !i.is_loopback() && i.ip().is_ipv4()).map(|i| i.ip()));
-    } else {
-        hosts.push(addr.ip());
-    }
+    // IPv4 only: what people type and share.
+    let hosts: Vec<IpAddr> = arena_server::local_addresses(addr).into_iter().filter(IpAddr::is_ipv4).collect();
+    let hosts = if hosts.is_empty() { vec![addr.ip()] } else { hosts };
     println!("arena-server listening on http://{}", SocketAddr::new(hosts[0], port));
     for host in &hosts {
         let base = format!("http://{}", SocketAddr::new(*host, port));

@@ -8,13 +8,13 @@ use std::sync::Arc;
 
 use arena_shared::codec::{EncodedPlayers, encode_frame, encode_server};
 use arena_shared::protocol::{
-    PROTOCOL_VERSION, PlayerId, PlayerInfo, PlayerState, RejectReason, Rejection, ServerMsg, Welcome, close,
+    MAX_NAME_CHARS, PROTOCOL_VERSION, PlayerId, PlayerInfo, PlayerState, RejectReason, Rejection, ServerMsg, Welcome, close,
 };
 use arena_shared::sim::{self, Body, INPUT_DT_MICROS, Input, Vec2q};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Kick, Metrics};
 use crate::outbox::{CloseReason, FramePush, Outbox};
 
 /// Inputs a client may have queued before new ones are dropped (half a
@@ -35,6 +35,8 @@ pub struct QueuedInput {
 #[derive(Debug)]
 pub struct Seat {
     pub id: PlayerId,
+    /// The name the room shows: the one asked for, made unique.
+    pub name: String,
     pub outbox: Arc<Outbox>,
     pub inputs: mpsc::Sender<QueuedInput>,
 }
@@ -96,10 +98,13 @@ impl World {
     }
 
     /// Seats a player whose handshake passed, or refuses with the reason.
+    /// `name` must have passed `validate_name`; a name already taken gets a
+    /// suffix, so "ada" joins a room with an "ada" as "ada (2)".
     pub fn join(&mut self, name: String) -> Result<Seat, Rejection> {
         if self.players.len() >= usize::from(self.max_players) {
             return Err(Rejection::new(RejectReason::ServerFull { max_players: self.max_players }));
         }
+        let name = self.unique_name(name);
         let id = self.allocate_id();
         let outbox = Arc::new(Outbox::default());
         let (tx, rx) = mpsc::channel(INPUT_QUEUE);
@@ -126,9 +131,9 @@ impl World {
                 stale_ticks: 0,
             },
         );
-        self.broadcast(&ServerMsg::Joined(PlayerInfo { id, name }));
+        self.broadcast(&ServerMsg::Joined(PlayerInfo { id, name: name.clone() }));
         self.metrics.players.store(self.players.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        Ok(Seat { id, outbox, inputs: tx })
+        Ok(Seat { id, name, outbox, inputs: tx })
     }
 
     /// Removes a player (if still here) and tells everyone else.
@@ -211,7 +216,7 @@ impl World {
         if let Some(player) = self.players.get(&id) {
             tracing::warn!(player = id, name = %player.name, "disconnecting a client that stayed behind");
             player.outbox.close(CloseReason::new(close::TOO_SLOW, "too slow: frames were not being read"));
-            Metrics::inc(&self.metrics.slow_kicks_total);
+            self.metrics.kick(Kick::TooSlow);
             self.leave(id);
         }
     }
@@ -229,6 +234,28 @@ impl World {
         for id in stuck {
             self.kick_slow(id);
         }
+    }
+
+    /// `wanted`, or `wanted (N)` with the smallest free N, cut to fit
+    /// [`MAX_NAME_CHARS`]. Names compare case-insensitively: "Ada" and "ada"
+    /// would be told apart by nobody.
+    fn unique_name(&self, wanted: String) -> String {
+        let taken = |candidate: &str| {
+            let candidate = candidate.to_lowercase();
+            self.players.values().any(|p| p.name.to_lowercase() == candidate)
+        };
+        if !taken(&wanted) {
+            return wanted;
+        }
+        (2..)
+            .map(|n| {
+                let suffix = format!(" ({n})");
+                let room = MAX_NAME_CHARS.saturating_sub(suffix.chars().count());
+                let stem: String = wanted.chars().take(room).collect();
+                format!("{}{suffix}", stem.trim_end())
+            })
+            .find(|candidate| !taken(candidate))
+            .expect("fewer players than numbers: some suffix is free")
     }
 
     fn allocate_id(&mut self) -> PlayerId {
@@ -322,6 +349,23 @@ mod tests {
         assert_eq!(world.player_count(), 1);
         assert_eq!(last_frame(&last).tick, 5, "the reader should get every tick's frame");
         assert_eq!(last_frame(&last).players.len(), 1, "the stuck player should be gone from frames");
+    }
+
+    #[test]
+    fn a_taken_name_gets_the_next_free_suffix_within_the_length_cap() {
+        let mut world = world(8);
+        let names: Vec<String> =
+            ["ada", "Ada", "ada", "sixteen-chars-xx", "sixteen-chars-xx"].map(|n| world.join(n.into()).expect("space").name).into();
+        assert_eq!(names, ["ada", "Ada (2)", "ada (3)", "sixteen-chars-xx", "sixteen-char (2)"]);
+        assert!(names.iter().all(|n| n.chars().count() <= MAX_NAME_CHARS), "suffixed names fit: {names:?}");
+    }
+
+    #[test]
+    fn a_name_is_free_again_once_its_player_leaves() {
+        let mut world = world(8);
+        let first = world.join("bob".into()).expect("space");
+        world.leave(first.id);
+        assert_eq!(world.join("bob".into()).expect("space").name, "bob");
     }
 
     #[test]

@@ -149,7 +149,7 @@ impl Rejection {
                 format!("the server is full (its limit is {max_players}); try again later")
             }
             RejectReason::BadName => {
-                format!("names must be 1 to {MAX_NAME_CHARS} printable characters, not only spaces")
+                format!("names must be 1 to {MAX_NAME_CHARS} visible characters, without invisible or control ones")
             }
             RejectReason::ShuttingDown => "the server is shutting down".to_owned(),
         };
@@ -163,6 +163,8 @@ pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     /// A text message: arena speaks binary only.
     pub const UNSUPPORTED_DATA: u16 = 1003;
+    /// Never sent: what a client reports when the socket ended without a close frame.
+    pub const ABNORMAL: u16 = 1006;
     pub const MESSAGE_TOO_BIG: u16 = 1009;
     /// Bytes that do not decode, or a message out of order.
     pub const PROTOCOL_ERROR: u16 = 4000;
@@ -173,14 +175,84 @@ pub mod close {
     pub const TOO_SLOW: u16 = 4004;
     /// No `Hello` in time, or nothing at all heard for the idle timeout.
     pub const TIMEOUT: u16 = 4005;
+    /// More messages than the server's rate budget allows (control frames count).
+    pub const RATE_LIMITED: u16 = 4006;
 }
 
-/// Checks a requested player name; returns it trimmed.
-pub fn validate_name(name: &str) -> Option<&str> {
-    let trimmed = name.trim();
-    let chars = trimmed.chars().count();
-    let printable = trimmed.chars().all(|c| !c.is_control());
-    (1..=MAX_NAME_CHARS).contains(&chars).then_some(trimmed).filter(|_| printable)
+/// Checks a requested player name and returns the form the room shows:
+/// NFC-normalised, trimmed, inner runs of spaces collapsed to one.
+///
+/// Refused: names over [`MAX_NAME_CHARS`]; control, format (zero-width
+/// spaces, joiners, the BOM, bidirectional overrides), private-use and
+/// unassigned characters; spaces other than U+0020 and line breaks; more than
+/// [`MAX_COMBINING_MARKS`] combining marks on one character; and names with
+/// nothing visible (only spaces, marks or blank letters such as the Hangul
+/// fillers), which would render blank.
+pub fn validate_name(name: &str) -> Option<String> {
+    use unicode_normalization::UnicodeNormalization;
+
+    let normalised: String = name.nfc().collect();
+    let mut clean = String::with_capacity(normalised.len());
+    for word in normalised.split(' ').filter(|w| !w.is_empty()) {
+        if !clean.is_empty() {
+            clean.push(' ');
+        }
+        clean.push_str(word);
+    }
+    let chars = clean.chars().count();
+    let mut marks_in_a_row = 0;
+    for c in clean.chars() {
+        match char_kind(c) {
+            CharKind::Forbidden => return None,
+            CharKind::Mark => {
+                marks_in_a_row += 1;
+                if marks_in_a_row > MAX_COMBINING_MARKS {
+                    return None;
+                }
+            }
+            CharKind::Visible | CharKind::Space => marks_in_a_row = 0,
+        }
+    }
+    let visible = clean.chars().any(|c| char_kind(c) == CharKind::Visible);
+    ((1..=MAX_NAME_CHARS).contains(&chars) && visible).then_some(clean)
+}
+
+/// Combining marks allowed on one character (accents stack at most twice;
+/// "Zalgo" text spills over the names around it).
+pub const MAX_COMBINING_MARKS: usize = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CharKind {
+    Visible,
+    Space,
+    Mark,
+    Forbidden,
+}
+
+/// Letters that draw nothing: the Hangul fillers and the blank braille cell.
+const BLANK_LETTERS: [char; 5] = ['\u{115F}', '\u{1160}', '\u{3164}', '\u{FFA0}', '\u{2800}'];
+
+fn char_kind(c: char) -> CharKind {
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+
+    if c == ' ' {
+        return CharKind::Space;
+    }
+    if BLANK_LETTERS.contains(&c) {
+        return CharKind::Forbidden;
+    }
+    match c.general_category() {
+        G::NonspacingMark | G::SpacingMark | G::EnclosingMark => CharKind::Mark,
+        G::SpaceSeparator
+        | G::LineSeparator
+        | G::ParagraphSeparator
+        | G::Control
+        | G::Format
+        | G::Surrogate
+        | G::PrivateUse
+        | G::Unassigned => CharKind::Forbidden,
+        _ => CharKind::Visible,
+    }
 }
 
 #[cfg(test)]
@@ -188,17 +260,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn validate_name_accepts_trimmed_printable_names() {
-        assert_eq!(validate_name("  ada "), Some("ada"), "should trim spaces");
-        assert_eq!(validate_name("Zoë 🚀"), Some("Zoë 🚀"), "should accept unicode");
-        assert_eq!(validate_name(&"x".repeat(MAX_NAME_CHARS)), Some("xxxxxxxxxxxxxxxx"));
+    fn names_that_render_are_accepted_in_their_normal_form() {
+        let cases: [(&str, &str, &str); 9] = [
+            ("  ada ", "ada", "surrounding spaces are trimmed"),
+            ("ada   lovelace", "ada lovelace", "inner runs of spaces collapse"),
+            ("Zoë 🚀", "Zoë 🚀", "letters and emoji from anywhere"),
+            ("Zoe\u{308}", "Zoë", "a decomposed ë is stored composed (NFC)"),
+            ("李小龍", "李小龍", "CJK"),
+            ("❤\u{FE0F}", "❤\u{FE0F}", "an emoji with its presentation selector"),
+            ("a\u{301}\u{302}", "\u{e1}\u{302}", "two stacked accents, the first composed"),
+            ("xxxxxxxxxxxxxxxx", "xxxxxxxxxxxxxxxx", "exactly the longest name"),
+            ("  _-_  ", "_-_", "punctuation is visible"),
+        ];
+        for (input, want, why) in cases {
+            assert_eq!(validate_name(input).as_deref(), Some(want), "{why}: {input:?}");
+        }
     }
 
     #[test]
-    fn validate_name_rejects_empty_long_and_control_names() {
-        assert_eq!(validate_name("   "), None, "should reject blank names");
-        assert_eq!(validate_name(&"x".repeat(MAX_NAME_CHARS + 1)), None, "should reject long names");
-        assert_eq!(validate_name("a\u{7}b"), None, "should reject control characters");
+    fn blank_invisible_spoofing_and_oversized_names_are_refused() {
+        let cases: [(&str, &str); 16] = [
+            ("", "empty"),
+            ("   ", "only spaces"),
+            ("\u{200B}\u{200B}", "only zero-width spaces"),
+            ("\u{FEFF}", "a byte-order mark"),
+            ("\u{3164}\u{3164}", "Hangul fillers"),
+            ("\u{115F}\u{1160}", "Hangul choseong/jungseong fillers"),
+            ("\u{2800}", "the blank braille cell"),
+            ("ada\u{202E}nimda", "a right-to-left override"),
+            ("\u{2066}ada", "a bidi isolate"),
+            ("a\u{200D}b", "a zero-width joiner between letters"),
+            ("a\u{7}b", "a control character"),
+            ("a\u{3000}b", "an ideographic space"),
+            ("a\u{2028}b", "a line separator"),
+            ("\u{E000}x", "private use"),
+            ("z\u{300}\u{301}\u{302}", "three combining marks (Zalgo)"),
+            ("xxxxxxxxxxxxxxxxx", "17 characters"),
+        ];
+        for (input, why) in cases {
+            assert_eq!(validate_name(input), None, "{why} should be refused: {input:?}");
+        }
+        assert_eq!(validate_name("\u{301}"), None, "a lone combining mark draws nothing of its own");
     }
 
     #[test]

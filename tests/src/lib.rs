@@ -70,6 +70,18 @@ impl TestServer {
             .context("metric value")
     }
 
+    /// Reads `arena_kicks_total{reason="..."}`.
+    pub async fn kicks(&self, reason: &str) -> anyhow::Result<u64> {
+        self.metric(&format!("arena_kicks_total{{reason=\"{reason}\"}}")).await
+    }
+
+    /// Reads `players` from `/healthz`.
+    pub async fn players(&self) -> anyhow::Result<u64> {
+        let health = http_get(self.addr, "/healthz", &[]).await?;
+        let json: serde_json::Value = serde_json::from_slice(&health.body)?;
+        json["players"].as_u64().context("healthz should report players")
+    }
+
     /// Triggers graceful shutdown and waits for `run` to return.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(stop) = self.stop.take() {

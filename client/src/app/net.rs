@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use arena_shared::codec::{decode_server, encode_client};
 use arena_shared::netcode::{Interpolator, Prediction, RttEstimate, ServerClock};
-use arena_shared::protocol::{ClientMsg, PROTOCOL_VERSION, PlayerId, RejectReason, ServerMsg};
+use arena_shared::protocol::{ClientMsg, PROTOCOL_VERSION, PlayerId, RejectReason, ServerMsg, close};
 use bevy::prelude::*;
 // Bevy's derives look for `bevy_ecs` when `bevy` is a target-specific dependency.
 use bevy::ecs as bevy_ecs;
@@ -186,19 +186,19 @@ async fn run_socket(
     let (sender, socket) = match opened {
         Ok(opened) => opened,
         Err(e) => {
-            let _ = events.unbounded_send(closed(1006, format!("cannot open {url}: {e}")));
+            let _ = events.unbounded_send(closed(close::ABNORMAL, format!("cannot open {url}: {e}")));
             return;
         }
     };
     let mut socket = Box::pin(socket);
     // The sink side of gloo's socket is ready once the socket is open.
     if futures_util::future::poll_fn(|cx| socket.as_mut().poll_ready(cx)).await.is_err() {
-        let _ = events.unbounded_send(closed(1006, "the server did not answer".into()));
+        let _ = events.unbounded_send(closed(close::ABNORMAL, "the server did not answer".into()));
         return;
     }
     let send = |msg: &ClientMsg| sender.send_with_u8_array(&encode_client(msg)).is_ok();
     if !send(&ClientMsg::Hello { version: PROTOCOL_VERSION, name }) {
-        let _ = events.unbounded_send(closed(1006, "the server did not answer".into()));
+        let _ = events.unbounded_send(closed(close::ABNORMAL, "the server did not answer".into()));
         return;
     }
     let reader = async {
@@ -212,10 +212,10 @@ async fn run_socket(
                 },
                 Ok(Message::Text(_)) => return closed(4000, "the server sent text".into()),
                 Err(WebSocketError::ConnectionClose(event)) => return closed(event.code, event.reason),
-                Err(e) => return closed(1006, e.to_string()),
+                Err(e) => return closed(close::ABNORMAL, e.to_string()),
             }
         }
-        closed(1006, "connection lost".into())
+        closed(close::ABNORMAL, "connection lost".into())
     };
     let writer = async {
         while let Some(msg) = outgoing.next().await {
@@ -223,7 +223,7 @@ async fn run_socket(
                 break;
             }
         }
-        closed(1006, "connection lost while sending".into())
+        closed(close::ABNORMAL, "connection lost while sending".into())
     };
     let ended = futures_util::future::select(Box::pin(reader), Box::pin(writer)).await.factor_first().0;
     let _ = events.unbounded_send(ended);
