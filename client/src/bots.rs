@@ -313,12 +313,23 @@ fn failure_outcome(error: ClientError) -> Outcome {
     }
 }
 
-/// Round-trip percentiles, in milliseconds.
+/// Percentiles of a measurement (round trips in milliseconds, say).
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
 pub struct Percentiles {
     pub p50: f64,
     pub p95: f64,
     pub p99: f64,
+}
+
+impl Percentiles {
+    /// Nearest-rank percentiles of samples sorted ascending.
+    pub fn of_sorted(sorted: &[f64]) -> Self {
+        Percentiles {
+            p50: percentile(sorted, 0.50),
+            p95: percentile(sorted, 0.95),
+            p99: percentile(sorted, 0.99),
+        }
+    }
 }
 
 /// Prediction corrections over all bots: how often and how far
@@ -422,11 +433,7 @@ impl Report {
             duration_secs: config.duration.as_secs_f64(),
             frames_per_sec: mean(&|r| per_sec(r.frames, r)),
             tick_gaps: records.iter().map(|r| r.tick_gaps).sum(),
-            rtt_ms: Percentiles {
-                p50: percentile(&rtts, 0.50),
-                p95: percentile(&rtts, 0.95),
-                p99: percentile(&rtts, 0.99),
-            },
+            rtt_ms: Percentiles::of_sorted(&rtts),
             down_bytes_per_sec: mean(&|r| per_sec(r.bytes_down, r)),
             up_bytes_per_sec: mean(&|r| per_sec(r.bytes_up, r)),
             max_players_seen: records.iter().map(|r| r.max_players_seen).max().unwrap_or(0),

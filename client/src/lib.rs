@@ -4,6 +4,8 @@
 //! - On native targets:
 //!   - [`ws`]: a WebSocket client speaking the protocol (connect, handshake,
 //!     typed receive); the bots and the end-to-end tests both use it.
+//!   - [`attack`]: misbehaving clients (floods, resets, slowloris) for
+//!     `arena-bots --attack` and the hardening tests.
 //!   - [`bots`]: the bot swarm behind `arena-bots`: behaviours, per-bot
 //!     measurements, and the report (text table or JSON).
 //! - On wasm32: [`app`], the Bevy app (see its module docs), started by the
@@ -11,6 +13,8 @@
 
 #[cfg(target_arch = "wasm32")]
 pub mod app;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod attack;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bots;
 #[cfg(not(target_arch = "wasm32"))]

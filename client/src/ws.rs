@@ -72,10 +72,19 @@ impl WsClient {
 
     /// Connects as a browser on page `origin` would (bots send no Origin).
     pub async fn connect_with_origin(url: &str, origin: Option<&str>) -> Result<Self, ClientError> {
+        let origin: Vec<(&str, &str)> = origin.map(|o| ("origin", o)).into_iter().collect();
+        Self::connect_with_headers(url, &origin).await
+    }
+
+    /// Connects with extra request headers (`host` replaces the URL's), as a
+    /// browser behind a proxy, or a forger, would.
+    pub async fn connect_with_headers(url: &str, headers: &[(&str, &str)]) -> Result<Self, ClientError> {
         let mut request = url.into_client_request().map_err(|e| ClientError::Connect(e.to_string()))?;
-        if let Some(origin) = origin {
-            let value = HeaderValue::from_str(origin).map_err(|e| ClientError::Connect(e.to_string()))?;
-            request.headers_mut().insert("origin", value);
+        for &(name, value) in headers {
+            let value = HeaderValue::from_str(value).map_err(|e| ClientError::Connect(e.to_string()))?;
+            let name = tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| ClientError::Connect(e.to_string()))?;
+            request.headers_mut().insert(name, value);
         }
         let (ws, _response) = tokio_tungstenite::connect_async(request).await.map_err(|e| match e {
             tungstenite::Error::Http(response) => ClientError::Http(response.status().as_u16()),

@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 use axum::Router;
@@ -122,15 +122,24 @@ impl Acceptor {
     /// head, upgrades handed to the router's `/ws` handler.
     async fn serve_http(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr, slot: Arc<ConnectionSlot>) {
         let _open = OpenGauge::new(&self.metrics);
+        let started = Instant::now();
         let router = self.router.clone();
+        // hyper ends a connection that never sent a byte quietly when its head
+        // deadline passes; this tells that case apart from a served one.
+        let requested = Arc::new(AtomicBool::new(false));
+        let requested_in_service = requested.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            requested_in_service.store(true, Relaxed);
             request.extensions_mut().insert(ConnectInfo(peer));
             // The `/ws` handler moves a clone into the upgraded socket's task.
             request.extensions_mut().insert(slot.clone());
             router.clone().oneshot(request)
         });
         let mut builder = http1::Builder::new();
-        builder.timer(TokioTimer::new()).header_read_timeout(self.header_timeout).max_buf_size(MAX_HEAD_BYTES);
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_timeout)
+            .max_buf_size(MAX_HEAD_BYTES);
         let connection = builder.serve_connection(TokioIo::new(tcp), service).with_upgrades();
         tokio::pin!(connection);
         let result = tokio::select! {
@@ -143,14 +152,18 @@ impl Acceptor {
                 }
             }
         };
-        if let Err(e) = result {
-            if e.is_timeout() {
-                self.metrics.kick(Kick::HeaderTimeout);
-                tracing::debug!(%peer, "closing a connection that sent no complete request head in time");
-            } else {
-                tracing::debug!(%peer, "http connection ended: {e}");
-            }
+        let silent = !requested.load(Relaxed) && started.elapsed() >= self.header_timeout;
+        match result {
+            Err(e) if e.is_timeout() => self.kick_slow_head(peer),
+            Ok(()) if silent => self.kick_slow_head(peer),
+            Err(e) => tracing::debug!(%peer, "http connection ended: {e}"),
+            Ok(()) => {}
         }
+    }
+
+    fn kick_slow_head(&self, peer: SocketAddr) {
+        self.metrics.kick(Kick::HeaderTimeout);
+        tracing::debug!(%peer, "closed a connection that sent no complete request head in time");
     }
 }
 

@@ -71,7 +71,11 @@ fn going_away() -> Ending {
 }
 
 /// Reads `Hello`, checks it, and asks the room for a seat.
-async fn handshake(stream: &mut Stream, budget: &mut RateBudget, state: &AppState) -> Result<Membership, Ending> {
+async fn handshake(
+    stream: &mut Stream,
+    budget: &mut RateBudget,
+    state: &AppState,
+) -> Result<Membership, Ending> {
     let metrics = &state.metrics;
     let deadline = Instant::now() + state.config.handshake_timeout();
     let bytes = loop {
@@ -128,46 +132,55 @@ async fn handshake(stream: &mut Stream, budget: &mut RateBudget, state: &AppStat
 }
 
 /// The game: reader and writer until one ends, then the close frame.
-async fn play(mut sink: Sink, mut stream: Stream, mut budget: RateBudget, membership: Membership, state: &AppState) {
+async fn play(
+    mut sink: Sink,
+    mut stream: Stream,
+    mut budget: RateBudget,
+    membership: Membership,
+    state: &AppState,
+) {
     let Membership { id, outbox, inputs, .. } = &membership;
     // The highest ping the peer answered; the writer reads it.
     let pongs = AtomicU64::new(0);
-    let liveness = Liveness { ping_every: state.config.ping_interval(), pong_timeout: state.config.idle_timeout() };
-    let writer = write_loop(&mut sink, outbox, liveness, &pongs, &state.metrics);
-    tokio::pin!(writer);
-
-    let ended = tokio::select! {
-        ending = read_loop(&mut stream, *id, inputs, outbox, &mut budget, &pongs, state) => Some(ending),
-        // The writer ends once the outbox closes (the room kicked the player)
-        // or the socket fails; it is not polled again after this arm.
-        close_sent = &mut writer => {
-            if close_sent {
-                linger(&mut stream).await;
+    let liveness =
+        Liveness { ping_every: state.config.ping_interval(), pong_timeout: state.config.idle_timeout() };
+    let peer_closed = {
+        let mut writer = std::pin::pin!(write_loop(&mut sink, outbox, liveness, &pongs, &state.metrics));
+        let ended = tokio::select! {
+            ending = read_loop(&mut stream, *id, inputs, outbox, &mut budget, &pongs, state) => Some(ending),
+            // The writer ends once the outbox closes (the room kicked the
+            // player) or the socket fails; it is not polled again after this.
+            close_sent = &mut writer => {
+                if close_sent {
+                    linger(&mut stream).await;
+                }
+                None
             }
-            None
-        }
-        () = state.cancel.cancelled() => Some(going_away()),
-    };
-    if let Some(ending) = ended {
-        let (reason, wait_for_reply) = match ending {
-            // The writer's close flushes tungstenite's echo of the peer's frame.
-            Ending::PeerClosed => (CloseReason::new(close::NORMAL, "goodbye"), false),
-            Ending::Gone => (CloseReason::new(close::NORMAL, "gone"), false),
-            Ending::Close(reason) => {
-                tracing::debug!(player = id, code = reason.code, reason = %reason.reason, "closing a client");
-                (reason, true)
-            }
-            Ending::Reject(rejection) => {
-                (CloseReason::new(rejection.reason.close_code(), rejection.message), true)
+            () = state.cancel.cancelled() => Some(going_away()),
+        };
+        let reason = match ended {
+            None | Some(Ending::Gone) => None,
+            Some(Ending::PeerClosed) => Some(None),
+            Some(Ending::Close(reason)) => Some(Some(reason)),
+            Some(Ending::Reject(rejection)) => {
+                Some(Some(CloseReason::new(rejection.reason.close_code(), rejection.message)))
             }
         };
-        outbox.close(reason);
-        let close_sent = tokio::time::timeout(CLOSE_TIMEOUT, &mut writer).await.unwrap_or(false);
-        if close_sent && wait_for_reply {
-            linger(&mut stream).await;
+        let peer_closed = matches!(reason, Some(None));
+        if let Some(Some(reason)) = reason {
+            tracing::debug!(player = id, code = reason.code, reason = %reason.reason, "closing a client");
+            outbox.close(reason);
+            if tokio::time::timeout(CLOSE_TIMEOUT, &mut writer).await.unwrap_or(false) {
+                linger(&mut stream).await;
+            }
         }
+        // The writer is dropped here, which frees the sink for the echo.
+        peer_closed
+    };
+    if peer_closed {
+        echo_close(&mut sink).await;
     }
-    // `membership` drops here, after the writer that borrows it: the seat is
+    // `membership` drops here, after the writer that borrowed it: the seat is
     // freed, as it is on a panic or a cancellation.
 }
 
@@ -320,10 +333,7 @@ async fn write_loop(
 async fn finish(sink: &mut Sink, stream: &mut Stream, ending: Ending) {
     let reason = match ending {
         Ending::Gone => return,
-        Ending::PeerClosed => {
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
-            return;
-        }
+        Ending::PeerClosed => return echo_close(sink).await,
         Ending::Close(reason) => reason,
         Ending::Reject(rejection) => {
             let reason = CloseReason::new(rejection.reason.close_code(), rejection.message.clone());
@@ -351,18 +361,27 @@ async fn linger(stream: &mut Stream) {
     .await;
 }
 
-/// Sends our close frame (or, after the peer's, the echo tungstenite queued);
-/// `true` if it went out.
+/// Sends our close frame; `true` if it went out.
 async fn send_close(sink: &mut Sink, reason: CloseReason) -> bool {
     let reason_text = &reason.reason[..reason.reason.floor_char_boundary(MAX_REASON_BYTES)];
     let frame = CloseFrame { code: reason.code, reason: reason_text.into() };
     matches!(tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await, Ok(Ok(())))
 }
 
+/// Answers the peer's close frame (RFC 6455 §5.5.1). tungstenite queued the
+/// echo when it read the peer's frame and refuses a frame of ours after it;
+/// closing the sink flushes the echo.
+async fn echo_close(sink: &mut Sink) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+}
+
 fn rate_limited(state: &AppState) -> Ending {
     state.metrics.kick(Kick::RateLimit);
     let rate = state.config.max_message_rate;
-    Ending::Close(CloseReason::new(close::RATE_LIMITED, format!("rate limited: over {rate} messages a second")))
+    Ending::Close(CloseReason::new(
+        close::RATE_LIMITED,
+        format!("rate limited: over {rate} messages a second"),
+    ))
 }
 
 /// What to tell a client whose socket read failed, if it can still hear us.

@@ -73,7 +73,10 @@ async fn upgrade(
         Metrics::inc(&state.metrics.bad_origin_total);
         let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).unwrap_or("?");
         tracing::debug!(origin, "refusing websocket from a foreign origin");
-        return (StatusCode::FORBIDDEN, "this page's origin may not connect; see --public-host and --allow-origin\n")
+        return (
+            StatusCode::FORBIDDEN,
+            "this page's origin may not connect; see --public-host and --allow-origin\n",
+        )
             .into_response();
     }
     Metrics::inc(&state.metrics.connections_total);
@@ -128,7 +131,11 @@ impl OriginPolicy {
         }));
         public_hosts.extend(config.public_hosts.iter().cloned());
         public_hosts.dedup();
-        OriginPolicy { allowed: config.allow_origins.clone(), public_hosts, behind_proxy: config.behind_proxy }
+        OriginPolicy {
+            allowed: config.allow_origins.clone(),
+            public_hosts,
+            behind_proxy: config.behind_proxy,
+        }
     }
 
     pub fn allows(&self, headers: &HeaderMap) -> bool {
@@ -171,7 +178,9 @@ fn host_of(authority: &str) -> &str {
 
 fn is_loopback_host(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    host == "localhost" || host.ends_with(".localhost") || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
@@ -259,7 +268,9 @@ mod tests {
     fn pages_from_this_machine_are_allowed_so_trunk_serve_works() {
         // trunk serve: the page is on :8080, its proxy rewrites Host to the server's.
         let p = policy(&[], false);
-        for origin in ["http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080", "http://127.0.0.2"] {
+        for origin in
+            ["http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080", "http://127.0.0.2"]
+        {
             assert!(p.allows(&headers(Some(origin), "127.0.0.1:7777")), "{origin} should pass");
         }
     }

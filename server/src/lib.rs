@@ -84,7 +84,10 @@ pub async fn run(
     };
     let acceptor = accept::Acceptor {
         router: app(state),
-        limits: limits::ConnectionLimits::new(config.max_connections as usize, config.max_connections_per_ip as usize),
+        limits: limits::ConnectionLimits::new(
+            config.max_connections as usize,
+            config.max_connections_per_ip as usize,
+        ),
         metrics,
         header_timeout: config.header_timeout(),
         send_buffer: config.send_buffer_bytes,

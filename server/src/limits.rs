@@ -20,7 +20,9 @@ impl CapExceeded {
     /// The sentence sent in the 503's body.
     pub fn message(self) -> String {
         match self {
-            CapExceeded::Total(max) => format!("the server holds its limit of {max} connections; try again soon"),
+            CapExceeded::Total(max) => {
+                format!("the server holds its limit of {max} connections; try again soon")
+            }
             CapExceeded::PerIp(max) => {
                 format!("your address holds its limit of {max} connections; close some and try again")
             }
@@ -150,7 +152,11 @@ mod tests {
         let limits = ConnectionLimits::new(3, 2);
         let a1 = limits.try_acquire(A).expect("first from A fits");
         let _a2 = limits.try_acquire(A).expect("second from A fits");
-        assert_eq!(limits.try_acquire(A).err(), Some(CapExceeded::PerIp(2)), "third from A should be refused");
+        assert_eq!(
+            limits.try_acquire(A).err(),
+            Some(CapExceeded::PerIp(2)),
+            "third from A should be refused"
+        );
         let _b1 = limits.try_acquire(B).expect("B has its own count");
         assert_eq!(limits.try_acquire(B).err(), Some(CapExceeded::Total(3)), "the total cap should hold");
         drop(a1);

@@ -31,7 +31,8 @@ async fn main() -> anyhow::Result<()> {
 fn print_urls(addr: SocketAddr, serving_client: bool) {
     let port = addr.port();
     // IPv4 only: what people type and share.
-    let hosts: Vec<IpAddr> = arena_server::local_addresses(addr).into_iter().filter(IpAddr::is_ipv4).collect();
+    let hosts: Vec<IpAddr> =
+        arena_server::local_addresses(addr).into_iter().filter(IpAddr::is_ipv4).collect();
     let hosts = if hosts.is_empty() { vec![addr.ip()] } else { hosts };
     println!("arena-server listening on http://{}", SocketAddr::new(hosts[0], port));
     for host in &hosts {

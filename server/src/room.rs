@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
 use crate::outbox::CloseReason;
-use crate::world::{QueuedInput, Seat, World};
 use crate::outbox::Outbox;
+use crate::world::{QueuedInput, Seat, World};
 
 /// Joins and leaves waiting for the room. Small: each is handled within a tick.
 const COMMAND_QUEUE: usize = 256;
@@ -90,7 +90,8 @@ pub fn spawn(config: Arc<ServerConfig>, metrics: Arc<Metrics>, cancel: Cancellat
     let (leaves, leaves_rx) = mpsc::unbounded_channel();
     let world = World::new(config.tick_rate, config.max_players, config.slow_client_ticks(), metrics.clone());
     let handle = RoomHandle { commands, leaves };
-    let task = tokio::spawn(run(world, commands_rx, leaves_rx, handle.leaves.clone(), config, metrics, cancel));
+    let task =
+        tokio::spawn(run(world, commands_rx, leaves_rx, handle.leaves.clone(), config, metrics, cancel));
     SpawnedRoom { handle, task }
 }
 

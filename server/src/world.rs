@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use arena_shared::codec::{EncodedPlayers, encode_frame, encode_server};
 use arena_shared::protocol::{
-    MAX_NAME_CHARS, PROTOCOL_VERSION, PlayerId, PlayerInfo, PlayerState, RejectReason, Rejection, ServerMsg, Welcome, close,
+    MAX_NAME_CHARS, PROTOCOL_VERSION, PlayerId, PlayerInfo, PlayerState, RejectReason, Rejection, ServerMsg,
+    Welcome, close,
 };
 use arena_shared::sim::{self, Body, INPUT_DT_MICROS, Input, Vec2q};
 use bytes::Bytes;
@@ -354,8 +355,9 @@ mod tests {
     #[test]
     fn a_taken_name_gets_the_next_free_suffix_within_the_length_cap() {
         let mut world = world(8);
-        let names: Vec<String> =
-            ["ada", "Ada", "ada", "sixteen-chars-xx", "sixteen-chars-xx"].map(|n| world.join(n.into()).expect("space").name).into();
+        let names: Vec<String> = ["ada", "Ada", "ada", "sixteen-chars-xx", "sixteen-chars-xx"]
+            .map(|n| world.join(n.into()).expect("space").name)
+            .into();
         assert_eq!(names, ["ada", "Ada (2)", "ada (3)", "sixteen-chars-xx", "sixteen-char (2)"]);
         assert!(names.iter().all(|n| n.chars().count() <= MAX_NAME_CHARS), "suffixed names fit: {names:?}");
     }

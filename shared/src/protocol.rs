@@ -149,7 +149,9 @@ impl Rejection {
                 format!("the server is full (its limit is {max_players}); try again later")
             }
             RejectReason::BadName => {
-                format!("names must be 1 to {MAX_NAME_CHARS} visible characters, without invisible or control ones")
+                format!(
+                    "names must be 1 to {MAX_NAME_CHARS} visible characters, without invisible or control ones"
+                )
             }
             RejectReason::ShuttingDown => "the server is shutting down".to_owned(),
         };

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use arena_client::bots::{Behaviour, Live, Outcome, Report, SwarmConfig, run_swarm};
 use arena_client::ws::{ClientError, Incoming, WsClient};
 use arena_server::ServerConfig;
 use arena_shared::protocol::ServerMsg;
@@ -199,6 +200,67 @@ fn dechunk(mut data: &[u8]) -> anyhow::Result<Vec<u8>> {
         }
         out.extend_from_slice(data.get(..size).context("short chunk")?);
         data = data.get(size + 2..).context("chunk trailer")?;
+    }
+}
+
+/// A swarm of `count` bots for `secs` seconds against `server`.
+pub fn swarm(server: &TestServer, count: usize, secs: f64, behaviour: Behaviour) -> SwarmConfig {
+    SwarmConfig {
+        url: server.ws_url(),
+        count,
+        duration: Duration::from_secs_f64(secs),
+        behaviour,
+        name_prefix: "bot-".into(),
+    }
+}
+
+/// Runs `abuse` against a server started with `config` while ten bots play
+/// for three seconds, and checks the bots never noticed: all connected, none
+/// disconnected, frames at the tick rate throughout.
+pub async fn bots_unaffected_by(
+    config: ServerConfig,
+    abuse: impl AsyncFnOnce(&TestServer) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let tick_rate = f64::from(config.tick_rate);
+    let server = TestServer::start(config).await?;
+    let bots = swarm(&server, 10, 3.0, Behaviour::Circle);
+    let playing = tokio::spawn(run_swarm(bots.clone(), Live::default().into()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    abuse(&server).await?;
+    let records = playing.await?;
+    let report = Report::from_records(&records, &bots);
+    anyhow::ensure!(report.connected == 10, "bots should all connect: {report:?}");
+    let outcomes: Vec<_> = records.iter().map(|r| &r.outcome).collect();
+    anyhow::ensure!(
+        records.iter().all(|r| r.outcome == Outcome::Completed),
+        "no bot should be disconnected: {outcomes:?}"
+    );
+    // Over ~3 s a bot that kept receiving sees about 3 × tick_rate frames.
+    let least = records.iter().map(|r| r.frames).min().unwrap_or(0);
+    anyhow::ensure!(
+        least as f64 >= 2.0 * tick_rate,
+        "every bot should keep receiving frames at the tick rate: the least got {least}: {report:?}"
+    );
+    server.stop().await
+}
+
+/// Polls `check` every 50 ms until it holds or `within` passes; the error
+/// says what was awaited and the last value seen.
+pub async fn eventually<T: std::fmt::Debug>(
+    what: &str,
+    within: Duration,
+    mut check: impl AsyncFnMut() -> anyhow::Result<(bool, T)>,
+) -> anyhow::Result<T> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let (done, seen) = check().await?;
+        if done {
+            return Ok(seen);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("{what} did not happen within {within:?}; last seen: {seen:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

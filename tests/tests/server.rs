@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use arena_client::bots::{Behaviour, Live, Outcome, Report, SwarmConfig, run_swarm};
+use arena_client::bots::{Behaviour, Live, Outcome, Report, run_swarm};
 use arena_client::ws::{ClientError, WsClient};
 use arena_server::ServerConfig;
 use arena_shared::codec::encode_client;
@@ -11,18 +11,8 @@ use arena_shared::protocol::{
     ClientMsg, MAX_CLIENT_MSG_BYTES, PROTOCOL_VERSION, RejectReason, ServerMsg, close,
 };
 use arena_shared::sim::Input;
-use arena_tests::{TestServer, expect_close, http_get, recv_until, test_config};
+use arena_tests::{TestServer, bots_unaffected_by, expect_close, http_get, recv_until, swarm, test_config};
 use tokio_tungstenite::tungstenite::Message;
-
-fn swarm(server: &TestServer, count: usize, secs: f64, behaviour: Behaviour) -> SwarmConfig {
-    SwarmConfig {
-        url: server.ws_url(),
-        count,
-        duration: Duration::from_secs_f64(secs),
-        behaviour,
-        name_prefix: "bot-".into(),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_bots_join_and_each_sees_every_other_bot_move() -> anyhow::Result<()> {
@@ -140,32 +130,9 @@ async fn a_bad_name_is_rejected() -> anyhow::Result<()> {
     server.stop().await
 }
 
-/// Runs `abuse` against the server while ten bots play, and checks the bots
-/// never noticed.
-async fn bots_unaffected_by(
-    abuse: impl AsyncFnOnce(&TestServer) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let server = TestServer::start(test_config()).await?;
-    let config = swarm(&server, 10, 3.0, Behaviour::Circle);
-    let bots = tokio::spawn(run_swarm(config.clone(), Live::default().into()));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    abuse(&server).await?;
-    let records = bots.await?;
-    let report = Report::from_records(&records, &config);
-    assert_eq!(report.connected, 10, "bots should all connect: {report:?}");
-    assert!(
-        records.iter().all(|r| r.outcome == Outcome::Completed),
-        "no bot should be disconnected: {:?}",
-        records.iter().map(|r| &r.outcome).collect::<Vec<_>>()
-    );
-    // At 30 Hz for ~3 s a bot that kept receiving sees about 90 frames.
-    assert!(records.iter().all(|r| r.frames >= 45), "every bot should keep receiving frames: {report:?}");
-    server.stop().await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_bytes_are_refused_without_disturbing_others() -> anyhow::Result<()> {
-    bots_unaffected_by(async |server| {
+    bots_unaffected_by(test_config(), async |server| {
         // Before the handshake.
         let mut early = server.client().await?;
         early.send_raw(Message::Binary(vec![0xde, 0xad, 0xbe, 0xef].into())).await?;
@@ -196,7 +163,7 @@ async fn garbage_bytes_are_refused_without_disturbing_others() -> anyhow::Result
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_messages_are_refused_without_disturbing_others() -> anyhow::Result<()> {
-    bots_unaffected_by(async |server| {
+    bots_unaffected_by(test_config(), async |server| {
         for size in [MAX_CLIENT_MSG_BYTES + 1, 4096, 1 << 20] {
             let (mut client, _) = server.player("big").await?;
             let mut bytes = encode_client(&ClientMsg::Ping { client_time_us: 1 });
@@ -218,7 +185,7 @@ async fn oversized_messages_are_refused_without_disturbing_others() -> anyhow::R
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_origin_gets_403_without_disturbing_others() -> anyhow::Result<()> {
-    bots_unaffected_by(async |server| {
+    bots_unaffected_by(test_config(), async |server| {
         let evil = WsClient::connect_with_origin(&server.ws_url(), Some("http://evil.example")).await;
         assert!(matches!(evil, Err(ClientError::Http(403))), "foreign origin should get 403");
         let same = format!("http://{}", server.addr);

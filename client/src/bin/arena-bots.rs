@@ -17,6 +17,9 @@ mod cli {
     use std::sync::atomic::Ordering::Relaxed;
     use std::time::Duration;
 
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use arena_client::attack::{AttackConfig, AttackKind, run_attack};
     use arena_client::bots::{Behaviour, Live, Report, SwarmConfig, run_swarm};
     use clap::Parser;
 
@@ -26,8 +29,8 @@ mod cli {
         /// The server's WebSocket URL.
         #[arg(long, env = "ARENA_URL", default_value = "ws://127.0.0.1:7777/ws", value_parser = parse_url)]
         url: String,
-        /// Bots to run at once.
-        #[arg(long, short = 'n', default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=5000))]
+        /// Bots to run at once (or attackers, with --attack).
+        #[arg(long, short = 'n', default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100_000))]
         count: u64,
         /// Seconds to play before reporting.
         #[arg(long, short = 'd', default_value_t = 10.0, value_parser = parse_duration)]
@@ -44,6 +47,18 @@ mod cli {
         /// No progress lines on stderr.
         #[arg(long, short = 'q')]
         quiet: bool,
+        /// Instead of playing, attack the server this way (only a server you
+        /// run, on loopback): --count attackers (join cycles for reset and
+        /// churn), each giving up after --duration seconds.
+        #[arg(long, value_enum)]
+        attack: Option<AttackKind>,
+        /// Attackers running at once (default: all of them).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        concurrency: Option<u64>,
+        /// Spread attackers over this many source addresses, 127.0.0.2 and up
+        /// (loopback only), so per-address caps do not hide the total cap.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=250))]
+        sources: u8,
     }
 
     fn parse_url(value: &str) -> Result<String, String> {
@@ -63,6 +78,11 @@ mod cli {
 
     pub fn main() -> ExitCode {
         let args = Args::parse();
+        // Thousands of bots or attackers need as many sockets.
+        let _ = rlimit::increase_nofile_limit(u64::MAX);
+        if let Some(kind) = args.attack {
+            return attack(kind, &args);
+        }
         let config = SwarmConfig {
             url: args.url,
             count: args.count as usize,
@@ -70,13 +90,7 @@ mod cli {
             behaviour: args.behaviour,
             name_prefix: args.name_prefix,
         };
-        let runtime = match tokio::runtime::Runtime::new() {
-            Ok(runtime) => runtime,
-            Err(e) => {
-                eprintln!("arena-bots: cannot start the async runtime: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+        let Some(runtime) = runtime() else { return ExitCode::FAILURE };
         let records = runtime.block_on(async {
             let live = Arc::new(Live::default());
             let progress = (!args.quiet).then(|| tokio::spawn(show_progress(live.clone(), config.clone())));
@@ -99,6 +113,50 @@ mod cli {
             print!("{}", report.to_table());
         }
         if report.is_failure() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    }
+
+    fn runtime() -> Option<tokio::runtime::Runtime> {
+        match tokio::runtime::Runtime::new() {
+            Ok(runtime) => Some(runtime),
+            Err(e) => {
+                eprintln!("arena-bots: cannot start the async runtime: {e}");
+                None
+            }
+        }
+    }
+
+    fn attack(kind: AttackKind, args: &Args) -> ExitCode {
+        let config = AttackConfig {
+            kind,
+            url: args.url.clone(),
+            count: args.count as usize,
+            concurrency: args.concurrency.unwrap_or(args.count) as usize,
+            duration: Duration::from_secs_f64(args.duration),
+            sources: (0..args.sources).map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i))).collect(),
+        };
+        let Some(runtime) = runtime() else { return ExitCode::FAILURE };
+        if !args.quiet {
+            eprintln!(
+                "attacking {} with {} × {kind:?} for up to {}s",
+                config.url, config.count, args.duration
+            );
+        }
+        let report = runtime.block_on(run_attack(config));
+        if args.json {
+            match serde_json::to_string(&report) {
+                Ok(json) => println!("{json}"),
+                Err(e) => {
+                    eprintln!("arena-bots: cannot write the report: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        } else {
+            println!("{}", report.to_line());
+            for error in &report.errors {
+                println!("  error: {error}");
+            }
+        }
+        if report.is_defended() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
     }
 
     /// One line a second on stderr: elapsed, connected, frames.

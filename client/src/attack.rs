@@ -1,0 +1,444 @@
+//! Attacks a host can run against their own server (`arena-bots --attack
+//! KIND`), and the end-to-end tests run in small doses: each opens real
+//! sockets, misbehaves in one way, and measures how the server ends it.
+//!
+//! Point them only at a server you run, on loopback: a flood is a flood.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arena_shared::protocol::{ClientMsg, ServerMsg};
+use arena_shared::sim::Input;
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::bots::Percentiles;
+use crate::ws::{ClientError, Incoming, WsClient, WsReceiver};
+
+/// What the attackers do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttackKind {
+    /// Join, send a few inputs, see a frame, then reset the TCP connection
+    /// (no close frame); `count` cycles.
+    Reset,
+    /// Join and leave cleanly with a close frame; `count` cycles.
+    Churn,
+    /// Join, then send inputs as fast as the socket takes them.
+    InputFlood,
+    /// Join, then send WebSocket pings as fast as possible and never read.
+    PingFlood,
+    /// Open a TCP connection and send nothing.
+    Idle,
+    /// Send an HTTP request head one byte at a time, never finishing it.
+    Slowloris,
+    /// Upgrade to a WebSocket and never send Hello.
+    NoHello,
+}
+
+#[derive(Debug, Clone)]
+pub struct AttackConfig {
+    pub kind: AttackKind,
+    /// The server's WebSocket URL (`ws://host:port/ws`).
+    pub url: String,
+    /// Attackers (or, for `reset` and `churn`, join cycles).
+    pub count: usize,
+    /// Attackers running at once (cycles in flight for `reset` and `churn`).
+    pub concurrency: usize,
+    /// The longest an attacker keeps going before giving up on being closed.
+    pub duration: Duration,
+    /// Local addresses to connect from, round-robin (loopback has
+    /// 127.0.0.0/8, so one machine can look like many); empty: the OS picks.
+    pub sources: Vec<IpAddr>,
+}
+
+/// How one attacker's connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ended {
+    /// The server ended it: a close code, an HTTP status, or a bare close
+    /// (`eof`, `reset`), after this long.
+    ByServer { how: String, after: Duration },
+    /// The attacker finished its script (a cycle completed) or gave up.
+    Finished,
+    /// The attacker could not do its part (connect refused, handshake failed).
+    Failed(String),
+}
+
+/// What an attack measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttackReport {
+    pub kind: AttackKind,
+    pub attackers: usize,
+    /// Connections the server closed before the attacker gave up.
+    pub closed_by_server: usize,
+    /// Attackers that ran their course (cycles done, or never closed).
+    pub finished: usize,
+    pub failed: usize,
+    /// How the server ended connections: close code, HTTP status, `eof` or `reset`.
+    pub closed_with: BTreeMap<String, usize>,
+    /// Seconds from the start of the misbehaviour to the server's close.
+    pub close_secs: Percentiles,
+    pub close_secs_max: f64,
+    /// The first few failures, to say what went wrong.
+    pub errors: Vec<String>,
+    pub elapsed_secs: f64,
+}
+
+impl AttackReport {
+    /// Whether the server handled the attack: every join cycle completed
+    /// (reset, churn), or every attacker was closed by the server.
+    pub fn is_defended(&self) -> bool {
+        match self.kind {
+            AttackKind::Reset | AttackKind::Churn => self.failed == 0 && self.finished == self.attackers,
+            _ => self.closed_by_server == self.attackers,
+        }
+    }
+
+    /// One line for people.
+    pub fn to_line(&self) -> String {
+        let codes: Vec<String> = self.closed_with.iter().map(|(how, n)| format!("{how}×{n}")).collect();
+        format!(
+            "{:<12} attackers {:>5}  closed by server {:>5} [{}]  in p50 {:.2}s / max {:.2}s  \
+             finished {}  failed {}  ({:.1}s)",
+            format!("{:?}", self.kind).to_lowercase(),
+            self.attackers,
+            self.closed_by_server,
+            codes.join(" "),
+            self.close_secs.p50,
+            self.close_secs_max,
+            self.finished,
+            self.failed,
+            self.elapsed_secs,
+        )
+    }
+}
+
+/// Runs the attack to its end.
+pub async fn run_attack(config: AttackConfig) -> AttackReport {
+    let started = Instant::now();
+    let config = Arc::new(config);
+    let gate = Arc::new(Semaphore::new(config.concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for index in 0..config.count {
+        let Ok(permit) = gate.clone().acquire_owned().await else { break };
+        let config = config.clone();
+        tasks.spawn(async move {
+            let ended = attack_one(&config, index).await;
+            drop(permit);
+            ended
+        });
+    }
+    let mut ended = Vec::with_capacity(config.count);
+    while let Some(result) = tasks.join_next().await {
+        ended.push(result.unwrap_or_else(|e| Ended::Failed(format!("attacker task died: {e}"))));
+    }
+    report(&config, &ended, started.elapsed())
+}
+
+fn report(config: &AttackConfig, ended: &[Ended], elapsed: Duration) -> AttackReport {
+    let mut closed_with = BTreeMap::new();
+    let mut close_secs = Vec::new();
+    let mut errors = Vec::new();
+    let (mut finished, mut failed) = (0, 0);
+    for end in ended {
+        match end {
+            Ended::ByServer { how, after } => {
+                *closed_with.entry(how.clone()).or_insert(0) += 1;
+                close_secs.push(after.as_secs_f64());
+            }
+            Ended::Finished => finished += 1,
+            Ended::Failed(error) => {
+                failed += 1;
+                if errors.len() < 5 {
+                    errors.push(error.clone());
+                }
+            }
+        }
+    }
+    close_secs.sort_by(f64::total_cmp);
+    AttackReport {
+        kind: config.kind,
+        attackers: ended.len(),
+        closed_by_server: close_secs.len(),
+        finished,
+        failed,
+        closed_with,
+        close_secs: Percentiles::of_sorted(&close_secs),
+        close_secs_max: close_secs.last().copied().unwrap_or(0.0),
+        errors,
+        elapsed_secs: elapsed.as_secs_f64(),
+    }
+}
+
+async fn attack_one(config: &AttackConfig, index: usize) -> Ended {
+    let source = (!config.sources.is_empty()).then(|| config.sources[index % config.sources.len()]);
+    let result = match config.kind {
+        AttackKind::Reset => join_cycle(config, source, index, Leave::Reset).await,
+        AttackKind::Churn => join_cycle(config, source, index, Leave::Close).await,
+        AttackKind::InputFlood => input_flood(config, source, index).await,
+        AttackKind::PingFlood => ping_flood(config, source, index).await,
+        AttackKind::Idle => idle(config, source).await,
+        AttackKind::Slowloris => slowloris(config, source).await,
+        AttackKind::NoHello => no_hello(config, source).await,
+    };
+    result.unwrap_or_else(Ended::Failed)
+}
+
+/// A TCP connection from `source` (any local port) to the server.
+pub async fn connect_tcp(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    reset_on_close: bool,
+) -> std::io::Result<TcpStream> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    if let Some(source) = source {
+        socket.bind(SocketAddr::new(source, 0))?;
+    }
+    if reset_on_close {
+        // Linger 0: closing sends RST, as a dropped Wi-Fi or a killed process can.
+        socket2::SockRef::from(&socket).set_linger(Some(Duration::ZERO))?;
+    }
+    socket.connect(addr).await
+}
+
+/// The server's address from a `ws://host:port/path` URL.
+pub async fn server_addr(url: &str) -> Result<SocketAddr, String> {
+    let rest = url.strip_prefix("ws://").ok_or_else(|| format!("attacks need a ws:// URL, not {url}"))?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let authority = if authority.contains(':') { authority.to_owned() } else { format!("{authority}:80") };
+    tokio::net::lookup_host(&authority)
+        .await
+        .map_err(|e| format!("cannot resolve {authority}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{authority} has no address"))
+}
+
+/// A WebSocket client over a TCP connection from `source`.
+pub async fn connect_ws(url: &str, source: Option<IpAddr>, reset_on_close: bool) -> Result<WsClient, String> {
+    let addr = server_addr(url).await?;
+    let tcp = connect_tcp(addr, source, reset_on_close).await.map_err(|e| format!("connect: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let (ws, _) = tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(tcp))
+        .await
+        .map_err(|e| format!("upgrade: {e}"))?;
+    Ok(WsClient::from_stream(ws))
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Leave {
+    Reset,
+    Close,
+}
+
+async fn join_cycle(
+    config: &AttackConfig,
+    source: Option<IpAddr>,
+    index: usize,
+    leave: Leave,
+) -> Result<Ended, String> {
+    let mut client = connect_ws(&config.url, source, matches!(leave, Leave::Reset)).await?;
+    let welcome = client.handshake(&format!("cycle-{index}")).await.map_err(|e| e.to_string())?;
+    for seq in 1..=3 {
+        client
+            .send(&ClientMsg::Input { seq, input: Input { x: 100, y: -100 } })
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let frame = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match client.recv().await {
+                Ok(Incoming::Msg(ServerMsg::Frame(f))) if f.players.iter().any(|p| p.id == welcome.you) => {
+                    return Ok(());
+                }
+                Ok(Incoming::Msg(_)) => {}
+                Ok(Incoming::Closed(frame)) => return Err(format!("closed before a frame: {frame:?}")),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    });
+    frame.await.map_err(|_| "no frame within 5s".to_owned())??;
+    match leave {
+        // Dropping a linger-0 socket resets it.
+        Leave::Reset => drop(client),
+        Leave::Close => {
+            client.close().await;
+            // The server echoes the close frame; wait for it like a polite client.
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                while let Ok(Incoming::Msg(_)) = client.recv().await {}
+            })
+            .await;
+        }
+    }
+    Ok(Ended::Finished)
+}
+
+/// Reads until the server's close frame (or the socket's end) and says how
+/// it ended; `None` if `deadline` came first.
+async fn server_close(rx: &mut WsReceiver, started: Instant, deadline: Instant) -> Option<Ended> {
+    let read = async {
+        loop {
+            match rx.recv().await {
+                Ok(Incoming::Msg(_)) => {}
+                Ok(Incoming::Closed(Some((code, _)))) => return code.to_string(),
+                Ok(Incoming::Closed(None)) => return "eof".to_owned(),
+                Err(ClientError::Lost(_)) => return "reset".to_owned(),
+                Err(e) => return format!("error: {e}"),
+            }
+        }
+    };
+    let how = tokio::time::timeout_at(deadline, read).await.ok()?;
+    Some(Ended::ByServer { how, after: started.elapsed() })
+}
+
+async fn input_flood(config: &AttackConfig, source: Option<IpAddr>, index: usize) -> Result<Ended, String> {
+    let mut client = connect_ws(&config.url, source, false).await?;
+    client.handshake(&format!("flood-{index}")).await.map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let deadline = started + config.duration;
+    let (mut tx, mut rx) = client.split();
+    let flood = async {
+        let mut seq = 0u32;
+        loop {
+            seq = seq.wrapping_add(1);
+            if tx.send(&ClientMsg::Input { seq, input: Input { x: 127, y: 127 } }).await.is_err() {
+                // The server is gone; the reader reports how.
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        ended = server_close(&mut rx, started, deadline) => Ok(ended.unwrap_or(Ended::Finished)),
+        () = flood => Ok(Ended::Finished),
+    }
+}
+
+async fn ping_flood(config: &AttackConfig, source: Option<IpAddr>, index: usize) -> Result<Ended, String> {
+    let mut client = connect_ws(&config.url, source, false).await?;
+    client.handshake(&format!("pinger-{index}")).await.map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let deadline = started + config.duration;
+    // Never reading: the server's pongs pile up on its side, not ours.
+    let payload = bytes_of(b"arena ping flood");
+    while Instant::now() < deadline {
+        if let Err(e) = client.send_raw(Message::Ping(payload.clone())).await {
+            let how = if e.to_string().contains("reset") { "reset" } else { "write failed" };
+            return Ok(Ended::ByServer { how: how.to_owned(), after: started.elapsed() });
+        }
+    }
+    Ok(Ended::Finished)
+}
+
+fn bytes_of(data: &'static [u8]) -> tokio_tungstenite::tungstenite::Bytes {
+    tokio_tungstenite::tungstenite::Bytes::from_static(data)
+}
+
+/// Waits for the server to close a raw TCP connection (or the deadline).
+async fn raw_close(tcp: &mut TcpStream, started: Instant, deadline: Instant) -> Option<Ended> {
+    let mut buf = [0u8; 1024];
+    let mut answer = Vec::new();
+    let read = async {
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n.min(64)]),
+                Err(_) => return "reset".to_owned(),
+            }
+        }
+        http_status(&answer).unwrap_or_else(|| "eof".to_owned())
+    };
+    let how = tokio::time::timeout_at(deadline, read).await.ok()?;
+    Some(Ended::ByServer { how, after: started.elapsed() })
+}
+
+/// "503" from "HTTP/1.1 503 Service Unavailable...".
+fn http_status(answer: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(answer.get(..12)?).ok()?;
+    text.strip_prefix("HTTP/1.1 ").map(|s| s.trim().to_owned())
+}
+
+async fn idle(config: &AttackConfig, source: Option<IpAddr>) -> Result<Ended, String> {
+    let addr = server_addr(&config.url).await?;
+    let mut tcp = connect_tcp(addr, source, false).await.map_err(|e| format!("connect: {e}"))?;
+    let started = Instant::now();
+    Ok(raw_close(&mut tcp, started, started + config.duration).await.unwrap_or(Ended::Finished))
+}
+
+async fn slowloris(config: &AttackConfig, source: Option<IpAddr>) -> Result<Ended, String> {
+    let addr = server_addr(&config.url).await?;
+    let tcp = connect_tcp(addr, source, false).await.map_err(|e| format!("connect: {e}"))?;
+    let started = Instant::now();
+    let deadline = started + config.duration;
+    let (mut read_half, mut write_half) = tcp.into_split();
+    let head = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nX-Padding: ");
+    let trickle = async {
+        let mut bytes = head.into_bytes().into_iter().chain(std::iter::repeat(b'a'));
+        let mut every = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            every.tick().await;
+            let byte = bytes.next().unwrap_or(b'a');
+            if write_half.write_all(&[byte]).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let watch = async {
+        let mut buf = [0u8; 256];
+        let how = match tokio::time::timeout_at(deadline, read_half.read(&mut buf)).await {
+            Err(_) => return Ended::Finished,
+            Ok(Ok(0)) => "eof".to_owned(),
+            Ok(Ok(n)) => http_status(&buf[..n]).unwrap_or_else(|| "answered".to_owned()),
+            Ok(Err(_)) => "reset".to_owned(),
+        };
+        Ended::ByServer { how, after: started.elapsed() }
+    };
+    tokio::select! {
+        ended = watch => Ok(ended),
+        () = trickle => Ok(Ended::Finished),
+    }
+}
+
+async fn no_hello(config: &AttackConfig, source: Option<IpAddr>) -> Result<Ended, String> {
+    let mut client = connect_ws(&config.url, source, false).await?;
+    let started = Instant::now();
+    Ok(server_close(&mut client.rx, started, started + config.duration).await.unwrap_or(Ended::Finished))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_status_is_read_from_the_status_line() {
+        assert_eq!(http_status(b"HTTP/1.1 503 Service Unavailable\r\n").as_deref(), Some("503"));
+        assert_eq!(http_status(b"garbage"), None);
+    }
+
+    #[test]
+    fn the_report_counts_each_way_an_attacker_ended() {
+        let config = AttackConfig {
+            kind: AttackKind::Idle,
+            url: "ws://127.0.0.1:1/ws".into(),
+            count: 4,
+            concurrency: 4,
+            duration: Duration::from_secs(1),
+            sources: Vec::new(),
+        };
+        let ended = [
+            Ended::ByServer { how: "eof".into(), after: Duration::from_secs(1) },
+            Ended::ByServer { how: "eof".into(), after: Duration::from_secs(3) },
+            Ended::Finished,
+            Ended::Failed("refused".into()),
+        ];
+        let report = report(&config, &ended, Duration::from_secs(4));
+        assert_eq!((report.closed_by_server, report.finished, report.failed), (2, 1, 1));
+        assert_eq!(report.closed_with.get("eof"), Some(&2));
+        assert_eq!(report.close_secs_max, 3.0);
+        assert!(report.to_line().contains("closed by server     2"), "{}", report.to_line());
+    }
+}
