@@ -35,8 +35,11 @@ const MAX_REFUSING: usize = 64;
 /// Pause after an `accept` error such as "too many open files", so the loop
 /// does not spin while descriptors are short.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
-/// Descriptors kept for everything that is not a client socket.
-const SPARE_FDS: u64 = 64;
+/// Descriptors kept for everything that is not a client socket: an eighth
+/// of the limit, at least 16 and at most 256.
+fn spare_fds(limit: u64) -> u64 {
+    (limit / 8).clamp(16, 256)
+}
 
 /// What the accept loop needs besides the listener.
 pub struct Acceptor {
@@ -62,11 +65,11 @@ pub fn raise_fd_limit() -> Option<u64> {
             } else {
                 tracing::info!(limit = now, "open-files limit");
             }
-            Some(now.saturating_sub(SPARE_FDS))
+            Some(now.saturating_sub(spare_fds(now)))
         }
         Err(e) => {
             tracing::warn!(limit = before, "cannot raise the open-files limit: {e}");
-            Some(before.saturating_sub(SPARE_FDS))
+            Some(before.saturating_sub(spare_fds(before)))
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use arena_shared::codec::{decode_server, encode_client};
 use arena_shared::protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg, close};
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -14,7 +14,18 @@ const BIN: &str = env!("CARGO_BIN_EXE_arena-server");
 
 /// Starts the binary on an ephemeral port and reads the address it prints.
 async fn start(extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(BIN)
+    start_with(Command::new(BIN), extra).await
+}
+
+/// Starts the binary with a shell's open-files limit (soft and hard) of `fds`.
+async fn start_with_fd_limit(fds: u32, extra: &[&str]) -> (Child, String) {
+    let mut command = Command::new("bash");
+    command.args(["-c", &format!("ulimit -n {fds} && exec \"$0\" \"$@\""), BIN]);
+    start_with(command, extra).await
+}
+
+async fn start_with(mut command: Command, extra: &[&str]) -> (Child, String) {
+    let mut child = command
         .args(["--bind", "127.0.0.1:0"])
         .args(extra)
         .env("RUST_LOG", "warn")
@@ -80,7 +91,6 @@ async fn binary_serves_players_and_closes_them_on_sigterm() {
 async fn binary_answers_healthz() {
     let (_child, addr) = start(&[]).await;
     let mut stream = tokio::net::TcpStream::connect(&addr).await.expect("connect");
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     stream
         .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
         .await
@@ -91,6 +101,83 @@ async fn binary_answers_healthz() {
     assert!(response.contains("\"status\":\"ok\""), "{response}");
 }
 
+fn sigterm(child: &Child) {
+    let pid = child.id().expect("running").to_string();
+    let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_promptly_whatever_is_connected() {
+    let (mut child, addr) = start(&[]).await;
+    // A request head half sent, an idle socket, and 50 upgraded sockets that never say Hello.
+    let mut half_sent = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    half_sent.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Half: ").await.expect("write");
+    let _idle = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let mut mute = Vec::new();
+    for _ in 0..50 {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.expect("upgrade");
+        mute.push(ws);
+    }
+    let started = tokio::time::Instant::now();
+    sigterm(&child);
+    let exit =
+        tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("exits").expect("wait");
+    let took = started.elapsed();
+    assert!(exit.success(), "SIGTERM should be a clean exit, got {exit}");
+    // The bound: shutdown's grace is 1.5 s, so 2 s means nothing hung.
+    assert!(took < Duration::from_secs(2), "should exit within 2 s, took {took:?}");
+    for ws in &mut mute {
+        let frame = loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => break frame,
+                Some(Ok(_)) => {}
+                other => panic!("an upgraded socket should get a close frame, got {other:?}"),
+            }
+        };
+        assert_eq!(frame.map(|f| u16::from(f.code)), Some(close::GOING_AWAY));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_out_of_descriptors_is_survived_and_logged() {
+    let (_child, addr) = start_with_fd_limit(60, &[]).await;
+    // Far more sockets than 60 descriptors: accepts fail with "too many open files".
+    let mut flood = Vec::new();
+    for _ in 0..150 {
+        if let Ok(tcp) = tokio::net::TcpStream::connect(&addr).await {
+            flood.push(tcp);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(flood);
+    // Once the attacker leaves, the server serves again.
+    let mut answer = String::new();
+    for _ in 0..50 {
+        answer = get(&addr, "/metrics").await.unwrap_or_default();
+        if answer.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(answer.starts_with("HTTP/1.1 200"), "the server should serve again: {answer}");
+    let errors = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("arena_accept_errors_total "))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    assert!(errors.is_some_and(|n| n > 0), "failed accepts should be counted: {errors:?}");
+}
+
+async fn get(addr: &str, path: &str) -> std::io::Result<String> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = String::new();
+    tokio::time::timeout(Duration::from_secs(2), stream.read_to_string(&mut response)).await??;
+    Ok(response)
+}
+
 #[test]
 fn bad_flags_get_a_readable_error() {
     for (args, expect) in [
@@ -99,6 +186,9 @@ fn bad_flags_get_a_readable_error() {
         (&["--bind", "nowhere"], "--bind"),
         (&["--web-dir", "/no/such/dir"], "not a directory"),
         (&["--allow-origin", "evil"], "not an origin"),
+        (&["--public-host", "http://x/"], "not a host name"),
+        (&["--max-connections", "0"], "max-connections"),
+        (&["--header-timeout-ms", "5"], "header-timeout-ms"),
     ] {
         let out = std::process::Command::new(BIN).args(args).output().expect("binary runs");
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -199,11 +199,11 @@ async fn a_foreign_origin_gets_403_without_disturbing_others() -> anyhow::Result
 
 #[tokio::test]
 async fn listed_origins_are_allowed() -> anyhow::Result<()> {
-    let config = ServerConfig { allow_origins: vec!["http://127.0.0.1:8080".into()], ..test_config() };
+    let config = ServerConfig { allow_origins: vec!["https://arena.example:8443".into()], ..test_config() };
     let server = TestServer::start(config).await?;
-    let mut dev = WsClient::connect_with_origin(&server.ws_url(), Some("http://127.0.0.1:8080")).await?;
-    dev.handshake("trunk-dev").await?;
-    let other = WsClient::connect_with_origin(&server.ws_url(), Some("http://127.0.0.1:9999")).await;
+    let mut dev = WsClient::connect_with_origin(&server.ws_url(), Some("https://arena.example:8443")).await?;
+    dev.handshake("listed").await?;
+    let other = WsClient::connect_with_origin(&server.ws_url(), Some("https://arena.example:9999")).await;
     assert!(matches!(other, Err(ClientError::Http(403))), "an unlisted port should still be refused");
     server.stop().await
 }
