@@ -62,7 +62,7 @@ pub struct ServerConfig {
 
     /// Time a connection has to send a complete HTTP request head (first
     /// request and every keep-alive request after it); then it is closed.
-    #[arg(long, env = "ARENA_HEADER_TIMEOUT_MS", default_value_t = 10_000,
+    #[arg(long, env = "ARENA_HEADER_TIMEOUT_MS", default_value_t = 5_000,
           value_parser = clap::value_parser!(u64).range(100..=120_000))]
     pub header_timeout_ms: u64,
 
@@ -104,7 +104,7 @@ impl Default for ServerConfig {
             send_buffer_bytes: 64 * 1024,
             max_connections: 4096,
             max_connections_per_ip: 64,
-            header_timeout_ms: 10_000,
+            header_timeout_ms: 5_000,
             handshake_timeout_ms: 5_000,
             max_message_rate: 120,
             public_hosts: Vec::new(),

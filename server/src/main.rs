@@ -6,8 +6,19 @@ use std::net::{IpAddr, SocketAddr};
 use anyhow::Context;
 use arena_server::ServerConfig;
 use clap::Parser;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tracing_subscriber::EnvFilter;
+
+/// Listen backlog: a burst of connections waits in the kernel instead of
+/// being dropped before the server can accept (and bound) it. Linux caps
+/// it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+// jemalloc with its background thread returns freed memory to the OS within
+// seconds, so RSS falls back after a connection flood.
+#[cfg(unix)]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -15,8 +26,12 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
+    #[cfg(unix)]
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        tracing::warn!("cannot start jemalloc's background thread (memory is returned more slowly): {e}");
+    }
 
-    let listener = TcpListener::bind(config.bind).await.with_context(|| {
+    let listener = listen(config.bind).with_context(|| {
         format!("cannot listen on {} (is another server using it? try --bind)", config.bind)
     })?;
     let addr = listener.local_addr().context("listener has no local address")?;
@@ -24,6 +39,13 @@ async fn main() -> anyhow::Result<()> {
     arena_server::run(listener, config, arena_server::shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Tells the host what to share: the loopback URL and, when listening on all

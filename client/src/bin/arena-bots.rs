@@ -55,10 +55,14 @@ mod cli {
         /// Attackers running at once (default: all of them).
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
         concurrency: Option<u64>,
-        /// Spread attackers over this many source addresses, 127.0.0.2 and up
-        /// (loopback only), so per-address caps do not hide the total cap.
+        /// Spread attackers over this many source addresses, from
+        /// --first-source up (loopback only), so per-address caps do not hide
+        /// the total cap.
         #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=250))]
         sources: u8,
+        /// The first source address's last byte: 127.0.0.N.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(2..=254))]
+        first_source: u8,
     }
 
     fn parse_url(value: &str) -> Result<String, String> {
@@ -101,18 +105,26 @@ mod cli {
             records
         });
         let report = Report::from_records(&records, &config);
-        if args.json {
-            match serde_json::to_string(&report) {
-                Ok(json) => println!("{json}"),
-                Err(e) => {
-                    eprintln!("arena-bots: cannot write the report: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-        } else {
-            print!("{}", report.to_table());
+        let printed = print_report(&report, args.json, || report.to_table());
+        if !printed || report.is_failure() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    }
+
+    /// Prints `report` as one JSON object or as `text`; `false` if it could not.
+    fn print_report(report: &impl serde::Serialize, json: bool, text: impl FnOnce() -> String) -> bool {
+        if !json {
+            print!("{}", text());
+            return true;
         }
-        if report.is_failure() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+        match serde_json::to_string(report) {
+            Ok(json) => {
+                println!("{json}");
+                true
+            }
+            Err(e) => {
+                eprintln!("arena-bots: cannot write the report: {e}");
+                false
+            }
+        }
     }
 
     fn runtime() -> Option<tokio::runtime::Runtime> {
@@ -132,7 +144,10 @@ mod cli {
             count: args.count as usize,
             concurrency: args.concurrency.unwrap_or(args.count) as usize,
             duration: Duration::from_secs_f64(args.duration),
-            sources: (0..args.sources).map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i))).collect(),
+            sources: (0..args.sources)
+                .map_while(|i| args.first_source.checked_add(i))
+                .map(|last| IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)))
+                .collect(),
         };
         let Some(runtime) = runtime() else { return ExitCode::FAILURE };
         if !args.quiet {
@@ -142,21 +157,11 @@ mod cli {
             );
         }
         let report = runtime.block_on(run_attack(config));
-        if args.json {
-            match serde_json::to_string(&report) {
-                Ok(json) => println!("{json}"),
-                Err(e) => {
-                    eprintln!("arena-bots: cannot write the report: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-        } else {
-            println!("{}", report.to_line());
-            for error in &report.errors {
-                println!("  error: {error}");
-            }
-        }
-        if report.is_defended() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        let printed = print_report(&report, args.json, || {
+            let errors: String = report.errors.iter().map(|e| format!("  error: {e}\n")).collect();
+            format!("{}\n{errors}", report.to_line())
+        });
+        if printed && report.is_defended() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
     }
 
     /// One line a second on stderr: elapsed, connected, frames.

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Attacks your own arena-server on loopback, the way issue #6 did, while 20
+# honest bots play, and prints one line per attack and the figures the server
+# must hold: no ghost seats, bots at the tick rate, memory bounded and given
+# back, attackers closed with a reason, SIGTERM prompt in every state.
+#
+#   scripts/attack.sh            release build; about two minutes
+#
+# Only ever point this at a server you run yourself. It needs only loopback:
+# attackers spread over 127.0.0.2 and up so the per-address cap (64) does
+# not hide the total one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+port=${ARENA_ATTACK_PORT:-17778}
+url="ws://127.0.0.1:$port/ws"
+base="http://127.0.0.1:$port"
+
+echo "building release binaries..." >&2
+cargo build --release --quiet -p arena-server -p arena-client --bins
+server_bin=target/release/arena-server
+bots_bin=target/release/arena-bots
+
+work=$(mktemp -d)
+server=""
+cleanup() {
+  [ -n "$server" ] && kill "$server" 2>/dev/null || true
+  jobs -p | xargs -r kill 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+start_server() {
+  RUST_LOG=warn "$server_bin" --bind "127.0.0.1:$port" "$@" >"$work/server.log" 2>&1 &
+  server=$!
+  for _ in $(seq 100); do
+    curl -fsS "$base/healthz" >/dev/null 2>&1 && return 0
+    kill -0 "$server" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "the server did not start:" >&2
+  cat "$work/server.log" >&2
+  exit 1
+}
+
+# Sends SIGTERM and prints a line: what was connected, how long the exit
+# took, and its status. (Not in $(...): only this shell can wait for it.)
+stop_server() {
+  local started status
+  started=$(date +%s%N)
+  kill -TERM "$server"
+  set +e
+  wait "$server"
+  status=$?
+  set -e
+  server=""
+  printf 'sigterm      %s: exit %s after %.2fs\n' "$1" "$status" "$(( $(date +%s%N) - started ))e-9"
+}
+
+players() { curl -fsS "$base/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["players"])'; }
+metric() { curl -fsS "$base/metrics" | awk -v name="$1" '$1 == name {print $2}'; }
+rss_mib() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$server/status"; }
+attack() { "$bots_bin" --url "$url" --quiet --attack "$@" || true; }
+
+# Samples the server's RSS every 100 ms into $work/rss until stopped.
+sample_rss() {
+  : >"$work/rss"
+  while kill -0 "$server" 2>/dev/null; do
+    awk '/VmRSS/ {print $2}' "/proc/$server/status" >>"$work/rss" 2>/dev/null || true
+    sleep 0.1
+  done
+}
+
+honest_bots() {
+  "$bots_bin" --url "$url" --count 20 --duration "$1" --behaviour wander --name-prefix honest- --json --quiet \
+    >"$work/honest.json" &
+  honest=$!
+  for _ in $(seq 100); do
+    [ "$(players)" -ge 20 ] && return 0
+    sleep 0.1
+  done
+}
+
+echo "== 1. ghost seats: 5,000 abrupt resets and 5,000 clean join/leave cycles"
+start_server
+honest_bots 600
+attack reset --count 5000 --concurrency 50 --sources 20 --duration 20
+attack churn --count 5000 --concurrency 50 --sources 20 --duration 20
+started=$(date +%s%N)
+until [ "$(players)" -eq 20 ]; do
+  [ $(( $(date +%s%N) - started )) -gt 5000000000 ] && break
+  sleep 0.02
+done
+printf 'ghosts       players %s (20 honest) after %.2fs; task panics %s\n' "$(players)" \
+  "$(( $(date +%s%N) - started ))e-9" "$(metric arena_task_panics_total)"
+kill "$honest" 2>/dev/null || true
+wait "$honest" 2>/dev/null || true
+stop_server "with 20 players"
+
+echo
+echo "== 2. all at once: 4 input flooders, 2 ping flooders, 2,000 idle and 2,000 slowloris sockets"
+start_server
+honest_bots 25
+sleep 2
+baseline=$(rss_mib)
+sample_rss &
+sampler=$!
+attackers=()
+attack input-flood --count 4 --duration 15 >"$work/a1" & attackers+=($!)
+attack ping-flood --count 2 --duration 15 >"$work/a2" & attackers+=($!)
+attack idle --count 2000 --sources 40 --first-source 2 --duration 15 >"$work/a3" & attackers+=($!)
+attack slowloris --count 2000 --sources 40 --first-source 50 --duration 15 >"$work/a4" & attackers+=($!)
+sleep 3
+during_term_check=$(players)
+wait "${attackers[@]}" 2>/dev/null || true
+cat "$work/a1" "$work/a2" "$work/a3" "$work/a4"
+wait "$honest" || true
+python3 - "$work/honest.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"honest bots  connected {r['connected']}/20, disconnected {r['disconnected']}, "
+      f"{r['frames_per_sec']:.1f} frames/s each, tick gaps {r['tick_gaps']}, "
+      f"rtt p50/p99 {r['rtt_ms']['p50']:.1f}/{r['rtt_ms']['p99']:.1f} ms")
+PY
+sleep 10
+kill "$sampler" 2>/dev/null || true
+peak=$(sort -n "$work/rss" | tail -1 | awk '{printf "%.1f", $1 / 1024}')
+printf 'memory       baseline %s MiB, peak %s MiB, 10 s after %s MiB\n' "$baseline" "$peak" "$(rss_mib)"
+printf 'kicks        '
+curl -fsS "$base/metrics" | awk '/^arena_kicks_total/ {sub(/arena_kicks_total\{reason="/, ""); sub(/"\}/, ""); printf "%s=%s ", $1, $2} END {print ""}'
+stop_server "after the attacks ($during_term_check players during them)"
+
+echo
+echo "== 3. SIGTERM in every state"
+start_server
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+printf 'GET /healthz HTTP/1.1\r\nHost: x\r\nX-Half: ' >&3
+stop_server "one half-sent request"
+exec 3>&-
+start_server
+attack no-hello --count 50 --duration 30 >"$work/a5" &
+mute=$!
+sleep 1
+stop_server "50 upgraded sockets without Hello"
+wait "$mute" 2>/dev/null || true
+echo "             (the 50 sockets: $(cut -c1-80 "$work/a5"))"
+start_server
+honest_bots 30
+attack input-flood --count 4 --duration 10 >/dev/null &
+attack ping-flood --count 2 --duration 10 >/dev/null &
+attack idle --count 2000 --sources 40 --first-source 2 --duration 10 >/dev/null &
+attack slowloris --count 2000 --sources 40 --first-source 50 --duration 10 >/dev/null &
+sleep 2
+stop_server "under all the attacks at once, 20 players"
