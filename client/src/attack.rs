@@ -224,10 +224,7 @@ pub async fn connect_ws(url: &str, source: Option<IpAddr>, reset_on_close: bool)
     let addr = server_addr(url).await?;
     let tcp = connect_tcp(addr, source, reset_on_close).await.map_err(|e| format!("connect: {e}"))?;
     let _ = tcp.set_nodelay(true);
-    let (ws, _) = tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(tcp))
-        .await
-        .map_err(|e| format!("upgrade: {e}"))?;
-    Ok(WsClient::from_stream(ws))
+    WsClient::over(url, tcp).await.map_err(|e| format!("upgrade: {e}"))
 }
 
 #[derive(Debug, Clone, Copy)]

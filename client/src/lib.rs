@@ -6,6 +6,7 @@
 //!     typed receive); the bots and the end-to-end tests both use it.
 //!   - [`attack`]: misbehaving clients (floods, resets, slowloris) for
 //!     `arena-bots --attack` and the hardening tests.
+//!   - [`tls`]: which `wss://` servers to trust.
 //!   - [`bots`]: the bot swarm behind `arena-bots`: behaviours, per-bot
 //!     measurements, and the report (text table or JSON).
 //! - On wasm32: [`app`], the Bevy app (see its module docs), started by the
@@ -17,5 +18,7 @@ pub mod app;
 pub mod attack;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bots;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod tls;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod ws;

@@ -1,16 +1,19 @@
 //! A native WebSocket client for arena's protocol.
 
+use std::sync::Arc;
+
 use arena_shared::codec::{DecodeError, decode_server, encode_client};
 use arena_shared::protocol::{ClientMsg, PROTOCOL_VERSION, Rejection, ServerMsg, Welcome, close};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -42,7 +45,11 @@ pub enum Incoming {
     Closed(Option<(u16, String)>),
 }
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// A byte stream a WebSocket runs over: plain TCP or TLS.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+type Socket = WebSocketStream<Box<dyn Io>>;
 
 /// A connected client; [`WsClient::split`] gives halves that can be used
 /// from two branches of one `select!`.
@@ -79,6 +86,16 @@ impl WsClient {
     /// Connects with extra request headers (`host` replaces the URL's), as a
     /// browser behind a proxy, or a forger, would.
     pub async fn connect_with_headers(url: &str, headers: &[(&str, &str)]) -> Result<Self, ClientError> {
+        Self::connect_with(url, headers, None).await
+    }
+
+    /// Connects to `url` with extra headers; `wss:` URLs trust `tls`
+    /// (see [`crate::tls`]), or the public web's roots when it is `None`.
+    pub async fn connect_with(
+        url: &str,
+        headers: &[(&str, &str)],
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Result<Self, ClientError> {
         let mut request = url.into_client_request().map_err(|e| ClientError::Connect(e.to_string()))?;
         for &(name, value) in headers {
             let value = HeaderValue::from_str(value).map_err(|e| ClientError::Connect(e.to_string()))?;
@@ -86,18 +103,50 @@ impl WsClient {
                 .map_err(|e| ClientError::Connect(e.to_string()))?;
             request.headers_mut().insert(name, value);
         }
-        let (ws, _response) = tokio_tungstenite::connect_async(request).await.map_err(|e| match e {
-            tungstenite::Error::Http(response) => ClientError::Http(response.status().as_u16()),
-            other => ClientError::Connect(other.to_string()),
-        })?;
-        if let MaybeTlsStream::Plain(tcp) = ws.get_ref() {
-            // Inputs are tiny and latency-bound.
-            let _ = tcp.set_nodelay(true);
-        }
+        let uri = request.uri().clone();
+        let secure = match uri.scheme_str() {
+            Some("ws") => false,
+            Some("wss") => true,
+            _ => return Err(ClientError::Connect(format!("{url} is not a ws:// or wss:// URL"))),
+        };
+        let host = uri.host().ok_or_else(|| ClientError::Connect(format!("{url} has no host")))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+        let tcp = TcpStream::connect((host, port)).await.map_err(|e| ClientError::Connect(e.to_string()))?;
+        // Inputs are tiny and latency-bound.
+        let _ = tcp.set_nodelay(true);
+        let stream: Box<dyn Io> = if secure {
+            let config = tls.unwrap_or_else(|| crate::tls::public_roots());
+            let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                .map_err(|e| ClientError::Connect(format!("{host}: {e}")))?;
+            let tls_stream = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| ClientError::Connect(format!("TLS: {e}")))?;
+            Box::new(tls_stream)
+        } else {
+            Box::new(tcp)
+        };
+        let (ws, _response) =
+            tokio_tungstenite::client_async(request, stream).await.map_err(|e| match e {
+                tungstenite::Error::Http(response) => ClientError::Http(response.status().as_u16()),
+                other => ClientError::Connect(other.to_string()),
+            })?;
         Ok(Self::from_stream(ws))
     }
 
-    /// Wraps an already-handshaken socket (tests use custom TCP settings).
+    /// Upgrades a connection the caller opened (tests and attacks use their
+    /// own TCP settings) to a WebSocket at `url`.
+    pub async fn over(url: &str, stream: impl Io + 'static) -> Result<Self, ClientError> {
+        let boxed: Box<dyn Io> = Box::new(stream);
+        let (ws, _response) = tokio_tungstenite::client_async(url, boxed).await.map_err(|e| match e {
+            tungstenite::Error::Http(response) => ClientError::Http(response.status().as_u16()),
+            other => ClientError::Connect(other.to_string()),
+        })?;
+        Ok(Self::from_stream(ws))
+    }
+
+    /// Wraps an already-handshaken socket.
     pub fn from_stream(ws: Socket) -> Self {
         let (sink, stream) = ws.split();
         WsClient { tx: WsSender { sink, bytes_up: 0 }, rx: WsReceiver { stream, bytes_down: 0 } }

@@ -1,7 +1,7 @@
 //! The accept loop and each TCP connection's HTTP life, with the bounds
 //! `axum::serve` does not offer: a deadline for every request head, caps on
 //! connections in all and per address (HTTP 503 past them), `accept` errors
-//! logged and survived, and a hard stop at shutdown.
+//! logged and survived, TLS when configured, and a hard stop at shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,9 +13,10 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
@@ -52,6 +53,8 @@ pub struct Acceptor {
     pub cancel: CancellationToken,
     /// HTTP connections; upgraded sockets are tracked by the `/ws` handler.
     pub tracker: TaskTracker,
+    /// With `--tls-cert`: every connection speaks TLS first.
+    pub tls: Option<TlsAcceptor>,
 }
 
 /// Raises the soft open-files limit to the hard one, logs the result, and
@@ -121,11 +124,33 @@ impl Acceptor {
         }
     }
 
-    /// One connection's HTTP/1.1 life: requests with a deadline on every
-    /// head, upgrades handed to the router's `/ws` handler.
+    /// One connection: TLS first if configured (within the head deadline),
+    /// then HTTP/1.1.
     async fn serve_http(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr, slot: Arc<ConnectionSlot>) {
         let _open = OpenGauge::new(&self.metrics);
         let started = Instant::now();
+        match self.tls.clone() {
+            None => self.serve_io(tcp, peer, slot, started).await,
+            Some(tls) => {
+                let handshake = tokio::select! {
+                    shook = tokio::time::timeout(self.header_timeout, tls.accept(tcp)) => shook,
+                    () = self.cancel.cancelled() => return,
+                };
+                match handshake {
+                    Ok(Ok(stream)) => self.serve_io(stream, peer, slot, started).await,
+                    Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                    Err(_) => self.kick_slow_head(peer),
+                }
+            }
+        }
+    }
+
+    /// HTTP/1.1 over `io`: requests with a deadline on every head, upgrades
+    /// handed to the router's `/ws` handler.
+    async fn serve_io<I>(&self, io: I, peer: SocketAddr, slot: Arc<ConnectionSlot>, started: Instant)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let router = self.router.clone();
         // hyper ends a connection that never sent a byte quietly when its head
         // deadline passes; this tells that case apart from a served one.
@@ -143,7 +168,7 @@ impl Acceptor {
             .timer(TokioTimer::new())
             .header_read_timeout(self.header_timeout)
             .max_buf_size(MAX_HEAD_BYTES);
-        let connection = builder.serve_connection(TokioIo::new(tcp), service).with_upgrades();
+        let connection = builder.serve_connection(TokioIo::new(io), service).with_upgrades();
         tokio::pin!(connection);
         let result = tokio::select! {
             result = connection.as_mut() => result,

@@ -60,6 +60,12 @@ pub struct ServerConfig {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections_per_ip: u32,
 
+    /// Hold loopback peers to --max-connections-per-ip too. By default
+    /// connections from this machine (bots, a reverse proxy in front of the
+    /// server) count only toward --max-connections.
+    #[arg(long, env = "ARENA_LIMIT_LOOPBACK")]
+    pub limit_loopback: bool,
+
     /// Time a connection has to send a complete HTTP request head (first
     /// request and every keep-alive request after it); then it is closed.
     #[arg(long, env = "ARENA_HEADER_TIMEOUT_MS", default_value_t = 5_000,
@@ -85,6 +91,15 @@ pub struct ServerConfig {
           value_parser = parse_public_host)]
     pub public_hosts: Vec<String>,
 
+    /// PEM certificate chain for HTTPS and WSS (with --tls-key); the page
+    /// then connects over wss: by itself.
+    #[arg(long, env = "ARENA_TLS_CERT", requires = "tls_key", value_parser = parse_file)]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "ARENA_TLS_KEY", requires = "tls_cert", value_parser = parse_file)]
+    pub tls_key: Option<PathBuf>,
+
     /// The server sits behind a reverse proxy (nginx, Caddy, trunk serve
     /// with a public name): trust X-Forwarded-Host as the page's host.
     #[arg(long, env = "ARENA_BEHIND_PROXY")]
@@ -104,11 +119,14 @@ impl Default for ServerConfig {
             send_buffer_bytes: 64 * 1024,
             max_connections: 4096,
             max_connections_per_ip: 64,
+            limit_loopback: false,
             header_timeout_ms: 5_000,
             handshake_timeout_ms: 5_000,
             max_message_rate: 120,
             public_hosts: Vec::new(),
             behind_proxy: false,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -168,6 +186,11 @@ fn parse_public_host(value: &str) -> Result<String, String> {
     }
 }
 
+fn parse_file(value: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(value);
+    if path.is_file() { Ok(path) } else { Err(format!("'{value}' is not a readable file")) }
+}
+
 fn parse_web_dir(value: &str) -> Result<PathBuf, String> {
     let path = PathBuf::from(value);
     if !path.is_dir() {
@@ -218,6 +241,18 @@ mod tests {
         let err = ServerConfig::try_parse_from(["arena-server", "--max-message-rate", "10"])
             .expect_err("below a real client's rate");
         assert!(err.to_string().contains("max-message-rate"), "should name the flag: {err}");
+        let err =
+            ServerConfig::try_parse_from(["arena-server", "--tls-cert", "Cargo.toml"]).expect_err("no key");
+        assert!(err.to_string().contains("--tls-key"), "should say the key is missing: {err}");
+        let err = ServerConfig::try_parse_from([
+            "arena-server",
+            "--tls-cert",
+            "/no/cert.pem",
+            "--tls-key",
+            "/no/key",
+        ])
+        .expect_err("missing files");
+        assert!(err.to_string().contains("not a readable file"), "should explain: {err}");
         let err = ServerConfig::try_parse_from(["arena-server", "--bind", "localhost"]).expect_err("no port");
         assert!(err.to_string().contains("--bind"), "should name the flag: {err}");
     }

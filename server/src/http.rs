@@ -59,6 +59,11 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics));
     if let Some(dir) = &state.config.web_dir {
         router = router.fallback_service(static_files(dir));
+    } else {
+        #[cfg(feature = "embed-client")]
+        {
+            router = router.fallback_service(crate::embedded::router());
+        }
     }
     router.with_state(state)
 }

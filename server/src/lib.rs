@@ -18,6 +18,8 @@
 //!   and timers so benches and tests drive it directly.
 //! - [`outbox`]: a player's bounded outgoing queue: events in order, and only
 //!   the newest frame, so a slow reader never holds up the tick.
+//! - [`tls`]: `--tls-cert`/`--tls-key` into a rustls acceptor.
+//! - [`embedded`] (feature `embed-client`): the built client inside the binary.
 //! - [`metrics`]: counters served at `/metrics` and logged.
 //!
 //! [`run`] ties them together and returns soon after the shutdown future
@@ -26,11 +28,14 @@
 pub mod accept;
 pub mod config;
 pub mod connection;
+#[cfg(feature = "embed-client")]
+pub mod embedded;
 pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod outbox;
 pub mod room;
+pub mod tls;
 pub mod world;
 
 use std::future::Future;
@@ -68,6 +73,13 @@ pub async fn run(
         );
         config.max_connections = u32::try_from(fit).unwrap_or(u32::MAX).max(1);
     }
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            tls::acceptor(cert, key)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?,
+        ),
+        _ => None,
+    };
     let addresses = local_addresses(listener.local_addr()?);
     let config = Arc::new(config);
     let cancel = CancellationToken::new();
@@ -87,12 +99,14 @@ pub async fn run(
         limits: limits::ConnectionLimits::new(
             config.max_connections as usize,
             config.max_connections_per_ip as usize,
+            config.limit_loopback,
         ),
         metrics,
         header_timeout: config.header_timeout(),
         send_buffer: config.send_buffer_bytes,
         cancel: cancel.clone(),
         tracker: connections.clone(),
+        tls,
     };
     let accepting = tokio::spawn(acceptor.run(listener));
 
@@ -108,6 +122,16 @@ pub async fn run(
         tracing::warn!("the room task did not stop in time");
     }
     Ok(())
+}
+
+/// Whether this server serves the browser client: from `--web-dir`, or
+/// built in (`embed-client`).
+pub fn serves_client(config: &ServerConfig) -> bool {
+    #[cfg(feature = "embed-client")]
+    let embedded = embedded::has_client();
+    #[cfg(not(feature = "embed-client"))]
+    let embedded = false;
+    config.web_dir.is_some() || embedded
 }
 
 /// The addresses a server bound to `addr` answers on: that one, or, bound to

@@ -35,6 +35,9 @@ impl CapExceeded {
 pub struct ConnectionLimits {
     max_total: usize,
     max_per_ip: usize,
+    /// Whether loopback peers (bots and a reverse proxy on this machine)
+    /// are held to `max_per_ip` too; by default they count only in the total.
+    limit_loopback: bool,
     open: Mutex<Open>,
 }
 
@@ -49,12 +52,18 @@ struct Open {
 #[derive(Debug)]
 pub struct ConnectionSlot {
     limits: Arc<ConnectionLimits>,
-    ip: IpAddr,
+    /// The address counted against the per-address cap, if any.
+    ip: Option<IpAddr>,
 }
 
 impl ConnectionLimits {
-    pub fn new(max_total: usize, max_per_ip: usize) -> Arc<Self> {
-        Arc::new(ConnectionLimits { max_total, max_per_ip, open: Mutex::new(Open::default()) })
+    pub fn new(max_total: usize, max_per_ip: usize, limit_loopback: bool) -> Arc<Self> {
+        Arc::new(ConnectionLimits {
+            max_total,
+            max_per_ip,
+            limit_loopback,
+            open: Mutex::new(Open::default()),
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
@@ -68,13 +77,16 @@ impl ConnectionLimits {
         if open.total >= self.max_total {
             return Err(CapExceeded::Total(self.max_total));
         }
-        let from_ip = open.per_ip.entry(ip).or_insert(0);
-        if *from_ip >= self.max_per_ip {
-            return Err(CapExceeded::PerIp(self.max_per_ip));
+        let counted = (self.limit_loopback || !ip.is_loopback()).then_some(ip);
+        if let Some(ip) = counted {
+            let from_ip = open.per_ip.entry(ip).or_insert(0);
+            if *from_ip >= self.max_per_ip {
+                return Err(CapExceeded::PerIp(self.max_per_ip));
+            }
+            *from_ip += 1;
         }
-        *from_ip += 1;
         open.total += 1;
-        Ok(ConnectionSlot { limits: self.clone(), ip })
+        Ok(ConnectionSlot { limits: self.clone(), ip: counted })
     }
 
     /// Connections open right now.
@@ -92,10 +104,12 @@ impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         let mut open = self.limits.lock();
         open.total -= 1;
-        if let Some(count) = open.per_ip.get_mut(&self.ip) {
+        if let Some(ip) = self.ip
+            && let Some(count) = open.per_ip.get_mut(&ip)
+        {
             *count -= 1;
             if *count == 0 {
-                open.per_ip.remove(&self.ip);
+                open.per_ip.remove(&ip);
             }
         }
     }
@@ -149,7 +163,7 @@ mod tests {
 
     #[test]
     fn caps_count_per_address_and_in_all_and_free_on_drop() {
-        let limits = ConnectionLimits::new(3, 2);
+        let limits = ConnectionLimits::new(3, 2, false);
         let a1 = limits.try_acquire(A).expect("first from A fits");
         let _a2 = limits.try_acquire(A).expect("second from A fits");
         assert_eq!(
@@ -166,11 +180,24 @@ mod tests {
 
     #[test]
     fn an_address_with_nothing_open_is_forgotten() {
-        let limits = ConnectionLimits::new(10, 10);
+        let limits = ConnectionLimits::new(10, 10, false);
         let slots: Vec<_> = (0..5).map(|_| limits.try_acquire(A).expect("fits")).collect();
         assert_eq!(limits.addresses(), 1);
         drop(slots);
         assert_eq!((limits.open(), limits.addresses()), (0, 0), "the per-IP map should not grow forever");
+    }
+
+    #[test]
+    fn loopback_counts_only_in_the_total_unless_asked() {
+        let local = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+        let exempt = ConnectionLimits::new(5, 1, false);
+        let slots: Vec<_> =
+            (0..5).map(|_| exempt.try_acquire(local).expect("loopback is not held to 1")).collect();
+        assert_eq!(exempt.try_acquire(local).err(), Some(CapExceeded::Total(5)), "but the total holds");
+        drop(slots);
+        let strict = ConnectionLimits::new(5, 1, true);
+        let _one = strict.try_acquire(local).expect("first fits");
+        assert_eq!(strict.try_acquire(local).err(), Some(CapExceeded::PerIp(1)), "--limit-loopback");
     }
 
     #[tokio::test(start_paused = true)]

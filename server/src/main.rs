@@ -35,7 +35,7 @@ async fn main() -> anyhow::Result<()> {
         format!("cannot listen on {} (is another server using it? try --bind)", config.bind)
     })?;
     let addr = listener.local_addr().context("listener has no local address")?;
-    print_urls(addr, config.web_dir.is_some());
+    print_urls(addr, arena_server::serves_client(&config), config.tls_cert.is_some());
     arena_server::run(listener, config, arena_server::shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
@@ -50,21 +50,22 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Tells the host what to share: the loopback URL and, when listening on all
 /// interfaces, one per LAN address.
-fn print_urls(addr: SocketAddr, serving_client: bool) {
+fn print_urls(addr: SocketAddr, serving_client: bool, tls: bool) {
+    let (http, ws) = if tls { ("https", "wss") } else { ("http", "ws") };
     let port = addr.port();
     // IPv4 only: what people type and share.
     let hosts: Vec<IpAddr> =
         arena_server::local_addresses(addr).into_iter().filter(IpAddr::is_ipv4).collect();
     let hosts = if hosts.is_empty() { vec![addr.ip()] } else { hosts };
-    println!("arena-server listening on http://{}", SocketAddr::new(hosts[0], port));
+    println!("arena-server listening on {http}://{}", SocketAddr::new(hosts[0], port));
     for host in &hosts {
-        let base = format!("http://{}", SocketAddr::new(*host, port));
+        let address = SocketAddr::new(*host, port);
         if serving_client {
-            println!("  play:      {base}/");
+            println!("  play:      {http}://{address}/");
         }
-        println!("  websocket: ws://{}/ws", SocketAddr::new(*host, port));
+        println!("  websocket: {ws}://{address}/ws");
     }
     if !serving_client {
-        println!("  (no --web-dir: serving the websocket only; bots can connect)");
+        println!("  (no --web-dir and no built-in client: serving the websocket only; bots can connect)");
     }
 }

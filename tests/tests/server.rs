@@ -213,9 +213,7 @@ async fn connect_non_reader(server: &TestServer) -> anyhow::Result<WsClient> {
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.set_recv_buffer_size(2048)?;
     let tcp = socket.connect(server.addr).await?;
-    let tcp = tokio_tungstenite::MaybeTlsStream::Plain(tcp);
-    let (ws, _) = tokio_tungstenite::client_async(server.ws_url(), tcp).await?;
-    let mut client = WsClient::from_stream(ws);
+    let mut client = WsClient::over(&server.ws_url(), tcp).await?;
     client.handshake("sloth").await?;
     Ok(client)
 }

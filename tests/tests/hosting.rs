@@ -1,0 +1,179 @@
+//! What a host runs: HTTPS and WSS with a certificate (one made here with
+//! rcgen), and the self-contained binary `scripts/release.sh` builds, started
+//! from an empty directory.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arena_client::ws::{Incoming, WsClient};
+use arena_server::ServerConfig;
+use arena_shared::protocol::ServerMsg;
+use arena_tests::{TestServer, recv_until, test_config};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// A self-signed certificate for 127.0.0.1, written as PEM files.
+struct Certificate {
+    dir: tempfile::TempDir,
+    pem: String,
+}
+
+impl Certificate {
+    fn new() -> anyhow::Result<Self> {
+        let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])?;
+        let dir = tempfile::tempdir()?;
+        let pem = made.cert.pem();
+        std::fs::write(dir.path().join("cert.pem"), &pem)?;
+        std::fs::write(dir.path().join("key.pem"), made.signing_key.serialize_pem())?;
+        Ok(Certificate { dir, pem })
+    }
+
+    fn config(&self) -> ServerConfig {
+        ServerConfig {
+            tls_cert: Some(self.dir.path().join("cert.pem")),
+            tls_key: Some(self.dir.path().join("key.pem")),
+            ..test_config()
+        }
+    }
+}
+
+/// GET over TLS, trusting `trust`; the raw answer.
+async fn https_get(
+    server: &TestServer,
+    path: &str,
+    trust: Arc<rustls::ClientConfig>,
+) -> anyhow::Result<String> {
+    let tcp = TcpStream::connect(server.addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1")?;
+    let mut tls = tokio_rustls::TlsConnector::from(trust).connect(name, tcp).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", server.addr);
+    tls.write_all(request.as_bytes()).await?;
+    let mut answer = Vec::new();
+    // A peer that closes without TLS close_notify is fine once the body is in.
+    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut answer)).await?;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+#[tokio::test]
+async fn https_and_wss_serve_the_game_with_the_hosts_certificate() -> anyhow::Result<()> {
+    let certificate = Certificate::new()?;
+    let server = TestServer::start(certificate.config()).await?;
+    let trust = arena_client::tls::trusting(certificate.pem.as_bytes()).map_err(anyhow::Error::msg)?;
+
+    let health = https_get(&server, "/healthz", trust.clone()).await?;
+    assert!(health.starts_with("HTTP/1.1 200"), "healthz over HTTPS: {health}");
+
+    let url = format!("wss://127.0.0.1:{}/ws", server.addr.port());
+    let mut client = WsClient::connect_with(&url, &[], Some(trust)).await?;
+    let welcome = client.handshake("secure").await?;
+    let tick = recv_until(&mut client, |m| match m {
+        ServerMsg::Frame(f) if f.players.iter().any(|p| p.id == welcome.you) => Some(f.tick),
+        _ => None,
+    })
+    .await?;
+    assert!(tick > 0, "frames should arrive over WSS");
+
+    let untrusted = WsClient::connect_with(&url, &[], None).await;
+    assert!(untrusted.is_err(), "a client that does not trust the certificate should not connect");
+    let plain = WsClient::connect(&format!("ws://{}/ws", server.addr)).await;
+    assert!(plain.is_err(), "plain ws:// to a TLS port should fail");
+    server.stop().await
+}
+
+#[test]
+fn a_bad_certificate_or_key_is_refused_with_a_reason() -> anyhow::Result<()> {
+    let certificate = Certificate::new()?;
+    let cert = certificate.dir.path().join("cert.pem");
+    let key = certificate.dir.path().join("key.pem");
+    let junk = certificate.dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a pem file\n")?;
+    let err = arena_server::tls::acceptor(&junk, &key).err().expect("junk is no certificate");
+    assert!(err.to_string().contains("no certificate"), "{err}");
+    let err = arena_server::tls::acceptor(&cert, &junk).err().expect("junk is no key");
+    assert!(err.to_string().contains("private key"), "{err}");
+    let other = Certificate::new()?;
+    let err = arena_server::tls::acceptor(&cert, &other.dir.path().join("key.pem")).err();
+    assert!(err.is_some(), "a key from another certificate should be refused");
+    Ok(())
+}
+
+/// `scripts/release.sh`'s output, or `ARENA_BUNDLE`.
+fn bundle() -> Option<PathBuf> {
+    let path = std::env::var_os("ARENA_BUNDLE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bundle/arena-server"));
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("ARENA_SKIP_BROWSER").is_some(),
+        "{} is missing: run scripts/release.sh (or set ARENA_SKIP_BROWSER=1 to skip the built-client tests)",
+        path.display()
+    );
+    eprintln!("SKIPPED: no self-contained binary at {} (ARENA_SKIP_BROWSER=1)", path.display());
+    None
+}
+
+async fn get(addr: &str, path: &str, headers: &str) -> anyhow::Result<(String, Vec<u8>)> {
+    let mut tcp = TcpStream::connect(addr).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}\r\n");
+    tcp.write_all(request.as_bytes()).await?;
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut raw)).await??;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| anyhow::anyhow!("no head"))?;
+    Ok((String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase(), raw[split + 4..].to_vec()))
+}
+
+#[tokio::test]
+async fn the_self_contained_binary_serves_the_game_from_an_empty_directory() -> anyhow::Result<()> {
+    let Some(bundle) = bundle() else { return Ok(()) };
+    let empty = tempfile::tempdir()?;
+    let mut child = tokio::process::Command::new(&bundle)
+        .args(["--bind", "127.0.0.1:0"])
+        .current_dir(empty.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await??.unwrap_or_default();
+    let addr = first.strip_prefix("arena-server listening on http://").unwrap_or_default().to_owned();
+    assert!(!addr.is_empty(), "should say where it listens: {first}");
+    let second = lines.next_line().await?.unwrap_or_default();
+    assert!(second.contains("play:"), "should offer a play URL, so it has the client: {second}");
+
+    let (head, body) = get(&addr, "/", "").await?;
+    assert!(head.starts_with("http/1.1 200"), "/ should be the page: {head}");
+    assert!(head.contains("content-type: text/html"), "{head}");
+    let page = String::from_utf8_lossy(&body);
+    let wasm = page
+        .split('"')
+        .find(|part| part.ends_with("_bg.wasm"))
+        .ok_or_else(|| anyhow::anyhow!("the page should name its wasm: {page}"))?
+        .to_owned();
+
+    let (head, body) = get(&addr, &wasm, "Accept-Encoding: gzip, br\r\n").await?;
+    assert!(head.starts_with("http/1.1 200"), "{wasm}: {head}");
+    assert!(head.contains("content-type: application/wasm"), "{head}");
+    assert!(head.contains("content-encoding: br"), "the brotli sibling should be sent: {head}");
+    assert!(head.contains("immutable"), "hashed files are cached for good: {head}");
+    assert!(body.len() > 100_000, "the wasm should be all there: {} bytes", body.len());
+    let (head, body) = get(&addr, &wasm, "").await?;
+    assert!(!head.contains("content-encoding"), "no encoding asked, none sent: {head}");
+    assert!(body.starts_with(b"\0asm"), "the raw wasm");
+
+    let mut bot = WsClient::connect(&format!("ws://{addr}/ws")).await?;
+    let welcome = bot.handshake("bundle-bot").await?;
+    let frame = recv_until(&mut bot, |m| match m {
+        ServerMsg::Frame(f) if f.players.iter().any(|p| p.id == welcome.you) => Some(f.tick),
+        _ => None,
+    })
+    .await?;
+    assert!(frame > 0, "a bot should play against the binary");
+    bot.close().await;
+    assert!(matches!(bot.recv().await?, Incoming::Closed(_) | Incoming::Msg(_)));
+    child.start_kill()?;
+    Ok(())
+}
