@@ -32,7 +32,7 @@ cleanup() {
 trap cleanup EXIT
 
 start_server() {
-  RUST_LOG=warn "$server_bin" --bind "127.0.0.1:$port" "$@" >"$work/server.log" 2>&1 &
+  RUST_LOG=warn "$server_bin" --bind "127.0.0.1:$port" --limit-loopback "$@" >"$work/server.log" 2>&1 &
   server=$!
   for _ in $(seq 100); do
     curl -fsS "$base/healthz" >/dev/null 2>&1 && return 0

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing arena needs, skipping what is already
 # there: the wasm32 target, trunk, the wasm-bindgen CLI matching Cargo.lock,
-# and Debian's chromium for the browser tests. Safe to run again.
+# and Debian's chromium and nginx for the browser and proxy tests. Safe to
+# run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,15 +34,21 @@ if [ -n "$WASM_BINDGEN_VERSION" ] && ! wasm-bindgen --version 2>/dev/null | grep
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
 fi
 
-# Debian packages: brotli precompresses dist/, chromium runs the browser tests.
+# Debian packages: brotli precompresses dist/; chromium runs the browser
+# tests and nginx the reverse-proxy test.
 packages=()
 command -v brotli >/dev/null || packages+=(brotli)
-if [ "${ARENA_SKIP_BROWSER:-0}" != 1 ] && ! command -v chromium >/dev/null; then
-  packages+=(chromium)
+if [ "${ARENA_SKIP_BROWSER:-0}" != 1 ]; then
+  command -v chromium >/dev/null || packages+=(chromium)
+  [ -x /usr/sbin/nginx ] || packages+=(nginx)
 fi
 if [ ${#packages[@]} -gt 0 ]; then
   say "installing ${packages[*]} from Debian"
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${packages[@]}" >/dev/null
+  # The package starts a default site on :80; the test runs its own nginx.
+  if [[ " ${packages[*]} " == *" nginx "* ]]; then
+    $sudo /usr/sbin/nginx -s stop 2>/dev/null || true
+  fi
 fi

@@ -20,8 +20,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "clippy (wasm32)"
 cargo clippy --target wasm32-unknown-unknown -p arena-shared -p arena-client --all-targets --locked -- -D warnings
 
-step "build the browser client (dist/)"
-scripts/build-client.sh
+step "build the browser client (dist/) and the self-contained server (target/bundle/)"
+scripts/release.sh
 
 step "tests (unit, property, end-to-end, browser)"
 log=$(mktemp)

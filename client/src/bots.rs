@@ -40,6 +40,8 @@ pub struct SwarmConfig {
     pub behaviour: Behaviour,
     /// Bot `i` is named `{name_prefix}{i}`.
     pub name_prefix: String,
+    /// Whom `wss://` trusts ([`crate::tls`]); `None`: the public CAs.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 /// One bot's steering state; deterministic per bot index.
@@ -220,7 +222,7 @@ async fn run_bot(index: usize, config: Arc<SwarmConfig>, live: Arc<Live>, clock:
     let deadline = clock + config.duration;
     let name = format!("{}{index}", config.name_prefix);
     let connecting = async {
-        let mut client = WsClient::connect(&config.url).await?;
+        let mut client = WsClient::connect_with(&config.url, &[], config.tls.clone()).await?;
         let welcome = client.handshake(&name).await?;
         Ok::<_, ClientError>((client, welcome))
     };

@@ -86,6 +86,10 @@ fn unreachable_server_and_bad_flags_are_explained() {
         (&["--count", "0"], "count"),
         (&["--duration=-3"], "not a duration"),
         (&["--behaviour", "dance"], "behaviour"),
+        (&["--ca-cert", "/no/such.pem"], "cannot read '/no/such.pem'"),
+        (&["--ca-cert", "Cargo.toml"], "no certificate found"),
+        (&["--attack", "nuke"], "attack"),
+        (&["--sources", "251"], "sources"),
     ] {
         let out = std::process::Command::new(BIN).args(args).output().expect("runs");
         assert_eq!(out.status.code(), Some(2), "{args:?}");

@@ -211,6 +211,7 @@ pub fn swarm(server: &TestServer, count: usize, secs: f64, behaviour: Behaviour)
         duration: Duration::from_secs_f64(secs),
         behaviour,
         name_prefix: "bot-".into(),
+        tls: None,
     }
 }
 

@@ -56,6 +56,7 @@ fn bots(server: &TestServer, count: usize, behaviour: Behaviour, prefix: &str) -
         duration: Duration::from_secs(300),
         behaviour,
         name_prefix: prefix.into(),
+        tls: None,
     }
 }
 

@@ -177,3 +177,108 @@ async fn the_self_contained_binary_serves_the_game_from_an_empty_directory() -> 
     child.start_kill()?;
     Ok(())
 }
+
+/// Debian's nginx, if installed (`scripts/setup.sh` installs it with the
+/// other test tools).
+fn nginx() -> Option<PathBuf> {
+    let path = PathBuf::from("/usr/sbin/nginx");
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("ARENA_SKIP_BROWSER").is_some(),
+        "nginx is missing: run scripts/setup.sh (or set ARENA_SKIP_BROWSER=1 to skip)"
+    );
+    eprintln!("SKIPPED: no nginx (ARENA_SKIP_BROWSER=1)");
+    None
+}
+
+/// The README's nginx site, on `port`, in front of `backend`.
+fn nginx_config(dir: &std::path::Path, port: u16, backend: std::net::SocketAddr) -> String {
+    let dir = dir.display();
+    format!(
+        r#"daemon off;
+master_process off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/body;
+  proxy_temp_path {dir}/proxy;
+  fastcgi_temp_path {dir}/fastcgi;
+  uwsgi_temp_path {dir}/uwsgi;
+  scgi_temp_path {dir}/scgi;
+  map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://{backend};
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_set_header X-Forwarded-Host $http_host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_read_timeout 1h;
+    }}
+  }}
+}}
+"#
+    )
+}
+
+#[tokio::test]
+async fn behind_nginx_pages_from_the_public_name_play_and_others_are_refused() -> anyhow::Result<()> {
+    let Some(nginx) = nginx() else { return Ok(()) };
+    let config =
+        ServerConfig { behind_proxy: true, public_hosts: vec!["arena.test".into()], ..test_config() };
+    let server = TestServer::start(config).await?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let dir = tempfile::tempdir()?;
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(&conf, nginx_config(dir.path(), port, server.addr))?;
+    let _nginx = tokio::process::Command::new(nginx)
+        .arg("-c")
+        .arg(&conf)
+        .arg("-p")
+        .arg(dir.path())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let proxy = format!("127.0.0.1:{port}");
+    let mut health = String::new();
+    for _ in 0..50 {
+        if let Ok((head, _)) = get(&proxy, "/healthz", "").await {
+            health = head;
+            if health.starts_with("http/1.1 200") {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(health.starts_with("http/1.1 200"), "healthz through nginx: {health}");
+
+    // A page on http://arena.test:PORT, as a browser sends it through the proxy.
+    let url = format!("ws://{proxy}/ws");
+    let page_host = format!("arena.test:{port}");
+    let origin = format!("http://{page_host}");
+    let mut player =
+        WsClient::connect_with_headers(&url, &[("host", &page_host), ("origin", &origin)]).await?;
+    let welcome = player.handshake("proxied").await?;
+    let tick = recv_until(&mut player, |m| match m {
+        ServerMsg::Frame(f) if f.players.iter().any(|p| p.id == welcome.you) => Some(f.tick),
+        _ => None,
+    })
+    .await?;
+    assert!(tick > 0, "frames should come through nginx");
+
+    let evil =
+        WsClient::connect_with_headers(&url, &[("host", "evil.example"), ("origin", "http://evil.example")])
+            .await;
+    assert!(
+        matches!(evil, Err(arena_client::ws::ClientError::Http(403))),
+        "a page under a name the server does not answer to is refused through the proxy"
+    );
+    server.stop().await
+}

@@ -41,6 +41,10 @@ mod cli {
         /// Print the report as one JSON object instead of a table.
         #[arg(long)]
         json: bool,
+        /// PEM certificate to trust for wss:// (a host's self-signed one);
+        /// without it, wss:// trusts the public certificate authorities.
+        #[arg(long, value_parser = parse_ca_cert)]
+        ca_cert: Option<CaCert>,
         /// Bot names are this prefix plus a number.
         #[arg(long, default_value = "bot-")]
         name_prefix: String,
@@ -73,6 +77,21 @@ mod cli {
         }
     }
 
+    /// A parsed --ca-cert: the client config that trusts it.
+    #[derive(Clone)]
+    struct CaCert(Arc<rustls::ClientConfig>);
+
+    impl std::fmt::Debug for CaCert {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("CaCert")
+        }
+    }
+
+    fn parse_ca_cert(value: &str) -> Result<CaCert, String> {
+        let pem = std::fs::read(value).map_err(|e| format!("cannot read '{value}': {e}"))?;
+        arena_client::tls::trusting(&pem).map(CaCert).map_err(|e| format!("'{value}': {e}"))
+    }
+
     fn parse_duration(value: &str) -> Result<f64, String> {
         match value.parse::<f64>() {
             Ok(secs) if secs > 0.0 && secs <= 86_400.0 => Ok(secs),
@@ -92,7 +111,8 @@ mod cli {
             count: args.count as usize,
             duration: Duration::from_secs_f64(args.duration),
             behaviour: args.behaviour,
-            name_prefix: args.name_prefix,
+            name_prefix: args.name_prefix.clone(),
+            tls: args.ca_cert.as_ref().map(|ca| ca.0.clone()),
         };
         let Some(runtime) = runtime() else { return ExitCode::FAILURE };
         let records = runtime.block_on(async {
