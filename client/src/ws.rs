@@ -116,7 +116,7 @@ impl WsClient {
         // Inputs are tiny and latency-bound.
         let _ = tcp.set_nodelay(true);
         let stream: Box<dyn Io> = if secure {
-            let config = tls.unwrap_or_else(|| crate::tls::public_roots());
+            let config = tls.unwrap_or_else(crate::tls::public_roots);
             let name = rustls::pki_types::ServerName::try_from(host.to_owned())
                 .map_err(|e| ClientError::Connect(format!("{host}: {e}")))?;
             let tls_stream = tokio_rustls::TlsConnector::from(config)

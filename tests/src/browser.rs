@@ -54,6 +54,12 @@ pub fn chromium_path() -> anyhow::Result<PathBuf> {
 
 impl Browser {
     pub async fn launch() -> anyhow::Result<Browser> {
+        Self::launch_with(&[]).await
+    }
+
+    /// Launches with extra command-line flags (`--ignore-certificate-errors`
+    /// for a server with a certificate made in the test).
+    pub async fn launch_with(extra: &[&str]) -> anyhow::Result<Browser> {
         let profile =
             std::env::temp_dir().join(format!("arena-chromium-{}-{}", std::process::id(), rand_suffix()));
         std::fs::create_dir_all(&profile)?;
@@ -75,6 +81,7 @@ impl Browser {
                 "--remote-debugging-address=127.0.0.1",
                 "--remote-debugging-port=0",
             ])
+            .args(extra)
             .arg(format!("--user-data-dir={}", profile.0.display()))
             .arg("about:blank")
             .stdin(Stdio::null())

@@ -228,3 +228,26 @@ async fn a_full_server_shows_its_reason_on_the_page() -> anyhow::Result<()> {
     browser.close().await;
     server.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_https_the_page_connects_over_wss_by_itself() -> anyhow::Result<()> {
+    let Some(dist) = dist() else { return Ok(()) };
+    let _one = ONE_BROWSER.lock().await;
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()])?;
+    let dir = tempfile::tempdir()?;
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, made.cert.pem())?;
+    std::fs::write(&key, made.signing_key.serialize_pem())?;
+    let config = ServerConfig { tls_cert: Some(cert), tls_key: Some(key), ..config(dist, 16) };
+    let server = TestServer::start(config).await?;
+    // The certificate is the test's own; Chromium is told not to check it.
+    let mut browser = Browser::launch_with(&["--ignore-certificate-errors"]).await?;
+    let page = browser.open(&format!("https://127.0.0.1:{}/?name=secure", server.addr.port())).await?;
+    browser.wait_for(&page, "document.body.dataset.state === 'connected'", Duration::from_secs(90)).await?;
+    let url = browser.eval(&page, "location.protocol").await?;
+    assert_eq!(url.as_str(), Some("https:"), "the page came over HTTPS");
+    // The server speaks only TLS: a connected page is one that chose wss: itself.
+    assert_eq!(server.metric("arena_players").await.ok(), None, "plain HTTP is not served on a TLS port");
+    browser.close().await;
+    server.stop().await
+}

@@ -108,7 +108,7 @@ fn bundle() -> Option<PathBuf> {
         return Some(path);
     }
     assert!(
-        std::env::var_os("ARENA_SKIP_BROWSER").is_some(),
+        std::env::var("ARENA_SKIP_BROWSER").is_ok_and(|v| v == "1"),
         "{} is missing: run scripts/release.sh (or set ARENA_SKIP_BROWSER=1 to skip the built-client tests)",
         path.display()
     );
@@ -186,7 +186,7 @@ fn nginx() -> Option<PathBuf> {
         return Some(path);
     }
     assert!(
-        std::env::var_os("ARENA_SKIP_BROWSER").is_some(),
+        std::env::var("ARENA_SKIP_BROWSER").is_ok_and(|v| v == "1"),
         "nginx is missing: run scripts/setup.sh (or set ARENA_SKIP_BROWSER=1 to skip)"
     );
     eprintln!("SKIPPED: no nginx (ARENA_SKIP_BROWSER=1)");
