@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 use arena_shared::netcode::{CorrectionStats, Prediction};
-use arena_shared::protocol::{ClientMsg, Frame, INPUT_RATE_HZ, PlayerId, ServerMsg, close};
+use arena_shared::protocol::{ClientMsg, Frame, INPUT_RATE_HZ, PlayerId, RoomRequest, ServerMsg, close};
 use arena_shared::sim::{Input, Vec2q};
 use serde::Serialize;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -42,6 +42,69 @@ pub struct SwarmConfig {
     pub name_prefix: String,
     /// Whom `wss://` trusts ([`crate::tls`]); `None`: the public CAs.
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// Which rooms the bots join.
+    pub rooms: RoomPlan,
+}
+
+/// Where a swarm's bots play.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RoomPlan {
+    /// Each bot quick-joins (the fullest public room with space).
+    #[default]
+    Quick,
+    /// Every bot joins the room with this code.
+    Join(String),
+    /// Bot `i` plays in private room `i % n`; the first bot of each opens it.
+    Spread(usize),
+}
+
+/// How bot `index` finds its room: quick, a fixed code, or the code its
+/// group's first bot announces once it has opened the room.
+enum RoomTicket {
+    Request(RoomRequest),
+    Opens(tokio::sync::watch::Sender<Option<String>>),
+    Follows(tokio::sync::watch::Receiver<Option<String>>),
+}
+
+impl RoomTicket {
+    fn plan(config: &SwarmConfig) -> Vec<RoomTicket> {
+        match &config.rooms {
+            RoomPlan::Quick => (0..config.count).map(|_| RoomTicket::Request(RoomRequest::Quick)).collect(),
+            RoomPlan::Join(code) => (0..config.count)
+                .map(|_| RoomTicket::Request(RoomRequest::Join { code: code.clone() }))
+                .collect(),
+            RoomPlan::Spread(n) => {
+                let n = (*n).clamp(1, config.count.max(1));
+                let (senders, receivers): (Vec<_>, Vec<_>) =
+                    (0..n).map(|_| tokio::sync::watch::channel(None)).unzip();
+                let mut tickets: Vec<RoomTicket> = senders.into_iter().map(RoomTicket::Opens).collect();
+                tickets.extend((n..config.count).map(|i| RoomTicket::Follows(receivers[i % n].clone())));
+                tickets
+            }
+        }
+    }
+
+    /// The request to send, waiting for the group's code if need be.
+    async fn request(&mut self) -> Result<RoomRequest, ClientError> {
+        match self {
+            RoomTicket::Request(request) => Ok(request.clone()),
+            RoomTicket::Opens(_) => Ok(RoomRequest::CreatePrivate),
+            RoomTicket::Follows(code) => {
+                let code = code
+                    .wait_for(Option::is_some)
+                    .await
+                    .map_err(|_| ClientError::Connect("the bot opening this room failed".into()))?;
+                Ok(RoomRequest::Join { code: code.clone().unwrap_or_default() })
+            }
+        }
+    }
+
+    /// Tells the group where the room is, once this bot opened it.
+    fn opened(&self, code: &str) {
+        if let RoomTicket::Opens(sender) = self {
+            let _ = sender.send(Some(code.to_owned()));
+        }
+    }
 }
 
 /// One bot's steering state; deterministic per bot index.
@@ -113,6 +176,8 @@ pub enum Outcome {
 pub struct BotRecord {
     pub index: usize,
     pub id: Option<PlayerId>,
+    /// The room the bot played in.
+    pub room: Option<String>,
     pub outcome: Outcome,
     pub frames: u64,
     /// Ticks missing between consecutive frames.
@@ -145,6 +210,7 @@ impl BotRecord {
         BotRecord {
             index,
             id: None,
+            room: None,
             outcome,
             frames: 0,
             tick_gaps: 0,
@@ -201,8 +267,8 @@ pub async fn run_swarm(config: SwarmConfig, live: Arc<Live>) -> Vec<BotRecord> {
     let config = Arc::new(config);
     let clock = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for index in 0..config.count {
-        tasks.spawn(run_bot(index, config.clone(), live.clone(), clock));
+    for (index, ticket) in RoomTicket::plan(&config).into_iter().enumerate() {
+        tasks.spawn(run_bot(index, ticket, config.clone(), live.clone(), clock));
     }
     let mut records = Vec::with_capacity(config.count);
     while let Some(result) = tasks.join_next().await {
@@ -218,12 +284,20 @@ pub async fn run_swarm(config: SwarmConfig, live: Arc<Live>) -> Vec<BotRecord> {
     records
 }
 
-async fn run_bot(index: usize, config: Arc<SwarmConfig>, live: Arc<Live>, clock: Instant) -> BotRecord {
+async fn run_bot(
+    index: usize,
+    mut ticket: RoomTicket,
+    config: Arc<SwarmConfig>,
+    live: Arc<Live>,
+    clock: Instant,
+) -> BotRecord {
     let deadline = clock + config.duration;
     let name = format!("{}{index}", config.name_prefix);
     let connecting = async {
+        let room = ticket.request().await?;
         let mut client = WsClient::connect_with(&config.url, &[], config.tls.clone()).await?;
-        let welcome = client.handshake(&name).await?;
+        let welcome = client.handshake_in(&name, room).await?;
+        ticket.opened(&welcome.room);
         Ok::<_, ClientError>((client, welcome))
     };
     let (client, welcome) = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
@@ -240,6 +314,7 @@ async fn run_bot(index: usize, config: Arc<SwarmConfig>, live: Arc<Live>, clock:
     live.connected.fetch_add(1, Relaxed);
     let mut record = BotRecord::new(index, Outcome::Completed);
     record.id = Some(welcome.you);
+    record.room = Some(welcome.room.clone());
     let connected_at = Instant::now();
 
     let (mut tx, mut rx) = client.split();
@@ -387,6 +462,8 @@ pub struct Report {
     pub up_bytes_per_sec: f64,
     /// Most players any bot saw in one frame.
     pub max_players_seen: usize,
+    /// Distinct rooms the bots played in.
+    pub rooms: usize,
     /// Highest input seq acked, mean per connected bot.
     pub mean_max_ack: f64,
     pub corrections: Corrections,
@@ -439,6 +516,7 @@ impl Report {
             down_bytes_per_sec: mean(&|r| per_sec(r.bytes_down, r)),
             up_bytes_per_sec: mean(&|r| per_sec(r.bytes_up, r)),
             max_players_seen: records.iter().map(|r| r.max_players_seen).max().unwrap_or(0),
+            rooms: records.iter().filter_map(|r| r.room.as_ref()).collect::<BTreeSet<_>>().len(),
             mean_max_ack: mean(&|r| f64::from(r.max_ack)),
             corrections: Corrections::total(records),
             errors,
@@ -467,6 +545,7 @@ impl Report {
             ("down per bot", format!("{:.1} KB/s", self.down_bytes_per_sec / 1000.0)),
             ("up per bot", format!("{:.1} KB/s", self.up_bytes_per_sec / 1000.0)),
             ("max players seen", self.max_players_seen.to_string()),
+            ("rooms", self.rooms.to_string()),
             (
                 "corrections",
                 format!(

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use arena_shared::codec::{DecodeError, decode_server, encode_client};
-use arena_shared::protocol::{ClientMsg, PROTOCOL_VERSION, Rejection, ServerMsg, Welcome, close};
+use arena_shared::protocol::{
+    ClientMsg, PROTOCOL_VERSION, Rejection, RoomRequest, ServerMsg, Welcome, close,
+};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -168,9 +170,15 @@ impl WsClient {
         self.rx.recv().await
     }
 
-    /// Sends `Hello` and waits for `Welcome`; a `Rejected` becomes an error.
+    /// Sends `Hello` (quick-join) and waits for `Welcome`; a `Rejected`
+    /// becomes an error.
     pub async fn handshake(&mut self, name: &str) -> Result<Welcome, ClientError> {
-        self.send(&ClientMsg::Hello { version: PROTOCOL_VERSION, name: name.to_owned() }).await?;
+        self.handshake_in(name, RoomRequest::Quick).await
+    }
+
+    /// Sends `Hello` asking for `room` and waits for `Welcome`.
+    pub async fn handshake_in(&mut self, name: &str, room: RoomRequest) -> Result<Welcome, ClientError> {
+        self.send(&ClientMsg::Hello { version: PROTOCOL_VERSION, name: name.to_owned(), room }).await?;
         match self.recv().await? {
             Incoming::Msg(ServerMsg::Welcome(welcome)) => Ok(welcome),
             Incoming::Msg(ServerMsg::Rejected(rejection)) => Err(ClientError::Rejected(rejection)),

@@ -13,7 +13,8 @@ async fn server(max_players: u16) -> (SocketAddr, tokio::sync::oneshot::Sender<(
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
     let addr = listener.local_addr().expect("address");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let config = ServerConfig { max_players, ..ServerConfig::default() };
+    // One room: bots past its size are refused rather than given another.
+    let config = ServerConfig { max_players, max_rooms: 1, ..ServerConfig::default() };
     tokio::spawn(arena_server::run(listener, config, async {
         let _ = stopped.await;
     }));

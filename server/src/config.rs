@@ -19,10 +19,20 @@ pub struct ServerConfig {
           value_parser = clap::value_parser!(u16).range(1..=120))]
     pub tick_rate: u16,
 
-    /// Players the room holds; the next one is rejected as "server full".
-    #[arg(long, env = "ARENA_MAX_PLAYERS", default_value_t = 256,
+    /// Players one room holds; the next one is rejected as "room full"
+    /// (quick-join opens another room instead).
+    #[arg(long = "room-size", visible_alias = "max-players", env = "ARENA_ROOM_SIZE", default_value_t = 256,
           value_parser = clap::value_parser!(u16).range(1..=MAX_PLAYERS as i64))]
     pub max_players: u16,
+
+    /// Rooms the process hosts at once; past it, a new room is refused.
+    #[arg(long, env = "ARENA_MAX_ROOMS", default_value_t = 64,
+          value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    pub max_rooms: u16,
+
+    /// A room that stays empty this long closes, and its link stops working.
+    #[arg(long, env = "ARENA_ROOM_IDLE_SECS", default_value_t = 60.0, value_parser = parse_room_idle)]
+    pub room_idle_secs: f64,
 
     /// Extra page origin allowed to open /ws (repeatable, or comma-separated
     /// in the env var), e.g. http://127.0.0.1:8080 for `trunk serve`; `*`
@@ -112,6 +122,8 @@ impl Default for ServerConfig {
             bind: SocketAddr::from(([0, 0, 0, 0], 7777)),
             tick_rate: 30,
             max_players: 256,
+            max_rooms: 64,
+            room_idle_secs: 60.0,
             allow_origins: Vec::new(),
             web_dir: None,
             idle_timeout_secs: 15,
@@ -138,6 +150,10 @@ impl ServerConfig {
 
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs)
+    }
+
+    pub fn room_idle(&self) -> Duration {
+        Duration::from_secs_f64(self.room_idle_secs)
     }
 
     pub fn header_timeout(&self) -> Duration {
@@ -183,6 +199,13 @@ fn parse_public_host(value: &str) -> Result<String, String> {
         Ok(value)
     } else {
         Err(format!("'{value}' is not a host name; expected a bare name or address like game.example.com"))
+    }
+}
+
+fn parse_room_idle(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(secs) if (0.1..=86_400.0).contains(&secs) => Ok(secs),
+        _ => Err(format!("'{value}' is not a time; expected seconds between 0.1 and 86400")),
     }
 }
 

@@ -105,8 +105,8 @@ async fn handshake(
     };
     Metrics::inc_by(&metrics.bytes_in_total, bytes.len());
 
-    let (version, name) = match decode_client(&bytes) {
-        Ok(ClientMsg::Hello { version, name }) => (version, name),
+    let (version, name, room) = match decode_client(&bytes) {
+        Ok(ClientMsg::Hello { version, name, room }) => (version, name, room),
         Ok(other) => {
             metrics.kick(Kick::BadHandshake);
             let reason = format!("expected Hello first, got {}", message_kind(&other));
@@ -120,7 +120,7 @@ async fn handshake(
     let result = if version != PROTOCOL_VERSION {
         Err(Rejection::new(RejectReason::VersionMismatch { server: PROTOCOL_VERSION, client: version }))
     } else if let Some(name) = validate_name(&name) {
-        state.room.join(name).await
+        state.rooms.join(&room, name).await
     } else {
         Err(Rejection::new(RejectReason::BadName))
     };

@@ -25,6 +25,11 @@ pub fn router() -> Router {
     Router::new().fallback(serve)
 }
 
+/// The page, for an invite link's `/r/<code>`.
+pub async fn index(headers: HeaderMap) -> Response {
+    serve(Uri::from_static("/"), headers).await
+}
+
 async fn serve(uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path().trim_start_matches('/');
     let path =

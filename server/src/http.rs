@@ -16,13 +16,13 @@ use axum::{Extension, Router};
 use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower_http::services::ServeDir;
+use tower_http::services::{ServeDir, ServeFile};
 
 use crate::config::ServerConfig;
 use crate::connection;
 use crate::limits::ConnectionSlot;
 use crate::metrics::Metrics;
-use crate::room::RoomHandle;
+use crate::rooms::Rooms;
 
 /// Largest WebSocket message the socket layer will buffer. Anything over
 /// `MAX_CLIENT_MSG_BYTES` is refused (1009) by the read task; this is the
@@ -44,7 +44,7 @@ const WS_MAX_WRITE_BUFFER_BYTES: usize = 512 * 1024;
 pub struct AppState {
     pub config: Arc<ServerConfig>,
     pub origins: Arc<OriginPolicy>,
-    pub room: RoomHandle,
+    pub rooms: Arc<Rooms>,
     pub metrics: Arc<Metrics>,
     /// Fires at shutdown; every connection watches it.
     pub cancel: CancellationToken,
@@ -56,13 +56,21 @@ pub fn app(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/ws", get(upgrade))
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics));
+        .route("/metrics", get(metrics))
+        .route("/api/rooms", get(public_rooms));
     if let Some(dir) = &state.config.web_dir {
-        router = router.fallback_service(static_files(dir));
+        // An invite link is the page itself; the page reads the code from its path.
+        let page = ServeFile::new(dir.join("index.html")).precompressed_br().precompressed_gzip();
+        router = router
+            .route_service("/r/{code}", page)
+            .fallback_service(static_files(dir))
+            .layer(middleware::from_fn(cache_headers));
     } else {
         #[cfg(feature = "embed-client")]
         {
-            router = router.fallback_service(crate::embedded::router());
+            router = router
+                .route("/r/{code}", get(crate::embedded::index))
+                .fallback_service(crate::embedded::router());
         }
     }
     router.with_state(state)
@@ -189,26 +197,45 @@ fn is_loopback_host(host: &str) -> bool {
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
+    let rooms = state.rooms.stats();
+    let players: u64 = rooms.iter().map(|(_, r)| r.players.load(Relaxed)).sum();
+    let rooms: Vec<_> = rooms
+        .iter()
+        .map(|(code, room)| {
+            serde_json::json!({
+                "code": code,
+                "players": room.players.load(Relaxed),
+                "tick": room.tick.load(Relaxed),
+                "tick_micros_p50": room.ticks.quantile(0.5),
+                "tick_micros_p99": room.ticks.quantile(0.99),
+            })
+        })
+        .collect();
     let body = serde_json::json!({
         "status": "ok",
-        "players": state.metrics.players.load(Relaxed),
-        "tick": state.metrics.tick.load(Relaxed),
+        "players": players,
         "tick_rate": state.config.tick_rate,
-        "max_players": state.config.max_players,
+        "room_size": state.config.max_players,
+        "max_rooms": state.config.max_rooms,
+        "rooms": rooms,
     });
     axum::Json(body).into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
     let content_type = HeaderValue::from_static("text/plain; version=0.0.4");
-    ([(header::CONTENT_TYPE, content_type)], state.metrics.render()).into_response()
+    ([(header::CONTENT_TYPE, content_type)], state.metrics.render(&state.rooms.stats())).into_response()
+}
+
+/// Public rooms, fullest first: `[{"code", "players", "room_size"}]`.
+async fn public_rooms(State(state): State<AppState>) -> Response {
+    axum::Json(state.rooms.public()).into_response()
 }
 
 /// trunk's dist/: precompressed .br/.gz siblings are served when the browser
 /// accepts them, and the cache headers follow the file name.
-fn static_files(dir: &Path) -> Router {
-    let serve = ServeDir::new(dir).precompressed_br().precompressed_gzip();
-    Router::new().fallback_service(serve).layer(middleware::from_fn(cache_headers))
+fn static_files(dir: &Path) -> ServeDir {
+    ServeDir::new(dir).precompressed_br().precompressed_gzip()
 }
 
 async fn cache_headers(request: Request, next: Next) -> Response {

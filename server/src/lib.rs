@@ -11,9 +11,11 @@
 //!   bounded buffers), `/healthz`, `/metrics`, and the built client's files.
 //! - [`connection`]: one upgraded socket: handshake, then reading and
 //!   writing, and the close frame that ends it.
-//! - [`room`]: the room task: owns the [`world::World`], runs the fixed-rate
-//!   tick, takes joins and leaves over channels; seats are freed by a guard.
-//!   No lock around game state.
+//! - [`rooms`]: many rooms in one process: the directory (code → room) and
+//!   the answer to a `Hello`'s room request (quick-join, private, by code).
+//! - [`room`]: one room's task: owns its [`world::World`], runs the
+//!   fixed-rate tick, takes joins and leaves over channels, closes when idle;
+//!   seats are freed by a guard. No lock around game state.
 //! - [`world`]: the game state and what one tick does to it, free of sockets
 //!   and timers so benches and tests drive it directly.
 //! - [`outbox`]: a player's bounded outgoing queue: events in order, and only
@@ -35,6 +37,7 @@ pub mod limits;
 pub mod metrics;
 pub mod outbox;
 pub mod room;
+pub mod rooms;
 pub mod tls;
 pub mod world;
 
@@ -85,11 +88,11 @@ pub async fn run(
     let cancel = CancellationToken::new();
     let connections = TaskTracker::new();
     let metrics = Arc::new(metrics::Metrics::default());
-    let room = room::spawn(config.clone(), metrics.clone(), cancel.clone());
+    let rooms = Arc::new(rooms::Rooms::new(config.clone(), metrics.clone(), cancel.clone()));
     let state = AppState {
         config: config.clone(),
         origins: Arc::new(OriginPolicy::new(&config, &addresses)),
-        room: room.handle,
+        rooms: rooms.clone(),
         metrics: metrics.clone(),
         cancel: cancel.clone(),
         connections: connections.clone(),
@@ -118,8 +121,8 @@ pub async fn run(
     if tokio::time::timeout(SHUTDOWN_GRACE, connections.wait()).await.is_err() {
         tracing::warn!(left = connections.len(), "some connections did not close within {SHUTDOWN_GRACE:?}");
     }
-    if tokio::time::timeout(Duration::from_millis(200), room.task).await.is_err() {
-        tracing::warn!("the room task did not stop in time");
+    if tokio::time::timeout(Duration::from_millis(200), rooms.stopped()).await.is_err() {
+        tracing::warn!("some room tasks did not stop in time");
     }
     Ok(())
 }

@@ -48,15 +48,75 @@ impl Kick {
     }
 }
 
+/// Upper bounds (µs) of the tick-time histogram's buckets; a 30 Hz tick has
+/// 33,333 µs.
+pub const TICK_BUCKETS_MICROS: [u64; 10] =
+    [100, 250, 500, 1_000, 2_000, 4_000, 8_000, 16_000, 33_333, 100_000];
+
+/// Tick times as a Prometheus-style histogram (one extra bucket for +Inf).
+#[derive(Debug, Default)]
+pub struct TickHistogram {
+    buckets: [AtomicU64; TICK_BUCKETS_MICROS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+impl TickHistogram {
+    pub fn record(&self, micros: u64) {
+        let bucket =
+            TICK_BUCKETS_MICROS.iter().position(|&le| micros <= le).unwrap_or(TICK_BUCKETS_MICROS.len());
+        self.buckets[bucket].fetch_add(1, Relaxed);
+        self.sum_micros.fetch_add(micros, Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().map(|b| b.load(Relaxed)).sum()
+    }
+
+    /// The bucket bound the `q` quantile falls under (µs); `None` with no
+    /// ticks, `u64::MAX` past the last bound.
+    pub fn quantile(&self, q: f64) -> Option<u64> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+        let mut seen = 0;
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            seen += bucket.load(Relaxed);
+            if seen >= rank {
+                return Some(TICK_BUCKETS_MICROS.get(i).copied().unwrap_or(u64::MAX));
+            }
+        }
+        Some(u64::MAX)
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            cumulative += bucket.load(Relaxed);
+            let le = TICK_BUCKETS_MICROS.get(i).map_or("+Inf".to_owned(), u64::to_string);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}");
+        }
+        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum_micros.load(Relaxed));
+        let _ = writeln!(out, "{name}_count{braces} {cumulative}");
+    }
+}
+
+/// One room's figures, for `/healthz` and `/metrics`.
+#[derive(Debug, Default)]
+pub struct RoomStats {
+    pub players: AtomicU64,
+    pub tick: AtomicU64,
+    pub ticks: TickHistogram,
+}
+
 /// Process-wide counters. Relaxed atomics: each is independent and only read
 /// for reporting.
 #[derive(Default, Debug)]
 pub struct Metrics {
-    /// Players in the room right now.
-    pub players: AtomicU64,
-    /// The room's current tick number.
-    pub tick: AtomicU64,
-    /// Ticks run since start.
+    /// Ticks run since start, in all rooms.
     pub ticks_total: AtomicU64,
     /// Sum of tick durations, for the mean.
     pub tick_micros_total: AtomicU64,
@@ -82,6 +142,8 @@ pub struct Metrics {
     pub messages_out_total: AtomicU64,
     pub bytes_out_total: AtomicU64,
     pub bytes_in_total: AtomicU64,
+    /// Every room's tick times.
+    pub tick_histogram: TickHistogram,
     /// Connections thrown out, by [`Kick`] (indexed by its position in `Kick::ALL`).
     kicks: [AtomicU64; Kick::ALL.len()],
 }
@@ -108,13 +170,24 @@ impl Metrics {
         self.ticks_total.fetch_add(1, Relaxed);
         self.tick_micros_total.fetch_add(micros, Relaxed);
         self.tick_micros_max.fetch_max(micros, Relaxed);
+        self.tick_histogram.record(micros);
     }
 
-    /// Prometheus text exposition format.
-    pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 16] = [
-            ("arena_players", "gauge", "players in the room", &self.players),
-            ("arena_tick", "gauge", "current tick number", &self.tick),
+    /// Prometheus text exposition format; `rooms` are the open rooms' codes
+    /// and figures.
+    pub fn render(&self, rooms: &[(String, std::sync::Arc<RoomStats>)]) -> String {
+        let mut out = String::with_capacity(4096 + 512 * rooms.len());
+        let players: u64 = rooms.iter().map(|(_, r)| r.players.load(Relaxed)).sum();
+        let _ = writeln!(
+            out,
+            "# HELP arena_players players in every room\n# TYPE arena_players gauge\narena_players {players}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP arena_rooms open rooms\n# TYPE arena_rooms gauge\narena_rooms {}",
+            rooms.len()
+        );
+        let rows: [(&str, &str, &str, &AtomicU64); 14] = [
             ("arena_ticks_total", "counter", "ticks run", &self.ticks_total),
             (
                 "arena_tick_micros_total",
@@ -150,7 +223,6 @@ impl Metrics {
             ("arena_bytes_out_total", "counter", "payload bytes written", &self.bytes_out_total),
             ("arena_bytes_in_total", "counter", "payload bytes read", &self.bytes_in_total),
         ];
-        let mut out = String::with_capacity(4096);
         for (name, kind, help, value) in rows {
             let _ =
                 writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}", value.load(Relaxed));
@@ -159,6 +231,18 @@ impl Metrics {
         out.push_str("# TYPE arena_kicks_total counter\n");
         for kind in Kick::ALL {
             let _ = writeln!(out, "arena_kicks_total{{reason=\"{}\"}} {}", kind.label(), self.kicks(kind));
+        }
+        out.push_str("# HELP arena_tick_micros tick time in every room, microseconds\n");
+        out.push_str("# TYPE arena_tick_micros histogram\n");
+        self.tick_histogram.render(&mut out, "arena_tick_micros", "");
+        out.push_str("# HELP arena_room_players players per room\n# TYPE arena_room_players gauge\n");
+        for (code, room) in rooms {
+            let _ = writeln!(out, "arena_room_players{{room=\"{code}\"}} {}", room.players.load(Relaxed));
+        }
+        out.push_str("# HELP arena_room_tick_micros tick time per room, microseconds\n");
+        out.push_str("# TYPE arena_room_tick_micros histogram\n");
+        for (code, room) in rooms {
+            room.ticks.render(&mut out, "arena_room_tick_micros", &format!("room=\"{code}\""));
         }
         out
     }
@@ -169,6 +253,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_histogram_gives_bucket_quantiles_and_renders_cumulatively() {
+        let histogram = TickHistogram::default();
+        assert_eq!(histogram.quantile(0.5), None, "no ticks, no quantile");
+        for micros in [50, 90, 300, 300, 300, 300, 300, 300, 300, 5_000] {
+            histogram.record(micros);
+        }
+        assert_eq!(histogram.quantile(0.5), Some(500), "the median tick is under 500 µs");
+        assert_eq!(histogram.quantile(0.99), Some(8_000), "the slowest is under 8 ms");
+        let mut out = String::new();
+        histogram.render(&mut out, "t", "room=\"a\"");
+        assert!(out.contains("t_bucket{room=\"a\",le=\"100\"} 2\n"), "{out}");
+        assert!(out.contains("t_bucket{room=\"a\",le=\"+Inf\"} 10\n"), "{out}");
+        assert!(out.contains("t_count{room=\"a\"} 10\n"), "{out}");
+    }
+
+    #[test]
     fn every_kick_kind_is_rendered_with_its_own_count() {
         let metrics = Metrics::default();
         for (n, kind) in Kick::ALL.into_iter().enumerate() {
@@ -176,7 +276,7 @@ mod tests {
                 metrics.kick(kind);
             }
         }
-        let text = metrics.render();
+        let text = metrics.render(&[]);
         for (n, kind) in Kick::ALL.into_iter().enumerate() {
             let line = format!("arena_kicks_total{{reason=\"{}\"}} {n}", kind.label());
             assert!(text.contains(&line), "should render {line:?} in:\n{text}");

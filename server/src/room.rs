@@ -1,5 +1,7 @@
-//! The room task: the only owner of the [`World`]. It ticks at the configured
-//! rate and takes joins and leaves over channels, so game state needs no lock.
+//! The room task: the only owner of its [`World`]. It ticks at the configured
+//! rate and takes joins and leaves over channels, so game state needs no
+//! lock. A room that stays empty for `--room-idle-secs` takes itself out of
+//! the directory and stops.
 //!
 //! A seat is freed by its [`SeatGuard`]'s `Drop`, so every way out of a
 //! connection (a clean close, a reset, an early `select!` arm, a panic)
@@ -8,23 +10,33 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use arena_shared::protocol::{PlayerId, RejectReason, Rejection, close};
+use arena_shared::protocol::{PlayerId, Rejection, close};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::ServerConfig;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RoomStats};
 use crate::outbox::CloseReason;
 use crate::outbox::Outbox;
+use crate::rooms::RoomDirectory;
 use crate::world::{QueuedInput, Seat, World};
 
 /// Joins and leaves waiting for the room. Small: each is handled within a tick.
 const COMMAND_QUEUE: usize = 256;
 
 enum Command {
-    Join { name: String, reply: oneshot::Sender<Result<Membership, Rejection>> },
+    Join { name: String, reply: oneshot::Sender<Result<Membership, JoinError>> },
+}
+
+/// Why a room did not seat someone.
+#[derive(Debug)]
+pub enum JoinError {
+    /// Refused with a reason the client is told (the room is full, say).
+    Rejected(Rejection),
+    /// The room closed (emptied, or the server stops) before it could answer.
+    Closed,
 }
 
 /// How connections talk to the room.
@@ -60,11 +72,6 @@ impl Drop for SeatGuard {
     }
 }
 
-pub struct SpawnedRoom {
-    pub handle: RoomHandle,
-    pub task: JoinHandle<()>,
-}
-
 impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -74,52 +81,86 @@ impl std::fmt::Debug for Command {
 }
 
 impl RoomHandle {
-    /// Asks for a seat; a stopped room answers "shutting down". The seat is
-    /// freed when the returned membership is dropped.
-    pub async fn join(&self, name: String) -> Result<Membership, Rejection> {
-        let shutting_down = || Rejection::new(RejectReason::ShuttingDown);
+    /// Asks for a seat. The seat is freed when the returned membership is
+    /// dropped.
+    pub async fn join(&self, name: String) -> Result<Membership, JoinError> {
         let (reply, answer) = oneshot::channel();
-        self.commands.send(Command::Join { name, reply }).await.map_err(|_| shutting_down())?;
-        answer.await.map_err(|_| shutting_down())?
+        self.commands.send(Command::Join { name, reply }).await.map_err(|_| JoinError::Closed)?;
+        answer.await.map_err(|_| JoinError::Closed)?
     }
 }
 
-/// Starts the room task; it stops when `cancel` fires, closing every player.
-pub fn spawn(config: Arc<ServerConfig>, metrics: Arc<Metrics>, cancel: CancellationToken) -> SpawnedRoom {
+/// Everything a new room needs to know.
+pub struct RoomSpec {
+    pub code: String,
+    pub private: bool,
+    pub stats: Arc<RoomStats>,
+}
+
+/// Starts a room's task on `tracker`; it stops when `cancel` fires (closing
+/// every player) or when it has been empty for the idle time (leaving
+/// `directory` first, so nobody is sent to a closed room).
+pub fn spawn(
+    spec: RoomSpec,
+    config: Arc<ServerConfig>,
+    metrics: Arc<Metrics>,
+    directory: Arc<dyn RoomDirectory>,
+    cancel: CancellationToken,
+    tracker: &TaskTracker,
+) -> RoomHandle {
     let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
     let (leaves, leaves_rx) = mpsc::unbounded_channel();
-    let world = World::new(config.tick_rate, config.max_players, config.slow_client_ticks(), metrics.clone());
+    let world = World::new(config.tick_rate, config.max_players, config.slow_client_ticks(), metrics.clone())
+        .in_room(spec.code.clone(), spec.private, spec.stats);
     let handle = RoomHandle { commands, leaves };
-    let task =
-        tokio::spawn(run(world, commands_rx, leaves_rx, handle.leaves.clone(), config, metrics, cancel));
-    SpawnedRoom { handle, task }
+    let channels = Channels { commands: commands_rx, leaves: leaves_rx, leave_sender: handle.leaves.clone() };
+    tracker.spawn(run(world, channels, spec.code, config, metrics, directory, cancel));
+    handle
+}
+
+/// The room task's ends of its channels.
+struct Channels {
+    commands: mpsc::Receiver<Command>,
+    leaves: mpsc::UnboundedReceiver<PlayerId>,
+    /// Cloned into each seat's guard.
+    leave_sender: mpsc::UnboundedSender<PlayerId>,
 }
 
 async fn run(
     mut world: World,
-    mut commands: mpsc::Receiver<Command>,
-    mut leaves: mpsc::UnboundedReceiver<PlayerId>,
-    leave_sender: mpsc::UnboundedSender<PlayerId>,
+    channels: Channels,
+    code: String,
     config: Arc<ServerConfig>,
     metrics: Arc<Metrics>,
+    directory: Arc<dyn RoomDirectory>,
     cancel: CancellationToken,
 ) {
+    let Channels { mut commands, mut leaves, leave_sender } = channels;
     let mut ticker = tokio::time::interval(config.tick_interval());
     // An overloaded server runs slow rather than bursting to catch up.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let budget = config.tick_interval();
-    tracing::info!(tick_rate = config.tick_rate, max_players = config.max_players, "room started");
-    loop {
+    let idle_limit = config.room_idle();
+    // A room is made for a joiner who is on the way.
+    let mut empty_since = Some(Instant::now());
+    tracing::info!(room = %code, room_size = config.max_players, "room opened");
+    let shutting_down = loop {
         tokio::select! {
             biased;
-            () = cancel.cancelled() => break,
+            () = cancel.cancelled() => break true,
             _ = ticker.tick() => {
                 let started = Instant::now();
                 world.tick();
                 let took = started.elapsed();
                 metrics.record_tick(took);
+                world.record_tick(took);
                 if took > budget {
-                    tracing::warn!(tick = world.tick_number(), ?took, "tick overran its budget");
+                    tracing::warn!(room = %code, tick = world.tick_number(), ?took, "tick overran its budget");
+                }
+                if world.player_count() > 0 {
+                    empty_since = None;
+                } else if empty_since.get_or_insert(started).elapsed() >= idle_limit {
+                    break false;
                 }
             }
             // Leaves before joins: a freed seat is there for the next joiner.
@@ -131,19 +172,27 @@ async fn run(
             Some(Command::Join { name, reply }) = commands.recv() => {
                 let result = world.join(name).map(|seat| {
                     let Seat { id, name, outbox, inputs } = seat;
-                    tracing::info!(player = id, %name, players = world.player_count(), "joined");
+                    tracing::info!(room = %code, player = id, %name, players = world.player_count(), "joined");
                     let _guard = SeatGuard { id, leaves: leave_sender.clone() };
                     Membership { id, outbox, inputs, _guard }
                 });
                 if let Err(rejection) = &result {
-                    tracing::info!(reason = %rejection.message, "join refused");
+                    tracing::info!(room = %code, reason = %rejection.message, "join refused");
                 }
                 // If the connection gave up waiting, dropping the answer
                 // drops its guard, which frees the seat again.
-                let _ = reply.send(result);
+                let _ = reply.send(result.map_err(JoinError::Rejected));
             }
         }
+    };
+    // Out of the directory first, then refuse what is already queued.
+    directory.remove(&code);
+    commands.close();
+    while let Ok(Command::Join { reply, .. }) = commands.try_recv() {
+        let _ = reply.send(Err(JoinError::Closed));
     }
-    world.close_all(&CloseReason::new(close::GOING_AWAY, "server shutting down"));
-    tracing::info!("room stopped");
+    if shutting_down {
+        world.close_all(&CloseReason::new(close::GOING_AWAY, "server shutting down"));
+    }
+    tracing::info!(room = %code, "room closed");
 }

@@ -15,7 +15,7 @@ use arena_shared::sim::{self, Body, INPUT_DT_MICROS, Input, Vec2q};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::metrics::{Kick, Metrics};
+use crate::metrics::{Kick, Metrics, RoomStats};
 use crate::outbox::{CloseReason, FramePush, Outbox};
 
 /// Inputs a client may have queued before new ones are dropped (half a
@@ -70,6 +70,11 @@ pub struct World {
     /// How many players have ever spawned; picks the next spawn point.
     spawns: u32,
     metrics: Arc<Metrics>,
+    /// This room's code (for Welcome) and whether only its link leads here.
+    room: String,
+    private: bool,
+    /// This room's figures for `/healthz` and `/metrics`.
+    stats: Arc<RoomStats>,
 }
 
 impl World {
@@ -83,7 +88,23 @@ impl World {
             next_id: 1,
             spawns: 0,
             metrics,
+            room: String::new(),
+            private: false,
+            stats: Arc::new(RoomStats::default()),
         }
+    }
+
+    /// Names the room this world is, and where its figures go.
+    pub fn in_room(mut self, code: String, private: bool, stats: Arc<RoomStats>) -> Self {
+        self.room = code;
+        self.private = private;
+        self.stats = stats;
+        self
+    }
+
+    /// Records how long a tick took, in this room's histogram.
+    pub fn record_tick(&self, took: std::time::Duration) {
+        self.stats.ticks.record(took.as_micros() as u64);
     }
 
     pub fn tick_number(&self) -> u32 {
@@ -115,6 +136,8 @@ impl World {
             tick_rate: self.tick_rate,
             tick: self.tick,
             players: self.players.iter().map(|(&id, p)| PlayerInfo { id, name: p.name.clone() }).collect(),
+            room: self.room.clone(),
+            private: self.private,
         });
         outbox.push_event(Bytes::from(encode_server(&welcome)));
         let body = Body { pos: sim::spawn_point(self.spawns), vel: Vec2q::default() };
@@ -133,7 +156,7 @@ impl World {
             },
         );
         self.broadcast(&ServerMsg::Joined(PlayerInfo { id, name: name.clone() }));
-        self.metrics.players.store(self.players.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.stats.players.store(self.players.len() as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(Seat { id, name, outbox, inputs: tx })
     }
 
@@ -144,7 +167,7 @@ impl World {
         };
         player.outbox.close(CloseReason::new(close::NORMAL, "left"));
         self.broadcast(&ServerMsg::Left { id });
-        self.metrics.players.store(self.players.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.stats.players.store(self.players.len() as u64, std::sync::atomic::Ordering::Relaxed);
         true
     }
 
@@ -210,7 +233,7 @@ impl World {
         for id in too_slow {
             self.kick_slow(id);
         }
-        self.metrics.tick.store(u64::from(self.tick), std::sync::atomic::Ordering::Relaxed);
+        self.stats.tick.store(u64::from(self.tick), std::sync::atomic::Ordering::Relaxed);
     }
 
     fn kick_slow(&mut self, id: PlayerId) {

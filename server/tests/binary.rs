@@ -4,7 +4,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use arena_shared::codec::{decode_server, encode_client};
-use arena_shared::protocol::{ClientMsg, PROTOCOL_VERSION, ServerMsg, close};
+use arena_shared::protocol::{ClientMsg, PROTOCOL_VERSION, RoomRequest, ServerMsg, close};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
@@ -53,7 +53,11 @@ async fn binary_serves_players_and_closes_them_on_sigterm() {
     let (mut child, addr) = start(&["--tick-rate", "20"]).await;
     let (mut ws, _) =
         tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.expect("should accept a websocket");
-    let hello = encode_client(&ClientMsg::Hello { version: PROTOCOL_VERSION, name: "cli".into() });
+    let hello = encode_client(&ClientMsg::Hello {
+        version: PROTOCOL_VERSION,
+        name: "cli".into(),
+        room: RoomRequest::Quick,
+    });
     ws.send(Message::Binary(hello.into())).await.expect("send hello");
     let mut welcomed = false;
     let mut frames = 0;
@@ -182,7 +186,9 @@ async fn get(addr: &str, path: &str) -> std::io::Result<String> {
 fn bad_flags_get_a_readable_error() {
     for (args, expect) in [
         (&["--tick-rate", "500"][..], "tick-rate"),
-        (&["--max-players", "0"], "max-players"),
+        (&["--room-size", "0"], "room-size"),
+        (&["--max-rooms", "0"], "max-rooms"),
+        (&["--room-idle-secs", "0"], "not a time"),
         (&["--bind", "nowhere"], "--bind"),
         (&["--web-dir", "/no/such/dir"], "not a directory"),
         (&["--allow-origin", "evil"], "not an origin"),

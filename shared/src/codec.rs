@@ -11,8 +11,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::protocol::{
-    ClientMsg, MAX_CLIENT_MSG_BYTES, MAX_NAME_CHARS, MAX_PLAYERS, MAX_REASON_BYTES, MAX_SERVER_MSG_BYTES,
-    PlayerState, ServerMsg,
+    ClientMsg, MAX_CLIENT_MSG_BYTES, MAX_NAME_CHARS, MAX_PLAYERS, MAX_REASON_BYTES, MAX_ROOM_CODE_CHARS,
+    MAX_SERVER_MSG_BYTES, PlayerState, RoomRequest, ServerMsg,
 };
 
 /// The bincode configuration used by server, browser and bots alike:
@@ -55,8 +55,11 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// Decodes one client message, as the server does with every binary frame.
 pub fn decode_client(bytes: &[u8]) -> Result<ClientMsg, DecodeError> {
     let msg: ClientMsg = decode(bytes, MAX_CLIENT_MSG_BYTES)?;
-    if let ClientMsg::Hello { name, .. } = &msg {
+    if let ClientMsg::Hello { name, room, .. } = &msg {
         check_name(name)?;
+        if let RoomRequest::Join { code } = room {
+            check_room_code(code)?;
+        }
     }
     Ok(msg)
 }
@@ -67,6 +70,7 @@ pub fn decode_server(bytes: &[u8]) -> Result<ServerMsg, DecodeError> {
     match &msg {
         ServerMsg::Welcome(welcome) => {
             check_len("welcome player list", welcome.players.len(), MAX_PLAYERS)?;
+            check_room_code(&welcome.room)?;
             for player in &welcome.players {
                 check_name(&player.name)?;
             }
@@ -109,6 +113,13 @@ fn check_name(name: &str) -> Result<(), DecodeError> {
     // Four bytes per char is UTF-8's worst case; validity is the server's call.
     if name.len() > MAX_NAME_CHARS * 4 {
         return Err(DecodeError::TooLong { what: "player name" });
+    }
+    Ok(())
+}
+
+fn check_room_code(code: &str) -> Result<(), DecodeError> {
+    if code.len() > MAX_ROOM_CODE_CHARS {
+        return Err(DecodeError::TooLong { what: "room code" });
     }
     Ok(())
 }
@@ -167,7 +178,11 @@ mod tests {
                 tick_rate: 30,
                 tick: 1_000_000,
                 players: vec![PlayerInfo { id: 3, name: "ada".into() }],
+                room: "k3x9q2m7pd".into(),
+                private: true,
             }),
+            ServerMsg::Rejected(Rejection::new(RejectReason::RoomNotFound)),
+            ServerMsg::Rejected(Rejection::new(RejectReason::RoomsFull { max_rooms: 64 })),
             ServerMsg::Rejected(Rejection::new(RejectReason::ServerFull { max_players: 64 })),
             ServerMsg::Rejected(Rejection::new(RejectReason::VersionMismatch { server: 1, client: 2 })),
             ServerMsg::Rejected(Rejection::new(RejectReason::BadName)),
@@ -185,7 +200,17 @@ mod tests {
 
     fn sample_client_msgs() -> Vec<ClientMsg> {
         vec![
-            ClientMsg::Hello { version: PROTOCOL_VERSION, name: "bob".into() },
+            ClientMsg::Hello { version: PROTOCOL_VERSION, name: "bob".into(), room: RoomRequest::Quick },
+            ClientMsg::Hello {
+                version: PROTOCOL_VERSION,
+                name: "bob".into(),
+                room: RoomRequest::CreatePrivate,
+            },
+            ClientMsg::Hello {
+                version: PROTOCOL_VERSION,
+                name: "bob".into(),
+                room: RoomRequest::Join { code: "k3x9q2m7pd".into() },
+            },
             ClientMsg::Input { seq: u32::MAX, input: Input { x: -127, y: 127 } },
             ClientMsg::Ping { client_time_us: 123_456_789 },
         ]
@@ -257,6 +282,24 @@ mod tests {
     fn overlong_name_is_rejected_by_the_decoder() {
         let bytes = encode_server(&ServerMsg::Joined(PlayerInfo { id: 1, name: "n".repeat(200) }));
         assert_eq!(decode_server(&bytes), Err(DecodeError::TooLong { what: "player name" }));
+    }
+
+    #[test]
+    fn overlong_room_codes_are_rejected_by_both_decoders() {
+        let code = "c".repeat(MAX_ROOM_CODE_CHARS + 1);
+        let hello =
+            ClientMsg::Hello { version: 2, name: "a".into(), room: RoomRequest::Join { code: code.clone() } };
+        assert_eq!(decode_client(&encode_client(&hello)), Err(DecodeError::TooLong { what: "room code" }));
+        let welcome = ServerMsg::Welcome(Welcome {
+            version: 2,
+            you: 1,
+            tick_rate: 30,
+            tick: 0,
+            players: Vec::new(),
+            room: code,
+            private: false,
+        });
+        assert_eq!(decode_server(&encode_server(&welcome)), Err(DecodeError::TooLong { what: "room code" }));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::sim::{Body, Input};
 // ---------------------------------------------------------------------------
 
 /// Bumped on every incompatible change to these types or to `sim`.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Inputs per second a client sends; each input is one `sim::step` of
 /// [`crate::sim::INPUT_DT_MICROS`].
@@ -35,6 +35,9 @@ pub const MAX_CLIENT_MSG_BYTES: usize = 256;
 /// Largest message the server sends (a full frame of `MAX_PLAYERS`).
 pub const MAX_SERVER_MSG_BYTES: usize = 64 * 1024;
 
+/// Longest room code a decoder accepts (the server makes 10-character ones).
+pub const MAX_ROOM_CODE_CHARS: usize = 16;
+
 /// Identifies a player within a room for as long as it is connected.
 pub type PlayerId = u16;
 
@@ -45,12 +48,24 @@ pub type PlayerId = u16;
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum ClientMsg {
     /// Handshake: must be the first message, exactly once.
-    Hello { version: u16, name: String },
+    Hello { version: u16, name: String, room: RoomRequest },
     /// One input, applied as one simulation step. `seq` rises by at least one
     /// per input so the server can ack it in frames.
     Input { seq: u32, input: Input },
     /// Application-level ping; the server echoes `client_time_us` in `Pong`.
     Ping { client_time_us: u64 },
+}
+
+/// Which room a `Hello` asks for.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub enum RoomRequest {
+    /// The public room with the most players that has space, or a new one.
+    #[default]
+    Quick,
+    /// A new private room, reachable only through its code.
+    CreatePrivate,
+    /// The room with this code (an invite link's `/r/<code>`).
+    Join { code: String },
 }
 
 // ---------------------------------------------------------------------------
@@ -84,6 +99,10 @@ pub struct Welcome {
     pub tick: u32,
     /// Everyone already in the room (not including you).
     pub players: Vec<PlayerInfo>,
+    /// The room you are in: its code (for `/r/<code>` links) and whether
+    /// only that link leads to it.
+    pub room: String,
+    pub private: bool,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -121,10 +140,21 @@ pub struct Rejection {
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectReason {
-    VersionMismatch { server: u16, client: u16 },
-    ServerFull { max_players: u16 },
+    VersionMismatch {
+        server: u16,
+        client: u16,
+    },
+    ServerFull {
+        max_players: u16,
+    },
     BadName,
     ShuttingDown,
+    /// No room has that code (never made, or closed when it emptied).
+    RoomNotFound,
+    /// A new room was needed and the server hosts all it may.
+    RoomsFull {
+        max_rooms: u16,
+    },
 }
 
 impl RejectReason {
@@ -135,6 +165,8 @@ impl RejectReason {
             RejectReason::ServerFull { .. } => close::SERVER_FULL,
             RejectReason::BadName => close::BAD_NAME,
             RejectReason::ShuttingDown => close::GOING_AWAY,
+            RejectReason::RoomNotFound => close::ROOM_NOT_FOUND,
+            RejectReason::RoomsFull { .. } => close::SERVER_FULL,
         }
     }
 }
@@ -154,6 +186,10 @@ impl Rejection {
                 )
             }
             RejectReason::ShuttingDown => "the server is shutting down".to_owned(),
+            RejectReason::RoomNotFound => "this room does not exist any more; create a new one".to_owned(),
+            RejectReason::RoomsFull { max_rooms } => {
+                format!("the server is full: all {max_rooms} of its rooms are in use; try again later")
+            }
         };
         Rejection { reason, message }
     }
@@ -179,6 +215,8 @@ pub mod close {
     pub const TIMEOUT: u16 = 4005;
     /// More messages than the server's rate budget allows (control frames count).
     pub const RATE_LIMITED: u16 = 4006;
+    /// The invite link's room does not exist (any more).
+    pub const ROOM_NOT_FOUND: u16 = 4007;
 }
 
 /// Checks a requested player name and returns the form the room shows:
@@ -312,6 +350,8 @@ mod tests {
             RejectReason::ServerFull { max_players: 500 },
             RejectReason::BadName,
             RejectReason::ShuttingDown,
+            RejectReason::RoomNotFound,
+            RejectReason::RoomsFull { max_rooms: 1000 },
         ] {
             let rejection = Rejection::new(reason);
             assert!(rejection.message.len() <= MAX_REASON_BYTES, "should fit a close frame: {rejection:?}");

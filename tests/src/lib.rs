@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use arena_client::bots::{Behaviour, Live, Outcome, Report, SwarmConfig, run_swarm};
+use arena_client::bots::{Behaviour, Live, Outcome, Report, RoomPlan, SwarmConfig, run_swarm};
 use arena_client::ws::{ClientError, Incoming, WsClient};
 use arena_server::ServerConfig;
 use arena_shared::protocol::ServerMsg;
@@ -212,6 +212,7 @@ pub fn swarm(server: &TestServer, count: usize, secs: f64, behaviour: Behaviour)
         behaviour,
         name_prefix: "bot-".into(),
         tls: None,
+        rooms: RoomPlan::Quick,
     }
 }
 

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use arena_client::bots::{Behaviour, Live, SwarmConfig, run_swarm};
+use arena_client::bots::{Behaviour, Live, RoomPlan, SwarmConfig, run_swarm};
 use arena_server::ServerConfig;
 use arena_shared::protocol::{PlayerId, ServerMsg};
 use arena_shared::sim::FIXED_ONE;
@@ -57,6 +57,7 @@ fn bots(server: &TestServer, count: usize, behaviour: Behaviour, prefix: &str) -
         behaviour,
         name_prefix: prefix.into(),
         tls: None,
+        rooms: RoomPlan::Quick,
     }
 }
 
@@ -214,7 +215,8 @@ async fn browser_client_connects_plays_and_reconnects() -> anyhow::Result<()> {
 async fn a_full_server_shows_its_reason_on_the_page() -> anyhow::Result<()> {
     let Some(dist) = dist() else { return Ok(()) };
     let _one = ONE_BROWSER.lock().await;
-    let server = TestServer::start(config(dist, 1)).await?;
+    // One room of one: the occupant fills the server.
+    let server = TestServer::start(ServerConfig { max_rooms: 1, ..config(dist, 1) }).await?;
     let (_occupant, _) = server.player("occupant").await?;
     let mut browser = Browser::launch().await?;
     let page = browser.open(&format!("http://{}/?name=latecomer", server.addr)).await?;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use arena_client::attack::{AttackConfig, AttackKind, AttackReport, connect_tcp, connect_ws, run_attack};
 use arena_client::ws::{ClientError, Incoming, WsClient};
 use arena_server::ServerConfig;
-use arena_shared::protocol::{ClientMsg, PROTOCOL_VERSION, RejectReason, ServerMsg, close};
+use arena_shared::protocol::{ClientMsg, PROTOCOL_VERSION, RejectReason, RoomRequest, ServerMsg, close};
 use arena_shared::sim::Input;
 use arena_tests::{
     TestServer, bots_unaffected_by, eventually, expect_close, http_get, recv_until, test_config,
@@ -49,7 +49,8 @@ async fn assert_no_ghosts(server: &TestServer, honest: u64) -> anyhow::Result<()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abrupt_resets_and_clean_leaves_leave_no_ghost_seats() -> anyhow::Result<()> {
-    let server = TestServer::start(ServerConfig { max_players: 40, ..test_config() }).await?;
+    // One room of 40, so every player lands in it.
+    let server = TestServer::start(ServerConfig { max_players: 40, max_rooms: 1, ..test_config() }).await?;
     let (_honest, _) = server.player("honest").await?;
     let resets =
         run_attack(AttackConfig { concurrency: 30, ..attack(&server, AttackKind::Reset, 150, 10.0) }).await;
@@ -367,7 +368,13 @@ async fn hello_still_works_after_control_frames() -> anyhow::Result<()> {
     let server = TestServer::start(test_config()).await?;
     let mut client = server.client().await?;
     client.send_raw(Message::Ping(vec![1, 2, 3].into())).await?;
-    client.send(&ClientMsg::Hello { version: PROTOCOL_VERSION, name: "pinged".into() }).await?;
+    client
+        .send(&ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            name: "pinged".into(),
+            room: RoomRequest::Quick,
+        })
+        .await?;
     let welcome = recv_until(&mut client, |m| match m {
         ServerMsg::Welcome(w) => Some(w.you),
         _ => None,

@@ -8,10 +8,12 @@ use arena_client::ws::{ClientError, WsClient};
 use arena_server::ServerConfig;
 use arena_shared::codec::encode_client;
 use arena_shared::protocol::{
-    ClientMsg, MAX_CLIENT_MSG_BYTES, PROTOCOL_VERSION, RejectReason, ServerMsg, close,
+    ClientMsg, MAX_CLIENT_MSG_BYTES, PROTOCOL_VERSION, RejectReason, RoomRequest, ServerMsg, close,
 };
 use arena_shared::sim::Input;
-use arena_tests::{TestServer, bots_unaffected_by, expect_close, http_get, recv_until, swarm, test_config};
+use arena_tests::{
+    TestServer, bots_unaffected_by, eventually, expect_close, http_get, recv_until, swarm, test_config,
+};
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,7 +82,13 @@ async fn acked_seq_rises_and_inputs_move_the_player() -> anyhow::Result<()> {
 async fn version_mismatch_gets_a_typed_rejection_and_close_code() -> anyhow::Result<()> {
     let server = TestServer::start(test_config()).await?;
     let mut client = server.client().await?;
-    client.send(&ClientMsg::Hello { version: PROTOCOL_VERSION + 1, name: "future".into() }).await?;
+    client
+        .send(&ClientMsg::Hello {
+            version: PROTOCOL_VERSION + 1,
+            name: "future".into(),
+            room: RoomRequest::Quick,
+        })
+        .await?;
     let rejection = recv_until(&mut client, |m| match m {
         ServerMsg::Rejected(r) => Some(r.clone()),
         _ => None,
@@ -98,13 +106,14 @@ async fn version_mismatch_gets_a_typed_rejection_and_close_code() -> anyhow::Res
 
 #[tokio::test]
 async fn a_full_server_rejects_with_the_reason_and_close_code() -> anyhow::Result<()> {
-    let server = TestServer::start(ServerConfig { max_players: 2, ..test_config() }).await?;
+    // One room of two: quick-join has nowhere else to go.
+    let server = TestServer::start(ServerConfig { max_players: 2, max_rooms: 1, ..test_config() }).await?;
     let _a = server.player("a").await?;
     let _b = server.player("b").await?;
     let mut third = server.client().await?;
     match third.handshake("c").await {
         Err(ClientError::Rejected(r)) => {
-            assert_eq!(r.reason, RejectReason::ServerFull { max_players: 2 });
+            assert_eq!(r.reason, RejectReason::RoomsFull { max_rooms: 1 });
             assert!(r.message.contains("full"), "should say the server is full: {}", r.message);
         }
         other => panic!("third player should be rejected, got {other:?}"),
@@ -149,7 +158,13 @@ async fn garbage_bytes_are_refused_without_disturbing_others() -> anyhow::Result
         eager.send(&ClientMsg::Input { seq: 1, input: Input::default() }).await?;
         assert_eq!(expect_close(&mut eager).await?.map(|c| c.0), Some(close::PROTOCOL_ERROR));
         let (mut twice, _) = server.player("twice").await?;
-        twice.send(&ClientMsg::Hello { version: PROTOCOL_VERSION, name: "again".into() }).await?;
+        twice
+            .send(&ClientMsg::Hello {
+                version: PROTOCOL_VERSION,
+                name: "again".into(),
+                room: RoomRequest::Quick,
+            })
+            .await?;
         assert_eq!(expect_close(&mut twice).await?.map(|c| c.0), Some(close::PROTOCOL_ERROR));
         let (mut texter, _) = server.player("texter").await?;
         texter.send_raw(Message::Text("hello?".into())).await?;
@@ -329,7 +344,12 @@ async fn healthz_and_metrics_report_the_room() -> anyhow::Result<()> {
     let json: serde_json::Value = serde_json::from_slice(&health.body)?;
     assert_eq!(json["status"], "ok");
     assert_eq!(json["players"], 1, "healthz should count the player: {json}");
-    assert!(server.metric("arena_ticks_total").await? > 0, "ticks should be counted");
+    // The room opened for this player; its ticks start now.
+    eventually("ticks to be counted", Duration::from_secs(2), async || {
+        let ticks = server.metric("arena_ticks_total").await?;
+        Ok((ticks > 0, ticks))
+    })
+    .await?;
     assert_eq!(server.metric("arena_players").await?, 1);
     let missing = http_get(server.addr, "/nope", &[]).await?;
     assert_eq!(missing.status, 404, "without --web-dir there is nothing else to serve");

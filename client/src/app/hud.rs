@@ -59,11 +59,12 @@ fn update_hud(
         ConnState::Connected => (
             "connected",
             format!(
-                "{} · ping {} · {:.0} fps · {} online",
+                "{} · ping {} · {:.0} fps · {} online · room {}",
                 net.name,
                 ping.map_or("…".into(), |p| format!("{p:.0} ms")),
                 fps,
-                game.players_online
+                game.players_online,
+                game.room,
             ),
         ),
         ConnState::Rejected { message, retry_at } => (
@@ -110,6 +111,7 @@ fn update_hud(
         "fps": fps,
         "frame_ms": stats.frame_ms,
         "players_online": game.players_online,
+        "room": game.room,
         "interp_delay_ticks": game.clock.as_ref().map(|c| c.interp_delay_ticks()),
         "predicted": game.prediction.is_anchored().then(|| {
             let pos = game.prediction.body().pos;

@@ -6,7 +6,9 @@ use std::sync::Mutex;
 
 use arena_shared::codec::{decode_server, encode_client};
 use arena_shared::netcode::{Interpolator, Prediction, RttEstimate, ServerClock};
-use arena_shared::protocol::{ClientMsg, PROTOCOL_VERSION, PlayerId, RejectReason, ServerMsg, close};
+use arena_shared::protocol::{
+    ClientMsg, PROTOCOL_VERSION, PlayerId, RejectReason, RoomRequest, ServerMsg, close,
+};
 use bevy::prelude::*;
 // Bevy's derives look for `bevy_ecs` when `bevy` is a target-specific dependency.
 use bevy::ecs as bevy_ecs;
@@ -60,6 +62,10 @@ pub struct Net {
     pub state: ConnState,
     pub url: String,
     pub name: String,
+    /// The room an invite link (`/r/<code>`) leads to, if the page is one.
+    pub link_room: Option<String>,
+    /// The room we were last welcomed into; reconnects go back to it.
+    pub room: Option<String>,
     /// Connection attempts so far; events from older ones are ignored.
     attempt: u32,
     backoff_secs: f64,
@@ -84,6 +90,8 @@ impl Net {
             state: ConnState::Connecting,
             url,
             name,
+            link_room: link_room(),
+            room: None,
             attempt: 0,
             backoff_secs: BACKOFF_START_SECS,
             outgoing: None,
@@ -101,6 +109,14 @@ impl Net {
         }
     }
 
+    /// Back to the room we were in, else the link's room, else quick-join.
+    fn room_request(&self) -> RoomRequest {
+        match self.room.as_ref().or(self.link_room.as_ref()) {
+            Some(code) => RoomRequest::Join { code: code.clone() },
+            None => RoomRequest::Quick,
+        }
+    }
+
     fn connect(&mut self) {
         self.attempt += 1;
         self.rejection = None;
@@ -110,6 +126,7 @@ impl Net {
             self.attempt,
             self.url.clone(),
             self.name.clone(),
+            self.room_request(),
             self.events_tx.clone(),
             rx,
         ));
@@ -127,6 +144,8 @@ pub struct Game {
     pub rtt: RttEstimate,
     pub tick: u32,
     pub players_online: usize,
+    /// The room's code, for its invite link.
+    pub room: String,
 }
 
 /// `?server=` if given, else `/ws` on the host that served the page, with
@@ -142,6 +161,13 @@ fn server_url() -> String {
     let host = location.as_ref().and_then(|l| l.host().ok()).unwrap_or_else(|| "127.0.0.1:7777".into());
     let secure = location.as_ref().and_then(|l| l.protocol().ok()).is_some_and(|p| p == "https:");
     format!("{}://{host}/ws", if secure { "wss" } else { "ws" })
+}
+
+/// The code in an invite link's path, `/r/<code>`.
+fn link_room() -> Option<String> {
+    let path = web_sys::window()?.location().pathname().ok()?;
+    let code = path.strip_prefix("/r/")?.trim_end_matches('/');
+    (!code.is_empty()).then(|| code.to_owned())
 }
 
 /// `?name=` if given, else a generated one.
@@ -175,6 +201,7 @@ async fn run_socket(
     attempt: u32,
     url: String,
     name: String,
+    room: RoomRequest,
     events: UnboundedSender<NetEvent>,
     mut outgoing: UnboundedReceiver<ClientMsg>,
 ) {
@@ -197,7 +224,7 @@ async fn run_socket(
         return;
     }
     let send = |msg: &ClientMsg| sender.send_with_u8_array(&encode_client(msg)).is_ok();
-    if !send(&ClientMsg::Hello { version: PROTOCOL_VERSION, name }) {
+    if !send(&ClientMsg::Hello { version: PROTOCOL_VERSION, name, room }) {
         let _ = events.unbounded_send(closed(close::ABNORMAL, "the server did not answer".into()));
         return;
     }
@@ -250,6 +277,19 @@ fn receive_messages(mut net: ResMut<Net>, mut game: ResMut<Game>) {
                     (Some((RejectReason::VersionMismatch { .. } | RejectReason::BadName, message)), _) => {
                         ConnState::Rejected { message, retry_at: None }
                     }
+                    // The link's room is gone for good; a room we were in that
+                    // closed (the server restarted, say) means: find another.
+                    (Some((RejectReason::RoomNotFound, message)), _) => {
+                        if net.link_room.is_some() {
+                            ConnState::Rejected { message, retry_at: None }
+                        } else {
+                            net.room = None;
+                            ConnState::Disconnected {
+                                reason: "the room closed; finding another".into(),
+                                retry_at: now,
+                            }
+                        }
+                    }
                     // A retry after a rejection keeps the reason up until it succeeds.
                     (Some((_, message)), _) | (None, ConnState::Rejected { message, .. }) => {
                         ConnState::Rejected { message, retry_at: Some(retry_at) }
@@ -276,6 +316,8 @@ fn apply_message(net: &mut Net, game: &mut Game, msg: ServerMsg, at: f64) {
             game.names.extend(welcome.players.into_iter().map(|p| (p.id, p.name)));
             // Our own Joined may come a frame later; the label needs the name now.
             game.names.insert(welcome.you, net.name.trim().to_owned());
+            game.room = welcome.room.clone();
+            net.room = Some(welcome.room);
             net.state = ConnState::Connected;
             net.backoff_secs = BACKOFF_START_SECS;
             net.last_ping = 0.0;

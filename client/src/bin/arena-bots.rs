@@ -20,7 +20,7 @@ mod cli {
     use std::net::{IpAddr, Ipv4Addr};
 
     use arena_client::attack::{AttackConfig, AttackKind, run_attack};
-    use arena_client::bots::{Behaviour, Live, Report, SwarmConfig, run_swarm};
+    use arena_client::bots::{Behaviour, Live, Report, RoomPlan, SwarmConfig, run_swarm};
     use clap::Parser;
 
     #[derive(Parser, Debug)]
@@ -45,6 +45,12 @@ mod cli {
         /// without it, wss:// trusts the public certificate authorities.
         #[arg(long, value_parser = parse_ca_cert)]
         ca_cert: Option<CaCert>,
+        /// Every bot joins the room with this code (an invite link's /r/CODE).
+        #[arg(long, conflicts_with = "rooms", value_parser = parse_room_code)]
+        room: Option<String>,
+        /// Spread the bots over this many new private rooms (bot i in room i mod N).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        rooms: Option<u64>,
         /// Bot names are this prefix plus a number.
         #[arg(long, default_value = "bot-")]
         name_prefix: String,
@@ -92,6 +98,18 @@ mod cli {
         arena_client::tls::trusting(&pem).map(CaCert).map_err(|e| format!("'{value}': {e}"))
     }
 
+    fn parse_room_code(value: &str) -> Result<String, String> {
+        let code = value.rsplit('/').find(|part| !part.is_empty()).unwrap_or(value);
+        let valid = !code.is_empty()
+            && code.len() <= arena_shared::protocol::MAX_ROOM_CODE_CHARS
+            && code.bytes().all(|b| b.is_ascii_alphanumeric());
+        if valid {
+            Ok(code.to_owned())
+        } else {
+            Err(format!("'{value}' is not a room code or invite link; expected e.g. k3x9q2m7pd"))
+        }
+    }
+
     fn parse_duration(value: &str) -> Result<f64, String> {
         match value.parse::<f64>() {
             Ok(secs) if secs > 0.0 && secs <= 86_400.0 => Ok(secs),
@@ -113,6 +131,11 @@ mod cli {
             behaviour: args.behaviour,
             name_prefix: args.name_prefix.clone(),
             tls: args.ca_cert.as_ref().map(|ca| ca.0.clone()),
+            rooms: match (&args.room, args.rooms) {
+                (Some(code), _) => RoomPlan::Join(code.clone()),
+                (None, Some(n)) => RoomPlan::Spread(n as usize),
+                (None, None) => RoomPlan::Quick,
+            },
         };
         let Some(runtime) = runtime() else { return ExitCode::FAILURE };
         let records = runtime.block_on(async {

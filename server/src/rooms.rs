@@ -1,0 +1,269 @@
+//! Many rooms in one process: the directory that finds a room by its code,
+//! and [`Rooms`], which answers a `Hello`'s room request (quick-join, a new
+//! private room, or a code from an invite link) and opens rooms as needed.
+//!
+//! Each room is its own task owning its own world; nothing is shared between
+//! rooms but this directory, which holds handles, not game state.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+
+use arena_shared::protocol::{RejectReason, Rejection, RoomRequest};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::ServerConfig;
+use crate::metrics::{Metrics, RoomStats};
+use crate::room::{self, JoinError, Membership, RoomHandle, RoomSpec};
+
+/// Characters of a room code: lower-case letters and digits without the
+/// look-alikes (0/o, 1/l/i), so a code read aloud or retyped survives.
+const CODE_ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+/// 10 characters of 31: about 49.5 bits, too many to guess a live room.
+const CODE_LEN: usize = 10;
+
+/// One open room as the directory lists it.
+#[derive(Debug, Clone)]
+pub struct RoomEntry {
+    pub handle: RoomHandle,
+    pub private: bool,
+    pub stats: Arc<RoomStats>,
+}
+
+/// Where rooms are found by code. In memory here; a shared implementation
+/// (Redis, with a lease per room) would let several processes serve one link
+/// without changing the rooms.
+pub trait RoomDirectory: Send + Sync {
+    fn get(&self, code: &str) -> Option<RoomEntry>;
+    /// Adds a room; `false` if the code is taken.
+    fn insert(&self, code: String, entry: RoomEntry) -> bool;
+    fn remove(&self, code: &str);
+    /// Every open room, by code.
+    fn list(&self) -> Vec<(String, RoomEntry)>;
+}
+
+#[derive(Debug, Default)]
+pub struct InMemoryDirectory {
+    rooms: Mutex<HashMap<String, RoomEntry>>,
+}
+
+impl InMemoryDirectory {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, RoomEntry>> {
+        // Plain map operations: nothing panics while the lock is held.
+        self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl RoomDirectory for InMemoryDirectory {
+    fn get(&self, code: &str) -> Option<RoomEntry> {
+        self.lock().get(code).cloned()
+    }
+
+    fn insert(&self, code: String, entry: RoomEntry) -> bool {
+        let mut rooms = self.lock();
+        if rooms.contains_key(&code) {
+            return false;
+        }
+        rooms.insert(code, entry);
+        true
+    }
+
+    fn remove(&self, code: &str) {
+        self.lock().remove(code);
+    }
+
+    fn list(&self) -> Vec<(String, RoomEntry)> {
+        let mut rooms: Vec<_> =
+            self.lock().iter().map(|(code, entry)| (code.clone(), entry.clone())).collect();
+        rooms.sort_by(|a, b| a.0.cmp(&b.0));
+        rooms
+    }
+}
+
+/// Opens rooms and seats players in them.
+pub struct Rooms {
+    directory: Arc<dyn RoomDirectory>,
+    config: Arc<ServerConfig>,
+    metrics: Arc<Metrics>,
+    cancel: CancellationToken,
+    /// Every room task, so shutdown can wait for them.
+    tasks: TaskTracker,
+    /// Serialises opening rooms, so two joiners cannot both pass the cap.
+    opening: tokio::sync::Mutex<()>,
+}
+
+/// A public room's line in `GET /api/rooms`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PublicRoom {
+    pub code: String,
+    pub players: u64,
+    pub room_size: u16,
+}
+
+impl Rooms {
+    pub fn new(config: Arc<ServerConfig>, metrics: Arc<Metrics>, cancel: CancellationToken) -> Self {
+        Rooms {
+            directory: Arc::new(InMemoryDirectory::default()),
+            config,
+            metrics,
+            cancel,
+            tasks: TaskTracker::new(),
+            opening: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Seats `name` where `request` asks.
+    pub async fn join(&self, request: &RoomRequest, name: String) -> Result<Membership, Rejection> {
+        if self.cancel.is_cancelled() {
+            return Err(Rejection::new(RejectReason::ShuttingDown));
+        }
+        match request {
+            RoomRequest::Join { code } => {
+                let entry =
+                    self.directory.get(code).ok_or_else(|| Rejection::new(RejectReason::RoomNotFound))?;
+                entry.handle.join(name).await.map_err(|e| match e {
+                    JoinError::Rejected(rejection) => rejection,
+                    JoinError::Closed => Rejection::new(RejectReason::RoomNotFound),
+                })
+            }
+            RoomRequest::CreatePrivate => {
+                let entry = self.open(true).await?;
+                entry.handle.join(name).await.map_err(|e| self.closed_or(e))
+            }
+            RoomRequest::Quick => {
+                // A room may fill or close between the look and the join: look again.
+                for _ in 0..4 {
+                    let entry = match self.fullest_public_with_space() {
+                        Some(entry) => entry,
+                        None => self.open_public().await?,
+                    };
+                    match entry.handle.join(name.clone()).await {
+                        Ok(membership) => return Ok(membership),
+                        Err(JoinError::Closed) => {}
+                        Err(JoinError::Rejected(r))
+                            if matches!(r.reason, RejectReason::ServerFull { .. }) => {}
+                        Err(JoinError::Rejected(r)) => return Err(r),
+                    }
+                }
+                Err(Rejection::new(RejectReason::ServerFull { max_players: self.config.max_players }))
+            }
+        }
+    }
+
+    fn closed_or(&self, error: JoinError) -> Rejection {
+        match error {
+            JoinError::Rejected(rejection) => rejection,
+            JoinError::Closed => Rejection::new(RejectReason::ShuttingDown),
+        }
+    }
+
+    /// The public room with the most players that still has a seat.
+    fn fullest_public_with_space(&self) -> Option<RoomEntry> {
+        let size = u64::from(self.config.max_players);
+        self.directory
+            .list()
+            .into_iter()
+            .map(|(_, entry)| entry)
+            .filter(|entry| !entry.private && entry.stats.players.load(Relaxed) < size)
+            .max_by_key(|entry| entry.stats.players.load(Relaxed))
+    }
+
+    /// A public room with space, opening one if there is none. Two
+    /// quick-joiners arriving together share the room the first opens.
+    async fn open_public(&self) -> Result<RoomEntry, Rejection> {
+        let _one_at_a_time = self.opening.lock().await;
+        match self.fullest_public_with_space() {
+            Some(entry) => Ok(entry),
+            None => self.open_locked(false),
+        }
+    }
+
+    /// Opens a room under a fresh code, or refuses past `--max-rooms`.
+    async fn open(&self, private: bool) -> Result<RoomEntry, Rejection> {
+        let _one_at_a_time = self.opening.lock().await;
+        self.open_locked(private)
+    }
+
+    /// [`Rooms::open`] with the opening lock held.
+    fn open_locked(&self, private: bool) -> Result<RoomEntry, Rejection> {
+        if self.directory.list().len() >= usize::from(self.config.max_rooms) {
+            return Err(Rejection::new(RejectReason::RoomsFull { max_rooms: self.config.max_rooms }));
+        }
+        loop {
+            let code = new_code().map_err(|e| {
+                tracing::error!("no randomness for a room code: {e}");
+                Rejection::new(RejectReason::ShuttingDown)
+            })?;
+            let stats = Arc::new(RoomStats::default());
+            let spec = RoomSpec { code: code.clone(), private, stats: stats.clone() };
+            let handle = room::spawn(
+                spec,
+                self.config.clone(),
+                self.metrics.clone(),
+                self.directory.clone(),
+                self.cancel.clone(),
+                &self.tasks,
+            );
+            let entry = RoomEntry { handle, private, stats };
+            if self.directory.insert(code, entry.clone()) {
+                return Ok(entry);
+            }
+            // A code collision (about 1 in 10^15): that room task finds
+            // itself empty and stops; try another code.
+        }
+    }
+
+    /// Open rooms and their figures, by code.
+    pub fn stats(&self) -> Vec<(String, Arc<RoomStats>)> {
+        self.directory.list().into_iter().map(|(code, entry)| (code, entry.stats)).collect()
+    }
+
+    /// Public rooms, fullest first, for `GET /api/rooms`.
+    pub fn public(&self) -> Vec<PublicRoom> {
+        let mut rooms: Vec<PublicRoom> = self
+            .directory
+            .list()
+            .into_iter()
+            .filter(|(_, entry)| !entry.private)
+            .map(|(code, entry)| PublicRoom {
+                code,
+                players: entry.stats.players.load(Relaxed),
+                room_size: self.config.max_players,
+            })
+            .collect();
+        rooms.sort_by(|a, b| b.players.cmp(&a.players).then_with(|| a.code.cmp(&b.code)));
+        rooms
+    }
+
+    /// Waits for every room task to stop (after `cancel`).
+    pub async fn stopped(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+/// A fresh room code from the OS's randomness.
+fn new_code() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; CODE_LEN];
+    getrandom::fill(&mut bytes)?;
+    // 256 % 31 != 0 leaves a slight bias toward the first letters; fine for codes.
+    Ok(bytes.iter().map(|b| char::from(CODE_ALPHABET[usize::from(*b) % CODE_ALPHABET.len()])).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_url_safe_distinct_and_free_of_look_alikes() {
+        let codes: std::collections::HashSet<String> =
+            (0..1000).map(|_| new_code().expect("randomness")).collect();
+        assert_eq!(codes.len(), 1000, "codes should not repeat");
+        for code in &codes {
+            assert_eq!(code.len(), CODE_LEN);
+            assert!(code.bytes().all(|b| CODE_ALPHABET.contains(&b)), "{code}");
+            assert!(!code.contains(['0', 'o', '1', 'l', 'i']), "no look-alikes: {code}");
+        }
+    }
+}

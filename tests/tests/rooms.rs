@@ -1,0 +1,183 @@
+//! Many rooms in one process, over real sockets: private rooms by code,
+//! quick-join, rooms closing when empty, caps, and the bots' room plans.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use arena_client::bots::{Behaviour, Live, Report, RoomPlan, run_swarm};
+use arena_client::ws::{ClientError, WsClient};
+use arena_server::ServerConfig;
+use arena_shared::protocol::{PlayerId, RejectReason, RoomRequest, ServerMsg, Welcome, close};
+use arena_tests::{TestServer, eventually, expect_close, http_get, recv_until, swarm, test_config};
+
+async fn join(
+    server: &TestServer,
+    name: &str,
+    room: RoomRequest,
+) -> Result<(WsClient, Welcome), ClientError> {
+    let mut client = server.client().await.map_err(|e| ClientError::Connect(e.to_string()))?;
+    let welcome = client.handshake_in(name, room).await?;
+    Ok((client, welcome))
+}
+
+/// The ids in the next frames, over about half a second.
+async fn seen_ids(client: &mut WsClient) -> anyhow::Result<BTreeSet<PlayerId>> {
+    let mut seen = BTreeSet::new();
+    for _ in 0..15 {
+        let ids = recv_until(client, |m| match m {
+            ServerMsg::Frame(f) => Some(f.players.iter().map(|p| p.id).collect::<Vec<_>>()),
+            _ => None,
+        })
+        .await?;
+        seen.extend(ids);
+    }
+    Ok(seen)
+}
+
+#[tokio::test]
+async fn private_rooms_do_not_see_each_others_players() -> anyhow::Result<()> {
+    let server = TestServer::start(test_config()).await?;
+    let (mut ada, in_a) = join(&server, "ada", RoomRequest::CreatePrivate).await?;
+    let (mut bob, in_b) = join(&server, "bob", RoomRequest::CreatePrivate).await?;
+    assert!(in_a.private && in_b.private, "created rooms are private");
+    assert_ne!(in_a.room, in_b.room, "each creation opens its own room");
+    assert_eq!(in_a.room.len(), 10, "codes are short: {}", in_a.room);
+    let (_cy, cy_in_a) = join(&server, "cy", RoomRequest::Join { code: in_a.room.clone() }).await?;
+    assert_eq!(cy_in_a.room, in_a.room);
+    assert_eq!(cy_in_a.players.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["ada"]);
+
+    let a_sees = seen_ids(&mut ada).await?;
+    let b_sees = seen_ids(&mut bob).await?;
+    assert!(a_sees.contains(&cy_in_a.you), "ada should see cy, who joined her room by code");
+    assert_eq!(b_sees, BTreeSet::from([in_b.you]), "bob's room holds bob alone");
+    assert_eq!(a_sees.len(), 2, "ada's room holds ada and cy: {a_sees:?}");
+
+    let listed = http_get(server.addr, "/api/rooms", &[]).await?;
+    assert_eq!(String::from_utf8_lossy(&listed.body), "[]", "private rooms are not listed");
+    server.stop().await
+}
+
+#[tokio::test]
+async fn quick_join_fills_the_fullest_public_room_then_opens_another() -> anyhow::Result<()> {
+    let server = TestServer::start(ServerConfig { max_players: 2, ..test_config() }).await?;
+    let (_p1, w1) = join(&server, "p1", RoomRequest::Quick).await?;
+    let (_p2, w2) = join(&server, "p2", RoomRequest::Quick).await?;
+    let (_p3, w3) = join(&server, "p3", RoomRequest::Quick).await?;
+    assert!(!w1.private, "quick-join rooms are public");
+    assert_eq!(w1.room, w2.room, "the second player fills the first room");
+    assert_ne!(w3.room, w1.room, "the third opens a new room");
+
+    let listed = http_get(server.addr, "/api/rooms", &[]).await?;
+    let rooms: serde_json::Value = serde_json::from_slice(&listed.body)?;
+    assert_eq!(rooms[0]["code"], w1.room.as_str(), "fullest first: {rooms}");
+    assert_eq!(rooms[0]["players"], 2);
+    assert_eq!(rooms[1]["players"], 1);
+    assert_eq!(rooms[0]["room_size"], 2);
+
+    let health = http_get(server.addr, "/healthz", &[]).await?;
+    let health: serde_json::Value = serde_json::from_slice(&health.body)?;
+    assert_eq!(health["players"], 3, "players in every room: {health}");
+    assert_eq!(health["rooms"].as_array().map(Vec::len), Some(2), "{health}");
+    let room_line = format!("arena_room_players{{room=\"{}\"}}", w1.room);
+    assert_eq!(server.metric(&room_line).await?, 2, "per-room players in /metrics");
+    assert!(server.metric("arena_tick_micros_count").await? > 0, "the tick histogram counts ticks");
+    server.stop().await
+}
+
+#[tokio::test]
+async fn an_empty_room_closes_and_its_code_is_then_refused() -> anyhow::Result<()> {
+    let server = TestServer::start(ServerConfig { room_idle_secs: 0.5, ..test_config() }).await?;
+    let (mut host, welcome) = join(&server, "host", RoomRequest::CreatePrivate).await?;
+    host.close().await;
+    eventually("the empty room to close", Duration::from_secs(3), async || {
+        let rooms = server.metric("arena_rooms").await?;
+        Ok((rooms == 0, rooms))
+    })
+    .await?;
+    for code in [welcome.room.as_str(), "nosuchroom"] {
+        let mut late = server.client().await?;
+        match late.handshake_in("late", RoomRequest::Join { code: code.into() }).await {
+            Err(ClientError::Rejected(r)) => {
+                assert_eq!(r.reason, RejectReason::RoomNotFound);
+                assert!(r.message.contains("does not exist"), "should say so: {}", r.message);
+            }
+            other => panic!("joining {code} should be refused, got {other:?}"),
+        }
+        assert_eq!(expect_close(&mut late).await?.map(|c| c.0), Some(close::ROOM_NOT_FOUND));
+    }
+    server.stop().await
+}
+
+#[tokio::test]
+async fn past_max_rooms_a_new_room_is_refused_with_the_reason() -> anyhow::Result<()> {
+    let server = TestServer::start(ServerConfig { max_rooms: 2, ..test_config() }).await?;
+    let _a = join(&server, "a", RoomRequest::CreatePrivate).await?;
+    let _b = join(&server, "b", RoomRequest::CreatePrivate).await?;
+    match join(&server, "c", RoomRequest::CreatePrivate).await {
+        Err(ClientError::Rejected(r)) => {
+            assert_eq!(r.reason, RejectReason::RoomsFull { max_rooms: 2 });
+            assert!(r.message.contains("server is full"), "{}", r.message);
+        }
+        other => panic!("a third room should be refused, got {:?}", other.map(|(_, w)| w)),
+    }
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bots_spread_over_rooms_or_join_one_by_code() -> anyhow::Result<()> {
+    let server = TestServer::start(test_config()).await?;
+    let mut spread = swarm(&server, 9, 2.0, Behaviour::Wander);
+    spread.rooms = RoomPlan::Spread(3);
+    let records = run_swarm(spread.clone(), Live::default().into()).await;
+    let report = Report::from_records(&records, &spread);
+    assert_eq!((report.connected, report.rooms), (9, 3), "9 bots in 3 rooms: {report:?}");
+    assert!(records.iter().all(|r| r.max_players_seen == 3), "3 bots a room");
+
+    let (_host, welcome) = join(&server, "host", RoomRequest::CreatePrivate).await?;
+    let mut guests = swarm(&server, 4, 2.0, Behaviour::Wander);
+    guests.rooms = RoomPlan::Join(welcome.room.clone());
+    let records = run_swarm(guests.clone(), Live::default().into()).await;
+    assert!(
+        records.iter().all(|r| r.room.as_deref() == Some(welcome.room.as_str())),
+        "all in the host's room"
+    );
+    assert!(records.iter().all(|r| r.max_players_seen == 5), "the host and 4 bots");
+    server.stop().await
+}
+
+#[tokio::test]
+async fn an_invite_link_serves_the_page() -> anyhow::Result<()> {
+    let web = tempfile::tempdir()?;
+    std::fs::write(web.path().join("index.html"), "<!doctype html><title>arena</title>")?;
+    let config = ServerConfig { web_dir: Some(web.path().to_path_buf()), ..test_config() };
+    let server = TestServer::start(config).await?;
+    let page = http_get(server.addr, "/r/k3x9q2m7pd", &[]).await?;
+    assert_eq!(page.status, 200, "/r/<code> is the page");
+    assert!(String::from_utf8_lossy(&page.body).contains("<title>arena</title>"));
+    assert_eq!(page.header("cache-control"), Some("no-cache"));
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quick_joiners_arriving_together_share_one_new_room() -> anyhow::Result<()> {
+    // Regression: the second of two simultaneous quick-joiners used to find
+    // no room, try to open one past --max-rooms 1, and be refused.
+    let server = TestServer::start(ServerConfig { max_players: 8, max_rooms: 1, ..test_config() }).await?;
+    let joins = (0..8).map(|i| {
+        let url = server.ws_url();
+        tokio::spawn(async move {
+            let mut client = WsClient::connect(&url).await?;
+            let welcome = client.handshake(&format!("racer-{i}")).await?;
+            Ok::<_, ClientError>((client, welcome.room))
+        })
+    });
+    let mut rooms = BTreeSet::new();
+    let mut clients = Vec::new();
+    for join in joins {
+        let (client, room) = join.await??;
+        rooms.insert(room);
+        clients.push(client);
+    }
+    assert_eq!(rooms.len(), 1, "all eight should share the one room: {rooms:?}");
+    server.stop().await
+}
