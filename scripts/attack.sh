@@ -83,7 +83,8 @@ honest_bots() {
 }
 
 echo "== 1. ghost seats: 5,000 abrupt resets and 5,000 clean join/leave cycles"
-start_server
+# Dropped players' seats are held for --resume-secs; measure the guard itself.
+start_server --resume-secs 0
 honest_bots 600
 attack reset --count 5000 --concurrency 50 --sources 20 --duration 20
 attack churn --count 5000 --concurrency 50 --sources 20 --duration 20

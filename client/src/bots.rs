@@ -360,7 +360,9 @@ async fn run_bot(
                     let now = clock.elapsed().as_micros() as u64;
                     record.rtt_ms.push(now.saturating_sub(client_time_us) as f64 / 1000.0);
                 }
-                Ok(Incoming::Msg(ServerMsg::Joined(_) | ServerMsg::Left { .. })) => {}
+                Ok(Incoming::Msg(
+                    ServerMsg::Joined(_) | ServerMsg::Left { .. } | ServerMsg::Away { .. } | ServerMsg::Back { .. },
+                )) => {}
                 Ok(Incoming::Msg(other @ (ServerMsg::Welcome(_) | ServerMsg::Rejected(_)))) => {
                     break Outcome::ProtocolError { error: format!("unexpected after handshake: {other:?}") };
                 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use arena_shared::codec::{DecodeError, decode_server, encode_client};
 use arena_shared::protocol::{
-    ClientMsg, PROTOCOL_VERSION, Rejection, RoomRequest, ServerMsg, Welcome, close,
+    ClientMsg, PROTOCOL_VERSION, Rejection, ResumeToken, RoomRequest, ServerMsg, Welcome, close,
 };
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -178,7 +178,19 @@ impl WsClient {
 
     /// Sends `Hello` asking for `room` and waits for `Welcome`.
     pub async fn handshake_in(&mut self, name: &str, room: RoomRequest) -> Result<Welcome, ClientError> {
-        self.send(&ClientMsg::Hello { version: PROTOCOL_VERSION, name: name.to_owned(), room }).await?;
+        self.handshake_resuming(name, room, None).await
+    }
+
+    /// Sends `Hello` with a resume token from an earlier `Welcome` (its room
+    /// asked for by code): within the server's window that player comes back.
+    pub async fn handshake_resuming(
+        &mut self,
+        name: &str,
+        room: RoomRequest,
+        resume: Option<ResumeToken>,
+    ) -> Result<Welcome, ClientError> {
+        let hello = ClientMsg::Hello { version: PROTOCOL_VERSION, name: name.to_owned(), room, resume };
+        self.send(&hello).await?;
         match self.recv().await? {
             Incoming::Msg(ServerMsg::Welcome(welcome)) => Ok(welcome),
             Incoming::Msg(ServerMsg::Rejected(rejection)) => Err(ClientError::Rejected(rejection)),

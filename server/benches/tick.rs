@@ -12,7 +12,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 fn tick_100_players(c: &mut Criterion) {
     let mut world = World::new(30, 256, u32::MAX, Arc::new(Metrics::default()));
     let seats: Vec<Seat> =
-        (0..100).map(|i| world.join(format!("bot-{i}")).expect("room has space")).collect();
+        (0..100).map(|i| world.join(format!("bot-{i}"), [i as u8; 16]).expect("room has space")).collect();
     let mut seq = 0u32;
     c.bench_function("tick100/inputs_step_overlaps_frames", |b| {
         b.iter(|| {

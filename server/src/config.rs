@@ -30,6 +30,11 @@ pub struct ServerConfig {
           value_parser = clap::value_parser!(u16).range(1..=10_000))]
     pub max_rooms: u16,
 
+    /// A player whose socket drops without a goodbye keeps its seat this
+    /// long; a Hello with its resume token gets it back (0: no holding).
+    #[arg(long, env = "ARENA_RESUME_SECS", default_value_t = 20.0, value_parser = parse_resume)]
+    pub resume_secs: f64,
+
     /// A room that stays empty this long closes, and its link stops working.
     #[arg(long, env = "ARENA_ROOM_IDLE_SECS", default_value_t = 60.0, value_parser = parse_room_idle)]
     pub room_idle_secs: f64,
@@ -124,6 +129,7 @@ impl Default for ServerConfig {
             max_players: 256,
             max_rooms: 64,
             room_idle_secs: 60.0,
+            resume_secs: 20.0,
             allow_origins: Vec::new(),
             web_dir: None,
             idle_timeout_secs: 15,
@@ -150,6 +156,11 @@ impl ServerConfig {
 
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs)
+    }
+
+    /// The resume window in ticks.
+    pub fn resume_ticks(&self) -> u32 {
+        (self.resume_secs * f64::from(self.tick_rate)).ceil() as u32
     }
 
     pub fn room_idle(&self) -> Duration {
@@ -199,6 +210,13 @@ fn parse_public_host(value: &str) -> Result<String, String> {
         Ok(value)
     } else {
         Err(format!("'{value}' is not a host name; expected a bare name or address like game.example.com"))
+    }
+}
+
+fn parse_resume(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(secs) if (0.0..=3600.0).contains(&secs) => Ok(secs),
+        _ => Err(format!("'{value}' is not a time; expected seconds between 0 and 3600")),
     }
 }
 

@@ -105,8 +105,8 @@ async fn handshake(
     };
     Metrics::inc_by(&metrics.bytes_in_total, bytes.len());
 
-    let (version, name, room) = match decode_client(&bytes) {
-        Ok(ClientMsg::Hello { version, name, room }) => (version, name, room),
+    let (version, name, room, resume) = match decode_client(&bytes) {
+        Ok(ClientMsg::Hello { version, name, room, resume }) => (version, name, room, resume),
         Ok(other) => {
             metrics.kick(Kick::BadHandshake);
             let reason = format!("expected Hello first, got {}", message_kind(&other));
@@ -120,7 +120,7 @@ async fn handshake(
     let result = if version != PROTOCOL_VERSION {
         Err(Rejection::new(RejectReason::VersionMismatch { server: PROTOCOL_VERSION, client: version }))
     } else if let Some(name) = validate_name(&name) {
-        state.rooms.join(&room, name).await
+        state.rooms.join(&room, name, resume).await
     } else {
         Err(Rejection::new(RejectReason::BadName))
     };
@@ -136,7 +136,7 @@ async fn play(
     mut sink: Sink,
     mut stream: Stream,
     mut budget: RateBudget,
-    membership: Membership,
+    mut membership: Membership,
     state: &AppState,
 ) {
     let Membership { id, outbox, inputs, .. } = &membership;
@@ -144,6 +144,8 @@ async fn play(
     let pongs = AtomicU64::new(0);
     let liveness =
         Liveness { ping_every: state.config.ping_interval(), pong_timeout: state.config.idle_timeout() };
+    // Whether the socket dropped without a goodbye: then the seat is held.
+    let mut abrupt = false;
     let peer_closed = {
         let mut writer = std::pin::pin!(write_loop(&mut sink, outbox, liveness, &pongs, &state.metrics));
         let ended = tokio::select! {
@@ -153,11 +155,16 @@ async fn play(
             close_sent = &mut writer => {
                 if close_sent {
                     linger(&mut stream).await;
+                } else {
+                    abrupt = true;
                 }
                 None
             }
             () = state.cancel.cancelled() => Some(going_away()),
         };
+        if matches!(ended, Some(Ending::Gone)) {
+            abrupt = true;
+        }
         let reason = match ended {
             None | Some(Ending::Gone) => None,
             Some(Ending::PeerClosed) => Some(None),
@@ -179,6 +186,9 @@ async fn play(
     };
     if peer_closed {
         echo_close(&mut sink).await;
+    }
+    if !abrupt {
+        membership.leave_for_good();
     }
     // `membership` drops here, after the writer that borrowed it: the seat is
     // freed, as it is on a panic or a cancellation.

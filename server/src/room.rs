@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use arena_shared::protocol::{PlayerId, Rejection, close};
+use arena_shared::protocol::{PlayerId, Rejection, ResumeToken, close};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
@@ -27,7 +27,18 @@ use crate::world::{QueuedInput, Seat, World};
 const COMMAND_QUEUE: usize = 256;
 
 enum Command {
-    Join { name: String, reply: oneshot::Sender<Result<Membership, JoinError>> },
+    Join { name: String, resume: Option<ResumeToken>, reply: oneshot::Sender<Result<Membership, JoinError>> },
+}
+
+/// A seat's connection ended.
+#[derive(Debug, Clone, Copy)]
+struct Departure {
+    id: PlayerId,
+    /// The connection's epoch: a replaced connection's end is ignored.
+    epoch: u32,
+    /// Without a goodbye (the socket dropped, or the task died): the seat is
+    /// held for a resume. A goodbye or a kick frees it at once.
+    abrupt: bool,
 }
 
 /// Why a room did not seat someone.
@@ -44,8 +55,8 @@ pub enum JoinError {
 pub struct RoomHandle {
     commands: mpsc::Sender<Command>,
     /// Unbounded so a guard can send from `Drop`; each seat sends at most one
-    /// leave, so it holds at most the room's seats.
-    leaves: mpsc::UnboundedSender<PlayerId>,
+    /// departure, so it holds at most the room's seats.
+    leaves: mpsc::UnboundedSender<Departure>,
 }
 
 /// A seat in the room, held by its connection for as long as it plays.
@@ -55,20 +66,31 @@ pub struct Membership {
     pub outbox: Arc<Outbox>,
     pub inputs: mpsc::Sender<QueuedInput>,
     /// Frees the seat when the membership is dropped, however that happens.
-    _guard: SeatGuard,
+    guard: SeatGuard,
+}
+
+impl Membership {
+    /// The connection ended with a goodbye or a kick: free the seat at once
+    /// instead of holding it for a resume.
+    pub fn leave_for_good(&mut self) {
+        self.guard.abrupt = false;
+    }
 }
 
 /// Tells the room a seat is free when dropped.
 #[derive(Debug)]
 struct SeatGuard {
     id: PlayerId,
-    leaves: mpsc::UnboundedSender<PlayerId>,
+    epoch: u32,
+    /// Until told otherwise, a drop is a dropped socket (or a panic).
+    abrupt: bool,
+    leaves: mpsc::UnboundedSender<Departure>,
 }
 
 impl Drop for SeatGuard {
     fn drop(&mut self) {
         // A stopped room has already dropped everyone.
-        let _ = self.leaves.send(self.id);
+        let _ = self.leaves.send(Departure { id: self.id, epoch: self.epoch, abrupt: self.abrupt });
     }
 }
 
@@ -81,11 +103,11 @@ impl std::fmt::Debug for Command {
 }
 
 impl RoomHandle {
-    /// Asks for a seat. The seat is freed when the returned membership is
-    /// dropped.
-    pub async fn join(&self, name: String) -> Result<Membership, JoinError> {
+    /// Asks for a seat: the one `resume` holds if it is still held, else a
+    /// new one. The seat is freed when the returned membership is dropped.
+    pub async fn join(&self, name: String, resume: Option<ResumeToken>) -> Result<Membership, JoinError> {
         let (reply, answer) = oneshot::channel();
-        self.commands.send(Command::Join { name, reply }).await.map_err(|_| JoinError::Closed)?;
+        self.commands.send(Command::Join { name, resume, reply }).await.map_err(|_| JoinError::Closed)?;
         answer.await.map_err(|_| JoinError::Closed)?
     }
 }
@@ -111,7 +133,8 @@ pub fn spawn(
     let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
     let (leaves, leaves_rx) = mpsc::unbounded_channel();
     let world = World::new(config.tick_rate, config.max_players, config.slow_client_ticks(), metrics.clone())
-        .in_room(spec.code.clone(), spec.private, spec.stats);
+        .in_room(spec.code.clone(), spec.private, spec.stats)
+        .holding_seats_for(config.resume_ticks());
     let handle = RoomHandle { commands, leaves };
     let channels = Channels { commands: commands_rx, leaves: leaves_rx, leave_sender: handle.leaves.clone() };
     tracker.spawn(run(world, channels, spec.code, config, metrics, directory, cancel));
@@ -121,9 +144,9 @@ pub fn spawn(
 /// The room task's ends of its channels.
 struct Channels {
     commands: mpsc::Receiver<Command>,
-    leaves: mpsc::UnboundedReceiver<PlayerId>,
+    leaves: mpsc::UnboundedReceiver<Departure>,
     /// Cloned into each seat's guard.
-    leave_sender: mpsc::UnboundedSender<PlayerId>,
+    leave_sender: mpsc::UnboundedSender<Departure>,
 }
 
 async fn run(
@@ -164,17 +187,29 @@ async fn run(
                 }
             }
             // Leaves before joins: a freed seat is there for the next joiner.
-            Some(id) = leaves.recv() => {
-                if world.leave(id) {
-                    tracing::info!(player = id, players = world.player_count(), "left");
+            Some(Departure { id, epoch, abrupt }) = leaves.recv() => {
+                if world.depart(id, epoch, abrupt) {
+                    let how = if abrupt { "dropped; holding the seat" } else { "left" };
+                    tracing::info!(room = %code, player = id, players = world.player_count(), "{how}");
                 }
             }
-            Some(Command::Join { name, reply }) = commands.recv() => {
-                let result = world.join(name).map(|seat| {
-                    let Seat { id, name, outbox, inputs } = seat;
-                    tracing::info!(room = %code, player = id, %name, players = world.player_count(), "joined");
-                    let _guard = SeatGuard { id, leaves: leave_sender.clone() };
-                    Membership { id, outbox, inputs, _guard }
+            Some(Command::Join { name, resume, reply }) = commands.recv() => {
+                let resumed = resume.and_then(|token| world.resume(&token));
+                let result = match resumed {
+                    Some(seat) => Ok(seat),
+                    None => match new_token() {
+                        Ok(token) => world.join(name, token),
+                        Err(e) => {
+                            tracing::error!("no randomness for a resume token: {e}");
+                            Err(Rejection::new(arena_shared::protocol::RejectReason::ShuttingDown))
+                        }
+                    },
+                };
+                let result = result.map(|seat| {
+                    let Seat { id, name, epoch, outbox, inputs } = seat;
+                    tracing::info!(room = %code, player = id, %name, epoch, players = world.player_count(), "joined");
+                    let guard = SeatGuard { id, epoch, abrupt: true, leaves: leave_sender.clone() };
+                    Membership { id, outbox, inputs, guard }
                 });
                 if let Err(rejection) = &result {
                     tracing::info!(room = %code, reason = %rejection.message, "join refused");
@@ -195,4 +230,11 @@ async fn run(
         world.close_all(&CloseReason::new(close::GOING_AWAY, "server shutting down"));
     }
     tracing::info!(room = %code, "room closed");
+}
+
+/// 128 bits from the OS's randomness.
+fn new_token() -> Result<ResumeToken, getrandom::Error> {
+    let mut token = [0u8; 16];
+    getrandom::fill(&mut token)?;
+    Ok(token)
 }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
-use arena_shared::protocol::{RejectReason, Rejection, RoomRequest};
+use arena_shared::protocol::{RejectReason, Rejection, ResumeToken, RoomRequest};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -113,8 +113,14 @@ impl Rooms {
         }
     }
 
-    /// Seats `name` where `request` asks.
-    pub async fn join(&self, request: &RoomRequest, name: String) -> Result<Membership, Rejection> {
+    /// Seats `name` where `request` asks; in a room asked for by code,
+    /// `resume` gets back a held seat.
+    pub async fn join(
+        &self,
+        request: &RoomRequest,
+        name: String,
+        resume: Option<ResumeToken>,
+    ) -> Result<Membership, Rejection> {
         if self.cancel.is_cancelled() {
             return Err(Rejection::new(RejectReason::ShuttingDown));
         }
@@ -122,14 +128,14 @@ impl Rooms {
             RoomRequest::Join { code } => {
                 let entry =
                     self.directory.get(code).ok_or_else(|| Rejection::new(RejectReason::RoomNotFound))?;
-                entry.handle.join(name).await.map_err(|e| match e {
+                entry.handle.join(name, resume).await.map_err(|e| match e {
                     JoinError::Rejected(rejection) => rejection,
                     JoinError::Closed => Rejection::new(RejectReason::RoomNotFound),
                 })
             }
             RoomRequest::CreatePrivate => {
                 let entry = self.open(true).await?;
-                entry.handle.join(name).await.map_err(|e| self.closed_or(e))
+                entry.handle.join(name, None).await.map_err(|e| self.closed_or(e))
             }
             RoomRequest::Quick => {
                 // A room may fill or close between the look and the join: look again.
@@ -138,7 +144,7 @@ impl Rooms {
                         Some(entry) => entry,
                         None => self.open_public().await?,
                     };
-                    match entry.handle.join(name.clone()).await {
+                    match entry.handle.join(name.clone(), None).await {
                         Ok(membership) => return Ok(membership),
                         Err(JoinError::Closed) => {}
                         Err(JoinError::Rejected(r))

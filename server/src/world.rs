@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use arena_shared::codec::{EncodedPlayers, encode_frame, encode_server};
 use arena_shared::protocol::{
-    MAX_NAME_CHARS, PROTOCOL_VERSION, PlayerId, PlayerInfo, PlayerState, RejectReason, Rejection, ServerMsg,
-    Welcome, close,
+    MAX_NAME_CHARS, PROTOCOL_VERSION, PlayerId, PlayerInfo, PlayerState, RejectReason, Rejection,
+    ResumeToken, ServerMsg, Welcome, close,
 };
 use arena_shared::sim::{self, Body, INPUT_DT_MICROS, Input, Vec2q};
 use bytes::Bytes;
@@ -38,12 +38,21 @@ pub struct Seat {
     pub id: PlayerId,
     /// The name the room shows: the one asked for, made unique.
     pub name: String,
+    /// Which connection of this player the seat is (rises on each resume),
+    /// so the end of a replaced connection does not touch the new one.
+    pub epoch: u32,
     pub outbox: Arc<Outbox>,
     pub inputs: mpsc::Sender<QueuedInput>,
 }
 
 struct Player {
     name: String,
+    /// The secret a reconnecting client shows to get this seat back.
+    token: ResumeToken,
+    /// The tick the socket dropped, while the seat is held for a resume.
+    away_since: Option<u32>,
+    /// The current connection's epoch (see [`Seat::epoch`]).
+    epoch: u32,
     body: Body,
     /// Highest input seq applied; acked in every frame.
     last_seq: u32,
@@ -75,6 +84,8 @@ pub struct World {
     private: bool,
     /// This room's figures for `/healthz` and `/metrics`.
     stats: Arc<RoomStats>,
+    /// Ticks a dropped player's seat is held for a resume.
+    resume_ticks: u32,
 }
 
 impl World {
@@ -91,7 +102,14 @@ impl World {
             room: String::new(),
             private: false,
             stats: Arc::new(RoomStats::default()),
+            resume_ticks: 0,
         }
+    }
+
+    /// Holds a dropped player's seat this many ticks for a resume.
+    pub fn holding_seats_for(mut self, ticks: u32) -> Self {
+        self.resume_ticks = ticks;
+        self
     }
 
     /// Names the room this world is, and where its figures go.
@@ -122,7 +140,8 @@ impl World {
     /// Seats a player whose handshake passed, or refuses with the reason.
     /// `name` must have passed `validate_name`; a name already taken gets a
     /// suffix, so "ada" joins a room with an "ada" as "ada (2)".
-    pub fn join(&mut self, name: String) -> Result<Seat, Rejection> {
+    /// `token` is the new player's resume token (random, from the room).
+    pub fn join(&mut self, name: String, token: ResumeToken) -> Result<Seat, Rejection> {
         if self.players.len() >= usize::from(self.max_players) {
             return Err(Rejection::new(RejectReason::ServerFull { max_players: self.max_players }));
         }
@@ -130,22 +149,16 @@ impl World {
         let id = self.allocate_id();
         let outbox = Arc::new(Outbox::default());
         let (tx, rx) = mpsc::channel(INPUT_QUEUE);
-        let welcome = ServerMsg::Welcome(Welcome {
-            version: PROTOCOL_VERSION,
-            you: id,
-            tick_rate: self.tick_rate,
-            tick: self.tick,
-            players: self.players.iter().map(|(&id, p)| PlayerInfo { id, name: p.name.clone() }).collect(),
-            room: self.room.clone(),
-            private: self.private,
-        });
-        outbox.push_event(Bytes::from(encode_server(&welcome)));
+        outbox.push_event(self.welcome(id, token, false));
         let body = Body { pos: sim::spawn_point(self.spawns), vel: Vec2q::default() };
         self.spawns = self.spawns.wrapping_add(1);
         self.players.insert(
             id,
             Player {
                 name: name.clone(),
+                token,
+                away_since: None,
+                epoch: 0,
                 body,
                 last_seq: 0,
                 input_credit: MAX_INPUT_BURST * u64::from(INPUT_DT_MICROS),
@@ -157,7 +170,83 @@ impl World {
         );
         self.broadcast(&ServerMsg::Joined(PlayerInfo { id, name: name.clone() }));
         self.stats.players.store(self.players.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        Ok(Seat { id, name, outbox, inputs: tx })
+        Ok(Seat { id, name, epoch: 0, outbox, inputs: tx })
+    }
+
+    fn welcome(&self, you: PlayerId, resume: ResumeToken, resumed: bool) -> Bytes {
+        let others = self.players.iter().filter(|&(&id, _)| id != you);
+        let welcome = ServerMsg::Welcome(Welcome {
+            version: PROTOCOL_VERSION,
+            you,
+            tick_rate: self.tick_rate,
+            tick: self.tick,
+            players: others.map(|(&id, p)| PlayerInfo { id, name: p.name.clone() }).collect(),
+            room: self.room.clone(),
+            private: self.private,
+            resume,
+            resumed,
+        });
+        Bytes::from(encode_server(&welcome))
+    }
+
+    /// Gives the player holding `token` a new connection: same id, name and
+    /// place. A socket it still had is closed (4008). `None`: no such player
+    /// (a forged token, or the seat's hold ran out).
+    pub fn resume(&mut self, token: &ResumeToken) -> Option<Seat> {
+        let id = self.players.iter().find(|(_, p)| p.token == *token).map(|(&id, _)| id)?;
+        let welcome = self.welcome(id, *token, true);
+        let outbox = Arc::new(Outbox::default());
+        outbox.push_event(welcome);
+        let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+        let player = self.players.get_mut(&id)?;
+        player
+            .outbox
+            .close(CloseReason::new(close::RESUMED_ELSEWHERE, "this player connected again elsewhere"));
+        player.outbox = outbox.clone();
+        player.inputs = rx;
+        player.pending.clear();
+        // The new connection numbers its inputs from 1 again.
+        player.last_seq = 0;
+        player.stale_ticks = 0;
+        player.epoch = player.epoch.wrapping_add(1);
+        let epoch = player.epoch;
+        let was_away = player.away_since.take().is_some();
+        let name = player.name.clone();
+        if was_away {
+            self.broadcast(&ServerMsg::Back { id });
+        }
+        Some(Seat { id, name, epoch, outbox, inputs: tx })
+    }
+
+    /// A connection of player `id` ended: if it is still the player's
+    /// current one, hold the seat (`abrupt`) or free it. The end of a
+    /// connection that a resume replaced changes nothing.
+    pub fn depart(&mut self, id: PlayerId, epoch: u32, abrupt: bool) -> bool {
+        if self.players.get(&id).is_none_or(|p| p.epoch != epoch) {
+            return false;
+        }
+        if abrupt {
+            self.away(id);
+            true
+        } else {
+            self.leave(id)
+        }
+    }
+
+    /// The player's socket dropped without a goodbye: hold the seat for a
+    /// resume (the player stays, still), or remove it when seats are not held.
+    fn away(&mut self, id: PlayerId) {
+        if self.resume_ticks == 0 {
+            self.leave(id);
+            return;
+        }
+        let tick = self.tick;
+        if let Some(player) = self.players.get_mut(&id)
+            && player.away_since.is_none()
+        {
+            player.away_since = Some(tick);
+            self.broadcast(&ServerMsg::Away { id });
+        }
     }
 
     /// Removes a player (if still here) and tells everyone else.
@@ -217,7 +306,14 @@ impl World {
             self.players.iter().map(|(&id, p)| PlayerState { id, body: p.body }).collect();
         let shared = EncodedPlayers::new(&states);
         let mut too_slow = Vec::new();
+        let mut expired = Vec::new();
         for (&id, player) in &mut self.players {
+            if let Some(since) = player.away_since {
+                if self.tick.wrapping_sub(since) >= self.resume_ticks {
+                    expired.push(id);
+                }
+                continue;
+            }
             let frame = Bytes::from(encode_frame(self.tick, player.last_seq, &shared));
             match player.outbox.push_frame(frame) {
                 FramePush::Fresh => player.stale_ticks = 0,
@@ -232,6 +328,9 @@ impl World {
         }
         for id in too_slow {
             self.kick_slow(id);
+        }
+        for id in expired {
+            self.leave(id);
         }
         self.stats.tick.store(u64::from(self.tick), std::sync::atomic::Ordering::Relaxed);
     }
@@ -322,7 +421,7 @@ mod tests {
     #[tokio::test]
     async fn join_sends_welcome_then_joined_and_frames_ack_inputs() {
         let mut world = world(8);
-        let seat = world.join("ada".into()).expect("room has space");
+        let seat = world.join("ada".into(), [0; 16]).expect("room has space");
         let start = world.body(seat.id).expect("player exists");
         for seq in 1..=2 {
             seat.inputs.try_send(QueuedInput { seq, input: Input { x: 127, y: 0 } }).expect("queue has room");
@@ -339,7 +438,7 @@ mod tests {
     #[tokio::test]
     async fn a_client_sending_too_fast_gains_nothing() {
         let mut world = world(8);
-        let seat = world.join("speedy".into()).expect("room has space");
+        let seat = world.join("speedy".into(), [0; 16]).expect("room has space");
         for seq in 1..=INPUT_QUEUE as u32 {
             seat.inputs.try_send(QueuedInput { seq, input: Input { x: 127, y: 0 } }).expect("queue has room");
         }
@@ -354,16 +453,16 @@ mod tests {
     #[test]
     fn full_room_rejects_with_server_full() {
         let mut world = world(1);
-        let _seat = world.join("one".into()).expect("first fits");
-        let rejection = world.join("two".into()).expect_err("second should not fit");
+        let _seat = world.join("one".into(), [0; 16]).expect("first fits");
+        let rejection = world.join("two".into(), [0; 16]).expect_err("second should not fit");
         assert_eq!(rejection.reason, RejectReason::ServerFull { max_players: 1 });
     }
 
     #[tokio::test]
     async fn a_client_that_never_reads_is_dropped_without_stopping_others() {
         let mut world = world(8);
-        let reader = world.join("reader".into()).expect("space");
-        let stuck = world.join("stuck".into()).expect("space");
+        let reader = world.join("reader".into(), [0; 16]).expect("space");
+        let stuck = world.join("stuck".into(), [0; 16]).expect("space");
         let mut last = Vec::new();
         for _ in 0..5 {
             world.tick();
@@ -379,7 +478,7 @@ mod tests {
     fn a_taken_name_gets_the_next_free_suffix_within_the_length_cap() {
         let mut world = world(8);
         let names: Vec<String> = ["ada", "Ada", "ada", "sixteen-chars-xx", "sixteen-chars-xx"]
-            .map(|n| world.join(n.into()).expect("space").name)
+            .map(|n| world.join(n.into(), [0; 16]).expect("space").name)
             .into();
         assert_eq!(names, ["ada", "Ada (2)", "ada (3)", "sixteen-chars-xx", "sixteen-char (2)"]);
         assert!(names.iter().all(|n| n.chars().count() <= MAX_NAME_CHARS), "suffixed names fit: {names:?}");
@@ -388,17 +487,74 @@ mod tests {
     #[test]
     fn a_name_is_free_again_once_its_player_leaves() {
         let mut world = world(8);
-        let first = world.join("bob".into()).expect("space");
+        let first = world.join("bob".into(), [0; 16]).expect("space");
         world.leave(first.id);
-        assert_eq!(world.join("bob".into()).expect("space").name, "bob");
+        assert_eq!(world.join("bob".into(), [0; 16]).expect("space").name, "bob");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_seat_is_held_then_resumed_with_the_same_player() {
+        let mut world = world(8).holding_seats_for(30);
+        let ada = world.join("ada".into(), [1; 16]).expect("space");
+        let bob = world.join("bob".into(), [2; 16]).expect("space");
+        let _ = take_messages(&bob.outbox).await;
+        let place = world.body(ada.id).expect("ada is here");
+        assert!(world.depart(ada.id, ada.epoch, true), "a drop holds the seat");
+        world.tick();
+        assert_eq!(world.player_count(), 2, "the held seat stays in the room");
+        let told = take_messages(&bob.outbox).await;
+        assert!(told.contains(&ServerMsg::Away { id: ada.id }), "others hear ada is away: {told:?}");
+
+        let back = world.resume(&[1; 16]).expect("the token holds the seat");
+        assert_eq!((back.id, back.name.as_str()), (ada.id, "ada"), "same id and name");
+        assert_eq!(world.body(ada.id).map(|b| b.pos), Some(place.pos), "same place");
+        let msgs = take_messages(&back.outbox).await;
+        assert!(
+            matches!(&msgs[0], ServerMsg::Welcome(w) if w.you == ada.id && w.resumed && w.resume == [1; 16])
+        );
+        // The old connection ending now (late) must not free the resumed seat.
+        assert!(!world.depart(ada.id, ada.epoch, false), "a replaced connection's end changes nothing");
+        assert_eq!(world.player_count(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_held_seat_is_freed_after_the_window_and_tokens_must_match() {
+        let mut world = world(8).holding_seats_for(3);
+        let ada = world.join("ada".into(), [1; 16]).expect("space");
+        assert!(world.resume(&[9; 16]).is_none(), "a forged token gets nothing");
+        world.depart(ada.id, ada.epoch, true);
+        for _ in 0..3 {
+            world.tick();
+        }
+        assert_eq!(world.player_count(), 0, "the hold ran out");
+        assert!(world.resume(&[1; 16]).is_none(), "and the token with it");
+    }
+
+    #[tokio::test]
+    async fn resuming_a_connected_player_closes_its_old_socket() {
+        let mut world = world(8).holding_seats_for(30);
+        let first = world.join("ada".into(), [1; 16]).expect("space");
+        let second = world.resume(&[1; 16]).expect("held");
+        assert_eq!(second.id, first.id);
+        let closed = first.outbox.next().await.close.expect("the old socket is told to close");
+        assert_eq!(closed.code, close::RESUMED_ELSEWHERE);
+    }
+
+    #[test]
+    fn a_goodbye_frees_the_seat_at_once() {
+        let mut world = world(8).holding_seats_for(30);
+        let ada = world.join("ada".into(), [1; 16]).expect("space");
+        assert!(world.depart(ada.id, ada.epoch, false));
+        assert_eq!(world.player_count(), 0);
+        assert!(world.resume(&[1; 16]).is_none());
     }
 
     #[test]
     fn ids_are_not_reused_right_away() {
         let mut world = world(8);
-        let a = world.join("a".into()).expect("space").id;
+        let a = world.join("a".into(), [0; 16]).expect("space").id;
         world.leave(a);
-        let b = world.join("b".into()).expect("space").id;
+        let b = world.join("b".into(), [0; 16]).expect("space").id;
         assert_ne!(a, b, "a newcomer should not take a leaver's id");
     }
 }

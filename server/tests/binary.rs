@@ -57,6 +57,7 @@ async fn binary_serves_players_and_closes_them_on_sigterm() {
         version: PROTOCOL_VERSION,
         name: "cli".into(),
         room: RoomRequest::Quick,
+        resume: None,
     });
     ws.send(Message::Binary(hello.into())).await.expect("send hello");
     let mut welcomed = false;

@@ -82,7 +82,8 @@ pub fn decode_server(bytes: &[u8]) -> Result<ServerMsg, DecodeError> {
         }
         ServerMsg::Frame(frame) => check_len("frame player list", frame.players.len(), MAX_PLAYERS)?,
         ServerMsg::Joined(info) => check_name(&info.name)?,
-        ServerMsg::Left { .. } | ServerMsg::Pong { .. } => {}
+        ServerMsg::Left { .. } | ServerMsg::Away { .. } | ServerMsg::Back { .. } | ServerMsg::Pong { .. } => {
+        }
     }
     Ok(msg)
 }
@@ -180,6 +181,8 @@ mod tests {
                 players: vec![PlayerInfo { id: 3, name: "ada".into() }],
                 room: "k3x9q2m7pd".into(),
                 private: true,
+                resume: [0xa5; 16],
+                resumed: false,
             }),
             ServerMsg::Rejected(Rejection::new(RejectReason::RoomNotFound)),
             ServerMsg::Rejected(Rejection::new(RejectReason::RoomsFull { max_rooms: 64 })),
@@ -194,22 +197,31 @@ mod tests {
             }),
             ServerMsg::Joined(PlayerInfo { id: 9, name: "Zoë 🚀".into() }),
             ServerMsg::Left { id: 9 },
+            ServerMsg::Away { id: 9 },
+            ServerMsg::Back { id: 9 },
             ServerMsg::Pong { client_time_us: u64::MAX },
         ]
     }
 
     fn sample_client_msgs() -> Vec<ClientMsg> {
         vec![
-            ClientMsg::Hello { version: PROTOCOL_VERSION, name: "bob".into(), room: RoomRequest::Quick },
+            ClientMsg::Hello {
+                version: PROTOCOL_VERSION,
+                name: "bob".into(),
+                room: RoomRequest::Quick,
+                resume: None,
+            },
             ClientMsg::Hello {
                 version: PROTOCOL_VERSION,
                 name: "bob".into(),
                 room: RoomRequest::CreatePrivate,
+                resume: None,
             },
             ClientMsg::Hello {
                 version: PROTOCOL_VERSION,
                 name: "bob".into(),
                 room: RoomRequest::Join { code: "k3x9q2m7pd".into() },
+                resume: Some([7; 16]),
             },
             ClientMsg::Input { seq: u32::MAX, input: Input { x: -127, y: 127 } },
             ClientMsg::Ping { client_time_us: 123_456_789 },
@@ -287,8 +299,8 @@ mod tests {
     #[test]
     fn overlong_room_codes_are_rejected_by_both_decoders() {
         let code = "c".repeat(MAX_ROOM_CODE_CHARS + 1);
-        let hello =
-            ClientMsg::Hello { version: 2, name: "a".into(), room: RoomRequest::Join { code: code.clone() } };
+        let room = RoomRequest::Join { code: code.clone() };
+        let hello = ClientMsg::Hello { version: 2, name: "a".into(), room, resume: None };
         assert_eq!(decode_client(&encode_client(&hello)), Err(DecodeError::TooLong { what: "room code" }));
         let welcome = ServerMsg::Welcome(Welcome {
             version: 2,
@@ -298,6 +310,8 @@ mod tests {
             players: Vec::new(),
             room: code,
             private: false,
+            resume: [0; 16],
+            resumed: false,
         });
         assert_eq!(decode_server(&encode_server(&welcome)), Err(DecodeError::TooLong { what: "room code" }));
     }

@@ -35,6 +35,10 @@ pub const MAX_CLIENT_MSG_BYTES: usize = 256;
 /// Largest message the server sends (a full frame of `MAX_PLAYERS`).
 pub const MAX_SERVER_MSG_BYTES: usize = 64 * 1024;
 
+/// Identifies a player's seat across sockets: 128 random bits, known only
+/// to the server and that player's client.
+pub type ResumeToken = [u8; 16];
+
 /// Longest room code a decoder accepts (the server makes 10-character ones).
 pub const MAX_ROOM_CODE_CHARS: usize = 16;
 
@@ -47,8 +51,10 @@ pub type PlayerId = u16;
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum ClientMsg {
-    /// Handshake: must be the first message, exactly once.
-    Hello { version: u16, name: String, room: RoomRequest },
+    /// Handshake: must be the first message, exactly once. `resume` is the
+    /// token of an earlier `Welcome` in the same room: within the resume
+    /// window it gets back that player (same id, name and place).
+    Hello { version: u16, name: String, room: RoomRequest, resume: Option<ResumeToken> },
     /// One input, applied as one simulation step. `seq` rises by at least one
     /// per input so the server can ack it in frames.
     Input { seq: u32, input: Input },
@@ -84,6 +90,11 @@ pub enum ServerMsg {
     Joined(PlayerInfo),
     /// A player left.
     Left { id: PlayerId },
+    /// A player's socket dropped; the seat is held for the resume window
+    /// (the player is shown as reconnecting, and does not move on its own).
+    Away { id: PlayerId },
+    /// An away player is back.
+    Back { id: PlayerId },
     /// Answer to `ClientMsg::Ping`.
     Pong { client_time_us: u64 },
 }
@@ -103,6 +114,10 @@ pub struct Welcome {
     /// only that link leads to it.
     pub room: String,
     pub private: bool,
+    /// Send this in a later `Hello` to get this player back after a drop.
+    pub resume: ResumeToken,
+    /// Whether this `Welcome` gave back a held seat.
+    pub resumed: bool,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -217,6 +232,8 @@ pub mod close {
     pub const RATE_LIMITED: u16 = 4006;
     /// The invite link's room does not exist (any more).
     pub const ROOM_NOT_FOUND: u16 = 4007;
+    /// The same player connected again elsewhere (its resume token was used).
+    pub const RESUMED_ELSEWHERE: u16 = 4008;
 }
 
 /// Checks a requested player name and returns the form the room shows:

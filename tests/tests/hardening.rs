@@ -49,8 +49,10 @@ async fn assert_no_ghosts(server: &TestServer, honest: u64) -> anyhow::Result<()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abrupt_resets_and_clean_leaves_leave_no_ghost_seats() -> anyhow::Result<()> {
-    // One room of 40, so every player lands in it.
-    let server = TestServer::start(ServerConfig { max_players: 40, max_rooms: 1, ..test_config() }).await?;
+    // One room of 40, so every player lands in it; seats of dropped players
+    // are not held (the held ones are the next test's).
+    let config = ServerConfig { max_players: 40, max_rooms: 1, resume_secs: 0.0, ..test_config() };
+    let server = TestServer::start(config).await?;
     let (_honest, _) = server.player("honest").await?;
     let resets =
         run_attack(AttackConfig { concurrency: 30, ..attack(&server, AttackKind::Reset, 150, 10.0) }).await;
@@ -65,6 +67,19 @@ async fn abrupt_resets_and_clean_leaves_leave_no_ghost_seats() -> anyhow::Result
     for i in 0..39 {
         full_room.push(server.player(&format!("after-{i}")).await?);
     }
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seats_held_for_resets_are_freed_when_the_window_ends() -> anyhow::Result<()> {
+    let config = ServerConfig { resume_secs: 0.5, ..test_config() };
+    let server = TestServer::start(config).await?;
+    let (_honest, _) = server.player("honest").await?;
+    let resets =
+        run_attack(AttackConfig { concurrency: 30, ..attack(&server, AttackKind::Reset, 100, 10.0) }).await;
+    assert!(resets.is_defended(), "every reset cycle should join and play: {resets:?}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_no_ghosts(&server, 1).await?;
     server.stop().await
 }
 
@@ -373,6 +388,7 @@ async fn hello_still_works_after_control_frames() -> anyhow::Result<()> {
             version: PROTOCOL_VERSION,
             name: "pinged".into(),
             room: RoomRequest::Quick,
+            resume: None,
         })
         .await?;
     let welcome = recv_until(&mut client, |m| match m {

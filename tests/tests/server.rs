@@ -87,6 +87,7 @@ async fn version_mismatch_gets_a_typed_rejection_and_close_code() -> anyhow::Res
             version: PROTOCOL_VERSION + 1,
             name: "future".into(),
             room: RoomRequest::Quick,
+            resume: None,
         })
         .await?;
     let rejection = recv_until(&mut client, |m| match m {
@@ -163,6 +164,7 @@ async fn garbage_bytes_are_refused_without_disturbing_others() -> anyhow::Result
                 version: PROTOCOL_VERSION,
                 name: "again".into(),
                 room: RoomRequest::Quick,
+                resume: None,
             })
             .await?;
         assert_eq!(expect_close(&mut twice).await?.map(|c| c.0), Some(close::PROTOCOL_ERROR));

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use arena_shared::codec::{decode_server, encode_client};
 use arena_shared::netcode::{Interpolator, Prediction, RttEstimate, ServerClock};
 use arena_shared::protocol::{
-    ClientMsg, PROTOCOL_VERSION, PlayerId, RejectReason, RoomRequest, ServerMsg, close,
+    ClientMsg, PROTOCOL_VERSION, PlayerId, RejectReason, ResumeToken, RoomRequest, ServerMsg, close,
 };
 use bevy::prelude::*;
 // Bevy's derives look for `bevy_ecs` when `bevy` is a target-specific dependency.
@@ -66,6 +66,9 @@ pub struct Net {
     pub link_room: Option<String>,
     /// The room we were last welcomed into; reconnects go back to it.
     pub room: Option<String>,
+    /// The seat's resume token from that room's `Welcome`; kept in the tab's
+    /// `sessionStorage`, so a reload or a dropped socket gets the player back.
+    resume: Option<ResumeToken>,
     /// Connection attempts so far; events from older ones are ignored.
     attempt: u32,
     backoff_secs: f64,
@@ -91,7 +94,8 @@ impl Net {
             url,
             name,
             link_room: link_room(),
-            room: None,
+            room: saved_seat().map(|(room, _)| room),
+            resume: saved_seat().map(|(_, token)| token),
             attempt: 0,
             backoff_secs: BACKOFF_START_SECS,
             outgoing: None,
@@ -127,6 +131,7 @@ impl Net {
             self.url.clone(),
             self.name.clone(),
             self.room_request(),
+            self.room.as_ref().and(self.resume),
             self.events_tx.clone(),
             rx,
         ));
@@ -146,6 +151,8 @@ pub struct Game {
     pub players_online: usize,
     /// The room's code, for its invite link.
     pub room: String,
+    /// Players whose socket dropped; their seat is held while they reconnect.
+    pub away: std::collections::HashSet<PlayerId>,
 }
 
 /// `?server=` if given, else `/ws` on the host that served the page, with
@@ -161,6 +168,28 @@ fn server_url() -> String {
     let host = location.as_ref().and_then(|l| l.host().ok()).unwrap_or_else(|| "127.0.0.1:7777".into());
     let secure = location.as_ref().and_then(|l| l.protocol().ok()).is_some_and(|p| p == "https:");
     format!("{}://{host}/ws", if secure { "wss" } else { "ws" })
+}
+
+/// Where the tab keeps its seat: `room-code:token-in-hex`.
+const SEAT_KEY: &str = "arena-seat";
+
+/// The room and resume token this tab last played with, if any.
+fn saved_seat() -> Option<(String, ResumeToken)> {
+    let storage = web_sys::window()?.session_storage().ok()??;
+    let saved = storage.get_item(SEAT_KEY).ok()??;
+    let (room, hex) = saved.split_once(':')?;
+    let mut token = [0u8; 16];
+    for (i, byte) in token.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some((room.to_owned(), token))
+}
+
+fn save_seat(room: &str, token: &ResumeToken) {
+    let hex: String = token.iter().map(|b| format!("{b:02x}")).collect();
+    if let Some(Ok(Some(storage))) = web_sys::window().map(|w| w.session_storage()) {
+        let _ = storage.set_item(SEAT_KEY, &format!("{room}:{hex}"));
+    }
 }
 
 /// The code in an invite link's path, `/r/<code>`.
@@ -202,6 +231,7 @@ async fn run_socket(
     url: String,
     name: String,
     room: RoomRequest,
+    resume: Option<ResumeToken>,
     events: UnboundedSender<NetEvent>,
     mut outgoing: UnboundedReceiver<ClientMsg>,
 ) {
@@ -224,7 +254,7 @@ async fn run_socket(
         return;
     }
     let send = |msg: &ClientMsg| sender.send_with_u8_array(&encode_client(msg)).is_ok();
-    if !send(&ClientMsg::Hello { version: PROTOCOL_VERSION, name, room }) {
+    if !send(&ClientMsg::Hello { version: PROTOCOL_VERSION, name, room, resume }) {
         let _ = events.unbounded_send(closed(close::ABNORMAL, "the server did not answer".into()));
         return;
     }
@@ -284,6 +314,7 @@ fn receive_messages(mut net: ResMut<Net>, mut game: ResMut<Game>) {
                             ConnState::Rejected { message, retry_at: None }
                         } else {
                             net.room = None;
+                            net.resume = None;
                             ConnState::Disconnected {
                                 reason: "the room closed; finding another".into(),
                                 retry_at: now,
@@ -317,7 +348,9 @@ fn apply_message(net: &mut Net, game: &mut Game, msg: ServerMsg, at: f64) {
             // Our own Joined may come a frame later; the label needs the name now.
             game.names.insert(welcome.you, net.name.trim().to_owned());
             game.room = welcome.room.clone();
+            save_seat(&welcome.room, &welcome.resume);
             net.room = Some(welcome.room);
+            net.resume = Some(welcome.resume);
             net.state = ConnState::Connected;
             net.backoff_secs = BACKOFF_START_SECS;
             net.last_ping = 0.0;
@@ -328,6 +361,13 @@ fn apply_message(net: &mut Net, game: &mut Game, msg: ServerMsg, at: f64) {
         }
         ServerMsg::Left { id } => {
             game.names.remove(&id);
+            game.away.remove(&id);
+        }
+        ServerMsg::Away { id } => {
+            game.away.insert(id);
+        }
+        ServerMsg::Back { id } => {
+            game.away.remove(&id);
         }
         ServerMsg::Pong { client_time_us } => game.rtt.on_pong(client_time_us as f64 / 1e6, at),
         ServerMsg::Frame(frame) => {

@@ -28,7 +28,7 @@ impl Plugin for RenderPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<Drawn>()
             .add_systems(Startup, setup_scene)
-            .add_systems(Update, (sync_player_entities, place_players, follow_camera).chain());
+            .add_systems(Update, (sync_player_entities, label_players, place_players, follow_camera).chain());
     }
 }
 
@@ -42,8 +42,24 @@ struct PlayerDot {
     id: PlayerId,
 }
 
+/// A player's name tag, a child of its dot.
+#[derive(Component)]
+struct NameTag {
+    id: PlayerId,
+}
+
 #[derive(Resource)]
 struct PlayerMesh(Handle<Mesh>);
+
+/// The name tag's text: the name, marked for you and for a player whose
+/// connection dropped (its seat is held while it reconnects).
+fn tag_text(name: &str, is_you: bool, away: bool) -> String {
+    match (is_you, away) {
+        (true, _) => format!("{name} (you)"),
+        (false, true) => format!("{name} (reconnecting…)"),
+        (false, false) => name.to_owned(),
+    }
+}
 
 /// World units (origin top-left, y down) to scene coordinates (origin at the
 /// arena's centre, y up).
@@ -54,6 +70,20 @@ pub fn world_to_scene(x: f32, y: f32) -> Vec2 {
 /// A colour per player id, spread around the hue circle.
 pub fn player_color(id: PlayerId) -> Color {
     Color::hsl((f32::from(id) * 137.508) % 360.0, 0.7, 0.58)
+}
+
+/// Keeps name tags in step with names and who is away.
+fn label_players(game: Res<Game>, mut tags: Query<(&NameTag, &mut Text2d)>) {
+    if !game.is_changed() {
+        return;
+    }
+    for (tag, mut text) in &mut tags {
+        let Some(name) = game.names.get(&tag.id) else { continue };
+        let wanted = tag_text(name, game.you == Some(tag.id), game.away.contains(&tag.id));
+        if text.0 != wanted {
+            text.0 = wanted;
+        }
+    }
 }
 
 fn setup_scene(
@@ -115,7 +145,8 @@ fn sync_player_entities(
             ))
             .with_children(|dot| {
                 dot.spawn((
-                    Text2d::new(if is_you { format!("{name} (you)") } else { name }),
+                    NameTag { id },
+                    Text2d::new(tag_text(&name, is_you, game.away.contains(&id))),
                     TextFont { font_size: NAME_FONT_PX.into(), ..default() },
                     TextColor(Color::srgb(0.92, 0.94, 0.97)),
                     Transform::from_xyz(0.0, NAME_OFFSET, 0.1),

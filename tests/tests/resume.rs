@@ -1,0 +1,149 @@
+//! A player's seat outlives its socket: within `--resume-secs` a `Hello`
+//! with the resume token gets back the same id, name and place; after it, or
+//! with a forged token, a fresh player; a second socket takes the seat over.
+
+use std::time::Duration;
+
+use arena_client::attack::connect_ws;
+use arena_client::ws::WsClient;
+use arena_server::ServerConfig;
+use arena_shared::protocol::{ClientMsg, PlayerId, ResumeToken, RoomRequest, ServerMsg, Welcome, close};
+use arena_shared::sim::{Input, Vec2q};
+use arena_tests::{TestServer, expect_close, recv_until, test_config};
+
+fn config(resume_secs: f64) -> ServerConfig {
+    ServerConfig { resume_secs, ..test_config() }
+}
+
+/// A player whose socket resets (no close frame) when dropped.
+async fn fragile_player(
+    server: &TestServer,
+    name: &str,
+    room: RoomRequest,
+) -> anyhow::Result<(WsClient, Welcome)> {
+    let mut client = connect_ws(&server.ws_url(), None, true).await.map_err(anyhow::Error::msg)?;
+    let welcome = client.handshake_in(name, room).await?;
+    Ok((client, welcome))
+}
+
+async fn resume(server: &TestServer, code: &str, token: ResumeToken) -> anyhow::Result<(WsClient, Welcome)> {
+    let mut client = server.client().await?;
+    let room = RoomRequest::Join { code: code.to_owned() };
+    let welcome = client.handshake_resuming("someone-else", room, Some(token)).await?;
+    Ok((client, welcome))
+}
+
+/// Where `id` is in the first frame of tick `from` or later.
+async fn position_of(observer: &mut WsClient, id: PlayerId, from: u32) -> anyhow::Result<Vec2q> {
+    recv_until(observer, |m| match m {
+        ServerMsg::Frame(f) if f.tick >= from => f.players.iter().find(|p| p.id == id).map(|p| p.body.pos),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_dropped_player_comes_back_with_its_id_name_and_place() -> anyhow::Result<()> {
+    let server = TestServer::start(config(5.0)).await?;
+    let (mut ada, welcome) = fragile_player(&server, "ada", RoomRequest::CreatePrivate).await?;
+    let code = welcome.room.clone();
+    let mut observer = server.client().await?;
+    observer.handshake_in("observer", RoomRequest::Join { code: code.clone() }).await?;
+    for seq in 1..=20 {
+        ada.send(&ClientMsg::Input { seq, input: Input { x: 127, y: 0 } }).await?;
+    }
+    // Once all 20 are applied ada stands still: she has no more inputs.
+    let applied = recv_until(&mut ada, |m| match m {
+        ServerMsg::Frame(f) if f.ack_seq == 20 => Some(f.tick),
+        _ => None,
+    })
+    .await?;
+    let before = position_of(&mut observer, welcome.you, applied).await?;
+
+    drop(ada);
+    let away = recv_until(&mut observer, |m| match m {
+        ServerMsg::Away { id } => Some(*id),
+        ServerMsg::Left { id } => Some(id.wrapping_add(10_000)),
+        _ => None,
+    })
+    .await?;
+    assert_eq!(away, welcome.you, "the others see ada as away, not gone");
+    let held = position_of(&mut observer, welcome.you, applied).await?;
+    assert_eq!(held, before, "a held player does not move");
+
+    let (mut back, again) = resume(&server, &code, welcome.resume).await?;
+    assert!(again.resumed, "the token should give the seat back");
+    assert_eq!((again.you, again.room.as_str()), (welcome.you, code.as_str()), "same id, same room");
+    let name = recv_until(&mut observer, |m| match m {
+        ServerMsg::Back { id } if *id == welcome.you => Some(()),
+        ServerMsg::Joined(p) if p.id == welcome.you => Some(()),
+        _ => None,
+    })
+    .await;
+    assert!(name.is_ok(), "the others hear ada is back");
+    assert_eq!(position_of(&mut observer, welcome.you, again.tick).await?, before, "in the same place");
+    // Inputs count from 1 again on the new connection, and move the player.
+    for seq in 1..=6 {
+        back.send(&ClientMsg::Input { seq, input: Input { x: 0, y: 127 } }).await?;
+    }
+    let ack = recv_until(&mut back, |m| match m {
+        ServerMsg::Frame(f) if f.ack_seq >= 6 => Some(f.ack_seq),
+        _ => None,
+    })
+    .await?;
+    assert_eq!(ack, 6);
+    server.stop().await
+}
+
+#[tokio::test]
+async fn after_the_window_or_with_a_forged_token_a_fresh_player_joins() -> anyhow::Result<()> {
+    let server = TestServer::start(config(0.3)).await?;
+    let (ada, welcome) = fragile_player(&server, "ada", RoomRequest::CreatePrivate).await?;
+    let (_keeper, _) = {
+        let mut keeper = server.client().await?;
+        let w = keeper.handshake_in("keeper", RoomRequest::Join { code: welcome.room.clone() }).await?;
+        (keeper, w)
+    };
+    drop(ada);
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let (_late, late) = resume(&server, &welcome.room, welcome.resume).await?;
+    assert!(!late.resumed, "the hold ran out");
+    assert_ne!(late.you, welcome.you, "a fresh player, not ada");
+
+    let mut forged = welcome.resume;
+    forged[0] ^= 1;
+    let (_forger, fresh) = resume(&server, &welcome.room, forged).await?;
+    assert!(!fresh.resumed && fresh.you != welcome.you, "a forged token never gets someone's seat");
+    assert_eq!(fresh.players.iter().filter(|p| p.name == "someone-else").count(), 1, "it joins as itself");
+    server.stop().await
+}
+
+#[tokio::test]
+async fn a_second_socket_with_the_token_takes_over_and_closes_the_first() -> anyhow::Result<()> {
+    let server = TestServer::start(config(5.0)).await?;
+    let (mut first, welcome) = server.player("ada").await?;
+    let (_second, again) = resume(&server, &welcome.room, welcome.resume).await?;
+    assert!(again.resumed && again.you == welcome.you, "the second socket is ada");
+    let (code, reason) = expect_close(&mut first).await?.expect("the first socket gets a close frame");
+    assert_eq!(code, close::RESUMED_ELSEWHERE, "{reason}");
+    assert!(reason.contains("elsewhere"), "{reason}");
+    server.stop().await
+}
+
+#[tokio::test]
+async fn a_goodbye_frees_the_seat_at_once() -> anyhow::Result<()> {
+    let server = TestServer::start(config(5.0)).await?;
+    let (mut ada, welcome) = server.player("ada").await?;
+    let (mut bob, _) = server.player("bob").await?;
+    ada.close().await;
+    let left = recv_until(&mut bob, |m| match m {
+        ServerMsg::Left { id } => Some(*id),
+        ServerMsg::Away { .. } => Some(PlayerId::MAX),
+        _ => None,
+    })
+    .await?;
+    assert_eq!(left, welcome.you, "a clean goodbye is a leave, not a drop");
+    let (_, fresh) = resume(&server, &welcome.room, welcome.resume).await?;
+    assert!(!fresh.resumed, "nothing is held after a goodbye");
+    server.stop().await
+}
