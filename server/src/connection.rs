@@ -42,8 +42,11 @@ type Stream = SplitStream<WebSocket>;
 /// How a phase of the connection ended, and so what the client is told.
 #[derive(Debug)]
 enum Ending {
-    /// The peer sent its close frame: echo it (RFC 6455 §5.5.1).
-    PeerClosed,
+    /// The peer sent its close frame: echo it (RFC 6455 §5.5.1). Only a
+    /// `goodbye` (code 1000) frees the seat at once; any other close (a page
+    /// being left or reloaded sends none or 1001) holds it for a resume, as
+    /// for a dropped socket.
+    PeerClosed { goodbye: bool },
     /// The socket failed or reached EOF: nobody is listening.
     Gone,
     /// We close, with this code and reason.
@@ -96,7 +99,7 @@ async fn handshake(
             Message::Binary(bytes) => break bytes,
             // Control frames before Hello are allowed, and paid for.
             Message::Ping(_) | Message::Pong(_) => {}
-            Message::Close(_) => return Err(Ending::PeerClosed),
+            Message::Close(_) => return Err(Ending::PeerClosed { goodbye: true }),
             Message::Text(_) => {
                 metrics.kick(Kick::BadHandshake);
                 return Err(Ending::Close(text_close()));
@@ -167,7 +170,10 @@ async fn play(
         }
         let reason = match ended {
             None | Some(Ending::Gone) => None,
-            Some(Ending::PeerClosed) => Some(None),
+            Some(Ending::PeerClosed { goodbye }) => {
+                abrupt |= !goodbye;
+                Some(None)
+            }
             Some(Ending::Close(reason)) => Some(Some(reason)),
             Some(Ending::Reject(rejection)) => {
                 Some(Some(CloseReason::new(rejection.reason.close_code(), rejection.message)))
@@ -232,7 +238,10 @@ async fn read_loop(
             }
             // tungstenite queues the reply itself (one at a time, bounded).
             Message::Ping(_) => continue,
-            Message::Close(_) => return Ending::PeerClosed,
+            Message::Close(frame) => {
+                let goodbye = frame.is_some_and(|f| f.code == close::NORMAL);
+                return Ending::PeerClosed { goodbye };
+            }
             Message::Text(_) => {
                 metrics.kick(Kick::Protocol);
                 return Ending::Close(text_close());
@@ -343,7 +352,7 @@ async fn write_loop(
 async fn finish(sink: &mut Sink, stream: &mut Stream, ending: Ending) {
     let reason = match ending {
         Ending::Gone => return,
-        Ending::PeerClosed => return echo_close(sink).await,
+        Ending::PeerClosed { .. } => return echo_close(sink).await,
         Ending::Close(reason) => reason,
         Ending::Reject(rejection) => {
             let reason = CloseReason::new(rejection.reason.close_code(), rejection.message.clone());
@@ -403,6 +412,15 @@ fn read_error_ending(error: axum::Error, metrics: &Metrics) -> Ending {
                 close::MESSAGE_TOO_BIG,
                 format!("message too big: the limit is {MAX_CLIENT_MSG_BYTES} bytes"),
             ))
+        }
+        // A socket that simply ended is a dropped connection, not bad bytes.
+        Ok(e)
+            if matches!(
+                *e,
+                tungstenite::Error::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake)
+            ) =>
+        {
+            Ending::Gone
         }
         Ok(e) if matches!(*e, tungstenite::Error::Protocol(_)) => {
             metrics.kick(Kick::Protocol);

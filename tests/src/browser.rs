@@ -179,6 +179,12 @@ impl Browser {
         Ok(page)
     }
 
+    /// Reloads the page, as a player pressing F5 does.
+    pub async fn reload(&mut self, page: &Page) -> anyhow::Result<()> {
+        self.call(Some(&page.session), "Page.reload", json!({})).await?;
+        Ok(())
+    }
+
     /// Evaluates `expression` in the page and returns its JSON value.
     pub async fn eval(&mut self, page: &Page, expression: &str) -> anyhow::Result<Value> {
         let result = self

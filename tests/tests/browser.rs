@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use arena_client::bots::{Behaviour, Live, RoomPlan, SwarmConfig, run_swarm};
+use arena_client::ws::Incoming;
 use arena_server::ServerConfig;
 use arena_shared::protocol::{PlayerId, ServerMsg};
 use arena_shared::sim::FIXED_ONE;
@@ -250,6 +251,54 @@ async fn over_https_the_page_connects_over_wss_by_itself() -> anyhow::Result<()>
     assert_eq!(url.as_str(), Some("https:"), "the page came over HTTPS");
     // The server speaks only TLS: a connected page is one that chose wss: itself.
     assert_eq!(server.metric("arena_players").await.ok(), None, "plain HTTP is not served on a TLS port");
+    browser.close().await;
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reloaded_page_comes_back_as_the_same_player() -> anyhow::Result<()> {
+    let Some(dist) = dist() else { return Ok(()) };
+    let _one = ONE_BROWSER.lock().await;
+    let server = TestServer::start(config(dist, 16)).await?;
+    let (mut observer, _) = server.player("observer").await?;
+    // The observer keeps reading (a silent client is dropped) and records
+    // what happens to other players' seats.
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let watching = tokio::spawn(async move {
+        while let Ok(Incoming::Msg(msg)) = observer.recv().await {
+            let event = match msg {
+                ServerMsg::Away { id } => ("away", id),
+                ServerMsg::Back { id } => ("back", id),
+                ServerMsg::Left { id } => ("left", id),
+                _ => continue,
+            };
+            let _ = seen_tx.send(event);
+        }
+    });
+    let mut browser = Browser::launch().await?;
+    let page = browser.open(&format!("http://{}/?name=reloader", server.addr)).await?;
+    browser.wait_for(&page, "document.body.dataset.state === 'connected'", Duration::from_secs(90)).await?;
+    let before = snapshot(&mut browser, &page).await?;
+    let you = before["you"].as_u64().expect("the page knows its id");
+    assert_eq!(before["room"].as_str().map(str::len), Some(10), "the page shows its room: {before}");
+
+    browser.reload(&page).await?;
+    let same_player = format!(
+        "document.body.dataset.state === 'connected' && \
+         JSON.parse(document.getElementById('arena-snapshot').dataset.snapshot || '{{}}').you === {you}"
+    );
+    browser.wait_for(&page, &same_player, Duration::from_secs(90)).await?;
+    let after = snapshot(&mut browser, &page).await?;
+    assert_eq!(after["room"], before["room"], "the same room");
+    // The observer saw the seat held and taken back, never a leave.
+    let mut events = Vec::new();
+    while let Ok(event) = seen.try_recv() {
+        if u64::from(event.1) == you {
+            events.push(event.0);
+        }
+    }
+    assert_eq!(events, ["away", "back"], "the reload should hold the seat and resume it, not leave it");
+    watching.abort();
     browser.close().await;
     server.stop().await
 }

@@ -10,6 +10,9 @@ use arena_server::ServerConfig;
 use arena_shared::protocol::{ClientMsg, PlayerId, ResumeToken, RoomRequest, ServerMsg, Welcome, close};
 use arena_shared::sim::{Input, Vec2q};
 use arena_tests::{TestServer, expect_close, recv_until, test_config};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 fn config(resume_secs: f64) -> ServerConfig {
     ServerConfig { resume_secs, ..test_config() }
@@ -145,5 +148,46 @@ async fn a_goodbye_frees_the_seat_at_once() -> anyhow::Result<()> {
     assert_eq!(left, welcome.you, "a clean goodbye is a leave, not a drop");
     let (_, fresh) = resume(&server, &welcome.room, welcome.resume).await?;
     assert!(!fresh.resumed, "nothing is held after a goodbye");
+    server.stop().await
+}
+
+#[tokio::test]
+async fn a_page_that_goes_away_keeps_its_seat_for_the_reload() -> anyhow::Result<()> {
+    // A page being left or reloaded closes its socket without code 1000
+    // (Chromium sends a close frame with no code; the spec says 1001).
+    let server = TestServer::start(config(5.0)).await?;
+    let (mut bob, _) = server.player("bob").await?;
+    for frame in [None, Some(CloseFrame { code: CloseCode::Away, reason: "reload".into() })] {
+        let (mut page, welcome) = server.player("ada").await?;
+        page.send_raw(Message::Close(frame.clone())).await?;
+        let _ = expect_close(&mut page).await?;
+        let seen = recv_until(&mut bob, |m| match m {
+            ServerMsg::Away { id } if *id == welcome.you => Some("away"),
+            ServerMsg::Left { id } if *id == welcome.you => Some("left"),
+            _ => None,
+        })
+        .await?;
+        assert_eq!(seen, "away", "closing with {frame:?} holds the seat");
+        let (_page, again) = resume(&server, &welcome.room, welcome.resume).await?;
+        assert!(again.resumed && again.you == welcome.you, "the reloaded page is the same player");
+    }
+    server.stop().await
+}
+
+#[tokio::test]
+async fn a_socket_that_just_ends_is_a_drop_not_a_protocol_error() -> anyhow::Result<()> {
+    // TCP closed without a close frame: the seat is held, nothing is counted as bad bytes.
+    let server = TestServer::start(config(5.0)).await?;
+    let (mut bob, _) = server.player("bob").await?;
+    let (page, welcome) = server.player("ada").await?;
+    drop(page);
+    let seen = recv_until(&mut bob, |m| match m {
+        ServerMsg::Away { id } if *id == welcome.you => Some("away"),
+        ServerMsg::Left { id } if *id == welcome.you => Some("left"),
+        _ => None,
+    })
+    .await?;
+    assert_eq!(seen, "away");
+    assert_eq!(server.kicks("protocol").await?, 0, "an ended socket is not a protocol error");
     server.stop().await
 }
