@@ -266,6 +266,49 @@ pub async fn eventually<T: std::fmt::Debug>(
     }
 }
 
+/// A TCP relay in front of a server: what a flaky network does to a
+/// connection, on demand. Clients connect to `addr`; [`Relay::cut`] drops
+/// every relayed connection at once (both sides just see the socket end).
+pub struct Relay {
+    pub addr: SocketAddr,
+    links: std::sync::Arc<std::sync::Mutex<tokio::task::JoinSet<()>>>,
+    accepting: JoinHandle<()>,
+}
+
+impl Relay {
+    pub async fn start(target: SocketAddr) -> anyhow::Result<Relay> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let links = std::sync::Arc::new(std::sync::Mutex::new(tokio::task::JoinSet::new()));
+        let accepting = tokio::spawn({
+            let links = links.clone();
+            async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    let link = async move {
+                        if let Ok(mut server) = TcpStream::connect(target).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        }
+                    };
+                    links.lock().unwrap_or_else(|p| p.into_inner()).spawn(link);
+                }
+            }
+        });
+        Ok(Relay { addr, links, accepting })
+    }
+
+    /// Drops every connection through the relay; new ones still go through.
+    pub fn cut(&self) {
+        self.links.lock().unwrap_or_else(|p| p.into_inner()).abort_all();
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.accepting.abort();
+        self.cut();
+    }
+}
+
 /// A config suited to tests: loopback, fast timeouts where a test needs them.
 pub fn test_config() -> ServerConfig {
     ServerConfig { bind: SocketAddr::from(([127, 0, 0, 1], 0)), ..ServerConfig::default() }

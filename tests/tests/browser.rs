@@ -14,7 +14,7 @@ use arena_server::ServerConfig;
 use arena_shared::protocol::{PlayerId, ServerMsg};
 use arena_shared::sim::FIXED_ONE;
 use arena_tests::browser::{Browser, Page};
-use arena_tests::{TestServer, http_get, recv_until, test_config};
+use arena_tests::{Relay, TestServer, http_get, recv_until, test_config};
 use serde_json::Value;
 
 /// One browser at a time: software WebGL on two cores is slow enough alone.
@@ -299,6 +299,72 @@ async fn a_reloaded_page_comes_back_as_the_same_player() -> anyhow::Result<()> {
     }
     assert_eq!(events, ["away", "back"], "the reload should hold the seat and resume it, not leave it");
     watching.abort();
+    browser.close().await;
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_landing_screen_opens_a_private_room_whose_link_brings_a_friend() -> anyhow::Result<()> {
+    let Some(dist) = dist() else { return Ok(()) };
+    let _one = ONE_BROWSER.lock().await;
+    let server = TestServer::start(config(dist, 16)).await?;
+    let mut browser = Browser::launch().await?;
+    let host = browser.open(&format!("http://{}/", server.addr)).await?;
+    browser.wait_for(&host, "document.body.dataset.state === 'landing'", Duration::from_secs(90)).await?;
+    browser.screenshot(&host, &workspace_dir().join("target/arena-browser-landing.png")).await?;
+    assert_eq!(server.players().await?, 0, "nobody joins before choosing");
+
+    browser.eval(&host, "document.getElementById('create').click(), true").await?;
+    let private_and_connected =
+        "document.body.dataset.state === 'connected' && document.body.dataset.private === '1'";
+    browser.wait_for(&host, private_and_connected, Duration::from_secs(30)).await?;
+    let room = snapshot(&mut browser, &host).await?["room"].as_str().unwrap_or_default().to_owned();
+    let link = browser.eval(&host, "document.getElementById('invite-link').href").await?;
+    let link = link.as_str().unwrap_or_default().to_owned();
+    assert!(link.ends_with(&format!("/r/{room}")), "the invite link leads to the room: {link} ({room})");
+    let listed = http_get(server.addr, "/api/rooms", &[]).await?;
+    assert_eq!(String::from_utf8_lossy(&listed.body), "[]", "a private room is not listed");
+    browser.screenshot(&host, &workspace_dir().join("target/arena-browser-private-room.png")).await?;
+
+    // A friend opens the link: same room, and each sees the other.
+    let friend = browser.open(&link).await?;
+    let two_online = "document.body.dataset.state === 'connected' && \
+        JSON.parse(document.getElementById('arena-snapshot').dataset.snapshot || '{}').players_online === 2";
+    browser.wait_for(&friend, two_online, Duration::from_secs(90)).await?;
+    assert_eq!(snapshot(&mut browser, &friend).await?["room"], room.as_str(), "the friend is in the room");
+    browser.wait_for(&host, two_online, Duration::from_secs(30)).await?;
+
+    // A link to a room that is gone says so, and offers a new room.
+    let stale = browser.open(&format!("http://{}/r/nosuchroom", server.addr)).await?;
+    browser.wait_for(&stale, "document.body.dataset.state === 'room-gone'", Duration::from_secs(90)).await?;
+    let offer = browser.eval(&stale, "document.getElementById('new-room').getAttribute('href')").await?;
+    assert_eq!(offer.as_str(), Some("/?create"), "the room-gone screen offers a new room");
+    browser.screenshot(&stale, &workspace_dir().join("target/arena-browser-room-gone.png")).await?;
+    browser.close().await;
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_whose_connection_is_cut_comes_back_as_the_same_player() -> anyhow::Result<()> {
+    let Some(dist) = dist() else { return Ok(()) };
+    let _one = ONE_BROWSER.lock().await;
+    let server = TestServer::start(config(dist, 16)).await?;
+    // The page reaches the server through a relay the test can cut, as a
+    // Wi-Fi blink would: no close frame, the socket just dies.
+    let relay = Relay::start(server.addr).await?;
+    let mut browser = Browser::launch().await?;
+    let page = browser.open(&format!("http://{}/?name=blinker", relay.addr)).await?;
+    browser.wait_for(&page, "document.body.dataset.state === 'connected'", Duration::from_secs(90)).await?;
+    let you = snapshot(&mut browser, &page).await?["you"].as_u64().expect("an id");
+
+    relay.cut();
+    let same_player = format!(
+        "document.body.dataset.state === 'connected' && \
+         JSON.parse(document.getElementById('arena-snapshot').dataset.snapshot || '{{}}').you === {you}"
+    );
+    browser.wait_for(&page, "document.body.dataset.state !== 'connected'", Duration::from_secs(30)).await?;
+    browser.wait_for(&page, &same_player, Duration::from_secs(60)).await?;
+    assert_eq!(server.players().await?, 1, "one player, back in its seat, not a second one");
     browser.close().await;
     server.stop().await
 }

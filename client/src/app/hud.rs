@@ -55,6 +55,8 @@ fn update_hud(
         _ => "retrying now".to_owned(),
     };
     let (state, text) = match &net.state {
+        ConnState::Choosing => ("landing", "Play with anyone, or make a room for your friends.".to_owned()),
+        ConnState::RoomGone { message } => ("room-gone", format!("Rejected: {message}")),
         ConnState::Connecting => ("connecting", format!("Connecting to {}…", net.url)),
         ConnState::Connected => (
             "connected",

@@ -38,6 +38,8 @@ impl Plugin for NetPlugin {
 /// What the player sees on the status line.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConnState {
+    /// The landing screen: waiting for Play or Create a private room.
+    Choosing,
     Connecting,
     Connected,
     /// The server refused us; `retry_at` is when we try again, if ever.
@@ -48,6 +50,10 @@ pub enum ConnState {
     Disconnected {
         reason: String,
         retry_at: f64,
+    },
+    /// The invite link's room is gone; the page offers a new room.
+    RoomGone {
+        message: String,
     },
 }
 
@@ -66,6 +72,9 @@ pub struct Net {
     pub link_room: Option<String>,
     /// The room we were last welcomed into; reconnects go back to it.
     pub room: Option<String>,
+    /// Open a new private room on the next connect (the landing screen's
+    /// choice, or `?create`).
+    create_private: bool,
     /// The seat's resume token from that room's `Welcome`; kept in the tab's
     /// `sessionStorage`, so a reload or a dropped socket gets the player back.
     resume: Option<ResumeToken>,
@@ -89,13 +98,19 @@ impl Net {
         events_tx: UnboundedSender<NetEvent>,
         events_rx: UnboundedReceiver<NetEvent>,
     ) -> Self {
+        let seat = saved_seat();
+        let link_room = link_room();
+        // The landing screen shows only when nothing says where to play.
+        let chosen = seat.is_some() || link_room.is_some() || query_has("name") || query_has("play");
+        let create_private = query_has("create");
         Net {
-            state: ConnState::Connecting,
+            state: if chosen || create_private { ConnState::Connecting } else { ConnState::Choosing },
             url,
             name,
-            link_room: link_room(),
-            room: saved_seat().map(|(room, _)| room),
-            resume: saved_seat().map(|(_, token)| token),
+            link_room,
+            create_private,
+            room: seat.as_ref().map(|(room, _)| room.clone()),
+            resume: seat.map(|(_, token)| token),
             attempt: 0,
             backoff_secs: BACKOFF_START_SECS,
             outgoing: None,
@@ -113,10 +128,12 @@ impl Net {
         }
     }
 
-    /// Back to the room we were in, else the link's room, else quick-join.
+    /// Back to the room we were in, else the link's room, else a new
+    /// private room if asked, else quick-join.
     fn room_request(&self) -> RoomRequest {
         match self.room.as_ref().or(self.link_room.as_ref()) {
             Some(code) => RoomRequest::Join { code: code.clone() },
+            None if self.create_private => RoomRequest::CreatePrivate,
             None => RoomRequest::Quick,
         }
     }
@@ -189,6 +206,36 @@ fn save_seat(room: &str, token: &ResumeToken) {
     let hex: String = token.iter().map(|b| format!("{b:02x}")).collect();
     if let Some(Ok(Some(storage))) = web_sys::window().map(|w| w.session_storage()) {
         let _ = storage.set_item(SEAT_KEY, &format!("{room}:{hex}"));
+    }
+}
+
+/// What the landing screen's buttons chose: `quick` or `private`
+/// (`data-choice` on `<body>`, set by the page).
+fn landing_choice() -> Option<String> {
+    web_sys::window()?.document()?.body()?.get_attribute("data-choice")
+}
+
+/// Whether the page's query has `key` (`?play`, `?name=…`, `?create`).
+fn query_has(key: &str) -> bool {
+    web_sys::window()
+        .and_then(|w| w.location().search().ok())
+        .and_then(|search| web_sys::UrlSearchParams::new_with_str(&search).ok())
+        .is_some_and(|params| params.has(key))
+}
+
+/// Shows the invite link of a private room (`data-private` on `<body>`
+/// reveals it, with its Copy button).
+fn show_invite(room: &str, private: bool) {
+    let Some(window) = web_sys::window() else { return };
+    let Some(document) = window.document() else { return };
+    if let Some(body) = document.body() {
+        let _ = body.set_attribute("data-private", if private { "1" } else { "0" });
+    }
+    let origin = window.location().origin().unwrap_or_default();
+    let link = format!("{origin}/r/{room}");
+    if let Some(anchor) = document.get_element_by_id("invite-link") {
+        let _ = anchor.set_attribute("href", &link);
+        anchor.set_text_content(Some(&link));
     }
 }
 
@@ -311,7 +358,7 @@ fn receive_messages(mut net: ResMut<Net>, mut game: ResMut<Game>) {
                     // closed (the server restarted, say) means: find another.
                     (Some((RejectReason::RoomNotFound, message)), _) => {
                         if net.link_room.is_some() {
-                            ConnState::Rejected { message, retry_at: None }
+                            ConnState::RoomGone { message }
                         } else {
                             net.room = None;
                             net.resume = None;
@@ -349,6 +396,8 @@ fn apply_message(net: &mut Net, game: &mut Game, msg: ServerMsg, at: f64) {
             game.names.insert(welcome.you, net.name.trim().to_owned());
             game.room = welcome.room.clone();
             save_seat(&welcome.room, &welcome.resume);
+            show_invite(&welcome.room, welcome.private);
+            net.create_private = false;
             net.room = Some(welcome.room);
             net.resume = Some(welcome.resume);
             net.state = ConnState::Connected;
@@ -386,7 +435,18 @@ fn apply_message(net: &mut Net, game: &mut Game, msg: ServerMsg, at: f64) {
 
 fn manage_connection(mut net: ResMut<Net>) {
     let now = now_secs();
+    if net.state == ConnState::Choosing {
+        match landing_choice().as_deref() {
+            Some("quick") => net.state = ConnState::Connecting,
+            Some("private") => {
+                net.create_private = true;
+                net.state = ConnState::Connecting;
+            }
+            _ => return,
+        }
+    }
     let due = match &net.state {
+        ConnState::Choosing | ConnState::RoomGone { .. } => false,
         ConnState::Connecting => net.outgoing.is_none(),
         ConnState::Disconnected { retry_at, .. } => now >= *retry_at,
         ConnState::Rejected { retry_at: Some(retry_at), .. } => now >= *retry_at && net.outgoing.is_none(),
