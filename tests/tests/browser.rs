@@ -50,6 +50,14 @@ async fn snapshot(browser: &mut Browser, page: &Page) -> anyhow::Result<Value> {
     Ok(serde_json::from_str(raw.as_str().unwrap_or("null"))?)
 }
 
+/// True once the page is connected as player `you`.
+fn connected_as(you: u64) -> String {
+    format!(
+        "document.body.dataset.state === 'connected' && \
+         JSON.parse(document.getElementById('arena-snapshot').dataset.snapshot || '{{}}').you === {you}"
+    )
+}
+
 fn bots(server: &TestServer, count: usize, behaviour: Behaviour, prefix: &str) -> SwarmConfig {
     SwarmConfig {
         url: server.ws_url(),
@@ -283,10 +291,7 @@ async fn a_reloaded_page_comes_back_as_the_same_player() -> anyhow::Result<()> {
     assert_eq!(before["room"].as_str().map(str::len), Some(10), "the page shows its room: {before}");
 
     browser.reload(&page).await?;
-    let same_player = format!(
-        "document.body.dataset.state === 'connected' && \
-         JSON.parse(document.getElementById('arena-snapshot').dataset.snapshot || '{{}}').you === {you}"
-    );
+    let same_player = connected_as(you);
     browser.wait_for(&page, &same_player, Duration::from_secs(90)).await?;
     let after = snapshot(&mut browser, &page).await?;
     assert_eq!(after["room"], before["room"], "the same room");
@@ -358,10 +363,7 @@ async fn a_page_whose_connection_is_cut_comes_back_as_the_same_player() -> anyho
     let you = snapshot(&mut browser, &page).await?["you"].as_u64().expect("an id");
 
     relay.cut();
-    let same_player = format!(
-        "document.body.dataset.state === 'connected' && \
-         JSON.parse(document.getElementById('arena-snapshot').dataset.snapshot || '{{}}').you === {you}"
-    );
+    let same_player = connected_as(you);
     browser.wait_for(&page, "document.body.dataset.state !== 'connected'", Duration::from_secs(30)).await?;
     browser.wait_for(&page, &same_player, Duration::from_secs(60)).await?;
     assert_eq!(server.players().await?, 1, "one player, back in its seat, not a second one");
