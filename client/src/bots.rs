@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
-use arena_shared::netcode::{CorrectionStats, Prediction};
+use arena_shared::netcode::{CorrectionStats, Prediction, ServerClock};
 use arena_shared::protocol::{ClientMsg, Frame, INPUT_RATE_HZ, PlayerId, RoomRequest, ServerMsg, close};
 use arena_shared::sim::{Input, Vec2q};
 use serde::Serialize;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::conditioner::{DelayLine, LinkConditions};
 use crate::ws::{ClientError, Incoming, WsClient};
 
 /// How long a bot may take to connect and complete the handshake.
@@ -42,6 +43,8 @@ pub struct SwarmConfig {
     pub name_prefix: String,
     /// Whom `wss://` trusts ([`crate::tls`]); `None`: the public CAs.
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// What the network does to every bot's messages (nothing by default).
+    pub conditions: LinkConditions,
     /// Which rooms the bots join.
     pub rooms: RoomPlan,
 }
@@ -201,6 +204,15 @@ pub struct BotRecord {
     /// How far reconciliation moved this bot's predicted player.
     #[serde(skip)]
     pub corrections: CorrectionStats,
+    /// Each correction's size, world units.
+    #[serde(skip)]
+    pub correction_units: Vec<f64>,
+    /// Input ticks at which the bot asked "what would I draw now?".
+    pub renders: u64,
+    /// Of those, the ones with no newer frame to draw others towards.
+    pub underruns: u64,
+    /// The interpolation delay the bot's clock settled on, ms.
+    pub interp_delay_ms: f64,
     #[serde(skip)]
     first_pos: BTreeMap<PlayerId, Vec2q>,
 }
@@ -226,6 +238,10 @@ impl BotRecord {
             saw_move: BTreeSet::new(),
             saw: BTreeSet::new(),
             corrections: CorrectionStats::default(),
+            correction_units: Vec::new(),
+            renders: 0,
+            underruns: 0,
+            interp_delay_ms: 0.0,
             first_pos: BTreeMap::new(),
         }
     }
@@ -326,33 +342,63 @@ async fn run_bot(
     // The same prediction the browser runs, so bots measure its corrections.
     let mut prediction = Prediction::default();
 
-    let outcome = loop {
+    // What the network does to this bot's messages, both ways.
+    let started = Instant::now();
+    let mut up = DelayLine::new(config.conditions, 0x5EED ^ index as u64, started);
+    let mut down = DelayLine::new(config.conditions, 0xD0E5 ^ (index as u64) << 8, started);
+    let mut server_clock = ServerClock::new(welcome.tick_rate);
+    let mut reading = true;
+    let idle = deadline + Duration::from_secs(3600);
+
+    let outcome = 'bot: loop {
+        let next_due = [up.next_due(), down.next_due()].into_iter().flatten().min().unwrap_or(idle);
         tokio::select! {
             () = tokio::time::sleep_until(deadline) => {
                 tx.close().await;
                 break Outcome::Completed;
             }
+            () = tokio::time::sleep_until(next_due) => {}
             _ = inputs.tick() => {
                 let input = brain.next_input();
                 let seq = prediction.apply_input(input);
-                if let Err(e) = tx.send(&ClientMsg::Input { seq, input }).await {
-                    break failure_outcome(e);
-                }
+                up.push(Instant::now(), ClientMsg::Input { seq, input });
                 record.inputs_sent = seq;
+                // The input rate is the bot's frame rate: would a renderer have
+                // two frames to draw others between, at the delay it settled on?
+                if let Some(render_tick) = server_clock.render_tick(clock.elapsed().as_secs_f64()) {
+                    record.renders += 1;
+                    if record.last_tick.is_none_or(|newest| f64::from(newest) < render_tick) {
+                        record.underruns += 1;
+                    }
+                }
             }
             _ = pings.tick() => {
                 let client_time_us = clock.elapsed().as_micros() as u64;
-                if let Err(e) = tx.send(&ClientMsg::Ping { client_time_us }).await {
-                    break failure_outcome(e);
-                }
+                up.push(Instant::now(), ClientMsg::Ping { client_time_us });
             }
-            incoming = rx.recv() => match incoming {
+            incoming = rx.recv(), if reading => {
+                reading = matches!(incoming, Ok(Incoming::Msg(_)));
+                down.push(Instant::now(), incoming);
+            }
+        }
+        let now = Instant::now();
+        while let Some(msg) = up.pop_due(now) {
+            if let Err(e) = tx.send(&msg).await {
+                break 'bot failure_outcome(e);
+            }
+        }
+        while let Some(incoming) = down.pop_due(now) {
+            match incoming {
                 Ok(Incoming::Msg(ServerMsg::Frame(frame))) => {
                     if let Err(error) = record.observe_frame(&frame) {
-                        break Outcome::ProtocolError { error };
+                        break 'bot Outcome::ProtocolError { error };
                     }
+                    server_clock.on_frame(frame.tick, clock.elapsed().as_secs_f64());
                     if let Some(me) = frame.players.iter().find(|p| p.id == welcome.you) {
-                        prediction.reconcile(me.body, frame.ack_seq);
+                        let moved = prediction.reconcile(me.body, frame.ack_seq);
+                        if moved > 0.0 {
+                            record.correction_units.push(moved);
+                        }
                     }
                     live.frames.fetch_add(1, Relaxed);
                 }
@@ -361,19 +407,26 @@ async fn run_bot(
                     record.rtt_ms.push(now.saturating_sub(client_time_us) as f64 / 1000.0);
                 }
                 Ok(Incoming::Msg(
-                    ServerMsg::Joined(_) | ServerMsg::Left { .. } | ServerMsg::Away { .. } | ServerMsg::Back { .. },
+                    ServerMsg::Joined(_)
+                    | ServerMsg::Left { .. }
+                    | ServerMsg::Away { .. }
+                    | ServerMsg::Back { .. },
                 )) => {}
                 Ok(Incoming::Msg(other @ (ServerMsg::Welcome(_) | ServerMsg::Rejected(_)))) => {
-                    break Outcome::ProtocolError { error: format!("unexpected after handshake: {other:?}") };
+                    break 'bot Outcome::ProtocolError {
+                        error: format!("unexpected after handshake: {other:?}"),
+                    };
                 }
                 Ok(Incoming::Closed(frame)) => {
-                    let (code, reason) = frame.unwrap_or((close::ABNORMAL, "connection closed without a close frame".into()));
-                    break Outcome::Disconnected { code, reason };
+                    let (code, reason) =
+                        frame.unwrap_or((close::ABNORMAL, "connection closed without a close frame".into()));
+                    break 'bot Outcome::Disconnected { code, reason };
                 }
-                Err(e) => break failure_outcome(e),
+                Err(e) => break 'bot failure_outcome(e),
             }
         }
     };
+    record.interp_delay_ms = server_clock.interp_delay_ticks() / server_clock.tick_rate() * 1000.0;
     record.outcome = outcome;
     record.corrections = prediction.corrections;
     record.connected_secs = connected_at.elapsed().as_secs_f64();
@@ -421,6 +474,9 @@ pub struct Corrections {
     pub rate: f64,
     pub mean_units: f64,
     pub max_units: f64,
+    /// Sizes of the corrections that happened (not of every frame), units.
+    pub p50_units: f64,
+    pub p99_units: f64,
 }
 
 impl Corrections {
@@ -429,12 +485,16 @@ impl Corrections {
         for record in records {
             all.merge(&record.corrections);
         }
+        let mut sizes: Vec<f64> = records.iter().flat_map(|r| r.correction_units.iter().copied()).collect();
+        sizes.sort_by(f64::total_cmp);
         Corrections {
             frames: all.frames,
             corrected: all.corrected,
             rate: all.rate(),
             mean_units: all.mean_units(),
             max_units: all.max_units,
+            p50_units: percentile(&sizes, 0.50),
+            p99_units: percentile(&sizes, 0.99),
         }
     }
 }
@@ -469,6 +529,13 @@ pub struct Report {
     /// Highest input seq acked, mean per connected bot.
     pub mean_max_ack: f64,
     pub corrections: Corrections,
+    /// The link conditioner's settings (all zero: none).
+    pub conditions: LinkConditions,
+    /// The interpolation delay the bots' clocks settled on, mean, ms.
+    pub interp_delay_ms: f64,
+    /// Share of the bots' frames (one per input) with no newer server frame
+    /// to draw others towards.
+    pub interp_underrun_rate: f64,
     /// Up to five distinct failure descriptions.
     pub errors: Vec<String>,
 }
@@ -520,6 +587,13 @@ impl Report {
             max_players_seen: records.iter().map(|r| r.max_players_seen).max().unwrap_or(0),
             rooms: records.iter().filter_map(|r| r.room.as_ref()).collect::<BTreeSet<_>>().len(),
             mean_max_ack: mean(&|r| f64::from(r.max_ack)),
+            conditions: config.conditions,
+            interp_delay_ms: mean(&|r| r.interp_delay_ms),
+            interp_underrun_rate: {
+                let renders: u64 = records.iter().map(|r| r.renders).sum();
+                let underruns: u64 = records.iter().map(|r| r.underruns).sum();
+                if renders == 0 { 0.0 } else { underruns as f64 / renders as f64 }
+            },
             corrections: Corrections::total(records),
             errors,
         }
@@ -551,12 +625,22 @@ impl Report {
             (
                 "corrections",
                 format!(
-                    "{} of {} frames ({:.2}%), mean {:.1}, max {:.1} units",
+                    "{} of {} frames ({:.2}%), mean {:.1}, p50 {:.1}, p99 {:.1}, max {:.1} units",
                     self.corrections.corrected,
                     self.corrections.frames,
                     self.corrections.rate * 100.0,
                     self.corrections.mean_units,
+                    self.corrections.p50_units,
+                    self.corrections.p99_units,
                     self.corrections.max_units
+                ),
+            ),
+            (
+                "interpolation",
+                format!(
+                    "delay {:.0} ms, underruns {:.2}% of frames",
+                    self.interp_delay_ms,
+                    self.interp_underrun_rate * 100.0
                 ),
             ),
         ];

@@ -7,6 +7,7 @@
 //!   - [`attack`]: misbehaving clients (floods, resets, slowloris) for
 //!     `arena-bots --attack` and the hardening tests.
 //!   - [`tls`]: which `wss://` servers to trust.
+//!   - [`conditioner`]: latency, jitter and stalls applied inside a bot.
 //!   - [`bots`]: the bot swarm behind `arena-bots`: behaviours, per-bot
 //!     measurements, and the report (text table or JSON).
 //! - On wasm32: [`app`], the Bevy app (see its module docs), started by the
@@ -18,6 +19,8 @@ pub mod app;
 pub mod attack;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bots;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod conditioner;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod tls;
 #[cfg(not(target_arch = "wasm32"))]

@@ -101,3 +101,23 @@ fn unreachable_server_and_bad_flags_are_explained() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_link_conditioner_adds_its_round_trip_and_keeps_prediction_exact() {
+    let (addr, _stop) = server(8).await;
+    let url = format!("ws://{addr}/ws");
+    let args =
+        ["--url", &url, "-n", "1", "-d", "3", "--behaviour", "circle", "--json", "-q", "--latency-ms", "150"];
+    let out = bots(&args).await;
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    assert!(out.status.success(), "{report}");
+    let rtt = report["rtt_ms"]["p50"].as_f64().unwrap_or(0.0);
+    assert!(rtt >= 150.0, "150 ms of added round trip should show in the RTT: {rtt}");
+    assert_eq!(report["conditions"]["latency_ms"], 150);
+    assert_eq!(
+        report["corrections"]["corrected"], 0,
+        "alone, prediction stays exact under latency: {report}"
+    );
+    assert!(report["interp_delay_ms"].as_f64().unwrap_or(0.0) > 0.0, "the bots report their delay: {report}");
+    assert!(report["interp_underrun_rate"].as_f64().is_some());
+}

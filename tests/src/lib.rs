@@ -213,6 +213,7 @@ pub fn swarm(server: &TestServer, count: usize, secs: f64, behaviour: Behaviour)
         name_prefix: "bot-".into(),
         tls: None,
         rooms: RoomPlan::Quick,
+        conditions: Default::default(),
     }
 }
 

@@ -67,6 +67,7 @@ fn bots(server: &TestServer, count: usize, behaviour: Behaviour, prefix: &str) -
         name_prefix: prefix.into(),
         tls: None,
         rooms: RoomPlan::Quick,
+        conditions: Default::default(),
     }
 }
 

@@ -21,6 +21,7 @@ mod cli {
 
     use arena_client::attack::{AttackConfig, AttackKind, run_attack};
     use arena_client::bots::{Behaviour, Live, Report, RoomPlan, SwarmConfig, run_swarm};
+    use arena_client::conditioner::LinkConditions;
     use clap::Parser;
 
     #[derive(Parser, Debug)]
@@ -45,6 +46,19 @@ mod cli {
         /// without it, wss:// trusts the public certificate authorities.
         #[arg(long, value_parser = parse_ca_cert)]
         ca_cert: Option<CaCert>,
+        /// Link conditioner: round-trip milliseconds added (half each way).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+        latency_ms: u32,
+        /// Link conditioner: spread of that round trip, ± half each way, ms.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+        jitter_ms: u32,
+        /// Link conditioner: a stall of this many ms (nothing gets through,
+        /// then everything at once) every --stall-every-ms.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=60_000))]
+        stall_ms: u32,
+        /// Time between the starts of stalls, ms.
+        #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(100..=600_000))]
+        stall_every_ms: u32,
         /// Every bot joins the room with this code (an invite link's /r/CODE).
         #[arg(long, conflicts_with = "rooms", value_parser = parse_room_code)]
         room: Option<String>,
@@ -131,6 +145,12 @@ mod cli {
             behaviour: args.behaviour,
             name_prefix: args.name_prefix.clone(),
             tls: args.ca_cert.as_ref().map(|ca| ca.0.clone()),
+            conditions: LinkConditions {
+                latency_ms: args.latency_ms,
+                jitter_ms: args.jitter_ms,
+                stall_ms: args.stall_ms,
+                stall_every_ms: args.stall_every_ms,
+            },
             rooms: match (&args.room, args.rooms) {
                 (Some(code), _) => RoomPlan::Join(code.clone()),
                 (None, Some(n)) => RoomPlan::Spread(n as usize),
