@@ -49,6 +49,9 @@ enum Ending {
     PeerClosed { goodbye: bool },
     /// The socket failed or reached EOF: nobody is listening.
     Gone,
+    /// Our close frame already went out (the room closed the outbox) and the
+    /// peer had its moment to reply: nothing is left to do.
+    Closed,
     /// We close, with this code and reason.
     Close(CloseReason),
     /// The handshake is refused: the typed rejection, then its close frame.
@@ -147,48 +150,40 @@ async fn play(
     let pongs = AtomicU64::new(0);
     let liveness =
         Liveness { ping_every: state.config.ping_interval(), pong_timeout: state.config.idle_timeout() };
-    // Whether the socket dropped without a goodbye: then the seat is held.
-    let mut abrupt = false;
-    let peer_closed = {
+    // `abrupt`: the socket dropped without a goodbye, so the seat is held.
+    let (peer_closed, abrupt) = {
         let mut writer = std::pin::pin!(write_loop(&mut sink, outbox, liveness, &pongs, &state.metrics));
         let ended = tokio::select! {
-            ending = read_loop(&mut stream, *id, inputs, outbox, &mut budget, &pongs, state) => Some(ending),
+            ending = read_loop(&mut stream, *id, inputs, outbox, &mut budget, &pongs, state) => ending,
             // The writer ends once the outbox closes (the room kicked the
-            // player) or the socket fails; it is not polled again after this.
+            // player, or it resumed elsewhere) or the socket fails; it is not
+            // polled again after this arm.
             close_sent = &mut writer => {
                 if close_sent {
                     linger(&mut stream).await;
+                    Ending::Closed
                 } else {
-                    abrupt = true;
+                    Ending::Gone
                 }
-                None
             }
-            () = state.cancel.cancelled() => Some(going_away()),
+            () = state.cancel.cancelled() => going_away(),
         };
-        if matches!(ended, Some(Ending::Gone)) {
-            abrupt = true;
-        }
-        let reason = match ended {
-            None | Some(Ending::Gone) => None,
-            Some(Ending::PeerClosed { goodbye }) => {
-                abrupt |= !goodbye;
-                Some(None)
+        match ended {
+            Ending::Closed => (false, false),
+            Ending::Gone => (false, true),
+            Ending::PeerClosed { goodbye } => (true, !goodbye),
+            Ending::Close(reason) => {
+                tracing::debug!(player = id, code = reason.code, reason = %reason.reason, "closing a client");
+                outbox.close(reason);
+                if tokio::time::timeout(CLOSE_TIMEOUT, &mut writer).await.unwrap_or(false) {
+                    linger(&mut stream).await;
+                }
+                (false, false)
             }
-            Some(Ending::Close(reason)) => Some(Some(reason)),
-            Some(Ending::Reject(rejection)) => {
-                Some(Some(CloseReason::new(rejection.reason.close_code(), rejection.message)))
-            }
-        };
-        let peer_closed = matches!(reason, Some(None));
-        if let Some(Some(reason)) = reason {
-            tracing::debug!(player = id, code = reason.code, reason = %reason.reason, "closing a client");
-            outbox.close(reason);
-            if tokio::time::timeout(CLOSE_TIMEOUT, &mut writer).await.unwrap_or(false) {
-                linger(&mut stream).await;
-            }
+            // Only the handshake rejects.
+            Ending::Reject(_) => (false, false),
         }
         // The writer is dropped here, which frees the sink for the echo.
-        peer_closed
     };
     if peer_closed {
         echo_close(&mut sink).await;
@@ -351,7 +346,7 @@ async fn write_loop(
 /// a moment to hear the reply.
 async fn finish(sink: &mut Sink, stream: &mut Stream, ending: Ending) {
     let reason = match ending {
-        Ending::Gone => return,
+        Ending::Gone | Ending::Closed => return,
         Ending::PeerClosed { .. } => return echo_close(sink).await,
         Ending::Close(reason) => reason,
         Ending::Reject(rejection) => {

@@ -72,6 +72,10 @@ impl TickHistogram {
         self.buckets.iter().map(|b| b.load(Relaxed)).sum()
     }
 
+    pub fn sum_micros(&self) -> u64 {
+        self.sum_micros.load(Relaxed)
+    }
+
     /// The bucket bound the `q` quantile falls under (µs); `None` with no
     /// ticks, `u64::MAX` past the last bound.
     pub fn quantile(&self, q: f64) -> Option<u64> {
@@ -116,10 +120,6 @@ pub struct RoomStats {
 /// for reporting.
 #[derive(Default, Debug)]
 pub struct Metrics {
-    /// Ticks run since start, in all rooms.
-    pub ticks_total: AtomicU64,
-    /// Sum of tick durations, for the mean.
-    pub tick_micros_total: AtomicU64,
     /// Longest tick seen.
     pub tick_micros_max: AtomicU64,
     /// TCP connections open right now (HTTP and WebSocket).
@@ -142,7 +142,8 @@ pub struct Metrics {
     pub messages_out_total: AtomicU64,
     pub bytes_out_total: AtomicU64,
     pub bytes_in_total: AtomicU64,
-    /// Every room's tick times.
+    /// Every room's tick times; its count and sum are the ticks run and the
+    /// time spent ticking.
     pub tick_histogram: TickHistogram,
     /// Connections thrown out, by [`Kick`] (indexed by its position in `Kick::ALL`).
     kicks: [AtomicU64; Kick::ALL.len()],
@@ -167,8 +168,6 @@ impl Metrics {
 
     pub fn record_tick(&self, took: Duration) {
         let micros = took.as_micros() as u64;
-        self.ticks_total.fetch_add(1, Relaxed);
-        self.tick_micros_total.fetch_add(micros, Relaxed);
         self.tick_micros_max.fetch_max(micros, Relaxed);
         self.tick_histogram.record(micros);
     }
@@ -187,14 +186,14 @@ impl Metrics {
             "# HELP arena_rooms open rooms\n# TYPE arena_rooms gauge\narena_rooms {}",
             rooms.len()
         );
-        let rows: [(&str, &str, &str, &AtomicU64); 14] = [
-            ("arena_ticks_total", "counter", "ticks run", &self.ticks_total),
-            (
-                "arena_tick_micros_total",
-                "counter",
-                "time spent ticking, microseconds",
-                &self.tick_micros_total,
-            ),
+        let ticks = [
+            ("arena_ticks_total", "ticks run", self.tick_histogram.count()),
+            ("arena_tick_micros_total", "time spent ticking, microseconds", self.tick_histogram.sum_micros()),
+        ];
+        for (name, help, value) in ticks {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+        }
+        let rows: [(&str, &str, &str, &AtomicU64); 12] = [
             ("arena_tick_micros_max", "gauge", "longest tick, microseconds", &self.tick_micros_max),
             ("arena_connections_open", "gauge", "TCP connections open", &self.connections_open),
             ("arena_connections_total", "counter", "websocket upgrades", &self.connections_total),

@@ -258,6 +258,7 @@ pub fn validate_name(name: &str) -> Option<String> {
     }
     let chars = clean.chars().count();
     let mut marks_in_a_row = 0;
+    let mut visible = false;
     for c in clean.chars() {
         match char_kind(c) {
             CharKind::Forbidden => return None,
@@ -267,10 +268,13 @@ pub fn validate_name(name: &str) -> Option<String> {
                     return None;
                 }
             }
-            CharKind::Visible | CharKind::Space => marks_in_a_row = 0,
+            CharKind::Visible => {
+                visible = true;
+                marks_in_a_row = 0;
+            }
+            CharKind::Space => marks_in_a_row = 0,
         }
     }
-    let visible = clean.chars().any(|c| char_kind(c) == CharKind::Visible);
     ((1..=MAX_NAME_CHARS).contains(&chars) && visible).then_some(clean)
 }
 

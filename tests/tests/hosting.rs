@@ -10,7 +10,7 @@ use std::time::Duration;
 use arena_client::ws::{Incoming, WsClient};
 use arena_server::ServerConfig;
 use arena_shared::protocol::ServerMsg;
-use arena_tests::{TestServer, recv_until, test_config};
+use arena_tests::{TestServer, http_get, recv_until, test_config};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -116,16 +116,6 @@ fn bundle() -> Option<PathBuf> {
     None
 }
 
-async fn get(addr: &str, path: &str, headers: &str) -> anyhow::Result<(String, Vec<u8>)> {
-    let mut tcp = TcpStream::connect(addr).await?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}\r\n");
-    tcp.write_all(request.as_bytes()).await?;
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut raw)).await??;
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| anyhow::anyhow!("no head"))?;
-    Ok((String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase(), raw[split + 4..].to_vec()))
-}
-
 #[tokio::test]
 async fn the_self_contained_binary_serves_the_game_from_an_empty_directory() -> anyhow::Result<()> {
     let Some(bundle) = bundle() else { return Ok(()) };
@@ -139,30 +129,33 @@ async fn the_self_contained_binary_serves_the_game_from_an_empty_directory() -> 
         .spawn()?;
     let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
     let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await??.unwrap_or_default();
-    let addr = first.strip_prefix("arena-server listening on http://").unwrap_or_default().to_owned();
-    assert!(!addr.is_empty(), "should say where it listens: {first}");
+    let addr: std::net::SocketAddr = first
+        .strip_prefix("arena-server listening on http://")
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("should say where it listens: {first}"))?;
     let second = lines.next_line().await?.unwrap_or_default();
     assert!(second.contains("play:"), "should offer a play URL, so it has the client: {second}");
 
-    let (head, body) = get(&addr, "/", "").await?;
-    assert!(head.starts_with("http/1.1 200"), "/ should be the page: {head}");
-    assert!(head.contains("content-type: text/html"), "{head}");
-    let page = String::from_utf8_lossy(&body);
+    let index = http_get(addr, "/", &[]).await?;
+    assert_eq!(index.status, 200, "/ should be the page");
+    assert!(index.header("content-type").is_some_and(|t| t.starts_with("text/html")), "{:?}", index.headers);
+    let page = String::from_utf8_lossy(&index.body);
     let wasm = page
         .split('"')
         .find(|part| part.ends_with("_bg.wasm"))
         .ok_or_else(|| anyhow::anyhow!("the page should name its wasm: {page}"))?
         .to_owned();
 
-    let (head, body) = get(&addr, &wasm, "Accept-Encoding: gzip, br\r\n").await?;
-    assert!(head.starts_with("http/1.1 200"), "{wasm}: {head}");
-    assert!(head.contains("content-type: application/wasm"), "{head}");
-    assert!(head.contains("content-encoding: br"), "the brotli sibling should be sent: {head}");
-    assert!(head.contains("immutable"), "hashed files are cached for good: {head}");
-    assert!(body.len() > 100_000, "the wasm should be all there: {} bytes", body.len());
-    let (head, body) = get(&addr, &wasm, "").await?;
-    assert!(!head.contains("content-encoding"), "no encoding asked, none sent: {head}");
-    assert!(body.starts_with(b"\0asm"), "the raw wasm");
+    let brotli = http_get(addr, &wasm, &[("Accept-Encoding", "gzip, br")]).await?;
+    assert_eq!(brotli.status, 200, "{wasm}");
+    assert_eq!(brotli.header("content-type"), Some("application/wasm"));
+    assert_eq!(brotli.header("content-encoding"), Some("br"), "the brotli sibling should be sent");
+    let cache = brotli.header("cache-control").unwrap_or_default();
+    assert!(cache.contains("immutable"), "hashed files are cached for good: {cache}");
+    assert!(brotli.body.len() > 100_000, "the wasm should be all there: {} bytes", brotli.body.len());
+    let raw = http_get(addr, &wasm, &[]).await?;
+    assert_eq!(raw.header("content-encoding"), None, "no encoding asked, none sent");
+    assert!(raw.body.starts_with(b"\0asm"), "the raw wasm");
 
     let mut bot = WsClient::connect(&format!("ws://{addr}/ws")).await?;
     let welcome = bot.handshake("bundle-bot").await?;
@@ -246,18 +239,16 @@ async fn behind_nginx_pages_from_the_public_name_play_and_others_are_refused() -
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()?;
-    let proxy = format!("127.0.0.1:{port}");
-    let mut health = String::new();
+    let proxy = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut health = None;
     for _ in 0..50 {
-        if let Ok((head, _)) = get(&proxy, "/healthz", "").await {
-            health = head;
-            if health.starts_with("http/1.1 200") {
-                break;
-            }
+        health = http_get(proxy, "/healthz", &[]).await.ok().map(|r| r.status);
+        if health == Some(200) {
+            break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(health.starts_with("http/1.1 200"), "healthz through nginx: {health}");
+    assert_eq!(health, Some(200), "healthz through nginx");
 
     // A page on http://arena.test:PORT, as a browser sends it through the proxy.
     let url = format!("ws://{proxy}/ws");
