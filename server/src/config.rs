@@ -20,8 +20,8 @@ pub struct ServerConfig {
     pub tick_rate: u16,
 
     /// Players one room holds; the next one is rejected as "room full"
-    /// (quick-join opens another room instead).
-    #[arg(long = "room-size", visible_alias = "max-players", env = "ARENA_ROOM_SIZE", default_value_t = 256,
+    /// (quick-join opens another room instead). The platform grows with it.
+    #[arg(long = "room-size", visible_alias = "max-players", env = "ARENA_ROOM_SIZE", default_value_t = 32,
           value_parser = clap::value_parser!(u16).range(1..=MAX_PLAYERS as i64))]
     pub max_players: u16,
 
@@ -34,6 +34,16 @@ pub struct ServerConfig {
     /// long; a Hello with its resume token gets it back (0: no holding).
     #[arg(long, env = "ARENA_RESUME_SECS", default_value_t = 20.0, value_parser = parse_resume)]
     pub resume_secs: f64,
+
+    /// Length of a round; then the podium shows and scores reset.
+    #[arg(long, env = "ARENA_ROUND_SECS", default_value_t = 180,
+          value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub round_secs: u32,
+
+    /// How long the podium shows between rounds.
+    #[arg(long, env = "ARENA_PODIUM_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=600))]
+    pub podium_secs: u32,
 
     /// A room that stays empty this long closes, and its link stops working.
     #[arg(long, env = "ARENA_ROOM_IDLE_SECS", default_value_t = 60.0, value_parser = parse_room_idle)]
@@ -126,8 +136,10 @@ impl Default for ServerConfig {
         ServerConfig {
             bind: SocketAddr::from(([0, 0, 0, 0], 7777)),
             tick_rate: 30,
-            max_players: 256,
+            max_players: 32,
             max_rooms: 64,
+            round_secs: 180,
+            podium_secs: 10,
             room_idle_secs: 60.0,
             resume_secs: 20.0,
             allow_origins: Vec::new(),

@@ -30,7 +30,7 @@ use crate::limits::RateBudget;
 use crate::metrics::{Kick, Metrics};
 use crate::outbox::{CloseReason, Outbox};
 use crate::room::Membership;
-use crate::world::QueuedInput;
+use crate::world::{Newcomer, QueuedInput};
 
 /// Time allowed to deliver a close frame and hear the peer's reply before
 /// the socket is just dropped.
@@ -111,8 +111,8 @@ async fn handshake(
     };
     Metrics::inc_by(&metrics.bytes_in_total, bytes.len());
 
-    let (version, name, room, resume) = match decode_client(&bytes) {
-        Ok(ClientMsg::Hello { version, name, room, resume }) => (version, name, room, resume),
+    let (version, name, color, room, resume) = match decode_client(&bytes) {
+        Ok(ClientMsg::Hello { version, name, color, room, resume }) => (version, name, color, room, resume),
         Ok(other) => {
             metrics.kick(Kick::BadHandshake);
             let reason = format!("expected Hello first, got {}", message_kind(&other));
@@ -126,7 +126,7 @@ async fn handshake(
     let result = if version != PROTOCOL_VERSION {
         Err(Rejection::new(RejectReason::VersionMismatch { server: PROTOCOL_VERSION, client: version }))
     } else if let Some(name) = validate_name(&name) {
-        state.rooms.join(&room, name, resume).await
+        state.rooms.join(&room, Newcomer { name, color }, resume).await
     } else {
         Err(Rejection::new(RejectReason::BadName))
     };

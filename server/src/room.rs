@@ -21,13 +21,13 @@ use crate::metrics::{Metrics, RoomStats};
 use crate::outbox::CloseReason;
 use crate::outbox::Outbox;
 use crate::rooms::RoomDirectory;
-use crate::world::{QueuedInput, Seat, World};
+use crate::world::{Newcomer, QueuedInput, Seat, World};
 
 /// Joins and leaves waiting for the room. Small: each is handled within a tick.
 const COMMAND_QUEUE: usize = 256;
 
 enum Command {
-    Join { name: String, resume: Option<ResumeToken>, reply: oneshot::Sender<Result<Membership, JoinError>> },
+    Join { newcomer: Newcomer, resume: Option<ResumeToken>, reply: oneshot::Sender<Result<Membership, JoinError>> },
 }
 
 /// A seat's connection ended.
@@ -97,7 +97,7 @@ impl Drop for SeatGuard {
 impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Command::Join { name, .. } => write!(f, "Join({name})"),
+            Command::Join { newcomer, .. } => write!(f, "Join({})", newcomer.name),
         }
     }
 }
@@ -105,9 +105,9 @@ impl std::fmt::Debug for Command {
 impl RoomHandle {
     /// Asks for a seat: the one `resume` holds if it is still held, else a
     /// new one. The seat is freed when the returned membership is dropped.
-    pub async fn join(&self, name: String, resume: Option<ResumeToken>) -> Result<Membership, JoinError> {
+    pub async fn join(&self, newcomer: Newcomer, resume: Option<ResumeToken>) -> Result<Membership, JoinError> {
         let (reply, answer) = oneshot::channel();
-        self.commands.send(Command::Join { name, resume, reply }).await.map_err(|_| JoinError::Closed)?;
+        self.commands.send(Command::Join { newcomer, resume, reply }).await.map_err(|_| JoinError::Closed)?;
         answer.await.map_err(|_| JoinError::Closed)?
     }
 }
@@ -134,7 +134,8 @@ pub fn spawn(
     let (leaves, leaves_rx) = mpsc::unbounded_channel();
     let world = World::new(config.tick_rate, config.max_players, config.slow_client_ticks(), metrics.clone())
         .in_room(spec.code.clone(), spec.private, spec.stats)
-        .holding_seats_for(config.resume_ticks());
+        .holding_seats_for(config.resume_ticks())
+        .with_rounds(config.round_secs, config.podium_secs);
     let handle = RoomHandle { commands, leaves };
     let channels = Channels { commands: commands_rx, leaves: leaves_rx, leave_sender: handle.leaves.clone() };
     tracker.spawn(run(world, channels, spec.code, config, metrics, directory, cancel));
@@ -193,12 +194,12 @@ async fn run(
                     tracing::info!(room = %code, player = id, players = world.player_count(), "{how}");
                 }
             }
-            Some(Command::Join { name, resume, reply }) = commands.recv() => {
+            Some(Command::Join { newcomer, resume, reply }) = commands.recv() => {
                 let resumed = resume.and_then(|token| world.resume(&token));
                 let result = match resumed {
                     Some(seat) => Ok(seat),
                     None => match new_token() {
-                        Ok(token) => world.join(name, token),
+                        Ok(token) => world.join(newcomer, token),
                         Err(e) => {
                             tracing::error!("no randomness for a resume token: {e}");
                             Err(Rejection::new(arena_shared::protocol::RejectReason::ShuttingDown))

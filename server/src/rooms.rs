@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::ServerConfig;
 use crate::metrics::{Metrics, RoomStats};
 use crate::room::{self, JoinError, Membership, RoomHandle, RoomSpec};
+use crate::world::Newcomer;
 
 /// Characters of a room code: lower-case letters and digits without the
 /// look-alikes (0/o, 1/l/i), so a code read aloud or retyped survives.
@@ -113,12 +114,12 @@ impl Rooms {
         }
     }
 
-    /// Seats `name` where `request` asks; in a room asked for by code,
+    /// Seats `newcomer` where `request` asks; in a room asked for by code,
     /// `resume` gets back a held seat.
     pub async fn join(
         &self,
         request: &RoomRequest,
-        name: String,
+        newcomer: Newcomer,
         resume: Option<ResumeToken>,
     ) -> Result<Membership, Rejection> {
         if self.cancel.is_cancelled() {
@@ -128,14 +129,14 @@ impl Rooms {
             RoomRequest::Join { code } => {
                 let entry =
                     self.directory.get(code).ok_or_else(|| Rejection::new(RejectReason::RoomNotFound))?;
-                entry.handle.join(name, resume).await.map_err(|e| match e {
+                entry.handle.join(newcomer, resume).await.map_err(|e| match e {
                     JoinError::Rejected(rejection) => rejection,
                     JoinError::Closed => Rejection::new(RejectReason::RoomNotFound),
                 })
             }
             RoomRequest::CreatePrivate => {
                 let entry = self.open(true).await?;
-                entry.handle.join(name, None).await.map_err(|e| self.closed_or(e))
+                entry.handle.join(newcomer, None).await.map_err(|e| self.closed_or(e))
             }
             RoomRequest::Quick => {
                 // A room may fill or close between the look and the join: look again.
@@ -144,7 +145,7 @@ impl Rooms {
                         Some(entry) => entry,
                         None => self.open_public().await?,
                     };
-                    match entry.handle.join(name.clone(), None).await {
+                    match entry.handle.join(newcomer.clone(), None).await {
                         Ok(membership) => return Ok(membership),
                         Err(JoinError::Closed) => {}
                         Err(JoinError::Rejected(r))

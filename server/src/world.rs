@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use arena_shared::codec::{EncodedPlayers, encode_frame, encode_server};
 use arena_shared::protocol::{
-    MAX_NAME_CHARS, PROTOCOL_VERSION, PlayerId, PlayerInfo, PlayerState, RejectReason, Rejection,
+    MAX_NAME_CHARS, PROTOCOL_VERSION, PlayerId, PlayerInfo, RejectReason, Rejection,
     ResumeToken, ServerMsg, Welcome, close,
 };
-use arena_shared::sim::{self, Body, INPUT_DT_MICROS, Input, Vec2q};
+use arena_shared::game::{GameEvent, Match, MatchSettings};
+use arena_shared::sim::{Body, INPUT_DT_MICROS, Input};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
@@ -32,6 +33,14 @@ pub struct QueuedInput {
     pub input: Input,
 }
 
+/// Who asks for a seat: the name (already through `validate_name`) and
+/// the colour the join screen picked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Newcomer {
+    pub name: String,
+    pub color: u8,
+}
+
 /// What a connection gets back when its join is accepted.
 #[derive(Debug)]
 pub struct Seat {
@@ -47,13 +56,14 @@ pub struct Seat {
 
 struct Player {
     name: String,
+    /// Index into the page's palette.
+    color: u8,
     /// The secret a reconnecting client shows to get this seat back.
     token: ResumeToken,
     /// The tick the socket dropped, while the seat is held for a resume.
     away_since: Option<u32>,
     /// The current connection's epoch (see [`Seat::epoch`]).
     epoch: u32,
-    body: Body,
     /// Highest input seq applied; acked in every frame.
     last_seq: u32,
     /// Simulation time this player may still spend on inputs, in µs.
@@ -68,7 +78,8 @@ struct Player {
 }
 
 pub struct World {
-    tick: u32,
+    /// The game: bodies, knockouts, scores, rounds, and the tick count.
+    game: Match,
     tick_rate: u16,
     max_players: u16,
     /// Ticks of stale frames before a client is dropped.
@@ -76,8 +87,6 @@ pub struct World {
     /// Sorted by id: the simulation order, so it is deterministic.
     players: BTreeMap<PlayerId, Player>,
     next_id: PlayerId,
-    /// How many players have ever spawned; picks the next spawn point.
-    spawns: u32,
     metrics: Arc<Metrics>,
     /// This room's code (for Welcome) and whether only its link leads here.
     room: String,
@@ -91,19 +100,25 @@ pub struct World {
 impl World {
     pub fn new(tick_rate: u16, max_players: u16, slow_client_ticks: u32, metrics: Arc<Metrics>) -> Self {
         World {
-            tick: 0,
+            game: Match::new(MatchSettings::new(tick_rate, 180, 10, max_players)),
             tick_rate,
             max_players,
             slow_client_ticks,
             players: BTreeMap::new(),
             next_id: 1,
-            spawns: 0,
             metrics,
             room: String::new(),
             private: false,
             stats: Arc::new(RoomStats::default()),
             resume_ticks: 0,
         }
+    }
+
+    /// Rounds of `round_secs`, with a podium of `podium_secs` between them.
+    pub fn with_rounds(mut self, round_secs: u32, podium_secs: u32) -> Self {
+        let settings = MatchSettings::new(self.tick_rate, round_secs, podium_secs, self.max_players);
+        self.game = Match::new(settings);
+        self
     }
 
     /// Holds a dropped player's seat this many ticks for a resume.
@@ -126,7 +141,11 @@ impl World {
     }
 
     pub fn tick_number(&self) -> u32 {
-        self.tick
+        self.game.tick()
+    }
+
+    pub fn game(&self) -> &Match {
+        &self.game
     }
 
     pub fn player_count(&self) -> usize {
@@ -134,14 +153,15 @@ impl World {
     }
 
     pub fn body(&self, id: PlayerId) -> Option<Body> {
-        self.players.get(&id).map(|p| p.body)
+        self.game.fighter(id).map(|f| f.body)
     }
 
     /// Seats a player whose handshake passed, or refuses with the reason.
     /// `name` must have passed `validate_name`; a name already taken gets a
     /// suffix, so "ada" joins a room with an "ada" as "ada (2)".
     /// `token` is the new player's resume token (random, from the room).
-    pub fn join(&mut self, name: String, token: ResumeToken) -> Result<Seat, Rejection> {
+    pub fn join(&mut self, newcomer: Newcomer, token: ResumeToken) -> Result<Seat, Rejection> {
+        let Newcomer { name, color } = newcomer;
         if self.players.len() >= usize::from(self.max_players) {
             return Err(Rejection::new(RejectReason::ServerFull { max_players: self.max_players }));
         }
@@ -150,16 +170,15 @@ impl World {
         let outbox = Arc::new(Outbox::default());
         let (tx, rx) = mpsc::channel(INPUT_QUEUE);
         outbox.push_event(self.welcome(id, token, false));
-        let body = Body { pos: sim::spawn_point(self.spawns), vel: Vec2q::default() };
-        self.spawns = self.spawns.wrapping_add(1);
+        self.game.spawn(id);
         self.players.insert(
             id,
             Player {
                 name: name.clone(),
+                color,
                 token,
                 away_since: None,
                 epoch: 0,
-                body,
                 last_seq: 0,
                 input_credit: MAX_INPUT_BURST * u64::from(INPUT_DT_MICROS),
                 inputs: rx,
@@ -168,7 +187,7 @@ impl World {
                 stale_ticks: 0,
             },
         );
-        self.broadcast(&ServerMsg::Joined(PlayerInfo { id, name: name.clone() }));
+        self.broadcast(&ServerMsg::Joined(PlayerInfo { id, name: name.clone(), color, score: 0 }));
         self.stats.players.store(self.players.len() as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(Seat { id, name, epoch: 0, outbox, inputs: tx })
     }
@@ -179,14 +198,21 @@ impl World {
             version: PROTOCOL_VERSION,
             you,
             tick_rate: self.tick_rate,
-            tick: self.tick,
-            players: others.map(|(&id, p)| PlayerInfo { id, name: p.name.clone() }).collect(),
+            tick: self.game.tick(),
+            players: others.map(|(&id, p)| self.info(id, p)).collect(),
             room: self.room.clone(),
             private: self.private,
             resume,
             resumed,
+            platform: self.game.settings().platform,
+            round: self.game.round().clone(),
         });
         Bytes::from(encode_server(&welcome))
+    }
+
+    fn info(&self, id: PlayerId, player: &Player) -> PlayerInfo {
+        let score = self.game.fighter(id).map_or(0, |f| f.score);
+        PlayerInfo { id, name: player.name.clone(), color: player.color, score }
     }
 
     /// Gives the player holding `token` a new connection: same id, name and
@@ -240,7 +266,7 @@ impl World {
             self.leave(id);
             return;
         }
-        let tick = self.tick;
+        let tick = self.game.tick();
         if let Some(player) = self.players.get_mut(&id)
             && player.away_since.is_none()
         {
@@ -254,6 +280,7 @@ impl World {
         let Some(player) = self.players.remove(&id) else {
             return false;
         };
+        self.game.remove(id);
         player.outbox.close(CloseReason::new(close::NORMAL, "left"));
         self.broadcast(&ServerMsg::Left { id });
         self.stats.players.store(self.players.len() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -267,14 +294,13 @@ impl World {
         }
     }
 
-    /// One tick: apply queued inputs in seq order, step, resolve overlaps,
-    /// and hand every player its frame.
+    /// One tick: apply queued inputs in seq order, advance the game, tell
+    /// everyone what it decided, and hand every player its frame.
     pub fn tick(&mut self) {
-        self.tick = self.tick.wrapping_add(1);
         let tick_micros = 1_000_000 / u64::from(self.tick_rate);
         let max_credit = MAX_INPUT_BURST * u64::from(INPUT_DT_MICROS);
 
-        for player in self.players.values_mut() {
+        for (&id, player) in &mut self.players {
             while player.pending.len() < INPUT_QUEUE {
                 match player.inputs.try_recv() {
                     Ok(input) => player.pending.push_back(input),
@@ -290,31 +316,33 @@ impl World {
                 if queued.seq <= player.last_seq {
                     continue;
                 }
-                sim::step(&mut player.body, queued.input, INPUT_DT_MICROS);
+                // Falling or out, the input does nothing, but it is acked:
+                // the client's prediction moves past it.
+                self.game.apply_input(id, queued.input);
                 player.last_seq = queued.seq;
                 player.input_credit -= u64::from(INPUT_DT_MICROS);
             }
         }
 
-        let mut bodies: Vec<Body> = self.players.values().map(|p| p.body).collect();
-        sim::resolve_overlaps(&mut bodies);
-        for (player, body) in self.players.values_mut().zip(&bodies) {
-            player.body = *body;
+        for event in self.game.advance() {
+            match event {
+                GameEvent::KnockedOut(knockout) => self.broadcast(&ServerMsg::KnockedOut(knockout)),
+                GameEvent::Round(round) => self.broadcast(&ServerMsg::Round(round)),
+            }
         }
 
-        let states: Vec<PlayerState> =
-            self.players.iter().map(|(&id, p)| PlayerState { id, body: p.body }).collect();
-        let shared = EncodedPlayers::new(&states);
+        let tick = self.game.tick();
+        let shared = EncodedPlayers::new(&self.game.states());
         let mut too_slow = Vec::new();
         let mut expired = Vec::new();
         for (&id, player) in &mut self.players {
             if let Some(since) = player.away_since {
-                if self.tick.wrapping_sub(since) >= self.resume_ticks {
+                if tick.wrapping_sub(since) >= self.resume_ticks {
                     expired.push(id);
                 }
                 continue;
             }
-            let frame = Bytes::from(encode_frame(self.tick, player.last_seq, &shared));
+            let frame = Bytes::from(encode_frame(tick, player.last_seq, &shared));
             match player.outbox.push_frame(frame) {
                 FramePush::Fresh => player.stale_ticks = 0,
                 FramePush::Replaced => {
@@ -332,7 +360,7 @@ impl World {
         for id in expired {
             self.leave(id);
         }
-        self.stats.tick.store(u64::from(self.tick), std::sync::atomic::Ordering::Relaxed);
+        self.stats.tick.store(u64::from(tick), std::sync::atomic::Ordering::Relaxed);
     }
 
     fn kick_slow(&mut self, id: PlayerId) {
@@ -402,6 +430,10 @@ mod tests {
 
     use super::*;
 
+    fn newcomer(name: &str) -> Newcomer {
+        Newcomer { name: name.into(), color: 0 }
+    }
+
     fn world(max_players: u16) -> World {
         World::new(30, max_players, 3, Arc::new(Metrics::default()))
     }
@@ -421,10 +453,10 @@ mod tests {
     #[tokio::test]
     async fn join_sends_welcome_then_joined_and_frames_ack_inputs() {
         let mut world = world(8);
-        let seat = world.join("ada".into(), [0; 16]).expect("room has space");
+        let seat = world.join(newcomer("ada"), [0; 16]).expect("room has space");
         let start = world.body(seat.id).expect("player exists");
         for seq in 1..=2 {
-            seat.inputs.try_send(QueuedInput { seq, input: Input { x: 127, y: 0 } }).expect("queue has room");
+            seat.inputs.try_send(QueuedInput { seq, input: Input::stick(127, 0) }).expect("queue has room");
         }
         world.tick();
         let msgs = take_messages(&seat.outbox).await;
@@ -438,9 +470,9 @@ mod tests {
     #[tokio::test]
     async fn a_client_sending_too_fast_gains_nothing() {
         let mut world = world(8);
-        let seat = world.join("speedy".into(), [0; 16]).expect("room has space");
+        let seat = world.join(newcomer("speedy"), [0; 16]).expect("room has space");
         for seq in 1..=INPUT_QUEUE as u32 {
-            seat.inputs.try_send(QueuedInput { seq, input: Input { x: 127, y: 0 } }).expect("queue has room");
+            seat.inputs.try_send(QueuedInput { seq, input: Input::stick(127, 0) }).expect("queue has room");
         }
         world.tick();
         let frame = last_frame(&take_messages(&seat.outbox).await);
@@ -453,16 +485,16 @@ mod tests {
     #[test]
     fn full_room_rejects_with_server_full() {
         let mut world = world(1);
-        let _seat = world.join("one".into(), [0; 16]).expect("first fits");
-        let rejection = world.join("two".into(), [0; 16]).expect_err("second should not fit");
+        let _seat = world.join(newcomer("one"), [0; 16]).expect("first fits");
+        let rejection = world.join(newcomer("two"), [0; 16]).expect_err("second should not fit");
         assert_eq!(rejection.reason, RejectReason::ServerFull { max_players: 1 });
     }
 
     #[tokio::test]
     async fn a_client_that_never_reads_is_dropped_without_stopping_others() {
         let mut world = world(8);
-        let reader = world.join("reader".into(), [0; 16]).expect("space");
-        let stuck = world.join("stuck".into(), [0; 16]).expect("space");
+        let reader = world.join(newcomer("reader"), [0; 16]).expect("space");
+        let stuck = world.join(newcomer("stuck"), [0; 16]).expect("space");
         let mut last = Vec::new();
         for _ in 0..5 {
             world.tick();
@@ -478,7 +510,7 @@ mod tests {
     fn a_taken_name_gets_the_next_free_suffix_within_the_length_cap() {
         let mut world = world(8);
         let names: Vec<String> = ["ada", "Ada", "ada", "sixteen-chars-xx", "sixteen-chars-xx"]
-            .map(|n| world.join(n.into(), [0; 16]).expect("space").name)
+            .map(|n| world.join(newcomer(n), [0; 16]).expect("space").name)
             .into();
         assert_eq!(names, ["ada", "Ada (2)", "ada (3)", "sixteen-chars-xx", "sixteen-char (2)"]);
         assert!(names.iter().all(|n| n.chars().count() <= MAX_NAME_CHARS), "suffixed names fit: {names:?}");
@@ -487,16 +519,16 @@ mod tests {
     #[test]
     fn a_name_is_free_again_once_its_player_leaves() {
         let mut world = world(8);
-        let first = world.join("bob".into(), [0; 16]).expect("space");
+        let first = world.join(newcomer("bob"), [0; 16]).expect("space");
         world.leave(first.id);
-        assert_eq!(world.join("bob".into(), [0; 16]).expect("space").name, "bob");
+        assert_eq!(world.join(newcomer("bob"), [0; 16]).expect("space").name, "bob");
     }
 
     #[tokio::test]
     async fn a_dropped_seat_is_held_then_resumed_with_the_same_player() {
         let mut world = world(8).holding_seats_for(30);
-        let ada = world.join("ada".into(), [1; 16]).expect("space");
-        let bob = world.join("bob".into(), [2; 16]).expect("space");
+        let ada = world.join(newcomer("ada"), [1; 16]).expect("space");
+        let bob = world.join(newcomer("bob"), [2; 16]).expect("space");
         let _ = take_messages(&bob.outbox).await;
         let place = world.body(ada.id).expect("ada is here");
         assert!(world.depart(ada.id, ada.epoch, true), "a drop holds the seat");
@@ -520,7 +552,7 @@ mod tests {
     #[tokio::test]
     async fn a_held_seat_is_freed_after_the_window_and_tokens_must_match() {
         let mut world = world(8).holding_seats_for(3);
-        let ada = world.join("ada".into(), [1; 16]).expect("space");
+        let ada = world.join(newcomer("ada"), [1; 16]).expect("space");
         assert!(world.resume(&[9; 16]).is_none(), "a forged token gets nothing");
         world.depart(ada.id, ada.epoch, true);
         for _ in 0..3 {
@@ -533,7 +565,7 @@ mod tests {
     #[tokio::test]
     async fn resuming_a_connected_player_closes_its_old_socket() {
         let mut world = world(8).holding_seats_for(30);
-        let first = world.join("ada".into(), [1; 16]).expect("space");
+        let first = world.join(newcomer("ada"), [1; 16]).expect("space");
         let second = world.resume(&[1; 16]).expect("held");
         assert_eq!(second.id, first.id);
         let closed = first.outbox.next().await.close.expect("the old socket is told to close");
@@ -543,7 +575,7 @@ mod tests {
     #[test]
     fn a_goodbye_frees_the_seat_at_once() {
         let mut world = world(8).holding_seats_for(30);
-        let ada = world.join("ada".into(), [1; 16]).expect("space");
+        let ada = world.join(newcomer("ada"), [1; 16]).expect("space");
         assert!(world.depart(ada.id, ada.epoch, false));
         assert_eq!(world.player_count(), 0);
         assert!(world.resume(&[1; 16]).is_none());
@@ -552,9 +584,9 @@ mod tests {
     #[test]
     fn ids_are_not_reused_right_away() {
         let mut world = world(8);
-        let a = world.join("a".into(), [0; 16]).expect("space").id;
+        let a = world.join(newcomer("a"), [0; 16]).expect("space").id;
         world.leave(a);
-        let b = world.join("b".into(), [0; 16]).expect("space").id;
+        let b = world.join(newcomer("b"), [0; 16]).expect("space").id;
         assert_ne!(a, b, "a newcomer should not take a leaver's id");
     }
 }

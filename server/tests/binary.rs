@@ -56,6 +56,7 @@ async fn binary_serves_players_and_closes_them_on_sigterm() {
     let hello = encode_client(&ClientMsg::Hello {
         version: PROTOCOL_VERSION,
         name: "cli".into(),
+        color: 1,
         room: RoomRequest::Quick,
         resume: None,
     });

@@ -11,8 +11,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::protocol::{
-    ClientMsg, MAX_CLIENT_MSG_BYTES, MAX_NAME_CHARS, MAX_PLAYERS, MAX_REASON_BYTES, MAX_ROOM_CODE_CHARS,
-    MAX_SERVER_MSG_BYTES, PlayerState, RoomRequest, ServerMsg,
+    COLORS, ClientMsg, MAX_CLIENT_MSG_BYTES, MAX_NAME_CHARS, MAX_PLAYERS, MAX_REASON_BYTES, MAX_ROOM_CODE_CHARS,
+    MAX_SERVER_MSG_BYTES, PlayerState, RoomRequest, RoundInfo, RoundPhase, ServerMsg,
 };
 
 /// The bincode configuration used by server, browser and bots alike:
@@ -35,6 +35,8 @@ pub enum DecodeError {
     TooMany { what: &'static str, len: usize, max: usize },
     #[error("{what} is too long")]
     TooLong { what: &'static str },
+    #[error("{what} {value} is out of range (at most {max})")]
+    OutOfRange { what: &'static str, value: u64, max: u64 },
 }
 
 /// Encodes a client message.
@@ -55,8 +57,11 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// Decodes one client message, as the server does with every binary frame.
 pub fn decode_client(bytes: &[u8]) -> Result<ClientMsg, DecodeError> {
     let msg: ClientMsg = decode(bytes, MAX_CLIENT_MSG_BYTES)?;
-    if let ClientMsg::Hello { name, room, .. } = &msg {
+    if let ClientMsg::Hello { name, room, color, .. } = &msg {
         check_name(name)?;
+        if *color >= COLORS {
+            return Err(DecodeError::OutOfRange { what: "colour", value: u64::from(*color), max: u64::from(COLORS - 1) });
+        }
         if let RoomRequest::Join { code } = room {
             check_room_code(code)?;
         }
@@ -74,6 +79,7 @@ pub fn decode_server(bytes: &[u8]) -> Result<ServerMsg, DecodeError> {
             for player in &welcome.players {
                 check_name(&player.name)?;
             }
+            check_round(&welcome.round)?;
         }
         ServerMsg::Rejected(rejection) => {
             if rejection.message.len() > MAX_REASON_BYTES {
@@ -82,8 +88,12 @@ pub fn decode_server(bytes: &[u8]) -> Result<ServerMsg, DecodeError> {
         }
         ServerMsg::Frame(frame) => check_len("frame player list", frame.players.len(), MAX_PLAYERS)?,
         ServerMsg::Joined(info) => check_name(&info.name)?,
-        ServerMsg::Left { .. } | ServerMsg::Away { .. } | ServerMsg::Back { .. } | ServerMsg::Pong { .. } => {
-        }
+        ServerMsg::Round(round) => check_round(round)?,
+        ServerMsg::Left { .. }
+        | ServerMsg::Away { .. }
+        | ServerMsg::Back { .. }
+        | ServerMsg::Pong { .. }
+        | ServerMsg::KnockedOut(_) => {}
     }
     Ok(msg)
 }
@@ -108,6 +118,13 @@ fn check_len(what: &'static str, len: usize, max: usize) -> Result<(), DecodeErr
         return Err(DecodeError::TooMany { what, len, max });
     }
     Ok(())
+}
+
+fn check_round(round: &RoundInfo) -> Result<(), DecodeError> {
+    match &round.phase {
+        RoundPhase::Podium { standings, .. } => check_len("standings", standings.len(), MAX_PLAYERS),
+        RoundPhase::Playing { .. } => Ok(()),
+    }
 }
 
 fn check_name(name: &str) -> Result<(), DecodeError> {
@@ -168,21 +185,23 @@ mod tests {
 
     use super::*;
     use crate::protocol::*;
-    use crate::sim::{Body, Input, Vec2q};
+    use crate::sim::{Body, Input, Platform, Vec2q};
 
     fn sample_server_msgs() -> Vec<ServerMsg> {
-        let body = Body { pos: Vec2q::new(12_345, -7), vel: Vec2q::new(-300, 99_999) };
+        let body = Body { pos: Vec2q::new(12_345, -7), vel: Vec2q::new(-300, 99_999), dash_cooldown: 90 };
         vec![
             ServerMsg::Welcome(Welcome {
                 version: PROTOCOL_VERSION,
                 you: 7,
                 tick_rate: 30,
                 tick: 1_000_000,
-                players: vec![PlayerInfo { id: 3, name: "ada".into() }],
+                players: vec![PlayerInfo { id: 3, name: "ada".into(), color: 9, score: -4 }],
                 room: "k3x9q2m7pd".into(),
                 private: true,
                 resume: [0xa5; 16],
                 resumed: false,
+                platform: Platform { radius: 650 },
+                round: RoundInfo { number: 4, phase: RoundPhase::Playing { ends_at: 9000 } },
             }),
             ServerMsg::Rejected(Rejection::new(RejectReason::RoomNotFound)),
             ServerMsg::Rejected(Rejection::new(RejectReason::RoomsFull { max_rooms: 64 })),
@@ -193,13 +212,25 @@ mod tests {
             ServerMsg::Frame(Frame {
                 tick: u32::MAX,
                 ack_seq: 41,
-                players: vec![PlayerState { id: 1, body }, PlayerState { id: 65_535, body }],
+                players: vec![
+                    PlayerState { id: 1, body, life: Life::Alive },
+                    PlayerState { id: 65_535, body, life: Life::Falling },
+                ],
             }),
-            ServerMsg::Joined(PlayerInfo { id: 9, name: "Zoë 🚀".into() }),
+            ServerMsg::Joined(PlayerInfo { id: 9, name: "Zoë 🚀".into(), color: 0, score: 3 }),
             ServerMsg::Left { id: 9 },
             ServerMsg::Away { id: 9 },
             ServerMsg::Back { id: 9 },
             ServerMsg::Pong { client_time_us: u64::MAX },
+            ServerMsg::KnockedOut(Knockout { victim: 9, victim_score: 2, by: Some(3), by_score: 7 }),
+            ServerMsg::KnockedOut(Knockout { victim: 9, victim_score: -1, by: None, by_score: 0 }),
+            ServerMsg::Round(RoundInfo {
+                number: 2,
+                phase: RoundPhase::Podium {
+                    standings: vec![Standing { id: 3, score: 7, knockouts: 8 }],
+                    next_at: 12,
+                },
+            }),
         ]
     }
 
@@ -208,22 +239,25 @@ mod tests {
             ClientMsg::Hello {
                 version: PROTOCOL_VERSION,
                 name: "bob".into(),
+                color: 3,
                 room: RoomRequest::Quick,
                 resume: None,
             },
             ClientMsg::Hello {
                 version: PROTOCOL_VERSION,
                 name: "bob".into(),
+                color: 3,
                 room: RoomRequest::CreatePrivate,
                 resume: None,
             },
             ClientMsg::Hello {
                 version: PROTOCOL_VERSION,
                 name: "bob".into(),
+                color: 3,
                 room: RoomRequest::Join { code: "k3x9q2m7pd".into() },
                 resume: Some([7; 16]),
             },
-            ClientMsg::Input { seq: u32::MAX, input: Input { x: -127, y: 127 } },
+            ClientMsg::Input { seq: u32::MAX, input: Input { x: -127, y: 127, dash: true } },
             ClientMsg::Ping { client_time_us: 123_456_789 },
         ]
     }
@@ -250,7 +284,12 @@ mod tests {
         let players: Vec<PlayerState> = (0..100)
             .map(|i| PlayerState {
                 id: i,
-                body: Body { pos: Vec2q::new(i32::from(i) * 1000, -5), vel: Vec2q::new(3, i32::from(i)) },
+                body: Body {
+                    pos: Vec2q::new(i32::from(i) * 1000, -5),
+                    vel: Vec2q::new(3, i32::from(i)),
+                    dash_cooldown: 0,
+                },
+                life: Life::Alive,
             })
             .collect();
         let shared = EncodedPlayers::new(&players);
@@ -292,7 +331,7 @@ mod tests {
 
     #[test]
     fn overlong_name_is_rejected_by_the_decoder() {
-        let bytes = encode_server(&ServerMsg::Joined(PlayerInfo { id: 1, name: "n".repeat(200) }));
+        let bytes = encode_server(&ServerMsg::Joined(PlayerInfo { id: 1, name: "n".repeat(200), color: 0, score: 0 }));
         assert_eq!(decode_server(&bytes), Err(DecodeError::TooLong { what: "player name" }));
     }
 
@@ -300,7 +339,7 @@ mod tests {
     fn overlong_room_codes_are_rejected_by_both_decoders() {
         let code = "c".repeat(MAX_ROOM_CODE_CHARS + 1);
         let room = RoomRequest::Join { code: code.clone() };
-        let hello = ClientMsg::Hello { version: 2, name: "a".into(), room, resume: None };
+        let hello = ClientMsg::Hello { version: 2, name: "a".into(), color: 0, room, resume: None };
         assert_eq!(decode_client(&encode_client(&hello)), Err(DecodeError::TooLong { what: "room code" }));
         let welcome = ServerMsg::Welcome(Welcome {
             version: 2,
@@ -312,13 +351,15 @@ mod tests {
             private: false,
             resume: [0; 16],
             resumed: false,
+            platform: Platform { radius: 400 },
+            round: RoundInfo { number: 1, phase: RoundPhase::Playing { ends_at: 5400 } },
         });
         assert_eq!(decode_server(&encode_server(&welcome)), Err(DecodeError::TooLong { what: "room code" }));
     }
 
     #[test]
     fn frame_with_too_many_players_is_rejected() {
-        let players = vec![PlayerState { id: 0, body: Body::default() }; MAX_PLAYERS + 1];
+        let players = vec![PlayerState { id: 0, body: Body::default(), life: Life::Out }; MAX_PLAYERS + 1];
         let bytes = encode_server(&ServerMsg::Frame(Frame { tick: 0, ack_seq: 0, players }));
         assert!(matches!(decode_server(&bytes), Err(DecodeError::TooMany { .. })));
     }
@@ -349,7 +390,7 @@ mod tests {
 
         #[test]
         fn any_input_round_trips(seq in any::<u32>(), x in any::<i8>(), y in any::<i8>()) {
-            let msg = ClientMsg::Input { seq, input: Input { x, y } };
+            let msg = ClientMsg::Input { seq, input: Input { x, y, dash: false } };
             prop_assert_eq!(decode_client(&encode_client(&msg)), Ok(msg));
         }
     }

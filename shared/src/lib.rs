@@ -13,6 +13,7 @@
 //!   browser app and the bots share it and it is tested natively.
 
 pub mod codec;
+pub mod game;
 pub mod netcode;
 pub mod protocol;
 pub mod sim;

@@ -273,7 +273,8 @@ impl RttEstimate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::{Vec2q, resolve_overlaps};
+    use crate::protocol::Life;
+    use crate::sim::{Vec2q, bump};
 
     /// A tiny deterministic RNG for delays.
     struct Lcg(u64);
@@ -285,7 +286,7 @@ mod tests {
     }
 
     fn start() -> Body {
-        Body { pos: Vec2q::from_units(400, 400), vel: Vec2q::default() }
+        Body::at(Vec2q::from_units(400, 400))
     }
 
     /// Client and server stepped with manual time: the client sends an input
@@ -299,7 +300,7 @@ mod tests {
         let mut frames: VecDeque<(usize, Body, u32)> = VecDeque::new();
         let mut acked = 0;
         for step in 0..600 {
-            let input = Input { x: if (step / 90) % 2 == 0 { 127 } else { -90 }, y: 60 };
+            let input = Input { x: if (step / 90) % 2 == 0 { 127 } else { -90 }, y: 60, dash: step % 100 == 7 };
             let seq = prediction.apply_input(input);
             in_flight.push_back((step + latency_inputs, seq, input));
             while in_flight.front().is_some_and(|(due, _, _)| *due <= step) {
@@ -309,9 +310,8 @@ mod tests {
             }
             if push_at == Some(step) {
                 // Someone bumps into us on the server: the client cannot know.
-                let mut pair = [server, Body { pos: server.pos, vel: Vec2q::default() }];
-                resolve_overlaps(&mut pair);
-                server = pair[0];
+                let mut other = Body::at(server.pos);
+                bump(&mut server, &mut other);
             }
             if step % 2 == 1 {
                 frames.push_back((step + latency_inputs, server, acked));
@@ -351,12 +351,12 @@ mod tests {
     fn inputs_before_the_first_frame_are_replayed_from_it() {
         let mut prediction = Prediction::default();
         for _ in 0..3 {
-            prediction.apply_input(Input { x: 127, y: 0 });
+            prediction.apply_input(Input::stick(127, 0));
         }
         assert_eq!(prediction.reconcile(start(), 0), 0.0, "the first frame anchors; it is not a correction");
         let mut expected = start();
         for _ in 0..3 {
-            sim::step(&mut expected, Input { x: 127, y: 0 }, INPUT_DT_MICROS);
+            sim::step(&mut expected, Input::stick(127, 0), INPUT_DT_MICROS);
         }
         assert_eq!(prediction.body(), expected, "unacked inputs should be replayed on the first state");
     }
@@ -379,8 +379,8 @@ mod tests {
             while next < arrivals.len() && arrivals[next].0 <= now {
                 let (at, tick) = arrivals[next];
                 clock.on_frame(tick, at);
-                let body = Body { pos: Vec2q::from_units(3 * tick as i32, 10), vel: Vec2q::default() };
-                interp.push(tick, vec![PlayerState { id: 9, body }]);
+                let body = Body::at(Vec2q::from_units(3 * tick as i32, 10));
+                interp.push(tick, vec![PlayerState { id: 9, body, life: Life::Alive }]);
                 next += 1;
             }
             if let Some(render) = clock.render_tick(now) {
@@ -426,7 +426,7 @@ mod tests {
     fn interpolator_holds_past_the_ends_and_lerps_between() {
         let mut interp = Interpolator::default();
         let at = |x| {
-            vec![PlayerState { id: 1, body: Body { pos: Vec2q::from_units(x, 0), vel: Vec2q::default() } }]
+            vec![PlayerState { id: 1, body: Body::at(Vec2q::from_units(x, 0)), life: Life::Alive }]
         };
         interp.push(10, at(0));
         interp.push(12, at(100));

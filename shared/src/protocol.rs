@@ -6,18 +6,18 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::sim::{Body, Input};
+pub use crate::sim::INPUT_RATE_HZ;
+use crate::sim::{Body, Input, Platform};
 
 // ---------------------------------------------------------------------------
 // Versions and limits
 // ---------------------------------------------------------------------------
 
 /// Bumped on every incompatible change to these types or to `sim`.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
-/// Inputs per second a client sends; each input is one `sim::step` of
-/// [`crate::sim::INPUT_DT_MICROS`].
-pub const INPUT_RATE_HZ: u32 = 60;
+/// How many player colours there are; a `Hello` picks one by index.
+pub const COLORS: u8 = 10;
 
 /// Longest player name, in characters.
 pub const MAX_NAME_CHARS: usize = 16;
@@ -54,7 +54,8 @@ pub enum ClientMsg {
     /// Handshake: must be the first message, exactly once. `resume` is the
     /// token of an earlier `Welcome` in the same room: within the resume
     /// window it gets back that player (same id, name and place).
-    Hello { version: u16, name: String, room: RoomRequest, resume: Option<ResumeToken> },
+    /// `color` is an index below [`COLORS`].
+    Hello { version: u16, name: String, color: u8, room: RoomRequest, resume: Option<ResumeToken> },
     /// One input, applied as one simulation step. `seq` rises by at least one
     /// per input so the server can ack it in frames.
     Input { seq: u32, input: Input },
@@ -97,6 +98,11 @@ pub enum ServerMsg {
     Back { id: PlayerId },
     /// Answer to `ClientMsg::Ping`.
     Pong { client_time_us: u64 },
+    /// A player left the platform (sent to everyone, with the new scores).
+    KnockedOut(Knockout),
+    /// The round changed phase: it ended (standings for the podium) or a
+    /// new one started (every score is back to 0).
+    Round(RoundInfo),
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -118,12 +124,68 @@ pub struct Welcome {
     pub resume: ResumeToken,
     /// Whether this `Welcome` gave back a held seat.
     pub resumed: bool,
+    /// The platform this room plays on (its size suits the room's capacity).
+    pub platform: Platform,
+    /// The round in progress.
+    pub round: RoundInfo,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct PlayerInfo {
     pub id: PlayerId,
     pub name: String,
+    /// Below [`COLORS`].
+    pub color: u8,
+    /// This round's score.
+    pub score: i32,
+}
+
+/// Where a player is in the knock-out cycle.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Life {
+    /// On the platform.
+    #[default]
+    Alive,
+    /// Just (re)spawned: on the platform, passing through others.
+    Protected,
+    /// Left the platform; the fall is being drawn. Inputs do nothing.
+    Falling,
+    /// Gone until the respawn.
+    Out,
+}
+
+/// `victim` left the platform. `by` is credited if it touched the victim
+/// within the credit window; otherwise the victim lost a point. Scores are
+/// the new ones (`by_score` is 0 without `by`).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Knockout {
+    pub victim: PlayerId,
+    pub victim_score: i32,
+    pub by: Option<PlayerId>,
+    pub by_score: i32,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct RoundInfo {
+    /// Counts from 1 in each room.
+    pub number: u32,
+    pub phase: RoundPhase,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum RoundPhase {
+    /// Knockouts score until tick `ends_at`.
+    Playing { ends_at: u32 },
+    /// The round is over: the podium shows `standings` (best first) until
+    /// tick `next_at`, when scores reset and the next round starts.
+    Podium { standings: Vec<Standing>, next_at: u32 },
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    pub id: PlayerId,
+    pub score: i32,
+    pub knockouts: u32,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -140,6 +202,7 @@ pub struct Frame {
 pub struct PlayerState {
     pub id: PlayerId,
     pub body: Body,
+    pub life: Life,
 }
 
 // ---------------------------------------------------------------------------

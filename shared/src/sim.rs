@@ -4,24 +4,39 @@
 //! travels in frames, so a client that resets to a frame and replays its
 //! inputs computes the very bits the server computed. No floats, no hashing,
 //! no iteration order that depends on anything but player ids.
+//!
+//! The world is a round platform centred on the origin (x right, y down)
+//! over a void: nothing stops a body at the edge; [`Platform::is_off`] says
+//! when it has left. The rules built on this (knockouts, respawns, rounds)
+//! are in [`crate::game`].
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::INPUT_RATE_HZ;
-
 // Tuning, in world units (a unit is one CSS pixel at zoom 1) and seconds.
 
+/// Inputs per second a client sends; each input is one [`step`] of
+/// [`INPUT_DT_MICROS`].
+pub const INPUT_RATE_HZ: u32 = 60;
 /// Fixed-point scale: positions and velocities are in 1/256 world units.
 pub const FIXED_ONE: i32 = 256;
-/// Arena size, world units. Walls sit on its edges.
-pub const ARENA_WIDTH: i32 = 1600;
-pub const ARENA_HEIGHT: i32 = 1000;
 /// Player circle radius, world units.
 pub const PLAYER_RADIUS: i32 = 20;
 /// Acceleration at full stick, world units / s².
 pub const ACCELERATION: i32 = 2000;
-/// Top speed, world units / s.
+/// Top running speed, world units / s. Dashes and bumps go faster and
+/// friction brings them back down.
 pub const MAX_SPEED: i32 = 320;
+/// Speed a dash sets, world units / s.
+pub const DASH_SPEED: i32 = 950;
+/// Input steps between two dashes (1.5 s).
+pub const DASH_COOLDOWN_STEPS: u8 = 90;
+/// No body ever moves faster than this, world units / s.
+pub const MAX_BODY_SPEED: i32 = 1600;
+/// Bumps give back this share (per mille) of the speed two bodies meet at,
+/// a little more than an elastic collision would, so hits feel punchy.
+pub const BUMP_PER_MILLE: i64 = 1150;
+/// A bump always pushes at least this fast, world units / s.
+pub const BUMP_MIN_SPEED: i32 = 60;
 /// Velocity lost per second to friction, as a fraction (per mille) of speed.
 pub const FRICTION_PER_MILLE_PER_SEC: i64 = 5000;
 /// Length of one input's simulation step.
@@ -53,7 +68,7 @@ impl Vec2q {
         (self.x as f32 / FIXED_ONE as f32, self.y as f32 / FIXED_ONE as f32)
     }
 
-    fn length_squared(self) -> i64 {
+    pub fn length_squared(self) -> i64 {
         let (x, y) = (i64::from(self.x), i64::from(self.y));
         x * x + y * y
     }
@@ -70,13 +85,23 @@ pub struct Body {
     pub pos: Vec2q,
     /// Fixed-point world units per second.
     pub vel: Vec2q,
+    /// Input steps until the next dash is allowed (0: ready).
+    pub dash_cooldown: u8,
 }
 
-/// One sample of a player's stick: each axis in -127..=127, y pointing down.
+impl Body {
+    pub const fn at(pos: Vec2q) -> Self {
+        Body { pos, vel: Vec2q::new(0, 0), dash_cooldown: 0 }
+    }
+}
+
+/// One sample of a player's controls: the stick, each axis in -127..=127
+/// with y pointing down, and whether dash was pressed since the last sample.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Input {
     pub x: i8,
     pub y: i8,
+    pub dash: bool,
 }
 
 impl Input {
@@ -87,70 +112,191 @@ impl Input {
             (false, true) => 127,
             _ => 0,
         };
-        Input { x: axis(left, right), y: axis(up, down) }
+        Input { x: axis(left, right), y: axis(up, down), dash: false }
+    }
+
+    pub const fn stick(x: i8, y: i8) -> Self {
+        Input { x, y, dash: false }
+    }
+
+    pub const fn with_dash(self, dash: bool) -> Self {
+        Input { dash, ..self }
     }
 }
 
-/// Where the `index`-th player to join spawns: spread on a grid so that a
-/// fresh room does not start as one pile.
-pub fn spawn_point(index: u32) -> Vec2q {
-    const COLS: u32 = 12;
-    const ROWS: u32 = 8;
-    let slot = index % (COLS * ROWS);
-    let (col, row) = (slot % COLS, slot / COLS);
-    let x = (ARENA_WIDTH as u32 * (2 * col + 1)) / (2 * COLS);
-    let y = (ARENA_HEIGHT as u32 * (2 * row + 1)) / (2 * ROWS);
-    Vec2q::from_units(x as i32, y as i32)
+/// The round platform players stand on, centred on the origin.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Platform {
+    /// World units.
+    pub radius: u32,
 }
 
-/// Advances one body by one input over `dt_micros`: accelerate along the
-/// stick, apply friction, cap the speed, move, and stop at the walls.
+impl Platform {
+    /// Smallest and largest platforms, world units.
+    pub const MIN_RADIUS: u32 = 200;
+    pub const MAX_RADIUS: u32 = 4000;
+
+    /// A platform that suits a room of `capacity` players: the area per
+    /// player shrinks as rooms grow, so 8 and 200 players both meet often.
+    pub fn for_capacity(capacity: u16) -> Self {
+        let radius = 250 + 50 * u32::from(capacity).isqrt();
+        Platform { radius: radius.clamp(Self::MIN_RADIUS, Self::MAX_RADIUS) }
+    }
+
+    /// Whether a body's centre has left the platform: it falls.
+    pub fn is_off(self, pos: Vec2q) -> bool {
+        let r = i64::from(self.radius) * i64::from(FIXED_ONE);
+        pos.length_squared() > r * r
+    }
+
+    /// How far inside the edge `pos` is, world units (negative: off).
+    pub fn margin_units(self, pos: Vec2q) -> i64 {
+        i64::from(self.radius) - pos.length_squared().isqrt() / i64::from(FIXED_ONE)
+    }
+
+    /// Where a player (re)spawns: of a fixed set of candidate points (the
+    /// centre and two rings), the one farthest from every body in
+    /// `others`; ties go to the earlier candidate.
+    pub fn spawn_point(self, others: impl Iterator<Item = Vec2q> + Clone) -> Vec2q {
+        let r = i64::from(self.radius);
+        let mut candidates = vec![Vec2q::default()];
+        for (ring_per_mille, count) in [(300i64, 8usize), (600, 16)] {
+            for k in 0..count {
+                let (sin, cos) = UNIT_CIRCLE[(k * UNIT_CIRCLE.len() / count) % UNIT_CIRCLE.len()];
+                let x = r * ring_per_mille * i64::from(cos) / (1000 * 1000);
+                let y = r * ring_per_mille * i64::from(sin) / (1000 * 1000);
+                candidates.push(Vec2q::from_units(x as i32, y as i32));
+            }
+        }
+        let clearance = |p: Vec2q| others.clone().map(|o| p.distance(o)).min().unwrap_or(i64::MAX);
+        let mut best = (candidates[0], clearance(candidates[0]));
+        for &candidate in &candidates[1..] {
+            let c = clearance(candidate);
+            if c > best.1 {
+                best = (candidate, c);
+            }
+        }
+        best.0
+    }
+}
+
+/// (sin, cos) × 1000 at every 22.5°: enough directions for spawn rings
+/// without floats.
+const UNIT_CIRCLE: [(i32, i32); 16] = [
+    (0, 1000),
+    (383, 924),
+    (707, 707),
+    (924, 383),
+    (1000, 0),
+    (924, -383),
+    (707, -707),
+    (383, -924),
+    (0, -1000),
+    (-383, -924),
+    (-707, -707),
+    (-924, -383),
+    (-1000, 0),
+    (-924, 383),
+    (-707, 707),
+    (-383, 924),
+];
+
+/// Advances one body by one input over `dt_micros`: dash if asked and
+/// ready, else accelerate along the stick; apply friction; cap the speed;
+/// move. Nothing stops a body at the platform's edge.
 pub fn step(body: &mut Body, input: Input, dt_micros: u32) {
     let dt = i64::from(dt_micros);
     let stick = clamp_length(Vec2q::new(i32::from(input.x), i32::from(input.y)), i64::from(STICK_MAX));
-    let accel = i64::from(ACCELERATION) * i64::from(FIXED_ONE);
+    let fixed = i64::from(FIXED_ONE);
+    body.dash_cooldown = body.dash_cooldown.saturating_sub(1);
+    if input.dash && body.dash_cooldown == 0 {
+        // Along the stick, or straight on when the stick is centred.
+        let aim = if stick != Vec2q::default() { stick } else { body.vel };
+        if aim != Vec2q::default() {
+            body.vel = set_length(aim, i64::from(DASH_SPEED) * fixed);
+            body.dash_cooldown = DASH_COOLDOWN_STEPS;
+        }
+    }
+    // Friction first, rounding away from zero so a released player comes to rest.
+    let denom = 1000 * MICROS_PER_SEC;
     let mut vel = [i64::from(body.vel.x), i64::from(body.vel.y)];
-    for (v, s) in vel.iter_mut().zip([stick.x, stick.y]) {
-        *v += accel * i64::from(s) * dt / (i64::from(STICK_MAX) * MICROS_PER_SEC);
-        // Friction rounds away from zero so a released player comes to rest.
-        let denom = 1000 * MICROS_PER_SEC;
+    for v in &mut vel {
         let loss = (v.abs() * FRICTION_PER_MILLE_PER_SEC * dt + denom - 1) / denom;
         *v -= v.signum() * loss.min(v.abs());
     }
-    let vel =
-        clamp_length(Vec2q::new(vel[0] as i32, vel[1] as i32), i64::from(MAX_SPEED) * i64::from(FIXED_ONE));
+    let coasting = Vec2q::new(vel[0] as i32, vel[1] as i32).length_squared().isqrt();
+    let accel = i64::from(ACCELERATION) * fixed;
+    for (v, s) in vel.iter_mut().zip([stick.x, stick.y]) {
+        *v += accel * i64::from(s) * dt / (i64::from(STICK_MAX) * MICROS_PER_SEC);
+    }
+    // Running tops out at MAX_SPEED; faster (a dash, a bump) only decays.
+    let cap = (i64::from(MAX_SPEED) * fixed).max(coasting).min(i64::from(MAX_BODY_SPEED) * fixed);
+    let vel = clamp_length(Vec2q::new(vel[0] as i32, vel[1] as i32), cap);
     body.vel = vel;
     body.pos.x += (i64::from(vel.x) * dt / MICROS_PER_SEC) as i32;
     body.pos.y += (i64::from(vel.y) * dt / MICROS_PER_SEC) as i32;
-    keep_inside_walls(body);
 }
 
-/// Pushes overlapping players apart, half the overlap each, in id order.
-/// `bodies` must be sorted by the caller's stable order (the server's is id).
-pub fn resolve_overlaps(bodies: &mut [Body]) {
+/// Two bodies that overlap are pushed apart (half the overlap each) and,
+/// if they were closing in, bumped: each gets an impulse along the line
+/// between them from the speed they met at. Returns whether they touched.
+pub fn bump(a: &mut Body, b: &mut Body) -> bool {
     let min_dist = i64::from(2 * PLAYER_RADIUS * FIXED_ONE);
-    for i in 0..bodies.len() {
-        for j in (i + 1)..bodies.len() {
-            let (a, b) = (bodies[i].pos, bodies[j].pos);
-            let (dx, dy) = (i64::from(b.x - a.x), i64::from(b.y - a.y));
-            let dist_sq = dx * dx + dy * dy;
-            if dist_sq >= min_dist * min_dist {
-                continue;
+    let (dx, dy) = (i64::from(b.pos.x - a.pos.x), i64::from(b.pos.y - a.pos.y));
+    if dx.abs() >= min_dist || dy.abs() >= min_dist {
+        return false;
+    }
+    let dist_sq = dx * dx + dy * dy;
+    if dist_sq >= min_dist * min_dist {
+        return false;
+    }
+    // Exactly on top of each other: separate along x, `a` to the left.
+    let (nx, ny, dist) = match dist_sq.isqrt() {
+        0 => (1, 0, 1),
+        dist => (dx, dy, dist),
+    };
+    let push = (min_dist - dist + 1) / 2;
+    let (px, py) = ((nx * push / dist) as i32, (ny * push / dist) as i32);
+    a.pos.x -= px;
+    a.pos.y -= py;
+    b.pos.x += px;
+    b.pos.y += py;
+    // How fast `a` closes on `b` along the normal.
+    let closing = (i64::from(a.vel.x - b.vel.x) * nx + i64::from(a.vel.y - b.vel.y) * ny) / dist;
+    if closing > 0 {
+        let impulse = closing * BUMP_PER_MILLE / 1000 + i64::from(BUMP_MIN_SPEED * FIXED_ONE);
+        let (ix, iy) = ((impulse * nx / dist) as i32, (impulse * ny / dist) as i32);
+        a.vel.x -= ix;
+        a.vel.y -= iy;
+        b.vel.x += ix;
+        b.vel.y += iy;
+        let cap = i64::from(MAX_BODY_SPEED) * i64::from(FIXED_ONE);
+        a.vel = clamp_length(a.vel, cap);
+        b.vel = clamp_length(b.vel, cap);
+    }
+    true
+}
+
+/// Every pair of `bodies` that overlaps, bumped once per call, in a
+/// deterministic order (a sweep along x, ties by index). Calls `touched`
+/// with the indices of each pair that touched. Near-linear for spread-out
+/// bodies: only neighbours along x are compared.
+pub fn collide(bodies: &mut [Body], mut touched: impl FnMut(usize, usize)) {
+    let reach = 2 * PLAYER_RADIUS * FIXED_ONE;
+    let mut order: Vec<usize> = (0..bodies.len()).collect();
+    order.sort_by_key(|&i| (bodies[i].pos.x, i));
+    for (k, &i) in order.iter().enumerate() {
+        for &j in &order[k + 1..] {
+            if bodies[j].pos.x - bodies[i].pos.x >= reach {
+                break;
             }
-            let dist = dist_sq.isqrt();
-            // Exactly on top of each other: separate along x, lower id left.
-            let (nx, ny, dist) = if dist == 0 { (1, 0, 0) } else { (dx, dy, dist) };
-            let norm = dist.max(1);
-            let push = (min_dist - dist + 1) / 2;
-            let (px, py) = ((nx * push / norm) as i32, (ny * push / norm) as i32);
-            let (px, py) = if dist == 0 { (push as i32, 0) } else { (px, py) };
-            bodies[i].pos.x -= px;
-            bodies[i].pos.y -= py;
-            bodies[j].pos.x += px;
-            bodies[j].pos.y += py;
+            let (lo, hi) = (i.min(j), i.max(j));
+            let (left, right) = bodies.split_at_mut(hi);
+            if bump(&mut left[lo], &mut right[0]) {
+                touched(lo, hi);
+            }
         }
     }
-    bodies.iter_mut().for_each(keep_inside_walls);
 }
 
 fn clamp_length(v: Vec2q, max: i64) -> Vec2q {
@@ -158,24 +304,12 @@ fn clamp_length(v: Vec2q, max: i64) -> Vec2q {
     if len_sq <= max * max {
         return v;
     }
-    let len = len_sq.isqrt().max(1);
-    Vec2q::new((i64::from(v.x) * max / len) as i32, (i64::from(v.y) * max / len) as i32)
+    set_length(v, max)
 }
 
-fn keep_inside_walls(body: &mut Body) {
-    let r = PLAYER_RADIUS * FIXED_ONE;
-    let (max_x, max_y) = (ARENA_WIDTH * FIXED_ONE - r, ARENA_HEIGHT * FIXED_ONE - r);
-    for (pos, vel, max) in
-        [(&mut body.pos.x, &mut body.vel.x, max_x), (&mut body.pos.y, &mut body.vel.y, max_y)]
-    {
-        if *pos < r {
-            *pos = r;
-            *vel = (*vel).max(0);
-        } else if *pos > max {
-            *pos = max;
-            *vel = (*vel).min(0);
-        }
-    }
+fn set_length(v: Vec2q, length: i64) -> Vec2q {
+    let len = v.length_squared().isqrt().max(1);
+    Vec2q::new((i64::from(v.x) * length / len) as i32, (i64::from(v.y) * length / len) as i32)
 }
 
 #[cfg(test)]
@@ -185,22 +319,20 @@ mod tests {
 
     use super::*;
 
-    fn center() -> Body {
-        Body { pos: Vec2q::from_units(ARENA_WIDTH / 2, ARENA_HEIGHT / 2), vel: Vec2q::default() }
+    fn still(x: i32, y: i32) -> Body {
+        Body::at(Vec2q::from_units(x, y))
     }
 
-    fn inside(body: &Body) -> bool {
-        let r = PLAYER_RADIUS * FIXED_ONE;
-        (r..=ARENA_WIDTH * FIXED_ONE - r).contains(&body.pos.x)
-            && (r..=ARENA_HEIGHT * FIXED_ONE - r).contains(&body.pos.y)
+    fn speed_units(body: &Body) -> i64 {
+        body.vel.length_squared().isqrt() / i64::from(FIXED_ONE)
     }
 
     #[test]
     fn holding_right_accelerates_up_to_max_speed() {
-        let mut body = center();
+        let mut body = still(0, 0);
         let right = Input::from_keys(false, true, false, false);
         step(&mut body, right, INPUT_DT_MICROS);
-        assert!(body.vel.x > 0 && body.pos.x > center().pos.x, "should move right: {body:?}");
+        assert!(body.vel.x > 0 && body.pos.x > 0, "should move right: {body:?}");
         for _ in 0..120 {
             step(&mut body, right, INPUT_DT_MICROS);
         }
@@ -210,7 +342,7 @@ mod tests {
 
     #[test]
     fn friction_brings_a_released_player_to_rest() {
-        let mut body = Body { pos: center().pos, vel: Vec2q::from_units(300, -200) };
+        let mut body = Body { vel: Vec2q::from_units(300, -200), ..still(0, 0) };
         for _ in 0..240 {
             step(&mut body, Input::default(), INPUT_DT_MICROS);
         }
@@ -219,63 +351,119 @@ mod tests {
 
     #[test]
     fn diagonal_is_no_faster_than_straight() {
-        let (mut diag, mut straight) = (center(), center());
+        let (mut diag, mut straight) = (still(0, 0), still(0, 0));
         for _ in 0..300 {
-            step(&mut diag, Input { x: 127, y: 127 }, INPUT_DT_MICROS);
-            step(&mut straight, Input { x: 127, y: 0 }, INPUT_DT_MICROS);
+            step(&mut diag, Input::stick(127, 127), INPUT_DT_MICROS);
+            step(&mut straight, Input::stick(127, 0), INPUT_DT_MICROS);
         }
         let speed = |b: Body| b.vel.length_squared();
         assert!(speed(diag) <= speed(straight) + 4 * i64::from(FIXED_ONE), "diagonal should not be faster");
     }
 
     #[test]
-    fn walls_stop_players() {
-        let mut body = center();
-        for _ in 0..600 {
-            step(&mut body, Input { x: -127, y: -127 }, INPUT_DT_MICROS);
+    fn a_dash_bursts_along_the_stick_then_cools_down() {
+        let mut body = still(0, 0);
+        step(&mut body, Input::stick(0, -127).with_dash(true), INPUT_DT_MICROS);
+        assert!(speed_units(&body) > i64::from(MAX_SPEED) * 2, "a dash is far faster than running: {body:?}");
+        assert!(body.vel.y < 0 && body.vel.x == 0, "along the stick (up): {body:?}");
+        assert_eq!(body.dash_cooldown, DASH_COOLDOWN_STEPS);
+        // Pressing again during the cooldown does nothing.
+        let before = body;
+        step(&mut body, Input::stick(127, 0).with_dash(true), INPUT_DT_MICROS);
+        assert!(body.vel.y < 0 && body.vel.x < 40 * FIXED_ONE, "no second dash: {before:?} -> {body:?}");
+        for _ in 0..DASH_COOLDOWN_STEPS - 2 {
+            step(&mut body, Input::default(), INPUT_DT_MICROS);
         }
-        let r = PLAYER_RADIUS * FIXED_ONE;
-        assert_eq!(body.pos, Vec2q::new(r, r), "should rest in the top-left corner");
-        assert_eq!(body.vel, Vec2q::default());
+        assert_eq!(body.dash_cooldown, 1, "one step left");
+        step(&mut body, Input::stick(127, 0).with_dash(true), INPUT_DT_MICROS);
+        assert_eq!(body.dash_cooldown, DASH_COOLDOWN_STEPS, "ready again after the cooldown");
+        assert!(body.vel.x > MAX_SPEED * FIXED_ONE, "second dash to the right");
     }
 
     #[test]
-    fn overlapping_players_are_pushed_apart() {
-        let mut bodies = [center(), center(), center()];
-        bodies[1].pos.x += 5 * FIXED_ONE;
-        for _ in 0..10 {
-            resolve_overlaps(&mut bodies);
-        }
-        let min = i64::from(2 * PLAYER_RADIUS * FIXED_ONE);
-        for i in 0..3 {
-            for j in i + 1..3 {
-                assert!(
-                    bodies[i].pos.distance(bodies[j].pos) >= min - 2,
-                    "should separate {i} and {j}: {bodies:?}"
-                );
-            }
-        }
+    fn a_dash_with_the_stick_centred_goes_straight_on_and_needs_motion() {
+        let mut resting = still(0, 0);
+        step(&mut resting, Input::default().with_dash(true), INPUT_DT_MICROS);
+        assert_eq!((resting.vel, resting.dash_cooldown), (Vec2q::default(), 0), "nowhere to go: no dash spent");
+        let mut moving = Body { vel: Vec2q::from_units(-100, 0), ..still(0, 0) };
+        step(&mut moving, Input::default().with_dash(true), INPUT_DT_MICROS);
+        assert!(moving.vel.x < -(MAX_SPEED * FIXED_ONE), "dashes the way it was going: {moving:?}");
     }
 
     #[test]
-    fn spawn_points_are_inside_and_distinct() {
-        let points: Vec<Vec2q> = (0..96).map(spawn_point).collect();
-        for (i, p) in points.iter().enumerate() {
-            assert!(inside(&Body { pos: *p, vel: Vec2q::default() }), "spawn {i} should be inside");
-            assert!(!points[..i].contains(p), "spawn {i} should be unique");
+    fn dash_speed_decays_back_to_running_speed() {
+        let mut body = still(0, 0);
+        step(&mut body, Input::stick(127, 0).with_dash(true), INPUT_DT_MICROS);
+        for _ in 0..30 {
+            step(&mut body, Input::stick(127, 0), INPUT_DT_MICROS);
         }
+        assert!(speed_units(&body) <= i64::from(MAX_SPEED), "holding the stick cannot keep a dash: {body:?}");
+    }
+
+    #[test]
+    fn a_dash_into_a_still_player_sends_it_flying_and_stops_the_dasher() {
+        let mut dasher = Body { vel: Vec2q::from_units(DASH_SPEED, 0), ..still(0, 0) };
+        let mut target = still(2 * PLAYER_RADIUS - 4, 0);
+        assert!(bump(&mut dasher, &mut target), "they overlap");
+        assert!(speed_units(&target) > i64::from(DASH_SPEED), "the target flies off: {target:?}");
+        assert!(target.vel.x > 0 && dasher.vel.x < 0, "pushed apart along the line between them");
+        assert!(dasher.pos.distance(target.pos) >= i64::from(2 * PLAYER_RADIUS * FIXED_ONE) - 2, "separated");
+    }
+
+    #[test]
+    fn players_resting_together_are_separated_without_a_kick() {
+        let mut a = still(0, 0);
+        let mut b = still(10, 0);
+        assert!(bump(&mut a, &mut b));
+        assert_eq!((a.vel, b.vel), (Vec2q::default(), Vec2q::default()), "no closing speed, no bump");
+        let mut c = still(5, 5);
+        let mut d = still(5, 5);
+        bump(&mut c, &mut d);
+        assert!(c.pos.x < d.pos.x, "on top of each other: split along x");
+        assert!(!bump(&mut still(0, 0), &mut still(100, 0)), "far apart: no touch");
+    }
+
+    #[test]
+    fn collide_reports_each_touching_pair_once() {
+        let mut bodies = [still(0, 0), still(500, 0), still(30, 0), still(-1000, 0)];
+        let mut pairs = Vec::new();
+        collide(&mut bodies, |i, j| pairs.push((i, j)));
+        assert_eq!(pairs, [(0, 2)]);
+    }
+
+    #[test]
+    fn the_platform_edge_is_its_radius_and_grows_with_the_room() {
+        let platform = Platform { radius: 400 };
+        assert!(!platform.is_off(Vec2q::from_units(400, 0)), "on the edge is still on");
+        assert!(platform.is_off(Vec2q::from_units(283, 283)), "past the edge diagonally");
+        assert!(!platform.is_off(Vec2q::from_units(-282, -282)));
+        let (small, big) = (Platform::for_capacity(8), Platform::for_capacity(200));
+        assert!(small.radius < big.radius, "{small:?} {big:?}");
+        let area_per_player = |p: Platform, n: u32| p.radius * p.radius / n;
+        assert!(area_per_player(small, 8) > area_per_player(big, 200), "crowding grows with the room");
+    }
+
+    #[test]
+    fn spawns_pick_the_point_farthest_from_everyone() {
+        let platform = Platform { radius: 500 };
+        assert_eq!(platform.spawn_point(std::iter::empty()), Vec2q::default(), "an empty room: the centre");
+        let crowd = [Vec2q::default(), Vec2q::from_units(100, 0)];
+        let spot = platform.spawn_point(crowd.iter().copied());
+        assert!(!platform.is_off(spot));
+        let clearance = crowd.iter().map(|c| c.distance(spot)).min().expect("two");
+        assert!(clearance > i64::from(250 * FIXED_ONE), "far from the crowd: {spot:?}");
     }
 
     /// Pinned output: if this changes, the simulation changed and
     /// PROTOCOL_VERSION must be bumped (old clients would mispredict).
     #[test]
     fn simulation_output_is_pinned() {
-        let mut bodies = [center(), Body { pos: spawn_point(5), vel: Vec2q::default() }];
+        let mut bodies = [still(0, 0), still(60, 40)];
         for i in 0..500u32 {
-            let input = Input { x: (i % 255) as i8, y: ((i * 7) % 255) as i8 };
+            let input = Input { x: (i % 255) as i8, y: ((i * 7) % 255) as i8, dash: i % 97 == 0 };
             step(&mut bodies[0], input, INPUT_DT_MICROS);
-            step(&mut bodies[1], Input { x: input.y.saturating_neg(), y: input.x }, INPUT_DT_MICROS);
-            resolve_overlaps(&mut bodies);
+            step(&mut bodies[1], Input { x: input.y.saturating_neg(), y: input.x, dash: i % 89 == 0 }, INPUT_DT_MICROS);
+            collide(&mut bodies, |_, _| {});
         }
         assert_eq!(
             (bodies[0], bodies[1]),
@@ -285,30 +473,30 @@ mod tests {
     }
 
     const PINNED: (Body, Body) = (
-        Body { pos: Vec2q { x: 205_725, y: 133_139 }, vel: Vec2q { x: -16_926, y: -15_995 } },
-        Body { pos: Vec2q { x: 182_509, y: 16_797 }, vel: Vec2q { x: 15_995, y: -16_926 } },
+        Body { pos: Vec2q { x: -14_187, y: 7_528 }, vel: Vec2q { x: -24_842, y: 23_174 }, dash_cooldown: 76 },
+        Body { pos: Vec2q { x: -46_226, y: 18_118 }, vel: Vec2q { x: 16_934, y: -18_686 }, dash_cooldown: 36 },
     );
 
     #[cfg(not(target_arch = "wasm32"))]
     proptest! {
         #[test]
-        fn any_inputs_keep_players_inside(inputs in proptest::collection::vec((any::<i8>(), any::<i8>()), 1..400)) {
-            let mut bodies = [center(), center()];
-            for (x, y) in inputs {
-                step(&mut bodies[0], Input { x, y }, INPUT_DT_MICROS);
-                step(&mut bodies[1], Input { x: y, y: x }, INPUT_DT_MICROS);
-                resolve_overlaps(&mut bodies);
-                prop_assert!(bodies.iter().all(inside), "should stay inside: {:?}", bodies);
-                prop_assert!(bodies.iter().all(|b| b.vel.length_squared() <= i64::from(MAX_SPEED * FIXED_ONE).pow(2)));
+        fn no_inputs_make_a_body_faster_than_the_cap(inputs in proptest::collection::vec((any::<i8>(), any::<i8>(), any::<bool>()), 1..400)) {
+            let mut bodies = [still(0, 0), still(30, 0)];
+            let cap = i64::from(MAX_BODY_SPEED * FIXED_ONE);
+            for (x, y, dash) in inputs {
+                step(&mut bodies[0], Input { x, y, dash }, INPUT_DT_MICROS);
+                step(&mut bodies[1], Input { x: y, y: x, dash: !dash }, INPUT_DT_MICROS);
+                collide(&mut bodies, |_, _| {});
+                prop_assert!(bodies.iter().all(|b| b.vel.length_squared() <= cap * cap), "{:?}", bodies);
             }
         }
 
         #[test]
-        fn step_is_a_pure_function(x in any::<i8>(), y in any::<i8>(), px in 0i32..409_600, vx in -80_000i32..80_000) {
-            let start = Body { pos: Vec2q::new(px, px / 2), vel: Vec2q::new(vx, -vx) };
+        fn step_is_a_pure_function(x in any::<i8>(), y in any::<i8>(), dash in any::<bool>(), px in -409_600i32..409_600, vx in -80_000i32..80_000, cd in any::<u8>()) {
+            let start = Body { pos: Vec2q::new(px, px / 2), vel: Vec2q::new(vx, -vx), dash_cooldown: cd };
             let (mut a, mut b) = (start, start);
-            step(&mut a, Input { x, y }, INPUT_DT_MICROS);
-            step(&mut b, Input { x, y }, INPUT_DT_MICROS);
+            step(&mut a, Input { x, y, dash }, INPUT_DT_MICROS);
+            step(&mut b, Input { x, y, dash }, INPUT_DT_MICROS);
             prop_assert_eq!(a, b);
         }
     }
