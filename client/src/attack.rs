@@ -243,7 +243,7 @@ async fn join_cycle(
     let welcome = client.handshake(&format!("cycle-{index}")).await.map_err(|e| e.to_string())?;
     for seq in 1..=3 {
         client
-            .send(&ClientMsg::Input { seq, input: Input { x: 100, y: -100 } })
+            .send(&ClientMsg::Input { seq, input: Input::stick(100, -100) })
             .await
             .map_err(|e| e.to_string())?;
     }
@@ -303,7 +303,7 @@ async fn input_flood(config: &AttackConfig, source: Option<IpAddr>, index: usize
         let mut seq = 0u32;
         loop {
             seq = seq.wrapping_add(1);
-            if tx.send(&ClientMsg::Input { seq, input: Input { x: 127, y: 127 } }).await.is_err() {
+            if tx.send(&ClientMsg::Input { seq, input: Input::stick(127, 127) }).await.is_err() {
                 // The server is gone; the reader reports how.
                 std::future::pending::<()>().await;
             }

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
-use arena_shared::netcode::{CorrectionStats, Prediction, ServerClock};
-use arena_shared::protocol::{ClientMsg, Frame, INPUT_RATE_HZ, PlayerId, RoomRequest, ServerMsg, close};
+use arena_shared::netcode::CorrectionStats;
+use arena_shared::protocol::{ClientMsg, Frame, INPUT_RATE_HZ, Life, PlayerId, RoomRequest, ServerMsg, close};
 use arena_shared::sim::{Input, Vec2q};
 use serde::Serialize;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::conditioner::{DelayLine, LinkConditions};
+use crate::session::ClientSession;
 use crate::ws::{ClientError, Incoming, WsClient};
 
 /// How long a bot may take to connect and complete the handshake.
@@ -25,6 +26,9 @@ const PING_PERIOD: Duration = Duration::from_millis(500);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Behaviour {
+    /// Plays the game: seeks the nearest player, dashes into it, keeps
+    /// away from the edge.
+    Brawler,
     /// Picks a new random direction every second or two.
     Wander,
     /// Steers in a circle.
@@ -138,13 +142,14 @@ impl Brain {
         self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    fn next_input(&mut self) -> Input {
+    fn next_input(&mut self, view: Option<&ClientSession>, now: f64) -> Input {
         match self.behaviour {
             Behaviour::Idle => Input::default(),
+            Behaviour::Brawler => view.map_or_else(Input::default, |session| self.brawl(session, now)),
             Behaviour::Wander => {
                 if self.steps_left == 0 {
                     let r = self.next_random();
-                    self.current = Input { x: (r & 0xff) as u8 as i8, y: ((r >> 8) & 0xff) as u8 as i8 };
+                    self.current = Input::stick((r & 0xff) as u8 as i8, ((r >> 8) & 0xff) as u8 as i8);
                     self.steps_left = INPUT_RATE_HZ + (r >> 16) as u32 % INPUT_RATE_HZ;
                 }
                 self.steps_left -= 1;
@@ -152,9 +157,50 @@ impl Brain {
             }
             Behaviour::Circle => {
                 self.phase += std::f32::consts::TAU / (3.0 * INPUT_RATE_HZ as f32);
-                Input { x: (self.phase.cos() * 127.0) as i8, y: (self.phase.sin() * 127.0) as i8 }
+                Input::stick((self.phase.cos() * 127.0) as i8, (self.phase.sin() * 127.0) as i8)
             }
         }
+    }
+
+    /// Back to the middle when near the edge; else at the nearest player
+    /// standing on the platform, dashing when close and lined up.
+    fn brawl(&mut self, session: &ClientSession, now: f64) -> Input {
+        let positions = session.positions(now);
+        let Some(&(_, me)) = positions.iter().find(|(id, _)| *id == session.you) else {
+            return Input::default();
+        };
+        let radius = session.platform.radius as f32;
+        let from_centre = (me.0 * me.0 + me.1 * me.1).sqrt();
+        let toward = |to: (f32, f32)| {
+            let (dx, dy) = (to.0 - me.0, to.1 - me.1);
+            let len = (dx * dx + dy * dy).sqrt().max(1e-3);
+            (Input::stick((dx / len * 127.0) as i8, (dy / len * 127.0) as i8), len)
+        };
+        if from_centre > radius * 0.72 {
+            return toward((0.0, 0.0)).0;
+        }
+        let target = positions
+            .iter()
+            .filter(|(id, _)| *id != session.you)
+            .filter(|(id, _)| session.roster.get(id).is_some_and(|m| m.life == Life::Alive))
+            .map(|&(_, at)| toward(at))
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        let Some((stick, distance)) = target else {
+            return self.wander_slowly();
+        };
+        // Some hesitation so that bots do not all dash on the same frame.
+        let eager = self.next_random() % 4 == 0;
+        stick.with_dash(distance < 180.0 && session.dash_ready() >= 1.0 && eager)
+    }
+
+    fn wander_slowly(&mut self) -> Input {
+        if self.steps_left == 0 {
+            let r = self.next_random();
+            self.current = Input::stick((r & 0x7f) as i8 - 64, ((r >> 8) & 0x7f) as i8 - 64);
+            self.steps_left = INPUT_RATE_HZ;
+        }
+        self.steps_left -= 1;
+        self.current
     }
 }
 
@@ -213,6 +259,10 @@ pub struct BotRecord {
     pub underruns: u64,
     /// The interpolation delay the bot's clock settled on, ms.
     pub interp_delay_ms: f64,
+    /// Knockouts this bot was credited with, and times it was knocked out
+    /// or fell.
+    pub knockouts_given: u32,
+    pub knockouts_taken: u32,
     #[serde(skip)]
     first_pos: BTreeMap<PlayerId, Vec2q>,
 }
@@ -242,6 +292,8 @@ impl BotRecord {
             renders: 0,
             underruns: 0,
             interp_delay_ms: 0.0,
+            knockouts_given: 0,
+            knockouts_taken: 0,
             first_pos: BTreeMap::new(),
         }
     }
@@ -339,14 +391,13 @@ async fn run_bot(
     inputs.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut pings = tokio::time::interval(PING_PERIOD);
     pings.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    // The same prediction the browser runs, so bots measure its corrections.
-    let mut prediction = Prediction::default();
+    // The same session the browser runs, so bots measure its corrections.
+    let mut session = ClientSession::new(welcome.clone(), &name, crate::ws::color_for(&name));
 
     // What the network does to this bot's messages, both ways.
     let started = Instant::now();
     let mut up = DelayLine::new(config.conditions, 0x5EED ^ index as u64, started);
     let mut down = DelayLine::new(config.conditions, 0xD0E5 ^ (index as u64) << 8, started);
-    let mut server_clock = ServerClock::new(welcome.tick_rate);
     let mut reading = true;
     let idle = deadline + Duration::from_secs(3600);
 
@@ -359,13 +410,16 @@ async fn run_bot(
             }
             () = tokio::time::sleep_until(next_due) => {}
             _ = inputs.tick() => {
-                let input = brain.next_input();
-                let seq = prediction.apply_input(input);
-                up.push(Instant::now(), ClientMsg::Input { seq, input });
-                record.inputs_sent = seq;
+                let now = clock.elapsed().as_secs_f64();
+                let input = brain.next_input(Some(&session), now);
+                let msg = session.input(input);
+                if let ClientMsg::Input { seq, .. } = msg {
+                    record.inputs_sent = seq;
+                }
+                up.push(Instant::now(), msg);
                 // The input rate is the bot's frame rate: would a renderer have
                 // two frames to draw others between, at the delay it settled on?
-                if let Some(render_tick) = server_clock.render_tick(clock.elapsed().as_secs_f64()) {
+                if let Some(render_tick) = session.clock.render_tick(now) {
                     record.renders += 1;
                     if record.last_tick.is_none_or(|newest| f64::from(newest) < render_tick) {
                         record.underruns += 1;
@@ -373,8 +427,7 @@ async fn run_bot(
                 }
             }
             _ = pings.tick() => {
-                let client_time_us = clock.elapsed().as_micros() as u64;
-                up.push(Instant::now(), ClientMsg::Ping { client_time_us });
+                up.push(Instant::now(), session.ping(clock.elapsed().as_secs_f64()));
             }
             incoming = rx.recv(), if reading => {
                 reading = matches!(incoming, Ok(Incoming::Msg(_)));
@@ -388,47 +441,44 @@ async fn run_bot(
             }
         }
         while let Some(incoming) = down.pop_due(now) {
-            match incoming {
-                Ok(Incoming::Msg(ServerMsg::Frame(frame))) => {
-                    if let Err(error) = record.observe_frame(&frame) {
-                        break 'bot Outcome::ProtocolError { error };
-                    }
-                    server_clock.on_frame(frame.tick, clock.elapsed().as_secs_f64());
-                    if let Some(me) = frame.players.iter().find(|p| p.id == welcome.you) {
-                        let moved = prediction.reconcile(me.body, frame.ack_seq);
-                        if moved > 0.0 {
-                            record.correction_units.push(moved);
-                        }
-                    }
-                    live.frames.fetch_add(1, Relaxed);
-                }
-                Ok(Incoming::Msg(ServerMsg::Pong { client_time_us })) => {
-                    let now = clock.elapsed().as_micros() as u64;
-                    record.rtt_ms.push(now.saturating_sub(client_time_us) as f64 / 1000.0);
-                }
-                Ok(Incoming::Msg(
-                    ServerMsg::Joined(_)
-                    | ServerMsg::Left { .. }
-                    | ServerMsg::Away { .. }
-                    | ServerMsg::Back { .. },
-                )) => {}
-                Ok(Incoming::Msg(other @ (ServerMsg::Welcome(_) | ServerMsg::Rejected(_)))) => {
-                    break 'bot Outcome::ProtocolError {
-                        error: format!("unexpected after handshake: {other:?}"),
-                    };
-                }
+            let at = clock.elapsed().as_secs_f64();
+            let msg = match incoming {
+                Ok(Incoming::Msg(msg)) => msg,
                 Ok(Incoming::Closed(frame)) => {
                     let (code, reason) =
                         frame.unwrap_or((close::ABNORMAL, "connection closed without a close frame".into()));
                     break 'bot Outcome::Disconnected { code, reason };
                 }
                 Err(e) => break 'bot failure_outcome(e),
+            };
+            match &msg {
+                ServerMsg::Frame(frame) => {
+                    if let Err(error) = record.observe_frame(frame) {
+                        break 'bot Outcome::ProtocolError { error };
+                    }
+                    live.frames.fetch_add(1, Relaxed);
+                }
+                ServerMsg::Pong { client_time_us } => {
+                    let now = clock.elapsed().as_micros() as u64;
+                    record.rtt_ms.push(now.saturating_sub(*client_time_us) as f64 / 1000.0);
+                }
+                _ => {}
+            }
+            let corrected_before = session.prediction.corrections.total_units;
+            if let Err(error) = session.apply(msg, at) {
+                break 'bot Outcome::ProtocolError { error: error.to_string() };
+            }
+            let moved = session.prediction.corrections.total_units - corrected_before;
+            if moved > 0.0 {
+                record.correction_units.push(moved);
             }
         }
     };
-    record.interp_delay_ms = server_clock.interp_delay_ticks() / server_clock.tick_rate() * 1000.0;
+    record.interp_delay_ms = session.clock.interp_delay_ticks() / session.clock.tick_rate() * 1000.0;
     record.outcome = outcome;
-    record.corrections = prediction.corrections;
+    record.corrections = session.prediction.corrections;
+    record.knockouts_given = session.knockouts_given;
+    record.knockouts_taken = session.knockouts_taken;
     record.connected_secs = connected_at.elapsed().as_secs_f64();
     record.bytes_up = tx.bytes_up;
     record.bytes_down = rx.bytes_down;
@@ -536,6 +586,12 @@ pub struct Report {
     /// Share of the bots' frames (one per input) with no newer server frame
     /// to draw others towards.
     pub interp_underrun_rate: f64,
+    /// Knockouts the bots were credited with, and times they left the
+    /// platform (knocked off or on their own), summed over bots.
+    pub knockouts_given: u64,
+    pub knockouts_taken: u64,
+    /// Times a bot left the platform, per minute of the run.
+    pub knockouts_per_min: f64,
     /// Up to five distinct failure descriptions.
     pub errors: Vec<String>,
 }
@@ -595,6 +651,13 @@ impl Report {
                 if renders == 0 { 0.0 } else { underruns as f64 / renders as f64 }
             },
             corrections: Corrections::total(records),
+            knockouts_given: records.iter().map(|r| u64::from(r.knockouts_given)).sum(),
+            knockouts_taken: records.iter().map(|r| u64::from(r.knockouts_taken)).sum(),
+            knockouts_per_min: {
+                let taken: u64 = records.iter().map(|r| u64::from(r.knockouts_taken)).sum();
+                let minutes = config.duration.as_secs_f64() / 60.0;
+                if minutes > 0.0 { taken as f64 / minutes } else { 0.0 }
+            },
             errors,
         }
     }
@@ -643,6 +706,13 @@ impl Report {
                     self.interp_underrun_rate * 100.0
                 ),
             ),
+            (
+                "knockouts",
+                format!(
+                    "{} credited, {} off the platform ({:.1} per minute)",
+                    self.knockouts_given, self.knockouts_taken, self.knockouts_per_min
+                ),
+            ),
         ];
         let mut out = String::new();
         for (name, value) in rows {
@@ -687,8 +757,8 @@ mod tests {
             tick,
             ack_seq: tick,
             players: vec![
-                PlayerState { id: 1, body: Body::default() },
-                PlayerState { id: 2, body: Body { pos: Vec2q::new(x, 0), vel: Vec2q::default() } },
+                PlayerState { id: 1, body: Body::default(), life: Life::Alive },
+                PlayerState { id: 2, body: Body::at(Vec2q::new(x, 0)), life: Life::Alive },
             ],
         };
         record.observe_frame(&frame(10, 0)).expect("first frame");
@@ -703,16 +773,59 @@ mod tests {
     #[test]
     fn behaviours_steer_as_named() {
         let mut idle = Brain::new(Behaviour::Idle, 3);
-        assert!((0..100).all(|_| idle.next_input() == Input::default()));
+        assert!((0..100).all(|_| idle.next_input(None, 0.0) == Input::default()));
         let mut wander = Brain::new(Behaviour::Wander, 3);
         let distinct: BTreeSet<(i8, i8)> =
-            (0..600).map(|_| wander.next_input()).map(|i| (i.x, i.y)).collect();
+            (0..600).map(|_| wander.next_input(None, 0.0)).map(|i| (i.x, i.y)).collect();
         assert!(distinct.len() >= 4, "wandering should change direction: {distinct:?}");
         let mut circle = Brain::new(Behaviour::Circle, 0);
-        let inputs: Vec<Input> = (0..180).map(|_| circle.next_input()).collect();
+        let inputs: Vec<Input> = (0..180).map(|_| circle.next_input(None, 0.0)).collect();
         assert!(
             inputs.iter().any(|i| i.x > 100) && inputs.iter().any(|i| i.x < -100),
             "should sweep a full circle"
         );
+    }
+
+    fn brawl_view(me: (i32, i32), other: (i32, i32)) -> ClientSession {
+        use arena_shared::protocol::{PROTOCOL_VERSION, PlayerInfo, RoundInfo, RoundPhase, Welcome};
+        let welcome = Welcome {
+            version: PROTOCOL_VERSION,
+            you: 1,
+            tick_rate: 30,
+            tick: 0,
+            players: vec![PlayerInfo { id: 2, name: "ada".into(), color: 0, score: 0 }],
+            room: "abcdefghjk".into(),
+            private: false,
+            resume: [0; 16],
+            resumed: false,
+            platform: arena_shared::sim::Platform { radius: 500 },
+            round: RoundInfo { number: 1, phase: RoundPhase::Playing { ends_at: 5400 } },
+        };
+        let mut session = ClientSession::new(welcome, "bot", 0);
+        for tick in 1..=2 {
+            let frame = Frame {
+                tick,
+                ack_seq: 0,
+                players: vec![
+                    PlayerState { id: 1, body: Body::at(Vec2q::from_units(me.0, me.1)), life: Life::Alive },
+                    PlayerState { id: 2, body: Body::at(Vec2q::from_units(other.0, other.1)), life: Life::Alive },
+                ],
+            };
+            session.apply(ServerMsg::Frame(frame), f64::from(tick) / 30.0).expect("valid frame");
+        }
+        session
+    }
+
+    #[test]
+    fn brawlers_charge_the_nearest_player_and_keep_off_the_edge() {
+        let mut brain = Brain::new(Behaviour::Brawler, 1);
+        let near_edge = brawl_view((450, 0), (300, 0));
+        let input = brain.next_input(Some(&near_edge), 5.0);
+        assert!(input.x < -100 && !input.dash, "back towards the middle: {input:?}");
+        let close = brawl_view((0, 0), (0, 100));
+        let inputs: Vec<Input> = (0..40).map(|_| brain.next_input(Some(&close), 5.0)).collect();
+        assert!(inputs.iter().all(|i| i.y > 100), "straight at the other player: {inputs:?}");
+        assert!(inputs.iter().any(|i| i.dash), "and dashes when close and ready");
+        assert_eq!(brain.next_input(None, 0.0), Input::default(), "nothing to see, nothing to do");
     }
 }

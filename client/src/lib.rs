@@ -10,11 +10,15 @@
 //!   - [`conditioner`]: latency, jitter and stalls applied inside a bot.
 //!   - [`bots`]: the bot swarm behind `arena-bots`: behaviours, per-bot
 //!     measurements, and the report (text table or JSON).
+//! - On both: [`session`], the engine-free `ClientSession` that applies
+//!   every server message (roster, scores, rounds, prediction, clock,
+//!   interpolation, RTT); the browser app and the bots both drive it.
 //! - On wasm32: [`app`], the Bevy app (see its module docs), started by the
 //!   `arena-client` binary that trunk builds.
 
 #[cfg(target_arch = "wasm32")]
 pub mod app;
+pub mod session;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod attack;
 #[cfg(not(target_arch = "wasm32"))]

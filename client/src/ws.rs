@@ -189,7 +189,8 @@ impl WsClient {
         room: RoomRequest,
         resume: Option<ResumeToken>,
     ) -> Result<Welcome, ClientError> {
-        let hello = ClientMsg::Hello { version: PROTOCOL_VERSION, name: name.to_owned(), room, resume };
+        let hello =
+            ClientMsg::Hello { version: PROTOCOL_VERSION, name: name.to_owned(), color: color_for(name), room, resume };
         self.send(&hello).await?;
         match self.recv().await? {
             Incoming::Msg(ServerMsg::Welcome(welcome)) => Ok(welcome),
@@ -249,6 +250,13 @@ impl WsReceiver {
             }
         }
     }
+}
+
+/// A colour for a bot or test client, picked from its name so that a
+/// swarm is colourful and each bot keeps its colour.
+pub fn color_for(name: &str) -> u8 {
+    let sum = name.bytes().fold(0u32, |acc, b| acc.wrapping_mul(31).wrapping_add(u32::from(b)));
+    (sum % u32::from(arena_shared::protocol::COLORS)) as u8
 }
 
 fn lost(e: tungstenite::Error) -> ClientError {

@@ -326,7 +326,10 @@ impl World {
 
         for event in self.game.advance() {
             match event {
-                GameEvent::KnockedOut(knockout) => self.broadcast(&ServerMsg::KnockedOut(knockout)),
+                GameEvent::KnockedOut(knockout) => {
+                    tracing::debug!(room = %self.room, victim = knockout.victim, by = ?knockout.by, "knocked out");
+                    self.broadcast(&ServerMsg::KnockedOut(knockout));
+                }
                 GameEvent::Round(round) => self.broadcast(&ServerMsg::Round(round)),
             }
         }

@@ -108,6 +108,13 @@ impl Prediction {
         self.body
     }
 
+    /// Forgets the predicted body: the server moved the player in a way no
+    /// input explains (it fell, respawned, a round began). The next
+    /// `reconcile` anchors afresh, which is not counted as a correction.
+    pub fn reanchor(&mut self) {
+        self.anchored = false;
+    }
+
     pub fn is_anchored(&self) -> bool {
         self.anchored
     }

@@ -34,11 +34,15 @@ pub const DASH_COOLDOWN_STEPS: u8 = 90;
 pub const MAX_BODY_SPEED: i32 = 1600;
 /// Bumps give back this share (per mille) of the speed two bodies meet at,
 /// a little more than an elastic collision would, so hits feel punchy.
-pub const BUMP_PER_MILLE: i64 = 1150;
+pub const BUMP_PER_MILLE: i64 = 1250;
 /// A bump always pushes at least this fast, world units / s.
 pub const BUMP_MIN_SPEED: i32 = 60;
-/// Velocity lost per second to friction, as a fraction (per mille) of speed.
+/// Velocity lost per second to friction, as a fraction (per mille) of speed,
+/// at running speed and below: stops feel crisp.
 pub const FRICTION_PER_MILLE_PER_SEC: i64 = 5000;
+/// The same above running speed: dashed and bumped bodies slide far, so a
+/// good hit carries someone off the edge.
+pub const SLIDE_FRICTION_PER_MILLE_PER_SEC: i64 = 1800;
 /// Length of one input's simulation step.
 pub const INPUT_DT_MICROS: u32 = 1_000_000 / INPUT_RATE_HZ;
 
@@ -219,9 +223,11 @@ pub fn step(body: &mut Body, input: Input, dt_micros: u32) {
     }
     // Friction first, rounding away from zero so a released player comes to rest.
     let denom = 1000 * MICROS_PER_SEC;
+    let sliding = body.vel.length_squared() > (i64::from(MAX_SPEED) * fixed).pow(2);
+    let friction = if sliding { SLIDE_FRICTION_PER_MILLE_PER_SEC } else { FRICTION_PER_MILLE_PER_SEC };
     let mut vel = [i64::from(body.vel.x), i64::from(body.vel.y)];
     for v in &mut vel {
-        let loss = (v.abs() * FRICTION_PER_MILLE_PER_SEC * dt + denom - 1) / denom;
+        let loss = (v.abs() * friction * dt + denom - 1) / denom;
         *v -= v.signum() * loss.min(v.abs());
     }
     let coasting = Vec2q::new(vel[0] as i32, vel[1] as i32).length_squared().isqrt();
@@ -394,7 +400,7 @@ mod tests {
     fn dash_speed_decays_back_to_running_speed() {
         let mut body = still(0, 0);
         step(&mut body, Input::stick(127, 0).with_dash(true), INPUT_DT_MICROS);
-        for _ in 0..30 {
+        for _ in 0..60 {
             step(&mut body, Input::stick(127, 0), INPUT_DT_MICROS);
         }
         assert!(speed_units(&body) <= i64::from(MAX_SPEED), "holding the stick cannot keep a dash: {body:?}");
@@ -473,8 +479,8 @@ mod tests {
     }
 
     const PINNED: (Body, Body) = (
-        Body { pos: Vec2q { x: -14_187, y: 7_528 }, vel: Vec2q { x: -24_842, y: 23_174 }, dash_cooldown: 76 },
-        Body { pos: Vec2q { x: -46_226, y: 18_118 }, vel: Vec2q { x: 16_934, y: -18_686 }, dash_cooldown: 36 },
+        Body { pos: Vec2q { x: -16_718, y: 14_600 }, vel: Vec2q { x: -52_189, y: 98_518 }, dash_cooldown: 76 },
+        Body { pos: Vec2q { x: -125_962, y: 7_291 }, vel: Vec2q { x: 13_564, y: -26_483 }, dash_cooldown: 36 },
     );
 
     #[cfg(not(target_arch = "wasm32"))]

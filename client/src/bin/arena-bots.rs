@@ -37,7 +37,7 @@ mod cli {
         #[arg(long, short = 'd', default_value_t = 10.0, value_parser = parse_duration)]
         duration: f64,
         /// How the bots steer.
-        #[arg(long, value_enum, default_value_t = Behaviour::Wander)]
+        #[arg(long, value_enum, default_value_t = Behaviour::Brawler)]
         behaviour: Behaviour,
         /// Print the report as one JSON object instead of a table.
         #[arg(long)]

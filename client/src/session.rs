@@ -1,0 +1,447 @@
+//! One client's view of its room, with no engine and no socket: apply each
+//! [`ServerMsg`] to a [`ClientSession`] and read the game off it. The Bevy
+//! app and `arena-bots` both drive one, so everything here is tested
+//! natively.
+//!
+//! It owns the roster (names, colours, scores, who is away), the round,
+//! each player's knock-out state, your predicted player, the server clock,
+//! interpolation of the others and the round-trip estimate. Times are local
+//! seconds (`performance.now()` in the browser, a monotonic clock in bots).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use arena_shared::netcode::{Interpolator, Prediction, RttEstimate, ServerClock};
+use arena_shared::protocol::{
+    ClientMsg, Knockout, Life, PlayerId, PlayerInfo, ResumeToken, RoundInfo, RoundPhase, ServerMsg, Standing,
+    Welcome,
+};
+use arena_shared::sim::{DASH_COOLDOWN_STEPS, Input, Platform};
+
+/// Kill-feed lines kept.
+pub const FEED_LINES: usize = 5;
+
+/// A player in the room, as the roster knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub name: String,
+    pub color: u8,
+    pub score: i32,
+    /// Its socket dropped; the seat is held while it reconnects.
+    pub away: bool,
+    pub life: Life,
+}
+
+/// What a message changed, for a renderer that spawns and despawns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Joined(PlayerId),
+    Left(PlayerId),
+    KnockedOut(Knockout),
+    Round(RoundInfo),
+    /// Your player's life changed (to falling, out, back on the platform).
+    MyLife(Life),
+}
+
+/// Why a message could not be applied: the server broke the protocol.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    #[error("unexpected after the handshake: {0}")]
+    Unexpected(&'static str),
+    #[error("frame tick went from {last} to {now}")]
+    TickWentBack { last: u32, now: u32 },
+}
+
+/// One line of the kill feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedLine {
+    pub knockout: Knockout,
+    pub text: String,
+}
+
+/// How your player was last knocked out, for the overlay.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnockedOutBy {
+    pub by: Option<String>,
+    /// Local time it happened.
+    pub at: f64,
+}
+
+#[derive(Debug)]
+pub struct ClientSession {
+    pub you: PlayerId,
+    pub room: String,
+    pub private: bool,
+    pub resume: ResumeToken,
+    pub platform: Platform,
+    pub tick_rate: u16,
+    pub roster: BTreeMap<PlayerId, Member>,
+    pub round: RoundInfo,
+    pub prediction: Prediction,
+    pub clock: ServerClock,
+    pub interpolator: Interpolator,
+    pub rtt: RttEstimate,
+    /// The newest frame's tick.
+    pub tick: Option<u32>,
+    pub feed: VecDeque<FeedLine>,
+    pub knocked_out: Option<KnockedOutBy>,
+    /// Knockouts you gave and took this session.
+    pub knockouts_given: u32,
+    pub knockouts_taken: u32,
+}
+
+impl ClientSession {
+    /// The session a `Welcome` starts; `name` and `color` are what this
+    /// client asked for (the server's `Joined` for you follows and wins).
+    pub fn new(welcome: Welcome, name: &str, color: u8) -> Self {
+        let mut roster: BTreeMap<PlayerId, Member> =
+            welcome.players.into_iter().map(|info| (info.id, member(info))).collect();
+        roster.insert(welcome.you, Member { name: name.to_owned(), color, score: 0, away: false, life: Life::Protected });
+        ClientSession {
+            you: welcome.you,
+            room: welcome.room,
+            private: welcome.private,
+            resume: welcome.resume,
+            platform: welcome.platform,
+            tick_rate: welcome.tick_rate,
+            roster,
+            round: welcome.round,
+            prediction: Prediction::default(),
+            clock: ServerClock::new(welcome.tick_rate),
+            interpolator: Interpolator::default(),
+            rtt: RttEstimate::default(),
+            tick: None,
+            feed: VecDeque::new(),
+            knocked_out: None,
+            knockouts_given: 0,
+            knockouts_taken: 0,
+        }
+    }
+
+    /// Applies one message received at local time `at`.
+    pub fn apply(&mut self, msg: ServerMsg, at: f64) -> Result<Vec<Change>, SessionError> {
+        let mut changes = Vec::new();
+        match msg {
+            ServerMsg::Welcome(_) => return Err(SessionError::Unexpected("Welcome")),
+            ServerMsg::Rejected(_) => return Err(SessionError::Unexpected("Rejected")),
+            ServerMsg::Joined(info) => {
+                let id = info.id;
+                let life = self.roster.get(&id).map_or(Life::Protected, |m| m.life);
+                let fresh = self.roster.insert(id, Member { life, ..member(info) }).is_none();
+                if fresh {
+                    changes.push(Change::Joined(id));
+                }
+            }
+            ServerMsg::Left { id } => {
+                if self.roster.remove(&id).is_some() {
+                    changes.push(Change::Left(id));
+                }
+            }
+            ServerMsg::Away { id } | ServerMsg::Back { id } => {
+                let away = matches!(msg, ServerMsg::Away { .. });
+                if let Some(member) = self.roster.get_mut(&id) {
+                    member.away = away;
+                }
+            }
+            ServerMsg::Pong { client_time_us } => self.rtt.on_pong(client_time_us as f64 / 1e6, at),
+            ServerMsg::KnockedOut(knockout) => {
+                self.knocked_out(knockout, at);
+                changes.push(Change::KnockedOut(knockout));
+            }
+            ServerMsg::Round(round) => {
+                if matches!(round.phase, RoundPhase::Playing { .. }) {
+                    self.roster.values_mut().for_each(|m| m.score = 0);
+                    self.feed.clear();
+                }
+                self.round = round.clone();
+                changes.push(Change::Round(round));
+            }
+            ServerMsg::Frame(frame) => {
+                if let Some(last) = self.tick
+                    && frame.tick <= last
+                {
+                    return Err(SessionError::TickWentBack { last, now: frame.tick });
+                }
+                self.tick = Some(frame.tick);
+                self.clock.on_frame(frame.tick, at);
+                for state in &frame.players {
+                    let Some(member) = self.roster.get_mut(&state.id) else { continue };
+                    let was = std::mem::replace(&mut member.life, state.life);
+                    if state.id != self.you {
+                        continue;
+                    }
+                    if was != state.life {
+                        // Fell, respawned, or a round moved everyone: no
+                        // input explains it, so it is no correction.
+                        self.prediction.reanchor();
+                        changes.push(Change::MyLife(state.life));
+                    }
+                    if can_move(state.life) {
+                        self.prediction.reconcile(state.body, frame.ack_seq);
+                    }
+                }
+                self.interpolator.push(frame.tick, frame.players);
+            }
+        }
+        Ok(changes)
+    }
+
+    fn knocked_out(&mut self, knockout: Knockout, at: f64) {
+        let Knockout { victim, victim_score, by, by_score } = knockout;
+        if let Some(member) = self.roster.get_mut(&victim) {
+            member.score = victim_score;
+        }
+        if let Some(by) = by
+            && let Some(member) = self.roster.get_mut(&by)
+        {
+            member.score = by_score;
+        }
+        let name = |id: PlayerId| self.roster.get(&id).map_or_else(|| format!("#{id}"), |m| m.name.clone());
+        let text = match by {
+            Some(by) => format!("{} knocked out {}", name(by), name(victim)),
+            None => format!("{} fell off", name(victim)),
+        };
+        if victim == self.you {
+            self.knockouts_taken += 1;
+            self.knocked_out = Some(KnockedOutBy { by: by.map(name), at });
+        }
+        if by == Some(self.you) {
+            self.knockouts_given += 1;
+        }
+        if self.feed.len() == FEED_LINES {
+            self.feed.pop_front();
+        }
+        self.feed.push_back(FeedLine { knockout, text });
+    }
+
+    /// Records one input sample (predicting it when your player stands on
+    /// the platform) and returns the message that sends it.
+    pub fn input(&mut self, input: Input) -> ClientMsg {
+        let seq = self.prediction.apply_input(input);
+        ClientMsg::Input { seq, input }
+    }
+
+    /// A ping stamped with local time `now`.
+    pub fn ping(&self, now: f64) -> ClientMsg {
+        ClientMsg::Ping { client_time_us: (now * 1e6) as u64 }
+    }
+
+    pub fn me(&self) -> Option<&Member> {
+        self.roster.get(&self.you)
+    }
+
+    pub fn my_life(&self) -> Life {
+        self.me().map_or(Life::Protected, |m| m.life)
+    }
+
+    /// Everyone by score (ties: lower id first), best first.
+    pub fn ranking(&self) -> Vec<(PlayerId, &Member)> {
+        let mut all: Vec<(PlayerId, &Member)> = self.roster.iter().map(|(&id, m)| (id, m)).collect();
+        all.sort_by(|a, b| b.1.score.cmp(&a.1.score).then(a.0.cmp(&b.0)));
+        all
+    }
+
+    /// Your place (1 = first) among everyone in the room.
+    pub fn my_rank(&self) -> usize {
+        self.ranking().iter().position(|(id, _)| *id == self.you).map_or(0, |i| i + 1)
+    }
+
+    /// The final standings while the podium shows.
+    pub fn podium(&self) -> Option<&[Standing]> {
+        match &self.round.phase {
+            RoundPhase::Podium { standings, .. } => Some(standings),
+            RoundPhase::Playing { .. } => None,
+        }
+    }
+
+    /// Seconds until the round ends (playing) or the next one starts (podium).
+    pub fn round_secs_left(&self, now: f64) -> Option<f64> {
+        let until = match &self.round.phase {
+            RoundPhase::Playing { ends_at } => *ends_at,
+            RoundPhase::Podium { next_at, .. } => *next_at,
+        };
+        let tick = self.clock.tick_at(now)?;
+        Some(((f64::from(until) - tick) / f64::from(self.tick_rate)).max(0.0))
+    }
+
+    /// How ready the dash is: 1 ready, 0 just used.
+    pub fn dash_ready(&self) -> f32 {
+        1.0 - f32::from(self.prediction.body().dash_cooldown) / f32::from(DASH_COOLDOWN_STEPS)
+    }
+
+    /// Where to draw everyone at local time `now`, world units: you where
+    /// prediction says (while you stand on the platform), the others
+    /// interpolated. Players who are out are left out.
+    pub fn positions(&self, now: f64) -> Vec<(PlayerId, (f32, f32))> {
+        let mut drawn = match self.clock.render_tick(now) {
+            Some(render_tick) => self.interpolator.sample(render_tick),
+            None => Vec::new(),
+        };
+        drawn.retain(|(id, _)| self.roster.get(id).is_some_and(|m| m.life != Life::Out));
+        if can_move(self.my_life()) && self.prediction.is_anchored() {
+            let me = self.prediction.body().pos.to_units();
+            match drawn.iter_mut().find(|(id, _)| *id == self.you) {
+                Some(entry) => entry.1 = me,
+                None => drawn.push((self.you, me)),
+            }
+        }
+        drawn
+    }
+}
+
+fn member(info: PlayerInfo) -> Member {
+    Member { name: info.name, color: info.color, score: info.score, away: false, life: Life::Protected }
+}
+
+fn can_move(life: Life) -> bool {
+    matches!(life, Life::Alive | Life::Protected)
+}
+
+#[cfg(test)]
+mod tests {
+    use arena_shared::protocol::{Frame, PlayerState};
+    use arena_shared::sim::{self, Body, INPUT_DT_MICROS, Vec2q};
+
+    use super::*;
+
+    fn welcome() -> Welcome {
+        Welcome {
+            version: arena_shared::protocol::PROTOCOL_VERSION,
+            you: 2,
+            tick_rate: 30,
+            tick: 100,
+            players: vec![PlayerInfo { id: 1, name: "ada".into(), color: 3, score: 4 }],
+            room: "abcdefghjk".into(),
+            private: false,
+            resume: [7; 16],
+            resumed: false,
+            platform: Platform { radius: 500 },
+            round: RoundInfo { number: 1, phase: RoundPhase::Playing { ends_at: 400 } },
+        }
+    }
+
+    fn frame(tick: u32, ack_seq: u32, players: &[(PlayerId, Body, Life)]) -> ServerMsg {
+        ServerMsg::Frame(Frame {
+            tick,
+            ack_seq,
+            players: players.iter().map(|&(id, body, life)| PlayerState { id, body, life }).collect(),
+        })
+    }
+
+    fn session() -> ClientSession {
+        let mut session = ClientSession::new(welcome(), "bob", 5);
+        let changes = session
+            .apply(ServerMsg::Joined(PlayerInfo { id: 2, name: "bob (2)".into(), color: 5, score: 0 }), 0.0)
+            .expect("valid");
+        assert!(changes.is_empty(), "your own Joined is no newcomer");
+        session
+    }
+
+    #[test]
+    fn the_roster_follows_welcome_joins_leaves_and_away() {
+        let mut session = session();
+        assert_eq!(session.me().map(|m| m.name.as_str()), Some("bob (2)"), "the server's name wins");
+        assert_eq!(session.roster[&1].score, 4, "scores come with the welcome");
+        let joined = PlayerInfo { id: 9, name: "cy".into(), color: 0, score: 0 };
+        assert_eq!(session.apply(ServerMsg::Joined(joined), 1.0), Ok(vec![Change::Joined(9)]));
+        session.apply(ServerMsg::Away { id: 9 }, 1.0).expect("valid");
+        assert!(session.roster[&9].away);
+        session.apply(ServerMsg::Back { id: 9 }, 1.0).expect("valid");
+        assert!(!session.roster[&9].away);
+        assert_eq!(session.apply(ServerMsg::Left { id: 9 }, 2.0), Ok(vec![Change::Left(9)]));
+        assert_eq!(session.apply(ServerMsg::Left { id: 9 }, 2.0), Ok(vec![]), "leaving twice changes nothing");
+        assert!(session.apply(ServerMsg::Welcome(welcome()), 3.0).is_err(), "a second welcome is a protocol error");
+    }
+
+    #[test]
+    fn knockouts_update_scores_the_feed_and_the_overlay() {
+        let mut session = session();
+        let ko = Knockout { victim: 2, victim_score: 0, by: Some(1), by_score: 5 };
+        session.apply(ServerMsg::KnockedOut(ko), 10.0).expect("valid");
+        assert_eq!(session.roster[&1].score, 5);
+        assert_eq!(session.feed.back().map(|l| l.text.as_str()), Some("ada knocked out bob (2)"));
+        assert_eq!(session.knocked_out, Some(KnockedOutBy { by: Some("ada".into()), at: 10.0 }));
+        let fall = Knockout { victim: 1, victim_score: 4, by: None, by_score: 0 };
+        session.apply(ServerMsg::KnockedOut(fall), 11.0).expect("valid");
+        assert_eq!(session.feed.back().map(|l| l.text.as_str()), Some("ada fell off"));
+        assert_eq!((session.knockouts_taken, session.knockouts_given), (1, 0));
+        for _ in 0..10 {
+            session.apply(ServerMsg::KnockedOut(fall), 12.0).expect("valid");
+        }
+        assert_eq!(session.feed.len(), FEED_LINES, "the feed keeps the newest lines");
+        assert_eq!(session.ranking()[0].0, 1);
+        assert_eq!(session.my_rank(), 2);
+    }
+
+    #[test]
+    fn a_new_round_resets_scores_and_the_podium_shows_standings() {
+        let mut session = session();
+        let standings = vec![Standing { id: 1, score: 4, knockouts: 4 }, Standing { id: 2, score: 0, knockouts: 0 }];
+        let podium = RoundInfo { number: 1, phase: RoundPhase::Podium { standings: standings.clone(), next_at: 700 } };
+        session.apply(ServerMsg::Round(podium), 1.0).expect("valid");
+        assert_eq!(session.podium(), Some(standings.as_slice()));
+        assert_eq!(session.roster[&1].score, 4, "scores stay up on the podium");
+        let next = RoundInfo { number: 2, phase: RoundPhase::Playing { ends_at: 6100 } };
+        session.apply(ServerMsg::Round(next), 2.0).expect("valid");
+        assert_eq!(session.podium(), None);
+        assert!(session.roster.values().all(|m| m.score == 0), "a new round starts level");
+    }
+
+    #[test]
+    fn the_round_timer_counts_down_on_the_server_clock() {
+        let mut session = session();
+        session.apply(frame(100, 0, &[]), 50.0).expect("valid");
+        let left = session.round_secs_left(51.0).expect("clock running");
+        assert!((left - 9.0).abs() < 0.01, "300 ticks at 30 Hz from tick 100, a second later: {left}");
+    }
+
+    #[test]
+    fn falling_and_respawning_are_not_corrections() {
+        let mut session = session();
+        let start = Body::at(Vec2q::from_units(0, 0));
+        session.apply(frame(1, 0, &[(2, start, Life::Alive)]), 0.0).expect("valid");
+        let mut server = start;
+        for seq in 1..=20u32 {
+            let input = Input::stick(127, 0);
+            session.input(input);
+            sim::step(&mut server, input, INPUT_DT_MICROS);
+            if seq % 2 == 0 {
+                session.apply(frame(1 + seq / 2, seq, &[(2, server, Life::Alive)]), 0.0).expect("valid");
+            }
+        }
+        assert_eq!(session.prediction.corrections.corrected, 0, "same sim, same inputs");
+        // Knocked off: the server's body jumps and then reappears elsewhere.
+        let fell = Body::at(Vec2q::from_units(600, 0));
+        let changes = session.apply(frame(12, 20, &[(2, fell, Life::Falling)]), 0.0).expect("valid");
+        assert_eq!(changes, [Change::MyLife(Life::Falling)]);
+        session.input(Input::stick(-127, 0));
+        let spawn = Body::at(Vec2q::from_units(-200, 40));
+        session.apply(frame(13, 21, &[(2, spawn, Life::Protected)]), 0.0).expect("valid");
+        assert_eq!(session.prediction.body(), spawn, "re-anchored at the spawn point");
+        assert_eq!(session.prediction.corrections.corrected, 0, "a respawn is no correction");
+        assert!(session.positions(0.0).iter().any(|(id, p)| *id == 2 && *p == (-200.0, 40.0)));
+    }
+
+    #[test]
+    fn others_out_of_the_game_are_not_drawn_and_ticks_only_go_forward() {
+        let mut session = session();
+        let body = Body::at(Vec2q::from_units(10, 10));
+        session.apply(frame(5, 0, &[(1, body, Life::Out), (2, body, Life::Alive)]), 0.0).expect("valid");
+        session.apply(frame(6, 0, &[(1, body, Life::Out), (2, body, Life::Alive)]), 0.04).expect("valid");
+        let drawn: Vec<PlayerId> = session.positions(1.0).into_iter().map(|(id, _)| id).collect();
+        assert_eq!(drawn, [2]);
+        assert_eq!(session.apply(frame(6, 0, &[]), 1.0), Err(SessionError::TickWentBack { last: 6, now: 6 }));
+    }
+
+    #[test]
+    fn the_dash_meter_follows_the_predicted_cooldown() {
+        let mut session = session();
+        session.apply(frame(1, 0, &[(2, Body::at(Vec2q::default()), Life::Alive)]), 0.0).expect("valid");
+        assert_eq!(session.dash_ready(), 1.0);
+        session.input(Input::stick(127, 0).with_dash(true));
+        assert_eq!(session.dash_ready(), 0.0, "just dashed");
+        for _ in 0..DASH_COOLDOWN_STEPS / 2 {
+            session.input(Input::default());
+        }
+        assert!((session.dash_ready() - 0.5).abs() < 0.02);
+    }
+}
