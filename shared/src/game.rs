@@ -26,6 +26,11 @@ pub const PROTECTION_MS: u32 = 1500;
 /// A fall is credited to the last fighter who touched the victim this
 /// recently; after that it is the victim's own fall.
 pub const CREDIT_WINDOW_MS: u32 = 3000;
+/// A fighter that sent no input for this long (its socket dropped, or the
+/// client stalled) coasts: the tick steps it with a neutral input, so a
+/// bump still carries it. Longer than a TCP stall, so a healthy client's
+/// prediction never sees a step it did not send.
+pub const COAST_AFTER_MS: u32 = 500;
 
 /// A room's game settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +68,8 @@ pub struct Fighter {
     fell_at: u32,
     /// Who touched it last, and when.
     last_touch: Option<(PlayerId, u32)>,
+    /// The tick its last input was applied (or it spawned).
+    last_input: u32,
     /// This round's points: +1 per knockout given, -1 per fall of its own.
     pub score: i32,
     pub knockouts: u32,
@@ -139,6 +146,7 @@ impl Match {
             since: self.tick,
             fell_at: 0,
             last_touch: None,
+            last_input: self.tick,
             score: 0,
             knockouts: 0,
         };
@@ -162,6 +170,7 @@ impl Match {
         match self.fighters.get_mut(&id) {
             Some(fighter) if fighter.can_move() => {
                 sim::step(&mut fighter.body, input, INPUT_DT_MICROS);
+                fighter.last_input = self.tick;
                 true
             }
             _ => false,
@@ -181,10 +190,14 @@ impl Match {
         events
     }
 
-    /// Fallen fighters keep their momentum for the fall.
+    /// Fallen fighters keep their momentum for the fall, and so do
+    /// standing ones whose inputs stopped coming.
     fn slide_falling(&mut self) {
         let steps = (INPUT_RATE_HZ / u32::from(self.settings.tick_rate)).max(1);
-        for fighter in self.fighters.values_mut().filter(|f| f.life == Life::Falling) {
+        let (tick, coast_after) = (self.tick, self.settings.ticks(COAST_AFTER_MS));
+        let coasting =
+            |f: &Fighter| f.life == Life::Falling || (f.can_move() && tick.wrapping_sub(f.last_input) > coast_after);
+        for fighter in self.fighters.values_mut().filter(|f| coasting(f)) {
             for _ in 0..steps {
                 sim::step(&mut fighter.body, Input::default(), INPUT_DT_MICROS);
             }
@@ -515,6 +528,18 @@ mod tests {
         );
         assert!(game.fighters().all(|(_, f)| f.score == 0 && f.knockouts == 0), "scores reset");
         assert!(game.fighters().all(|(_, f)| f.life == Life::Protected), "everyone respawned");
+    }
+
+    #[test]
+    fn a_player_who_sends_nothing_still_slides_when_bumped() {
+        let mut game = game();
+        game.spawn(1);
+        place(&mut game, 1, 300, 0, 600);
+        // No inputs at all: after the coast delay the tick moves it on.
+        for _ in 0..ticks(COAST_AFTER_MS) + 30 {
+            game.advance();
+        }
+        assert_ne!(game.fighter(1).expect("1").life, Life::Alive, "it slid off the edge");
     }
 
     #[test]

@@ -164,6 +164,16 @@ impl Browser {
 
     /// Opens `url` in a new tab.
     pub async fn open(&mut self, url: &str) -> anyhow::Result<Page> {
+        self.open_as(url, false).await
+    }
+
+    /// Opens `url` in a new tab sized and behaving like a phone: 390×844
+    /// CSS pixels, a mobile viewport, and touch input.
+    pub async fn open_phone(&mut self, url: &str) -> anyhow::Result<Page> {
+        self.open_as(url, true).await
+    }
+
+    async fn open_as(&mut self, url: &str, phone: bool) -> anyhow::Result<Page> {
         let target = self.call(None, "Target.createTarget", json!({ "url": "about:blank" })).await?;
         let target_id = target["targetId"].as_str().context("targetId")?.to_owned();
         let attached = self
@@ -175,6 +185,12 @@ impl Browser {
         self.call(s, "Runtime.enable", json!({})).await?;
         // Headless has no window focus; without this the page never gets key events.
         self.call(s, "Emulation.setFocusEmulationEnabled", json!({ "enabled": true })).await?;
+        if phone {
+            let metrics = json!({ "width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true });
+            self.call(s, "Emulation.setDeviceMetricsOverride", metrics).await?;
+            self.call(s, "Emulation.setTouchEmulationEnabled", json!({ "enabled": true, "maxTouchPoints": 5 }))
+                .await?;
+        }
         self.call(s, "Page.navigate", json!({ "url": url })).await?;
         Ok(page)
     }
@@ -238,6 +254,15 @@ impl Browser {
             "nativeVirtualKeyCode": key_code,
         });
         self.call(Some(&page.session), "Input.dispatchKeyEvent", params).await?;
+        Ok(())
+    }
+
+    /// One touch event (`touchStart`, `touchMove`, `touchEnd`) with one
+    /// finger at (x, y) CSS pixels; `touchEnd` lifts every finger.
+    pub async fn touch(&mut self, page: &Page, kind: &str, x: f64, y: f64) -> anyhow::Result<()> {
+        let points = if kind == "touchEnd" { json!([]) } else { json!([{ "x": x, "y": y, "id": 1 }]) };
+        let params = json!({ "type": kind, "touchPoints": points });
+        self.call(Some(&page.session), "Input.dispatchTouchEvent", params).await?;
         Ok(())
     }
 

@@ -71,16 +71,40 @@ fn bots(server: &TestServer, count: usize, behaviour: Behaviour, prefix: &str) -
     }
 }
 
-/// Holds S for `secs`, then returns how far (world units) a bot in the room
-/// saw `player` move down, reading frames until it has moved `expect` units
-/// or 15 s pass (a software-rendered page sends its inputs late).
+/// How a test moves the page's player down.
+#[derive(Clone, Copy)]
+enum Control {
+    /// Holds the S key.
+    KeyS,
+    /// Drags the touch stick down from the left half of the screen.
+    TouchDrag,
+}
+
+async fn press(browser: &mut Browser, page: &Page, control: Control, down: bool) -> anyhow::Result<()> {
+    match (control, down) {
+        (Control::KeyS, down) => browser.key(page, down, "s", "KeyS", 83).await,
+        (Control::TouchDrag, true) => {
+            browser.touch(page, "touchStart", 100.0, 560.0).await?;
+            for y in [580.0, 610.0, 640.0] {
+                browser.touch(page, "touchMove", 100.0, y).await?;
+            }
+            Ok(())
+        }
+        (Control::TouchDrag, false) => browser.touch(page, "touchEnd", 0.0, 0.0).await,
+    }
+}
+
+/// Holds `control` for `secs`, then returns how far (world units) a bot in
+/// the room saw `player` move down, reading frames until it has moved
+/// `expect` units or 15 s pass (a software-rendered page sends its inputs
+/// late).
 async fn hold_down(
     browser: &mut Browser,
     page: &Page,
     server: &TestServer,
     player: PlayerId,
-    secs: f64,
-    expect: f64,
+    control: Control,
+    (secs, expect): (f64, f64),
 ) -> anyhow::Result<f64> {
     let (mut observer, _) = server.player("observer").await?;
     let y_of = |msg: &ServerMsg| match msg {
@@ -89,9 +113,9 @@ async fn hold_down(
     };
     let before = recv_until(&mut observer, y_of).await?;
     browser.eval(page, "document.getElementById('arena-canvas').focus(), true").await?;
-    browser.key(page, true, "s", "KeyS", 83).await?;
+    press(browser, page, control, true).await?;
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-    browser.key(page, false, "s", "KeyS", 83).await?;
+    press(browser, page, control, false).await?;
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut moved = 0.0;
     while moved < expect && Instant::now() < deadline {
@@ -138,7 +162,7 @@ async fn browser_client_connects_plays_and_reconnects() -> anyhow::Result<()> {
 
     let mut browser = Browser::launch().await?;
     let started = Instant::now();
-    let page = browser.open(&format!("http://{addr}/?name=chromium")).await?;
+    let page = browser.open(&format!("http://{addr}/?name=chromium&play")).await?;
     browser.wait_for(&page, "document.body.dataset.state === 'connected'", Duration::from_secs(90)).await?;
     let connect_ms = started.elapsed().as_millis();
     println!("FIGURE navigation_to_connected_ms={connect_ms}");
@@ -159,8 +183,8 @@ async fn browser_client_connects_plays_and_reconnects() -> anyhow::Result<()> {
     // Holding S moves our player down an empty column, as a bot in the room
     // sees it in frames. Nothing can push it, so the wasm build's prediction
     // must match the native server bit for bit: no corrections at all.
-    let moved = hold_down(&mut browser, &page, &server, me, 1.5, 100.0).await?;
-    assert!(moved > 100.0, "holding S for 1.5 s should move down by well over 100 units, moved {moved:.1}");
+    let moved = hold_down(&mut browser, &page, &server, me, Control::KeyS, (1.0, 100.0)).await?;
+    assert!(moved > 100.0, "holding S for 1 s should move down by well over 100 units, moved {moved:.1}");
     let after = snapshot(&mut browser, &page).await?;
     assert!(
         after["corrections"]["frames"].as_u64().unwrap_or(0) > 30,
@@ -229,7 +253,7 @@ async fn a_full_server_shows_its_reason_on_the_page() -> anyhow::Result<()> {
     let server = TestServer::start(ServerConfig { max_rooms: 1, ..config(dist, 1) }).await?;
     let (_occupant, _) = server.player("occupant").await?;
     let mut browser = Browser::launch().await?;
-    let page = browser.open(&format!("http://{}/?name=latecomer", server.addr)).await?;
+    let page = browser.open(&format!("http://{}/?name=latecomer&play", server.addr)).await?;
     browser.wait_for(&page, "document.body.dataset.state === 'rejected'", Duration::from_secs(90)).await?;
     let status = browser.eval(&page, "document.getElementById('status').textContent").await?;
     let status = status.as_str().unwrap_or_default().to_owned();
@@ -254,7 +278,7 @@ async fn over_https_the_page_connects_over_wss_by_itself() -> anyhow::Result<()>
     let server = TestServer::start(config).await?;
     // The certificate is the test's own; Chromium is told not to check it.
     let mut browser = Browser::launch_with(&["--ignore-certificate-errors"]).await?;
-    let page = browser.open(&format!("https://127.0.0.1:{}/?name=secure", server.addr.port())).await?;
+    let page = browser.open(&format!("https://127.0.0.1:{}/?name=secure&play", server.addr.port())).await?;
     browser.wait_for(&page, "document.body.dataset.state === 'connected'", Duration::from_secs(90)).await?;
     let url = browser.eval(&page, "location.protocol").await?;
     assert_eq!(url.as_str(), Some("https:"), "the page came over HTTPS");
@@ -285,7 +309,7 @@ async fn a_reloaded_page_comes_back_as_the_same_player() -> anyhow::Result<()> {
         }
     });
     let mut browser = Browser::launch().await?;
-    let page = browser.open(&format!("http://{}/?name=reloader", server.addr)).await?;
+    let page = browser.open(&format!("http://{}/?name=reloader&play", server.addr)).await?;
     browser.wait_for(&page, "document.body.dataset.state === 'connected'", Duration::from_secs(90)).await?;
     let before = snapshot(&mut browser, &page).await?;
     let you = before["you"].as_u64().expect("the page knows its id");
@@ -359,7 +383,7 @@ async fn a_page_whose_connection_is_cut_comes_back_as_the_same_player() -> anyho
     // Wi-Fi blink would: no close frame, the socket just dies.
     let relay = Relay::start(server.addr).await?;
     let mut browser = Browser::launch().await?;
-    let page = browser.open(&format!("http://{}/?name=blinker", relay.addr)).await?;
+    let page = browser.open(&format!("http://{}/?name=blinker&play", relay.addr)).await?;
     browser.wait_for(&page, "document.body.dataset.state === 'connected'", Duration::from_secs(90)).await?;
     let you = snapshot(&mut browser, &page).await?["you"].as_u64().expect("an id");
 
@@ -368,6 +392,115 @@ async fn a_page_whose_connection_is_cut_comes_back_as_the_same_player() -> anyho
     browser.wait_for(&page, "document.body.dataset.state !== 'connected'", Duration::from_secs(30)).await?;
     browser.wait_for(&page, &same_player, Duration::from_secs(60)).await?;
     assert_eq!(server.players().await?, 1, "one player, back in its seat, not a second one");
+    browser.close().await;
+    server.stop().await
+}
+
+/// Whether `flag` (a `data-*` attribute on `<body>`) is "1".
+fn body_flag(flag: &str) -> String {
+    format!("document.body.dataset.{flag} === '1'")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_phone_the_join_screen_comes_first_and_a_touch_drag_moves_the_player() -> anyhow::Result<()> {
+    let Some(dist) = dist() else { return Ok(()) };
+    let _one = ONE_BROWSER.lock().await;
+    let server = TestServer::start(config(dist, 16)).await?;
+    let mut browser = Browser::launch().await?;
+    let page = browser.open_phone(&format!("http://{}/", server.addr)).await?;
+    browser.wait_for(&page, "document.body.dataset.state === 'landing'", Duration::from_secs(90)).await?;
+    let canvas_hidden = browser
+        .eval(&page, "getComputedStyle(document.getElementById('arena-canvas')).visibility === 'hidden'")
+        .await?;
+    assert_eq!(canvas_hidden, Value::Bool(true), "the canvas appears only after Play");
+    let width = browser.eval(&page, "document.documentElement.scrollWidth <= innerWidth").await?;
+    assert_eq!(width, Value::Bool(true), "nothing scrolls sideways on a phone");
+    assert_eq!(server.players().await?, 0, "nobody joins before Play");
+
+    // Type a name, pick a colour, press Enter.
+    browser
+        .eval(
+            &page,
+            "document.getElementById('name-input').value = 'thumbs'; \
+             document.querySelector('#colors [data-color=\"4\"]').click(); \
+             document.getElementById('name-input').focus(), true",
+        )
+        .await?;
+    browser.screenshot(&page, &workspace_dir().join("target/arena-browser-join.png")).await?;
+    browser.key(&page, true, "Enter", "Enter", 13).await?;
+    browser.key(&page, false, "Enter", "Enter", 13).await?;
+    browser.wait_for(&page, "document.body.dataset.state === 'connected'", Duration::from_secs(60)).await?;
+    let me = snapshot(&mut browser, &page).await?;
+    assert_eq!(me["name"], "thumbs", "the typed name is the player's: {me}");
+    assert_eq!(me["color"], 4, "with the picked colour");
+    let you = me["you"].as_u64().expect("an id") as PlayerId;
+    let remembered = browser.eval(&page, "localStorage.getItem('arena-name')").await?;
+    assert_eq!(remembered.as_str(), Some("thumbs"), "the name is remembered for next time");
+
+    // A drag on the left half is the stick: an observer sees the player move down.
+    let moved = hold_down(&mut browser, &page, &server, you, Control::TouchDrag, (1.0, 60.0)).await?;
+    assert!(moved > 60.0, "a 1 s touch drag should move the player down, moved {moved:.1}");
+    let touch_shown = browser.eval(&page, "document.body.dataset.touch === '1'").await?;
+    assert_eq!(touch_shown, Value::Bool(true), "touch controls appear once touched");
+    browser.screenshot(&page, &workspace_dir().join("target/arena-browser-phone.png")).await?;
+    browser.close().await;
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_in_the_browser_knockouts_overlay_and_podium() -> anyhow::Result<()> {
+    let Some(dist) = dist() else { return Ok(()) };
+    let _one = ONE_BROWSER.lock().await;
+    let config = ServerConfig { round_secs: 12, podium_secs: 6, ..config(dist, 8) };
+    let server = TestServer::start(config).await?;
+    let brawlers =
+        tokio::spawn(run_swarm(bots(&server, 4, Behaviour::Brawler, "brawler-"), Live::default().into()));
+    let mut browser = Browser::launch().await?;
+    let page = browser.open(&format!("http://{}/?name=player&play", server.addr)).await?;
+    browser.wait_for(&page, "document.body.dataset.state === 'connected'", Duration::from_secs(90)).await?;
+    browser
+        .wait_for(
+            &page,
+            "document.getElementById('lb-4').textContent !== '' && \
+             document.getElementById('timer').textContent.startsWith('Round 1')",
+            Duration::from_secs(20),
+        )
+        .await?;
+    browser.screenshot(&page, &workspace_dir().join("target/arena-browser-game.png")).await?;
+
+    // Walk off the edge: the page says so and counts down to the respawn.
+    browser.eval(&page, "document.getElementById('arena-canvas').focus(), true").await?;
+    browser.key(&page, true, "d", "KeyD", 68).await?;
+    let fell = browser.wait_for(&page, &body_flag("knockedOut"), Duration::from_secs(15)).await;
+    browser.key(&page, false, "d", "KeyD", 68).await?;
+    fell?;
+    let overlay = browser.eval(&page, "document.getElementById('overlay').textContent").await?;
+    let overlay = overlay.as_str().unwrap_or_default().to_owned();
+    assert!(
+        overlay.contains("back in") && (overlay.contains("Knocked out by") || overlay.contains("fell off")),
+        "the overlay says what happened and when you are back: {overlay}"
+    );
+    browser.screenshot(&page, &workspace_dir().join("target/arena-browser-knocked-out.png")).await?;
+    let feed = snapshot(&mut browser, &page).await?["feed"].clone();
+    assert!(feed.as_array().is_some_and(|f| !f.is_empty()), "the kill feed shows it: {feed}");
+
+    // The round ends: the podium, with the top three and your place.
+    browser.wait_for(&page, &body_flag("podium"), Duration::from_secs(20)).await?;
+    let first = browser.eval(&page, "document.getElementById('podium-1').textContent").await?;
+    assert!(first.as_str().is_some_and(|t| t.contains("points")), "the winner is on the podium: {first}");
+    let place = browser.eval(&page, "document.getElementById('your-place').textContent").await?;
+    assert!(place.as_str().is_some_and(|t| t.starts_with("You placed #")), "and your place: {place}");
+    browser.screenshot(&page, &workspace_dir().join("target/arena-browser-podium.png")).await?;
+    // Then round 2 starts from zero.
+    browser
+        .wait_for(
+            &page,
+            "document.body.dataset.podium === '0' && \
+             JSON.parse(document.getElementById('arena-snapshot').dataset.snapshot).round === 2",
+            Duration::from_secs(15),
+        )
+        .await?;
+    brawlers.abort();
     browser.close().await;
     server.stop().await
 }

@@ -387,6 +387,7 @@ async fn hello_still_works_after_control_frames() -> anyhow::Result<()> {
         .send(&ClientMsg::Hello {
             version: PROTOCOL_VERSION,
             name: "pinged".into(),
+            color: 0,
             room: RoomRequest::Quick,
             resume: None,
         })

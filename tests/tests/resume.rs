@@ -53,7 +53,7 @@ async fn a_dropped_player_comes_back_with_its_id_name_and_place() -> anyhow::Res
     let mut observer = server.client().await?;
     observer.handshake_in("observer", RoomRequest::Join { code: code.clone() }).await?;
     for seq in 1..=20 {
-        ada.send(&ClientMsg::Input { seq, input: Input { x: 127, y: 0 } }).await?;
+        ada.send(&ClientMsg::Input { seq, input: Input::stick(127, 0) }).await?;
     }
     // Once all 20 are applied ada stands still: she has no more inputs.
     let applied = recv_until(&mut ada, |m| match m {
@@ -87,7 +87,7 @@ async fn a_dropped_player_comes_back_with_its_id_name_and_place() -> anyhow::Res
     assert_eq!(position_of(&mut observer, welcome.you, again.tick).await?, before, "in the same place");
     // Inputs count from 1 again on the new connection, and move the player.
     for seq in 1..=6 {
-        back.send(&ClientMsg::Input { seq, input: Input { x: 0, y: 127 } }).await?;
+        back.send(&ClientMsg::Input { seq, input: Input::stick(0, 127) }).await?;
     }
     let ack = recv_until(&mut back, |m| match m {
         ServerMsg::Frame(f) if f.ack_seq >= 6 => Some(f.ack_seq),

@@ -54,7 +54,7 @@ async fn acked_seq_rises_and_inputs_move_the_player() -> anyhow::Result<()> {
     .await?;
     let mut acks = Vec::new();
     for seq in 1..=30u32 {
-        client.send(&ClientMsg::Input { seq, input: Input { x: 127, y: 0 } }).await?;
+        client.send(&ClientMsg::Input { seq, input: Input::stick(127, 0) }).await?;
         if seq % 10 == 0 {
             let ack = recv_until(&mut client, |m| match m {
                 ServerMsg::Frame(f) if f.ack_seq >= seq - 9 => Some(f.ack_seq),
@@ -86,6 +86,7 @@ async fn version_mismatch_gets_a_typed_rejection_and_close_code() -> anyhow::Res
         .send(&ClientMsg::Hello {
             version: PROTOCOL_VERSION + 1,
             name: "future".into(),
+            color: 0,
             room: RoomRequest::Quick,
             resume: None,
         })
@@ -163,6 +164,7 @@ async fn garbage_bytes_are_refused_without_disturbing_others() -> anyhow::Result
             .send(&ClientMsg::Hello {
                 version: PROTOCOL_VERSION,
                 name: "again".into(),
+                color: 0,
                 room: RoomRequest::Quick,
                 resume: None,
             })

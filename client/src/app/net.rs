@@ -1,13 +1,13 @@
 //! The connection: one gloo-net WebSocket task per attempt, talking to the
-//! ECS over channels; reconnects with backoff; applies server messages.
+//! ECS over channels; reconnects with backoff. Every server message goes
+//! through the [`ClientSession`], and what it changed is written as a
+//! [`SessionChange`] message for the renderer.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use arena_shared::codec::{decode_server, encode_client};
-use arena_shared::netcode::{Interpolator, Prediction, RttEstimate, ServerClock};
 use arena_shared::protocol::{
-    ClientMsg, PROTOCOL_VERSION, PlayerId, RejectReason, ResumeToken, RoomRequest, ServerMsg, close,
+    COLORS, ClientMsg, PROTOCOL_VERSION, RejectReason, ResumeToken, RoomRequest, ServerMsg, close,
 };
 use bevy::prelude::*;
 // Bevy's derives look for `bevy_ecs` when `bevy` is a target-specific dependency.
@@ -16,7 +16,8 @@ use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use futures_util::{Sink, StreamExt};
 use gloo_net::websocket::{Message, WebSocketError, futures::WebSocket};
 
-use super::now_secs;
+use super::{ArenaSet, Screen, body_attr, now_secs};
+use crate::session::{Change, ClientSession};
 
 /// First wait before reconnecting, and the most it grows to.
 const BACKOFF_START_SECS: f64 = 0.5;
@@ -29,33 +30,43 @@ pub struct NetPlugin;
 impl Plugin for NetPlugin {
     fn build(&self, app: &mut App) {
         let (events_tx, events_rx) = unbounded();
-        app.insert_resource(Net::new(server_url(), player_name(), events_tx, events_rx))
-            .init_resource::<Game>()
-            .add_systems(PreUpdate, (receive_messages, manage_connection, send_pings).chain());
+        let net = Net::new(server_url(), events_tx, events_rx);
+        let first = if net.skip_join_screen { Screen::Connecting } else { Screen::Join };
+        app.insert_resource(net)
+            .insert_state(first)
+            .init_resource::<Session>()
+            .add_message::<SessionChange>()
+            .add_systems(
+                Update,
+                (
+                    leave_join_screen.run_if(in_state(Screen::Join)),
+                    connect_when_due.run_if(in_state(Screen::Connecting).or_else(in_state(Screen::Waiting))),
+                    receive_messages,
+                    send_pings.run_if(in_state(Screen::Playing)),
+                )
+                    .chain()
+                    .in_set(ArenaSet::Network),
+            );
     }
 }
 
-/// What the player sees on the status line.
+/// What the status line says besides the state itself: why we are waiting.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ConnState {
-    /// The landing screen: waiting for Play or Create a private room.
-    Choosing,
-    Connecting,
-    Connected,
+pub enum Notice {
     /// The server refused us; `retry_at` is when we try again, if ever.
-    Rejected {
-        message: String,
-        retry_at: Option<f64>,
-    },
-    Disconnected {
-        reason: String,
-        retry_at: f64,
-    },
-    /// The invite link's room is gone; the page offers a new room.
-    RoomGone {
-        message: String,
-    },
+    Rejected { message: String, retry_at: Option<f64> },
+    Disconnected { reason: String, retry_at: f64 },
+    /// The invite link's room is gone.
+    RoomGone { message: String },
 }
+
+/// What one server message changed in the session.
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+pub struct SessionChange(pub Change);
+
+/// The room we are playing in, while we are.
+#[derive(Resource, Default)]
+pub struct Session(pub Option<ClientSession>);
 
 /// From a socket task to the ECS; `attempt` tells stale tasks apart.
 enum NetEvent {
@@ -65,14 +76,18 @@ enum NetEvent {
 
 #[derive(Resource)]
 pub struct Net {
-    pub state: ConnState,
     pub url: String,
     pub name: String,
+    pub color: u8,
+    pub notice: Option<Notice>,
+    /// Whether the page said where to play already (`?play`, an invite
+    /// link, `?create`, or a seat to resume).
+    skip_join_screen: bool,
     /// The room an invite link (`/r/<code>`) leads to, if the page is one.
     pub link_room: Option<String>,
     /// The room we were last welcomed into; reconnects go back to it.
     pub room: Option<String>,
-    /// Open a new private room on the next connect (the landing screen's
+    /// Open a new private room on the next connect (the join screen's
     /// choice, or `?create`).
     create_private: bool,
     /// The seat's resume token from that room's `Welcome`; kept in the tab's
@@ -81,6 +96,7 @@ pub struct Net {
     /// Connection attempts so far; events from older ones are ignored.
     attempt: u32,
     backoff_secs: f64,
+    retry_at: f64,
     /// Messages for the current socket task.
     outgoing: Option<UnboundedSender<ClientMsg>>,
     events_tx: UnboundedSender<NetEvent>,
@@ -92,27 +108,24 @@ pub struct Net {
 }
 
 impl Net {
-    fn new(
-        url: String,
-        name: String,
-        events_tx: UnboundedSender<NetEvent>,
-        events_rx: UnboundedReceiver<NetEvent>,
-    ) -> Self {
+    fn new(url: String, events_tx: UnboundedSender<NetEvent>, events_rx: UnboundedReceiver<NetEvent>) -> Self {
         let seat = saved_seat();
         let link_room = link_room();
-        // The landing screen shows only when nothing says where to play.
-        let chosen = seat.is_some() || link_room.is_some() || query_has("name") || query_has("play");
         let create_private = query_has("create");
+        let skip_join_screen = seat.is_some() || link_room.is_some() || query_has("play") || create_private;
         Net {
-            state: if chosen || create_private { ConnState::Connecting } else { ConnState::Choosing },
             url,
-            name,
+            name: player_name(),
+            color: player_color(),
+            notice: None,
+            skip_join_screen,
             link_room,
             create_private,
             room: seat.as_ref().map(|(room, _)| room.clone()),
             resume: seat.map(|(_, token)| token),
             attempt: 0,
             backoff_secs: BACKOFF_START_SECS,
+            retry_at: 0.0,
             outgoing: None,
             events_tx,
             events_rx: Mutex::new(events_rx),
@@ -146,30 +159,37 @@ impl Net {
         wasm_bindgen_futures::spawn_local(run_socket(
             self.attempt,
             self.url.clone(),
-            self.name.clone(),
-            self.room_request(),
-            self.room.as_ref().and(self.resume),
+            ClientMsg::Hello {
+                version: PROTOCOL_VERSION,
+                name: self.name.clone(),
+                color: self.color,
+                room: self.room_request(),
+                resume: self.room.as_ref().and(self.resume),
+            },
             self.events_tx.clone(),
             rx,
         ));
     }
 }
 
-/// Everything the client knows of the game.
-#[derive(Resource, Default)]
-pub struct Game {
-    pub you: Option<PlayerId>,
-    pub names: HashMap<PlayerId, String>,
-    pub prediction: Prediction,
-    pub interpolator: Interpolator,
-    pub clock: Option<ServerClock>,
-    pub rtt: RttEstimate,
-    pub tick: u32,
-    pub players_online: usize,
-    /// The room's code, for its invite link.
-    pub room: String,
-    /// Players whose socket dropped; their seat is held while they reconnect.
-    pub away: std::collections::HashSet<PlayerId>,
+/// Play or Create on the join screen (`data-choice` on `<body>`, with the
+/// name and colour beside it).
+fn leave_join_screen(mut net: ResMut<Net>, mut next: ResMut<NextState<Screen>>) {
+    let Some(choice) = body_attr("data-choice") else { return };
+    net.name = player_name();
+    net.color = player_color();
+    net.create_private = choice == "private";
+    next.set(Screen::Connecting);
+}
+
+fn connect_when_due(mut net: ResMut<Net>, state: Res<State<Screen>>) {
+    let due = match state.get() {
+        Screen::Connecting => net.outgoing.is_none(),
+        _ => net.outgoing.is_none() && now_secs() >= net.retry_at && net.retry_at > 0.0,
+    };
+    if due {
+        net.connect();
+    }
 }
 
 /// `?server=` if given, else `/ws` on the host that served the page, with
@@ -209,11 +229,6 @@ fn save_seat(room: &str, token: &ResumeToken) {
     }
 }
 
-/// What the landing screen's buttons chose: `quick` or `private`
-/// (`data-choice` on `<body>`, set by the page).
-fn landing_choice() -> Option<String> {
-    web_sys::window()?.document()?.body()?.get_attribute("data-choice")
-}
 
 /// Whether the page's query has `key` (`?play`, `?name=…`, `?create`).
 fn query_has(key: &str) -> bool {
@@ -246,17 +261,19 @@ fn link_room() -> Option<String> {
     (!code.is_empty()).then(|| code.to_owned())
 }
 
-/// `?name=` if given, else a generated one.
+/// The join screen's name (`data-name`, from the name box, `?name=` or
+/// the one remembered), else a generated one.
 fn player_name() -> String {
-    let param = web_sys::window()
-        .and_then(|w| w.location().search().ok())
-        .and_then(|search| web_sys::UrlSearchParams::new_with_str(&search).ok())
-        .and_then(|p| p.get("name"));
-    param.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| {
+    body_attr("data-name").filter(|n| !n.trim().is_empty()).unwrap_or_else(|| {
         const ANIMALS: [&str; 8] = ["otter", "lynx", "heron", "gecko", "bison", "koala", "raven", "tapir"];
         let n = (now_secs() * 1000.0) as usize ^ (page_opened_at() as usize);
         format!("{}-{}", ANIMALS[n % ANIMALS.len()], n % 1000)
     })
+}
+
+/// The join screen's colour (`data-color`).
+fn player_color() -> u8 {
+    body_attr("data-color").and_then(|c| c.parse::<u8>().ok()).filter(|&c| c < COLORS).unwrap_or(0)
 }
 
 /// When the page was opened (µs, truncated): enough to tell two tabs'
@@ -276,9 +293,7 @@ fn page_opened_at() -> u32 {
 async fn run_socket(
     attempt: u32,
     url: String,
-    name: String,
-    room: RoomRequest,
-    resume: Option<ResumeToken>,
+    hello: ClientMsg,
     events: UnboundedSender<NetEvent>,
     mut outgoing: UnboundedReceiver<ClientMsg>,
 ) {
@@ -301,7 +316,7 @@ async fn run_socket(
         return;
     }
     let send = |msg: &ClientMsg| sender.send_with_u8_array(&encode_client(msg)).is_ok();
-    if !send(&ClientMsg::Hello { version: PROTOCOL_VERSION, name, room, resume }) {
+    if !send(&hello) {
         let _ = events.unbounded_send(closed(close::ABNORMAL, "the server did not answer".into()));
         return;
     }
@@ -333,7 +348,12 @@ async fn run_socket(
     let _ = events.unbounded_send(ended);
 }
 
-fn receive_messages(mut net: ResMut<Net>, mut game: ResMut<Game>) {
+fn receive_messages(
+    mut net: ResMut<Net>,
+    mut session: ResMut<Session>,
+    mut changes: MessageWriter<SessionChange>,
+    mut next: ResMut<NextState<Screen>>,
+) {
     let net = &mut *net;
     let events: Vec<NetEvent> = {
         let mut rx = net.events_rx.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -341,129 +361,102 @@ fn receive_messages(mut net: ResMut<Net>, mut game: ResMut<Game>) {
     };
     for event in events {
         match event {
-            NetEvent::Msg { attempt, msg, at } if attempt == net.attempt => {
-                apply_message(net, &mut game, msg, at)
-            }
-            NetEvent::Closed { attempt, code, reason } if attempt == net.attempt => {
-                net.outgoing = None;
-                let now = now_secs();
-                let retry_at = now + net.backoff_secs;
-                let previous = std::mem::replace(&mut net.state, ConnState::Connecting);
-                net.state = match (net.rejection.take(), previous) {
-                    // Version and name will not fix themselves; full and shutting down might.
-                    (Some((RejectReason::VersionMismatch { .. } | RejectReason::BadName, message)), _) => {
-                        ConnState::Rejected { message, retry_at: None }
-                    }
-                    // The link's room is gone for good; a room we were in that
-                    // closed (the server restarted, say) means: find another.
-                    (Some((RejectReason::RoomNotFound, message)), _) => {
-                        if net.link_room.is_some() {
-                            ConnState::RoomGone { message }
-                        } else {
-                            net.room = None;
-                            net.resume = None;
-                            ConnState::Disconnected {
-                                reason: "the room closed; finding another".into(),
-                                retry_at: now,
-                            }
+            NetEvent::Msg { attempt, msg, at } if attempt == net.attempt => match msg {
+                ServerMsg::Welcome(welcome) => {
+                    save_seat(&welcome.room, &welcome.resume);
+                    show_invite(&welcome.room, welcome.private);
+                    net.create_private = false;
+                    net.room = Some(welcome.room.clone());
+                    net.resume = Some(welcome.resume);
+                    net.notice = None;
+                    net.backoff_secs = BACKOFF_START_SECS;
+                    net.last_ping = 0.0;
+                    let started = ClientSession::new(welcome, net.name.trim(), net.color);
+                    changes.write_batch(started.roster.keys().map(|&id| SessionChange(Change::Joined(id))));
+                    // Our own Joined follows; the roster has us already.
+                    session.0 = Some(started);
+                    next.set(Screen::Playing);
+                }
+                ServerMsg::Rejected(rejection) => net.rejection = Some((rejection.reason, rejection.message)),
+                msg => {
+                    let Some(playing) = session.0.as_mut() else { continue };
+                    match playing.apply(msg, at) {
+                        Ok(applied) => {
+                            changes.write_batch(applied.into_iter().map(SessionChange));
+                        }
+                        Err(e) => {
+                            // The server broke the protocol: drop the socket and retry.
+                            net.outgoing = None;
+                            net.attempt += 1;
+                            end_session(&mut session, &mut changes);
+                            wait(net, &mut next, None, format!("the server sent something unexpected: {e}"));
                         }
                     }
-                    // A retry after a rejection keeps the reason up until it succeeds.
-                    (Some((_, message)), _) | (None, ConnState::Rejected { message, .. }) => {
-                        ConnState::Rejected { message, retry_at: Some(retry_at) }
-                    }
-                    (None, _) => {
-                        let reason = if reason.is_empty() { format!("closed ({code})") } else { reason };
-                        ConnState::Disconnected { reason, retry_at }
-                    }
-                };
-                net.backoff_secs = (net.backoff_secs * 2.0).min(BACKOFF_MAX_SECS);
-                *game = Game::default();
+                }
+            },
+            NetEvent::Closed { attempt, code, reason } if attempt == net.attempt => {
+                net.outgoing = None;
+                end_session(&mut session, &mut changes);
+                let reason = if reason.is_empty() { format!("closed ({code})") } else { reason };
+                let rejection = net.rejection.take();
+                wait(net, &mut next, rejection, reason);
             }
             _ => {}
         }
     }
 }
 
-fn apply_message(net: &mut Net, game: &mut Game, msg: ServerMsg, at: f64) {
-    match msg {
-        ServerMsg::Welcome(welcome) => {
-            *game = Game::default();
-            game.you = Some(welcome.you);
-            game.clock = Some(ServerClock::new(welcome.tick_rate));
-            game.names.extend(welcome.players.into_iter().map(|p| (p.id, p.name)));
-            // Our own Joined may come a frame later; the label needs the name now.
-            game.names.insert(welcome.you, net.name.trim().to_owned());
-            game.room = welcome.room.clone();
-            save_seat(&welcome.room, &welcome.resume);
-            show_invite(&welcome.room, welcome.private);
-            net.create_private = false;
-            net.room = Some(welcome.room);
-            net.resume = Some(welcome.resume);
-            net.state = ConnState::Connected;
-            net.backoff_secs = BACKOFF_START_SECS;
-            net.last_ping = 0.0;
-        }
-        ServerMsg::Rejected(rejection) => net.rejection = Some((rejection.reason, rejection.message)),
-        ServerMsg::Joined(player) => {
-            game.names.insert(player.id, player.name);
-        }
-        ServerMsg::Left { id } => {
-            game.names.remove(&id);
-            game.away.remove(&id);
-        }
-        ServerMsg::Away { id } => {
-            game.away.insert(id);
-        }
-        ServerMsg::Back { id } => {
-            game.away.remove(&id);
-        }
-        ServerMsg::Pong { client_time_us } => game.rtt.on_pong(client_time_us as f64 / 1e6, at),
-        ServerMsg::Frame(frame) => {
-            if let Some(clock) = &mut game.clock {
-                clock.on_frame(frame.tick, at);
-            }
-            if let Some(me) = game.you.and_then(|you| frame.players.iter().find(|p| p.id == you)) {
-                game.prediction.reconcile(me.body, frame.ack_seq);
-            }
-            game.tick = frame.tick;
-            game.players_online = frame.players.len();
-            game.interpolator.push(frame.tick, frame.players);
-        }
+/// Everyone leaves the screen with the session.
+fn end_session(session: &mut Session, changes: &mut MessageWriter<SessionChange>) {
+    if let Some(ended) = session.0.take() {
+        changes.write_batch(ended.roster.keys().map(|&id| SessionChange(Change::Left(id))));
     }
 }
 
-fn manage_connection(mut net: ResMut<Net>) {
+/// After a close: what to tell the player, and when to try again.
+fn wait(net: &mut Net, next: &mut NextState<Screen>, rejection: Option<(RejectReason, String)>, reason: String) {
     let now = now_secs();
-    if net.state == ConnState::Choosing {
-        match landing_choice().as_deref() {
-            Some("quick") => net.state = ConnState::Connecting,
-            Some("private") => {
-                net.create_private = true;
-                net.state = ConnState::Connecting;
-            }
-            _ => return,
-        }
-    }
-    let due = match &net.state {
-        ConnState::Choosing | ConnState::RoomGone { .. } => false,
-        ConnState::Connecting => net.outgoing.is_none(),
-        ConnState::Disconnected { retry_at, .. } => now >= *retry_at,
-        ConnState::Rejected { retry_at: Some(retry_at), .. } => now >= *retry_at && net.outgoing.is_none(),
-        ConnState::Rejected { retry_at: None, .. } | ConnState::Connected => false,
+    let retry_at = now + net.backoff_secs;
+    net.backoff_secs = (net.backoff_secs * 2.0).min(BACKOFF_MAX_SECS);
+    let still_rejected = match &net.notice {
+        Some(Notice::Rejected { message, .. }) => Some(message.clone()),
+        _ => None,
     };
-    if due {
-        if let ConnState::Disconnected { .. } = net.state {
-            net.state = ConnState::Connecting;
+    let (notice, retry) = match rejection {
+        // Version and name will not fix themselves; full and shutting down might.
+        Some((RejectReason::VersionMismatch { .. } | RejectReason::BadName, message)) => {
+            (Notice::Rejected { message, retry_at: None }, None)
         }
-        net.connect();
-    }
+        // The link's room is gone for good; a room we were in that closed
+        // (the server restarted, say) means: find another.
+        Some((RejectReason::RoomNotFound, message)) if net.link_room.is_some() => {
+            net.notice = Some(Notice::RoomGone { message });
+            next.set(Screen::RoomGone);
+            return;
+        }
+        Some((RejectReason::RoomNotFound, _)) => {
+            net.room = None;
+            net.resume = None;
+            (Notice::Disconnected { reason: "the room closed; finding another".into(), retry_at: now }, Some(now))
+        }
+        Some((_, message)) => (Notice::Rejected { message, retry_at: Some(retry_at) }, Some(retry_at)),
+        // A retry after a rejection keeps the reason up until it succeeds.
+        None => match still_rejected {
+            Some(message) => (Notice::Rejected { message, retry_at: Some(retry_at) }, Some(retry_at)),
+            None => (Notice::Disconnected { reason, retry_at }, Some(retry_at)),
+        },
+    };
+    net.notice = Some(notice);
+    net.retry_at = retry.unwrap_or(0.0);
+    next.set(Screen::Waiting);
 }
 
-fn send_pings(mut net: ResMut<Net>) {
+fn send_pings(mut net: ResMut<Net>, session: Res<Session>) {
     let now = now_secs();
-    if net.state == ConnState::Connected && now - net.last_ping >= PING_EVERY_SECS {
+    if let Some(playing) = &session.0
+        && now - net.last_ping >= PING_EVERY_SECS
+    {
         net.last_ping = now;
-        net.send(ClientMsg::Ping { client_time_us: (now * 1e6) as u64 });
+        net.send(playing.ping(now));
     }
 }

@@ -1,34 +1,59 @@
-//! Draws the arena: walls, a coloured circle and a name per player, the
-//! camera following your own player. Your player is drawn where prediction
+//! Draws the game: the platform over the void with its edge, one circle and
+//! name per player (spawned and despawned from [`SessionChange`] messages),
+//! a trail behind fast movers, a flash when someone is bumped, the fall,
+//! and a camera easing after your player. You are drawn where prediction
 //! says; everyone else interpolated between received frames.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use arena_shared::protocol::PlayerId;
-use arena_shared::sim::{ARENA_HEIGHT, ARENA_WIDTH, PLAYER_RADIUS};
+use arena_shared::game::FALL_MS;
+use arena_shared::protocol::{Life, PlayerId};
+use arena_shared::sim::PLAYER_RADIUS;
+use bevy::camera::{Projection, ScalingMode};
 use bevy::core_pipeline::tonemapping::Tonemapping;
 use bevy::prelude::*;
 use bevy::render::view::Msaa;
 // Bevy's derives look for `bevy_ecs` when `bevy` is a target-specific dependency.
 use bevy::ecs as bevy_ecs;
 
-use super::net::Game;
-use super::now_secs;
+use super::net::{Session, SessionChange};
+use super::{ArenaSet, Screen, now_secs};
+use crate::session::Change;
 
 // Tuning, in world units and seconds.
-const WALL_THICKNESS: f32 = 10.0;
 const NAME_OFFSET: f32 = PLAYER_RADIUS as f32 + 14.0;
 const NAME_FONT_PX: f32 = 14.0;
 /// How fast the camera catches up with your player, per second.
-const CAMERA_FOLLOW_RATE: f32 = 6.0;
+const CAMERA_FOLLOW_RATE: f32 = 5.0;
+/// The camera shows at least this many world units across the window's
+/// shorter side (phones zoom out rather than see a corner).
+const MIN_VIEW_UNITS: f32 = 720.0;
+const EDGE_WIDTH: f32 = 8.0;
+/// Faster than this leaves a trail, units/s.
+const TRAIL_SPEED: f32 = 480.0;
+const TRAIL_SECS: f32 = 0.22;
+/// A change of velocity this sudden is a bump, units/s.
+const BUMP_FLASH_DV: f32 = 420.0;
+const FLASH_SECS: f32 = 0.18;
+
+/// The page's palette, as the join screen shows it (`#colors`).
+pub const PALETTE: [u32; 10] =
+    [0xff6b6b, 0xffa94d, 0xffd43b, 0x69db7c, 0x38d9a9, 0x4dabf7, 0x748ffc, 0xb197fc, 0xf783ac, 0xe9ecef];
 
 pub struct RenderPlugin;
 
 impl Plugin for RenderPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<Drawn>()
-            .add_systems(Startup, setup_scene)
-            .add_systems(Update, (sync_player_entities, label_players, place_players, follow_camera).chain());
+            .add_systems(Startup, setup)
+            .add_systems(OnEnter(Screen::Playing), spawn_platform)
+            .add_systems(OnExit(Screen::Playing), despawn_all::<PlatformPart>)
+            .add_systems(
+                Update,
+                (spawn_and_despawn_players, label_players, place_players, trails_and_flashes, fade, follow_camera)
+                    .chain()
+                    .in_set(ArenaSet::Render),
+            );
     }
 }
 
@@ -40,6 +65,11 @@ pub struct Drawn(pub HashMap<PlayerId, (f32, f32)>);
 #[derive(Component)]
 struct PlayerDot {
     id: PlayerId,
+    /// Last frame's drawn position and velocity, for trails and flashes.
+    last: Option<((f32, f32), (f32, f32))>,
+    last_trail: f64,
+    /// Local time the fall started.
+    falling_since: Option<f64>,
 }
 
 /// A player's name tag, a child of its dot.
@@ -48,11 +78,43 @@ struct NameTag {
     id: PlayerId,
 }
 
-#[derive(Resource)]
-struct PlayerMesh(Handle<Mesh>);
+/// The ring drawn around a protected (just respawned) player.
+#[derive(Component)]
+struct ProtectionRing;
 
-/// The name tag's text: the name, marked for you and for a player whose
-/// connection dropped (its seat is held while it reconnects).
+#[derive(Component)]
+struct PlatformPart;
+
+/// Shrinks (a trail ghost) or grows (a flash) and then goes away.
+#[derive(Component)]
+struct Fade {
+    born: f64,
+    secs: f32,
+    from: f32,
+    to: f32,
+}
+
+#[derive(Resource)]
+struct Assets2d {
+    circle: Handle<Mesh>,
+    ring: Handle<Mesh>,
+    colors: Vec<Handle<ColorMaterial>>,
+    white: Handle<ColorMaterial>,
+}
+
+/// World units (origin at the platform's centre, y down) to scene
+/// coordinates (y up).
+pub fn world_to_scene(x: f32, y: f32) -> Vec2 {
+    Vec2::new(x, -y)
+}
+
+fn palette(index: u8) -> Color {
+    let rgb = PALETTE[usize::from(index) % PALETTE.len()];
+    Color::srgb_u8((rgb >> 16) as u8, (rgb >> 8) as u8, rgb as u8)
+}
+
+/// The name tag's text: marked for you and for a player whose connection
+/// dropped (its seat is held while it reconnects).
 fn tag_text(name: &str, is_you: bool, away: bool) -> String {
     match (is_you, away) {
         (true, _) => format!("{name} (you)"),
@@ -61,133 +123,236 @@ fn tag_text(name: &str, is_you: bool, away: bool) -> String {
     }
 }
 
-/// World units (origin top-left, y down) to scene coordinates (origin at the
-/// arena's centre, y up).
-pub fn world_to_scene(x: f32, y: f32) -> Vec2 {
-    Vec2::new(x - ARENA_WIDTH as f32 / 2.0, ARENA_HEIGHT as f32 / 2.0 - y)
+fn setup(mut commands: Commands, mut meshes: ResMut<Assets<Mesh>>, mut materials: ResMut<Assets<ColorMaterial>>) {
+    // Flat colours need neither tonemapping nor MSAA, and on WebGL2 (worse,
+    // software WebGL2) both cost whole extra passes per frame. The
+    // projection keeps world units square whatever the window's aspect.
+    commands.spawn((
+        Camera2d,
+        Msaa::Off,
+        Tonemapping::None,
+        Projection::Orthographic(OrthographicProjection {
+            scaling_mode: ScalingMode::AutoMin { min_width: MIN_VIEW_UNITS, min_height: MIN_VIEW_UNITS },
+            ..OrthographicProjection::default_2d()
+        }),
+    ));
+    let r = PLAYER_RADIUS as f32;
+    commands.insert_resource(Assets2d {
+        circle: meshes.add(Circle::new(r)),
+        ring: meshes.add(Annulus::new(r + 3.0, r + 7.0)),
+        colors: (0..PALETTE.len() as u8).map(|i| materials.add(palette(i))).collect(),
+        white: materials.add(Color::srgb(0.95, 0.97, 1.0)),
+    });
 }
 
-/// A colour per player id, spread around the hue circle.
-pub fn player_color(id: PlayerId) -> Color {
-    Color::hsl((f32::from(id) * 137.508) % 360.0, 0.7, 0.58)
+/// The platform: a disc with a bright edge over the dark void.
+fn spawn_platform(
+    mut commands: Commands,
+    session: Res<Session>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut materials: ResMut<Assets<ColorMaterial>>,
+) {
+    let Some(playing) = &session.0 else { return };
+    let radius = playing.platform.radius as f32;
+    commands.spawn((
+        PlatformPart,
+        Mesh2d(meshes.add(Annulus::new(radius, radius + EDGE_WIDTH))),
+        MeshMaterial2d(materials.add(Color::srgb(0.95, 0.55, 0.25))),
+        Transform::from_xyz(0.0, 0.0, -1.0),
+    ));
+    commands.spawn((
+        PlatformPart,
+        Mesh2d(meshes.add(Circle::new(radius))),
+        MeshMaterial2d(materials.add(Color::srgb(0.13, 0.15, 0.2))),
+        Transform::from_xyz(0.0, 0.0, -2.0),
+    ));
+    commands.spawn((
+        PlatformPart,
+        Mesh2d(meshes.add(Circle::new(radius * 0.3))),
+        MeshMaterial2d(materials.add(Color::srgb(0.15, 0.17, 0.23))),
+        Transform::from_xyz(0.0, 0.0, -1.5),
+    ));
+}
+
+fn despawn_all<T: Component>(mut commands: Commands, parts: Query<Entity, With<T>>) {
+    for entity in &parts {
+        commands.entity(entity).despawn();
+    }
+}
+
+/// One entity per player: spawned on join, despawned on leave.
+fn spawn_and_despawn_players(
+    mut commands: Commands,
+    mut changes: MessageReader<SessionChange>,
+    session: Res<Session>,
+    assets: Res<Assets2d>,
+    dots: Query<(Entity, &PlayerDot)>,
+) {
+    for SessionChange(change) in changes.read() {
+        match change {
+            Change::Joined(id) => {
+                let Some(member) = session.0.as_ref().and_then(|s| s.roster.get(id).map(|m| (s.you, m))) else {
+                    continue;
+                };
+                let (you, member) = member;
+                let is_you = you == *id;
+                commands
+                    .spawn((
+                        PlayerDot { id: *id, last: None, last_trail: 0.0, falling_since: None },
+                        Mesh2d(assets.circle.clone()),
+                        MeshMaterial2d(assets.colors[usize::from(member.color) % PALETTE.len()].clone()),
+                        Transform::from_xyz(0.0, 0.0, if is_you { 1.0 } else { 0.5 }),
+                        Visibility::Hidden,
+                    ))
+                    .with_children(|dot| {
+                        dot.spawn((
+                            NameTag { id: *id },
+                            Text2d::new(tag_text(&member.name, is_you, member.away)),
+                            TextFont { font_size: NAME_FONT_PX.into(), ..default() },
+                            TextColor(Color::srgb(0.92, 0.94, 0.97)),
+                            Transform::from_xyz(0.0, NAME_OFFSET, 0.1),
+                        ));
+                        dot.spawn((
+                            ProtectionRing,
+                            Mesh2d(assets.ring.clone()),
+                            MeshMaterial2d(assets.white.clone()),
+                            Transform::from_xyz(0.0, 0.0, -0.05),
+                        ));
+                    });
+            }
+            Change::Left(id) => {
+                for (entity, dot) in &dots {
+                    if dot.id == *id {
+                        commands.entity(entity).despawn();
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Keeps name tags in step with names and who is away.
-fn label_players(game: Res<Game>, mut tags: Query<(&NameTag, &mut Text2d)>) {
-    if !game.is_changed() {
-        return;
-    }
+fn label_players(session: Res<Session>, mut tags: Query<(&NameTag, &mut Text2d)>) {
+    let Some(playing) = &session.0 else { return };
     for (tag, mut text) in &mut tags {
-        let Some(name) = game.names.get(&tag.id) else { continue };
-        let wanted = tag_text(name, game.you == Some(tag.id), game.away.contains(&tag.id));
+        let Some(member) = playing.roster.get(&tag.id) else { continue };
+        let wanted = tag_text(&member.name, playing.you == tag.id, member.away);
         if text.0 != wanted {
             text.0 = wanted;
         }
     }
 }
 
-fn setup_scene(
-    mut commands: Commands,
-    mut meshes: ResMut<Assets<Mesh>>,
-    mut materials: ResMut<Assets<ColorMaterial>>,
-) {
-    // Flat colours need neither tonemapping nor MSAA, and on WebGL2 (worse,
-    // software WebGL2) both cost whole extra passes per frame.
-    commands.spawn((Camera2d, Msaa::Off, Tonemapping::None));
-    let (w, h) = (ARENA_WIDTH as f32, ARENA_HEIGHT as f32);
-    commands.spawn((
-        Mesh2d(meshes.add(Rectangle::new(w, h))),
-        MeshMaterial2d(materials.add(Color::srgb(0.11, 0.13, 0.17))),
-        Transform::from_xyz(0.0, 0.0, -2.0),
-    ));
-    let wall = materials.add(Color::srgb(0.55, 0.6, 0.7));
-    let t = WALL_THICKNESS;
-    for (size, at) in [
-        (Vec2::new(w + 2.0 * t, t), Vec2::new(0.0, (h + t) / 2.0)),
-        (Vec2::new(w + 2.0 * t, t), Vec2::new(0.0, -(h + t) / 2.0)),
-        (Vec2::new(t, h), Vec2::new((w + t) / 2.0, 0.0)),
-        (Vec2::new(t, h), Vec2::new(-(w + t) / 2.0, 0.0)),
-    ] {
-        commands.spawn((
-            Mesh2d(meshes.add(Rectangle::new(size.x, size.y))),
-            MeshMaterial2d(wall.clone()),
-            Transform::from_translation(at.extend(-1.0)),
-        ));
-    }
-    commands.insert_resource(PlayerMesh(meshes.add(Circle::new(PLAYER_RADIUS as f32))));
-}
-
-/// One entity per player in the roster: spawned on join, despawned on leave.
-fn sync_player_entities(
-    mut commands: Commands,
-    game: Res<Game>,
-    mesh: Res<PlayerMesh>,
-    mut materials: ResMut<Assets<ColorMaterial>>,
-    dots: Query<(Entity, &PlayerDot)>,
-) {
-    let mut wanted: HashSet<PlayerId> = game.names.keys().copied().collect();
-    wanted.extend(game.you);
-    for (entity, dot) in &dots {
-        if !wanted.remove(&dot.id) {
-            commands.entity(entity).despawn();
-        }
-    }
-    for id in wanted {
-        let name = game.names.get(&id).cloned().unwrap_or_else(|| format!("#{id}"));
-        let is_you = game.you == Some(id);
-        commands
-            .spawn((
-                PlayerDot { id },
-                Mesh2d(mesh.0.clone()),
-                MeshMaterial2d(materials.add(player_color(id))),
-                Transform::from_xyz(0.0, 0.0, if is_you { 1.0 } else { 0.5 }),
-                Visibility::Hidden,
-            ))
-            .with_children(|dot| {
-                dot.spawn((
-                    NameTag { id },
-                    Text2d::new(tag_text(&name, is_you, game.away.contains(&id))),
-                    TextFont { font_size: NAME_FONT_PX.into(), ..default() },
-                    TextColor(Color::srgb(0.92, 0.94, 0.97)),
-                    Transform::from_xyz(0.0, NAME_OFFSET, 0.1),
-                ));
-            });
-    }
-}
-
 fn place_players(
-    game: Res<Game>,
+    session: Res<Session>,
     mut drawn: ResMut<Drawn>,
-    mut dots: Query<(&PlayerDot, &mut Transform, &mut Visibility)>,
+    mut dots: Query<(&mut PlayerDot, &mut Transform, &mut Visibility, &Children)>,
+    mut rings: Query<&mut Visibility, (With<ProtectionRing>, Without<PlayerDot>)>,
 ) {
     drawn.0.clear();
-    if let Some(render_tick) = game.clock.as_ref().and_then(|clock| clock.render_tick(now_secs())) {
-        drawn.0.extend(game.interpolator.sample(render_tick));
-    }
-    if let Some(you) = game.you
-        && game.prediction.is_anchored()
-    {
-        drawn.0.insert(you, game.prediction.body().pos.to_units());
-    }
-    for (dot, mut transform, mut visibility) in &mut dots {
+    let Some(playing) = &session.0 else { return };
+    let now = now_secs();
+    drawn.0.extend(playing.positions(now));
+    for (mut dot, mut transform, mut visibility, children) in &mut dots {
+        let life = playing.roster.get(&dot.id).map_or(Life::Out, |m| m.life);
+        // A fall shrinks the player into the void.
+        let scale = match life {
+            Life::Falling => {
+                let since = *dot.falling_since.get_or_insert(now);
+                (1.0 - ((now - since) as f32 * 1000.0 / FALL_MS as f32)).clamp(0.05, 1.0)
+            }
+            _ => {
+                dot.falling_since = None;
+                1.0
+            }
+        };
         match drawn.0.get(&dot.id) {
-            Some(&(x, y)) => {
+            Some(&(x, y)) if life != Life::Out => {
                 transform.translation = world_to_scene(x, y).extend(transform.translation.z);
+                transform.scale = Vec3::splat(scale);
                 *visibility = Visibility::Visible;
             }
-            None => *visibility = Visibility::Hidden,
+            _ => *visibility = Visibility::Hidden,
+        }
+        for child in children.iter() {
+            if let Ok(mut ring) = rings.get_mut(child) {
+                *ring = if life == Life::Protected { Visibility::Inherited } else { Visibility::Hidden };
+            }
+        }
+    }
+}
+
+/// Ghosts behind fast movers; a white flash behind a player whose velocity
+/// jumped (a bump, or a dash).
+fn trails_and_flashes(
+    mut commands: Commands,
+    time: Res<Time>,
+    session: Res<Session>,
+    drawn: Res<Drawn>,
+    assets: Res<Assets2d>,
+    mut dots: Query<(&mut PlayerDot, &MeshMaterial2d<ColorMaterial>)>,
+) {
+    let Some(playing) = &session.0 else { return };
+    let dt = time.delta_secs();
+    if dt <= 0.0 {
+        return;
+    }
+    let now = now_secs();
+    for (mut dot, material) in &mut dots {
+        let standing = playing.roster.get(&dot.id).is_some_and(|m| matches!(m.life, Life::Alive | Life::Protected));
+        let Some(&pos) = drawn.0.get(&dot.id).filter(|_| standing) else {
+            dot.last = None;
+            continue;
+        };
+        let vel = dot.last.map_or((0.0, 0.0), |(last, _)| ((pos.0 - last.0) / dt, (pos.1 - last.1) / dt));
+        let speed = (vel.0 * vel.0 + vel.1 * vel.1).sqrt();
+        if let Some((_, last_vel)) = dot.last {
+            let dv = ((vel.0 - last_vel.0).powi(2) + (vel.1 - last_vel.1).powi(2)).sqrt();
+            if dv > BUMP_FLASH_DV && speed < 3000.0 {
+                commands.spawn((
+                    Mesh2d(assets.circle.clone()),
+                    MeshMaterial2d(assets.white.clone()),
+                    Transform::from_translation(world_to_scene(pos.0, pos.1).extend(0.3)),
+                    Fade { born: now, secs: FLASH_SECS, from: 1.1, to: 1.9 },
+                ));
+            }
+        }
+        if speed > TRAIL_SPEED && now - dot.last_trail > 1.0 / 40.0 {
+            dot.last_trail = now;
+            commands.spawn((
+                Mesh2d(assets.circle.clone()),
+                MeshMaterial2d(material.0.clone()),
+                Transform::from_translation(world_to_scene(pos.0, pos.1).extend(0.2)),
+                Fade { born: now, secs: TRAIL_SECS, from: 0.8, to: 0.1 },
+            ));
+        }
+        dot.last = Some((pos, vel));
+    }
+}
+
+fn fade(mut commands: Commands, mut faders: Query<(Entity, &Fade, &mut Transform)>) {
+    let now = now_secs();
+    for (entity, fade, mut transform) in &mut faders {
+        let t = ((now - fade.born) as f32 / fade.secs).clamp(0.0, 1.0);
+        if t >= 1.0 {
+            commands.entity(entity).despawn();
+        } else {
+            transform.scale = Vec3::splat(fade.from + (fade.to - fade.from) * t);
         }
     }
 }
 
 fn follow_camera(
     time: Res<Time>,
-    game: Res<Game>,
+    session: Res<Session>,
     drawn: Res<Drawn>,
     mut camera: Query<&mut Transform, With<Camera2d>>,
 ) {
-    let Some(&(x, y)) = game.you.and_then(|you| drawn.0.get(&you)) else { return };
+    let Some(playing) = &session.0 else { return };
     let Ok(mut camera) = camera.single_mut() else { return };
+    // While you are out, the camera drifts back to the middle.
+    let (x, y) = drawn.0.get(&playing.you).copied().unwrap_or((0.0, 0.0));
     let target = world_to_scene(x, y).extend(camera.translation.z);
     let follow = (CAMERA_FOLLOW_RATE * time.delta_secs()).min(1.0);
     camera.translation = camera.translation.lerp(target, follow);

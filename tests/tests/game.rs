@@ -1,0 +1,184 @@
+//! The game end to end, on real sockets: a scripted player dashes another
+//! off the platform and the server credits it; a short round ends with the
+//! right standings on the podium, and the next one starts from zero.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use arena_client::ws::{Incoming, WsClient};
+use arena_server::ServerConfig;
+use arena_shared::protocol::{
+    ClientMsg, Knockout, Life, PlayerId, RoundInfo, RoundPhase, ServerMsg, Standing, Welcome,
+};
+use arena_shared::sim::{FIXED_ONE, Input};
+use arena_tests::{TestServer, test_config};
+use tokio::task::JoinHandle;
+
+/// What a player that stands still heard, until it is told to stop.
+struct Watcher {
+    task: JoinHandle<anyhow::Result<Vec<ServerMsg>>>,
+    stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Reads (and keeps) everything `client` receives, sending nothing but
+/// the reading itself: a player who stands still.
+fn watch(mut client: WsClient) -> Watcher {
+    let (stop, mut stopped) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let mut heard = Vec::new();
+        loop {
+            tokio::select! {
+                _ = &mut stopped => return Ok(heard),
+                incoming = client.recv() => match incoming? {
+                    Incoming::Msg(msg) => heard.push(msg),
+                    Incoming::Closed(frame) => bail!("closed: {frame:?}"),
+                },
+            }
+        }
+    });
+    Watcher { task, stop }
+}
+
+impl Watcher {
+    async fn heard(self) -> anyhow::Result<Vec<ServerMsg>> {
+        let _ = self.stop.send(());
+        self.task.await?
+    }
+}
+
+/// Steers `attacker` behind `victim` (on the side of the platform's
+/// centre) and dashes it outwards, until the server reports a knockout.
+/// Returns the knockout and everything else heard meanwhile.
+async fn knock_off(
+    attacker: &mut WsClient,
+    me: PlayerId,
+    victim: PlayerId,
+) -> anyhow::Result<(Knockout, Vec<ServerMsg>)> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut heard = Vec::new();
+    let mut seq = 0u32;
+    let (mut my_pos, mut its_pos, mut its_life) = ((0.0f32, 0.0f32), None, Life::Protected);
+    let mut my_life = Life::Protected;
+    loop {
+        if Instant::now() > deadline {
+            let events: Vec<&ServerMsg> =
+                heard.iter().filter(|m| !matches!(m, ServerMsg::Frame(_) | ServerMsg::Pong { .. })).collect();
+            bail!(
+                "no knockout within 20 s; last seen {my_pos:?} {my_life:?}, victim {its_pos:?} {its_life:?}; \
+                 sent {seq} inputs; heard {events:?}"
+            );
+        }
+        // One input per 1/60 s; read whatever arrived meanwhile.
+        if let Ok(incoming) = tokio::time::timeout(Duration::from_millis(16), attacker.recv()).await {
+            let Incoming::Msg(msg) = incoming? else { bail!("attacker's socket closed") };
+            match &msg {
+                ServerMsg::Frame(frame) => {
+                    for p in &frame.players {
+                        let at = (p.body.pos.x as f32 / FIXED_ONE as f32, p.body.pos.y as f32 / FIXED_ONE as f32);
+                        if p.id == me {
+                            my_pos = at;
+                            my_life = p.life;
+                        } else if p.id == victim {
+                            its_pos = Some(at);
+                            its_life = p.life;
+                        }
+                    }
+                }
+                ServerMsg::KnockedOut(knockout) if knockout.victim == victim => return Ok((*knockout, heard)),
+                _ => {}
+            }
+            heard.push(msg);
+            continue;
+        }
+        let Some(target) = its_pos else { continue };
+        // Outwards from the centre through the victim; stand 50 units inside it.
+        let len = (target.0 * target.0 + target.1 * target.1).sqrt().max(1.0);
+        let out = (target.0 / len, target.1 / len);
+        let spot = (target.0 - out.0 * 50.0, target.1 - out.1 * 50.0);
+        let (dx, dy) = (spot.0 - my_pos.0, spot.1 - my_pos.1);
+        let far = (dx * dx + dy * dy).sqrt();
+        let input = if far > 8.0 {
+            let speed = if far > 40.0 { 127.0 } else { 60.0 };
+            Input::stick((dx / far * speed) as i8, (dy / far * speed) as i8)
+        } else if its_life == Life::Alive {
+            Input::stick((out.0 * 127.0) as i8, (out.1 * 127.0) as i8).with_dash(true)
+        } else {
+            // Wait for its spawn protection to end (it passes through others).
+            Input::default()
+        };
+        seq += 1;
+        attacker.send(&ClientMsg::Input { seq, input }).await?;
+    }
+}
+
+async fn two_players(server: &TestServer) -> anyhow::Result<((WsClient, Welcome), (WsClient, Welcome))> {
+    let attacker = server.player("ada").await?;
+    let victim = server.player("bob").await?;
+    assert_eq!(attacker.1.room, victim.1.room, "quick-join puts both in one room");
+    Ok((attacker, victim))
+}
+
+#[tokio::test]
+async fn a_dash_off_the_edge_is_credited_to_the_dasher() -> anyhow::Result<()> {
+    let server = TestServer::start(test_config()).await?;
+    let ((mut attacker, ada), (victim_socket, bob)) = two_players(&server).await?;
+    assert!(ada.platform.radius >= 200, "the platform travels in Welcome: {:?}", ada.platform);
+    let victim = watch(victim_socket);
+    let (knockout, _) = knock_off(&mut attacker, ada.you, bob.you).await?;
+    assert_eq!(knockout, Knockout { victim: bob.you, victim_score: 0, by: Some(ada.you), by_score: 1 });
+    // Everyone is told, the victim too.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let heard = victim.heard().await?;
+    assert!(heard.contains(&ServerMsg::KnockedOut(knockout)), "the victim hears of it");
+    // The victim falls, is out, then comes back protected.
+    let lives: Vec<Life> = heard
+        .iter()
+        .filter_map(|m| match m {
+            ServerMsg::Frame(f) => f.players.iter().find(|p| p.id == bob.you).map(|p| p.life),
+            _ => None,
+        })
+        .collect();
+    assert!(lives.contains(&Life::Falling), "frames show the fall");
+    server.stop().await
+}
+
+#[tokio::test]
+async fn a_short_round_ends_on_a_podium_and_the_next_starts_from_zero() -> anyhow::Result<()> {
+    let config = ServerConfig { round_secs: 4, podium_secs: 2, ..test_config() };
+    let server = TestServer::start(config).await?;
+    let ((mut attacker, ada), (victim_socket, bob)) = two_players(&server).await?;
+    let victim = watch(victim_socket);
+    let (knockout, _) = knock_off(&mut attacker, ada.you, bob.you).await?;
+    assert_eq!(knockout.by, Some(ada.you), "the knockout came within the round");
+
+    // The round's end: standings best first, then a new round.
+    let mut rounds: Vec<RoundInfo> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(12);
+    while rounds.len() < 2 {
+        let left = deadline.checked_duration_since(Instant::now()).context("rounds did not turn over")?;
+        match tokio::time::timeout(left, attacker.recv()).await.context("rounds did not turn over")?? {
+            Incoming::Msg(ServerMsg::Round(round)) => rounds.push(round),
+            Incoming::Msg(_) => {}
+            Incoming::Closed(frame) => bail!("closed: {frame:?}"),
+        }
+    }
+    let RoundPhase::Podium { standings, next_at } = &rounds[0].phase else {
+        bail!("the round should end on a podium: {rounds:?}")
+    };
+    assert_eq!(rounds[0].number, 1);
+    assert_eq!(
+        standings,
+        &[Standing { id: ada.you, score: 1, knockouts: 1 }, Standing { id: bob.you, score: 0, knockouts: 0 }]
+    );
+    assert_eq!(rounds[1].number, 2);
+    assert!(
+        matches!(rounds[1].phase, RoundPhase::Playing { ends_at } if ends_at == next_at + 4 * 30),
+        "round 2 runs for --round-secs from the podium's end: {rounds:?}"
+    );
+    // Scores are back to zero for everyone: a newcomer's Welcome says so.
+    let (_late, welcome) = server.player("cy").await?;
+    assert_eq!(welcome.round.number, 2);
+    assert!(welcome.players.iter().all(|p| p.score == 0), "scores reset: {:?}", welcome.players);
+    assert!(victim.heard().await?.iter().any(|m| matches!(m, ServerMsg::Round(r) if r.number == 2)));
+    server.stop().await
+}
