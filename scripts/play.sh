@@ -27,7 +27,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 if [ "$bots" -gt 0 ] && [ -n "$url" ]; then
-  target/release/arena-bots --url "$url" --count "$bots" --duration 86400 --behaviour wander \
+  target/release/arena-bots --url "$url" --count "$bots" --duration 86400 --behaviour brawler \
     --name-prefix "bot-" --quiet >/dev/null &
   bots_pid=$!
 fi

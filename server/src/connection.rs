@@ -24,12 +24,14 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
+use tokio_util::sync::CancellationToken;
 
-use crate::http::AppState;
+use crate::config::ServerConfig;
 use crate::limits::RateBudget;
 use crate::metrics::{Kick, Metrics};
 use crate::outbox::{CloseReason, Outbox};
 use crate::room::Membership;
+use crate::rooms::Rooms;
 use crate::world::{Newcomer, QueuedInput};
 
 /// Time allowed to deliver a close frame and hear the peer's reply before
@@ -58,8 +60,19 @@ enum Ending {
     Reject(Rejection),
 }
 
+/// What a connection needs from the server: its settings, the rooms to
+/// join, the metrics, and the shutdown signal. (The HTTP side builds it;
+/// this module does not know the router.)
+#[derive(Clone)]
+pub struct Context {
+    pub config: std::sync::Arc<ServerConfig>,
+    pub rooms: std::sync::Arc<Rooms>,
+    pub metrics: std::sync::Arc<Metrics>,
+    pub cancel: CancellationToken,
+}
+
 /// Runs one upgraded connection to its end.
-pub async fn serve(socket: WebSocket, state: AppState) {
+pub async fn serve(socket: WebSocket, state: Context) {
     let (mut sink, mut stream) = socket.split();
     let mut budget = RateBudget::new(state.config.max_message_rate);
     let joined = tokio::select! {
@@ -80,7 +93,7 @@ fn going_away() -> Ending {
 async fn handshake(
     stream: &mut Stream,
     budget: &mut RateBudget,
-    state: &AppState,
+    state: &Context,
 ) -> Result<Membership, Ending> {
     let metrics = &state.metrics;
     let deadline = Instant::now() + state.config.handshake_timeout();
@@ -143,7 +156,7 @@ async fn play(
     mut stream: Stream,
     mut budget: RateBudget,
     mut membership: Membership,
-    state: &AppState,
+    state: &Context,
 ) {
     let Membership { id, outbox, inputs, .. } = &membership;
     // The highest ping the peer answered; the writer reads it.
@@ -204,7 +217,7 @@ async fn read_loop(
     outbox: &Outbox,
     budget: &mut RateBudget,
     pongs: &AtomicU64,
-    state: &AppState,
+    state: &Context,
 ) -> Ending {
     let idle = state.config.idle_timeout();
     let metrics = &state.metrics;
@@ -389,7 +402,7 @@ async fn echo_close(sink: &mut Sink) {
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
 }
 
-fn rate_limited(state: &AppState) -> Ending {
+fn rate_limited(state: &Context) -> Ending {
     state.metrics.kick(Kick::RateLimit);
     let rate = state.config.max_message_rate;
     Ending::Close(CloseReason::new(

@@ -106,7 +106,13 @@ async fn upgrade(
                 let _slot = slot;
                 // A bug must cost one connection, not the process; the seat is
                 // freed by its guard while the panic unwinds.
-                if AssertUnwindSafe(connection::serve(socket, state)).catch_unwind().await.is_err() {
+                let context = connection::Context {
+                    config: state.config,
+                    rooms: state.rooms,
+                    metrics: state.metrics,
+                    cancel: state.cancel,
+                };
+                if AssertUnwindSafe(connection::serve(socket, context)).catch_unwind().await.is_err() {
                     Metrics::inc(&metrics.task_panics_total);
                     tracing::error!("a connection task panicked; its player was dropped");
                 }

@@ -18,7 +18,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_bots_join_and_each_sees_every_other_bot_move() -> anyhow::Result<()> {
-    let server = TestServer::start(test_config()).await?;
+    // One room big enough for all fifty (the default room holds 32).
+    let server = TestServer::start(ServerConfig { max_players: 64, ..test_config() }).await?;
     let config = swarm(&server, 50, 5.0, Behaviour::Wander);
     let records = run_swarm(config.clone(), Live::default().into()).await;
     let report = Report::from_records(&records, &config);

@@ -197,7 +197,8 @@ fn update_game_hud(
 ) {
     let ranking = playing.ranking();
     let rank = playing.my_rank();
-    set_text(document, "score", &playing.me().map_or(0, |m| m.score).to_string());
+    let score = playing.me().map_or(0, |m| m.score);
+    set_text(document, "score", &format!("{score} {}", if score == 1 { "point" } else { "points" }));
     set_text(document, "rank", &format!("#{rank} of {}", ranking.len()));
     let left = playing.round_secs_left(now).unwrap_or(0.0);
     let timer = match playing.round.phase {
@@ -246,10 +247,16 @@ fn update_game_hud(
     if let Some(standings) = podium {
         set_text(document, "podium-title", &format!("Round {} is over", playing.round.number));
         let name = |id| playing.roster.get(&id).map_or_else(|| "(left)".to_owned(), |m| m.name.clone());
-        for place in 0..3 {
-            let text = standings
-                .get(place)
-                .map_or(String::new(), |s| format!("{} · {} points, {} knockouts", name(s.id), s.score, s.knockouts));
+        let count = |n: i64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        for (place, medal) in ["1st", "2nd", "3rd"].into_iter().enumerate() {
+            let text = standings.get(place).map_or(String::new(), |s| {
+                format!(
+                    "{medal} {} · {}, {}",
+                    name(s.id),
+                    count(i64::from(s.score), "point", "points"),
+                    count(i64::from(s.knockouts), "knockout", "knockouts")
+                )
+            });
             set_text(document, &format!("podium-{}", place + 1), &text);
         }
         let mine = standings.iter().position(|s| s.id == playing.you);

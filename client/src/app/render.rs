@@ -29,6 +29,8 @@ const CAMERA_FOLLOW_RATE: f32 = 5.0;
 /// shorter side (phones zoom out rather than see a corner).
 const MIN_VIEW_UNITS: f32 = 720.0;
 const EDGE_WIDTH: f32 = 8.0;
+/// Sides of the platform's polygon: round at any zoom.
+const PLATFORM_SIDES: u32 = 160;
 /// Faster than this leaves a trail, units/s.
 const TRAIL_SPEED: f32 = 480.0;
 const TRAIL_SECS: f32 = 0.22;
@@ -156,19 +158,19 @@ fn spawn_platform(
     let radius = playing.platform.radius as f32;
     commands.spawn((
         PlatformPart,
-        Mesh2d(meshes.add(Annulus::new(radius, radius + EDGE_WIDTH))),
+        Mesh2d(meshes.add(Annulus::new(radius, radius + EDGE_WIDTH).mesh().resolution(PLATFORM_SIDES))),
         MeshMaterial2d(materials.add(Color::srgb(0.95, 0.55, 0.25))),
         Transform::from_xyz(0.0, 0.0, -1.0),
     ));
     commands.spawn((
         PlatformPart,
-        Mesh2d(meshes.add(Circle::new(radius))),
+        Mesh2d(meshes.add(Circle::new(radius).mesh().resolution(PLATFORM_SIDES))),
         MeshMaterial2d(materials.add(Color::srgb(0.13, 0.15, 0.2))),
         Transform::from_xyz(0.0, 0.0, -2.0),
     ));
     commands.spawn((
         PlatformPart,
-        Mesh2d(meshes.add(Circle::new(radius * 0.3))),
+        Mesh2d(meshes.add(Circle::new(radius * 0.3).mesh().resolution(PLATFORM_SIDES / 2))),
         MeshMaterial2d(materials.add(Color::srgb(0.15, 0.17, 0.23))),
         Transform::from_xyz(0.0, 0.0, -1.5),
     ));
@@ -314,7 +316,7 @@ fn trails_and_flashes(
                     Mesh2d(assets.circle.clone()),
                     MeshMaterial2d(assets.white.clone()),
                     Transform::from_translation(world_to_scene(pos.0, pos.1).extend(0.3)),
-                    Fade { born: now, secs: FLASH_SECS, from: 1.1, to: 1.9 },
+                    Fade { born: now, secs: FLASH_SECS, from: 1.05, to: 1.45 },
                 ));
             }
         }
