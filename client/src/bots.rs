@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 use arena_shared::netcode::CorrectionStats;
-use arena_shared::protocol::{ClientMsg, Frame, INPUT_RATE_HZ, Life, PlayerId, RoomRequest, ServerMsg, close};
+use arena_shared::protocol::{
+    ClientMsg, Frame, INPUT_RATE_HZ, Life, PlayerId, RoomRequest, ServerMsg, close,
+};
 use arena_shared::sim::{Input, Vec2q};
 use serde::Serialize;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -189,7 +191,7 @@ impl Brain {
             return self.wander_slowly();
         };
         // Some hesitation so that bots do not all dash on the same frame.
-        let eager = self.next_random() % 4 == 0;
+        let eager = self.next_random().is_multiple_of(4);
         stick.with_dash(distance < 180.0 && session.dash_ready() >= 1.0 && eager)
     }
 
@@ -808,7 +810,11 @@ mod tests {
                 ack_seq: 0,
                 players: vec![
                     PlayerState { id: 1, body: Body::at(Vec2q::from_units(me.0, me.1)), life: Life::Alive },
-                    PlayerState { id: 2, body: Body::at(Vec2q::from_units(other.0, other.1)), life: Life::Alive },
+                    PlayerState {
+                        id: 2,
+                        body: Body::at(Vec2q::from_units(other.0, other.1)),
+                        life: Life::Alive,
+                    },
                 ],
             };
             session.apply(ServerMsg::Frame(frame), f64::from(tick) / 30.0).expect("valid frame");

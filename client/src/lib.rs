@@ -18,13 +18,13 @@
 
 #[cfg(target_arch = "wasm32")]
 pub mod app;
-pub mod session;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod attack;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bots;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod conditioner;
+pub mod session;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod tls;
 #[cfg(not(target_arch = "wasm32"))]

@@ -95,7 +95,10 @@ impl ClientSession {
     pub fn new(welcome: Welcome, name: &str, color: u8) -> Self {
         let mut roster: BTreeMap<PlayerId, Member> =
             welcome.players.into_iter().map(|info| (info.id, member(info))).collect();
-        roster.insert(welcome.you, Member { name: name.to_owned(), color, score: 0, away: false, life: Life::Protected });
+        roster.insert(
+            welcome.you,
+            Member { name: name.to_owned(), color, score: 0, away: false, life: Life::Protected },
+        );
         ClientSession {
             you: welcome.you,
             room: welcome.room,
@@ -348,8 +351,15 @@ mod tests {
         session.apply(ServerMsg::Back { id: 9 }, 1.0).expect("valid");
         assert!(!session.roster[&9].away);
         assert_eq!(session.apply(ServerMsg::Left { id: 9 }, 2.0), Ok(vec![Change::Left(9)]));
-        assert_eq!(session.apply(ServerMsg::Left { id: 9 }, 2.0), Ok(vec![]), "leaving twice changes nothing");
-        assert!(session.apply(ServerMsg::Welcome(welcome()), 3.0).is_err(), "a second welcome is a protocol error");
+        assert_eq!(
+            session.apply(ServerMsg::Left { id: 9 }, 2.0),
+            Ok(vec![]),
+            "leaving twice changes nothing"
+        );
+        assert!(
+            session.apply(ServerMsg::Welcome(welcome()), 3.0).is_err(),
+            "a second welcome is a protocol error"
+        );
     }
 
     #[test]
@@ -375,8 +385,10 @@ mod tests {
     #[test]
     fn a_new_round_resets_scores_and_the_podium_shows_standings() {
         let mut session = session();
-        let standings = vec![Standing { id: 1, score: 4, knockouts: 4 }, Standing { id: 2, score: 0, knockouts: 0 }];
-        let podium = RoundInfo { number: 1, phase: RoundPhase::Podium { standings: standings.clone(), next_at: 700 } };
+        let standings =
+            vec![Standing { id: 1, score: 4, knockouts: 4 }, Standing { id: 2, score: 0, knockouts: 0 }];
+        let podium =
+            RoundInfo { number: 1, phase: RoundPhase::Podium { standings: standings.clone(), next_at: 700 } };
         session.apply(ServerMsg::Round(podium), 1.0).expect("valid");
         assert_eq!(session.podium(), Some(standings.as_slice()));
         assert_eq!(session.roster[&1].score, 4, "scores stay up on the podium");

@@ -189,8 +189,13 @@ impl WsClient {
         room: RoomRequest,
         resume: Option<ResumeToken>,
     ) -> Result<Welcome, ClientError> {
-        let hello =
-            ClientMsg::Hello { version: PROTOCOL_VERSION, name: name.to_owned(), color: color_for(name), room, resume };
+        let hello = ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            name: name.to_owned(),
+            color: color_for(name),
+            room,
+            resume,
+        };
         self.send(&hello).await?;
         match self.recv().await? {
             Incoming::Msg(ServerMsg::Welcome(welcome)) => Ok(welcome),

@@ -13,11 +13,14 @@
 //!   writing, and the close frame that ends it.
 //! - [`rooms`]: many rooms in one process: the directory (code → room) and
 //!   the answer to a `Hello`'s room request (quick-join, private, by code).
-//! - [`room`]: one room's task: owns its [`world::World`], runs the
-//!   fixed-rate tick, takes joins and leaves over channels, closes when idle;
-//!   seats are freed by a guard. No lock around game state.
-//! - [`world`]: the game state and what one tick does to it, free of sockets
-//!   and timers so benches and tests drive it directly.
+//! - [`room`]: one room: [`room::Room`] (its world and its players'
+//!   links, and how news and frames reach them) and the task that owns it,
+//!   runs the fixed-rate tick, takes joins and leaves over channels, and
+//!   closes when idle; seats are freed by a guard. No lock around game state.
+//! - [`world`]: the game state only (players, the match, the news) and what
+//!   one tick does to it, free of sockets, channels and timers.
+//! - [`links`]: the room's ends of its players' connections (outboxes and
+//!   input channels).
 //! - [`outbox`]: a player's bounded outgoing queue: events in order, and only
 //!   the newest frame, so a slow reader never holds up the tick.
 //! - [`tls`]: `--tls-cert`/`--tls-key` into a rustls acceptor.
@@ -34,6 +37,7 @@ pub mod connection;
 pub mod embedded;
 pub mod http;
 pub mod limits;
+pub mod links;
 pub mod metrics;
 pub mod outbox;
 pub mod room;

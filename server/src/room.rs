@@ -10,35 +10,42 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use arena_shared::protocol::{PlayerId, Rejection, ResumeToken, close};
+use arena_shared::codec::encode_server;
+use arena_shared::protocol::{PlayerId, Rejection, ResumeToken, ServerMsg, close};
+use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ServerConfig;
-use crate::metrics::{Metrics, RoomStats};
+use crate::links::{Ends, Links};
+use crate::metrics::{Kick, Metrics, RoomStats};
 use crate::outbox::CloseReason;
 use crate::outbox::Outbox;
 use crate::rooms::RoomDirectory;
-use crate::world::{Newcomer, QueuedInput, Seat, World};
+use crate::world::{Newcomer, QueuedInput, World};
 
 /// Joins and leaves waiting for the room. Small: each is handled within a tick.
 const COMMAND_QUEUE: usize = 256;
 
 enum Command {
-    Join { newcomer: Newcomer, resume: Option<ResumeToken>, reply: oneshot::Sender<Result<Membership, JoinError>> },
+    Join {
+        newcomer: Newcomer,
+        resume: Option<ResumeToken>,
+        reply: oneshot::Sender<Result<Membership, JoinError>>,
+    },
 }
 
 /// A seat's connection ended.
 #[derive(Debug, Clone, Copy)]
-struct Departure {
-    id: PlayerId,
+pub struct Departure {
+    pub id: PlayerId,
     /// The connection's epoch: a replaced connection's end is ignored.
-    epoch: u32,
+    pub epoch: u32,
     /// Without a goodbye (the socket dropped, or the task died): the seat is
     /// held for a resume. A goodbye or a kick frees it at once.
-    abrupt: bool,
+    pub abrupt: bool,
 }
 
 /// Why a room did not seat someone.
@@ -105,7 +112,11 @@ impl std::fmt::Debug for Command {
 impl RoomHandle {
     /// Asks for a seat: the one `resume` holds if it is still held, else a
     /// new one. The seat is freed when the returned membership is dropped.
-    pub async fn join(&self, newcomer: Newcomer, resume: Option<ResumeToken>) -> Result<Membership, JoinError> {
+    pub async fn join(
+        &self,
+        newcomer: Newcomer,
+        resume: Option<ResumeToken>,
+    ) -> Result<Membership, JoinError> {
         let (reply, answer) = oneshot::channel();
         self.commands.send(Command::Join { newcomer, resume, reply }).await.map_err(|_| JoinError::Closed)?;
         answer.await.map_err(|_| JoinError::Closed)?
@@ -117,6 +128,103 @@ pub struct RoomSpec {
     pub code: String,
     pub private: bool,
     pub stats: Arc<RoomStats>,
+}
+
+/// One room without its task: the world and the players' links, and how
+/// what the world decides reaches the players. The task below drives it;
+/// benches and tests drive it directly.
+pub struct Room {
+    pub world: World,
+    links: Links,
+    metrics: Arc<Metrics>,
+    code: String,
+}
+
+/// A seat given by [`Room::seat`].
+#[derive(Debug)]
+pub struct Seat {
+    pub id: PlayerId,
+    pub name: String,
+    pub epoch: u32,
+    pub ends: Ends,
+}
+
+impl Room {
+    pub fn new(world: World, slow_client_ticks: u32, metrics: Arc<Metrics>, code: String) -> Self {
+        Room { world, links: Links::new(slow_client_ticks, metrics.clone()), metrics, code }
+    }
+
+    /// Seats a newcomer, or gives back the seat `resume` holds.
+    pub fn seat(
+        &mut self,
+        newcomer: Newcomer,
+        resume: Option<ResumeToken>,
+        token: impl FnOnce() -> Result<ResumeToken, Rejection>,
+    ) -> Result<Seat, Rejection> {
+        let seated = match resume.and_then(|token| self.world.resume(&token)) {
+            Some(seated) => seated,
+            None => self.world.join(newcomer, token()?)?,
+        };
+        let ends = self.links.open(seated.id);
+        // The Welcome goes first, before anything the join told everyone.
+        ends.outbox.push_event(Bytes::from(encode_server(&seated.welcome)));
+        self.deliver_news();
+        Ok(Seat { id: seated.id, name: seated.name, epoch: seated.epoch, ends })
+    }
+
+    /// A connection ended (see [`World::depart`]); its link goes with it.
+    pub fn depart(&mut self, departure: Departure) -> bool {
+        let Departure { id, epoch, abrupt } = departure;
+        let current = self.world.depart(id, epoch, abrupt);
+        if current {
+            self.links.close(id, CloseReason::new(close::NORMAL, "left"));
+        }
+        self.deliver_news();
+        current
+    }
+
+    /// One tick: inputs in, the world ticks, news and frames out; clients
+    /// that stopped reading are dropped.
+    pub fn tick(&mut self) {
+        self.links.feed(&mut self.world);
+        let frames = self.world.tick();
+        self.deliver_news();
+        for id in self.links.push_frames(&frames) {
+            self.kick_slow(id);
+        }
+    }
+
+    /// Closes every connection with `reason`; used at shutdown.
+    pub fn close_all(&mut self, reason: &CloseReason) {
+        self.links.close_all(reason);
+    }
+
+    /// Tells everyone what the world decided; a leaver's link closes, and a
+    /// player whose event queue is full is stuck and gets dropped.
+    fn deliver_news(&mut self) {
+        loop {
+            let news = self.world.take_news();
+            if news.is_empty() {
+                return;
+            }
+            for msg in news {
+                let stuck = self.links.broadcast(&Bytes::from(encode_server(&msg)));
+                if let ServerMsg::Left { id } = msg {
+                    self.links.close(id, CloseReason::new(close::NORMAL, "left"));
+                }
+                for id in stuck {
+                    self.kick_slow(id);
+                }
+            }
+        }
+    }
+
+    fn kick_slow(&mut self, id: PlayerId) {
+        tracing::warn!(room = %self.code, player = id, "disconnecting a client that stayed behind");
+        self.links.close(id, CloseReason::new(close::TOO_SLOW, "too slow: frames were not being read"));
+        self.metrics.kick(Kick::TooSlow);
+        self.world.leave(id);
+    }
 }
 
 /// Starts a room's task on `tracker`; it stops when `cancel` fires (closing
@@ -132,13 +240,14 @@ pub fn spawn(
 ) -> RoomHandle {
     let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
     let (leaves, leaves_rx) = mpsc::unbounded_channel();
-    let world = World::new(config.tick_rate, config.max_players, config.slow_client_ticks(), metrics.clone())
+    let world = World::new(config.tick_rate, config.max_players)
         .in_room(spec.code.clone(), spec.private, spec.stats)
         .holding_seats_for(config.resume_ticks())
         .with_rounds(config.round_secs, config.podium_secs);
+    let room = Room::new(world, config.slow_client_ticks(), metrics.clone(), spec.code.clone());
     let handle = RoomHandle { commands, leaves };
     let channels = Channels { commands: commands_rx, leaves: leaves_rx, leave_sender: handle.leaves.clone() };
-    tracker.spawn(run(world, channels, spec.code, config, metrics, directory, cancel));
+    tracker.spawn(run(room, channels, config, metrics, directory, cancel));
     handle
 }
 
@@ -151,15 +260,15 @@ struct Channels {
 }
 
 async fn run(
-    mut world: World,
+    mut room: Room,
     channels: Channels,
-    code: String,
     config: Arc<ServerConfig>,
     metrics: Arc<Metrics>,
     directory: Arc<dyn RoomDirectory>,
     cancel: CancellationToken,
 ) {
     let Channels { mut commands, mut leaves, leave_sender } = channels;
+    let code = room.code.clone();
     let mut ticker = tokio::time::interval(config.tick_interval());
     // An overloaded server runs slow rather than bursting to catch up.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -174,43 +283,36 @@ async fn run(
             () = cancel.cancelled() => break true,
             _ = ticker.tick() => {
                 let started = Instant::now();
-                world.tick();
+                room.tick();
                 let took = started.elapsed();
                 metrics.record_tick(took);
-                world.record_tick(took);
+                room.world.record_tick(took);
                 if took > budget {
-                    tracing::warn!(room = %code, tick = world.tick_number(), ?took, "tick overran its budget");
+                    tracing::warn!(room = %code, tick = room.world.tick_number(), ?took, "tick overran its budget");
                 }
-                if world.player_count() > 0 {
+                if room.world.player_count() > 0 {
                     empty_since = None;
                 } else if empty_since.get_or_insert(started).elapsed() >= idle_limit {
                     break false;
                 }
             }
             // Leaves before joins: a freed seat is there for the next joiner.
-            Some(Departure { id, epoch, abrupt }) = leaves.recv() => {
-                if world.depart(id, epoch, abrupt) {
-                    let how = if abrupt { "dropped; holding the seat" } else { "left" };
-                    tracing::info!(room = %code, player = id, players = world.player_count(), "{how}");
+            Some(departure) = leaves.recv() => {
+                if room.depart(departure) {
+                    let how = if departure.abrupt { "dropped; holding the seat" } else { "left" };
+                    tracing::info!(room = %code, player = departure.id, players = room.world.player_count(), "{how}");
                 }
             }
             Some(Command::Join { newcomer, resume, reply }) = commands.recv() => {
-                let resumed = resume.and_then(|token| world.resume(&token));
-                let result = match resumed {
-                    Some(seat) => Ok(seat),
-                    None => match new_token() {
-                        Ok(token) => world.join(newcomer, token),
-                        Err(e) => {
-                            tracing::error!("no randomness for a resume token: {e}");
-                            Err(Rejection::new(arena_shared::protocol::RejectReason::ShuttingDown))
-                        }
-                    },
-                };
-                let result = result.map(|seat| {
-                    let Seat { id, name, epoch, outbox, inputs } = seat;
-                    tracing::info!(room = %code, player = id, %name, epoch, players = world.player_count(), "joined");
+                let token = || new_token().map_err(|e| {
+                    tracing::error!("no randomness for a resume token: {e}");
+                    Rejection::new(arena_shared::protocol::RejectReason::ShuttingDown)
+                });
+                let result = room.seat(newcomer, resume, token).map(|seat| {
+                    let Seat { id, name, epoch, ends } = seat;
+                    tracing::info!(room = %code, player = id, %name, epoch, players = room.world.player_count(), "joined");
                     let guard = SeatGuard { id, epoch, abrupt: true, leaves: leave_sender.clone() };
-                    Membership { id, outbox, inputs, guard }
+                    Membership { id, outbox: ends.outbox, inputs: ends.inputs, guard }
                 });
                 if let Err(rejection) = &result {
                     tracing::info!(room = %code, reason = %rejection.message, "join refused");
@@ -228,7 +330,7 @@ async fn run(
         let _ = reply.send(Err(JoinError::Closed));
     }
     if shutting_down {
-        world.close_all(&CloseReason::new(close::GOING_AWAY, "server shutting down"));
+        room.close_all(&CloseReason::new(close::GOING_AWAY, "server shutting down"));
     }
     tracing::info!(room = %code, "room closed");
 }
@@ -238,4 +340,93 @@ fn new_token() -> Result<ResumeToken, getrandom::Error> {
     let mut token = [0u8; 16];
     getrandom::fill(&mut token)?;
     Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use arena_shared::codec::decode_server;
+    use arena_shared::protocol::Frame;
+    use arena_shared::sim::Input;
+
+    use super::*;
+
+    fn room(slow_client_ticks: u32) -> Room {
+        let world = World::new(30, 8).holding_seats_for(30);
+        Room::new(world, slow_client_ticks, Arc::new(Metrics::default()), "testroom00".into())
+    }
+
+    fn seat(room: &mut Room, name: &str, token: u8) -> Seat {
+        let newcomer = Newcomer { name: name.into(), color: 0 };
+        room.seat(newcomer, None, || Ok([token; 16])).expect("room has space")
+    }
+
+    async fn take_messages(outbox: &Outbox) -> Vec<ServerMsg> {
+        let batch = outbox.next().await;
+        batch.messages.iter().map(|b| decode_server(b).expect("server bytes decode")).collect()
+    }
+
+    fn last_frame(msgs: &[ServerMsg]) -> Frame {
+        msgs.iter()
+            .rev()
+            .find_map(|m| if let ServerMsg::Frame(f) = m { Some(f.clone()) } else { None })
+            .expect("should have sent a frame")
+    }
+
+    #[tokio::test]
+    async fn a_seat_gets_its_welcome_first_then_news_then_frames_that_ack_its_inputs() {
+        let mut room = room(3);
+        let ada = seat(&mut room, "ada", 1);
+        for seq in 1..=2 {
+            ada.ends
+                .inputs
+                .try_send(QueuedInput { seq, input: Input::stick(127, 0) })
+                .expect("room in queue");
+        }
+        room.tick();
+        let msgs = take_messages(&ada.ends.outbox).await;
+        assert!(matches!(&msgs[0], ServerMsg::Welcome(w) if w.you == ada.id), "welcome first: {msgs:?}");
+        assert!(matches!(&msgs[1], ServerMsg::Joined(p) if p.id == ada.id && p.name == "ada"));
+        assert_eq!((last_frame(&msgs).tick, last_frame(&msgs).ack_seq), (1, 2));
+    }
+
+    #[tokio::test]
+    async fn a_client_that_never_reads_is_dropped_without_stopping_others() {
+        let mut room = room(3);
+        let reader = seat(&mut room, "reader", 1);
+        let stuck = seat(&mut room, "stuck", 2);
+        let mut last = Vec::new();
+        for _ in 0..5 {
+            room.tick();
+            last = take_messages(&reader.ends.outbox).await;
+        }
+        assert!(stuck.ends.outbox.is_closed(), "stuck client should be closed after slow_client_ticks");
+        assert_eq!(room.world.player_count(), 1);
+        assert_eq!(last_frame(&last).tick, 5, "the reader should get every tick's frame");
+        assert_eq!(last_frame(&last).players.len(), 1, "the stuck player should be gone from frames");
+    }
+
+    #[tokio::test]
+    async fn resuming_a_connected_player_closes_its_old_socket() {
+        let mut room = room(3);
+        let first = seat(&mut room, "ada", 1);
+        let newcomer = Newcomer { name: "ignored".into(), color: 0 };
+        let second = room.seat(newcomer, Some([1; 16]), || Ok([9; 16])).expect("held");
+        assert_eq!(second.id, first.id);
+        let closed = first.ends.outbox.next().await.close.expect("the old socket is told to close");
+        assert_eq!(closed.code, close::RESUMED_ELSEWHERE);
+        // The old connection's late end leaves the new one alone.
+        assert!(!room.depart(Departure { id: first.id, epoch: first.epoch, abrupt: false }));
+        assert!(!second.ends.outbox.is_closed());
+    }
+
+    #[tokio::test]
+    async fn a_departure_closes_the_link_and_everyone_hears() {
+        let mut room = room(3);
+        let ada = seat(&mut room, "ada", 1);
+        let bob = seat(&mut room, "bob", 2);
+        let _ = take_messages(&bob.ends.outbox).await;
+        assert!(room.depart(Departure { id: ada.id, epoch: ada.epoch, abrupt: true }));
+        assert!(ada.ends.outbox.is_closed(), "the link goes with the connection");
+        assert_eq!(take_messages(&bob.ends.outbox).await, [ServerMsg::Away { id: ada.id }]);
+    }
 }

@@ -13,15 +13,20 @@ mod native {
     use std::hint::black_box;
 
     use arena_shared::codec::{EncodedPlayers, decode_server, encode_frame, encode_server};
-    use arena_shared::protocol::{Frame, PlayerState, ServerMsg};
-    use arena_shared::sim::{self, Body, Vec2q};
+    use arena_shared::protocol::{Frame, Life, PlayerState, ServerMsg};
+    use arena_shared::sim::{Body, Vec2q};
     use criterion::{Criterion, criterion_group};
 
     fn players(n: u16) -> Vec<PlayerState> {
         (0..n)
             .map(|id| PlayerState {
                 id,
-                body: Body { pos: sim::spawn_point(u32::from(id)), vel: Vec2q::from_units(120, -80) },
+                body: Body {
+                    pos: Vec2q::from_units(i32::from(id % 20) * 50 - 500, i32::from(id / 20) * 50 - 250),
+                    vel: Vec2q::from_units(120, -80),
+                    dash_cooldown: (id % 90) as u8,
+                },
+                life: Life::Alive,
             })
             .collect()
     }

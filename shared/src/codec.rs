@@ -11,8 +11,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::protocol::{
-    COLORS, ClientMsg, MAX_CLIENT_MSG_BYTES, MAX_NAME_CHARS, MAX_PLAYERS, MAX_REASON_BYTES, MAX_ROOM_CODE_CHARS,
-    MAX_SERVER_MSG_BYTES, PlayerState, RoomRequest, RoundInfo, RoundPhase, ServerMsg,
+    COLORS, ClientMsg, MAX_CLIENT_MSG_BYTES, MAX_NAME_CHARS, MAX_PLAYERS, MAX_REASON_BYTES,
+    MAX_ROOM_CODE_CHARS, MAX_SERVER_MSG_BYTES, PlayerState, RoomRequest, RoundInfo, RoundPhase, ServerMsg,
 };
 
 /// The bincode configuration used by server, browser and bots alike:
@@ -60,7 +60,11 @@ pub fn decode_client(bytes: &[u8]) -> Result<ClientMsg, DecodeError> {
     if let ClientMsg::Hello { name, room, color, .. } = &msg {
         check_name(name)?;
         if *color >= COLORS {
-            return Err(DecodeError::OutOfRange { what: "colour", value: u64::from(*color), max: u64::from(COLORS - 1) });
+            return Err(DecodeError::OutOfRange {
+                what: "colour",
+                value: u64::from(*color),
+                max: u64::from(COLORS - 1),
+            });
         }
         if let RoomRequest::Join { code } = room {
             check_room_code(code)?;
@@ -331,7 +335,12 @@ mod tests {
 
     #[test]
     fn overlong_name_is_rejected_by_the_decoder() {
-        let bytes = encode_server(&ServerMsg::Joined(PlayerInfo { id: 1, name: "n".repeat(200), color: 0, score: 0 }));
+        let bytes = encode_server(&ServerMsg::Joined(PlayerInfo {
+            id: 1,
+            name: "n".repeat(200),
+            color: 0,
+            score: 0,
+        }));
         assert_eq!(decode_server(&bytes), Err(DecodeError::TooLong { what: "player name" }));
     }
 

@@ -307,7 +307,8 @@ mod tests {
         let mut frames: VecDeque<(usize, Body, u32)> = VecDeque::new();
         let mut acked = 0;
         for step in 0..600 {
-            let input = Input { x: if (step / 90) % 2 == 0 { 127 } else { -90 }, y: 60, dash: step % 100 == 7 };
+            let input =
+                Input { x: if (step / 90) % 2 == 0 { 127 } else { -90 }, y: 60, dash: step % 100 == 7 };
             let seq = prediction.apply_input(input);
             in_flight.push_back((step + latency_inputs, seq, input));
             while in_flight.front().is_some_and(|(due, _, _)| *due <= step) {
@@ -432,9 +433,7 @@ mod tests {
     #[test]
     fn interpolator_holds_past_the_ends_and_lerps_between() {
         let mut interp = Interpolator::default();
-        let at = |x| {
-            vec![PlayerState { id: 1, body: Body::at(Vec2q::from_units(x, 0)), life: Life::Alive }]
-        };
+        let at = |x| vec![PlayerState { id: 1, body: Body::at(Vec2q::from_units(x, 0)), life: Life::Alive }];
         interp.push(10, at(0));
         interp.push(12, at(100));
         interp.push(11, at(999));

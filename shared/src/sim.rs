@@ -390,7 +390,11 @@ mod tests {
     fn a_dash_with_the_stick_centred_goes_straight_on_and_needs_motion() {
         let mut resting = still(0, 0);
         step(&mut resting, Input::default().with_dash(true), INPUT_DT_MICROS);
-        assert_eq!((resting.vel, resting.dash_cooldown), (Vec2q::default(), 0), "nowhere to go: no dash spent");
+        assert_eq!(
+            (resting.vel, resting.dash_cooldown),
+            (Vec2q::default(), 0),
+            "nowhere to go: no dash spent"
+        );
         let mut moving = Body { vel: Vec2q::from_units(-100, 0), ..still(0, 0) };
         step(&mut moving, Input::default().with_dash(true), INPUT_DT_MICROS);
         assert!(moving.vel.x < -(MAX_SPEED * FIXED_ONE), "dashes the way it was going: {moving:?}");
@@ -468,7 +472,11 @@ mod tests {
         for i in 0..500u32 {
             let input = Input { x: (i % 255) as i8, y: ((i * 7) % 255) as i8, dash: i % 97 == 0 };
             step(&mut bodies[0], input, INPUT_DT_MICROS);
-            step(&mut bodies[1], Input { x: input.y.saturating_neg(), y: input.x, dash: i % 89 == 0 }, INPUT_DT_MICROS);
+            step(
+                &mut bodies[1],
+                Input { x: input.y.saturating_neg(), y: input.x, dash: i % 89 == 0 },
+                INPUT_DT_MICROS,
+            );
             collide(&mut bodies, |_, _| {});
         }
         assert_eq!(
@@ -479,8 +487,16 @@ mod tests {
     }
 
     const PINNED: (Body, Body) = (
-        Body { pos: Vec2q { x: -16_718, y: 14_600 }, vel: Vec2q { x: -52_189, y: 98_518 }, dash_cooldown: 76 },
-        Body { pos: Vec2q { x: -125_962, y: 7_291 }, vel: Vec2q { x: 13_564, y: -26_483 }, dash_cooldown: 36 },
+        Body {
+            pos: Vec2q { x: -16_718, y: 14_600 },
+            vel: Vec2q { x: -52_189, y: 98_518 },
+            dash_cooldown: 76,
+        },
+        Body {
+            pos: Vec2q { x: -125_962, y: 7_291 },
+            vel: Vec2q { x: 13_564, y: -26_483 },
+            dash_cooldown: 36,
+        },
     );
 
     #[cfg(not(target_arch = "wasm32"))]

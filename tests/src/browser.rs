@@ -188,8 +188,12 @@ impl Browser {
         if phone {
             let metrics = json!({ "width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true });
             self.call(s, "Emulation.setDeviceMetricsOverride", metrics).await?;
-            self.call(s, "Emulation.setTouchEmulationEnabled", json!({ "enabled": true, "maxTouchPoints": 5 }))
-                .await?;
+            self.call(
+                s,
+                "Emulation.setTouchEmulationEnabled",
+                json!({ "enabled": true, "maxTouchPoints": 5 }),
+            )
+            .await?;
         }
         self.call(s, "Page.navigate", json!({ "url": url })).await?;
         Ok(page)

@@ -74,7 +74,8 @@ async fn knock_off(
             match &msg {
                 ServerMsg::Frame(frame) => {
                     for p in &frame.players {
-                        let at = (p.body.pos.x as f32 / FIXED_ONE as f32, p.body.pos.y as f32 / FIXED_ONE as f32);
+                        let at =
+                            (p.body.pos.x as f32 / FIXED_ONE as f32, p.body.pos.y as f32 / FIXED_ONE as f32);
                         if p.id == me {
                             my_pos = at;
                             my_life = p.life;
@@ -84,7 +85,9 @@ async fn knock_off(
                         }
                     }
                 }
-                ServerMsg::KnockedOut(knockout) if knockout.victim == victim => return Ok((*knockout, heard)),
+                ServerMsg::KnockedOut(knockout) if knockout.victim == victim => {
+                    return Ok((*knockout, heard));
+                }
                 _ => {}
             }
             heard.push(msg);

@@ -101,7 +101,9 @@ fn update_hud(
                 playing.map_or("", |s| s.room.as_str()),
             ),
         ),
-        (Screen::RoomGone, Some(Notice::RoomGone { message })) => ("room-gone", format!("Rejected: {message}")),
+        (Screen::RoomGone, Some(Notice::RoomGone { message })) => {
+            ("room-gone", format!("Rejected: {message}"))
+        }
         (_, Some(Notice::Rejected { message, retry_at })) => (
             "rejected",
             match retry_at {
@@ -264,6 +266,10 @@ fn update_game_hud(
             format!("You placed #{} of {}", i + 1, standings.len())
         });
         set_text(document, "your-place", &place);
-        set_text(document, "next-round", &format!("Next round in {}", clock_text(playing.round_secs_left(now).unwrap_or(0.0))));
+        set_text(
+            document,
+            "next-round",
+            &format!("Next round in {}", clock_text(playing.round_secs_left(now).unwrap_or(0.0))),
+        );
     }
 }

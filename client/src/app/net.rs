@@ -54,10 +54,18 @@ impl Plugin for NetPlugin {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Notice {
     /// The server refused us; `retry_at` is when we try again, if ever.
-    Rejected { message: String, retry_at: Option<f64> },
-    Disconnected { reason: String, retry_at: f64 },
+    Rejected {
+        message: String,
+        retry_at: Option<f64>,
+    },
+    Disconnected {
+        reason: String,
+        retry_at: f64,
+    },
     /// The invite link's room is gone.
-    RoomGone { message: String },
+    RoomGone {
+        message: String,
+    },
 }
 
 /// What one server message changed in the session.
@@ -108,7 +116,11 @@ pub struct Net {
 }
 
 impl Net {
-    fn new(url: String, events_tx: UnboundedSender<NetEvent>, events_rx: UnboundedReceiver<NetEvent>) -> Self {
+    fn new(
+        url: String,
+        events_tx: UnboundedSender<NetEvent>,
+        events_rx: UnboundedReceiver<NetEvent>,
+    ) -> Self {
         let seat = saved_seat();
         let link_room = link_room();
         let create_private = query_has("create");
@@ -228,7 +240,6 @@ fn save_seat(room: &str, token: &ResumeToken) {
         let _ = storage.set_item(SEAT_KEY, &format!("{room}:{hex}"));
     }
 }
-
 
 /// Whether the page's query has `key` (`?play`, `?name=…`, `?create`).
 fn query_has(key: &str) -> bool {
@@ -414,7 +425,12 @@ fn end_session(session: &mut Session, changes: &mut MessageWriter<SessionChange>
 }
 
 /// After a close: what to tell the player, and when to try again.
-fn wait(net: &mut Net, next: &mut NextState<Screen>, rejection: Option<(RejectReason, String)>, reason: String) {
+fn wait(
+    net: &mut Net,
+    next: &mut NextState<Screen>,
+    rejection: Option<(RejectReason, String)>,
+    reason: String,
+) {
     let now = now_secs();
     let retry_at = now + net.backoff_secs;
     net.backoff_secs = (net.backoff_secs * 2.0).min(BACKOFF_MAX_SECS);
@@ -437,7 +453,10 @@ fn wait(net: &mut Net, next: &mut NextState<Screen>, rejection: Option<(RejectRe
         Some((RejectReason::RoomNotFound, _)) => {
             net.room = None;
             net.resume = None;
-            (Notice::Disconnected { reason: "the room closed; finding another".into(), retry_at: now }, Some(now))
+            (
+                Notice::Disconnected { reason: "the room closed; finding another".into(), retry_at: now },
+                Some(now),
+            )
         }
         Some((_, message)) => (Notice::Rejected { message, retry_at: Some(retry_at) }, Some(retry_at)),
         // A retry after a rejection keeps the reason up until it succeeds.

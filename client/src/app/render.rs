@@ -52,7 +52,14 @@ impl Plugin for RenderPlugin {
             .add_systems(OnExit(Screen::Playing), despawn_all::<PlatformPart>)
             .add_systems(
                 Update,
-                (spawn_and_despawn_players, label_players, place_players, trails_and_flashes, fade, follow_camera)
+                (
+                    spawn_and_despawn_players,
+                    label_players,
+                    place_players,
+                    trails_and_flashes,
+                    fade,
+                    follow_camera,
+                )
                     .chain()
                     .in_set(ArenaSet::Render),
             );
@@ -125,7 +132,11 @@ fn tag_text(name: &str, is_you: bool, away: bool) -> String {
     }
 }
 
-fn setup(mut commands: Commands, mut meshes: ResMut<Assets<Mesh>>, mut materials: ResMut<Assets<ColorMaterial>>) {
+fn setup(
+    mut commands: Commands,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut materials: ResMut<Assets<ColorMaterial>>,
+) {
     // Flat colours need neither tonemapping nor MSAA, and on WebGL2 (worse,
     // software WebGL2) both cost whole extra passes per frame. The
     // projection keeps world units square whatever the window's aspect.
@@ -193,7 +204,8 @@ fn spawn_and_despawn_players(
     for SessionChange(change) in changes.read() {
         match change {
             Change::Joined(id) => {
-                let Some(member) = session.0.as_ref().and_then(|s| s.roster.get(id).map(|m| (s.you, m))) else {
+                let Some(member) = session.0.as_ref().and_then(|s| s.roster.get(id).map(|m| (s.you, m)))
+                else {
                     continue;
                 };
                 let (you, member) = member;
@@ -302,7 +314,8 @@ fn trails_and_flashes(
     }
     let now = now_secs();
     for (mut dot, material) in &mut dots {
-        let standing = playing.roster.get(&dot.id).is_some_and(|m| matches!(m.life, Life::Alive | Life::Protected));
+        let standing =
+            playing.roster.get(&dot.id).is_some_and(|m| matches!(m.life, Life::Alive | Life::Protected));
         let Some(&pos) = drawn.0.get(&dot.id).filter(|_| standing) else {
             dot.last = None;
             continue;
