@@ -190,6 +190,8 @@ fn bad_flags_get_a_readable_error() {
         (&["--tick-rate", "500"][..], "tick-rate"),
         (&["--room-size", "0"], "room-size"),
         (&["--max-rooms", "0"], "max-rooms"),
+        (&["--round-secs", "0"], "round-secs"),
+        (&["--podium-secs", "abc"], "podium-secs"),
         (&["--room-idle-secs", "0"], "not a time"),
         (&["--bind", "nowhere"], "--bind"),
         (&["--web-dir", "/no/such/dir"], "not a directory"),

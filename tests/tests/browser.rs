@@ -487,7 +487,10 @@ async fn a_round_in_the_browser_knockouts_overlay_and_podium() -> anyhow::Result
     // The round ends: the podium, with the top three and your place.
     browser.wait_for(&page, &body_flag("podium"), Duration::from_secs(20)).await?;
     let first = browser.eval(&page, "document.getElementById('podium-1').textContent").await?;
-    assert!(first.as_str().is_some_and(|t| t.contains("points")), "the winner is on the podium: {first}");
+    assert!(
+        first.as_str().is_some_and(|t| t.starts_with("1st ") && t.contains(" point")),
+        "the winner is on the podium: {first}"
+    );
     let place = browser.eval(&page, "document.getElementById('your-place').textContent").await?;
     assert!(place.as_str().is_some_and(|t| t.starts_with("You placed #")), "and your place: {place}");
     browser.screenshot(&page, &workspace_dir().join("target/arena-browser-podium.png")).await?;
