@@ -31,7 +31,8 @@ pub enum Behaviour {
     /// Plays the game: seeks the nearest player, dashes into it, keeps
     /// away from the edge.
     Brawler,
-    /// Picks a new random direction every second or two.
+    /// Picks a new random direction every second or two, dashing into
+    /// every other one.
     Wander,
     /// Steers in a circle.
     Circle,
@@ -151,11 +152,15 @@ impl Brain {
             Behaviour::Wander => {
                 if self.steps_left == 0 {
                     let r = self.next_random();
-                    self.current = Input::stick((r & 0xff) as u8 as i8, ((r >> 8) & 0xff) as u8 as i8);
+                    // Every other new direction starts with a dash.
+                    self.current = Input::stick((r & 0xff) as u8 as i8, ((r >> 8) & 0xff) as u8 as i8)
+                        .with_dash(r >> 40 & 1 == 1);
                     self.steps_left = INPUT_RATE_HZ + (r >> 16) as u32 % INPUT_RATE_HZ;
                 }
                 self.steps_left -= 1;
-                self.current
+                let input = self.current;
+                self.current.dash = false;
+                input
             }
             Behaviour::Circle => {
                 self.phase += std::f32::consts::TAU / (3.0 * INPUT_RATE_HZ as f32);

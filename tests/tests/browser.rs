@@ -185,6 +185,20 @@ async fn browser_client_connects_plays_and_reconnects() -> anyhow::Result<()> {
     // must match the native server bit for bit: no corrections at all.
     let moved = hold_down(&mut browser, &page, &server, me, Control::KeyS, (1.0, 100.0)).await?;
     assert!(moved > 100.0, "holding S for 1 s should move down by well over 100 units, moved {moved:.1}");
+    // And a dash: hold A, tap Space. Still predicted bit for bit.
+    browser.key(&page, true, "a", "KeyA", 65).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    browser.key(&page, true, " ", "Space", 32).await?;
+    browser.key(&page, false, " ", "Space", 32).await?;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    browser.key(&page, false, "a", "KeyA", 65).await?;
+    browser
+        .wait_for(
+            &page,
+            "JSON.parse(document.getElementById('arena-snapshot').dataset.snapshot).dash_ready < 1",
+            Duration::from_secs(10),
+        )
+        .await?;
     let after = snapshot(&mut browser, &page).await?;
     assert!(
         after["corrections"]["frames"].as_u64().unwrap_or(0) > 30,
@@ -192,7 +206,7 @@ async fn browser_client_connects_plays_and_reconnects() -> anyhow::Result<()> {
     );
     assert_eq!(
         after["corrections"]["corrected"], 0,
-        "the wasm simulation should predict the server's bits exactly: {}",
+        "the wasm simulation should predict the server's bits exactly, dash included: {}",
         after["corrections"]
     );
     assert!(after["ping_ms"].as_f64().is_some(), "the client should measure its ping: {after}");
