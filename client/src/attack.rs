@@ -250,7 +250,7 @@ async fn join_cycle(
     let frame = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             match client.recv().await {
-                Ok(Incoming::Msg(ServerMsg::Frame(f))) if f.players.iter().any(|p| p.id == welcome.you) => {
+                Ok(Incoming::Msg(ServerMsg::Frame(f))) if f.you.id == welcome.you => {
                     return Ok(());
                 }
                 Ok(Incoming::Msg(_)) => {}

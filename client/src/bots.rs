@@ -7,16 +7,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
+use arena_shared::codec::encoded_len;
 use arena_shared::netcode::CorrectionStats;
 use arena_shared::protocol::{
-    ClientMsg, Frame, INPUT_RATE_HZ, Life, PlayerId, RoomRequest, ServerMsg, close,
+    ClientMsg, Frame, INPUT_RATE_HZ, Life, PlayerId, RoomRequest, Seen, ServerMsg, close,
 };
-use arena_shared::sim::{Input, Vec2q};
+use arena_shared::sim::Input;
 use serde::Serialize;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::conditioner::{DelayLine, LinkConditions};
-use crate::session::ClientSession;
+use crate::session::{Change, ClientSession};
 use crate::ws::{ClientError, Incoming, WsClient};
 
 /// How long a bot may take to connect and complete the handshake.
@@ -270,8 +271,10 @@ pub struct BotRecord {
     /// or fell.
     pub knockouts_given: u32,
     pub knockouts_taken: u32,
+    /// Bytes of the frames received, by part.
+    pub frame_bytes: FrameBytes,
     #[serde(skip)]
-    first_pos: BTreeMap<PlayerId, Vec2q>,
+    first_pos: BTreeMap<PlayerId, (i16, i16)>,
 }
 
 impl BotRecord {
@@ -301,10 +304,12 @@ impl BotRecord {
             interp_delay_ms: 0.0,
             knockouts_given: 0,
             knockouts_taken: 0,
+            frame_bytes: FrameBytes::default(),
             first_pos: BTreeMap::new(),
         }
     }
 
+    /// Counts a frame: ticks, acks, and its bytes by part.
     fn observe_frame(&mut self, frame: &Frame) -> Result<(), String> {
         if let Some(last) = self.last_tick {
             if frame.tick <= last {
@@ -316,16 +321,43 @@ impl BotRecord {
         self.last_tick = Some(frame.tick);
         self.frames += 1;
         self.max_ack = self.max_ack.max(frame.ack_seq);
-        self.max_players_seen = self.max_players_seen.max(frame.players.len());
-        for player in frame.players.iter().filter(|p| Some(p.id) != self.id) {
-            self.saw.insert(player.id);
-            let first = *self.first_pos.entry(player.id).or_insert(player.body.pos);
-            if first != player.body.pos {
-                self.saw_move.insert(player.id);
-            }
-        }
+        let header = encoded_len(&(2u32, frame.tick, frame.ack_seq, frame.baseline));
+        let you = encoded_len(&frame.you);
+        let all = encoded_len(&ServerMsg::Frame(frame.clone()));
+        self.frame_bytes.header += header as u64;
+        self.frame_bytes.you += you as u64;
+        self.frame_bytes.others += (all - header - you) as u64;
         Ok(())
     }
+
+    /// Counts who is in view after a frame, and who moved in it.
+    fn observe_view(&mut self, view: &[(PlayerId, Seen)]) {
+        self.max_players_seen = self.max_players_seen.max(view.len() + 1);
+        for &(id, seen) in view {
+            self.saw.insert(id);
+            let first = *self.first_pos.entry(id).or_insert((seen.x, seen.y));
+            if first != (seen.x, seen.y) {
+                self.saw_move.insert(id);
+            }
+        }
+    }
+}
+
+/// Frame bytes by part: the header (tick, ack, baseline), your own state,
+/// and the others (updates, departures and their counts).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct FrameBytes {
+    pub header: u64,
+    pub you: u64,
+    pub others: u64,
+}
+
+/// Mean bytes per frame by part, over every frame the bots received.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct FrameParts {
+    pub header: f64,
+    pub you: f64,
+    pub others: f64,
 }
 
 /// Live totals for the progress line.
@@ -472,8 +504,17 @@ async fn run_bot(
                 _ => {}
             }
             let corrected_before = session.prediction.corrections.total_units;
-            if let Err(error) = session.apply(msg, at) {
-                break 'bot Outcome::ProtocolError { error: error.to_string() };
+            let is_frame = matches!(msg, ServerMsg::Frame(_));
+            match session.apply(msg, at) {
+                Ok(changes) => {
+                    if changes.contains(&Change::NeedResync) {
+                        up.push(Instant::now(), ClientMsg::Resync);
+                    }
+                }
+                Err(error) => break 'bot Outcome::ProtocolError { error: error.to_string() },
+            }
+            if is_frame {
+                record.observe_view(session.view());
             }
             let moved = session.prediction.corrections.total_units - corrected_before;
             if moved > 0.0 {
@@ -578,6 +619,11 @@ pub struct Report {
     pub rtt_ms: Percentiles,
     /// Payload bytes per second, mean per connected bot.
     pub down_bytes_per_sec: f64,
+    /// The same, median and 99th percentile over the connected bots.
+    pub down_bytes_per_sec_p50: f64,
+    pub down_bytes_per_sec_p99: f64,
+    /// Mean bytes per frame received, by part.
+    pub frame_bytes: FrameParts,
     pub up_bytes_per_sec: f64,
     /// Most players any bot saw in one frame.
     pub max_players_seen: usize,
@@ -617,6 +663,8 @@ impl Report {
         let per_sec = |value: u64, r: &BotRecord| {
             if r.connected_secs > 0.0 { value as f64 / r.connected_secs } else { 0.0 }
         };
+        let mut down_rates: Vec<f64> = connected.iter().map(|r| per_sec(r.bytes_down, r)).collect();
+        down_rates.sort_by(f64::total_cmp);
         let mut rtts: Vec<f64> = records.iter().flat_map(|r| r.rtt_ms.iter().copied()).collect();
         rtts.sort_by(f64::total_cmp);
         let mut errors: Vec<String> = Vec::new();
@@ -646,6 +694,16 @@ impl Report {
             tick_gaps: records.iter().map(|r| r.tick_gaps).sum(),
             rtt_ms: Percentiles::of_sorted(&rtts),
             down_bytes_per_sec: mean(&|r| per_sec(r.bytes_down, r)),
+            down_bytes_per_sec_p50: percentile(&down_rates, 0.50),
+            down_bytes_per_sec_p99: percentile(&down_rates, 0.99),
+            frame_bytes: {
+                let frames: u64 = records.iter().map(|r| r.frames).sum();
+                let part = |f: fn(&FrameBytes) -> u64| {
+                    let total: u64 = records.iter().map(|r| f(&r.frame_bytes)).sum();
+                    if frames == 0 { 0.0 } else { total as f64 / frames as f64 }
+                };
+                FrameParts { header: part(|b| b.header), you: part(|b| b.you), others: part(|b| b.others) }
+            },
             up_bytes_per_sec: mean(&|r| per_sec(r.bytes_up, r)),
             max_players_seen: records.iter().map(|r| r.max_players_seen).max().unwrap_or(0),
             rooms: records.iter().filter_map(|r| r.room.as_ref()).collect::<BTreeSet<_>>().len(),
@@ -688,7 +746,22 @@ impl Report {
                 "rtt p50/p95/p99",
                 format!("{:.2} / {:.2} / {:.2} ms", self.rtt_ms.p50, self.rtt_ms.p95, self.rtt_ms.p99),
             ),
-            ("down per bot", format!("{:.1} KB/s", self.down_bytes_per_sec / 1000.0)),
+            (
+                "down per bot",
+                format!(
+                    "{:.1} KB/s mean, {:.1} p50, {:.1} p99",
+                    self.down_bytes_per_sec / 1000.0,
+                    self.down_bytes_per_sec_p50 / 1000.0,
+                    self.down_bytes_per_sec_p99 / 1000.0
+                ),
+            ),
+            (
+                "frame bytes",
+                format!(
+                    "{:.1} header + {:.1} you + {:.1} others",
+                    self.frame_bytes.header, self.frame_bytes.you, self.frame_bytes.others
+                ),
+            ),
             ("up per bot", format!("{:.1} KB/s", self.up_bytes_per_sec / 1000.0)),
             ("max players seen", self.max_players_seen.to_string()),
             ("rooms", self.rooms.to_string()),
@@ -745,7 +818,7 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 mod tests {
     use super::*;
     use arena_shared::protocol::PlayerState;
-    use arena_shared::sim::Body;
+    use arena_shared::sim::{Body, Vec2q};
 
     #[test]
     fn percentile_uses_nearest_rank() {
@@ -757,24 +830,33 @@ mod tests {
     }
 
     #[test]
-    fn frames_count_gaps_and_moves() {
+    fn frames_count_gaps_bytes_and_moves() {
         let mut record = BotRecord::new(0, Outcome::Completed);
         record.id = Some(1);
-        let frame = |tick, x| Frame {
+        let frame = |tick| Frame {
             tick,
             ack_seq: tick,
-            players: vec![
-                PlayerState { id: 1, body: Body::default(), life: Life::Alive },
-                PlayerState { id: 2, body: Body::at(Vec2q::new(x, 0)), life: Life::Alive },
-            ],
+            baseline: 0,
+            you: PlayerState { id: 1, body: Body::default(), life: Life::Alive },
+            others: vec![arena_shared::protocol::OtherUpdate { id_gap: 2, dx: 5, dy: 0, life: Life::Alive }],
+            gone: Vec::new(),
         };
-        record.observe_frame(&frame(10, 0)).expect("first frame");
-        record.observe_frame(&frame(11, 0)).expect("next tick");
+        let seen = |x| vec![(2, Seen { x, y: 0, life: Life::Alive })];
+        record.observe_frame(&frame(10)).expect("first frame");
+        record.observe_view(&seen(5));
+        record.observe_frame(&frame(11)).expect("next tick");
+        record.observe_view(&seen(5));
         assert!(record.saw_move.is_empty(), "should not count a still player as moving");
-        record.observe_frame(&frame(14, 5)).expect("later tick");
+        record.observe_frame(&frame(14)).expect("later tick");
+        record.observe_view(&seen(9));
         assert_eq!(record.tick_gaps, 2, "should count ticks 12 and 13 as missing");
-        assert_eq!(record.saw_move, BTreeSet::from([2]), "should see player 2 move, not itself");
-        assert!(record.observe_frame(&frame(14, 5)).is_err(), "a repeated tick is a protocol error");
+        assert_eq!(record.saw_move, BTreeSet::from([2]), "should see player 2 move");
+        assert_eq!(record.max_players_seen, 2, "itself and player 2");
+        let total = encoded_len(&ServerMsg::Frame(frame(14))) as u64;
+        let bytes = record.frame_bytes;
+        assert_eq!(bytes.header + bytes.you + bytes.others, 3 * total, "the parts add up to the frames");
+        assert!(bytes.others > 0 && bytes.you > bytes.others, "{bytes:?}");
+        assert!(record.observe_frame(&frame(14)).is_err(), "a repeated tick is a protocol error");
     }
 
     #[test]
@@ -810,17 +892,21 @@ mod tests {
         };
         let mut session = ClientSession::new(welcome, "bot", 0);
         for tick in 1..=2 {
+            let them =
+                PlayerState { id: 2, body: Body::at(Vec2q::from_units(other.0, other.1)), life: Life::Alive };
+            let seen = Seen::of(&them);
             let frame = Frame {
                 tick,
                 ack_seq: 0,
-                players: vec![
-                    PlayerState { id: 1, body: Body::at(Vec2q::from_units(me.0, me.1)), life: Life::Alive },
-                    PlayerState {
-                        id: 2,
-                        body: Body::at(Vec2q::from_units(other.0, other.1)),
-                        life: Life::Alive,
-                    },
-                ],
+                baseline: 0,
+                you: PlayerState { id: 1, body: Body::at(Vec2q::from_units(me.0, me.1)), life: Life::Alive },
+                others: vec![arena_shared::protocol::OtherUpdate {
+                    id_gap: 2,
+                    dx: seen.x,
+                    dy: seen.y,
+                    life: Life::Alive,
+                }],
+                gone: Vec::new(),
             };
             session.apply(ServerMsg::Frame(frame), f64::from(tick) / 30.0).expect("valid frame");
         }

@@ -10,15 +10,17 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use arena_shared::netcode::{Interpolator, Prediction, RttEstimate, ServerClock};
+use arena_shared::netcode::{Interpolator, Prediction, RttEstimate, ServerClock, Smoother};
 use arena_shared::protocol::{
-    ClientMsg, Knockout, Life, PlayerId, PlayerInfo, ResumeToken, RoundInfo, RoundPhase, ServerMsg, Standing,
-    Welcome,
+    ClientMsg, Frame, Knockout, Life, PlayerId, PlayerInfo, ResumeToken, RoundInfo, RoundPhase, ServerMsg,
+    Standing, View, Welcome, apply_view,
 };
 use arena_shared::sim::{DASH_COOLDOWN_STEPS, Input, Platform};
 
 /// Kill-feed lines kept.
 pub const FEED_LINES: usize = 5;
+/// Views kept by frame tick: a frame builds on one of the last few.
+const VIEWS_KEPT: usize = 8;
 
 /// A player in the room, as the roster knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +42,9 @@ pub enum Change {
     Round(RoundInfo),
     /// Your player's life changed (to falling, out, back on the platform).
     MyLife(Life),
+    /// A frame built on a view this client no longer has: send
+    /// `ClientMsg::Resync` for a full one.
+    NeedResync,
 }
 
 /// Why a message could not be applied: the server broke the protocol.
@@ -87,6 +92,10 @@ pub struct ClientSession {
     /// Knockouts you gave and took this session.
     pub knockouts_given: u32,
     pub knockouts_taken: u32,
+    /// The views of the last frames (others in view), newest last.
+    views: VecDeque<(u32, View)>,
+    /// Fades your player's corrections out instead of snapping.
+    pub smoother: Smoother,
 }
 
 impl ClientSession {
@@ -117,6 +126,8 @@ impl ClientSession {
             knocked_out: None,
             knockouts_given: 0,
             knockouts_taken: 0,
+            views: VecDeque::new(),
+            smoother: Smoother::default(),
         }
     }
 
@@ -158,34 +169,80 @@ impl ClientSession {
                 self.round = round.clone();
                 changes.push(Change::Round(round));
             }
-            ServerMsg::Frame(frame) => {
-                if let Some(last) = self.tick
-                    && frame.tick <= last
-                {
-                    return Err(SessionError::TickWentBack { last, now: frame.tick });
-                }
-                self.tick = Some(frame.tick);
-                self.clock.on_frame(frame.tick, at);
-                for state in &frame.players {
-                    let Some(member) = self.roster.get_mut(&state.id) else { continue };
-                    let was = std::mem::replace(&mut member.life, state.life);
-                    if state.id != self.you {
-                        continue;
-                    }
-                    if was != state.life {
-                        // Fell, respawned, or a round moved everyone: no
-                        // input explains it, so it is no correction.
-                        self.prediction.reanchor();
-                        changes.push(Change::MyLife(state.life));
-                    }
-                    if can_move(state.life) {
-                        self.prediction.reconcile(state.body, frame.ack_seq);
-                    }
-                }
-                self.interpolator.push(frame.tick, frame.players);
-            }
+            ServerMsg::Frame(frame) => self.frame(frame, at, &mut changes)?,
         }
         Ok(changes)
+    }
+
+    fn frame(&mut self, frame: Frame, at: f64, changes: &mut Vec<Change>) -> Result<(), SessionError> {
+        if let Some(last) = self.tick
+            && frame.tick <= last
+        {
+            return Err(SessionError::TickWentBack { last, now: frame.tick });
+        }
+        self.tick = Some(frame.tick);
+        self.clock.on_frame(frame.tick, at);
+
+        // Yourself, exactly.
+        let me = frame.you;
+        if me.id == self.you
+            && let Some(member) = self.roster.get_mut(&me.id)
+        {
+            let was = std::mem::replace(&mut member.life, me.life);
+            if was != me.life {
+                // Fell, respawned, or a round moved everyone: no input
+                // explains it, so it is no correction, and nothing to smooth.
+                self.prediction.reanchor();
+                self.smoother.reset();
+                changes.push(Change::MyLife(me.life));
+            }
+            if can_move(me.life) {
+                let anchored = self.prediction.is_anchored();
+                let before = self.prediction.body().pos.to_units();
+                if self.prediction.reconcile(me.body, frame.ack_seq) > 0.0 && anchored {
+                    let after = self.prediction.body().pos.to_units();
+                    self.smoother.correct((after.0 - before.0, after.1 - before.1), at);
+                }
+            }
+        }
+
+        // The others in view: this frame's changes on its baseline's view.
+        let empty = Vec::new();
+        let baseline = match frame.baseline {
+            0 => Some(&empty),
+            tick => self.views.iter().find(|(t, _)| *t == tick).map(|(_, view)| view),
+        };
+        let Some(view) = baseline.and_then(|baseline| apply_view(baseline, &frame)) else {
+            changes.push(Change::NeedResync);
+            return Ok(());
+        };
+        if frame.baseline == 0 {
+            self.interpolator.clear();
+        }
+        for id in &frame.gone {
+            self.interpolator.remove(*id);
+        }
+        let mut id: PlayerId = 0;
+        for update in &frame.others {
+            id += update.id_gap;
+            if let Ok(at) = view.binary_search_by_key(&id, |(known, _)| *known) {
+                let seen = view[at].1;
+                self.interpolator.push(id, frame.tick, seen.to_units());
+                if let Some(member) = self.roster.get_mut(&id) {
+                    member.life = seen.life;
+                }
+            }
+        }
+        if self.views.len() == VIEWS_KEPT {
+            self.views.pop_front();
+        }
+        self.views.push_back((frame.tick, view));
+        Ok(())
+    }
+
+    /// The others this client can see now, by id.
+    pub fn view(&self) -> &[(PlayerId, arena_shared::protocol::Seen)] {
+        self.views.back().map_or(&[], |(_, view)| view.as_slice())
     }
 
     fn knocked_out(&mut self, knockout: Knockout, at: f64) {
@@ -281,7 +338,9 @@ impl ClientSession {
         };
         drawn.retain(|(id, _)| self.roster.get(id).is_some_and(|m| m.life != Life::Out));
         if can_move(self.my_life()) && self.prediction.is_anchored() {
-            let me = self.prediction.body().pos.to_units();
+            let (x, y) = self.prediction.body().pos.to_units();
+            let (dx, dy) = self.smoother.offset(now);
+            let me = (x + dx, y + dy);
             match drawn.iter_mut().find(|(id, _)| *id == self.you) {
                 Some(entry) => entry.1 = me,
                 None => drawn.push((self.you, me)),
@@ -301,7 +360,7 @@ fn can_move(life: Life) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use arena_shared::protocol::{Frame, PlayerState};
+    use arena_shared::protocol::{OtherUpdate, PlayerState, Seen};
     use arena_shared::sim::{self, Body, INPUT_DT_MICROS, Vec2q};
 
     use super::*;
@@ -322,12 +381,26 @@ mod tests {
         }
     }
 
+    /// A full-view frame (baseline 0): player 2 (you) exactly, the others
+    /// as newcomers to the view.
     fn frame(tick: u32, ack_seq: u32, players: &[(PlayerId, Body, Life)]) -> ServerMsg {
-        ServerMsg::Frame(Frame {
-            tick,
-            ack_seq,
-            players: players.iter().map(|&(id, body, life)| PlayerState { id, body, life }).collect(),
-        })
+        let state = |&(id, body, life): &(PlayerId, Body, Life)| PlayerState { id, body, life };
+        let you = players
+            .iter()
+            .find(|p| p.0 == 2)
+            .map_or(PlayerState { id: 2, body: Body::default(), life: Life::Alive }, state);
+        let mut last = 0;
+        let others = players
+            .iter()
+            .filter(|p| p.0 != 2)
+            .map(|p| {
+                let seen = Seen::of(&state(p));
+                let update = OtherUpdate { id_gap: p.0 - last, dx: seen.x, dy: seen.y, life: p.2 };
+                last = p.0;
+                update
+            })
+            .collect();
+        ServerMsg::Frame(Frame { tick, ack_seq, baseline: 0, you, others, gone: Vec::new() })
     }
 
     fn session() -> ClientSession {
@@ -442,6 +515,59 @@ mod tests {
         let drawn: Vec<PlayerId> = session.positions(1.0).into_iter().map(|(id, _)| id).collect();
         assert_eq!(drawn, [2]);
         assert_eq!(session.apply(frame(6, 0, &[]), 1.0), Err(SessionError::TickWentBack { last: 6, now: 6 }));
+    }
+
+    #[test]
+    fn delta_frames_build_on_kept_views_and_a_lost_baseline_asks_for_a_full_one() {
+        let mut session = session();
+        let body = |x| Body::at(Vec2q::from_units(x, 0));
+        session
+            .apply(frame(1, 0, &[(1, body(100), Life::Alive), (2, body(0), Life::Alive)]), 0.0)
+            .expect("ok");
+        assert_eq!(
+            session.view().iter().map(|(id, s)| (*id, s.to_units())).collect::<Vec<_>>(),
+            [(1, (100.0, 0.0))]
+        );
+        let you = PlayerState { id: 2, body: body(0), life: Life::Alive };
+        // On view 1: player 1 moves 2 units (8 quanta) right.
+        let moved = Frame {
+            tick: 2,
+            ack_seq: 0,
+            baseline: 1,
+            you,
+            others: vec![OtherUpdate { id_gap: 1, dx: 8, dy: 0, life: Life::Alive }],
+            gone: Vec::new(),
+        };
+        session.apply(ServerMsg::Frame(moved.clone()), 0.03).expect("ok");
+        assert_eq!(session.view()[0].1.to_units(), (102.0, 0.0));
+        // A frame on view 1 again (frame 2 was replaced on the server's
+        // side before its writer took it... or arrived anyway): still fine.
+        session.apply(ServerMsg::Frame(Frame { tick: 3, ..moved.clone() }), 0.06).expect("ok");
+        assert_eq!(session.view()[0].1.to_units(), (102.0, 0.0));
+        // Player 1 leaves the view.
+        let gone = Frame { tick: 4, baseline: 3, others: Vec::new(), gone: vec![1], ..moved.clone() };
+        session.apply(ServerMsg::Frame(gone), 0.1).expect("ok");
+        assert!(session.view().is_empty());
+        assert!(session.positions(5.0).iter().all(|(id, _)| *id != 1), "nor drawn");
+        // A baseline this client never had: ask for a full view.
+        let orphan = Frame { tick: 5, baseline: 99, ..moved };
+        assert_eq!(session.apply(ServerMsg::Frame(orphan), 0.2), Ok(vec![Change::NeedResync]));
+    }
+
+    #[test]
+    fn a_correction_is_drawn_fading_not_snapping() {
+        let mut session = session();
+        let start = Body::at(Vec2q::from_units(0, 0));
+        session.apply(frame(1, 0, &[(2, start, Life::Alive)]), 0.0).expect("ok");
+        session.input(Input::stick(127, 0));
+        // The server says we did not move (someone held us): a correction.
+        session.apply(frame(2, 1, &[(2, start, Life::Alive)]), 1.0).expect("ok");
+        assert_eq!(session.prediction.corrections.corrected, 1);
+        let drawn =
+            |now| session.positions(now).iter().find(|(id, _)| *id == 2).map(|(_, p)| p.0).expect("drawn");
+        let predicted = session.prediction.body().pos.to_units().0;
+        assert!(drawn(1.0) > predicted, "drawn where it was at first: {} vs {predicted}", drawn(1.0));
+        assert!((drawn(1.5) - predicted).abs() < 0.05, "and where the server says half a second later");
     }
 
     #[test]

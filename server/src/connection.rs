@@ -273,6 +273,8 @@ async fn read_loop(
                     ));
                 }
             }
+            // The next frame is a full view (rate-limited like everything else).
+            Ok(ClientMsg::Resync) => outbox.ask_resync(),
             Ok(ClientMsg::Hello { .. }) => {
                 metrics.kick(Kick::Protocol);
                 return Ending::Close(CloseReason::new(close::PROTOCOL_ERROR, "Hello sent twice"));
@@ -455,6 +457,7 @@ fn message_kind(msg: &ClientMsg) -> &'static str {
         ClientMsg::Hello { .. } => "Hello",
         ClientMsg::Input { .. } => "Input",
         ClientMsg::Ping { .. } => "Ping",
+        ClientMsg::Resync => "Resync",
     }
 }
 

@@ -19,6 +19,8 @@
 //!   closes when idle; seats are freed by a guard. No lock around game state.
 //! - [`world`]: the game state only (players, the match, the news) and what
 //!   one tick does to it, free of sockets, channels and timers.
+//! - [`interest`]: what each player is sent: the others in its view, as
+//!   changes since the last frame its writer took, within a byte budget.
 //! - [`links`]: the room's ends of its players' connections (outboxes and
 //!   input channels).
 //! - [`outbox`]: a player's bounded outgoing queue: events in order, and only
@@ -36,6 +38,7 @@ pub mod connection;
 #[cfg(feature = "embed-client")]
 pub mod embedded;
 pub mod http;
+pub mod interest;
 pub mod limits;
 pub mod links;
 pub mod metrics;

@@ -6,11 +6,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arena_shared::codec::encode_frame;
-use arena_shared::protocol::{PlayerId, close};
+use arena_shared::codec::encode_server;
+use arena_shared::protocol::{PlayerId, ServerMsg, close};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use crate::interest::{ClientView, Scene};
 use crate::metrics::Metrics;
 use crate::outbox::{CloseReason, FramePush, Outbox};
 use crate::world::{Frames, INPUT_QUEUE, QueuedInput, World};
@@ -20,6 +21,8 @@ struct Link {
     inputs: mpsc::Receiver<QueuedInput>,
     /// Consecutive ticks whose frame replaced one the writer had not taken.
     stale_ticks: u32,
+    /// What this connection's client knows of the others.
+    view: ClientView,
 }
 
 /// A new connection's ends: what its reader and writer hold.
@@ -46,7 +49,7 @@ impl Links {
     pub fn open(&mut self, id: PlayerId) -> Ends {
         let outbox = Arc::new(Outbox::default());
         let (tx, rx) = mpsc::channel(INPUT_QUEUE);
-        let link = Link { outbox: outbox.clone(), inputs: rx, stale_ticks: 0 };
+        let link = Link { outbox: outbox.clone(), inputs: rx, stale_ticks: 0, view: ClientView::default() };
         if let Some(old) = self.links.insert(id, link) {
             old.outbox
                 .close(CloseReason::new(close::RESUMED_ELSEWHERE, "this player connected again elsewhere"));
@@ -98,13 +101,18 @@ impl Links {
         }
     }
 
-    /// Hands every connected player its frame; returns the players that
-    /// left frames unread for too long.
-    pub fn push_frames(&mut self, frames: &Frames) -> Vec<PlayerId> {
+    /// Hands every connected player its frame (see [`crate::interest`]);
+    /// returns the players that left frames unread for too long.
+    pub fn push_frames(&mut self, frames: &Frames, scene: &Scene) -> Vec<PlayerId> {
         let mut too_slow = Vec::new();
         for &(id, ack) in &frames.acks {
             let Some(link) = self.links.get_mut(&id) else { continue };
-            let frame = Bytes::from(encode_frame(frames.tick, ack, &frames.players));
+            if link.outbox.take_resync() {
+                link.view.resync();
+            }
+            let taken = !link.outbox.has_frame();
+            let Some(frame) = link.view.frame(scene, id, (frames.tick, ack), taken) else { continue };
+            let frame = Bytes::from(encode_server(&ServerMsg::Frame(frame)));
             match link.outbox.push_frame(frame) {
                 FramePush::Fresh => link.stale_ticks = 0,
                 FramePush::Replaced => {

@@ -49,6 +49,8 @@ struct Inner {
     events: VecDeque<Bytes>,
     frame: Option<Bytes>,
     close: Option<CloseReason>,
+    /// The client asked for a full view (`Resync`); the room takes it.
+    resync: bool,
 }
 
 /// Result of pushing a frame.
@@ -114,6 +116,21 @@ impl Outbox {
 
     pub fn is_closed(&self) -> bool {
         self.lock().close.is_some()
+    }
+
+    /// Whether a frame waits that the writer has not taken yet.
+    pub fn has_frame(&self) -> bool {
+        self.lock().frame.is_some()
+    }
+
+    /// The reader's side: the client asked for a full view.
+    pub fn ask_resync(&self) {
+        self.lock().resync = true;
+    }
+
+    /// The room's side: whether a full view was asked for since last time.
+    pub fn take_resync(&self) -> bool {
+        std::mem::take(&mut self.lock().resync)
     }
 
     /// Takes everything waiting (or the close), waiting until there is something.

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ServerConfig;
+use crate::interest::Scene;
 use crate::links::{Ends, Links};
 use crate::metrics::{Kick, Metrics, RoomStats};
 use crate::outbox::CloseReason;
@@ -189,7 +190,8 @@ impl Room {
         self.links.feed(&mut self.world);
         let frames = self.world.tick();
         self.deliver_news();
-        for id in self.links.push_frames(&frames) {
+        let scene = Scene::new(frames.states.clone());
+        for id in self.links.push_frames(&frames, &scene) {
             self.kick_slow(id);
         }
     }
@@ -402,7 +404,11 @@ mod tests {
         assert!(stuck.ends.outbox.is_closed(), "stuck client should be closed after slow_client_ticks");
         assert_eq!(room.world.player_count(), 1);
         assert_eq!(last_frame(&last).tick, 5, "the reader should get every tick's frame");
-        assert_eq!(last_frame(&last).players.len(), 1, "the stuck player should be gone from frames");
+        let frame = last_frame(&last);
+        assert!(
+            frame.others.is_empty() && frame.gone == [stuck.id],
+            "the stuck player left the view: {frame:?}"
+        );
     }
 
     #[tokio::test]

@@ -8,11 +8,10 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use arena_shared::codec::EncodedPlayers;
 use arena_shared::game::{GameEvent, Match, MatchSettings};
 use arena_shared::protocol::{
-    MAX_NAME_CHARS, PROTOCOL_VERSION, PlayerId, PlayerInfo, RejectReason, Rejection, ResumeToken, ServerMsg,
-    Welcome,
+    MAX_NAME_CHARS, PROTOCOL_VERSION, PlayerId, PlayerInfo, PlayerState, RejectReason, Rejection,
+    ResumeToken, ServerMsg, Welcome,
 };
 use arena_shared::sim::{Body, INPUT_DT_MICROS, Input};
 
@@ -53,12 +52,12 @@ pub struct Seated {
     pub welcome: ServerMsg,
 }
 
-/// One tick's frames: the player list encoded once, and each connected
-/// player's ack (the last input seq applied for it).
+/// One tick's outcome for the frames: every player's state (by id), and
+/// each connected player's ack (the last input seq applied for it).
 #[derive(Debug)]
 pub struct Frames {
     pub tick: u32,
-    pub players: EncodedPlayers,
+    pub states: Vec<PlayerState>,
     pub acks: Vec<(PlayerId, u32)>,
 }
 
@@ -340,7 +339,7 @@ impl World {
         self.stats.tick.store(u64::from(tick), std::sync::atomic::Ordering::Relaxed);
         Frames {
             tick,
-            players: EncodedPlayers::new(&self.game.states()),
+            states: self.game.states(),
             acks: self
                 .players
                 .iter()

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 use crate::protocol::{
     COLORS, ClientMsg, MAX_CLIENT_MSG_BYTES, MAX_NAME_CHARS, MAX_PLAYERS, MAX_REASON_BYTES,
-    MAX_ROOM_CODE_CHARS, MAX_SERVER_MSG_BYTES, PlayerState, RoomRequest, RoundInfo, RoundPhase, ServerMsg,
+    MAX_ROOM_CODE_CHARS, MAX_SERVER_MSG_BYTES, RoomRequest, RoundInfo, RoundPhase, ServerMsg,
 };
 
 /// The bincode configuration used by server, browser and bots alike:
@@ -47,6 +47,12 @@ pub fn encode_client(msg: &ClientMsg) -> Vec<u8> {
 /// Encodes a server message.
 pub fn encode_server(msg: &ServerMsg) -> Vec<u8> {
     encode(msg)
+}
+
+/// How many bytes `value` takes on the wire (for reports that break a
+/// message down by part).
+pub fn encoded_len<T: Serialize>(value: &T) -> usize {
+    encode(value).len()
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -90,7 +96,10 @@ pub fn decode_server(bytes: &[u8]) -> Result<ServerMsg, DecodeError> {
                 return Err(DecodeError::TooLong { what: "rejection message" });
             }
         }
-        ServerMsg::Frame(frame) => check_len("frame player list", frame.players.len(), MAX_PLAYERS)?,
+        ServerMsg::Frame(frame) => {
+            check_len("frame updates", frame.others.len(), MAX_PLAYERS)?;
+            check_len("frame departures", frame.gone.len(), MAX_PLAYERS)?;
+        }
         ServerMsg::Joined(info) => check_name(&info.name)?,
         ServerMsg::Round(round) => check_round(round)?,
         ServerMsg::Left { .. }
@@ -146,42 +155,6 @@ fn check_room_code(code: &str) -> Result<(), DecodeError> {
     Ok(())
 }
 
-// ---------------------------------------------------------------------------
-// Frames: encode the shared part once per tick
-// ---------------------------------------------------------------------------
-
-/// The bincode variant index of `ServerMsg::Frame` (its position in the enum).
-const FRAME_VARIANT: u32 = 2;
-
-/// The player list of one tick, encoded once and shared by every recipient's
-/// frame. Only the header (tick, ack) differs per player.
-#[derive(Debug, Clone)]
-pub struct EncodedPlayers(Vec<u8>);
-
-impl EncodedPlayers {
-    pub fn new(players: &[PlayerState]) -> Self {
-        EncodedPlayers(encode(&players))
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-/// Encodes `ServerMsg::Frame` for one recipient from the shared player bytes:
-/// byte-for-byte what [`encode_server`] would produce.
-pub fn encode_frame(tick: u32, ack_seq: u32, players: &EncodedPlayers) -> Vec<u8> {
-    let mut out = Vec::with_capacity(12 + players.len());
-    bincode::serde::encode_into_std_write((FRAME_VARIANT, tick, ack_seq), &mut out, CONFIG)
-        .expect("writing integers into a Vec cannot fail");
-    out.extend_from_slice(&players.0);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     #[cfg(not(target_arch = "wasm32"))]
@@ -216,10 +189,13 @@ mod tests {
             ServerMsg::Frame(Frame {
                 tick: u32::MAX,
                 ack_seq: 41,
-                players: vec![
-                    PlayerState { id: 1, body, life: Life::Alive },
-                    PlayerState { id: 65_535, body, life: Life::Falling },
+                baseline: u32::MAX - 2,
+                you: PlayerState { id: 65_535, body, life: Life::Falling },
+                others: vec![
+                    OtherUpdate { id_gap: 1, dx: -3, dy: 200, life: Life::Alive },
+                    OtherUpdate { id_gap: 65_000, dx: i16::MIN, dy: i16::MAX, life: Life::Out },
                 ],
+                gone: vec![4, 9],
             }),
             ServerMsg::Joined(PlayerInfo { id: 9, name: "Zoë 🚀".into(), color: 0, score: 3 }),
             ServerMsg::Left { id: 9 },
@@ -263,6 +239,7 @@ mod tests {
             },
             ClientMsg::Input { seq: u32::MAX, input: Input { x: -127, y: 127, dash: true } },
             ClientMsg::Ping { client_time_us: 123_456_789 },
+            ClientMsg::Resync,
         ]
     }
 
@@ -284,24 +261,57 @@ mod tests {
     }
 
     #[test]
-    fn shared_frame_encoding_matches_plain_encoding() {
-        let players: Vec<PlayerState> = (0..100)
-            .map(|i| PlayerState {
-                id: i,
-                body: Body {
-                    pos: Vec2q::new(i32::from(i) * 1000, -5),
-                    vel: Vec2q::new(3, i32::from(i)),
-                    dash_cooldown: 0,
-                },
-                life: Life::Alive,
-            })
-            .collect();
-        let shared = EncodedPlayers::new(&players);
-        for (tick, ack) in [(0, 0), (1, 2), (300_000, 77), (u32::MAX, u32::MAX)] {
-            let plain =
-                encode_server(&ServerMsg::Frame(Frame { tick, ack_seq: ack, players: players.clone() }));
-            assert_eq!(encode_frame(tick, ack, &shared), plain, "should match bincode's own frame bytes");
-        }
+    fn a_frame_applies_to_its_baseline_view() {
+        let seen = |x, y| Seen { x, y, life: Life::Alive };
+        let baseline: View = vec![(2, seen(10, 10)), (5, seen(-4, 0)), (9, seen(0, 0))];
+        let body = Body::default();
+        let frame = Frame {
+            tick: 8,
+            ack_seq: 0,
+            baseline: 7,
+            you: PlayerState { id: 1, body, life: Life::Alive },
+            // 3 is new (absolute), 5 moves by (+6, -1) and falls; 9 leaves.
+            others: vec![
+                OtherUpdate { id_gap: 3, dx: 100, dy: -50, life: Life::Protected },
+                OtherUpdate { id_gap: 2, dx: 6, dy: -1, life: Life::Falling },
+            ],
+            gone: vec![9],
+        };
+        assert_eq!(
+            apply_view(&baseline, &frame),
+            Some(vec![
+                (2, seen(10, 10)),
+                (3, Seen { x: 100, y: -50, life: Life::Protected }),
+                (5, Seen { x: 2, y: -1, life: Life::Falling }),
+            ])
+        );
+        let overflow = Frame {
+            others: vec![OtherUpdate { id_gap: u16::MAX, dx: 0, dy: 0, life: Life::Alive }; 2],
+            ..frame.clone()
+        };
+        assert_eq!(apply_view(&baseline, &overflow), None, "ids past u16::MAX do not fit");
+        let repeated = Frame {
+            others: vec![
+                OtherUpdate { id_gap: 4, dx: 0, dy: 0, life: Life::Alive },
+                OtherUpdate { id_gap: 0, dx: 0, dy: 0, life: Life::Alive },
+            ],
+            ..frame
+        };
+        assert_eq!(apply_view(&baseline, &repeated), None, "an id twice does not fit");
+    }
+
+    #[test]
+    fn positions_quantise_to_a_quarter_unit_and_clamp() {
+        let at = |x: i32, y: i32| PlayerState { id: 1, body: Body::at(Vec2q::new(x, y)), life: Life::Alive };
+        assert_eq!(
+            Seen::of(&at(256, -256)),
+            Seen { x: 4, y: -4, life: Life::Alive },
+            "one unit is four quanta"
+        );
+        assert_eq!(Seen::of(&at(31, 33)).x, 0, "rounds to the nearest quantum");
+        assert_eq!(Seen::of(&at(31, 33)).y, 1);
+        assert_eq!(Seen::of(&at(i32::MAX / 2, i32::MIN / 2)).x, i16::MAX, "far away clamps");
+        assert_eq!(Seen::of(&at(256 * 100, 0)).to_units(), (100.0, 0.0));
     }
 
     #[test]
@@ -325,8 +335,9 @@ mod tests {
 
     #[test]
     fn huge_length_prefix_does_not_allocate_or_panic() {
-        // Frame variant, tick 0, ack 0, then a player count of u64::MAX.
-        let bytes = [2u8, 0, 0, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        // Frame variant, tick 0, ack 0, baseline 0, a zero `you` (7 bytes),
+        // then an update count of u64::MAX.
+        let bytes = [2u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
         assert!(decode_server(&bytes).is_err(), "should refuse an impossible length");
         // Hello with a name length of 2^24.
         let hello = [0u8, 1, 0xfc, 0, 0, 0, 1];
@@ -368,8 +379,16 @@ mod tests {
 
     #[test]
     fn frame_with_too_many_players_is_rejected() {
-        let players = vec![PlayerState { id: 0, body: Body::default(), life: Life::Out }; MAX_PLAYERS + 1];
-        let bytes = encode_server(&ServerMsg::Frame(Frame { tick: 0, ack_seq: 0, players }));
+        let others = vec![OtherUpdate { id_gap: 1, dx: 0, dy: 0, life: Life::Out }; MAX_PLAYERS + 1];
+        let you = PlayerState { id: 0, body: Body::default(), life: Life::Out };
+        let bytes = encode_server(&ServerMsg::Frame(Frame {
+            tick: 0,
+            ack_seq: 0,
+            baseline: 0,
+            you,
+            others,
+            gone: Vec::new(),
+        }));
         assert!(matches!(decode_server(&bytes), Err(DecodeError::TooMany { .. })));
     }
 

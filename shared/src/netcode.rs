@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 
-use crate::protocol::{PlayerId, PlayerState};
+use crate::protocol::PlayerId;
 use crate::sim::{self, Body, FIXED_ONE, INPUT_DT_MICROS, Input};
 
 /// Unacked inputs kept for replay; older ones are dropped (the server is
@@ -195,59 +195,145 @@ impl ServerClock {
 // Interpolation
 // ---------------------------------------------------------------------------
 
-/// Frames kept for interpolation (over a second at 30 Hz).
-const INTERP_FRAMES: usize = 48;
+/// Samples kept per player (half a second or more at 30 Hz).
+const TRACK_SAMPLES: usize = 16;
+/// Longest sample interval the delay adapts to, in ticks.
+const MAX_TRACK_INTERVAL: f64 = 12.0;
 
-/// Received frames, for drawing other players between two of them.
+/// Where each other player was at the ticks its view changed, for drawing
+/// it between two of them. Frames update only what changed (and, under the
+/// server's byte budget, far players less often), so each player has its own
+/// track, and a player updated every few ticks is drawn that much later so
+/// that it still moves smoothly.
 #[derive(Debug, Clone, Default)]
 pub struct Interpolator {
-    frames: VecDeque<(u32, Vec<PlayerState>)>,
+    tracks: std::collections::BTreeMap<PlayerId, Track>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Track {
+    samples: VecDeque<(u32, (f32, f32))>,
+}
+
+impl Track {
+    /// Ticks between this player's recent updates (quiet spells left out),
+    /// rounded down to 1 when it is updated about every tick.
+    fn interval(&self) -> f64 {
+        let recent = self.samples.iter().rev().take(8).map(|(tick, _)| *tick).collect::<Vec<_>>();
+        let gaps: Vec<u32> =
+            recent.windows(2).map(|w| w[0] - w[1]).filter(|&g| f64::from(g) <= MAX_TRACK_INTERVAL).collect();
+        if gaps.is_empty() {
+            return 1.0;
+        }
+        let mean = f64::from(gaps.iter().sum::<u32>()) / gaps.len() as f64;
+        if mean < 1.5 { 1.0 } else { mean }
+    }
 }
 
 impl Interpolator {
-    pub fn push(&mut self, tick: u32, players: Vec<PlayerState>) {
-        if self.frames.back().is_some_and(|(last, _)| *last >= tick) {
-            return;
+    /// Records that player `id` was at `pos` (world units) at `tick`.
+    pub fn push(&mut self, id: PlayerId, tick: u32, pos: (f32, f32)) {
+        let track = self.tracks.entry(id).or_default();
+        if let Some(&(last_tick, last_pos)) = track.samples.back() {
+            if last_tick >= tick {
+                // Late (a reordering link): slot it in where it belongs.
+                if let Err(at) = track.samples.binary_search_by_key(&tick, |(t, _)| *t)
+                    && at > 0
+                {
+                    track.samples.insert(at, (tick, pos));
+                }
+                return;
+            }
+            if f64::from(tick - last_tick) > (3.0 * track.interval()).max(4.0) {
+                // It stood still until just now: hold, then move.
+                track.samples.push_back((tick - 1, last_pos));
+            }
         }
-        if self.frames.len() == INTERP_FRAMES {
-            self.frames.pop_front();
+        while track.samples.len() >= TRACK_SAMPLES {
+            track.samples.pop_front();
         }
-        self.frames.push_back((tick, players));
+        track.samples.push_back((tick, pos));
     }
 
-    pub fn newest_tick(&self) -> Option<u32> {
-        self.frames.back().map(|(tick, _)| *tick)
+    /// Forgets a player that left the view.
+    pub fn remove(&mut self, id: PlayerId) {
+        self.tracks.remove(&id);
     }
 
-    /// Positions (world units) of every player at `render_tick`, between the
-    /// two frames around it. Before the oldest frame, or past the newest,
-    /// positions hold at that frame: never extrapolated.
+    pub fn clear(&mut self) {
+        self.tracks.clear();
+    }
+
+    /// How many ticks later than `render_tick` player `id` is drawn (its
+    /// updates' spacing beyond one tick).
+    pub fn extra_delay(&self, id: PlayerId) -> f64 {
+        self.tracks.get(&id).map_or(0.0, |t| t.interval() - 1.0)
+    }
+
+    /// Positions (world units) of every tracked player at `render_tick`
+    /// (later for sparsely updated ones), between the two samples around
+    /// it. Before the oldest sample, or past the newest, a player holds
+    /// there: never extrapolated.
     pub fn sample(&self, render_tick: f64) -> Vec<(PlayerId, (f32, f32))> {
-        let Some(newer_index) = self.frames.iter().position(|(tick, _)| f64::from(*tick) >= render_tick)
-        else {
-            return self.frames.back().map(|(_, players)| at_rest(players)).unwrap_or_default();
-        };
-        if newer_index == 0 {
-            return at_rest(&self.frames[0].1);
-        }
-        let (older_tick, older) = &self.frames[newer_index - 1];
-        let (newer_tick, newer) = &self.frames[newer_index];
-        let span = f64::from(newer_tick - older_tick);
-        let t = ((render_tick - f64::from(*older_tick)) / span).clamp(0.0, 1.0) as f32;
-        newer
+        self.tracks
             .iter()
-            .map(|player| {
-                let to = player.body.pos.to_units();
-                let from =
-                    older.iter().find(|p| p.id == player.id).map(|p| p.body.pos.to_units()).unwrap_or(to);
-                (player.id, (from.0 + (to.0 - from.0) * t, from.1 + (to.1 - from.1) * t))
+            .filter_map(|(&id, track)| {
+                let at = render_tick - (track.interval() - 1.0);
+                let samples = &track.samples;
+                let newer = samples.iter().position(|(tick, _)| f64::from(*tick) >= at);
+                let pos = match newer {
+                    None => samples.back()?.1,
+                    Some(0) => samples[0].1,
+                    Some(i) => {
+                        let ((t0, p0), (t1, p1)) = (samples[i - 1], samples[i]);
+                        let t = ((at - f64::from(t0)) / f64::from(t1 - t0)).clamp(0.0, 1.0) as f32;
+                        (p0.0 + (p1.0 - p0.0) * t, p0.1 + (p1.1 - p0.1) * t)
+                    }
+                };
+                Some((id, pos))
             })
             .collect()
     }
 }
 
-fn at_rest(players: &[PlayerState]) -> Vec<(PlayerId, (f32, f32))> {
-    players.iter().map(|p| (p.id, p.body.pos.to_units())).collect()
+// ---------------------------------------------------------------------------
+// Smoothing corrections
+// ---------------------------------------------------------------------------
+
+/// How long a visible correction takes to fade (the error decays with this
+/// time constant instead of snapping).
+pub const SMOOTHING_SECS: f64 = 0.1;
+/// A correction bigger than this (world units) is a teleport: snap.
+pub const SNAP_UNITS: f32 = 120.0;
+
+/// An offset drawn on top of your predicted player after a correction,
+/// decaying to nothing, so that reconciliation never makes it jump.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Smoother {
+    offset: (f32, f32),
+    since: f64,
+}
+
+impl Smoother {
+    /// The prediction moved by `moved` (new minus old, world units) at
+    /// `now`: keep drawing the player where it was, and fade from there.
+    pub fn correct(&mut self, moved: (f32, f32), now: f64) {
+        let current = self.offset(now);
+        let offset = (current.0 - moved.0, current.1 - moved.1);
+        let size = (offset.0 * offset.0 + offset.1 * offset.1).sqrt();
+        self.offset = if size > SNAP_UNITS { (0.0, 0.0) } else { offset };
+        self.since = now;
+    }
+
+    /// What to add to the predicted position when drawing at `now`.
+    pub fn offset(&self, now: f64) -> (f32, f32) {
+        let fade = (-(now - self.since).max(0.0) / SMOOTHING_SECS).exp() as f32;
+        (self.offset.0 * fade, self.offset.1 * fade)
+    }
+
+    pub fn reset(&mut self) {
+        self.offset = (0.0, 0.0);
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -280,7 +366,6 @@ impl RttEstimate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::Life;
     use crate::sim::{Vec2q, bump};
 
     /// A tiny deterministic RNG for delays.
@@ -387,8 +472,7 @@ mod tests {
             while next < arrivals.len() && arrivals[next].0 <= now {
                 let (at, tick) = arrivals[next];
                 clock.on_frame(tick, at);
-                let body = Body::at(Vec2q::from_units(3 * tick as i32, 10));
-                interp.push(tick, vec![PlayerState { id: 9, body, life: Life::Alive }]);
+                interp.push(9, tick, (3.0 * tick as f32, 10.0));
                 next += 1;
             }
             if let Some(render) = clock.render_tick(now) {
@@ -433,13 +517,59 @@ mod tests {
     #[test]
     fn interpolator_holds_past_the_ends_and_lerps_between() {
         let mut interp = Interpolator::default();
-        let at = |x| vec![PlayerState { id: 1, body: Body::at(Vec2q::from_units(x, 0)), life: Life::Alive }];
-        interp.push(10, at(0));
-        interp.push(12, at(100));
-        interp.push(11, at(999));
-        assert_eq!(interp.sample(11.0), vec![(1, (50.0, 0.0))], "halfway, ignoring an out-of-order frame");
+        interp.push(1, 10, (0.0, 0.0));
+        interp.push(1, 11, (50.0, 0.0));
+        interp.push(1, 11, (999.0, 0.0));
+        assert_eq!(interp.sample(10.5), vec![(1, (25.0, 0.0))], "halfway, ignoring a repeated tick");
         assert_eq!(interp.sample(5.0), vec![(1, (0.0, 0.0))], "before the oldest: hold");
-        assert_eq!(interp.sample(20.0), vec![(1, (100.0, 0.0))], "past the newest: hold, no extrapolation");
+        assert_eq!(interp.sample(20.0), vec![(1, (50.0, 0.0))], "past the newest: hold, no extrapolation");
+        interp.push(1, 13, (150.0, 0.0));
+        interp.push(1, 12, (100.0, 0.0));
+        assert_eq!(interp.sample(12.0), vec![(1, (100.0, 0.0))], "a late sample slots in");
+        interp.remove(1);
+        assert!(interp.sample(10.5).is_empty(), "a player that left the view is not drawn");
+    }
+
+    #[test]
+    fn a_player_updated_every_third_tick_is_drawn_later_and_still_moves_every_frame() {
+        let mut interp = Interpolator::default();
+        // Moving right 3 units a tick, sampled every third tick.
+        for tick in (3..=90u32).step_by(3) {
+            interp.push(4, tick, (3.0 * tick as f32, 0.0));
+        }
+        assert!(
+            (interp.extra_delay(4) - 2.0).abs() < 0.2,
+            "about two ticks later: {}",
+            interp.extra_delay(4)
+        );
+        let xs: Vec<f32> = (0..60).map(|i| interp.sample(70.0 + f64::from(i) / 4.0)[0].1.0).collect();
+        assert!(xs.windows(2).all(|w| w[1] > w[0]), "moves on every frame between sparse updates: {xs:?}");
+    }
+
+    #[test]
+    fn a_player_that_stood_still_starts_moving_without_a_slow_glide() {
+        let mut interp = Interpolator::default();
+        interp.push(2, 1, (0.0, 0.0));
+        // Nothing for 60 ticks (it stood still), then it moves.
+        interp.push(2, 61, (3.0, 0.0));
+        interp.push(2, 62, (6.0, 0.0));
+        assert_eq!(interp.sample(30.0), vec![(2, (0.0, 0.0))], "still in the middle of the quiet spell");
+        assert_eq!(interp.sample(60.0), vec![(2, (0.0, 0.0))], "still until just before it moved");
+    }
+
+    #[test]
+    fn a_correction_fades_over_about_a_hundred_milliseconds() {
+        let mut smoother = Smoother::default();
+        smoother.correct((10.0, 0.0), 1.0);
+        assert_eq!(smoother.offset(1.0), (-10.0, 0.0), "drawn where it was at first");
+        let later = smoother.offset(1.0 + SMOOTHING_SECS).0;
+        assert!(
+            (later + 10.0 / std::f32::consts::E).abs() < 0.01,
+            "a time constant later, 1/e left: {later}"
+        );
+        assert!(smoother.offset(1.5).0.abs() < 0.1, "gone within half a second");
+        smoother.correct((500.0, 0.0), 2.0);
+        assert_eq!(smoother.offset(2.0), (0.0, 0.0), "a teleport snaps");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::sim::{Body, Input, Platform};
 // ---------------------------------------------------------------------------
 
 /// Bumped on every incompatible change to these types or to `sim`.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// How many player colours there are; a `Hello` picks one by index.
 pub const COLORS: u8 = 10;
@@ -61,6 +61,8 @@ pub enum ClientMsg {
     Input { seq: u32, input: Input },
     /// Application-level ping; the server echoes `client_time_us` in `Pong`.
     Ping { client_time_us: u64 },
+    /// The client lost a frame's baseline: the next frame is a full view.
+    Resync,
 }
 
 /// Which room a `Hello` asks for.
@@ -188,14 +190,44 @@ pub struct Standing {
     pub knockouts: u32,
 }
 
+/// One tick for one player: your own state in full, and what changed
+/// about the others you can see since an earlier frame (the baseline).
+///
+/// The others a client knows form its *view*: id → quantised position and
+/// life. A frame's view is its baseline's view (an empty one for baseline
+/// 0), without `gone`, with `others` applied. Positions travel at
+/// [`POS_QUANTUM`] precision, as deltas from the baseline's (from 0 for a
+/// player new to the view); ids as gaps from the previous one.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     pub tick: u32,
     /// The last input `seq` the server applied for the receiving player
     /// (0 before any input).
     pub ack_seq: u32,
-    /// Every player in the room, sorted by id.
-    pub players: Vec<PlayerState>,
+    /// The tick of the frame this one's view builds on; 0: a full view.
+    pub baseline: u32,
+    /// The receiving player, exactly: reconciliation needs position,
+    /// velocity and cooldown bit for bit.
+    pub you: PlayerState,
+    /// Others that entered the view or changed since the baseline, by id.
+    pub others: Vec<OtherUpdate>,
+    /// Others that left the view (or the room) since the baseline, by id.
+    pub gone: Vec<PlayerId>,
+}
+
+/// Fixed-point units per quantum of the others' positions: a quarter of a
+/// world unit (a quarter pixel at zoom 1), finer than anything drawn.
+pub const POS_QUANTUM: i32 = 64;
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OtherUpdate {
+    /// This id minus the previous update's (the first: minus 0).
+    pub id_gap: u16,
+    /// Position change in quanta since the baseline (for a player new to
+    /// the view: the position itself).
+    pub dx: i16,
+    pub dy: i16,
+    pub life: Life,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +235,64 @@ pub struct PlayerState {
     pub id: PlayerId,
     pub body: Body,
     pub life: Life,
+}
+
+/// What a client knows of another player: position in quanta, and life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Seen {
+    pub x: i16,
+    pub y: i16,
+    pub life: Life,
+}
+
+impl Seen {
+    /// The view's form of a player's state.
+    pub fn of(state: &PlayerState) -> Self {
+        let q = |v: i32| {
+            (v + POS_QUANTUM / 2).div_euclid(POS_QUANTUM).clamp(i32::from(i16::MIN), i32::from(i16::MAX))
+                as i16
+        };
+        Seen { x: q(state.body.pos.x), y: q(state.body.pos.y), life: state.life }
+    }
+
+    /// Position in world units, for drawing.
+    pub fn to_units(self) -> (f32, f32) {
+        let scale = POS_QUANTUM as f32 / crate::sim::FIXED_ONE as f32;
+        (f32::from(self.x) * scale, f32::from(self.y) * scale)
+    }
+}
+
+/// A view: the others a client knows, sorted by id.
+pub type View = Vec<(PlayerId, Seen)>;
+
+/// Applies a frame's `others` and `gone` to its baseline's view. `None`:
+/// the frame does not fit that view (an id past `u16::MAX`, ids out of
+/// order): the client should ask for a full view.
+pub fn apply_view(baseline: &[(PlayerId, Seen)], frame: &Frame) -> Option<View> {
+    let mut view: View =
+        baseline.iter().filter(|(id, _)| frame.gone.binary_search(id).is_err()).copied().collect();
+    let mut id: PlayerId = 0;
+    for (i, update) in frame.others.iter().enumerate() {
+        id = id.checked_add(update.id_gap)?;
+        if i > 0 && update.id_gap == 0 {
+            return None;
+        }
+        let seen = match view.binary_search_by_key(&id, |(known, _)| *known) {
+            Ok(at) => {
+                let old = view[at].1;
+                let seen = Seen {
+                    x: old.x.wrapping_add(update.dx),
+                    y: old.y.wrapping_add(update.dy),
+                    life: update.life,
+                };
+                view[at].1 = seen;
+                continue;
+            }
+            Err(at) => (at, Seen { x: update.dx, y: update.dy, life: update.life }),
+        };
+        view.insert(seen.0, (id, seen.1));
+    }
+    Some(view)
 }
 
 // ---------------------------------------------------------------------------

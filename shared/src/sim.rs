@@ -284,22 +284,79 @@ pub fn bump(a: &mut Body, b: &mut Body) -> bool {
 }
 
 /// Every pair of `bodies` that overlaps, bumped once per call, in a
-/// deterministic order (a sweep along x, ties by index). Calls `touched`
-/// with the indices of each pair that touched. Near-linear for spread-out
-/// bodies: only neighbours along x are compared.
+/// deterministic order (by the lower index, then the neighbouring cells in
+/// a fixed order). Calls `touched` with the indices of each pair that
+/// touched. A [`Grid`] of cells one player wide finds the pairs, so the
+/// cost grows with the bodies, not with their pairs.
 pub fn collide(bodies: &mut [Body], mut touched: impl FnMut(usize, usize)) {
-    let reach = 2 * PLAYER_RADIUS * FIXED_ONE;
-    let mut order: Vec<usize> = (0..bodies.len()).collect();
-    order.sort_by_key(|&i| (bodies[i].pos.x, i));
-    for (k, &i) in order.iter().enumerate() {
-        for &j in &order[k + 1..] {
-            if bodies[j].pos.x - bodies[i].pos.x >= reach {
-                break;
+    let grid = Grid::new(2 * PLAYER_RADIUS, bodies.iter().map(|b| b.pos));
+    // Cells as filed: bumps move bodies, the pairs stay the ones found.
+    let keys: Vec<(i32, i32)> = bodies.iter().map(|b| grid.key(b.pos)).collect();
+    for (i, &(cx, cy)) in keys.iter().enumerate() {
+        // This cell (later indices only) and the four cells "after" it, so
+        // each pair of neighbouring cells is looked at once.
+        for (dx, dy) in [(0, 0), (1, -1), (1, 0), (1, 1), (0, 1)] {
+            for &j in grid.cell((cx + dx, cy + dy)) {
+                if (dx, dy) == (0, 0) && j <= i {
+                    continue;
+                }
+                debug_assert_ne!(i, j, "a body is filed under one cell");
+                let (lo, hi) = (i.min(j), i.max(j));
+                let (left, right) = bodies.split_at_mut(hi);
+                if bump(&mut left[lo], &mut right[0]) {
+                    touched(lo, hi);
+                }
             }
-            let (lo, hi) = (i.min(j), i.max(j));
-            let (left, right) = bodies.split_at_mut(hi);
-            if bump(&mut left[lo], &mut right[0]) {
-                touched(lo, hi);
+        }
+    }
+}
+
+/// A uniform grid of square cells over a set of positions: which of them
+/// are near a point, without looking at the others.
+#[derive(Debug, Clone)]
+pub struct Grid {
+    /// Cell side, fixed-point units.
+    cell: i64,
+    cells: std::collections::HashMap<(i32, i32), Vec<usize>>,
+}
+
+impl Grid {
+    /// Files each position (by its index) under its cell of `cell_units`
+    /// world units.
+    pub fn new(cell_units: i32, positions: impl Iterator<Item = Vec2q>) -> Self {
+        let cell = i64::from(cell_units.max(1)) * i64::from(FIXED_ONE);
+        let mut grid = Grid { cell, cells: std::collections::HashMap::new() };
+        for (index, pos) in positions.enumerate() {
+            let key = grid.key(pos);
+            grid.cells.entry(key).or_default().push(index);
+        }
+        grid
+    }
+
+    /// The cell a position falls in.
+    pub fn key(&self, pos: Vec2q) -> (i32, i32) {
+        let at = |v: i32| i64::from(v).div_euclid(self.cell) as i32;
+        (at(pos.x), at(pos.y))
+    }
+
+    /// The indices filed under one cell, in index order.
+    pub fn cell(&self, key: (i32, i32)) -> &[usize] {
+        self.cells.get(&key).map_or(&[], Vec::as_slice)
+    }
+
+    /// Calls `visit` with every index in the cells that overlap the square
+    /// of half-side `reach_units` around `center` (a superset of those
+    /// within that distance).
+    pub fn near(&self, center: Vec2q, reach_units: i32, mut visit: impl FnMut(usize)) {
+        let reach = i64::from(reach_units) * i64::from(FIXED_ONE);
+        let span = |v: i32| {
+            let lo = (i64::from(v) - reach).div_euclid(self.cell) as i32;
+            let hi = (i64::from(v) + reach).div_euclid(self.cell) as i32;
+            lo..=hi
+        };
+        for cy in span(center.y) {
+            for cx in span(center.x) {
+                self.cell((cx, cy)).iter().for_each(|&i| visit(i));
             }
         }
     }
@@ -439,6 +496,31 @@ mod tests {
         let mut pairs = Vec::new();
         collide(&mut bodies, |i, j| pairs.push((i, j)));
         assert_eq!(pairs, [(0, 2)]);
+    }
+
+    #[test]
+    fn the_grid_finds_what_is_near_and_collide_finds_every_touching_pair() {
+        let points = [Vec2q::from_units(0, 0), Vec2q::from_units(39, 0), Vec2q::from_units(-500, 700)];
+        let grid = Grid::new(100, points.iter().copied());
+        let mut near = Vec::new();
+        grid.near(Vec2q::from_units(10, 10), 60, |i| near.push(i));
+        near.sort_unstable();
+        assert_eq!(near, [0, 1], "the far point is not visited");
+        // A crowd on a line and in a clump: the grid finds the same pairs as
+        // comparing every pair would.
+        let mut bodies: Vec<Body> = (0..60).map(|i| still((i % 12) * 33 - 200, (i / 12) * 35 - 80)).collect();
+        let mut expected = Vec::new();
+        for i in 0..bodies.len() {
+            for j in i + 1..bodies.len() {
+                if bodies[i].pos.distance(bodies[j].pos) < i64::from(2 * PLAYER_RADIUS * FIXED_ONE) {
+                    expected.push((i, j));
+                }
+            }
+        }
+        let mut found = Vec::new();
+        collide(&mut bodies, |i, j| found.push((i, j)));
+        found.sort_unstable();
+        assert!(expected.iter().all(|pair| found.contains(pair)), "missed pairs: {expected:?} vs {found:?}");
     }
 
     #[test]

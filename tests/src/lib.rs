@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use arena_client::bots::{Behaviour, Live, Outcome, Report, RoomPlan, SwarmConfig, run_swarm};
 use arena_client::ws::{ClientError, Incoming, WsClient};
 use arena_server::ServerConfig;
-use arena_shared::protocol::ServerMsg;
+use arena_shared::protocol::{Frame, PlayerId, ServerMsg, View, apply_view};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -137,6 +137,77 @@ pub async fn recv_until<T>(
             }
             Incoming::Closed(frame) => bail!("closed while waiting: {frame:?}"),
         }
+    }
+}
+
+/// A test client that builds its view of the others from every frame it
+/// reads, as a real client does (frames are changes to earlier views).
+pub struct Observer {
+    pub client: WsClient,
+    views: std::collections::VecDeque<(u32, View)>,
+}
+
+impl Observer {
+    pub fn new(client: WsClient) -> Self {
+        Observer { client, views: Default::default() }
+    }
+
+    fn apply(&mut self, frame: &Frame) -> anyhow::Result<()> {
+        let empty = Vec::new();
+        let baseline = match frame.baseline {
+            0 => &empty,
+            tick => self.views.iter().find(|(t, _)| *t == tick).map(|(_, v)| v).context("baseline kept")?,
+        };
+        let view = apply_view(baseline, frame).context("frame fits its baseline")?;
+        if self.views.len() == 8 {
+            self.views.pop_front();
+        }
+        self.views.push_back((frame.tick, view));
+        Ok(())
+    }
+
+    /// The others in view after the last frame, by id.
+    pub fn view(&self) -> &[(PlayerId, arena_shared::protocol::Seen)] {
+        self.views.back().map_or(&[], |(_, v)| v.as_slice())
+    }
+
+    /// Where `id` is (world units) in the view, if it is in view.
+    pub fn position(&self, id: PlayerId) -> Option<(f32, f32)> {
+        self.view().iter().find(|(who, _)| *who == id).map(|(_, seen)| seen.to_units())
+    }
+
+    /// Reads (applying every frame) until `want` matches a message; `want`
+    /// sees the view as it is after that message.
+    pub async fn recv_until<T>(
+        &mut self,
+        mut want: impl FnMut(&ServerMsg, &Observer) -> Option<T>,
+    ) -> anyhow::Result<T> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.client.recv())
+                .await
+                .context("waited 10s for a message")??;
+            match next {
+                Incoming::Msg(msg) => {
+                    if let ServerMsg::Frame(frame) = &msg {
+                        self.apply(frame)?;
+                    }
+                    if let Some(found) = want(&msg, self) {
+                        return Ok(found);
+                    }
+                }
+                Incoming::Closed(frame) => bail!("closed while waiting: {frame:?}"),
+            }
+        }
+    }
+
+    /// Where `id` is in the first frame of tick `from` or later that has it in view.
+    pub async fn position_of(&mut self, id: PlayerId, from: u32) -> anyhow::Result<(f32, f32)> {
+        self.recv_until(|m, view| match m {
+            ServerMsg::Frame(f) if f.tick >= from => view.position(id),
+            _ => None,
+        })
+        .await
     }
 }
 

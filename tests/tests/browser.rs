@@ -12,9 +12,8 @@ use arena_client::bots::{Behaviour, Live, RoomPlan, SwarmConfig, run_swarm};
 use arena_client::ws::Incoming;
 use arena_server::ServerConfig;
 use arena_shared::protocol::{PlayerId, ServerMsg};
-use arena_shared::sim::FIXED_ONE;
 use arena_tests::browser::{Browser, Page};
-use arena_tests::{Relay, TestServer, http_get, recv_until, test_config};
+use arena_tests::{Observer, Relay, TestServer, http_get, test_config};
 use serde_json::Value;
 
 /// One browser at a time: software WebGL on two cores is slow enough alone.
@@ -106,12 +105,13 @@ async fn hold_down(
     control: Control,
     (secs, expect): (f64, f64),
 ) -> anyhow::Result<f64> {
-    let (mut observer, _) = server.player("observer").await?;
-    let y_of = |msg: &ServerMsg| match msg {
-        ServerMsg::Frame(f) => f.players.iter().find(|p| p.id == player).map(|p| f64::from(p.body.pos.y)),
+    let (observer, _) = server.player("observer").await?;
+    let mut observer = Observer::new(observer);
+    let y_of = |msg: &ServerMsg, view: &Observer| match msg {
+        ServerMsg::Frame(_) => view.position(player).map(|p| f64::from(p.1)),
         _ => None,
     };
-    let before = recv_until(&mut observer, y_of).await?;
+    let before = observer.recv_until(y_of).await?;
     browser.eval(page, "document.getElementById('arena-canvas').focus(), true").await?;
     press(browser, page, control, true).await?;
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
@@ -119,9 +119,9 @@ async fn hold_down(
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut moved = 0.0;
     while moved < expect && Instant::now() < deadline {
-        moved = (recv_until(&mut observer, y_of).await? - before) / f64::from(FIXED_ONE);
+        moved = observer.recv_until(y_of).await? - before;
     }
-    observer.close().await;
+    observer.client.close().await;
     Ok(moved)
 }
 

@@ -8,7 +8,8 @@ use anyhow::{Context, bail};
 use arena_client::ws::{Incoming, WsClient};
 use arena_server::ServerConfig;
 use arena_shared::protocol::{
-    ClientMsg, Knockout, Life, PlayerId, RoundInfo, RoundPhase, ServerMsg, Standing, Welcome,
+    ClientMsg, Knockout, Life, PlayerId, RoundInfo, RoundPhase, ServerMsg, Standing, View, Welcome,
+    apply_view,
 };
 use arena_shared::sim::{FIXED_ONE, Input};
 use arena_tests::{TestServer, test_config};
@@ -49,16 +50,14 @@ impl Watcher {
 /// Steers `attacker` behind `victim` (on the side of the platform's
 /// centre) and dashes it outwards, until the server reports a knockout.
 /// Returns the knockout and everything else heard meanwhile.
-async fn knock_off(
-    attacker: &mut WsClient,
-    me: PlayerId,
-    victim: PlayerId,
-) -> anyhow::Result<(Knockout, Vec<ServerMsg>)> {
+async fn knock_off(attacker: &mut WsClient, victim: PlayerId) -> anyhow::Result<(Knockout, Vec<ServerMsg>)> {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut heard = Vec::new();
     let mut seq = 0u32;
     let (mut my_pos, mut its_pos, mut its_life) = ((0.0f32, 0.0f32), None, Life::Protected);
     let mut my_life = Life::Protected;
+    // The victim's place, from the frames' views of the others.
+    let mut views: std::collections::BTreeMap<u32, View> = Default::default();
     loop {
         if Instant::now() > deadline {
             let events: Vec<&ServerMsg> =
@@ -73,17 +72,20 @@ async fn knock_off(
             let Incoming::Msg(msg) = incoming? else { bail!("attacker's socket closed") };
             match &msg {
                 ServerMsg::Frame(frame) => {
-                    for p in &frame.players {
-                        let at =
-                            (p.body.pos.x as f32 / FIXED_ONE as f32, p.body.pos.y as f32 / FIXED_ONE as f32);
-                        if p.id == me {
-                            my_pos = at;
-                            my_life = p.life;
-                        } else if p.id == victim {
-                            its_pos = Some(at);
-                            its_life = p.life;
-                        }
+                    let baseline = match frame.baseline {
+                        0 => Vec::new(),
+                        tick => views.get(&tick).cloned().context("baseline kept")?,
+                    };
+                    let view = apply_view(&baseline, frame).context("frame fits its baseline")?;
+                    if let Some((_, seen)) = view.iter().find(|(id, _)| *id == victim) {
+                        its_pos = Some(seen.to_units());
+                        its_life = seen.life;
                     }
+                    views.insert(frame.tick, view);
+                    views.retain(|&tick, _| tick + 8 > frame.tick);
+                    let pos = frame.you.body.pos;
+                    my_pos = (pos.x as f32 / FIXED_ONE as f32, pos.y as f32 / FIXED_ONE as f32);
+                    my_life = frame.you.life;
                 }
                 ServerMsg::KnockedOut(knockout) if knockout.victim == victim => {
                     return Ok((*knockout, heard));
@@ -127,7 +129,7 @@ async fn a_dash_off_the_edge_is_credited_to_the_dasher() -> anyhow::Result<()> {
     let ((mut attacker, ada), (victim_socket, bob)) = two_players(&server).await?;
     assert!(ada.platform.radius >= 200, "the platform travels in Welcome: {:?}", ada.platform);
     let victim = watch(victim_socket);
-    let (knockout, _) = knock_off(&mut attacker, ada.you, bob.you).await?;
+    let (knockout, _) = knock_off(&mut attacker, bob.you).await?;
     assert_eq!(knockout, Knockout { victim: bob.you, victim_score: 0, by: Some(ada.you), by_score: 1 });
     // Everyone is told, the victim too.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -137,7 +139,7 @@ async fn a_dash_off_the_edge_is_credited_to_the_dasher() -> anyhow::Result<()> {
     let lives: Vec<Life> = heard
         .iter()
         .filter_map(|m| match m {
-            ServerMsg::Frame(f) => f.players.iter().find(|p| p.id == bob.you).map(|p| p.life),
+            ServerMsg::Frame(f) => Some(f.you.life),
             _ => None,
         })
         .collect();
@@ -151,7 +153,7 @@ async fn a_short_round_ends_on_a_podium_and_the_next_starts_from_zero() -> anyho
     let server = TestServer::start(config).await?;
     let ((mut attacker, ada), (victim_socket, bob)) = two_players(&server).await?;
     let victim = watch(victim_socket);
-    let (knockout, _) = knock_off(&mut attacker, ada.you, bob.you).await?;
+    let (knockout, _) = knock_off(&mut attacker, bob.you).await?;
     assert_eq!(knockout.by, Some(ada.you), "the knockout came within the round");
 
     // The round's end: standings best first, then a new round.

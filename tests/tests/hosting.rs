@@ -69,7 +69,7 @@ async fn https_and_wss_serve_the_game_with_the_hosts_certificate() -> anyhow::Re
     let mut client = WsClient::connect_with(&url, &[], Some(trust)).await?;
     let welcome = client.handshake("secure").await?;
     let tick = recv_until(&mut client, |m| match m {
-        ServerMsg::Frame(f) if f.players.iter().any(|p| p.id == welcome.you) => Some(f.tick),
+        ServerMsg::Frame(f) if f.you.id == welcome.you => Some(f.tick),
         _ => None,
     })
     .await?;
@@ -160,7 +160,7 @@ async fn the_self_contained_binary_serves_the_game_from_an_empty_directory() -> 
     let mut bot = WsClient::connect(&format!("ws://{addr}/ws")).await?;
     let welcome = bot.handshake("bundle-bot").await?;
     let frame = recv_until(&mut bot, |m| match m {
-        ServerMsg::Frame(f) if f.players.iter().any(|p| p.id == welcome.you) => Some(f.tick),
+        ServerMsg::Frame(f) if f.you.id == welcome.you => Some(f.tick),
         _ => None,
     })
     .await?;
@@ -258,7 +258,7 @@ async fn behind_nginx_pages_from_the_public_name_play_and_others_are_refused() -
         WsClient::connect_with_headers(&url, &[("host", &page_host), ("origin", &origin)]).await?;
     let welcome = player.handshake("proxied").await?;
     let tick = recv_until(&mut player, |m| match m {
-        ServerMsg::Frame(f) if f.players.iter().any(|p| p.id == welcome.you) => Some(f.tick),
+        ServerMsg::Frame(f) if f.you.id == welcome.you => Some(f.tick),
         _ => None,
     })
     .await?;

@@ -8,8 +8,8 @@ use arena_client::attack::connect_ws;
 use arena_client::ws::WsClient;
 use arena_server::ServerConfig;
 use arena_shared::protocol::{ClientMsg, PlayerId, ResumeToken, RoomRequest, ServerMsg, Welcome, close};
-use arena_shared::sim::{Input, Vec2q};
-use arena_tests::{TestServer, expect_close, recv_until, test_config};
+use arena_shared::sim::Input;
+use arena_tests::{Observer, TestServer, expect_close, recv_until, test_config};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -36,15 +36,6 @@ async fn resume(server: &TestServer, code: &str, token: ResumeToken) -> anyhow::
     Ok((client, welcome))
 }
 
-/// Where `id` is in the first frame of tick `from` or later.
-async fn position_of(observer: &mut WsClient, id: PlayerId, from: u32) -> anyhow::Result<Vec2q> {
-    recv_until(observer, |m| match m {
-        ServerMsg::Frame(f) if f.tick >= from => f.players.iter().find(|p| p.id == id).map(|p| p.body.pos),
-        _ => None,
-    })
-    .await
-}
-
 #[tokio::test]
 async fn a_dropped_player_comes_back_with_its_id_name_and_place() -> anyhow::Result<()> {
     let server = TestServer::start(config(5.0)).await?;
@@ -52,39 +43,53 @@ async fn a_dropped_player_comes_back_with_its_id_name_and_place() -> anyhow::Res
     let code = welcome.room.clone();
     let mut observer = server.client().await?;
     observer.handshake_in("observer", RoomRequest::Join { code: code.clone() }).await?;
+    let mut observer = Observer::new(observer);
     for seq in 1..=20 {
         ada.send(&ClientMsg::Input { seq, input: Input::stick(127, 0) }).await?;
     }
-    // Once all 20 are applied ada stands still: she has no more inputs.
+    // All 20 applied: ada has no more inputs.
     let applied = recv_until(&mut ada, |m| match m {
         ServerMsg::Frame(f) if f.ack_seq == 20 => Some(f.tick),
         _ => None,
     })
     .await?;
-    let before = position_of(&mut observer, welcome.you, applied).await?;
+    // She slides on a little (a player with no inputs coasts): wait until
+    // she has stood still for half a second.
+    observer.position_of(welcome.you, applied).await?;
+    let mut still = (None, 0);
+    let before = observer
+        .recv_until(|m, view| {
+            let ServerMsg::Frame(_) = m else { return None };
+            let at = view.position(welcome.you)?;
+            still = if still.0 == Some(at) { (still.0, still.1 + 1) } else { (Some(at), 0) };
+            (still.1 >= 15).then_some(at)
+        })
+        .await?;
 
     drop(ada);
-    let away = recv_until(&mut observer, |m| match m {
-        ServerMsg::Away { id } => Some(*id),
-        ServerMsg::Left { id } => Some(id.wrapping_add(10_000)),
-        _ => None,
-    })
-    .await?;
+    let away = observer
+        .recv_until(|m, _| match m {
+            ServerMsg::Away { id } => Some(*id),
+            ServerMsg::Left { id } => Some(id.wrapping_add(10_000)),
+            _ => None,
+        })
+        .await?;
     assert_eq!(away, welcome.you, "the others see ada as away, not gone");
-    let held = position_of(&mut observer, welcome.you, applied).await?;
+    let held = observer.position_of(welcome.you, applied).await?;
     assert_eq!(held, before, "a held player does not move");
 
     let (mut back, again) = resume(&server, &code, welcome.resume).await?;
     assert!(again.resumed, "the token should give the seat back");
     assert_eq!((again.you, again.room.as_str()), (welcome.you, code.as_str()), "same id, same room");
-    let name = recv_until(&mut observer, |m| match m {
-        ServerMsg::Back { id } if *id == welcome.you => Some(()),
-        ServerMsg::Joined(p) if p.id == welcome.you => Some(()),
-        _ => None,
-    })
-    .await;
+    let name = observer
+        .recv_until(|m, _| match m {
+            ServerMsg::Back { id } if *id == welcome.you => Some(()),
+            ServerMsg::Joined(p) if p.id == welcome.you => Some(()),
+            _ => None,
+        })
+        .await;
     assert!(name.is_ok(), "the others hear ada is back");
-    assert_eq!(position_of(&mut observer, welcome.you, again.tick).await?, before, "in the same place");
+    assert_eq!(observer.position_of(welcome.you, again.tick).await?, before, "in the same place");
     // Inputs count from 1 again on the new connection, and move the player.
     for seq in 1..=6 {
         back.send(&ClientMsg::Input { seq, input: Input::stick(0, 127) }).await?;

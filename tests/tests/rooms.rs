@@ -25,7 +25,17 @@ async fn seen_ids(client: &mut WsClient) -> anyhow::Result<BTreeSet<PlayerId>> {
     let mut seen = BTreeSet::new();
     for _ in 0..15 {
         let ids = recv_until(client, |m| match m {
-            ServerMsg::Frame(f) => Some(f.players.iter().map(|p| p.id).collect::<Vec<_>>()),
+            // Ids travel as gaps from the one before.
+            ServerMsg::Frame(f) => Some(
+                f.others
+                    .iter()
+                    .scan(0u16, |id, update| {
+                        *id += update.id_gap;
+                        Some(*id)
+                    })
+                    .chain([f.you.id])
+                    .collect::<Vec<_>>(),
+            ),
             _ => None,
         })
         .await?;

@@ -17,7 +17,7 @@ use arena_tests::{
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_bots_join_and_each_sees_every_other_bot_move() -> anyhow::Result<()> {
+async fn fifty_bots_join_and_see_the_others_in_view_move() -> anyhow::Result<()> {
     // One room big enough for all fifty (the default room holds 32).
     let server = TestServer::start(ServerConfig { max_players: 64, ..test_config() }).await?;
     let config = swarm(&server, 50, 5.0, Behaviour::Wander);
@@ -27,12 +27,19 @@ async fn fifty_bots_join_and_each_sees_every_other_bot_move() -> anyhow::Result<
     assert_eq!(report.protocol_errors, 0, "should see no protocol errors: {report:?}");
     let ids: BTreeSet<u16> = records.iter().filter_map(|r| r.id).collect();
     assert_eq!(ids.len(), 50, "every bot should get its own id");
+    // Each bot sees the others within its view (interest management), so
+    // not necessarily all 49; every bot is seen moving by some other.
+    let seen_moving: BTreeSet<u16> = records.iter().flat_map(|r| r.saw_move.iter().copied()).collect();
+    assert_eq!(seen_moving, ids, "every bot should be seen moving by another");
     for record in &records {
         assert_eq!(record.outcome, Outcome::Completed, "bot {} should run to the end", record.index);
         let me = record.id.expect("connected bots have an id");
-        let others: BTreeSet<u16> = ids.iter().copied().filter(|&id| id != me).collect();
-        let unseen: Vec<_> = others.difference(&record.saw_move).collect();
-        assert!(unseen.is_empty(), "bot {me} should see every other bot move; never saw {unseen:?} move");
+        assert!(!record.saw_move.contains(&me), "a bot's view holds the others, not itself");
+        assert!(
+            record.saw_move.len() >= 10,
+            "bot {me} should see at least 10 others move: {:?}",
+            record.saw_move
+        );
         let (first, last) = (record.first_tick.expect("got frames"), record.last_tick.expect("got frames"));
         assert!(last > first + 30, "ticks should advance: {first} -> {last}");
         assert!(
@@ -49,7 +56,7 @@ async fn acked_seq_rises_and_inputs_move_the_player() -> anyhow::Result<()> {
     let (mut client, welcome) = server.player("mover").await?;
     let me = welcome.you;
     let start = recv_until(&mut client, |m| match m {
-        ServerMsg::Frame(f) => f.players.iter().find(|p| p.id == me).map(|p| p.body.pos),
+        ServerMsg::Frame(f) => (f.you.id == me).then_some(f.you.body.pos),
         _ => None,
     })
     .await?;
@@ -66,9 +73,7 @@ async fn acked_seq_rises_and_inputs_move_the_player() -> anyhow::Result<()> {
         }
     }
     let (ack, pos) = recv_until(&mut client, |m| match m {
-        ServerMsg::Frame(f) if f.ack_seq == 30 => {
-            f.players.iter().find(|p| p.id == me).map(|p| (f.ack_seq, p.body.pos))
-        }
+        ServerMsg::Frame(f) if f.ack_seq == 30 => (f.you.id == me).then_some((f.ack_seq, f.you.body.pos)),
         _ => None,
     })
     .await?;

@@ -112,6 +112,9 @@ pub struct Net {
     events_rx: Mutex<UnboundedReceiver<NetEvent>>,
     /// The rejection received on the current attempt, if any.
     rejection: Option<(RejectReason, String)>,
+    /// `?lag=MS&jitter=MS`: a link conditioner for trying the game on a
+    /// bad network (behind a mutex only because resources must be `Sync`).
+    lag: Mutex<Option<Lag>>,
     last_ping: f64,
 }
 
@@ -143,11 +146,23 @@ impl Net {
             events_rx: Mutex::new(events_rx),
             rejection: None,
             last_ping: 0.0,
+            lag: Mutex::new(Lag::from_query()),
         }
     }
 
-    /// Queues a message for the server; dropped when not connected.
+    /// Queues a message for the server (after the page's simulated lag, if
+    /// any); dropped when not connected.
     pub fn send(&self, msg: ClientMsg) {
+        if self.outgoing.is_none() {
+            return;
+        }
+        match self.lag.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).as_mut() {
+            Some(lag) => lag.up(now_secs(), msg),
+            None => self.forward(msg),
+        }
+    }
+
+    fn forward(&self, msg: ClientMsg) {
         if let Some(outgoing) = &self.outgoing {
             let _ = outgoing.unbounded_send(msg);
         }
@@ -165,6 +180,11 @@ impl Net {
 
     fn connect(&mut self) {
         self.attempt += 1;
+        // Nothing held back for the old socket may reach the new one.
+        if let Some(lag) = self.lag.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner()).as_mut() {
+            lag.up.clear();
+            lag.down.clear();
+        }
         self.rejection = None;
         let (tx, rx) = unbounded();
         self.outgoing = Some(tx);
@@ -368,8 +388,27 @@ fn receive_messages(
     let net = &mut *net;
     let events: Vec<NetEvent> = {
         let mut rx = net.events_rx.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        std::iter::from_fn(|| rx.try_recv().ok()).collect()
+        let arrived: Vec<NetEvent> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        let mut lag = net.lag.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match lag.as_mut() {
+            Some(lag) => {
+                let now = now_secs();
+                arrived.into_iter().for_each(|event| lag.down(now, event));
+                lag.due_down(now)
+            }
+            None => arrived,
+        }
     };
+    // Messages held back by the simulated lag go out when due.
+    let due_up = net
+        .lag
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .as_mut()
+        .map(|lag| lag.due_up(now_secs()));
+    for msg in due_up.into_iter().flatten() {
+        net.forward(msg);
+    }
     for event in events {
         match event {
             NetEvent::Msg { attempt, msg, at } if attempt == net.attempt => match msg {
@@ -393,6 +432,9 @@ fn receive_messages(
                     let Some(playing) = session.0.as_mut() else { continue };
                     match playing.apply(msg, at) {
                         Ok(applied) => {
+                            if applied.contains(&Change::NeedResync) {
+                                net.send(ClientMsg::Resync);
+                            }
                             changes.write_batch(applied.into_iter().map(SessionChange));
                         }
                         Err(e) => {
@@ -477,5 +519,79 @@ fn send_pings(mut net: ResMut<Net>, session: Res<Session>) {
     {
         net.last_ping = now;
         net.send(playing.ping(now));
+    }
+}
+
+/// The page's link conditioner (`?lag=100&jitter=20`): each message waits
+/// half the lag, give or take half the jitter, each way; like TCP, it never
+/// reorders. Arrival times are the delayed ones, as a real link would give.
+struct Lag {
+    one_way_secs: f64,
+    jitter_secs: f64,
+    rng: u64,
+    up: std::collections::VecDeque<(f64, ClientMsg)>,
+    down: std::collections::VecDeque<(f64, NetEvent)>,
+}
+
+impl Lag {
+    fn from_query() -> Option<Lag> {
+        let param = |key| {
+            web_sys::window()
+                .and_then(|w| w.location().search().ok())
+                .and_then(|search| web_sys::UrlSearchParams::new_with_str(&search).ok())
+                .and_then(|p| p.get(key))
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|v| v.is_finite())
+                .map(|v| v.clamp(0.0, 5_000.0))
+        };
+        let (lag, jitter) = (param("lag").unwrap_or(0.0), param("jitter").unwrap_or(0.0));
+        (lag > 0.0 || jitter > 0.0).then(|| Lag {
+            one_way_secs: lag / 2000.0,
+            jitter_secs: jitter / 2000.0,
+            rng: 0x9E37_79B9_7F4A_7C15 ^ page_opened_at() as u64,
+            up: Default::default(),
+            down: Default::default(),
+        })
+    }
+
+    /// When a message sent at `now` arrives: never before the one before it.
+    fn due(&mut self, now: f64, last: Option<f64>) -> f64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let spread = (self.rng >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
+        let due = now + (self.one_way_secs + spread * self.jitter_secs).max(0.0);
+        last.map_or(due, |last| due.max(last))
+    }
+
+    fn up(&mut self, now: f64, msg: ClientMsg) {
+        let due = self.due(now, self.up.back().map(|(due, _)| *due));
+        self.up.push_back((due, msg));
+    }
+
+    fn down(&mut self, now: f64, event: NetEvent) {
+        let due = self.due(now, self.down.back().map(|(due, _)| *due));
+        self.down.push_back((due, event));
+    }
+
+    fn due_up(&mut self, now: f64) -> Vec<ClientMsg> {
+        let mut out = Vec::new();
+        while self.up.front().is_some_and(|(due, _)| *due <= now) {
+            out.extend(self.up.pop_front().map(|(_, msg)| msg));
+        }
+        out
+    }
+
+    fn due_down(&mut self, now: f64) -> Vec<NetEvent> {
+        let mut out = Vec::new();
+        while self.down.front().is_some_and(|(due, _)| *due <= now) {
+            if let Some((due, event)) = self.down.pop_front() {
+                out.push(match event {
+                    NetEvent::Msg { attempt, msg, .. } => NetEvent::Msg { attempt, msg, at: due },
+                    closed => closed,
+                });
+            }
+        }
+        out
     }
 }

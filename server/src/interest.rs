@@ -1,0 +1,327 @@
+//! What each player is sent every tick: the others within its view (with
+//! hysteresis, so players at the edge do not flicker), as changes since the
+//! frame its connection's writer last took, under a byte budget that sends
+//! nearer and longer-waiting changes first.
+//!
+//! Why the writer's frame is the baseline: a WebSocket is one ordered TCP
+//! stream, so a frame the writer took reaches the client, in order, or the
+//! connection dies. The only frames that are lost are the ones the outbox
+//! replaced before the writer took them, and the room knows those. So the
+//! baseline needs no acknowledgement round trip (which would resend every
+//! change for a whole RTT). A client that ever lacks a baseline (it cannot:
+//! it keeps the last views) asks for a full view with `Resync`.
+
+use std::collections::BTreeMap;
+
+use arena_shared::protocol::{Frame, OtherUpdate, PlayerId, PlayerState, Seen, View};
+use arena_shared::sim::{FIXED_ONE, Grid, Vec2q};
+
+/// Others within this distance (world units) enter a player's view. The
+/// page shows at least 720 units across its shorter side; this covers a
+/// wide window's corners.
+pub const VIEW_RADIUS: i32 = 900;
+/// Others already in view leave it only past this distance.
+pub const VIEW_KEEP_RADIUS: i32 = 1000;
+/// Bytes per frame for the others' changes (the frame's header and your own
+/// state come on top, about 30 bytes): about 1.7 KB/s at 30 Hz, however
+/// full the room.
+pub const OTHERS_BUDGET_BYTES: usize = 56;
+/// The interest grid's cell side, world units.
+const GRID_CELL: i32 = 250;
+
+/// One tick's players, sorted by id, with a grid for "who is near".
+pub struct Scene {
+    states: Vec<PlayerState>,
+    grid: Grid,
+}
+
+impl Scene {
+    pub fn new(states: Vec<PlayerState>) -> Self {
+        let grid = Grid::new(GRID_CELL, states.iter().map(|s| s.body.pos));
+        Scene { states, grid }
+    }
+
+    fn get(&self, id: PlayerId) -> Option<&PlayerState> {
+        self.states.binary_search_by_key(&id, |s| s.id).ok().map(|i| &self.states[i])
+    }
+}
+
+/// One connection's side of the view: what its client has, and what waits.
+#[derive(Debug, Default)]
+pub struct ClientView {
+    /// The view after the frame the writer last took: the baseline.
+    taken: (u32, View),
+    /// The view after the frame now waiting in the outbox.
+    waiting: Option<(u32, View)>,
+    /// Changed players not sent yet: how long they waited, weighted by
+    /// nearness. Sent ones start again from 0, so nobody starves.
+    priority: BTreeMap<PlayerId, f32>,
+}
+
+impl ClientView {
+    /// The next frame is a full view (a new connection, or `Resync`).
+    pub fn resync(&mut self) {
+        self.taken = (0, Vec::new());
+        self.waiting = None;
+    }
+
+    /// Builds player `me`'s frame for `tick`. `previous_taken`: whether the
+    /// writer took the last frame (if not, it is about to be replaced and
+    /// is no baseline). `None`: `me` is not in the scene.
+    pub fn frame(
+        &mut self,
+        scene: &Scene,
+        me: PlayerId,
+        (tick, ack_seq): (u32, u32),
+        previous_taken: bool,
+    ) -> Option<Frame> {
+        if let (true, Some(waiting)) = (previous_taken, self.waiting.take()) {
+            self.taken = waiting;
+        }
+        let you = *scene.get(me)?;
+        let visible = self.visible(scene, me, you.body.pos);
+        let baseline = &self.taken.1;
+
+        // Merge the baseline with what is visible now (both sorted by id).
+        let mut gone = Vec::new();
+        let mut changed: Vec<(PlayerId, Seen, Option<Seen>, f32)> = Vec::new();
+        let (mut b, mut v) = (0, 0);
+        while b < baseline.len() || v < visible.len() {
+            let (old, new) = (baseline.get(b), visible.get(v));
+            match (old, new) {
+                (Some(&(old_id, _)), Some(&(new_id, ..))) if old_id < new_id => {
+                    gone.push(old_id);
+                    b += 1;
+                }
+                (Some(&(old_id, _)), None) => {
+                    gone.push(old_id);
+                    b += 1;
+                }
+                (Some(&(old_id, old_seen)), Some(&(new_id, seen, nearness))) if old_id == new_id => {
+                    if seen != old_seen {
+                        changed.push((new_id, seen, Some(old_seen), nearness));
+                    }
+                    b += 1;
+                    v += 1;
+                }
+                (_, Some(&(new_id, seen, nearness))) => {
+                    changed.push((new_id, seen, None, nearness));
+                    v += 1;
+                }
+                (None, None) => break,
+            }
+        }
+
+        // Everyone changed waits a little longer; the nearest, the new and
+        // the ones whose life changed wait least.
+        let mut waited: BTreeMap<PlayerId, f32> = BTreeMap::new();
+        for &(id, seen, old, nearness) in &changed {
+            let urgency = match old {
+                None => 20.0,
+                Some(old) if old.life != seen.life => 10.0,
+                Some(_) => 0.0,
+            };
+            let before = self.priority.get(&id).copied().unwrap_or(0.0);
+            waited.insert(id, before + 1.0 + 3.0 * nearness + urgency);
+        }
+        let mut order: Vec<usize> = (0..changed.len()).collect();
+        order.sort_by(|&a, &b| waited[&changed[b].0].total_cmp(&waited[&changed[a].0]).then(a.cmp(&b)));
+        let mut bytes = 0;
+        let mut chosen = Vec::new();
+        for index in order {
+            let (_, seen, old, _) = changed[index];
+            let (dx, dy) = delta(seen, old);
+            let size = 2 + varint_len(zigzag(dx)) + varint_len(zigzag(dy));
+            if bytes + size > OTHERS_BUDGET_BYTES && !chosen.is_empty() {
+                continue;
+            }
+            bytes += size;
+            chosen.push(index);
+        }
+        chosen.sort_unstable();
+
+        let mut others = Vec::with_capacity(chosen.len());
+        let mut view: View =
+            baseline.iter().filter(|(id, _)| gone.binary_search(id).is_err()).copied().collect();
+        let mut last_id = 0;
+        for &index in &chosen {
+            let (id, seen, old, _) = changed[index];
+            let (dx, dy) = delta(seen, old);
+            others.push(OtherUpdate { id_gap: id - last_id, dx, dy, life: seen.life });
+            last_id = id;
+            waited.remove(&id);
+            match view.binary_search_by_key(&id, |(known, _)| *known) {
+                Ok(at) => view[at].1 = seen,
+                Err(at) => view.insert(at, (id, seen)),
+            }
+        }
+        self.priority = waited;
+        let frame = Frame { tick, ack_seq, baseline: self.taken.0, you, others, gone };
+        self.waiting = Some((tick, view));
+        Some(frame)
+    }
+
+    /// The others `me` can see, by id, with how near each is (1 at `me`, 0
+    /// at the view's edge): within [`VIEW_RADIUS`], or [`VIEW_KEEP_RADIUS`]
+    /// for those already in view.
+    fn visible(&self, scene: &Scene, me: PlayerId, at: Vec2q) -> Vec<(PlayerId, Seen, f32)> {
+        let fixed = i64::from(FIXED_ONE);
+        let (enter, keep) = (i64::from(VIEW_RADIUS) * fixed, i64::from(VIEW_KEEP_RADIUS) * fixed);
+        let mut visible = Vec::new();
+        scene.grid.near(at, VIEW_KEEP_RADIUS, |index| {
+            let other = &scene.states[index];
+            if other.id == me {
+                return;
+            }
+            let (dx, dy) = (i64::from(other.body.pos.x - at.x), i64::from(other.body.pos.y - at.y));
+            let dist_sq = dx * dx + dy * dy;
+            let known = self.taken.1.binary_search_by_key(&other.id, |(id, _)| *id).is_ok();
+            if dist_sq <= enter * enter || (known && dist_sq <= keep * keep) {
+                let nearness = 1.0 - (dist_sq as f64).sqrt() / enter as f64;
+                visible.push((other.id, Seen::of(other), nearness.max(0.0) as f32));
+            }
+        });
+        visible.sort_unstable_by_key(|(id, ..)| *id);
+        visible
+    }
+}
+
+/// The change from `old` to `seen` in quanta (from 0 for a newcomer).
+fn delta(seen: Seen, old: Option<Seen>) -> (i16, i16) {
+    let old = old.unwrap_or_default();
+    (seen.x.wrapping_sub(old.x), seen.y.wrapping_sub(old.y))
+}
+
+fn zigzag(v: i16) -> u16 {
+    ((v << 1) ^ (v >> 15)) as u16
+}
+
+/// Bytes bincode's varint takes for a `u16`.
+fn varint_len(v: u16) -> usize {
+    if v < 251 { 1 } else { 3 }
+}
+
+#[cfg(test)]
+mod tests {
+    use arena_shared::codec::{decode_server, encode_server};
+    use arena_shared::protocol::{Life, ServerMsg, apply_view};
+    use arena_shared::sim::Body;
+
+    use super::*;
+
+    fn at(id: PlayerId, x: i32, y: i32) -> PlayerState {
+        PlayerState { id, body: Body::at(Vec2q::from_units(x, y)), life: Life::Alive }
+    }
+
+    /// The client's side: applies frames to the views it keeps.
+    #[derive(Default)]
+    struct Client {
+        views: BTreeMap<u32, View>,
+    }
+
+    impl Client {
+        fn apply(&mut self, frame: &Frame) -> View {
+            let wire = encode_server(&ServerMsg::Frame(frame.clone()));
+            let Ok(ServerMsg::Frame(frame)) = decode_server(&wire) else { panic!("frames decode") };
+            let empty = Vec::new();
+            let baseline = if frame.baseline == 0 {
+                &empty
+            } else {
+                self.views.get(&frame.baseline).expect("baseline kept")
+            };
+            let view = apply_view(baseline, &frame).expect("frame fits its baseline");
+            self.views.insert(frame.tick, view.clone());
+            view
+        }
+    }
+
+    #[test]
+    fn only_players_in_view_are_sent_with_hysteresis_at_the_edge() {
+        let mut view = ClientView::default();
+        let mut client = Client::default();
+        let scene = Scene::new(vec![at(1, 0, 0), at(2, 500, 0), at(3, 950, 0), at(4, 3000, 0)]);
+        let first = view.frame(&scene, 1, (1, 0), true).expect("in the scene");
+        assert_eq!(first.baseline, 0, "the first frame is a full view");
+        let seen: Vec<PlayerId> = client.apply(&first).iter().map(|(id, _)| *id).collect();
+        assert_eq!(seen, [2], "3 is past the view radius, 4 far away");
+        // 3 comes within the radius: it enters; then drifts to 950 again: it stays.
+        let scene = Scene::new(vec![at(1, 0, 0), at(2, 500, 0), at(3, 850, 0), at(4, 3000, 0)]);
+        let frame = view.frame(&scene, 1, (2, 0), true).expect("in the scene");
+        assert_eq!(frame.baseline, 1);
+        assert_eq!(client.apply(&frame).iter().map(|(id, _)| *id).collect::<Vec<_>>(), [2, 3]);
+        let scene = Scene::new(vec![at(1, 0, 0), at(2, 500, 0), at(3, 950, 0), at(4, 3000, 0)]);
+        let frame = view.frame(&scene, 1, (3, 0), true).expect("in the scene");
+        assert!(frame.gone.is_empty(), "within the keep radius, 3 stays in view");
+        client.apply(&frame);
+        // Past the keep radius it leaves, and the client drops it.
+        let scene = Scene::new(vec![at(1, 0, 0), at(2, 500, 0), at(3, 1050, 0)]);
+        let frame = view.frame(&scene, 1, (4, 0), true).expect("in the scene");
+        assert_eq!(frame.gone, [3]);
+        assert_eq!(client.apply(&frame).iter().map(|(id, _)| *id).collect::<Vec<_>>(), [2]);
+    }
+
+    #[test]
+    fn unchanged_players_cost_nothing_and_changes_are_exact() {
+        let mut view = ClientView::default();
+        let mut client = Client::default();
+        let still = Scene::new(vec![at(1, 0, 0), at(2, 100, 0), at(3, -100, 40)]);
+        client.apply(&view.frame(&still, 1, (1, 0), true).expect("in the scene"));
+        let frame = view.frame(&still, 1, (2, 0), true).expect("in the scene");
+        assert!(frame.others.is_empty() && frame.gone.is_empty(), "nothing moved, nothing sent");
+        client.apply(&frame);
+        let moved = Scene::new(vec![at(1, 0, 0), at(2, 103, 1), at(3, -100, 40)]);
+        let frame = view.frame(&moved, 1, (3, 0), true).expect("in the scene");
+        assert_eq!(frame.others.len(), 1);
+        let known = client.apply(&frame);
+        assert_eq!(known[0], (2, Seen::of(&at(2, 103, 1))), "the client's view is the server's, quantised");
+    }
+
+    #[test]
+    fn a_frame_the_writer_did_not_take_is_no_baseline() {
+        let mut view = ClientView::default();
+        let mut client = Client::default();
+        client.apply(&view.frame(&Scene::new(vec![at(1, 0, 0), at(2, 10, 0)]), 1, (1, 0), true).expect("ok"));
+        // Frame 2 is built but replaced before the writer takes it.
+        let _lost = view.frame(&Scene::new(vec![at(1, 0, 0), at(2, 20, 0)]), 1, (2, 0), true).expect("ok");
+        let frame = view.frame(&Scene::new(vec![at(1, 0, 0), at(2, 30, 0)]), 1, (3, 0), false).expect("ok");
+        assert_eq!(frame.baseline, 1, "built on the last frame the writer took");
+        assert_eq!(client.apply(&frame)[0].1, Seen::of(&at(2, 30, 0)));
+    }
+
+    #[test]
+    fn a_crowd_stays_within_the_budget_and_nobody_starves() {
+        let mut view = ClientView::default();
+        let mut client = Client::default();
+        let crowd = |t: i32| -> Scene {
+            Scene::new(
+                (1..=80u16)
+                    .map(|id| at(id, (i32::from(id) % 10) * 60 - 300 + t, (i32::from(id) / 10) * 60 - 240))
+                    .collect(),
+            )
+        };
+        let mut last_sent: BTreeMap<PlayerId, u32> = BTreeMap::new();
+        let mut longest_wait = 0;
+        for tick in 1..=120u32 {
+            let frame = view.frame(&crowd(tick as i32 * 5), 1, (tick, 0), true).expect("in the scene");
+            let others_bytes =
+                encode_server(&ServerMsg::Frame(Frame { others: frame.others.clone(), ..frame.clone() }))
+                    .len();
+            if tick > 1 {
+                assert!(others_bytes <= 120, "frame {tick} is {others_bytes} bytes");
+            }
+            let known = client.apply(&frame);
+            let mut id = 0;
+            for update in &frame.others {
+                id += update.id_gap;
+                if let Some(previous) = last_sent.insert(id, tick) {
+                    longest_wait = longest_wait.max(tick - previous);
+                }
+            }
+            if tick > 30 {
+                assert_eq!(known.len(), 79, "by a second in, everyone in the crowd is in view");
+            }
+        }
+        assert_eq!(last_sent.len(), 79, "everyone was updated");
+        assert!(longest_wait <= 20, "nobody waits more than 20 ticks (2/3 s): {longest_wait}");
+    }
+}
