@@ -267,6 +267,10 @@ pub struct BotRecord {
     pub underruns: u64,
     /// The interpolation delay the bot's clock settled on, ms.
     pub interp_delay_ms: f64,
+    /// Sum over renders of how far behind the estimated server tick the
+    /// others were drawn, ms (the playout stretches it during stalls).
+    #[serde(skip)]
+    pub playout_delay_ms_sum: f64,
     /// Knockouts this bot was credited with, and times it was knocked out
     /// or fell.
     pub knockouts_given: u32,
@@ -302,6 +306,7 @@ impl BotRecord {
             renders: 0,
             underruns: 0,
             interp_delay_ms: 0.0,
+            playout_delay_ms_sum: 0.0,
             knockouts_given: 0,
             knockouts_taken: 0,
             frame_bytes: FrameBytes::default(),
@@ -458,10 +463,13 @@ async fn run_bot(
                 up.push(Instant::now(), msg);
                 // The input rate is the bot's frame rate: would a renderer have
                 // two frames to draw others between, at the delay it settled on?
-                if let Some(render_tick) = session.clock.render_tick(now) {
+                if let Some(render_tick) = session.advance_playout(now) {
                     record.renders += 1;
                     if record.last_tick.is_none_or(|newest| f64::from(newest) < render_tick) {
                         record.underruns += 1;
+                    }
+                    if let Some(latest) = session.clock.tick_at(now) {
+                        record.playout_delay_ms_sum += (latest - render_tick) / session.clock.tick_rate() * 1000.0;
                     }
                 }
             }
@@ -636,6 +644,9 @@ pub struct Report {
     pub conditions: LinkConditions,
     /// The interpolation delay the bots' clocks settled on, mean, ms.
     pub interp_delay_ms: f64,
+    /// How far behind the others were actually drawn, mean over renders,
+    /// ms: the delay plus what stalls stretched it by.
+    pub playout_delay_ms: f64,
     /// Share of the bots' frames (one per input) with no newer server frame
     /// to draw others towards.
     pub interp_underrun_rate: f64,
@@ -710,6 +721,11 @@ impl Report {
             mean_max_ack: mean(&|r| f64::from(r.max_ack)),
             conditions: config.conditions,
             interp_delay_ms: mean(&|r| r.interp_delay_ms),
+            playout_delay_ms: {
+                let renders: u64 = records.iter().map(|r| r.renders).sum();
+                let sum: f64 = records.iter().map(|r| r.playout_delay_ms_sum).sum();
+                if renders == 0 { 0.0 } else { sum / renders as f64 }
+            },
             interp_underrun_rate: {
                 let renders: u64 = records.iter().map(|r| r.renders).sum();
                 let underruns: u64 = records.iter().map(|r| r.underruns).sum();
@@ -781,8 +797,9 @@ impl Report {
             (
                 "interpolation",
                 format!(
-                    "delay {:.0} ms, underruns {:.2}% of frames",
+                    "delay {:.0} ms (drawn {:.0} ms behind on average), underruns {:.2}% of frames",
                     self.interp_delay_ms,
+                    self.playout_delay_ms,
                     self.interp_underrun_rate * 100.0
                 ),
             ),

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use arena_shared::netcode::{Interpolator, Prediction, RttEstimate, ServerClock, Smoother};
+use arena_shared::netcode::{Interpolator, Playout, Prediction, RttEstimate, ServerClock, Smoother};
 use arena_shared::protocol::{
     ClientMsg, Frame, Knockout, Life, PlayerId, PlayerInfo, ResumeToken, RoundInfo, RoundPhase, ServerMsg,
     Standing, View, Welcome, apply_view,
@@ -96,6 +96,8 @@ pub struct ClientSession {
     views: VecDeque<(u32, View)>,
     /// Fades your player's corrections out instead of snapping.
     pub smoother: Smoother,
+    /// The tick the others are drawn at (see [`Playout`]).
+    pub playout: Playout,
 }
 
 impl ClientSession {
@@ -128,6 +130,7 @@ impl ClientSession {
             knockouts_taken: 0,
             views: VecDeque::new(),
             smoother: Smoother::default(),
+            playout: Playout::default(),
         }
     }
 
@@ -240,6 +243,12 @@ impl ClientSession {
         Ok(())
     }
 
+    /// Moves the playout to local time `now` (once per drawn frame);
+    /// returns the tick the others are drawn at.
+    pub fn advance_playout(&mut self, now: f64) -> Option<f64> {
+        self.playout.advance(&self.clock, self.tick, now)
+    }
+
     /// The others this client can see now, by id.
     pub fn view(&self) -> &[(PlayerId, arena_shared::protocol::Seen)] {
         self.views.back().map_or(&[], |(_, view)| view.as_slice())
@@ -332,7 +341,7 @@ impl ClientSession {
     /// prediction says (while you stand on the platform), the others
     /// interpolated. Players who are out are left out.
     pub fn positions(&self, now: f64) -> Vec<(PlayerId, (f32, f32))> {
-        let mut drawn = match self.clock.render_tick(now) {
+        let mut drawn = match self.playout.at().or_else(|| self.clock.render_tick(now)) {
             Some(render_tick) => self.interpolator.sample(render_tick),
             None => Vec::new(),
         };

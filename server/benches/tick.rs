@@ -1,5 +1,7 @@
-//! One server tick with 100 players: drain inputs, step, resolve overlaps,
-//! encode and hand out 100 frames. The room task does exactly this.
+//! One server tick of a room of 100 and of 500 players: drain inputs, step,
+//! bump, then build and hand out every player's frame (interest, deltas,
+//! budget), with every writer taking its frame as a connection would. The
+//! room task does exactly this.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -9,32 +11,44 @@ use arena_server::room::{Room, Seat};
 use arena_server::world::{Newcomer, QueuedInput, World};
 use arena_shared::sim::Input;
 use criterion::{Criterion, criterion_group, criterion_main};
+use futures_util::FutureExt;
 
-fn tick_100_players(c: &mut Criterion) {
-    let world = World::new(30, 256);
-    let mut room = Room::new(world, u32::MAX, Arc::new(Metrics::default()), "benchroom0".into());
-    let seats: Vec<Seat> = (0..100)
-        .map(|i| {
-            let newcomer = Newcomer { name: format!("bot-{i}"), color: (i % 10) as u8 };
-            room.seat(newcomer, None, || Ok([i as u8; 16])).expect("room has space")
-        })
-        .collect();
-    let mut seq = 0u32;
-    c.bench_function("tick100/inputs_step_overlaps_frames", |b| {
-        b.iter(|| {
-            // Two inputs per player per tick: 60 Hz inputs into a 30 Hz tick.
-            for (i, seat) in seats.iter().enumerate() {
-                for k in 1..=2 {
-                    let input = Input { x: (i as i8).wrapping_mul(13), y: 90, dash: seq.is_multiple_of(120) };
-                    let _ = seat.ends.inputs.try_send(QueuedInput { seq: seq + k, input });
+fn tick(c: &mut Criterion) {
+    for players in [100u16, 500] {
+        let world = World::new(30, 512);
+        let mut room = Room::new(world, u32::MAX, Arc::new(Metrics::default()), "benchroom0".into());
+        let seats: Vec<Seat> = (0..players)
+            .map(|i| {
+                let newcomer = Newcomer { name: format!("bot-{i}"), color: (i % 10) as u8 };
+                room.seat(newcomer, None, || Ok([i as u8; 16])).expect("room has space")
+            })
+            .collect();
+        let mut seq = 0u32;
+        c.bench_function(&format!("tick{players}/inputs_step_bumps_frames"), |b| {
+            b.iter(|| {
+                // Two inputs per player per tick: 60 Hz inputs into a 30 Hz tick.
+                for (i, seat) in seats.iter().enumerate() {
+                    for k in 1..=2 {
+                        let angle = (seq / 90 + i as u32) as f32 * 0.7;
+                        let input = Input {
+                            x: (angle.cos() * 127.0) as i8,
+                            y: (angle.sin() * 127.0) as i8,
+                            dash: false,
+                        };
+                        let _ = seat.ends.inputs.try_send(QueuedInput { seq: seq + k, input });
+                    }
                 }
-            }
-            seq += 2;
-            room.tick();
-            black_box(room.world.tick_number())
-        })
-    });
+                seq += 2;
+                room.tick();
+                // Every writer takes its frame.
+                for seat in &seats {
+                    black_box(seat.ends.outbox.next().now_or_never());
+                }
+                black_box(room.world.tick_number())
+            })
+        });
+    }
 }
 
-criterion_group!(benches, tick_100_players);
+criterion_group!(benches, tick);
 criterion_main!(benches);

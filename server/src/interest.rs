@@ -11,10 +11,8 @@
 //! change for a whole RTT). A client that ever lacks a baseline (it cannot:
 //! it keeps the last views) asks for a full view with `Resync`.
 
-use std::collections::BTreeMap;
-
 use arena_shared::protocol::{Frame, OtherUpdate, PlayerId, PlayerState, Seen, View};
-use arena_shared::sim::{FIXED_ONE, Grid, Vec2q};
+use arena_shared::sim::FIXED_ONE;
 
 /// Others within this distance (world units) enter a player's view. The
 /// page shows at least 720 units across its shorter side; this covers a
@@ -26,24 +24,40 @@ pub const VIEW_KEEP_RADIUS: i32 = 1000;
 /// state come on top, about 30 bytes): about 1.7 KB/s at 30 Hz, however
 /// full the room.
 pub const OTHERS_BUDGET_BYTES: usize = 56;
-/// The interest grid's cell side, world units.
-const GRID_CELL: i32 = 250;
 
-/// One tick's players, sorted by id, with a grid for "who is near".
+/// One tick's players, sorted by id, with each one's quantised form.
+///
+/// Each client's frame is one pass over this list in id order, merged with
+/// the client's baseline view (also by id): no sorting and no lookups per
+/// player. Rooms hold at most 512 players; at that size one straight pass
+/// per client costs less than gathering neighbours from a grid and sorting
+/// them (the bench in `server/benches/tick.rs` measures it).
 pub struct Scene {
     states: Vec<PlayerState>,
-    grid: Grid,
+    seen: Vec<Seen>,
 }
 
 impl Scene {
     pub fn new(states: Vec<PlayerState>) -> Self {
-        let grid = Grid::new(GRID_CELL, states.iter().map(|s| s.body.pos));
-        Scene { states, grid }
+        let seen = states.iter().map(Seen::of).collect();
+        Scene { states, seen }
     }
 
     fn get(&self, id: PlayerId) -> Option<&PlayerState> {
         self.states.binary_search_by_key(&id, |s| s.id).ok().map(|i| &self.states[i])
     }
+}
+
+/// Changes considered for one frame: the most urgent ones only (the budget
+/// fits about 15).
+const CANDIDATES: usize = 32;
+
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    score: f32,
+    id: PlayerId,
+    seen: Seen,
+    old: Option<Seen>,
 }
 
 /// One connection's side of the view: what its client has, and what waits.
@@ -53,9 +67,9 @@ pub struct ClientView {
     taken: (u32, View),
     /// The view after the frame now waiting in the outbox.
     waiting: Option<(u32, View)>,
-    /// Changed players not sent yet: how long they waited, weighted by
-    /// nearness. Sent ones start again from 0, so nobody starves.
-    priority: BTreeMap<PlayerId, f32>,
+    /// Changed players not sent yet, by id: how long they waited, weighted
+    /// by nearness. Sent ones start again from 0, so nobody starves.
+    priority: Vec<(PlayerId, f32)>,
 }
 
 impl ClientView {
@@ -79,110 +93,114 @@ impl ClientView {
             self.taken = waiting;
         }
         let you = *scene.get(me)?;
-        let visible = self.visible(scene, me, you.body.pos);
+        let fixed = i64::from(FIXED_ONE);
+        let enter_sq = (i64::from(VIEW_RADIUS) * fixed).pow(2);
+        let keep_sq = (i64::from(VIEW_KEEP_RADIUS) * fixed).pow(2);
         let baseline = &self.taken.1;
 
-        // Merge the baseline with what is visible now (both sorted by id).
+        // One pass over the scene by id, merged with the baseline and the
+        // waiting priorities (both by id too).
         let mut gone = Vec::new();
-        let mut changed: Vec<(PlayerId, Seen, Option<Seen>, f32)> = Vec::new();
-        let (mut b, mut v) = (0, 0);
-        while b < baseline.len() || v < visible.len() {
-            let (old, new) = (baseline.get(b), visible.get(v));
-            match (old, new) {
-                (Some(&(old_id, _)), Some(&(new_id, ..))) if old_id < new_id => {
-                    gone.push(old_id);
-                    b += 1;
-                }
-                (Some(&(old_id, _)), None) => {
-                    gone.push(old_id);
-                    b += 1;
-                }
-                (Some(&(old_id, old_seen)), Some(&(new_id, seen, nearness))) if old_id == new_id => {
-                    if seen != old_seen {
-                        changed.push((new_id, seen, Some(old_seen), nearness));
-                    }
-                    b += 1;
-                    v += 1;
-                }
-                (_, Some(&(new_id, seen, nearness))) => {
-                    changed.push((new_id, seen, None, nearness));
-                    v += 1;
-                }
-                (None, None) => break,
+        let mut priority = Vec::with_capacity(self.priority.len() + 8);
+        let mut top: Vec<Candidate> = Vec::with_capacity(CANDIDATES + 1);
+        let (mut b, mut p) = (0, 0);
+        for (state, &seen) in scene.states.iter().zip(&scene.seen) {
+            let id = state.id;
+            while b < baseline.len() && baseline[b].0 < id {
+                gone.push(baseline[b].0);
+                b += 1;
             }
-        }
-
-        // Everyone changed waits a little longer; the nearest, the new and
-        // the ones whose life changed wait least.
-        let mut waited: BTreeMap<PlayerId, f32> = BTreeMap::new();
-        for &(id, seen, old, nearness) in &changed {
+            let old = (b < baseline.len() && baseline[b].0 == id).then(|| {
+                b += 1;
+                baseline[b - 1].1
+            });
+            while p < self.priority.len() && self.priority[p].0 < id {
+                p += 1;
+            }
+            let earlier =
+                if p < self.priority.len() && self.priority[p].0 == id { self.priority[p].1 } else { 0.0 };
+            let (dx, dy) =
+                (i64::from(state.body.pos.x - you.body.pos.x), i64::from(state.body.pos.y - you.body.pos.y));
+            let dist_sq = dx * dx + dy * dy;
+            let in_view = id != me && (dist_sq <= enter_sq || (old.is_some() && dist_sq <= keep_sq));
+            if !in_view {
+                if old.is_some() {
+                    gone.push(id);
+                }
+                continue;
+            }
+            if old == Some(seen) {
+                continue;
+            }
+            // Everyone changed waits a little longer; the nearest, the new
+            // and the ones whose life changed wait least.
+            let nearness = 1.0 - (dist_sq as f64 / enter_sq as f64).min(1.0) as f32;
             let urgency = match old {
                 None => 20.0,
                 Some(old) if old.life != seen.life => 10.0,
                 Some(_) => 0.0,
             };
-            let before = self.priority.get(&id).copied().unwrap_or(0.0);
-            waited.insert(id, before + 1.0 + 3.0 * nearness + urgency);
+            let score = earlier + 1.0 + 3.0 * nearness + urgency;
+            priority.push((id, score));
+            if top.len() < CANDIDATES || top.last().is_some_and(|last| score > last.score) {
+                let at = top.partition_point(|c| c.score >= score);
+                top.insert(at, Candidate { score, id, seen, old });
+                top.truncate(CANDIDATES);
+            }
         }
-        let mut order: Vec<usize> = (0..changed.len()).collect();
-        order.sort_by(|&a, &b| waited[&changed[b].0].total_cmp(&waited[&changed[a].0]).then(a.cmp(&b)));
+        gone.extend(baseline[b..].iter().map(|(id, _)| *id));
+
+        // The most urgent changes that fit the budget (at least one).
         let mut bytes = 0;
-        let mut chosen = Vec::new();
-        for index in order {
-            let (_, seen, old, _) = changed[index];
-            let (dx, dy) = delta(seen, old);
+        let mut chosen: Vec<Candidate> = Vec::with_capacity(top.len());
+        for candidate in top {
+            let (dx, dy) = delta(candidate.seen, candidate.old);
             let size = 2 + varint_len(zigzag(dx)) + varint_len(zigzag(dy));
             if bytes + size > OTHERS_BUDGET_BYTES && !chosen.is_empty() {
                 continue;
             }
             bytes += size;
-            chosen.push(index);
+            chosen.push(candidate);
         }
-        chosen.sort_unstable();
+        chosen.sort_unstable_by_key(|c| c.id);
 
+        // The frame, and the view it makes: the baseline without `gone`,
+        // with the chosen changes (one merge by id).
         let mut others = Vec::with_capacity(chosen.len());
-        let mut view: View =
-            baseline.iter().filter(|(id, _)| gone.binary_search(id).is_err()).copied().collect();
-        let mut last_id = 0;
-        for &index in &chosen {
-            let (id, seen, old, _) = changed[index];
-            let (dx, dy) = delta(seen, old);
-            others.push(OtherUpdate { id_gap: id - last_id, dx, dy, life: seen.life });
-            last_id = id;
-            waited.remove(&id);
-            match view.binary_search_by_key(&id, |(known, _)| *known) {
-                Ok(at) => view[at].1 = seen,
-                Err(at) => view.insert(at, (id, seen)),
+        let mut view: View = Vec::with_capacity(baseline.len() + chosen.len());
+        let (mut g, mut c, mut last_id) = (0, 0, 0);
+        for &(id, seen) in baseline {
+            while c < chosen.len() && chosen[c].id < id {
+                view.push((chosen[c].id, chosen[c].seen));
+                c += 1;
+            }
+            while g < gone.len() && gone[g] < id {
+                g += 1;
+            }
+            if g < gone.len() && gone[g] == id {
+                continue;
+            }
+            if c < chosen.len() && chosen[c].id == id {
+                view.push((id, chosen[c].seen));
+                c += 1;
+            } else {
+                view.push((id, seen));
             }
         }
-        self.priority = waited;
+        view.extend(chosen[c..].iter().map(|c| (c.id, c.seen)));
+        for candidate in &chosen {
+            let (dx, dy) = delta(candidate.seen, candidate.old);
+            others.push(OtherUpdate { id_gap: candidate.id - last_id, dx, dy, life: candidate.seen.life });
+            last_id = candidate.id;
+            if let Ok(at) = priority.binary_search_by_key(&candidate.id, |(id, _)| *id) {
+                priority[at].1 = 0.0;
+            }
+        }
+        priority.retain(|(_, waiting)| *waiting > 0.0);
+        self.priority = priority;
         let frame = Frame { tick, ack_seq, baseline: self.taken.0, you, others, gone };
         self.waiting = Some((tick, view));
         Some(frame)
-    }
-
-    /// The others `me` can see, by id, with how near each is (1 at `me`, 0
-    /// at the view's edge): within [`VIEW_RADIUS`], or [`VIEW_KEEP_RADIUS`]
-    /// for those already in view.
-    fn visible(&self, scene: &Scene, me: PlayerId, at: Vec2q) -> Vec<(PlayerId, Seen, f32)> {
-        let fixed = i64::from(FIXED_ONE);
-        let (enter, keep) = (i64::from(VIEW_RADIUS) * fixed, i64::from(VIEW_KEEP_RADIUS) * fixed);
-        let mut visible = Vec::new();
-        scene.grid.near(at, VIEW_KEEP_RADIUS, |index| {
-            let other = &scene.states[index];
-            if other.id == me {
-                return;
-            }
-            let (dx, dy) = (i64::from(other.body.pos.x - at.x), i64::from(other.body.pos.y - at.y));
-            let dist_sq = dx * dx + dy * dy;
-            let known = self.taken.1.binary_search_by_key(&other.id, |(id, _)| *id).is_ok();
-            if dist_sq <= enter * enter || (known && dist_sq <= keep * keep) {
-                let nearness = 1.0 - (dist_sq as f64).sqrt() / enter as f64;
-                visible.push((other.id, Seen::of(other), nearness.max(0.0) as f32));
-            }
-        });
-        visible.sort_unstable_by_key(|(id, ..)| *id);
-        visible
     }
 }
 
@@ -205,7 +223,9 @@ fn varint_len(v: u16) -> usize {
 mod tests {
     use arena_shared::codec::{decode_server, encode_server};
     use arena_shared::protocol::{Life, ServerMsg, apply_view};
-    use arena_shared::sim::Body;
+    use std::collections::BTreeMap;
+
+    use arena_shared::sim::{Body, Vec2q};
 
     use super::*;
 

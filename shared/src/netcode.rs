@@ -140,13 +140,23 @@ pub struct ServerClock {
     tick_rate: f64,
     /// `tick - local_secs * tick_rate` for the least-delayed frames seen.
     offset: Option<f64>,
-    /// Smoothed lateness of frames versus that estimate, in ticks.
+    /// How late the recent frames were versus that estimate, in ticks.
+    lateness: VecDeque<f64>,
+    /// The 95th percentile of `lateness`: the jitter to cover.
     jitter_ticks: f64,
 }
 
+/// Frames whose lateness the jitter estimate looks at (about 4 s at 30 Hz).
+const JITTER_WINDOW: usize = 128;
+
 impl ServerClock {
     pub fn new(tick_rate: u16) -> Self {
-        ServerClock { tick_rate: f64::from(tick_rate.max(1)), offset: None, jitter_ticks: 0.0 }
+        ServerClock {
+            tick_rate: f64::from(tick_rate.max(1)),
+            offset: None,
+            lateness: VecDeque::with_capacity(JITTER_WINDOW),
+            jitter_ticks: 0.0,
+        }
     }
 
     pub fn on_frame(&mut self, tick: u32, local_secs: f64) {
@@ -156,7 +166,13 @@ impl ServerClock {
             Some(offset) => {
                 // A frame later than expected is delayed: that is jitter.
                 let late = (offset - sample).max(0.0);
-                self.jitter_ticks += (late - self.jitter_ticks) * 0.1;
+                if self.lateness.len() == JITTER_WINDOW {
+                    self.lateness.pop_front();
+                }
+                self.lateness.push_back(late);
+                let mut sorted: Vec<f64> = self.lateness.iter().copied().collect();
+                sorted.sort_by(f64::total_cmp);
+                self.jitter_ticks = sorted[(sorted.len() * 95 / 100).min(sorted.len() - 1)];
                 // Snap forward to the fastest arrival; drift back slowly so a
                 // clock that runs fast does not stay ahead for ever.
                 if sample > offset { sample } else { offset - 0.002 }
@@ -174,11 +190,11 @@ impl ServerClock {
         self.jitter_ticks
     }
 
-    /// How far behind the estimated tick to draw remote players: about two
-    /// frame intervals, plus enough to cover the measured jitter.
+    /// How far behind the estimated tick to draw remote players: two frame
+    /// intervals, plus the 95th percentile of how late frames arrive (a
+    /// stall, rarer than that, is the playout's to absorb).
     pub fn interp_delay_ticks(&self) -> f64 {
-        (MIN_INTERP_DELAY_TICKS + 3.0 * self.jitter_ticks)
-            .clamp(MIN_INTERP_DELAY_TICKS, MAX_INTERP_DELAY_TICKS)
+        (MIN_INTERP_DELAY_TICKS + self.jitter_ticks).clamp(MIN_INTERP_DELAY_TICKS, MAX_INTERP_DELAY_TICKS)
     }
 
     /// The tick to draw remote players at.
@@ -188,6 +204,60 @@ impl ServerClock {
 
     pub fn tick_rate(&self) -> f64 {
         self.tick_rate
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Playout: where remote players are drawn
+// ---------------------------------------------------------------------------
+
+/// Frames in hand (ticks past the drawn one) below which the playout
+/// slows, reaching a standstill at the newest frame.
+pub const PLAYOUT_LOW_BUFFER_TICKS: f64 = 2.0;
+/// Behind the target by more than this (ticks), the playout jumps to it.
+const PLAYOUT_SNAP_TICKS: f64 = 15.0;
+
+/// The server tick remote players are drawn at. It follows the clock's
+/// target (the newest tick minus the interpolation delay) at the server's
+/// pace, but slows down as the frames it has run low (a TCP stall: nothing
+/// arrives for a while, then everything at once) and catches up gently
+/// afterwards (at most 25 % fast), so a stall shows as players easing to a
+/// halt and moving on, never a jump, and the delay needs no room for stalls.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Playout {
+    at: Option<f64>,
+    last_secs: f64,
+}
+
+impl Playout {
+    /// Moves the playout to local time `now`, given the newest frame's
+    /// tick; returns the tick to draw at.
+    pub fn advance(&mut self, clock: &ServerClock, newest: Option<u32>, now: f64) -> Option<f64> {
+        let target = clock.render_tick(now)?;
+        let newest = f64::from(newest?);
+        let at = match self.at {
+            Some(at) if (target - at).abs() <= PLAYOUT_SNAP_TICKS => {
+                let elapsed = (now - self.last_secs).max(0.0) * clock.tick_rate();
+                // Drift toward the target: up to 25 % faster, 10 % slower.
+                let mut rate = 1.0 + ((target - at) * 0.1).clamp(-0.1, 0.25);
+                // Nearly out of frames: slow down, easing to a stop at the
+                // newest one (the players ease to a halt, then move on).
+                let buffer = newest - at;
+                if buffer < PLAYOUT_LOW_BUFFER_TICKS {
+                    rate = rate.min((buffer / PLAYOUT_LOW_BUFFER_TICKS).max(0.0));
+                }
+                at + elapsed * rate
+            }
+            _ => target,
+        };
+        self.at = Some(at);
+        self.last_secs = now;
+        Some(at)
+    }
+
+    /// The tick drawn at the last `advance`.
+    pub fn at(&self) -> Option<f64> {
+        self.at
     }
 }
 
@@ -555,6 +625,51 @@ mod tests {
         interp.push(2, 62, (6.0, 0.0));
         assert_eq!(interp.sample(30.0), vec![(2, (0.0, 0.0))], "still in the middle of the quiet spell");
         assert_eq!(interp.sample(60.0), vec![(2, (0.0, 0.0))], "still until just before it moved");
+    }
+
+    /// Frames at 30 Hz with 60 ms of latency, and a 200 ms stall every
+    /// 5 s (nothing, then everything at once); drawn at 60 fps. Returns the
+    /// share of drawn frames past the newest frame, and the smallest step.
+    fn playout_through_stalls(use_playout: bool) -> (f64, f64) {
+        let mut clock = ServerClock::new(30);
+        let mut playout = Playout::default();
+        let arrival = |tick: u32| {
+            let sent = f64::from(tick) / 30.0;
+            let stall_start = (sent / 5.0).floor() * 5.0 + 2.0;
+            let held = sent >= stall_start && sent < stall_start + 0.2;
+            (if held { stall_start + 0.2 } else { sent }) + 0.06
+        };
+        let (mut newest, mut next, mut underruns, mut renders, mut last, mut min_step) =
+            (None, 1u32, 0, 0, None::<f64>, f64::MAX);
+        for frame in 0..1200 {
+            let now = f64::from(frame) / 60.0 + 0.1;
+            while arrival(next) <= now {
+                clock.on_frame(next, arrival(next));
+                newest = Some(next);
+                next += 1;
+            }
+            let at = if use_playout { playout.advance(&clock, newest, now) } else { clock.render_tick(now) };
+            if let (Some(at), Some(newest)) = (at, newest) {
+                renders += 1;
+                if at > f64::from(newest) {
+                    underruns += 1;
+                }
+                if let Some(last) = last {
+                    min_step = min_step.min(at - last);
+                }
+                last = Some(at);
+            }
+        }
+        (f64::from(underruns) / f64::from(renders), min_step)
+    }
+
+    #[test]
+    fn the_playout_slows_through_a_stall_instead_of_running_out() {
+        let (plain, _) = playout_through_stalls(false);
+        let (slowed, min_step) = playout_through_stalls(true);
+        assert!(plain > 0.02, "a fixed delay runs out in every stall: {plain}");
+        assert!(slowed <= 0.01, "slowing down keeps underruns at or under 1 %: {slowed}");
+        assert!(min_step >= 0.0, "never backwards: {min_step}");
     }
 
     #[test]

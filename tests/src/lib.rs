@@ -201,6 +201,40 @@ impl Observer {
         }
     }
 
+    /// Walks this client's player to the platform's centre (from where it
+    /// sees the whole inner platform), sending inputs at 60 Hz.
+    pub async fn walk_to_centre(&mut self) -> anyhow::Result<()> {
+        let mut seq = 0u32;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while tokio::time::Instant::now() < deadline {
+            let me = self
+                .recv_until(|m, _| match m {
+                    ServerMsg::Frame(f) => Some(f.you.body),
+                    _ => None,
+                })
+                .await?;
+            let (x, y) = me.pos.to_units();
+            let far = (x * x + y * y).sqrt();
+            let speed = (me.vel.length_squared() as f64).sqrt() / f64::from(arena_shared::sim::FIXED_ONE);
+            if far < 40.0 && speed < 5.0 {
+                return Ok(());
+            }
+            // Two inputs per frame: 60 Hz against 30 frames a second. Slow
+            // down near the middle.
+            let pull = if far < 120.0 { 40.0 } else { 127.0 };
+            let stick = if far < 10.0 {
+                arena_shared::sim::Input::default()
+            } else {
+                arena_shared::sim::Input::stick((-x / far * pull) as i8, (-y / far * pull) as i8)
+            };
+            for _ in 0..2 {
+                seq += 1;
+                self.client.send(&arena_shared::protocol::ClientMsg::Input { seq, input: stick }).await?;
+            }
+        }
+        bail!("did not reach the centre within 10 s")
+    }
+
     /// Where `id` is in the first frame of tick `from` or later that has it in view.
     pub async fn position_of(&mut self, id: PlayerId, from: u32) -> anyhow::Result<(f32, f32)> {
         self.recv_until(|m, view| match m {

@@ -107,6 +107,8 @@ async fn hold_down(
 ) -> anyhow::Result<f64> {
     let (observer, _) = server.player("observer").await?;
     let mut observer = Observer::new(observer);
+    // The room is bigger than a view: watch from the middle.
+    observer.walk_to_centre().await?;
     let y_of = |msg: &ServerMsg, view: &Observer| match msg {
         ServerMsg::Frame(_) => view.position(player).map(|p| f64::from(p.1)),
         _ => None,

@@ -259,14 +259,15 @@ fn label_players(session: Res<Session>, mut tags: Query<(&NameTag, &mut Text2d)>
 }
 
 fn place_players(
-    session: Res<Session>,
+    mut session: ResMut<Session>,
     mut drawn: ResMut<Drawn>,
     mut dots: Query<(&mut PlayerDot, &mut Transform, &mut Visibility, &Children)>,
     mut rings: Query<&mut Visibility, (With<ProtectionRing>, Without<PlayerDot>)>,
 ) {
     drawn.0.clear();
-    let Some(playing) = &session.0 else { return };
+    let Some(playing) = session.0.as_mut() else { return };
     let now = now_secs();
+    playing.advance_playout(now);
     drawn.0.extend(playing.positions(now));
     for (mut dot, mut transform, mut visibility, children) in &mut dots {
         let life = playing.roster.get(&dot.id).map_or(Life::Out, |m| m.life);
