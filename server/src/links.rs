@@ -77,13 +77,13 @@ impl Links {
     }
 
     /// Queues one message for everyone; returns the players whose event
-    /// queue is full (stuck: the room drops them).
-    pub fn broadcast(&self, bytes: &Bytes) -> Vec<PlayerId> {
-        self.links
-            .iter()
-            .filter(|(_, link)| !link.outbox.push_event(bytes.clone()))
-            .map(|(&id, _)| id)
-            .collect()
+    /// queue is full (stuck: the room drops them). `wake`: whether the
+    /// writers should send it now, or with the frame that follows.
+    pub fn broadcast(&self, bytes: &Bytes, wake: bool) -> Vec<PlayerId> {
+        let push = |outbox: &Outbox| {
+            if wake { outbox.push_event(bytes.clone()) } else { outbox.queue_event(bytes.clone()) }
+        };
+        self.links.iter().filter(|(_, link)| !push(&link.outbox)).map(|(&id, _)| id).collect()
     }
 
     /// Moves every connection's waiting inputs into the world, as far as

@@ -89,6 +89,17 @@ impl Outbox {
 
     /// Queues an event; `false` means the queue is full and the client stuck.
     pub fn push_event(&self, bytes: Bytes) -> bool {
+        let queued = self.queue_event(bytes);
+        if queued {
+            self.ready.notify_one();
+        }
+        queued
+    }
+
+    /// Queues an event without waking the writer: the tick pushes its news
+    /// this way and its frame right after, so the writer takes (and sends)
+    /// both in one write instead of two.
+    pub fn queue_event(&self, bytes: Bytes) -> bool {
         {
             let mut inner = self.lock();
             if inner.close.is_some() {
@@ -99,7 +110,6 @@ impl Outbox {
             }
             inner.events.push_back(bytes);
         }
-        self.ready.notify_one();
         true
     }
 

@@ -169,7 +169,7 @@ impl Room {
         let ends = self.links.open(seated.id);
         // The Welcome goes first, before anything the join told everyone.
         ends.outbox.push_event(Bytes::from(encode_server(&seated.welcome)));
-        self.deliver_news();
+        self.deliver_news(true);
         Ok(Seat { id: seated.id, name: seated.name, epoch: seated.epoch, ends })
     }
 
@@ -180,7 +180,7 @@ impl Room {
         if current {
             self.links.close(id, CloseReason::new(close::NORMAL, "left"));
         }
-        self.deliver_news();
+        self.deliver_news(true);
         current
     }
 
@@ -189,7 +189,8 @@ impl Room {
     pub fn tick(&mut self) {
         self.links.feed(&mut self.world);
         let frames = self.world.tick();
-        self.deliver_news();
+        // The frames follow at once: they wake the writers.
+        self.deliver_news(false);
         let scene = Scene::new(frames.states.clone());
         for id in self.links.push_frames(&frames, &scene) {
             self.kick_slow(id);
@@ -203,14 +204,14 @@ impl Room {
 
     /// Tells everyone what the world decided; a leaver's link closes, and a
     /// player whose event queue is full is stuck and gets dropped.
-    fn deliver_news(&mut self) {
+    fn deliver_news(&mut self, wake: bool) {
         loop {
             let news = self.world.take_news();
             if news.is_empty() {
                 return;
             }
             for msg in news {
-                let stuck = self.links.broadcast(&Bytes::from(encode_server(&msg)));
+                let stuck = self.links.broadcast(&Bytes::from(encode_server(&msg)), wake);
                 if let ServerMsg::Left { id } = msg {
                     self.links.close(id, CloseReason::new(close::NORMAL, "left"));
                 }
