@@ -363,6 +363,14 @@ mod tests {
         })
     }
 
+    /// A game with fighters 1 and 2, just spawned.
+    fn duel() -> Match {
+        let mut game = game();
+        game.spawn(1);
+        game.spawn(2);
+        game
+    }
+
     /// Runs `ticks` ticks with every movable fighter getting two neutral
     /// input steps per tick; returns the events.
     fn run(game: &mut Match, ticks: u32) -> Vec<GameEvent> {
@@ -394,9 +402,7 @@ mod tests {
 
     #[test]
     fn newcomers_spawn_protected_apart_then_become_solid() {
-        let mut game = game();
-        game.spawn(1);
-        game.spawn(2);
+        let mut game = duel();
         let (a, b) = (game.fighter(1).expect("1").clone(), game.fighter(2).expect("2").clone());
         assert_eq!((a.life, b.life), (Life::Protected, Life::Protected));
         assert!(a.body.pos.distance(b.body.pos) > i64::from(200 * FIXED_ONE), "spawned apart: {a:?} {b:?}");
@@ -406,9 +412,7 @@ mod tests {
 
     #[test]
     fn protected_fighters_pass_through_others() {
-        let mut game = game();
-        game.spawn(1);
-        game.spawn(2);
+        let mut game = duel();
         place(&mut game, 1, 0, 0, 0);
         let fighter = game.fighters.get_mut(&2).expect("2");
         fighter.body = Body::at(Vec2q::from_units(10, 0));
@@ -422,9 +426,7 @@ mod tests {
 
     #[test]
     fn a_dash_off_the_edge_is_credited_to_the_dasher() {
-        let mut game = game();
-        game.spawn(1);
-        game.spawn(2);
+        let mut game = duel();
         // 2 stands near the right edge; 1 dashes into it from the left.
         place(&mut game, 2, 340, 0, 0);
         place(&mut game, 1, 340 - 2 * PLAYER_RADIUS - 10, 0, 0);
@@ -448,9 +450,7 @@ mod tests {
 
     #[test]
     fn a_touch_long_ago_is_not_credited() {
-        let mut game = game();
-        game.spawn(1);
-        game.spawn(2);
+        let mut game = duel();
         place(&mut game, 1, -200, 0, 0);
         place(&mut game, 2, -200 + 2 * PLAYER_RADIUS - 2, 0, 0);
         run(&mut game, 1);
@@ -467,9 +467,7 @@ mod tests {
 
     #[test]
     fn a_touch_within_the_window_is_credited_even_if_the_fall_comes_later() {
-        let mut game = game();
-        game.spawn(1);
-        game.spawn(2);
+        let mut game = duel();
         place(&mut game, 1, -200, 0, 0);
         place(&mut game, 2, -200 + 2 * PLAYER_RADIUS - 2, 0, 0);
         run(&mut game, 1);
@@ -557,9 +555,7 @@ mod tests {
 
     #[test]
     fn leaving_players_are_never_credited() {
-        let mut game = game();
-        game.spawn(1);
-        game.spawn(2);
+        let mut game = duel();
         place(&mut game, 1, 300, 0, 0);
         place(&mut game, 2, 300 + 2 * PLAYER_RADIUS - 2, 0, 0);
         run(&mut game, 1);
