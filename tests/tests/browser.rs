@@ -105,10 +105,13 @@ async fn hold_down(
     control: Control,
     (secs, expect): (f64, f64),
 ) -> anyhow::Result<f64> {
-    let (observer, _) = server.player("observer").await?;
+    let (observer, welcome) = server.player("observer").await?;
     let mut observer = Observer::new(observer);
-    // The room is bigger than a view: watch from the middle.
-    observer.walk_to_centre().await?;
+    // A room bigger than a view: watch from the middle, which sees the
+    // whole inner platform (smaller rooms are seen whole from anywhere).
+    if welcome.platform.radius > arena_server::interest::VIEW_RADIUS as u32 / 2 {
+        observer.walk_to_centre().await?;
+    }
     let y_of = |msg: &ServerMsg, view: &Observer| match msg {
         ServerMsg::Frame(_) => view.position(player).map(|p| f64::from(p.1)),
         _ => None,
@@ -520,6 +523,38 @@ async fn a_round_in_the_browser_knockouts_overlay_and_podium() -> anyhow::Result
         )
         .await?;
     brawlers.abort();
+    browser.close().await;
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_takes_a_link_conditioner_from_its_address() -> anyhow::Result<()> {
+    let Some(dist) = dist() else { return Ok(()) };
+    let _one = ONE_BROWSER.lock().await;
+    let server = TestServer::start(config(dist, 16)).await?;
+    let mut browser = Browser::launch().await?;
+    let page = browser.open(&format!("http://{}/?name=faraway&play&lag=240&jitter=20", server.addr)).await?;
+    browser.wait_for(&page, "document.body.dataset.state === 'connected'", Duration::from_secs(90)).await?;
+    // The round trip includes the simulated 240 ms (± 20 ms); alone, nothing
+    // is mispredicted however late the frames come.
+    browser
+        .wait_for(
+            &page,
+            "(JSON.parse(document.getElementById('arena-snapshot').dataset.snapshot).ping_ms || 0) >= 200",
+            Duration::from_secs(20),
+        )
+        .await?;
+    let me = snapshot(&mut browser, &page).await?;
+    let you = me["you"].as_u64().expect("an id") as PlayerId;
+    let moved = hold_down(&mut browser, &page, &server, you, Control::KeyS, (1.0, 60.0)).await?;
+    assert!(moved > 60.0, "inputs still arrive through the lag: moved {moved:.1}");
+    let after = snapshot(&mut browser, &page).await?;
+    // The page moves messages through the lag once per drawn frame, and
+    // software rendering draws slowly: allow two frames each way.
+    let bound = 260.0 + 4.0 * after["frame_ms"].as_f64().unwrap_or(0.0);
+    let ping = after["ping_ms"].as_f64().unwrap_or(f64::MAX);
+    assert!(ping < bound, "but not much more than asked: {ping:.0} ms (bound {bound:.0}): {after}");
+    assert_eq!(after["corrections"]["corrected"], 0, "prediction still exact: {}", after["corrections"]);
     browser.close().await;
     server.stop().await
 }
