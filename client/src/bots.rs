@@ -314,8 +314,8 @@ impl BotRecord {
         }
     }
 
-    /// Counts a frame: ticks, acks, and its bytes by part.
-    fn observe_frame(&mut self, frame: &Frame) -> Result<(), String> {
+    /// Counts a frame of `size` bytes: ticks, acks, and its bytes by part.
+    fn observe_frame(&mut self, frame: &Frame, size: usize) -> Result<(), String> {
         if let Some(last) = self.last_tick {
             if frame.tick <= last {
                 return Err(format!("frame tick went from {last} to {}", frame.tick));
@@ -328,7 +328,7 @@ impl BotRecord {
         self.max_ack = self.max_ack.max(frame.ack_seq);
         let header = encoded_len(&(2u32, frame.tick, frame.ack_seq, frame.baseline));
         let you = encoded_len(&frame.you);
-        let all = encoded_len(&ServerMsg::Frame(frame.clone()));
+        let all = size.max(header + you);
         self.frame_bytes.header += header as u64;
         self.frame_bytes.you += you as u64;
         self.frame_bytes.others += (all - header - you) as u64;
@@ -478,7 +478,7 @@ async fn run_bot(
             }
             incoming = rx.recv(), if reading => {
                 reading = matches!(incoming, Ok(Incoming::Msg(_)));
-                down.push(Instant::now(), incoming);
+                down.push(Instant::now(), (incoming, rx.last_message_bytes));
             }
         }
         let now = Instant::now();
@@ -487,7 +487,7 @@ async fn run_bot(
                 break 'bot failure_outcome(e);
             }
         }
-        while let Some(incoming) = down.pop_due(now) {
+        while let Some((incoming, size)) = down.pop_due(now) {
             let at = clock.elapsed().as_secs_f64();
             let msg = match incoming {
                 Ok(Incoming::Msg(msg)) => msg,
@@ -500,7 +500,7 @@ async fn run_bot(
             };
             match &msg {
                 ServerMsg::Frame(frame) => {
-                    if let Err(error) = record.observe_frame(frame) {
+                    if let Err(error) = record.observe_frame(frame, size) {
                         break 'bot Outcome::ProtocolError { error };
                     }
                     live.frames.fetch_add(1, Relaxed);
@@ -859,21 +859,21 @@ mod tests {
             gone: Vec::new(),
         };
         let seen = |x| vec![(2, Seen { x, y: 0, life: Life::Alive })];
-        record.observe_frame(&frame(10)).expect("first frame");
+        let total = encoded_len(&ServerMsg::Frame(frame(14))) as u64;
+        record.observe_frame(&frame(10), total as usize).expect("first frame");
         record.observe_view(&seen(5));
-        record.observe_frame(&frame(11)).expect("next tick");
+        record.observe_frame(&frame(11), total as usize).expect("next tick");
         record.observe_view(&seen(5));
         assert!(record.saw_move.is_empty(), "should not count a still player as moving");
-        record.observe_frame(&frame(14)).expect("later tick");
+        record.observe_frame(&frame(14), total as usize).expect("later tick");
         record.observe_view(&seen(9));
         assert_eq!(record.tick_gaps, 2, "should count ticks 12 and 13 as missing");
         assert_eq!(record.saw_move, BTreeSet::from([2]), "should see player 2 move");
         assert_eq!(record.max_players_seen, 2, "itself and player 2");
-        let total = encoded_len(&ServerMsg::Frame(frame(14))) as u64;
         let bytes = record.frame_bytes;
         assert_eq!(bytes.header + bytes.you + bytes.others, 3 * total, "the parts add up to the frames");
         assert!(bytes.others > 0 && bytes.you > bytes.others, "{bytes:?}");
-        assert!(record.observe_frame(&frame(14)).is_err(), "a repeated tick is a protocol error");
+        assert!(record.observe_frame(&frame(14), total as usize).is_err(), "a repeated tick is a protocol error");
     }
 
     #[test]

@@ -72,6 +72,8 @@ pub struct WsReceiver {
     stream: SplitStream<Socket>,
     /// Payload bytes received.
     pub bytes_down: u64,
+    /// The size of the last message received, bytes.
+    pub last_message_bytes: usize,
 }
 
 impl WsClient {
@@ -151,7 +153,7 @@ impl WsClient {
     /// Wraps an already-handshaken socket.
     pub fn from_stream(ws: Socket) -> Self {
         let (sink, stream) = ws.split();
-        WsClient { tx: WsSender { sink, bytes_up: 0 }, rx: WsReceiver { stream, bytes_down: 0 } }
+        WsClient { tx: WsSender { sink, bytes_up: 0 }, rx: WsReceiver { stream, bytes_down: 0, last_message_bytes: 0 } }
     }
 
     pub fn split(self) -> (WsSender, WsReceiver) {
@@ -239,6 +241,7 @@ impl WsReceiver {
             match message {
                 Ok(Message::Binary(bytes)) => {
                     self.bytes_down += bytes.len() as u64;
+                    self.last_message_bytes = bytes.len();
                     return Ok(Incoming::Msg(decode_server(&bytes)?));
                 }
                 Ok(Message::Close(frame)) => {
