@@ -873,7 +873,10 @@ mod tests {
         let bytes = record.frame_bytes;
         assert_eq!(bytes.header + bytes.you + bytes.others, 3 * total, "the parts add up to the frames");
         assert!(bytes.others > 0 && bytes.you > bytes.others, "{bytes:?}");
-        assert!(record.observe_frame(&frame(14), total as usize).is_err(), "a repeated tick is a protocol error");
+        assert!(
+            record.observe_frame(&frame(14), total as usize).is_err(),
+            "a repeated tick is a protocol error"
+        );
     }
 
     #[test]

@@ -153,7 +153,10 @@ impl WsClient {
     /// Wraps an already-handshaken socket.
     pub fn from_stream(ws: Socket) -> Self {
         let (sink, stream) = ws.split();
-        WsClient { tx: WsSender { sink, bytes_up: 0 }, rx: WsReceiver { stream, bytes_down: 0, last_message_bytes: 0 } }
+        WsClient {
+            tx: WsSender { sink, bytes_up: 0 },
+            rx: WsReceiver { stream, bytes_down: 0, last_message_bytes: 0 },
+        }
     }
 
     pub fn split(self) -> (WsSender, WsReceiver) {
