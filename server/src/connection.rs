@@ -275,6 +275,15 @@ async fn read_loop(
             }
             // The next frame is a full view (rate-limited like everything else).
             Ok(ClientMsg::Resync) => outbox.ask_resync(),
+            Ok(ClientMsg::Inputs { seq, inputs: batch }) => {
+                for (seq, input) in (seq..).zip(batch) {
+                    match inputs.try_send(QueuedInput { seq, input }) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(_)) => Metrics::inc(&metrics.inputs_dropped_total),
+                        Err(TrySendError::Closed(_)) => return Ending::Gone,
+                    }
+                }
+            }
             Ok(ClientMsg::Hello { .. }) => {
                 metrics.kick(Kick::Protocol);
                 return Ending::Close(CloseReason::new(close::PROTOCOL_ERROR, "Hello sent twice"));
@@ -458,6 +467,7 @@ fn message_kind(msg: &ClientMsg) -> &'static str {
         ClientMsg::Input { .. } => "Input",
         ClientMsg::Ping { .. } => "Ping",
         ClientMsg::Resync => "Resync",
+        ClientMsg::Inputs { .. } => "Inputs",
     }
 }
 

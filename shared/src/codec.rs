@@ -11,8 +11,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::protocol::{
-    COLORS, ClientMsg, MAX_CLIENT_MSG_BYTES, MAX_NAME_CHARS, MAX_PLAYERS, MAX_REASON_BYTES,
-    MAX_ROOM_CODE_CHARS, MAX_SERVER_MSG_BYTES, RoomRequest, RoundInfo, RoundPhase, ServerMsg,
+    COLORS, ClientMsg, MAX_CLIENT_MSG_BYTES, MAX_INPUTS_PER_MSG, MAX_NAME_CHARS, MAX_PLAYERS,
+    MAX_REASON_BYTES, MAX_ROOM_CODE_CHARS, MAX_SERVER_MSG_BYTES, RoomRequest, RoundInfo, RoundPhase,
+    ServerMsg,
 };
 
 /// The bincode configuration used by server, browser and bots alike:
@@ -63,6 +64,12 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// Decodes one client message, as the server does with every binary frame.
 pub fn decode_client(bytes: &[u8]) -> Result<ClientMsg, DecodeError> {
     let msg: ClientMsg = decode(bytes, MAX_CLIENT_MSG_BYTES)?;
+    if let ClientMsg::Inputs { inputs, .. } = &msg {
+        check_len("inputs in one message", inputs.len(), MAX_INPUTS_PER_MSG)?;
+        if inputs.is_empty() {
+            return Err(DecodeError::Malformed("an Inputs message with no input".into()));
+        }
+    }
     if let ClientMsg::Hello { name, room, color, .. } = &msg {
         check_name(name)?;
         if *color >= COLORS {
@@ -240,6 +247,10 @@ mod tests {
             ClientMsg::Input { seq: u32::MAX, input: Input { x: -127, y: 127, dash: true } },
             ClientMsg::Ping { client_time_us: 123_456_789 },
             ClientMsg::Resync,
+            ClientMsg::Inputs {
+                seq: 7,
+                inputs: vec![Input::stick(1, 2), Input::stick(3, 4).with_dash(true)],
+            },
         ]
     }
 
@@ -312,6 +323,14 @@ mod tests {
         assert_eq!(Seen::of(&at(31, 33)).y, 1);
         assert_eq!(Seen::of(&at(i32::MAX / 2, i32::MIN / 2)).x, i16::MAX, "far away clamps");
         assert_eq!(Seen::of(&at(256 * 100, 0)).to_units(), (100.0, 0.0));
+    }
+
+    #[test]
+    fn input_batches_are_bounded_and_not_empty() {
+        let batch = |n| encode_client(&ClientMsg::Inputs { seq: 1, inputs: vec![Input::default(); n] });
+        assert!(decode_client(&batch(MAX_INPUTS_PER_MSG)).is_ok());
+        assert!(matches!(decode_client(&batch(MAX_INPUTS_PER_MSG + 1)), Err(DecodeError::TooMany { .. })));
+        assert!(matches!(decode_client(&batch(0)), Err(DecodeError::Malformed(_))));
     }
 
     #[test]

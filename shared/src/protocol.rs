@@ -63,7 +63,14 @@ pub enum ClientMsg {
     Ping { client_time_us: u64 },
     /// The client lost a frame's baseline: the next frame is a full view.
     Resync,
+    /// Several inputs in one message (1 to [`MAX_INPUTS_PER_MSG`]), the
+    /// first with `seq` and each next one with the next seq: half the
+    /// messages for a client that sends two per frame.
+    Inputs { seq: u32, inputs: Vec<Input> },
 }
+
+/// Most inputs one `Inputs` message may carry.
+pub const MAX_INPUTS_PER_MSG: usize = 4;
 
 /// Which room a `Hello` asks for.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
