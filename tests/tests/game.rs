@@ -1,6 +1,7 @@
 //! The game end to end, on real sockets: a scripted player dashes another
-//! off the platform and the server credits it; a short round ends with the
-//! right standings on the podium, and the next one starts from zero.
+//! off the platform and the server credits it; in a 3 s round a player who
+//! walks off loses a point, the round ends with the right standings on the
+//! podium, and the next one starts from zero.
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,7 @@ use arena_shared::protocol::{
     apply_view,
 };
 use arena_shared::sim::{FIXED_ONE, Input};
-use arena_tests::{TestServer, test_config};
+use arena_tests::{TestServer, recv_until, test_config};
 use tokio::task::JoinHandle;
 
 /// What a player that stands still heard, until it is told to stop.
@@ -45,6 +46,15 @@ impl Watcher {
         let _ = self.stop.send(());
         self.task.await?
     }
+}
+
+/// The next frame `client` receives.
+async fn recv_until_frame(client: &mut WsClient) -> anyhow::Result<arena_shared::protocol::Frame> {
+    recv_until(client, |m| match m {
+        ServerMsg::Frame(f) => Some(f.clone()),
+        _ => None,
+    })
+    .await
 }
 
 /// Steers `attacker` behind `victim` (on the side of the platform's
@@ -149,12 +159,30 @@ async fn a_dash_off_the_edge_is_credited_to_the_dasher() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn a_short_round_ends_on_a_podium_and_the_next_starts_from_zero() -> anyhow::Result<()> {
-    let config = ServerConfig { round_secs: 4, podium_secs: 2, ..test_config() };
+    let config = ServerConfig { round_secs: 3, podium_secs: 2, ..test_config() };
     let server = TestServer::start(config).await?;
-    let ((mut attacker, ada), (victim_socket, bob)) = two_players(&server).await?;
-    let victim = watch(victim_socket);
-    let (knockout, _) = knock_off(&mut attacker, bob.you).await?;
-    assert_eq!(knockout.by, Some(ada.you), "the knockout came within the round");
+    let ((mut ada_socket, ada), (mut bob_socket, bob)) = two_players(&server).await?;
+    // Bob walks off the edge on his own, well within the 3 s round.
+    let out = recv_until_frame(&mut bob_socket).await?.you.body.pos;
+    let (x, y) = (f64::from(out.x), f64::from(out.y));
+    let len = (x * x + y * y).sqrt().max(1.0);
+    let away = Input::stick((x / len * 127.0) as i8, (y / len * 127.0) as i8);
+    for seq in 1..=60 {
+        bob_socket.send(&ClientMsg::Input { seq, input: away }).await?;
+        tokio::time::sleep(Duration::from_millis(16)).await;
+    }
+    let victim = watch(bob_socket);
+    let fell = recv_until(&mut ada_socket, |m| match m {
+        ServerMsg::KnockedOut(k) => Some(*k),
+        _ => None,
+    })
+    .await?;
+    assert_eq!(
+        fell,
+        Knockout { victim: bob.you, victim_score: -1, by: None, by_score: 0 },
+        "a fall of his own"
+    );
+    let mut attacker = ada_socket;
 
     // The round's end: standings best first, then a new round.
     let mut rounds: Vec<RoundInfo> = Vec::new();
@@ -173,11 +201,14 @@ async fn a_short_round_ends_on_a_podium_and_the_next_starts_from_zero() -> anyho
     assert_eq!(rounds[0].number, 1);
     assert_eq!(
         standings,
-        &[Standing { id: ada.you, score: 1, knockouts: 1 }, Standing { id: bob.you, score: 0, knockouts: 0 }]
+        &[
+            Standing { id: ada.you, score: 0, knockouts: 0 },
+            Standing { id: bob.you, score: -1, knockouts: 0 }
+        ]
     );
     assert_eq!(rounds[1].number, 2);
     assert!(
-        matches!(rounds[1].phase, RoundPhase::Playing { ends_at } if ends_at == next_at + 4 * 30),
+        matches!(rounds[1].phase, RoundPhase::Playing { ends_at } if ends_at == next_at + 3 * 30),
         "round 2 runs for --round-secs from the podium's end: {rounds:?}"
     );
     // Scores are back to zero for everyone: a newcomer's Welcome says so.
