@@ -10,17 +10,17 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use arena_shared::netcode::{Interpolator, Playout, Prediction, RttEstimate, ServerClock, Smoother};
+use arena_shared::netcode::{
+    Interpolator, Playout, Prediction, RttEstimate, ServerClock, Smoother, ViewHistory,
+};
 use arena_shared::protocol::{
-    ClientMsg, Frame, Knockout, Life, PlayerId, PlayerInfo, ResumeToken, RoundInfo, RoundPhase, ServerMsg,
-    Standing, View, Welcome, apply_view,
+    ClientMsg, Frame, Knockout, Life, PlayerId, PlayerInfo, ResumeToken, RoundInfo, RoundPhase, Seen,
+    ServerMsg, Standing, Welcome,
 };
 use arena_shared::sim::{DASH_COOLDOWN_STEPS, Input, Platform};
 
 /// Kill-feed lines kept.
 pub const FEED_LINES: usize = 5;
-/// Views kept by frame tick: a frame builds on one of the last few.
-const VIEWS_KEPT: usize = 8;
 
 /// A player in the room, as the roster knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,8 +92,8 @@ pub struct ClientSession {
     /// Knockouts you gave and took this session.
     pub knockouts_given: u32,
     pub knockouts_taken: u32,
-    /// The views of the last frames (others in view), newest last.
-    views: VecDeque<(u32, View)>,
+    /// The views of the last frames (others in view).
+    views: ViewHistory,
     /// Fades your player's corrections out instead of snapping.
     pub smoother: Smoother,
     /// The tick the others are drawn at (see [`Playout`]).
@@ -128,7 +128,7 @@ impl ClientSession {
             knocked_out: None,
             knockouts_given: 0,
             knockouts_taken: 0,
-            views: VecDeque::new(),
+            views: ViewHistory::default(),
             smoother: Smoother::default(),
             playout: Playout::default(),
         }
@@ -210,12 +210,7 @@ impl ClientSession {
         }
 
         // The others in view: this frame's changes on its baseline's view.
-        let empty = Vec::new();
-        let baseline = match frame.baseline {
-            0 => Some(&empty),
-            tick => self.views.iter().find(|(t, _)| *t == tick).map(|(_, view)| view),
-        };
-        let Some(view) = baseline.and_then(|baseline| apply_view(baseline, &frame)) else {
+        let Some(view) = self.views.apply(&frame) else {
             changes.push(Change::NeedResync);
             return Ok(());
         };
@@ -236,10 +231,6 @@ impl ClientSession {
                 }
             }
         }
-        if self.views.len() == VIEWS_KEPT {
-            self.views.pop_front();
-        }
-        self.views.push_back((frame.tick, view));
         Ok(())
     }
 
@@ -250,8 +241,8 @@ impl ClientSession {
     }
 
     /// The others this client can see now, by id.
-    pub fn view(&self) -> &[(PlayerId, arena_shared::protocol::Seen)] {
-        self.views.back().map_or(&[], |(_, view)| view.as_slice())
+    pub fn view(&self) -> &[(PlayerId, Seen)] {
+        self.views.latest()
     }
 
     fn knocked_out(&mut self, knockout: Knockout, at: f64) {

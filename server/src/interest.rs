@@ -11,7 +11,7 @@
 //! change for a whole RTT). A client that ever lacks a baseline (it cannot:
 //! it keeps the last views) asks for a full view with `Resync`.
 
-use arena_shared::protocol::{Frame, OtherUpdate, PlayerId, PlayerState, Seen, View};
+use arena_shared::protocol::{Frame, OtherUpdate, PlayerId, PlayerState, Seen, View, apply_view};
 use arena_shared::sim::FIXED_ONE;
 
 /// Others within this distance (world units) enter a player's view. The
@@ -164,30 +164,8 @@ impl ClientView {
         }
         chosen.sort_unstable_by_key(|c| c.id);
 
-        // The frame, and the view it makes: the baseline without `gone`,
-        // with the chosen changes (one merge by id).
         let mut others = Vec::with_capacity(chosen.len());
-        let mut view: View = Vec::with_capacity(baseline.len() + chosen.len());
-        let (mut g, mut c, mut last_id) = (0, 0, 0);
-        for &(id, seen) in baseline {
-            while c < chosen.len() && chosen[c].id < id {
-                view.push((chosen[c].id, chosen[c].seen));
-                c += 1;
-            }
-            while g < gone.len() && gone[g] < id {
-                g += 1;
-            }
-            if g < gone.len() && gone[g] == id {
-                continue;
-            }
-            if c < chosen.len() && chosen[c].id == id {
-                view.push((id, chosen[c].seen));
-                c += 1;
-            } else {
-                view.push((id, seen));
-            }
-        }
-        view.extend(chosen[c..].iter().map(|c| (c.id, c.seen)));
+        let mut last_id = 0;
         for candidate in &chosen {
             let (dx, dy) = delta(candidate.seen, candidate.old);
             others.push(OtherUpdate { id_gap: candidate.id - last_id, dx, dy, life: candidate.seen.life });
@@ -199,7 +177,13 @@ impl ClientView {
         priority.retain(|(_, waiting)| *waiting > 0.0);
         self.priority = priority;
         let frame = Frame { tick, ack_seq, baseline: self.taken.0, you, others, gone };
-        self.waiting = Some((tick, view));
+        // The view this frame makes, by the rule the client applies. The
+        // frame is built to fit (rising ids, sorted departures); if it ever
+        // did not, the next frame starts again from a full view.
+        match apply_view(baseline, &frame) {
+            Some(view) => self.waiting = Some((tick, view)),
+            None => self.resync(),
+        }
         Some(frame)
     }
 }
@@ -221,9 +205,11 @@ fn varint_len(v: u16) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use arena_shared::codec::{decode_server, encode_server};
-    use arena_shared::protocol::{Life, ServerMsg, apply_view};
     use std::collections::BTreeMap;
+
+    use arena_shared::codec::{decode_server, encode_server};
+    use arena_shared::netcode::ViewHistory;
+    use arena_shared::protocol::{Life, ServerMsg};
 
     use arena_shared::sim::{Body, Vec2q};
 
@@ -233,25 +219,18 @@ mod tests {
         PlayerState { id, body: Body::at(Vec2q::from_units(x, y)), life: Life::Alive }
     }
 
-    /// The client's side: applies frames to the views it keeps.
+    /// The client's side: applies frames, through the wire, to the views
+    /// it keeps.
     #[derive(Default)]
     struct Client {
-        views: BTreeMap<u32, View>,
+        views: ViewHistory,
     }
 
     impl Client {
         fn apply(&mut self, frame: &Frame) -> View {
             let wire = encode_server(&ServerMsg::Frame(frame.clone()));
             let Ok(ServerMsg::Frame(frame)) = decode_server(&wire) else { panic!("frames decode") };
-            let empty = Vec::new();
-            let baseline = if frame.baseline == 0 {
-                &empty
-            } else {
-                self.views.get(&frame.baseline).expect("baseline kept")
-            };
-            let view = apply_view(baseline, &frame).expect("frame fits its baseline");
-            self.views.insert(frame.tick, view.clone());
-            view
+            self.views.apply(&frame).expect("frame fits its kept baseline").clone()
         }
     }
 

@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 
-use crate::protocol::PlayerId;
+use crate::protocol::{Frame, PlayerId, Seen, View, apply_view};
 use crate::sim::{self, Body, FIXED_ONE, INPUT_DT_MICROS, Input};
 
 /// Unacked inputs kept for replay; older ones are dropped (the server is
@@ -258,6 +258,42 @@ impl Playout {
     /// The tick drawn at the last `advance`.
     pub fn at(&self) -> Option<f64> {
         self.at
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Views of the others
+// ---------------------------------------------------------------------------
+
+/// Views kept by frame tick: a frame builds on one of the last few.
+pub const VIEWS_KEPT: usize = 8;
+
+/// The views of the others after each of the last frames, newest last:
+/// what a frame's `baseline` refers to.
+#[derive(Debug, Clone, Default)]
+pub struct ViewHistory {
+    views: VecDeque<(u32, View)>,
+}
+
+impl ViewHistory {
+    /// Applies `frame` to the view it builds on and keeps the result.
+    /// `None`: that view is not kept, or the frame does not fit it; the
+    /// client should ask for a full view (`ClientMsg::Resync`).
+    pub fn apply(&mut self, frame: &Frame) -> Option<&View> {
+        let view = match frame.baseline {
+            0 => apply_view(&[], frame),
+            tick => apply_view(&self.views.iter().find(|(t, _)| *t == tick)?.1, frame),
+        }?;
+        if self.views.len() == VIEWS_KEPT {
+            self.views.pop_front();
+        }
+        self.views.push_back((frame.tick, view));
+        self.views.back().map(|(_, view)| view)
+    }
+
+    /// The view after the newest frame, by id.
+    pub fn latest(&self) -> &[(PlayerId, Seen)] {
+        self.views.back().map_or(&[], |(_, view)| view.as_slice())
     }
 }
 

@@ -272,33 +272,54 @@ impl Seen {
 /// A view: the others a client knows, sorted by id.
 pub type View = Vec<(PlayerId, Seen)>;
 
-/// Applies a frame's `others` and `gone` to its baseline's view. `None`:
-/// the frame does not fit that view (an id past `u16::MAX`, ids out of
-/// order): the client should ask for a full view.
+/// Applies a frame's `others` and `gone` to its baseline's view: one merge
+/// by id (the server builds its copy of the view the same way). `None`:
+/// the frame does not fit that view (an id past `u16::MAX`, an id twice):
+/// the client should ask for a full view.
 pub fn apply_view(baseline: &[(PlayerId, Seen)], frame: &Frame) -> Option<View> {
-    let mut view: View =
-        baseline.iter().filter(|(id, _)| frame.gone.binary_search(id).is_err()).copied().collect();
+    // The updates' ids, from their gaps: strictly rising.
+    let mut updates = Vec::with_capacity(frame.others.len());
     let mut id: PlayerId = 0;
     for (i, update) in frame.others.iter().enumerate() {
-        id = id.checked_add(update.id_gap)?;
         if i > 0 && update.id_gap == 0 {
             return None;
         }
-        let seen = match view.binary_search_by_key(&id, |(known, _)| *known) {
-            Ok(at) => {
-                let old = view[at].1;
-                let seen = Seen {
-                    x: old.x.wrapping_add(update.dx),
-                    y: old.y.wrapping_add(update.dy),
-                    life: update.life,
-                };
-                view[at].1 = seen;
-                continue;
-            }
-            Err(at) => (at, Seen { x: update.dx, y: update.dy, life: update.life }),
-        };
-        view.insert(seen.0, (id, seen.1));
+        id = id.checked_add(update.id_gap)?;
+        updates.push((id, update));
     }
+    let absolute = |u: &OtherUpdate| Seen { x: u.dx, y: u.dy, life: u.life };
+    let mut view = Vec::with_capacity(baseline.len() + updates.len());
+    let (mut u, mut g) = (0, 0);
+    for &(id, old) in baseline {
+        // Players new to the view come in between, in id order.
+        while u < updates.len() && updates[u].0 < id {
+            view.push((updates[u].0, absolute(updates[u].1)));
+            u += 1;
+        }
+        while g < frame.gone.len() && frame.gone[g] < id {
+            g += 1;
+        }
+        let gone = g < frame.gone.len() && frame.gone[g] == id;
+        match updates.get(u) {
+            Some(&(updated, update)) if updated == id => {
+                // A player that left and came back is new again.
+                let seen = if gone {
+                    absolute(update)
+                } else {
+                    Seen {
+                        x: old.x.wrapping_add(update.dx),
+                        y: old.y.wrapping_add(update.dy),
+                        life: update.life,
+                    }
+                };
+                view.push((id, seen));
+                u += 1;
+            }
+            _ if gone => {}
+            _ => view.push((id, old)),
+        }
+    }
+    view.extend(updates[u..].iter().map(|&(id, update)| (id, absolute(update))));
     Some(view)
 }
 

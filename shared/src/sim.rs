@@ -312,7 +312,7 @@ pub fn collide(bodies: &mut [Body], mut touched: impl FnMut(usize, usize)) {
 }
 
 /// A uniform grid of square cells over a set of positions: which of them
-/// are near a point, without looking at the others.
+/// share a cell (or a neighbouring one), without looking at the others.
 #[derive(Debug, Clone)]
 pub struct Grid {
     /// Cell side, fixed-point units.
@@ -342,23 +342,6 @@ impl Grid {
     /// The indices filed under one cell, in index order.
     pub fn cell(&self, key: (i32, i32)) -> &[usize] {
         self.cells.get(&key).map_or(&[], Vec::as_slice)
-    }
-
-    /// Calls `visit` with every index in the cells that overlap the square
-    /// of half-side `reach_units` around `center` (a superset of those
-    /// within that distance).
-    pub fn near(&self, center: Vec2q, reach_units: i32, mut visit: impl FnMut(usize)) {
-        let reach = i64::from(reach_units) * i64::from(FIXED_ONE);
-        let span = |v: i32| {
-            let lo = (i64::from(v) - reach).div_euclid(self.cell) as i32;
-            let hi = (i64::from(v) + reach).div_euclid(self.cell) as i32;
-            lo..=hi
-        };
-        for cy in span(center.y) {
-            for cx in span(center.x) {
-                self.cell((cx, cy)).iter().for_each(|&i| visit(i));
-            }
-        }
     }
 }
 
@@ -499,13 +482,11 @@ mod tests {
     }
 
     #[test]
-    fn the_grid_finds_what_is_near_and_collide_finds_every_touching_pair() {
+    fn the_grid_files_neighbours_together_and_collide_finds_every_touching_pair() {
         let points = [Vec2q::from_units(0, 0), Vec2q::from_units(39, 0), Vec2q::from_units(-500, 700)];
         let grid = Grid::new(100, points.iter().copied());
-        let mut near = Vec::new();
-        grid.near(Vec2q::from_units(10, 10), 60, |i| near.push(i));
-        near.sort_unstable();
-        assert_eq!(near, [0, 1], "the far point is not visited");
+        assert_eq!(grid.cell(grid.key(Vec2q::from_units(10, 10))), [0, 1], "the far point is not filed here");
+        assert_eq!(grid.cell(grid.key(points[2])), [2]);
         // A crowd on a line and in a clump: the grid finds the same pairs as
         // comparing every pair would.
         let mut bodies: Vec<Body> = (0..60).map(|i| still((i % 12) * 33 - 200, (i / 12) * 35 - 80)).collect();

@@ -11,7 +11,8 @@ use anyhow::{Context, bail};
 use arena_client::bots::{Behaviour, Live, Outcome, Report, RoomPlan, SwarmConfig, run_swarm};
 use arena_client::ws::{ClientError, Incoming, WsClient};
 use arena_server::ServerConfig;
-use arena_shared::protocol::{Frame, PlayerId, ServerMsg, View, apply_view};
+use arena_shared::netcode::ViewHistory;
+use arena_shared::protocol::{PlayerId, ServerMsg};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -144,31 +145,17 @@ pub async fn recv_until<T>(
 /// reads, as a real client does (frames are changes to earlier views).
 pub struct Observer {
     pub client: WsClient,
-    views: std::collections::VecDeque<(u32, View)>,
+    views: ViewHistory,
 }
 
 impl Observer {
     pub fn new(client: WsClient) -> Self {
-        Observer { client, views: Default::default() }
-    }
-
-    fn apply(&mut self, frame: &Frame) -> anyhow::Result<()> {
-        let empty = Vec::new();
-        let baseline = match frame.baseline {
-            0 => &empty,
-            tick => self.views.iter().find(|(t, _)| *t == tick).map(|(_, v)| v).context("baseline kept")?,
-        };
-        let view = apply_view(baseline, frame).context("frame fits its baseline")?;
-        if self.views.len() == 8 {
-            self.views.pop_front();
-        }
-        self.views.push_back((frame.tick, view));
-        Ok(())
+        Observer { client, views: ViewHistory::default() }
     }
 
     /// The others in view after the last frame, by id.
     pub fn view(&self) -> &[(PlayerId, arena_shared::protocol::Seen)] {
-        self.views.back().map_or(&[], |(_, v)| v.as_slice())
+        self.views.latest()
     }
 
     /// Where `id` is (world units) in the view, if it is in view.
@@ -190,7 +177,7 @@ impl Observer {
             match next {
                 Incoming::Msg(msg) => {
                     if let ServerMsg::Frame(frame) = &msg {
-                        self.apply(frame)?;
+                        self.views.apply(frame).context("frame fits a kept baseline")?;
                     }
                     if let Some(found) = want(&msg, self) {
                         return Ok(found);

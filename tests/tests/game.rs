@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use arena_client::ws::{Incoming, WsClient};
 use arena_server::ServerConfig;
+use arena_shared::netcode::ViewHistory;
 use arena_shared::protocol::{
-    ClientMsg, Knockout, Life, PlayerId, RoundInfo, RoundPhase, ServerMsg, Standing, View, Welcome,
-    apply_view,
+    ClientMsg, Knockout, Life, PlayerId, RoundInfo, RoundPhase, ServerMsg, Standing, Welcome,
 };
 use arena_shared::sim::{FIXED_ONE, Input};
 use arena_tests::{TestServer, recv_until, test_config};
@@ -67,7 +67,7 @@ async fn knock_off(attacker: &mut WsClient, victim: PlayerId) -> anyhow::Result<
     let (mut my_pos, mut its_pos, mut its_life) = ((0.0f32, 0.0f32), None, Life::Protected);
     let mut my_life = Life::Protected;
     // The victim's place, from the frames' views of the others.
-    let mut views: std::collections::BTreeMap<u32, View> = Default::default();
+    let mut views = ViewHistory::default();
     loop {
         if Instant::now() > deadline {
             let events: Vec<&ServerMsg> =
@@ -82,17 +82,11 @@ async fn knock_off(attacker: &mut WsClient, victim: PlayerId) -> anyhow::Result<
             let Incoming::Msg(msg) = incoming? else { bail!("attacker's socket closed") };
             match &msg {
                 ServerMsg::Frame(frame) => {
-                    let baseline = match frame.baseline {
-                        0 => Vec::new(),
-                        tick => views.get(&tick).cloned().context("baseline kept")?,
-                    };
-                    let view = apply_view(&baseline, frame).context("frame fits its baseline")?;
+                    let view = views.apply(frame).context("frame fits a kept baseline")?;
                     if let Some((_, seen)) = view.iter().find(|(id, _)| *id == victim) {
                         its_pos = Some(seen.to_units());
                         its_life = seen.life;
                     }
-                    views.insert(frame.tick, view);
-                    views.retain(|&tick, _| tick + 8 > frame.tick);
                     let pos = frame.you.body.pos;
                     my_pos = (pos.x as f32 / FIXED_ONE as f32, pos.y as f32 / FIXED_ONE as f32);
                     my_life = frame.you.life;
