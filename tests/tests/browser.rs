@@ -49,6 +49,16 @@ async fn snapshot(browser: &mut Browser, page: &Page) -> anyhow::Result<Value> {
     Ok(serde_json::from_str(raw.as_str().unwrap_or("null"))?)
 }
 
+/// True once the page is connected to the server (playing).
+const CONNECTED: &str = "document.body.dataset.state === 'connected'";
+
+/// Opens `url` (a page that skips the join screen) and waits until it plays.
+async fn open_connected(browser: &mut Browser, url: &str) -> anyhow::Result<Page> {
+    let page = browser.open(url).await?;
+    browser.wait_for(&page, CONNECTED, Duration::from_secs(90)).await?;
+    Ok(page)
+}
+
 /// True once the page is connected as player `you`.
 fn connected_as(you: u64) -> String {
     format!(
@@ -167,8 +177,7 @@ async fn browser_client_connects_plays_and_reconnects() -> anyhow::Result<()> {
 
     let mut browser = Browser::launch().await?;
     let started = Instant::now();
-    let page = browser.open(&format!("http://{addr}/?name=chromium&play")).await?;
-    browser.wait_for(&page, "document.body.dataset.state === 'connected'", Duration::from_secs(90)).await?;
+    let page = open_connected(&mut browser, &format!("http://{addr}/?name=chromium&play")).await?;
     let connect_ms = started.elapsed().as_millis();
     println!("FIGURE navigation_to_connected_ms={connect_ms}");
 
@@ -258,7 +267,7 @@ async fn browser_client_connects_plays_and_reconnects() -> anyhow::Result<()> {
     let status = browser.eval(&page, "document.getElementById('status').textContent").await?;
     assert!(status.as_str().unwrap_or("").contains("Reconnecting"), "should say it is retrying: {status}");
     let server = TestServer::start_on(addr, config(dist, 256)).await?;
-    browser.wait_for(&page, "document.body.dataset.state === 'connected'", Duration::from_secs(30)).await?;
+    browser.wait_for(&page, CONNECTED, Duration::from_secs(30)).await?;
 
     browser.close().await;
     server.stop().await
@@ -297,8 +306,9 @@ async fn over_https_the_page_connects_over_wss_by_itself() -> anyhow::Result<()>
     let server = TestServer::start(config).await?;
     // The certificate is the test's own; Chromium is told not to check it.
     let mut browser = Browser::launch_with(&["--ignore-certificate-errors"]).await?;
-    let page = browser.open(&format!("https://127.0.0.1:{}/?name=secure&play", server.addr.port())).await?;
-    browser.wait_for(&page, "document.body.dataset.state === 'connected'", Duration::from_secs(90)).await?;
+    let page =
+        open_connected(&mut browser, &format!("https://127.0.0.1:{}/?name=secure&play", server.addr.port()))
+            .await?;
     let url = browser.eval(&page, "location.protocol").await?;
     assert_eq!(url.as_str(), Some("https:"), "the page came over HTTPS");
     // The server speaks only TLS: a connected page is one that chose wss: itself.
@@ -328,8 +338,7 @@ async fn a_reloaded_page_comes_back_as_the_same_player() -> anyhow::Result<()> {
         }
     });
     let mut browser = Browser::launch().await?;
-    let page = browser.open(&format!("http://{}/?name=reloader&play", server.addr)).await?;
-    browser.wait_for(&page, "document.body.dataset.state === 'connected'", Duration::from_secs(90)).await?;
+    let page = open_connected(&mut browser, &format!("http://{}/?name=reloader&play", server.addr)).await?;
     let before = snapshot(&mut browser, &page).await?;
     let you = before["you"].as_u64().expect("the page knows its id");
     assert_eq!(before["room"].as_str().map(str::len), Some(10), "the page shows its room: {before}");
@@ -402,8 +411,7 @@ async fn a_page_whose_connection_is_cut_comes_back_as_the_same_player() -> anyho
     // Wi-Fi blink would: no close frame, the socket just dies.
     let relay = Relay::start(server.addr).await?;
     let mut browser = Browser::launch().await?;
-    let page = browser.open(&format!("http://{}/?name=blinker&play", relay.addr)).await?;
-    browser.wait_for(&page, "document.body.dataset.state === 'connected'", Duration::from_secs(90)).await?;
+    let page = open_connected(&mut browser, &format!("http://{}/?name=blinker&play", relay.addr)).await?;
     let you = snapshot(&mut browser, &page).await?["you"].as_u64().expect("an id");
 
     relay.cut();
@@ -448,7 +456,7 @@ async fn on_a_phone_the_join_screen_comes_first_and_a_touch_drag_moves_the_playe
     browser.screenshot(&page, &workspace_dir().join("target/arena-browser-join.png")).await?;
     browser.key(&page, true, "Enter", "Enter", 13).await?;
     browser.key(&page, false, "Enter", "Enter", 13).await?;
-    browser.wait_for(&page, "document.body.dataset.state === 'connected'", Duration::from_secs(60)).await?;
+    browser.wait_for(&page, CONNECTED, Duration::from_secs(60)).await?;
     let me = snapshot(&mut browser, &page).await?;
     assert_eq!(me["name"], "thumbs", "the typed name is the player's: {me}");
     assert_eq!(me["color"], 4, "with the picked colour");
@@ -475,8 +483,7 @@ async fn a_round_in_the_browser_knockouts_overlay_and_podium() -> anyhow::Result
     let brawlers =
         tokio::spawn(run_swarm(bots(&server, 4, Behaviour::Brawler, "brawler-"), Live::default().into()));
     let mut browser = Browser::launch().await?;
-    let page = browser.open(&format!("http://{}/?name=player&play", server.addr)).await?;
-    browser.wait_for(&page, "document.body.dataset.state === 'connected'", Duration::from_secs(90)).await?;
+    let page = open_connected(&mut browser, &format!("http://{}/?name=player&play", server.addr)).await?;
     browser
         .wait_for(
             &page,
@@ -533,8 +540,9 @@ async fn the_page_takes_a_link_conditioner_from_its_address() -> anyhow::Result<
     let _one = ONE_BROWSER.lock().await;
     let server = TestServer::start(config(dist, 16)).await?;
     let mut browser = Browser::launch().await?;
-    let page = browser.open(&format!("http://{}/?name=faraway&play&lag=240&jitter=20", server.addr)).await?;
-    browser.wait_for(&page, "document.body.dataset.state === 'connected'", Duration::from_secs(90)).await?;
+    let page =
+        open_connected(&mut browser, &format!("http://{}/?name=faraway&play&lag=240&jitter=20", server.addr))
+            .await?;
     // The round trip includes the simulated 240 ms (± 20 ms); alone, nothing
     // is mispredicted however late the frames come.
     browser
