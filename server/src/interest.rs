@@ -152,7 +152,7 @@ impl ClientView {
 
         // The most urgent changes that fit the budget (at least one).
         let mut bytes = 0;
-        let mut chosen: Vec<Candidate> = Vec::with_capacity(top.len());
+        let mut chosen: Vec<(Candidate, (i16, i16))> = Vec::with_capacity(top.len());
         for candidate in top {
             let (dx, dy) = delta(candidate.seen, candidate.old);
             let size = 2 + varint_len(zigzag(dx)) + varint_len(zigzag(dy));
@@ -160,14 +160,13 @@ impl ClientView {
                 continue;
             }
             bytes += size;
-            chosen.push(candidate);
+            chosen.push((candidate, (dx, dy)));
         }
-        chosen.sort_unstable_by_key(|c| c.id);
+        chosen.sort_unstable_by_key(|(c, _)| c.id);
 
         let mut others = Vec::with_capacity(chosen.len());
         let mut last_id = 0;
-        for candidate in &chosen {
-            let (dx, dy) = delta(candidate.seen, candidate.old);
+        for &(candidate, (dx, dy)) in &chosen {
             others.push(OtherUpdate { id_gap: candidate.id - last_id, dx, dy, life: candidate.seen.life });
             last_id = candidate.id;
             if let Ok(at) = priority.binary_search_by_key(&candidate.id, |(id, _)| *id) {

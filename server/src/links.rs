@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use crate::interest::{ClientView, Scene};
 use crate::metrics::Metrics;
 use crate::outbox::{CloseReason, FramePush, Outbox};
-use crate::world::{Frames, INPUT_QUEUE, QueuedInput, World};
+use crate::world::{INPUT_QUEUE, QueuedInput, World};
 
 struct Link {
     outbox: Arc<Outbox>,
@@ -103,15 +103,15 @@ impl Links {
 
     /// Hands every connected player its frame (see [`crate::interest`]);
     /// returns the players that left frames unread for too long.
-    pub fn push_frames(&mut self, frames: &Frames, scene: &Scene) -> Vec<PlayerId> {
+    pub fn push_frames(&mut self, tick: u32, acks: &[(PlayerId, u32)], scene: &Scene) -> Vec<PlayerId> {
         let mut too_slow = Vec::new();
-        for &(id, ack) in &frames.acks {
+        for &(id, ack) in acks {
             let Some(link) = self.links.get_mut(&id) else { continue };
             if link.outbox.take_resync() {
                 link.view.resync();
             }
             let taken = !link.outbox.has_frame();
-            let Some(frame) = link.view.frame(scene, id, (frames.tick, ack), taken) else { continue };
+            let Some(frame) = link.view.frame(scene, id, (tick, ack), taken) else { continue };
             let frame = Bytes::from(encode_server(&ServerMsg::Frame(frame)));
             match link.outbox.push_frame(frame) {
                 FramePush::Fresh => link.stale_ticks = 0,

@@ -25,7 +25,7 @@ use crate::metrics::{Kick, Metrics, RoomStats};
 use crate::outbox::CloseReason;
 use crate::outbox::Outbox;
 use crate::rooms::RoomDirectory;
-use crate::world::{Newcomer, QueuedInput, World};
+use crate::world::{Frames, Newcomer, QueuedInput, World};
 
 /// Joins and leaves waiting for the room. Small: each is handled within a tick.
 const COMMAND_QUEUE: usize = 256;
@@ -191,8 +191,8 @@ impl Room {
         let frames = self.world.tick();
         // The frames follow at once: they wake the writers.
         self.deliver_news(false);
-        let scene = Scene::new(frames.states.clone());
-        for id in self.links.push_frames(&frames, &scene) {
+        let Frames { tick, states, acks } = frames;
+        for id in self.links.push_frames(tick, &acks, &Scene::new(states)) {
             self.kick_slow(id);
         }
     }
