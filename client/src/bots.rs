@@ -22,8 +22,6 @@ use crate::ws::{ClientError, Incoming, WsClient};
 
 /// How long a bot may take to connect and complete the handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Inputs a bot sends in one message (60 inputs a second, 30 messages).
-const INPUTS_PER_MESSAGE: usize = 2;
 /// How often each bot measures its round-trip time.
 const PING_PERIOD: Duration = Duration::from_millis(500);
 
@@ -447,7 +445,6 @@ async fn run_bot(
     let mut reading = true;
     let idle = deadline + Duration::from_secs(3600);
 
-    let mut batch: Vec<(u32, Input)> = Vec::with_capacity(INPUTS_PER_MESSAGE);
     let outcome = 'bot: loop {
         let next_due = [up.next_due(), down.next_due()].into_iter().flatten().min().unwrap_or(idle);
         tokio::select! {
@@ -459,16 +456,11 @@ async fn run_bot(
             _ = inputs.tick() => {
                 let now = clock.elapsed().as_secs_f64();
                 let input = brain.next_input(Some(&session), now);
-                // Two inputs a message, at the frame rate: half the messages.
-                if let ClientMsg::Input { seq, input } = session.input(input) {
-                    record.inputs_sent = seq;
-                    batch.push((seq, input));
+                // Batched as the page batches them: one message a frame.
+                if let Some(message) = session.input(input) {
+                    up.push(Instant::now(), message);
                 }
-                if batch.len() == INPUTS_PER_MESSAGE {
-                    let seq = batch[0].0;
-                    let inputs = batch.drain(..).map(|(_, input)| input).collect();
-                    up.push(Instant::now(), ClientMsg::Inputs { seq, inputs });
-                }
+                record.inputs_sent = session.last_input_seq();
                 // The input rate is the bot's frame rate: would a renderer have
                 // two frames to draw others between, at the delay it settled on?
                 if let Some(render_tick) = session.advance_playout(now) {

@@ -98,7 +98,13 @@ pub struct ClientSession {
     pub smoother: Smoother,
     /// The tick the others are drawn at (see [`Playout`]).
     pub playout: Playout,
+    /// Inputs recorded but not sent yet, and the first one's seq.
+    unsent: (u32, Vec<Input>),
 }
+
+/// Inputs one message carries: two 60 Hz samples make one message per
+/// 30 Hz frame, half the messages (and the server's reads) of one each.
+pub const INPUTS_PER_MESSAGE: usize = 2;
 
 impl ClientSession {
     /// The session a `Welcome` starts; `name` and `color` are what this
@@ -131,6 +137,7 @@ impl ClientSession {
             views: ViewHistory::default(),
             smoother: Smoother::default(),
             playout: Playout::default(),
+            unsent: (0, Vec::with_capacity(INPUTS_PER_MESSAGE)),
         }
     }
 
@@ -273,11 +280,25 @@ impl ClientSession {
         self.feed.push_back(FeedLine { knockout, text });
     }
 
-    /// Records one input sample (predicting it when your player stands on
-    /// the platform) and returns the message that sends it.
-    pub fn input(&mut self, input: Input) -> ClientMsg {
+    /// Records one input sample (predicting it at once when your player
+    /// stands on the platform); every [`INPUTS_PER_MESSAGE`]th sample
+    /// returns the message that sends the batch.
+    pub fn input(&mut self, input: Input) -> Option<ClientMsg> {
         let seq = self.prediction.apply_input(input);
-        ClientMsg::Input { seq, input }
+        let (first, inputs) = &mut self.unsent;
+        if inputs.is_empty() {
+            *first = seq;
+        }
+        inputs.push(input);
+        (inputs.len() == INPUTS_PER_MESSAGE).then(|| ClientMsg::Inputs {
+            seq: *first,
+            inputs: std::mem::replace(inputs, Vec::with_capacity(INPUTS_PER_MESSAGE)),
+        })
+    }
+
+    /// The seq of the newest input recorded.
+    pub fn last_input_seq(&self) -> u32 {
+        self.prediction.last_seq()
     }
 
     /// A ping stamped with local time `now`.
@@ -477,6 +498,20 @@ mod tests {
         session.apply(frame(100, 0, &[]), 50.0).expect("valid");
         let left = session.round_secs_left(51.0).expect("clock running");
         assert!((left - 9.0).abs() < 0.01, "300 ticks at 30 Hz from tick 100, a second later: {left}");
+    }
+
+    #[test]
+    fn inputs_go_out_two_a_message_each_predicted_at_once() {
+        let mut session = session();
+        let start = Body::at(Vec2q::from_units(0, 0));
+        session.apply(frame(1, 0, &[(2, start, Life::Alive)]), 0.0).expect("valid");
+        let (right, dash) = (Input::stick(127, 0), Input::stick(0, 127).with_dash(true));
+        assert_eq!(session.input(right), None, "the first sample waits for the second");
+        assert_ne!(session.prediction.body(), start, "but moves your player at once");
+        assert_eq!(session.input(dash), Some(ClientMsg::Inputs { seq: 1, inputs: vec![right, dash] }));
+        assert_eq!(session.input(right), None);
+        assert_eq!(session.input(right), Some(ClientMsg::Inputs { seq: 3, inputs: vec![right, right] }));
+        assert_eq!(session.last_input_seq(), 4);
     }
 
     #[test]

@@ -103,7 +103,7 @@ pub struct ServerConfig {
     pub handshake_timeout_ms: u64,
 
     /// Messages per second one connection may send, WebSocket control frames
-    /// included (a real client sends about 62), with 3 seconds of burst;
+    /// included (a real client sends about 32), with 3 seconds of burst;
     /// a client over it is closed with 4006.
     #[arg(long, env = "ARENA_MAX_MESSAGE_RATE", default_value_t = 120,
           value_parser = clap::value_parser!(u32).range(70..=100_000))]
@@ -125,6 +125,14 @@ pub struct ServerConfig {
     #[arg(long, env = "ARENA_TLS_KEY", requires = "tls_cert", value_parser = parse_file)]
     pub tls_key: Option<PathBuf>,
 
+    /// Threads that run the game and the sockets: 1 runs everything on one
+    /// thread, which costs the least CPU for a room or a few (no work
+    /// stealing, no waking idle threads); more spread many rooms over
+    /// cores. 0: one per core.
+    #[arg(long, env = "ARENA_THREADS", default_value_t = 0,
+          value_parser = clap::value_parser!(u16).range(0..=1024))]
+    pub threads: u16,
+
     /// The server sits behind a reverse proxy (nginx, Caddy, trunk serve
     /// with a public name): trust X-Forwarded-Host as the page's host.
     #[arg(long, env = "ARENA_BEHIND_PROXY")]
@@ -136,6 +144,7 @@ impl Default for ServerConfig {
         ServerConfig {
             bind: SocketAddr::from(([0, 0, 0, 0], 7777)),
             tick_rate: 30,
+            threads: 0,
             max_players: 32,
             max_rooms: 64,
             round_secs: 180,

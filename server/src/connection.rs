@@ -221,18 +221,26 @@ async fn read_loop(
 ) -> Ending {
     let idle = state.config.idle_timeout();
     let metrics = &state.metrics;
+    // One timer for the whole connection, pushed back by every message
+    // (pushing a deadline later costs no timer-wheel work).
+    let silence = tokio::time::sleep(idle);
+    let mut silence = std::pin::pin!(silence);
     loop {
-        let message = match tokio::time::timeout(idle, stream.next()).await {
-            Err(_) => {
+        let next = tokio::select! {
+            next = stream.next() => next,
+            () = &mut silence => {
                 metrics.kick(Kick::Idle);
                 tracing::debug!(player = id, "dropping silent client");
                 let reason = format!("nothing heard for {}s", idle.as_secs());
                 return Ending::Close(CloseReason::new(close::TIMEOUT, reason));
             }
-            Ok(None) => return Ending::Gone,
-            Ok(Some(Err(e))) => return read_error_ending(e, metrics),
-            Ok(Some(Ok(message))) => message,
         };
+        let message = match next {
+            None => return Ending::Gone,
+            Some(Err(e)) => return read_error_ending(e, metrics),
+            Some(Ok(message)) => message,
+        };
+        silence.as_mut().reset(Instant::now() + idle);
         if !budget.spend() {
             return rate_limited(state);
         }

@@ -11,7 +11,7 @@
 //! change for a whole RTT). A client that ever lacks a baseline (it cannot:
 //! it keeps the last views) asks for a full view with `Resync`.
 
-use arena_shared::protocol::{Frame, OtherUpdate, PlayerId, PlayerState, Seen, View, apply_view};
+use arena_shared::protocol::{Frame, OtherUpdate, PlayerId, PlayerState, Seen, View, apply_view_into};
 use arena_shared::sim::FIXED_ONE;
 
 /// Others within this distance (world units) enter a player's view. The
@@ -52,12 +52,23 @@ impl Scene {
 /// fits about 15).
 const CANDIDATES: usize = 32;
 
+/// A change considered for a frame: how urgent it is, where the player is
+/// in the scene, and where in the baseline view (`NEW`: not in it).
 #[derive(Debug, Clone, Copy)]
 struct Candidate {
     score: f32,
-    id: PlayerId,
-    seen: Seen,
-    old: Option<Seen>,
+    scene: u32,
+    base: u32,
+}
+
+const NEW: u32 = u32::MAX;
+
+impl Candidate {
+    /// Most urgent first; equal scores by id (scene order), so the choice
+    /// never depends on how the candidates were gathered.
+    fn order(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
+        b.score.total_cmp(&a.score).then(a.scene.cmp(&b.scene))
+    }
 }
 
 /// One connection's side of the view: what its client has, and what waits.
@@ -70,6 +81,15 @@ pub struct ClientView {
     /// Changed players not sent yet, by id: how long they waited, weighted
     /// by nearness. Sent ones start again from 0, so nobody starves.
     priority: Vec<(PlayerId, f32)>,
+    /// Memory kept between frames, so a frame allocates only what it sends.
+    spare: Spare,
+}
+
+#[derive(Debug, Default)]
+struct Spare {
+    priority: Vec<(PlayerId, f32)>,
+    candidates: Vec<Candidate>,
+    view: View,
 }
 
 impl ClientView {
@@ -89,36 +109,40 @@ impl ClientView {
         (tick, ack_seq): (u32, u32),
         previous_taken: bool,
     ) -> Option<Frame> {
-        if let (true, Some(waiting)) = (previous_taken, self.waiting.take()) {
-            self.taken = waiting;
+        if let Some(waiting) = self.waiting.take() {
+            // The older view's memory is reused for the next one.
+            self.spare.view =
+                if previous_taken { std::mem::replace(&mut self.taken, waiting).1 } else { waiting.1 };
         }
         let you = *scene.get(me)?;
         let fixed = i64::from(FIXED_ONE);
         let enter_sq = (i64::from(VIEW_RADIUS) * fixed).pow(2);
         let keep_sq = (i64::from(VIEW_KEEP_RADIUS) * fixed).pow(2);
+        let per_enter_sq = 1.0 / enter_sq as f32;
         let baseline = &self.taken.1;
 
         // One pass over the scene by id, merged with the baseline and the
         // waiting priorities (both by id too).
         let mut gone = Vec::new();
-        let mut priority = Vec::with_capacity(self.priority.len() + 8);
-        let mut top: Vec<Candidate> = Vec::with_capacity(CANDIDATES + 1);
+        let earlier = std::mem::take(&mut self.priority);
+        let mut priority = std::mem::take(&mut self.spare.priority);
+        priority.clear();
+        let candidates = &mut self.spare.candidates;
+        candidates.clear();
         let (mut b, mut p) = (0, 0);
-        for (state, &seen) in scene.states.iter().zip(&scene.seen) {
+        for (at, (state, &seen)) in scene.states.iter().zip(&scene.seen).enumerate() {
             let id = state.id;
             while b < baseline.len() && baseline[b].0 < id {
                 gone.push(baseline[b].0);
                 b += 1;
             }
-            let old = (b < baseline.len() && baseline[b].0 == id).then(|| {
+            let base = if b < baseline.len() && baseline[b].0 == id {
                 b += 1;
-                baseline[b - 1].1
-            });
-            while p < self.priority.len() && self.priority[p].0 < id {
-                p += 1;
-            }
-            let earlier =
-                if p < self.priority.len() && self.priority[p].0 == id { self.priority[p].1 } else { 0.0 };
+                b - 1
+            } else {
+                NEW as usize
+            };
+            let old = baseline.get(base).map(|&(_, old)| old);
             let (dx, dy) =
                 (i64::from(state.body.pos.x - you.body.pos.x), i64::from(state.body.pos.y - you.body.pos.y));
             let dist_sq = dx * dx + dy * dy;
@@ -132,56 +156,66 @@ impl ClientView {
             if old == Some(seen) {
                 continue;
             }
+            while p < earlier.len() && earlier[p].0 < id {
+                p += 1;
+            }
+            let waited = if p < earlier.len() && earlier[p].0 == id { earlier[p].1 } else { 0.0 };
             // Everyone changed waits a little longer; the nearest, the new
             // and the ones whose life changed wait least.
-            let nearness = 1.0 - (dist_sq as f64 / enter_sq as f64).min(1.0) as f32;
+            let nearness = 1.0 - (dist_sq as f32 * per_enter_sq).min(1.0);
             let urgency = match old {
                 None => 20.0,
                 Some(old) if old.life != seen.life => 10.0,
                 Some(_) => 0.0,
             };
-            let score = earlier + 1.0 + 3.0 * nearness + urgency;
+            let score = waited + 1.0 + 3.0 * nearness + urgency;
             priority.push((id, score));
-            if top.len() < CANDIDATES || top.last().is_some_and(|last| score > last.score) {
-                let at = top.partition_point(|c| c.score >= score);
-                top.insert(at, Candidate { score, id, seen, old });
-                top.truncate(CANDIDATES);
-            }
+            candidates.push(Candidate { score, scene: at as u32, base: base as u32 });
         }
         gone.extend(baseline[b..].iter().map(|(id, _)| *id));
 
         // The most urgent changes that fit the budget (at least one).
+        if candidates.len() > CANDIDATES {
+            candidates.select_nth_unstable_by(CANDIDATES - 1, Candidate::order);
+            candidates.truncate(CANDIDATES);
+        }
+        candidates.sort_unstable_by(Candidate::order);
         let mut bytes = 0;
-        let mut chosen: Vec<(Candidate, (i16, i16))> = Vec::with_capacity(top.len());
-        for candidate in top {
-            let (dx, dy) = delta(candidate.seen, candidate.old);
+        let mut chosen: Vec<(PlayerId, Seen, (i16, i16))> = Vec::with_capacity(candidates.len());
+        for candidate in candidates.iter() {
+            let (state, seen) = (&scene.states[candidate.scene as usize], scene.seen[candidate.scene as usize]);
+            let old = baseline.get(candidate.base as usize).map(|&(_, old)| old);
+            let (dx, dy) = delta(seen, old);
             let size = 2 + varint_len(zigzag(dx)) + varint_len(zigzag(dy));
             if bytes + size > OTHERS_BUDGET_BYTES && !chosen.is_empty() {
                 continue;
             }
             bytes += size;
-            chosen.push((candidate, (dx, dy)));
+            chosen.push((state.id, seen, (dx, dy)));
         }
-        chosen.sort_unstable_by_key(|(c, _)| c.id);
+        chosen.sort_unstable_by_key(|&(id, ..)| id);
 
         let mut others = Vec::with_capacity(chosen.len());
         let mut last_id = 0;
-        for &(candidate, (dx, dy)) in &chosen {
-            others.push(OtherUpdate { id_gap: candidate.id - last_id, dx, dy, life: candidate.seen.life });
-            last_id = candidate.id;
-            if let Ok(at) = priority.binary_search_by_key(&candidate.id, |(id, _)| *id) {
+        for &(id, seen, (dx, dy)) in &chosen {
+            others.push(OtherUpdate { id_gap: id - last_id, dx, dy, life: seen.life });
+            last_id = id;
+            if let Ok(at) = priority.binary_search_by_key(&id, |&(id, _)| id) {
                 priority[at].1 = 0.0;
             }
         }
-        priority.retain(|(_, waiting)| *waiting > 0.0);
+        priority.retain(|&(_, waiting)| waiting > 0.0);
         self.priority = priority;
+        self.spare.priority = earlier;
         let frame = Frame { tick, ack_seq, baseline: self.taken.0, you, others, gone };
         // The view this frame makes, by the rule the client applies. The
         // frame is built to fit (rising ids, sorted departures); if it ever
         // did not, the next frame starts again from a full view.
-        match apply_view(baseline, &frame) {
-            Some(view) => self.waiting = Some((tick, view)),
-            None => self.resync(),
+        let mut view = std::mem::take(&mut self.spare.view);
+        if apply_view_into(baseline, &frame, &mut view) {
+            self.waiting = Some((tick, view));
+        } else {
+            self.resync();
         }
         Some(frame)
     }

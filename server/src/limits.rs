@@ -116,7 +116,8 @@ impl Drop for ConnectionSlot {
 }
 
 /// A token bucket over a connection's messages, control frames included.
-/// A real client sends about 62 messages a second; the burst absorbs what a
+/// A real client sends about 32 messages a second (30 input batches, 2
+/// pings; a client that sends each input alone, 62); the burst absorbs what a
 /// network stall delivers at once.
 #[derive(Debug)]
 pub struct RateBudget {

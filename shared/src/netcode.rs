@@ -65,6 +65,11 @@ impl CorrectionStats {
 }
 
 impl Prediction {
+    /// The seq of the newest input recorded (0: none yet).
+    pub fn last_seq(&self) -> u32 {
+        self.last_seq
+    }
+
     /// Records and applies one local input; returns the seq to send it with.
     pub fn apply_input(&mut self, input: Input) -> u32 {
         self.last_seq = self.last_seq.wrapping_add(1);

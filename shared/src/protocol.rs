@@ -277,50 +277,57 @@ pub type View = Vec<(PlayerId, Seen)>;
 /// the frame does not fit that view (an id past `u16::MAX`, an id twice):
 /// the client should ask for a full view.
 pub fn apply_view(baseline: &[(PlayerId, Seen)], frame: &Frame) -> Option<View> {
-    // The updates' ids, from their gaps: strictly rising.
-    let mut updates = Vec::with_capacity(frame.others.len());
+    let mut view = Vec::new();
+    apply_view_into(baseline, frame, &mut view).then_some(view)
+}
+
+/// [`apply_view`] into `view` (cleared first), so a caller that keeps views
+/// can reuse their memory. `false`: the frame does not fit (see there);
+/// `view` is then unspecified.
+pub fn apply_view_into(baseline: &[(PlayerId, Seen)], frame: &Frame, view: &mut View) -> bool {
+    view.clear();
+    // The updates' ids, from their gaps: strictly rising, within u16.
     let mut id: PlayerId = 0;
     for (i, update) in frame.others.iter().enumerate() {
         if i > 0 && update.id_gap == 0 {
-            return None;
+            return false;
         }
-        id = id.checked_add(update.id_gap)?;
-        updates.push((id, update));
+        let Some(next) = id.checked_add(update.id_gap) else { return false };
+        id = next;
     }
+    let mut updates = frame
+        .others
+        .iter()
+        .scan(0, |id: &mut PlayerId, update| {
+            *id += update.id_gap;
+            Some((*id, update))
+        })
+        .peekable();
     let absolute = |u: &OtherUpdate| Seen { x: u.dx, y: u.dy, life: u.life };
-    let mut view = Vec::with_capacity(baseline.len() + updates.len());
-    let (mut u, mut g) = (0, 0);
+    view.reserve(baseline.len() + frame.others.len());
+    let mut g = 0;
     for &(id, old) in baseline {
         // Players new to the view come in between, in id order.
-        while u < updates.len() && updates[u].0 < id {
-            view.push((updates[u].0, absolute(updates[u].1)));
-            u += 1;
+        while let Some((new, update)) = updates.next_if(|&(new, _)| new < id) {
+            view.push((new, absolute(update)));
         }
         while g < frame.gone.len() && frame.gone[g] < id {
             g += 1;
         }
         let gone = g < frame.gone.len() && frame.gone[g] == id;
-        match updates.get(u) {
-            Some(&(updated, update)) if updated == id => {
-                // A player that left and came back is new again.
-                let seen = if gone {
-                    absolute(update)
-                } else {
-                    Seen {
-                        x: old.x.wrapping_add(update.dx),
-                        y: old.y.wrapping_add(update.dy),
-                        life: update.life,
-                    }
-                };
-                view.push((id, seen));
-                u += 1;
-            }
-            _ if gone => {}
-            _ => view.push((id, old)),
+        match updates.next_if(|&(updated, _)| updated == id) {
+            // A player that left and came back is new again.
+            Some((_, update)) if gone => view.push((id, absolute(update))),
+            Some((_, update)) => view.push((
+                id,
+                Seen { x: old.x.wrapping_add(update.dx), y: old.y.wrapping_add(update.dy), life: update.life },
+            )),
+            None if gone => {}
+            None => view.push((id, old)),
         }
     }
-    view.extend(updates[u..].iter().map(|&(id, update)| (id, absolute(update))));
-    Some(view)
+    view.extend(updates.map(|(id, update)| (id, absolute(update))));
+    true
 }
 
 // ---------------------------------------------------------------------------

@@ -55,7 +55,9 @@ fn send_input(
     );
     let stick = if keyed == Input::default() { touch_stick() } else { keyed };
     let input = stick.with_dash(std::mem::take(&mut dash.pending));
-    net.send(playing.input(input));
+    if let Some(message) = playing.input(input) {
+        net.send(message);
+    }
 }
 
 /// The page's virtual stick (`data-stick="x,y"`).
