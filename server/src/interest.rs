@@ -183,7 +183,8 @@ impl ClientView {
         let mut bytes = 0;
         let mut chosen: Vec<(PlayerId, Seen, (i16, i16))> = Vec::with_capacity(candidates.len());
         for candidate in candidates.iter() {
-            let (state, seen) = (&scene.states[candidate.scene as usize], scene.seen[candidate.scene as usize]);
+            let at = candidate.scene as usize;
+            let (state, seen) = (&scene.states[at], scene.seen[at]);
             let old = baseline.get(candidate.base as usize).map(|&(_, old)| old);
             let (dx, dy) = delta(seen, old);
             let size = 2 + varint_len(zigzag(dx)) + varint_len(zigzag(dy));

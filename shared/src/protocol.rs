@@ -320,7 +320,11 @@ pub fn apply_view_into(baseline: &[(PlayerId, Seen)], frame: &Frame, view: &mut 
             Some((_, update)) if gone => view.push((id, absolute(update))),
             Some((_, update)) => view.push((
                 id,
-                Seen { x: old.x.wrapping_add(update.dx), y: old.y.wrapping_add(update.dy), life: update.life },
+                Seen {
+                    x: old.x.wrapping_add(update.dx),
+                    y: old.y.wrapping_add(update.dy),
+                    life: update.life,
+                },
             )),
             None if gone => {}
             None => view.push((id, old)),
