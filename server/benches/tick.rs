@@ -17,19 +17,30 @@ fn tick(c: &mut Criterion) {
     for players in [100u16, 500] {
         let world = World::new(30, 512);
         let mut room = Room::new(world, u32::MAX, Arc::new(Metrics::default()), "benchroom0".into());
-        let seats: Vec<Seat> = (0..players)
-            .map(|i| {
-                let newcomer = Newcomer { name: format!("bot-{i}"), color: (i % 10) as u8 };
-                room.seat(newcomer, None, || Ok([i as u8; 16])).expect("room has space")
-            })
-            .collect();
+        let mut seats: Vec<Seat> = Vec::new();
+        for i in 0..players {
+            let newcomer = Newcomer { name: format!("bot-{i}"), color: (i % 10) as u8 };
+            let mut token = [0u8; 16];
+            token[..2].copy_from_slice(&i.to_le_bytes());
+            seats.push(room.seat(newcomer, None, || Ok(token)).expect("room has space"));
+            // The writers read as they go: each join is news to everyone, and
+            // a player whose news piles up unread is dropped as too slow.
+            for seat in &seats {
+                while seat.ends.outbox.next().now_or_never().is_some_and(|batch| !batch.messages.is_empty()) {
+                }
+            }
+        }
+        assert_eq!(room.world.player_count(), usize::from(players), "everyone seated");
         let mut seq = 0u32;
         c.bench_function(&format!("tick{players}/inputs_step_bumps_frames"), |b| {
             b.iter(|| {
                 // Two inputs per player per tick: 60 Hz inputs into a 30 Hz tick.
                 for (i, seat) in seats.iter().enumerate() {
                     for k in 1..=2 {
-                        let angle = (seq / 90 + i as u32) as f32 * 0.7;
+                        // A new heading every 4 ticks: everyone keeps moving
+                        // (and changing) but stays near its spawn point, so the
+                        // room stays full instead of walking off the edge.
+                        let angle = (seq / 8 + i as u32) as f32 * 2.1;
                         let input = Input {
                             x: (angle.cos() * 127.0) as i8,
                             y: (angle.sin() * 127.0) as i8,

@@ -35,12 +35,22 @@ pub const OTHERS_BUDGET_BYTES: usize = 56;
 pub struct Scene {
     states: Vec<PlayerState>,
     seen: Vec<Seen>,
+    /// Each player's id and position, packed for the per-client pass.
+    spots: Vec<Spot>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Spot {
+    x: i32,
+    y: i32,
+    id: PlayerId,
 }
 
 impl Scene {
     pub fn new(states: Vec<PlayerState>) -> Self {
         let seen = states.iter().map(Seen::of).collect();
-        Scene { states, seen }
+        let spots = states.iter().map(|s| Spot { x: s.body.pos.x, y: s.body.pos.y, id: s.id }).collect();
+        Scene { states, seen, spots }
     }
 
     fn get(&self, id: PlayerId) -> Option<&PlayerState> {
@@ -48,9 +58,10 @@ impl Scene {
     }
 }
 
-/// Changes considered for one frame: the most urgent ones only (the budget
-/// fits about 15).
-const CANDIDATES: usize = 32;
+/// Changes considered for one frame: the most urgent ones only. The budget
+/// fits at most 14 (an update takes 4 bytes or more); the rest are spares
+/// for when a large change does not fit and a smaller one does.
+const CANDIDATES: usize = 20;
 
 /// A change considered for a frame: how urgent it is, where the player is
 /// in the scene, and where in the baseline view (`NEW`: not in it).
@@ -88,8 +99,18 @@ pub struct ClientView {
 #[derive(Debug, Default)]
 struct Spare {
     priority: Vec<(PlayerId, f32)>,
+    in_view: Vec<InView>,
     candidates: Vec<Candidate>,
     view: View,
+}
+
+/// A player in view: where it is in the scene and in the baseline (`NEW`:
+/// not in it), and its squared distance from you.
+#[derive(Debug, Clone, Copy, Default)]
+struct InView {
+    scene: u32,
+    base: u32,
+    dist_sq: i64,
 }
 
 impl ClientView {
@@ -121,38 +142,48 @@ impl ClientView {
         let per_enter_sq = 1.0 / enter_sq as f32;
         let baseline = &self.taken.1;
 
-        // One pass over the scene by id, merged with the baseline and the
-        // waiting priorities (both by id too).
+        // First pass: who is in view, by one merge of the scene with the
+        // baseline (both by id). Whether a player is in view is random from
+        // one to the next, so this pass decides it without branching on it
+        // (a mispredicted branch per player cost more than all the rest).
         let mut gone = Vec::new();
+        let in_view = &mut self.spare.in_view;
+        in_view.clear();
+        in_view.resize(scene.spots.len(), InView::default());
+        let (mut b, mut count) = (0, 0);
+        for (at, spot) in scene.spots.iter().enumerate() {
+            // Players that left the room (rare).
+            while b < baseline.len() && baseline[b].0 < spot.id {
+                gone.push(baseline[b].0);
+                b += 1;
+            }
+            let known = b < baseline.len() && baseline[b].0 == spot.id;
+            let base = if known { b } else { NEW as usize };
+            b += usize::from(known);
+            let (dx, dy) = (i64::from(spot.x - you.body.pos.x), i64::from(spot.y - you.body.pos.y));
+            let dist_sq = dx * dx + dy * dy;
+            let seen = (spot.id != me) & ((dist_sq <= enter_sq) | (known & (dist_sq <= keep_sq)));
+            // Players that walked out of view (rare).
+            if known & !seen {
+                gone.push(spot.id);
+            }
+            in_view[count] = InView { scene: at as u32, base: base as u32, dist_sq };
+            count += usize::from(seen);
+        }
+        in_view.truncate(count);
+        gone.extend(baseline[b..].iter().map(|(id, _)| *id));
+
+        // Second pass, over the players in view: the changed ones, scored,
+        // merged by id with the priorities they had waited to.
         let earlier = std::mem::take(&mut self.priority);
         let mut priority = std::mem::take(&mut self.spare.priority);
         priority.clear();
         let candidates = &mut self.spare.candidates;
         candidates.clear();
-        let (mut b, mut p) = (0, 0);
-        for (at, (state, &seen)) in scene.states.iter().zip(&scene.seen).enumerate() {
-            let id = state.id;
-            while b < baseline.len() && baseline[b].0 < id {
-                gone.push(baseline[b].0);
-                b += 1;
-            }
-            let base = if b < baseline.len() && baseline[b].0 == id {
-                b += 1;
-                b - 1
-            } else {
-                NEW as usize
-            };
-            let old = baseline.get(base).map(|&(_, old)| old);
-            let (dx, dy) =
-                (i64::from(state.body.pos.x - you.body.pos.x), i64::from(state.body.pos.y - you.body.pos.y));
-            let dist_sq = dx * dx + dy * dy;
-            let in_view = id != me && (dist_sq <= enter_sq || (old.is_some() && dist_sq <= keep_sq));
-            if !in_view {
-                if old.is_some() {
-                    gone.push(id);
-                }
-                continue;
-            }
+        let mut p = 0;
+        for &InView { scene: at, base, dist_sq } in in_view.iter() {
+            let (id, seen) = (scene.spots[at as usize].id, scene.seen[at as usize]);
+            let old = baseline.get(base as usize).map(|&(_, old)| old);
             if old == Some(seen) {
                 continue;
             }
@@ -170,9 +201,8 @@ impl ClientView {
             };
             let score = waited + 1.0 + 3.0 * nearness + urgency;
             priority.push((id, score));
-            candidates.push(Candidate { score, scene: at as u32, base: base as u32 });
+            candidates.push(Candidate { score, scene: at, base });
         }
-        gone.extend(baseline[b..].iter().map(|(id, _)| *id));
 
         // The most urgent changes that fit the budget (at least one).
         if candidates.len() > CANDIDATES {
