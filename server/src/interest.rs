@@ -143,9 +143,8 @@ impl ClientView {
         let baseline = &self.taken.1;
 
         // First pass: who is in view, by one merge of the scene with the
-        // baseline (both by id). Whether a player is in view is random from
-        // one to the next, so this pass decides it without branching on it
-        // (a mispredicted branch per player cost more than all the rest).
+        // baseline (both by id), noting who left. The second pass scores
+        // only those in view (about 210 of 500 in a full room).
         let mut gone = Vec::new();
         let in_view = &mut self.spare.in_view;
         in_view.clear();
