@@ -23,6 +23,9 @@ cargo clippy --target wasm32-unknown-unknown -p arena-shared -p arena-client --a
 step "build the browser client (dist/) and the self-contained server (target/bundle/)"
 scripts/release.sh
 
+step "benchmarks, once each as tests (their setups assert what they time)"
+cargo test --workspace --benches --locked --quiet
+
 step "tests (unit, property, end-to-end, browser)"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
