@@ -183,13 +183,19 @@ impl ClientView {
         for &InView { scene: at, base, dist_sq } in in_view.iter() {
             let (id, seen) = (scene.spots[at as usize].id, scene.seen[at as usize]);
             let old = baseline.get(base as usize).map(|&(_, old)| old);
-            if old == Some(seen) {
-                continue;
-            }
             while p < earlier.len() && earlier[p].0 < id {
                 p += 1;
             }
             let waited = if p < earlier.len() && earlier[p].0 == id { earlier[p].1 } else { 0.0 };
+            if old == Some(seen) {
+                // Nothing to send now, but a wait is kept: a player that
+                // keeps passing through the spot the client has (pacing,
+                // circling) would otherwise start from 0 again and again.
+                if waited > 0.0 {
+                    priority.push((id, waited));
+                }
+                continue;
+            }
             // Everyone changed waits a little longer; the nearest, the new
             // and the ones whose life changed wait least.
             let nearness = 1.0 - (dist_sq as f32 * per_enter_sq).min(1.0);
@@ -385,5 +391,37 @@ mod tests {
         }
         assert_eq!(last_sent.len(), 79, "everyone was updated");
         assert!(longest_wait <= 20, "nobody waits more than 20 ticks (2/3 s): {longest_wait}");
+    }
+
+    #[test]
+    fn a_player_pacing_through_the_spot_the_client_has_is_not_starved() {
+        // 80 players moving every tick compete for the budget. Player 200
+        // stands at (100, 0) long enough to be sent there, then paces: one
+        // tick back at (100, 0), four at (160, 0). Each return to the spot
+        // the client has is "unchanged"; that must not wipe out its wait.
+        let mut view = ClientView::default();
+        let mut client = Client::default();
+        let pacer =
+            |tick: u32| if tick <= 10 || tick.is_multiple_of(5) { at(200, 100, 0) } else { at(200, 160, 0) };
+        let mut seen_at_160 = None;
+        for tick in 1..=60u32 {
+            let mut states: Vec<PlayerState> = (1..=80u16)
+                .map(|id| {
+                    at(id, (i32::from(id) % 10) * 60 - 300 + tick as i32 * 5, (i32::from(id) / 10) * 60 - 240)
+                })
+                .collect();
+            states.push(pacer(tick));
+            let frame = view.frame(&Scene::new(states), 1, (tick, 0), true).expect("in the scene");
+            let known = client.apply(&frame);
+            let pacer_seen = known.iter().find(|(id, _)| *id == 200).map(|(_, seen)| *seen);
+            if tick == 10 {
+                assert_eq!(pacer_seen, Some(Seen::of(&at(200, 100, 0))), "sent while it stood still");
+            }
+            if tick > 10 && pacer_seen == Some(Seen::of(&at(200, 160, 0))) {
+                seen_at_160.get_or_insert(tick);
+            }
+        }
+        let first = seen_at_160.expect("the pacer's other spot reached the client");
+        assert!(first <= 10 + 20, "within 20 ticks of pacing, not {}", first - 10);
     }
 }
