@@ -98,8 +98,9 @@ pub struct ClientSession {
     pub smoother: Smoother,
     /// The tick the others are drawn at (see [`Playout`]).
     pub playout: Playout,
-    /// Inputs recorded but not sent yet, and the first one's seq.
-    unsent: (u32, Vec<Input>),
+    /// Inputs recorded but not sent yet (the newest has the prediction's
+    /// last seq).
+    unsent: Vec<Input>,
 }
 
 /// Inputs one message carries: two 60 Hz samples make one message per
@@ -137,7 +138,7 @@ impl ClientSession {
             views: ViewHistory::default(),
             smoother: Smoother::default(),
             playout: Playout::default(),
-            unsent: (0, Vec::with_capacity(INPUTS_PER_MESSAGE)),
+            unsent: Vec::with_capacity(INPUTS_PER_MESSAGE),
         }
     }
 
@@ -284,15 +285,11 @@ impl ClientSession {
     /// stands on the platform); every [`INPUTS_PER_MESSAGE`]th sample
     /// returns the message that sends the batch.
     pub fn input(&mut self, input: Input) -> Option<ClientMsg> {
-        let seq = self.prediction.apply_input(input);
-        let (first, inputs) = &mut self.unsent;
-        if inputs.is_empty() {
-            *first = seq;
-        }
-        inputs.push(input);
-        (inputs.len() == INPUTS_PER_MESSAGE).then(|| ClientMsg::Inputs {
-            seq: *first,
-            inputs: std::mem::replace(inputs, Vec::with_capacity(INPUTS_PER_MESSAGE)),
+        let last = self.prediction.apply_input(input);
+        self.unsent.push(input);
+        (self.unsent.len() == INPUTS_PER_MESSAGE).then(|| ClientMsg::Inputs {
+            seq: last.wrapping_sub(INPUTS_PER_MESSAGE as u32 - 1),
+            inputs: std::mem::replace(&mut self.unsent, Vec::with_capacity(INPUTS_PER_MESSAGE)),
         })
     }
 

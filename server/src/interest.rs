@@ -35,22 +35,12 @@ pub const OTHERS_BUDGET_BYTES: usize = 56;
 pub struct Scene {
     states: Vec<PlayerState>,
     seen: Vec<Seen>,
-    /// Each player's id and position, packed for the per-client pass.
-    spots: Vec<Spot>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Spot {
-    x: i32,
-    y: i32,
-    id: PlayerId,
 }
 
 impl Scene {
     pub fn new(states: Vec<PlayerState>) -> Self {
         let seen = states.iter().map(Seen::of).collect();
-        let spots = states.iter().map(|s| Spot { x: s.body.pos.x, y: s.body.pos.y, id: s.id }).collect();
-        Scene { states, seen, spots }
+        Scene { states, seen }
     }
 
     fn get(&self, id: PlayerId) -> Option<&PlayerState> {
@@ -106,7 +96,7 @@ struct Spare {
 
 /// A player in view: where it is in the scene and in the baseline (`NEW`:
 /// not in it), and its squared distance from you.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct InView {
     scene: u32,
     base: u32,
@@ -148,28 +138,28 @@ impl ClientView {
         let mut gone = Vec::new();
         let in_view = &mut self.spare.in_view;
         in_view.clear();
-        in_view.resize(scene.spots.len(), InView::default());
-        let (mut b, mut count) = (0, 0);
-        for (at, spot) in scene.spots.iter().enumerate() {
-            // Players that left the room (rare).
-            while b < baseline.len() && baseline[b].0 < spot.id {
+        let mut b = 0;
+        for (at, state) in scene.states.iter().enumerate() {
+            let id = state.id;
+            // Players that left the room.
+            while b < baseline.len() && baseline[b].0 < id {
                 gone.push(baseline[b].0);
                 b += 1;
             }
-            let known = b < baseline.len() && baseline[b].0 == spot.id;
+            let known = b < baseline.len() && baseline[b].0 == id;
             let base = if known { b } else { NEW as usize };
             b += usize::from(known);
-            let (dx, dy) = (i64::from(spot.x - you.body.pos.x), i64::from(spot.y - you.body.pos.y));
+            let (dx, dy) =
+                (i64::from(state.body.pos.x - you.body.pos.x), i64::from(state.body.pos.y - you.body.pos.y));
             let dist_sq = dx * dx + dy * dy;
-            let seen = (spot.id != me) & ((dist_sq <= enter_sq) | (known & (dist_sq <= keep_sq)));
-            // Players that walked out of view (rare).
-            if known & !seen {
-                gone.push(spot.id);
+            let visible = id != me && (dist_sq <= enter_sq || (known && dist_sq <= keep_sq));
+            if visible {
+                in_view.push(InView { scene: at as u32, base: base as u32, dist_sq });
+            } else if known {
+                // Walked out of view.
+                gone.push(id);
             }
-            in_view[count] = InView { scene: at as u32, base: base as u32, dist_sq };
-            count += usize::from(seen);
         }
-        in_view.truncate(count);
         gone.extend(baseline[b..].iter().map(|(id, _)| *id));
 
         // Second pass, over the players in view: the changed ones, scored,
@@ -181,7 +171,7 @@ impl ClientView {
         candidates.clear();
         let mut p = 0;
         for &InView { scene: at, base, dist_sq } in in_view.iter() {
-            let (id, seen) = (scene.spots[at as usize].id, scene.seen[at as usize]);
+            let (id, seen) = (scene.states[at as usize].id, scene.seen[at as usize]);
             let old = baseline.get(base as usize).map(|&(_, old)| old);
             while p < earlier.len() && earlier[p].0 < id {
                 p += 1;
