@@ -137,6 +137,36 @@ pub struct ServerConfig {
     /// with a public name): trust X-Forwarded-Host as the page's host.
     #[arg(long, env = "ARENA_BEHIND_PROXY")]
     pub behind_proxy: bool,
+
+    /// A secret that shows operators per-room detail (room codes, private
+    /// ones included) in /healthz and /metrics when sent as
+    /// `Authorization: Bearer <token>`. Without it the public sees totals only.
+    #[arg(long, env = "ARENA_ADMIN_TOKEN", value_parser = parse_admin_token, hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// A second address serving /metrics and /healthz with per-room detail
+    /// and no token, for a scraper on this machine or a private network;
+    /// a bare port means 127.0.0.1:PORT. Off by default.
+    #[arg(long, env = "ARENA_METRICS_BIND", value_parser = parse_metrics_bind)]
+    pub metrics_bind: Option<SocketAddr>,
+
+    /// IPv6 peers are counted by this prefix for every per-address limit
+    /// (one subscriber usually holds a whole /64); IPv4 by address.
+    #[arg(long, env = "ARENA_IPV6_PREFIX", default_value_t = 64,
+          value_parser = clap::value_parser!(u8).range(16..=128))]
+    pub ipv6_prefix: u8,
+
+    /// Seats one address may have held for a resume at once, across rooms;
+    /// past it, that address's next dropped seat is freed at once. A room
+    /// also holds at most half its seats.
+    #[arg(long, env = "ARENA_MAX_HELD_SEATS_PER_IP", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub max_held_seats_per_ip: u32,
+
+    /// Private rooms one address may have open at once.
+    #[arg(long, env = "ARENA_MAX_ROOMS_PER_IP", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_rooms_per_ip: u32,
 }
 
 impl Default for ServerConfig {
@@ -166,6 +196,11 @@ impl Default for ServerConfig {
             behind_proxy: false,
             tls_cert: None,
             tls_key: None,
+            admin_token: None,
+            metrics_bind: None,
+            ipv6_prefix: 64,
+            max_held_seats_per_ip: 8,
+            max_rooms_per_ip: 4,
         }
     }
 }
@@ -199,6 +234,25 @@ impl ServerConfig {
     /// Ping often enough that a healthy peer answers well inside the timeout.
     pub fn ping_interval(&self) -> Duration {
         self.idle_timeout() / 3
+    }
+
+    /// A ping unanswered this long closes the connection: two ping
+    /// intervals, so a peer that stops reading is closed within one idle
+    /// timeout (the next ping goes out within an interval, and is given two).
+    pub fn pong_timeout(&self) -> Duration {
+        self.ping_interval() * 2
+    }
+
+    /// How per-address limits count peers.
+    pub fn counting(&self) -> crate::limits::Counting {
+        crate::limits::Counting { v6_prefix: self.ipv6_prefix, limit_loopback: self.limit_loopback }
+    }
+
+    /// Rooms private games may take: a quarter of `--max-rooms` (at least
+    /// one when there are two or more) stays for quick-join's public rooms.
+    pub fn max_private_rooms(&self) -> u16 {
+        let reserved = if self.max_rooms >= 2 { (self.max_rooms / 4).max(1) } else { 0 };
+        self.max_rooms - reserved
     }
 
     /// Consecutive ticks of stale frames after which a client is dropped.
@@ -248,6 +302,24 @@ fn parse_room_idle(value: &str) -> Result<f64, String> {
     }
 }
 
+/// Long enough not to be guessed at line speed; printable, so it fits a header.
+fn parse_admin_token(value: &str) -> Result<String, String> {
+    if value.len() < 16 || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("the admin token must be at least 16 printable characters without spaces \
+             (e.g. the output of `openssl rand -hex 16`)"
+            .to_owned());
+    }
+    Ok(value.to_owned())
+}
+
+/// `host:port`, or a bare port on loopback.
+fn parse_metrics_bind(value: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = value.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    value.parse().map_err(|_| format!("'{value}' is not an address; expected a port (9100) or host:port"))
+}
+
 fn parse_file(value: &str) -> Result<PathBuf, String> {
     let path = PathBuf::from(value);
     if path.is_file() { Ok(path) } else { Err(format!("'{value}' is not a readable file")) }
@@ -286,6 +358,32 @@ mod tests {
         assert_eq!(parsed.threads, default.threads);
         assert_eq!(parsed.max_message_rate, default.max_message_rate);
         assert_eq!(parsed.behind_proxy, default.behind_proxy);
+        assert_eq!(parsed.ipv6_prefix, default.ipv6_prefix);
+        assert_eq!(parsed.max_held_seats_per_ip, default.max_held_seats_per_ip);
+        assert_eq!(parsed.max_rooms_per_ip, default.max_rooms_per_ip);
+        assert_eq!((parsed.admin_token, parsed.metrics_bind), (None, None));
+    }
+
+    #[test]
+    fn operator_flags_parse_and_explain_mistakes() {
+        let cfg = ServerConfig::try_parse_from(["arena-server", "--metrics-bind", "9100"]).expect("a port");
+        assert_eq!(cfg.metrics_bind, Some(SocketAddr::from(([127, 0, 0, 1], 9100))), "a port is loopback");
+        let cfg = ServerConfig::try_parse_from(["arena-server", "--metrics-bind", "10.0.0.5:9100"])
+            .expect("an address");
+        assert_eq!(cfg.metrics_bind, Some(SocketAddr::from(([10, 0, 0, 5], 9100))));
+        let err = ServerConfig::try_parse_from(["arena-server", "--metrics-bind", "nope"]).expect_err("bad");
+        assert!(err.to_string().contains("not an address"), "should explain: {err}");
+        let err =
+            ServerConfig::try_parse_from(["arena-server", "--admin-token", "short"]).expect_err("short");
+        assert!(err.to_string().contains("at least 16"), "should explain: {err}");
+        let err = ServerConfig::try_parse_from(["arena-server", "--ipv6-prefix", "129"]).expect_err("> 128");
+        assert!(err.to_string().contains("ipv6-prefix"), "should name the flag: {err}");
+    }
+
+    #[test]
+    fn a_quarter_of_the_rooms_stays_for_public_play() {
+        let rooms = |max_rooms| ServerConfig { max_rooms, ..ServerConfig::default() }.max_private_rooms();
+        assert_eq!((rooms(64), rooms(4), rooms(2), rooms(1)), (48, 3, 1, 1));
     }
 
     #[test]

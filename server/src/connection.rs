@@ -9,10 +9,12 @@
 //! one task; whichever ends first ends the other, and the seat is freed when
 //! the [`Membership`] drops, on every way out.
 
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use arena_shared::codec::{DecodeError, decode_client, encode_server};
+use arena_shared::codec::{DecodeError, decode_client, encode_server, hello_version};
 use arena_shared::protocol::{
     ClientMsg, MAX_CLIENT_MSG_BYTES, MAX_REASON_BYTES, PROTOCOL_VERSION, PlayerId, RejectReason, Rejection,
     ServerMsg, close, validate_name,
@@ -27,7 +29,7 @@ use tokio_tungstenite::tungstenite;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServerConfig;
-use crate::limits::RateBudget;
+use crate::limits::{AddressCaps, RateBudget};
 use crate::metrics::{Kick, Metrics};
 use crate::outbox::{CloseReason, Outbox};
 use crate::room::Membership;
@@ -65,10 +67,15 @@ enum Ending {
 /// this module does not know the router.)
 #[derive(Clone)]
 pub struct Context {
-    pub config: std::sync::Arc<ServerConfig>,
-    pub rooms: std::sync::Arc<Rooms>,
-    pub metrics: std::sync::Arc<Metrics>,
+    pub config: Arc<ServerConfig>,
+    pub rooms: Arc<Rooms>,
+    pub metrics: Arc<Metrics>,
     pub cancel: CancellationToken,
+    /// The peer's address, for the per-address budgets.
+    pub peer: IpAddr,
+    /// Seats held for a resume, per address: a dropped seat is held only
+    /// while its address has a place here.
+    pub held_seats: Arc<AddressCaps>,
 }
 
 /// Runs one upgraded connection to its end.
@@ -124,30 +131,46 @@ async fn handshake(
     };
     Metrics::inc_by(&metrics.bytes_in_total, bytes.len());
 
-    let (version, name, color, room, resume) = match decode_client(&bytes) {
-        Ok(ClientMsg::Hello { version, name, color, room, resume }) => (version, name, color, room, resume),
+    // The version first, whatever shape the rest has: a page from another
+    // release is told to reload, not that its bytes are wrong.
+    if let Some(client) = hello_version(&bytes)
+        && client != PROTOCOL_VERSION
+    {
+        return Err(refuse(
+            Rejection::new(RejectReason::VersionMismatch { server: PROTOCOL_VERSION, client }),
+            metrics,
+        ));
+    }
+    let (name, color, room, resume) = match decode_client(&bytes) {
+        Ok(ClientMsg::Hello { name, color, room, resume, .. }) => (name, color, room, resume),
         Ok(other) => {
             metrics.kick(Kick::BadHandshake);
             let reason = format!("expected Hello first, got {}", message_kind(&other));
             return Err(Ending::Close(CloseReason::new(close::PROTOCOL_ERROR, reason)));
+        }
+        // A Hello too long for its name is a bad name, told as one.
+        Err(DecodeError::NameTooLong | DecodeError::TooLarge { .. }) if hello_version(&bytes).is_some() => {
+            return Err(refuse(Rejection::new(RejectReason::BadName), metrics));
         }
         Err(e) => {
             metrics.kick(Kick::BadHandshake);
             return Err(Ending::Close(decode_error_close(&e)));
         }
     };
-    let result = if version != PROTOCOL_VERSION {
-        Err(Rejection::new(RejectReason::VersionMismatch { server: PROTOCOL_VERSION, client: version }))
-    } else if let Some(name) = validate_name(&name) {
-        state.rooms.join(&room, Newcomer { name, color }, resume).await
-    } else {
-        Err(Rejection::new(RejectReason::BadName))
+    let result = match validate_name(&name) {
+        Some(name) => state.rooms.join(&room, Newcomer { name, color }, resume, state.peer).await,
+        None => Err(Rejection::new(RejectReason::BadName)),
     };
     result.map_err(|rejection| {
-        Metrics::inc(&metrics.rejected_total);
         tracing::debug!(%name, reason = %rejection.message, "handshake refused");
-        Ending::Reject(rejection)
+        refuse(rejection, metrics)
     })
+}
+
+/// A refused handshake: counted, then the typed rejection and its close.
+fn refuse(rejection: Rejection, metrics: &Metrics) -> Ending {
+    Metrics::inc(&metrics.rejected_total);
+    Ending::Reject(rejection)
 }
 
 /// The game: reader and writer until one ends, then the close frame.
@@ -159,15 +182,16 @@ async fn play(
     state: &Context,
 ) {
     let Membership { id, outbox, inputs, .. } = &membership;
-    // The highest ping the peer answered; the writer reads it.
-    let pongs = AtomicU64::new(0);
+    // The payload of the ping the writer waits on (0: none); the reader
+    // clears it when the matching pong comes.
+    let ping = AtomicU64::new(NO_PING);
     let liveness =
-        Liveness { ping_every: state.config.ping_interval(), pong_timeout: state.config.idle_timeout() };
+        Liveness { ping_every: state.config.ping_interval(), pong_timeout: state.config.pong_timeout() };
     // `abrupt`: the socket dropped without a goodbye, so the seat is held.
     let (peer_closed, abrupt) = {
-        let mut writer = std::pin::pin!(write_loop(&mut sink, outbox, liveness, &pongs, &state.metrics));
+        let mut writer = std::pin::pin!(write_loop(&mut sink, outbox, liveness, &ping, &state.metrics));
         let ended = tokio::select! {
-            ending = read_loop(&mut stream, *id, inputs, outbox, &mut budget, &pongs, state) => ending,
+            ending = read_loop(&mut stream, *id, inputs, outbox, &mut budget, &ping, state) => ending,
             // The writer ends once the outbox closes (the room kicked the
             // player, or it resumed elsewhere) or the socket fails; it is not
             // polled again after this arm.
@@ -203,6 +227,16 @@ async fn play(
     }
     if !abrupt {
         membership.leave_for_good();
+    } else {
+        match state.held_seats.try_acquire(state.peer) {
+            // The room keeps the place for as long as it holds the seat.
+            Ok(place) => membership.hold(place),
+            Err(_) => {
+                Metrics::inc(&state.metrics.holds_refused_total);
+                tracing::debug!(player = id, "this address holds its limit of seats; freeing the seat");
+                membership.leave_for_good();
+            }
+        }
     }
     // `membership` drops here, after the writer that borrowed it: the seat is
     // freed, as it is on a panic or a cancellation.
@@ -216,7 +250,7 @@ async fn read_loop(
     inputs: &tokio::sync::mpsc::Sender<QueuedInput>,
     outbox: &Outbox,
     budget: &mut RateBudget,
-    pongs: &AtomicU64,
+    ping: &AtomicU64,
     state: &Context,
 ) -> Ending {
     let idle = state.config.idle_timeout();
@@ -246,9 +280,14 @@ async fn read_loop(
         }
         let bytes = match message {
             Message::Binary(bytes) => bytes,
+            // Only the answer to the ping outstanding counts: a pong made
+            // up in advance (or replayed) answers nothing.
             Message::Pong(payload) => {
                 if let Ok(n) = <[u8; 8]>::try_from(payload.as_ref()) {
-                    pongs.fetch_max(u64::from_be_bytes(n), Relaxed);
+                    let n = u64::from_be_bytes(n);
+                    if n != NO_PING {
+                        let _ = ping.compare_exchange(n, NO_PING, Relaxed, Relaxed);
+                    }
                 }
                 continue;
             }
@@ -284,7 +323,9 @@ async fn read_loop(
             // The next frame is a full view (rate-limited like everything else).
             Ok(ClientMsg::Resync) => outbox.ask_resync(),
             Ok(ClientMsg::Inputs { seq, inputs: batch }) => {
-                for (seq, input) in (seq..).zip(batch) {
+                // The client chose `seq`: count on from it wrapping, never overflowing.
+                for (offset, input) in (0u32..).zip(batch) {
+                    let seq = seq.wrapping_add(offset);
                     match inputs.try_send(QueuedInput { seq, input }) {
                         Ok(()) => {}
                         Err(TrySendError::Full(_)) => Metrics::inc(&metrics.inputs_dropped_total),
@@ -304,6 +345,9 @@ async fn read_loop(
     }
 }
 
+/// The ping payload that means "no ping outstanding"; real ones are never 0.
+const NO_PING: u64 = 0;
+
 /// How the writer checks that the peer still reads.
 #[derive(Debug, Clone, Copy)]
 struct Liveness {
@@ -312,36 +356,58 @@ struct Liveness {
     pong_timeout: Duration,
 }
 
+/// An unpredictable ping payload, so no pong can be sent ahead of its ping.
+fn ping_payload() -> u64 {
+    // Without the OS's randomness, the clock's nanoseconds are still not
+    // something a client can know in advance to the nanosecond.
+    let random = getrandom::u64().unwrap_or_else(|_| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+    });
+    if random == NO_PING { 1 } else { random }
+}
+
 /// Drains the outbox to the socket and pings, until the outbox closes (then
 /// sends the close frame and returns `true`) or the socket fails (`false`).
+///
+/// One ping is outstanding at a time, with a fresh random payload that the
+/// reader clears from `ping` when the matching pong arrives. At each ping
+/// tick, an answered ping is followed by a new one, and one unanswered for
+/// `pong_timeout` closes the connection (4004). A peer that stops reading
+/// at `t` is therefore closed by `t + ping_every + pong_timeout` rounded up
+/// to the next tick, whatever its socket buffers hold (a full socket is
+/// caught sooner, by the room's stale frames).
 async fn write_loop(
     sink: &mut Sink,
     outbox: &Outbox,
     liveness: Liveness,
-    pongs: &AtomicU64,
+    ping: &AtomicU64,
     metrics: &Metrics,
 ) -> bool {
-    let mut ping = tokio::time::interval_at(Instant::now() + liveness.ping_every, liveness.ping_every);
-    let mut pings_sent: u64 = 0;
-    // When the oldest unanswered ping went out.
-    let mut unanswered_since: Option<Instant> = None;
+    let mut ticks = tokio::time::interval_at(Instant::now() + liveness.ping_every, liveness.ping_every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // When the outstanding ping went out.
+    let mut ping_sent: Option<Instant> = None;
     loop {
         let batch = tokio::select! {
             batch = outbox.next() => batch,
-            _ = ping.tick() => {
-                if pongs.load(Relaxed) >= pings_sent {
-                    unanswered_since = None;
+            _ = ticks.tick() => {
+                let answered = ping.load(Relaxed) == NO_PING;
+                match ping_sent {
+                    Some(sent) if !answered && sent.elapsed() >= liveness.pong_timeout => {
+                        metrics.kick(Kick::TooSlow);
+                        outbox.close(CloseReason::new(close::TOO_SLOW, "too slow: pings went unanswered"));
+                        continue;
+                    }
+                    // Still waiting, within the timeout.
+                    Some(_) if !answered => continue,
+                    _ => {}
                 }
-                if unanswered_since.is_some_and(|since| since.elapsed() >= liveness.pong_timeout) {
-                    metrics.kick(Kick::TooSlow);
-                    outbox.close(CloseReason::new(close::TOO_SLOW, "too slow: pings went unanswered"));
-                    continue;
-                }
-                pings_sent += 1;
-                unanswered_since.get_or_insert_with(Instant::now);
-                let ping = Message::Ping(Bytes::copy_from_slice(&pings_sent.to_be_bytes()));
+                let payload = ping_payload();
+                ping.store(payload, Relaxed);
+                ping_sent = Some(Instant::now());
+                let message = Message::Ping(Bytes::copy_from_slice(&payload.to_be_bytes()));
                 let sent = tokio::select! {
-                    sent = sink.send(ping) => sent,
+                    sent = sink.send(message) => sent,
                     reason = outbox.closed() => return send_close(sink, reason).await,
                 };
                 if sent.is_err() {

@@ -1,26 +1,27 @@
 //! The HTTP face: `app(state) -> Router`, shared by the binary and the tests.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use arena_shared::protocol::MAX_CLIENT_MSG_BYTES;
-use axum::extract::{Request, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use futures_util::FutureExt;
+use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::services::{ServeDir, ServeFile};
 
 use crate::config::ServerConfig;
 use crate::connection;
-use crate::limits::ConnectionSlot;
+use crate::limits::{AddressCaps, ConnectionSlot};
 use crate::metrics::Metrics;
 use crate::rooms::Rooms;
 
@@ -50,6 +51,8 @@ pub struct AppState {
     pub cancel: CancellationToken,
     /// Every connection task, so shutdown can wait for their close frames.
     pub connections: TaskTracker,
+    /// Seats held for a resume, per address (`--max-held-seats-per-ip`).
+    pub held_seats: Arc<AddressCaps>,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -79,9 +82,12 @@ pub fn app(state: AppState) -> Router {
 async fn upgrade(
     State(state): State<AppState>,
     slot: Option<Extension<Arc<ConnectionSlot>>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    // The accept loop always sets it; a router driven without one counts as one address.
+    let peer = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |Extension(ConnectInfo(addr))| addr.ip());
     if !state.origins.allows(&headers) {
         Metrics::inc(&state.metrics.bad_origin_total);
         let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).unwrap_or("?");
@@ -111,6 +117,8 @@ async fn upgrade(
                     rooms: state.rooms,
                     metrics: state.metrics,
                     cancel: state.cancel,
+                    peer,
+                    held_seats: state.held_seats,
                 };
                 if AssertUnwindSafe(connection::serve(socket, context)).catch_unwind().await.is_err() {
                     Metrics::inc(&metrics.task_panics_total);
@@ -202,35 +210,101 @@ fn is_loopback_host(host: &str) -> bool {
         || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-async fn healthz(State(state): State<AppState>) -> Response {
+/// Who reads `/healthz` and `/metrics`: the public sees totals; an operator
+/// (the admin token, or the `--metrics-bind` address) sees each room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Audience {
+    Public,
+    Operator,
+}
+
+/// The audience a request's `Authorization` header makes it: no header is
+/// the public; `None` for a header that is not the admin token, which is
+/// refused (401) so an operator with a wrong token finds out instead of
+/// seeing totals only.
+fn audience(config: &ServerConfig, headers: &HeaderMap) -> Option<Audience> {
+    let Some(given) = headers.get(header::AUTHORIZATION) else {
+        return Some(Audience::Public);
+    };
+    let token = config.admin_token.as_ref()?;
+    let given = given.as_bytes().strip_prefix(b"Bearer ").unwrap_or_default();
+    // Constant time: the comparison's duration says nothing about how much matched.
+    bool::from(given.ct_eq(token.as_bytes())).then_some(Audience::Operator)
+}
+
+fn wrong_token() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))],
+        "wrong admin token; see --admin-token\n",
+    )
+        .into_response()
+}
+
+async fn healthz(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    audience(&state.config, &headers).map_or_else(wrong_token, |audience| health(&state, audience))
+}
+
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    audience(&state.config, &headers).map_or_else(wrong_token, |audience| prometheus(&state, audience))
+}
+
+/// `{"status", "players", "rooms", "tick_rate", "room_size", "max_rooms",
+/// "tick_micros_p50", "tick_micros_p99"}`, and for operators `"room_list"`:
+/// each room's code, privacy, players, tick and tick times.
+fn health(state: &AppState, audience: Audience) -> Response {
     let rooms = state.rooms.stats();
     let players: u64 = rooms.iter().map(|(_, r)| r.players.load(Relaxed)).sum();
-    let rooms: Vec<_> = rooms
-        .iter()
-        .map(|(code, room)| {
-            serde_json::json!({
-                "code": code,
-                "players": room.players.load(Relaxed),
-                "tick": room.tick.load(Relaxed),
-                "tick_micros_p50": room.ticks.quantile(0.5),
-                "tick_micros_p99": room.ticks.quantile(0.99),
-            })
-        })
-        .collect();
-    let body = serde_json::json!({
+    let ticks = &state.metrics.tick_histogram;
+    let mut body = serde_json::json!({
         "status": "ok",
         "players": players,
+        "rooms": rooms.len(),
         "tick_rate": state.config.tick_rate,
         "room_size": state.config.max_players,
         "max_rooms": state.config.max_rooms,
-        "rooms": rooms,
+        "tick_micros_p50": ticks.quantile(0.5),
+        "tick_micros_p99": ticks.quantile(0.99),
     });
+    if audience == Audience::Operator {
+        let private = state.rooms.private_codes();
+        body["room_list"] = rooms
+            .iter()
+            .map(|(code, room)| {
+                serde_json::json!({
+                    "code": code,
+                    "private": private.contains(code),
+                    "players": room.players.load(Relaxed),
+                    "tick": room.tick.load(Relaxed),
+                    "tick_micros_p50": room.ticks.quantile(0.5),
+                    "tick_micros_p99": room.ticks.quantile(0.99),
+                })
+            })
+            .collect();
+    }
     axum::Json(body).into_response()
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+fn prometheus(state: &AppState, audience: Audience) -> Response {
     let content_type = HeaderValue::from_static("text/plain; version=0.0.4");
-    ([(header::CONTENT_TYPE, content_type)], state.metrics.render(&state.rooms.stats())).into_response()
+    let text = state.metrics.render(&state.rooms.stats(), audience == Audience::Operator);
+    ([(header::CONTENT_TYPE, content_type)], text).into_response()
+}
+
+/// What `--metrics-bind` serves: `/metrics` and `/healthz` with each room's
+/// detail and no token (the address itself is the credential: loopback, or
+/// a private network a scraper sits on).
+pub fn operator_app(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(state): State<AppState>| async move { prometheus(&state, Audience::Operator) }),
+        )
+        .route(
+            "/healthz",
+            get(|State(state): State<AppState>| async move { health(&state, Audience::Operator) }),
+        )
+        .with_state(state)
 }
 
 /// Public rooms, fullest first: `[{"code", "players", "room_size"}]`.

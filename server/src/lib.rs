@@ -72,6 +72,24 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    run_with_operator(listener, None, config, shutdown).await
+}
+
+/// [`run`], with the operators' listener (`--metrics-bind`) bound by the
+/// caller (a test on port 0); `None` binds `config.metrics_bind`, if set.
+pub async fn run_with_operator(
+    listener: TcpListener,
+    operator: Option<TcpListener>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let operator = match (operator, config.metrics_bind) {
+        (Some(listener), _) => Some(listener),
+        (None, Some(addr)) => Some(TcpListener::bind(addr).await.map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot listen on --metrics-bind {addr}: {e}"))
+        })?),
+        (None, None) => None,
+    };
     let mut config = config;
     if let Some(fit) = accept::raise_fd_limit()
         && u64::from(config.max_connections) > fit
@@ -103,13 +121,29 @@ pub async fn run(
         metrics: metrics.clone(),
         cancel: cancel.clone(),
         connections: connections.clone(),
+        held_seats: limits::AddressCaps::new(
+            usize::MAX,
+            config.max_held_seats_per_ip as usize,
+            config.counting(),
+        ),
     };
+    if let Some(listener) = operator {
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, "serving /metrics and /healthz with per-room detail for operators");
+        let operator_app = http::operator_app(state.clone());
+        let stop = cancel.clone().cancelled_owned();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, operator_app).with_graceful_shutdown(stop).await {
+                tracing::warn!("the operators' listener stopped: {e}");
+            }
+        });
+    }
     let acceptor = accept::Acceptor {
         router: app(state),
         limits: limits::ConnectionLimits::new(
             config.max_connections as usize,
             config.max_connections_per_ip as usize,
-            config.limit_loopback,
+            config.counting(),
         ),
         metrics,
         header_timeout: config.header_timeout(),

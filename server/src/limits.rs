@@ -1,11 +1,69 @@
-//! The bounds an attacker meets first: how many sockets the process holds
-//! (in all and per address) and how many messages one connection may send.
+//! The bounds an attacker meets first: how many sockets, held seats and
+//! private rooms one address may hold (and the process in all), how fast
+//! one address may try things (room codes, TLS handshakes), and how many
+//! messages one connection may send.
+//!
+//! Every per-address figure counts an [`AddressKey`]: an IPv4 address, or an
+//! IPv6 address cut to its routing prefix (a /64 by default), since one
+//! subscriber gets a whole /64 and could otherwise take a new address per
+//! connection.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::time::Instant;
+
+/// What the per-address budgets count: an IPv4 address (a /32), or the first
+/// `prefix` bits of an IPv6 one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AddressKey(IpAddr, u8);
+
+impl AddressKey {
+    /// The key of `ip` when IPv6 peers are counted by `/v6_prefix`. An
+    /// IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) counts as its IPv4 one.
+    pub fn new(ip: IpAddr, v6_prefix: u8) -> Self {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => AddressKey(IpAddr::V4(v4), 32),
+            IpAddr::V6(v6) => {
+                let bits = u32::from(v6_prefix.min(128));
+                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                AddressKey(IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask)), v6_prefix.min(128))
+            }
+        }
+    }
+
+    pub fn is_loopback(self) -> bool {
+        self.0.is_loopback()
+    }
+}
+
+impl fmt::Display for AddressKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            IpAddr::V4(v4) => write!(f, "{v4}"),
+            IpAddr::V6(v6) => write!(f, "{v6}/{}", self.1),
+        }
+    }
+}
+
+/// How peers are counted: the IPv6 prefix, and whether loopback peers (bots
+/// and a reverse proxy on this machine) are held to the per-address limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Counting {
+    pub v6_prefix: u8,
+    pub limit_loopback: bool,
+}
+
+impl Counting {
+    /// The key `ip` is counted under, or `None` for an exempt loopback peer.
+    pub fn key(self, ip: IpAddr) -> Option<AddressKey> {
+        let key = AddressKey::new(ip, self.v6_prefix);
+        (self.limit_loopback || !key.is_loopback()).then_some(key)
+    }
+}
 
 /// Which cap refused a new connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,40 +88,40 @@ impl CapExceeded {
     }
 }
 
-/// Counts open connections, in all and per remote address.
+/// Counts things held open (sockets, held seats, private rooms, TLS
+/// handshakes in flight), in all and per address; a [`Slot`] is one of them.
 #[derive(Debug)]
-pub struct ConnectionLimits {
+pub struct AddressCaps {
     max_total: usize,
-    max_per_ip: usize,
-    /// Whether loopback peers (bots and a reverse proxy on this machine)
-    /// are held to `max_per_ip` too; by default they count only in the total.
-    limit_loopback: bool,
+    max_per_address: usize,
+    counting: Counting,
     open: Mutex<Open>,
 }
+
+/// The connection caps are address caps over sockets.
+pub type ConnectionLimits = AddressCaps;
+/// One socket's place under the connection caps.
+pub type ConnectionSlot = Slot;
 
 #[derive(Debug, Default)]
 struct Open {
     total: usize,
-    per_ip: HashMap<IpAddr, usize>,
+    per_address: HashMap<AddressKey, usize>,
 }
 
-/// One open connection's place under the caps; dropping it frees the place.
-/// The HTTP connection and, after an upgrade, the WebSocket task share it.
+/// One place under an [`AddressCaps`]; dropping it frees the place. For a
+/// socket, the HTTP connection and, after an upgrade, the WebSocket task
+/// share it.
 #[derive(Debug)]
-pub struct ConnectionSlot {
-    limits: Arc<ConnectionLimits>,
+pub struct Slot {
+    limits: Arc<AddressCaps>,
     /// The address counted against the per-address cap, if any.
-    ip: Option<IpAddr>,
+    key: Option<AddressKey>,
 }
 
-impl ConnectionLimits {
-    pub fn new(max_total: usize, max_per_ip: usize, limit_loopback: bool) -> Arc<Self> {
-        Arc::new(ConnectionLimits {
-            max_total,
-            max_per_ip,
-            limit_loopback,
-            open: Mutex::new(Open::default()),
-        })
+impl AddressCaps {
+    pub fn new(max_total: usize, max_per_address: usize, counting: Counting) -> Arc<Self> {
+        Arc::new(AddressCaps { max_total, max_per_address, counting, open: Mutex::new(Open::default()) })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
@@ -71,54 +129,51 @@ impl ConnectionLimits {
         self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Takes a place for a connection from `ip`, or says which cap is full.
-    pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionSlot, CapExceeded> {
+    /// Takes a place for `ip`, or says which cap is full.
+    pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, CapExceeded> {
         let mut open = self.lock();
         if open.total >= self.max_total {
             return Err(CapExceeded::Total(self.max_total));
         }
-        let counted = (self.limit_loopback || !ip.is_loopback()).then_some(ip);
-        if let Some(ip) = counted {
-            let from_ip = open.per_ip.entry(ip).or_insert(0);
-            if *from_ip >= self.max_per_ip {
-                return Err(CapExceeded::PerIp(self.max_per_ip));
+        let counted = self.counting.key(ip);
+        if let Some(key) = counted {
+            let from_address = open.per_address.entry(key).or_insert(0);
+            if *from_address >= self.max_per_address {
+                return Err(CapExceeded::PerIp(self.max_per_address));
             }
-            *from_ip += 1;
+            *from_address += 1;
         }
         open.total += 1;
-        Ok(ConnectionSlot { limits: self.clone(), ip: counted })
+        Ok(Slot { limits: self.clone(), key: counted })
     }
 
-    /// Connections open right now.
+    /// Places taken right now.
     pub fn open(&self) -> usize {
         self.lock().total
     }
 
-    /// Distinct addresses with a connection open (the per-IP map's size).
+    /// Distinct addresses holding a place (the per-address map's size).
     pub fn addresses(&self) -> usize {
-        self.lock().per_ip.len()
+        self.lock().per_address.len()
     }
 }
 
-impl Drop for ConnectionSlot {
+impl Drop for Slot {
     fn drop(&mut self) {
         let mut open = self.limits.lock();
         open.total -= 1;
-        if let Some(ip) = self.ip
-            && let Some(count) = open.per_ip.get_mut(&ip)
+        if let Some(key) = self.key
+            && let Some(count) = open.per_address.get_mut(&key)
         {
             *count -= 1;
             if *count == 0 {
-                open.per_ip.remove(&ip);
+                open.per_address.remove(&key);
             }
         }
     }
 }
 
-/// A token bucket over a connection's messages, control frames included.
-/// A real client sends about 32 messages a second (30 input batches, 2
-/// pings; a client that sends each input alone, 62); the burst absorbs what a
-/// network stall delivers at once.
+/// A token bucket: `per_sec` refill up to `burst`.
 #[derive(Debug)]
 pub struct RateBudget {
     per_sec: f64,
@@ -127,29 +182,127 @@ pub struct RateBudget {
     updated: Instant,
 }
 
-/// Seconds of traffic at the full rate the bucket holds.
+/// Seconds of traffic at the full rate a connection's bucket holds.
 const BURST_SECS: f64 = 3.0;
 
 impl RateBudget {
+    /// A connection's message budget: a real client sends about 32 messages
+    /// a second (30 input batches, 2 pings; one that sends each input alone,
+    /// 62); the burst absorbs what a network stall delivers at once.
     pub fn new(per_sec: u32) -> Self {
         let per_sec = f64::from(per_sec);
-        let burst = per_sec * BURST_SECS;
+        Self::with_burst(per_sec, per_sec * BURST_SECS)
+    }
+
+    /// A full bucket of `burst` tokens refilling at `per_sec`.
+    pub fn with_burst(per_sec: f64, burst: f64) -> Self {
         RateBudget { per_sec, burst, tokens: burst, updated: Instant::now() }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let refill = now.saturating_duration_since(self.updated).as_secs_f64() * self.per_sec;
+        self.tokens = (self.tokens + refill).min(self.burst);
+        self.updated = now;
     }
 
     /// Spends one message; `false` once the client has sent more than the
     /// rate allows over any window longer than the burst.
     pub fn spend(&mut self) -> bool {
-        let now = Instant::now();
-        let refill = now.saturating_duration_since(self.updated).as_secs_f64() * self.per_sec;
-        self.tokens = (self.tokens + refill).min(self.burst);
-        self.updated = now;
+        self.refill(Instant::now());
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
         } else {
             false
         }
+    }
+
+    /// How long until a token is there (zero if one is).
+    fn wait(&mut self, now: Instant) -> Duration {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64((1.0 - self.tokens) / self.per_sec)
+        }
+    }
+
+    fn is_full(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        self.tokens >= self.burst
+    }
+}
+
+/// Addresses a [`PerAddressBudget`] tracks at most. Past it, buckets that
+/// have refilled are forgotten (they are the same as new ones); if none has,
+/// newcomers are refused until some do, so memory stays bounded under a
+/// flood from many addresses.
+const MAX_TRACKED_ADDRESSES: usize = 65_536;
+
+/// A [`RateBudget`] per address: how often one address may try something
+/// (a room code, a TLS handshake), `burst` at once then `per_sec`.
+#[derive(Debug)]
+pub struct PerAddressBudget {
+    per_sec: f64,
+    burst: f64,
+    counting: Counting,
+    buckets: Mutex<HashMap<AddressKey, RateBudget>>,
+}
+
+/// A budget said no: try again after this long.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OverBudget {
+    pub retry_after: Duration,
+}
+
+impl PerAddressBudget {
+    pub fn new(per_sec: f64, burst: f64, counting: Counting) -> Self {
+        PerAddressBudget { per_sec, burst, counting, buckets: Mutex::new(HashMap::new()) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AddressKey, RateBudget>> {
+        // Plain map operations: nothing panics while the lock is held.
+        self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether `ip` has a try left, without spending it.
+    pub fn check(&self, ip: IpAddr) -> Result<(), OverBudget> {
+        let Some(key) = self.counting.key(ip) else { return Ok(()) };
+        let now = Instant::now();
+        let mut buckets = self.lock();
+        match buckets.get_mut(&key) {
+            None => Ok(()),
+            Some(bucket) => match bucket.wait(now) {
+                Duration::ZERO => Ok(()),
+                retry_after => Err(OverBudget { retry_after }),
+            },
+        }
+    }
+
+    /// Spends one try of `ip`'s, or says when the next one is.
+    pub fn spend(&self, ip: IpAddr) -> Result<(), OverBudget> {
+        let Some(key) = self.counting.key(ip) else { return Ok(()) };
+        let now = Instant::now();
+        let mut buckets = self.lock();
+        if !buckets.contains_key(&key) && buckets.len() >= MAX_TRACKED_ADDRESSES {
+            buckets.retain(|_, bucket| !bucket.is_full(now));
+            if buckets.len() >= MAX_TRACKED_ADDRESSES {
+                return Err(OverBudget { retry_after: Duration::from_secs(1) });
+            }
+        }
+        let bucket = buckets.entry(key).or_insert_with(|| RateBudget::with_burst(self.per_sec, self.burst));
+        match bucket.wait(now) {
+            Duration::ZERO => {
+                bucket.tokens -= 1.0;
+                Ok(())
+            }
+            retry_after => Err(OverBudget { retry_after }),
+        }
+    }
+
+    /// Addresses tracked right now.
+    pub fn tracked(&self) -> usize {
+        self.lock().len()
     }
 }
 
@@ -161,10 +314,15 @@ mod tests {
 
     const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
     const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2));
+    const COUNT: Counting = Counting { v6_prefix: 64, limit_loopback: false };
+
+    fn v6(text: &str) -> IpAddr {
+        text.parse().expect("an IPv6 address")
+    }
 
     #[test]
     fn caps_count_per_address_and_in_all_and_free_on_drop() {
-        let limits = ConnectionLimits::new(3, 2, false);
+        let limits = ConnectionLimits::new(3, 2, COUNT);
         let a1 = limits.try_acquire(A).expect("first from A fits");
         let _a2 = limits.try_acquire(A).expect("second from A fits");
         assert_eq!(
@@ -181,7 +339,7 @@ mod tests {
 
     #[test]
     fn an_address_with_nothing_open_is_forgotten() {
-        let limits = ConnectionLimits::new(10, 10, false);
+        let limits = ConnectionLimits::new(10, 10, COUNT);
         let slots: Vec<_> = (0..5).map(|_| limits.try_acquire(A).expect("fits")).collect();
         assert_eq!(limits.addresses(), 1);
         drop(slots);
@@ -191,12 +349,12 @@ mod tests {
     #[test]
     fn loopback_counts_only_in_the_total_unless_asked() {
         let local = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
-        let exempt = ConnectionLimits::new(5, 1, false);
+        let exempt = ConnectionLimits::new(5, 1, COUNT);
         let slots: Vec<_> =
             (0..5).map(|_| exempt.try_acquire(local).expect("loopback is not held to 1")).collect();
         assert_eq!(exempt.try_acquire(local).err(), Some(CapExceeded::Total(5)), "but the total holds");
         drop(slots);
-        let strict = ConnectionLimits::new(5, 1, true);
+        let strict = ConnectionLimits::new(5, 1, Counting { limit_loopback: true, ..COUNT });
         let _one = strict.try_acquire(local).expect("first fits");
         assert_eq!(strict.try_acquire(local).err(), Some(CapExceeded::PerIp(1)), "--limit-loopback");
     }
@@ -219,5 +377,64 @@ mod tests {
             tokio::time::advance(Duration::from_micros(1_000_000 / 62)).await;
             assert!(budget.spend(), "62 messages a second should always pass");
         }
+    }
+
+    #[test]
+    fn ipv6_peers_count_by_prefix_and_ipv4_by_address() {
+        let limits = ConnectionLimits::new(100, 2, COUNT);
+        let _one = limits.try_acquire(v6("2001:db8:1:2::1")).expect("first in the /64");
+        let _two = limits.try_acquire(v6("2001:db8:1:2:ffff::9")).expect("second in the /64");
+        assert_eq!(
+            limits.try_acquire(v6("2001:db8:1:2:dead:beef:0:1")).err(),
+            Some(CapExceeded::PerIp(2)),
+            "a third address in the same /64 should count as the same peer"
+        );
+        let _other = limits.try_acquire(v6("2001:db8:1:3::1")).expect("the next /64 is another peer");
+        let mapped = v6("::ffff:10.0.0.1");
+        let _a = limits.try_acquire(A).expect("A");
+        let _mapped = limits.try_acquire(mapped).expect("A again, IPv4-mapped");
+        assert_eq!(limits.try_acquire(A).err(), Some(CapExceeded::PerIp(2)), "mapped counts as IPv4");
+        assert_eq!(
+            AddressKey::new(v6("2001:db8::1"), 128),
+            AddressKey::new(v6("2001:db8::1"), 128),
+            "/128 keeps whole addresses"
+        );
+        assert_ne!(AddressKey::new(v6("2001:db8::1"), 128), AddressKey::new(v6("2001:db8::2"), 128));
+        assert_eq!(AddressKey::new(v6("2001:db8:aaaa::1"), 32).to_string(), "2001:db8::/32");
+        assert_eq!(
+            AddressKey::new(v6("2001:db8::1"), 0),
+            AddressKey::new(v6("fe80::1"), 0),
+            "/0 is one peer"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_per_address_budget_allows_its_burst_then_its_rate_per_address() {
+        let budget = PerAddressBudget::new(0.5, 3.0, COUNT);
+        assert!((0..3).all(|_| budget.spend(A).is_ok()), "the burst passes");
+        let refused = budget.spend(A).expect_err("the 4th at once is refused");
+        assert_eq!(refused.retry_after, Duration::from_secs(2), "says when to come back");
+        assert!(budget.check(A).is_err(), "check agrees without spending");
+        assert!(budget.spend(B).is_ok(), "another address has its own budget");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(budget.check(A).is_ok() && budget.spend(A).is_ok(), "one try back after 2 s");
+        assert!(budget.spend(A).is_err());
+        let local = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+        assert!((0..100).all(|_| budget.spend(local).is_ok()), "loopback is exempt unless asked");
+        assert_eq!(budget.tracked(), 2, "exempt peers are not tracked");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_per_address_budget_forgets_refilled_addresses_when_full() {
+        let budget = PerAddressBudget::new(1.0, 1.0, COUNT);
+        for n in 0..MAX_TRACKED_ADDRESSES as u32 {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(0x0b00_0000 + n));
+            assert!(budget.spend(ip).is_ok());
+        }
+        let newcomer = IpAddr::V4(std::net::Ipv4Addr::new(12, 0, 0, 1));
+        assert!(budget.spend(newcomer).is_err(), "a full table refuses newcomers rather than grow");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(budget.spend(newcomer).is_ok(), "refilled buckets are forgotten to make room");
+        assert_eq!(budget.tracked(), 1, "every refilled bucket went");
     }
 }

@@ -142,6 +142,18 @@ pub struct Metrics {
     pub messages_out_total: AtomicU64,
     pub bytes_out_total: AtomicU64,
     pub bytes_in_total: AtomicU64,
+    /// `Join { code }` handshakes whose code named no open room.
+    pub room_code_misses_total: AtomicU64,
+    /// Handshakes refused because their address had used up its budget of
+    /// wrong room codes.
+    pub guesses_limited_total: AtomicU64,
+    /// Private rooms refused because their address had its limit open.
+    pub rooms_limited_total: AtomicU64,
+    /// Dropped seats freed at once because their address (or room) already
+    /// had its limit of held seats.
+    pub holds_refused_total: AtomicU64,
+    /// TLS handshakes refused (over the per-address budget, or too many at once).
+    pub tls_refused_total: AtomicU64,
     /// Every room's tick times; its count and sum are the ticks run and the
     /// time spent ticking.
     pub tick_histogram: TickHistogram,
@@ -173,8 +185,9 @@ impl Metrics {
     }
 
     /// Prometheus text exposition format; `rooms` are the open rooms' codes
-    /// and figures.
-    pub fn render(&self, rooms: &[(String, std::sync::Arc<RoomStats>)]) -> String {
+    /// and figures. The public sees totals only; with `detail` (operators)
+    /// each room is a series labelled with its code, private ones included.
+    pub fn render(&self, rooms: &[(String, std::sync::Arc<RoomStats>)], detail: bool) -> String {
         let mut out = String::with_capacity(4096 + 512 * rooms.len());
         let players: u64 = rooms.iter().map(|(_, r)| r.players.load(Relaxed)).sum();
         let _ = writeln!(
@@ -193,7 +206,7 @@ impl Metrics {
         for (name, help, value) in ticks {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
         }
-        let rows: [(&str, &str, &str, &AtomicU64); 12] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 17] = [
             ("arena_tick_micros_max", "gauge", "longest tick, microseconds", &self.tick_micros_max),
             ("arena_connections_open", "gauge", "TCP connections open", &self.connections_open),
             ("arena_connections_total", "counter", "websocket upgrades", &self.connections_total),
@@ -221,6 +234,31 @@ impl Metrics {
             ("arena_messages_out_total", "counter", "messages written", &self.messages_out_total),
             ("arena_bytes_out_total", "counter", "payload bytes written", &self.bytes_out_total),
             ("arena_bytes_in_total", "counter", "payload bytes read", &self.bytes_in_total),
+            (
+                "arena_room_code_misses_total",
+                "counter",
+                "joins by a code that named no open room",
+                &self.room_code_misses_total,
+            ),
+            (
+                "arena_guesses_limited_total",
+                "counter",
+                "joins refused: the address tried too many wrong codes",
+                &self.guesses_limited_total,
+            ),
+            (
+                "arena_rooms_limited_total",
+                "counter",
+                "private rooms refused: the address has its limit open",
+                &self.rooms_limited_total,
+            ),
+            (
+                "arena_holds_refused_total",
+                "counter",
+                "dropped seats freed at once: the address or room holds its limit",
+                &self.holds_refused_total,
+            ),
+            ("arena_tls_refused_total", "counter", "TLS handshakes refused", &self.tls_refused_total),
         ];
         for (name, kind, help, value) in rows {
             let _ =
@@ -234,6 +272,9 @@ impl Metrics {
         out.push_str("# HELP arena_tick_micros tick time in every room, microseconds\n");
         out.push_str("# TYPE arena_tick_micros histogram\n");
         self.tick_histogram.render(&mut out, "arena_tick_micros", "");
+        if !detail {
+            return out;
+        }
         out.push_str("# HELP arena_room_players players per room\n# TYPE arena_room_players gauge\n");
         for (code, room) in rooms {
             let _ = writeln!(out, "arena_room_players{{room=\"{code}\"}} {}", room.players.load(Relaxed));
@@ -250,6 +291,21 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn room_codes_appear_only_in_the_detailed_rendering() {
+        let metrics = Metrics::default();
+        let stats = std::sync::Arc::new(RoomStats::default());
+        stats.players.store(3, Relaxed);
+        stats.ticks.record(700);
+        let rooms = [("secretcode".to_owned(), stats)];
+        let public = metrics.render(&rooms, false);
+        assert!(!public.contains("secretcode"), "the public rendering names no room:\n{public}");
+        assert!(public.contains("arena_players 3\n") && public.contains("arena_rooms 1\n"), "{public}");
+        let detail = metrics.render(&rooms, true);
+        assert!(detail.contains("arena_room_players{room=\"secretcode\"} 3\n"), "{detail}");
+        assert!(detail.contains("arena_room_tick_micros_count{room=\"secretcode\"} 1\n"), "{detail}");
+    }
 
     #[test]
     fn the_histogram_gives_bucket_quantiles_and_renders_cumulatively() {
@@ -275,7 +331,7 @@ mod tests {
                 metrics.kick(kind);
             }
         }
-        let text = metrics.render(&[]);
+        let text = metrics.render(&[], false);
         for (n, kind) in Kick::ALL.into_iter().enumerate() {
             let line = format!("arena_kicks_total{{reason=\"{}\"}} {n}", kind.label());
             assert!(text.contains(&line), "should render {line:?} in:\n{text}");

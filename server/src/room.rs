@@ -8,7 +8,7 @@
 //! gives the seat back.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arena_shared::codec::encode_server;
 use arena_shared::protocol::{PlayerId, Rejection, ResumeToken, ServerMsg, close};
@@ -18,8 +18,11 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use std::collections::HashMap;
+
 use crate::config::ServerConfig;
 use crate::interest::Scene;
+use crate::limits::Slot;
 use crate::links::{Ends, Links};
 use crate::metrics::{Kick, Metrics, RoomStats};
 use crate::outbox::CloseReason;
@@ -39,7 +42,7 @@ enum Command {
 }
 
 /// A seat's connection ended.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Departure {
     pub id: PlayerId,
     /// The connection's epoch: a replaced connection's end is ignored.
@@ -47,6 +50,9 @@ pub struct Departure {
     /// Without a goodbye (the socket dropped, or the task died): the seat is
     /// held for a resume. A goodbye or a kick frees it at once.
     pub abrupt: bool,
+    /// The connection's address's place under `--max-held-seats-per-ip`,
+    /// kept by the room for as long as it holds the seat.
+    pub hold: Option<Slot>,
 }
 
 /// Why a room did not seat someone.
@@ -82,6 +88,13 @@ impl Membership {
     /// instead of holding it for a resume.
     pub fn leave_for_good(&mut self) {
         self.guard.abrupt = false;
+        self.guard.hold = None;
+    }
+
+    /// The socket dropped and its address may hold one more seat: `place`
+    /// goes to the room with the departure.
+    pub fn hold(&mut self, place: Slot) {
+        self.guard.hold = Some(place);
     }
 }
 
@@ -92,13 +105,18 @@ struct SeatGuard {
     epoch: u32,
     /// Until told otherwise, a drop is a dropped socket (or a panic).
     abrupt: bool,
+    /// See [`Departure::hold`]. A drop without one (a panic) is held too:
+    /// a bug must not cost a player its seat.
+    hold: Option<Slot>,
     leaves: mpsc::UnboundedSender<Departure>,
 }
 
 impl Drop for SeatGuard {
     fn drop(&mut self) {
+        let departure =
+            Departure { id: self.id, epoch: self.epoch, abrupt: self.abrupt, hold: self.hold.take() };
         // A stopped room has already dropped everyone.
-        let _ = self.leaves.send(Departure { id: self.id, epoch: self.epoch, abrupt: self.abrupt });
+        let _ = self.leaves.send(departure);
     }
 }
 
@@ -129,6 +147,9 @@ pub struct RoomSpec {
     pub code: String,
     pub private: bool,
     pub stats: Arc<RoomStats>,
+    /// A private room's opener's place under `--max-rooms-per-ip`, held
+    /// until the room closes.
+    pub owner: Option<Slot>,
 }
 
 /// One room without its task: the world and the players' links, and how
@@ -139,6 +160,8 @@ pub struct Room {
     links: Links,
     metrics: Arc<Metrics>,
     code: String,
+    /// Each held seat's place under its address's limit, freed with the hold.
+    holds: HashMap<PlayerId, Slot>,
 }
 
 /// A seat given by [`Room::seat`].
@@ -152,7 +175,13 @@ pub struct Seat {
 
 impl Room {
     pub fn new(world: World, slow_client_ticks: u32, metrics: Arc<Metrics>, code: String) -> Self {
-        Room { world, links: Links::new(slow_client_ticks, metrics.clone()), metrics, code }
+        Room {
+            world,
+            links: Links::new(slow_client_ticks, metrics.clone()),
+            metrics,
+            code,
+            holds: HashMap::new(),
+        }
     }
 
     /// Seats a newcomer, or gives back the seat `resume` holds.
@@ -163,7 +192,10 @@ impl Room {
         token: impl FnOnce() -> Result<ResumeToken, Rejection>,
     ) -> Result<Seat, Rejection> {
         let seated = match resume.and_then(|token| self.world.resume(&token)) {
-            Some(seated) => seated,
+            Some(seated) => {
+                self.holds.remove(&seated.id);
+                seated
+            }
             None => self.world.join(newcomer, token()?)?,
         };
         let ends = self.links.open(seated.id);
@@ -175,13 +207,23 @@ impl Room {
 
     /// A connection ended (see [`World::depart`]); its link goes with it.
     pub fn depart(&mut self, departure: Departure) -> bool {
-        let Departure { id, epoch, abrupt } = departure;
+        let Departure { id, epoch, abrupt, hold } = departure;
         let current = self.world.depart(id, epoch, abrupt);
         if current {
             self.links.close(id, CloseReason::new(close::NORMAL, "left"));
+            if let Some(hold) = hold
+                && self.world.is_held(id)
+            {
+                self.holds.insert(id, hold);
+            }
         }
         self.deliver_news(true);
         current
+    }
+
+    /// Seats held for a resume whose address's place the room keeps.
+    pub fn holds(&self) -> usize {
+        self.holds.len()
     }
 
     /// One tick: inputs in, the world ticks, news and frames out; clients
@@ -214,6 +256,7 @@ impl Room {
                 let stuck = self.links.broadcast(&Bytes::from(encode_server(&msg)), wake);
                 if let ServerMsg::Left { id } = msg {
                     self.links.close(id, CloseReason::new(close::NORMAL, "left"));
+                    self.holds.remove(&id);
                 }
                 for id in stuck {
                     self.kick_slow(id);
@@ -246,13 +289,30 @@ pub fn spawn(
     let world = World::new(config.tick_rate, config.max_players)
         .in_room(spec.code.clone(), spec.private, spec.stats)
         .holding_seats_for(config.resume_ticks())
+        .holding_at_most(held_seats_per_room(config.max_players))
         .with_rounds(config.round_secs, config.podium_secs);
     let room = Room::new(world, config.slow_client_ticks(), metrics.clone(), spec.code.clone());
     let handle = RoomHandle { commands, leaves };
     let channels = Channels { commands: commands_rx, leaves: leaves_rx, leave_sender: handle.leaves.clone() };
-    tracker.spawn(run(room, channels, config, metrics, directory, cancel));
+    let owner = spec.owner;
+    tracker.spawn(async move {
+        run(room, channels, config, metrics, directory, cancel).await;
+        // The opener's address may open another room once this one is gone.
+        drop(owner);
+    });
     handle
 }
+
+/// Seats of a room that may be held for a resume at once: half, so dropped
+/// sockets can never keep a room full.
+pub fn held_seats_per_room(room_size: u16) -> usize {
+    usize::from(room_size / 2).max(1)
+}
+
+/// How long a room that only ever seated one player (a private room its
+/// opener left, a public one a lone player tried) stays open once empty, if
+/// `--room-idle-secs` is longer: nobody else is waiting for it.
+const LONE_ROOM_IDLE: Duration = Duration::from_secs(5);
 
 /// The room task's ends of its channels.
 struct Channels {
@@ -276,7 +336,8 @@ async fn run(
     // An overloaded server runs slow rather than bursting to catch up.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let budget = config.tick_interval();
-    let idle_limit = config.room_idle();
+    // Players seated here so far (resumes are not new players).
+    let mut seated_ever: u32 = 0;
     // A room is made for a joiner who is on the way.
     let mut empty_since = Some(Instant::now());
     tracing::info!(room = %code, room_size = config.max_players, "room opened");
@@ -293,6 +354,7 @@ async fn run(
                 if took > budget {
                     tracing::warn!(room = %code, tick = room.world.tick_number(), ?took, "tick overran its budget");
                 }
+                let idle_limit = if seated_ever <= 1 { config.room_idle().min(LONE_ROOM_IDLE) } else { config.room_idle() };
                 if room.world.player_count() > 0 {
                     empty_since = None;
                 } else if empty_since.get_or_insert(started).elapsed() >= idle_limit {
@@ -301,9 +363,10 @@ async fn run(
             }
             // Leaves before joins: a freed seat is there for the next joiner.
             Some(departure) = leaves.recv() => {
+                let (id, abrupt) = (departure.id, departure.abrupt);
                 if room.depart(departure) {
-                    let how = if departure.abrupt { "dropped; holding the seat" } else { "left" };
-                    tracing::info!(room = %code, player = departure.id, players = room.world.player_count(), "{how}");
+                    let how = if !abrupt { "left" } else if room.world.is_held(id) { "dropped; holding the seat" } else { "dropped" };
+                    tracing::info!(room = %code, player = id, players = room.world.player_count(), "{how}");
                 }
             }
             Some(Command::Join { newcomer, resume, reply }) = commands.recv() => {
@@ -313,8 +376,11 @@ async fn run(
                 });
                 let result = room.seat(newcomer, resume, token).map(|seat| {
                     let Seat { id, name, epoch, ends } = seat;
+                    if epoch == 0 {
+                        seated_ever = seated_ever.saturating_add(1);
+                    }
                     tracing::info!(room = %code, player = id, %name, epoch, players = room.world.player_count(), "joined");
-                    let guard = SeatGuard { id, epoch, abrupt: true, leaves: leave_sender.clone() };
+                    let guard = SeatGuard { id, epoch, abrupt: true, hold: None, leaves: leave_sender.clone() };
                     Membership { id, outbox: ends.outbox, inputs: ends.inputs, guard }
                 });
                 if let Err(rejection) = &result {
@@ -422,7 +488,7 @@ mod tests {
         let closed = first.ends.outbox.next().await.close.expect("the old socket is told to close");
         assert_eq!(closed.code, close::RESUMED_ELSEWHERE);
         // The old connection's late end leaves the new one alone.
-        assert!(!room.depart(Departure { id: first.id, epoch: first.epoch, abrupt: false }));
+        assert!(!room.depart(Departure { id: first.id, epoch: first.epoch, abrupt: false, hold: None }));
         assert!(!second.ends.outbox.is_closed());
     }
 
@@ -432,7 +498,7 @@ mod tests {
         let ada = seat(&mut room, "ada", 1);
         let bob = seat(&mut room, "bob", 2);
         let _ = take_messages(&bob.ends.outbox).await;
-        assert!(room.depart(Departure { id: ada.id, epoch: ada.epoch, abrupt: true }));
+        assert!(room.depart(Departure { id: ada.id, epoch: ada.epoch, abrupt: true, hold: None }));
         assert!(ada.ends.outbox.is_closed(), "the link goes with the connection");
         assert_eq!(take_messages(&bob.ends.outbox).await, [ServerMsg::Away { id: ada.id }]);
     }

@@ -5,7 +5,8 @@
 //! Each room is its own task owning its own world; nothing is shared between
 //! rooms but this directory, which holds handles, not game state.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ServerConfig;
+use crate::limits::{AddressCaps, PerAddressBudget, Slot};
 use crate::metrics::{Metrics, RoomStats};
 use crate::room::{self, JoinError, Membership, RoomHandle, RoomSpec};
 use crate::world::Newcomer;
@@ -23,6 +25,12 @@ use crate::world::Newcomer;
 const CODE_ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
 /// 10 characters of 31: about 49.5 bits, too many to guess a live room.
 const CODE_LEN: usize = 10;
+/// Wrong room codes one address may try at once (a mistyped link or two,
+/// a few expired ones)...
+const CODE_MISS_BURST: f64 = 10.0;
+/// ...and then per second: one every 5 s. With 64 rooms open among 31^10
+/// codes, one address finds one in about 5 million years.
+const CODE_MISSES_PER_SEC: f64 = 0.2;
 
 /// One open room as the directory lists it.
 #[derive(Debug, Clone)]
@@ -92,6 +100,10 @@ pub struct Rooms {
     tasks: TaskTracker,
     /// Serialises opening rooms, so two joiners cannot both pass the cap.
     opening: tokio::sync::Mutex<()>,
+    /// Wrong codes each address has tried: code guessing is slow.
+    code_misses: PerAddressBudget,
+    /// Private rooms each address has open: one address cannot take them all.
+    private_rooms: Arc<AddressCaps>,
 }
 
 /// A public room's line in `GET /api/rooms`.
@@ -106,36 +118,59 @@ impl Rooms {
     pub fn new(config: Arc<ServerConfig>, metrics: Arc<Metrics>, cancel: CancellationToken) -> Self {
         Rooms {
             directory: Arc::new(InMemoryDirectory::default()),
-            config,
             metrics,
             cancel,
             tasks: TaskTracker::new(),
             opening: tokio::sync::Mutex::new(()),
+            code_misses: PerAddressBudget::new(CODE_MISSES_PER_SEC, CODE_MISS_BURST, config.counting()),
+            private_rooms: AddressCaps::new(
+                usize::from(config.max_rooms),
+                config.max_rooms_per_ip as usize,
+                config.counting(),
+            ),
+            config,
         }
     }
 
-    /// Seats `newcomer` where `request` asks; in a room asked for by code,
-    /// `resume` gets back a held seat.
+    /// Seats `newcomer`, who connected from `peer`, where `request` asks; in
+    /// a room asked for by code, `resume` gets back a held seat.
     pub async fn join(
         &self,
         request: &RoomRequest,
         newcomer: Newcomer,
         resume: Option<ResumeToken>,
+        peer: IpAddr,
     ) -> Result<Membership, Rejection> {
         if self.cancel.is_cancelled() {
             return Err(Rejection::new(RejectReason::ShuttingDown));
         }
         match request {
             RoomRequest::Join { code } => {
-                let entry =
-                    self.directory.get(code).ok_or_else(|| Rejection::new(RejectReason::RoomNotFound))?;
+                // Checked before the look-up: an address out of tries learns nothing.
+                if let Err(over) = self.code_misses.check(peer) {
+                    Metrics::inc(&self.metrics.guesses_limited_total);
+                    return Err(Rejection::new(RejectReason::TooManyGuesses {
+                        retry_after_secs: retry_secs(over.retry_after),
+                    }));
+                }
+                let Some(entry) = self.directory.get(code) else {
+                    Metrics::inc(&self.metrics.room_code_misses_total);
+                    // Over budget only if another miss raced this one; it is refused next time.
+                    let _ = self.code_misses.spend(peer);
+                    return Err(Rejection::new(RejectReason::RoomNotFound));
+                };
                 entry.handle.join(newcomer, resume).await.map_err(|e| match e {
                     JoinError::Rejected(rejection) => rejection,
                     JoinError::Closed => Rejection::new(RejectReason::RoomNotFound),
                 })
             }
             RoomRequest::CreatePrivate => {
-                let entry = self.open(true).await?;
+                let owner = self.private_rooms.try_acquire(peer).map_err(|_| {
+                    Metrics::inc(&self.metrics.rooms_limited_total);
+                    let max = u16::try_from(self.config.max_rooms_per_ip).unwrap_or(u16::MAX);
+                    Rejection::new(RejectReason::TooManyRooms { max })
+                })?;
+                let entry = self.open(Some(owner)).await?;
                 entry.handle.join(newcomer, None).await.map_err(|e| self.closed_or(e))
             }
             RoomRequest::Quick => {
@@ -182,48 +217,67 @@ impl Rooms {
         let _one_at_a_time = self.opening.lock().await;
         match self.fullest_public_with_space() {
             Some(entry) => Ok(entry),
-            None => self.open_locked(false),
+            None => self.open_locked(None),
         }
     }
 
-    /// Opens a room under a fresh code, or refuses past `--max-rooms`.
-    async fn open(&self, private: bool) -> Result<RoomEntry, Rejection> {
+    /// Opens a private room held by `owner` (its address's place under
+    /// `--max-rooms-per-ip`) under a fresh code.
+    async fn open(&self, owner: Option<Slot>) -> Result<RoomEntry, Rejection> {
         let _one_at_a_time = self.opening.lock().await;
-        self.open_locked(private)
+        self.open_locked(owner)
     }
 
-    /// [`Rooms::open`] with the opening lock held.
-    fn open_locked(&self, private: bool) -> Result<RoomEntry, Rejection> {
-        if self.directory.list().len() >= usize::from(self.config.max_rooms) {
+    /// Opens a room under a fresh code: private if it has an `owner`, which
+    /// it holds until it closes. Refused past `--max-rooms`, and a private
+    /// one past the rooms that are not kept for public play.
+    fn open_locked(&self, owner: Option<Slot>) -> Result<RoomEntry, Rejection> {
+        let private = owner.is_some();
+        let rooms = self.directory.list();
+        if rooms.len() >= usize::from(self.config.max_rooms) {
             return Err(Rejection::new(RejectReason::RoomsFull { max_rooms: self.config.max_rooms }));
         }
-        loop {
+        let max_private = self.config.max_private_rooms();
+        if private && rooms.iter().filter(|(_, room)| room.private).count() >= usize::from(max_private) {
+            return Err(Rejection::new(RejectReason::RoomsFull { max_rooms: max_private }));
+        }
+        // Only this function inserts, under the opening lock: a code free
+        // now is still free below. (A collision is about 1 in 10^15.)
+        let code = loop {
             let code = new_code().map_err(|e| {
                 tracing::error!("no randomness for a room code: {e}");
                 Rejection::new(RejectReason::ShuttingDown)
             })?;
-            let stats = Arc::new(RoomStats::default());
-            let spec = RoomSpec { code: code.clone(), private, stats: stats.clone() };
-            let handle = room::spawn(
-                spec,
-                self.config.clone(),
-                self.metrics.clone(),
-                self.directory.clone(),
-                self.cancel.clone(),
-                &self.tasks,
-            );
-            let entry = RoomEntry { handle, private, stats };
-            if self.directory.insert(code, entry.clone()) {
-                return Ok(entry);
+            if self.directory.get(&code).is_none() {
+                break code;
             }
-            // A code collision (about 1 in 10^15): that room task finds
-            // itself empty and stops; try another code.
+        };
+        let stats = Arc::new(RoomStats::default());
+        let spec = RoomSpec { code: code.clone(), private, stats: stats.clone(), owner };
+        let handle = room::spawn(
+            spec,
+            self.config.clone(),
+            self.metrics.clone(),
+            self.directory.clone(),
+            self.cancel.clone(),
+            &self.tasks,
+        );
+        let entry = RoomEntry { handle, private, stats };
+        if !self.directory.insert(code, entry.clone()) {
+            tracing::error!("a fresh room code was taken under the opening lock");
+            return Err(Rejection::new(RejectReason::ShuttingDown));
         }
+        Ok(entry)
     }
 
     /// Open rooms and their figures, by code.
     pub fn stats(&self) -> Vec<(String, Arc<RoomStats>)> {
         self.directory.list().into_iter().map(|(code, entry)| (code, entry.stats)).collect()
+    }
+
+    /// The codes of the private rooms, for operators' detail.
+    pub fn private_codes(&self) -> HashSet<String> {
+        self.directory.list().into_iter().filter(|(_, entry)| entry.private).map(|(code, _)| code).collect()
     }
 
     /// Public rooms, fullest first, for `GET /api/rooms`.
@@ -248,6 +302,11 @@ impl Rooms {
         self.tasks.close();
         self.tasks.wait().await;
     }
+}
+
+/// Whole seconds to wait, rounded up, for a rejection.
+fn retry_secs(wait: std::time::Duration) -> u16 {
+    u16::try_from(wait.as_secs_f64().ceil() as u64).unwrap_or(u16::MAX).max(1)
 }
 
 /// A fresh room code from the OS's randomness.

@@ -94,6 +94,8 @@ pub struct World {
     stats: Arc<RoomStats>,
     /// Ticks a dropped player's seat is held for a resume.
     resume_ticks: u32,
+    /// Seats held at once at most; a drop past it frees the longest-held.
+    max_held: usize,
     /// What everyone must be told, oldest first, until the room takes it.
     news: Vec<ServerMsg>,
 }
@@ -110,6 +112,7 @@ impl World {
             private: false,
             stats: Arc::new(RoomStats::default()),
             resume_ticks: 0,
+            max_held: usize::MAX,
             news: Vec::new(),
         }
     }
@@ -125,6 +128,18 @@ impl World {
     pub fn holding_seats_for(mut self, ticks: u32) -> Self {
         self.resume_ticks = ticks;
         self
+    }
+
+    /// Holds at most `seats` dropped seats at once: past it, the one held
+    /// longest is freed, so dropped sockets cannot keep the room full.
+    pub fn holding_at_most(mut self, seats: usize) -> Self {
+        self.max_held = seats;
+        self
+    }
+
+    /// Whether player `id`'s seat is held for a resume.
+    pub fn is_held(&self, id: PlayerId) -> bool {
+        self.players.get(&id).is_some_and(|p| p.away_since.is_some())
     }
 
     /// Names the room this world is, and where its figures go.
@@ -256,6 +271,12 @@ impl World {
             player.away_since = Some(tick);
             player.pending.clear();
             self.news.push(ServerMsg::Away { id });
+        }
+        let held = || self.players.iter().filter_map(|(&id, p)| Some((tick.wrapping_sub(p.away_since?), id)));
+        if held().count() > self.max_held
+            && let Some((_, longest)) = held().max()
+        {
+            self.leave(longest);
         }
     }
 
@@ -486,6 +507,22 @@ mod tests {
         // The old connection ending now (late) must not free the resumed seat.
         assert!(!world.depart(ada.id, ada.epoch, false), "a replaced connection's end changes nothing");
         assert_eq!(world.player_count(), 2);
+    }
+
+    #[test]
+    fn a_room_holds_at_most_its_limit_of_seats_freeing_the_longest_held() {
+        let mut world = world(8).holding_seats_for(300).holding_at_most(2);
+        let seated: Vec<Seated> =
+            (1..=4).map(|n| world.join(newcomer(&format!("p{n}")), [n; 16]).expect("space")).collect();
+        for seat in &seated[..3] {
+            assert!(world.depart(seat.id, seat.epoch, true));
+            world.tick();
+        }
+        assert!(!world.is_held(seated[0].id), "the first drop, held longest, should have been freed");
+        assert!(world.is_held(seated[1].id) && world.is_held(seated[2].id), "the two latest stay held");
+        assert_eq!(world.player_count(), 3, "the freed seat is free for a newcomer");
+        assert!(world.resume(&[1; 16]).is_none(), "its token gets nothing back");
+        assert!(world.resume(&[2; 16]).is_some(), "a held one still resumes");
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub enum DecodeError {
     TooMany { what: &'static str, len: usize, max: usize },
     #[error("{what} is too long")]
     TooLong { what: &'static str },
+    #[error("the player name is longer than {MAX_NAME_CHARS} characters")]
+    NameTooLong,
     #[error("{what} {value} is out of range (at most {max})")]
     OutOfRange { what: &'static str, value: u64, max: u64 },
 }
@@ -85,6 +87,23 @@ pub fn decode_client(bytes: &[u8]) -> Result<ClientMsg, DecodeError> {
     }
     Ok(msg)
 }
+
+/// The protocol version a `Hello` announces, read before anything else in
+/// it: `None` if `bytes` do not start as a `Hello` does.
+///
+/// Every `PROTOCOL_VERSION`, past and future, keeps `Hello` the first
+/// variant of `ClientMsg` and `version` its first field (a test pins this),
+/// so a client of any other version is told "reload" even when the rest of
+/// its `Hello` has another shape.
+pub fn hello_version(bytes: &[u8]) -> Option<u16> {
+    let limited = &bytes[..bytes.len().min(MAX_CLIENT_MSG_BYTES)];
+    let ((variant, version), _): ((u32, u16), usize) =
+        bincode::serde::decode_from_slice(limited, CONFIG).ok()?;
+    (variant == HELLO_VARIANT).then_some(version)
+}
+
+/// `Hello`'s place among `ClientMsg`'s variants, as bincode writes it.
+const HELLO_VARIANT: u32 = 0;
 
 /// Decodes one server message, as the browser client and bots do.
 pub fn decode_server(bytes: &[u8]) -> Result<ServerMsg, DecodeError> {
@@ -150,7 +169,7 @@ fn check_round(round: &RoundInfo) -> Result<(), DecodeError> {
 fn check_name(name: &str) -> Result<(), DecodeError> {
     // Four bytes per char is UTF-8's worst case; validity is the server's call.
     if name.len() > MAX_NAME_CHARS * 4 {
-        return Err(DecodeError::TooLong { what: "player name" });
+        return Err(DecodeError::NameTooLong);
     }
     Ok(())
 }
@@ -193,6 +212,8 @@ mod tests {
             ServerMsg::Rejected(Rejection::new(RejectReason::VersionMismatch { server: 1, client: 2 })),
             ServerMsg::Rejected(Rejection::new(RejectReason::BadName)),
             ServerMsg::Rejected(Rejection::new(RejectReason::ShuttingDown)),
+            ServerMsg::Rejected(Rejection::new(RejectReason::TooManyGuesses { retry_after_secs: 5 })),
+            ServerMsg::Rejected(Rejection::new(RejectReason::TooManyRooms { max: 4 })),
             ServerMsg::Frame(Frame {
                 tick: u32::MAX,
                 ack_seq: 41,
@@ -364,6 +385,39 @@ mod tests {
     }
 
     #[test]
+    fn hello_stays_the_first_variant_with_the_version_first_for_every_future_version() {
+        // If this fails, `hello_version` no longer finds the version and old
+        // pages stop hearing "reload": keep Hello first and version first.
+        for version in [0, 1, PROTOCOL_VERSION, 250, 251, u16::MAX] {
+            let hello = ClientMsg::Hello {
+                version,
+                name: "ada".into(),
+                color: 0,
+                room: RoomRequest::Quick,
+                resume: None,
+            };
+            assert_eq!(hello_version(&encode_client(&hello)), Some(version), "version {version}");
+        }
+        let input = ClientMsg::Input { seq: 1, input: Input::default() };
+        assert_eq!(hello_version(&encode_client(&input)), None, "an Input is not a Hello");
+        assert_eq!(hello_version(&[]), None);
+        assert_eq!(hello_version(&[0]), None, "cut before the version");
+    }
+
+    #[test]
+    fn a_hello_of_another_shape_still_shows_its_version() {
+        // Protocol 2's Hello had no colour, room or resume token; some future
+        // one may add fields. Neither decodes, but both announce a version.
+        let older = bincode::serde::encode_to_vec((0u32, 2u16, "ada"), CONFIG).expect("encodes");
+        assert!(decode_client(&older).is_err(), "an older shape does not decode");
+        assert_eq!(hello_version(&older), Some(2));
+        let newer = bincode::serde::encode_to_vec((0u32, 99u16, "ada", 3u8, 0u32, 0u8, [7u8; 32]), CONFIG)
+            .expect("encodes");
+        assert!(decode_client(&newer).is_err(), "a newer shape does not decode");
+        assert_eq!(hello_version(&newer), Some(99));
+    }
+
+    #[test]
     fn overlong_name_is_rejected_by_the_decoder() {
         let bytes = encode_server(&ServerMsg::Joined(PlayerInfo {
             id: 1,
@@ -371,7 +425,7 @@ mod tests {
             color: 0,
             score: 0,
         }));
-        assert_eq!(decode_server(&bytes), Err(DecodeError::TooLong { what: "player name" }));
+        assert_eq!(decode_server(&bytes), Err(DecodeError::NameTooLong));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::sim::{Body, Input, Platform};
 // ---------------------------------------------------------------------------
 
 /// Bumped on every incompatible change to these types or to `sim`.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// How many player colours there are; a `Hello` picks one by index.
 pub const COLORS: u8 = 10;
@@ -362,6 +362,15 @@ pub enum RejectReason {
     RoomsFull {
         max_rooms: u16,
     },
+    /// This network tried too many room codes that named no room; joining
+    /// by code works again after this many seconds.
+    TooManyGuesses {
+        retry_after_secs: u16,
+    },
+    /// This network already has `max` private rooms open.
+    TooManyRooms {
+        max: u16,
+    },
 }
 
 impl RejectReason {
@@ -374,6 +383,7 @@ impl RejectReason {
             RejectReason::ShuttingDown => close::GOING_AWAY,
             RejectReason::RoomNotFound => close::ROOM_NOT_FOUND,
             RejectReason::RoomsFull { .. } => close::SERVER_FULL,
+            RejectReason::TooManyGuesses { .. } | RejectReason::TooManyRooms { .. } => close::RATE_LIMITED,
         }
     }
 }
@@ -397,6 +407,12 @@ impl Rejection {
             RejectReason::RoomsFull { max_rooms } => {
                 format!("the server is full: all {max_rooms} of its rooms are in use; try again later")
             }
+            RejectReason::TooManyGuesses { retry_after_secs } => format!(
+                "too many links to rooms that do not exist from your network; try again in {retry_after_secs} s"
+            ),
+            RejectReason::TooManyRooms { max } => format!(
+                "your network already has {max} private rooms open; play in one of them or wait for one to close"
+            ),
         };
         Rejection { reason, message }
     }
@@ -557,18 +573,20 @@ mod tests {
     }
 
     #[test]
-    fn every_rejection_has_a_close_code_and_short_message() {
-        for reason in [
-            RejectReason::VersionMismatch { server: 1, client: 9 },
-            RejectReason::ServerFull { max_players: 500 },
-            RejectReason::BadName,
-            RejectReason::ShuttingDown,
-            RejectReason::RoomNotFound,
-            RejectReason::RoomsFull { max_rooms: 1000 },
+    fn every_rejection_has_its_close_code_and_a_short_message() {
+        for (reason, code) in [
+            (RejectReason::VersionMismatch { server: 1, client: 9 }, close::VERSION_MISMATCH),
+            (RejectReason::ServerFull { max_players: 500 }, close::SERVER_FULL),
+            (RejectReason::BadName, close::BAD_NAME),
+            (RejectReason::ShuttingDown, close::GOING_AWAY),
+            (RejectReason::RoomNotFound, close::ROOM_NOT_FOUND),
+            (RejectReason::RoomsFull { max_rooms: 1000 }, close::SERVER_FULL),
+            (RejectReason::TooManyGuesses { retry_after_secs: u16::MAX }, close::RATE_LIMITED),
+            (RejectReason::TooManyRooms { max: u16::MAX }, close::RATE_LIMITED),
         ] {
             let rejection = Rejection::new(reason);
             assert!(rejection.message.len() <= MAX_REASON_BYTES, "should fit a close frame: {rejection:?}");
-            assert!(reason.close_code() >= 1000);
+            assert_eq!(reason.close_code(), code, "{reason:?} should close with {code}");
         }
     }
 }

@@ -18,9 +18,15 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// The admin token every test server is started with, unless its config
+/// sets another.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
 /// A server running in this process on an ephemeral loopback port.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The operators' listener (`--metrics-bind`), on its own port.
+    pub operator: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -34,11 +40,16 @@ impl TestServer {
     pub async fn start_on(addr: SocketAddr, config: ServerConfig) -> anyhow::Result<TestServer> {
         let listener = TcpListener::bind(addr).await.with_context(|| format!("bind {addr}"))?;
         let addr = listener.local_addr()?;
+        let operator_listener = TcpListener::bind("127.0.0.1:0").await.context("bind the operators' port")?;
+        let operator = operator_listener.local_addr()?;
+        let mut config = config;
+        config.admin_token.get_or_insert_with(|| ADMIN_TOKEN.to_owned());
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(arena_server::run(listener, config, async {
-            let _ = stopped.await;
-        }));
-        Ok(TestServer { addr, stop: Some(stop), task: Some(task) })
+        let task =
+            tokio::spawn(arena_server::run_with_operator(listener, Some(operator_listener), config, async {
+                let _ = stopped.await;
+            }));
+        Ok(TestServer { addr, operator, stop: Some(stop), task: Some(task) })
     }
 
     pub fn ws_url(&self) -> String {
@@ -60,21 +71,14 @@ impl TestServer {
         Ok((client, welcome))
     }
 
-    /// Reads one counter from `/metrics`.
+    /// Reads one counter from the public `/metrics`.
     pub async fn metric(&self, name: &str) -> anyhow::Result<u64> {
-        let response = http_get(self.addr, "/metrics", &[]).await?;
-        let body = String::from_utf8(response.body)?;
-        body.lines()
-            .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-            .with_context(|| format!("metric {name} missing"))?
-            .trim()
-            .parse()
-            .context("metric value")
+        read_metric(self.addr, name).await
     }
 
-    /// Reads `arena_kicks_total{reason="..."}`.
-    pub async fn kicks(&self, reason: &str) -> anyhow::Result<u64> {
-        self.metric(&format!("arena_kicks_total{{reason=\"{reason}\"}}")).await
+    /// Reads one series from `/metrics` as operators see it (per room).
+    pub async fn operator_metric(&self, name: &str) -> anyhow::Result<u64> {
+        read_metric(self.operator, name).await
     }
 
     /// Reads `players` from `/healthz`.
@@ -82,6 +86,11 @@ impl TestServer {
         let health = http_get(self.addr, "/healthz", &[]).await?;
         let json: serde_json::Value = serde_json::from_slice(&health.body)?;
         json["players"].as_u64().context("healthz should report players")
+    }
+
+    /// Reads `arena_kicks_total{reason="..."}`.
+    pub async fn kicks(&self, reason: &str) -> anyhow::Result<u64> {
+        self.metric(&format!("arena_kicks_total{{reason=\"{reason}\"}}")).await
     }
 
     /// Triggers graceful shutdown and waits for `run` to return.
@@ -104,6 +113,18 @@ impl Drop for TestServer {
             let _ = stop.send(());
         }
     }
+}
+
+/// Reads one series from the `/metrics` served at `addr`.
+async fn read_metric(addr: SocketAddr, name: &str) -> anyhow::Result<u64> {
+    let response = http_get(addr, "/metrics", &[]).await?;
+    let body = String::from_utf8(response.body)?;
+    body.lines()
+        .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .with_context(|| format!("metric {name} missing"))?
+        .trim()
+        .parse()
+        .context("metric value")
 }
 
 /// Reads until the server closes the connection; returns the close frame,

@@ -87,9 +87,9 @@ async fn quick_join_fills_the_fullest_public_room_then_opens_another() -> anyhow
     let health = http_get(server.addr, "/healthz", &[]).await?;
     let health: serde_json::Value = serde_json::from_slice(&health.body)?;
     assert_eq!(health["players"], 3, "players in every room: {health}");
-    assert_eq!(health["rooms"].as_array().map(Vec::len), Some(2), "{health}");
+    assert_eq!(health["rooms"], 2, "{health}");
     let room_line = format!("arena_room_players{{room=\"{}\"}}", w1.room);
-    assert_eq!(server.metric(&room_line).await?, 2, "per-room players in /metrics");
+    assert_eq!(server.operator_metric(&room_line).await?, 2, "per-room players for operators");
     assert!(server.metric("arena_tick_micros_count").await? > 0, "the tick histogram counts ticks");
     server.stop().await
 }
@@ -120,15 +120,24 @@ async fn an_empty_room_closes_and_its_code_is_then_refused() -> anyhow::Result<(
 
 #[tokio::test]
 async fn past_max_rooms_a_new_room_is_refused_with_the_reason() -> anyhow::Result<()> {
-    let server = TestServer::start(ServerConfig { max_rooms: 2, ..test_config() }).await?;
+    // Four rooms: three may be private, one stays for quick-join.
+    let config = ServerConfig { max_rooms: 4, max_players: 1, ..test_config() };
+    let server = TestServer::start(config).await?;
     let _a = join(&server, "a", RoomRequest::CreatePrivate).await?;
     let _b = join(&server, "b", RoomRequest::CreatePrivate).await?;
-    match join(&server, "c", RoomRequest::CreatePrivate).await {
+    let _c = join(&server, "c", RoomRequest::CreatePrivate).await?;
+    match join(&server, "d", RoomRequest::CreatePrivate).await {
         Err(ClientError::Rejected(r)) => {
-            assert_eq!(r.reason, RejectReason::RoomsFull { max_rooms: 2 });
+            assert_eq!(r.reason, RejectReason::RoomsFull { max_rooms: 3 });
             assert!(r.message.contains("server is full"), "{}", r.message);
         }
-        other => panic!("a third room should be refused, got {:?}", other.map(|(_, w)| w)),
+        other => panic!("a fourth private room should be refused, got {:?}", other.map(|(_, w)| w)),
+    }
+    let (_e, public) = join(&server, "e", RoomRequest::Quick).await?;
+    assert!(!public.private, "quick-join still opens the room kept for public play");
+    match join(&server, "f", RoomRequest::Quick).await {
+        Err(ClientError::Rejected(r)) => assert_eq!(r.reason, RejectReason::RoomsFull { max_rooms: 4 }),
+        other => panic!("a fifth room should be refused, got {:?}", other.map(|(_, w)| w)),
     }
     server.stop().await
 }
