@@ -16,13 +16,13 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::limits::{CapExceeded, ConnectionLimits, ConnectionSlot};
 use crate::metrics::{Kick, Metrics};
+use crate::tls::HandshakeError;
 
 /// Largest request head hyper buffers (its default is ~400 KiB per socket).
 const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -53,8 +53,9 @@ pub struct Acceptor {
     pub cancel: CancellationToken,
     /// HTTP connections; upgraded sockets are tracked by the `/ws` handler.
     pub tracker: TaskTracker,
-    /// With `--tls-cert`: every connection speaks TLS first.
-    pub tls: Option<TlsAcceptor>,
+    /// With `--tls-cert`: every connection speaks TLS first, its handshake
+    /// on the handshake thread.
+    pub tls: Option<crate::tls::Handshaker>,
 }
 
 /// Raises the soft open-files limit to the hard one, logs the result, and
@@ -129,19 +130,18 @@ impl Acceptor {
     async fn serve_http(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr, slot: Arc<ConnectionSlot>) {
         let _open = OpenGauge::new(&self.metrics);
         let started = Instant::now();
-        match self.tls.clone() {
-            None => self.serve_io(tcp, peer, slot, started).await,
-            Some(tls) => {
-                let handshake = tokio::select! {
-                    shook = tokio::time::timeout(self.header_timeout, tls.accept(tcp)) => shook,
-                    () = self.cancel.cancelled() => return,
-                };
-                match handshake {
-                    Ok(Ok(stream)) => self.serve_io(stream, peer, slot, started).await,
-                    Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
-                    Err(_) => self.kick_slow_head(peer),
-                }
+        let Some(tls) = &self.tls else {
+            return self.serve_io(tcp, peer, slot, started).await;
+        };
+        match tls.handshake(tcp, peer.ip(), self.header_timeout, &self.cancel).await {
+            Ok(stream) => self.serve_io(stream, peer, slot, started).await,
+            Err(HandshakeError::Refused) => {
+                Metrics::inc(&self.metrics.tls_refused_total);
+                tracing::debug!(%peer, "refused a TLS handshake over the budget");
             }
+            Err(HandshakeError::TimedOut) => self.kick_slow_head(peer),
+            Err(HandshakeError::Failed(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+            Err(HandshakeError::Cancelled) => {}
         }
     }
 

@@ -102,10 +102,11 @@ pub async fn run_with_operator(
         config.max_connections = u32::try_from(fit).unwrap_or(u32::MAX).max(1);
     }
     let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => Some(
-            tls::acceptor(cert, key)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?,
-        ),
+        (Some(cert), Some(key)) => {
+            let acceptor = tls::acceptor(cert, key)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+            Some(tls::Handshaker::start(acceptor, config.counting())?)
+        }
         _ => None,
     };
     let addresses = local_addresses(listener.local_addr()?);

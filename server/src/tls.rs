@@ -1,12 +1,20 @@
 //! HTTPS and WSS without a proxy: `--tls-cert` and `--tls-key` (PEM) load
-//! into a rustls acceptor that the accept loop puts in front of HTTP.
+//! into a rustls acceptor that the accept loop puts in front of HTTP. The
+//! handshakes run on a thread of their own ([`Handshaker`]).
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::limits::{AddressCaps, Counting, PerAddressBudget};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -41,4 +49,101 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
         .map_err(|e| TlsError::Config(e.to_string()))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// TLS handshakes at once, in all: past it a new connection is closed
+/// unanswered until one finishes.
+const MAX_HANDSHAKES: usize = 64;
+/// TLS handshakes at once from one address.
+const MAX_HANDSHAKES_PER_ADDRESS: usize = 8;
+/// Full handshakes one address may start at once (a page load opens two or
+/// three connections, a reconnect storm a few more)...
+const HANDSHAKE_BURST: f64 = 20.0;
+/// ...and then per second.
+const HANDSHAKES_PER_SEC: f64 = 10.0;
+
+/// Runs TLS handshakes on a thread of their own, so that with `--threads 1`
+/// a flood of them (an RSA signature each) costs that thread and not the
+/// one that ticks the rooms; bounded in all, per address at once, and per
+/// address per second.
+pub struct Handshaker {
+    acceptor: TlsAcceptor,
+    /// The handshake thread's runtime.
+    runtime: tokio::runtime::Handle,
+    in_flight: Arc<AddressCaps>,
+    rate: PerAddressBudget,
+    /// Stops the handshake thread when the handshaker goes.
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Why a connection got no TLS session.
+#[derive(Debug)]
+pub enum HandshakeError {
+    /// Over a handshake budget: closed without an answer.
+    Refused,
+    /// Not done within the request-head deadline.
+    TimedOut,
+    /// The peer's bytes were not a handshake we accept.
+    Failed(std::io::Error),
+    /// The server is stopping.
+    Cancelled,
+}
+
+impl Handshaker {
+    /// Starts the handshake thread.
+    pub fn start(acceptor: TlsAcceptor, counting: Counting) -> std::io::Result<Self> {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready, runtime) = std::sync::mpsc::channel();
+        std::thread::Builder::new().name("arena-tls".into()).spawn(move || {
+            let built = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            match built {
+                Ok(rt) => {
+                    let _ = ready.send(Ok(rt.handle().clone()));
+                    let _ = rt.block_on(stopped);
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                }
+            }
+        })?;
+        let runtime =
+            runtime.recv().map_err(|_| std::io::Error::other("the TLS handshake thread did not start"))??;
+        Ok(Handshaker {
+            acceptor,
+            runtime,
+            in_flight: AddressCaps::new(MAX_HANDSHAKES, MAX_HANDSHAKES_PER_ADDRESS, counting),
+            rate: PerAddressBudget::new(HANDSHAKES_PER_SEC, HANDSHAKE_BURST, counting),
+            _stop: stop,
+        })
+    }
+
+    /// Runs `tcp`'s handshake on the handshake thread within `deadline`.
+    pub async fn handshake(
+        &self,
+        tcp: TcpStream,
+        peer: IpAddr,
+        deadline: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<TlsStream<TcpStream>, HandshakeError> {
+        let place = self.in_flight.try_acquire(peer).map_err(|_| HandshakeError::Refused)?;
+        self.rate.spend(peer).map_err(|_| HandshakeError::Refused)?;
+        let accept = self.acceptor.accept(tcp);
+        let mut handshake = self.runtime.spawn(async move {
+            let shook = tokio::time::timeout(deadline, accept).await;
+            drop(place);
+            shook
+        });
+        tokio::select! {
+            joined = &mut handshake => match joined {
+                Ok(Ok(Ok(stream))) => Ok(stream),
+                Ok(Ok(Err(e))) => Err(HandshakeError::Failed(e)),
+                Ok(Err(_)) => Err(HandshakeError::TimedOut),
+                Err(e) => Err(HandshakeError::Failed(std::io::Error::other(e))),
+            },
+            () = cancel.cancelled() => {
+                handshake.abort();
+                Err(HandshakeError::Cancelled)
+            }
+        }
+    }
 }
