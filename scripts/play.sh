@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ARENA_SKIP_BROWSER=1 scripts/setup.sh
+ARENA_SKIP_BROWSER=1 ARENA_SKIP_DENY=1 scripts/setup.sh
 scripts/build-client.sh
 cargo build --release -p arena-server -p arena-client --bins
 

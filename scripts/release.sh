@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ARENA_SKIP_BROWSER=1 scripts/setup.sh
+ARENA_SKIP_BROWSER=1 ARENA_SKIP_DENY=1 scripts/setup.sh
 scripts/build-client.sh
 echo "==> cargo build --release -p arena-server --features embed-client" >&2
 cargo build --release --locked -p arena-server --features embed-client

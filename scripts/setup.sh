@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing arena needs, skipping what is already
 # there: the wasm32 target, trunk, the wasm-bindgen CLI matching Cargo.lock,
+# cargo-deny,
 # and Debian's chromium and nginx for the browser and proxy tests. Safe to
 # run again.
 set -euo pipefail
@@ -9,6 +10,8 @@ cd "$(dirname "$0")/.."
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 TRUNK_VERSION=0.21.14
+# Checks licences, duplicate versions and sources against deny.toml.
+CARGO_DENY_VERSION=0.20.2
 # The CLI must equal the wasm-bindgen crate in Cargo.lock, or trunk fails.
 WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/"/, "", $3); print $3; exit}' Cargo.lock)
 
@@ -32,6 +35,11 @@ fi
 if [ -n "$WASM_BINDGEN_VERSION" ] && ! wasm-bindgen --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
   say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 3 minutes)"
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+fi
+
+if [ "${ARENA_SKIP_DENY:-0}" != 1 ] && ! cargo deny --version 2>/dev/null | grep -q "$CARGO_DENY_VERSION"; then
+  say "installing cargo-deny $CARGO_DENY_VERSION (about 5 minutes)"
+  cargo install cargo-deny --version "$CARGO_DENY_VERSION" --locked
 fi
 
 # Debian packages: brotli precompresses dist/; chromium runs the browser

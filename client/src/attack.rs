@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arena_shared::protocol::{ClientMsg, ServerMsg};
+use arena_shared::protocol::{ClientMsg, RejectReason, RoomRequest, ServerMsg};
 use arena_shared::sim::Input;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -40,6 +40,16 @@ pub enum AttackKind {
     Slowloris,
     /// Upgrade to a WebSocket and never send Hello.
     NoHello,
+    /// Open TLS connections (`wss://` URL) and do full handshakes, no
+    /// session resumption, one after another until the duration ends: the
+    /// server signs for each. Any certificate is accepted.
+    TlsFlood,
+    /// Ask for rooms by random codes, one after another until the duration
+    /// ends: how many guesses the server answers.
+    Guess,
+    /// Open private rooms and drop each socket, one after another until the
+    /// duration ends: how many rooms one address gets.
+    OpenRooms,
 }
 
 #[derive(Debug, Clone)]
@@ -68,6 +78,9 @@ enum Ended {
     Finished,
     /// The attacker could not do its part (connect refused, handshake failed).
     Failed(String),
+    /// A repeating attacker ran its time: what the server did for it, and
+    /// what it refused.
+    Tallied { completed: usize, refused: usize },
 }
 
 /// What an attack measured.
@@ -88,6 +101,11 @@ pub struct AttackReport {
     /// The first few failures, to say what went wrong.
     pub errors: Vec<String>,
     pub elapsed_secs: f64,
+    /// What the repeating attacks got done: full TLS handshakes
+    /// (`tls-flood`), codes answered "no such room" (`guess`), rooms opened
+    /// (`open-rooms`); and what the server refused.
+    pub completed: usize,
+    pub refused: usize,
 }
 
 impl AttackReport {
@@ -96,6 +114,8 @@ impl AttackReport {
     pub fn is_defended(&self) -> bool {
         match self.kind {
             AttackKind::Reset | AttackKind::Churn => self.failed == 0 && self.finished == self.attackers,
+            // What these cost the game is measured beside them (attack.sh).
+            AttackKind::TlsFlood | AttackKind::Guess | AttackKind::OpenRooms => self.failed == 0,
             _ => self.closed_by_server == self.attackers,
         }
     }
@@ -115,7 +135,15 @@ impl AttackReport {
             self.finished,
             self.failed,
             self.elapsed_secs,
-        )
+        ) + &match self.kind {
+            AttackKind::TlsFlood | AttackKind::Guess | AttackKind::OpenRooms => format!(
+                "  done {} ({:.2}/s), refused {}",
+                self.completed,
+                self.completed as f64 / self.elapsed_secs.max(1e-9),
+                self.refused
+            ),
+            _ => String::new(),
+        }
     }
 }
 
@@ -146,8 +174,14 @@ fn report(config: &AttackConfig, ended: &[Ended], elapsed: Duration) -> AttackRe
     let mut close_secs = Vec::new();
     let mut errors = Vec::new();
     let (mut finished, mut failed) = (0, 0);
+    let (mut done, mut refusals) = (0, 0);
     for end in ended {
         match end {
+            Ended::Tallied { completed, refused } => {
+                finished += 1;
+                done += completed;
+                refusals += refused;
+            }
             Ended::ByServer { how, after } => {
                 *closed_with.entry(how.clone()).or_insert(0) += 1;
                 close_secs.push(after.as_secs_f64());
@@ -173,6 +207,8 @@ fn report(config: &AttackConfig, ended: &[Ended], elapsed: Duration) -> AttackRe
         close_secs_max: close_secs.last().copied().unwrap_or(0.0),
         errors,
         elapsed_secs: elapsed.as_secs_f64(),
+        completed: done,
+        refused: refusals,
     }
 }
 
@@ -186,6 +222,9 @@ async fn attack_one(config: &AttackConfig, index: usize) -> Ended {
         AttackKind::Idle => idle(config, source).await,
         AttackKind::Slowloris => slowloris(config, source).await,
         AttackKind::NoHello => no_hello(config, source).await,
+        AttackKind::TlsFlood => tls_flood(config, source).await,
+        AttackKind::Guess => repeat_hello(config, source, Ask::Guess).await,
+        AttackKind::OpenRooms => repeat_hello(config, source, Ask::OpenRoom).await,
     };
     result.unwrap_or_else(Ended::Failed)
 }
@@ -207,11 +246,16 @@ pub async fn connect_tcp(
     socket.connect(addr).await
 }
 
-/// The server's address from a `ws://host:port/path` URL.
+/// The server's address from a `ws://` or `wss://host:port/path` URL.
 pub async fn server_addr(url: &str) -> Result<SocketAddr, String> {
-    let rest = url.strip_prefix("ws://").ok_or_else(|| format!("attacks need a ws:// URL, not {url}"))?;
+    let (rest, port) = match (url.strip_prefix("ws://"), url.strip_prefix("wss://")) {
+        (Some(rest), _) => (rest, 80),
+        (_, Some(rest)) => (rest, 443),
+        _ => return Err(format!("attacks need a ws:// or wss:// URL, not {url}")),
+    };
     let authority = rest.split('/').next().unwrap_or(rest);
-    let authority = if authority.contains(':') { authority.to_owned() } else { format!("{authority}:80") };
+    let authority =
+        if authority.contains(':') { authority.to_owned() } else { format!("{authority}:{port}") };
     tokio::net::lookup_host(&authority)
         .await
         .map_err(|e| format!("cannot resolve {authority}: {e}"))?
@@ -404,6 +448,63 @@ async fn no_hello(config: &AttackConfig, source: Option<IpAddr>) -> Result<Ended
     let mut client = connect_ws(&config.url, source, false).await?;
     let started = Instant::now();
     Ok(server_close(&mut client.rx, started, started + config.duration).await.unwrap_or(Ended::Finished))
+}
+
+async fn tls_flood(config: &AttackConfig, source: Option<IpAddr>) -> Result<Ended, String> {
+    if !config.url.starts_with("wss://") {
+        return Err(format!("tls-flood needs a wss:// URL, not {}", config.url));
+    }
+    let addr = server_addr(&config.url).await?;
+    let connector = tokio_rustls::TlsConnector::from(crate::tls::any_certificate_no_resumption());
+    let name = rustls::pki_types::ServerName::try_from("localhost").map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + config.duration;
+    let (mut completed, mut refused) = (0, 0);
+    while Instant::now() < deadline {
+        let Ok(tcp) = connect_tcp(addr, source, false).await else {
+            refused += 1;
+            continue;
+        };
+        match tokio::time::timeout_at(deadline, connector.connect(name.clone(), tcp)).await {
+            Ok(Ok(_session)) => completed += 1,
+            Ok(Err(_)) => refused += 1,
+            Err(_) => break,
+        }
+    }
+    Ok(Ended::Tallied { completed, refused })
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Ask {
+    /// A random code: "no such room" is a guess answered.
+    Guess,
+    /// A new private room: a `Welcome` is a room opened.
+    OpenRoom,
+}
+
+async fn repeat_hello(config: &AttackConfig, source: Option<IpAddr>, ask: Ask) -> Result<Ended, String> {
+    let deadline = Instant::now() + config.duration;
+    let (mut completed, mut refused) = (0, 0);
+    let mut n: u64 = 0;
+    while Instant::now() < deadline {
+        n += 1;
+        let room = match ask {
+            Ask::Guess => RoomRequest::Join { code: format!("{:0>10}", n % 10_000_000_000) },
+            Ask::OpenRoom => RoomRequest::CreatePrivate,
+        };
+        // Drops the socket after the answer, without a goodbye.
+        let mut client = connect_ws(&config.url, source, true).await?;
+        let answer = tokio::time::timeout_at(deadline, client.handshake_in("attacker", room)).await;
+        match (ask, answer) {
+            (_, Err(_)) => break,
+            (Ask::OpenRoom, Ok(Ok(_))) => completed += 1,
+            (Ask::Guess, Ok(Err(ClientError::Rejected(r)))) if r.reason == RejectReason::RoomNotFound => {
+                completed += 1
+            }
+            (_, Ok(Err(ClientError::Rejected(_)))) => refused += 1,
+            (_, Ok(other)) => return Err(format!("unexpected answer: {:?}", other.map(|w| w.room))),
+        }
+    }
+    Ok(Ended::Tallied { completed, refused })
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ fn workspace_dir() -> PathBuf {
 /// The built client, or `None` when the browser tests are skipped on purpose.
 fn dist() -> Option<PathBuf> {
     if std::env::var("ARENA_SKIP_BROWSER").is_ok_and(|v| v == "1") {
-        eprintln!("SKIPPED: browser tests (ARENA_SKIP_BROWSER=1)");
+        arena_tests::skipped("browser test (ARENA_SKIP_BROWSER=1)");
         return None;
     }
     let dist =

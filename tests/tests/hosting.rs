@@ -7,10 +7,10 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arena_client::ws::{Incoming, WsClient};
+use arena_client::ws::WsClient;
 use arena_server::ServerConfig;
-use arena_shared::protocol::ServerMsg;
-use arena_tests::{TestServer, http_get, recv_until, test_config};
+use arena_shared::protocol::{ServerMsg, close};
+use arena_tests::{TestServer, expect_close, http_get, recv_until, test_config};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -112,7 +112,7 @@ fn bundle() -> Option<PathBuf> {
         "{} is missing: run scripts/release.sh (or set ARENA_SKIP_BROWSER=1 to skip the built-client tests)",
         path.display()
     );
-    eprintln!("SKIPPED: no self-contained binary at {} (ARENA_SKIP_BROWSER=1)", path.display());
+    arena_tests::skipped(&format!("no self-contained binary at {} (ARENA_SKIP_BROWSER=1)", path.display()));
     None
 }
 
@@ -140,6 +140,15 @@ async fn the_self_contained_binary_serves_the_game_from_an_empty_directory() -> 
     assert_eq!(index.status, 200, "/ should be the page");
     assert!(index.header("content-type").is_some_and(|t| t.starts_with("text/html")), "{:?}", index.headers);
     let page = String::from_utf8_lossy(&index.body);
+    // An invite link is the page itself, from inside the binary too.
+    let invite = http_get(addr, "/r/k3x9q2m7pd", &[]).await?;
+    assert_eq!(invite.status, 200, "/r/<code> should be the page");
+    assert!(
+        invite.header("content-type").is_some_and(|t| t.starts_with("text/html")),
+        "{:?}",
+        invite.headers
+    );
+    assert_eq!(invite.body, index.body, "the invite link serves the same page");
     let wasm = page
         .split('"')
         .find(|part| part.ends_with("_bg.wasm"))
@@ -166,7 +175,8 @@ async fn the_self_contained_binary_serves_the_game_from_an_empty_directory() -> 
     .await?;
     assert!(frame > 0, "a bot should play against the binary");
     bot.close().await;
-    assert!(matches!(bot.recv().await?, Incoming::Closed(_) | Incoming::Msg(_)));
+    let echoed = expect_close(&mut bot).await?;
+    assert_eq!(echoed.map(|(code, _)| code), Some(close::NORMAL), "the binary echoes a goodbye");
     child.start_kill()?;
     Ok(())
 }
@@ -182,7 +192,7 @@ fn nginx() -> Option<PathBuf> {
         std::env::var("ARENA_SKIP_BROWSER").is_ok_and(|v| v == "1"),
         "nginx is missing: run scripts/setup.sh (or set ARENA_SKIP_BROWSER=1 to skip)"
     );
-    eprintln!("SKIPPED: no nginx (ARENA_SKIP_BROWSER=1)");
+    arena_tests::skipped("no nginx (ARENA_SKIP_BROWSER=1)");
     None
 }
 
