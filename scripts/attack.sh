@@ -154,3 +154,91 @@ attack idle --count 2000 --sources 40 --first-source 2 --duration 10 >/dev/null 
 attack slowloris --count 2000 --sources 40 --first-source 50 --duration 10 >/dev/null &
 sleep 2
 stop_server "under all the attacks at once, 20 players"
+
+echo
+echo "== 4. one address against everyone: guessing codes, opening rooms, holding seats"
+# Seats are held for a minute here, so held seats pile up if nothing bounds them.
+start_server --resume-secs 60
+honest_bots 30
+attack guess --count 4 --sources 1 --first-source 60 --duration 20 >"$work/g" &
+guessing=$!
+attack open-rooms --count 4 --sources 1 --first-source 61 --duration 20 >"$work/o" &
+opening=$!
+attack reset --count 100000 --concurrency 20 --sources 1 --first-source 62 --duration 20 >"$work/h" &
+holding=$!
+most=0
+for _ in $(seq 40); do
+  now=$(players)
+  [ "$now" -gt "$most" ] && most=$now
+  sleep 0.25
+done
+# Meanwhile, honest newcomers from other addresses: a quick-join and a new private room.
+quick=$("$bots_bin" --url "$url" --count 5 --duration 2 --name-prefix quick- --json --quiet || true)
+private=$("$bots_bin" --url "$url" --count 2 --rooms 1 --duration 2 --name-prefix friend- --json --quiet || true)
+wait "$guessing" "$opening" "$holding" 2>/dev/null || true
+printf 'guesses      one address: %s\n' "$(cut -c1-200 "$work/g")"
+printf 'rooms        one address: %s\n' "$(cut -c1-200 "$work/o")"
+printf 'held seats   one address cycling join+reset: at most %s seats beyond the 20 honest players + the 4 rooms'"'"' openers\n' \
+  "$(( most - 24 ))"
+python3 - "$quick" "$private" <<'PY'
+import json, sys
+for label, raw in (("quick-join", sys.argv[1]), ("new private room", sys.argv[2])):
+    try:
+        r = json.loads(raw)
+        print(f"newcomers    {label}: connected {r['connected']}/{r['count'] if 'count' in r else r['connected'] + r['failed']}, "
+              f"failed {r['failed']}, {r['frames_per_sec']:.1f} frames/s")
+    except (ValueError, KeyError) as e:
+        print(f"newcomers    {label}: no report ({e}): {raw[:200]}")
+PY
+wait "$honest" || true
+python3 - "$work/honest.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"honest bots  connected {r['connected']}/20, disconnected {r['disconnected']}, "
+      f"{r['frames_per_sec']:.1f} frames/s each, tick gaps {r['tick_gaps']}")
+PY
+printf 'refusals     code misses %s, guesses refused %s, rooms refused %s, holds refused %s\n' \
+  "$(metric arena_room_code_misses_total)" "$(metric arena_guesses_limited_total)" \
+  "$(metric arena_rooms_limited_total)" "$(metric arena_holds_refused_total)"
+stop_server "after the one-address attacks"
+
+echo
+echo "== 5. TLS handshake floods (full handshakes, no resumption) while 20 players play over wss"
+plain_url=$url
+plain_base=$base
+url="wss://127.0.0.1:$port/ws"
+base="https://127.0.0.1:$port"
+curl() { command curl -k "$@"; }
+for key in rsa ecdsa; do
+  if [ "$key" = rsa ]; then newkey=(-newkey rsa:2048); else newkey=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1); fi
+  openssl req -x509 "${newkey[@]}" -nodes -days 2 -subj /CN=localhost -addext "subjectAltName=IP:127.0.0.1" \
+    -keyout "$work/$key.key" -out "$work/$key.pem" 2>/dev/null
+  for sources in 1 40; do
+    start_server --tls-cert "$work/$key.pem" --tls-key "$work/$key.key"
+    "$bots_bin" --url "$url" --ca-cert "$work/$key.pem" --count 20 --duration 16 --behaviour wander \
+      --name-prefix honest- --json --quiet >"$work/honest.json" &
+    honest=$!
+    sleep 3
+    ticks_before=$(metric arena_ticks_total)
+    started=$(date +%s%N)
+    attack tls-flood --count 32 --sources "$sources" --first-source 80 --duration 10 >"$work/t" || true
+    ticks_after=$(metric arena_ticks_total)
+    elapsed_ns=$(( $(date +%s%N) - started ))
+    wait "$honest" || true
+    python3 - "$work/honest.json" "$key" "$sources" "$ticks_before" "$ticks_after" "$elapsed_ns" "$(cut -c1-220 "$work/t")" \
+      "$(metric arena_tls_refused_total)" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+key, sources, t0, t1, ns, line, refused = sys.argv[2:9]
+ticks_per_sec = (int(t1) - int(t0)) / (int(ns) / 1e9)
+print(f"tls {key:<5}    from {sources:>2} address(es): room ticks {ticks_per_sec:.1f}/s during the flood; "
+      f"honest {r['connected']}/20 connected, {r['frames_per_sec']:.1f} frames/s, tick gaps {r['tick_gaps']}; "
+      f"server refused {refused}")
+print(f"             {line.strip()}")
+PY
+    stop_server "after the $key flood from $sources address(es)"
+  done
+done
+unset -f curl
+url=$plain_url
+base=$plain_base

@@ -85,9 +85,10 @@ pub struct ServerConfig {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections_per_ip: u32,
 
-    /// Hold loopback peers to --max-connections-per-ip too. By default
+    /// Hold loopback peers to every per-address limit too (connections,
+    /// held seats, private rooms, room codes, TLS handshakes). By default
     /// connections from this machine (bots, a reverse proxy in front of the
-    /// server) count only toward --max-connections.
+    /// server) count only toward the totals.
     #[arg(long, env = "ARENA_LIMIT_LOOPBACK")]
     pub limit_loopback: bool,
 

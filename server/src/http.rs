@@ -87,7 +87,8 @@ async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     // The accept loop always sets it; a router driven without one counts as one address.
-    let peer = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |Extension(ConnectInfo(addr))| addr.ip());
+    let socket_peer = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |Extension(ConnectInfo(addr))| addr.ip());
+    let peer = client_address(state.config.behind_proxy, socket_peer, &headers);
     if !state.origins.allows(&headers) {
         Metrics::inc(&state.metrics.bad_origin_total);
         let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).unwrap_or("?");
@@ -192,6 +193,29 @@ impl OriginPolicy {
         let request_host = request_host.and_then(|h| h.split(',').next()).map(str::trim);
         request_host.is_some_and(|h| h.eq_ignore_ascii_case(authority))
     }
+}
+
+/// The player's address, for the per-address budgets: the socket's peer, or,
+/// behind a proxy we trust (`--behind-proxy`), the last address in
+/// `X-Forwarded-For`: the one the proxy itself appended (nginx's
+/// `$proxy_add_x_forwarded_for`, Caddy's default). Entries before it are
+/// whatever the client wrote, so they are never believed.
+pub fn client_address(behind_proxy: bool, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    if !behind_proxy {
+        return peer;
+    }
+    let last = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .next_back();
+    let parsed = last.and_then(|entry| {
+        entry.parse::<IpAddr>().ok().or_else(|| entry.parse::<SocketAddr>().ok().map(|addr| addr.ip()))
+    });
+    parsed.unwrap_or(peer)
 }
 
 /// The host part of `host[:port]` or `[v6][:port]`.
@@ -414,6 +438,21 @@ mod tests {
         let mut h = headers(Some("https://evil.example"), "127.0.0.1:7777");
         h.insert("x-forwarded-host", HeaderValue::from_static("evil.example"));
         assert!(!p.allows(&h), "a name the server does not answer to is still refused");
+    }
+
+    #[test]
+    fn behind_a_proxy_the_address_it_appended_is_the_players() {
+        let proxy: IpAddr = "127.0.0.1".parse().expect("ip");
+        let mut h = HeaderMap::new();
+        assert_eq!(client_address(true, proxy, &h), proxy, "no header: the socket's peer");
+        h.insert("x-forwarded-for", HeaderValue::from_static("10.1.1.1, 203.0.113.7"));
+        assert_eq!(client_address(false, proxy, &h), proxy, "ignored without --behind-proxy");
+        let player: IpAddr = "203.0.113.7".parse().expect("ip");
+        assert_eq!(client_address(true, proxy, &h), player, "the last entry: what the proxy saw");
+        h.append("x-forwarded-for", HeaderValue::from_static("[2001:db8::1]:4711"));
+        assert_eq!(client_address(true, proxy, &h), "2001:db8::1".parse::<IpAddr>().expect("ip"), "last header");
+        h.insert("x-forwarded-for", HeaderValue::from_static("garbage"));
+        assert_eq!(client_address(true, proxy, &h), proxy, "unparseable: the socket's peer");
     }
 
     #[test]

@@ -5,10 +5,13 @@
 //!   fallbacks; the binary and the tests build the same struct.
 //! - [`accept`]: the accept loop and each connection's HTTP/1.1 life:
 //!   request-head deadlines, connection caps (503), `accept` errors survived.
-//! - [`limits`]: the connection caps (total and per address) and the
-//!   per-connection message-rate budget.
+//! - [`limits`]: what one address may hold (sockets, held seats, private
+//!   rooms, handshakes in flight) and try (room codes, handshakes), counted
+//!   by IPv4 address or IPv6 prefix; the per-connection message-rate budget.
 //! - [`http`]: `app(state) -> Router`: `/ws` (origin policy, upgrade with
-//!   bounded buffers), `/healthz`, `/metrics`, and the built client's files.
+//!   bounded buffers), `/healthz` and `/metrics` (totals for the public, per
+//!   room for operators), and the built client's files; `operator_app` for
+//!   `--metrics-bind`.
 //! - [`connection`]: one upgraded socket: handshake, then reading and
 //!   writing, and the close frame that ends it.
 //! - [`rooms`]: many rooms in one process: the directory (code → room) and
@@ -25,7 +28,8 @@
 //!   input channels).
 //! - [`outbox`]: a player's bounded outgoing queue: events in order, and only
 //!   the newest frame, so a slow reader never holds up the tick.
-//! - [`tls`]: `--tls-cert`/`--tls-key` into a rustls acceptor.
+//! - [`tls`]: `--tls-cert`/`--tls-key` into a rustls acceptor, and the
+//!   handshake thread that keeps handshakes off the tick.
 //! - [`embedded`] (feature `embed-client`): the built client inside the binary.
 //! - [`metrics`]: counters served at `/metrics` and logged.
 //!

@@ -51,21 +51,25 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// TLS handshakes at once, in all: past it a new connection is closed
-/// unanswered until one finishes.
+/// TLS handshakes at once, in all.
 const MAX_HANDSHAKES: usize = 64;
 /// TLS handshakes at once from one address.
 const MAX_HANDSHAKES_PER_ADDRESS: usize = 8;
-/// Full handshakes one address may start at once (a page load opens two or
-/// three connections, a reconnect storm a few more)...
-const HANDSHAKE_BURST: f64 = 20.0;
-/// ...and then per second.
-const HANDSHAKES_PER_SEC: f64 = 10.0;
+/// Full handshakes one address may start at once (a page load opens a few
+/// connections; a household or a LAN party shares one address)...
+const HANDSHAKE_BURST: f64 = 40.0;
+/// ...and then per second. An RSA-2048 signature takes about a millisecond,
+/// so one address can cost the handshake thread about 2 % of a core.
+const HANDSHAKES_PER_SEC: f64 = 20.0;
+/// How often a connection waiting for a handshake place looks again.
+const PLACE_POLL: Duration = Duration::from_millis(10);
 
 /// Runs TLS handshakes on a thread of their own, so that with `--threads 1`
 /// a flood of them (an RSA signature each) costs that thread and not the
 /// one that ticks the rooms; bounded in all, per address at once, and per
-/// address per second.
+/// address per second. A connection over a bound waits for its turn within
+/// the request-head deadline (its socket counts under the connection caps
+/// meanwhile), and is closed unanswered if that would not be enough.
 pub struct Handshaker {
     acceptor: TlsAcceptor,
     /// The handshake thread's runtime.
@@ -117,7 +121,8 @@ impl Handshaker {
         })
     }
 
-    /// Runs `tcp`'s handshake on the handshake thread within `deadline`.
+    /// Runs `tcp`'s handshake on the handshake thread, its turn and the
+    /// handshake itself within `deadline`.
     pub async fn handshake(
         &self,
         tcp: TcpStream,
@@ -125,11 +130,28 @@ impl Handshaker {
         deadline: Duration,
         cancel: &CancellationToken,
     ) -> Result<TlsStream<TcpStream>, HandshakeError> {
-        let place = self.in_flight.try_acquire(peer).map_err(|_| HandshakeError::Refused)?;
-        self.rate.spend(peer).map_err(|_| HandshakeError::Refused)?;
+        let until = tokio::time::Instant::now() + deadline;
+        let wait = |pause: Duration| async move {
+            if tokio::time::Instant::now() + pause >= until {
+                return Err(HandshakeError::Refused);
+            }
+            tokio::select! {
+                () = tokio::time::sleep(pause) => Ok(()),
+                () = cancel.cancelled() => Err(HandshakeError::Cancelled),
+            }
+        };
+        let place = loop {
+            match self.in_flight.try_acquire(peer) {
+                Ok(place) => break place,
+                Err(_) => wait(PLACE_POLL).await?,
+            }
+        };
+        while let Err(over) = self.rate.spend(peer) {
+            wait(over.retry_after).await?;
+        }
         let accept = self.acceptor.accept(tcp);
         let mut handshake = self.runtime.spawn(async move {
-            let shook = tokio::time::timeout(deadline, accept).await;
+            let shook = tokio::time::timeout_at(until, accept).await;
             drop(place);
             shook
         });

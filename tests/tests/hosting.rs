@@ -82,6 +82,52 @@ async fn https_and_wss_serve_the_game_with_the_hosts_certificate() -> anyhow::Re
     server.stop().await
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_handshakes_are_budgeted_per_address_and_honest_players_wait_their_turn() -> anyhow::Result<()> {
+    let certificate = Certificate::new()?;
+    let config = ServerConfig { limit_loopback: true, ..certificate.config() };
+    let server = TestServer::start(config).await?;
+    let trust = arena_client::tls::trusting(certificate.pem.as_bytes()).map_err(anyhow::Error::msg)?;
+    let url = format!("wss://127.0.0.1:{}/ws", server.addr.port());
+
+    // Twenty players behind one address, all at once: past the 8 handshakes
+    // one address may have in flight, they wait instead of being refused.
+    let joins = (0..20).map(|n| {
+        let (url, trust) = (url.clone(), trust.clone());
+        tokio::spawn(async move {
+            let mut client = WsClient::connect_with(&url, &[], Some(trust)).await?;
+            client.handshake(&format!("lan{n}")).await?;
+            Ok::<_, arena_client::ws::ClientError>(client)
+        })
+    });
+    let mut players = Vec::new();
+    for join in joins {
+        players.push(join.await??);
+    }
+    assert_eq!(players.len(), 20, "every player behind one address got in");
+    assert_eq!(server.metric("arena_tls_refused_total").await?, 0, "nobody was refused");
+
+    // One address flooding full handshakes gets its burst (40) and then 20 a
+    // second; the rest wait past their deadline and are refused.
+    let flood = arena_client::attack::AttackConfig {
+        kind: arena_client::attack::AttackKind::TlsFlood,
+        url: url.clone(),
+        count: 16,
+        concurrency: 16,
+        duration: Duration::from_secs(3),
+        sources: vec![std::net::IpAddr::from([127, 0, 0, 9])],
+    };
+    let report = arena_client::attack::run_attack(flood).await;
+    assert_eq!(report.failed, 0, "{report:?}");
+    // 40 + 3 s × 20, and the handshakes still in their turn when it ended.
+    assert!(report.completed <= 40 + 3 * 20 + 20, "the budget should hold the flood: {report:?}");
+    assert!(report.completed >= 40, "the burst should pass: {report:?}");
+    for player in &mut players {
+        recv_until(player, |m| matches!(m, ServerMsg::Frame(_)).then_some(())).await?;
+    }
+    server.stop().await
+}
+
 #[test]
 fn a_bad_certificate_or_key_is_refused_with_a_reason() -> anyhow::Result<()> {
     let certificate = Certificate::new()?;

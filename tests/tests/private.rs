@@ -122,6 +122,29 @@ async fn wrong_room_codes_are_budgeted_per_address_before_the_look_up() -> anyho
 }
 
 #[tokio::test]
+async fn behind_a_proxy_the_budgets_count_the_forwarded_address() -> anyhow::Result<()> {
+    // The proxy is on this machine (exempt); the players it forwards are not.
+    let config = ServerConfig { behind_proxy: true, ..test_config() };
+    let server = TestServer::start(config).await?;
+    let via_proxy = async |player: &str| -> Result<Rejection, anyhow::Error> {
+        let headers = [("X-Forwarded-For", player)];
+        let mut client = WsClient::connect_with_headers(&server.ws_url(), &headers).await?;
+        Ok(rejection(client.handshake_in("p", RoomRequest::Join { code: "nosuchroom".into() }).await))
+    };
+    for _ in 0..10 {
+        assert_eq!(via_proxy("10.0.0.1, 198.51.100.7").await?.reason, RejectReason::RoomNotFound);
+    }
+    let refused = via_proxy("10.0.0.2, 198.51.100.7").await?;
+    assert!(
+        matches!(refused.reason, RejectReason::TooManyGuesses { .. }),
+        "the player the proxy saw is out of tries, whatever it wrote before: {refused:?}"
+    );
+    let other = via_proxy("198.51.100.8").await?;
+    assert_eq!(other.reason, RejectReason::RoomNotFound, "another player behind the proxy has its own budget");
+    server.stop().await
+}
+
+#[tokio::test]
 async fn one_address_cannot_take_every_room_and_quick_join_keeps_its_share() -> anyhow::Result<()> {
     // Eight rooms: six may be private, two at most per address.
     let config = ServerConfig {
