@@ -87,7 +87,8 @@ async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     // The accept loop always sets it; a router driven without one counts as one address.
-    let socket_peer = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |Extension(ConnectInfo(addr))| addr.ip());
+    let socket_peer =
+        peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |Extension(ConnectInfo(addr))| addr.ip());
     let peer = client_address(state.config.behind_proxy, socket_peer, &headers);
     if !state.origins.allows(&headers) {
         Metrics::inc(&state.metrics.bad_origin_total);
@@ -450,7 +451,11 @@ mod tests {
         let player: IpAddr = "203.0.113.7".parse().expect("ip");
         assert_eq!(client_address(true, proxy, &h), player, "the last entry: what the proxy saw");
         h.append("x-forwarded-for", HeaderValue::from_static("[2001:db8::1]:4711"));
-        assert_eq!(client_address(true, proxy, &h), "2001:db8::1".parse::<IpAddr>().expect("ip"), "last header");
+        assert_eq!(
+            client_address(true, proxy, &h),
+            "2001:db8::1".parse::<IpAddr>().expect("ip"),
+            "last header"
+        );
         h.insert("x-forwarded-for", HeaderValue::from_static("garbage"));
         assert_eq!(client_address(true, proxy, &h), proxy, "unparseable: the socket's peer");
     }

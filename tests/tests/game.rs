@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 /// What a player that stands still heard, until it is told to stop.
 struct Watcher {
-    task: JoinHandle<anyhow::Result<Vec<ServerMsg>>>,
+    task: JoinHandle<anyhow::Result<(Vec<ServerMsg>, WsClient)>>,
     stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -30,7 +30,7 @@ fn watch(mut client: WsClient) -> Watcher {
         let mut heard = Vec::new();
         loop {
             tokio::select! {
-                _ = &mut stopped => return Ok(heard),
+                _ = &mut stopped => return Ok((heard, client)),
                 incoming = client.recv() => match incoming? {
                     Incoming::Msg(msg) => heard.push(msg),
                     Incoming::Closed(frame) => bail!("closed: {frame:?}"),
@@ -43,6 +43,11 @@ fn watch(mut client: WsClient) -> Watcher {
 
 impl Watcher {
     async fn heard(self) -> anyhow::Result<Vec<ServerMsg>> {
+        Ok(self.stop().await?.0)
+    }
+
+    /// What it heard, and the socket, to read on.
+    async fn stop(self) -> anyhow::Result<(Vec<ServerMsg>, WsClient)> {
         let _ = self.stop.send(());
         self.task.await?
     }
@@ -135,19 +140,33 @@ async fn a_dash_off_the_edge_is_credited_to_the_dasher() -> anyhow::Result<()> {
     let victim = watch(victim_socket);
     let (knockout, _) = knock_off(&mut attacker, bob.you).await?;
     assert_eq!(knockout, Knockout { victim: bob.you, victim_score: 0, by: Some(ada.you), by_score: 1 });
-    // Everyone is told, the victim too.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let heard = victim.heard().await?;
-    assert!(heard.contains(&ServerMsg::KnockedOut(knockout)), "the victim hears of it");
-    // The victim falls, is out, then comes back protected.
-    let lives: Vec<Life> = heard
-        .iter()
-        .filter_map(|m| match m {
-            ServerMsg::Frame(f) => Some(f.you.life),
-            _ => None,
-        })
-        .collect();
-    assert!(lives.contains(&Life::Falling), "frames show the fall");
+    // Everyone is told, the victim too; it falls, is out, then comes back
+    // protected (the fall takes 0.6 s, the respawn 2 s more).
+    let (mut heard, mut socket) = victim.stop().await?;
+    let life_of = |m: &ServerMsg| match m {
+        ServerMsg::Frame(f) => Some(f.you.life),
+        _ => None,
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    while heard.iter().filter_map(life_of).last() != Some(Life::Protected)
+        || !heard.contains(&ServerMsg::KnockedOut(knockout))
+    {
+        match tokio::time::timeout_at(deadline, socket.recv()).await {
+            Ok(Ok(Incoming::Msg(msg))) => heard.push(msg),
+            Ok(other) => bail!("the victim's socket ended: {other:?}"),
+            Err(_) => bail!(
+                "no knockout news and return within 8 s; lives: {:?}",
+                heard.iter().filter_map(life_of).collect::<Vec<_>>()
+            ),
+        }
+    }
+    let mut order: Vec<Life> = heard.iter().filter_map(life_of).skip_while(|l| *l != Life::Falling).collect();
+    order.dedup();
+    assert_eq!(
+        order,
+        [Life::Falling, Life::Out, Life::Protected],
+        "frames show the fall, the wait, the return"
+    );
     server.stop().await
 }
 

@@ -78,7 +78,12 @@ async fn seats_held_for_resets_are_freed_when_the_window_ends() -> anyhow::Resul
     let resets =
         run_attack(AttackConfig { concurrency: 30, ..attack(&server, AttackKind::Reset, 100, 10.0) }).await;
     assert!(resets.is_defended(), "every reset cycle should join and play: {resets:?}");
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // The held seats go when their 0.5 s window ends.
+    eventually("the held seats to be freed", Duration::from_secs(3), async || {
+        let players = server.players().await?;
+        Ok((players == 1, players))
+    })
+    .await?;
     assert_no_ghosts(&server, 1).await?;
     server.stop().await
 }

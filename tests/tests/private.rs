@@ -140,7 +140,11 @@ async fn behind_a_proxy_the_budgets_count_the_forwarded_address() -> anyhow::Res
         "the player the proxy saw is out of tries, whatever it wrote before: {refused:?}"
     );
     let other = via_proxy("198.51.100.8").await?;
-    assert_eq!(other.reason, RejectReason::RoomNotFound, "another player behind the proxy has its own budget");
+    assert_eq!(
+        other.reason,
+        RejectReason::RoomNotFound,
+        "another player behind the proxy has its own budget"
+    );
     server.stop().await
 }
 

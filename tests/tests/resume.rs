@@ -2,8 +2,6 @@
 //! with the resume token gets back the same id, name and place; after it, or
 //! with a forged token, a fresh player; a second socket takes the seat over.
 
-use std::time::Duration;
-
 use arena_client::attack::connect_ws;
 use arena_client::ws::WsClient;
 use arena_server::ServerConfig;
@@ -107,13 +105,12 @@ async fn a_dropped_player_comes_back_with_its_id_name_and_place() -> anyhow::Res
 async fn after_the_window_or_with_a_forged_token_a_fresh_player_joins() -> anyhow::Result<()> {
     let server = TestServer::start(config(0.3)).await?;
     let (ada, welcome) = fragile_player(&server, "ada", RoomRequest::CreatePrivate).await?;
-    let (_keeper, _) = {
-        let mut keeper = server.client().await?;
-        let w = keeper.handshake_in("keeper", RoomRequest::Join { code: welcome.room.clone() }).await?;
-        (keeper, w)
-    };
+    let mut keeper = server.client().await?;
+    keeper.handshake_in("keeper", RoomRequest::Join { code: welcome.room.clone() }).await?;
     drop(ada);
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    // The room tells everyone when the hold runs out.
+    recv_until(&mut keeper, |m| matches!(m, ServerMsg::Left { id } if *id == welcome.you).then_some(()))
+        .await?;
     let (_late, late) = resume(&server, &welcome.room, welcome.resume).await?;
     assert!(!late.resumed, "the hold ran out");
     assert_ne!(late.you, welcome.you, "a fresh player, not ada");
