@@ -23,7 +23,7 @@ step "clippy (wasm32)"
 cargo clippy --target wasm32-unknown-unknown -p arena-shared -p arena-client --all-targets --locked -- -D warnings
 
 step "cargo deny: licences, bans, sources (deny.toml)"
-cargo deny --locked check bans licenses sources
+cargo deny --locked check --hide-inclusion-graph bans licenses sources
 
 step "build the browser client (dist/) and the self-contained server (target/bundle/)"
 scripts/release.sh

@@ -211,8 +211,7 @@ pub fn client_address(behind_proxy: bool, peer: IpAddr, headers: &HeaderMap) -> 
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
         .map(str::trim)
-        .filter(|entry| !entry.is_empty())
-        .next_back();
+        .rfind(|entry| !entry.is_empty());
     let parsed = last.and_then(|entry| {
         entry.parse::<IpAddr>().ok().or_else(|| entry.parse::<SocketAddr>().ok().map(|addr| addr.ip()))
     });

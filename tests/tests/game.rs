@@ -148,7 +148,7 @@ async fn a_dash_off_the_edge_is_credited_to_the_dasher() -> anyhow::Result<()> {
         _ => None,
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
-    while heard.iter().filter_map(life_of).last() != Some(Life::Protected)
+    while heard.iter().rev().find_map(life_of) != Some(Life::Protected)
         || !heard.contains(&ServerMsg::KnockedOut(knockout))
     {
         match tokio::time::timeout_at(deadline, socket.recv()).await {

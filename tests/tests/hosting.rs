@@ -105,7 +105,7 @@ async fn tls_handshakes_are_budgeted_per_address_and_honest_players_wait_their_t
         players.push(join.await??);
     }
     assert_eq!(players.len(), 20, "every player behind one address got in");
-    assert_eq!(server.metric("arena_tls_refused_total").await?, 0, "nobody was refused");
+    assert_eq!(server.operator_metric("arena_tls_refused_total").await?, 0, "nobody was refused");
 
     // One address flooding full handshakes gets its burst (40) and then 20 a
     // second; the rest wait past their deadline and are refused.
