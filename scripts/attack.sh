@@ -214,29 +214,35 @@ curl() { command curl -k "$@"; }
 for key in rsa ecdsa; do
   if [ "$key" = rsa ]; then newkey=(-newkey rsa:2048); else newkey=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1); fi
   openssl req -x509 "${newkey[@]}" -nodes -days 2 -subj /CN=localhost -addext "subjectAltName=IP:127.0.0.1" \
-    -keyout "$work/$key.key" -out "$work/$key.pem" 2>/dev/null
-  for sources in 1 40; do
+    -addext "basicConstraints=critical,CA:FALSE" -keyout "$work/$key.key" -out "$work/$key.pem" 2>/dev/null
+  for sources in 1 32; do
     start_server --tls-cert "$work/$key.pem" --tls-key "$work/$key.key"
     "$bots_bin" --url "$url" --ca-cert "$work/$key.pem" --count 20 --duration 16 --behaviour wander \
       --name-prefix honest- --json --quiet >"$work/honest.json" &
     honest=$!
     sleep 3
     ticks_before=$(metric arena_ticks_total)
+    cpu_before=$(awk '{print $14 + $15}' "/proc/$server/stat")
     started=$(date +%s%N)
     attack tls-flood --count 32 --sources "$sources" --first-source 80 --duration 10 >"$work/t" || true
     ticks_after=$(metric arena_ticks_total)
+    cpu_after=$(awk '{print $14 + $15}' "/proc/$server/stat")
     elapsed_ns=$(( $(date +%s%N) - started ))
     wait "$honest" || true
     python3 - "$work/honest.json" "$key" "$sources" "$ticks_before" "$ticks_after" "$elapsed_ns" "$(cut -c1-220 "$work/t")" \
-      "$(metric arena_tls_refused_total)" <<'PY'
-import json, sys
+      "$(metric arena_tls_refused_total)" "$cpu_before" "$cpu_after" "$(getconf CLK_TCK)" <<'PY'
+import json, re, sys
 r = json.load(open(sys.argv[1]))
-key, sources, t0, t1, ns, line, refused = sys.argv[2:9]
-ticks_per_sec = (int(t1) - int(t0)) / (int(ns) / 1e9)
+key, sources, t0, t1, ns, line, refused, c0, c1, clk = sys.argv[2:12]
+secs = int(ns) / 1e9
+ticks_per_sec = (int(t1) - int(t0)) / secs
+cpu = (int(c1) - int(c0)) / int(clk)
+done = int(re.search(r"done (\d+)", line).group(1))
 print(f"tls {key:<5}    from {sources:>2} address(es): room ticks {ticks_per_sec:.1f}/s during the flood; "
       f"honest {r['connected']}/20 connected, {r['frames_per_sec']:.1f} frames/s, tick gaps {r['tick_gaps']}; "
       f"server refused {refused}")
-print(f"             {line.strip()}")
+print(f"             {done} handshakes ({done / secs:.0f}/s); server CPU {100 * cpu / secs:.0f} % of a core, "
+      f"{1e6 * cpu / max(done, 1):.0f} µs per handshake (the game included)")
 PY
     stop_server "after the $key flood from $sources address(es)"
   done
