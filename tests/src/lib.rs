@@ -146,6 +146,17 @@ async fn read_metric(addr: SocketAddr, name: &str) -> anyhow::Result<u64> {
         .context("metric value")
 }
 
+/// A player joined as `name` over a socket with a `recv_buffer`-byte
+/// receive buffer, for a test to then never read from.
+pub async fn non_reader(server: &TestServer, name: &str, recv_buffer: u32) -> anyhow::Result<WsClient> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_recv_buffer_size(recv_buffer)?;
+    let tcp = socket.connect(server.addr).await?;
+    let mut client = WsClient::over(&server.ws_url(), tcp).await?;
+    client.handshake(name).await?;
+    Ok(client)
+}
+
 /// Reads until the server closes the connection; returns the close frame,
 /// skipping any messages before it.
 pub async fn expect_close(client: &mut WsClient) -> anyhow::Result<Option<(u16, String)>> {

@@ -14,8 +14,9 @@ use arena_shared::protocol::{
     ClientMsg, PROTOCOL_VERSION, RejectReason, Rejection, RoomRequest, ServerMsg, Welcome, close,
 };
 use arena_shared::sim::Input;
-use arena_tests::{ADMIN_TOKEN, TestServer, eventually, expect_close, http_get, recv_until, test_config};
-use tokio::net::TcpSocket;
+use arena_tests::{
+    ADMIN_TOKEN, TestServer, eventually, expect_close, http_get, non_reader, recv_until, test_config,
+};
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
 fn loopback(last: u8) -> IpAddr {
@@ -220,16 +221,6 @@ async fn one_address_holds_few_seats_and_a_friend_still_resumes() -> anyhow::Res
     server.stop().await
 }
 
-/// A socket with a small receive buffer, joined, that then never reads.
-async fn non_reader(server: &TestServer, name: &str) -> anyhow::Result<WsClient> {
-    let socket = TcpSocket::new_v4()?;
-    socket.set_recv_buffer_size(4096)?;
-    let tcp = socket.connect(server.addr).await?;
-    let mut client = WsClient::over(&server.ws_url(), tcp).await?;
-    client.handshake(name).await?;
-    Ok(client)
-}
-
 #[tokio::test]
 async fn clients_that_stop_reading_are_closed_within_the_idle_timeout_even_with_forged_pongs()
 -> anyhow::Result<()> {
@@ -238,7 +229,7 @@ async fn clients_that_stop_reading_are_closed_within_the_idle_timeout_even_with_
     let (mut reader, _) = server.player("reader").await?;
     let mut crowd = tokio::task::JoinSet::new();
     for n in 0..24 {
-        let mut client = non_reader(&server, &format!("still{n}")).await?;
+        let mut client = non_reader(&server, &format!("still{n}"), 4096).await?;
         if n % 2 == 0 {
             // Pongs sent ahead of any ping: the largest counter, and a guess.
             for payload in [u64::MAX, 1, 2] {

@@ -12,7 +12,8 @@ use arena_shared::protocol::{
 };
 use arena_shared::sim::Input;
 use arena_tests::{
-    TestServer, bots_unaffected_by, eventually, expect_close, http_get, recv_until, swarm, test_config,
+    TestServer, bots_unaffected_by, eventually, expect_close, http_get, non_reader, recv_until, swarm,
+    test_config,
 };
 use tokio_tungstenite::tungstenite::Message;
 
@@ -236,22 +237,12 @@ async fn listed_origins_are_allowed() -> anyhow::Result<()> {
     server.stop().await
 }
 
-/// Connects with a tiny receive buffer, handshakes, and then never reads.
-async fn connect_non_reader(server: &TestServer) -> anyhow::Result<WsClient> {
-    let socket = tokio::net::TcpSocket::new_v4()?;
-    socket.set_recv_buffer_size(2048)?;
-    let tcp = socket.connect(server.addr).await?;
-    let mut client = WsClient::over(&server.ws_url(), tcp).await?;
-    client.handshake("sloth").await?;
-    Ok(client)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_does_not_slow_the_tick_for_anyone() -> anyhow::Result<()> {
     let config =
         ServerConfig { tick_rate: 60, send_buffer_bytes: 4096, slow_client_ms: 500, ..test_config() };
     let server = TestServer::start(config).await?;
-    let mut sloth = connect_non_reader(&server).await?;
+    let mut sloth = non_reader(&server, "sloth", 2048).await?;
     let bots = swarm(&server, 20, 5.0, Behaviour::Wander);
     let records = run_swarm(bots.clone(), Live::default().into()).await;
     let report = Report::from_records(&records, &bots);
