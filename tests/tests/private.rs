@@ -272,7 +272,8 @@ async fn clients_that_stop_reading_are_closed_within_the_idle_timeout_even_with_
     assert_eq!(closed, 24, "only the non-readers are closed");
     let took = stopped.elapsed();
     let frames = reading.await??;
-    assert!(frames >= 120, "the reader kept playing: {frames} frames in 6 s");
+    // 180 at the tick rate; a loaded machine skips some ticks, never all.
+    assert!(frames >= 60, "the reader kept playing: {frames} frames in 6 s");
     assert_eq!(server.kicks("too_slow").await?, 24, "the reader was never closed");
     assert_eq!(server.kicks("idle").await?, 0, "the pings found them, not silence");
     assert_eq!(server.players().await?, 1, "the non-readers' seats are free (took {took:?})");
