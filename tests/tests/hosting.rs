@@ -121,7 +121,7 @@ async fn tls_handshakes_are_budgeted_per_address_and_honest_players_wait_their_t
     assert_eq!(report.failed, 0, "{report:?}");
     // 40 + 3 s × 20, and the handshakes still in their turn when it ended.
     assert!(report.completed <= 40 + 3 * 20 + 20, "the budget should hold the flood: {report:?}");
-    assert!(report.completed >= 40, "the burst should pass: {report:?}");
+    assert!(report.completed >= 16, "every flooder gets at least its first handshake: {report:?}");
     for player in &mut players {
         recv_until(player, |m| matches!(m, ServerMsg::Frame(_)).then_some(())).await?;
     }
