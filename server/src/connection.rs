@@ -263,7 +263,10 @@ async fn read_loop(
         let next = tokio::select! {
             next = stream.next() => next,
             () = &mut silence => {
-                metrics.kick(Kick::Idle);
+                // A writer already closing it (pings unanswered) counted the kick.
+                if !outbox.is_closed() {
+                    metrics.kick(Kick::Idle);
+                }
                 tracing::debug!(player = id, "dropping silent client");
                 let reason = format!("nothing heard for {}s", idle.as_secs());
                 return Ending::Close(CloseReason::new(close::TIMEOUT, reason));
@@ -391,6 +394,10 @@ async fn write_loop(
         let batch = tokio::select! {
             batch = outbox.next() => batch,
             _ = ticks.tick() => {
+                // Closing already (a kick, a resume elsewhere): the close goes out next.
+                if outbox.is_closed() {
+                    continue;
+                }
                 let answered = ping.load(Relaxed) == NO_PING;
                 match ping_sent {
                     Some(sent) if !answered && sent.elapsed() >= liveness.pong_timeout => {

@@ -275,6 +275,8 @@ async fn a_silent_client_is_dropped_after_the_idle_timeout() -> anyhow::Result<(
         Ok((players == 0, players))
     })
     .await?;
+    let (idle, slow) = (server.kicks("idle").await?, server.kicks("too_slow").await?);
+    assert_eq!(idle + slow, 1, "one connection, one kick counted (idle {idle}, too slow {slow})");
     // Its own pongs, written while it catches up, may reset the socket
     // before it reads the close frame; if it does read one, it says why.
     if let Some((code, reason)) = expect_close(&mut quiet).await? {
