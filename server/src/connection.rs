@@ -19,6 +19,7 @@ use arena_shared::protocol::{
     ClientMsg, MAX_CLIENT_MSG_BYTES, MAX_REASON_BYTES, PROTOCOL_VERSION, PlayerId, RejectReason, Rejection,
     ServerMsg, close, validate_name,
 };
+use arena_shared::sim::Input;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
@@ -133,7 +134,8 @@ async fn handshake(
 
     // The version first, whatever shape the rest has: a page from another
     // release is told to reload, not that its bytes are wrong.
-    if let Some(client) = hello_version(&bytes)
+    let announced = hello_version(&bytes);
+    if let Some(client) = announced
         && client != PROTOCOL_VERSION
     {
         return Err(refuse(
@@ -149,7 +151,7 @@ async fn handshake(
             return Err(Ending::Close(CloseReason::new(close::PROTOCOL_ERROR, reason)));
         }
         // A Hello too long for its name is a bad name, told as one.
-        Err(DecodeError::NameTooLong | DecodeError::TooLarge { .. }) if hello_version(&bytes).is_some() => {
+        Err(DecodeError::NameTooLong | DecodeError::TooLarge { .. }) if announced.is_some() => {
             return Err(refuse(Rejection::new(RejectReason::BadName), metrics));
         }
         Err(e) => {
@@ -307,12 +309,11 @@ async fn read_loop(
         };
         Metrics::inc_by(&metrics.bytes_in_total, bytes.len());
         match decode_client(&bytes) {
-            Ok(ClientMsg::Input { seq, input }) => match inputs.try_send(QueuedInput { seq, input }) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => Metrics::inc(&metrics.inputs_dropped_total),
-                // The room let go of this player (kicked); the writer is closing.
-                Err(TrySendError::Closed(_)) => return Ending::Gone,
-            },
+            Ok(ClientMsg::Input { seq, input }) => {
+                if !queue_inputs(inputs, seq, [input], metrics) {
+                    return Ending::Gone;
+                }
+            }
             Ok(ClientMsg::Ping { client_time_us }) => {
                 let pong = Bytes::from(encode_server(&ServerMsg::Pong { client_time_us }));
                 if !outbox.push_event(pong) {
@@ -326,14 +327,8 @@ async fn read_loop(
             // The next frame is a full view (rate-limited like everything else).
             Ok(ClientMsg::Resync) => outbox.ask_resync(),
             Ok(ClientMsg::Inputs { seq, inputs: batch }) => {
-                // The client chose `seq`: count on from it wrapping, never overflowing.
-                for (offset, input) in (0u32..).zip(batch) {
-                    let seq = seq.wrapping_add(offset);
-                    match inputs.try_send(QueuedInput { seq, input }) {
-                        Ok(()) => {}
-                        Err(TrySendError::Full(_)) => Metrics::inc(&metrics.inputs_dropped_total),
-                        Err(TrySendError::Closed(_)) => return Ending::Gone,
-                    }
+                if !queue_inputs(inputs, seq, batch, metrics) {
+                    return Ending::Gone;
                 }
             }
             Ok(ClientMsg::Hello { .. }) => {
@@ -346,6 +341,26 @@ async fn read_loop(
             }
         }
     }
+}
+
+/// Hands inputs numbered from `seq` to the room; one it has no space for is
+/// dropped and counted. `false`: the room let go of this player (kicked),
+/// and the writer is closing.
+fn queue_inputs(
+    inputs: &tokio::sync::mpsc::Sender<QueuedInput>,
+    seq: u32,
+    batch: impl IntoIterator<Item = Input>,
+    metrics: &Metrics,
+) -> bool {
+    // The client chose `seq`: count on from it wrapping, never overflowing.
+    for (offset, input) in (0u32..).zip(batch) {
+        match inputs.try_send(QueuedInput { seq: seq.wrapping_add(offset), input }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => Metrics::inc(&metrics.inputs_dropped_total),
+            Err(TrySendError::Closed(_)) => return false,
+        }
+    }
+    true
 }
 
 /// The ping payload that means "no ping outstanding"; real ones are never 0.

@@ -277,8 +277,8 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
 /// "tick_micros_p50", "tick_micros_p99"}`, and for operators `"room_list"`:
 /// each room's code, privacy, players, tick and tick times.
 fn health(state: &AppState, audience: Audience) -> Response {
-    let rooms = state.rooms.stats();
-    let players: u64 = rooms.iter().map(|(_, r)| r.players.load(Relaxed)).sum();
+    let rooms = state.rooms.list();
+    let players: u64 = rooms.iter().map(|(_, r)| r.stats.players.load(Relaxed)).sum();
     let ticks = &state.metrics.tick_histogram;
     let mut body = serde_json::json!({
         "status": "ok",
@@ -291,17 +291,17 @@ fn health(state: &AppState, audience: Audience) -> Response {
         "tick_micros_p99": ticks.quantile(0.99),
     });
     if audience == Audience::Operator {
-        let private = state.rooms.private_codes();
         body["room_list"] = rooms
             .iter()
             .map(|(code, room)| {
+                let figures = &room.stats;
                 serde_json::json!({
                     "code": code,
-                    "private": private.contains(code),
-                    "players": room.players.load(Relaxed),
-                    "tick": room.tick.load(Relaxed),
-                    "tick_micros_p50": room.ticks.quantile(0.5),
-                    "tick_micros_p99": room.ticks.quantile(0.99),
+                    "private": room.private,
+                    "players": figures.players.load(Relaxed),
+                    "tick": figures.tick.load(Relaxed),
+                    "tick_micros_p50": figures.ticks.quantile(0.5),
+                    "tick_micros_p99": figures.ticks.quantile(0.99),
                 })
             })
             .collect();

@@ -133,15 +133,7 @@ pub async fn run_with_operator(
         ),
     };
     if let Some(listener) = operator {
-        let addr = listener.local_addr()?;
-        tracing::info!(%addr, "serving /metrics and /healthz with per-room detail for operators");
-        let operator_app = http::operator_app(state.clone());
-        let stop = cancel.clone().cancelled_owned();
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, operator_app).with_graceful_shutdown(stop).await {
-                tracing::warn!("the operators' listener stopped: {e}");
-            }
-        });
+        serve_operators(listener, state.clone(), cancel.clone())?;
     }
     let acceptor = accept::Acceptor {
         router: app(state),
@@ -170,6 +162,21 @@ pub async fn run_with_operator(
     if tokio::time::timeout(Duration::from_millis(200), rooms.stopped()).await.is_err() {
         tracing::warn!("some room tasks did not stop in time");
     }
+    Ok(())
+}
+
+/// Serves `--metrics-bind`'s per-room `/metrics` and `/healthz` on
+/// `listener` until `cancel` fires.
+fn serve_operators(listener: TcpListener, state: AppState, cancel: CancellationToken) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "serving /metrics and /healthz with per-room detail for operators");
+    let operator_app = http::operator_app(state);
+    tokio::spawn(async move {
+        let stop = cancel.cancelled_owned();
+        if let Err(e) = axum::serve(listener, operator_app).with_graceful_shutdown(stop).await {
+            tracing::warn!("the operators' listener stopped: {e}");
+        }
+    });
     Ok(())
 }
 

@@ -7,6 +7,7 @@
 //! connection (a clean close, a reset, an early `select!` arm, a panic)
 //! gives the seat back.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,8 +18,6 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-use std::collections::HashMap;
 
 use crate::config::ServerConfig;
 use crate::interest::Scene;
@@ -221,11 +220,6 @@ impl Room {
         current
     }
 
-    /// Seats held for a resume whose address's place the room keeps.
-    pub fn holds(&self) -> usize {
-        self.holds.len()
-    }
-
     /// One tick: inputs in, the world ticks, news and frames out; clients
     /// that stopped reading are dropped.
     pub fn tick(&mut self) {
@@ -305,7 +299,7 @@ pub fn spawn(
 
 /// Seats of a room that may be held for a resume at once: half, so dropped
 /// sockets can never keep a room full.
-pub fn held_seats_per_room(room_size: u16) -> usize {
+fn held_seats_per_room(room_size: u16) -> usize {
     usize::from(room_size / 2).max(1)
 }
 
@@ -336,6 +330,8 @@ async fn run(
     // An overloaded server runs slow rather than bursting to catch up.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let budget = config.tick_interval();
+    let idle_limit = config.room_idle();
+    let lone_idle_limit = idle_limit.min(LONE_ROOM_IDLE);
     // Players seated here so far (resumes are not new players).
     let mut seated_ever: u32 = 0;
     // A room is made for a joiner who is on the way.
@@ -354,7 +350,7 @@ async fn run(
                 if took > budget {
                     tracing::warn!(room = %code, tick = room.world.tick_number(), ?took, "tick overran its budget");
                 }
-                let idle_limit = if seated_ever <= 1 { config.room_idle().min(LONE_ROOM_IDLE) } else { config.room_idle() };
+                let idle_limit = if seated_ever <= 1 { lone_idle_limit } else { idle_limit };
                 if room.world.player_count() > 0 {
                     empty_since = None;
                 } else if empty_since.get_or_insert(started).elapsed() >= idle_limit {

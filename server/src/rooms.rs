@@ -5,7 +5,7 @@
 //! Each room is its own task owning its own world; nothing is shared between
 //! rooms but this directory, which holds handles, not game state.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
@@ -29,7 +29,7 @@ const CODE_LEN: usize = 10;
 /// a few expired ones)...
 const CODE_MISS_BURST: f64 = 10.0;
 /// ...and then per second: one every 5 s. With 64 rooms open among 31^10
-/// codes, one address finds one in about 5 million years.
+/// codes, one address finds one in about two million years.
 const CODE_MISSES_PER_SEC: f64 = 0.2;
 
 /// One open room as the directory lists it.
@@ -275,9 +275,9 @@ impl Rooms {
         self.directory.list().into_iter().map(|(code, entry)| (code, entry.stats)).collect()
     }
 
-    /// The codes of the private rooms, for operators' detail.
-    pub fn private_codes(&self) -> HashSet<String> {
-        self.directory.list().into_iter().filter(|(_, entry)| entry.private).map(|(code, _)| code).collect()
+    /// Open rooms, by code: their privacy and figures, for operators.
+    pub fn list(&self) -> Vec<(String, RoomEntry)> {
+        self.directory.list()
     }
 
     /// Public rooms, fullest first, for `GET /api/rooms`.
