@@ -6,6 +6,7 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
+use arena_server::links::Inbound;
 use arena_server::metrics::Metrics;
 use arena_server::room::{Room, Seat};
 use arena_server::world::{Newcomer, QueuedInput, World};
@@ -46,7 +47,8 @@ fn tick(c: &mut Criterion) {
                             y: (angle.sin() * 127.0) as i8,
                             dash: false,
                         };
-                        let _ = seat.ends.inputs.try_send(QueuedInput { seq: seq + k, input });
+                        let _ =
+                            seat.ends.inbound.try_send(Inbound::Input(QueuedInput { seq: seq + k, input }));
                     }
                 }
                 seq += 2;

@@ -10,7 +10,6 @@
 //! the [`Membership`] drops, on every way out.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -27,14 +26,13 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
-use tokio_util::sync::CancellationToken;
 
-use crate::config::ServerConfig;
-use crate::limits::{AddressCaps, RateBudget};
+use crate::limits::RateBudget;
+use crate::links::Inbound;
 use crate::metrics::{Kick, Metrics};
 use crate::outbox::{CloseReason, Outbox};
 use crate::room::Membership;
-use crate::rooms::Rooms;
+use crate::state::AppState;
 use crate::world::{Newcomer, QueuedInput};
 
 /// Time allowed to deliver a close frame and hear the peer's reply before
@@ -63,29 +61,23 @@ enum Ending {
     Reject(Rejection),
 }
 
-/// What a connection needs from the server: its settings, the rooms to
-/// join, the metrics, and the shutdown signal. (The HTTP side builds it;
+/// What a connection needs: the server's shared state (settings, rooms,
+/// metrics, limits, shutdown) and who it is. (The HTTP side builds it;
 /// this module does not know the router.)
 #[derive(Clone)]
 pub struct Context {
-    pub config: Arc<ServerConfig>,
-    pub rooms: Arc<Rooms>,
-    pub metrics: Arc<Metrics>,
-    pub cancel: CancellationToken,
+    pub app: AppState,
     /// The peer's address, for the per-address budgets.
     pub peer: IpAddr,
-    /// Seats held for a resume, per address: a dropped seat is held only
-    /// while its address has a place here.
-    pub held_seats: Arc<AddressCaps>,
 }
 
 /// Runs one upgraded connection to its end.
 pub async fn serve(socket: WebSocket, state: Context) {
     let (mut sink, mut stream) = socket.split();
-    let mut budget = RateBudget::new(state.config.max_message_rate);
+    let mut budget = RateBudget::new(state.app.config.max_message_rate);
     let joined = tokio::select! {
         joined = handshake(&mut stream, &mut budget, &state) => joined,
-        () = state.cancel.cancelled() => Err(going_away()),
+        () = state.app.cancel.cancelled() => Err(going_away()),
     };
     match joined {
         Ok(membership) => play(sink, stream, budget, membership, &state).await,
@@ -103,12 +95,13 @@ async fn handshake(
     budget: &mut RateBudget,
     state: &Context,
 ) -> Result<Membership, Ending> {
-    let metrics = &state.metrics;
-    let deadline = Instant::now() + state.config.handshake_timeout();
+    let metrics = &state.app.metrics;
+    let deadline = Instant::now() + state.app.config.handshake_timeout();
     let bytes = loop {
         let Ok(next) = tokio::time::timeout_at(deadline, stream.next()).await else {
             metrics.kick(Kick::BadHandshake);
-            let reason = format!("no Hello within {:.1}s", state.config.handshake_timeout().as_secs_f64());
+            let reason =
+                format!("no Hello within {:.1}s", state.app.config.handshake_timeout().as_secs_f64());
             return Err(Ending::Close(CloseReason::new(close::TIMEOUT, reason)));
         };
         let message = match next {
@@ -160,7 +153,7 @@ async fn handshake(
         }
     };
     let result = match validate_name(&name) {
-        Some(name) => state.rooms.join(&room, Newcomer { name, color }, resume, state.peer).await,
+        Some(name) => state.app.rooms.join(&room, Newcomer { name, color }, resume, state.peer).await,
         None => Err(Rejection::new(RejectReason::BadName)),
     };
     result.map_err(|rejection| {
@@ -183,17 +176,19 @@ async fn play(
     mut membership: Membership,
     state: &Context,
 ) {
-    let Membership { id, outbox, inputs, .. } = &membership;
+    let Membership { id, outbox, inbound, .. } = &membership;
     // The payload of the ping the writer waits on (0: none); the reader
     // clears it when the matching pong comes.
     let ping = AtomicU64::new(NO_PING);
-    let liveness =
-        Liveness { ping_every: state.config.ping_interval(), pong_timeout: state.config.pong_timeout() };
+    let liveness = Liveness {
+        ping_every: state.app.config.ping_interval(),
+        pong_timeout: state.app.config.pong_timeout(),
+    };
     // `abrupt`: the socket dropped without a goodbye, so the seat is held.
     let (peer_closed, abrupt) = {
-        let mut writer = std::pin::pin!(write_loop(&mut sink, outbox, liveness, &ping, &state.metrics));
+        let mut writer = std::pin::pin!(write_loop(&mut sink, outbox, liveness, &ping, &state.app.metrics));
         let ended = tokio::select! {
-            ending = read_loop(&mut stream, *id, inputs, outbox, &mut budget, &ping, state) => ending,
+            ending = read_loop(&mut stream, *id, inbound, outbox, &mut budget, &ping, state) => ending,
             // The writer ends once the outbox closes (the room kicked the
             // player, or it resumed elsewhere) or the socket fails; it is not
             // polled again after this arm.
@@ -205,7 +200,7 @@ async fn play(
                     Ending::Gone
                 }
             }
-            () = state.cancel.cancelled() => going_away(),
+            () = state.app.cancel.cancelled() => going_away(),
         };
         match ended {
             Ending::Closed => (false, false),
@@ -230,11 +225,11 @@ async fn play(
     if !abrupt {
         membership.leave_for_good();
     } else {
-        match state.held_seats.try_acquire(state.peer) {
+        match state.app.held_seats.try_acquire(state.peer) {
             // The room keeps the place for as long as it holds the seat.
             Ok(place) => membership.hold(place),
             Err(_) => {
-                Metrics::inc(&state.metrics.holds_refused_total);
+                Metrics::inc(&state.app.metrics.holds_refused_total);
                 tracing::debug!(player = id, "this address holds its limit of seats; freeing the seat");
                 membership.leave_for_good();
             }
@@ -249,14 +244,14 @@ async fn play(
 async fn read_loop(
     stream: &mut Stream,
     id: PlayerId,
-    inputs: &tokio::sync::mpsc::Sender<QueuedInput>,
+    inbound: &tokio::sync::mpsc::Sender<Inbound>,
     outbox: &Outbox,
     budget: &mut RateBudget,
     ping: &AtomicU64,
     state: &Context,
 ) -> Ending {
-    let idle = state.config.idle_timeout();
-    let metrics = &state.metrics;
+    let idle = state.app.config.idle_timeout();
+    let metrics = &state.app.metrics;
     // One timer for the whole connection, pushed back by every message
     // (pushing a deadline later costs no timer-wheel work).
     let silence = tokio::time::sleep(idle);
@@ -310,7 +305,7 @@ async fn read_loop(
         Metrics::inc_by(&metrics.bytes_in_total, bytes.len());
         match decode_client(&bytes) {
             Ok(ClientMsg::Input { seq, input }) => {
-                if !queue_inputs(inputs, seq, [input], metrics) {
+                if !queue_inputs(inbound, seq, [input], metrics) {
                     return Ending::Gone;
                 }
             }
@@ -324,10 +319,16 @@ async fn read_loop(
                     ));
                 }
             }
-            // The next frame is a full view (rate-limited like everything else).
-            Ok(ClientMsg::Resync) => outbox.ask_resync(),
+            // The next frame is a full view (rate-limited like everything
+            // else; with the queue full it is dropped, and the client, still
+            // lacking its baseline, asks again).
+            Ok(ClientMsg::Resync) => {
+                if let Err(TrySendError::Closed(_)) = inbound.try_send(Inbound::Resync) {
+                    return Ending::Gone;
+                }
+            }
             Ok(ClientMsg::Inputs { seq, inputs: batch }) => {
-                if !queue_inputs(inputs, seq, batch, metrics) {
+                if !queue_inputs(inbound, seq, batch, metrics) {
                     return Ending::Gone;
                 }
             }
@@ -347,14 +348,14 @@ async fn read_loop(
 /// dropped and counted. `false`: the room let go of this player (kicked),
 /// and the writer is closing.
 fn queue_inputs(
-    inputs: &tokio::sync::mpsc::Sender<QueuedInput>,
+    inbound: &tokio::sync::mpsc::Sender<Inbound>,
     seq: u32,
     batch: impl IntoIterator<Item = Input>,
     metrics: &Metrics,
 ) -> bool {
     // The client chose `seq`: count on from it wrapping, never overflowing.
     for (offset, input) in (0u32..).zip(batch) {
-        match inputs.try_send(QueuedInput { seq: seq.wrapping_add(offset), input }) {
+        match inbound.try_send(Inbound::Input(QueuedInput { seq: seq.wrapping_add(offset), input })) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => Metrics::inc(&metrics.inputs_dropped_total),
             Err(TrySendError::Closed(_)) => return false,
@@ -510,8 +511,8 @@ async fn echo_close(sink: &mut Sink) {
 }
 
 fn rate_limited(state: &Context) -> Ending {
-    state.metrics.kick(Kick::RateLimit);
-    let rate = state.config.max_message_rate;
+    state.app.metrics.kick(Kick::RateLimit);
+    let rate = state.app.config.max_message_rate;
     Ending::Close(CloseReason::new(
         close::RATE_LIMITED,
         format!("rate limited: over {rate} messages a second"),

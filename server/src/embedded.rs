@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::http::cache_policy;
+use crate::web::cache_policy;
 
 /// trunk's `dist/`, compressed siblings included, read at compile time.
 #[derive(rust_embed::Embed)]

@@ -113,6 +113,10 @@ impl ClientView {
     /// Builds player `me`'s frame for `tick`. `previous_taken`: whether the
     /// writer took the last frame (if not, it is about to be replaced and
     /// is no baseline). `None`: `me` is not in the scene.
+    ///
+    /// Four passes: who is in view (and who left it), which changes are
+    /// worth sending (scored), which of those fit the byte budget, and the
+    /// frame they make.
     pub fn frame(
         &mut self,
         scene: &Scene,
@@ -120,57 +124,39 @@ impl ClientView {
         (tick, ack_seq): (u32, u32),
         previous_taken: bool,
     ) -> Option<Frame> {
+        self.settle_baseline(previous_taken);
+        let you = *scene.get(me)?;
+        let gone = in_view(scene, &you, &self.taken.1, &mut self.spare.in_view);
+        self.score_changes(scene);
+        let chosen = pick_within_budget(scene, &self.taken.1, &mut self.spare.candidates);
+        let others = self.encode(&chosen);
+        let frame = Frame { tick, ack_seq, baseline: self.taken.0, you, others, gone };
+        self.remember(&frame);
+        Some(frame)
+    }
+
+    /// The last frame built becomes the baseline if the writer took it;
+    /// otherwise it is forgotten (it is about to be replaced).
+    fn settle_baseline(&mut self, previous_taken: bool) {
         if let Some(waiting) = self.waiting.take() {
             // The older view's memory is reused for the next one.
             self.spare.view =
                 if previous_taken { std::mem::replace(&mut self.taken, waiting).1 } else { waiting.1 };
         }
-        let you = *scene.get(me)?;
-        let fixed = i64::from(FIXED_ONE);
-        let enter_sq = (i64::from(VIEW_RADIUS) * fixed).pow(2);
-        let keep_sq = (i64::from(VIEW_KEEP_RADIUS) * fixed).pow(2);
-        let per_enter_sq = 1.0 / enter_sq as f32;
+    }
+
+    /// Scores the changed players in view, merged by id with the
+    /// priorities they had waited to, into the candidates for this frame.
+    fn score_changes(&mut self, scene: &Scene) {
+        let per_enter_sq = 1.0 / enter_radius_sq() as f32;
         let baseline = &self.taken.1;
-
-        // First pass: who is in view, by one merge of the scene with the
-        // baseline (both by id), noting who left. The second pass scores
-        // only those in view (about 210 of 500 in a full room).
-        let mut gone = Vec::new();
-        let in_view = &mut self.spare.in_view;
-        in_view.clear();
-        let mut b = 0;
-        for (at, state) in scene.states.iter().enumerate() {
-            let id = state.id;
-            // Players that left the room.
-            while b < baseline.len() && baseline[b].0 < id {
-                gone.push(baseline[b].0);
-                b += 1;
-            }
-            let known = b < baseline.len() && baseline[b].0 == id;
-            let base = if known { b } else { NEW as usize };
-            b += usize::from(known);
-            let (dx, dy) =
-                (i64::from(state.body.pos.x - you.body.pos.x), i64::from(state.body.pos.y - you.body.pos.y));
-            let dist_sq = dx * dx + dy * dy;
-            let visible = id != me && (dist_sq <= enter_sq || (known && dist_sq <= keep_sq));
-            if visible {
-                in_view.push(InView { scene: at as u32, base: base as u32, dist_sq });
-            } else if known {
-                // Walked out of view.
-                gone.push(id);
-            }
-        }
-        gone.extend(baseline[b..].iter().map(|(id, _)| *id));
-
-        // Second pass, over the players in view: the changed ones, scored,
-        // merged by id with the priorities they had waited to.
         let earlier = std::mem::take(&mut self.priority);
         let mut priority = std::mem::take(&mut self.spare.priority);
         priority.clear();
         let candidates = &mut self.spare.candidates;
         candidates.clear();
         let mut p = 0;
-        for &InView { scene: at, base, dist_sq } in in_view.iter() {
+        for &InView { scene: at, base, dist_sq } in &self.spare.in_view {
             let (id, seen) = (scene.states[at as usize].id, scene.seen[at as usize]);
             let old = baseline.get(base as usize).map(|&(_, old)| old);
             while p < earlier.len() && earlier[p].0 < id {
@@ -198,53 +184,106 @@ impl ClientView {
             priority.push((id, score));
             candidates.push(Candidate { score, scene: at, base });
         }
-
-        // The most urgent changes that fit the budget (at least one).
-        if candidates.len() > CANDIDATES {
-            candidates.select_nth_unstable_by(CANDIDATES - 1, Candidate::order);
-            candidates.truncate(CANDIDATES);
-        }
-        candidates.sort_unstable_by(Candidate::order);
-        let mut bytes = 0;
-        let mut chosen: Vec<(PlayerId, Seen, (i16, i16))> = Vec::with_capacity(candidates.len());
-        for candidate in candidates.iter() {
-            let at = candidate.scene as usize;
-            let (state, seen) = (&scene.states[at], scene.seen[at]);
-            let old = baseline.get(candidate.base as usize).map(|&(_, old)| old);
-            let (dx, dy) = delta(seen, old);
-            let size = 2 + varint_len(zigzag(dx)) + varint_len(zigzag(dy));
-            if bytes + size > OTHERS_BUDGET_BYTES && !chosen.is_empty() {
-                continue;
-            }
-            bytes += size;
-            chosen.push((state.id, seen, (dx, dy)));
-        }
-        chosen.sort_unstable_by_key(|&(id, ..)| id);
-
-        let mut others = Vec::with_capacity(chosen.len());
-        let mut last_id = 0;
-        for &(id, seen, (dx, dy)) in &chosen {
-            others.push(OtherUpdate { id_gap: id - last_id, dx, dy, life: seen.life });
-            last_id = id;
-            if let Ok(at) = priority.binary_search_by_key(&id, |&(id, _)| id) {
-                priority[at].1 = 0.0;
-            }
-        }
-        priority.retain(|&(_, waiting)| waiting > 0.0);
         self.priority = priority;
         self.spare.priority = earlier;
-        let frame = Frame { tick, ack_seq, baseline: self.taken.0, you, others, gone };
-        // The view this frame makes, by the rule the client applies. The
-        // frame is built to fit (rising ids, sorted departures); if it ever
-        // did not, the next frame starts again from a full view.
+    }
+
+    /// The chosen changes as the frame's updates (by id); the players sent
+    /// start waiting again from 0.
+    fn encode(&mut self, chosen: &[(PlayerId, Seen, (i16, i16))]) -> Vec<OtherUpdate> {
+        let mut others = Vec::with_capacity(chosen.len());
+        let mut last_id = 0;
+        for &(id, seen, (dx, dy)) in chosen {
+            others.push(OtherUpdate { id_gap: id - last_id, dx, dy, life: seen.life });
+            last_id = id;
+            if let Ok(at) = self.priority.binary_search_by_key(&id, |&(id, _)| id) {
+                self.priority[at].1 = 0.0;
+            }
+        }
+        self.priority.retain(|&(_, waiting)| waiting > 0.0);
+        others
+    }
+
+    /// The view `frame` makes, by the rule the client applies, kept until
+    /// the writer takes the frame. The frame is built to fit (rising ids,
+    /// sorted departures); if it ever did not, the next frame starts again
+    /// from a full view.
+    fn remember(&mut self, frame: &Frame) {
         let mut view = std::mem::take(&mut self.spare.view);
-        if apply_view_into(baseline, &frame, &mut view) {
-            self.waiting = Some((tick, view));
+        if apply_view_into(&self.taken.1, frame, &mut view) {
+            self.waiting = Some((frame.tick, view));
         } else {
             self.resync();
         }
-        Some(frame)
     }
+}
+
+fn enter_radius_sq() -> i64 {
+    (i64::from(VIEW_RADIUS) * i64::from(FIXED_ONE)).pow(2)
+}
+
+/// Who is in `you`'s view, by one merge of the scene with the baseline (both
+/// by id), into `in_view`; returns who left the view (or the room). Players
+/// in view stay until past the keep radius, so the edge does not flicker.
+fn in_view(scene: &Scene, you: &PlayerState, baseline: &View, in_view: &mut Vec<InView>) -> Vec<PlayerId> {
+    let keep_sq = (i64::from(VIEW_KEEP_RADIUS) * i64::from(FIXED_ONE)).pow(2);
+    let enter_sq = enter_radius_sq();
+    let mut gone = Vec::new();
+    in_view.clear();
+    let mut b = 0;
+    for (at, state) in scene.states.iter().enumerate() {
+        let id = state.id;
+        // Players that left the room.
+        while b < baseline.len() && baseline[b].0 < id {
+            gone.push(baseline[b].0);
+            b += 1;
+        }
+        let known = b < baseline.len() && baseline[b].0 == id;
+        let base = if known { b } else { NEW as usize };
+        b += usize::from(known);
+        let (dx, dy) =
+            (i64::from(state.body.pos.x - you.body.pos.x), i64::from(state.body.pos.y - you.body.pos.y));
+        let dist_sq = dx * dx + dy * dy;
+        let visible = id != you.id && (dist_sq <= enter_sq || (known && dist_sq <= keep_sq));
+        if visible {
+            in_view.push(InView { scene: at as u32, base: base as u32, dist_sq });
+        } else if known {
+            // Walked out of view.
+            gone.push(id);
+        }
+    }
+    gone.extend(baseline[b..].iter().map(|(id, _)| *id));
+    gone
+}
+
+/// The most urgent candidates whose changes fit the byte budget (at least
+/// one), by id, each with its delta from the baseline.
+fn pick_within_budget(
+    scene: &Scene,
+    baseline: &View,
+    candidates: &mut Vec<Candidate>,
+) -> Vec<(PlayerId, Seen, (i16, i16))> {
+    if candidates.len() > CANDIDATES {
+        candidates.select_nth_unstable_by(CANDIDATES - 1, Candidate::order);
+        candidates.truncate(CANDIDATES);
+    }
+    candidates.sort_unstable_by(Candidate::order);
+    let mut bytes = 0;
+    let mut chosen: Vec<(PlayerId, Seen, (i16, i16))> = Vec::with_capacity(candidates.len());
+    for candidate in candidates.iter() {
+        let at = candidate.scene as usize;
+        let (state, seen) = (&scene.states[at], scene.seen[at]);
+        let old = baseline.get(candidate.base as usize).map(|&(_, old)| old);
+        let (dx, dy) = delta(seen, old);
+        let size = 2 + varint_len(zigzag(dx)) + varint_len(zigzag(dy));
+        if bytes + size > OTHERS_BUDGET_BYTES && !chosen.is_empty() {
+            continue;
+        }
+        bytes += size;
+        chosen.push((state.id, seen, (dx, dy)));
+    }
+    chosen.sort_unstable_by_key(|&(id, ..)| id);
+    chosen
 }
 
 /// The change from `old` to `seen` in quanta (from 0 for a newcomer).

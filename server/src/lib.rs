@@ -1,36 +1,42 @@
 //! arena's authoritative game server.
 //!
 //! # Layout
+//! Listed from the outside in; each module uses only modules listed after
+//! it (a test in `tests/tests/structure.rs` fails on an import cycle).
 //! - [`config`]: `ServerConfig`, parsed from CLI flags with `ARENA_*` env
 //!   fallbacks; the binary and the tests build the same struct.
 //! - [`accept`]: the accept loop and each connection's HTTP/1.1 life:
 //!   request-head deadlines, connection caps (503), `accept` errors survived.
-//! - [`limits`]: what one address may hold (sockets, held seats, private
-//!   rooms, handshakes in flight) and try (room codes, handshakes), counted
-//!   by IPv4 address or IPv6 prefix; the per-connection message-rate budget.
-//! - [`http`]: `app(state) -> Router`: `/ws` (origin policy, upgrade with
-//!   bounded buffers), `/healthz` and `/metrics` (totals for the public, per
-//!   room for operators), and the built client's files; `operator_app` for
-//!   `--metrics-bind`.
+//! - [`tls`]: `--tls-cert`/`--tls-key` into a rustls acceptor, and the
+//!   handshake thread that keeps handshakes off the tick.
+//! - [`http`]: `app(state) -> Router`: `/ws` (upgrade with bounded
+//!   buffers), `/healthz` and `/metrics` (totals for the public, per room
+//!   for operators), `/api/rooms`; `operator_app` for `--metrics-bind`.
+//! - [`origin`]: which pages may open `/ws`, and the player's address
+//!   behind a trusted proxy.
+//! - [`web`] and [`embedded`] (feature `embed-client`): the built client's
+//!   files, from `--web-dir` or from inside the binary, with one cache policy.
+//! - [`state`]: `AppState`, what every request and connection shares.
 //! - [`connection`]: one upgraded socket: handshake, then reading and
 //!   writing, and the close frame that ends it.
-//! - [`rooms`]: many rooms in one process: the directory (code → room) and
-//!   the answer to a `Hello`'s room request (quick-join, private, by code).
+//! - [`rooms`]: many rooms in one process: the answer to a `Hello`'s room
+//!   request (quick-join, private, by code), and opening rooms.
+//! - [`directory`]: where rooms are found by code (a trait, in memory here).
 //! - [`room`]: one room: [`room::Room`] (its world and its players'
 //!   links, and how news and frames reach them) and the task that owns it,
 //!   runs the fixed-rate tick, takes joins and leaves over channels, and
 //!   closes when idle; seats are freed by a guard. No lock around game state.
-//! - [`world`]: the game state only (players, the match, the news) and what
-//!   one tick does to it, free of sockets, channels and timers.
+//! - [`links`]: the room's ends of its players' connections: one bounded
+//!   inbound queue each (inputs, `Resync`) and the outbox.
 //! - [`interest`]: what each player is sent: the others in its view, as
 //!   changes since the last frame its writer took, within a byte budget.
-//! - [`links`]: the room's ends of its players' connections (outboxes and
-//!   input channels).
 //! - [`outbox`]: a player's bounded outgoing queue: events in order, and only
 //!   the newest frame, so a slow reader never holds up the tick.
-//! - [`tls`]: `--tls-cert`/`--tls-key` into a rustls acceptor, and the
-//!   handshake thread that keeps handshakes off the tick.
-//! - [`embedded`] (feature `embed-client`): the built client inside the binary.
+//! - [`world`]: the game state only (players, the match, the news) and what
+//!   one tick does to it, free of sockets, channels, timers and metrics.
+//! - [`limits`]: what one address may hold (sockets, held seats, private
+//!   rooms, handshakes in flight) and try (room codes, handshakes), counted
+//!   by IPv4 address or IPv6 prefix; the per-connection message-rate budget.
 //! - [`metrics`]: counters served at `/metrics` and logged.
 //!
 //! [`run`] ties them together and returns soon after the shutdown future
@@ -39,6 +45,7 @@
 pub mod accept;
 pub mod config;
 pub mod connection;
+pub mod directory;
 #[cfg(feature = "embed-client")]
 pub mod embedded;
 pub mod http;
@@ -46,10 +53,13 @@ pub mod interest;
 pub mod limits;
 pub mod links;
 pub mod metrics;
+pub mod origin;
 pub mod outbox;
 pub mod room;
 pub mod rooms;
+pub mod state;
 pub mod tls;
+pub mod web;
 pub mod world;
 
 use std::future::Future;
@@ -62,7 +72,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use config::ServerConfig;
-pub use http::{AppState, OriginPolicy, app};
+pub use http::app;
+pub use origin::OriginPolicy;
+pub use state::AppState;
 
 /// How long shutdown waits for connections to deliver their close frames
 /// (and hear the replies) before it returns anyway.

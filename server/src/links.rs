@@ -1,7 +1,8 @@
 //! The room's ends of its players' connections: for each connected player,
-//! the outbox its writer drains and the channel its reader feeds inputs
-//! into. The room task owns them next to its [`World`]; the world never
-//! sees a channel.
+//! the outbox its writer drains and the one bounded inbound queue its
+//! reader feeds (inputs and requests for a full view). The room task owns
+//! them next to its [`World`], which takes inputs through [`InputSource`]
+//! and never sees a channel.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,13 +13,25 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::interest::{ClientView, Scene};
-use crate::metrics::Metrics;
 use crate::outbox::{CloseReason, FramePush, Outbox};
-use crate::world::{INPUT_QUEUE, QueuedInput, World};
+use crate::world::{InputSource, QueuedInput};
+
+/// What a connection's reader may have waiting for the room before more is
+/// dropped: half a second of inputs at 60 Hz.
+pub const INBOUND_QUEUE: usize = 32;
+
+/// What a client asks of the room, in the order it asked.
+#[derive(Debug, Clone, Copy)]
+pub enum Inbound {
+    /// One input sample, numbered by the client.
+    Input(QueuedInput),
+    /// The client lacks a baseline: send it a full view next.
+    Resync,
+}
 
 struct Link {
     outbox: Arc<Outbox>,
-    inputs: mpsc::Receiver<QueuedInput>,
+    inbound: mpsc::Receiver<Inbound>,
     /// Consecutive ticks whose frame replaced one the writer had not taken.
     stale_ticks: u32,
     /// What this connection's client knows of the others.
@@ -29,32 +42,40 @@ struct Link {
 #[derive(Debug)]
 pub struct Ends {
     pub outbox: Arc<Outbox>,
-    pub inputs: mpsc::Sender<QueuedInput>,
+    pub inbound: mpsc::Sender<Inbound>,
 }
 
 pub struct Links {
     links: BTreeMap<PlayerId, Link>,
     /// Ticks of stale frames before a client is too slow.
     slow_client_ticks: u32,
-    metrics: Arc<Metrics>,
+}
+
+/// What one round of frames did.
+#[derive(Debug, Default)]
+pub struct Pushed {
+    /// Frames that replaced one the writer had not taken.
+    pub replaced: u64,
+    /// Players that left frames unread for too long.
+    pub too_slow: Vec<PlayerId>,
 }
 
 impl Links {
-    pub fn new(slow_client_ticks: u32, metrics: Arc<Metrics>) -> Self {
-        Links { links: BTreeMap::new(), slow_client_ticks, metrics }
+    pub fn new(slow_client_ticks: u32) -> Self {
+        Links { links: BTreeMap::new(), slow_client_ticks }
     }
 
     /// Opens player `id`'s link; one it still had (the player resumed
     /// elsewhere) is closed with 4008.
     pub fn open(&mut self, id: PlayerId) -> Ends {
         let outbox = Arc::new(Outbox::default());
-        let (tx, rx) = mpsc::channel(INPUT_QUEUE);
-        let link = Link { outbox: outbox.clone(), inputs: rx, stale_ticks: 0, view: ClientView::default() };
+        let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
+        let link = Link { outbox: outbox.clone(), inbound: rx, stale_ticks: 0, view: ClientView::default() };
         if let Some(old) = self.links.insert(id, link) {
             old.outbox
                 .close(CloseReason::new(close::RESUMED_ELSEWHERE, "this player connected again elsewhere"));
         }
-        Ends { outbox, inputs: tx }
+        Ends { outbox, inbound: tx }
     }
 
     /// Closes and forgets player `id`'s link, if it has one.
@@ -86,44 +107,40 @@ impl Links {
         self.links.iter().filter(|(_, link)| !push(&link.outbox)).map(|(&id, _)| id).collect()
     }
 
-    /// Moves every connection's waiting inputs into the world, as far as
-    /// each player's queue has room (the rest wait in the channel).
-    pub fn feed(&mut self, world: &mut World) {
-        for (&id, link) in &mut self.links {
-            while world.has_room_for_input(id) {
-                match link.inputs.try_recv() {
-                    Ok(input) => {
-                        world.queue_input(id, input);
-                    }
-                    Err(_) => break,
-                }
-            }
-        }
-    }
-
-    /// Hands every connected player its frame (see [`crate::interest`]);
-    /// returns the players that left frames unread for too long.
-    pub fn push_frames(&mut self, tick: u32, acks: &[(PlayerId, u32)], scene: &Scene) -> Vec<PlayerId> {
-        let mut too_slow = Vec::new();
+    /// Hands every connected player its frame (see [`crate::interest`]).
+    pub fn push_frames(&mut self, tick: u32, acks: &[(PlayerId, u32)], scene: &Scene) -> Pushed {
+        let mut pushed = Pushed::default();
         for &(id, ack) in acks {
             let Some(link) = self.links.get_mut(&id) else { continue };
-            if link.outbox.take_resync() {
-                link.view.resync();
-            }
+            // Lock-free: a frame taken meanwhile only makes this baseline older.
             let taken = !link.outbox.has_frame();
             let Some(frame) = link.view.frame(scene, id, (tick, ack), taken) else { continue };
             let frame = Bytes::from(encode_server(&ServerMsg::Frame(frame)));
             match link.outbox.push_frame(frame) {
                 FramePush::Fresh => link.stale_ticks = 0,
                 FramePush::Replaced => {
-                    Metrics::inc(&self.metrics.frames_dropped_total);
+                    pushed.replaced += 1;
                     link.stale_ticks += 1;
                     if link.stale_ticks >= self.slow_client_ticks {
-                        too_slow.push(id);
+                        pushed.too_slow.push(id);
                     }
                 }
             }
         }
-        too_slow
+        pushed
+    }
+}
+
+/// The world takes each player's inputs straight from its inbound queue; a
+/// `Resync` met on the way marks that player's next frame as a full view.
+impl InputSource for Links {
+    fn next_input(&mut self, id: PlayerId) -> Option<QueuedInput> {
+        let link = self.links.get_mut(&id)?;
+        loop {
+            match link.inbound.try_recv().ok()? {
+                Inbound::Input(input) => return Some(input),
+                Inbound::Resync => link.view.resync(),
+            }
+        }
     }
 }

@@ -1,4 +1,6 @@
-//! A player's outgoing queue between the room's tick and the write task.
+//! A player's outgoing queue between the room's tick and the write task:
+//! it only goes out (what comes in goes through the room's inbound queue,
+//! [`crate::links::Inbound`]).
 //!
 //! Events (welcome, joins, leaves, pongs) are kept in order up to a cap;
 //! frames are not queued at all: a new frame replaces one the writer has not
@@ -8,6 +10,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
@@ -42,6 +45,9 @@ pub struct Outbox {
     inner: Mutex<Inner>,
     /// Wakes the writer when something is pushed or the outbox closes.
     ready: Notify,
+    /// Whether a frame waits untaken: the room reads it every tick without
+    /// the lock (set under the lock by a push, cleared by the writer's take).
+    frame_waiting: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -49,8 +55,6 @@ struct Inner {
     events: VecDeque<Bytes>,
     frame: Option<Bytes>,
     close: Option<CloseReason>,
-    /// The client asked for a full view (`Resync`); the room takes it.
-    resync: bool,
 }
 
 /// Result of pushing a frame.
@@ -64,7 +68,11 @@ pub enum FramePush {
 
 impl Default for Outbox {
     fn default() -> Self {
-        Outbox { inner: Mutex::new(Inner::default()), ready: Notify::new() }
+        Outbox {
+            inner: Mutex::new(Inner::default()),
+            ready: Notify::new(),
+            frame_waiting: AtomicBool::new(false),
+        }
     }
 }
 
@@ -81,6 +89,7 @@ impl Outbox {
             if inner.close.is_some() {
                 return FramePush::Fresh;
             }
+            self.frame_waiting.store(true, Ordering::Release);
             inner.frame.replace(bytes).is_some()
         };
         self.ready.notify_one();
@@ -128,19 +137,11 @@ impl Outbox {
         self.lock().close.is_some()
     }
 
-    /// Whether a frame waits that the writer has not taken yet.
+    /// Whether a frame waits that the writer has not taken yet. Only the
+    /// room pushes frames, so for the room a `false` stays true until its
+    /// next push; a `true` may turn false at any moment (the writer took it).
     pub fn has_frame(&self) -> bool {
-        self.lock().frame.is_some()
-    }
-
-    /// The reader's side: the client asked for a full view.
-    pub fn ask_resync(&self) {
-        self.lock().resync = true;
-    }
-
-    /// The room's side: whether a full view was asked for since last time.
-    pub fn take_resync(&self) -> bool {
-        std::mem::take(&mut self.lock().resync)
+        self.frame_waiting.load(Ordering::Acquire)
     }
 
     /// Takes everything waiting (or the close), waiting until there is something.
@@ -156,6 +157,7 @@ impl Outbox {
                 if !inner.events.is_empty() || inner.frame.is_some() {
                     let mut messages: Vec<Bytes> = inner.events.drain(..).collect();
                     messages.extend(inner.frame.take());
+                    self.frame_waiting.store(false, Ordering::Release);
                     return Batch { messages, close: None };
                 }
             }
@@ -186,8 +188,10 @@ mod tests {
         let outbox = Outbox::default();
         assert_eq!(outbox.push_frame(Bytes::from_static(b"f1")), FramePush::Fresh);
         assert_eq!(outbox.push_frame(Bytes::from_static(b"f2")), FramePush::Replaced);
+        assert!(outbox.has_frame());
         let batch = outbox.next().await;
         assert_eq!(batch.messages, [Bytes::from_static(b"f2")], "should keep only the newest frame");
+        assert!(!outbox.has_frame(), "the writer took it");
         assert_eq!(
             outbox.push_frame(Bytes::from_static(b"f3")),
             FramePush::Fresh,

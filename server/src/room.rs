@@ -1,7 +1,8 @@
 //! The room task: the only owner of its [`World`]. It ticks at the configured
 //! rate and takes joins and leaves over channels, so game state needs no
-//! lock. A room that stays empty for `--room-idle-secs` takes itself out of
-//! the directory and stops.
+//! lock. A room that stays empty for `--room-idle-secs` stops, calling the
+//! `on_close` its opener gave it first (the directory forgets it there, so
+//! nobody is sent to a closed room).
 //!
 //! A seat is freed by its [`SeatGuard`]'s `Drop`, so every way out of a
 //! connection (a clean close, a reset, an early `select!` arm, a panic)
@@ -9,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use arena_shared::codec::encode_server;
@@ -22,12 +24,10 @@ use tokio_util::task::TaskTracker;
 use crate::config::ServerConfig;
 use crate::interest::Scene;
 use crate::limits::Slot;
-use crate::links::{Ends, Links};
+use crate::links::{Ends, Inbound, Links};
 use crate::metrics::{Kick, Metrics, RoomStats};
-use crate::outbox::CloseReason;
-use crate::outbox::Outbox;
-use crate::rooms::RoomDirectory;
-use crate::world::{Frames, Newcomer, QueuedInput, World};
+use crate::outbox::{CloseReason, Outbox};
+use crate::world::{Frames, Newcomer, World};
 
 /// Joins and leaves waiting for the room. Small: each is handled within a tick.
 const COMMAND_QUEUE: usize = 256;
@@ -77,7 +77,8 @@ pub struct RoomHandle {
 pub struct Membership {
     pub id: PlayerId,
     pub outbox: Arc<Outbox>,
-    pub inputs: mpsc::Sender<QueuedInput>,
+    /// Inputs and `Resync` for the room, in the order the client sent them.
+    pub inbound: mpsc::Sender<Inbound>,
     /// Frees the seat when the membership is dropped, however that happens.
     guard: SeatGuard,
 }
@@ -149,6 +150,9 @@ pub struct RoomSpec {
     /// A private room's opener's place under `--max-rooms-per-ip`, held
     /// until the room closes.
     pub owner: Option<Slot>,
+    /// Called once when the room stops, before it refuses the joins still
+    /// queued: the directory forgets the room there.
+    pub on_close: Box<dyn FnOnce() + Send>,
 }
 
 /// One room without its task: the world and the players' links, and how
@@ -158,6 +162,9 @@ pub struct Room {
     pub world: World,
     links: Links,
     metrics: Arc<Metrics>,
+    /// This room's figures for `/healthz` and `/metrics`, from what the
+    /// world reports.
+    stats: Arc<RoomStats>,
     code: String,
     /// Each held seat's place under its address's limit, freed with the hold.
     holds: HashMap<PlayerId, Slot>,
@@ -176,11 +183,29 @@ impl Room {
     pub fn new(world: World, slow_client_ticks: u32, metrics: Arc<Metrics>, code: String) -> Self {
         Room {
             world,
-            links: Links::new(slow_client_ticks, metrics.clone()),
+            links: Links::new(slow_client_ticks),
             metrics,
+            stats: Arc::new(RoomStats::default()),
             code,
             holds: HashMap::new(),
         }
+    }
+
+    /// Reports this room's figures into `stats` (the directory's entry).
+    pub fn reporting_to(mut self, stats: Arc<RoomStats>) -> Self {
+        self.stats = stats;
+        self
+    }
+
+    /// How long a tick took, into this room's histogram and the server's.
+    pub fn record_tick(&self, took: Duration) {
+        self.metrics.record_tick(took);
+        self.stats.ticks.record(took.as_micros() as u64);
+    }
+
+    fn report(&self) {
+        self.stats.tick.store(u64::from(self.world.tick_number()), Relaxed);
+        self.stats.players.store(self.world.player_count() as u64, Relaxed);
     }
 
     /// Seats a newcomer, or gives back the seat `resume` holds.
@@ -201,6 +226,7 @@ impl Room {
         // The Welcome goes first, before anything the join told everyone.
         ends.outbox.push_event(Bytes::from(encode_server(&seated.welcome)));
         self.deliver_news(true);
+        self.report();
         Ok(Seat { id: seated.id, name: seated.name, epoch: seated.epoch, ends })
     }
 
@@ -217,20 +243,23 @@ impl Room {
             }
         }
         self.deliver_news(true);
+        self.report();
         current
     }
 
     /// One tick: inputs in, the world ticks, news and frames out; clients
     /// that stopped reading are dropped.
     pub fn tick(&mut self) {
-        self.links.feed(&mut self.world);
-        let frames = self.world.tick();
+        let frames = self.world.tick(&mut self.links);
         // The frames follow at once: they wake the writers.
         self.deliver_news(false);
         let Frames { tick, states, acks } = frames;
-        for id in self.links.push_frames(tick, &acks, &Scene::new(states)) {
+        let pushed = self.links.push_frames(tick, &acks, &Scene::new(states));
+        Metrics::inc_by(&self.metrics.frames_dropped_total, pushed.replaced as usize);
+        for id in pushed.too_slow {
             self.kick_slow(id);
         }
+        self.report();
     }
 
     /// Closes every connection with `reason`; used at shutdown.
@@ -268,29 +297,29 @@ impl Room {
 }
 
 /// Starts a room's task on `tracker`; it stops when `cancel` fires (closing
-/// every player) or when it has been empty for the idle time (leaving
-/// `directory` first, so nobody is sent to a closed room).
+/// every player) or when it has been empty for the idle time (calling
+/// `spec.on_close` first).
 pub fn spawn(
     spec: RoomSpec,
     config: Arc<ServerConfig>,
     metrics: Arc<Metrics>,
-    directory: Arc<dyn RoomDirectory>,
     cancel: CancellationToken,
     tracker: &TaskTracker,
 ) -> RoomHandle {
     let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
     let (leaves, leaves_rx) = mpsc::unbounded_channel();
     let world = World::new(config.tick_rate, config.max_players)
-        .in_room(spec.code.clone(), spec.private, spec.stats)
+        .in_room(spec.code.clone(), spec.private)
         .holding_seats_for(config.resume_ticks())
         .holding_at_most(held_seats_per_room(config.max_players))
         .with_rounds(config.round_secs, config.podium_secs);
-    let room = Room::new(world, config.slow_client_ticks(), metrics.clone(), spec.code.clone());
+    let room =
+        Room::new(world, config.slow_client_ticks(), metrics, spec.code.clone()).reporting_to(spec.stats);
     let handle = RoomHandle { commands, leaves };
     let channels = Channels { commands: commands_rx, leaves: leaves_rx, leave_sender: handle.leaves.clone() };
-    let owner = spec.owner;
+    let (owner, on_close) = (spec.owner, spec.on_close);
     tracker.spawn(async move {
-        run(room, channels, config, metrics, directory, cancel).await;
+        run(room, channels, config, on_close, cancel).await;
         // The opener's address may open another room once this one is gone.
         drop(owner);
     });
@@ -320,8 +349,7 @@ async fn run(
     mut room: Room,
     channels: Channels,
     config: Arc<ServerConfig>,
-    metrics: Arc<Metrics>,
-    directory: Arc<dyn RoomDirectory>,
+    on_close: Box<dyn FnOnce() + Send>,
     cancel: CancellationToken,
 ) {
     let Channels { mut commands, mut leaves, leave_sender } = channels;
@@ -345,8 +373,7 @@ async fn run(
                 let started = Instant::now();
                 room.tick();
                 let took = started.elapsed();
-                metrics.record_tick(took);
-                room.world.record_tick(took);
+                room.record_tick(took);
                 if took > budget {
                     tracing::warn!(room = %code, tick = room.world.tick_number(), ?took, "tick overran its budget");
                 }
@@ -377,7 +404,7 @@ async fn run(
                     }
                     tracing::info!(room = %code, player = id, %name, epoch, players = room.world.player_count(), "joined");
                     let guard = SeatGuard { id, epoch, abrupt: true, hold: None, leaves: leave_sender.clone() };
-                    Membership { id, outbox: ends.outbox, inputs: ends.inputs, guard }
+                    Membership { id, outbox: ends.outbox, inbound: ends.inbound, guard }
                 });
                 if let Err(rejection) = &result {
                     tracing::info!(room = %code, reason = %rejection.message, "join refused");
@@ -389,7 +416,7 @@ async fn run(
         }
     };
     // Out of the directory first, then refuse what is already queued.
-    directory.remove(&code);
+    on_close();
     commands.close();
     while let Ok(Command::Join { reply, .. }) = commands.try_recv() {
         let _ = reply.send(Err(JoinError::Closed));
@@ -414,6 +441,7 @@ mod tests {
     use arena_shared::sim::Input;
 
     use super::*;
+    use crate::world::QueuedInput;
 
     fn room(slow_client_ticks: u32) -> Room {
         let world = World::new(30, 8).holding_seats_for(30);
@@ -443,8 +471,8 @@ mod tests {
         let ada = seat(&mut room, "ada", 1);
         for seq in 1..=2 {
             ada.ends
-                .inputs
-                .try_send(QueuedInput { seq, input: Input::stick(127, 0) })
+                .inbound
+                .try_send(Inbound::Input(QueuedInput { seq, input: Input::stick(127, 0) }))
                 .expect("room in queue");
         }
         room.tick();

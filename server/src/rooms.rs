@@ -1,23 +1,23 @@
-//! Many rooms in one process: the directory that finds a room by its code,
-//! and [`Rooms`], which answers a `Hello`'s room request (quick-join, a new
-//! private room, or a code from an invite link) and opens rooms as needed.
+//! Many rooms in one process: [`Rooms`] answers a `Hello`'s room request
+//! (quick-join, a new private room, or a code from an invite link) and
+//! opens rooms as needed.
 //!
 //! Each room is its own task owning its own world; nothing is shared between
-//! rooms but this directory, which holds handles, not game state.
+//! rooms but the [`crate::directory`], which holds handles, not game state.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
 
 use arena_shared::protocol::{RejectReason, Rejection, ResumeToken, RoomRequest};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ServerConfig;
+use crate::directory::{InMemoryDirectory, RoomDirectory, RoomEntry};
 use crate::limits::{AddressCaps, PerAddressBudget, Slot};
 use crate::metrics::{Metrics, RoomStats};
-use crate::room::{self, JoinError, Membership, RoomHandle, RoomSpec};
+use crate::room::{self, JoinError, Membership, RoomSpec};
 use crate::world::Newcomer;
 
 /// Characters of a room code: lower-case letters and digits without the
@@ -31,64 +31,6 @@ const CODE_MISS_BURST: f64 = 10.0;
 /// ...and then per second: one every 5 s. With 64 rooms open among 31^10
 /// codes, one address finds one in about two million years.
 const CODE_MISSES_PER_SEC: f64 = 0.2;
-
-/// One open room as the directory lists it.
-#[derive(Debug, Clone)]
-pub struct RoomEntry {
-    pub handle: RoomHandle,
-    pub private: bool,
-    pub stats: Arc<RoomStats>,
-}
-
-/// Where rooms are found by code. In memory here; a shared implementation
-/// (Redis, with a lease per room) would let several processes serve one link
-/// without changing the rooms.
-pub trait RoomDirectory: Send + Sync {
-    fn get(&self, code: &str) -> Option<RoomEntry>;
-    /// Adds a room; `false` if the code is taken.
-    fn insert(&self, code: String, entry: RoomEntry) -> bool;
-    fn remove(&self, code: &str);
-    /// Every open room, by code.
-    fn list(&self) -> Vec<(String, RoomEntry)>;
-}
-
-#[derive(Debug, Default)]
-pub struct InMemoryDirectory {
-    rooms: Mutex<HashMap<String, RoomEntry>>,
-}
-
-impl InMemoryDirectory {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, RoomEntry>> {
-        // Plain map operations: nothing panics while the lock is held.
-        self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-impl RoomDirectory for InMemoryDirectory {
-    fn get(&self, code: &str) -> Option<RoomEntry> {
-        self.lock().get(code).cloned()
-    }
-
-    fn insert(&self, code: String, entry: RoomEntry) -> bool {
-        let mut rooms = self.lock();
-        if rooms.contains_key(&code) {
-            return false;
-        }
-        rooms.insert(code, entry);
-        true
-    }
-
-    fn remove(&self, code: &str) {
-        self.lock().remove(code);
-    }
-
-    fn list(&self) -> Vec<(String, RoomEntry)> {
-        let mut rooms: Vec<_> =
-            self.lock().iter().map(|(code, entry)| (code.clone(), entry.clone())).collect();
-        rooms.sort_by(|a, b| a.0.cmp(&b.0));
-        rooms
-    }
-}
 
 /// Opens rooms and seats players in them.
 pub struct Rooms {
@@ -253,15 +195,12 @@ impl Rooms {
             }
         };
         let stats = Arc::new(RoomStats::default());
-        let spec = RoomSpec { code: code.clone(), private, stats: stats.clone(), owner };
-        let handle = room::spawn(
-            spec,
-            self.config.clone(),
-            self.metrics.clone(),
-            self.directory.clone(),
-            self.cancel.clone(),
-            &self.tasks,
-        );
+        let directory = self.directory.clone();
+        let closing = code.clone();
+        let on_close = Box::new(move || directory.remove(&closing));
+        let spec = RoomSpec { code: code.clone(), private, stats: stats.clone(), owner, on_close };
+        let handle =
+            room::spawn(spec, self.config.clone(), self.metrics.clone(), self.cancel.clone(), &self.tasks);
         let entry = RoomEntry { handle, private, stats };
         if !self.directory.insert(code, entry.clone()) {
             tracing::error!("a fresh room code was taken under the opening lock");

@@ -1,12 +1,12 @@
 //! The room's game state and what one tick does to it: the players (name,
-//! colour, resume token, inputs waiting), the [`Match`], and the news
-//! everyone must be told. Nothing here touches a socket, a channel or a
-//! timer: the room ([`crate::room`]) feeds inputs in, calls [`World::tick`]
-//! at the tick rate, and delivers the frames and news; benches and tests
+//! colour, resume token, input budget), the [`Match`], and the news
+//! everyone must be told. Nothing here touches a socket, a channel, a
+//! timer or a metric: the room ([`crate::room`]) calls [`World::tick`] at
+//! the tick rate with its players' inbound queues as the [`InputSource`],
+//! delivers the frames and news, and records the figures; benches and tests
 //! call it directly.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
 
 use arena_shared::game::{GameEvent, Match, MatchSettings};
 use arena_shared::protocol::{
@@ -15,11 +15,6 @@ use arena_shared::protocol::{
 };
 use arena_shared::sim::{Body, INPUT_DT_MICROS, Input};
 
-use crate::metrics::RoomStats;
-
-/// Inputs a player may have waiting before new ones are dropped (half a
-/// second at 60 Hz).
-pub const INPUT_QUEUE: usize = 32;
 /// Inputs a player may apply in one tick after a hiccup (100 ms at 60 Hz).
 /// Caps how far a client can run ahead: sending faster buys nothing.
 const MAX_INPUT_BURST: u64 = 6;
@@ -29,6 +24,29 @@ const MAX_INPUT_BURST: u64 = 6;
 pub struct QueuedInput {
     pub seq: u32,
     pub input: Input,
+}
+
+/// Where a tick takes each player's inputs from, in arrival (= seq) order:
+/// the room's inbound queues, or a test's list. The world takes only what
+/// a player's budget allows; the rest waits where it is.
+pub trait InputSource {
+    fn next_input(&mut self, id: PlayerId) -> Option<QueuedInput>;
+}
+
+/// A tick with no inputs at all.
+pub struct NoInputs;
+
+impl InputSource for NoInputs {
+    fn next_input(&mut self, _: PlayerId) -> Option<QueuedInput> {
+        None
+    }
+}
+
+/// Inputs waiting per player, oldest first (tests and benches).
+impl InputSource for BTreeMap<PlayerId, VecDeque<QueuedInput>> {
+    fn next_input(&mut self, id: PlayerId) -> Option<QueuedInput> {
+        self.get_mut(&id)?.pop_front()
+    }
 }
 
 /// Who asks for a seat: the name (already through `validate_name`) and
@@ -75,8 +93,6 @@ struct Player {
     last_seq: u32,
     /// Simulation time this player may still spend on inputs, in µs.
     input_credit: u64,
-    /// Inputs received and not yet applied, in arrival (= seq) order.
-    pending: VecDeque<QueuedInput>,
 }
 
 pub struct World {
@@ -90,8 +106,6 @@ pub struct World {
     /// This room's code (for Welcome) and whether only its link leads here.
     room: String,
     private: bool,
-    /// This room's figures for `/healthz` and `/metrics`.
-    stats: Arc<RoomStats>,
     /// Ticks a dropped player's seat is held for a resume.
     resume_ticks: u32,
     /// Seats held at once at most; a drop past it frees the longest-held.
@@ -110,7 +124,6 @@ impl World {
             next_id: 1,
             room: String::new(),
             private: false,
-            stats: Arc::new(RoomStats::default()),
             resume_ticks: 0,
             max_held: usize::MAX,
             news: Vec::new(),
@@ -142,17 +155,11 @@ impl World {
         self.players.get(&id).is_some_and(|p| p.away_since.is_some())
     }
 
-    /// Names the room this world is, and where its figures go.
-    pub fn in_room(mut self, code: String, private: bool, stats: Arc<RoomStats>) -> Self {
+    /// Names the room this world is.
+    pub fn in_room(mut self, code: String, private: bool) -> Self {
         self.room = code;
         self.private = private;
-        self.stats = stats;
         self
-    }
-
-    /// Records how long a tick took, in this room's histogram.
-    pub fn record_tick(&self, took: std::time::Duration) {
-        self.stats.ticks.record(took.as_micros() as u64);
     }
 
     pub fn tick_number(&self) -> u32 {
@@ -194,11 +201,9 @@ impl World {
                 epoch: 0,
                 last_seq: 0,
                 input_credit: MAX_INPUT_BURST * u64::from(INPUT_DT_MICROS),
-                pending: VecDeque::new(),
             },
         );
         self.news.push(ServerMsg::Joined(PlayerInfo { id, name: name.clone(), color, score: 0 }));
-        self.count_players();
         Ok(Seated { id, name, epoch: 0, welcome })
     }
 
@@ -231,7 +236,6 @@ impl World {
         let id = self.players.iter().find(|(_, p)| p.token == *token).map(|(&id, _)| id)?;
         let welcome = self.welcome(id, *token, true);
         let player = self.players.get_mut(&id)?;
-        player.pending.clear();
         // The new connection numbers its inputs from 1 again.
         player.last_seq = 0;
         player.epoch = player.epoch.wrapping_add(1);
@@ -269,7 +273,6 @@ impl World {
             && player.away_since.is_none()
         {
             player.away_since = Some(tick);
-            player.pending.clear();
             self.news.push(ServerMsg::Away { id });
         }
         let held = || self.players.iter().filter_map(|(&id, p)| Some((tick.wrapping_sub(p.away_since?), id)));
@@ -287,25 +290,7 @@ impl World {
         }
         self.game.remove(id);
         self.news.push(ServerMsg::Left { id });
-        self.count_players();
         true
-    }
-
-    /// Whether player `id` has room for another input.
-    pub fn has_room_for_input(&self, id: PlayerId) -> bool {
-        self.players.get(&id).is_some_and(|p| p.pending.len() < INPUT_QUEUE)
-    }
-
-    /// Queues an input for player `id`'s next ticks; `false` (dropped) when
-    /// the player has [`INPUT_QUEUE`] waiting already, or is gone.
-    pub fn queue_input(&mut self, id: PlayerId, input: QueuedInput) -> bool {
-        match self.players.get_mut(&id) {
-            Some(player) if player.pending.len() < INPUT_QUEUE => {
-                player.pending.push_back(input);
-                true
-            }
-            _ => false,
-        }
     }
 
     /// What everyone must be told since the last call, oldest first.
@@ -313,16 +298,16 @@ impl World {
         std::mem::take(&mut self.news)
     }
 
-    /// One tick: apply queued inputs in seq order (within each player's
+    /// One tick: apply each player's waiting inputs in seq order (within its
     /// input budget), advance the game, note what it decided, free seats
     /// whose hold ran out, and return the frames for connected players.
-    pub fn tick(&mut self) -> Frames {
+    pub fn tick(&mut self, inputs: &mut impl InputSource) -> Frames {
         let tick_micros = 1_000_000 / u64::from(self.tick_rate);
         let max_credit = MAX_INPUT_BURST * u64::from(INPUT_DT_MICROS);
         for (&id, player) in &mut self.players {
             player.input_credit = (player.input_credit + tick_micros).min(max_credit);
             while player.input_credit >= u64::from(INPUT_DT_MICROS) {
-                let Some(queued) = player.pending.pop_front() else {
+                let Some(queued) = inputs.next_input(id) else {
                     break;
                 };
                 // The socket is ordered, so an old seq is a confused client: skip it.
@@ -357,7 +342,6 @@ impl World {
         for id in expired {
             self.leave(id);
         }
-        self.stats.tick.store(u64::from(tick), std::sync::atomic::Ordering::Relaxed);
         Frames {
             tick,
             states: self.game.states(),
@@ -368,10 +352,6 @@ impl World {
                 .map(|(&id, p)| (id, p.last_seq))
                 .collect(),
         }
-    }
-
-    fn count_players(&self) {
-        self.stats.players.store(self.players.len() as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// `wanted`, or `wanted (N)` with the smallest free N, cut to fit
@@ -426,6 +406,14 @@ mod tests {
         QueuedInput { seq, input: Input::stick(127, 0) }
     }
 
+    /// Inputs waiting for player `id`, numbered `seqs`.
+    fn waiting(
+        id: PlayerId,
+        seqs: impl IntoIterator<Item = u32>,
+    ) -> BTreeMap<PlayerId, VecDeque<QueuedInput>> {
+        BTreeMap::from([(id, seqs.into_iter().map(input).collect())])
+    }
+
     fn ack(frames: &Frames, id: PlayerId) -> Option<u32> {
         frames.acks.iter().find(|(who, _)| *who == id).map(|(_, seq)| *seq)
     }
@@ -440,8 +428,7 @@ mod tests {
             "everyone hears of the newcomer"
         );
         let start = world.body(seat.id).expect("player exists");
-        assert!(world.queue_input(seat.id, input(1)) && world.queue_input(seat.id, input(2)));
-        let frames = world.tick();
+        let frames = world.tick(&mut waiting(seat.id, 1..=2));
         assert_eq!((frames.tick, ack(&frames, seat.id)), (1, Some(2)), "should ack the last applied seq");
         assert!(world.body(seat.id).expect("exists").pos.x > start.pos.x, "inputs should move the player");
     }
@@ -450,12 +437,18 @@ mod tests {
     fn a_client_sending_too_fast_gains_nothing() {
         let mut world = world(8);
         let seat = world.join(newcomer("speedy"), [0; 16]).expect("room has space");
-        for seq in 1..=INPUT_QUEUE as u32 {
-            assert!(world.queue_input(seat.id, input(seq)));
-        }
-        assert!(!world.queue_input(seat.id, input(99)), "a full queue drops the input");
-        assert_eq!(ack(&world.tick(), seat.id), Some(MAX_INPUT_BURST as u32), "at most a burst per tick");
-        assert_eq!(ack(&world.tick(), seat.id), Some(MAX_INPUT_BURST as u32 + 2), "then 60 Hz / 30 Hz = 2");
+        let mut inputs = waiting(seat.id, 1..=32);
+        assert_eq!(
+            ack(&world.tick(&mut inputs), seat.id),
+            Some(MAX_INPUT_BURST as u32),
+            "at most a burst per tick"
+        );
+        assert_eq!(
+            ack(&world.tick(&mut inputs), seat.id),
+            Some(MAX_INPUT_BURST as u32 + 2),
+            "then 60 Hz / 30 Hz = 2"
+        );
+        assert_eq!(inputs[&seat.id].len(), 32 - MAX_INPUT_BURST as usize - 2, "the rest still wait");
     }
 
     #[test]
@@ -492,7 +485,7 @@ mod tests {
         world.take_news();
         let place = world.body(ada.id).expect("ada is here");
         assert!(world.depart(ada.id, ada.epoch, true), "a drop holds the seat");
-        let frames = world.tick();
+        let frames = world.tick(&mut NoInputs);
         assert_eq!(world.player_count(), 2, "the held seat stays in the room");
         assert_eq!(ack(&frames, ada.id), None, "no frames for an away player");
         assert!(world.take_news().contains(&ServerMsg::Away { id: ada.id }), "others hear ada is away");
@@ -516,7 +509,7 @@ mod tests {
             (1..=4).map(|n| world.join(newcomer(&format!("p{n}")), [n; 16]).expect("space")).collect();
         for seat in &seated[..3] {
             assert!(world.depart(seat.id, seat.epoch, true));
-            world.tick();
+            world.tick(&mut NoInputs);
         }
         assert!(!world.is_held(seated[0].id), "the first drop, held longest, should have been freed");
         assert!(world.is_held(seated[1].id) && world.is_held(seated[2].id), "the two latest stay held");
@@ -532,7 +525,7 @@ mod tests {
         assert!(world.resume(&[9; 16]).is_none(), "a forged token gets nothing");
         world.depart(ada.id, ada.epoch, true);
         for _ in 0..3 {
-            world.tick();
+            world.tick(&mut NoInputs);
         }
         assert_eq!(world.player_count(), 0, "the hold ran out");
         assert!(world.take_news().contains(&ServerMsg::Left { id: ada.id }));
