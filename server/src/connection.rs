@@ -21,8 +21,7 @@ use arena_shared::protocol::{
 use arena_shared::sim::Input;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
@@ -39,8 +38,13 @@ use crate::world::{Newcomer, QueuedInput};
 /// the socket is just dropped.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
-type Sink = SplitSink<WebSocket, Message>;
-type Stream = SplitStream<WebSocket>;
+/// Where a connection writes: the socket's sending half, or a test's channel.
+pub trait MessageSink: Sink<Message, Error = axum::Error> + Unpin {}
+impl<T: Sink<Message, Error = axum::Error> + Unpin> MessageSink for T {}
+
+/// What a connection reads: the socket's receiving half, or a test's channel.
+pub trait MessageStream: Stream<Item = Result<Message, axum::Error>> + Unpin {}
+impl<T: Stream<Item = Result<Message, axum::Error>> + Unpin> MessageStream for T {}
 
 /// How a phase of the connection ended, and so what the client is told.
 #[derive(Debug)]
@@ -73,7 +77,13 @@ pub struct Context {
 
 /// Runs one upgraded connection to its end.
 pub async fn serve(socket: WebSocket, state: Context) {
-    let (mut sink, mut stream) = socket.split();
+    let (sink, stream) = socket.split();
+    serve_over(sink, stream, state).await;
+}
+
+/// Runs a connection over any sink and stream of WebSocket messages (the
+/// socket's halves, or channels in the tests below).
+pub async fn serve_over(mut sink: impl MessageSink, mut stream: impl MessageStream, state: Context) {
     let mut budget = RateBudget::new(state.app.config.max_message_rate);
     let joined = tokio::select! {
         joined = handshake(&mut stream, &mut budget, &state) => joined,
@@ -91,7 +101,7 @@ fn going_away() -> Ending {
 
 /// Reads `Hello`, checks it, and asks the room for a seat.
 async fn handshake(
-    stream: &mut Stream,
+    stream: &mut impl MessageStream,
     budget: &mut RateBudget,
     state: &Context,
 ) -> Result<Membership, Ending> {
@@ -170,8 +180,8 @@ fn refuse(rejection: Rejection, metrics: &Metrics) -> Ending {
 
 /// The game: reader and writer until one ends, then the close frame.
 async fn play(
-    mut sink: Sink,
-    mut stream: Stream,
+    mut sink: impl MessageSink,
+    mut stream: impl MessageStream,
     mut budget: RateBudget,
     mut membership: Membership,
     state: &Context,
@@ -242,7 +252,7 @@ async fn play(
 /// Decodes messages until the client leaves or breaks the rules; says how
 /// the connection ends.
 async fn read_loop(
-    stream: &mut Stream,
+    stream: &mut impl MessageStream,
     id: PlayerId,
     inbound: &tokio::sync::mpsc::Sender<Inbound>,
     outbox: &Outbox,
@@ -280,15 +290,8 @@ async fn read_loop(
         }
         let bytes = match message {
             Message::Binary(bytes) => bytes,
-            // Only the answer to the ping outstanding counts: a pong made
-            // up in advance (or replayed) answers nothing.
             Message::Pong(payload) => {
-                if let Ok(n) = <[u8; 8]>::try_from(payload.as_ref()) {
-                    let n = u64::from_be_bytes(n);
-                    if n != NO_PING {
-                        let _ = ping.compare_exchange(n, NO_PING, Relaxed, Relaxed);
-                    }
-                }
+                answer_ping(&payload, ping);
                 continue;
             }
             // tungstenite queues the reply itself (one at a time, bounded).
@@ -303,65 +306,78 @@ async fn read_loop(
             }
         };
         Metrics::inc_by(&metrics.bytes_in_total, bytes.len());
-        match decode_client(&bytes) {
-            Ok(ClientMsg::Input { seq, input }) => {
-                if !queue_inputs(inbound, seq, [input], metrics) {
-                    return Ending::Gone;
-                }
+        if let Err(ending) = on_client_msg(&bytes, inbound, outbox, metrics) {
+            return ending;
+        }
+    }
+}
+
+/// Only the answer to the ping outstanding counts: a pong made up in
+/// advance (or replayed) answers nothing.
+fn answer_ping(payload: &[u8], ping: &AtomicU64) {
+    if let Ok(n) = <[u8; 8]>::try_from(payload) {
+        let n = u64::from_be_bytes(n);
+        if n != NO_PING {
+            let _ = ping.compare_exchange(n, NO_PING, Relaxed, Relaxed);
+        }
+    }
+}
+
+/// Handles one message of a seated client: inputs and `Resync` to the room,
+/// a pong straight back; `Err` says how the connection ends.
+fn on_client_msg(
+    bytes: &[u8],
+    inbound: &tokio::sync::mpsc::Sender<Inbound>,
+    outbox: &Outbox,
+    metrics: &Metrics,
+) -> Result<(), Ending> {
+    match decode_client(bytes) {
+        Ok(ClientMsg::Input { seq, input }) => queue_inputs(inbound, seq, [input], metrics),
+        Ok(ClientMsg::Inputs { seq, inputs: batch }) => queue_inputs(inbound, seq, batch, metrics),
+        Ok(ClientMsg::Ping { client_time_us }) => {
+            let pong = Bytes::from(encode_server(&ServerMsg::Pong { client_time_us }));
+            if outbox.push_event(pong) {
+                return Ok(());
             }
-            Ok(ClientMsg::Ping { client_time_us }) => {
-                let pong = Bytes::from(encode_server(&ServerMsg::Pong { client_time_us }));
-                if !outbox.push_event(pong) {
-                    metrics.kick(Kick::TooSlow);
-                    return Ending::Close(CloseReason::new(
-                        close::TOO_SLOW,
-                        "too slow: replies were not being read",
-                    ));
-                }
-            }
-            // The next frame is a full view (rate-limited like everything
-            // else; with the queue full it is dropped, and the client, still
-            // lacking its baseline, asks again).
-            Ok(ClientMsg::Resync) => {
-                if let Err(TrySendError::Closed(_)) = inbound.try_send(Inbound::Resync) {
-                    return Ending::Gone;
-                }
-            }
-            Ok(ClientMsg::Inputs { seq, inputs: batch }) => {
-                if !queue_inputs(inbound, seq, batch, metrics) {
-                    return Ending::Gone;
-                }
-            }
-            Ok(ClientMsg::Hello { .. }) => {
-                metrics.kick(Kick::Protocol);
-                return Ending::Close(CloseReason::new(close::PROTOCOL_ERROR, "Hello sent twice"));
-            }
-            Err(e) => {
-                metrics.kick(Kick::Protocol);
-                return Ending::Close(decode_error_close(&e));
-            }
+            metrics.kick(Kick::TooSlow);
+            Err(Ending::Close(CloseReason::new(close::TOO_SLOW, "too slow: replies were not being read")))
+        }
+        // The next frame is a full view (rate-limited like everything else;
+        // with the queue full it is dropped, and the client, still lacking
+        // its baseline, asks again).
+        Ok(ClientMsg::Resync) => match inbound.try_send(Inbound::Resync) {
+            Err(TrySendError::Closed(_)) => Err(Ending::Gone),
+            _ => Ok(()),
+        },
+        Ok(ClientMsg::Hello { .. }) => {
+            metrics.kick(Kick::Protocol);
+            Err(Ending::Close(CloseReason::new(close::PROTOCOL_ERROR, "Hello sent twice")))
+        }
+        Err(e) => {
+            metrics.kick(Kick::Protocol);
+            Err(Ending::Close(decode_error_close(&e)))
         }
     }
 }
 
 /// Hands inputs numbered from `seq` to the room; one it has no space for is
-/// dropped and counted. `false`: the room let go of this player (kicked),
-/// and the writer is closing.
+/// dropped and counted. `Err`: the room let go of this player (kicked), and
+/// the writer is closing.
 fn queue_inputs(
     inbound: &tokio::sync::mpsc::Sender<Inbound>,
     seq: u32,
     batch: impl IntoIterator<Item = Input>,
     metrics: &Metrics,
-) -> bool {
+) -> Result<(), Ending> {
     // The client chose `seq`: count on from it wrapping, never overflowing.
     for (offset, input) in (0u32..).zip(batch) {
         match inbound.try_send(Inbound::Input(QueuedInput { seq: seq.wrapping_add(offset), input })) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => Metrics::inc(&metrics.inputs_dropped_total),
-            Err(TrySendError::Closed(_)) => return false,
+            Err(TrySendError::Closed(_)) => return Err(Ending::Gone),
         }
     }
-    true
+    Ok(())
 }
 
 /// The ping payload that means "no ping outstanding"; real ones are never 0.
@@ -396,7 +412,7 @@ fn ping_payload() -> u64 {
 /// to the next tick, whatever its socket buffers hold (a full socket is
 /// caught sooner, by the room's stale frames).
 async fn write_loop(
-    sink: &mut Sink,
+    sink: &mut impl MessageSink,
     outbox: &Outbox,
     liveness: Liveness,
     ping: &AtomicU64,
@@ -465,7 +481,7 @@ async fn write_loop(
 
 /// Ends a connection that never joined: the rejection, the close frame, and
 /// a moment to hear the reply.
-async fn finish(sink: &mut Sink, stream: &mut Stream, ending: Ending) {
+async fn finish(sink: &mut impl MessageSink, stream: &mut impl MessageStream, ending: Ending) {
     let reason = match ending {
         Ending::Gone | Ending::Closed => return,
         Ending::PeerClosed { .. } => return echo_close(sink).await,
@@ -485,7 +501,7 @@ async fn finish(sink: &mut Sink, stream: &mut Stream, ending: Ending) {
 /// Waits briefly for the peer's close reply, so that dropping the socket
 /// cannot reset the connection before the peer has read our frame (the
 /// reason would be lost). Messages meanwhile are read and dropped.
-async fn linger(stream: &mut Stream) {
+async fn linger(stream: &mut impl MessageStream) {
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
         while let Some(Ok(message)) = stream.next().await {
             if matches!(message, Message::Close(_)) {
@@ -497,7 +513,7 @@ async fn linger(stream: &mut Stream) {
 }
 
 /// Sends our close frame; `true` if it went out.
-async fn send_close(sink: &mut Sink, reason: CloseReason) -> bool {
+async fn send_close(sink: &mut impl MessageSink, reason: CloseReason) -> bool {
     let reason_text = &reason.reason[..reason.reason.floor_char_boundary(MAX_REASON_BYTES)];
     let frame = CloseFrame { code: reason.code, reason: reason_text.into() };
     matches!(tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await, Ok(Ok(())))
@@ -506,7 +522,7 @@ async fn send_close(sink: &mut Sink, reason: CloseReason) -> bool {
 /// Answers the peer's close frame (RFC 6455 §5.5.1). tungstenite queued the
 /// echo when it read the peer's frame and refuses a frame of ours after it;
 /// closing the sink flushes the echo.
-async fn echo_close(sink: &mut Sink) {
+async fn echo_close(sink: &mut impl MessageSink) {
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
 }
 
@@ -570,7 +586,24 @@ fn message_kind(msg: &ClientMsg) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    //! The connection's state machine over channels instead of a socket, on
+    //! tokio's paused clock: deadlines are exact and take no wall time.
+
+    use std::net::Ipv4Addr;
+    use std::sync::Arc;
+
+    use arena_shared::codec::{decode_server, encode_client};
+    use arena_shared::protocol::{ResumeToken, RoomRequest, Welcome};
+    use tokio::sync::mpsc;
+    use tokio::time::Duration;
+    use tokio_util::sync::CancellationToken;
+    use tokio_util::task::TaskTracker;
+
     use super::*;
+    use crate::config::ServerConfig;
+    use crate::limits::AddressCaps;
+    use crate::origin::OriginPolicy;
+    use crate::rooms::Rooms;
 
     #[test]
     fn oversized_messages_close_with_1009_and_garbage_with_4000() {
@@ -579,5 +612,236 @@ mod tests {
             close::MESSAGE_TOO_BIG
         );
         assert_eq!(decode_error_close(&DecodeError::Malformed("x".into())).code, close::PROTOCOL_ERROR);
+    }
+
+    fn app(config: ServerConfig) -> AppState {
+        let config = Arc::new(config);
+        let metrics = Arc::new(Metrics::default());
+        let cancel = CancellationToken::new();
+        AppState {
+            origins: Arc::new(OriginPolicy::new(&config, &[])),
+            rooms: Arc::new(Rooms::new(config.clone(), metrics.clone(), cancel.clone())),
+            held_seats: AddressCaps::new(
+                usize::MAX,
+                config.max_held_seats_per_ip as usize,
+                config.counting(),
+            ),
+            config,
+            metrics,
+            cancel,
+            connections: TaskTracker::new(),
+        }
+    }
+
+    /// A client at the other end of two channels.
+    struct Peer {
+        to_server: mpsc::UnboundedSender<Result<Message, axum::Error>>,
+        from_server: mpsc::UnboundedReceiver<Message>,
+    }
+
+    fn connect(app: &AppState) -> Peer {
+        let (to_server, server_in) = mpsc::unbounded_channel();
+        let (server_out, from_server) = mpsc::unbounded_channel();
+        let stream = Box::pin(futures_util::stream::unfold(server_in, |mut rx| async move {
+            rx.recv().await.map(|message| (message, rx))
+        }));
+        let sink = Box::pin(futures_util::sink::unfold(server_out, |tx, message: Message| async move {
+            tx.send(message).map_err(axum::Error::new)?;
+            Ok::<_, axum::Error>(tx)
+        }));
+        let context = Context { app: app.clone(), peer: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)) };
+        tokio::spawn(serve_over(sink, stream, context));
+        Peer { to_server, from_server }
+    }
+
+    impl Peer {
+        fn send(&self, msg: &ClientMsg) {
+            self.send_raw(Message::Binary(encode_client(msg).into()));
+        }
+
+        fn send_raw(&self, message: Message) {
+            let _ = self.to_server.send(Ok(message));
+        }
+
+        /// The next message from the server (a minute of paused time at most).
+        async fn next(&mut self) -> Message {
+            let next = tokio::time::timeout(Duration::from_secs(60), self.from_server.recv()).await;
+            next.expect("the server says something within a minute").expect("the connection is open")
+        }
+
+        /// The next protocol message, answering pings on the way.
+        async fn next_msg(&mut self) -> ServerMsg {
+            loop {
+                match self.next().await {
+                    Message::Binary(bytes) => return decode_server(&bytes).expect("server bytes decode"),
+                    Message::Ping(payload) => self.send_raw(Message::Pong(payload)),
+                    Message::Close(frame) => panic!("closed early: {frame:?}"),
+                    _ => {}
+                }
+            }
+        }
+
+        /// Hello for `room`, then the Welcome.
+        async fn join(&mut self, name: &str, room: RoomRequest, resume: Option<ResumeToken>) -> Welcome {
+            let hello =
+                ClientMsg::Hello { version: PROTOCOL_VERSION, name: name.into(), color: 0, room, resume };
+            self.send(&hello);
+            match self.next_msg().await {
+                ServerMsg::Welcome(welcome) => welcome,
+                other => panic!("expected Welcome, got {other:?}"),
+            }
+        }
+
+        /// Reads (without answering pings) until the close frame: its code.
+        async fn close_code(&mut self) -> u16 {
+            loop {
+                if let Message::Close(frame) = self.next().await {
+                    return frame.map_or(close::ABNORMAL, |f| f.code);
+                }
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_sends_but_never_answers_pings_is_closed_at_the_pong_deadline() {
+        let config = ServerConfig { idle_timeout_secs: 30, ..ServerConfig::default() };
+        let (ping_every, pong_timeout) = (config.ping_interval(), config.pong_timeout());
+        let app = app(config);
+        let mut peer = connect(&app);
+        peer.join("deaf", RoomRequest::Quick, None).await;
+        let started = Instant::now();
+        // Inputs every second, so silence never ends it; pings go unanswered.
+        let mut seq = 0;
+        let mut every_second = tokio::time::interval(Duration::from_secs(1));
+        let code = loop {
+            tokio::select! {
+                message = peer.from_server.recv() => match message {
+                    Some(Message::Close(frame)) => break frame.map_or(close::ABNORMAL, |f| f.code),
+                    Some(_) => {}
+                    None => break close::ABNORMAL,
+                },
+                _ = every_second.tick() => {
+                    seq += 2;
+                    peer.send(&ClientMsg::Inputs { seq: seq - 1, inputs: vec![Input::default(); 2] });
+                }
+            }
+        };
+        let after = started.elapsed();
+        assert_eq!(code, close::TOO_SLOW);
+        assert!(
+            after >= ping_every + pong_timeout && after <= 2 * ping_every + pong_timeout,
+            "closed {after:?} in: the first ping at {ping_every:?}, unanswered for {pong_timeout:?}"
+        );
+        assert_eq!(app.metrics.kicks(Kick::TooSlow), 1, "one kick, counted once");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_answers_pings_stays_and_a_silent_one_times_out() {
+        let config = ServerConfig { idle_timeout_secs: 30, ..ServerConfig::default() };
+        let app = app(config);
+        let mut alive = connect(&app);
+        let mut silent = connect(&app);
+        alive.join("alive", RoomRequest::Quick, None).await;
+        silent.join("silent", RoomRequest::Quick, None).await;
+        let started = Instant::now();
+        let mut alive_frames = 0;
+        // The silent one reads (and so answers nothing); the live one answers.
+        let silent_code = async {
+            let code = silent.close_code().await;
+            (code, started.elapsed())
+        };
+        let reading = async {
+            while started.elapsed() < Duration::from_secs(100) {
+                if let ServerMsg::Frame(_) = alive.next_msg().await {
+                    alive_frames += 1;
+                }
+            }
+        };
+        let ((code, after), ()) = tokio::join!(silent_code, reading);
+        assert_eq!(code, close::TIMEOUT, "nothing heard: the idle timeout, not the pong deadline");
+        assert!(after >= Duration::from_secs(30) && after < Duration::from_secs(31), "{after:?}");
+        assert!(alive_frames > 2_500, "100 s at 30 Hz, still served: {alive_frames}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_past_the_rate_budget_is_closed_with_4006() {
+        let app = app(ServerConfig { max_message_rate: 50, ..ServerConfig::default() });
+        let mut peer = connect(&app);
+        peer.join("flood", RoomRequest::Quick, None).await;
+        for _ in 0..200 {
+            peer.send(&ClientMsg::Ping { client_time_us: 1 });
+        }
+        assert_eq!(peer.close_code().await, close::RATE_LIMITED);
+        assert_eq!(app.metrics.kicks(Kick::RateLimit), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn resync_makes_the_next_frame_a_full_view() {
+        let app = app(ServerConfig::default());
+        let mut peer = connect(&app);
+        peer.join("lost", RoomRequest::Quick, None).await;
+        let mut baselines = Vec::new();
+        while baselines.len() < 5 {
+            if let ServerMsg::Frame(frame) = peer.next_msg().await {
+                baselines.push(frame.baseline);
+            }
+        }
+        assert_eq!(baselines[0], 0, "the first frame is a full view");
+        assert!(baselines[1..].iter().all(|&b| b > 0), "then deltas: {baselines:?}");
+        peer.send(&ClientMsg::Resync);
+        let mut next = Vec::new();
+        while next.len() < 3 {
+            if let ServerMsg::Frame(frame) = peer.next_msg().await {
+                next.push(frame.baseline);
+            }
+        }
+        assert!(next.contains(&0), "a full view follows the Resync: {next:?}");
+        assert!(next.last().is_some_and(|&b| b > 0), "and deltas again: {next:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_goodbye_is_echoed_and_frees_the_seat_for_everyone_to_see() {
+        let app = app(ServerConfig::default());
+        let (mut ada, mut bob) = (connect(&app), connect(&app));
+        let welcome = ada.join("ada", RoomRequest::Quick, None).await;
+        bob.join("bob", RoomRequest::Quick, None).await;
+        ada.send_raw(Message::Close(Some(CloseFrame { code: close::NORMAL, reason: "bye".into() })));
+        // The socket layer (tungstenite) queues the echo when it reads the
+        // peer's frame; the connection only flushes and closes its sink,
+        // sending no close frame of its own after the peer's.
+        while let Some(message) = ada.from_server.recv().await {
+            assert!(!matches!(message, Message::Close(_)), "no second close frame");
+        }
+        loop {
+            match bob.next_msg().await {
+                ServerMsg::Left { id } if id == welcome.you => break,
+                ServerMsg::Away { id } if id == welcome.you => panic!("a goodbye holds no seat"),
+                _ => {}
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_resume_takes_the_seat_and_closes_the_old_connection_with_4008() {
+        let app = app(ServerConfig::default());
+        let mut first = connect(&app);
+        let welcome = first.join("ada", RoomRequest::Quick, None).await;
+        let mut second = connect(&app);
+        let room = RoomRequest::Join { code: welcome.room.clone() };
+        let again = second.join("whoever", room, Some(welcome.resume)).await;
+        assert_eq!((again.you, again.resumed), (welcome.you, true), "the same player, resumed");
+        assert_eq!(first.close_code().await, close::RESUMED_ELSEWHERE);
+        // The new connection plays on.
+        assert!(matches!(second.next_msg().await, ServerMsg::Frame(_) | ServerMsg::Back { .. }));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_hello_within_the_handshake_deadline_closes_with_4005() {
+        let config = ServerConfig::default();
+        let deadline = config.handshake_timeout();
+        let mut peer = connect(&app(config));
+        let started = Instant::now();
+        assert_eq!(peer.close_code().await, close::TIMEOUT);
+        assert_eq!(started.elapsed(), deadline);
     }
 }
