@@ -1,6 +1,8 @@
-//! A link conditioner: what a real network does to a bot's messages, applied
-//! inside the bot in both directions, so a loopback test feels like a home
-//! connection.
+//! A link conditioner: what a real network does to a client's messages,
+//! applied inside the client in both directions, so a loopback test feels
+//! like a home connection. The bots use it (`--latency-ms` …) on tokio's
+//! clock, the page (`?lag=100&jitter=20`) on `performance.now()` seconds:
+//! one line, generic over its clock ([`Moment`]).
 //!
 //! `latency` is the round trip it adds (half each way), `jitter` spreads each
 //! message's delay by up to ± half of it each way, and every `stall_every`
@@ -11,7 +13,34 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use tokio::time::Instant;
+/// A point on a monotonic clock.
+pub trait Moment: Copy + PartialOrd {
+    fn plus(self, by: Duration) -> Self;
+    /// How long after `earlier` this is (zero if it is not after).
+    fn since(self, earlier: Self) -> Duration;
+}
+
+/// Seconds on the page's clock (`performance.now() / 1000`).
+impl Moment for f64 {
+    fn plus(self, by: Duration) -> Self {
+        self + by.as_secs_f64()
+    }
+
+    fn since(self, earlier: Self) -> Duration {
+        Duration::from_secs_f64((self - earlier).max(0.0))
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Moment for tokio::time::Instant {
+    fn plus(self, by: Duration) -> Self {
+        self + by
+    }
+
+    fn since(self, earlier: Self) -> Duration {
+        self.saturating_duration_since(earlier)
+    }
+}
 
 /// How bad the network is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -34,19 +63,19 @@ impl LinkConditions {
 
 /// Messages in flight one way, each due at a time; delivered in order.
 #[derive(Debug)]
-pub struct DelayLine<T> {
+pub struct DelayLine<T, I: Moment> {
     conditions: LinkConditions,
-    queue: VecDeque<(Instant, T)>,
+    queue: VecDeque<(I, T)>,
     /// When the last message pushed is due: the next is never earlier.
-    last_due: Option<Instant>,
+    last_due: Option<I>,
     /// Stalls are counted from here.
-    started: Instant,
+    started: I,
     rng: u64,
 }
 
-impl<T> DelayLine<T> {
-    /// `seed` makes each bot's jitter its own, and repeatable.
-    pub fn new(conditions: LinkConditions, seed: u64, now: Instant) -> Self {
+impl<T, I: Moment> DelayLine<T, I> {
+    /// `seed` makes each client's jitter its own, and repeatable.
+    pub fn new(conditions: LinkConditions, seed: u64, now: I) -> Self {
         DelayLine { conditions, queue: VecDeque::new(), last_due: None, started: now, rng: seed | 1 }
     }
 
@@ -66,44 +95,60 @@ impl<T> DelayLine<T> {
     }
 
     /// The end of the stall `at` falls in, if it falls in one.
-    fn stall_end(&self, at: Instant) -> Option<Instant> {
+    fn stall_end(&self, at: I) -> Option<I> {
         let LinkConditions { stall_ms, stall_every_ms, .. } = self.conditions;
         if stall_ms == 0 || stall_every_ms == 0 {
             return None;
         }
-        let since = at.saturating_duration_since(self.started).as_millis() as u64;
+        let since = at.since(self.started).as_millis() as u64;
         let into = since % u64::from(stall_every_ms);
         // The first period starts with play, not with a stall.
         let period_start = since - into;
         (period_start > 0 && into < u64::from(stall_ms))
-            .then(|| self.started + Duration::from_millis(period_start + u64::from(stall_ms)))
+            .then(|| self.started.plus(Duration::from_millis(period_start + u64::from(stall_ms))))
     }
 
-    pub fn push(&mut self, now: Instant, item: T) {
-        let mut due = now + self.one_way_delay();
+    /// Sends `item` at `now`.
+    pub fn push(&mut self, now: I, item: T) {
+        let mut due = now.plus(self.one_way_delay());
         if let Some(end) = self.stall_end(due) {
             due = end;
         }
-        if let Some(last) = self.last_due {
-            due = due.max(last);
+        if let Some(last) = self.last_due
+            && last > due
+        {
+            due = last;
         }
         self.last_due = Some(due);
         self.queue.push_back((due, item));
     }
 
     /// When the next message is due, if any is in flight.
-    pub fn next_due(&self) -> Option<Instant> {
+    pub fn next_due(&self) -> Option<I> {
         self.queue.front().map(|(due, _)| *due)
     }
 
     /// The next message, if it is due at `now`.
-    pub fn pop_due(&mut self, now: Instant) -> Option<T> {
-        if self.next_due()? <= now { self.queue.pop_front().map(|(_, item)| item) } else { None }
+    pub fn pop_due(&mut self, now: I) -> Option<T> {
+        self.pop_due_at(now).map(|(_, item)| item)
+    }
+
+    /// The next message with when it arrived, if it is due at `now`.
+    pub fn pop_due_at(&mut self, now: I) -> Option<(I, T)> {
+        if self.next_due()? <= now { self.queue.pop_front() } else { None }
+    }
+
+    /// Forgets everything in flight (the connection it carried is gone).
+    pub fn clear(&mut self) {
+        self.queue.clear();
+        self.last_due = None;
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use tokio::time::Instant;
+
     use super::*;
 
     fn conditions(latency_ms: u32, jitter_ms: u32, stall_ms: u32) -> LinkConditions {
@@ -150,5 +195,26 @@ mod tests {
         let mut early = DelayLine::new(conditions(0, 0, 200), 3, now);
         early.push(before, "free");
         assert_eq!(early.pop_due(before), Some("free"), "outside a stall nothing waits");
+    }
+
+    #[test]
+    fn on_the_pages_clock_the_same_seed_gives_the_same_delays() {
+        let mut page: DelayLine<u32, f64> = DelayLine::new(conditions(100, 40, 0), 7, 0.0);
+        let mut bots: DelayLine<u32, Instant> = DelayLine::new(conditions(100, 40, 0), 7, Instant::now());
+        let start = bots.started;
+        for i in 0..50 {
+            let at = f64::from(i) * 0.016;
+            page.push(at, i);
+            bots.push(start + Duration::from_secs_f64(at), i);
+            let (page_due, bots_due) =
+                (page.queue.back().expect("pushed").0, bots.queue.back().expect("pushed").0);
+            let bots_due = bots_due.duration_since(start).as_secs_f64();
+            assert!((page_due - bots_due).abs() < 1e-6, "{page_due} vs {bots_due}");
+        }
+        let first = page.next_due().expect("in flight");
+        assert!((0.03..=0.07).contains(&first), "50 ± 20 ms one way: {first}");
+        assert_eq!(page.pop_due_at(first), Some((first, 0)), "arrives when due, with its arrival time");
+        page.clear();
+        assert_eq!(page.next_due(), None, "nothing left in flight");
     }
 }

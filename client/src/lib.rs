@@ -22,7 +22,6 @@ pub mod app;
 pub mod attack;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bots;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod conditioner;
 pub mod session;
 #[cfg(not(target_arch = "wasm32"))]

@@ -3,9 +3,7 @@
 use std::sync::Arc;
 
 use arena_shared::codec::{DecodeError, decode_server, encode_client};
-use arena_shared::protocol::{
-    ClientMsg, PROTOCOL_VERSION, Rejection, ResumeToken, RoomRequest, ServerMsg, Welcome, close,
-};
+use arena_shared::protocol::{ClientMsg, Rejection, ResumeToken, RoomRequest, ServerMsg, Welcome, close};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -16,6 +14,8 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
+
+use crate::session::{ClientSession, Event, JoinRequest, color_for};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -194,19 +194,37 @@ impl WsClient {
         room: RoomRequest,
         resume: Option<ResumeToken>,
     ) -> Result<Welcome, ClientError> {
-        let hello = ClientMsg::Hello {
-            version: PROTOCOL_VERSION,
-            name: name.to_owned(),
-            color: color_for(name),
-            room,
-            resume,
-        };
-        self.send(&hello).await?;
+        let join = JoinRequest { name: name.to_owned(), color: color_for(name), room, resume };
+        self.send(&join.hello()).await?;
         match self.recv().await? {
             Incoming::Msg(ServerMsg::Welcome(welcome)) => Ok(welcome),
             Incoming::Msg(ServerMsg::Rejected(rejection)) => Err(ClientError::Rejected(rejection)),
             Incoming::Msg(other) => Err(ClientError::Protocol(format!("expected Welcome, got {other:?}"))),
             Incoming::Closed(frame) => Err(closed(frame)),
+        }
+    }
+
+    /// Runs `session`'s handshake: sends its `Hello` and hands it the answer
+    /// (`now` reads the session's clock). A rejection becomes
+    /// [`ClientError::Rejected`].
+    pub async fn join(
+        &mut self,
+        session: &mut ClientSession,
+        now: impl Fn() -> f64,
+    ) -> Result<(), ClientError> {
+        while let Some(msg) = session.poll_transmit(now()) {
+            self.send(&msg).await?;
+        }
+        match self.recv().await? {
+            Incoming::Msg(msg) => {
+                session.handle(msg, now()).map_err(|e| ClientError::Protocol(e.to_string()))?
+            }
+            Incoming::Closed(frame) => return Err(closed(frame)),
+        }
+        match session.poll_event() {
+            Some(Event::Welcomed { .. }) => Ok(()),
+            Some(Event::Rejected(rejection)) => Err(ClientError::Rejected(rejection)),
+            other => Err(ClientError::Protocol(format!("expected Welcome, got {other:?}"))),
         }
     }
 
@@ -261,13 +279,6 @@ impl WsReceiver {
             }
         }
     }
-}
-
-/// A colour for a bot or test client, picked from its name so that a
-/// swarm is colourful and each bot keeps its colour.
-pub fn color_for(name: &str) -> u8 {
-    let sum = name.bytes().fold(0u32, |acc, b| acc.wrapping_mul(31).wrapping_add(u32::from(b)));
-    (sum % u32::from(arena_shared::protocol::COLORS)) as u8
 }
 
 fn lost(e: tungstenite::Error) -> ClientError {

@@ -1,0 +1,256 @@
+//! One bot's life in three steps: connect (the session's `Hello`, its
+//! `Welcome`), then until the run ends, tick (the brain's input into the
+//! session at the input rate, and whether a renderer would have had a newer
+//! frame to draw) and deliver (the server's messages into the session and
+//! the session's out, each way through the link conditioner). The session
+//! keeps every protocol rule; the bot only moves messages and time.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::Duration;
+
+use arena_shared::protocol::{ClientMsg, INPUT_RATE_HZ, ServerMsg, close};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::bots::brain::Brain;
+use crate::bots::config::{RoomTicket, SwarmConfig};
+use crate::bots::record::{BotRecord, Outcome};
+use crate::conditioner::DelayLine;
+use crate::session::{ClientSession, Event, JoinRequest, color_for};
+use crate::ws::{ClientError, Incoming, WsClient, WsReceiver, WsSender};
+
+/// How long a bot may take to connect and complete the handshake.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often each bot measures its round-trip time.
+const PING_EVERY_SECS: f64 = 0.5;
+
+/// Live totals for the progress line.
+#[derive(Default)]
+pub struct Live {
+    pub connected: AtomicUsize,
+    pub finished: AtomicUsize,
+    pub failed: AtomicUsize,
+    pub frames: AtomicU64,
+}
+
+/// What came down the socket, with its size in bytes.
+type Arrival = (Result<Incoming, ClientError>, usize);
+
+/// A connected bot.
+struct Bot {
+    session: ClientSession,
+    brain: Brain,
+    record: BotRecord,
+    /// The swarm's start: every local time is seconds since it.
+    clock: Instant,
+    /// What the network does to this bot's messages, both ways.
+    up: DelayLine<ClientMsg, Instant>,
+    down: DelayLine<Arrival, Instant>,
+    live: Arc<Live>,
+}
+
+/// Runs bot `index` for the swarm's duration; its record says how it went.
+pub(crate) async fn run_bot(
+    index: usize,
+    mut ticket: RoomTicket,
+    config: Arc<SwarmConfig>,
+    live: Arc<Live>,
+    clock: Instant,
+) -> BotRecord {
+    let (client, session) = match connect(index, &mut ticket, &config, clock).await {
+        Ok(connected) => connected,
+        Err(outcome) => {
+            live.failed.fetch_add(1, Relaxed);
+            return BotRecord::new(index, outcome);
+        }
+    };
+    live.connected.fetch_add(1, Relaxed);
+    let connected_at = Instant::now();
+    let mut bot = Bot::new(index, session, &config, live, clock);
+    let (mut tx, mut rx) = client.split();
+    let outcome = bot.play(&mut tx, &mut rx, clock + config.duration).await;
+    bot.finish(outcome, connected_at, (tx.bytes_up, rx.bytes_down))
+}
+
+/// Opens the socket and runs the handshake through a new session.
+async fn connect(
+    index: usize,
+    ticket: &mut RoomTicket,
+    config: &SwarmConfig,
+    clock: Instant,
+) -> Result<(WsClient, ClientSession), Outcome> {
+    let name = format!("{}{index}", config.name_prefix);
+    let attempt = async {
+        let room = ticket.request().await?;
+        let mut client = WsClient::connect_with(&config.url, &[], config.tls.clone()).await?;
+        let join = JoinRequest { color: color_for(&name), name, room, resume: None };
+        let mut session = ClientSession::new(join, PING_EVERY_SECS);
+        client.join(&mut session, || clock.elapsed().as_secs_f64()).await?;
+        if let Some(room) = session.room() {
+            ticket.opened(room.code());
+        }
+        Ok::<_, ClientError>((client, session))
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+        Ok(Ok(connected)) => Ok(connected),
+        Ok(Err(e)) => Err(failure_outcome(e)),
+        Err(_) => Err(Outcome::ConnectFailed { error: "timed out connecting".into() }),
+    }
+}
+
+impl Bot {
+    fn new(
+        index: usize,
+        session: ClientSession,
+        config: &SwarmConfig,
+        live: Arc<Live>,
+        clock: Instant,
+    ) -> Self {
+        let mut record = BotRecord::new(index, Outcome::Completed);
+        record.id = session.room().map(|room| room.you());
+        record.room = session.room().map(|room| room.code().to_owned());
+        let started = Instant::now();
+        Bot {
+            session,
+            brain: Brain::new(config.behaviour, index),
+            record,
+            clock,
+            up: DelayLine::new(config.conditions, 0x5EED ^ index as u64, started),
+            down: DelayLine::new(config.conditions, 0xD0E5 ^ (index as u64) << 8, started),
+            live,
+        }
+    }
+
+    /// Local time, seconds.
+    fn now(&self) -> f64 {
+        self.clock.elapsed().as_secs_f64()
+    }
+
+    /// Ticks and delivers until `deadline` (then says goodbye) or the
+    /// connection ends.
+    async fn play(&mut self, tx: &mut WsSender, rx: &mut WsReceiver, deadline: Instant) -> Outcome {
+        let mut inputs = tokio::time::interval(Duration::from_micros(1_000_000 / u64::from(INPUT_RATE_HZ)));
+        inputs.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let mut reading = true;
+        loop {
+            let wake = self.next_wake().unwrap_or(deadline);
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => {
+                    tx.close().await;
+                    return Outcome::Completed;
+                }
+                () = tokio::time::sleep_until(wake) => {}
+                _ = inputs.tick() => self.tick(),
+                incoming = rx.recv(), if reading => {
+                    reading = matches!(incoming, Ok(Incoming::Msg(_)));
+                    self.down.push(Instant::now(), (incoming, rx.last_message_bytes));
+                }
+            }
+            if let Err(outcome) = self.deliver(tx).await {
+                return outcome;
+            }
+        }
+    }
+
+    /// When something is due: a message on either line, or the session's
+    /// next ping.
+    fn next_wake(&self) -> Option<Instant> {
+        let ping = self.session.poll_timeout().map(|at| self.clock + Duration::from_secs_f64(at.max(0.0)));
+        [self.up.next_due(), self.down.next_due(), ping].into_iter().flatten().min()
+    }
+
+    /// One input sample, batched by the session as the page batches them.
+    /// The input rate is the bot's frame rate: would a renderer have two
+    /// frames to draw the others between, at the delay it settled on?
+    fn tick(&mut self) {
+        let now = self.now();
+        let input = self.brain.next_input(self.session.room(), now);
+        self.session.input(input);
+        self.record.inputs_sent = self.session.last_input_seq();
+        let Some(render_tick) = self.session.advance_playout(now) else { return };
+        let Some(room) = self.session.room() else { return };
+        self.record.renders += 1;
+        if self.record.last_tick.is_none_or(|newest| f64::from(newest) < render_tick) {
+            self.record.underruns += 1;
+        }
+        if let Some(latest) = room.clock().tick_at(now) {
+            self.record.playout_delay_ms_sum += (latest - render_tick) / room.clock().tick_rate() * 1000.0;
+        }
+    }
+
+    /// What is due arrives (into the session) and goes out (to the socket).
+    async fn deliver(&mut self, tx: &mut WsSender) -> Result<(), Outcome> {
+        let now = Instant::now();
+        while let Some((incoming, size)) = self.down.pop_due(now) {
+            match incoming {
+                Ok(Incoming::Msg(msg)) => self.receive(msg, size)?,
+                Ok(Incoming::Closed(frame)) => {
+                    let (code, reason) =
+                        frame.unwrap_or((close::ABNORMAL, "connection closed without a close frame".into()));
+                    return Err(Outcome::Disconnected { code, reason });
+                }
+                Err(e) => return Err(failure_outcome(e)),
+            }
+        }
+        while let Some(msg) = self.session.poll_transmit(self.now()) {
+            self.up.push(now, msg);
+        }
+        while let Some(msg) = self.up.pop_due(now) {
+            tx.send(&msg).await.map_err(failure_outcome)?;
+        }
+        Ok(())
+    }
+
+    /// One server message: counted, then applied by the session.
+    fn receive(&mut self, msg: ServerMsg, size: usize) -> Result<(), Outcome> {
+        let is_frame = matches!(msg, ServerMsg::Frame(_));
+        if let ServerMsg::Frame(frame) = &msg {
+            self.record.observe_frame(frame, size);
+            self.live.frames.fetch_add(1, Relaxed);
+        }
+        let corrected = |session: &ClientSession| {
+            session.room().map_or(0.0, |room| room.prediction().corrections.total_units)
+        };
+        let before = corrected(&self.session);
+        let now = self.now();
+        self.session.handle(msg, now).map_err(|e| Outcome::ProtocolError { error: e.to_string() })?;
+        while let Some(event) = self.session.poll_event() {
+            if let Event::RoundTrip(secs) = event {
+                self.record.rtt_ms.push(secs * 1000.0);
+            }
+        }
+        if is_frame && let Some(room) = self.session.room() {
+            self.record.observe_view(room.view());
+        }
+        let moved = corrected(&self.session) - before;
+        if moved > 0.0 {
+            self.record.correction_units.push(moved);
+        }
+        Ok(())
+    }
+
+    /// The record, completed with what the session measured.
+    fn finish(mut self, outcome: Outcome, connected_at: Instant, (up, down): (u64, u64)) -> BotRecord {
+        let record = &mut self.record;
+        if let Some(room) = self.session.room() {
+            record.interp_delay_ms = room.clock().interp_delay_ticks() / room.clock().tick_rate() * 1000.0;
+            record.corrections = room.prediction().corrections;
+            (record.knockouts_given, record.knockouts_taken) = room.knockouts();
+        }
+        record.outcome = outcome;
+        record.connected_secs = connected_at.elapsed().as_secs_f64();
+        record.bytes_up = up;
+        record.bytes_down = down;
+        self.live.finished.fetch_add(1, Relaxed);
+        self.record
+    }
+}
+
+fn failure_outcome(error: ClientError) -> Outcome {
+    match error {
+        ClientError::Rejected(rejection) => Outcome::Rejected { message: rejection.message },
+        ClientError::Protocol(error) => Outcome::ProtocolError { error },
+        ClientError::Closed { code, reason } => Outcome::Disconnected { code, reason },
+        other => Outcome::ConnectFailed { error: other.to_string() },
+    }
+}

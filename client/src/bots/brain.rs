@@ -1,0 +1,195 @@
+//! How a bot steers: the behaviours `arena-bots --behaviour` offers, and
+//! the brain that turns what the bot's session knows of its room into
+//! inputs. Deterministic per bot index.
+
+use arena_shared::protocol::{INPUT_RATE_HZ, Life};
+use arena_shared::sim::Input;
+use serde::Serialize;
+
+use crate::session::Room;
+
+/// How a bot steers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Behaviour {
+    /// Plays the game: seeks the nearest player, dashes into it, keeps
+    /// away from the edge.
+    Brawler,
+    /// Picks a new random direction every second or two, dashing into
+    /// every other one.
+    Wander,
+    /// Steers in a circle.
+    Circle,
+    /// Sends neutral inputs: connected, never moves on its own.
+    Idle,
+}
+
+/// One bot's steering state; deterministic per bot index.
+pub struct Brain {
+    behaviour: Behaviour,
+    rng: u64,
+    current: Input,
+    steps_left: u32,
+    phase: f32,
+}
+
+impl Brain {
+    pub fn new(behaviour: Behaviour, index: usize) -> Self {
+        Brain {
+            behaviour,
+            rng: 0x9E37_79B9_7F4A_7C15 ^ (index as u64).wrapping_mul(0xD1B5_4A32_D192_ED03),
+            current: Input::default(),
+            steps_left: 0,
+            phase: index as f32 * 0.7,
+        }
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // xorshift64*: fast and plenty for steering.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// The next input sample, from what the bot sees of its room (`None`:
+    /// nothing yet) at local time `now`.
+    pub fn next_input(&mut self, view: Option<&Room>, now: f64) -> Input {
+        match self.behaviour {
+            Behaviour::Idle => Input::default(),
+            Behaviour::Brawler => view.map_or_else(Input::default, |room| self.brawl(room, now)),
+            Behaviour::Wander => {
+                if self.steps_left == 0 {
+                    let r = self.next_random();
+                    // Every other new direction starts with a dash.
+                    self.current = Input::stick((r & 0xff) as u8 as i8, ((r >> 8) & 0xff) as u8 as i8)
+                        .with_dash(r >> 40 & 1 == 1);
+                    self.steps_left = INPUT_RATE_HZ + (r >> 16) as u32 % INPUT_RATE_HZ;
+                }
+                self.steps_left -= 1;
+                let input = self.current;
+                self.current.dash = false;
+                input
+            }
+            Behaviour::Circle => {
+                self.phase += std::f32::consts::TAU / (3.0 * INPUT_RATE_HZ as f32);
+                Input::stick((self.phase.cos() * 127.0) as i8, (self.phase.sin() * 127.0) as i8)
+            }
+        }
+    }
+
+    /// Back to the middle when near the edge; else at the nearest player
+    /// standing on the platform, dashing when close and lined up.
+    fn brawl(&mut self, room: &Room, now: f64) -> Input {
+        let positions = room.positions(now);
+        let Some(&(_, me)) = positions.iter().find(|(id, _)| *id == room.you()) else {
+            return Input::default();
+        };
+        let radius = room.platform().radius as f32;
+        let from_centre = (me.0 * me.0 + me.1 * me.1).sqrt();
+        let toward = |to: (f32, f32)| {
+            let (dx, dy) = (to.0 - me.0, to.1 - me.1);
+            let len = (dx * dx + dy * dy).sqrt().max(1e-3);
+            (Input::stick((dx / len * 127.0) as i8, (dy / len * 127.0) as i8), len)
+        };
+        if from_centre > radius * 0.72 {
+            return toward((0.0, 0.0)).0;
+        }
+        let target = positions
+            .iter()
+            .filter(|(id, _)| *id != room.you())
+            .filter(|(id, _)| room.roster().get(id).is_some_and(|m| m.life == Life::Alive))
+            .map(|&(_, at)| toward(at))
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        let Some((stick, distance)) = target else {
+            return self.wander_slowly();
+        };
+        // Some hesitation so that bots do not all dash on the same frame.
+        let eager = self.next_random().is_multiple_of(4);
+        stick.with_dash(distance < 180.0 && room.dash_ready() >= 1.0 && eager)
+    }
+
+    fn wander_slowly(&mut self) -> Input {
+        if self.steps_left == 0 {
+            let r = self.next_random();
+            self.current = Input::stick((r & 0x7f) as i8 - 64, ((r >> 8) & 0x7f) as i8 - 64);
+            self.steps_left = INPUT_RATE_HZ;
+        }
+        self.steps_left -= 1;
+        self.current
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use arena_shared::protocol::{Frame, OtherUpdate, PlayerState, Seen, ServerMsg};
+    use arena_shared::sim::{Body, Vec2q};
+
+    use super::*;
+    use crate::session::{ClientSession, JoinRequest};
+
+    #[test]
+    fn behaviours_steer_as_named() {
+        let mut idle = Brain::new(Behaviour::Idle, 3);
+        assert!((0..100).all(|_| idle.next_input(None, 0.0) == Input::default()));
+        let mut wander = Brain::new(Behaviour::Wander, 3);
+        let distinct: BTreeSet<(i8, i8)> =
+            (0..600).map(|_| wander.next_input(None, 0.0)).map(|i| (i.x, i.y)).collect();
+        assert!(distinct.len() >= 4, "wandering should change direction: {distinct:?}");
+        let mut circle = Brain::new(Behaviour::Circle, 0);
+        let inputs: Vec<Input> = (0..180).map(|_| circle.next_input(None, 0.0)).collect();
+        assert!(
+            inputs.iter().any(|i| i.x > 100) && inputs.iter().any(|i| i.x < -100),
+            "should sweep a full circle"
+        );
+    }
+
+    fn brawl_view(me: (i32, i32), other: (i32, i32)) -> ClientSession {
+        use arena_shared::protocol::{PROTOCOL_VERSION, PlayerInfo, RoundInfo, RoundPhase, Welcome};
+        let welcome = Welcome {
+            version: PROTOCOL_VERSION,
+            you: 1,
+            tick_rate: 30,
+            tick: 0,
+            players: vec![PlayerInfo { id: 2, name: "ada".into(), color: 0, score: 0 }],
+            room: "abcdefghjk".into(),
+            private: false,
+            resume: [0; 16],
+            resumed: false,
+            platform: arena_shared::sim::Platform { radius: 500 },
+            round: RoundInfo { number: 1, phase: RoundPhase::Playing { ends_at: 5400 } },
+        };
+        let mut session = ClientSession::new(JoinRequest::quick("bot", 0), 1.0);
+        session.handle(ServerMsg::Welcome(welcome), 0.0).expect("welcomed");
+        for tick in 1..=2 {
+            let them =
+                PlayerState { id: 2, body: Body::at(Vec2q::from_units(other.0, other.1)), life: Life::Alive };
+            let seen = Seen::of(&them);
+            let frame = Frame {
+                tick,
+                ack_seq: 0,
+                baseline: 0,
+                you: PlayerState { id: 1, body: Body::at(Vec2q::from_units(me.0, me.1)), life: Life::Alive },
+                others: vec![OtherUpdate { id_gap: 2, dx: seen.x, dy: seen.y, life: Life::Alive }],
+                gone: Vec::new(),
+            };
+            session.handle(ServerMsg::Frame(frame), f64::from(tick) / 30.0).expect("valid frame");
+        }
+        session
+    }
+
+    #[test]
+    fn brawlers_charge_the_nearest_player_and_keep_off_the_edge() {
+        let mut brain = Brain::new(Behaviour::Brawler, 1);
+        let near_edge = brawl_view((450, 0), (300, 0));
+        let input = brain.next_input(near_edge.room(), 5.0);
+        assert!(input.x < -100 && !input.dash, "back towards the middle: {input:?}");
+        let close = brawl_view((0, 0), (0, 100));
+        let inputs: Vec<Input> = (0..40).map(|_| brain.next_input(close.room(), 5.0)).collect();
+        assert!(inputs.iter().all(|i| i.y > 100), "straight at the other player: {inputs:?}");
+        assert!(inputs.iter().any(|i| i.dash), "and dashes when close and ready");
+        assert_eq!(brain.next_input(None, 0.0), Input::default(), "nothing to see, nothing to do");
+    }
+}

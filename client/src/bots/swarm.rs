@@ -1,0 +1,32 @@
+//! The swarm: every bot as its own task on one runtime, their records
+//! gathered at the end.
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use crate::bots::bot::{Live, run_bot};
+use crate::bots::config::{RoomTicket, SwarmConfig};
+use crate::bots::record::{BotRecord, Outcome};
+
+/// Runs the swarm to the end and returns every bot's record.
+pub async fn run_swarm(config: SwarmConfig, live: Arc<Live>) -> Vec<BotRecord> {
+    let config = Arc::new(config);
+    let clock = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, ticket) in RoomTicket::plan(&config).into_iter().enumerate() {
+        tasks.spawn(run_bot(index, ticket, config.clone(), live.clone(), clock));
+    }
+    let mut records = Vec::with_capacity(config.count);
+    while let Some(result) = tasks.join_next().await {
+        match result {
+            Ok(record) => records.push(record),
+            Err(e) => records.push(BotRecord::new(
+                usize::MAX,
+                Outcome::ConnectFailed { error: format!("bot task died: {e}") },
+            )),
+        }
+    }
+    records.sort_by_key(|r| r.index);
+    records
+}

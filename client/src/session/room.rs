@@ -1,0 +1,444 @@
+//! What one client knows of its room, with no engine and no socket: the
+//! roster (names, colours, scores, who is away), the round, each player's
+//! knock-out state, your predicted player, the server clock, interpolation
+//! of the others and the round-trip estimate. [`super::ClientSession`]
+//! applies every server message here; the page and the bots read it.
+//! Times are local seconds (`performance.now()` in the browser, a
+//! monotonic clock in bots).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use arena_shared::netcode::{
+    Interpolator, Playout, Prediction, RttEstimate, ServerClock, Smoother, ViewHistory,
+};
+use arena_shared::protocol::{
+    Frame, Knockout, Life, PlayerId, PlayerInfo, ResumeToken, RoundInfo, RoundPhase, Seen, ServerMsg,
+    Standing, Welcome,
+};
+use arena_shared::sim::{DASH_COOLDOWN_STEPS, Input, Platform};
+
+/// Kill-feed lines kept.
+pub const FEED_LINES: usize = 5;
+
+/// A player in the room, as the roster knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub name: String,
+    pub color: u8,
+    pub score: i32,
+    /// Its socket dropped; the seat is held while it reconnects.
+    pub away: bool,
+    pub life: Life,
+}
+
+/// What a message changed, for a renderer that spawns and despawns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Joined(PlayerId),
+    Left(PlayerId),
+    KnockedOut(Knockout),
+    Round(RoundInfo),
+    /// Your player's life changed (to falling, out, back on the platform).
+    MyLife(Life),
+}
+
+/// What applying one message found, besides the changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(super) struct Applied {
+    /// A frame built on a view this client no longer has: it needs a full one.
+    pub lacks_baseline: bool,
+    /// A frame that was a full view.
+    pub full_view: bool,
+    /// A pong's round trip, seconds.
+    pub round_trip: Option<f64>,
+}
+
+/// Why a message could not be applied: the server broke the protocol.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    #[error("unexpected after the handshake: {0}")]
+    Unexpected(&'static str),
+    #[error("expected Welcome first, got {0}")]
+    NotWelcomed(&'static str),
+    #[error("frame tick went from {last} to {now}")]
+    TickWentBack { last: u32, now: u32 },
+}
+
+/// One line of the kill feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedLine {
+    pub knockout: Knockout,
+    pub text: String,
+}
+
+/// How your player was last knocked out, for the overlay.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnockedOutBy {
+    pub by: Option<String>,
+    /// Local time it happened.
+    pub at: f64,
+}
+
+/// The room as this client knows it, from its `Welcome` on.
+#[derive(Debug)]
+pub struct Room {
+    you: PlayerId,
+    code: String,
+    private: bool,
+    resume: ResumeToken,
+    platform: Platform,
+    tick_rate: u16,
+    roster: BTreeMap<PlayerId, Member>,
+    round: RoundInfo,
+    prediction: Prediction,
+    clock: ServerClock,
+    interpolator: Interpolator,
+    rtt: RttEstimate,
+    /// The newest frame's tick.
+    tick: Option<u32>,
+    feed: VecDeque<FeedLine>,
+    knocked_out: Option<KnockedOutBy>,
+    /// Knockouts you gave and took this session.
+    knockouts_given: u32,
+    knockouts_taken: u32,
+    /// The views of the last frames (others in view).
+    views: ViewHistory,
+    /// Fades your player's corrections out instead of snapping.
+    smoother: Smoother,
+    /// The tick the others are drawn at (see [`Playout`]).
+    playout: Playout,
+}
+
+impl Room {
+    /// The room a `Welcome` starts; `name` and `color` are what this
+    /// client asked for (the server's `Joined` for you follows and wins).
+    pub fn new(welcome: Welcome, name: &str, color: u8) -> Self {
+        let mut roster: BTreeMap<PlayerId, Member> =
+            welcome.players.into_iter().map(|info| (info.id, member(info))).collect();
+        roster.insert(
+            welcome.you,
+            Member { name: name.to_owned(), color, score: 0, away: false, life: Life::Protected },
+        );
+        Room {
+            you: welcome.you,
+            code: welcome.room,
+            private: welcome.private,
+            resume: welcome.resume,
+            platform: welcome.platform,
+            tick_rate: welcome.tick_rate,
+            roster,
+            round: welcome.round,
+            prediction: Prediction::default(),
+            clock: ServerClock::new(welcome.tick_rate),
+            interpolator: Interpolator::default(),
+            rtt: RttEstimate::default(),
+            tick: None,
+            feed: VecDeque::new(),
+            knocked_out: None,
+            knockouts_given: 0,
+            knockouts_taken: 0,
+            views: ViewHistory::default(),
+            smoother: Smoother::default(),
+            playout: Playout::default(),
+        }
+    }
+
+    /// Applies one message received at local time `at`, noting what it
+    /// changed in `changes`.
+    pub(super) fn apply(
+        &mut self,
+        msg: ServerMsg,
+        at: f64,
+        changes: &mut Vec<Change>,
+    ) -> Result<Applied, SessionError> {
+        let mut applied = Applied::default();
+        match msg {
+            ServerMsg::Welcome(_) => return Err(SessionError::Unexpected("Welcome")),
+            ServerMsg::Rejected(_) => return Err(SessionError::Unexpected("Rejected")),
+            ServerMsg::Joined(info) => {
+                let id = info.id;
+                let life = self.roster.get(&id).map_or(Life::Protected, |m| m.life);
+                let fresh = self.roster.insert(id, Member { life, ..member(info) }).is_none();
+                if fresh {
+                    changes.push(Change::Joined(id));
+                }
+            }
+            ServerMsg::Left { id } => {
+                if self.roster.remove(&id).is_some() {
+                    changes.push(Change::Left(id));
+                }
+            }
+            ServerMsg::Away { id } | ServerMsg::Back { id } => {
+                let away = matches!(msg, ServerMsg::Away { .. });
+                if let Some(member) = self.roster.get_mut(&id) {
+                    member.away = away;
+                }
+            }
+            ServerMsg::Pong { client_time_us } => {
+                let sent = client_time_us as f64 / 1e6;
+                self.rtt.on_pong(sent, at);
+                applied.round_trip = Some((at - sent).max(0.0));
+            }
+            ServerMsg::KnockedOut(knockout) => {
+                self.on_knockout(knockout, at);
+                changes.push(Change::KnockedOut(knockout));
+            }
+            ServerMsg::Round(round) => {
+                if matches!(round.phase, RoundPhase::Playing { .. }) {
+                    self.roster.values_mut().for_each(|m| m.score = 0);
+                    self.feed.clear();
+                }
+                self.round = round.clone();
+                changes.push(Change::Round(round));
+            }
+            ServerMsg::Frame(frame) => {
+                applied.full_view = frame.baseline == 0;
+                applied.lacks_baseline = !self.frame(frame, at, changes)?;
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Applies a frame; `false` if it was built on a view this client no
+    /// longer has (only your own player was applied).
+    fn frame(&mut self, frame: Frame, at: f64, changes: &mut Vec<Change>) -> Result<bool, SessionError> {
+        if let Some(last) = self.tick
+            && frame.tick <= last
+        {
+            return Err(SessionError::TickWentBack { last, now: frame.tick });
+        }
+        self.tick = Some(frame.tick);
+        self.clock.on_frame(frame.tick, at);
+
+        // Yourself, exactly.
+        let me = frame.you;
+        if me.id == self.you
+            && let Some(member) = self.roster.get_mut(&me.id)
+        {
+            let was = std::mem::replace(&mut member.life, me.life);
+            if was != me.life {
+                // Fell, respawned, or a round moved everyone: no input
+                // explains it, so it is no correction, and nothing to smooth.
+                self.prediction.reanchor();
+                self.smoother.reset();
+                changes.push(Change::MyLife(me.life));
+            }
+            if can_move(me.life) {
+                let anchored = self.prediction.is_anchored();
+                let before = self.prediction.body().pos.to_units();
+                if self.prediction.reconcile(me.body, frame.ack_seq) > 0.0 && anchored {
+                    let after = self.prediction.body().pos.to_units();
+                    self.smoother.correct((after.0 - before.0, after.1 - before.1), at);
+                }
+            }
+        }
+
+        // The others in view: this frame's changes on its baseline's view.
+        let Some(view) = self.views.apply(&frame) else {
+            return Ok(false);
+        };
+        if frame.baseline == 0 {
+            self.interpolator.clear();
+        }
+        for id in &frame.gone {
+            self.interpolator.remove(*id);
+        }
+        let mut id: PlayerId = 0;
+        for update in &frame.others {
+            id += update.id_gap;
+            if let Ok(at) = view.binary_search_by_key(&id, |(known, _)| *known) {
+                let seen = view[at].1;
+                self.interpolator.push(id, frame.tick, seen.to_units());
+                if let Some(member) = self.roster.get_mut(&id) {
+                    member.life = seen.life;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Moves the playout to local time `now` (once per drawn frame);
+    /// returns the tick the others are drawn at.
+    pub fn advance_playout(&mut self, now: f64) -> Option<f64> {
+        self.playout.advance(&self.clock, self.tick, now)
+    }
+
+    /// The others this client can see now, by id.
+    pub fn view(&self) -> &[(PlayerId, Seen)] {
+        self.views.latest()
+    }
+
+    fn on_knockout(&mut self, knockout: Knockout, at: f64) {
+        let Knockout { victim, victim_score, by, by_score } = knockout;
+        if let Some(member) = self.roster.get_mut(&victim) {
+            member.score = victim_score;
+        }
+        if let Some(by) = by
+            && let Some(member) = self.roster.get_mut(&by)
+        {
+            member.score = by_score;
+        }
+        let name = |id: PlayerId| self.roster.get(&id).map_or_else(|| format!("#{id}"), |m| m.name.clone());
+        let text = match by {
+            Some(by) => format!("{} knocked out {}", name(by), name(victim)),
+            None => format!("{} fell off", name(victim)),
+        };
+        if victim == self.you {
+            self.knockouts_taken += 1;
+            self.knocked_out = Some(KnockedOutBy { by: by.map(name), at });
+        }
+        if by == Some(self.you) {
+            self.knockouts_given += 1;
+        }
+        if self.feed.len() == FEED_LINES {
+            self.feed.pop_front();
+        }
+        self.feed.push_back(FeedLine { knockout, text });
+    }
+
+    /// Predicts one input sample at once (when your player stands on the
+    /// platform); returns its seq.
+    pub(super) fn predict(&mut self, input: Input) -> u32 {
+        self.prediction.apply_input(input)
+    }
+
+    /// Your player's id.
+    pub fn you(&self) -> PlayerId {
+        self.you
+    }
+
+    /// The room's code.
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// Whether only its invite link leads here.
+    pub fn is_private(&self) -> bool {
+        self.private
+    }
+
+    /// The token that gets this seat back after a dropped socket.
+    pub fn resume_token(&self) -> ResumeToken {
+        self.resume
+    }
+
+    pub fn platform(&self) -> Platform {
+        self.platform
+    }
+
+    /// Everyone in the room, by id.
+    pub fn roster(&self) -> &BTreeMap<PlayerId, Member> {
+        &self.roster
+    }
+
+    pub fn round(&self) -> &RoundInfo {
+        &self.round
+    }
+
+    /// Your predicted player and how often reconciliation corrected it.
+    pub fn prediction(&self) -> &Prediction {
+        &self.prediction
+    }
+
+    /// The server's tick estimated on the local clock.
+    pub fn clock(&self) -> &ServerClock {
+        &self.clock
+    }
+
+    /// The smoothed round trip.
+    pub fn rtt(&self) -> &RttEstimate {
+        &self.rtt
+    }
+
+    /// The newest frame's tick.
+    pub fn tick(&self) -> Option<u32> {
+        self.tick
+    }
+
+    /// The kill feed, oldest line first.
+    pub fn feed(&self) -> &VecDeque<FeedLine> {
+        &self.feed
+    }
+
+    /// How your player was last knocked out.
+    pub fn knocked_out(&self) -> Option<&KnockedOutBy> {
+        self.knocked_out.as_ref()
+    }
+
+    /// Knockouts you gave and took in this room: (given, taken).
+    pub fn knockouts(&self) -> (u32, u32) {
+        (self.knockouts_given, self.knockouts_taken)
+    }
+
+    pub fn me(&self) -> Option<&Member> {
+        self.roster.get(&self.you)
+    }
+
+    pub fn my_life(&self) -> Life {
+        self.me().map_or(Life::Protected, |m| m.life)
+    }
+
+    /// Everyone by score (ties: lower id first), best first.
+    pub fn ranking(&self) -> Vec<(PlayerId, &Member)> {
+        let mut all: Vec<(PlayerId, &Member)> = self.roster.iter().map(|(&id, m)| (id, m)).collect();
+        all.sort_by(|a, b| b.1.score.cmp(&a.1.score).then(a.0.cmp(&b.0)));
+        all
+    }
+
+    /// Your place (1 = first) among everyone in the room.
+    pub fn my_rank(&self) -> usize {
+        self.ranking().iter().position(|(id, _)| *id == self.you).map_or(0, |i| i + 1)
+    }
+
+    /// The final standings while the podium shows.
+    pub fn podium(&self) -> Option<&[Standing]> {
+        match &self.round.phase {
+            RoundPhase::Podium { standings, .. } => Some(standings),
+            RoundPhase::Playing { .. } => None,
+        }
+    }
+
+    /// Seconds until the round ends (playing) or the next one starts (podium).
+    pub fn round_secs_left(&self, now: f64) -> Option<f64> {
+        let until = match &self.round.phase {
+            RoundPhase::Playing { ends_at } => *ends_at,
+            RoundPhase::Podium { next_at, .. } => *next_at,
+        };
+        let tick = self.clock.tick_at(now)?;
+        Some(((f64::from(until) - tick) / f64::from(self.tick_rate)).max(0.0))
+    }
+
+    /// How ready the dash is: 1 ready, 0 just used.
+    pub fn dash_ready(&self) -> f32 {
+        1.0 - f32::from(self.prediction.body().dash_cooldown) / f32::from(DASH_COOLDOWN_STEPS)
+    }
+
+    /// Where to draw everyone at local time `now`, world units: you where
+    /// prediction says (while you stand on the platform), the others
+    /// interpolated. Players who are out are left out.
+    pub fn positions(&self, now: f64) -> Vec<(PlayerId, (f32, f32))> {
+        let mut drawn = match self.playout.at().or_else(|| self.clock.render_tick(now)) {
+            Some(render_tick) => self.interpolator.sample(render_tick),
+            None => Vec::new(),
+        };
+        drawn.retain(|(id, _)| self.roster.get(id).is_some_and(|m| m.life != Life::Out));
+        if can_move(self.my_life()) && self.prediction.is_anchored() {
+            let (x, y) = self.prediction.body().pos.to_units();
+            let (dx, dy) = self.smoother.offset(now);
+            let me = (x + dx, y + dy);
+            match drawn.iter_mut().find(|(id, _)| *id == self.you) {
+                Some(entry) => entry.1 = me,
+                None => drawn.push((self.you, me)),
+            }
+        }
+        drawn
+    }
+}
+
+fn member(info: PlayerInfo) -> Member {
+    Member { name: info.name, color: info.color, score: info.score, away: false, life: Life::Protected }
+}
+
+fn can_move(life: Life) -> bool {
+    matches!(life, Life::Alive | Life::Protected)
+}
