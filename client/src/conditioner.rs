@@ -145,7 +145,7 @@ impl<T, I: Moment> DelayLine<T, I> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use tokio::time::Instant;
 

@@ -1,18 +1,24 @@
 //! arena's client, in two faces.
 //!
 //! # Layout
+//! Start with [`session`]: it is the protocol, and both faces drive it.
+//! - On both targets:
+//!   - [`session`]: `ClientSession`, the whole client side of the protocol
+//!     as a sans-I/O state machine (the `Hello`, input batches and their
+//!     prediction, pings and the round trip, `Resync`, tick order), and
+//!     its [`session::Room`]: roster, scores, rounds, prediction, clock,
+//!     interpolation. Drivers only move messages and time.
+//!   - [`conditioner`]: latency, jitter and stalls applied inside a client,
+//!     on the bots' clock or the page's.
+//!   - [`reconnect`]: the page's reconnect policy (where to, when, and what
+//!     to say meanwhile).
 //! - On native targets:
 //!   - [`ws`]: a WebSocket client speaking the protocol (connect, handshake,
 //!     typed receive); the bots and the end-to-end tests both use it.
+//!   - [`bots`]: the bot swarm behind `arena-bots` (see its module docs).
 //!   - [`attack`]: misbehaving clients (floods, resets, slowloris) for
 //!     `arena-bots --attack` and the hardening tests.
 //!   - [`tls`]: which `wss://` servers to trust.
-//!   - [`conditioner`]: latency, jitter and stalls applied inside a bot.
-//!   - [`bots`]: the bot swarm behind `arena-bots`: behaviours, per-bot
-//!     measurements, and the report (text table or JSON).
-//! - On both: [`session`], the engine-free `ClientSession` that applies
-//!   every server message (roster, scores, rounds, prediction, clock,
-//!   interpolation, RTT); the browser app and the bots both drive it.
 //! - On wasm32: [`app`], the Bevy app (see its module docs), started by the
 //!   `arena-client` binary that trunk builds.
 
@@ -23,6 +29,7 @@ pub mod attack;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bots;
 pub mod conditioner;
+pub mod reconnect;
 pub mod session;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod tls;

@@ -16,8 +16,13 @@ use crate::sim::{Body, Input, Platform};
 /// Bumped on every incompatible change to these types or to `sim`.
 pub const PROTOCOL_VERSION: u16 = 5;
 
+/// The player colours as `0xRRGGBB`, by index: what the game draws and
+/// what the join screen offers (`web/index.html`; a test compares them).
+pub const PALETTE: [u32; 10] =
+    [0xff6b6b, 0xffa94d, 0xffd43b, 0x69db7c, 0x38d9a9, 0x4dabf7, 0x748ffc, 0xb197fc, 0xf783ac, 0xe9ecef];
+
 /// How many player colours there are; a `Hello` picks one by index.
-pub const COLORS: u8 = 10;
+pub const COLORS: u8 = PALETTE.len() as u8;
 
 /// Longest player name, in characters.
 pub const MAX_NAME_CHARS: usize = 16;

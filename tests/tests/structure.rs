@@ -529,3 +529,16 @@ fn every_dependency_is_used() {
         unused.join("\n")
     );
 }
+
+#[test]
+fn the_join_screen_offers_the_protocols_palette() {
+    let page = std::fs::read_to_string(workspace().join("web/index.html")).expect("web/index.html");
+    for (index, rgb) in arena_shared::protocol::PALETTE.iter().enumerate() {
+        let button = format!("data-color=\"{index}\" style=\"background:#{rgb:06x}\"");
+        assert!(page.contains(&button), "the join screen's colour {index} should be #{rgb:06x}");
+    }
+    assert!(
+        !page.contains(&format!("data-color=\"{}\"", arena_shared::protocol::PALETTE.len())),
+        "no more colours"
+    );
+}

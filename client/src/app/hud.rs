@@ -1,20 +1,25 @@
-//! The page around the canvas: the status line (loading, connecting,
-//! connected with ping / fps / players, rejected with the server's reason,
-//! disconnected and retrying), the game's HUD (score and rank, the round
-//! timer, a top-5 leaderboard, the kill feed, the dash meter, the
-//! "knocked out" overlay and the podium), `data-*` state on `<body>`, and
-//! a JSON snapshot of the client's view on `#arena-snapshot` for tests.
+//! The page around the canvas, one small system per element: the status
+//! line (loading, connecting, connected with ping / fps / players, rejected
+//! with the server's reason, disconnected and retrying), the score and
+//! rank, the round timer, a top-5 leaderboard, the kill feed, the dash
+//! meter, the "knocked out" overlay, the podium, and a JSON snapshot of the
+//! client's view on `#arena-snapshot` for tests. They run five times a
+//! second (`HUD_REFRESH_SECS`), after the frame is drawn.
 //!
 //! Names are user input: they only ever reach the page as text.
 
-use arena_game_view::*;
+use arena_shared::protocol::{Life, RoundPhase};
+use arena_shared::sim::FIXED_ONE;
 use bevy::prelude::*;
 // Bevy's derives look for `bevy_ecs` when `bevy` is a target-specific dependency.
 use bevy::ecs as bevy_ecs;
 
-use super::net::{Net, Notice, Session};
+use super::net::{Player, Policy, ServerUrl, Session};
+use super::page::now_secs;
 use super::render::Drawn;
-use super::{ArenaSet, Screen, now_secs};
+use super::screen::{ArenaSet, Screen};
+use crate::reconnect::Notice;
+use crate::session::{FEED_LINES, Room};
 
 /// DOM updates per second: plenty for people, cheap for the frame.
 const HUD_REFRESH_SECS: f64 = 0.2;
@@ -22,16 +27,38 @@ const HUD_REFRESH_SECS: f64 = 0.2;
 /// How long "knocked out by X" stays up (the respawn takes 2 s).
 const OVERLAY_SECS: f64 = arena_shared::game::RESPAWN_MS as f64 / 1000.0;
 
-mod arena_game_view {
-    pub use arena_shared::protocol::{Life, RoundPhase};
-    pub use arena_shared::sim::FIXED_ONE;
-}
+/// Leaderboard places shown.
+const LEADERBOARD: usize = 5;
 
 pub struct HudPlugin;
 
 impl Plugin for HudPlugin {
     fn build(&self, app: &mut App) {
-        app.init_resource::<FrameStats>().add_systems(Update, update_hud.in_set(ArenaSet::Hud));
+        app.init_resource::<FrameStats>().init_resource::<StatusLine>().add_systems(
+            Update,
+            (
+                measure_frames,
+                (
+                    show_status,
+                    (
+                        show_score,
+                        show_timer,
+                        show_leaderboard,
+                        show_feed,
+                        show_dash,
+                        show_knockout,
+                        show_podium,
+                    )
+                        .run_if(in_room),
+                    hide_game_overlays.run_if(not(in_room)),
+                    write_snapshot,
+                )
+                    .chain()
+                    .run_if(refresh_due),
+            )
+                .chain()
+                .in_set(ArenaSet::Hud),
+        );
     }
 }
 
@@ -40,19 +67,66 @@ struct FrameStats {
     /// Smoothed frame time, ms.
     frame_ms: f64,
     last_refresh: f64,
+    /// Whether this frame refreshes the page.
+    refresh: bool,
+}
+
+impl FrameStats {
+    fn fps(&self) -> f64 {
+        if self.frame_ms > 0.0 { 1000.0 / self.frame_ms } else { 0.0 }
+    }
+}
+
+/// The status line as last shown: its state (`data-state` on `<body>`)
+/// and text.
+#[derive(Resource, Default)]
+struct StatusLine {
+    state: &'static str,
+    text: String,
+}
+
+fn measure_frames(time: Res<Time<Real>>, mut stats: ResMut<FrameStats>) {
+    let dt_ms = time.delta_secs_f64() * 1000.0;
+    if dt_ms > 0.0 {
+        stats.frame_ms = if stats.frame_ms == 0.0 { dt_ms } else { stats.frame_ms * 0.95 + dt_ms * 0.05 };
+    }
+    let now = now_secs();
+    stats.refresh = now - stats.last_refresh >= HUD_REFRESH_SECS;
+    if stats.refresh {
+        stats.last_refresh = now;
+    }
+}
+
+fn refresh_due(stats: Res<FrameStats>) -> bool {
+    stats.refresh
+}
+
+fn in_room(session: Res<Session>) -> bool {
+    session.room().is_some()
+}
+
+fn document() -> Option<web_sys::Document> {
+    web_sys::window()?.document()
 }
 
 /// Sets an element's text, if the element exists and the text changed.
-fn set_text(document: &web_sys::Document, id: &str, text: &str) {
-    if let Some(element) = document.get_element_by_id(id)
+fn set_text(id: &str, text: &str) {
+    if let Some(element) = document().and_then(|d| d.get_element_by_id(id))
         && element.text_content().as_deref() != Some(text)
     {
         element.set_text_content(Some(text));
     }
 }
 
-fn set_flag(body: &web_sys::HtmlElement, name: &str, on: bool) {
-    let _ = body.set_attribute(name, if on { "1" } else { "0" });
+/// Sets a `<body>` attribute.
+fn set_body(name: &str, value: &str) {
+    if let Some(body) = document().and_then(|d| d.body()) {
+        let _ = body.set_attribute(name, value);
+    }
+}
+
+fn set_flag(name: &str, on: bool) {
+    set_body(name, if on { "1" } else { "0" });
 }
 
 fn clock_text(secs: f64) -> String {
@@ -60,45 +134,33 @@ fn clock_text(secs: f64) -> String {
     format!("{}:{:02}", secs / 60, secs % 60)
 }
 
-fn update_hud(
-    time: Res<Time<Real>>,
+fn show_status(
     screen: Res<State<Screen>>,
-    net: Res<Net>,
+    policy: Res<Policy>,
+    player: Res<Player>,
+    url: Res<ServerUrl>,
     session: Res<Session>,
-    drawn: Res<Drawn>,
-    mut stats: ResMut<FrameStats>,
+    stats: Res<FrameStats>,
+    mut line: ResMut<StatusLine>,
 ) {
-    let dt_ms = time.delta_secs_f64() * 1000.0;
-    if dt_ms > 0.0 {
-        stats.frame_ms = if stats.frame_ms == 0.0 { dt_ms } else { stats.frame_ms * 0.95 + dt_ms * 0.05 };
-    }
     let now = now_secs();
-    if now - stats.last_refresh < HUD_REFRESH_SECS {
-        return;
-    }
-    stats.last_refresh = now;
-    let Some(document) = web_sys::window().and_then(|w| w.document()) else { return };
-    let Some(body) = document.body() else { return };
-
-    let fps = if stats.frame_ms > 0.0 { 1000.0 / stats.frame_ms } else { 0.0 };
-    let playing = session.0.as_ref();
-    let ping = playing.and_then(|s| s.rtt.smoothed_ms());
     let retrying = |at: f64| match (at - now).ceil() {
         secs if secs >= 1.0 => format!("retrying in {secs}s"),
         _ => "retrying now".to_owned(),
     };
-    let (state, text) = match (screen.get(), &net.notice) {
+    let room = session.room();
+    let (state, text) = match (screen.get(), policy.notice()) {
         (Screen::Join, _) => ("landing", "Pick a name and a colour, then Play.".to_owned()),
-        (Screen::Connecting, _) => ("connecting", format!("Connecting to {}…", net.url)),
+        (Screen::Connecting, _) => ("connecting", format!("Connecting to {}…", url.0)),
         (Screen::Playing, _) => (
             "connected",
             format!(
                 "{} · ping {} · {:.0} fps · {} in the room · room {}",
-                playing.and_then(|s| s.me()).map_or(net.name.as_str(), |m| m.name.as_str()),
-                ping.map_or("…".into(), |p| format!("{p:.0} ms")),
-                fps,
-                playing.map_or(0, |s| s.roster.len()),
-                playing.map_or("", |s| s.room.as_str()),
+                room.and_then(Room::me).map_or(player.name.as_str(), |m| m.name.as_str()),
+                room.and_then(|r| r.rtt().smoothed_ms()).map_or("…".into(), |p| format!("{p:.0} ms")),
+                stats.fps(),
+                room.map_or(0, |r| r.roster().len()),
+                room.map_or("", Room::code),
             ),
         ),
         (Screen::RoomGone, Some(Notice::RoomGone { message })) => {
@@ -114,162 +176,197 @@ fn update_hud(
         (_, Some(Notice::Disconnected { reason, retry_at })) => {
             ("disconnected", format!("Disconnected: {reason}. Reconnecting: {}…", retrying(*retry_at)))
         }
-        (_, _) => ("connecting", format!("Connecting to {}…", net.url)),
+        (_, _) => ("connecting", format!("Connecting to {}…", url.0)),
     };
-    let _ = body.set_attribute("data-state", state);
-    set_text(&document, "status", &text);
+    set_body("data-state", state);
+    set_text("status", &text);
+    *line = StatusLine { state, text };
+}
 
-    let mut snapshot = serde_json::json!({
-        "state": state,
-        "status": text,
-        "name": net.name,
-        "color": net.color,
-        "url": net.url,
-        "fps": fps,
-        "frame_ms": stats.frame_ms,
-        "ping_ms": ping,
-    });
-    if let Some(playing) = playing {
-        update_game_hud(&document, &body, playing, now);
-        let mut players: Vec<serde_json::Value> = playing
-            .roster
-            .iter()
-            .map(|(&id, member)| {
-                serde_json::json!({
-                    "id": id,
-                    "name": member.name,
-                    "color": member.color,
-                    "score": member.score,
-                    "life": format!("{:?}", member.life),
-                    "away": member.away,
-                    "you": id == playing.you,
-                    "x": drawn.0.get(&id).map(|p| p.0),
-                    "y": drawn.0.get(&id).map(|p| p.1),
-                })
-            })
-            .collect();
-        players.sort_by_key(|p| p["id"].as_u64());
-        let corrections = playing.prediction.corrections;
-        let extra = serde_json::json!({
-            "you": playing.you,
-            "tick": playing.tick,
-            "room": playing.room,
-            "players_online": playing.roster.len(),
-            "platform_radius": playing.platform.radius,
-            "round": playing.round.number,
-            "podium": playing.podium().map(|standings| standings.iter().map(|s| s.id).collect::<Vec<_>>()),
-            "round_secs_left": playing.round_secs_left(now),
-            "score": playing.me().map(|m| m.score),
-            "rank": playing.my_rank(),
-            "life": format!("{:?}", playing.my_life()),
-            "dash_ready": playing.dash_ready(),
-            "feed": playing.feed.iter().map(|line| line.text.clone()).collect::<Vec<_>>(),
-            "knockouts_given": playing.knockouts_given,
-            "knockouts_taken": playing.knockouts_taken,
-            "interp_delay_ticks": playing.clock.interp_delay_ticks(),
-            "predicted": playing.prediction.is_anchored().then(|| {
-                let pos = playing.prediction.body().pos;
-                [pos.x as f64 / f64::from(FIXED_ONE), pos.y as f64 / f64::from(FIXED_ONE)]
-            }),
-            "corrections": {
-                "frames": corrections.frames,
-                "corrected": corrections.corrected,
-                "mean_units": corrections.mean_units(),
-                "max_units": corrections.max_units,
-            },
-            "players": players,
-        });
-        if let (Some(all), serde_json::Value::Object(more)) = (snapshot.as_object_mut(), extra) {
-            all.extend(more);
+fn show_score(session: Res<Session>) {
+    let Some(room) = session.room() else { return };
+    let score = room.me().map_or(0, |m| m.score);
+    set_text("score", &format!("{score} {}", if score == 1 { "point" } else { "points" }));
+    set_text("rank", &format!("#{} of {}", room.my_rank(), room.roster().len()));
+}
+
+fn show_timer(session: Res<Session>) {
+    let Some(room) = session.room() else { return };
+    let left = clock_text(room.round_secs_left(now_secs()).unwrap_or(0.0));
+    set_text(
+        "timer",
+        &match room.round().phase {
+            RoundPhase::Playing { .. } => format!("Round {} · {left}", room.round().number),
+            RoundPhase::Podium { .. } => format!("Next round in {left}"),
+        },
+    );
+}
+
+/// The top five, yourself marked.
+fn show_leaderboard(session: Res<Session>) {
+    let Some(room) = session.room() else { return };
+    let ranking = room.ranking();
+    for slot in 0..LEADERBOARD {
+        let entry = ranking.get(slot);
+        let id = format!("lb-{slot}");
+        set_text(&id, &entry.map_or(String::new(), |(_, m)| format!("{} {}", m.name, m.score)));
+        if let Some(item) = document().and_then(|d| d.get_element_by_id(&id)) {
+            let you = entry.is_some_and(|(id, _)| *id == room.you());
+            let _ = item.set_attribute("class", if you { "you" } else { "" });
         }
-    } else {
-        set_flag(&body, "data-podium", false);
-        set_flag(&body, "data-knocked-out", false);
     }
-    if let Some(element) = document.get_element_by_id("arena-snapshot") {
+}
+
+fn show_feed(session: Res<Session>) {
+    let Some(room) = session.room() else { return };
+    for slot in 0..FEED_LINES {
+        set_text(&format!("feed-{slot}"), room.feed().get(slot).map_or("", |line| line.text.as_str()));
+    }
+}
+
+fn show_dash(session: Res<Session>) {
+    let Some(room) = session.room() else { return };
+    let ready = room.dash_ready();
+    if let Some(fill) = document().and_then(|d| d.get_element_by_id("dash-fill")) {
+        let _ = fill.set_attribute("style", &format!("width: {:.0}%", ready * 100.0));
+    }
+    set_flag("data-dash-ready", ready >= 1.0);
+}
+
+/// "Knocked out by ada, back in 2…" while you are out.
+fn show_knockout(session: Res<Session>) {
+    let Some(room) = session.room() else { return };
+    let now = now_secs();
+    let out = matches!(room.my_life(), Life::Falling | Life::Out);
+    let overlay = room.knocked_out().filter(|k| out && now - k.at < OVERLAY_SECS + 1.0);
+    set_flag("data-knocked-out", overlay.is_some());
+    if let Some(knocked) = overlay {
+        let back_in = (OVERLAY_SECS - (now - knocked.at)).max(0.0).ceil();
+        set_text(
+            "overlay",
+            &match &knocked.by {
+                Some(by) => format!("Knocked out by {by}, back in {back_in}…"),
+                None => format!("You fell off, back in {back_in}…"),
+            },
+        );
+    }
+}
+
+/// The podium: the top three and your place.
+fn show_podium(session: Res<Session>) {
+    let Some(room) = session.room() else { return };
+    let podium = room.podium();
+    set_flag("data-podium", podium.is_some());
+    let Some(standings) = podium else { return };
+    set_text("podium-title", &format!("Round {} is over", room.round().number));
+    let name = |id| room.roster().get(&id).map_or_else(|| "(left)".to_owned(), |m| m.name.clone());
+    let count = |n: i64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    for (place, medal) in ["1st", "2nd", "3rd"].into_iter().enumerate() {
+        let text = standings.get(place).map_or(String::new(), |s| {
+            let points = count(i64::from(s.score), "point", "points");
+            format!(
+                "{medal} {} · {points}, {}",
+                name(s.id),
+                count(i64::from(s.knockouts), "knockout", "knockouts")
+            )
+        });
+        set_text(&format!("podium-{}", place + 1), &text);
+    }
+    let mine = standings.iter().position(|s| s.id == room.you());
+    set_text(
+        "your-place",
+        &mine.map_or("You joined after the round ended".to_owned(), |i| {
+            format!("You placed #{} of {}", i + 1, standings.len())
+        }),
+    );
+    set_text(
+        "next-round",
+        &format!("Next round in {}", clock_text(room.round_secs_left(now_secs()).unwrap_or(0.0))),
+    );
+}
+
+fn hide_game_overlays() {
+    set_flag("data-podium", false);
+    set_flag("data-knocked-out", false);
+}
+
+/// The client's view as JSON on `#arena-snapshot`, for the browser tests.
+fn write_snapshot(
+    line: Res<StatusLine>,
+    player: Res<Player>,
+    url: Res<ServerUrl>,
+    stats: Res<FrameStats>,
+    session: Res<Session>,
+    drawn: Res<Drawn>,
+) {
+    let room = session.room();
+    let mut snapshot = serde_json::json!({
+        "state": line.state,
+        "status": line.text,
+        "name": player.name,
+        "color": player.color,
+        "url": url.0,
+        "fps": stats.fps(),
+        "frame_ms": stats.frame_ms,
+        "ping_ms": room.and_then(|r| r.rtt().smoothed_ms()),
+    });
+    if let (Some(room), Some(all)) = (room, snapshot.as_object_mut())
+        && let serde_json::Value::Object(more) = room_snapshot(room, &drawn, now_secs())
+    {
+        all.extend(more);
+    }
+    if let Some(element) = document().and_then(|d| d.get_element_by_id("arena-snapshot")) {
         let _ = element.set_attribute("data-snapshot", &snapshot.to_string());
     }
 }
 
-fn update_game_hud(
-    document: &web_sys::Document,
-    body: &web_sys::HtmlElement,
-    playing: &crate::session::ClientSession,
-    now: f64,
-) {
-    let ranking = playing.ranking();
-    let rank = playing.my_rank();
-    let score = playing.me().map_or(0, |m| m.score);
-    set_text(document, "score", &format!("{score} {}", if score == 1 { "point" } else { "points" }));
-    set_text(document, "rank", &format!("#{rank} of {}", ranking.len()));
-    let left = playing.round_secs_left(now).unwrap_or(0.0);
-    let timer = match playing.round.phase {
-        RoundPhase::Playing { .. } => format!("Round {} · {}", playing.round.number, clock_text(left)),
-        RoundPhase::Podium { .. } => format!("Next round in {}", clock_text(left)),
-    };
-    set_text(document, "timer", &timer);
-
-    // Top five, yourself marked.
-    for slot in 0..5 {
-        let entry = ranking.get(slot);
-        let text = entry.map_or(String::new(), |(_, m)| format!("{} {}", m.name, m.score));
-        set_text(document, &format!("lb-{slot}"), &text);
-        if let Some(item) = document.get_element_by_id(&format!("lb-{slot}")) {
-            let you = entry.is_some_and(|(id, _)| *id == playing.you);
-            let _ = item.set_attribute("class", if you { "you" } else { "" });
-        }
-    }
-    for slot in 0..crate::session::FEED_LINES {
-        let text = playing.feed.get(slot).map_or("", |line| line.text.as_str());
-        set_text(document, &format!("feed-{slot}"), text);
-    }
-
-    let ready = playing.dash_ready();
-    if let Some(fill) = document.get_element_by_id("dash-fill") {
-        let _ = fill.set_attribute("style", &format!("width: {:.0}%", ready * 100.0));
-    }
-    set_flag(body, "data-dash-ready", ready >= 1.0);
-
-    // "Knocked out by ada, back in 2…" while you are out.
-    let out = matches!(playing.my_life(), Life::Falling | Life::Out);
-    let overlay = playing.knocked_out.as_ref().filter(|k| out && now - k.at < OVERLAY_SECS + 1.0);
-    set_flag(body, "data-knocked-out", overlay.is_some());
-    if let Some(knocked) = overlay {
-        let back_in = (OVERLAY_SECS - (now - knocked.at)).max(0.0).ceil();
-        let text = match &knocked.by {
-            Some(by) => format!("Knocked out by {by}, back in {back_in}…"),
-            None => format!("You fell off, back in {back_in}…"),
-        };
-        set_text(document, "overlay", &text);
-    }
-
-    // The podium: the top three and your place.
-    let podium = playing.podium();
-    set_flag(body, "data-podium", podium.is_some());
-    if let Some(standings) = podium {
-        set_text(document, "podium-title", &format!("Round {} is over", playing.round.number));
-        let name = |id| playing.roster.get(&id).map_or_else(|| "(left)".to_owned(), |m| m.name.clone());
-        let count = |n: i64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
-        for (place, medal) in ["1st", "2nd", "3rd"].into_iter().enumerate() {
-            let text = standings.get(place).map_or(String::new(), |s| {
-                format!(
-                    "{medal} {} · {}, {}",
-                    name(s.id),
-                    count(i64::from(s.score), "point", "points"),
-                    count(i64::from(s.knockouts), "knockout", "knockouts")
-                )
-            });
-            set_text(document, &format!("podium-{}", place + 1), &text);
-        }
-        let mine = standings.iter().position(|s| s.id == playing.you);
-        let place = mine.map_or("You joined after the round ended".to_owned(), |i| {
-            format!("You placed #{} of {}", i + 1, standings.len())
-        });
-        set_text(document, "your-place", &place);
-        set_text(
-            document,
-            "next-round",
-            &format!("Next round in {}", clock_text(playing.round_secs_left(now).unwrap_or(0.0))),
-        );
-    }
+fn room_snapshot(room: &Room, drawn: &Drawn, now: f64) -> serde_json::Value {
+    let players: Vec<serde_json::Value> = room
+        .roster()
+        .iter()
+        .map(|(&id, member)| {
+            serde_json::json!({
+                "id": id,
+                "name": member.name,
+                "color": member.color,
+                "score": member.score,
+                "life": format!("{:?}", member.life),
+                "away": member.away,
+                "you": id == room.you(),
+                "x": drawn.0.get(&id).map(|p| p.0),
+                "y": drawn.0.get(&id).map(|p| p.1),
+            })
+        })
+        .collect();
+    let corrections = room.prediction().corrections;
+    let (given, taken) = room.knockouts();
+    serde_json::json!({
+        "you": room.you(),
+        "tick": room.tick(),
+        "room": room.code(),
+        "players_online": room.roster().len(),
+        "platform_radius": room.platform().radius,
+        "round": room.round().number,
+        "podium": room.podium().map(|standings| standings.iter().map(|s| s.id).collect::<Vec<_>>()),
+        "round_secs_left": room.round_secs_left(now),
+        "score": room.me().map(|m| m.score),
+        "rank": room.my_rank(),
+        "life": format!("{:?}", room.my_life()),
+        "dash_ready": room.dash_ready(),
+        "feed": room.feed().iter().map(|line| line.text.clone()).collect::<Vec<_>>(),
+        "knockouts_given": given,
+        "knockouts_taken": taken,
+        "interp_delay_ticks": room.clock().interp_delay_ticks(),
+        "predicted": room.prediction().is_anchored().then(|| {
+            let pos = room.prediction().body().pos;
+            [pos.x as f64 / f64::from(FIXED_ONE), pos.y as f64 / f64::from(FIXED_ONE)]
+        }),
+        "corrections": {
+            "frames": corrections.frames,
+            "corrected": corrections.corrected,
+            "mean_units": corrections.mean_units(),
+            "max_units": corrections.max_units,
+        },
+        "players": players,
+    })
 }

@@ -8,8 +8,9 @@ use bevy::prelude::*;
 // Bevy's derives look for `bevy_ecs` when `bevy` is a target-specific dependency.
 use bevy::ecs as bevy_ecs;
 
-use super::net::{Net, Session};
-use super::{ArenaSet, Screen, body_attr};
+use super::net::Session;
+use super::page::body_attr;
+use super::screen::{ArenaSet, Screen};
 
 pub struct InputPlugin;
 
@@ -39,12 +40,9 @@ fn latch_dash(keys: Res<ButtonInput<KeyCode>>, mut dash: ResMut<DashPress>) {
     dash.touch_presses = presses;
 }
 
-fn send_input(
-    keys: Res<ButtonInput<KeyCode>>,
-    net: Res<Net>,
-    mut session: ResMut<Session>,
-    mut dash: ResMut<DashPress>,
-) {
+/// One sample into the session, which predicts it and batches it; the
+/// network systems send it.
+fn send_input(keys: Res<ButtonInput<KeyCode>>, mut session: ResMut<Session>, mut dash: ResMut<DashPress>) {
     let Some(playing) = session.0.as_mut() else { return };
     let held = |a: KeyCode, b: KeyCode| keys.pressed(a) || keys.pressed(b);
     let keyed = Input::from_keys(
@@ -55,9 +53,7 @@ fn send_input(
     );
     let stick = if keyed == Input::default() { touch_stick() } else { keyed };
     let input = stick.with_dash(std::mem::take(&mut dash.pending));
-    if let Some(message) = playing.input(input) {
-        net.send(message);
-    }
+    playing.input(input);
 }
 
 /// The page's virtual stick (`data-stick="x,y"`).

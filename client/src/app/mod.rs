@@ -1,55 +1,33 @@
 //! The browser face: a Bevy app drawing into `#arena-canvas`.
 //!
-//! The page moves through [`Screen`] states: the join screen, connecting,
-//! playing, waiting to retry, and "this room is gone". Each frame runs
-//! three system sets in order ([`ArenaSet`]):
-//! - `Network` ([`net::NetPlugin`]): the gloo-net WebSocket task, handshake,
-//!   reconnect with backoff; every server message goes through the
-//!   [`crate::session::ClientSession`] and what it changed is written as a
-//!   [`net::SessionChange`] message.
+//! The page moves through [`screen::Screen`] states: the join screen,
+//! connecting, playing, waiting to retry, and "this room is gone". Each
+//! frame runs three system sets in order ([`screen::ArenaSet`]):
+//! - `Network` ([`net::NetPlugin`]): when to connect ([`crate::reconnect`]),
+//!   the socket task ([`socket`]), and the [`crate::session::ClientSession`]
+//!   between them; what the session reports is written as
+//!   [`net::SessionChange`] messages.
 //! - `Render` ([`render::RenderPlugin`]): the platform, one entity per
 //!   player spawned and despawned from those messages, trails, bump
 //!   flashes, falls, and a camera easing after you.
-//! - `Hud` ([`hud::HudPlugin`]): the page's DOM (status, score, timer,
-//!   leaderboard, kill feed, dash meter, overlays) and a JSON snapshot for
-//!   tests.
+//! - `Hud` ([`hud::HudPlugin`]): one small system per element of the page
+//!   (status, score, timer, leaderboard, kill feed, dash meter, overlays)
+//!   and a JSON snapshot for tests.
 //!
 //! Inputs ([`input::InputPlugin`]) run in `FixedUpdate` at the protocol's
-//! input rate: keys, the page's touch stick and the dash button.
+//! input rate: keys, the page's touch stick and the dash button. [`page`]
+//! holds what the browser gives (clock, URL, `<body>` attributes, storage).
 
 mod hud;
 mod input;
 mod net;
+mod page;
 mod render;
+mod screen;
+mod socket;
 
 use bevy::prelude::*;
-// Bevy's derives look for `bevy_ecs` and `bevy_state` when `bevy` is a
-// target-specific dependency.
-use bevy::ecs as bevy_ecs;
-use bevy::state as bevy_state;
 use bevy::window::WindowPlugin;
-
-/// Where the page is.
-#[derive(States, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Screen {
-    /// The join screen: name, colour, Play.
-    #[default]
-    Join,
-    Connecting,
-    Playing,
-    /// Rejected or disconnected; retrying when due (or never).
-    Waiting,
-    /// The invite link's room is gone; the page offers a new room.
-    RoomGone,
-}
-
-/// The order of each frame's work.
-#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ArenaSet {
-    Network,
-    Render,
-    Hud,
-}
 
 /// Starts the app; returns once Bevy has handed control to the browser.
 pub fn run() {
@@ -66,20 +44,11 @@ pub fn run() {
             }),
             ..default()
         }))
-        .init_state::<Screen>()
-        .configure_sets(Update, (ArenaSet::Network, ArenaSet::Render, ArenaSet::Hud).chain())
+        .init_state::<screen::Screen>()
+        .configure_sets(
+            Update,
+            (screen::ArenaSet::Network, screen::ArenaSet::Render, screen::ArenaSet::Hud).chain(),
+        )
         .add_plugins((net::NetPlugin, input::InputPlugin, render::RenderPlugin, hud::HudPlugin))
         .run();
-}
-
-/// Seconds on the page's monotonic clock (`performance.now()`), the one
-/// timebase for frame arrivals, pings and rendering.
-pub fn now_secs() -> f64 {
-    web_sys::window().and_then(|w| w.performance()).map(|p| p.now() / 1000.0).unwrap_or_default()
-}
-
-/// An attribute of the page's `<body>` (the page's script writes the join
-/// screen's choices and the touch controls there).
-pub fn body_attr(name: &str) -> Option<String> {
-    web_sys::window()?.document()?.body()?.get_attribute(name)
 }

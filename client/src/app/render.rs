@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use arena_shared::game::FALL_MS;
-use arena_shared::protocol::{Life, PlayerId};
+use arena_shared::protocol::{Life, PALETTE, PlayerId};
 use arena_shared::sim::PLAYER_RADIUS;
 use bevy::camera::{Projection, ScalingMode};
 use bevy::core_pipeline::tonemapping::Tonemapping;
@@ -17,7 +17,8 @@ use bevy::render::view::Msaa;
 use bevy::ecs as bevy_ecs;
 
 use super::net::{Session, SessionChange};
-use super::{ArenaSet, Screen, now_secs};
+use super::page::now_secs;
+use super::screen::{ArenaSet, Screen};
 use crate::session::Change;
 
 // Tuning, in world units and seconds.
@@ -37,10 +38,6 @@ const TRAIL_SECS: f32 = 0.22;
 /// A change of velocity this sudden is a bump, units/s.
 const BUMP_FLASH_DV: f32 = 420.0;
 const FLASH_SECS: f32 = 0.18;
-
-/// The page's palette, as the join screen shows it (`#colors`).
-pub const PALETTE: [u32; 10] =
-    [0xff6b6b, 0xffa94d, 0xffd43b, 0x69db7c, 0x38d9a9, 0x4dabf7, 0x748ffc, 0xb197fc, 0xf783ac, 0xe9ecef];
 
 pub struct RenderPlugin;
 
@@ -165,8 +162,8 @@ fn spawn_platform(
     mut meshes: ResMut<Assets<Mesh>>,
     mut materials: ResMut<Assets<ColorMaterial>>,
 ) {
-    let Some(playing) = &session.0 else { return };
-    let radius = playing.platform.radius as f32;
+    let Some(playing) = session.room() else { return };
+    let radius = playing.platform().radius as f32;
     commands.spawn((
         PlatformPart,
         Mesh2d(meshes.add(Annulus::new(radius, radius + EDGE_WIDTH).mesh().resolution(PLATFORM_SIDES))),
@@ -204,7 +201,7 @@ fn spawn_and_despawn_players(
     for SessionChange(change) in changes.read() {
         match change {
             Change::Joined(id) => {
-                let Some(member) = session.0.as_ref().and_then(|s| s.roster.get(id).map(|m| (s.you, m)))
+                let Some(member) = session.room().and_then(|s| s.roster().get(id).map(|m| (s.you(), m)))
                 else {
                     continue;
                 };
@@ -248,10 +245,10 @@ fn spawn_and_despawn_players(
 
 /// Keeps name tags in step with names and who is away.
 fn label_players(session: Res<Session>, mut tags: Query<(&NameTag, &mut Text2d)>) {
-    let Some(playing) = &session.0 else { return };
+    let Some(playing) = session.room() else { return };
     for (tag, mut text) in &mut tags {
-        let Some(member) = playing.roster.get(&tag.id) else { continue };
-        let wanted = tag_text(&member.name, playing.you == tag.id, member.away);
+        let Some(member) = playing.roster().get(&tag.id) else { continue };
+        let wanted = tag_text(&member.name, playing.you() == tag.id, member.away);
         if text.0 != wanted {
             text.0 = wanted;
         }
@@ -265,12 +262,13 @@ fn place_players(
     mut rings: Query<&mut Visibility, (With<ProtectionRing>, Without<PlayerDot>)>,
 ) {
     drawn.0.clear();
-    let Some(playing) = session.0.as_mut() else { return };
+    let Some(session) = session.0.as_mut() else { return };
     let now = now_secs();
-    playing.advance_playout(now);
+    session.advance_playout(now);
+    let Some(playing) = session.room() else { return };
     drawn.0.extend(playing.positions(now));
     for (mut dot, mut transform, mut visibility, children) in &mut dots {
-        let life = playing.roster.get(&dot.id).map_or(Life::Out, |m| m.life);
+        let life = playing.roster().get(&dot.id).map_or(Life::Out, |m| m.life);
         // A fall shrinks the player into the void.
         let scale = match life {
             Life::Falling => {
@@ -308,7 +306,7 @@ fn trails_and_flashes(
     assets: Res<Assets2d>,
     mut dots: Query<(&mut PlayerDot, &MeshMaterial2d<ColorMaterial>)>,
 ) {
-    let Some(playing) = &session.0 else { return };
+    let Some(playing) = session.room() else { return };
     let dt = time.delta_secs();
     if dt <= 0.0 {
         return;
@@ -316,7 +314,7 @@ fn trails_and_flashes(
     let now = now_secs();
     for (mut dot, material) in &mut dots {
         let standing =
-            playing.roster.get(&dot.id).is_some_and(|m| matches!(m.life, Life::Alive | Life::Protected));
+            playing.roster().get(&dot.id).is_some_and(|m| matches!(m.life, Life::Alive | Life::Protected));
         let Some(&pos) = drawn.0.get(&dot.id).filter(|_| standing) else {
             dot.last = None;
             continue;
@@ -365,10 +363,10 @@ fn follow_camera(
     drawn: Res<Drawn>,
     mut camera: Query<&mut Transform, With<Camera2d>>,
 ) {
-    let Some(playing) = &session.0 else { return };
+    let Some(playing) = session.room() else { return };
     let Ok(mut camera) = camera.single_mut() else { return };
     // While you are out, the camera drifts back to the middle.
-    let (x, y) = drawn.0.get(&playing.you).copied().unwrap_or((0.0, 0.0));
+    let (x, y) = drawn.0.get(&playing.you()).copied().unwrap_or((0.0, 0.0));
     let target = world_to_scene(x, y).extend(camera.translation.z);
     let follow = (CAMERA_FOLLOW_RATE * time.delta_secs()).min(1.0);
     camera.translation = camera.translation.lerp(target, follow);

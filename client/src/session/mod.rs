@@ -82,7 +82,7 @@ enum Phase {
     /// `Hello` queued or sent; waiting for `Welcome` or `Rejected`.
     Joining,
     Playing(Box<Room>),
-    Refused,
+    Refused(Rejection),
 }
 
 /// One connection's protocol, from its `Hello` on. Times are local seconds
@@ -154,7 +154,7 @@ impl ClientSession {
                 Ok(())
             }
             (Phase::Joining, ServerMsg::Rejected(rejection)) => {
-                self.phase = Phase::Refused;
+                self.phase = Phase::Refused(rejection.clone());
                 self.events.push_back(Event::Rejected(rejection));
                 Ok(())
             }
@@ -205,6 +205,14 @@ impl ClientSession {
     pub fn room(&self) -> Option<&Room> {
         match &self.phase {
             Phase::Playing(room) => Some(room),
+            _ => None,
+        }
+    }
+
+    /// Why the server refused the `Hello`, if it did.
+    pub fn rejection(&self) -> Option<&Rejection> {
+        match &self.phase {
+            Phase::Refused(rejection) => Some(rejection),
             _ => None,
         }
     }
@@ -569,7 +577,8 @@ mod tests {
         let mut refused = ClientSession::new(join, 1.0);
         let rejection = Rejection::new(RejectReason::RoomNotFound);
         refused.handle(ServerMsg::Rejected(rejection.clone()), 0.1).expect("a rejection is an answer");
-        assert_eq!(refused.poll_event(), Some(Event::Rejected(rejection)));
+        assert_eq!(refused.poll_event(), Some(Event::Rejected(rejection.clone())));
+        assert_eq!(refused.rejection(), Some(&rejection));
         assert!(refused.room().is_none());
     }
 

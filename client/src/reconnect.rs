@@ -1,0 +1,221 @@
+//! The page's reconnect policy, engine-free: where to connect next (back
+//! to the seat it had, the invite link's room, a new private room, or
+//! quick-join), how long to wait after a close (exponential backoff), and
+//! what to tell the player meanwhile. The browser app keeps one
+//! [`Reconnect`] and asks it after every close; the tests below drive it
+//! natively.
+
+use arena_shared::protocol::{RejectReason, Rejection, ResumeToken, RoomRequest};
+
+use crate::session::JoinRequest;
+
+/// First wait before reconnecting, and the most it grows to.
+pub const BACKOFF_START_SECS: f64 = 0.5;
+pub const BACKOFF_MAX_SECS: f64 = 10.0;
+
+/// What the status line says besides the state itself: why we are waiting.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    /// The server refused us; `retry_at` is when we try again, if ever.
+    Rejected {
+        message: String,
+        retry_at: Option<f64>,
+    },
+    Disconnected {
+        reason: String,
+        retry_at: f64,
+    },
+    /// The invite link's room is gone.
+    RoomGone {
+        message: String,
+    },
+}
+
+/// What the page does after a close.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum After {
+    /// Wait, and connect again at the given local time (or never).
+    Wait { retry_at: Option<f64> },
+    /// The invite link's room is gone for good: offer a new room instead.
+    RoomGone,
+}
+
+/// Where the page connects next, and when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reconnect {
+    /// The room an invite link (`/r/<code>`) leads to, if the page is one.
+    link_room: Option<String>,
+    /// The room we were last welcomed into and the seat's resume token:
+    /// reconnects go back to it.
+    seat: Option<(String, ResumeToken)>,
+    /// Open a new private room on the next connect.
+    create_private: bool,
+    backoff_secs: f64,
+    retry_at: Option<f64>,
+    notice: Option<Notice>,
+}
+
+impl Reconnect {
+    /// The policy for a page opened at an invite link's room (if any), with
+    /// a seat this tab held before (if any), asked to open a private room
+    /// (`?create`) or not.
+    pub fn new(link_room: Option<String>, seat: Option<(String, ResumeToken)>, create_private: bool) -> Self {
+        Reconnect {
+            link_room,
+            seat,
+            create_private,
+            backoff_secs: BACKOFF_START_SECS,
+            retry_at: None,
+            notice: None,
+        }
+    }
+
+    /// Whether the page knows where to play without the join screen.
+    pub fn knows_where(&self) -> bool {
+        self.seat.is_some() || self.link_room.is_some() || self.create_private
+    }
+
+    /// The join screen's choice: Play (quick or the link's room) or Create.
+    pub fn choose(&mut self, create_private: bool) {
+        self.create_private = create_private;
+    }
+
+    /// What to ask for: back to the seat we had, else the link's room,
+    /// else a new private room if asked, else quick-join.
+    pub fn join_request(&self, name: &str, color: u8) -> JoinRequest {
+        let (room, resume) = match (&self.seat, &self.link_room) {
+            (Some((code, token)), _) => (RoomRequest::Join { code: code.clone() }, Some(*token)),
+            (None, Some(code)) => (RoomRequest::Join { code: code.clone() }, None),
+            (None, None) if self.create_private => (RoomRequest::CreatePrivate, None),
+            (None, None) => (RoomRequest::Quick, None),
+        };
+        JoinRequest { name: name.to_owned(), color, room, resume }
+    }
+
+    /// A `Welcome` into room `code` holding seat `resume`: later connects
+    /// come back to it, and the backoff starts over.
+    pub fn welcomed(&mut self, code: &str, resume: ResumeToken) {
+        self.seat = Some((code.to_owned(), resume));
+        self.create_private = false;
+        self.backoff_secs = BACKOFF_START_SECS;
+        self.retry_at = None;
+        self.notice = None;
+    }
+
+    /// Whether a retry is due at local time `now`.
+    pub fn due(&self, now: f64) -> bool {
+        self.retry_at.is_some_and(|at| now >= at)
+    }
+
+    /// Why the page is waiting, if it is.
+    pub fn notice(&self) -> Option<&Notice> {
+        self.notice.as_ref()
+    }
+
+    /// The connection closed at local time `now`, after `rejection` (the
+    /// server's typed refusal, if it sent one) or for `reason`.
+    pub fn closed(&mut self, rejection: Option<Rejection>, reason: String, now: f64) -> After {
+        let backoff_at = now + self.backoff_secs;
+        self.backoff_secs = (self.backoff_secs * 2.0).min(BACKOFF_MAX_SECS);
+        let still_rejected = match &self.notice {
+            Some(Notice::Rejected { message, .. }) => Some(message.clone()),
+            _ => None,
+        };
+        let (notice, retry_at) = match rejection.map(|r| (r.reason, r.message)) {
+            // Version and name will not fix themselves; full and shutting down might.
+            Some((RejectReason::VersionMismatch { .. } | RejectReason::BadName, message)) => {
+                (Notice::Rejected { message, retry_at: None }, None)
+            }
+            // The link's room is gone for good; a room we were in that closed
+            // (the server restarted, say) means: find another.
+            Some((RejectReason::RoomNotFound, message)) if self.link_room.is_some() => {
+                self.notice = Some(Notice::RoomGone { message });
+                self.retry_at = None;
+                return After::RoomGone;
+            }
+            Some((RejectReason::RoomNotFound, _)) => {
+                self.seat = None;
+                let reason = "the room closed; finding another".to_owned();
+                (Notice::Disconnected { reason, retry_at: now }, Some(now))
+            }
+            Some((_, message)) => {
+                (Notice::Rejected { message, retry_at: Some(backoff_at) }, Some(backoff_at))
+            }
+            // A retry after a rejection keeps the reason up until it succeeds.
+            None => match still_rejected {
+                Some(message) => (Notice::Rejected { message, retry_at: Some(backoff_at) }, Some(backoff_at)),
+                None => (Notice::Disconnected { reason, retry_at: backoff_at }, Some(backoff_at)),
+            },
+        };
+        self.notice = Some(notice);
+        self.retry_at = retry_at;
+        After::Wait { retry_at }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejected(reason: RejectReason) -> Option<Rejection> {
+        Some(Rejection::new(reason))
+    }
+
+    #[test]
+    fn the_first_connect_goes_where_the_page_says_and_reconnects_go_back_to_the_seat() {
+        let quick = Reconnect::new(None, None, false);
+        assert!(!quick.knows_where(), "the join screen first");
+        assert_eq!(quick.join_request("ada", 2), JoinRequest::quick("ada", 2));
+        let mut create = Reconnect::new(None, None, true);
+        assert_eq!(create.join_request("ada", 2).room, RoomRequest::CreatePrivate);
+        create.welcomed("abcdefghjk", [4; 16]);
+        let back = create.join_request("ada", 2);
+        assert_eq!(back.room, RoomRequest::Join { code: "abcdefghjk".into() }, "not a second new room");
+        assert_eq!(back.resume, Some([4; 16]));
+        let link = Reconnect::new(Some("zzzzzzzzzz".into()), None, false);
+        assert!(link.knows_where());
+        assert_eq!(link.join_request("ada", 2).room, RoomRequest::Join { code: "zzzzzzzzzz".into() });
+    }
+
+    #[test]
+    fn drops_back_off_exponentially_and_a_welcome_starts_over() {
+        let mut policy = Reconnect::new(None, None, false);
+        let waits: Vec<f64> = (0..7)
+            .map(|_| match policy.closed(None, "lost".into(), 100.0) {
+                After::Wait { retry_at: Some(at) } => at - 100.0,
+                other => panic!("should retry: {other:?}"),
+            })
+            .collect();
+        assert_eq!(waits, [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]);
+        assert!(!policy.due(109.9) && policy.due(110.0));
+        assert!(matches!(policy.notice(), Some(Notice::Disconnected { .. })));
+        policy.welcomed("abcdefghjk", [1; 16]);
+        assert_eq!(policy.notice(), None);
+        assert_eq!(policy.closed(None, "lost".into(), 0.0), After::Wait { retry_at: Some(0.5) });
+    }
+
+    #[test]
+    fn what_will_not_fix_itself_is_not_retried_and_a_gone_link_offers_a_new_room() {
+        let mut policy = Reconnect::new(None, None, false);
+        let bad_name = policy.closed(rejected(RejectReason::BadName), String::new(), 1.0);
+        assert_eq!(bad_name, After::Wait { retry_at: None });
+        assert!(!policy.due(1e9), "never");
+        let full = RejectReason::ServerFull { max_players: 8 };
+        assert!(matches!(
+            policy.closed(rejected(full), String::new(), 1.0),
+            After::Wait { retry_at: Some(_) }
+        ));
+        // The reason stays up through retries that merely fail to connect.
+        policy.closed(None, "refused".into(), 2.0);
+        assert!(matches!(policy.notice(), Some(Notice::Rejected { .. })));
+
+        let mut link = Reconnect::new(Some("zzzzzzzzzz".into()), None, false);
+        assert_eq!(link.closed(rejected(RejectReason::RoomNotFound), String::new(), 1.0), After::RoomGone);
+        assert!(matches!(link.notice(), Some(Notice::RoomGone { .. })));
+
+        let mut was_in = Reconnect::new(None, Some(("abcdefghjk".into(), [1; 16])), false);
+        let after = was_in.closed(rejected(RejectReason::RoomNotFound), String::new(), 5.0);
+        assert_eq!(after, After::Wait { retry_at: Some(5.0) }, "at once");
+        assert_eq!(was_in.join_request("ada", 0), JoinRequest::quick("ada", 0), "somewhere else");
+    }
+}
