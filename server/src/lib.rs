@@ -106,17 +106,7 @@ pub async fn run_with_operator(
         })?),
         (None, None) => None,
     };
-    let mut config = config;
-    if let Some(fit) = accept::raise_fd_limit()
-        && u64::from(config.max_connections) > fit
-    {
-        tracing::warn!(
-            requested = config.max_connections,
-            allowed = fit,
-            "--max-connections lowered to fit the open-files limit"
-        );
-        config.max_connections = u32::try_from(fit).unwrap_or(u32::MAX).max(1);
-    }
+    let config = fit_open_files(config);
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => {
             let acceptor = tls::acceptor(cert, key)
@@ -175,6 +165,22 @@ pub async fn run_with_operator(
         tracing::warn!("some room tasks did not stop in time");
     }
     Ok(())
+}
+
+/// `--max-connections` lowered, with a warning, to what the open-files
+/// limit allows (raised as far as it goes first).
+fn fit_open_files(mut config: ServerConfig) -> ServerConfig {
+    if let Some(fit) = accept::raise_fd_limit()
+        && u64::from(config.max_connections) > fit
+    {
+        tracing::warn!(
+            requested = config.max_connections,
+            allowed = fit,
+            "--max-connections lowered to fit the open-files limit"
+        );
+        config.max_connections = u32::try_from(fit).unwrap_or(u32::MAX).max(1);
+    }
+    config
 }
 
 /// Serves `--metrics-bind`'s per-room `/metrics` and `/healthz` on

@@ -184,29 +184,9 @@ impl Metrics {
         self.tick_histogram.record(micros);
     }
 
-    /// Prometheus text exposition format; `rooms` are the open rooms' codes
-    /// and figures. The public sees totals only; with `detail` (operators)
-    /// each room is a series labelled with its code, private ones included.
-    pub fn render(&self, rooms: &[(String, std::sync::Arc<RoomStats>)], detail: bool) -> String {
-        let mut out = String::with_capacity(4096 + 512 * rooms.len());
-        let players: u64 = rooms.iter().map(|(_, r)| r.players.load(Relaxed)).sum();
-        let _ = writeln!(
-            out,
-            "# HELP arena_players players in every room\n# TYPE arena_players gauge\narena_players {players}"
-        );
-        let _ = writeln!(
-            out,
-            "# HELP arena_rooms open rooms\n# TYPE arena_rooms gauge\narena_rooms {}",
-            rooms.len()
-        );
-        let ticks = [
-            ("arena_ticks_total", "ticks run", self.tick_histogram.count()),
-            ("arena_tick_micros_total", "time spent ticking, microseconds", self.tick_histogram.sum_micros()),
-        ];
-        for (name, help, value) in ticks {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
-        }
-        let rows: [(&str, &str, &str, &AtomicU64); 17] = [
+    /// Every plain series: name, Prometheus type, help, value.
+    fn series(&self) -> [(&'static str, &'static str, &'static str, &AtomicU64); 17] {
+        [
             ("arena_tick_micros_max", "gauge", "longest tick, microseconds", &self.tick_micros_max),
             ("arena_connections_open", "gauge", "TCP connections open", &self.connections_open),
             ("arena_connections_total", "counter", "websocket upgrades", &self.connections_total),
@@ -259,8 +239,32 @@ impl Metrics {
                 &self.holds_refused_total,
             ),
             ("arena_tls_refused_total", "counter", "TLS handshakes refused", &self.tls_refused_total),
+        ]
+    }
+
+    /// Prometheus text exposition format; `rooms` are the open rooms' codes
+    /// and figures. The public sees totals only; with `detail` (operators)
+    /// each room is a series labelled with its code, private ones included.
+    pub fn render(&self, rooms: &[(String, std::sync::Arc<RoomStats>)], detail: bool) -> String {
+        let mut out = String::with_capacity(4096 + 512 * rooms.len());
+        let players: u64 = rooms.iter().map(|(_, r)| r.players.load(Relaxed)).sum();
+        let _ = writeln!(
+            out,
+            "# HELP arena_players players in every room\n# TYPE arena_players gauge\narena_players {players}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP arena_rooms open rooms\n# TYPE arena_rooms gauge\narena_rooms {}",
+            rooms.len()
+        );
+        let ticks = [
+            ("arena_ticks_total", "ticks run", self.tick_histogram.count()),
+            ("arena_tick_micros_total", "time spent ticking, microseconds", self.tick_histogram.sum_micros()),
         ];
-        for (name, kind, help, value) in rows {
+        for (name, help, value) in ticks {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+        }
+        for (name, kind, help, value) in self.series() {
             let _ =
                 writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}", value.load(Relaxed));
         }

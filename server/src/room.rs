@@ -168,6 +168,8 @@ pub struct Room {
     code: String,
     /// Each held seat's place under its address's limit, freed with the hold.
     holds: HashMap<PlayerId, Slot>,
+    /// Players seated here so far (resumes are not new players).
+    seated_ever: u32,
 }
 
 /// A seat given by [`Room::seat`].
@@ -188,6 +190,7 @@ impl Room {
             stats: Arc::new(RoomStats::default()),
             code,
             holds: HashMap::new(),
+            seated_ever: 0,
         }
     }
 
@@ -220,7 +223,11 @@ impl Room {
                 self.holds.remove(&seated.id);
                 seated
             }
-            None => self.world.join(newcomer, token()?)?,
+            None => {
+                let seated = self.world.join(newcomer, token()?)?;
+                self.seated_ever = self.seated_ever.saturating_add(1);
+                seated
+            }
         };
         let ends = self.links.open(seated.id);
         // The Welcome goes first, before anything the join told everyone.
@@ -357,11 +364,7 @@ async fn run(
     let mut ticker = tokio::time::interval(config.tick_interval());
     // An overloaded server runs slow rather than bursting to catch up.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let budget = config.tick_interval();
     let idle_limit = config.room_idle();
-    let lone_idle_limit = idle_limit.min(LONE_ROOM_IDLE);
-    // Players seated here so far (resumes are not new players).
-    let mut seated_ever: u32 = 0;
     // A room is made for a joiner who is on the way.
     let mut empty_since = Some(Instant::now());
     tracing::info!(room = %code, room_size = config.max_players, "room opened");
@@ -371,13 +374,9 @@ async fn run(
             () = cancel.cancelled() => break true,
             _ = ticker.tick() => {
                 let started = Instant::now();
-                room.tick();
-                let took = started.elapsed();
-                room.record_tick(took);
-                if took > budget {
-                    tracing::warn!(room = %code, tick = room.world.tick_number(), ?took, "tick overran its budget");
-                }
-                let idle_limit = if seated_ever <= 1 { lone_idle_limit } else { idle_limit };
+                room.timed_tick(config.tick_interval());
+                // Nobody else is waiting for a room only one player ever used.
+                let idle_limit = if room.seated_ever <= 1 { idle_limit.min(LONE_ROOM_IDLE) } else { idle_limit };
                 if room.world.player_count() > 0 {
                     empty_since = None;
                 } else if empty_since.get_or_insert(started).elapsed() >= idle_limit {
@@ -393,25 +392,9 @@ async fn run(
                 }
             }
             Some(Command::Join { newcomer, resume, reply }) = commands.recv() => {
-                let token = || new_token().map_err(|e| {
-                    tracing::error!("no randomness for a resume token: {e}");
-                    Rejection::new(arena_shared::protocol::RejectReason::ShuttingDown)
-                });
-                let result = room.seat(newcomer, resume, token).map(|seat| {
-                    let Seat { id, name, epoch, ends } = seat;
-                    if epoch == 0 {
-                        seated_ever = seated_ever.saturating_add(1);
-                    }
-                    tracing::info!(room = %code, player = id, %name, epoch, players = room.world.player_count(), "joined");
-                    let guard = SeatGuard { id, epoch, abrupt: true, hold: None, leaves: leave_sender.clone() };
-                    Membership { id, outbox: ends.outbox, inbound: ends.inbound, guard }
-                });
-                if let Err(rejection) = &result {
-                    tracing::info!(room = %code, reason = %rejection.message, "join refused");
-                }
                 // If the connection gave up waiting, dropping the answer
                 // drops its guard, which frees the seat again.
-                let _ = reply.send(result.map_err(JoinError::Rejected));
+                let _ = reply.send(room.admit(newcomer, resume, &leave_sender));
             }
         }
     };
@@ -425,6 +408,44 @@ async fn run(
         room.close_all(&CloseReason::new(close::GOING_AWAY, "server shutting down"));
     }
     tracing::info!(room = %code, "room closed");
+}
+
+impl Room {
+    /// One tick, timed into the metrics; a tick over `budget` is logged.
+    fn timed_tick(&mut self, budget: Duration) {
+        let started = Instant::now();
+        self.tick();
+        let took = started.elapsed();
+        self.record_tick(took);
+        if took > budget {
+            tracing::warn!(room = %self.code, tick = self.world.tick_number(), ?took, "tick overran its budget");
+        }
+    }
+
+    /// Seats a connection (see [`Room::seat`]) and hands it its membership,
+    /// whose guard tells the room through `leaves` when it ends.
+    fn admit(
+        &mut self,
+        newcomer: Newcomer,
+        resume: Option<ResumeToken>,
+        leaves: &mpsc::UnboundedSender<Departure>,
+    ) -> Result<Membership, JoinError> {
+        let token = || {
+            new_token().map_err(|e| {
+                tracing::error!("no randomness for a resume token: {e}");
+                Rejection::new(arena_shared::protocol::RejectReason::ShuttingDown)
+            })
+        };
+        let code = self.code.clone();
+        let seat = self.seat(newcomer, resume, token).map_err(|rejection| {
+            tracing::info!(room = %code, reason = %rejection.message, "join refused");
+            JoinError::Rejected(rejection)
+        })?;
+        let Seat { id, name, epoch, ends } = seat;
+        tracing::info!(room = %code, player = id, %name, epoch, players = self.world.player_count(), "joined");
+        let guard = SeatGuard { id, epoch, abrupt: true, hold: None, leaves: leaves.clone() };
+        Ok(Membership { id, outbox: ends.outbox, inbound: ends.inbound, guard })
+    }
 }
 
 /// 128 bits from the OS's randomness.

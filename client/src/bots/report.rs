@@ -145,20 +145,6 @@ impl Report {
         down_rates.sort_by(f64::total_cmp);
         let mut rtts: Vec<f64> = records.iter().flat_map(|r| r.rtt_ms.iter().copied()).collect();
         rtts.sort_by(f64::total_cmp);
-        let mut errors: Vec<String> = Vec::new();
-        for record in records {
-            let text = match &record.outcome {
-                Outcome::Completed => continue,
-                Outcome::ConnectFailed { error } | Outcome::ProtocolError { error } => error.clone(),
-                Outcome::Rejected { message } => format!("rejected: {message}"),
-                Outcome::Disconnected { code, reason } => {
-                    format!("closed by server ({code}): {reason}")
-                }
-            };
-            if errors.len() < 5 && !errors.contains(&text) {
-                errors.push(text);
-            }
-        }
         Report {
             bots: records.len(),
             connected: connected.len(),
@@ -206,7 +192,7 @@ impl Report {
                 let minutes = config.duration.as_secs_f64() / 60.0;
                 if minutes > 0.0 { taken as f64 / minutes } else { 0.0 }
             },
-            errors,
+            errors: first_errors(records),
         }
     }
 
@@ -287,6 +273,23 @@ impl Report {
         }
         out
     }
+}
+
+/// Up to five distinct failure descriptions.
+fn first_errors(records: &[BotRecord]) -> Vec<String> {
+    let mut errors: Vec<String> = Vec::new();
+    for record in records {
+        let text = match &record.outcome {
+            Outcome::Completed => continue,
+            Outcome::ConnectFailed { error } | Outcome::ProtocolError { error } => error.clone(),
+            Outcome::Rejected { message } => format!("rejected: {message}"),
+            Outcome::Disconnected { code, reason } => format!("closed by server ({code}): {reason}"),
+        };
+        if errors.len() < 5 && !errors.contains(&text) {
+            errors.push(text);
+        }
+    }
+    errors
 }
 
 /// Nearest-rank percentile of sorted samples (0 when there are none).
