@@ -200,14 +200,14 @@ struct OpenGauge<'a>(&'a Metrics);
 
 impl<'a> OpenGauge<'a> {
     fn new(metrics: &'a Metrics) -> Self {
-        Metrics::inc(&metrics.connections_open);
+        metrics.connections_open.inc();
         OpenGauge(metrics)
     }
 }
 
 impl Drop for OpenGauge<'_> {
     fn drop(&mut self) {
-        self.0.connections_open.fetch_sub(1, Relaxed);
+        self.0.connections_open.dec();
     }
 }
 

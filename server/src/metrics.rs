@@ -1,8 +1,20 @@
-//! Counters the server keeps, served as Prometheus text at `/metrics`.
+//! The server's figures, served at `/metrics` in Prometheus's text format
+//! by `prometheus-client` (the Prometheus project's Rust client): counters
+//! and gauges in a registry, the tick-time histograms as our own lock-free
+//! type the registry encodes, and the rooms' figures (totals for the
+//! public, one series per room for operators) collected at each scrape.
 
-use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::registry::Registry;
 
 /// Why the server threw a connection out; one counter each, labelled
 /// `arena_kicks_total{reason="..."}`.
@@ -53,7 +65,9 @@ impl Kick {
 pub const TICK_BUCKETS_MICROS: [u64; 10] =
     [100, 250, 500, 1_000, 2_000, 4_000, 8_000, 16_000, 33_333, 100_000];
 
-/// Tick times as a Prometheus-style histogram (one extra bucket for +Inf).
+/// Tick times as a Prometheus histogram (one extra bucket for +Inf): three
+/// relaxed atomic adds per tick, no lock, and bucket quantiles for
+/// `/healthz`.
 #[derive(Debug, Default)]
 pub struct TickHistogram {
     buckets: [AtomicU64; TICK_BUCKETS_MICROS.len() + 1],
@@ -93,18 +107,32 @@ impl TickHistogram {
         }
         Some(u64::MAX)
     }
+}
 
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let mut cumulative = 0;
-        let sep = if labels.is_empty() { "" } else { "," };
-        for (i, bucket) in self.buckets.iter().enumerate() {
-            cumulative += bucket.load(Relaxed);
-            let le = TICK_BUCKETS_MICROS.get(i).map_or("+Inf".to_owned(), u64::to_string);
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}");
-        }
-        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
-        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum_micros.load(Relaxed));
-        let _ = writeln!(out, "{name}_count{braces} {cumulative}");
+impl EncodeMetric for TickHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> std::fmt::Result {
+        let bounds = TICK_BUCKETS_MICROS.iter().map(|&le| le as f64).chain([f64::INFINITY]);
+        let buckets: Vec<(f64, u64)> = bounds.zip(self.buckets.iter().map(|b| b.load(Relaxed))).collect();
+        let count = buckets.iter().map(|(_, n)| n).sum();
+        encoder.encode_histogram::<NoLabelSet>(self.sum_micros() as f64, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+/// A histogram shared between the registry and the code that records.
+#[derive(Debug, Clone, Default)]
+struct SharedHistogram(Arc<TickHistogram>);
+
+impl EncodeMetric for SharedHistogram {
+    fn encode(&self, encoder: MetricEncoder) -> std::fmt::Result {
+        self.0.encode(encoder)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
     }
 }
 
@@ -116,179 +144,227 @@ pub struct RoomStats {
     pub ticks: TickHistogram,
 }
 
-/// Process-wide counters. Relaxed atomics: each is independent and only read
-/// for reporting.
-#[derive(Default, Debug)]
+/// A kick's label set: `reason="…"`.
+type KickLabel = [(&'static str, &'static str); 1];
+
+/// Process-wide counters, registered once; each is independent and only
+/// read for reporting.
+#[derive(Debug)]
 pub struct Metrics {
-    /// Longest tick seen.
-    pub tick_micros_max: AtomicU64,
+    /// Longest tick seen, µs.
+    pub tick_micros_max: Gauge,
     /// TCP connections open right now (HTTP and WebSocket).
-    pub connections_open: AtomicU64,
+    pub connections_open: Gauge,
     /// WebSocket upgrades accepted.
-    pub connections_total: AtomicU64,
+    pub connections_total: Counter,
     /// Handshakes refused (version, full, bad name).
-    pub rejected_total: AtomicU64,
+    pub rejected_total: Counter,
     /// Upgrades refused for their Origin.
-    pub bad_origin_total: AtomicU64,
+    pub bad_origin_total: Counter,
     /// `accept` calls that failed (out of file descriptors, for one).
-    pub accept_errors_total: AtomicU64,
+    pub accept_errors_total: Counter,
     /// Connection tasks that panicked; their seats were still freed.
-    pub task_panics_total: AtomicU64,
+    pub task_panics_total: Counter,
     /// Frames replaced in an outbox before the writer took them.
-    pub frames_dropped_total: AtomicU64,
+    pub frames_dropped_total: Counter,
     /// Inputs dropped because a client sent faster than its queue drains.
-    pub inputs_dropped_total: AtomicU64,
+    pub inputs_dropped_total: Counter,
     /// Binary messages written to sockets.
-    pub messages_out_total: AtomicU64,
-    pub bytes_out_total: AtomicU64,
-    pub bytes_in_total: AtomicU64,
+    pub messages_out_total: Counter,
+    pub bytes_out_total: Counter,
+    pub bytes_in_total: Counter,
     /// `Join { code }` handshakes whose code named no open room.
-    pub room_code_misses_total: AtomicU64,
+    pub room_code_misses_total: Counter,
     /// Handshakes refused because their address had used up its budget of
     /// wrong room codes.
-    pub guesses_limited_total: AtomicU64,
+    pub guesses_limited_total: Counter,
     /// Private rooms refused because their address had its limit open.
-    pub rooms_limited_total: AtomicU64,
+    pub rooms_limited_total: Counter,
     /// Dropped seats freed at once because their address (or room) already
     /// had its limit of held seats.
-    pub holds_refused_total: AtomicU64,
+    pub holds_refused_total: Counter,
     /// TLS handshakes refused (over the per-address budget, or too many at once).
-    pub tls_refused_total: AtomicU64,
+    pub tls_refused_total: Counter,
     /// Every room's tick times; its count and sum are the ticks run and the
     /// time spent ticking.
-    pub tick_histogram: TickHistogram,
-    /// Connections thrown out, by [`Kick`] (indexed by its position in `Kick::ALL`).
-    kicks: [AtomicU64; Kick::ALL.len()],
+    pub tick_histogram: Arc<TickHistogram>,
+    /// Connections thrown out, by [`Kick`].
+    kicks: Family<KickLabel, Counter>,
+    registry: Registry,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut metrics = Metrics {
+            tick_micros_max: Gauge::default(),
+            connections_open: Gauge::default(),
+            connections_total: Counter::default(),
+            rejected_total: Counter::default(),
+            bad_origin_total: Counter::default(),
+            accept_errors_total: Counter::default(),
+            task_panics_total: Counter::default(),
+            frames_dropped_total: Counter::default(),
+            inputs_dropped_total: Counter::default(),
+            messages_out_total: Counter::default(),
+            bytes_out_total: Counter::default(),
+            bytes_in_total: Counter::default(),
+            room_code_misses_total: Counter::default(),
+            guesses_limited_total: Counter::default(),
+            rooms_limited_total: Counter::default(),
+            holds_refused_total: Counter::default(),
+            tls_refused_total: Counter::default(),
+            tick_histogram: Arc::default(),
+            kicks: Family::default(),
+            registry: Registry::default(),
+        };
+        metrics.register();
+        metrics
+    }
 }
 
 impl Metrics {
-    pub fn inc(counter: &AtomicU64) {
-        counter.fetch_add(1, Relaxed);
-    }
-
-    pub fn inc_by(counter: &AtomicU64, by: usize) {
-        counter.fetch_add(by as u64, Relaxed);
-    }
-
-    pub fn kick(&self, kind: Kick) {
-        self.kicks[kind as usize].fetch_add(1, Relaxed);
-    }
-
-    pub fn kicks(&self, kind: Kick) -> u64 {
-        self.kicks[kind as usize].load(Relaxed)
-    }
-
-    pub fn record_tick(&self, took: Duration) {
-        let micros = took.as_micros() as u64;
-        self.tick_micros_max.fetch_max(micros, Relaxed);
-        self.tick_histogram.record(micros);
-    }
-
-    /// Every plain series: name, Prometheus type, help, value.
-    fn series(&self) -> [(&'static str, &'static str, &'static str, &AtomicU64); 17] {
-        [
-            ("arena_tick_micros_max", "gauge", "longest tick, microseconds", &self.tick_micros_max),
-            ("arena_connections_open", "gauge", "TCP connections open", &self.connections_open),
-            ("arena_connections_total", "counter", "websocket upgrades", &self.connections_total),
-            ("arena_rejected_total", "counter", "handshakes refused", &self.rejected_total),
+    /// Registers every series (counters named without `_total`: the
+    /// encoder adds it).
+    fn register(&mut self) {
+        let r = &mut self.registry;
+        r.register("arena_tick_micros_max", "longest tick, microseconds", self.tick_micros_max.clone());
+        r.register("arena_connections_open", "TCP connections open", self.connections_open.clone());
+        let counters = [
+            ("arena_connections", "websocket upgrades", &self.connections_total),
+            ("arena_rejected", "handshakes refused", &self.rejected_total),
+            ("arena_bad_origin", "upgrades refused for their origin", &self.bad_origin_total),
+            ("arena_accept_errors", "failed accepts", &self.accept_errors_total),
+            ("arena_task_panics", "connection tasks that panicked", &self.task_panics_total),
+            ("arena_frames_dropped", "frames replaced before sending", &self.frames_dropped_total),
+            ("arena_inputs_dropped", "inputs dropped for flooding", &self.inputs_dropped_total),
+            ("arena_messages_out", "messages written", &self.messages_out_total),
+            ("arena_bytes_out", "payload bytes written", &self.bytes_out_total),
+            ("arena_bytes_in", "payload bytes read", &self.bytes_in_total),
             (
-                "arena_bad_origin_total",
-                "counter",
-                "upgrades refused for their origin",
-                &self.bad_origin_total,
-            ),
-            ("arena_accept_errors_total", "counter", "failed accepts", &self.accept_errors_total),
-            ("arena_task_panics_total", "counter", "connection tasks that panicked", &self.task_panics_total),
-            (
-                "arena_frames_dropped_total",
-                "counter",
-                "frames replaced before sending",
-                &self.frames_dropped_total,
-            ),
-            (
-                "arena_inputs_dropped_total",
-                "counter",
-                "inputs dropped for flooding",
-                &self.inputs_dropped_total,
-            ),
-            ("arena_messages_out_total", "counter", "messages written", &self.messages_out_total),
-            ("arena_bytes_out_total", "counter", "payload bytes written", &self.bytes_out_total),
-            ("arena_bytes_in_total", "counter", "payload bytes read", &self.bytes_in_total),
-            (
-                "arena_room_code_misses_total",
-                "counter",
+                "arena_room_code_misses",
                 "joins by a code that named no open room",
                 &self.room_code_misses_total,
             ),
             (
-                "arena_guesses_limited_total",
-                "counter",
+                "arena_guesses_limited",
                 "joins refused: the address tried too many wrong codes",
                 &self.guesses_limited_total,
             ),
             (
-                "arena_rooms_limited_total",
-                "counter",
+                "arena_rooms_limited",
                 "private rooms refused: the address has its limit open",
                 &self.rooms_limited_total,
             ),
             (
-                "arena_holds_refused_total",
-                "counter",
+                "arena_holds_refused",
                 "dropped seats freed at once: the address or room holds its limit",
                 &self.holds_refused_total,
             ),
-            ("arena_tls_refused_total", "counter", "TLS handshakes refused", &self.tls_refused_total),
-        ]
+            ("arena_tls_refused", "TLS handshakes refused", &self.tls_refused_total),
+        ];
+        for (name, help, counter) in counters {
+            r.register(name, help, counter.clone());
+        }
+        // Every reason is listed, at 0 until it happens.
+        for kind in Kick::ALL {
+            let _ = self.kicks.get_or_create(&[("reason", kind.label())]);
+        }
+        r.register("arena_kicks", "connections thrown out, by reason", self.kicks.clone());
+        let ticks = SharedHistogram(self.tick_histogram.clone());
+        r.register("arena_tick_micros", "tick time in every room, microseconds", ticks.clone());
+        r.register_collector(Box::new(TickTotals(ticks)));
+    }
+
+    pub fn inc(counter: &Counter) {
+        counter.inc();
+    }
+
+    pub fn inc_by(counter: &Counter, by: usize) {
+        counter.inc_by(by as u64);
+    }
+
+    pub fn kick(&self, kind: Kick) {
+        self.kicks.get_or_create(&[("reason", kind.label())]).inc();
+    }
+
+    pub fn kicks(&self, kind: Kick) -> u64 {
+        self.kicks.get_or_create(&[("reason", kind.label())]).get()
+    }
+
+    pub fn record_tick(&self, took: Duration) {
+        let micros = took.as_micros() as u64;
+        self.tick_micros_max.inner().fetch_max(i64::try_from(micros).unwrap_or(i64::MAX), Relaxed);
+        self.tick_histogram.record(micros);
     }
 
     /// Prometheus text exposition format; `rooms` are the open rooms' codes
     /// and figures. The public sees totals only; with `detail` (operators)
     /// each room is a series labelled with its code, private ones included.
-    pub fn render(&self, rooms: &[(String, std::sync::Arc<RoomStats>)], detail: bool) -> String {
+    pub fn render(&self, rooms: &[(String, Arc<RoomStats>)], detail: bool) -> String {
+        let mut scrape = Registry::default();
+        scrape.register_collector(Box::new(RoomFigures { rooms: rooms.to_vec(), detail }));
         let mut out = String::with_capacity(4096 + 512 * rooms.len());
-        let players: u64 = rooms.iter().map(|(_, r)| r.players.load(Relaxed)).sum();
-        let _ = writeln!(
-            out,
-            "# HELP arena_players players in every room\n# TYPE arena_players gauge\narena_players {players}"
-        );
-        let _ = writeln!(
-            out,
-            "# HELP arena_rooms open rooms\n# TYPE arena_rooms gauge\narena_rooms {}",
-            rooms.len()
-        );
-        let ticks = [
-            ("arena_ticks_total", "ticks run", self.tick_histogram.count()),
-            ("arena_tick_micros_total", "time spent ticking, microseconds", self.tick_histogram.sum_micros()),
-        ];
-        for (name, help, value) in ticks {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
-        }
-        for (name, kind, help, value) in self.series() {
-            let _ =
-                writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}", value.load(Relaxed));
-        }
-        out.push_str("# HELP arena_kicks_total connections thrown out, by reason\n");
-        out.push_str("# TYPE arena_kicks_total counter\n");
-        for kind in Kick::ALL {
-            let _ = writeln!(out, "arena_kicks_total{{reason=\"{}\"}} {}", kind.label(), self.kicks(kind));
-        }
-        out.push_str("# HELP arena_tick_micros tick time in every room, microseconds\n");
-        out.push_str("# TYPE arena_tick_micros histogram\n");
-        self.tick_histogram.render(&mut out, "arena_tick_micros", "");
-        if !detail {
-            return out;
-        }
-        out.push_str("# HELP arena_room_players players per room\n# TYPE arena_room_players gauge\n");
-        for (code, room) in rooms {
-            let _ = writeln!(out, "arena_room_players{{room=\"{code}\"}} {}", room.players.load(Relaxed));
-        }
-        out.push_str("# HELP arena_room_tick_micros tick time per room, microseconds\n");
-        out.push_str("# TYPE arena_room_tick_micros histogram\n");
-        for (code, room) in rooms {
-            room.ticks.render(&mut out, "arena_room_tick_micros", &format!("room=\"{code}\""));
-        }
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &scrape);
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// `arena_ticks_total` and `arena_tick_micros_total`, read off the histogram.
+#[derive(Debug)]
+struct TickTotals(SharedHistogram);
+
+impl Collector for TickTotals {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let ticks = &self.0.0;
+        let totals = [
+            ("arena_ticks", "ticks run", ticks.count()),
+            ("arena_tick_micros", "time spent ticking, microseconds", ticks.sum_micros()),
+        ];
+        for (name, help, value) in totals {
+            let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            ConstCounter::new(value).encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
+/// The open rooms at one scrape: how many and their players for everyone;
+/// each room's players and tick times, by code, for operators.
+#[derive(Debug)]
+struct RoomFigures {
+    rooms: Vec<(String, Arc<RoomStats>)>,
+    detail: bool,
+}
+
+impl Collector for RoomFigures {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let players: u64 = self.rooms.iter().map(|(_, r)| r.players.load(Relaxed)).sum();
+        let metric =
+            encoder.encode_descriptor("arena_players", "players in every room", None, MetricType::Gauge)?;
+        ConstGauge::new(players as i64).encode(metric)?;
+        let metric = encoder.encode_descriptor("arena_rooms", "open rooms", None, MetricType::Gauge)?;
+        ConstGauge::new(self.rooms.len() as i64).encode(metric)?;
+        if !self.detail {
+            return Ok(());
+        }
+        let mut metric =
+            encoder.encode_descriptor("arena_room_players", "players per room", None, MetricType::Gauge)?;
+        for (code, room) in &self.rooms {
+            let labels = [("room", code.as_str())];
+            ConstGauge::new(room.players.load(Relaxed) as i64).encode(metric.encode_family(&labels)?)?;
+        }
+        let mut metric = encoder.encode_descriptor(
+            "arena_room_tick_micros",
+            "tick time per room, microseconds",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (code, room) in &self.rooms {
+            room.ticks.encode(metric.encode_family(&[("room", code.as_str())])?)?;
+        }
+        Ok(())
     }
 }
 
@@ -299,7 +375,7 @@ mod tests {
     #[test]
     fn room_codes_appear_only_in_the_detailed_rendering() {
         let metrics = Metrics::default();
-        let stats = std::sync::Arc::new(RoomStats::default());
+        let stats = Arc::new(RoomStats::default());
         stats.players.store(3, Relaxed);
         stats.ticks.record(700);
         let rooms = [("secretcode".to_owned(), stats)];
@@ -312,6 +388,28 @@ mod tests {
     }
 
     #[test]
+    fn counters_gauges_and_tick_totals_render_as_before() {
+        let metrics = Metrics::default();
+        Metrics::inc_by(&metrics.bytes_in_total, 42);
+        metrics.connections_open.inc();
+        metrics.record_tick(Duration::from_micros(300));
+        metrics.record_tick(Duration::from_micros(1_200));
+        let text = metrics.render(&[], false);
+        for line in [
+            "# TYPE arena_bytes_in_total counter\n",
+            "arena_bytes_in_total 42\n",
+            "arena_connections_open 1\n",
+            "arena_tick_micros_max 1200\n",
+            "arena_ticks_total 2\n",
+            "arena_tick_micros_total 1500\n",
+            "arena_tick_micros_bucket{le=\"500\"} 1\n",
+            "arena_tick_micros_count 2\n",
+        ] {
+            assert!(text.contains(line), "should render {line:?} in:\n{text}");
+        }
+    }
+
+    #[test]
     fn the_histogram_gives_bucket_quantiles_and_renders_cumulatively() {
         let histogram = TickHistogram::default();
         assert_eq!(histogram.quantile(0.5), None, "no ticks, no quantile");
@@ -320,11 +418,11 @@ mod tests {
         }
         assert_eq!(histogram.quantile(0.5), Some(500), "the median tick is under 500 µs");
         assert_eq!(histogram.quantile(0.99), Some(8_000), "the slowest is under 8 ms");
-        let mut out = String::new();
-        histogram.render(&mut out, "t", "room=\"a\"");
-        assert!(out.contains("t_bucket{room=\"a\",le=\"100\"} 2\n"), "{out}");
-        assert!(out.contains("t_bucket{room=\"a\",le=\"+Inf\"} 10\n"), "{out}");
-        assert!(out.contains("t_count{room=\"a\"} 10\n"), "{out}");
+        let stats = Arc::new(RoomStats { ticks: histogram, ..RoomStats::default() });
+        let out = Metrics::default().render(&[("a".to_owned(), stats)], true);
+        assert!(out.contains("arena_room_tick_micros_bucket{room=\"a\",le=\"100\"} 2\n"), "{out}");
+        assert!(out.contains("arena_room_tick_micros_bucket{room=\"a\",le=\"+Inf\"} 10\n"), "{out}");
+        assert!(out.contains("arena_room_tick_micros_count{room=\"a\"} 10\n"), "{out}");
     }
 
     #[test]

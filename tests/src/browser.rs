@@ -7,6 +7,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -21,21 +22,13 @@ pub struct Browser {
     next_id: u64,
     /// Console messages and uncaught exceptions seen so far (the newest 200).
     pub console: Vec<String>,
-    _profile: TempDir,
+    /// A fresh profile directory, removed when the browser is dropped.
+    _profile: tempfile::TempDir,
 }
 
 /// One open tab.
 pub struct Page {
     session: String,
-}
-
-/// A directory removed on drop.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 pub fn chromium_path() -> anyhow::Result<PathBuf> {
@@ -60,10 +53,7 @@ impl Browser {
     /// Launches with extra command-line flags (`--ignore-certificate-errors`
     /// for a server with a certificate made in the test).
     pub async fn launch_with(extra: &[&str]) -> anyhow::Result<Browser> {
-        let profile =
-            std::env::temp_dir().join(format!("arena-chromium-{}-{}", std::process::id(), rand_suffix()));
-        std::fs::create_dir_all(&profile)?;
-        let profile = TempDir(profile);
+        let profile = tempfile::Builder::new().prefix("arena-chromium-").tempdir()?;
         let mut child = Command::new(chromium_path()?)
             .args([
                 "--headless",
@@ -82,7 +72,7 @@ impl Browser {
                 "--remote-debugging-port=0",
             ])
             .args(extra)
-            .arg(format!("--user-data-dir={}", profile.0.display()))
+            .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -275,54 +265,12 @@ impl Browser {
         let shot =
             self.call(Some(&page.session), "Page.captureScreenshot", json!({ "format": "png" })).await?;
         let data = shot["data"].as_str().context("screenshot data")?;
-        std::fs::write(path, base64_decode(data)?)?;
+        std::fs::write(path, base64::engine::general_purpose::STANDARD.decode(data)?)?;
         Ok(())
     }
 
     pub async fn close(mut self) {
         let _ = self.call(None, "Browser.close", json!({})).await;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
-    }
-}
-
-fn rand_suffix() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default()
-}
-
-fn base64_decode(text: &str) -> anyhow::Result<Vec<u8>> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut lookup = [255u8; 256];
-    for (i, &c) in ALPHABET.iter().enumerate() {
-        lookup[c as usize] = i as u8;
-    }
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let (mut buffer, mut bits) = (0u32, 0);
-    for &c in text.as_bytes().iter().filter(|&&c| c != b'=' && !c.is_ascii_whitespace()) {
-        let value = lookup[c as usize];
-        if value == 255 {
-            bail!("not base64: {:?}", c as char);
-        }
-        buffer = (buffer << 6) | u32::from(value);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-        }
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::base64_decode;
-
-    #[test]
-    fn base64_decodes_padding_and_all_symbols() {
-        assert_eq!(base64_decode("aGVsbG8=").expect("valid"), b"hello");
-        assert_eq!(base64_decode("+/8=").expect("valid"), [0xfb, 0xff]);
-        assert!(base64_decode("!!").is_err(), "should reject non-base64");
     }
 }

@@ -13,7 +13,6 @@ use arena_client::ws::{ClientError, Incoming, WsClient};
 use arena_server::ServerConfig;
 use arena_shared::netcode::ViewHistory;
 use arena_shared::protocol::{PlayerId, ServerMsg};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -296,54 +295,36 @@ impl HttpResponse {
     }
 }
 
-/// A plain HTTP/1.1 GET over a fresh connection (no keep-alive).
+/// A GET over a fresh HTTP/1.1 connection (hyper's client), with extra
+/// request headers; the body is read whole (chunked or not).
 pub async fn http_get(
     addr: SocketAddr,
     path: &str,
     headers: &[(&str, &str)],
 ) -> anyhow::Result<HttpResponse> {
-    let mut stream = TcpStream::connect(addr).await?;
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
-        .await
-        .context("http read timed out")??;
-    parse_response(&raw)
-}
-
-fn parse_response(raw: &[u8]) -> anyhow::Result<HttpResponse> {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").context("no header end")?;
-    let head = std::str::from_utf8(&raw[..split])?;
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines.next().and_then(|l| l.split(' ').nth(1)).context("no status")?.parse()?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    if headers.iter().any(|(n, v)| n == "transfer-encoding" && v.contains("chunked")) {
-        body = dechunk(&body)?;
-    }
-    Ok(HttpResponse { status, headers, body })
-}
-
-fn dechunk(mut data: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = data.windows(2).position(|w| w == b"\r\n").context("chunk size line")?;
-        let size = usize::from_str_radix(std::str::from_utf8(&data[..line_end])?.trim(), 16)?;
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
+    let exchange = async {
+        let stream = TcpStream::connect(addr).await?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        let mut request = hyper::Request::get(path).header(hyper::header::HOST, addr.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
-        out.extend_from_slice(data.get(..size).context("short chunk")?);
-        data = data.get(size + 2..).context("chunk trailer")?;
-    }
+        let response =
+            sender.send_request(request.body(http_body_util::Empty::<bytes::Bytes>::new())?).await?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned())
+            })
+            .collect();
+        let body = http_body_util::BodyExt::collect(response.into_body()).await?.to_bytes().to_vec();
+        anyhow::Ok(HttpResponse { status, headers, body })
+    };
+    tokio::time::timeout(Duration::from_secs(10), exchange).await.context("http request timed out")?
 }
 
 /// A swarm of `count` bots for `secs` seconds against `server`.
