@@ -2,8 +2,9 @@
 # Installs what building and testing arena needs, skipping what is already
 # there: the wasm32 target, trunk, the wasm-bindgen CLI matching Cargo.lock,
 # cargo-deny,
-# and Debian's chromium and nginx for the browser and proxy tests. Safe to
-# run again.
+# Debian's redis-server for the cluster tests (they start their own on a
+# free port), and Debian's chromium and nginx for the browser and proxy
+# tests. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,10 +43,12 @@ if [ "${ARENA_SKIP_DENY:-0}" != 1 ] && ! cargo deny --version 2>/dev/null | grep
   cargo install cargo-deny --version "$CARGO_DENY_VERSION" --locked
 fi
 
-# Debian packages: brotli precompresses dist/; chromium runs the browser
-# tests and nginx the reverse-proxy test.
+# Debian packages: brotli precompresses dist/; redis-server backs the
+# cluster tests; chromium runs the browser tests and nginx the
+# reverse-proxy test.
 packages=()
 command -v brotli >/dev/null || packages+=(brotli)
+command -v redis-server >/dev/null || packages+=(redis-server)
 if [ "${ARENA_SKIP_BROWSER:-0}" != 1 ]; then
   command -v chromium >/dev/null || packages+=(chromium)
   [ -x /usr/sbin/nginx ] || packages+=(nginx)
@@ -58,5 +61,9 @@ if [ ${#packages[@]} -gt 0 ]; then
   # The package starts a default site on :80; the test runs its own nginx.
   if [[ " ${packages[*]} " == *" nginx "* ]]; then
     $sudo /usr/sbin/nginx -s stop 2>/dev/null || true
+  fi
+  # Likewise the package's own Redis on :6379: the tests start theirs.
+  if [[ " ${packages[*]} " == *" redis-server "* ]]; then
+    $sudo service redis-server stop >/dev/null 2>&1 || $sudo pkill -x redis-server 2>/dev/null || true
   fi
 fi

@@ -38,6 +38,8 @@
 //!   rooms, handshakes in flight) and try (room codes, handshakes), counted
 //!   by IPv4 address or IPv6 prefix; the per-connection message-rate budget.
 //! - [`metrics`]: counters served at `/metrics` and logged.
+//! - [`lease`]: room leases and the node registry in Redis, the ground
+//!   floor of cluster mode (not wired into rooms yet).
 //!
 //! [`run`] ties them together and returns soon after the shutdown future
 //! fires, once every client has been sent its close frame.
@@ -50,6 +52,7 @@ pub mod directory;
 pub mod embedded;
 pub mod http;
 pub mod interest;
+pub mod lease;
 pub mod limits;
 pub mod links;
 pub mod metrics;

@@ -1,8 +1,10 @@
 //! Harness for arena's end-to-end tests: the real server on `127.0.0.1:0`,
 //! real sockets, small helpers to speak HTTP and read close frames, and
-//! [`browser`], headless Chromium over the DevTools protocol.
+//! [`browser`], headless Chromium over the DevTools protocol; [`redis`], a
+//! real `redis-server` of the test's own.
 
 pub mod browser;
+pub mod redis;
 
 use std::net::SocketAddr;
 use std::time::Duration;
