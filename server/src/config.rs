@@ -168,6 +168,24 @@ pub struct ServerConfig {
     #[arg(long, env = "ARENA_MAX_ROOMS_PER_IP", default_value_t = 4,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub max_rooms_per_ip: u32,
+
+    /// Cluster mode (in progress): the Redis the nodes share,
+    /// `redis://host:port[/db]`. For now a node registers itself there and
+    /// `GET /api/cluster` lists every live node; rooms stay local. Off by
+    /// default: without it nothing needs Redis.
+    #[arg(long, env = "ARENA_REDIS_URL", value_parser = parse_redis_url, hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// The base URL players reach this node at (`https://eu1.example.com`),
+    /// published in the cluster; default: this node's address.
+    #[arg(long, env = "ARENA_NODE_URL", value_parser = parse_node_url)]
+    pub node_url: Option<String>,
+
+    /// How long a node's registration (and, later, a room's lease) lives
+    /// without renewal; renewed three times per period.
+    #[arg(long, env = "ARENA_LEASE_MS", default_value_t = 3_000,
+          value_parser = clap::value_parser!(u64).range(500..=60_000))]
+    pub lease_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -202,11 +220,18 @@ impl Default for ServerConfig {
             ipv6_prefix: 64,
             max_held_seats_per_ip: 8,
             max_rooms_per_ip: 4,
+            redis_url: None,
+            node_url: None,
+            lease_ms: 3_000,
         }
     }
 }
 
 impl ServerConfig {
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
+
     pub fn tick_interval(&self) -> Duration {
         Duration::from_micros(1_000_000 / u64::from(self.tick_rate))
     }
@@ -321,6 +346,24 @@ fn parse_metrics_bind(value: &str) -> Result<SocketAddr, String> {
     value.parse().map_err(|_| format!("'{value}' is not an address; expected a port (9100) or host:port"))
 }
 
+fn parse_redis_url(value: &str) -> Result<String, String> {
+    match value.split_once("://") {
+        Some(("redis", rest)) if !rest.is_empty() => Ok(value.to_owned()),
+        Some(("rediss", _)) => {
+            Err("rediss:// (TLS) is not supported yet; use redis:// on a private network".into())
+        }
+        _ => Err(format!("'{value}' is not a Redis URL; expected redis://host:port")),
+    }
+}
+
+fn parse_node_url(value: &str) -> Result<String, String> {
+    let trimmed = value.trim_end_matches('/');
+    match trimmed.split_once("://") {
+        Some(("http" | "https", host)) if !host.is_empty() && !host.contains('/') => Ok(trimmed.to_owned()),
+        _ => Err(format!("'{value}' is not a base URL; expected https://host[:port]")),
+    }
+}
+
 fn parse_file(value: &str) -> Result<PathBuf, String> {
     let path = PathBuf::from(value);
     if path.is_file() { Ok(path) } else { Err(format!("'{value}' is not a readable file")) }
@@ -417,6 +460,23 @@ mod tests {
         ])
         .expect_err("missing files");
         assert!(err.to_string().contains("not a readable file"), "should explain: {err}");
+        let err = ServerConfig::try_parse_from(["arena-server", "--redis-url", "localhost:6379"])
+            .expect_err("not a URL");
+        assert!(err.to_string().contains("not a Redis URL"), "should explain: {err}");
+        let err = ServerConfig::try_parse_from(["arena-server", "--node-url", "eu1.example.com"])
+            .expect_err("no scheme");
+        assert!(err.to_string().contains("not a base URL"), "should explain: {err}");
+        let err = ServerConfig::try_parse_from(["arena-server", "--lease-ms", "10"]).expect_err("too short");
+        assert!(err.to_string().contains("lease-ms"), "should name the flag: {err}");
+        let ok = ServerConfig::try_parse_from([
+            "arena-server",
+            "--redis-url",
+            "redis://10.0.0.5:6379/2",
+            "--node-url",
+            "https://eu1.example.com/",
+        ])
+        .expect("valid");
+        assert_eq!(ok.node_url.as_deref(), Some("https://eu1.example.com"), "without the trailing slash");
         let err = ServerConfig::try_parse_from(["arena-server", "--bind", "localhost"]).expect_err("no port");
         assert!(err.to_string().contains("--bind"), "should name the flag: {err}");
     }

@@ -626,6 +626,7 @@ mod tests {
                 config.max_held_seats_per_ip as usize,
                 config.counting(),
             ),
+            cluster: crate::cluster::Cluster::new(&config, "http://127.0.0.1:7777".into()),
             config,
             metrics,
             cancel,

@@ -41,7 +41,8 @@ pub fn app(state: AppState) -> Router {
         .route("/ws", get(upgrade))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/api/rooms", get(public_rooms));
+        .route("/api/rooms", get(public_rooms))
+        .route("/api/cluster", get(cluster_nodes));
     if let Some(dir) = &state.config.web_dir {
         router = crate::web::serve_dir(router, dir);
     } else {
@@ -194,6 +195,24 @@ pub fn operator_app(state: AppState) -> Router {
             get(|State(state): State<AppState>| async move { health(&state, Audience::Operator) }),
         )
         .with_state(state)
+}
+
+/// The cluster's live nodes: `{"cluster", "node", "nodes": [{"node", "url",
+/// "rooms", "players"}]}` (this node alone without `--redis-url`; no room
+/// codes). 503 while the cluster's Redis does not answer.
+async fn cluster_nodes(State(state): State<AppState>) -> Response {
+    let cluster = &state.cluster;
+    match cluster.nodes(&state.rooms).await {
+        Ok(nodes) => {
+            let body =
+                serde_json::json!({ "cluster": cluster.is_on(), "node": cluster.node, "nodes": nodes });
+            axum::Json(body).into_response()
+        }
+        Err(e) => {
+            let body = serde_json::json!({ "cluster": true, "node": cluster.node, "error": e.to_string() });
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+        }
+    }
 }
 
 /// Public rooms, fullest first: `[{"code", "players", "room_size"}]`.

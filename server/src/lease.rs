@@ -124,13 +124,20 @@ impl Leases {
         Ok(held.as_deref().and_then(parse))
     }
 
-    /// Registers (or keeps alive) `node`, reachable at `url`, for `ttl`.
-    pub async fn heartbeat(&self, node: &str, url: &str, ttl: Duration) -> Result<(), LeaseError> {
+    /// Registers (or keeps alive) `node`, described by `info` (its URL, or
+    /// what the cluster shows of it), for `ttl`.
+    pub async fn heartbeat(&self, node: &str, info: &str, ttl: Duration) -> Result<(), LeaseError> {
         let mut redis = self.redis.clone();
-        within(self.timeout, redis.pset_ex::<_, _, ()>(node_key(node), url, millis(ttl))).await
+        within(self.timeout, redis.pset_ex::<_, _, ()>(node_key(node), info, millis(ttl))).await
     }
 
-    /// The live nodes and their URLs, by id.
+    /// Takes `node` out of the registry at once (a clean shutdown).
+    pub async fn leave(&self, node: &str) -> Result<(), LeaseError> {
+        let mut redis = self.redis.clone();
+        within(self.timeout, redis.del::<_, ()>(node_key(node))).await
+    }
+
+    /// The live nodes and what each registered, by id.
     pub async fn nodes(&self) -> Result<Vec<(String, String)>, LeaseError> {
         let mut redis = self.redis.clone();
         let keys: Vec<String> = within(self.timeout, async {
@@ -144,9 +151,10 @@ impl Leases {
         .await?;
         let mut nodes = Vec::with_capacity(keys.len());
         for key in keys {
-            let url: Option<String> = within(self.timeout, redis.get(&key)).await?;
-            if let (Some(id), Some(url)) = (key.strip_prefix(NODE_PREFIX), url) {
-                nodes.push((id.to_owned(), url));
+            // A node that expired between the scan and the read is gone.
+            let info: Option<String> = within(self.timeout, redis.get(&key)).await?;
+            if let (Some(id), Some(info)) = (key.strip_prefix(NODE_PREFIX), info) {
+                nodes.push((id.to_owned(), info));
             }
         }
         nodes.sort();

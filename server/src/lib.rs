@@ -38,13 +38,16 @@
 //!   rooms, handshakes in flight) and try (room codes, handshakes), counted
 //!   by IPv4 address or IPv6 prefix; the per-connection message-rate budget.
 //! - [`metrics`]: counters served at `/metrics` and logged.
+//! - [`cluster`]: this node in the cluster's registry (`--redis-url`), and
+//!   the node list of `/api/cluster`.
 //! - [`lease`]: room leases and the node registry in Redis, the ground
-//!   floor of cluster mode (not wired into rooms yet).
+//!   floor of cluster mode (room leases not wired into rooms yet).
 //!
 //! [`run`] ties them together and returns soon after the shutdown future
 //! fires, once every client has been sent its close frame.
 
 pub mod accept;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod directory;
@@ -118,25 +121,12 @@ pub async fn run_with_operator(
         }
         _ => None,
     };
-    let addresses = local_addresses(listener.local_addr()?);
     let config = Arc::new(config);
     let cancel = CancellationToken::new();
     let connections = TaskTracker::new();
-    let metrics = Arc::new(metrics::Metrics::default());
-    let rooms = Arc::new(rooms::Rooms::new(config.clone(), metrics.clone(), cancel.clone()));
-    let state = AppState {
-        config: config.clone(),
-        origins: Arc::new(OriginPolicy::new(&config, &addresses)),
-        rooms: rooms.clone(),
-        metrics: metrics.clone(),
-        cancel: cancel.clone(),
-        connections: connections.clone(),
-        held_seats: limits::AddressCaps::new(
-            usize::MAX,
-            config.max_held_seats_per_ip as usize,
-            config.counting(),
-        ),
-    };
+    let state = shared_state(&config, listener.local_addr()?, &cancel, &connections);
+    let (rooms, metrics) = (state.rooms.clone(), state.metrics.clone());
+    let registered = tokio::spawn(state.cluster.clone().run(rooms.clone(), cancel.clone()));
     if let Some(listener) = operator {
         serve_operators(listener, state.clone(), cancel.clone())?;
     }
@@ -167,7 +157,35 @@ pub async fn run_with_operator(
     if tokio::time::timeout(Duration::from_millis(200), rooms.stopped()).await.is_err() {
         tracing::warn!("some room tasks did not stop in time");
     }
+    // Out of the cluster's registry (bounded by its Redis timeout).
+    let _ = registered.await;
     Ok(())
+}
+
+/// What every request and connection shares, for a server listening on
+/// `bound`.
+fn shared_state(
+    config: &Arc<ServerConfig>,
+    bound: SocketAddr,
+    cancel: &CancellationToken,
+    connections: &TaskTracker,
+) -> AppState {
+    let addresses = local_addresses(bound);
+    let metrics = Arc::new(metrics::Metrics::default());
+    AppState {
+        config: config.clone(),
+        origins: Arc::new(OriginPolicy::new(config, &addresses)),
+        rooms: Arc::new(rooms::Rooms::new(config.clone(), metrics.clone(), cancel.clone())),
+        metrics,
+        cancel: cancel.clone(),
+        connections: connections.clone(),
+        held_seats: limits::AddressCaps::new(
+            usize::MAX,
+            config.max_held_seats_per_ip as usize,
+            config.counting(),
+        ),
+        cluster: cluster::Cluster::new(config, cluster::default_url(config, &addresses, bound.port())),
+    }
 }
 
 /// `--max-connections` lowered, with a warning, to what the open-files

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cluster::Cluster;
 use crate::config::ServerConfig;
 use crate::limits::AddressCaps;
 use crate::metrics::Metrics;
@@ -26,4 +27,6 @@ pub struct AppState {
     pub connections: TaskTracker,
     /// Seats held for a resume, per address (`--max-held-seats-per-ip`).
     pub held_seats: Arc<AddressCaps>,
+    /// This node, and the cluster it is in (itself alone without `--redis-url`).
+    pub cluster: Arc<Cluster>,
 }

@@ -108,3 +108,85 @@ async fn an_unreachable_redis_is_an_error_within_the_timeout_not_a_hang() -> any
     assert!(started.elapsed() < Duration::from_secs(3), "within the timeout: {:?}", started.elapsed());
     Ok(())
 }
+
+/// `GET /api/cluster` on `server`: the node ids and URLs it lists.
+async fn cluster_of(server: &arena_tests::TestServer) -> anyhow::Result<(u16, Vec<(String, String, u64)>)> {
+    let response = arena_tests::http_get(server.addr, "/api/cluster", &[]).await?;
+    let body: serde_json::Value = serde_json::from_slice(&response.body)?;
+    let nodes = body["nodes"].as_array().cloned().unwrap_or_default();
+    let listed = nodes
+        .iter()
+        .map(|n| {
+            let text = |key: &str| n[key].as_str().unwrap_or_default().to_owned();
+            (text("node"), text("url"), n["players"].as_u64().unwrap_or_default())
+        })
+        .collect();
+    Ok((response.status, listed))
+}
+
+#[tokio::test]
+async fn nodes_sharing_a_redis_list_each_other_and_a_stopped_one_leaves() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let node = |url: &str| arena_server::ServerConfig {
+        redis_url: Some(redis.url()),
+        node_url: Some(url.to_owned()),
+        lease_ms: 1_000,
+        ..arena_tests::test_config()
+    };
+    let a = arena_tests::TestServer::start(node("https://a.example.com")).await?;
+    let b = arena_tests::TestServer::start(node("https://b.example.com")).await?;
+    let (_player, _) = b.player("ada").await?;
+    let urls = |listed: &[(String, String, u64)]| listed.iter().map(|n| n.1.clone()).collect::<Vec<_>>();
+    let both = arena_tests::eventually("both nodes listed on a", Duration::from_secs(5), async || {
+        let (status, listed) = cluster_of(&a).await?;
+        let mut seen = urls(&listed);
+        seen.sort();
+        Ok((status == 200 && seen == ["https://a.example.com", "https://b.example.com"], listed))
+    })
+    .await?;
+    assert!(both.iter().all(|n| n.0.len() == 16), "ids are 64-bit hex: {both:?}");
+    let b_players = arena_tests::eventually("b's player counted", Duration::from_secs(5), async || {
+        let (_, listed) = cluster_of(&a).await?;
+        let players = listed.iter().find(|n| n.1 == "https://b.example.com").map_or(0, |n| n.2);
+        Ok((players == 1, players))
+    })
+    .await?;
+    assert_eq!(b_players, 1);
+    // A clean stop leaves the registry at once (not a lease later).
+    b.stop().await?;
+    let (status, listed) = cluster_of(&a).await?;
+    assert_eq!((status, urls(&listed)), (200, vec!["https://a.example.com".to_owned()]), "b left");
+    a.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_redis_a_node_is_a_cluster_of_one_and_a_lost_redis_is_a_503() -> anyhow::Result<()> {
+    let alone = arena_tests::TestServer::start(arena_tests::test_config()).await?;
+    let response = arena_tests::http_get(alone.addr, "/api/cluster", &[]).await?;
+    let body: serde_json::Value = serde_json::from_slice(&response.body)?;
+    assert_eq!((response.status, body["cluster"].as_bool()), (200, Some(false)));
+    assert_eq!(body["nodes"].as_array().map(Vec::len), Some(1), "itself: {body}");
+    alone.stop().await?;
+
+    let redis = RedisServer::start().await?;
+    let config = arena_server::ServerConfig {
+        redis_url: Some(redis.url()),
+        lease_ms: 600,
+        ..arena_tests::test_config()
+    };
+    let node = arena_tests::TestServer::start(config).await?;
+    arena_tests::eventually("registered", Duration::from_secs(5), async || {
+        let (status, listed) = cluster_of(&node).await?;
+        Ok((status == 200 && listed.len() == 1, listed))
+    })
+    .await?;
+    redis.kill().await;
+    let (status, _) = cluster_of(&node).await?;
+    assert_eq!(status, 503, "the registry cannot be read");
+    // The node itself still serves players.
+    let (_player, welcome) = node.player("still").await?;
+    assert!(!welcome.room.is_empty());
+    node.stop().await?;
+    Ok(())
+}
