@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use crate::session::{ClientSession, Event, JoinRequest, color_for};
+use crate::session::{ClientSession, JoinRequest, color_for};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -196,17 +196,11 @@ impl WsClient {
     ) -> Result<Welcome, ClientError> {
         let join = JoinRequest { name: name.to_owned(), color: color_for(name), room, resume };
         self.send(&join.hello()).await?;
-        match self.recv().await? {
-            Incoming::Msg(ServerMsg::Welcome(welcome)) => Ok(welcome),
-            Incoming::Msg(ServerMsg::Rejected(rejection)) => Err(ClientError::Rejected(rejection)),
-            Incoming::Msg(other) => Err(ClientError::Protocol(format!("expected Welcome, got {other:?}"))),
-            Incoming::Closed(frame) => Err(closed(frame)),
-        }
+        self.welcome().await
     }
 
-    /// Runs `session`'s handshake: sends its `Hello` and hands it the answer
-    /// (`now` reads the session's clock). A rejection becomes
-    /// [`ClientError::Rejected`].
+    /// Runs `session`'s handshake: sends its `Hello` and hands it the
+    /// `Welcome` (`now` reads the session's clock).
     pub async fn join(
         &mut self,
         session: &mut ClientSession,
@@ -215,16 +209,18 @@ impl WsClient {
         while let Some(msg) = session.poll_transmit(now()) {
             self.send(&msg).await?;
         }
+        let welcome = self.welcome().await?;
+        session.handle(ServerMsg::Welcome(welcome), now()).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// The answer to a `Hello`: the `Welcome`; a `Rejected` becomes
+    /// [`ClientError::Rejected`], anything else a protocol error.
+    async fn welcome(&mut self) -> Result<Welcome, ClientError> {
         match self.recv().await? {
-            Incoming::Msg(msg) => {
-                session.handle(msg, now()).map_err(|e| ClientError::Protocol(e.to_string()))?
-            }
-            Incoming::Closed(frame) => return Err(closed(frame)),
-        }
-        match session.poll_event() {
-            Some(Event::Welcomed { .. }) => Ok(()),
-            Some(Event::Rejected(rejection)) => Err(ClientError::Rejected(rejection)),
-            other => Err(ClientError::Protocol(format!("expected Welcome, got {other:?}"))),
+            Incoming::Msg(ServerMsg::Welcome(welcome)) => Ok(welcome),
+            Incoming::Msg(ServerMsg::Rejected(rejection)) => Err(ClientError::Rejected(rejection)),
+            Incoming::Msg(other) => Err(ClientError::Protocol(format!("expected Welcome, got {other:?}"))),
+            Incoming::Closed(frame) => Err(closed(frame)),
         }
     }
 

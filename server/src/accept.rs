@@ -93,7 +93,7 @@ impl Acceptor {
             let (tcp, peer) = match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
-                    Metrics::inc(&this.metrics.accept_errors_total);
+                    this.metrics.accept_errors_total.inc();
                     // One line per second at most: a descriptor shortage fails every accept.
                     if last_error_log.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
                         tracing::warn!("accept failed (still serving): {e}");
@@ -136,7 +136,7 @@ impl Acceptor {
         match tls.handshake(tcp, peer.ip(), self.header_timeout, &self.cancel).await {
             Ok(stream) => self.serve_io(stream, peer, slot, started).await,
             Err(HandshakeError::Refused) => {
-                Metrics::inc(&self.metrics.tls_refused_total);
+                self.metrics.tls_refused_total.inc();
                 tracing::debug!(%peer, "refused a TLS handshake over the budget");
             }
             Err(HandshakeError::TimedOut) => self.kick_slow_head(peer),

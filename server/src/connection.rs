@@ -133,7 +133,7 @@ async fn handshake(
             }
         }
     };
-    Metrics::inc_by(&metrics.bytes_in_total, bytes.len());
+    metrics.bytes_in_total.inc_by(bytes.len() as u64);
 
     // The version first, whatever shape the rest has: a page from another
     // release is told to reload, not that its bytes are wrong.
@@ -174,7 +174,7 @@ async fn handshake(
 
 /// A refused handshake: counted, then the typed rejection and its close.
 fn refuse(rejection: Rejection, metrics: &Metrics) -> Ending {
-    Metrics::inc(&metrics.rejected_total);
+    metrics.rejected_total.inc();
     Ending::Reject(rejection)
 }
 
@@ -239,7 +239,7 @@ async fn play(
             // The room keeps the place for as long as it holds the seat.
             Ok(place) => membership.hold(place),
             Err(_) => {
-                Metrics::inc(&state.app.metrics.holds_refused_total);
+                state.app.metrics.holds_refused_total.inc();
                 tracing::debug!(player = id, "this address holds its limit of seats; freeing the seat");
                 membership.leave_for_good();
             }
@@ -305,7 +305,7 @@ async fn read_loop(
                 return Ending::Close(text_close());
             }
         };
-        Metrics::inc_by(&metrics.bytes_in_total, bytes.len());
+        metrics.bytes_in_total.inc_by(bytes.len() as u64);
         if let Err(ending) = on_client_msg(&bytes, inbound, outbox, metrics) {
             return ending;
         }
@@ -373,7 +373,9 @@ fn queue_inputs(
     for (offset, input) in (0u32..).zip(batch) {
         match inbound.try_send(Inbound::Input(QueuedInput { seq: seq.wrapping_add(offset), input })) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => Metrics::inc(&metrics.inputs_dropped_total),
+            Err(TrySendError::Full(_)) => {
+                metrics.inputs_dropped_total.inc();
+            }
             Err(TrySendError::Closed(_)) => return Err(Ending::Gone),
         }
     }
@@ -474,8 +476,8 @@ async fn write_loop(
         if sent.is_err() {
             return false;
         }
-        Metrics::inc_by(&metrics.messages_out_total, count);
-        Metrics::inc_by(&metrics.bytes_out_total, bytes);
+        metrics.messages_out_total.inc_by(count as u64);
+        metrics.bytes_out_total.inc_by(bytes as u64);
     }
 }
 

@@ -17,7 +17,6 @@ use subtle::ConstantTimeEq;
 use crate::config::ServerConfig;
 use crate::connection;
 use crate::limits::ConnectionSlot;
-use crate::metrics::Metrics;
 use crate::origin::client_address;
 pub use crate::state::AppState;
 
@@ -68,7 +67,7 @@ async fn upgrade(
         peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |Extension(ConnectInfo(addr))| addr.ip());
     let peer = client_address(state.config.behind_proxy, socket_peer, &headers);
     if !state.origins.allows(&headers) {
-        Metrics::inc(&state.metrics.bad_origin_total);
+        state.metrics.bad_origin_total.inc();
         let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).unwrap_or("?");
         tracing::debug!(origin, "refusing websocket from a foreign origin");
         return (
@@ -77,7 +76,7 @@ async fn upgrade(
         )
             .into_response();
     }
-    Metrics::inc(&state.metrics.connections_total);
+    state.metrics.connections_total.inc();
     ws.read_buffer_size(WS_READ_BUFFER_BYTES)
         .write_buffer_size(WS_WRITE_BUFFER_BYTES)
         .max_write_buffer_size(WS_MAX_WRITE_BUFFER_BYTES)
@@ -93,7 +92,7 @@ async fn upgrade(
                 // freed by its guard while the panic unwinds.
                 let context = connection::Context { app: state, peer };
                 if AssertUnwindSafe(connection::serve(socket, context)).catch_unwind().await.is_err() {
-                    Metrics::inc(&metrics.task_panics_total);
+                    metrics.task_panics_total.inc();
                     tracing::error!("a connection task panicked; its player was dropped");
                 }
             })

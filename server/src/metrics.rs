@@ -275,14 +275,6 @@ impl Metrics {
         r.register_collector(Box::new(TickTotals(ticks)));
     }
 
-    pub fn inc(counter: &Counter) {
-        counter.inc();
-    }
-
-    pub fn inc_by(counter: &Counter, by: usize) {
-        counter.inc_by(by as u64);
-    }
-
     pub fn kick(&self, kind: Kick) {
         self.kicks.get_or_create(&[("reason", kind.label())]).inc();
     }
@@ -390,7 +382,7 @@ mod tests {
     #[test]
     fn counters_gauges_and_tick_totals_render_as_before() {
         let metrics = Metrics::default();
-        Metrics::inc_by(&metrics.bytes_in_total, 42);
+        metrics.bytes_in_total.inc_by(42);
         metrics.connections_open.inc();
         metrics.record_tick(Duration::from_micros(300));
         metrics.record_tick(Duration::from_micros(1_200));

@@ -262,7 +262,7 @@ impl Room {
         self.deliver_news(false);
         let Frames { tick, states, acks } = frames;
         let pushed = self.links.push_frames(tick, &acks, &Scene::new(states));
-        Metrics::inc_by(&self.metrics.frames_dropped_total, pushed.replaced as usize);
+        self.metrics.frames_dropped_total.inc_by(pushed.replaced);
         for id in pushed.too_slow {
             self.kick_slow(id);
         }

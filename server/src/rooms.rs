@@ -90,13 +90,13 @@ impl Rooms {
             RoomRequest::Join { code } => {
                 // Checked before the look-up: an address out of tries learns nothing.
                 if let Err(over) = self.code_misses.check(peer) {
-                    Metrics::inc(&self.metrics.guesses_limited_total);
+                    self.metrics.guesses_limited_total.inc();
                     return Err(Rejection::new(RejectReason::TooManyGuesses {
                         retry_after_secs: retry_secs(over.retry_after),
                     }));
                 }
                 let Some(entry) = self.directory.get(code) else {
-                    Metrics::inc(&self.metrics.room_code_misses_total);
+                    self.metrics.room_code_misses_total.inc();
                     // Over budget only if another miss raced this one; it is refused next time.
                     let _ = self.code_misses.spend(peer);
                     return Err(Rejection::new(RejectReason::RoomNotFound));
@@ -108,7 +108,7 @@ impl Rooms {
             }
             RoomRequest::CreatePrivate => {
                 let owner = self.private_rooms.try_acquire(peer).map_err(|_| {
-                    Metrics::inc(&self.metrics.rooms_limited_total);
+                    self.metrics.rooms_limited_total.inc();
                     let max = u16::try_from(self.config.max_rooms_per_ip).unwrap_or(u16::MAX);
                     Rejection::new(RejectReason::TooManyRooms { max })
                 })?;

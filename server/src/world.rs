@@ -6,7 +6,7 @@
 //! delivers the frames and news, and records the figures; benches and tests
 //! call it directly.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use arena_shared::game::{GameEvent, Match, MatchSettings};
 use arena_shared::protocol::{
@@ -27,26 +27,10 @@ pub struct QueuedInput {
 }
 
 /// Where a tick takes each player's inputs from, in arrival (= seq) order:
-/// the room's inbound queues, or a test's list. The world takes only what
+/// the room's inbound queues, or a test's lists. The world takes only what
 /// a player's budget allows; the rest waits where it is.
 pub trait InputSource {
     fn next_input(&mut self, id: PlayerId) -> Option<QueuedInput>;
-}
-
-/// A tick with no inputs at all.
-pub struct NoInputs;
-
-impl InputSource for NoInputs {
-    fn next_input(&mut self, _: PlayerId) -> Option<QueuedInput> {
-        None
-    }
-}
-
-/// Inputs waiting per player, oldest first (tests and benches).
-impl InputSource for BTreeMap<PlayerId, VecDeque<QueuedInput>> {
-    fn next_input(&mut self, id: PlayerId) -> Option<QueuedInput> {
-        self.get_mut(&id)?.pop_front()
-    }
 }
 
 /// Who asks for a seat: the name (already through `validate_name`) and
@@ -392,7 +376,25 @@ impl World {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
+
     use super::*;
+
+    /// A tick with no inputs at all.
+    struct NoInputs;
+
+    impl InputSource for NoInputs {
+        fn next_input(&mut self, _: PlayerId) -> Option<QueuedInput> {
+            None
+        }
+    }
+
+    /// Inputs waiting per player, oldest first.
+    impl InputSource for BTreeMap<PlayerId, VecDeque<QueuedInput>> {
+        fn next_input(&mut self, id: PlayerId) -> Option<QueuedInput> {
+            self.get_mut(&id)?.pop_front()
+        }
+    }
 
     fn newcomer(name: &str) -> Newcomer {
         Newcomer { name: name.into(), color: 0 }
