@@ -1,11 +1,12 @@
-//! Cluster mode, as far as it goes today (`--redis-url`): this node keeps
-//! itself registered in the shared Redis (its URL, rooms and players,
-//! renewed three times per `--lease-ms`), and `GET /api/cluster` lists every
-//! live node. Rooms stay on the node that opened them; leases for rooms
-//! ([`crate::lease`]) come next. Without `--redis-url` the cluster is this
-//! node alone and nothing touches Redis.
+//! This node in the cluster (`--redis-url`): it keeps itself registered in
+//! the shared Redis (its URL, rooms and players, whether it is draining;
+//! renewed three times per `--lease-ms`), keeps the list of live nodes it
+//! last read (for `GET /api/cluster`, the origin policy, and where to send
+//! a room or a player), and holds the connection rooms lease through
+//! ([`crate::lease`]; [`crate::steward`] keeps each room's lease). Without
+//! `--redis-url` the cluster is this node alone and nothing touches Redis.
 
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -14,7 +15,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ServerConfig;
 use crate::lease::{LeaseError, Leases};
-use crate::rooms::Rooms;
 
 /// What a node shows the cluster (no room codes: private ones stay private).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +23,9 @@ pub struct NodeInfo {
     pub url: String,
     pub rooms: u64,
     pub players: u64,
+    /// Handing its rooms over before it stops: it takes no new ones.
+    #[serde(default)]
+    pub draining: bool,
 }
 
 /// This node, and the registry it shares (once connected).
@@ -32,7 +35,13 @@ pub struct Cluster {
     redis_url: Option<String>,
     lease: Duration,
     leases: RwLock<Option<Leases>>,
+    /// The live nodes as last read from the registry (this one included).
+    known: RwLock<Vec<NodeInfo>>,
+    draining: AtomicBool,
 }
+
+/// This node's figures for the registry: open rooms and players.
+pub type Figures = Box<dyn Fn() -> (u64, u64) + Send + Sync>;
 
 impl Cluster {
     /// This node as `url`, with a fresh random id (a restarted node is a
@@ -45,6 +54,8 @@ impl Cluster {
             redis_url: config.redis_url.clone(),
             lease: config.lease(),
             leases: RwLock::new(None),
+            known: RwLock::new(Vec::new()),
+            draining: AtomicBool::new(false),
         })
     }
 
@@ -52,21 +63,66 @@ impl Cluster {
         self.redis_url.is_some()
     }
 
-    fn leases(&self) -> Option<Leases> {
+    /// How long a lease lives without renewal.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// The connection to the cluster's Redis, once made.
+    pub fn leases(&self) -> Option<Leases> {
         self.leases.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
-    /// This node's line.
-    pub fn me(&self, rooms: &Rooms) -> NodeInfo {
-        let list = rooms.list();
-        let players = list.iter().map(|(_, room)| room.stats.players.load(Relaxed)).sum();
-        NodeInfo { node: self.node.clone(), url: self.url.clone(), rooms: list.len() as u64, players }
+    /// The cluster's Redis, connecting first if need be: `None` outside
+    /// cluster mode.
+    pub async fn connected(&self) -> Option<Result<Leases, LeaseError>> {
+        let url = self.redis_url.as_deref()?;
+        if let Some(leases) = self.leases() {
+            return Some(Ok(leases));
+        }
+        Some(Leases::connect(url, self.lease / 3).await.inspect(|leases| {
+            *self.leases.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(leases.clone());
+            tracing::info!(node = %self.node, url = %self.url, "joined the cluster");
+        }))
     }
 
-    /// Every live node, by id: this one alone outside cluster mode.
-    pub async fn nodes(&self, rooms: &Rooms) -> Result<Vec<NodeInfo>, LeaseError> {
+    /// Stops taking rooms: they go to other nodes from now on.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Relaxed)
+    }
+
+    /// The live nodes as last read (this one alone outside cluster mode,
+    /// or before the first heartbeat).
+    pub fn known(&self) -> Vec<NodeInfo> {
+        self.known.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Node `node`'s URL, if it is alive as far as this node knows.
+    pub fn url_of(&self, node: &str) -> Option<String> {
+        if node == self.node {
+            return Some(self.url.clone());
+        }
+        self.known().into_iter().find(|info| info.node == node).map(|info| info.url)
+    }
+
+    /// Where to send a room this node gives up: the live node, not this one
+    /// and not draining, with the fewest players.
+    pub fn successor(&self) -> Option<NodeInfo> {
+        self.known()
+            .into_iter()
+            .filter(|info| info.node != self.node && !info.draining)
+            .min_by_key(|info| (info.players, info.rooms, info.node.clone()))
+    }
+
+    /// Every live node, fresh from the registry: this one alone outside
+    /// cluster mode.
+    pub async fn nodes(&self, figures: (u64, u64)) -> Result<Vec<NodeInfo>, LeaseError> {
         if !self.is_on() {
-            return Ok(vec![self.me(rooms)]);
+            return Ok(vec![self.me(figures)]);
         }
         let Some(leases) = self.leases() else {
             return Err(LeaseError::Timeout(self.lease));
@@ -75,13 +131,19 @@ impl Cluster {
         Ok(registered.into_iter().filter_map(|(_, info)| serde_json::from_str(&info).ok()).collect())
     }
 
+    fn me(&self, (rooms, players): (u64, u64)) -> NodeInfo {
+        NodeInfo { node: self.node.clone(), url: self.url.clone(), rooms, players, draining: self.is_draining() }
+    }
+
     /// Keeps this node registered until `cancel` fires, then leaves the
     /// registry. An unreachable Redis is logged once and retried each
-    /// period; the node keeps serving its own rooms meanwhile.
-    pub async fn run(self: Arc<Self>, rooms: Arc<Rooms>, cancel: CancellationToken) {
-        let Some(url) = self.redis_url.clone() else { return };
-        let period = self.lease / 3;
-        let mut ticks = tokio::time::interval(period);
+    /// period; the node keeps serving meanwhile (each room until its lease
+    /// runs out).
+    pub async fn run(self: Arc<Self>, figures: Figures, cancel: CancellationToken) {
+        if !self.is_on() {
+            return;
+        }
+        let mut ticks = tokio::time::interval(self.lease / 3);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut healthy = true;
         loop {
@@ -89,7 +151,7 @@ impl Cluster {
                 () = cancel.cancelled() => break,
                 _ = ticks.tick() => {}
             }
-            let beat = self.beat(&url, &rooms, period).await;
+            let beat = self.beat(figures()).await;
             match (&beat, healthy) {
                 (Err(e), true) => {
                     tracing::warn!(node = %self.node, "the cluster's Redis is unreachable: {e}; retrying")
@@ -104,19 +166,15 @@ impl Cluster {
         }
     }
 
-    /// One heartbeat, connecting first if need be.
-    async fn beat(&self, url: &str, rooms: &Rooms, timeout: Duration) -> Result<(), LeaseError> {
-        let leases = match self.leases() {
-            Some(leases) => leases,
-            None => {
-                let leases = Leases::connect(url, timeout).await?;
-                *self.leases.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(leases.clone());
-                tracing::info!(node = %self.node, url = %self.url, "joined the cluster");
-                leases
-            }
-        };
-        let info = serde_json::to_string(&self.me(rooms)).unwrap_or_default();
-        leases.heartbeat(&self.node, &info, self.lease).await
+    /// One heartbeat (connecting first if need be), then the node list.
+    async fn beat(&self, figures: (u64, u64)) -> Result<(), LeaseError> {
+        let Some(leases) = self.connected().await else { return Ok(()) };
+        let leases = leases?;
+        let info = serde_json::to_string(&self.me(figures)).unwrap_or_default();
+        leases.heartbeat(&self.node, &info, self.lease).await?;
+        let nodes = self.nodes(figures).await?;
+        *self.known.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = nodes;
+        Ok(())
     }
 }
 

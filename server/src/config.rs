@@ -169,10 +169,10 @@ pub struct ServerConfig {
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub max_rooms_per_ip: u32,
 
-    /// Cluster mode (in progress): the Redis the nodes share,
-    /// `redis://host:port[/db]`. For now a node registers itself there and
-    /// `GET /api/cluster` lists every live node; rooms stay local. Off by
-    /// default: without it nothing needs Redis.
+    /// Cluster mode: the Redis the nodes share, `redis://host:port[/db]`.
+    /// Each room is leased to one node, invite links and quick-joins work
+    /// through any node, and rooms move to another node on a drain or a
+    /// crash. Off by default: without it nothing needs Redis.
     #[arg(long, env = "ARENA_REDIS_URL", value_parser = parse_redis_url, hide_env_values = true)]
     pub redis_url: Option<String>,
 
@@ -181,11 +181,24 @@ pub struct ServerConfig {
     #[arg(long, env = "ARENA_NODE_URL", value_parser = parse_node_url)]
     pub node_url: Option<String>,
 
-    /// How long a node's registration (and, later, a room's lease) lives
-    /// without renewal; renewed three times per period.
+    /// How long a node's registration and a room's lease live without
+    /// renewal; renewed three times per period. A room whose lease runs out
+    /// pauses; a crashed node's rooms come back elsewhere after about this.
     #[arg(long, env = "ARENA_LEASE_MS", default_value_t = 3_000,
           value_parser = clap::value_parser!(u64).range(500..=60_000))]
     pub lease_ms: u64,
+
+    /// How often (cluster mode) each room is saved to Redis, for another
+    /// node to carry it on if this one crashes.
+    #[arg(long, env = "ARENA_CHECKPOINT_MS", default_value_t = 2_000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub checkpoint_ms: u64,
+
+    /// At most how long (cluster mode) a stopping node spends handing its
+    /// rooms to other nodes before it closes what is left.
+    #[arg(long, env = "ARENA_DRAIN_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub drain_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -223,6 +236,8 @@ impl Default for ServerConfig {
             redis_url: None,
             node_url: None,
             lease_ms: 3_000,
+            checkpoint_ms: 2_000,
+            drain_secs: 10,
         }
     }
 }
@@ -230,6 +245,14 @@ impl Default for ServerConfig {
 impl ServerConfig {
     pub fn lease(&self) -> Duration {
         Duration::from_millis(self.lease_ms)
+    }
+
+    pub fn checkpoint_every(&self) -> Duration {
+        Duration::from_millis(self.checkpoint_ms)
+    }
+
+    pub fn drain_limit(&self) -> Duration {
+        Duration::from_secs(self.drain_secs)
     }
 
     pub fn tick_interval(&self) -> Duration {

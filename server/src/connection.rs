@@ -31,6 +31,7 @@ use crate::links::Inbound;
 use crate::metrics::{Kick, Metrics};
 use crate::outbox::{CloseReason, Outbox};
 use crate::room::Membership;
+use crate::rooms::Refusal;
 use crate::state::AppState;
 use crate::world::{Newcomer, QueuedInput};
 
@@ -164,11 +165,18 @@ async fn handshake(
     };
     let result = match validate_name(&name) {
         Some(name) => state.app.rooms.join(&room, Newcomer { name, color }, resume, state.peer).await,
-        None => Err(Rejection::new(RejectReason::BadName)),
+        None => Err(Rejection::new(RejectReason::BadName).into()),
     };
-    result.map_err(|rejection| {
-        tracing::debug!(%name, reason = %rejection.message, "handshake refused");
-        refuse(rejection, metrics)
+    result.map_err(|refusal| match refusal {
+        Refusal::Rejected(rejection) => {
+            tracing::debug!(%name, reason = %rejection.message, "handshake refused");
+            refuse(rejection, metrics)
+        }
+        Refusal::Moved(moved) => {
+            tracing::debug!(%name, to = %moved.url, room = %moved.room, "sent to another node");
+            let note = Bytes::from(encode_server(&ServerMsg::Moved(moved)));
+            Ending::Close(CloseReason::new(close::MOVED, "the room is on another node").after(note))
+        }
     })
 }
 
@@ -516,6 +524,12 @@ async fn linger(stream: &mut impl MessageStream) {
 
 /// Sends our close frame; `true` if it went out.
 async fn send_close(sink: &mut impl MessageSink, reason: CloseReason) -> bool {
+    if let Some(last_word) = reason.last_word.clone() {
+        let sent = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Binary(last_word))).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            return false;
+        }
+    }
     let reason_text = &reason.reason[..reason.reason.floor_char_boundary(MAX_REASON_BYTES)];
     let frame = CloseFrame { code: reason.code, reason: reason_text.into() };
     matches!(tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await, Ok(Ok(())))
@@ -620,15 +634,16 @@ mod tests {
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::default());
         let cancel = CancellationToken::new();
+        let cluster = crate::cluster::Cluster::new(&config, "http://127.0.0.1:7777".into());
         AppState {
             origins: Arc::new(OriginPolicy::new(&config, &[])),
-            rooms: Arc::new(Rooms::new(config.clone(), metrics.clone(), cancel.clone())),
+            rooms: Arc::new(Rooms::new(config.clone(), metrics.clone(), cluster.clone(), cancel.clone())),
             held_seats: AddressCaps::new(
                 usize::MAX,
                 config.max_held_seats_per_ip as usize,
                 config.counting(),
             ),
-            cluster: crate::cluster::Cluster::new(&config, "http://127.0.0.1:7777".into()),
+            cluster,
             config,
             metrics,
             cancel,

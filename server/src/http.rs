@@ -201,7 +201,7 @@ pub fn operator_app(state: AppState) -> Router {
 /// codes). 503 while the cluster's Redis does not answer.
 async fn cluster_nodes(State(state): State<AppState>) -> Response {
     let cluster = &state.cluster;
-    match cluster.nodes(&state.rooms).await {
+    match cluster.nodes(state.rooms.figures()).await {
         Ok(nodes) => {
             let body =
                 serde_json::json!({ "cluster": cluster.is_on(), "node": cluster.node, "nodes": nodes });

@@ -40,10 +40,16 @@ pub struct Lease {
 const EPOCH_KEEP_MS: u64 = 24 * 3600 * 1000;
 
 /// Takes a free lease: KEYS = lease, epoch counter; ARGV = node, ttl ms,
-/// epoch keep ms. Returns the new epoch, or nil if the lease is held.
+/// epoch keep ms, floor. Returns the new epoch (above `floor`, so a node
+/// that held the room before an empty Redis came back still counts up),
+/// or nil if the lease is held.
 const CLAIM: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 local epoch = redis.call('INCR', KEYS[2])
+if epoch <= tonumber(ARGV[4]) then
+  epoch = tonumber(ARGV[4]) + 1
+  redis.call('SET', KEYS[2], epoch)
+end
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('SET', KEYS[1], epoch .. ' ' .. ARGV[1], 'NX', 'PX', ARGV[2])
 return epoch
@@ -62,6 +68,59 @@ return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call('DEL', KEYS[1])
+";
+
+/// Hands a lease its caller holds to another node, with the room's state:
+/// KEYS = lease, epoch counter, state; ARGV = held value, new node, ttl
+/// ms, epoch keep ms, state. Returns the new epoch, or 0 if not held.
+const TRANSFER: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local epoch = redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('SET', KEYS[3], ARGV[5], 'PX', ARGV[4])
+redis.call('SET', KEYS[1], epoch .. ' ' .. ARGV[2], 'PX', ARGV[3])
+return epoch
+";
+
+/// Saves a room's state if the caller holds its lease: KEYS = lease,
+/// state; ARGV = held value, keep ms, state. Returns 1, or 0 if not held.
+const SAVE: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
+return 1
+";
+
+/// Forgets a closed room: its state, listing and lease, if the caller
+/// holds the lease: KEYS = lease, state, listing; ARGV = held value.
+const FORGET: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2], KEYS[3])
+return redis.call('DEL', KEYS[1])
+";
+
+/// Lists a public room for `ttl` if the caller holds its lease: KEYS =
+/// lease, listing; ARGV = held value, ttl ms, the listing's JSON.
+const LIST: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
+return 1
+";
+
+/// Reserves a seat in a listed room for a quick-joiner on its way there:
+/// KEYS = listing, reservations; ARGV = a unique member, hold ms. The seat
+/// counts against the room's size until the room's own count (renewed with
+/// its lease) can include the player. Returns 1, 0 if full, -1 if unlisted.
+const RESERVE: &str = r"
+local listed = redis.call('GET', KEYS[1])
+if not listed then return -1 end
+local room = cjson.decode(listed)
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+if room.players + redis.call('ZCARD', KEYS[2]) >= room.room_size then return 0 end
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return 1
 ";
 
 /// The leases and the node registry, over one self-healing connection.
@@ -89,11 +148,137 @@ impl Leases {
     /// Claims room `code` for `node` for `ttl`: its epoch, or `None` when
     /// another holds it.
     pub async fn claim(&self, code: &str, node: &str, ttl: Duration) -> Result<Option<u64>, LeaseError> {
+        self.claim_above(code, node, ttl, 0).await
+    }
+
+    /// [`Leases::claim`] with an epoch above `floor` (the last one this
+    /// node held, in case Redis lost its count).
+    pub async fn claim_above(
+        &self,
+        code: &str,
+        node: &str,
+        ttl: Duration,
+        floor: u64,
+    ) -> Result<Option<u64>, LeaseError> {
         let mut redis = self.redis.clone();
         let script = Script::new(CLAIM);
         let mut call = script.key(lease_key(code));
-        call.key(epoch_key(code)).arg(node).arg(millis(ttl)).arg(EPOCH_KEEP_MS);
+        call.key(epoch_key(code)).arg(node).arg(millis(ttl)).arg(EPOCH_KEEP_MS).arg(floor);
         within(self.timeout, call.invoke_async(&mut redis)).await
+    }
+
+    /// Hands `lease` on `code` to `node` for `ttl` with the room's `state`
+    /// (a drain): the new holder's epoch, or `None` if `lease` was no
+    /// longer held.
+    pub async fn transfer(
+        &self,
+        code: &str,
+        lease: &Lease,
+        node: &str,
+        ttl: Duration,
+        state: &[u8],
+    ) -> Result<Option<u64>, LeaseError> {
+        let mut redis = self.redis.clone();
+        let script = Script::new(TRANSFER);
+        let mut call = script.key(lease_key(code));
+        call.key(epoch_key(code)).key(state_key(code));
+        call.arg(value(lease)).arg(node).arg(millis(ttl)).arg(EPOCH_KEEP_MS).arg(state);
+        let epoch: u64 = within(self.timeout, call.invoke_async(&mut redis)).await?;
+        Ok((epoch > 0).then_some(epoch))
+    }
+
+    /// Saves room `code`'s `state` (a checkpoint), kept for `keep`, if
+    /// `lease` still holds it: `false` if not (nothing was written).
+    pub async fn save(&self, code: &str, lease: &Lease, state: &[u8], keep: Duration) -> Result<bool, LeaseError> {
+        let mut redis = self.redis.clone();
+        let script = Script::new(SAVE);
+        let mut call = script.key(lease_key(code));
+        call.key(state_key(code)).arg(value(lease)).arg(millis(keep)).arg(state);
+        let saved: i64 = within(self.timeout, call.invoke_async(&mut redis)).await?;
+        Ok(saved == 1)
+    }
+
+    /// Room `code`'s last saved state, if any.
+    pub async fn load(&self, code: &str) -> Result<Option<Vec<u8>>, LeaseError> {
+        let mut redis = self.redis.clone();
+        within(self.timeout, redis.get(state_key(code))).await
+    }
+
+    /// A room closed for good: its state, listing and lease go, if `lease`
+    /// still holds it.
+    pub async fn forget(&self, code: &str, lease: &Lease) -> Result<bool, LeaseError> {
+        let mut redis = self.redis.clone();
+        let script = Script::new(FORGET);
+        let mut call = script.key(lease_key(code));
+        call.key(state_key(code)).key(listing_key(code)).arg(value(lease));
+        let forgot: i64 = within(self.timeout, call.invoke_async(&mut redis)).await?;
+        Ok(forgot == 1)
+    }
+
+    /// Lists public room `code` as `listing` (JSON with at least `players`
+    /// and `room_size`) for `ttl`, if `lease` still holds it.
+    pub async fn list(&self, code: &str, lease: &Lease, listing: &str, ttl: Duration) -> Result<bool, LeaseError> {
+        let mut redis = self.redis.clone();
+        let script = Script::new(LIST);
+        let mut call = script.key(lease_key(code));
+        call.key(listing_key(code)).arg(value(lease)).arg(millis(ttl)).arg(listing);
+        let listed: i64 = within(self.timeout, call.invoke_async(&mut redis)).await?;
+        Ok(listed == 1)
+    }
+
+    /// Every listed public room's JSON.
+    pub async fn listings(&self) -> Result<Vec<String>, LeaseError> {
+        let keys = self.keys(LISTING_PREFIX).await?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut redis = self.redis.clone();
+        let listed: Vec<Option<String>> = within(self.timeout, redis.mget(&keys)).await?;
+        Ok(listed.into_iter().flatten().collect())
+    }
+
+    /// Reserves a seat in listed room `code` for `hold`; `Some(false)` if
+    /// it is full, `None` if it is not listed.
+    pub async fn reserve(&self, code: &str, hold: Duration) -> Result<Option<bool>, LeaseError> {
+        let mut redis = self.redis.clone();
+        let script = Script::new(RESERVE);
+        let member = format!("{:016x}", getrandom::u64().unwrap_or_default());
+        let mut call = script.key(listing_key(code));
+        call.key(format!("arena:reserved:{code}")).arg(member).arg(millis(hold));
+        let reserved: i64 = within(self.timeout, call.invoke_async(&mut redis)).await?;
+        Ok(match reserved {
+            1 => Some(true),
+            0 => Some(false),
+            _ => None,
+        })
+    }
+
+    /// Codes of every saved room (held or not).
+    pub async fn saved(&self) -> Result<Vec<String>, LeaseError> {
+        let keys = self.keys(STATE_PREFIX).await?;
+        Ok(keys.iter().filter_map(|key| key.strip_prefix(STATE_PREFIX)).map(str::to_owned).collect())
+    }
+
+    /// Every key under `prefix` (SCAN: Redis keeps serving others meanwhile).
+    async fn keys(&self, prefix: &str) -> Result<Vec<String>, LeaseError> {
+        let mut redis = self.redis.clone();
+        within(self.timeout, async {
+            let mut keys = Vec::new();
+            let mut scan = redis.scan_match::<_, String>(format!("{prefix}*")).await?;
+            while let Some(key) = futures_util::StreamExt::next(&mut scan).await {
+                keys.push(key?);
+            }
+            Ok::<_, redis::RedisError>(keys)
+        })
+        .await
+    }
+
+    /// How long one round trip to Redis takes now (a `PING`).
+    pub async fn ping(&self) -> Result<Duration, LeaseError> {
+        let mut redis = self.redis.clone();
+        let started = std::time::Instant::now();
+        within(self.timeout, redis::cmd("PING").query_async::<()>(&mut redis)).await?;
+        Ok(started.elapsed())
     }
 
     /// Extends `lease` on `code` by `ttl` from now; `false` if it is no
@@ -139,16 +324,8 @@ impl Leases {
 
     /// The live nodes and what each registered, by id.
     pub async fn nodes(&self) -> Result<Vec<(String, String)>, LeaseError> {
+        let keys = self.keys(NODE_PREFIX).await?;
         let mut redis = self.redis.clone();
-        let keys: Vec<String> = within(self.timeout, async {
-            let mut keys = Vec::new();
-            let mut scan = redis.scan_match::<_, String>(format!("{NODE_PREFIX}*")).await?;
-            while let Some(key) = futures_util::StreamExt::next(&mut scan).await {
-                keys.push(key?);
-            }
-            Ok::<_, redis::RedisError>(keys)
-        })
-        .await?;
         let mut nodes = Vec::with_capacity(keys.len());
         for key in keys {
             // A node that expired between the scan and the read is gone.
@@ -163,6 +340,16 @@ impl Leases {
 }
 
 const NODE_PREFIX: &str = "arena:node:";
+const STATE_PREFIX: &str = "arena:state:";
+const LISTING_PREFIX: &str = "arena:public:";
+
+fn state_key(code: &str) -> String {
+    format!("{STATE_PREFIX}{code}")
+}
+
+fn listing_key(code: &str) -> String {
+    format!("{LISTING_PREFIX}{code}")
+}
 
 fn lease_key(code: &str) -> String {
     format!("arena:lease:{code}")

@@ -51,6 +51,7 @@ pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod directory;
+pub mod fence;
 #[cfg(feature = "embed-client")]
 pub mod embedded;
 pub mod http;
@@ -64,6 +65,7 @@ pub mod outbox;
 pub mod room;
 pub mod rooms;
 pub mod state;
+pub mod steward;
 pub mod tls;
 pub mod web;
 pub mod world;
@@ -126,7 +128,13 @@ pub async fn run_with_operator(
     let connections = TaskTracker::new();
     let state = shared_state(&config, listener.local_addr()?, &cancel, &connections);
     let (rooms, metrics) = (state.rooms.clone(), state.metrics.clone());
-    let registered = tokio::spawn(state.cluster.clone().run(rooms.clone(), cancel.clone()));
+    let figures = {
+        let rooms = rooms.clone();
+        Box::new(move || rooms.figures())
+    };
+    let registered = tokio::spawn(state.cluster.clone().run(figures, cancel.clone()));
+    tokio::spawn(rooms.clone().adopt_orphans(cancel.clone()));
+    let cluster = state.cluster.clone();
     if let Some(listener) = operator {
         serve_operators(listener, state.clone(), cancel.clone())?;
     }
@@ -147,6 +155,9 @@ pub async fn run_with_operator(
     let accepting = tokio::spawn(acceptor.run(listener));
 
     shutdown.await;
+    if cluster.is_on() {
+        drain(&rooms, &config).await;
+    }
     tracing::info!("shutting down: closing every connection");
     cancel.cancel();
     let _ = accepting.await;
@@ -162,6 +173,24 @@ pub async fn run_with_operator(
     Ok(())
 }
 
+/// Hands this node's rooms to the cluster's other nodes before it stops
+/// (bounded by `--drain-secs`), then waits for the moved players'
+/// connections to close.
+async fn drain(rooms: &rooms::Rooms, config: &ServerConfig) {
+    let (open, players) = rooms.figures();
+    tracing::info!(rooms = open, players, "draining: handing every room to another node");
+    let started = std::time::Instant::now();
+    match tokio::time::timeout(config.drain_limit(), rooms.drain()).await {
+        Ok(handed) => tracing::info!(handed, of = open, took = ?started.elapsed(), "drained"),
+        Err(_) => tracing::warn!("the drain did not finish within --drain-secs; stopping anyway"),
+    }
+    // The moved players' sockets close as their rooms send them away.
+    let deadline = started + config.drain_limit();
+    while rooms.players() > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// What every request and connection shares, for a server listening on
 /// `bound`.
 fn shared_state(
@@ -172,10 +201,14 @@ fn shared_state(
 ) -> AppState {
     let addresses = local_addresses(bound);
     let metrics = Arc::new(metrics::Metrics::default());
+    let cluster = cluster::Cluster::new(config, cluster::default_url(config, &addresses, bound.port()));
+    if cluster.is_on() {
+        let _ = metrics.node.set(cluster.node.clone());
+    }
     AppState {
         config: config.clone(),
         origins: Arc::new(OriginPolicy::new(config, &addresses)),
-        rooms: Arc::new(rooms::Rooms::new(config.clone(), metrics.clone(), cancel.clone())),
+        rooms: Arc::new(rooms::Rooms::new(config.clone(), metrics.clone(), cluster.clone(), cancel.clone())),
         metrics,
         cancel: cancel.clone(),
         connections: connections.clone(),
@@ -184,7 +217,7 @@ fn shared_state(
             config.max_held_seats_per_ip as usize,
             config.counting(),
         ),
-        cluster: cluster::Cluster::new(config, cluster::default_url(config, &addresses, bound.port())),
+        cluster,
     }
 }
 

@@ -14,6 +14,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// Why the server threw a connection out; one counter each, labelled
@@ -188,6 +189,23 @@ pub struct Metrics {
     /// Every room's tick times; its count and sum are the ticks run and the
     /// time spent ticking.
     pub tick_histogram: Arc<TickHistogram>,
+    /// Cluster mode: room leases this node holds now.
+    pub leases_held: Gauge,
+    /// Lease renewals that went through.
+    pub lease_renewals_total: Counter,
+    /// Renewals that found the lease gone (it ran out, or another node took it).
+    pub leases_lost_total: Counter,
+    /// Rooms saved to Redis.
+    pub checkpoints_total: Counter,
+    /// Rooms this node handed to another (a drain), and took from one.
+    pub handovers_out_total: Counter,
+    pub handovers_in_total: Counter,
+    /// Rooms this node brought back from a crashed node's last save.
+    pub restores_total: Counter,
+    /// Round trips to the cluster's Redis (lease renewals), seconds.
+    pub redis_seconds: Histogram,
+    /// This node's id in the cluster, once it has one.
+    pub node: Arc<std::sync::OnceLock<String>>,
     /// Connections thrown out, by [`Kick`].
     kicks: Family<KickLabel, Counter>,
     registry: Registry,
@@ -214,6 +232,15 @@ impl Default for Metrics {
             holds_refused_total: Counter::default(),
             tls_refused_total: Counter::default(),
             tick_histogram: Arc::default(),
+            leases_held: Gauge::default(),
+            lease_renewals_total: Counter::default(),
+            leases_lost_total: Counter::default(),
+            checkpoints_total: Counter::default(),
+            handovers_out_total: Counter::default(),
+            handovers_in_total: Counter::default(),
+            restores_total: Counter::default(),
+            redis_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 14)),
+            node: Arc::default(),
             kicks: Family::default(),
             registry: Registry::default(),
         };
@@ -261,6 +288,12 @@ impl Metrics {
                 &self.holds_refused_total,
             ),
             ("arena_tls_refused", "TLS handshakes refused", &self.tls_refused_total),
+            ("arena_lease_renewals", "room lease renewals (cluster)", &self.lease_renewals_total),
+            ("arena_leases_lost", "room leases found gone at renewal (cluster)", &self.leases_lost_total),
+            ("arena_checkpoints", "rooms saved to Redis (cluster)", &self.checkpoints_total),
+            ("arena_handovers_out", "rooms handed to another node (cluster)", &self.handovers_out_total),
+            ("arena_handovers_in", "rooms taken from a draining node (cluster)", &self.handovers_in_total),
+            ("arena_restores", "rooms restored from a crashed node's save (cluster)", &self.restores_total),
         ];
         for (name, help, counter) in counters {
             r.register(name, help, counter.clone());
@@ -270,6 +303,9 @@ impl Metrics {
             let _ = self.kicks.get_or_create(&[("reason", kind.label())]);
         }
         r.register("arena_kicks", "connections thrown out, by reason", self.kicks.clone());
+        r.register("arena_leases_held", "room leases this node holds (cluster)", self.leases_held.clone());
+        r.register("arena_redis_seconds", "round trips to the cluster's Redis", self.redis_seconds.clone());
+        r.register_collector(Box::new(NodeId(self.node.clone())));
         let ticks = SharedHistogram(self.tick_histogram.clone());
         r.register("arena_tick_micros", "tick time in every room, microseconds", ticks.clone());
         r.register_collector(Box::new(TickTotals(ticks)));
@@ -300,6 +336,18 @@ impl Metrics {
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &scrape);
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// `arena_cluster_node{node="…"} 1`: which node this is (cluster mode).
+#[derive(Debug)]
+struct NodeId(Arc<std::sync::OnceLock<String>>);
+
+impl Collector for NodeId {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let Some(node) = self.0.get() else { return Ok(()) };
+        let mut metric = encoder.encode_descriptor("arena_cluster_node", "this node's id", None, MetricType::Gauge)?;
+        ConstGauge::new(1).encode(metric.encode_family(&[("node", node.as_str())])?)
     }
 }
 

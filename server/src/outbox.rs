@@ -23,11 +23,20 @@ pub const MAX_QUEUED_EVENTS: usize = 256;
 pub struct CloseReason {
     pub code: u16,
     pub reason: String,
+    /// A message sent just before the close frame (a `Moved` that names
+    /// where to go), whatever else was still waiting.
+    pub last_word: Option<Bytes>,
 }
 
 impl CloseReason {
     pub fn new(code: u16, reason: impl Into<String>) -> Self {
-        CloseReason { code, reason: reason.into() }
+        CloseReason { code, reason: reason.into(), last_word: None }
+    }
+
+    /// This close, with `message` sent just before its frame.
+    pub fn after(mut self, message: Bytes) -> Self {
+        self.last_word = Some(message);
+        self
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use arena_shared::codec::encode_server;
-use arena_shared::protocol::{PlayerId, Rejection, ResumeToken, ServerMsg, close};
+use arena_shared::protocol::{Moved, PlayerId, Rejection, ResumeToken, ServerMsg, close};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
@@ -22,12 +22,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ServerConfig;
+use crate::fence::Fence;
 use crate::interest::Scene;
 use crate::limits::Slot;
 use crate::links::{Ends, Inbound, Links};
 use crate::metrics::{Kick, Metrics, RoomStats};
 use crate::outbox::{CloseReason, Outbox};
-use crate::world::{Frames, Newcomer, World};
+use crate::world::{Frames, Newcomer, World, WorldSnapshot};
 
 /// Joins and leaves waiting for the room. Small: each is handled within a tick.
 const COMMAND_QUEUE: usize = 256;
@@ -38,6 +39,10 @@ enum Command {
         resume: Option<ResumeToken>,
         reply: oneshot::Sender<Result<Membership, JoinError>>,
     },
+    /// The room as it is now (a checkpoint, or a hand-over once fenced).
+    Snapshot { reply: oneshot::Sender<WorldSnapshot> },
+    /// The room is played elsewhere now: send everyone there and stop.
+    Move { to: Moved },
 }
 
 /// A seat's connection ended.
@@ -124,6 +129,8 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Command::Join { newcomer, .. } => write!(f, "Join({})", newcomer.name),
+            Command::Snapshot { .. } => write!(f, "Snapshot"),
+            Command::Move { to } => write!(f, "Move({})", to.url),
         }
     }
 }
@@ -140,6 +147,24 @@ impl RoomHandle {
         self.commands.send(Command::Join { newcomer, resume, reply }).await.map_err(|_| JoinError::Closed)?;
         answer.await.map_err(|_| JoinError::Closed)?
     }
+
+    /// The room's state now; `None` if it has stopped.
+    pub async fn snapshot(&self) -> Option<WorldSnapshot> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::Snapshot { reply }).await.ok()?;
+        answer.await.ok()
+    }
+
+    /// Tells the room it is played at `to` now: its players are sent there
+    /// and it stops. `false` if it had stopped already.
+    pub async fn move_to(&self, to: Moved) -> bool {
+        self.commands.send(Command::Move { to }).await.is_ok()
+    }
+
+    /// Whether the room's task has stopped.
+    pub fn is_closed(&self) -> bool {
+        self.commands.is_closed()
+    }
 }
 
 /// Everything a new room needs to know.
@@ -153,6 +178,12 @@ pub struct RoomSpec {
     /// Called once when the room stops, before it refuses the joins still
     /// queued: the directory forgets the room there.
     pub on_close: Box<dyn FnOnce() + Send>,
+    /// Until when the room may run (its lease, in cluster mode): past it,
+    /// the room pauses, sending nothing, until the fence is pushed back.
+    pub fence: Arc<Fence>,
+    /// The saved room this one carries on (a hand-over or a crash's
+    /// checkpoint), instead of a fresh game.
+    pub restore: Option<WorldSnapshot>,
 }
 
 /// One room without its task: the world and the players' links, and how
@@ -274,6 +305,14 @@ impl Room {
         self.links.close_all(reason);
     }
 
+    /// Sends every connected player to where the room is played now: a
+    /// `Moved`, then the close. Their seats are not freed here: the room
+    /// goes with its snapshot, and they resume there.
+    pub fn send_everyone(&mut self, to: &Moved) {
+        let moved = Bytes::from(encode_server(&ServerMsg::Moved(to.clone())));
+        self.links.close_all(&CloseReason::new(close::MOVED, "the room moved to another node").after(moved));
+    }
+
     /// Tells everyone what the world decided; a leaver's link closes, and a
     /// player whose event queue is full is stuck and gets dropped.
     fn deliver_news(&mut self, wake: bool) {
@@ -315,18 +354,22 @@ pub fn spawn(
 ) -> RoomHandle {
     let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
     let (leaves, leaves_rx) = mpsc::unbounded_channel();
-    let world = World::new(config.tick_rate, config.max_players)
+    let mut world = World::new(config.tick_rate, config.max_players)
         .in_room(spec.code.clone(), spec.private)
         .holding_seats_for(config.resume_ticks())
         .holding_at_most(held_seats_per_room(config.max_players))
         .with_rounds(config.round_secs, config.podium_secs);
+    if let Some(saved) = spec.restore {
+        world = world.restored(saved);
+    }
     let room =
         Room::new(world, config.slow_client_ticks(), metrics, spec.code.clone()).reporting_to(spec.stats);
     let handle = RoomHandle { commands, leaves };
     let channels = Channels { commands: commands_rx, leaves: leaves_rx, leave_sender: handle.leaves.clone() };
     let (owner, on_close) = (spec.owner, spec.on_close);
+    let ending = Ending { on_close, fence: spec.fence };
     tracker.spawn(async move {
-        run(room, channels, config, on_close, cancel).await;
+        run(room, channels, config, ending, cancel).await;
         // The opener's address may open another room once this one is gone.
         drop(owner);
     });
@@ -352,14 +395,17 @@ struct Channels {
     leave_sender: mpsc::UnboundedSender<Departure>,
 }
 
-async fn run(
-    mut room: Room,
-    channels: Channels,
-    config: Arc<ServerConfig>,
+/// What the room task holds about its end: the directory's callback, and
+/// the fence it runs within.
+struct Ending {
     on_close: Box<dyn FnOnce() + Send>,
-    cancel: CancellationToken,
-) {
+    fence: Arc<Fence>,
+}
+
+async fn run(mut room: Room, channels: Channels, config: Arc<ServerConfig>, ending: Ending, cancel: CancellationToken) {
     let Channels { mut commands, mut leaves, leave_sender } = channels;
+    let Ending { on_close, fence } = ending;
+    let mut paused = false;
     let code = room.code.clone();
     let mut ticker = tokio::time::interval(config.tick_interval());
     // An overloaded server runs slow rather than bursting to catch up.
@@ -374,6 +420,17 @@ async fn run(
             () = cancel.cancelled() => break true,
             _ = ticker.tick() => {
                 let started = Instant::now();
+                // Past its lease another node may run this room: nothing goes out.
+                if !fence.holds(started) {
+                    if !paused {
+                        tracing::warn!(room = %code, "the room's lease ran out: paused until it is renewed");
+                    }
+                    paused = true;
+                    continue;
+                }
+                if std::mem::take(&mut paused) {
+                    tracing::info!(room = %code, "the room's lease is renewed: playing again");
+                }
                 room.timed_tick(config.tick_interval());
                 // Nobody else is waiting for a room only one player ever used.
                 let idle_limit = if room.seated_ever <= 1 { idle_limit.min(LONE_ROOM_IDLE) } else { idle_limit };
@@ -391,18 +448,31 @@ async fn run(
                     tracing::info!(room = %code, player = id, players = room.world.player_count(), "{how}");
                 }
             }
-            Some(Command::Join { newcomer, resume, reply }) = commands.recv() => {
+            Some(command) = commands.recv() => match command {
                 // If the connection gave up waiting, dropping the answer
                 // drops its guard, which frees the seat again.
-                let _ = reply.send(room.admit(newcomer, resume, &leave_sender));
+                Command::Join { newcomer, resume, reply } => {
+                    let _ = reply.send(room.admit(newcomer, resume, &leave_sender));
+                }
+                Command::Snapshot { reply } => {
+                    let _ = reply.send(room.world.snapshot());
+                }
+                Command::Move { to } => {
+                    fence.revoke();
+                    tracing::info!(room = %code, players = room.world.player_count(), to = %to.url, "room moved: sending its players there");
+                    room.send_everyone(&to);
+                    break false;
+                }
             }
         }
     };
     // Out of the directory first, then refuse what is already queued.
     on_close();
     commands.close();
-    while let Ok(Command::Join { reply, .. }) = commands.try_recv() {
-        let _ = reply.send(Err(JoinError::Closed));
+    while let Ok(command) = commands.try_recv() {
+        if let Command::Join { reply, .. } = command {
+            let _ = reply.send(Err(JoinError::Closed));
+        }
     }
     if shutting_down {
         room.close_all(&CloseReason::new(close::GOING_AWAY, "server shutting down"));

@@ -63,6 +63,36 @@ pub struct Frames {
     pub acks: Vec<(PlayerId, u32)>,
 }
 
+/// A room saved by [`World::snapshot`], for a checkpoint or a hand-over;
+/// encoded with the protocol's codec (`codec::encode_state`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WorldSnapshot {
+    pub room: String,
+    pub private: bool,
+    game: Match,
+    seats: Vec<SavedSeat>,
+    next_id: PlayerId,
+}
+
+impl WorldSnapshot {
+    pub fn players(&self) -> usize {
+        self.seats.len()
+    }
+
+    pub fn tick(&self) -> u32 {
+        self.game.tick()
+    }
+}
+
+/// One seat of a saved room.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct SavedSeat {
+    id: PlayerId,
+    name: String,
+    color: u8,
+    token: ResumeToken,
+}
+
 struct Player {
     name: String,
     /// Index into the page's palette.
@@ -148,6 +178,50 @@ impl World {
 
     pub fn tick_number(&self) -> u32 {
         self.game.tick()
+    }
+
+    /// Everything another process needs to carry this room on: the game
+    /// and every seat. Inputs in flight and connections are not in it:
+    /// each player comes back through its resume token.
+    pub fn snapshot(&self) -> WorldSnapshot {
+        let seats = self
+            .players
+            .iter()
+            .map(|(&id, p)| SavedSeat { id, name: p.name.clone(), color: p.color, token: p.token })
+            .collect();
+        WorldSnapshot {
+            room: self.room.clone(),
+            private: self.private,
+            game: self.game.clone(),
+            seats,
+            next_id: self.next_id,
+        }
+    }
+
+    /// This world as `snapshot` left it, every seat held for a resume from
+    /// now on (for `--resume-secs`, whatever `--held-seats` says: the
+    /// whole room is on its way here).
+    pub fn restored(mut self, snapshot: WorldSnapshot) -> Self {
+        let WorldSnapshot { room, private, game, seats, next_id } = snapshot;
+        let tick = game.tick();
+        (self.room, self.private, self.game, self.next_id) = (room, private, game, next_id);
+        self.players = seats
+            .into_iter()
+            .map(|seat| {
+                let player = Player {
+                    name: seat.name,
+                    color: seat.color,
+                    token: seat.token,
+                    away_since: Some(tick),
+                    epoch: 0,
+                    last_seq: 0,
+                    input_credit: MAX_INPUT_BURST * u64::from(INPUT_DT_MICROS),
+                };
+                (seat.id, player)
+            })
+            .collect();
+        self.news.clear();
+        self
     }
 
     pub fn game(&self) -> &Match {
@@ -550,5 +624,34 @@ mod tests {
         world.leave(a);
         let b = world.join(newcomer("b"), [0; 16]).expect("space").id;
         assert_ne!(a, b, "a newcomer should not take a leaver's id");
+    }
+
+    #[test]
+    fn a_restored_room_carries_on_where_its_snapshot_left_it() {
+        use arena_shared::codec::{MAX_STATE_BYTES, decode_state, encode_state};
+        let mut world = world(8).in_room("roomcode00".into(), true).holding_seats_for(300);
+        let ada = world.join(newcomer("ada"), [1; 16]).expect("space");
+        let bob = world.join(newcomer("bob"), [2; 16]).expect("space");
+        let mut inputs = waiting(ada.id, 1..=40);
+        for _ in 0..20 {
+            world.tick(&mut inputs);
+        }
+        let saved = world.snapshot();
+        let bytes = encode_state(&saved);
+        let decoded: WorldSnapshot = decode_state(&bytes, MAX_STATE_BYTES).expect("decodes");
+        assert_eq!(decoded, saved);
+        assert!(decode_state::<WorldSnapshot>(&bytes[..bytes.len() - 1], MAX_STATE_BYTES).is_err());
+
+        let mut copy = World::new(30, 8).holding_seats_for(300).restored(decoded);
+        assert_eq!(copy.game(), world.game(), "bodies, scores and the round clock");
+        assert_eq!(copy.player_count(), 2);
+        assert!(copy.is_held(ada.id) && copy.is_held(bob.id), "everyone comes back by resume");
+        let back = copy.resume(&[1; 16]).expect("the token still works");
+        assert_eq!((back.id, back.name.as_str()), (ada.id, "ada"));
+        let ServerMsg::Welcome(welcome) = back.welcome else { panic!("a Welcome") };
+        assert_eq!((welcome.room.as_str(), welcome.private, welcome.tick), ("roomcode00", true, 20));
+        let carl = copy.join(newcomer("carl"), [3; 16]).expect("space");
+        assert!(carl.id != ada.id && carl.id != bob.id, "ids go on from the saved count");
+        assert_eq!(copy.tick(&mut NoInputs).tick, world.tick(&mut NoInputs).tick);
     }
 }

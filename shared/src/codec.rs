@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 use crate::protocol::{
     COLORS, ClientMsg, MAX_CLIENT_MSG_BYTES, MAX_INPUTS_PER_MSG, MAX_NAME_CHARS, MAX_PLAYERS,
-    MAX_REASON_BYTES, MAX_ROOM_CODE_CHARS, MAX_SERVER_MSG_BYTES, RoomRequest, RoundInfo, RoundPhase,
+    MAX_REASON_BYTES, MAX_ROOM_CODE_CHARS, MAX_SERVER_MSG_BYTES, MAX_URL_BYTES, RoomRequest, RoundInfo, RoundPhase,
     ServerMsg,
 };
 
@@ -62,6 +62,31 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     bincode::serde::encode_to_vec(value, CONFIG)
         .expect("protocol types have no unsized sequences, so encoding into a Vec cannot fail")
 }
+
+/// Encodes a room's saved state (a checkpoint or a hand-over between a
+/// cluster's nodes) with the protocol's configuration.
+pub fn encode_state<T: Serialize>(value: &T) -> Vec<u8> {
+    bincode::serde::encode_to_vec(value, bincode::config::standard())
+        .expect("state types have no unsized sequences, so encoding into a Vec cannot fail")
+}
+
+/// Decodes a room's saved state of at most `max` bytes (bincode reads no
+/// further: no length prefix can make it allocate more).
+pub fn decode_state<T: DeserializeOwned>(bytes: &[u8], max: usize) -> Result<T, DecodeError> {
+    if bytes.len() > max {
+        return Err(DecodeError::TooLarge { len: bytes.len(), max });
+    }
+    let config = bincode::config::standard().with_limit::<MAX_STATE_BYTES>();
+    let (value, used) = bincode::serde::decode_from_slice(bytes, config)
+        .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if used != bytes.len() {
+        return Err(DecodeError::TrailingBytes(bytes.len() - used));
+    }
+    Ok(value)
+}
+
+/// The most a saved room state may take: 16 MiB.
+pub const MAX_STATE_BYTES: usize = 16 << 20;
 
 /// Decodes one client message, as the server does with every binary frame.
 pub fn decode_client(bytes: &[u8]) -> Result<ClientMsg, DecodeError> {
@@ -128,6 +153,12 @@ pub fn decode_server(bytes: &[u8]) -> Result<ServerMsg, DecodeError> {
         }
         ServerMsg::Joined(info) => check_name(&info.name)?,
         ServerMsg::Round(round) => check_round(round)?,
+        ServerMsg::Moved(moved) => {
+            check_room_code(&moved.room)?;
+            if moved.url.len() > MAX_URL_BYTES {
+                return Err(DecodeError::TooLong { what: "node URL" });
+            }
+        }
         ServerMsg::Left { .. }
         | ServerMsg::Away { .. }
         | ServerMsg::Back { .. }

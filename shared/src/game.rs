@@ -33,7 +33,7 @@ pub const CREDIT_WINDOW_MS: u32 = 3000;
 pub const COAST_AFTER_MS: u32 = 500;
 
 /// A room's game settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MatchSettings {
     pub tick_rate: u16,
     pub round_ticks: u32,
@@ -58,7 +58,7 @@ impl MatchSettings {
 }
 
 /// One player's place in the game.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Fighter {
     pub body: Body,
     pub life: Life,
@@ -89,8 +89,9 @@ pub enum GameEvent {
     Round(RoundInfo),
 }
 
-/// One room's game.
-#[derive(Debug, Clone)]
+/// One room's game. It serializes whole (bodies, lives, scores, the round
+/// clock), so a room can be saved and carried on by another process.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Match {
     settings: MatchSettings,
     tick: u32,

@@ -14,7 +14,7 @@ use crate::sim::{Body, Input, Platform};
 // ---------------------------------------------------------------------------
 
 /// Bumped on every incompatible change to these types or to `sim`.
-pub const PROTOCOL_VERSION: u16 = 5;
+pub const PROTOCOL_VERSION: u16 = 6;
 
 /// The player colours as `0xRRGGBB`, by index: what the game draws and
 /// what the join screen offers (`web/index.html`; a test compares them).
@@ -46,6 +46,8 @@ pub type ResumeToken = [u8; 16];
 
 /// Longest room code a decoder accepts (the server makes 10-character ones).
 pub const MAX_ROOM_CODE_CHARS: usize = 16;
+/// The longest node URL a `Moved` may name.
+pub const MAX_URL_BYTES: usize = 256;
 
 /// Identifies a player within a room for as long as it is connected.
 pub type PlayerId = u16;
@@ -117,6 +119,19 @@ pub enum ServerMsg {
     /// The round changed phase: it ended (standings for the podium) or a
     /// new one started (every score is back to 0).
     Round(RoundInfo),
+    /// This room is played on another node of the cluster: connect there
+    /// and send the same `Hello` (name, colour, resume token) for `room`.
+    /// Answers a `Hello`, or comes mid-game when the room moves (its node
+    /// drains); a close with [`close::MOVED`] follows.
+    Moved(Moved),
+}
+
+/// Where a room is played now: the node's base URL (`https://host:port`,
+/// its WebSocket is `<url>/ws`) and the room's code.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    pub url: String,
+    pub room: String,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -447,6 +462,8 @@ pub mod close {
     pub const ROOM_NOT_FOUND: u16 = 4007;
     /// The same player connected again elsewhere (its resume token was used).
     pub const RESUMED_ELSEWHERE: u16 = 4008;
+    /// The room is played on another node: a `Moved` names it.
+    pub const MOVED: u16 = 4009;
 }
 
 /// Checks a requested player name and returns the form the room shows:

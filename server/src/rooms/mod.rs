@@ -4,21 +4,30 @@
 //!
 //! Each room is its own task owning its own world; nothing is shared between
 //! rooms but the [`crate::directory`], which holds handles, not game state.
+//!
+//! - [`cluster`]: the same in cluster mode, where a room may live on
+//!   another node (a `Moved` sends the player there), rooms are leased,
+//!   adopted from Redis after a drain or a crash, and handed over.
+
+mod cluster;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use arena_shared::protocol::{RejectReason, Rejection, ResumeToken, RoomRequest};
+use arena_shared::protocol::{Moved, RejectReason, Rejection, ResumeToken, RoomRequest};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cluster::Cluster;
 use crate::config::ServerConfig;
 use crate::directory::{InMemoryDirectory, RoomDirectory, RoomEntry};
+use crate::fence::Fence;
+use crate::steward::RoomLease;
 use crate::limits::{AddressCaps, PerAddressBudget, Slot};
 use crate::metrics::{Metrics, RoomStats};
 use crate::room::{self, JoinError, Membership, RoomSpec};
-use crate::world::Newcomer;
+use crate::world::{Newcomer, WorldSnapshot};
 
 /// Characters of a room code: lower-case letters and digits without the
 /// look-alikes (0/o, 1/l/i), so a code read aloud or retyped survives.
@@ -46,6 +55,24 @@ pub struct Rooms {
     code_misses: PerAddressBudget,
     /// Private rooms each address has open: one address cannot take them all.
     private_rooms: Arc<AddressCaps>,
+    /// This node and the cluster it is in (itself alone without `--redis-url`).
+    cluster: Arc<Cluster>,
+}
+
+/// Why a `Hello` got no seat here.
+#[derive(Debug)]
+pub enum Refusal {
+    /// Refused, with a reason the client is told.
+    Rejected(Rejection),
+    /// The room (or, with an empty code, the request) is served by another
+    /// node of the cluster.
+    Moved(Moved),
+}
+
+impl From<Rejection> for Refusal {
+    fn from(rejection: Rejection) -> Self {
+        Refusal::Rejected(rejection)
+    }
 }
 
 /// A public room's line in `GET /api/rooms`.
@@ -57,8 +84,14 @@ pub struct PublicRoom {
 }
 
 impl Rooms {
-    pub fn new(config: Arc<ServerConfig>, metrics: Arc<Metrics>, cancel: CancellationToken) -> Self {
+    pub fn new(
+        config: Arc<ServerConfig>,
+        metrics: Arc<Metrics>,
+        cluster: Arc<Cluster>,
+        cancel: CancellationToken,
+    ) -> Self {
         Rooms {
+            cluster,
             directory: Arc::new(InMemoryDirectory::default()),
             metrics,
             cancel,
@@ -82,9 +115,16 @@ impl Rooms {
         newcomer: Newcomer,
         resume: Option<ResumeToken>,
         peer: IpAddr,
-    ) -> Result<Membership, Rejection> {
+    ) -> Result<Membership, Refusal> {
         if self.cancel.is_cancelled() {
-            return Err(Rejection::new(RejectReason::ShuttingDown));
+            return Err(Rejection::new(RejectReason::ShuttingDown).into());
+        }
+        // A draining node opens nothing: new rooms go to another node.
+        if self.cluster.is_draining()
+            && !matches!(request, RoomRequest::Join { .. })
+            && let Some(successor) = self.cluster.successor()
+        {
+            return Err(Refusal::Moved(Moved { url: successor.url, room: String::new() }));
         }
         match request {
             RoomRequest::Join { code } => {
@@ -93,17 +133,24 @@ impl Rooms {
                     self.metrics.guesses_limited_total.inc();
                     return Err(Rejection::new(RejectReason::TooManyGuesses {
                         retry_after_secs: retry_secs(over.retry_after),
-                    }));
+                    })
+                    .into());
                 }
-                let Some(entry) = self.directory.get(code) else {
-                    self.metrics.room_code_misses_total.inc();
-                    // Over budget only if another miss raced this one; it is refused next time.
-                    let _ = self.code_misses.spend(peer);
-                    return Err(Rejection::new(RejectReason::RoomNotFound));
+                let entry = match self.directory.get(code) {
+                    Some(entry) => entry,
+                    None => match self.locate(code).await? {
+                        Some(entry) => entry,
+                        None => {
+                            self.metrics.room_code_misses_total.inc();
+                            // Over budget only if another miss raced this one; it is refused next time.
+                            let _ = self.code_misses.spend(peer);
+                            return Err(Rejection::new(RejectReason::RoomNotFound).into());
+                        }
+                    },
                 };
                 entry.handle.join(newcomer, resume).await.map_err(|e| match e {
-                    JoinError::Rejected(rejection) => rejection,
-                    JoinError::Closed => Rejection::new(RejectReason::RoomNotFound),
+                    JoinError::Rejected(rejection) => rejection.into(),
+                    JoinError::Closed => Rejection::new(RejectReason::RoomNotFound).into(),
                 })
             }
             RoomRequest::CreatePrivate => {
@@ -113,24 +160,31 @@ impl Rooms {
                     Rejection::new(RejectReason::TooManyRooms { max })
                 })?;
                 let entry = self.open(Some(owner)).await?;
-                entry.handle.join(newcomer, None).await.map_err(|e| self.closed_or(e))
+                entry.handle.join(newcomer, None).await.map_err(|e| self.closed_or(e).into())
             }
             RoomRequest::Quick => {
                 // A room may fill or close between the look and the join: look again.
                 for _ in 0..4 {
                     let entry = match self.fullest_public_with_space() {
-                        Some(entry) => entry,
-                        None => self.open_public().await?,
+                        // Another node's room may be fuller: send the player there.
+                        Some(entry) => match self.fuller_elsewhere(entry.stats.players.load(Relaxed)).await {
+                            Some(moved) => return Err(Refusal::Moved(moved)),
+                            None => entry,
+                        },
+                        None => match self.fuller_elsewhere(0).await {
+                            Some(moved) => return Err(Refusal::Moved(moved)),
+                            None => self.open_public().await?,
+                        },
                     };
                     match entry.handle.join(newcomer.clone(), None).await {
                         Ok(membership) => return Ok(membership),
                         Err(JoinError::Closed) => {}
                         Err(JoinError::Rejected(r))
                             if matches!(r.reason, RejectReason::ServerFull { .. }) => {}
-                        Err(JoinError::Rejected(r)) => return Err(r),
+                        Err(JoinError::Rejected(r)) => return Err(r.into()),
                     }
                 }
-                Err(Rejection::new(RejectReason::ServerFull { max_players: self.config.max_players }))
+                Err(Rejection::new(RejectReason::ServerFull { max_players: self.config.max_players }).into())
             }
         }
     }
@@ -159,7 +213,7 @@ impl Rooms {
         let _one_at_a_time = self.opening.lock().await;
         match self.fullest_public_with_space() {
             Some(entry) => Ok(entry),
-            None => self.open_locked(None),
+            None => self.open_locked(None).await,
         }
     }
 
@@ -167,13 +221,13 @@ impl Rooms {
     /// `--max-rooms-per-ip`) under a fresh code.
     async fn open(&self, owner: Option<Slot>) -> Result<RoomEntry, Rejection> {
         let _one_at_a_time = self.opening.lock().await;
-        self.open_locked(owner)
+        self.open_locked(owner).await
     }
 
     /// Opens a room under a fresh code: private if it has an `owner`, which
     /// it holds until it closes. Refused past `--max-rooms`, and a private
     /// one past the rooms that are not kept for public play.
-    fn open_locked(&self, owner: Option<Slot>) -> Result<RoomEntry, Rejection> {
+    async fn open_locked(&self, owner: Option<Slot>) -> Result<RoomEntry, Rejection> {
         let private = owner.is_some();
         let rooms = self.directory.list();
         if rooms.len() >= usize::from(self.config.max_rooms) {
@@ -183,30 +237,50 @@ impl Rooms {
         if private && rooms.iter().filter(|(_, room)| room.private).count() >= usize::from(max_private) {
             return Err(Rejection::new(RejectReason::RoomsFull { max_rooms: max_private }));
         }
-        // Only this function inserts, under the opening lock: a code free
-        // now is still free below. (A collision is about 1 in 10^15.)
-        let code = loop {
+        // Only the opening lock's holders insert: a code free now is still
+        // free below. (A collision is about 1 in 10^15; in cluster mode the
+        // lease makes sure no other node has it.)
+        let (code, lease) = loop {
             let code = new_code().map_err(|e| {
                 tracing::error!("no randomness for a room code: {e}");
                 Rejection::new(RejectReason::ShuttingDown)
             })?;
-            if self.directory.get(&code).is_none() {
-                break code;
+            if self.directory.get(&code).is_some() {
+                continue;
+            }
+            match self.lease_new(&code).await? {
+                Some(lease) => break (code, lease),
+                None => continue,
             }
         };
+        self.spawn_room(NewRoom { code, private, owner, lease, restore: None })
+    }
+
+    /// Starts a room and lists it in the directory (under the opening lock).
+    fn spawn_room(&self, new: NewRoom) -> Result<RoomEntry, Rejection> {
+        let NewRoom { code, private, owner, lease, restore } = new;
         let stats = Arc::new(RoomStats::default());
         let directory = self.directory.clone();
         let closing = code.clone();
         let on_close = Box::new(move || directory.remove(&closing));
-        let spec = RoomSpec { code: code.clone(), private, stats: stats.clone(), owner, on_close };
+        let fence = lease.as_ref().map_or_else(|| Arc::new(Fence::always()), |lease| lease.fence.clone());
+        let spec = RoomSpec { code: code.clone(), private, stats: stats.clone(), owner, on_close, fence, restore };
         let handle =
             room::spawn(spec, self.config.clone(), self.metrics.clone(), self.cancel.clone(), &self.tasks);
-        let entry = RoomEntry { handle, private, stats };
+        let entry = RoomEntry { handle, private, stats, lease };
         if !self.directory.insert(code, entry.clone()) {
             tracing::error!("a fresh room code was taken under the opening lock");
             return Err(Rejection::new(RejectReason::ShuttingDown));
         }
+        self.steward(&entry);
         Ok(entry)
+    }
+
+    /// This node's open rooms and their players, for the cluster.
+    pub fn figures(&self) -> (u64, u64) {
+        let list = self.directory.list();
+        let players = list.iter().map(|(_, room)| room.stats.players.load(Relaxed)).sum();
+        (list.len() as u64, players)
     }
 
     /// Open rooms and their figures, by code.
@@ -241,6 +315,17 @@ impl Rooms {
         self.tasks.close();
         self.tasks.wait().await;
     }
+}
+
+/// A room to start: fresh, or carrying a saved one on.
+struct NewRoom {
+    code: String,
+    private: bool,
+    /// A private room's opener's place under `--max-rooms-per-ip`.
+    owner: Option<Slot>,
+    /// Its lease, in cluster mode.
+    lease: Option<Arc<RoomLease>>,
+    restore: Option<WorldSnapshot>,
 }
 
 /// Whole seconds to wait, rounded up, for a rejection.

@@ -1,0 +1,276 @@
+//! [`Rooms`] in cluster mode. A room runs on the node that holds its lease;
+//! this node runs only what is in its directory, and finds the rest through
+//! Redis:
+//!
+//! - a code it does not run: the lease names the node that does (the player
+//!   is sent there with a `Moved`), or this node itself (a draining node
+//!   handed the room here: it is adopted from its saved state), or nobody
+//!   while a saved state exists (its node crashed: claimed and restored);
+//! - a quick-join: the fullest public room with space across the cluster,
+//!   its seat reserved in Redis before the player is sent there;
+//! - orphans: every lease period, saved rooms that nobody holds are
+//!   claimed and restored, players or not;
+//! - a drain: each room is paused, saved and handed to the least-loaded
+//!   other node in one step, and its players are sent there.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use arena_shared::codec::{MAX_STATE_BYTES, decode_state, encode_state};
+use arena_shared::protocol::{Moved, RejectReason, Rejection};
+use tokio_util::sync::CancellationToken;
+
+use super::{NewRoom, Refusal, Rooms};
+use crate::directory::RoomEntry;
+use crate::lease::{Lease, LeaseError, Leases};
+use crate::steward::{Listing, RoomLease, Steward};
+use crate::world::WorldSnapshot;
+
+/// How long a quick-joiner's reserved seat waits for it: the room's own
+/// count includes the player within one renewal.
+const SEAT_HOLD: Duration = Duration::from_secs(3);
+
+/// How a saved room came to this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arrival {
+    /// A draining node handed it here.
+    HandedOver,
+    /// Its node stopped renewing (a crash, a freeze, a partition).
+    Restored,
+}
+
+/// The cluster is on but cannot answer now: a player should retry soon.
+fn unavailable(e: &LeaseError) -> Rejection {
+    tracing::warn!("the cluster's Redis cannot answer: {e}");
+    Rejection::new(RejectReason::ShuttingDown)
+}
+
+impl Rooms {
+    /// The cluster's Redis, when cluster mode is on: `Err` while it does
+    /// not answer.
+    async fn redis(&self) -> Option<Result<Leases, Rejection>> {
+        self.cluster.connected().await.map(|connected| connected.map_err(|e| unavailable(&e)))
+    }
+
+    /// Takes the lease on a fresh `code` for this node: `Ok(None)` if the
+    /// code is held elsewhere; no lease outside cluster mode.
+    pub(super) async fn lease_new(&self, code: &str) -> Result<Option<Option<Arc<RoomLease>>>, Rejection> {
+        let Some(leases) = self.redis().await else { return Ok(Some(None)) };
+        let leases = leases?;
+        let sent = Instant::now();
+        let ttl = self.cluster.lease();
+        let claimed = leases.claim(code, &self.cluster.node, ttl).await.map_err(|e| unavailable(&e))?;
+        Ok(claimed.map(|epoch| {
+            let lease = Lease { epoch, node: self.cluster.node.clone() };
+            Some(RoomLease::new(code.to_owned(), lease, sent, ttl))
+        }))
+    }
+
+    /// Starts the steward of a leased room.
+    pub(super) fn steward(&self, entry: &RoomEntry) {
+        let (Some(room), Some(leases)) = (entry.lease.clone(), self.cluster.leases()) else { return };
+        let steward = Steward {
+            cluster: self.cluster.clone(),
+            leases,
+            room,
+            handle: entry.handle.clone(),
+            listing: (!entry.private).then(|| (entry.stats.clone(), self.config.max_players)),
+            checkpoint_every: self.config.checkpoint_every(),
+            metrics: self.metrics.clone(),
+            cancel: self.cancel.clone(),
+        };
+        self.tasks.spawn(steward.run());
+    }
+
+    /// Where room `code`, which this node does not run, is: `Ok(None)` if
+    /// nowhere; a `Moved` if on another node; its entry if it was waiting
+    /// for this node (handed over, or orphaned by a crash) and now runs here.
+    pub(super) async fn locate(&self, code: &str) -> Result<Option<RoomEntry>, Refusal> {
+        let Some(leases) = self.redis().await else { return Ok(None) };
+        let leases = leases?;
+        let _one_at_a_time = self.opening.lock().await;
+        if let Some(entry) = self.directory.get(code) {
+            return Ok(Some(entry));
+        }
+        let owner = leases.owner(code).await.map_err(|e| unavailable(&e))?;
+        match owner {
+            Some(lease) if lease.node == self.cluster.node => {
+                Ok(self.adopt(&leases, code, lease, Arrival::HandedOver).await?)
+            }
+            Some(lease) => match self.cluster.url_of(&lease.node) {
+                Some(url) => Err(Refusal::Moved(Moved { url, room: code.to_owned() })),
+                // Its node is gone from the registry: the room comes back
+                // elsewhere within a lease. Retry then.
+                None => Err(Rejection::new(RejectReason::ShuttingDown).into()),
+            },
+            None => Ok(self.restore(&leases, code).await?),
+        }
+    }
+
+    /// Claims and restores saved room `code` if nobody holds it.
+    async fn restore(&self, leases: &Leases, code: &str) -> Result<Option<RoomEntry>, Rejection> {
+        if self.cluster.is_draining() {
+            return Ok(None);
+        }
+        let saved = leases.load(code).await.map_err(|e| unavailable(&e))?;
+        if saved.is_none() {
+            return Ok(None);
+        }
+        let node = &self.cluster.node;
+        let Some(epoch) = leases.claim(code, node, self.cluster.lease()).await.map_err(|e| unavailable(&e))?
+        else {
+            return Ok(None);
+        };
+        self.adopt(leases, code, Lease { epoch, node: node.clone() }, Arrival::Restored).await
+    }
+
+    /// Starts room `code` from its saved state under `lease`, which this
+    /// node holds (under the opening lock).
+    async fn adopt(
+        &self,
+        leases: &Leases,
+        code: &str,
+        lease: Lease,
+        arrival: Arrival,
+    ) -> Result<Option<RoomEntry>, Rejection> {
+        let sent = Instant::now();
+        let ttl = self.cluster.lease();
+        // Renewed first: the lease may have been handed over a while ago.
+        if !leases.renew(code, &lease, ttl).await.map_err(|e| unavailable(&e))? {
+            return Ok(None);
+        }
+        let Some(bytes) = leases.load(code).await.map_err(|e| unavailable(&e))? else {
+            tracing::warn!(room = %code, "leased here without a saved state: letting it go");
+            let _ = leases.release(code, &lease).await;
+            return Ok(None);
+        };
+        let snapshot: WorldSnapshot = match decode_state(&bytes, MAX_STATE_BYTES) {
+            Ok(snapshot) => snapshot,
+            Err(e) => {
+                tracing::error!(room = %code, "its saved state does not decode ({e}): forgetting it");
+                let _ = leases.forget(code, &lease).await;
+                return Ok(None);
+            }
+        };
+        let (players, tick, epoch) = (snapshot.players(), snapshot.tick(), lease.epoch);
+        let room_lease = RoomLease::new(code.to_owned(), lease, sent, ttl);
+        let new = NewRoom {
+            code: code.to_owned(),
+            private: snapshot.private,
+            owner: None,
+            lease: Some(room_lease),
+            restore: Some(snapshot),
+        };
+        let entry = self.spawn_room(new)?;
+        let counter = match arrival {
+            Arrival::HandedOver => &self.metrics.handovers_in_total,
+            Arrival::Restored => &self.metrics.restores_total,
+        };
+        counter.inc();
+        tracing::info!(room = %code, players, tick, epoch, ?arrival, "room carried on here");
+        Ok(Some(entry))
+    }
+
+    /// A quick-joiner's better room on another node: the fullest listed
+    /// public room with space and more than `here` players, its seat
+    /// reserved. `None` outside cluster mode, or if none is fuller.
+    pub(super) async fn fuller_elsewhere(&self, here: u64) -> Option<Moved> {
+        let leases = self.cluster.leases()?;
+        let listed = leases.listings().await.ok()?;
+        let mut rooms: Vec<Listing> = listed
+            .iter()
+            .filter_map(|json| serde_json::from_str::<Listing>(json).ok())
+            .filter(|room| room.node != self.cluster.node && room.players > here)
+            .filter(|room| room.players < u64::from(room.room_size))
+            .collect();
+        rooms.sort_by(|a, b| b.players.cmp(&a.players).then_with(|| a.code.cmp(&b.code)));
+        for room in rooms {
+            if let Ok(Some(true)) = leases.reserve(&room.code, SEAT_HOLD).await {
+                return Some(Moved { url: room.url, room: room.code });
+            }
+        }
+        None
+    }
+
+    /// Every lease period until `cancel`: restores saved rooms that nobody
+    /// holds (their node crashed) and adopts rooms handed to this node that
+    /// no player has come for yet.
+    pub async fn adopt_orphans(self: Arc<Self>, cancel: CancellationToken) {
+        if !self.cluster.is_on() {
+            return;
+        }
+        let mut ticks = tokio::time::interval(self.cluster.lease() / 3);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            if self.cluster.is_draining() {
+                continue;
+            }
+            let Some(leases) = self.cluster.leases() else { continue };
+            let Ok(saved) = leases.saved().await else { continue };
+            for code in saved {
+                if self.directory.get(&code).is_some() {
+                    continue;
+                }
+                if let Err(e) = self.locate(&code).await
+                    && let Refusal::Rejected(rejection) = e
+                {
+                    tracing::debug!(room = %code, "not adopted now: {}", rejection.message);
+                }
+            }
+        }
+    }
+
+    /// Hands every room this node runs to other nodes (a drain): each is
+    /// paused, saved and transferred in one step, and its players are sent
+    /// to the new node. With no other node to take them, the rooms are
+    /// saved and their leases released, for whichever node starts next.
+    /// Returns how many rooms were handed over.
+    pub async fn drain(&self) -> usize {
+        let Some(Ok(leases)) = self.cluster.connected().await else { return 0 };
+        self.cluster.start_draining();
+        let rooms = self.directory.list();
+        let handing = rooms.into_iter().filter_map(|(code, entry)| Some((code, entry.clone(), entry.lease?)));
+        let moves = handing.map(|(code, entry, lease)| self.hand_over(&leases, code, entry, lease));
+        let handed = futures_util::future::join_all(moves).await;
+        handed.into_iter().filter(|&handed| handed).count()
+    }
+
+    /// Hands one room over; `true` if another node has it now.
+    async fn hand_over(&self, leases: &Leases, code: String, entry: RoomEntry, room: Arc<RoomLease>) -> bool {
+        room.fence.revoke();
+        let Some(snapshot) = entry.handle.snapshot().await else { return false };
+        let bytes = encode_state(&snapshot);
+        let held = room.lease();
+        room.depart();
+        let Some(successor) = self.cluster.successor() else {
+            tracing::warn!(room = %code, "no other node to take the room: saving it for the next one");
+            if let Ok(true) = leases.save(&code, &held, &bytes, crate::steward::STATE_KEEP).await {
+                let _ = leases.release(&code, &held).await;
+            }
+            return false;
+        };
+        match leases.transfer(&code, &held, &successor.node, self.cluster.lease(), &bytes).await {
+            Ok(Some(epoch)) => {
+                self.metrics.handovers_out_total.inc();
+                tracing::info!(room = %code, to = %successor.url, epoch, players = snapshot.players(), "room handed over");
+                entry.handle.move_to(Moved { url: successor.url, room: code }).await;
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!(room = %code, "cannot hand the room over: {e}");
+                false
+            }
+        }
+    }
+
+    /// Players in this node's rooms now (for a drain's progress).
+    pub fn players(&self) -> u64 {
+        self.directory.list().iter().map(|(_, room)| room.stats.players.load(Relaxed)).sum()
+    }
+}
