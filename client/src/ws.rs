@@ -31,6 +31,9 @@ pub enum ClientError {
     Closed { code: u16, reason: String },
     #[error("connection lost: {0}")]
     Lost(String),
+    /// The room is on another node of the cluster: go there.
+    #[error("the room is on {}", .0.url)]
+    Moved(arena_shared::protocol::Moved),
 }
 
 impl From<DecodeError> for ClientError {
@@ -219,6 +222,7 @@ impl WsClient {
         match self.recv().await? {
             Incoming::Msg(ServerMsg::Welcome(welcome)) => Ok(welcome),
             Incoming::Msg(ServerMsg::Rejected(rejection)) => Err(ClientError::Rejected(rejection)),
+            Incoming::Msg(ServerMsg::Moved(moved)) => Err(ClientError::Moved(moved)),
             Incoming::Msg(other) => Err(ClientError::Protocol(format!("expected Welcome, got {other:?}"))),
             Incoming::Closed(frame) => Err(closed(frame)),
         }

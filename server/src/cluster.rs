@@ -132,7 +132,13 @@ impl Cluster {
     }
 
     fn me(&self, (rooms, players): (u64, u64)) -> NodeInfo {
-        NodeInfo { node: self.node.clone(), url: self.url.clone(), rooms, players, draining: self.is_draining() }
+        NodeInfo {
+            node: self.node.clone(),
+            url: self.url.clone(),
+            rooms,
+            players,
+            draining: self.is_draining(),
+        }
     }
 
     /// Keeps this node registered until `cancel` fires, then leaves the

@@ -189,7 +189,13 @@ impl Leases {
 
     /// Saves room `code`'s `state` (a checkpoint), kept for `keep`, if
     /// `lease` still holds it: `false` if not (nothing was written).
-    pub async fn save(&self, code: &str, lease: &Lease, state: &[u8], keep: Duration) -> Result<bool, LeaseError> {
+    pub async fn save(
+        &self,
+        code: &str,
+        lease: &Lease,
+        state: &[u8],
+        keep: Duration,
+    ) -> Result<bool, LeaseError> {
         let mut redis = self.redis.clone();
         let script = Script::new(SAVE);
         let mut call = script.key(lease_key(code));
@@ -217,7 +223,13 @@ impl Leases {
 
     /// Lists public room `code` as `listing` (JSON with at least `players`
     /// and `room_size`) for `ttl`, if `lease` still holds it.
-    pub async fn list(&self, code: &str, lease: &Lease, listing: &str, ttl: Duration) -> Result<bool, LeaseError> {
+    pub async fn list(
+        &self,
+        code: &str,
+        lease: &Lease,
+        listing: &str,
+        ttl: Duration,
+    ) -> Result<bool, LeaseError> {
         let mut redis = self.redis.clone();
         let script = Script::new(LIST);
         let mut call = script.key(lease_key(code));

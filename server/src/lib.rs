@@ -51,9 +51,9 @@ pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod directory;
-pub mod fence;
 #[cfg(feature = "embed-client")]
 pub mod embedded;
+pub mod fence;
 pub mod http;
 pub mod interest;
 pub mod lease;

@@ -346,7 +346,8 @@ struct NodeId(Arc<std::sync::OnceLock<String>>);
 impl Collector for NodeId {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
         let Some(node) = self.0.get() else { return Ok(()) };
-        let mut metric = encoder.encode_descriptor("arena_cluster_node", "this node's id", None, MetricType::Gauge)?;
+        let mut metric =
+            encoder.encode_descriptor("arena_cluster_node", "this node's id", None, MetricType::Gauge)?;
         ConstGauge::new(1).encode(metric.encode_family(&[("node", node.as_str())])?)
     }
 }

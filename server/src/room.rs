@@ -402,7 +402,13 @@ struct Ending {
     fence: Arc<Fence>,
 }
 
-async fn run(mut room: Room, channels: Channels, config: Arc<ServerConfig>, ending: Ending, cancel: CancellationToken) {
+async fn run(
+    mut room: Room,
+    channels: Channels,
+    config: Arc<ServerConfig>,
+    ending: Ending,
+    cancel: CancellationToken,
+) {
     let Channels { mut commands, mut leaves, leave_sender } = channels;
     let Ending { on_close, fence } = ending;
     let mut paused = false;

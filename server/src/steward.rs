@@ -119,8 +119,12 @@ impl Steward {
             if renewed.elapsed() >= ttl / 4 || !self.room.fence.holds(Instant::now()) {
                 let kept = self.renew().await;
                 match (&kept, healthy) {
-                    (Err(e), true) => tracing::warn!(room = %self.room.code, "cannot renew the room's lease: {e}"),
-                    (Ok(_), false) => tracing::info!(room = %self.room.code, "the room's lease is renewed again"),
+                    (Err(e), true) => {
+                        tracing::warn!(room = %self.room.code, "cannot renew the room's lease: {e}")
+                    }
+                    (Ok(_), false) => {
+                        tracing::info!(room = %self.room.code, "the room's lease is renewed again")
+                    }
                     _ => {}
                 }
                 healthy = kept.is_ok();

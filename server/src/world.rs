@@ -277,6 +277,7 @@ impl World {
             private: self.private,
             resume,
             resumed,
+            score: self.game.fighter(you).map_or(0, |f| f.score),
             platform: self.game.settings().platform,
             round: self.game.round().clone(),
         })

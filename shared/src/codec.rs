@@ -12,8 +12,8 @@ use serde::de::DeserializeOwned;
 
 use crate::protocol::{
     COLORS, ClientMsg, MAX_CLIENT_MSG_BYTES, MAX_INPUTS_PER_MSG, MAX_NAME_CHARS, MAX_PLAYERS,
-    MAX_REASON_BYTES, MAX_ROOM_CODE_CHARS, MAX_SERVER_MSG_BYTES, MAX_URL_BYTES, RoomRequest, RoundInfo, RoundPhase,
-    ServerMsg,
+    MAX_REASON_BYTES, MAX_ROOM_CODE_CHARS, MAX_SERVER_MSG_BYTES, MAX_URL_BYTES, RoomRequest, RoundInfo,
+    RoundPhase, ServerMsg,
 };
 
 /// The bincode configuration used by server, browser and bots alike:
@@ -234,6 +234,7 @@ mod tests {
                 private: true,
                 resume: [0xa5; 16],
                 resumed: false,
+                score: 0,
                 platform: Platform { radius: 650 },
                 round: RoundInfo { number: 4, phase: RoundPhase::Playing { ends_at: 9000 } },
             }),
@@ -270,6 +271,8 @@ mod tests {
                     next_at: 12,
                 },
             }),
+            ServerMsg::Moved(Moved { url: "https://eu2.example.com".into(), room: "k3x9q2m7pd".into() }),
+            ServerMsg::Moved(Moved { url: "http://10.0.0.2:7777".into(), room: String::new() }),
         ]
     }
 
@@ -475,10 +478,16 @@ mod tests {
             private: false,
             resume: [0; 16],
             resumed: false,
+            score: 0,
             platform: Platform { radius: 400 },
             round: RoundInfo { number: 1, phase: RoundPhase::Playing { ends_at: 5400 } },
         });
         assert_eq!(decode_server(&encode_server(&welcome)), Err(DecodeError::TooLong { what: "room code" }));
+        let moved =
+            ServerMsg::Moved(Moved { url: "https://a".into(), room: "c".repeat(MAX_ROOM_CODE_CHARS + 1) });
+        assert_eq!(decode_server(&encode_server(&moved)), Err(DecodeError::TooLong { what: "room code" }));
+        let far = ServerMsg::Moved(Moved { url: "h".repeat(MAX_URL_BYTES + 1), room: "c".into() });
+        assert_eq!(decode_server(&encode_server(&far)), Err(DecodeError::TooLong { what: "node URL" }));
     }
 
     #[test]

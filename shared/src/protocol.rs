@@ -153,6 +153,8 @@ pub struct Welcome {
     pub resume: ResumeToken,
     /// Whether this `Welcome` gave back a held seat.
     pub resumed: bool,
+    /// Your score this round (not 0 after a resume).
+    pub score: i32,
     /// The platform this room plays on (its size suits the room's capacity).
     pub platform: Platform,
     /// The round in progress.

@@ -1,9 +1,11 @@
 //! Harness for arena's end-to-end tests: the real server on `127.0.0.1:0`,
 //! real sockets, small helpers to speak HTTP and read close frames, and
 //! [`browser`], headless Chromium over the DevTools protocol; [`redis`], a
-//! real `redis-server` of the test's own.
+//! real `redis-server` of the test's own; [`node`], a real `arena-server`
+//! process, for a cluster's crash and drain drills.
 
 pub mod browser;
+pub mod node;
 pub mod redis;
 
 use std::net::SocketAddr;
@@ -340,6 +342,7 @@ pub fn swarm(server: &TestServer, count: usize, secs: f64, behaviour: Behaviour)
         tls: None,
         rooms: RoomPlan::Quick,
         conditions: Default::default(),
+        reconnect: None,
     }
 }
 

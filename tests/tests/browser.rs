@@ -77,6 +77,7 @@ fn bots(server: &TestServer, count: usize, behaviour: Behaviour, prefix: &str) -
         tls: None,
         rooms: RoomPlan::Quick,
         conditions: Default::default(),
+        reconnect: None,
     }
 }
 

@@ -65,6 +65,11 @@ mod cli {
         /// Spread the bots over this many new private rooms (bot i in room i mod N).
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000))]
         rooms: Option<u64>,
+        /// Resume a dropped connection (the server restarted, or a cluster
+        /// node crashed) within this many seconds, at the node it was on or
+        /// else at --url, instead of ending the bot's run.
+        #[arg(long, value_parser = parse_duration)]
+        reconnect_secs: Option<f64>,
         /// Bot names are this prefix plus a number.
         #[arg(long, default_value = "bot-")]
         name_prefix: String,
@@ -156,6 +161,7 @@ mod cli {
                 (None, Some(n)) => RoomPlan::Spread(n as usize),
                 (None, None) => RoomPlan::Quick,
             },
+            reconnect: args.reconnect_secs.map(Duration::from_secs_f64),
         };
         let Some(runtime) = runtime() else { return ExitCode::FAILURE };
         let records = runtime.block_on(async {

@@ -9,14 +9,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
-use arena_shared::protocol::{ClientMsg, INPUT_RATE_HZ, ServerMsg, close};
+use arena_shared::protocol::{ClientMsg, INPUT_RATE_HZ, RejectReason, RoomRequest, ServerMsg, close};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::bots::brain::Brain;
 use crate::bots::config::{RoomTicket, SwarmConfig};
 use crate::bots::record::{BotRecord, Outcome};
 use crate::conditioner::DelayLine;
-use crate::session::{ClientSession, Event, JoinRequest, color_for};
+use crate::session::{ClientSession, Event, JoinRequest, color_for, websocket_url};
 use crate::ws::{ClientError, Incoming, WsClient, WsReceiver, WsSender};
 
 /// How long a bot may take to connect and complete the handshake.
@@ -39,6 +39,8 @@ type Arrival = (Result<Incoming, ClientError>, usize);
 /// A connected bot.
 struct Bot {
     session: ClientSession,
+    /// The WebSocket URL it is connected to.
+    url: String,
     brain: Brain,
     record: BotRecord,
     /// The swarm's start: every local time is seconds since it.
@@ -50,6 +52,8 @@ struct Bot {
 }
 
 /// Runs bot `index` for the swarm's duration; its record says how it went.
+/// A `Moved` is followed, and with `--reconnect-secs` a dropped connection
+/// is resumed (at the node it was on, else at `--url`).
 pub(crate) async fn run_bot(
     index: usize,
     mut ticket: RoomTicket,
@@ -57,7 +61,7 @@ pub(crate) async fn run_bot(
     live: Arc<Live>,
     clock: Instant,
 ) -> BotRecord {
-    let (client, session) = match connect(index, &mut ticket, &config, clock).await {
+    let (mut client, session, url) = match connect(index, &mut ticket, &config, clock).await {
         Ok(connected) => connected,
         Err(outcome) => {
             live.failed.fetch_add(1, Relaxed);
@@ -67,9 +71,20 @@ pub(crate) async fn run_bot(
     live.connected.fetch_add(1, Relaxed);
     let connected_at = Instant::now();
     let mut bot = Bot::new(index, session, &config, live, clock);
-    let (mut tx, mut rx) = client.split();
-    let outcome = bot.play(&mut tx, &mut rx, clock + config.duration).await;
-    bot.finish(outcome, connected_at, (tx.bytes_up, rx.bytes_down))
+    bot.url = url;
+    let deadline = clock + config.duration;
+    let mut bytes = (0, 0);
+    let outcome = loop {
+        let (mut tx, mut rx) = client.split();
+        let outcome = bot.play(&mut tx, &mut rx, deadline).await;
+        bytes = (bytes.0 + tx.bytes_up, bytes.1 + rx.bytes_down);
+        let Some(url) = bot.where_next(&outcome, &config) else { break outcome };
+        match bot.reconnect(url, &config, deadline).await {
+            Ok(next) => client = next,
+            Err(outcome) => break outcome,
+        }
+    };
+    bot.finish(outcome, connected_at, bytes)
 }
 
 /// Opens the socket and runs the handshake through a new session.
@@ -78,24 +93,51 @@ async fn connect(
     ticket: &mut RoomTicket,
     config: &SwarmConfig,
     clock: Instant,
-) -> Result<(WsClient, ClientSession), Outcome> {
+) -> Result<(WsClient, ClientSession, String), Outcome> {
     let name = format!("{}{index}", config.name_prefix);
     let attempt = async {
         let room = ticket.request().await?;
-        let mut client = WsClient::connect_with(&config.url, &[], config.tls.clone()).await?;
         let join = JoinRequest { color: color_for(&name), name, room, resume: None };
-        let mut session = ClientSession::new(join, PING_EVERY_SECS);
-        client.join(&mut session, || clock.elapsed().as_secs_f64()).await?;
+        let (client, session, url) = open(&config.url, join, config, clock).await?;
         if let Some(room) = session.room() {
             ticket.opened(room.code());
         }
-        Ok::<_, ClientError>((client, session))
+        Ok::<_, ClientError>((client, session, url))
     };
     match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
         Ok(Ok(connected)) => Ok(connected),
         Ok(Err(e)) => Err(failure_outcome(e)),
         Err(_) => Err(Outcome::ConnectFailed { error: "timed out connecting".into() }),
     }
+}
+
+/// Connects to `url` and asks to `join`, following one `Moved` (a room on
+/// another node of a cluster) with the same name, colour and token; also
+/// says which URL it ended up at.
+pub async fn open(
+    url: &str,
+    mut join: JoinRequest,
+    config: &SwarmConfig,
+    clock: Instant,
+) -> Result<(WsClient, ClientSession, String), ClientError> {
+    let mut url = url.to_owned();
+    for hop in 0..2 {
+        let mut client = WsClient::connect_with(&url, &[], config.tls.clone()).await?;
+        let mut session = ClientSession::new(join.clone(), PING_EVERY_SECS);
+        match client.join(&mut session, || clock.elapsed().as_secs_f64()).await {
+            Ok(()) => return Ok((client, session, url)),
+            Err(ClientError::Moved(moved)) if hop == 0 => {
+                url = websocket_url(&moved.url).ok_or_else(|| {
+                    ClientError::Protocol(format!("moved to {}, not a node URL", moved.url))
+                })?;
+                if !moved.room.is_empty() {
+                    join.room = RoomRequest::Join { code: moved.room };
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ClientError::Protocol("sent on by the node a Moved named".into()))
 }
 
 impl Bot {
@@ -112,6 +154,7 @@ impl Bot {
         let started = Instant::now();
         Bot {
             session,
+            url: config.url.clone(),
             brain: Brain::new(config.behaviour, index),
             record,
             clock,
@@ -189,6 +232,10 @@ impl Bot {
                         frame.unwrap_or((close::ABNORMAL, "connection closed without a close frame".into()));
                     return Err(Outcome::Disconnected { code, reason });
                 }
+                // Reset mid-game: the connection dropped, as a crash drops it.
+                Err(ClientError::Lost(reason)) => {
+                    return Err(Outcome::Disconnected { code: close::ABNORMAL, reason });
+                }
                 Err(e) => return Err(failure_outcome(e)),
             }
         }
@@ -227,6 +274,80 @@ impl Bot {
             self.record.correction_units.push(moved);
         }
         Ok(())
+    }
+
+    /// Where to connect after `outcome`: the node a `Moved` named, or, with
+    /// `--reconnect-secs`, the same node after a drop; `None`: the run ends.
+    fn where_next(&self, outcome: &Outcome, config: &SwarmConfig) -> Option<String> {
+        let Outcome::Disconnected { code, .. } = outcome else { return None };
+        if *code == close::MOVED {
+            return self.session.moved().and_then(|moved| websocket_url(&moved.url));
+        }
+        let dropped = matches!(*code, close::ABNORMAL | close::GOING_AWAY);
+        (dropped && config.reconnect.is_some()).then(|| self.url.clone())
+    }
+
+    /// Takes the seat back at `url` (then at `--url`, retrying with backoff
+    /// within `--reconnect-secs`, at least 10 s after a `Moved`), and
+    /// records the gap and whether the player and its points came through.
+    async fn reconnect(
+        &mut self,
+        url: String,
+        config: &SwarmConfig,
+        deadline: Instant,
+    ) -> Result<WsClient, Outcome> {
+        let lost = Instant::now();
+        let window = config.reconnect.unwrap_or_default().max(Duration::from_secs(10));
+        let give_up = (lost + window).min(deadline);
+        let before = self
+            .session
+            .room()
+            .map(|room| (room.you(), room.me().map_or(0, |me| me.score), room.round().number));
+        let (mut target, mut wait) = (url, Duration::from_millis(100));
+        loop {
+            let attempt = open(&target, self.session.rejoin(), config, self.clock);
+            let error = match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+                Ok(Ok((client, session, url))) => {
+                    self.url = url;
+                    self.resumed(session, before, lost.elapsed());
+                    return Ok(client);
+                }
+                Ok(Err(ClientError::Rejected(rejection)))
+                    if rejection.reason == RejectReason::RoomNotFound =>
+                {
+                    return Err(failure_outcome(ClientError::Rejected(rejection)));
+                }
+                Ok(Err(e)) => failure_outcome(e),
+                Err(_) => Outcome::ConnectFailed { error: "timed out reconnecting".into() },
+            };
+            if Instant::now() + wait >= give_up {
+                return Err(error);
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(1));
+            // The node it was on may be gone: ask the one it started at.
+            target = config.url.clone();
+        }
+    }
+
+    /// A new connection's session replaces the old one; what it kept is
+    /// recorded.
+    fn resumed(&mut self, session: ClientSession, before: Option<(u16, i32, u32)>, gap: Duration) {
+        let record = &mut self.record;
+        record.reconnects += 1;
+        record.worst_gap_ms = record.worst_gap_ms.max(gap.as_secs_f64() * 1000.0);
+        if let (Some((id, score, round)), Some(room)) = (before, session.room()) {
+            if room.you() != id {
+                record.players_lost += 1;
+            } else if room.round().number == round {
+                let now = room.me().map_or(0, |me| me.score);
+                record.points_lost += i64::from((score - now).max(0));
+            }
+        }
+        record.room = session.room().map(|room| room.code().to_owned());
+        self.session = session;
+        // The new connection's frames start a new count.
+        self.record.last_tick = None;
     }
 
     /// The record, completed with what the session measured.

@@ -158,6 +158,7 @@ mod tests {
             private: false,
             resume: [0; 16],
             resumed: false,
+            score: 0,
             platform: arena_shared::sim::Platform { radius: 500 },
             round: RoundInfo { number: 1, phase: RoundPhase::Playing { ends_at: 5400 } },
         };

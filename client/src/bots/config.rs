@@ -23,6 +23,9 @@ pub struct SwarmConfig {
     pub conditions: LinkConditions,
     /// Which rooms the bots join.
     pub rooms: RoomPlan,
+    /// Resume a dropped connection within this long (cluster drills);
+    /// `None`: a drop ends the bot's run. A `Moved` is always followed.
+    pub reconnect: Option<Duration>,
 }
 
 /// Where a swarm's bots play.

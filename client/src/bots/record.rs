@@ -73,6 +73,13 @@ pub struct BotRecord {
     pub knockouts_taken: u32,
     /// Bytes of the frames received, by part.
     pub frame_bytes: FrameBytes,
+    /// New connections after a `Moved` or a drop, the longest time without
+    /// one (ms), and what they lost: the player (a new id), and points of
+    /// the round in progress.
+    pub reconnects: u32,
+    pub worst_gap_ms: f64,
+    pub players_lost: u32,
+    pub points_lost: i64,
     #[serde(skip)]
     first_pos: BTreeMap<PlayerId, (i16, i16)>,
 }
@@ -106,6 +113,10 @@ impl BotRecord {
             knockouts_given: 0,
             knockouts_taken: 0,
             frame_bytes: FrameBytes::default(),
+            reconnects: 0,
+            worst_gap_ms: 0.0,
+            players_lost: 0,
+            points_lost: 0,
             first_pos: BTreeMap::new(),
         }
     }

@@ -14,7 +14,9 @@ mod room;
 
 use std::collections::VecDeque;
 
-use arena_shared::protocol::{ClientMsg, PROTOCOL_VERSION, Rejection, ResumeToken, RoomRequest, ServerMsg};
+use arena_shared::protocol::{
+    ClientMsg, Moved, PROTOCOL_VERSION, Rejection, ResumeToken, RoomRequest, ServerMsg,
+};
 use arena_shared::sim::Input;
 
 pub use room::{Change, FEED_LINES, FeedLine, KnockedOutBy, Member, Room, SessionError};
@@ -74,6 +76,27 @@ pub enum Event {
     Changed(Change),
     /// A ping's round trip, seconds.
     RoundTrip(f64),
+    /// The room is played on another node of the cluster: connect to its
+    /// [`websocket_url`] and send [`ClientSession::rejoin`]'s `Hello`
+    /// there (once per attempt). Its close follows.
+    Moved(Moved),
+}
+
+/// The WebSocket URL of a cluster node named by its base URL in a
+/// `Moved` (`https://eu1.example.com` → `wss://eu1.example.com/ws`);
+/// `None` for anything but an http(s) URL.
+pub fn websocket_url(node: &str) -> Option<String> {
+    let (scheme, rest) = node.split_once("://")?;
+    let scheme = match scheme {
+        "http" => "ws",
+        "https" => "wss",
+        _ => return None,
+    };
+    let host = rest.trim_end_matches('/');
+    if host.is_empty() || host.contains(['/', '?', '#', ' ']) {
+        return None;
+    }
+    Some(format!("{scheme}://{host}/ws"))
 }
 
 /// Where the handshake is.
@@ -102,6 +125,8 @@ pub struct ClientSession {
     next_ping: Option<f64>,
     /// When a `Resync` went out that no full view has answered yet.
     resync_sent: Option<f64>,
+    /// Where the server said the room is played now.
+    moved: Option<Moved>,
 }
 
 impl ClientSession {
@@ -117,12 +142,18 @@ impl ClientSession {
             ping_every,
             next_ping: None,
             resync_sent: None,
+            moved: None,
         }
     }
 
     /// Applies one message received at local time `now`. An error means the
     /// server broke the protocol: drop the connection.
     pub fn handle(&mut self, msg: ServerMsg, now: f64) -> Result<(), SessionError> {
+        if let ServerMsg::Moved(moved) = msg {
+            self.moved = Some(moved.clone());
+            self.events.push_back(Event::Moved(moved));
+            return Ok(());
+        }
         let Phase::Playing(room) = &mut self.phase else {
             return self.handshake(msg, now);
         };
@@ -232,16 +263,25 @@ impl ClientSession {
     }
 
     /// How to ask for this seat again on a new connection: the same room by
-    /// code with its resume token, once welcomed; the same request before.
+    /// code with its resume token, once welcomed; before, the same request,
+    /// or the room a `Moved` named.
     pub fn rejoin(&self) -> JoinRequest {
-        match self.room() {
-            Some(room) => JoinRequest {
+        match (self.room(), &self.moved) {
+            (Some(room), _) => JoinRequest {
                 room: RoomRequest::Join { code: room.code().to_owned() },
                 resume: Some(room.resume_token()),
                 ..self.join.clone()
             },
-            None => self.join.clone(),
+            (None, Some(moved)) if !moved.room.is_empty() => {
+                JoinRequest { room: RoomRequest::Join { code: moved.room.clone() }, ..self.join.clone() }
+            }
+            (None, _) => self.join.clone(),
         }
+    }
+
+    /// Where the server said the room is played now, if it did.
+    pub fn moved(&self) -> Option<&Moved> {
+        self.moved.as_ref()
     }
 
     /// The seq of the newest input recorded.
@@ -262,6 +302,7 @@ fn kind(msg: &ServerMsg) -> &'static str {
         ServerMsg::KnockedOut(_) => "KnockedOut",
         ServerMsg::Round(_) => "Round",
         ServerMsg::Frame(_) => "Frame",
+        ServerMsg::Moved(_) => "Moved",
     }
 }
 
@@ -317,6 +358,7 @@ mod tests {
             private: false,
             resume: [7; 16],
             resumed: false,
+            score: 0,
             platform: Platform { radius: 500 },
             round: RoundInfo { number: 1, phase: RoundPhase::Playing { ends_at: 400 } },
         }
@@ -614,5 +656,36 @@ mod tests {
         );
         let joining = ClientSession::new(JoinRequest::quick("cy", 1), 1.0);
         assert_eq!(joining.rejoin(), JoinRequest::quick("cy", 1), "not welcomed yet: the same request");
+    }
+
+    #[test]
+    fn a_moved_room_is_followed_with_the_same_seat_or_the_named_room() {
+        let moved = Moved { url: "https://eu2.example.com".into(), room: "abcdefghjk".into() };
+        // Mid-game: the same seat, by code and token, on the other node.
+        let mut playing = session();
+        playing.0.handle(ServerMsg::Moved(moved.clone()), 5.0).expect("a Moved is no protocol error");
+        assert_eq!(playing.0.poll_event(), Some(Event::Moved(moved.clone())));
+        assert_eq!(playing.0.moved(), Some(&moved));
+        assert_eq!(playing.0.rejoin().resume, Some([7; 16]));
+        // Answering a quick-join's Hello: that room, as the same player.
+        let mut joining = ClientSession::new(JoinRequest::quick("cy", 1), 1.0);
+        joining.handle(ServerMsg::Moved(moved.clone()), 0.1).expect("an answer to Hello");
+        let rejoin = joining.rejoin();
+        assert_eq!(rejoin.room, RoomRequest::Join { code: "abcdefghjk".into() });
+        assert_eq!((rejoin.name.as_str(), rejoin.color, rejoin.resume), ("cy", 1, None));
+        // A drain's "ask there": the same request.
+        let mut asked = ClientSession::new(JoinRequest::quick("di", 2), 1.0);
+        asked.handle(ServerMsg::Moved(Moved { room: String::new(), ..moved }), 0.1).expect("ok");
+        assert_eq!(asked.rejoin(), JoinRequest::quick("di", 2));
+    }
+
+    #[test]
+    fn a_node_url_becomes_its_websocket_url() {
+        assert_eq!(websocket_url("https://eu1.example.com").as_deref(), Some("wss://eu1.example.com/ws"));
+        assert_eq!(websocket_url("http://10.0.0.2:7777/").as_deref(), Some("ws://10.0.0.2:7777/ws"));
+        assert_eq!(websocket_url("http://[::1]:7777").as_deref(), Some("ws://[::1]:7777/ws"));
+        for bad in ["ftp://x", "https://", "javascript:alert(1)", "http://a/b", "eu1.example.com"] {
+            assert_eq!(websocket_url(bad), None, "{bad}");
+        }
     }
 }

@@ -117,7 +117,7 @@ impl Room {
             welcome.players.into_iter().map(|info| (info.id, member(info))).collect();
         roster.insert(
             welcome.you,
-            Member { name: name.to_owned(), color, score: 0, away: false, life: Life::Protected },
+            Member { name: name.to_owned(), color, score: welcome.score, away: false, life: Life::Protected },
         );
         Room {
             you: welcome.you,
@@ -155,6 +155,8 @@ impl Room {
         match msg {
             ServerMsg::Welcome(_) => return Err(SessionError::Unexpected("Welcome")),
             ServerMsg::Rejected(_) => return Err(SessionError::Unexpected("Rejected")),
+            // The session takes it before the room sees it.
+            ServerMsg::Moved(_) => return Err(SessionError::Unexpected("Moved")),
             ServerMsg::Joined(info) => {
                 let id = info.id;
                 let life = self.roster.get(&id).map_or(Life::Protected, |m| m.life);

@@ -118,7 +118,8 @@ impl Rooms {
             return Ok(None);
         }
         let node = &self.cluster.node;
-        let Some(epoch) = leases.claim(code, node, self.cluster.lease()).await.map_err(|e| unavailable(&e))?
+        let Some(epoch) =
+            leases.claim(code, node, self.cluster.lease()).await.map_err(|e| unavailable(&e))?
         else {
             return Ok(None);
         };

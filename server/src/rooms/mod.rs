@@ -23,10 +23,10 @@ use crate::cluster::Cluster;
 use crate::config::ServerConfig;
 use crate::directory::{InMemoryDirectory, RoomDirectory, RoomEntry};
 use crate::fence::Fence;
-use crate::steward::RoomLease;
 use crate::limits::{AddressCaps, PerAddressBudget, Slot};
 use crate::metrics::{Metrics, RoomStats};
 use crate::room::{self, JoinError, Membership, RoomSpec};
+use crate::steward::RoomLease;
 use crate::world::{Newcomer, WorldSnapshot};
 
 /// Characters of a room code: lower-case letters and digits without the
@@ -264,7 +264,8 @@ impl Rooms {
         let closing = code.clone();
         let on_close = Box::new(move || directory.remove(&closing));
         let fence = lease.as_ref().map_or_else(|| Arc::new(Fence::always()), |lease| lease.fence.clone());
-        let spec = RoomSpec { code: code.clone(), private, stats: stats.clone(), owner, on_close, fence, restore };
+        let spec =
+            RoomSpec { code: code.clone(), private, stats: stats.clone(), owner, on_close, fence, restore };
         let handle =
             room::spawn(spec, self.config.clone(), self.metrics.clone(), self.cancel.clone(), &self.tasks);
         let entry = RoomEntry { handle, private, stats, lease };

@@ -1,0 +1,132 @@
+//! A real `arena-server` process (the binary, built here if need be) on a
+//! free loopback port, for what an in-process server cannot show: a node
+//! killed with `SIGKILL`, frozen with `SIGSTOP`, drained with `SIGTERM`.
+//! Its log goes to a file, printed if a test fails.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::process::{Child, Command};
+
+/// One node of a test cluster.
+pub struct Node {
+    pub port: u16,
+    child: Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// The `arena-server` binary of this checkout, built once per test run
+/// (cargo makes that a no-op when it is fresh).
+fn binary() -> anyhow::Result<PathBuf> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "arena-server", "--bin", "arena-server"])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .status()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        if !status.success() {
+            return Err(format!("cargo build -p arena-server failed: {status}"));
+        }
+        // This test's executable is <target>/debug/deps/<name>: the binary is
+        // in <target>/debug.
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let debug = exe.parent().and_then(|deps| deps.parent()).ok_or("no target directory")?;
+        Ok(debug.join("arena-server"))
+    });
+    built.clone().map_err(anyhow::Error::msg)
+}
+
+impl Node {
+    /// Starts a node of the cluster on `redis`, with `args` after the
+    /// cluster's own flags.
+    pub async fn start(redis: &str, args: &[&str]) -> anyhow::Result<Node> {
+        let binary = binary()?;
+        let dir = tempfile::tempdir()?;
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let log = dir.path().join(format!("node-{port}.log"));
+            let mut child = Command::new(&binary)
+                .args(["--bind", &format!("127.0.0.1:{port}"), "--redis-url", redis])
+                .args(["--node-url", &format!("http://127.0.0.1:{port}")])
+                .args(args)
+                .env("RUST_LOG", "info,arena_server=debug")
+                .stdin(Stdio::null())
+                .stdout({
+                    std::fs::File::create(&log)?;
+                    std::fs::File::options().append(true).open(&log)?
+                })
+                .stderr(std::fs::File::options().append(true).open(&log)?)
+                .kill_on_drop(true)
+                .spawn()
+                .with_context(|| format!("starting {}", binary.display()))?;
+            for _ in 0..200 {
+                if crate::http_get(([127, 0, 0, 1], port).into(), "/healthz", &[]).await.is_ok() {
+                    return Ok(Node { port, child, log, _dir: dir });
+                }
+                if child.try_wait()?.is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            let _ = child.kill().await;
+        }
+        bail!("arena-server did not start")
+    }
+
+    /// Its base URL, as a `Moved` names it.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/ws", self.port)
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        ([127, 0, 0, 1], self.port).into()
+    }
+
+    fn signal(&self, name: &str) -> anyhow::Result<()> {
+        let pid = self.child.id().context("the node has exited")?;
+        let status =
+            std::process::Command::new("kill").args([&format!("-{name}"), &pid.to_string()]).status()?;
+        anyhow::ensure!(status.success(), "kill -{name} {pid} failed");
+        Ok(())
+    }
+
+    /// `SIGKILL`: a crash, nothing saved at the end.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        self.signal("KILL")?;
+        self.child.wait().await?;
+        Ok(())
+    }
+
+    /// `SIGSTOP`: frozen (a long GC pause, a VM migration), clock running.
+    pub fn freeze(&self) -> anyhow::Result<()> {
+        self.signal("STOP")
+    }
+
+    /// `SIGCONT` after [`Node::freeze`].
+    pub fn thaw(&self) -> anyhow::Result<()> {
+        self.signal("CONT")
+    }
+
+    /// `SIGTERM` (a deploy: the node drains), waiting up to `within` for it
+    /// to exit; its exit code.
+    pub async fn terminate(&mut self, within: Duration) -> anyhow::Result<Option<i32>> {
+        self.signal("TERM")?;
+        let status =
+            tokio::time::timeout(within, self.child.wait()).await.context("the node did not stop")??;
+        Ok(status.code())
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
