@@ -1,13 +1,15 @@
 //! The page's reconnect policy, engine-free: where to connect next (back
 //! to the seat it had, the invite link's room, a new private room, or
 //! quick-join), how long to wait after a close (exponential backoff), and
-//! what to tell the player meanwhile. The browser app keeps one
+//! what to tell the player meanwhile; and, in a cluster, which node: the
+//! one a `Moved` named (followed at once, once per attempt), else the one
+//! the page came from. The browser app keeps one
 //! [`Reconnect`] and asks it after every close; the tests below drive it
 //! natively.
 
-use arena_shared::protocol::{RejectReason, Rejection, ResumeToken, RoomRequest};
+use arena_shared::protocol::{Moved, RejectReason, Rejection, ResumeToken, RoomRequest};
 
-use crate::session::JoinRequest;
+use crate::session::{JoinRequest, websocket_url};
 
 /// First wait before reconnecting, and the most it grows to.
 pub const BACKOFF_START_SECS: f64 = 0.5;
@@ -53,6 +55,25 @@ pub struct Reconnect {
     backoff_secs: f64,
     retry_at: Option<f64>,
     notice: Option<Notice>,
+    /// The node a `Moved` sent us to (its WebSocket URL), while we play
+    /// there; `None`: the page's own server.
+    away: Option<String>,
+    /// The room a `Moved` named before we had a seat (a quick-join sent on).
+    moved_room: Option<String>,
+    /// Where following a `Moved` is.
+    follow: Follow,
+    /// Whether the current attempt got a `Welcome`.
+    welcomed_now: bool,
+}
+
+/// Following a `Moved`, once per attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Follow {
+    Idle,
+    /// A `Moved` came: connect there as soon as its close comes.
+    Due,
+    /// Connecting there; another `Moved` now is not followed.
+    Trying,
 }
 
 impl Reconnect {
@@ -67,7 +88,37 @@ impl Reconnect {
             backoff_secs: BACKOFF_START_SECS,
             retry_at: None,
             notice: None,
+            away: None,
+            moved_room: None,
+            follow: Follow::Idle,
+            welcomed_now: false,
         }
+    }
+
+    /// The WebSocket URL to connect to: where a `Moved` sent us, else
+    /// `home` (the page's own server). Call once per attempt.
+    pub fn connecting(&mut self, home: &str) -> String {
+        self.welcomed_now = false;
+        if self.follow == Follow::Due {
+            self.follow = Follow::Trying;
+        }
+        self.away.clone().unwrap_or_else(|| home.to_owned())
+    }
+
+    /// The server says the room is played at another node: follow at once
+    /// (keeping the seat and its token), unless this attempt was itself
+    /// the follow of a `Moved` (then its close backs off and goes home).
+    pub fn moved(&mut self, moved: &Moved) -> bool {
+        if self.follow == Follow::Trying && !self.welcomed_now {
+            return false;
+        }
+        let Some(url) = websocket_url(&moved.url) else { return false };
+        self.away = Some(url);
+        if self.seat.is_none() && !moved.room.is_empty() {
+            self.moved_room = Some(moved.room.clone());
+        }
+        self.follow = Follow::Due;
+        true
     }
 
     /// Whether the page knows where to play without the join screen.
@@ -83,7 +134,7 @@ impl Reconnect {
     /// What to ask for: back to the seat we had, else the link's room,
     /// else a new private room if asked, else quick-join.
     pub fn join_request(&self, name: &str, color: u8) -> JoinRequest {
-        let (room, resume) = match (&self.seat, &self.link_room) {
+        let (room, resume) = match (&self.seat, self.moved_room.as_ref().or(self.link_room.as_ref())) {
             (Some((code, token)), _) => (RoomRequest::Join { code: code.clone() }, Some(*token)),
             (None, Some(code)) => (RoomRequest::Join { code: code.clone() }, None),
             (None, None) if self.create_private => (RoomRequest::CreatePrivate, None),
@@ -97,6 +148,9 @@ impl Reconnect {
     pub fn welcomed(&mut self, code: &str, resume: ResumeToken) {
         self.seat = Some((code.to_owned(), resume));
         self.create_private = false;
+        self.moved_room = None;
+        self.welcomed_now = true;
+        self.follow = Follow::Idle;
         self.backoff_secs = BACKOFF_START_SECS;
         self.retry_at = None;
         self.notice = None;
@@ -115,6 +169,20 @@ impl Reconnect {
     /// The connection closed at local time `now`, after `rejection` (the
     /// server's typed refusal, if it sent one) or for `reason`.
     pub fn closed(&mut self, rejection: Option<Rejection>, reason: String, now: f64) -> After {
+        if self.follow == Follow::Due {
+            // The close after a Moved: go there now.
+            self.retry_at = Some(now);
+            self.notice =
+                Some(Notice::Disconnected { reason: "the room moved; following it".into(), retry_at: now });
+            return After::Wait { retry_at: Some(now) };
+        }
+        if !self.welcomed_now {
+            // That node did not take us (it may be gone): ask the page's own
+            // server next, which knows where the room went.
+            self.away = None;
+            self.follow = Follow::Idle;
+        }
+        self.welcomed_now = false;
         let backoff_at = now + self.backoff_secs;
         self.backoff_secs = (self.backoff_secs * 2.0).min(BACKOFF_MAX_SECS);
         let still_rejected = match &self.notice {
@@ -217,5 +285,38 @@ mod tests {
         let after = was_in.closed(rejected(RejectReason::RoomNotFound), String::new(), 5.0);
         assert_eq!(after, After::Wait { retry_at: Some(5.0) }, "at once");
         assert_eq!(was_in.join_request("ada", 0), JoinRequest::quick("ada", 0), "somewhere else");
+    }
+
+    #[test]
+    fn a_moved_room_is_followed_at_once_and_only_once_per_attempt() {
+        let home = "ws://a.example.com/ws";
+        let mut policy = Reconnect::new(None, None, false);
+        assert_eq!(policy.connecting(home), home);
+        let moved = Moved { url: "https://b.example.com".into(), room: "abcdefghjk".into() };
+        assert!(policy.moved(&moved), "a quick-join sent to another node's room");
+        assert_eq!(policy.closed(None, "moved".into(), 3.0), After::Wait { retry_at: Some(3.0) }, "at once");
+        assert_eq!(policy.connecting(home), "wss://b.example.com/ws");
+        assert_eq!(policy.join_request("ada", 1).room, RoomRequest::Join { code: "abcdefghjk".into() });
+        // Sent on again by the node it was sent to: not followed; back home.
+        assert!(!policy.moved(&Moved { url: "https://c.example.com".into(), room: "abcdefghjk".into() }));
+        assert!(
+            matches!(policy.closed(None, "moved".into(), 4.0), After::Wait { retry_at: Some(at) } if at > 4.0)
+        );
+        assert_eq!(policy.connecting(home), home);
+
+        // Playing on B, B drains: follow with the seat to C, and stay there.
+        let mut playing = Reconnect::new(None, None, false);
+        playing.connecting(home);
+        playing.welcomed("abcdefghjk", [3; 16]);
+        assert!(playing.moved(&Moved { url: "http://c.example.com:7777".into(), room: "abcdefghjk".into() }));
+        playing.closed(None, "moved".into(), 10.0);
+        assert_eq!(playing.connecting(home), "ws://c.example.com:7777/ws");
+        assert_eq!(playing.join_request("ada", 1).resume, Some([3; 16]));
+        playing.welcomed("abcdefghjk", [3; 16]);
+        // C crashes: back to C first, and if it does not answer, home.
+        playing.closed(None, "lost".into(), 20.0);
+        assert_eq!(playing.connecting(home), "ws://c.example.com:7777/ws");
+        playing.closed(None, "refused".into(), 21.0);
+        assert_eq!(playing.connecting(home), home);
     }
 }

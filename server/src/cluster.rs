@@ -109,6 +109,14 @@ impl Cluster {
         self.known().into_iter().find(|info| info.node == node).map(|info| info.url)
     }
 
+    /// Whether `origin` (a page's `Origin`) is a live node of the cluster:
+    /// a page served by one node may play on any other.
+    pub fn serves_origin(&self, origin: &str) -> bool {
+        let origin = origin.trim_end_matches('/');
+        self.is_on()
+            && self.known().iter().any(|info| info.url.trim_end_matches('/').eq_ignore_ascii_case(origin))
+    }
+
     /// Where to send a room this node gives up: the live node, not this one
     /// and not draining, with the fewest players.
     pub fn successor(&self) -> Option<NodeInfo> {

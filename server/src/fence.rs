@@ -4,7 +4,7 @@
 //! whose node cannot reach Redis stops itself before any other node may
 //! take it over. Outside cluster mode the fence always holds.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 /// Until when a room may tick and send frames.
@@ -14,36 +14,55 @@ pub struct Fence {
     base: Instant,
     /// Microseconds after `base`; `u64::MAX`: always; 0: never.
     until_micros: AtomicU64,
+    /// Retired for good (handed over): no renewal lets it run again.
+    retired: AtomicBool,
 }
 
 impl Fence {
     /// A room that is not leased (outside cluster mode): it always runs.
     pub fn always() -> Self {
-        Fence { base: Instant::now(), until_micros: AtomicU64::new(u64::MAX) }
+        Fence {
+            base: Instant::now(),
+            until_micros: AtomicU64::new(u64::MAX),
+            retired: AtomicBool::new(false),
+        }
     }
 
     /// A leased room that may run until `until`.
     pub fn until(until: Instant) -> Self {
-        let fence = Fence { base: Instant::now(), until_micros: AtomicU64::new(0) };
+        let fence =
+            Fence { base: Instant::now(), until_micros: AtomicU64::new(0), retired: AtomicBool::new(false) };
         fence.extend_to(until);
         fence
     }
 
     /// Whether the room may run at `now`.
     pub fn holds(&self, now: Instant) -> bool {
-        let until = self.until_micros.load(Relaxed);
+        let until = self.until_micros.load(SeqCst);
         until == u64::MAX || micros(now.saturating_duration_since(self.base)) < until
     }
 
     /// A renewal went through: the room may run until `until`.
     pub fn extend_to(&self, until: Instant) {
         let until = micros(until.saturating_duration_since(self.base)).min(u64::MAX - 1);
-        self.until_micros.store(until, Relaxed);
+        self.until_micros.store(until, SeqCst);
+        // A renewal that raced a retirement loses (both sides are SeqCst:
+        // whichever order they ran in, the fence ends up shut).
+        if self.retired.load(SeqCst) {
+            self.revoke();
+        }
     }
 
     /// The room must stop at once (it is being handed over, or it was lost).
     pub fn revoke(&self) {
-        self.until_micros.store(0, Relaxed);
+        self.until_micros.store(0, SeqCst);
+    }
+
+    /// The room is leaving this node (a hand-over): it stops at once, and
+    /// a renewal still under way cannot start it again.
+    pub fn retire(&self) {
+        self.retired.store(true, SeqCst);
+        self.revoke();
     }
 }
 
@@ -66,5 +85,10 @@ mod tests {
         assert!(fence.holds(now + Duration::from_secs(5)));
         fence.revoke();
         assert!(!fence.holds(now));
+        fence.extend_to(now + Duration::from_secs(6));
+        assert!(fence.holds(now + Duration::from_secs(5)), "a revoked fence is renewed (a lease taken back)");
+        fence.retire();
+        fence.extend_to(now + Duration::from_secs(9));
+        assert!(!fence.holds(now), "a retired one is not");
     }
 }

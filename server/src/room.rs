@@ -43,6 +43,8 @@ enum Command {
     Snapshot { reply: oneshot::Sender<WorldSnapshot> },
     /// The room is played elsewhere now: send everyone there and stop.
     Move { to: Moved },
+    /// Close every connection with this reason and stop.
+    Close { reason: CloseReason },
 }
 
 /// A seat's connection ended.
@@ -131,6 +133,7 @@ impl std::fmt::Debug for Command {
             Command::Join { newcomer, .. } => write!(f, "Join({})", newcomer.name),
             Command::Snapshot { .. } => write!(f, "Snapshot"),
             Command::Move { to } => write!(f, "Move({})", to.url),
+            Command::Close { reason } => write!(f, "Close({})", reason.code),
         }
     }
 }
@@ -159,6 +162,12 @@ impl RoomHandle {
     /// and it stops. `false` if it had stopped already.
     pub async fn move_to(&self, to: Moved) -> bool {
         self.commands.send(Command::Move { to }).await.is_ok()
+    }
+
+    /// Closes the room: every connection with `reason`. `false` if it had
+    /// stopped already.
+    pub async fn close(&self, reason: CloseReason) -> bool {
+        self.commands.send(Command::Close { reason }).await.is_ok()
     }
 
     /// Whether the room's task has stopped.
@@ -464,9 +473,14 @@ async fn run(
                     let _ = reply.send(room.world.snapshot());
                 }
                 Command::Move { to } => {
-                    fence.revoke();
+                    fence.retire();
                     tracing::info!(room = %code, players = room.world.player_count(), to = %to.url, "room moved: sending its players there");
                     room.send_everyone(&to);
+                    break false;
+                }
+                Command::Close { reason } => {
+                    tracing::info!(room = %code, players = room.world.player_count(), reason = %reason.reason, "room closed by the server");
+                    room.close_all(&reason);
                     break false;
                 }
             }

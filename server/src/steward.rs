@@ -157,8 +157,12 @@ impl Steward {
             self.list(&lease, ttl).await?;
             return Ok(true);
         }
-        self.metrics.leases_lost_total.inc();
         self.room.fence.revoke();
+        // Handed over or saved by a drain: nothing left to look after.
+        if self.room.departed.load(Relaxed) {
+            return Ok(false);
+        }
+        self.metrics.leases_lost_total.inc();
         match self.leases.owner(&self.room.code).await? {
             Some(owner) if owner.node != self.cluster.node => {
                 self.room.depart();

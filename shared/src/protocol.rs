@@ -393,6 +393,12 @@ pub enum RejectReason {
     TooManyRooms {
         max: u16,
     },
+    /// Cluster mode: the nodes' shared store does not answer (or the
+    /// room's node just vanished), so nobody can say where the room is
+    /// played; it will be known again within this many seconds.
+    Unavailable {
+        retry_after_secs: u16,
+    },
 }
 
 impl RejectReason {
@@ -406,6 +412,7 @@ impl RejectReason {
             RejectReason::RoomNotFound => close::ROOM_NOT_FOUND,
             RejectReason::RoomsFull { .. } => close::SERVER_FULL,
             RejectReason::TooManyGuesses { .. } | RejectReason::TooManyRooms { .. } => close::RATE_LIMITED,
+            RejectReason::Unavailable { .. } => close::TRY_AGAIN_LATER,
         }
     }
 }
@@ -435,6 +442,11 @@ impl Rejection {
             RejectReason::TooManyRooms { max } => format!(
                 "your network already has {max} private rooms open; play in one of them or wait for one to close"
             ),
+            RejectReason::Unavailable { retry_after_secs } => {
+                format!(
+                    "the game's servers cannot find your room just now; retrying within {retry_after_secs} s"
+                )
+            }
         };
         Rejection { reason, message }
     }
@@ -449,6 +461,8 @@ pub mod close {
     /// Never sent: what a client reports when the socket ended without a close frame.
     pub const ABNORMAL: u16 = 1006;
     pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// RFC 6455's "try again later": nothing is wrong with the request.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
     /// Bytes that do not decode, or a message out of order.
     pub const PROTOCOL_ERROR: u16 = 4000;
     pub const VERSION_MISMATCH: u16 = 4001;
@@ -607,6 +621,7 @@ mod tests {
             (RejectReason::RoomsFull { max_rooms: 1000 }, close::SERVER_FULL),
             (RejectReason::TooManyGuesses { retry_after_secs: u16::MAX }, close::RATE_LIMITED),
             (RejectReason::TooManyRooms { max: u16::MAX }, close::RATE_LIMITED),
+            (RejectReason::Unavailable { retry_after_secs: u16::MAX }, close::TRY_AGAIN_LATER),
         ] {
             let rejection = Rejection::new(reason);
             assert!(rejection.message.len() <= MAX_REASON_BYTES, "should fit a close frame: {rejection:?}");

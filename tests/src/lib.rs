@@ -41,6 +41,7 @@ impl TestServer {
 
     /// Starts on a given address (to bring a server back on the same port).
     pub async fn start_on(addr: SocketAddr, config: ServerConfig) -> anyhow::Result<TestServer> {
+        log_if_asked();
         let listener = TcpListener::bind(addr).await.with_context(|| format!("bind {addr}"))?;
         let addr = listener.local_addr()?;
         let operator_listener = TcpListener::bind("127.0.0.1:0").await.context("bind the operators' port")?;
@@ -115,6 +116,18 @@ impl Drop for TestServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+}
+
+/// With `ARENA_TEST_LOG` set (an env filter such as `info`), in-process
+/// servers log to the test's output: run a test with `--nocapture` to read
+/// what the server did.
+fn log_if_asked() {
+    if let Ok(filter) = std::env::var("ARENA_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
     }
 }
 

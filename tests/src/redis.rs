@@ -17,33 +17,9 @@ impl RedisServer {
         // A port the OS just handed out is free unless raced for; retry then.
         for _ in 0..5 {
             let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-            let mut child = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .context("starting redis-server (scripts/setup.sh installs it)")?;
-            for _ in 0..100 {
-                if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                    return Ok(RedisServer { port, child });
-                }
-                if child.try_wait()?.is_some() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+            if let Some(child) = spawn(port).await? {
+                return Ok(RedisServer { port, child });
             }
-            let _ = child.kill().await;
         }
         bail!("redis-server did not start")
     }
@@ -56,4 +32,44 @@ impl RedisServer {
     pub async fn kill(mut self) {
         let _ = self.child.kill().await;
     }
+
+    /// Kills it, waits `down`, and starts a new, empty one on the same
+    /// port (nothing is persisted: every key is gone).
+    pub async fn restart(&mut self, down: Duration) -> anyhow::Result<()> {
+        let _ = self.child.kill().await;
+        tokio::time::sleep(down).await;
+        // The port was ours a moment ago; give its socket a few tries.
+        for _ in 0..20 {
+            if let Some(child) = spawn(self.port).await? {
+                self.child = child;
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("redis-server did not start again on port {}", self.port)
+    }
+}
+
+/// A `redis-server` on `port` once it accepts connections; `None` if it
+/// exited first (the port was taken).
+async fn spawn(port: u16) -> anyhow::Result<Option<Child>> {
+    let mut child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting redis-server (scripts/setup.sh installs it)")?;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return Ok(Some(child));
+        }
+        if child.try_wait()?.is_some() {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = child.kill().await;
+    Ok(None)
 }

@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
+use arena_client::ws::{ClientError, Incoming};
 use arena_server::lease::{Lease, Leases};
+use arena_shared::protocol::{RejectReason, RoomRequest, ServerMsg};
 use arena_tests::redis::RedisServer;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -152,6 +154,16 @@ async fn nodes_sharing_a_redis_list_each_other_and_a_stopped_one_leaves() -> any
     })
     .await?;
     assert_eq!(b_players, 1);
+    // A page served by one node may play on another; other sites may not.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let b_socket = b.ws_url();
+    let from =
+        async |origin: &str| arena_client::ws::WsClient::connect_with_origin(&b_socket, Some(origin)).await;
+    assert!(from("https://a.example.com").await.is_ok(), "a page from node a opens b's socket");
+    assert!(
+        matches!(from("https://evil.example.com").await, Err(arena_client::ws::ClientError::Http(403))),
+        "a foreign page does not"
+    );
     // A clean stop leaves the registry at once (not a lease later).
     b.stop().await?;
     let (status, listed) = cluster_of(&a).await?;
@@ -161,32 +173,112 @@ async fn nodes_sharing_a_redis_list_each_other_and_a_stopped_one_leaves() -> any
 }
 
 #[tokio::test]
-async fn without_redis_a_node_is_a_cluster_of_one_and_a_lost_redis_is_a_503() -> anyhow::Result<()> {
+async fn without_redis_a_node_is_a_cluster_of_one() -> anyhow::Result<()> {
     let alone = arena_tests::TestServer::start(arena_tests::test_config()).await?;
     let response = arena_tests::http_get(alone.addr, "/api/cluster", &[]).await?;
     let body: serde_json::Value = serde_json::from_slice(&response.body)?;
     assert_eq!((response.status, body["cluster"].as_bool()), (200, Some(false)));
     assert_eq!(body["nodes"].as_array().map(Vec::len), Some(1), "itself: {body}");
     alone.stop().await?;
+    Ok(())
+}
 
-    let redis = RedisServer::start().await?;
+/// Frames a player received: when, and for which tick.
+type Arrivals = std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, u32)>>>;
+
+/// Reads `client`'s frames into the returned list until its socket ends.
+fn record_frames(mut client: arena_client::ws::WsClient) -> Arrivals {
+    let arrivals = Arrivals::default();
+    let recorded = arrivals.clone();
+    tokio::spawn(async move {
+        while let Ok(incoming) = client.recv().await {
+            match incoming {
+                Incoming::Msg(ServerMsg::Frame(frame)) => {
+                    recorded.lock().expect("not poisoned").push((std::time::Instant::now(), frame.tick))
+                }
+                Incoming::Msg(_) => {}
+                Incoming::Closed(_) => return,
+            }
+        }
+    });
+    arrivals
+}
+
+/// The longest wait between two frames received after `since`, and the
+/// largest step in tick numbers between them.
+fn worst_gap(arrivals: &Arrivals, since: std::time::Instant) -> (Duration, u32) {
+    let arrivals = arrivals.lock().expect("not poisoned");
+    let after: Vec<_> = arrivals.iter().filter(|(at, _)| *at >= since).collect();
+    after.windows(2).fold((Duration::ZERO, 0), |(gap, step), pair| {
+        (gap.max(pair[1].0 - pair[0].0), step.max(pair[1].1.wrapping_sub(pair[0].1)))
+    })
+}
+
+#[tokio::test]
+async fn a_redis_restart_loses_no_room_short_outages_are_unseen_and_long_ones_pause_it() -> anyhow::Result<()>
+{
+    let mut redis = RedisServer::start().await?;
     let config = arena_server::ServerConfig {
         redis_url: Some(redis.url()),
-        lease_ms: 600,
+        lease_ms: 2_000,
+        checkpoint_ms: 200,
         ..arena_tests::test_config()
     };
     let node = arena_tests::TestServer::start(config).await?;
-    arena_tests::eventually("registered", Duration::from_secs(5), async || {
-        let (status, listed) = cluster_of(&node).await?;
-        Ok((status == 200 && listed.len() == 1, listed))
-    })
-    .await?;
-    redis.kill().await;
+    let registered = async || {
+        arena_tests::eventually("registered", Duration::from_secs(10), async || {
+            let (status, listed) = cluster_of(&node).await?;
+            Ok((status == 200 && listed.len() == 1, listed))
+        })
+        .await
+    };
+    registered().await?;
+    let (player, welcome) = node.player("ada").await?;
+    let frames = record_frames(player);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Down for a moment (an empty Redis comes back): nobody notices.
+    let quick = std::time::Instant::now();
+    redis.restart(Duration::from_millis(100)).await?;
+    registered().await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (gap, step) = worst_gap(&frames, quick);
+    eprintln!("a 100 ms Redis restart: frames at most {gap:?} apart");
+    assert!(
+        gap < Duration::from_millis(1_000) && step <= 3,
+        "no pause: frames {gap:?} and {step} ticks apart"
+    );
+
+    // Down for longer than a lease: the room pauses (no frames at all),
+    // newcomers are told to retry, and then it plays on where it paused.
+    let long = std::time::Instant::now();
+    let outage = tokio::spawn(async move { redis.restart(Duration::from_secs(4)).await.map(|()| redis) });
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
     let (status, _) = cluster_of(&node).await?;
     assert_eq!(status, 503, "the registry cannot be read");
-    // The node itself still serves players.
-    let (_player, welcome) = node.player("still").await?;
-    assert!(!welcome.room.is_empty());
+    // A new room needs its lease: its opener is told to retry (a join to
+    // the room already here would still be seated, and wait with it).
+    let refused = node.client().await?.handshake_in("late", RoomRequest::CreatePrivate).await;
+    assert!(
+        matches!(&refused, Err(ClientError::Rejected(r)) if matches!(r.reason, RejectReason::Unavailable { .. })),
+        "a new room's opener is told to retry: {refused:?}"
+    );
+    let redis = outage.await??;
+    registered().await?;
+    arena_tests::eventually("frames again", Duration::from_secs(10), async || {
+        let newest = frames.lock().expect("not poisoned").last().map(|(at, _)| *at);
+        Ok((newest.is_some_and(|at| at > long + Duration::from_secs(4)), newest))
+    })
+    .await?;
+    let (gap, step) = worst_gap(&frames, long);
+    eprintln!("a 4 s Redis outage with a 2 s lease: paused for {gap:?}, resumed {step} tick(s) on");
+    assert!(gap >= Duration::from_millis(1_500), "paused while the lease could not be renewed: {gap:?}");
+    assert!(step <= 3, "played on where it paused, not skipping ticks: a step of {step}");
+    // Listed again for quick-joins, on a fresh Redis.
+    let (_, again) = node.player("back").await?;
+    assert_eq!(again.room, welcome.room, "a quick-join finds the room again");
+    assert!(node.metric("arena_leases_held").await? >= 1);
+    drop(redis);
     node.stop().await?;
     Ok(())
 }

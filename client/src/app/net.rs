@@ -51,7 +51,9 @@ impl Plugin for NetPlugin {
     }
 }
 
-/// Where the server is (`?server=`, else this page's host).
+/// Where the page's own server is (`?server=`, else this page's host); in
+/// a cluster, a `Moved` sends the page to another node for a while (see
+/// [`Reconnect::connecting`]).
 #[derive(Resource)]
 pub struct ServerUrl(pub String);
 
@@ -128,7 +130,7 @@ fn leave_join_screen(
 
 fn connect_when_due(
     state: Res<State<Screen>>,
-    policy: Res<Policy>,
+    mut policy: ResMut<Policy>,
     player: Res<Player>,
     url: Res<ServerUrl>,
     mut socket: ResMut<Socket>,
@@ -141,7 +143,8 @@ fn connect_when_due(
     };
     if due {
         conditioner.clear();
-        socket.open(&url.0);
+        // The page's own server, or the cluster node a Moved named.
+        socket.open(&policy.connecting(&url.0));
         let join = policy.join_request(player.name.trim(), player.color);
         session.0 = Some(ClientSession::new(join, PING_EVERY_SECS));
     }
@@ -213,6 +216,10 @@ fn report(
             }
             Event::Changed(change) => {
                 changes.write(SessionChange(change));
+            }
+            // Its close follows; the policy connects there at once.
+            Event::Moved(moved) => {
+                policy.moved(&moved);
             }
             Event::Rejected(_) | Event::RoundTrip(_) => {}
         }

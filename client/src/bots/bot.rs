@@ -283,7 +283,7 @@ impl Bot {
         if *code == close::MOVED {
             return self.session.moved().and_then(|moved| websocket_url(&moved.url));
         }
-        let dropped = matches!(*code, close::ABNORMAL | close::GOING_AWAY);
+        let dropped = matches!(*code, close::ABNORMAL | close::GOING_AWAY | close::TRY_AGAIN_LATER);
         (dropped && config.reconnect.is_some()).then(|| self.url.clone())
     }
 

@@ -18,12 +18,13 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use arena_shared::codec::{MAX_STATE_BYTES, decode_state, encode_state};
-use arena_shared::protocol::{Moved, RejectReason, Rejection};
+use arena_shared::protocol::{Moved, RejectReason, Rejection, close};
 use tokio_util::sync::CancellationToken;
 
 use super::{NewRoom, Refusal, Rooms};
 use crate::directory::RoomEntry;
 use crate::lease::{Lease, LeaseError, Leases};
+use crate::outbox::CloseReason;
 use crate::steward::{Listing, RoomLease, Steward};
 use crate::world::WorldSnapshot;
 
@@ -43,7 +44,13 @@ enum Arrival {
 /// The cluster is on but cannot answer now: a player should retry soon.
 fn unavailable(e: &LeaseError) -> Rejection {
     tracing::warn!("the cluster's Redis cannot answer: {e}");
-    Rejection::new(RejectReason::ShuttingDown)
+    retry_soon()
+}
+
+/// Where a room is cannot be known for a moment (Redis is away, or its
+/// node just vanished and the room comes back elsewhere within a lease).
+fn retry_soon() -> Rejection {
+    Rejection::new(RejectReason::Unavailable { retry_after_secs: 5 })
 }
 
 impl Rooms {
@@ -102,7 +109,7 @@ impl Rooms {
                 Some(url) => Err(Refusal::Moved(Moved { url, room: code.to_owned() })),
                 // Its node is gone from the registry: the room comes back
                 // elsewhere within a lease. Retry then.
-                None => Err(Rejection::new(RejectReason::ShuttingDown).into()),
+                None => Err(retry_soon().into()),
             },
             None => Ok(self.restore(&leases, code).await?),
         }
@@ -243,16 +250,22 @@ impl Rooms {
 
     /// Hands one room over; `true` if another node has it now.
     async fn hand_over(&self, leases: &Leases, code: String, entry: RoomEntry, room: Arc<RoomLease>) -> bool {
-        room.fence.revoke();
+        room.fence.retire();
         let Some(snapshot) = entry.handle.snapshot().await else { return false };
         let bytes = encode_state(&snapshot);
         let held = room.lease();
         room.depart();
         let Some(successor) = self.cluster.successor() else {
-            tracing::warn!(room = %code, "no other node to take the room: saving it for the next one");
+            // The players come back through any node that starts next
+            // (a restart in place) and resume there with their tokens.
+            tracing::warn!(room = %code, players = snapshot.players(), "no other node to take the room: saving it for the next one");
             if let Ok(true) = leases.save(&code, &held, &bytes, crate::steward::STATE_KEEP).await {
                 let _ = leases.release(&code, &held).await;
             }
+            entry
+                .handle
+                .close(CloseReason::new(close::GOING_AWAY, "server restarting: the room is saved"))
+                .await;
             return false;
         };
         match leases.transfer(&code, &held, &successor.node, self.cluster.lease(), &bytes).await {
