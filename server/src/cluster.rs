@@ -117,13 +117,15 @@ impl Cluster {
             && self.known().iter().any(|info| info.url.trim_end_matches('/').eq_ignore_ascii_case(origin))
     }
 
-    /// Where to send a room this node gives up: the live node, not this one
-    /// and not draining, with the fewest players.
+    /// Where rooms this node gives up may go: the live nodes, not this one
+    /// and not draining.
+    pub fn successors(&self) -> Vec<NodeInfo> {
+        self.known().into_iter().filter(|info| info.node != self.node && !info.draining).collect()
+    }
+
+    /// Of those, the one with the fewest players.
     pub fn successor(&self) -> Option<NodeInfo> {
-        self.known()
-            .into_iter()
-            .filter(|info| info.node != self.node && !info.draining)
-            .min_by_key(|info| (info.players, info.rooms, info.node.clone()))
+        self.successors().into_iter().min_by_key(|info| (info.players, info.rooms, info.node.clone()))
     }
 
     /// Every live node, fresh from the registry: this one alone outside

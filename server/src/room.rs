@@ -463,44 +463,63 @@ async fn run(
                     tracing::info!(room = %code, player = id, players = room.world.player_count(), "{how}");
                 }
             }
-            Some(command) = commands.recv() => match command {
-                // If the connection gave up waiting, dropping the answer
-                // drops its guard, which frees the seat again.
-                Command::Join { newcomer, resume, reply } => {
-                    let _ = reply.send(room.admit(newcomer, resume, &leave_sender));
-                }
-                Command::Snapshot { reply } => {
-                    let _ = reply.send(room.world.snapshot());
-                }
-                Command::Move { to } => {
-                    fence.retire();
-                    tracing::info!(room = %code, players = room.world.player_count(), to = %to.url, "room moved: sending its players there");
-                    room.send_everyone(&to);
-                    break false;
-                }
-                Command::Close { reason } => {
-                    tracing::info!(room = %code, players = room.world.player_count(), reason = %reason.reason, "room closed by the server");
-                    room.close_all(&reason);
-                    break false;
-                }
+            Some(command) = commands.recv() => if room.obey(command, &leave_sender, &fence) {
+                break false;
             }
         }
     };
     // Out of the directory first, then refuse what is already queued.
     on_close();
-    commands.close();
-    while let Ok(command) = commands.try_recv() {
-        if let Command::Join { reply, .. } = command {
-            let _ = reply.send(Err(JoinError::Closed));
-        }
-    }
+    refuse_queued(&mut commands);
     if shutting_down {
         room.close_all(&CloseReason::new(close::GOING_AWAY, "server shutting down"));
     }
     tracing::info!(room = %code, "room closed");
 }
 
+/// Closes the command queue and turns away the joins already in it.
+fn refuse_queued(commands: &mut mpsc::Receiver<Command>) {
+    commands.close();
+    while let Ok(command) = commands.try_recv() {
+        if let Command::Join { reply, .. } = command {
+            let _ = reply.send(Err(JoinError::Closed));
+        }
+    }
+}
+
 impl Room {
+    /// Carries out one command; `true` when the room ends with it.
+    fn obey(
+        &mut self,
+        command: Command,
+        leave_sender: &mpsc::UnboundedSender<Departure>,
+        fence: &Fence,
+    ) -> bool {
+        match command {
+            // If the connection gave up waiting, dropping the answer
+            // drops its guard, which frees the seat again.
+            Command::Join { newcomer, resume, reply } => {
+                let _ = reply.send(self.admit(newcomer, resume, leave_sender));
+                false
+            }
+            Command::Snapshot { reply } => {
+                let _ = reply.send(self.world.snapshot());
+                false
+            }
+            Command::Move { to } => {
+                fence.retire();
+                tracing::info!(room = %self.code, players = self.world.player_count(), to = %to.url, "room moved: sending its players there");
+                self.send_everyone(&to);
+                true
+            }
+            Command::Close { reason } => {
+                tracing::info!(room = %self.code, players = self.world.player_count(), reason = %reason.reason, "room closed by the server");
+                self.close_all(&reason);
+                true
+            }
+        }
+    }
+
     /// One tick, timed into the metrics; a tick over `budget` is logged.
     fn timed_tick(&mut self, budget: Duration) {
         let started = Instant::now();

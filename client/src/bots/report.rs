@@ -72,6 +72,34 @@ impl Corrections {
     }
 }
 
+/// Reconnections (a `Moved`, or a drop with `--reconnect-secs`): how many,
+/// the longest a bot went without its seat, and what the bots' players lost.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct Reconnects {
+    /// Reconnections that took the seat back, summed over bots.
+    pub count: u64,
+    /// Bots that reconnected at least once.
+    pub bots: usize,
+    /// The longest gap between losing the seat and having it back, ms.
+    pub worst_gap_ms: f64,
+    /// Reconnections that came back as a different player.
+    pub players_lost: u64,
+    /// Points a player had before and not after, within the same round.
+    pub points_lost: i64,
+}
+
+impl Reconnects {
+    fn total(records: &[BotRecord]) -> Self {
+        Reconnects {
+            count: records.iter().map(|r| u64::from(r.reconnects)).sum(),
+            bots: records.iter().filter(|r| r.reconnects > 0).count(),
+            worst_gap_ms: records.iter().map(|r| r.worst_gap_ms).fold(0.0, f64::max),
+            players_lost: records.iter().map(|r| u64::from(r.players_lost)).sum(),
+            points_lost: records.iter().map(|r| r.points_lost).sum(),
+        }
+    }
+}
+
 /// The swarm's summary: what `arena-bots` prints.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -123,6 +151,7 @@ pub struct Report {
     pub knockouts_taken: u64,
     /// Times a bot left the platform, per minute of the run.
     pub knockouts_per_min: f64,
+    pub reconnects: Reconnects,
     /// Up to five distinct failure descriptions.
     pub errors: Vec<String>,
 }
@@ -192,6 +221,7 @@ impl Report {
                 let minutes = config.duration.as_secs_f64() / 60.0;
                 if minutes > 0.0 { taken as f64 / minutes } else { 0.0 }
             },
+            reconnects: Reconnects::total(records),
             errors: first_errors(records),
         }
     }
@@ -234,19 +264,7 @@ impl Report {
             ("up per bot", format!("{:.1} KB/s", self.up_bytes_per_sec / 1000.0)),
             ("max players seen", self.max_players_seen.to_string()),
             ("rooms", self.rooms.to_string()),
-            (
-                "corrections",
-                format!(
-                    "{} of {} frames ({:.2}%), mean {:.1}, p50 {:.1}, p99 {:.1}, max {:.1} units",
-                    self.corrections.corrected,
-                    self.corrections.frames,
-                    self.corrections.rate * 100.0,
-                    self.corrections.mean_units,
-                    self.corrections.p50_units,
-                    self.corrections.p99_units,
-                    self.corrections.max_units
-                ),
-            ),
+            ("corrections", self.corrections.describe()),
             (
                 "interpolation",
                 format!(
@@ -263,6 +281,7 @@ impl Report {
                     self.knockouts_given, self.knockouts_taken, self.knockouts_per_min
                 ),
             ),
+            ("reconnects", self.reconnects.describe()),
         ];
         let mut out = String::new();
         for (name, value) in rows {
@@ -272,6 +291,32 @@ impl Report {
             out.push_str(&format!("{:>20}  {error}\n", "error"));
         }
         out
+    }
+}
+
+impl Corrections {
+    /// The table's line for corrections.
+    fn describe(&self) -> String {
+        format!(
+            "{} of {} frames ({:.2}%), mean {:.1}, p50 {:.1}, p99 {:.1}, max {:.1} units",
+            self.corrected,
+            self.frames,
+            self.rate * 100.0,
+            self.mean_units,
+            self.p50_units,
+            self.p99_units,
+            self.max_units
+        )
+    }
+}
+
+impl Reconnects {
+    /// The table's line for reconnects.
+    fn describe(&self) -> String {
+        format!(
+            "{} by {} bots, worst gap {:.0} ms, {} players and {} points lost",
+            self.count, self.bots, self.worst_gap_ms, self.players_lost, self.points_lost
+        )
     }
 }
 

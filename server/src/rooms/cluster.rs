@@ -22,6 +22,7 @@ use arena_shared::protocol::{Moved, RejectReason, Rejection, close};
 use tokio_util::sync::CancellationToken;
 
 use super::{NewRoom, Refusal, Rooms};
+use crate::cluster::NodeInfo;
 use crate::directory::RoomEntry;
 use crate::lease::{Lease, LeaseError, Leases};
 use crate::outbox::CloseReason;
@@ -241,21 +242,44 @@ impl Rooms {
     pub async fn drain(&self) -> usize {
         let Some(Ok(leases)) = self.cluster.connected().await else { return 0 };
         self.cluster.start_draining();
-        let rooms = self.directory.list();
-        let handing = rooms.into_iter().filter_map(|(code, entry)| Some((code, entry.clone(), entry.lease?)));
-        let moves = handing.map(|(code, entry, lease)| self.hand_over(&leases, code, entry, lease));
+        let mut rooms: Vec<_> = self
+            .directory
+            .list()
+            .into_iter()
+            .filter_map(|(code, entry)| Some((code, entry.clone(), entry.lease?)))
+            .collect();
+        // Biggest rooms first, each to the node with the fewest players
+        // counting what this drain already sent it: the rooms spread out.
+        rooms.sort_by_key(|(_, entry, _)| std::cmp::Reverse(entry.stats.players.load(Relaxed)));
+        let mut successors = self.cluster.successors();
+        let moves = rooms.into_iter().map(|(code, entry, lease)| {
+            let to = successors.iter_mut().min_by_key(|node| (node.players, node.rooms, node.node.clone()));
+            let to = to.map(|node| {
+                node.players += entry.stats.players.load(Relaxed);
+                node.rooms += 1;
+                node.clone()
+            });
+            self.hand_over(&leases, code, entry, lease, to)
+        });
         let handed = futures_util::future::join_all(moves).await;
         handed.into_iter().filter(|&handed| handed).count()
     }
 
     /// Hands one room over; `true` if another node has it now.
-    async fn hand_over(&self, leases: &Leases, code: String, entry: RoomEntry, room: Arc<RoomLease>) -> bool {
+    async fn hand_over(
+        &self,
+        leases: &Leases,
+        code: String,
+        entry: RoomEntry,
+        room: Arc<RoomLease>,
+        successor: Option<NodeInfo>,
+    ) -> bool {
         room.fence.retire();
         let Some(snapshot) = entry.handle.snapshot().await else { return false };
         let bytes = encode_state(&snapshot);
         let held = room.lease();
         room.depart();
-        let Some(successor) = self.cluster.successor() else {
+        let Some(successor) = successor else {
             // The players come back through any node that starts next
             // (a restart in place) and resume there with their tokens.
             tracing::warn!(room = %code, players = snapshot.players(), "no other node to take the room: saving it for the next one");
