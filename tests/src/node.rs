@@ -16,6 +16,9 @@ pub struct Node {
     pub port: u16,
     child: Child,
     log: PathBuf,
+    /// Its cluster's Redis and its flags, for a restart.
+    redis: String,
+    args: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -45,37 +48,31 @@ impl Node {
     /// Starts a node of the cluster on `redis`, with `args` after the
     /// cluster's own flags.
     pub async fn start(redis: &str, args: &[&str]) -> anyhow::Result<Node> {
-        let binary = binary()?;
         let dir = tempfile::tempdir()?;
+        let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
         for _ in 0..5 {
             let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
             let log = dir.path().join(format!("node-{port}.log"));
-            let mut child = Command::new(&binary)
-                .args(["--bind", &format!("127.0.0.1:{port}"), "--redis-url", redis])
-                .args(["--node-url", &format!("http://127.0.0.1:{port}")])
-                .args(args)
-                .env("RUST_LOG", "info,arena_server=debug")
-                .stdin(Stdio::null())
-                .stdout({
-                    std::fs::File::create(&log)?;
-                    std::fs::File::options().append(true).open(&log)?
-                })
-                .stderr(std::fs::File::options().append(true).open(&log)?)
-                .kill_on_drop(true)
-                .spawn()
-                .with_context(|| format!("starting {}", binary.display()))?;
-            for _ in 0..200 {
-                if crate::http_get(([127, 0, 0, 1], port).into(), "/healthz", &[]).await.is_ok() {
-                    return Ok(Node { port, child, log, _dir: dir });
-                }
-                if child.try_wait()?.is_some() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(25)).await;
+            std::fs::File::create(&log)?;
+            if let Some(child) = spawn(port, &log, redis, &args).await? {
+                return Ok(Node { port, child, log, redis: redis.to_owned(), args, _dir: dir });
             }
-            let _ = child.kill().await;
         }
         bail!("arena-server did not start")
+    }
+
+    /// Starts it again, on the same port with the same flags, after it
+    /// stopped (a deploy's restart); its log goes on in the same file.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.child.try_wait()?.is_some(), "the node is still running");
+        for _ in 0..20 {
+            if let Some(child) = spawn(self.port, &self.log, &self.redis, &self.args).await? {
+                self.child = child;
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("arena-server did not start again on port {}", self.port)
     }
 
     /// Its base URL, as a `Moved` names it.
@@ -129,4 +126,38 @@ impl Node {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+/// Runs the binary on `port`, logging to `log`; `None` if it did not come
+/// up (the port was taken, say).
+async fn spawn(
+    port: u16,
+    log: &std::path::Path,
+    redis: &str,
+    args: &[String],
+) -> anyhow::Result<Option<Child>> {
+    let binary = binary()?;
+    let output = || std::fs::File::options().append(true).open(log);
+    let mut child = Command::new(&binary)
+        .args(["--bind", &format!("127.0.0.1:{port}"), "--redis-url", redis])
+        .args(["--node-url", &format!("http://127.0.0.1:{port}")])
+        .args(args)
+        .env("RUST_LOG", "info,arena_server=debug")
+        .stdin(Stdio::null())
+        .stdout(output()?)
+        .stderr(output()?)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    for _ in 0..200 {
+        if crate::http_get(([127, 0, 0, 1], port).into(), "/healthz", &[]).await.is_ok() {
+            return Ok(Some(child));
+        }
+        if child.try_wait()?.is_some() {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let _ = child.kill().await;
+    Ok(None)
 }

@@ -1,6 +1,7 @@
 //! A cluster of real `arena-server` processes on one real `redis-server`:
 //! invite links through any node, a crash (`kill -9`), a freeze past the
-//! lease (`SIGSTOP`), and a drain (`SIGTERM`), with real bots that follow
+//! lease (`SIGSTOP`), a drain (`SIGTERM`), a rolling restart of every node
+//! and quick-joins across nodes, with real bots that follow
 //! `Moved` and resume with their tokens.
 
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use arena_client::bots::{Behaviour, BotRecord, Live, Outcome, RoomPlan, SwarmConfig, run_swarm};
 use arena_client::session::{ClientSession, JoinRequest, websocket_url};
 use arena_client::ws::{ClientError, Incoming, WsClient};
+use arena_server::lease::Leases;
 use arena_shared::protocol::{Moved, RoomRequest, ServerMsg, close};
 use arena_tests::node::Node;
 use arena_tests::redis::RedisServer;
@@ -242,5 +244,178 @@ async fn a_frozen_owner_stops_its_room_once_another_node_runs_it() -> anyhow::Re
     );
     assert_eq!(last, Some(ServerMsg::Moved(Moved { url: b.url(), room: code })));
     assert_eq!(closed.map(|(code, _)| code), Some(close::MOVED));
+    Ok(())
+}
+
+fn quick(name: &str) -> JoinRequest {
+    JoinRequest { name: name.into(), color: 3, room: RoomRequest::Quick, resume: None }
+}
+
+/// Quick-joins at `url`, following one `Moved`: the session and whether it
+/// was sent on.
+async fn quick_join(url: &str, name: &str) -> anyhow::Result<(WsClient, ClientSession, bool)> {
+    match hello(url, quick(name)).await {
+        Ok((client, session)) => Ok((client, session, false)),
+        Err(ClientError::Moved(moved)) => {
+            let there = websocket_url(&moved.url).expect("a node URL");
+            // No room named: quick-join there (a new room on a quieter node).
+            let join = if moved.room.is_empty() { quick(name) } else { join_code(name, &moved.room) };
+            let (client, session) = hello(&there, join).await?;
+            Ok((client, session, true))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The cluster's listing of public rooms, as Redis holds it: code → players.
+async fn listed(redis: &RedisServer) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
+    let leases = Leases::connect(&redis.url(), Duration::from_secs(2)).await?;
+    let mut rooms = std::collections::BTreeMap::new();
+    for json in leases.listings().await? {
+        let room: serde_json::Value = serde_json::from_str(&json)?;
+        rooms.insert(
+            room["code"].as_str().unwrap_or_default().to_owned(),
+            room["players"].as_u64().unwrap_or(0),
+        );
+    }
+    Ok(rooms)
+}
+
+#[tokio::test]
+async fn quick_join_fills_rooms_across_nodes_and_racing_joins_never_overfill_one() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let args = [NODE_ARGS, &["--room-size", "4"]].concat();
+    let a = Node::start(&redis.url(), &args).await?;
+    let b = Node::start(&redis.url(), &args).await?;
+    let c = Node::start(&redis.url(), &args).await?;
+    let nodes = [&a, &b, &c];
+    wait_for_cluster(&nodes).await?;
+    // Two players quick-join on A: one public room there, listed cluster-wide.
+    let mut seated = Vec::new();
+    for name in ["a0", "a1"] {
+        let (client, session, moved) = quick_join(&a.ws_url(), name).await?;
+        assert!(!moved, "the first public room opens where its player asked");
+        seated.push((client, session));
+    }
+    let code = seated[0].1.room().expect("welcomed").code().to_owned();
+    assert_eq!(seated[1].1.room().map(|room| room.code().to_owned()), Some(code.clone()), "one room on A");
+    let listed_twice =
+        arena_tests::eventually("A's room listed with 2", Duration::from_secs(5), async || {
+            let rooms = listed(&redis).await?;
+            Ok((rooms.get(&code) == Some(&2), rooms))
+        })
+        .await;
+    check(listed_twice.is_ok(), "A's public room is listed for the cluster", &nodes);
+
+    // A quick-join on B goes to A's room, not to a new room on B.
+    let (client, session, moved) = quick_join(&b.ws_url(), "b0").await?;
+    check(moved, "B sent its quick-joiner to the fuller room on A", &nodes);
+    assert_eq!(session.room().map(|room| room.code().to_owned()), Some(code.clone()));
+    seated.push((client, session));
+
+    // One seat left (once b0's reservation, counted until the listing has
+    // surely caught up, has run out): racing quick-joins on B and C take it
+    // once between them.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let _ = arena_tests::eventually("A's room listed with 3", Duration::from_secs(5), async || {
+        let rooms = listed(&redis).await?;
+        Ok((rooms.get(&code) == Some(&3), rooms))
+    })
+    .await;
+    let (b_url, c_url) = (b.ws_url(), c.ws_url());
+    let (on_b, on_c) = tokio::join!(quick_join(&b_url, "b1"), quick_join(&c_url, "c1"));
+    let racers = [on_b?, on_c?];
+    let sent = racers.iter().filter(|(_, _, moved)| *moved).count();
+    check(sent == 1, &format!("exactly one racer was sent to A's room, not {sent}"), &nodes);
+    for (_, session, moved) in &racers {
+        let room = session.room().expect("every racer has a seat");
+        assert_eq!(room.code() == code, *moved, "the one sent on is in A's room, the other in a new one");
+        assert!(room.roster().len() <= 4, "no room over its size: {}", room.roster().len());
+    }
+    // The full room is no quick-join's target any more.
+    let (_, late, _) = quick_join(&a.ws_url(), "late").await?;
+    assert_ne!(
+        late.room().map(|room| room.code().to_owned()),
+        Some(code.clone()),
+        "the full room is passed over"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_quick_join_with_no_room_to_fill_opens_one_on_the_quietest_node() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let args = [NODE_ARGS, &["--room-size", "2"]].concat();
+    let a = Node::start(&redis.url(), &args).await?;
+    let b = Node::start(&redis.url(), &args).await?;
+    wait_for_cluster(&[&a, &b]).await?;
+    let (_first, first, _) = quick_join(&a.ws_url(), "a0").await?;
+    let (_second, _, _) = quick_join(&a.ws_url(), "a1").await?;
+    // A carries a full room; B carries nobody (as its heartbeat says).
+    let _ = arena_tests::eventually("A's players in the registry", Duration::from_secs(5), async || {
+        let response = arena_tests::http_get(b.addr(), "/api/cluster", &[]).await?;
+        let body: serde_json::Value = serde_json::from_slice(&response.body)?;
+        let players: u64 =
+            body["nodes"].as_array().into_iter().flatten().filter_map(|n| n["players"].as_u64()).sum();
+        Ok((players == 2, players))
+    })
+    .await;
+    let (_third, third, moved) = quick_join(&a.ws_url(), "a2").await?;
+    check(moved, "A sent the third quick-joiner to the quieter B", &[&a, &b]);
+    let here = third.room().expect("seated");
+    assert_ne!(Some(here.code()), first.room().map(|room| room.code()), "a new room, on B");
+    assert_eq!(here.roster().len(), 1);
+    // B does not send its own quick-joiners back: A carries more.
+    let (_fourth, fourth, moved) = quick_join(&b.ws_url(), "b0").await?;
+    assert!(!moved, "B keeps its quick-joiner");
+    assert_eq!(fourth.room().map(|room| room.code()), Some(here.code()), "into the room B opened");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_rolling_restart_of_every_node_keeps_every_player_and_point() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(Node::start(&redis.url(), NODE_ARGS).await?);
+    }
+    wait_for_cluster(&nodes.iter().collect::<Vec<_>>()).await?;
+    // 60 bots in six private rooms of ten, two rooms opened on each node.
+    let swarms: Vec<_> = nodes
+        .iter()
+        .map(|node| {
+            let plan = bots(node.ws_url(), 20, 24, RoomPlan::Spread(2));
+            tokio::spawn(run_swarm(plan, Arc::new(Live::default())))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A deploy: each node in turn drains, stops and comes back on its port.
+    for i in 0..nodes.len() {
+        let exit = nodes[i].terminate(Duration::from_secs(15)).await?;
+        check(
+            exit == Some(0),
+            &format!("node {i} drained and exited 0, not {exit:?}"),
+            &nodes.iter().collect::<Vec<_>>(),
+        );
+        nodes[i].restart().await?;
+        wait_for_cluster(&nodes.iter().collect::<Vec<_>>()).await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let mut records = Vec::new();
+    for swarm in swarms {
+        records.extend(swarm.await?);
+    }
+    let report = summary(&records);
+    eprintln!("{report}");
+    let all: Vec<&Node> = nodes.iter().collect();
+    check(records.len() == 60, "60 bots", &all);
+    for record in &records {
+        let kept =
+            record.outcome == Outcome::Completed && record.players_lost == 0 && record.points_lost == 0;
+        check(kept, &format!("every player and point kept:\n{report}"), &all);
+        check(record.worst_gap_ms < 3_000.0, &format!("short gaps (target 1 s):\n{report}"), &all);
+    }
+    let moved = records.iter().filter(|record| record.reconnects > 0).count();
+    check(moved == 60, &format!("every bot's room moved at least once, not {moved}"), &all);
     Ok(())
 }

@@ -202,6 +202,16 @@ impl Rooms {
         None
     }
 
+    /// Where a quick-joiner's new room should open instead of here: the
+    /// live node with the fewest players, if it carries at least a room's
+    /// worth fewer than this one (so the node it is sent to never sends it
+    /// back). `None` outside cluster mode.
+    pub(super) fn quieter_node(&self) -> Option<Moved> {
+        let node = self.cluster.successor()?;
+        let room = u64::from(self.config.max_players);
+        (node.players + room <= self.players()).then(|| Moved { url: node.url, room: String::new() })
+    }
+
     /// Every lease period until `cancel`: restores saved rooms that nobody
     /// holds (their node crashed) and adopts rooms handed to this node that
     /// no player has come for yet.

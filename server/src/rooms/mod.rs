@@ -171,7 +171,8 @@ impl Rooms {
                             Some(moved) => return Err(Refusal::Moved(moved)),
                             None => entry,
                         },
-                        None => match self.fuller_elsewhere(0).await {
+                        // No room to fill anywhere: a new one, on a quieter node if there is one.
+                        None => match self.fuller_elsewhere(0).await.or_else(|| self.quieter_node()) {
                             Some(moved) => return Err(Refusal::Moved(moved)),
                             None => self.open_public().await?,
                         },
