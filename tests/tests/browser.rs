@@ -3,7 +3,8 @@
 //! its JSON snapshot, and what a bot in the same room sees in the frames.
 //!
 //! Needs `dist/` (scripts/build-client.sh, run by scripts/test.sh) and
-//! Debian's chromium. `ARENA_SKIP_BROWSER=1` skips it, loudly.
+//! Debian's chromium (and, for the cluster, redis-server).
+//! `ARENA_SKIP_BROWSER=1` skips it, loudly.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -13,6 +14,8 @@ use arena_client::ws::Incoming;
 use arena_server::ServerConfig;
 use arena_shared::protocol::{PlayerId, ServerMsg};
 use arena_tests::browser::{Browser, Page};
+use arena_tests::node::Node;
+use arena_tests::redis::RedisServer;
 use arena_tests::{Observer, Relay, TestServer, http_get, test_config};
 use serde_json::Value;
 
@@ -566,4 +569,58 @@ async fn the_page_takes_a_link_conditioner_from_its_address() -> anyhow::Result<
     assert_eq!(after["corrections"]["corrected"], 0, "prediction still exact: {}", after["corrections"]);
     browser.close().await;
     server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_follows_its_link_to_the_node_that_runs_the_room_and_survives_its_drain() -> anyhow::Result<()>
+{
+    let Some(dist) = dist() else { return Ok(()) };
+    let _one = ONE_BROWSER.lock().await;
+    let redis = RedisServer::start().await?;
+    let dist = dist.to_string_lossy().into_owned();
+    let args = ["--web-dir", dist.as_str(), "--lease-ms", "1000", "--checkpoint-ms", "200"];
+    let a = Node::start(&redis.url(), &args).await?;
+    let mut b = Node::start(&redis.url(), &args).await?;
+    let c = Node::start(&redis.url(), &args).await?;
+    // Each node learns of the others on its heartbeat (a third of a lease).
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let mut browser = Browser::launch().await?;
+
+    // The host opens a private room on B.
+    let host = open_connected(&mut browser, &format!("{}/?create&name=host", b.url())).await?;
+    let room = snapshot(&mut browser, &host).await?["room"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(room.len(), 10, "a private room on B");
+
+    // A friend opens the invite link on A: the page follows A's Moved to B.
+    let two_online = "document.body.dataset.state === 'connected' && \
+        JSON.parse(document.getElementById('arena-snapshot').dataset.snapshot || '{}').players_online === 2";
+    let friend = browser.open(&format!("{}/r/{room}?name=friend", a.url())).await?;
+    browser.wait_for(&friend, two_online, Duration::from_secs(90)).await?;
+    let before = snapshot(&mut browser, &friend).await?;
+    assert_eq!(before["room"], room.as_str(), "the friend is in B's room: {before}");
+    let you = before["you"].as_u64().expect("an id");
+    let b_players = http_get(b.addr(), "/healthz", &[]).await?;
+    let b_players: Value = serde_json::from_slice(&b_players.body)?;
+    assert_eq!(b_players["players"], 2, "both play on B");
+
+    // B drains (a deploy): the room moves, and the page goes with it as the
+    // same player, in the same room, beside the same host.
+    let exit = b.terminate(Duration::from_secs(15)).await?;
+    assert_eq!(exit, Some(0), "B drained and exited 0");
+    let moved = arena_tests::eventually("both players on A or C", Duration::from_secs(30), async || {
+        let mut elsewhere = 0;
+        for node in [&a, &c] {
+            let health: Value = serde_json::from_slice(&http_get(node.addr(), "/healthz", &[]).await?.body)?;
+            elsewhere += health["players"].as_u64().unwrap_or(0);
+        }
+        Ok((elsewhere == 2, elsewhere))
+    })
+    .await;
+    assert!(moved.is_ok(), "the room and both players moved on: {moved:?}");
+    let same_player_with_host = format!("({}) && ({two_online})", connected_as(you));
+    browser.wait_for(&friend, &same_player_with_host, Duration::from_secs(30)).await?;
+    let after = snapshot(&mut browser, &friend).await?;
+    assert_eq!(after["room"], room.as_str(), "the same room after the drain: {after}");
+    browser.close().await;
+    Ok(())
 }
