@@ -166,6 +166,17 @@ impl Reconnect {
         self.notice.as_ref()
     }
 
+    /// An operator removed us (close 4010, `close::KICKED`): the seat is gone and
+    /// the page does not come back by itself.
+    pub fn kicked(&mut self, reason: String) -> After {
+        self.seat = None;
+        self.away = None;
+        self.follow = Follow::Idle;
+        self.retry_at = None;
+        self.notice = Some(Notice::Rejected { message: reason, retry_at: None });
+        After::Wait { retry_at: None }
+    }
+
     /// The connection closed at local time `now`, after `rejection` (the
     /// server's typed refusal, if it sent one) or for `reason`.
     pub fn closed(&mut self, rejection: Option<Rejection>, reason: String, now: f64) -> After {
@@ -318,5 +329,22 @@ mod tests {
         assert_eq!(playing.connecting(home), "ws://c.example.com:7777/ws");
         playing.closed(None, "refused".into(), 21.0);
         assert_eq!(playing.connecting(home), home);
+    }
+
+    #[test]
+    fn a_kicked_page_stays_out_until_its_player_chooses() {
+        let home = "ws://a.example.com/ws";
+        let mut policy = Reconnect::new(None, None, false);
+        policy.connecting(home);
+        policy.welcomed("abcdefghjk", [3; 16]);
+        let after = policy.kicked("removed by the server's operator".into());
+        assert_eq!(after, After::Wait { retry_at: None }, "no retry by itself");
+        assert!(!policy.due(1e9));
+        assert!(
+            matches!(policy.notice(), Some(Notice::Rejected { retry_at: None, message }) if message.contains("operator"))
+        );
+        // Playing again is a new seat: the old token is forgotten.
+        assert_eq!(policy.join_request("ada", 1).resume, None);
+        assert_eq!(policy.connecting(home), home);
     }
 }

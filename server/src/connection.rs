@@ -648,6 +648,7 @@ mod tests {
             metrics,
             cancel,
             connections: TaskTracker::new(),
+            history: Arc::default(),
         }
     }
 

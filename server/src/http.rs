@@ -9,11 +9,12 @@ use arena_shared::protocol::MAX_CLIENT_MSG_BYTES;
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Router};
 use futures_util::FutureExt;
 use subtle::ConstantTimeEq;
 
+use crate::admin;
 use crate::config::ServerConfig;
 use crate::connection;
 use crate::limits::ConnectionSlot;
@@ -41,7 +42,10 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/rooms", get(public_rooms))
-        .route("/api/cluster", get(cluster_nodes));
+        .route("/api/cluster", get(cluster_nodes))
+        .route("/admin", get(admin_page))
+        .route("/admin/api/cluster", get(admin_cluster))
+        .route("/admin/api/orders", post(admin_order));
     if let Some(dir) = &state.config.web_dir {
         router = crate::web::serve_dir(router, dir);
     } else {
@@ -184,11 +188,99 @@ fn prometheus(state: &AppState, audience: Audience) -> Response {
     ([(header::CONTENT_TYPE, content_type)], text).into_response()
 }
 
+/// The operators' page: plain HTML and a little JS, no data in it (the
+/// page asks `/admin/api/…` with the admin token).
+async fn admin_page() -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+    ];
+    (headers, include_str!("admin.html")).into_response()
+}
+
+/// `None` for the admin token; a 401 for anything else (no token
+/// configured: the answer says how to get one).
+fn unless_operator(config: &ServerConfig, headers: &HeaderMap) -> Option<Response> {
+    match audience(config, headers) {
+        Some(Audience::Operator) => None,
+        _ if config.admin_token.is_none() => Some(
+            (
+                StatusCode::UNAUTHORIZED,
+                "the operators' page needs --admin-token on this listener (or use --metrics-bind)\n",
+            )
+                .into_response(),
+        ),
+        _ => Some(wrong_token()),
+    }
+}
+
+async fn admin_cluster(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match unless_operator(&state.config, &headers) {
+        None => cluster_report(&state).await,
+        Some(refused) => refused,
+    }
+}
+
+/// The token is checked before the body is read.
+async fn admin_order(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    match unless_operator(&state.config, &headers) {
+        None => give(&state, &body).await,
+        Some(refused) => refused,
+    }
+}
+
+/// `{"node": this node, "nodes": [every node's report]}`.
+async fn cluster_report(state: &AppState) -> Response {
+    match admin::cluster_report(state).await {
+        Ok(nodes) => {
+            axum::Json(serde_json::json!({ "node": state.cluster.node, "nodes": nodes })).into_response()
+        }
+        Err(refused) => refusal(&refused),
+    }
+}
+
+/// 202 once the order is carried out here or queued for its node; 400
+/// for a body that is no order.
+async fn give(state: &AppState, body: &[u8]) -> Response {
+    let order = match serde_json::from_slice::<admin::Order>(body) {
+        Ok(order) => order,
+        Err(e) => {
+            let hint = r#"expected {"order":"drain","node":ID}, {"order":"close","room":CODE} or {"order":"kick","room":CODE,"player":ID}"#;
+            return (StatusCode::BAD_REQUEST, format!("not an order ({e}); {hint}\n")).into_response();
+        }
+    };
+    match admin::give(state, order).await {
+        Ok(()) => (StatusCode::ACCEPTED, axum::Json(serde_json::json!({ "ok": true }))).into_response(),
+        Err(refused) => refusal(&refused),
+    }
+}
+
+fn refusal(refused: &admin::Refused) -> Response {
+    match refused {
+        admin::Refused::NotFound(what) => (StatusCode::NOT_FOUND, format!("{what}\n")).into_response(),
+        admin::Refused::Unavailable(why) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("the cluster's Redis does not answer: {why}\n"))
+                .into_response()
+        }
+    }
+}
+
 /// What `--metrics-bind` serves: `/metrics` and `/healthz` with each room's
-/// detail and no token (the address itself is the credential: loopback, or
-/// a private network a scraper sits on).
+/// detail, and the operators' page, with no token (the address itself is
+/// the credential: loopback, or a private network a scraper sits on).
 pub fn operator_app(state: AppState) -> Router {
     Router::new()
+        .route("/admin", get(admin_page))
+        .route(
+            "/admin/api/cluster",
+            get(|State(state): State<AppState>| async move { cluster_report(&state).await }),
+        )
+        .route(
+            "/admin/api/orders",
+            post(|State(state): State<AppState>, body: axum::body::Bytes| async move {
+                give(&state, &body).await
+            }),
+        )
         .route(
             "/metrics",
             get(|State(state): State<AppState>| async move { prometheus(&state, Audience::Operator) }),

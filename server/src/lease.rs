@@ -334,6 +334,54 @@ impl Leases {
         within(self.timeout, redis.del::<_, ()>(node_key(node))).await
     }
 
+    /// Publishes `node`'s report for the operators' page, for `ttl`.
+    pub async fn report(&self, node: &str, report: &str, ttl: Duration) -> Result<(), LeaseError> {
+        let mut redis = self.redis.clone();
+        within(self.timeout, redis.pset_ex::<_, _, ()>(format!("{REPORT_PREFIX}{node}"), report, millis(ttl)))
+            .await
+    }
+
+    /// Every live node's last report.
+    pub async fn reports(&self) -> Result<Vec<String>, LeaseError> {
+        let keys = self.keys(REPORT_PREFIX).await?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut redis = self.redis.clone();
+        let reports: Vec<Option<String>> = within(self.timeout, redis.mget(&keys)).await?;
+        Ok(reports.into_iter().flatten().collect())
+    }
+
+    /// Queues an operator's order for `node` (it takes its orders on each
+    /// heartbeat). At most 64 wait; an order nobody takes
+    /// within a minute is dropped.
+    pub async fn order(&self, node: &str, order: &str) -> Result<(), LeaseError> {
+        let mut redis = self.redis.clone();
+        let key = format!("{ORDERS_PREFIX}{node}");
+        let mut pipe = redis::pipe();
+        pipe.atomic().rpush(&key, order).ltrim(&key, -MAX_ORDERS, -1).pexpire(&key, 60_000);
+        within(self.timeout, pipe.query_async::<()>(&mut redis)).await
+    }
+
+    /// Takes every order waiting for `node`, oldest first, and says
+    /// whether the operators' page is open (so the node reports).
+    pub async fn take_orders(&self, node: &str) -> Result<(Vec<String>, bool), LeaseError> {
+        let mut redis = self.redis.clone();
+        let key = format!("{ORDERS_PREFIX}{node}");
+        let mut pipe = redis::pipe();
+        pipe.atomic().lrange(&key, 0, -1).del(&key).ignore().exists(WATCHING_KEY);
+        within(self.timeout, pipe.query_async(&mut redis)).await
+    }
+
+    /// Marks the operators' page open for `ttl`; whether it already was.
+    pub async fn watch(&self, ttl: Duration) -> Result<bool, LeaseError> {
+        let mut redis = self.redis.clone();
+        let mut pipe = redis::pipe();
+        pipe.atomic().exists(WATCHING_KEY).pset_ex(WATCHING_KEY, 1, millis(ttl)).ignore();
+        let (was,): (bool,) = within(self.timeout, pipe.query_async(&mut redis)).await?;
+        Ok(was)
+    }
+
     /// The live nodes and what each registered, by id.
     pub async fn nodes(&self) -> Result<Vec<(String, String)>, LeaseError> {
         let keys = self.keys(NODE_PREFIX).await?;
@@ -352,6 +400,12 @@ impl Leases {
 }
 
 const NODE_PREFIX: &str = "arena:node:";
+const REPORT_PREFIX: &str = "arena:report:";
+const ORDERS_PREFIX: &str = "arena:orders:";
+/// Set while the operators' page is open somewhere.
+const WATCHING_KEY: &str = "arena:admin:watching";
+/// Most operator orders that wait for one node.
+const MAX_ORDERS: isize = 64;
 const STATE_PREFIX: &str = "arena:state:";
 const LISTING_PREFIX: &str = "arena:public:";
 

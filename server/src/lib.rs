@@ -14,6 +14,9 @@
 //!   for operators), `/api/rooms`; `operator_app` for `--metrics-bind`.
 //! - [`origin`]: which pages may open `/ws`, and the player's address
 //!   behind a trusted proxy.
+//! - [`admin`]: the operators' page's data and orders (every node and room,
+//!   the last minute; drain a node, close a room, kick a player), across
+//!   the cluster through Redis.
 //! - [`web`] and [`embedded`] (feature `embed-client`): the built client's
 //!   files, from `--web-dir` or from inside the binary, with one cache policy.
 //! - [`state`]: `AppState`, what every request and connection shares.
@@ -21,7 +24,11 @@
 //!   writing, and the close frame that ends it.
 //! - [`rooms`]: many rooms in one process: the answer to a `Hello`'s room
 //!   request (quick-join, private, by code), and opening rooms.
-//! - [`directory`]: where rooms are found by code (a trait, in memory here).
+//! - [`directory`]: where rooms are found by code (a trait, in memory here;
+//!   in cluster mode, rooms elsewhere are found through their leases).
+//! - [`steward`]: beside each leased room (cluster mode): renews its lease,
+//!   saves it every `--checkpoint-ms`, lists it for quick-joins elsewhere,
+//!   and takes it back after a Redis outage.
 //! - [`room`]: one room: [`room::Room`] (its world and its players'
 //!   links, and how news and frames reach them) and the task that owns it,
 //!   runs the fixed-rate tick, takes joins and leaves over channels, and
@@ -34,19 +41,25 @@
 //!   the newest frame, so a slow reader never holds up the tick.
 //! - [`world`]: the game state only (players, the match, the news) and what
 //!   one tick does to it, free of sockets, channels, timers and metrics.
+//! - [`fence`]: a room's right to run, by its own clock: its lease's
+//!   renewals push it back; past it the room pauses.
 //! - [`limits`]: what one address may hold (sockets, held seats, private
 //!   rooms, handshakes in flight) and try (room codes, handshakes), counted
 //!   by IPv4 address or IPv6 prefix; the per-connection message-rate budget.
 //! - [`metrics`]: counters served at `/metrics` and logged.
+//! - [`history`]: this node's last minute, a sample a second, for the
+//!   operators' page.
 //! - [`cluster`]: this node in the cluster's registry (`--redis-url`), and
 //!   the node list of `/api/cluster`.
-//! - [`lease`]: room leases and the node registry in Redis, the ground
-//!   floor of cluster mode (room leases not wired into rooms yet).
+//! - [`lease`]: room leases, saved rooms, listings, the node registry and
+//!   operators' reports and orders in Redis, the ground floor of cluster
+//!   mode.
 //!
 //! [`run`] ties them together and returns soon after the shutdown future
 //! fires, once every client has been sent its close frame.
 
 pub mod accept;
+pub mod admin;
 pub mod cluster;
 pub mod config;
 pub mod connection;
@@ -54,6 +67,7 @@ pub mod directory;
 #[cfg(feature = "embed-client")]
 pub mod embedded;
 pub mod fence;
+pub mod history;
 pub mod http;
 pub mod interest;
 pub mod lease;
@@ -134,6 +148,7 @@ pub async fn run_with_operator(
     };
     let registered = tokio::spawn(state.cluster.clone().run(figures, cancel.clone()));
     tokio::spawn(rooms.clone().adopt_orphans(cancel.clone()));
+    tokio::spawn(admin::run(state.clone(), cancel.clone()));
     let cluster = state.cluster.clone();
     if let Some(listener) = operator {
         serve_operators(listener, state.clone(), cancel.clone())?;
@@ -218,6 +233,7 @@ fn shared_state(
             config.counting(),
         ),
         cluster,
+        history: Arc::default(),
     }
 }
 

@@ -94,20 +94,35 @@ impl TickHistogram {
     /// The bucket bound the `q` quantile falls under (µs); `None` with no
     /// ticks, `u64::MAX` past the last bound.
     pub fn quantile(&self, q: f64) -> Option<u64> {
-        let total = self.count();
-        if total == 0 {
-            return None;
-        }
-        let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
-        let mut seen = 0;
-        for (i, bucket) in self.buckets.iter().enumerate() {
-            seen += bucket.load(Relaxed);
-            if seen >= rank {
-                return Some(TICK_BUCKETS_MICROS.get(i).copied().unwrap_or(u64::MAX));
-            }
-        }
-        Some(u64::MAX)
+        bucket_quantile(&self.counts(), q)
     }
+
+    /// Ticks per bucket so far (the last bucket: over every bound).
+    pub fn counts(&self) -> TickCounts {
+        std::array::from_fn(|i| self.buckets[i].load(Relaxed))
+    }
+}
+
+/// A tick histogram's bucket counts at one moment: the difference of two is
+/// the ticks in between.
+pub type TickCounts = [u64; TICK_BUCKETS_MICROS.len() + 1];
+
+/// The bucket bound the `q` quantile of `counts` falls under (µs); `None`
+/// with no ticks, `u64::MAX` past the last bound.
+pub fn bucket_quantile(counts: &TickCounts, q: f64) -> Option<u64> {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+    let mut seen = 0;
+    for (i, count) in counts.iter().enumerate() {
+        seen += count;
+        if seen >= rank {
+            return Some(TICK_BUCKETS_MICROS.get(i).copied().unwrap_or(u64::MAX));
+        }
+    }
+    Some(u64::MAX)
 }
 
 impl EncodeMetric for TickHistogram {

@@ -28,7 +28,7 @@ use crate::limits::Slot;
 use crate::links::{Ends, Inbound, Links};
 use crate::metrics::{Kick, Metrics, RoomStats};
 use crate::outbox::{CloseReason, Outbox};
-use crate::world::{Frames, Newcomer, World, WorldSnapshot};
+use crate::world::{Frames, Newcomer, RosterLine, World, WorldSnapshot};
 
 /// Joins and leaves waiting for the room. Small: each is handled within a tick.
 const COMMAND_QUEUE: usize = 256;
@@ -45,6 +45,11 @@ enum Command {
     Move { to: Moved },
     /// Close every connection with this reason and stop.
     Close { reason: CloseReason },
+    /// Who sits in the room now (the operators' page).
+    Roster { reply: oneshot::Sender<Vec<RosterLine>> },
+    /// An operator removes a player: its seat is freed and its connection
+    /// closed with [`close::KICKED`]. Answers whether it was there.
+    Kick { id: PlayerId, reply: oneshot::Sender<bool> },
 }
 
 /// A seat's connection ended.
@@ -134,6 +139,8 @@ impl std::fmt::Debug for Command {
             Command::Snapshot { .. } => write!(f, "Snapshot"),
             Command::Move { to } => write!(f, "Move({})", to.url),
             Command::Close { reason } => write!(f, "Close({})", reason.code),
+            Command::Roster { .. } => write!(f, "Roster"),
+            Command::Kick { id, .. } => write!(f, "Kick({id})"),
         }
     }
 }
@@ -168,6 +175,22 @@ impl RoomHandle {
     /// stopped already.
     pub async fn close(&self, reason: CloseReason) -> bool {
         self.commands.send(Command::Close { reason }).await.is_ok()
+    }
+
+    /// Who sits in the room; `None` if it has stopped.
+    pub async fn roster(&self) -> Option<Vec<RosterLine>> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::Roster { reply }).await.ok()?;
+        answer.await.ok()
+    }
+
+    /// Removes player `id` for good; `false` if it was not there.
+    pub async fn kick(&self, id: PlayerId) -> bool {
+        let (reply, answer) = oneshot::channel();
+        if self.commands.send(Command::Kick { id, reply }).await.is_err() {
+            return false;
+        }
+        answer.await.unwrap_or(false)
     }
 
     /// Whether the room's task has stopped.
@@ -343,6 +366,20 @@ impl Room {
         }
     }
 
+    /// An operator's kick: the connection closes with [`close::KICKED`]
+    /// and the seat is freed (no hold: a resume finds nothing).
+    fn kick(&mut self, id: PlayerId) -> bool {
+        if !self.world.leave(id) {
+            return false;
+        }
+        tracing::info!(room = %self.code, player = id, "removed by an operator");
+        self.links.close(id, CloseReason::new(close::KICKED, "removed by the server's operator"));
+        self.holds.remove(&id);
+        self.deliver_news(true);
+        self.report();
+        true
+    }
+
     fn kick_slow(&mut self, id: PlayerId) {
         tracing::warn!(room = %self.code, player = id, "disconnecting a client that stayed behind");
         self.links.close(id, CloseReason::new(close::TOO_SLOW, "too slow: frames were not being read"));
@@ -516,6 +553,14 @@ impl Room {
                 tracing::info!(room = %self.code, players = self.world.player_count(), reason = %reason.reason, "room closed by the server");
                 self.close_all(&reason);
                 true
+            }
+            Command::Roster { reply } => {
+                let _ = reply.send(self.world.roster());
+                false
+            }
+            Command::Kick { id, reply } => {
+                let _ = reply.send(self.kick(id));
+                false
             }
         }
     }

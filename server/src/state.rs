@@ -9,6 +9,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::cluster::Cluster;
 use crate::config::ServerConfig;
+use crate::history::History;
 use crate::limits::AddressCaps;
 use crate::metrics::Metrics;
 use crate::origin::OriginPolicy;
@@ -29,4 +30,6 @@ pub struct AppState {
     pub held_seats: Arc<AddressCaps>,
     /// This node, and the cluster it is in (itself alone without `--redis-url`).
     pub cluster: Arc<Cluster>,
+    /// This node's last minute, for the operators' page.
+    pub history: Arc<History>,
 }

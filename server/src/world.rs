@@ -93,6 +93,15 @@ struct SavedSeat {
     token: ResumeToken,
 }
 
+/// A seat as the operators' page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RosterLine {
+    pub id: PlayerId,
+    pub name: String,
+    /// Its connection dropped; the seat is held for a resume.
+    pub away: bool,
+}
+
 struct Player {
     name: String,
     /// Index into the page's palette.
@@ -165,6 +174,17 @@ impl World {
     }
 
     /// Whether player `id`'s seat is held for a resume.
+    /// Each seat's id and name, and whether it is held for a resume.
+    pub fn roster(&self) -> Vec<RosterLine> {
+        let mut lines: Vec<RosterLine> = self
+            .players
+            .iter()
+            .map(|(&id, p)| RosterLine { id, name: p.name.clone(), away: p.away_since.is_some() })
+            .collect();
+        lines.sort_by_key(|line| line.id);
+        lines
+    }
+
     pub fn is_held(&self, id: PlayerId) -> bool {
         self.players.get(&id).is_some_and(|p| p.away_since.is_some())
     }

@@ -480,6 +480,9 @@ pub mod close {
     pub const RESUMED_ELSEWHERE: u16 = 4008;
     /// The room is played on another node: a `Moved` names it.
     pub const MOVED: u16 = 4009;
+    /// An operator removed the player (the seat is gone): do not rejoin by
+    /// yourself.
+    pub const KICKED: u16 = 4010;
 }
 
 /// Checks a requested player name and returns the form the room shows:

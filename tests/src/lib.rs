@@ -319,17 +319,41 @@ pub async fn http_get(
     path: &str,
     headers: &[(&str, &str)],
 ) -> anyhow::Result<HttpResponse> {
+    http_request(addr, "GET", path, headers, Vec::new()).await
+}
+
+/// A POST of a JSON body, as [`http_get`].
+pub async fn http_post_json(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &serde_json::Value,
+) -> anyhow::Result<HttpResponse> {
+    let mut headers = headers.to_vec();
+    headers.push(("content-type", "application/json"));
+    http_request(addr, "POST", path, &headers, serde_json::to_vec(body)?).await
+}
+
+/// One request over a fresh HTTP/1.1 connection.
+pub async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> anyhow::Result<HttpResponse> {
     let exchange = async {
         let stream = TcpStream::connect(addr).await?;
         let (mut sender, connection) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
         tokio::spawn(connection);
-        let mut request = hyper::Request::get(path).header(hyper::header::HOST, addr.to_string());
+        let mut request =
+            hyper::Request::builder().method(method).uri(path).header(hyper::header::HOST, addr.to_string());
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let response =
-            sender.send_request(request.body(http_body_util::Empty::<bytes::Bytes>::new())?).await?;
+        let body = http_body_util::Full::new(bytes::Bytes::from(body));
+        let response = sender.send_request(request.body(body)?).await?;
         let status = response.status().as_u16();
         let headers = response
             .headers()

@@ -624,3 +624,70 @@ async fn a_page_follows_its_link_to_the_node_that_runs_the_room_and_survives_its
     browser.close().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operators_page_drains_a_node_and_its_room_moves() -> anyhow::Result<()> {
+    if dist().is_none() {
+        return Ok(());
+    }
+    let _one = ONE_BROWSER.lock().await;
+    let redis = RedisServer::start().await?;
+    let args = ["--admin-token", arena_tests::ADMIN_TOKEN, "--lease-ms", "1000", "--checkpoint-ms", "200"];
+    let a = Node::start(&redis.url(), &args).await?;
+    let b = Node::start(&redis.url(), &args).await?;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let b_id = {
+        let cluster: Value = serde_json::from_slice(&http_get(b.addr(), "/api/cluster", &[]).await?.body)?;
+        cluster["node"].as_str().expect("B's id").to_owned()
+    };
+    // Six bots play in a private room on B.
+    let plan = SwarmConfig {
+        url: b.ws_url(),
+        count: 6,
+        duration: Duration::from_secs(30),
+        behaviour: Behaviour::Brawler,
+        name_prefix: "op-".into(),
+        tls: None,
+        rooms: RoomPlan::Spread(1),
+        conditions: Default::default(),
+        reconnect: Some(Duration::from_secs(10)),
+    };
+    let swarm = tokio::spawn(run_swarm(plan, std::sync::Arc::new(Live::default())));
+
+    // The page on A, the token handed over in its address.
+    let mut browser = Browser::launch().await?;
+    let page = browser.open(&format!("{}/admin#token={}", a.url(), arena_tests::ADMIN_TOKEN)).await?;
+    let b_section = format!("document.querySelector('section.node[data-node=\"{b_id}\"]')");
+    let room_on_b = format!(
+        "document.body.dataset.state === 'ok' && !!{b_section} && {b_section}.querySelectorAll('tr.room').length === 1 && {b_section}.querySelector('tr.room td.players').textContent === '6'"
+    );
+    browser.wait_for(&page, &room_on_b, Duration::from_secs(60)).await?;
+    let token_hidden = browser
+        .eval(&page, "location.hash === '' && !document.body.textContent.includes('test-admin-token')")
+        .await?;
+    assert_eq!(token_hidden, Value::Bool(true), "the token leaves the address and the page");
+    browser.screenshot(&page, &workspace_dir().join("target/arena-browser-admin.png")).await?;
+
+    // Drain B from the page: one click arms the button, the second sends.
+    let drain = format!("{b_section}.querySelector('button.drain').click(), true");
+    browser.eval(&page, &drain).await?;
+    browser.eval(&page, &drain).await?;
+    let a_section = format!("document.querySelector('section.node:not([data-node=\"{b_id}\"])')");
+    let moved = format!(
+        "!!{a_section} && {a_section}.querySelectorAll('tr.room').length === 1 && !!{b_section} && {b_section}.querySelectorAll('tr.room').length === 0 && !!{b_section}.querySelector('.draining')"
+    );
+    browser.wait_for(&page, &moved, Duration::from_secs(30)).await?;
+    browser.screenshot(&page, &workspace_dir().join("target/arena-browser-admin-drained.png")).await?;
+    browser.close().await;
+
+    let records = swarm.await?;
+    for record in &records {
+        assert!(
+            record.outcome == arena_client::bots::Outcome::Completed
+                && record.players_lost == 0
+                && record.reconnects >= 1,
+            "every bot followed its room to A: {record:?}"
+        );
+    }
+    Ok(())
+}

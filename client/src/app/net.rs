@@ -5,7 +5,7 @@
 //! the renderer, and what the session asks to send goes back through the
 //! conditioner to the socket. Every protocol rule is the session's.
 
-use arena_shared::protocol::ClientMsg;
+use arena_shared::protocol::{ClientMsg, close};
 use bevy::prelude::*;
 // Bevy's derives look for `bevy_ecs` when `bevy` is a target-specific dependency.
 use bevy::ecs as bevy_ecs;
@@ -174,20 +174,26 @@ fn receive(
         }
         let ended = match event {
             SocketEvent::Msg(msg) => match session.0.as_mut().map(|s| s.handle(msg, at)) {
-                Some(Err(e)) => Some((None, format!("the server sent something unexpected: {e}"))),
+                Some(Err(e)) => Some((None, format!("the server sent something unexpected: {e}"), 0)),
                 _ => None,
             },
             SocketEvent::Closed { code, reason } => {
                 let rejection = session.0.as_ref().and_then(|s| s.rejection().cloned());
-                Some((rejection, if reason.is_empty() { format!("closed ({code})") } else { reason }))
+                Some((rejection, if reason.is_empty() { format!("closed ({code})") } else { reason }, code))
             }
         };
         report(&mut session, &mut policy, &mut changes, &mut next);
-        if let Some((rejection, reason)) = ended {
-            // Closed, or the server broke the protocol: drop the socket, retry.
+        if let Some((rejection, reason, code)) = ended {
+            // Closed, or the server broke the protocol: drop the socket, retry
+            // (unless an operator removed us).
             socket.forget();
             end_session(&mut session, &mut changes);
-            next.set(match policy.closed(rejection, reason, now) {
+            let after = if code == close::KICKED {
+                policy.kicked(reason)
+            } else {
+                policy.closed(rejection, reason, now)
+            };
+            next.set(match after {
                 After::Wait { .. } => Screen::Waiting,
                 After::RoomGone => Screen::RoomGone,
             });
