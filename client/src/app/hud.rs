@@ -134,6 +134,10 @@ fn clock_text(secs: f64) -> String {
     format!("{}:{:02}", secs / 60, secs % 60)
 }
 
+/// Past this long without a frame the page says it is reconnecting (a
+/// paused room), while the socket is still open.
+const SILENT_SECS: f64 = 1.0;
+
 fn show_status(
     screen: Res<State<Screen>>,
     policy: Res<Policy>,
@@ -152,6 +156,14 @@ fn show_status(
     let (state, text) = match (screen.get(), policy.notice()) {
         (Screen::Join, _) => ("landing", "Pick a name and a colour, then Play.".to_owned()),
         (Screen::Connecting, _) => ("connecting", format!("Connecting to {}…", url.0)),
+        (Screen::Playing, _) if room.is_some_and(|r| r.silent_for(now) > SILENT_SECS) => (
+            "connected",
+            format!(
+                "Reconnecting… the server has sent nothing for {:.0} s (the room is paused) · room {}",
+                room.map_or(0.0, |r| r.silent_for(now)).floor(),
+                room.map_or("", Room::code),
+            ),
+        ),
         (Screen::Playing, _) => (
             "connected",
             format!(
@@ -179,6 +191,7 @@ fn show_status(
         (_, _) => ("connecting", format!("Connecting to {}…", url.0)),
     };
     set_body("data-state", state);
+    set_flag("data-silent", room.is_some_and(|r| r.silent_for(now) > SILENT_SECS));
     set_text("status", &text);
     *line = StatusLine { state, text };
 }

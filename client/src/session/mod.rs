@@ -403,6 +403,16 @@ mod tests {
     }
 
     #[test]
+    fn a_silent_server_is_noticed() {
+        let mut session = session();
+        assert_eq!(session.silent_for(5.0), 0.0, "no frame yet: nothing to miss");
+        session.apply(frame(101, 0, &[]), 1.0).expect("valid");
+        assert!((session.silent_for(1.5) - 0.5).abs() < 1e-9);
+        session.apply(frame(102, 0, &[]), 2.0).expect("valid");
+        assert!((session.silent_for(4.0) - 2.0).abs() < 1e-9, "counted from the newest frame");
+    }
+
+    #[test]
     fn the_roster_follows_welcome_joins_leaves_and_away() {
         let mut session = session();
         assert_eq!(session.me().map(|m| m.name.as_str()), Some("bob (2)"), "the server's name wins");

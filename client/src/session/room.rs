@@ -107,6 +107,8 @@ pub struct Room {
     smoother: Smoother,
     /// The tick the others are drawn at (see [`Playout`]).
     playout: Playout,
+    /// Local time the newest frame came.
+    last_frame_at: Option<f64>,
 }
 
 impl Room {
@@ -140,6 +142,7 @@ impl Room {
             views: ViewHistory::default(),
             smoother: Smoother::default(),
             playout: Playout::default(),
+            last_frame_at: None,
         }
     }
 
@@ -210,6 +213,7 @@ impl Room {
             return Err(SessionError::TickWentBack { last, now: frame.tick });
         }
         self.tick = Some(frame.tick);
+        self.last_frame_at = Some(at);
         self.clock.on_frame(frame.tick, at);
 
         // Yourself, exactly.
@@ -355,6 +359,13 @@ impl Room {
     /// The newest frame's tick.
     pub fn tick(&self) -> Option<u32> {
         self.tick
+    }
+
+    /// How long the server has sent no frame, at local time `now` (0 before
+    /// the first): a room whose node cannot renew its lease pauses and sends
+    /// nothing until it plays again, here or on another node.
+    pub fn silent_for(&self, now: f64) -> f64 {
+        self.last_frame_at.map_or(0.0, |at| (now - at).max(0.0))
     }
 
     /// The kill feed, oldest line first.
