@@ -312,5 +312,5 @@ async fn cluster_nodes(State(state): State<AppState>) -> Response {
 
 /// Public rooms, fullest first: `[{"code", "players", "room_size"}]`.
 async fn public_rooms(State(state): State<AppState>) -> Response {
-    axum::Json(state.rooms.public()).into_response()
+    axum::Json(state.rooms.public_everywhere().await).into_response()
 }

@@ -240,13 +240,19 @@ impl Leases {
 
     /// Every listed public room's JSON.
     pub async fn listings(&self) -> Result<Vec<String>, LeaseError> {
-        let keys = self.keys(LISTING_PREFIX).await?;
+        self.values(LISTING_PREFIX).await
+    }
+
+    /// The value of every key under `prefix` (one that expired between the
+    /// scan and the read is left out).
+    async fn values(&self, prefix: &str) -> Result<Vec<String>, LeaseError> {
+        let keys = self.keys(prefix).await?;
         if keys.is_empty() {
             return Ok(Vec::new());
         }
         let mut redis = self.redis.clone();
-        let listed: Vec<Option<String>> = within(self.timeout, redis.mget(&keys)).await?;
-        Ok(listed.into_iter().flatten().collect())
+        let values: Vec<Option<String>> = within(self.timeout, redis.mget(&keys)).await?;
+        Ok(values.into_iter().flatten().collect())
     }
 
     /// Reserves a seat in listed room `code` for `hold`; `Some(false)` if
@@ -343,13 +349,7 @@ impl Leases {
 
     /// Every live node's last report.
     pub async fn reports(&self) -> Result<Vec<String>, LeaseError> {
-        let keys = self.keys(REPORT_PREFIX).await?;
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut redis = self.redis.clone();
-        let reports: Vec<Option<String>> = within(self.timeout, redis.mget(&keys)).await?;
-        Ok(reports.into_iter().flatten().collect())
+        self.values(REPORT_PREFIX).await
     }
 
     /// Queues an operator's order for `node` (it takes its orders on each

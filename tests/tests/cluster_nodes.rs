@@ -307,6 +307,14 @@ async fn quick_join_fills_rooms_across_nodes_and_racing_joins_never_overfill_one
         .await;
     check(listed_twice.is_ok(), "A's public room is listed for the cluster", &nodes);
 
+    // Every node lists it, with its players, and nothing private.
+    for node in nodes {
+        let rooms: serde_json::Value =
+            serde_json::from_slice(&arena_tests::http_get(node.addr(), "/api/rooms", &[]).await?.body)?;
+        let expected = serde_json::json!([{ "code": code, "players": 2, "room_size": 4 }]);
+        check(rooms == expected, &format!("node {} lists {rooms}, not {expected}", node.port), &nodes);
+    }
+
     // A quick-join on B goes to A's room, not to a new room on B.
     let (client, session, moved) = quick_join(&b.ws_url(), "b0").await?;
     check(moved, "B sent its quick-joiner to the fuller room on A", &nodes);

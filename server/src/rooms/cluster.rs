@@ -21,7 +21,7 @@ use arena_shared::codec::{MAX_STATE_BYTES, decode_state, encode_state};
 use arena_shared::protocol::{Moved, RejectReason, Rejection, close};
 use tokio_util::sync::CancellationToken;
 
-use super::{NewRoom, Refusal, Rooms};
+use super::{NewRoom, PublicRoom, Refusal, Rooms};
 use crate::cluster::NodeInfo;
 use crate::directory::RoomEntry;
 use crate::lease::{Lease, LeaseError, Leases};
@@ -200,6 +200,27 @@ impl Rooms {
             }
         }
         None
+    }
+
+    /// Public rooms on every node, fullest first, for `GET /api/rooms`:
+    /// the cluster's listing (each entry lives a lease and is renewed three
+    /// times per lease, so one late renewal drops nothing, and a dead
+    /// node's rooms are gone within a lease), with this node's own rooms
+    /// as they are now. This node's alone outside cluster mode or while
+    /// Redis does not answer.
+    pub async fn public_everywhere(&self) -> Vec<PublicRoom> {
+        let mut rooms = self.public();
+        let Some(leases) = self.cluster.leases() else { return rooms };
+        let Ok(listed) = leases.listings().await else { return rooms };
+        let elsewhere: Vec<PublicRoom> = listed
+            .iter()
+            .filter_map(|json| serde_json::from_str::<Listing>(json).ok())
+            .filter(|room| room.node != self.cluster.node && !rooms.iter().any(|here| here.code == room.code))
+            .map(|room| PublicRoom { code: room.code, players: room.players, room_size: room.room_size })
+            .collect();
+        rooms.extend(elsewhere);
+        rooms.sort_by(|a, b| b.players.cmp(&a.players).then_with(|| a.code.cmp(&b.code)));
+        rooms
     }
 
     /// Where a quick-joiner's new room should open instead of here: the
