@@ -18,7 +18,9 @@
 //!   the last minute; drain a node, close a room, kick a player), across
 //!   the cluster through Redis.
 //! - [`web`] and [`embedded`] (feature `embed-client`): the built client's
-//!   files, from `--web-dir` or from inside the binary, with one cache policy.
+//!   files, from `--web-dir` or from inside the binary (brotli only), with
+//!   one cache policy.
+//! - [`compress`]: the gzip and raw forms the server makes itself, once.
 //! - [`state`]: `AppState`, what every request and connection shares.
 //! - [`connection`]: one upgraded socket: handshake, then reading and
 //!   writing, and the close frame that ends it.
@@ -61,6 +63,7 @@
 pub mod accept;
 pub mod admin;
 pub mod cluster;
+pub mod compress;
 pub mod config;
 pub mod connection;
 pub mod directory;

@@ -14,6 +14,18 @@ use arena_tests::{TestServer, expect_close, http_get, recv_until, test_config};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+fn gunzip(body: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(body), &mut raw)?;
+    Ok(raw)
+}
+
+fn unbrotli(body: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut raw = Vec::new();
+    brotli_decompressor::BrotliDecompress(&mut &body[..], &mut raw)?;
+    Ok(raw)
+}
+
 /// A self-signed certificate for 127.0.0.1, written as PEM files.
 struct Certificate {
     dir: tempfile::TempDir,
@@ -211,6 +223,22 @@ async fn the_self_contained_binary_serves_the_game_from_an_empty_directory() -> 
     let raw = http_get(addr, &wasm, &[]).await?;
     assert_eq!(raw.header("content-encoding"), None, "no encoding asked, none sent");
     assert!(raw.body.starts_with(b"\0asm"), "the raw wasm");
+    // Carried once, as brotli: gzip (a browser over plain http) and raw
+    // are made from it, and all three are the same wasm as the build's.
+    let gzipped = http_get(addr, &wasm, &[("Accept-Encoding", "gzip")]).await?;
+    assert_eq!(gzipped.header("content-encoding"), Some("gzip"), "gzip for a client that takes only gzip");
+    assert_eq!(gzipped.header("content-type"), Some("application/wasm"));
+    assert_eq!(gunzip(&gzipped.body)?, raw.body, "the gzip form is the wasm");
+    assert_eq!(unbrotli(&brotli.body)?, raw.body, "the brotli form is the wasm");
+    let again = http_get(addr, &wasm, &[("Accept-Encoding", "gzip")]).await?;
+    assert_eq!(again.body, gzipped.body, "made once and kept");
+    assert_eq!(again.header("etag"), gzipped.header("etag"));
+    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist").join(wasm.trim_start_matches('/'));
+    if let Ok(built) = std::fs::read(&built) {
+        assert_eq!(raw.body, built, "the same bytes as dist/ has");
+    }
+    let size = std::fs::metadata(&bundle)?.len();
+    assert!(size <= 10 * 1024 * 1024, "the host's one file is at most 10 MiB, not {size} bytes");
 
     let mut bot = WsClient::connect(&format!("ws://{addr}/ws")).await?;
     let welcome = bot.handshake("bundle-bot").await?;
@@ -328,4 +356,49 @@ async fn behind_nginx_pages_from_the_public_name_play_and_others_are_refused() -
         "a page under a name the server does not answer to is refused through the proxy"
     );
     server.stop().await
+}
+
+#[tokio::test]
+async fn a_plain_trunk_build_is_served_gzipped_made_once_and_siblings_win() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let wasm: Vec<u8> = (0..400_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+    std::fs::write(dir.path().join("index.html"), "<!doctype html><title>arena</title>")?;
+    std::fs::write(dir.path().join("app-0123456789abcdef_bg.wasm"), &wasm)?;
+    std::fs::write(dir.path().join("style-0123456789abcdef.css"), "body { color: red }")?;
+    // A sibling someone made: it is what a gzip client gets.
+    std::fs::write(dir.path().join("style-0123456789abcdef.css.gz"), flate2_gzip(b"body { color: blue }"))?;
+    let config = ServerConfig { web_dir: Some(dir.path().to_owned()), ..test_config() };
+    let server = TestServer::start(config).await?;
+    let path = "/app-0123456789abcdef_bg.wasm";
+
+    let gzipped = http_get(server.addr, path, &[("Accept-Encoding", "gzip, br")]).await?;
+    assert_eq!(gzipped.status, 200);
+    assert_eq!(gzipped.header("content-encoding"), Some("gzip"), "{:?}", gzipped.headers);
+    assert_eq!(gzipped.header("content-type"), Some("application/wasm"));
+    assert!(gzipped.header("cache-control").is_some_and(|c| c.contains("immutable")));
+    assert!(
+        gzipped.body.len() < wasm.len() / 4,
+        "compressed: {} of {} bytes",
+        gzipped.body.len(),
+        wasm.len()
+    );
+    assert_eq!(gunzip(&gzipped.body)?, wasm);
+    let again = http_get(server.addr, path, &[("Accept-Encoding", "gzip")]).await?;
+    assert_eq!(again.body, gzipped.body, "kept");
+    let raw = http_get(server.addr, path, &[]).await?;
+    assert_eq!(raw.header("content-encoding"), None);
+    assert_eq!(raw.body, wasm, "raw for a client that takes no encoding");
+
+    let css = http_get(server.addr, "/style-0123456789abcdef.css", &[("Accept-Encoding", "gzip")]).await?;
+    assert_eq!(gunzip(&css.body)?, b"body { color: blue }", "a sibling on disk wins");
+    let escape = http_get(server.addr, "/../Cargo.toml", &[("Accept-Encoding", "gzip")]).await?;
+    assert_ne!(escape.status, 200, "nothing outside the directory");
+    server.stop().await
+}
+
+fn flate2_gzip(raw: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(raw).expect("to a Vec");
+    encoder.finish().expect("to a Vec")
 }
