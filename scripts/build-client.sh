@@ -32,7 +32,7 @@ trunk build --release --offline
 echo "==> precompressing dist/" >&2
 cache=target/precompressed
 mkdir -p "$cache"
-for file in dist/*.wasm dist/*.js dist/*.css dist/*.html dist/*.svg; do
+for file in dist/*.wasm dist/*.js dist/*.mjs dist/*.css dist/*.html dist/*.svg; do
   [ -e "$file" ] || continue
   sum=$(sha256sum "$file" | cut -c1-40)
   [ -e "$cache/$sum.gz" ] || { gzip -9 -c "$file" >"$cache/$sum.gz.tmp" && mv "$cache/$sum.gz.tmp" "$cache/$sum.gz"; }

@@ -115,7 +115,7 @@ pub fn mime_type(path: &str) -> Option<&'static str> {
     let extension = path.rsplit_once('.').map(|(_, ext)| ext)?;
     Some(match extension {
         "html" => "text/html; charset=utf-8",
-        "js" => "text/javascript; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
         "wasm" => "application/wasm",
         "css" => "text/css; charset=utf-8",
         "svg" => "image/svg+xml",
@@ -166,6 +166,7 @@ mod tests {
     fn trunk_outputs_get_their_types() {
         assert_eq!(mime_type("arena-client-1234_bg.wasm"), Some("application/wasm"));
         assert_eq!(mime_type("index.html"), Some("text/html; charset=utf-8"));
+        assert_eq!(mime_type("452dc55030dee73b-loader.mjs"), Some("text/javascript; charset=utf-8"));
         assert_eq!(mime_type("README"), None);
     }
 

@@ -184,6 +184,14 @@ async fn browser_client_connects_plays_and_reconnects() -> anyhow::Result<()> {
     let page = open_connected(&mut browser, &format!("http://{addr}/?name=chromium&play")).await?;
     let connect_ms = started.elapsed().as_millis();
     println!("FIGURE navigation_to_connected_ms={connect_ms}");
+    // The loader (web/loader.mjs) saw the download through and got out of the way.
+    let loaded = browser
+        .eval(
+            &page,
+            "document.body.dataset.load + ' ' + getComputedStyle(document.getElementById('loader')).display",
+        )
+        .await?;
+    assert_eq!(loaded.as_str(), Some("ready none"), "the loader ends ready and hidden");
 
     // Bots appear for the browser client, by name, with drawn positions.
     browser
