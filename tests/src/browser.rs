@@ -163,6 +163,16 @@ impl Browser {
         self.open_as(url, true).await
     }
 
+    /// Opens `url` in a new tab with `script` run in it before any of the
+    /// page's own (to record when things happen, say).
+    pub async fn open_watched(&mut self, url: &str, script: &str) -> anyhow::Result<Page> {
+        let page = self.open_as("about:blank", false).await?;
+        let s = Some(page.session.as_str());
+        self.call(s, "Page.addScriptToEvaluateOnNewDocument", json!({ "source": script })).await?;
+        self.call(s, "Page.navigate", json!({ "url": url })).await?;
+        Ok(page)
+    }
+
     async fn open_as(&mut self, url: &str, phone: bool) -> anyhow::Result<Page> {
         let target = self.call(None, "Target.createTarget", json!({ "url": "about:blank" })).await?;
         let target_id = target["targetId"].as_str().context("targetId")?.to_owned();
