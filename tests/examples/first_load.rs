@@ -64,7 +64,8 @@ async fn main() -> anyhow::Result<()> {
     ];
     let mut seen: Vec<Vec<f64>> = vec![Vec::new(); milestones.len()];
     for run in 1..=runs {
-        let landing = visit(&format!("{base}/"), "state:landing").await?;
+        // The join screen comes before the game has started: wait for both.
+        let landing = visit(&format!("{base}/"), "load:ready").await?;
         let playing = visit(&format!("{base}/?name=probe&play"), "state:connected").await?;
         let mut line = format!("run {run}/{runs}:");
         for (i, (mark, _)) in milestones.iter().enumerate() {

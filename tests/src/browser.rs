@@ -173,6 +173,23 @@ impl Browser {
         Ok(page)
     }
 
+    /// Opens `url` in a new tab whose downloads are held to
+    /// `bytes_per_sec` (a slow mobile network).
+    pub async fn open_throttled(&mut self, url: &str, bytes_per_sec: u32) -> anyhow::Result<Page> {
+        let page = self.open_as("about:blank", false).await?;
+        let s = Some(page.session.as_str());
+        self.call(s, "Network.enable", json!({})).await?;
+        let conditions = json!({
+            "offline": false,
+            "latency": 0,
+            "downloadThroughput": bytes_per_sec,
+            "uploadThroughput": -1,
+        });
+        self.call(s, "Network.emulateNetworkConditions", conditions).await?;
+        self.call(s, "Page.navigate", json!({ "url": url })).await?;
+        Ok(page)
+    }
+
     async fn open_as(&mut self, url: &str, phone: bool) -> anyhow::Result<Page> {
         let target = self.call(None, "Target.createTarget", json!({ "url": "about:blank" })).await?;
         let target_id = target["targetId"].as_str().context("targetId")?.to_owned();

@@ -699,3 +699,33 @@ async fn the_operators_page_drains_a_node_and_its_room_moves() -> anyhow::Result
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_join_screen_works_before_the_game_has_loaded() -> anyhow::Result<()> {
+    let Some(dist) = dist() else { return Ok(()) };
+    let _one = ONE_BROWSER.lock().await;
+    let server = TestServer::start(config(dist, 16)).await?;
+    let mut browser = Browser::launch().await?;
+    // 1 MB/s: the 2.9 MB game takes about three seconds to arrive.
+    let page = browser.open_throttled(&format!("http://{}/", server.addr), 1_000_000).await?;
+    let early = "document.body.dataset.state === 'landing' && document.body.dataset.load !== 'ready'";
+    browser.wait_for(&page, early, Duration::from_secs(10)).await?;
+    let loading = browser.eval(&page, "document.getElementById('load-text').textContent").await?;
+    assert!(loading.as_str().is_some_and(|text| text.starts_with("Loading the game")), "{loading}");
+    browser
+        .eval(
+            &page,
+            "document.getElementById('name-input').value = 'early bird', \
+             document.getElementById('play').click(), true",
+        )
+        .await?;
+    let queued = browser
+        .eval(&page, "document.body.dataset.choice + ' ' + (document.body.dataset.load === 'ready')")
+        .await?;
+    assert_eq!(queued.as_str(), Some("quick false"), "Play pressed while the game still loads is kept");
+    browser.wait_for(&page, CONNECTED, Duration::from_secs(90)).await?;
+    let playing = snapshot(&mut browser, &page).await?;
+    assert_eq!(playing["name"], "early bird", "the queued choice joined with its name: {playing}");
+    browser.close().await;
+    server.stop().await
+}
