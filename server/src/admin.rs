@@ -1,5 +1,6 @@
 //! The operators' view of the cluster (`/admin`): every node and room
-//! (players, each seat, tick p50/p99 over the last minute, bandwidth), and
+//! (players, each seat, tick p50/p99 over the last minute, the node's
+//! bandwidth), and
 //! three orders: drain a node, close a room, kick a player.
 //!
 //! Each node samples itself every second ([`crate::history`]). In cluster
@@ -35,7 +36,7 @@ pub struct RoomReport {
     pub private: bool,
     pub players: u64,
     pub tick: u64,
-    /// Since the room opened, µs (bucket bounds).
+    /// Over the last minute, µs (bucket bounds).
     pub tick_p50: Option<u64>,
     pub tick_p99: Option<u64>,
     pub roster: Vec<RosterLine>,
@@ -87,13 +88,16 @@ pub async fn report(state: &AppState) -> NodeReport {
         // A room that stopped meanwhile is left out.
         let Some(roster) = entry.handle.roster().await else { continue };
         let stats = &entry.stats;
+        // The last minute's, or since it opened for a room younger than a sample.
+        let lifetime = || (stats.ticks.quantile(0.5), stats.ticks.quantile(0.99));
+        let (tick_p50, tick_p99) = state.history.room_minute(&code).unwrap_or_else(lifetime);
         rooms.push(RoomReport {
             code,
             private: entry.private,
             players: stats.players.load(Relaxed),
             tick: stats.tick.load(Relaxed),
-            tick_p50: stats.ticks.quantile(0.5),
-            tick_p99: stats.ticks.quantile(0.99),
+            tick_p50,
+            tick_p99,
             roster,
         });
     }
@@ -220,6 +224,9 @@ pub async fn run(state: AppState, cancel: CancellationToken) {
         let metrics = &state.metrics;
         let (_, players) = state.rooms.figures();
         state.history.sample(metrics.tick_histogram.counts(), metrics.bytes_out_total.get(), players);
+        let rooms =
+            state.rooms.list().into_iter().map(|(code, entry)| (code, entry.stats.ticks.counts())).collect();
+        state.history.sample_rooms(rooms);
         // Outside cluster mode, or with Redis away, there is nothing to take.
         let Some(leases) = state.cluster.leases() else { continue };
         let Ok((orders, watched)) = leases.take_orders(&state.cluster.node).await else { continue };

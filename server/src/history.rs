@@ -1,9 +1,10 @@
 //! This node's last minute, one sample a second, for the operators' page:
-//! tick p50/p99 over each second and over the whole minute (from the tick
-//! histogram's bucket counts, so nothing is added to the tick itself),
-//! bytes sent per second, and players.
+//! tick p50/p99 over each second and over the whole minute, for the node
+//! and for each open room (from the tick histograms' bucket counts, so
+//! nothing is added to the tick itself), bytes sent per second, and
+//! players.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -37,6 +38,8 @@ struct Inner {
     /// What the counters read at each sample, oldest first (one more than
     /// the samples: the minute's start).
     readings: VecDeque<Reading>,
+    /// Each open room's tick counts at each sample, oldest first.
+    rooms: HashMap<String, VecDeque<TickCounts>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +71,34 @@ impl History {
         while inner.readings.len() > SAMPLES + 1 {
             inner.readings.pop_front();
         }
+    }
+
+    /// Takes a sample of each open room's tick counts (`rooms`: code and
+    /// counts); rooms not among them are forgotten.
+    pub fn sample_rooms(&self, rooms: Vec<(String, TickCounts)>) {
+        let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut kept = HashMap::with_capacity(rooms.len());
+        for (code, counts) in rooms {
+            let mut readings = inner.rooms.remove(&code).unwrap_or_default();
+            readings.push_back(counts);
+            while readings.len() > SAMPLES + 1 {
+                readings.pop_front();
+            }
+            kept.insert(code, readings);
+        }
+        inner.rooms = kept;
+    }
+
+    /// Room `code`'s tick p50 and p99 over the last minute (or as much as
+    /// there is; `None` before its second sample).
+    pub fn room_minute(&self, code: &str) -> Option<(Option<u64>, Option<u64>)> {
+        let inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let readings = inner.rooms.get(code)?;
+        let (first, last) = (readings.front()?, readings.back()?);
+        (readings.len() > 1).then(|| {
+            let between = since(last, first);
+            (bucket_quantile(&between, 0.5), bucket_quantile(&between, 0.99))
+        })
     }
 
     /// The samples, oldest first.
@@ -122,6 +153,21 @@ mod tests {
         assert_eq!(history.minute(), (Some(250), Some(4_000)), "half of the minute's ticks were slow");
         history.sample(ticks.counts(), 1_500, 6);
         assert_eq!(history.samples()[2].tick_p50, None, "a second without ticks has no quantiles");
+    }
+
+    #[test]
+    fn each_room_has_its_own_minute_and_closed_rooms_are_forgotten() {
+        let history = History::default();
+        let (slow, fast) = (TickHistogram::default(), TickHistogram::default());
+        history.sample_rooms(vec![("slow".into(), slow.counts()), ("fast".into(), fast.counts())]);
+        assert_eq!(history.room_minute("slow"), None, "one reading is no minute yet");
+        (0..30).for_each(|_| slow.record(6_000));
+        (0..30).for_each(|_| fast.record(90));
+        history.sample_rooms(vec![("slow".into(), slow.counts()), ("fast".into(), fast.counts())]);
+        assert_eq!(history.room_minute("slow"), Some((Some(8_000), Some(8_000))));
+        assert_eq!(history.room_minute("fast"), Some((Some(100), Some(100))));
+        history.sample_rooms(vec![("fast".into(), fast.counts())]);
+        assert_eq!(history.room_minute("slow"), None, "a closed room is forgotten");
     }
 
     #[test]

@@ -73,6 +73,7 @@ async fn only_operators_see_the_rooms_and_their_orders_kick_and_close() -> anyho
     assert!(node["tick_p99"].as_u64().is_some(), "a minute's tick p99: {seen}");
     let listed = &node["rooms"][0];
     assert_eq!(listed["code"], room.as_str());
+    assert!(listed["tick_p99"].as_u64().is_some(), "the room's last minute: {seen}");
     let names: Vec<&str> =
         listed["roster"].as_array().into_iter().flatten().filter_map(|s| s["name"].as_str()).collect();
     assert_eq!(names, ["ada", "bob"]);
