@@ -20,7 +20,9 @@ mod cli {
     use std::net::{IpAddr, Ipv4Addr};
 
     use arena_client::attack::{AttackConfig, AttackKind, run_attack};
-    use arena_client::bots::{Behaviour, Live, Report, RoomPlan, SwarmConfig, run_swarm};
+    use arena_client::bots::{
+        Behaviour, Live, ProcessCpu, Report, RoomPlan, SwarmConfig, process_cpu_seconds, run_swarm,
+    };
     use arena_client::conditioner::LinkConditions;
     use clap::Parser;
 
@@ -164,6 +166,7 @@ mod cli {
             reconnect: args.reconnect_secs.map(Duration::from_secs_f64),
         };
         let Some(runtime) = runtime() else { return ExitCode::FAILURE };
+        let (cpu_before, started) = (process_cpu_seconds(), std::time::Instant::now());
         let records = runtime.block_on(async {
             let live = Arc::new(Live::default());
             let progress = (!args.quiet).then(|| tokio::spawn(show_progress(live.clone(), config.clone())));
@@ -173,7 +176,11 @@ mod cli {
             }
             records
         });
-        let report = Report::from_records(&records, &config);
+        let mut report = Report::from_records(&records, &config);
+        let wall = started.elapsed().as_secs_f64();
+        report.cpu = cpu_before
+            .zip(process_cpu_seconds())
+            .map(|(before, after)| ProcessCpu::over(after - before, wall, &records));
         let printed = print_report(&report, args.json, || report.to_table());
         if !printed || report.is_failure() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
     }

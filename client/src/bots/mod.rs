@@ -22,5 +22,5 @@ pub use bot::Live;
 pub use brain::Behaviour;
 pub use config::{RoomPlan, SwarmConfig};
 pub use record::{BotRecord, FrameBytes, Outcome};
-pub use report::{Corrections, FrameParts, Percentiles, Report, percentile};
+pub use report::{Corrections, FrameParts, Percentiles, ProcessCpu, Report, percentile, process_cpu_seconds};
 pub use swarm::run_swarm;

@@ -152,8 +152,46 @@ pub struct Report {
     /// Times a bot left the platform, per minute of the run.
     pub knockouts_per_min: f64,
     pub reconnects: Reconnects,
+    /// What the bots cost this process (Linux; `None` elsewhere, or from a
+    /// library caller that did not measure).
+    pub cpu: Option<ProcessCpu>,
     /// Up to five distinct failure descriptions.
     pub errors: Vec<String>,
+}
+
+/// The bots' own CPU: the process's user + system time over the run.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct ProcessCpu {
+    pub cpu_seconds: f64,
+    /// Of one core, over the run's wall time.
+    pub percent_of_one_core: f64,
+    /// CPU per frame received, summed over bots: what one bot-frame costs
+    /// (receiving, decoding, predicting, sending its inputs).
+    pub micros_per_bot_frame: f64,
+}
+
+impl ProcessCpu {
+    /// From the CPU seconds spent over `wall` seconds, for `records`.
+    pub fn over(cpu_seconds: f64, wall: f64, records: &[BotRecord]) -> Self {
+        let frames: u64 = records.iter().map(|r| r.frames).sum();
+        ProcessCpu {
+            cpu_seconds,
+            percent_of_one_core: if wall > 0.0 { 100.0 * cpu_seconds / wall } else { 0.0 },
+            micros_per_bot_frame: if frames > 0 { cpu_seconds * 1e6 / frames as f64 } else { 0.0 },
+        }
+    }
+}
+
+/// This process's CPU time so far (user + system), from `/proc/self/stat`
+/// (in the kernel's fixed 100 ticks a second); `None` off Linux.
+pub fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line: 12 and 13 here.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 impl Report {
@@ -222,6 +260,7 @@ impl Report {
                 if minutes > 0.0 { taken as f64 / minutes } else { 0.0 }
             },
             reconnects: Reconnects::total(records),
+            cpu: None,
             errors: first_errors(records),
         }
     }
@@ -282,6 +321,15 @@ impl Report {
                 ),
             ),
             ("reconnects", self.reconnects.describe()),
+            (
+                "own cpu",
+                self.cpu.map_or("not measured".into(), |cpu| {
+                    format!(
+                        "{:.1}% of a core, {:.1} µs per bot-frame",
+                        cpu.percent_of_one_core, cpu.micros_per_bot_frame
+                    )
+                }),
+            ),
         ];
         let mut out = String::new();
         for (name, value) in rows {
@@ -357,5 +405,23 @@ mod tests {
         assert_eq!(percentile(&samples, 0.99), 99.0);
         assert_eq!(percentile(&[], 0.5), 0.0, "no samples should give 0");
         assert_eq!(percentile(&[7.0], 0.99), 7.0);
+    }
+
+    #[test]
+    fn the_bots_own_cpu_is_read_and_shared_over_their_frames() {
+        let before = process_cpu_seconds().expect("Linux has /proc/self/stat");
+        let mut spin = 0u64;
+        let started = std::time::Instant::now();
+        while started.elapsed() < std::time::Duration::from_millis(300) {
+            spin = std::hint::black_box(spin.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+        let after = process_cpu_seconds().expect("still there");
+        assert!(after - before >= 0.1, "300 ms of spinning shows: {before} → {after}");
+        let mut records = vec![BotRecord::new(0, Outcome::Completed), BotRecord::new(1, Outcome::Completed)];
+        records[0].frames = 600;
+        records[1].frames = 400;
+        let cpu = ProcessCpu::over(0.5, 10.0, &records);
+        assert_eq!(cpu.percent_of_one_core, 5.0);
+        assert_eq!(cpu.micros_per_bot_frame, 500.0, "0.5 s over 1,000 frames");
     }
 }
