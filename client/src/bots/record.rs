@@ -1,6 +1,7 @@
 //! What one bot measured: its outcome, frames, ticks, round trips, bytes,
 //! corrections and interpolation underruns.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use arena_shared::codec::encoded_len;
@@ -143,10 +144,21 @@ impl BotRecord {
     pub fn observe_view(&mut self, view: &[(PlayerId, Seen)]) {
         self.max_players_seen = self.max_players_seen.max(view.len() + 1);
         for &(id, seen) in view {
-            self.saw.insert(id);
-            let first = *self.first_pos.entry(id).or_insert((seen.x, seen.y));
-            if first != (seen.x, seen.y) {
-                self.saw_move.insert(id);
+            // Seen moving already: nothing left to learn about this one
+            // (one lookup per player per frame, not three inserts).
+            if self.saw_move.contains(&id) {
+                continue;
+            }
+            match self.first_pos.entry(id) {
+                Entry::Vacant(first) => {
+                    first.insert((seen.x, seen.y));
+                    self.saw.insert(id);
+                }
+                Entry::Occupied(first) => {
+                    if *first.get() != (seen.x, seen.y) {
+                        self.saw_move.insert(id);
+                    }
+                }
             }
         }
     }
