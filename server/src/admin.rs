@@ -167,9 +167,7 @@ pub async fn give(state: &AppState, order: Order) -> Result<(), Refused> {
 fn concerns_this_node(state: &AppState, order: &Order) -> bool {
     match order {
         Order::Drain { node } => *node == state.cluster.node,
-        Order::Close { room } | Order::Kick { room, .. } => {
-            state.rooms.list().iter().any(|(code, _)| code == room)
-        }
+        Order::Close { room } | Order::Kick { room, .. } => state.rooms.get(room).is_some(),
     }
 }
 
@@ -184,27 +182,21 @@ fn describe(order: &Order) -> String {
 /// Does what `order` says, on this node.
 async fn carry_out(state: &AppState, order: Order) -> Result<(), Refused> {
     tracing::info!(?order, "operator's order");
-    let entry = |room: &str| state.rooms.list().into_iter().find(|(code, _)| code == room).map(|(_, e)| e);
     match &order {
         Order::Drain { .. } => {
-            let (rooms, config) = (state.rooms.clone(), state.config.clone());
             // The answer does not wait for the hand-overs.
-            tokio::spawn(async move {
-                match tokio::time::timeout(config.drain_limit(), rooms.drain()).await {
-                    Ok(handed) => tracing::info!(handed, "drained by an operator"),
-                    Err(_) => tracing::warn!("the operator's drain did not finish within --drain-secs"),
-                }
-            });
+            let rooms = state.rooms.clone();
+            tokio::spawn(async move { rooms.drain().await });
             Ok(())
         }
         Order::Close { room } => {
             let reason = CloseReason::new(close::GOING_AWAY, "the room was closed by the server's operator");
-            match entry(room) {
+            match state.rooms.get(room) {
                 Some(entry) if entry.handle.close(reason).await => Ok(()),
                 _ => Err(Refused::NotFound(describe(&order))),
             }
         }
-        Order::Kick { room, player } => match entry(room) {
+        Order::Kick { room, player } => match state.rooms.get(room) {
             Some(entry) if entry.handle.kick(*player).await => Ok(()),
             _ => Err(Refused::NotFound(describe(&order))),
         },

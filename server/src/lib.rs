@@ -174,7 +174,7 @@ pub async fn run_with_operator(
 
     shutdown.await;
     if cluster.is_on() {
-        drain(&rooms, &config).await;
+        rooms.drain().await;
     }
     tracing::info!("shutting down: closing every connection");
     cancel.cancel();
@@ -189,24 +189,6 @@ pub async fn run_with_operator(
     // Out of the cluster's registry (bounded by its Redis timeout).
     let _ = registered.await;
     Ok(())
-}
-
-/// Hands this node's rooms to the cluster's other nodes before it stops
-/// (bounded by `--drain-secs`), then waits for the moved players'
-/// connections to close.
-async fn drain(rooms: &rooms::Rooms, config: &ServerConfig) {
-    let (open, players) = rooms.figures();
-    tracing::info!(rooms = open, players, "draining: handing every room to another node");
-    let started = std::time::Instant::now();
-    match tokio::time::timeout(config.drain_limit(), rooms.drain()).await {
-        Ok(handed) => tracing::info!(handed, of = open, took = ?started.elapsed(), "drained"),
-        Err(_) => tracing::warn!("the drain did not finish within --drain-secs; stopping anyway"),
-    }
-    // The moved players' sockets close as their rooms send them away.
-    let deadline = started + config.drain_limit();
-    while rooms.players() > 0 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// What every request and connection shares, for a server listening on

@@ -367,14 +367,14 @@ impl Room {
     }
 
     /// An operator's kick: the connection closes with [`close::KICKED`]
-    /// and the seat is freed (no hold: a resume finds nothing).
+    /// and the seat is freed (no hold: a resume finds nothing). The `Left`
+    /// it makes goes out as any leave's does, which drops the seat's hold.
     fn kick(&mut self, id: PlayerId) -> bool {
         if !self.world.leave(id) {
             return false;
         }
         tracing::info!(room = %self.code, player = id, "removed by an operator");
         self.links.close(id, CloseReason::new(close::KICKED, "removed by the server's operator"));
-        self.holds.remove(&id);
         self.deliver_news(true);
         self.report();
         true

@@ -59,12 +59,10 @@ async fn gzip_missing(State(site): State<Arc<Site>>, request: Request, next: Nex
     let wanted = request.method() == Method::GET
         && !request.headers().contains_key(header::RANGE)
         && takes(request.headers(), "gzip");
-    let found = wanted.then(|| site.file(request.uri().path())).flatten();
-    let Some((file, mime)) =
-        found.and_then(|file| Some((mime_type(file.to_str()?)?, file))).map(|(m, f)| (f, m))
-    else {
+    let Some(file) = wanted.then(|| site.file(request.uri().path())).flatten() else {
         return next.run(request).await;
     };
+    let Some(mime) = file.to_str().and_then(mime_type) else { return next.run(request).await };
     let sibling = |suffix: &str| {
         let mut name = file.clone().into_os_string();
         name.push(suffix);

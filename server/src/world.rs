@@ -173,7 +173,6 @@ impl World {
         self
     }
 
-    /// Whether player `id`'s seat is held for a resume.
     /// Each seat's id and name, and whether it is held for a resume.
     pub fn roster(&self) -> Vec<RosterLine> {
         let mut lines: Vec<RosterLine> = self
@@ -185,6 +184,7 @@ impl World {
         lines
     }
 
+    /// Whether player `id`'s seat is held for a resume.
     pub fn is_held(&self, id: PlayerId) -> bool {
         self.players.get(&id).is_some_and(|p| p.away_since.is_some())
     }

@@ -265,12 +265,31 @@ impl Rooms {
         }
     }
 
-    /// Hands every room this node runs to other nodes (a drain): each is
-    /// paused, saved and transferred in one step, and its players are sent
-    /// to the new node. With no other node to take them, the rooms are
-    /// saved and their leases released, for whichever node starts next.
-    /// Returns how many rooms were handed over.
-    pub async fn drain(&self) -> usize {
+    /// Drains this node (SIGTERM, or an operator's order): hands every
+    /// room to other nodes within `--drain-secs`, then waits, within the
+    /// same bound, for the moved players' connections to close. The node
+    /// takes no new rooms from then on.
+    pub async fn drain(&self) {
+        let (open, players) = self.figures();
+        tracing::info!(rooms = open, players, "draining: handing every room to another node");
+        let started = Instant::now();
+        let limit = self.config.drain_limit();
+        match tokio::time::timeout(limit, self.hand_over_all()).await {
+            Ok(handed) => tracing::info!(handed, of = open, took = ?started.elapsed(), "drained"),
+            Err(_) => tracing::warn!("the drain did not finish within --drain-secs; going on anyway"),
+        }
+        // The moved players' sockets close as their rooms send them away.
+        while self.players() > 0 && started.elapsed() < limit {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Hands every room this node runs to other nodes: each is paused,
+    /// saved and transferred in one step, and its players are sent to the
+    /// new node. With no other node to take them, the rooms are saved and
+    /// their leases released, for whichever node starts next. Returns how
+    /// many rooms were handed over.
+    async fn hand_over_all(&self) -> usize {
         let Some(Ok(leases)) = self.cluster.connected().await else { return 0 };
         self.cluster.start_draining();
         let mut rooms: Vec<_> = self

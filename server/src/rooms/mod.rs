@@ -290,6 +290,11 @@ impl Rooms {
         self.directory.list().into_iter().map(|(code, entry)| (code, entry.stats)).collect()
     }
 
+    /// The room this node runs under `code`, if any.
+    pub fn get(&self, code: &str) -> Option<RoomEntry> {
+        self.directory.get(code)
+    }
+
     /// Open rooms, by code: their privacy and figures, for operators.
     pub fn list(&self) -> Vec<(String, RoomEntry)> {
         self.directory.list()
