@@ -153,14 +153,16 @@ fn show_status(
         _ => "retrying now".to_owned(),
     };
     let room = session.room();
+    let silent_for = room.map_or(0.0, |r| r.silent_for(now));
+    let silent = silent_for > SILENT_SECS;
     let (state, text) = match (screen.get(), policy.notice()) {
         (Screen::Join, _) => ("landing", "Pick a name and a colour, then Play.".to_owned()),
         (Screen::Connecting, _) => ("connecting", format!("Connecting to {}…", url.0)),
-        (Screen::Playing, _) if room.is_some_and(|r| r.silent_for(now) > SILENT_SECS) => (
+        (Screen::Playing, _) if silent => (
             "connected",
             format!(
                 "Reconnecting… the server has sent nothing for {:.0} s (the room is paused) · room {}",
-                room.map_or(0.0, |r| r.silent_for(now)).floor(),
+                silent_for.floor(),
                 room.map_or("", Room::code),
             ),
         ),
@@ -191,7 +193,7 @@ fn show_status(
         (_, _) => ("connecting", format!("Connecting to {}…", url.0)),
     };
     set_body("data-state", state);
-    set_flag("data-silent", room.is_some_and(|r| r.silent_for(now) > SILENT_SECS));
+    set_flag("data-silent", silent);
     set_text("status", &text);
     *line = StatusLine { state, text };
 }
