@@ -154,43 +154,41 @@ impl Browser {
 
     /// Opens `url` in a new tab.
     pub async fn open(&mut self, url: &str) -> anyhow::Result<Page> {
-        self.open_as(url, false).await
+        self.open_as(url, &[]).await
     }
 
     /// Opens `url` in a new tab sized and behaving like a phone: 390×844
     /// CSS pixels, a mobile viewport, and touch input.
     pub async fn open_phone(&mut self, url: &str) -> anyhow::Result<Page> {
-        self.open_as(url, true).await
+        let metrics = json!({ "width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true });
+        let touch = json!({ "enabled": true, "maxTouchPoints": 5 });
+        let phone =
+            [("Emulation.setDeviceMetricsOverride", metrics), ("Emulation.setTouchEmulationEnabled", touch)];
+        self.open_as(url, &phone).await
     }
 
     /// Opens `url` in a new tab with `script` run in it before any of the
     /// page's own (to record when things happen, say).
     pub async fn open_watched(&mut self, url: &str, script: &str) -> anyhow::Result<Page> {
-        let page = self.open_as("about:blank", false).await?;
-        let s = Some(page.session.as_str());
-        self.call(s, "Page.addScriptToEvaluateOnNewDocument", json!({ "source": script })).await?;
-        self.call(s, "Page.navigate", json!({ "url": url })).await?;
-        Ok(page)
+        self.open_as(url, &[("Page.addScriptToEvaluateOnNewDocument", json!({ "source": script }))]).await
     }
 
     /// Opens `url` in a new tab whose downloads are held to
     /// `bytes_per_sec` (a slow mobile network).
     pub async fn open_throttled(&mut self, url: &str, bytes_per_sec: u32) -> anyhow::Result<Page> {
-        let page = self.open_as("about:blank", false).await?;
-        let s = Some(page.session.as_str());
-        self.call(s, "Network.enable", json!({})).await?;
         let conditions = json!({
             "offline": false,
             "latency": 0,
             "downloadThroughput": bytes_per_sec,
             "uploadThroughput": -1,
         });
-        self.call(s, "Network.emulateNetworkConditions", conditions).await?;
-        self.call(s, "Page.navigate", json!({ "url": url })).await?;
-        Ok(page)
+        self.open_as(url, &[("Network.enable", json!({})), ("Network.emulateNetworkConditions", conditions)])
+            .await
     }
 
-    async fn open_as(&mut self, url: &str, phone: bool) -> anyhow::Result<Page> {
+    /// Opens a tab, makes `setup`'s calls (method and parameters) in it,
+    /// then goes to `url`.
+    async fn open_as(&mut self, url: &str, setup: &[(&str, Value)]) -> anyhow::Result<Page> {
         let target = self.call(None, "Target.createTarget", json!({ "url": "about:blank" })).await?;
         let target_id = target["targetId"].as_str().context("targetId")?.to_owned();
         let attached = self
@@ -202,15 +200,8 @@ impl Browser {
         self.call(s, "Runtime.enable", json!({})).await?;
         // Headless has no window focus; without this the page never gets key events.
         self.call(s, "Emulation.setFocusEmulationEnabled", json!({ "enabled": true })).await?;
-        if phone {
-            let metrics = json!({ "width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true });
-            self.call(s, "Emulation.setDeviceMetricsOverride", metrics).await?;
-            self.call(
-                s,
-                "Emulation.setTouchEmulationEnabled",
-                json!({ "enabled": true, "maxTouchPoints": 5 }),
-            )
-            .await?;
+        for (method, params) in setup {
+            self.call(s, method, params.clone()).await?;
         }
         self.call(s, "Page.navigate", json!({ "url": url })).await?;
         Ok(page)

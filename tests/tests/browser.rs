@@ -62,6 +62,10 @@ async fn open_connected(browser: &mut Browser, url: &str) -> anyhow::Result<Page
     Ok(page)
 }
 
+/// True once the page is connected with one other player in the room.
+const TWO_ONLINE: &str = "document.body.dataset.state === 'connected' && \
+    JSON.parse(document.getElementById('arena-snapshot').dataset.snapshot || '{}').players_online === 2";
+
 /// True once the page is connected as player `you`.
 fn connected_as(you: u64) -> String {
     format!(
@@ -398,11 +402,9 @@ async fn the_landing_screen_opens_a_private_room_whose_link_brings_a_friend() ->
 
     // A friend opens the link: same room, and each sees the other.
     let friend = browser.open(&link).await?;
-    let two_online = "document.body.dataset.state === 'connected' && \
-        JSON.parse(document.getElementById('arena-snapshot').dataset.snapshot || '{}').players_online === 2";
-    browser.wait_for(&friend, two_online, Duration::from_secs(90)).await?;
+    browser.wait_for(&friend, TWO_ONLINE, Duration::from_secs(90)).await?;
     assert_eq!(snapshot(&mut browser, &friend).await?["room"], room.as_str(), "the friend is in the room");
-    browser.wait_for(&host, two_online, Duration::from_secs(30)).await?;
+    browser.wait_for(&host, TWO_ONLINE, Duration::from_secs(30)).await?;
 
     // A link to a room that is gone says so, and offers a new room.
     let stale = browser.open(&format!("http://{}/r/nosuchroom", server.addr)).await?;
@@ -600,10 +602,8 @@ async fn a_page_follows_its_link_to_the_node_that_runs_the_room_and_survives_its
     assert_eq!(room.len(), 10, "a private room on B");
 
     // A friend opens the invite link on A: the page follows A's Moved to B.
-    let two_online = "document.body.dataset.state === 'connected' && \
-        JSON.parse(document.getElementById('arena-snapshot').dataset.snapshot || '{}').players_online === 2";
     let friend = browser.open(&format!("{}/r/{room}?name=friend", a.url())).await?;
-    browser.wait_for(&friend, two_online, Duration::from_secs(90)).await?;
+    browser.wait_for(&friend, TWO_ONLINE, Duration::from_secs(90)).await?;
     let before = snapshot(&mut browser, &friend).await?;
     assert_eq!(before["room"], room.as_str(), "the friend is in B's room: {before}");
     let you = before["you"].as_u64().expect("an id");
@@ -625,7 +625,7 @@ async fn a_page_follows_its_link_to_the_node_that_runs_the_room_and_survives_its
     })
     .await;
     assert!(moved.is_ok(), "the room and both players moved on: {moved:?}");
-    let same_player_with_host = format!("({}) && ({two_online})", connected_as(you));
+    let same_player_with_host = format!("({}) && ({TWO_ONLINE})", connected_as(you));
     browser.wait_for(&friend, &same_player_with_host, Duration::from_secs(30)).await?;
     let after = snapshot(&mut browser, &friend).await?;
     assert_eq!(after["room"], room.as_str(), "the same room after the drain: {after}");
