@@ -295,13 +295,13 @@ pub(crate) fn closed(frame: Option<(u16, String)>) -> ClientError {
 
 /// The socket's buffers. tungstenite's default read buffer (128 KiB) is
 /// zeroed on every read: with hundreds of bots in one process that memset
-/// was a fifth of their CPU. Frames are a few hundred bytes; 8 KiB reads
-/// take any of them whole. Nothing the server may send is over
+/// was a fifth of their CPU. Frames are a few hundred bytes; 2 KiB reads
+/// take nearly all of them whole (a bigger one takes a few reads). Nothing the server may send is over
 /// `MAX_SERVER_MSG_BYTES`, so nothing bigger is buffered (64 MiB otherwise).
 fn config() -> tungstenite::protocol::WebSocketConfig {
     let most = Some(arena_shared::protocol::MAX_SERVER_MSG_BYTES);
     tungstenite::protocol::WebSocketConfig::default()
-        .read_buffer_size(8 * 1024)
+        .read_buffer_size(2 * 1024)
         .max_message_size(most)
         .max_frame_size(most)
 }

@@ -380,6 +380,7 @@ pub fn swarm(server: &TestServer, count: usize, secs: f64, behaviour: Behaviour)
         rooms: RoomPlan::Quick,
         conditions: Default::default(),
         reconnect: None,
+        light: false,
     }
 }
 

@@ -85,6 +85,7 @@ fn bots(server: &TestServer, count: usize, behaviour: Behaviour, prefix: &str) -
         rooms: RoomPlan::Quick,
         conditions: Default::default(),
         reconnect: None,
+        light: false,
     }
 }
 
@@ -209,6 +210,29 @@ async fn browser_client_connects_plays_and_reconnects() -> anyhow::Result<()> {
     let first = snapshot(&mut browser, &page).await?;
     assert_eq!(first["name"], "chromium", "?name= should name the player");
     let me = first["you"].as_u64().expect("snapshot should have our id") as PlayerId;
+
+    // Names are the page's own text, one tag over each circle standing on
+    // the platform: the bots' by name, yours marked and (the camera follows
+    // you) just above the middle of the window.
+    let tags = "[...document.querySelectorAll('#names span:not([hidden])')]\
+                .map(s => { const r = s.getBoundingClientRect(); \
+                return [s.textContent, r.left + r.width / 2 - innerWidth / 2, r.bottom - innerHeight / 2]; })";
+    let placed = browser
+        .wait_for(
+            &page,
+            &format!(
+                "{tags}.filter(([t, dx, dy]) => t === 'chromium (you)' && Math.abs(dx) < 40 && dy < 0 && dy > -60)\
+                 .length === 1 && {tags}.filter(([t]) => t.startsWith('ring-')).length >= 1"
+            ),
+            Duration::from_secs(10),
+        )
+        .await;
+    if let Err(e) = placed {
+        anyhow::bail!(
+            "{e}; the name tags (text, x and bottom from the middle): {}",
+            browser.eval(&page, tags).await?
+        );
+    }
 
     // Holding S moves our player down an empty column, as a bot in the room
     // sees it in frames. Nothing can push it, so the wasm build's prediction
@@ -659,6 +683,7 @@ async fn the_operators_page_drains_a_node_and_its_room_moves() -> anyhow::Result
         rooms: RoomPlan::Spread(1),
         conditions: Default::default(),
         reconnect: Some(Duration::from_secs(10)),
+        light: false,
     };
     let swarm = tokio::spawn(run_swarm(plan, std::sync::Arc::new(Live::default())));
 

@@ -70,6 +70,7 @@ fn bots(url: String, count: usize, secs: u64, rooms: RoomPlan) -> SwarmConfig {
         rooms,
         conditions: Default::default(),
         reconnect: Some(Duration::from_secs(10)),
+        light: false,
     }
 }
 

@@ -10,16 +10,21 @@
 //! - `Render` ([`render::RenderPlugin`]): the platform, one entity per
 //!   player spawned and despawned from those messages, trails, bump
 //!   flashes, falls, and a camera easing after you.
-//! - `Hud` ([`hud::HudPlugin`]): one small system per element of the page
+//! - `Hud`: each player's name, a `<span>` the page moves over its circle
+//!   every frame ([`names::NamesPlugin`]), and ([`hud::HudPlugin`]) one
+//!   small system per element of the page
 //!   (status, score, timer, leaderboard, kill feed, dash meter, overlays)
 //!   and a JSON snapshot for tests.
 //!
 //! Inputs ([`input::InputPlugin`]) run in `FixedUpdate` at the protocol's
 //! input rate: keys, the page's touch stick and the dash button. [`page`]
-//! holds what the browser gives (clock, URL, `<body>` attributes, storage).
+//! holds what the browser gives (clock, URL, `<body>` attributes, storage);
+//! [`console`] puts Bevy's warnings and errors on the browser's console.
 
+mod console;
 mod hud;
 mod input;
+mod names;
 mod net;
 mod page;
 mod render;
@@ -31,6 +36,7 @@ use bevy::window::WindowPlugin;
 
 /// Starts the app; returns once Bevy has handed control to the browser.
 pub fn run() {
+    console::install();
     App::new()
         .insert_resource(ClearColor(Color::srgb(0.03, 0.035, 0.05)))
         .add_plugins(DefaultPlugins.set(WindowPlugin {
@@ -49,6 +55,12 @@ pub fn run() {
             Update,
             (screen::ArenaSet::Network, screen::ArenaSet::Render, screen::ArenaSet::Hud).chain(),
         )
-        .add_plugins((net::NetPlugin, input::InputPlugin, render::RenderPlugin, hud::HudPlugin))
+        .add_plugins((
+            net::NetPlugin,
+            input::InputPlugin,
+            render::RenderPlugin,
+            names::NamesPlugin,
+            hud::HudPlugin,
+        ))
         .run();
 }

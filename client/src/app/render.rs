@@ -1,5 +1,6 @@
-//! Draws the game: the platform over the void with its edge, one circle and
-//! name per player (spawned and despawned from [`SessionChange`] messages),
+//! Draws the game: the platform over the void with its edge, one circle
+//! per player (spawned and despawned from [`SessionChange`] messages; the
+//! page writes the names, [`super::names`]),
 //! a trail behind fast movers, a flash when someone is bumped, the fall,
 //! and a camera easing after your player. You are drawn where prediction
 //! says; everyone else interpolated between received frames.
@@ -22,8 +23,6 @@ use super::screen::{ArenaSet, Screen};
 use crate::session::Change;
 
 // Tuning, in world units and seconds.
-const NAME_OFFSET: f32 = PLAYER_RADIUS as f32 + 14.0;
-const NAME_FONT_PX: f32 = 14.0;
 /// How fast the camera catches up with your player, per second.
 const CAMERA_FOLLOW_RATE: f32 = 5.0;
 /// The camera shows at least this many world units across the window's
@@ -49,14 +48,7 @@ impl Plugin for RenderPlugin {
             .add_systems(OnExit(Screen::Playing), despawn_all::<PlatformPart>)
             .add_systems(
                 Update,
-                (
-                    spawn_and_despawn_players,
-                    label_players,
-                    place_players,
-                    trails_and_flashes,
-                    fade,
-                    follow_camera,
-                )
+                (spawn_and_despawn_players, place_players, trails_and_flashes, fade, follow_camera)
                     .chain()
                     .in_set(ArenaSet::Render),
             );
@@ -76,12 +68,6 @@ struct PlayerDot {
     last_trail: f64,
     /// Local time the fall started.
     falling_since: Option<f64>,
-}
-
-/// A player's name tag, a child of its dot.
-#[derive(Component)]
-struct NameTag {
-    id: PlayerId,
 }
 
 /// The ring drawn around a protected (just respawned) player.
@@ -117,16 +103,6 @@ pub fn world_to_scene(x: f32, y: f32) -> Vec2 {
 fn palette(index: u8) -> Color {
     let rgb = PALETTE[usize::from(index) % PALETTE.len()];
     Color::srgb_u8((rgb >> 16) as u8, (rgb >> 8) as u8, rgb as u8)
-}
-
-/// The name tag's text: marked for you and for a player whose connection
-/// dropped (its seat is held while it reconnects).
-fn tag_text(name: &str, is_you: bool, away: bool) -> String {
-    match (is_you, away) {
-        (true, _) => format!("{name} (you)"),
-        (false, true) => format!("{name} (reconnecting…)"),
-        (false, false) => name.to_owned(),
-    }
 }
 
 fn setup(
@@ -217,13 +193,6 @@ fn spawn_and_despawn_players(
                     ))
                     .with_children(|dot| {
                         dot.spawn((
-                            NameTag { id: *id },
-                            Text2d::new(tag_text(&member.name, is_you, member.away)),
-                            TextFont { font_size: NAME_FONT_PX.into(), ..default() },
-                            TextColor(Color::srgb(0.92, 0.94, 0.97)),
-                            Transform::from_xyz(0.0, NAME_OFFSET, 0.1),
-                        ));
-                        dot.spawn((
                             ProtectionRing,
                             Mesh2d(assets.ring.clone()),
                             MeshMaterial2d(assets.white.clone()),
@@ -239,18 +208,6 @@ fn spawn_and_despawn_players(
                 }
             }
             _ => {}
-        }
-    }
-}
-
-/// Keeps name tags in step with names and who is away.
-fn label_players(session: Res<Session>, mut tags: Query<(&NameTag, &mut Text2d)>) {
-    let Some(playing) = session.room() else { return };
-    for (tag, mut text) in &mut tags {
-        let Some(member) = playing.roster().get(&tag.id) else { continue };
-        let wanted = tag_text(&member.name, playing.you() == tag.id, member.away);
-        if text.0 != wanted {
-            text.0 = wanted;
         }
     }
 }

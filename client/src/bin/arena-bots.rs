@@ -75,6 +75,15 @@ mod cli {
         /// Bot names are this prefix plus a number.
         #[arg(long, default_value = "bot-")]
         name_prefix: String,
+        /// Light bots, for load: nobody draws them, so they keep no
+        /// interpolation tracks and wake 30 times a second for two inputs
+        /// (the report then has no interpolation figures).
+        #[arg(long)]
+        light: bool,
+        /// Threads to run the bots on (default: one per core). With 1 the
+        /// bots share one core without handing work between threads.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
+        threads: Option<u64>,
         /// No progress lines on stderr.
         #[arg(long, short = 'q')]
         quiet: bool,
@@ -164,8 +173,9 @@ mod cli {
                 (None, None) => RoomPlan::Quick,
             },
             reconnect: args.reconnect_secs.map(Duration::from_secs_f64),
+            light: args.light,
         };
-        let Some(runtime) = runtime() else { return ExitCode::FAILURE };
+        let Some(runtime) = runtime(args.threads) else { return ExitCode::FAILURE };
         let (cpu_before, started) = (process_cpu_seconds(), std::time::Instant::now());
         let records = runtime.block_on(async {
             let live = Arc::new(Live::default());
@@ -203,8 +213,15 @@ mod cli {
         }
     }
 
-    fn runtime() -> Option<tokio::runtime::Runtime> {
-        match tokio::runtime::Runtime::new() {
+    fn runtime(threads: Option<u64>) -> Option<tokio::runtime::Runtime> {
+        let built = match threads {
+            Some(1) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+            Some(n) => {
+                tokio::runtime::Builder::new_multi_thread().worker_threads(n as usize).enable_all().build()
+            }
+            None => tokio::runtime::Runtime::new(),
+        };
+        match built {
             Ok(runtime) => Some(runtime),
             Err(e) => {
                 eprintln!("arena-bots: cannot start the async runtime: {e}");
@@ -225,7 +242,7 @@ mod cli {
                 .map(|last| IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)))
                 .collect(),
         };
-        let Some(runtime) = runtime() else { return ExitCode::FAILURE };
+        let Some(runtime) = runtime(args.threads) else { return ExitCode::FAILURE };
         if !args.quiet {
             eprintln!(
                 "attacking {} with {} × {kind:?} for up to {}s",

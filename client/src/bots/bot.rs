@@ -52,6 +52,8 @@ struct Bot {
     up: DelayLine<ClientMsg, Instant>,
     down: DelayLine<Arrival, Instant>,
     live: Arc<Live>,
+    /// Drawn by nobody (`--light`): two inputs per wake, no playout.
+    light: bool,
 }
 
 /// Runs bot `index` for the swarm's duration; its record says how it went.
@@ -127,6 +129,9 @@ pub async fn open(
     for hop in 0..2 {
         let mut client = WsClient::connect_with(&url, &[], config.tls.clone()).await?;
         let mut session = ClientSession::new(join.clone(), PING_EVERY_SECS);
+        if config.light {
+            session = session.without_interpolation();
+        }
         match client.join(&mut session, || clock.elapsed().as_secs_f64()).await {
             Ok(()) => return Ok((client, session, url)),
             Err(ClientError::Moved(moved)) if hop == 0 => {
@@ -164,7 +169,13 @@ impl Bot {
             up: DelayLine::new(config.conditions, 0x5EED ^ index as u64, started),
             down: DelayLine::new(config.conditions, 0xD0E5 ^ (index as u64) << 8, started),
             live,
+            light: config.light,
         }
+    }
+
+    /// Input samples per wake: a light bot wakes half as often.
+    fn inputs_per_wake(&self) -> u32 {
+        if self.light { 2 } else { 1 }
     }
 
     /// Local time, seconds.
@@ -175,17 +186,30 @@ impl Bot {
     /// Ticks and delivers until `deadline` (then says goodbye) or the
     /// connection ends.
     async fn play(&mut self, tx: &mut WsSender, rx: &mut WsReceiver, deadline: Instant) -> Outcome {
-        let mut inputs = tokio::time::interval(Duration::from_micros(1_000_000 / u64::from(INPUT_RATE_HZ)));
+        let every =
+            Duration::from_micros(1_000_000 * u64::from(self.inputs_per_wake()) / u64::from(INPUT_RATE_HZ));
+        let mut inputs = tokio::time::interval(every);
         inputs.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut reading = true;
+        // Two timers for the whole run, moved rather than made anew on each
+        // wake: registering a timer is a lock on the runtime's wheel, and a
+        // bot wakes about 120 times a second.
+        let end = tokio::time::sleep_until(deadline);
+        let due = tokio::time::sleep_until(deadline);
+        tokio::pin!(end, due);
+        let mut due_at = None;
         loop {
             let wake = self.next_wake().unwrap_or(deadline);
+            if due_at != Some(wake) {
+                due.as_mut().reset(wake);
+                due_at = Some(wake);
+            }
             tokio::select! {
-                () = tokio::time::sleep_until(deadline) => {
+                () = &mut end => {
                     tx.close().await;
                     return Outcome::Completed;
                 }
-                () = tokio::time::sleep_until(wake) => {}
+                () = &mut due => due_at = None,
                 _ = inputs.tick() => self.tick(),
                 incoming = rx.recv(), if reading => {
                     reading = matches!(incoming, Ok(Incoming::Msg(_)));
@@ -205,14 +229,20 @@ impl Bot {
         [self.up.next_due(), self.down.next_due(), ping].into_iter().flatten().min()
     }
 
-    /// One input sample, batched by the session as the page batches them.
-    /// The input rate is the bot's frame rate: would a renderer have two
-    /// frames to draw the others between, at the delay it settled on?
+    /// One input sample (two for a light bot), batched by the session as
+    /// the page batches them. The input rate is the bot's frame rate: would
+    /// a renderer have two frames to draw the others between, at the delay
+    /// it settled on? A light bot has no renderer to ask for.
     fn tick(&mut self) {
         let now = self.now();
-        let input = self.brain.next_input(self.session.room(), now);
-        self.session.input(input);
+        for _ in 0..self.inputs_per_wake() {
+            let input = self.brain.next_input(self.session.room(), now);
+            self.session.input(input);
+        }
         self.record.inputs_sent = self.session.last_input_seq();
+        if self.light {
+            return;
+        }
         let Some(render_tick) = self.session.advance_playout(now) else { return };
         let Some(room) = self.session.room() else { return };
         self.record.renders += 1;

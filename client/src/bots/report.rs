@@ -137,14 +137,17 @@ pub struct Report {
     pub corrections: Corrections,
     /// The link conditioner's settings (all zero: none).
     pub conditions: LinkConditions,
+    /// Whether the bots were light (`--light`): then the three
+    /// interpolation figures below are `None`, as nothing was drawn.
+    pub light: bool,
     /// The interpolation delay the bots' clocks settled on, mean, ms.
-    pub interp_delay_ms: f64,
+    pub interp_delay_ms: Option<f64>,
     /// How far behind the others were actually drawn, mean over renders,
     /// ms: the delay plus what stalls stretched it by.
-    pub playout_delay_ms: f64,
+    pub playout_delay_ms: Option<f64>,
     /// Share of the bots' frames (one per input) with no newer server frame
     /// to draw others towards.
-    pub interp_underrun_rate: f64,
+    pub interp_underrun_rate: Option<f64>,
     /// Knockouts the bots were credited with, and times they left the
     /// platform (knocked off or on their own), summed over bots.
     pub knockouts_given: u64,
@@ -240,17 +243,18 @@ impl Report {
             rooms: records.iter().filter_map(|r| r.room.as_ref()).collect::<BTreeSet<_>>().len(),
             mean_max_ack: mean(&|r| f64::from(r.max_ack)),
             conditions: config.conditions,
-            interp_delay_ms: mean(&|r| r.interp_delay_ms),
-            playout_delay_ms: {
+            light: config.light,
+            interp_delay_ms: (!config.light).then(|| mean(&|r| r.interp_delay_ms)),
+            playout_delay_ms: (!config.light).then(|| {
                 let renders: u64 = records.iter().map(|r| r.renders).sum();
                 let sum: f64 = records.iter().map(|r| r.playout_delay_ms_sum).sum();
                 if renders == 0 { 0.0 } else { sum / renders as f64 }
-            },
-            interp_underrun_rate: {
+            }),
+            interp_underrun_rate: (!config.light).then(|| {
                 let renders: u64 = records.iter().map(|r| r.renders).sum();
                 let underruns: u64 = records.iter().map(|r| r.underruns).sum();
                 if renders == 0 { 0.0 } else { underruns as f64 / renders as f64 }
-            },
+            }),
             corrections: Corrections::total(records),
             knockouts_given: records.iter().map(|r| u64::from(r.knockouts_given)).sum(),
             knockouts_taken: records.iter().map(|r| u64::from(r.knockouts_taken)).sum(),
@@ -262,6 +266,16 @@ impl Report {
             reconnects: Reconnects::total(records),
             cpu: None,
             errors: first_errors(records),
+        }
+    }
+
+    fn describe_interpolation(&self) -> String {
+        match (self.interp_delay_ms, self.playout_delay_ms, self.interp_underrun_rate) {
+            (Some(delay), Some(behind), Some(underruns)) => format!(
+                "delay {delay:.0} ms (drawn {behind:.0} ms behind on average), underruns {:.2}% of frames",
+                underruns * 100.0
+            ),
+            _ => "not measured (light bots draw nothing)".into(),
         }
     }
 
@@ -304,15 +318,7 @@ impl Report {
             ("max players seen", self.max_players_seen.to_string()),
             ("rooms", self.rooms.to_string()),
             ("corrections", self.corrections.describe()),
-            (
-                "interpolation",
-                format!(
-                    "delay {:.0} ms (drawn {:.0} ms behind on average), underruns {:.2}% of frames",
-                    self.interp_delay_ms,
-                    self.playout_delay_ms,
-                    self.interp_underrun_rate * 100.0
-                ),
-            ),
+            ("interpolation", self.describe_interpolation()),
             (
                 "knockouts",
                 format!(

@@ -127,6 +127,9 @@ pub struct ClientSession {
     resync_sent: Option<f64>,
     /// Where the server said the room is played now.
     moved: Option<Moved>,
+    /// Whether the room keeps the others' tracks for drawing them
+    /// interpolated ([`ClientSession::without_interpolation`]).
+    interpolate: bool,
 }
 
 impl ClientSession {
@@ -143,7 +146,17 @@ impl ClientSession {
             next_ping: None,
             resync_sent: None,
             moved: None,
+            interpolate: true,
         }
+    }
+
+    /// For a client that draws nothing (a light bot): the room keeps no
+    /// tracks to interpolate the others along, and [`Room::positions`]
+    /// gives where the newest frame put them. Prediction, the clock and
+    /// every protocol rule are as before.
+    pub fn without_interpolation(mut self) -> Self {
+        self.interpolate = false;
+        self
     }
 
     /// Applies one message received at local time `now`. An error means the
@@ -178,7 +191,10 @@ impl ClientSession {
         match (&self.phase, msg) {
             (Phase::Joining, ServerMsg::Welcome(welcome)) => {
                 let resumed = welcome.resumed;
-                let room = Room::new(welcome, self.join.name.trim(), self.join.color);
+                let mut room = Room::new(welcome, self.join.name.trim(), self.join.color);
+                if !self.interpolate {
+                    room.skip_interpolation();
+                }
                 self.phase = Phase::Playing(Box::new(room));
                 self.next_ping = Some(now);
                 self.events.push_back(Event::Welcomed { resumed });
@@ -529,6 +545,34 @@ mod tests {
         let drawn: Vec<PlayerId> = session.positions(1.0).into_iter().map(|(id, _)| id).collect();
         assert_eq!(drawn, [2]);
         assert_eq!(session.apply(frame(6, 0, &[]), 1.0), Err(SessionError::TickWentBack { last: 6, now: 6 }));
+    }
+
+    #[test]
+    fn without_interpolation_the_others_are_where_the_newest_frame_put_them() {
+        // Ada at x = 100, then 30 units further right on each of two frames.
+        let feed = |session: &mut Tested| {
+            let body = |x| Body::at(Vec2q::from_units(x, 0));
+            session
+                .apply(frame(1, 0, &[(1, body(100), Life::Alive), (2, body(0), Life::Alive)]), 1.0 / 30.0)?;
+            let you = PlayerState { id: 2, body: body(0), life: Life::Alive };
+            for tick in [2, 3] {
+                let others = vec![OtherUpdate { id_gap: 1, dx: 120, dy: 0, life: Life::Alive }];
+                let step = Frame { tick, ack_seq: 0, baseline: tick - 1, you, others, gone: Vec::new() };
+                session.apply(ServerMsg::Frame(step), f64::from(tick) / 30.0)?;
+            }
+            Ok::<_, SessionError>(())
+        };
+        let ada = |s: &Tested| s.positions(0.1).into_iter().find(|(id, _)| *id == 1).map(|(_, at)| at);
+        let mut light = ClientSession::new(JoinRequest::quick("bob", 5), 1.0).without_interpolation();
+        light.handle(ServerMsg::Welcome(welcome()), 0.0).expect("welcomed");
+        let mut light = Tested(light);
+        feed(&mut light).expect("valid");
+        assert_eq!(ada(&light), Some((160.0, 0.0)), "where the newest frame put her");
+        // A client that draws interpolates a little in the past.
+        let mut drawn = session();
+        feed(&mut drawn).expect("valid");
+        drawn.0.advance_playout(0.1);
+        assert!(ada(&drawn).is_some_and(|(x, _)| x < 160.0), "drawn in the past: {:?}", ada(&drawn));
     }
 
     #[test]

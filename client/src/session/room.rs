@@ -93,6 +93,8 @@ pub struct Room {
     prediction: Prediction,
     clock: ServerClock,
     interpolator: Interpolator,
+    /// Off for a client that draws nothing: the interpolator stays empty.
+    interpolate: bool,
     rtt: RttEstimate,
     /// The newest frame's tick.
     tick: Option<u32>,
@@ -133,6 +135,7 @@ impl Room {
             prediction: Prediction::default(),
             clock: ServerClock::new(welcome.tick_rate),
             interpolator: Interpolator::default(),
+            interpolate: true,
             rtt: RttEstimate::default(),
             tick: None,
             feed: VecDeque::new(),
@@ -254,13 +257,22 @@ impl Room {
             id += update.id_gap;
             if let Ok(at) = view.binary_search_by_key(&id, |(known, _)| *known) {
                 let seen = view[at].1;
-                self.interpolator.push(id, frame.tick, seen.to_units());
+                if self.interpolate {
+                    self.interpolator.push(id, frame.tick, seen.to_units());
+                }
                 if let Some(member) = self.roster.get_mut(&id) {
                     member.life = seen.life;
                 }
             }
         }
         Ok(true)
+    }
+
+    /// Keeps no interpolation tracks from here on (see
+    /// [`super::ClientSession::without_interpolation`]).
+    pub fn skip_interpolation(&mut self) {
+        self.interpolate = false;
+        self.interpolator.clear();
     }
 
     /// Moves the playout to local time `now` (once per drawn frame);
@@ -428,10 +440,13 @@ impl Room {
 
     /// Where to draw everyone at local time `now`, world units: you where
     /// prediction says (while you stand on the platform), the others
-    /// interpolated. Players who are out are left out.
+    /// interpolated (or, without interpolation, where the newest frame put
+    /// them). Players who are out are left out.
     pub fn positions(&self, now: f64) -> Vec<(PlayerId, (f32, f32))> {
-        let mut drawn = match self.playout.at().or_else(|| self.clock.render_tick(now)) {
-            Some(render_tick) => self.interpolator.sample(render_tick),
+        let render_tick = self.playout.at().or_else(|| self.clock.render_tick(now));
+        let mut drawn = match render_tick {
+            Some(render_tick) if self.interpolate => self.interpolator.sample(render_tick),
+            Some(_) => self.view().iter().map(|(id, seen)| (*id, seen.to_units())).collect(),
             None => Vec::new(),
         };
         drawn.retain(|(id, _)| self.roster.get(id).is_some_and(|m| m.life != Life::Out));
