@@ -7,7 +7,11 @@
 #   scripts/capacity.sh 1 300                                the largest single room
 #
 # The bots share the machine's two cores with the server, so the server's
-# figures are upper bounds. Targets live here and in the README, not in tests.
+# figures are upper bounds. They are light bots (arena-bots --light): the
+# same messages as the page's, without the interpolation nobody draws.
+# Memory: the server's RSS before the bots (idle), while they all play
+# (steady, three quarters into the run) and at its peak, and per connection
+# above idle. Targets live here and in the README, not in tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,19 +38,26 @@ for _ in $(seq 100); do
 done
 
 clk=$(getconf CLK_TCK)
+rss_now() { awk '/VmRSS/ {print $2}' "/proc/$server/status"; }
+idle_kb=$(rss_now)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
 start_cpu=$(cpu_ticks)
 start_ns=$(date +%s%N)
 echo "running $count bots in $rooms rooms for ${secs}s..." >&2
+steady_file=$(mktemp)
+( sleep "$(( secs * 3 / 4 + 2 ))"; rss_now >"$steady_file" ) &
+sampler=$!
 report=$(target/release/arena-bots --url "ws://127.0.0.1:$port/ws" --count "$count" --rooms "$rooms" \
-  --duration "$secs" --behaviour wander --json --quiet) || status=$?
+  --duration "$secs" --behaviour wander --light --json --quiet) || status=$?
+wait "$sampler"
+steady_kb=$(cat "$steady_file"); rm -f "$steady_file"
 end_cpu=$(cpu_ticks)
 end_ns=$(date +%s%N)
 rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$server/status")
 # The rooms are still open (they close when idle): read their tick figures.
 health=$(curl -fsS -H "Authorization: Bearer $token" "http://127.0.0.1:$port/healthz")
 
-python3 - "$report" "$health" "$start_cpu" "$end_cpu" "$clk" "$start_ns" "$end_ns" "$rss_kb" <<'PY'
+python3 - "$report" "$health" "$start_cpu" "$end_cpu" "$clk" "$start_ns" "$end_ns" "$rss_kb" "$idle_kb" "$steady_kb" <<'PY'
 import json, sys
 report, health = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 start_cpu, end_cpu, clk = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
@@ -68,7 +79,12 @@ summary = {
     "room_tick_p99_micros_at_most_worst_room": max(p99s) if p99s else None,
     "rooms_with_p99_over_4ms": sum(1 for p in p99s if p > 4000),
     "server_cpu_percent_of_one_core": round(100.0 * (end_cpu - start_cpu) / clk / wall, 1),
+    "server_idle_rss_mib": round(int(sys.argv[9]) / 1024, 1),
+    "server_steady_rss_mib": round(int(sys.argv[10]) / 1024, 1),
     "server_peak_rss_mib": round(int(sys.argv[8]) / 1024, 1),
+    "steady_kb_per_connection": round((int(sys.argv[10]) - int(sys.argv[9])) * 1.024 / max(report["connected"], 1), 1),
+    "peak_kb_per_connection": round((int(sys.argv[8]) - int(sys.argv[9])) * 1.024 / max(report["connected"], 1), 1),
+    "bots_cpu": report["cpu"],
 }
 print(json.dumps(summary, indent=2))
 PY

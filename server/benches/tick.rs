@@ -47,8 +47,7 @@ fn tick(c: &mut Criterion) {
                             y: (angle.sin() * 127.0) as i8,
                             dash: false,
                         };
-                        let _ =
-                            seat.ends.inbound.try_send(Inbound::Input(QueuedInput { seq: seq + k, input }));
+                        let _ = seat.ends.inbound.push(Inbound::Input(QueuedInput { seq: seq + k, input }));
                     }
                 }
                 seq += 2;

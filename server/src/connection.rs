@@ -22,12 +22,11 @@ use arena_shared::sim::Input;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
 
 use crate::limits::RateBudget;
-use crate::links::Inbound;
+use crate::links::{Inbound, InboundQueue, Refused};
 use crate::metrics::{Kick, Metrics};
 use crate::outbox::{CloseReason, Outbox};
 use crate::room::Membership;
@@ -86,8 +85,11 @@ pub async fn serve(socket: WebSocket, state: Context) {
 /// socket's halves, or channels in the tests below).
 pub async fn serve_over(mut sink: impl MessageSink, mut stream: impl MessageStream, state: Context) {
     let mut budget = RateBudget::new(state.app.config.max_message_rate);
+    // Boxed: the handshake's state (joining a room, perhaps through the
+    // cluster) is the biggest this future has, and it is over in a moment;
+    // inline, every connection would carry its 2 KB for as long as it plays.
     let joined = tokio::select! {
-        joined = handshake(&mut stream, &mut budget, &state) => joined,
+        joined = Box::pin(handshake(&mut stream, &mut budget, &state)) => joined,
         () = state.app.cancel.cancelled() => Err(going_away()),
     };
     match joined {
@@ -262,7 +264,7 @@ async fn play(
 async fn read_loop(
     stream: &mut impl MessageStream,
     id: PlayerId,
-    inbound: &tokio::sync::mpsc::Sender<Inbound>,
+    inbound: &InboundQueue,
     outbox: &Outbox,
     budget: &mut RateBudget,
     ping: &AtomicU64,
@@ -335,7 +337,7 @@ fn answer_ping(payload: &[u8], ping: &AtomicU64) {
 /// a pong straight back; `Err` says how the connection ends.
 fn on_client_msg(
     bytes: &[u8],
-    inbound: &tokio::sync::mpsc::Sender<Inbound>,
+    inbound: &InboundQueue,
     outbox: &Outbox,
     metrics: &Metrics,
 ) -> Result<(), Ending> {
@@ -353,8 +355,8 @@ fn on_client_msg(
         // The next frame is a full view (rate-limited like everything else;
         // with the queue full it is dropped, and the client, still lacking
         // its baseline, asks again).
-        Ok(ClientMsg::Resync) => match inbound.try_send(Inbound::Resync) {
-            Err(TrySendError::Closed(_)) => Err(Ending::Gone),
+        Ok(ClientMsg::Resync) => match inbound.push(Inbound::Resync) {
+            Err(Refused::Closed) => Err(Ending::Gone),
             _ => Ok(()),
         },
         Ok(ClientMsg::Hello { .. }) => {
@@ -372,19 +374,19 @@ fn on_client_msg(
 /// dropped and counted. `Err`: the room let go of this player (kicked), and
 /// the writer is closing.
 fn queue_inputs(
-    inbound: &tokio::sync::mpsc::Sender<Inbound>,
+    inbound: &InboundQueue,
     seq: u32,
     batch: impl IntoIterator<Item = Input>,
     metrics: &Metrics,
 ) -> Result<(), Ending> {
     // The client chose `seq`: count on from it wrapping, never overflowing.
     for (offset, input) in (0u32..).zip(batch) {
-        match inbound.try_send(Inbound::Input(QueuedInput { seq: seq.wrapping_add(offset), input })) {
+        match inbound.push(Inbound::Input(QueuedInput { seq: seq.wrapping_add(offset), input })) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
+            Err(Refused::Full) => {
                 metrics.inputs_dropped_total.inc();
             }
-            Err(TrySendError::Closed(_)) => return Err(Ending::Gone),
+            Err(Refused::Closed) => return Err(Ending::Gone),
         }
     }
     Ok(())

@@ -4,15 +4,14 @@
 //! them next to its [`World`], which takes inputs through [`InputSource`]
 //! and never sees a channel.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use arena_shared::codec::encode_server;
 use arena_shared::protocol::{PlayerId, ServerMsg, close};
 use bytes::Bytes;
-use tokio::sync::mpsc;
 
-use crate::interest::{ClientView, Scene};
+use crate::interest::{ClientView, FrameScratch, Scene};
 use crate::outbox::{CloseReason, FramePush, Outbox};
 use crate::world::{InputSource, QueuedInput};
 
@@ -29,24 +28,88 @@ pub enum Inbound {
     Resync,
 }
 
+/// A connection's bounded queue of what its client asks of the room: its
+/// reader pushes, the room's tick takes. Neither end ever waits on it, so a
+/// lock around a small deque is all it needs (tokio's channel, with the
+/// wake-ups nobody here waits for, was 1.1 KB per connection).
+#[derive(Debug, Default)]
+pub struct InboundQueue {
+    inner: Mutex<InboundInner>,
+}
+
+#[derive(Debug, Default)]
+struct InboundInner {
+    queue: VecDeque<Inbound>,
+    /// The room let go of this player: nothing more is taken.
+    closed: bool,
+}
+
+/// Why [`InboundQueue::push`] did not queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// [`INBOUND_QUEUE`] are waiting already: this one is dropped.
+    Full,
+    /// The room let go of this player.
+    Closed,
+}
+
+impl InboundQueue {
+    pub fn push(&self, inbound: Inbound) -> Result<(), Refused> {
+        let mut inner = self.lock();
+        if inner.closed {
+            return Err(Refused::Closed);
+        }
+        if inner.queue.len() >= INBOUND_QUEUE {
+            return Err(Refused::Full);
+        }
+        inner.queue.push_back(inbound);
+        Ok(())
+    }
+
+    fn pop(&self) -> Option<Inbound> {
+        self.lock().queue.pop_front()
+    }
+
+    fn close(&self) {
+        let mut inner = self.lock();
+        inner.closed = true;
+        inner.queue = VecDeque::new();
+    }
+
+    /// Nothing panics while holding the lock; were it poisoned, the queue
+    /// is still a queue.
+    fn lock(&self) -> std::sync::MutexGuard<'_, InboundInner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 struct Link {
     outbox: Arc<Outbox>,
-    inbound: mpsc::Receiver<Inbound>,
+    inbound: Arc<InboundQueue>,
     /// Consecutive ticks whose frame replaced one the writer had not taken.
     stale_ticks: u32,
     /// What this connection's client knows of the others.
     view: ClientView,
 }
 
+/// The reader finds the queue closed once the room let go of the link.
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.inbound.close();
+    }
+}
+
 /// A new connection's ends: what its reader and writer hold.
 #[derive(Debug)]
 pub struct Ends {
     pub outbox: Arc<Outbox>,
-    pub inbound: mpsc::Sender<Inbound>,
+    pub inbound: Arc<InboundQueue>,
 }
 
 pub struct Links {
     links: BTreeMap<PlayerId, Link>,
+    /// What every link's frame is built in, one after the other.
+    scratch: FrameScratch,
     /// Ticks of stale frames before a client is too slow.
     slow_client_ticks: u32,
 }
@@ -62,20 +125,25 @@ pub struct Pushed {
 
 impl Links {
     pub fn new(slow_client_ticks: u32) -> Self {
-        Links { links: BTreeMap::new(), slow_client_ticks }
+        Links { links: BTreeMap::new(), scratch: FrameScratch::default(), slow_client_ticks }
     }
 
     /// Opens player `id`'s link; one it still had (the player resumed
     /// elsewhere) is closed with 4008.
     pub fn open(&mut self, id: PlayerId) -> Ends {
         let outbox = Arc::new(Outbox::default());
-        let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
-        let link = Link { outbox: outbox.clone(), inbound: rx, stale_ticks: 0, view: ClientView::default() };
+        let inbound = Arc::new(InboundQueue::default());
+        let link = Link {
+            outbox: outbox.clone(),
+            inbound: inbound.clone(),
+            stale_ticks: 0,
+            view: ClientView::default(),
+        };
         if let Some(old) = self.links.insert(id, link) {
             old.outbox
                 .close(CloseReason::new(close::RESUMED_ELSEWHERE, "this player connected again elsewhere"));
         }
-        Ends { outbox, inbound: tx }
+        Ends { outbox, inbound }
     }
 
     /// Closes and forgets player `id`'s link, if it has one.
@@ -114,7 +182,9 @@ impl Links {
             let Some(link) = self.links.get_mut(&id) else { continue };
             // Lock-free: a frame taken meanwhile only makes this baseline older.
             let taken = !link.outbox.has_frame();
-            let Some(frame) = link.view.frame(scene, id, (tick, ack), taken) else { continue };
+            let Some(frame) = link.view.frame(&mut self.scratch, scene, id, (tick, ack), taken) else {
+                continue;
+            };
             let frame = Bytes::from(encode_server(&ServerMsg::Frame(frame)));
             match link.outbox.push_frame(frame) {
                 FramePush::Fresh => link.stale_ticks = 0,
@@ -137,7 +207,7 @@ impl InputSource for Links {
     fn next_input(&mut self, id: PlayerId) -> Option<QueuedInput> {
         let link = self.links.get_mut(&id)?;
         loop {
-            match link.inbound.try_recv().ok()? {
+            match link.inbound.pop()? {
                 Inbound::Input(input) => return Some(input),
                 Inbound::Resync => link.view.resync(),
             }

@@ -164,7 +164,9 @@ impl Outbox {
                     return Batch { messages: Vec::new(), close: Some(close) };
                 }
                 if !inner.events.is_empty() || inner.frame.is_some() {
-                    let mut messages: Vec<Bytes> = inner.events.drain(..).collect();
+                    // The queue's memory leaves with the batch: a player at
+                    // rest keeps none (events are rare next to frames).
+                    let mut messages = Vec::from(std::mem::take(&mut inner.events));
                     messages.extend(inner.frame.take());
                     self.frame_waiting.store(false, Ordering::Release);
                     return Batch { messages, close: None };

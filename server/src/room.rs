@@ -25,7 +25,7 @@ use crate::config::ServerConfig;
 use crate::fence::Fence;
 use crate::interest::Scene;
 use crate::limits::Slot;
-use crate::links::{Ends, Inbound, Links};
+use crate::links::{Ends, InboundQueue, Links};
 use crate::metrics::{Kick, Metrics, RoomStats};
 use crate::outbox::{CloseReason, Outbox};
 use crate::world::{Frames, Newcomer, RosterLine, World, WorldSnapshot};
@@ -90,7 +90,7 @@ pub struct Membership {
     pub id: PlayerId,
     pub outbox: Arc<Outbox>,
     /// Inputs and `Resync` for the room, in the order the client sent them.
-    pub inbound: mpsc::Sender<Inbound>,
+    pub inbound: Arc<InboundQueue>,
     /// Frees the seat when the membership is dropped, however that happens.
     guard: SeatGuard,
 }
@@ -616,6 +616,7 @@ mod tests {
     use arena_shared::sim::Input;
 
     use super::*;
+    use crate::links::Inbound;
     use crate::world::QueuedInput;
 
     fn room(slow_client_ticks: u32) -> Room {
@@ -647,7 +648,7 @@ mod tests {
         for seq in 1..=2 {
             ada.ends
                 .inbound
-                .try_send(Inbound::Input(QueuedInput { seq, input: Input::stick(127, 0) }))
+                .push(Inbound::Input(QueuedInput { seq, input: Input::stick(127, 0) }))
                 .expect("room in queue");
         }
         room.tick();
