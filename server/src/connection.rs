@@ -94,7 +94,9 @@ pub async fn serve_over(mut sink: impl MessageSink, mut stream: impl MessageStre
     };
     match joined {
         Ok(membership) => play(sink, stream, budget, membership, &state).await,
-        Err(ending) => finish(&mut sink, &mut stream, ending).await,
+        // Boxed too: a refusal's goodbye is brief, and inline its state
+        // would be part of every connection that plays.
+        Err(ending) => Box::pin(finish(&mut sink, &mut stream, ending)).await,
     }
 }
 
