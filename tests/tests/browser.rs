@@ -498,6 +498,10 @@ async fn on_a_phone_the_join_screen_comes_first_and_a_touch_drag_moves_the_playe
     let me = snapshot(&mut browser, &page).await?;
     assert_eq!(me["name"], "thumbs", "the typed name is the player's: {me}");
     assert_eq!(me["color"], 4, "with the picked colour");
+    // Framed for the phone: a player (40 world units) is about 40 px across
+    // on its 390 px-wide screen, not the 22 px that fitting 720 units gave.
+    let player_px = me["px_per_unit"].as_f64().unwrap_or(0.0) * 40.0;
+    assert!(player_px >= 38.0, "a player should be ~40 px across on a phone, is {player_px:.1} px: {me}");
     let you = me["you"].as_u64().expect("an id") as PlayerId;
     let remembered = browser.eval(&page, "localStorage.getItem('arena-name')").await?;
     assert_eq!(remembered.as_str(), Some("thumbs"), "the name is remembered for next time");

@@ -16,7 +16,7 @@ use bevy::ecs as bevy_ecs;
 
 use super::net::{Player, Policy, ServerUrl, Session};
 use super::page::now_secs;
-use super::render::Drawn;
+use super::render::{Drawn, ViewScale};
 use super::screen::{ArenaSet, Screen};
 use crate::reconnect::Notice;
 use crate::session::{FEED_LINES, Room};
@@ -313,6 +313,7 @@ fn write_snapshot(
     stats: Res<FrameStats>,
     session: Res<Session>,
     drawn: Res<Drawn>,
+    scale: Res<ViewScale>,
 ) {
     let room = session.room();
     let mut snapshot = serde_json::json!({
@@ -324,6 +325,7 @@ fn write_snapshot(
         "fps": stats.fps(),
         "frame_ms": stats.frame_ms,
         "ping_ms": room.and_then(|r| r.rtt().smoothed_ms()),
+        "px_per_unit": scale.0,
     });
     if let (Some(room), Some(all)) = (room, snapshot.as_object_mut())
         && let serde_json::Value::Object(more) = room_snapshot(room, &drawn, now_secs())

@@ -25,9 +25,14 @@ use crate::session::Change;
 // Tuning, in world units and seconds.
 /// How fast the camera catches up with your player, per second.
 const CAMERA_FOLLOW_RATE: f32 = 5.0;
-/// The camera shows at least this many world units across the window's
-/// shorter side (phones zoom out rather than see a corner).
+/// The camera shows this many world units across the window's shorter
+/// side on a big screen...
 const MIN_VIEW_UNITS: f32 = 720.0;
+/// ...and on a smaller one a unit per pixel of that side, down to this: a
+/// player (40 units) is 40 px across on a 390 px-wide phone rather than 22,
+/// and the platform's edge shows once you are near it (the camera follows
+/// you; the server's view covers far more than a phone shows).
+const PHONE_VIEW_UNITS: f32 = 360.0;
 const EDGE_WIDTH: f32 = 8.0;
 /// Sides of the platform's polygon: round at any zoom.
 const PLATFORM_SIDES: u32 = 160;
@@ -43,12 +48,20 @@ pub struct RenderPlugin;
 impl Plugin for RenderPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<Drawn>()
+            .init_resource::<ViewScale>()
             .add_systems(Startup, setup)
             .add_systems(OnEnter(Screen::Playing), spawn_platform)
             .add_systems(OnExit(Screen::Playing), despawn_all::<PlatformPart>)
             .add_systems(
                 Update,
-                (spawn_and_despawn_players, place_players, trails_and_flashes, fade, follow_camera)
+                (
+                    spawn_and_despawn_players,
+                    place_players,
+                    trails_and_flashes,
+                    fade,
+                    follow_camera,
+                    frame_for_screen,
+                )
                     .chain()
                     .in_set(ArenaSet::Render),
             );
@@ -59,6 +72,10 @@ impl Plugin for RenderPlugin {
 /// down): what the HUD's test snapshot reports.
 #[derive(Resource, Default)]
 pub struct Drawn(pub HashMap<PlayerId, (f32, f32)>);
+
+/// Pixels per world unit the camera draws at (the test snapshot says it).
+#[derive(Resource, Default)]
+pub struct ViewScale(pub f32);
 
 #[derive(Component)]
 struct PlayerDot {
@@ -312,6 +329,35 @@ fn fade(mut commands: Commands, mut faders: Query<(Entity, &Fade, &mut Transform
             transform.scale = Vec3::splat(fade.from + (fade.to - fade.from) * t);
         }
     }
+}
+
+/// World units across a window's shorter side of `shorter_px` pixels.
+fn view_units(shorter_px: f32) -> f32 {
+    shorter_px.clamp(PHONE_VIEW_UNITS, MIN_VIEW_UNITS)
+}
+
+/// Zooms the camera for the window's size (a phone turned, a window
+/// resized) and says the resulting scale.
+fn frame_for_screen(
+    windows: Query<&Window>,
+    mut cameras: Query<&mut Projection, With<Camera2d>>,
+    mut scale: ResMut<ViewScale>,
+) {
+    let Ok(window) = windows.single() else { return };
+    let shorter = window.width().min(window.height());
+    let Ok(mut projection) = cameras.single_mut() else { return };
+    if shorter <= 0.0 {
+        return;
+    }
+    let units = view_units(shorter);
+    if let Projection::Orthographic(ortho) = projection.as_mut() {
+        let current =
+            matches!(ortho.scaling_mode, ScalingMode::AutoMin { min_width, .. } if min_width == units);
+        if !current {
+            ortho.scaling_mode = ScalingMode::AutoMin { min_width: units, min_height: units };
+        }
+    }
+    scale.0 = shorter / units;
 }
 
 fn follow_camera(
