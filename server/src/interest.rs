@@ -11,8 +11,11 @@
 //! change for a whole RTT). A client that ever lacks a baseline (it cannot:
 //! it keeps the last views) asks for a full view with `Resync`.
 
-use arena_shared::protocol::{Frame, OtherUpdate, PlayerId, PlayerState, Seen, View, apply_view_into};
-use arena_shared::sim::FIXED_ONE;
+use arena_shared::protocol::{
+    Frame, Life, MAX_NEAR, NEAR_RADIUS, NearBody, OtherUpdate, PlayerId, PlayerState, Seen, View,
+    apply_view_into,
+};
+use arena_shared::sim::{FIXED_ONE, Input};
 
 /// Others within this distance (world units) enter a player's view. The
 /// page shows at least 720 units across its shorter side; this covers a
@@ -35,12 +38,17 @@ pub const OTHERS_BUDGET_BYTES: usize = 56;
 pub struct Scene {
     states: Vec<PlayerState>,
     seen: Vec<Seen>,
+    /// Each player's last input (what its neighbours extrapolate).
+    inputs: Vec<Input>,
 }
 
 impl Scene {
-    pub fn new(states: Vec<PlayerState>) -> Self {
+    /// A tick's players, each with its last input (`inputs` in the same
+    /// order; missing ones are a centred stick).
+    pub fn new(states: Vec<PlayerState>, mut inputs: Vec<Input>) -> Self {
         let seen = states.iter().map(Seen::of).collect();
-        Scene { states, seen }
+        inputs.resize(states.len(), Input::default());
+        Scene { states, seen, inputs }
     }
 
     fn get(&self, id: PlayerId) -> Option<&PlayerState> {
@@ -135,7 +143,8 @@ impl ClientView {
         self.score_changes(scratch, scene);
         let chosen = pick_within_budget(scene, &self.taken.1, &mut scratch.candidates);
         let others = self.encode(&chosen);
-        let frame = Frame { tick, ack_seq, baseline: self.taken.0, you, others, gone };
+        let near = near(scene, &scratch.in_view);
+        let frame = Frame { tick, ack_seq, baseline: self.taken.0, you, others, gone, near };
         self.remember(scratch, &frame);
         Some(frame)
     }
@@ -221,6 +230,27 @@ impl ClientView {
             self.resync();
         }
     }
+}
+
+/// The players in view standing within [`NEAR_RADIUS`], exactly, the
+/// nearest [`MAX_NEAR`] of them, by id.
+fn near(scene: &Scene, in_view: &[InView]) -> Vec<NearBody> {
+    let near_sq = (i64::from(NEAR_RADIUS) * i64::from(FIXED_ONE)).pow(2);
+    let mut near: Vec<&InView> = in_view
+        .iter()
+        .filter(|v| v.dist_sq <= near_sq && scene.states[v.scene as usize].life == Life::Alive)
+        .collect();
+    if near.len() > MAX_NEAR {
+        near.select_nth_unstable_by_key(MAX_NEAR, |v| (v.dist_sq, v.scene));
+        near.truncate(MAX_NEAR);
+        near.sort_unstable_by_key(|v| v.scene);
+    }
+    near.iter()
+        .map(|v| {
+            let state = &scene.states[v.scene as usize];
+            NearBody { id: state.id, body: state.body, input: scene.inputs[v.scene as usize] }
+        })
+        .collect()
 }
 
 fn enter_radius_sq() -> i64 {
@@ -341,22 +371,22 @@ mod tests {
     fn only_players_in_view_are_sent_with_hysteresis_at_the_edge() {
         let (mut view, mut scratch) = (ClientView::default(), FrameScratch::default());
         let mut client = Client::default();
-        let scene = Scene::new(vec![at(1, 0, 0), at(2, 500, 0), at(3, 950, 0), at(4, 3000, 0)]);
+        let scene = Scene::new(vec![at(1, 0, 0), at(2, 500, 0), at(3, 950, 0), at(4, 3000, 0)], Vec::new());
         let first = view.frame(&mut scratch, &scene, 1, (1, 0), true).expect("in the scene");
         assert_eq!(first.baseline, 0, "the first frame is a full view");
         let seen: Vec<PlayerId> = client.apply(&first).iter().map(|(id, _)| *id).collect();
         assert_eq!(seen, [2], "3 is past the view radius, 4 far away");
         // 3 comes within the radius: it enters; then drifts to 950 again: it stays.
-        let scene = Scene::new(vec![at(1, 0, 0), at(2, 500, 0), at(3, 850, 0), at(4, 3000, 0)]);
+        let scene = Scene::new(vec![at(1, 0, 0), at(2, 500, 0), at(3, 850, 0), at(4, 3000, 0)], Vec::new());
         let frame = view.frame(&mut scratch, &scene, 1, (2, 0), true).expect("in the scene");
         assert_eq!(frame.baseline, 1);
         assert_eq!(client.apply(&frame).iter().map(|(id, _)| *id).collect::<Vec<_>>(), [2, 3]);
-        let scene = Scene::new(vec![at(1, 0, 0), at(2, 500, 0), at(3, 950, 0), at(4, 3000, 0)]);
+        let scene = Scene::new(vec![at(1, 0, 0), at(2, 500, 0), at(3, 950, 0), at(4, 3000, 0)], Vec::new());
         let frame = view.frame(&mut scratch, &scene, 1, (3, 0), true).expect("in the scene");
         assert!(frame.gone.is_empty(), "within the keep radius, 3 stays in view");
         client.apply(&frame);
         // Past the keep radius it leaves, and the client drops it.
-        let scene = Scene::new(vec![at(1, 0, 0), at(2, 500, 0), at(3, 1050, 0)]);
+        let scene = Scene::new(vec![at(1, 0, 0), at(2, 500, 0), at(3, 1050, 0)], Vec::new());
         let frame = view.frame(&mut scratch, &scene, 1, (4, 0), true).expect("in the scene");
         assert_eq!(frame.gone, [3]);
         assert_eq!(client.apply(&frame).iter().map(|(id, _)| *id).collect::<Vec<_>>(), [2]);
@@ -366,12 +396,12 @@ mod tests {
     fn unchanged_players_cost_nothing_and_changes_are_exact() {
         let (mut view, mut scratch) = (ClientView::default(), FrameScratch::default());
         let mut client = Client::default();
-        let still = Scene::new(vec![at(1, 0, 0), at(2, 100, 0), at(3, -100, 40)]);
+        let still = Scene::new(vec![at(1, 0, 0), at(2, 100, 0), at(3, -100, 40)], Vec::new());
         client.apply(&view.frame(&mut scratch, &still, 1, (1, 0), true).expect("in the scene"));
         let frame = view.frame(&mut scratch, &still, 1, (2, 0), true).expect("in the scene");
         assert!(frame.others.is_empty() && frame.gone.is_empty(), "nothing moved, nothing sent");
         client.apply(&frame);
-        let moved = Scene::new(vec![at(1, 0, 0), at(2, 103, 1), at(3, -100, 40)]);
+        let moved = Scene::new(vec![at(1, 0, 0), at(2, 103, 1), at(3, -100, 40)], Vec::new());
         let frame = view.frame(&mut scratch, &moved, 1, (3, 0), true).expect("in the scene");
         assert_eq!(frame.others.len(), 1);
         let known = client.apply(&frame);
@@ -384,18 +414,40 @@ mod tests {
         let mut client = Client::default();
         client.apply(
             &view
-                .frame(&mut scratch, &Scene::new(vec![at(1, 0, 0), at(2, 10, 0)]), 1, (1, 0), true)
+                .frame(
+                    &mut scratch,
+                    &Scene::new(vec![at(1, 0, 0), at(2, 10, 0)], Vec::new()),
+                    1,
+                    (1, 0),
+                    true,
+                )
                 .expect("ok"),
         );
         // Frame 2 is built but replaced before the writer takes it.
         let _lost = view
-            .frame(&mut scratch, &Scene::new(vec![at(1, 0, 0), at(2, 20, 0)]), 1, (2, 0), true)
+            .frame(&mut scratch, &Scene::new(vec![at(1, 0, 0), at(2, 20, 0)], Vec::new()), 1, (2, 0), true)
             .expect("ok");
         let frame = view
-            .frame(&mut scratch, &Scene::new(vec![at(1, 0, 0), at(2, 30, 0)]), 1, (3, 0), false)
+            .frame(&mut scratch, &Scene::new(vec![at(1, 0, 0), at(2, 30, 0)], Vec::new()), 1, (3, 0), false)
             .expect("ok");
         assert_eq!(frame.baseline, 1, "built on the last frame the writer took");
         assert_eq!(client.apply(&frame)[0].1, Seen::of(&at(2, 30, 0)));
+    }
+
+    #[test]
+    fn the_players_near_you_are_sent_exactly_with_their_last_input() {
+        let (mut view, mut scratch) = (ClientView::default(), FrameScratch::default());
+        let falling = PlayerState { life: Life::Falling, ..at(3, 0, 200) };
+        let states = vec![at(1, 0, 0), at(2, 100, 0), falling, at(4, 300, 0)];
+        let inputs =
+            vec![Input::default(), Input::stick(-127, 0), Input::stick(0, 127), Input::stick(127, 0)];
+        let frame =
+            view.frame(&mut scratch, &Scene::new(states.clone(), inputs), 1, (1, 0), true).expect("in");
+        assert_eq!(
+            frame.near,
+            [NearBody { id: 2, body: states[1].body, input: Input::stick(-127, 0) }],
+            "within {NEAR_RADIUS} units and standing: exact body and input; the faller and the far one are not"
+        );
     }
 
     #[test]
@@ -407,6 +459,7 @@ mod tests {
                 (1..=80u16)
                     .map(|id| at(id, (i32::from(id) % 10) * 60 - 300 + t, (i32::from(id) / 10) * 60 - 240))
                     .collect(),
+                Vec::new(),
             )
         };
         let mut last_sent: BTreeMap<PlayerId, u32> = BTreeMap::new();
@@ -414,12 +467,14 @@ mod tests {
         for tick in 1..=120u32 {
             let frame =
                 view.frame(&mut scratch, &crowd(tick as i32 * 5), 1, (tick, 0), true).expect("in the scene");
+            // The near bodies are a bounded cost of their own (below).
             let others_bytes =
-                encode_server(&ServerMsg::Frame(Frame { others: frame.others.clone(), ..frame.clone() }))
-                    .len();
+                encode_server(&ServerMsg::Frame(Frame { near: Vec::new(), ..frame.clone() })).len();
             if tick > 1 {
                 assert!(others_bytes <= 120, "frame {tick} is {others_bytes} bytes");
             }
+            assert_eq!(frame.near.len(), MAX_NEAR, "a crowd this dense has its nearest sent exactly");
+            assert!(frame.near.windows(2).all(|w| w[0].id < w[1].id), "by id");
             let known = client.apply(&frame);
             let mut id = 0;
             for update in &frame.others {
@@ -454,8 +509,9 @@ mod tests {
                 })
                 .collect();
             states.push(pacer(tick));
-            let frame =
-                view.frame(&mut scratch, &Scene::new(states), 1, (tick, 0), true).expect("in the scene");
+            let frame = view
+                .frame(&mut scratch, &Scene::new(states, Vec::new()), 1, (tick, 0), true)
+                .expect("in the scene");
             let known = client.apply(&frame);
             let pacer_seen = known.iter().find(|(id, _)| *id == 200).map(|(_, seen)| *seen);
             if tick == 10 {

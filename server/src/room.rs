@@ -323,8 +323,8 @@ impl Room {
         let frames = self.world.tick(&mut self.links);
         // The frames follow at once: they wake the writers.
         self.deliver_news(false);
-        let Frames { tick, states, acks } = frames;
-        let pushed = self.links.push_frames(tick, &acks, &Scene::new(states));
+        let Frames { tick, states, inputs, acks } = frames;
+        let pushed = self.links.push_frames(tick, &acks, &Scene::new(states, inputs));
         self.metrics.frames_dropped_total.inc_by(pushed.replaced);
         for id in pushed.too_slow {
             self.kick_slow(id);

@@ -60,6 +60,8 @@ pub struct Seated {
 pub struct Frames {
     pub tick: u32,
     pub states: Vec<PlayerState>,
+    /// Each of `states`' players' last applied input, in the same order.
+    pub inputs: Vec<Input>,
     pub acks: Vec<(PlayerId, u32)>,
 }
 
@@ -116,6 +118,8 @@ struct Player {
     last_seq: u32,
     /// Simulation time this player may still spend on inputs, in µs.
     input_credit: u64,
+    /// The last input applied: what its neighbours' clients extrapolate.
+    last_input: Input,
 }
 
 pub struct World {
@@ -236,6 +240,7 @@ impl World {
                     epoch: 0,
                     last_seq: 0,
                     input_credit: MAX_INPUT_BURST * u64::from(INPUT_DT_MICROS),
+                    last_input: Input::default(),
                 };
                 (seat.id, player)
             })
@@ -279,6 +284,7 @@ impl World {
                 epoch: 0,
                 last_seq: 0,
                 input_credit: MAX_INPUT_BURST * u64::from(INPUT_DT_MICROS),
+                last_input: Input::default(),
             },
         );
         self.news.push(ServerMsg::Joined(PlayerInfo { id, name: name.clone(), color, score: 0 }));
@@ -397,6 +403,7 @@ impl World {
                 // the client's prediction moves past it.
                 self.game.apply_input(id, queued.input);
                 player.last_seq = queued.seq;
+                player.last_input = queued.input;
                 player.input_credit -= u64::from(INPUT_DT_MICROS);
             }
         }
@@ -421,9 +428,15 @@ impl World {
         for id in expired {
             self.leave(id);
         }
+        let states = self.game.states();
+        let inputs = states
+            .iter()
+            .map(|s| self.players.get(&s.id).map_or_else(Input::default, |p| p.last_input))
+            .collect();
         Frames {
             tick,
-            states: self.game.states(),
+            states,
+            inputs,
             acks: self
                 .players
                 .iter()

@@ -36,7 +36,15 @@ mod native {
                 life: Life::Alive,
             })
             .collect();
-        ServerMsg::Frame(Frame { tick: 123_456, ack_seq: 9_999, baseline, you, others, gone: vec![3, 77] })
+        ServerMsg::Frame(Frame {
+            tick: 123_456,
+            ack_seq: 9_999,
+            baseline,
+            you,
+            others,
+            gone: vec![3, 77],
+            near: Vec::new(),
+        })
     }
 
     fn frame_codec(c: &mut Criterion) {

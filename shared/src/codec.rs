@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::protocol::{
-    COLORS, ClientMsg, MAX_CLIENT_MSG_BYTES, MAX_INPUTS_PER_MSG, MAX_NAME_CHARS, MAX_PLAYERS,
+    COLORS, ClientMsg, MAX_CLIENT_MSG_BYTES, MAX_INPUTS_PER_MSG, MAX_NAME_CHARS, MAX_NEAR, MAX_PLAYERS,
     MAX_REASON_BYTES, MAX_ROOM_CODE_CHARS, MAX_SERVER_MSG_BYTES, MAX_URL_BYTES, RoomRequest, RoundInfo,
     RoundPhase, ServerMsg,
 };
@@ -150,6 +150,7 @@ pub fn decode_server(bytes: &[u8]) -> Result<ServerMsg, DecodeError> {
         ServerMsg::Frame(frame) => {
             check_len("frame updates", frame.others.len(), MAX_PLAYERS)?;
             check_len("frame departures", frame.gone.len(), MAX_PLAYERS)?;
+            check_len("frame neighbours", frame.near.len(), MAX_NEAR)?;
         }
         ServerMsg::Joined(info) => check_name(&info.name)?,
         ServerMsg::Round(round) => check_round(round)?,
@@ -256,6 +257,7 @@ mod tests {
                     OtherUpdate { id_gap: 65_000, dx: i16::MIN, dy: i16::MAX, life: Life::Out },
                 ],
                 gone: vec![4, 9],
+                near: Vec::new(),
             }),
             ServerMsg::Joined(PlayerInfo { id: 9, name: "Zoë 🚀".into(), color: 0, score: 3 }),
             ServerMsg::Left { id: 9 },
@@ -342,6 +344,7 @@ mod tests {
                 OtherUpdate { id_gap: 2, dx: 6, dy: -1, life: Life::Falling },
             ],
             gone: vec![9],
+            near: Vec::new(),
         };
         assert_eq!(
             apply_view(&baseline, &frame),
@@ -501,6 +504,7 @@ mod tests {
             you,
             others,
             gone: Vec::new(),
+            near: Vec::new(),
         }));
         assert!(matches!(decode_server(&bytes), Err(DecodeError::TooMany { .. })));
     }

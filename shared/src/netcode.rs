@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 
-use crate::protocol::{Frame, PlayerId, Seen, View, apply_view};
+use crate::protocol::{Frame, NearBody, PlayerId, Seen, View, apply_view};
 use crate::sim::{self, Body, FIXED_ONE, INPUT_DT_MICROS, Input};
 
 /// Unacked inputs kept for replay; older ones are dropped (the server is
@@ -19,7 +19,16 @@ pub const MAX_PENDING_INPUTS: usize = 256;
 // Prediction and reconciliation
 // ---------------------------------------------------------------------------
 
-/// Your own player, simulated ahead of the server with the same `sim::step`.
+/// Your own player, simulated ahead of the server with the same `sim`, and
+/// with it the players near you (the frame's [`NearBody`]s, each holding
+/// its last input), so that a bump between you and them happens in your
+/// timeline rather than a round trip late.
+///
+/// Every prediction is re-run from the newest frame: your body and theirs
+/// as the server had them, then your unacked inputs grouped as the server
+/// applies them (`steps_per_tick` per tick, each player's steps, then the
+/// bumps), the neighbours stepping alongside with their input held (a dash
+/// is not repeated). With nobody near this is exactly your inputs replayed.
 #[derive(Debug, Clone, Default)]
 pub struct Prediction {
     /// The predicted body: server state plus every unacked input.
@@ -30,6 +39,17 @@ pub struct Prediction {
     /// Whether a server state has been seen yet (before it, nothing to predict from).
     anchored: bool,
     pub corrections: CorrectionStats,
+    /// The newest frame's state to predict from: you, and who stood near.
+    anchor: Body,
+    near: Vec<NearBody>,
+    /// Your id and whether you collide (standing, not protected).
+    you: PlayerId,
+    solid: bool,
+    /// The neighbours as predicted alongside `body`.
+    predicted_near: Vec<NearBody>,
+    /// Input steps the server applies per tick before it bumps (0: not
+    /// told, taken as at 30 Hz).
+    steps_per_tick: usize,
 }
 
 /// How far reconciliation moved the predicted player: zero when the
@@ -73,28 +93,50 @@ impl Prediction {
     /// Records and applies one local input; returns the seq to send it with.
     pub fn apply_input(&mut self, input: Input) -> u32 {
         self.last_seq = self.last_seq.wrapping_add(1);
-        if self.anchored {
-            sim::step(&mut self.body, input, INPUT_DT_MICROS);
-        }
         if self.pending.len() == MAX_PENDING_INPUTS {
             self.pending.pop_front();
         }
         self.pending.push_back((self.last_seq, input));
+        if self.anchored {
+            if self.near.is_empty() {
+                // Nobody near: one more step is the whole re-run.
+                sim::step(&mut self.body, input, INPUT_DT_MICROS);
+            } else {
+                self.resimulate();
+            }
+        }
         self.last_seq
     }
 
-    /// Resets to the server's state for this player, drops what it acked,
-    /// and replays the rest. Returns how far the prediction moved.
+    /// Resets to the server's state for this player (`you`, `solid`: it
+    /// stands and can be bumped), drops what it acked, and replays the rest
+    /// with the players `near` it. Returns how far the prediction moved.
     pub fn reconcile(&mut self, server: Body, ack_seq: u32) -> f64 {
+        self.reconcile_near(server, ack_seq, (0, false), &[])
+    }
+
+    /// [`Prediction::reconcile`] with the neighbours of this frame.
+    pub fn reconcile_near(
+        &mut self,
+        server: Body,
+        ack_seq: u32,
+        (you, solid): (PlayerId, bool),
+        near: &[NearBody],
+    ) -> f64 {
         while self.pending.front().is_some_and(|&(seq, _)| seq <= ack_seq) {
             self.pending.pop_front();
         }
         let before = self.body;
-        let mut body = server;
-        for &(_, input) in &self.pending {
-            sim::step(&mut body, input, INPUT_DT_MICROS);
-        }
-        self.body = body;
+        self.anchor = server;
+        self.near.clear();
+        self.near.extend(
+            near.iter()
+                .filter(|n| n.id != you)
+                .map(|n| NearBody { input: Input { dash: false, ..n.input }, ..*n }),
+        );
+        (self.you, self.solid) = (you, solid);
+        self.resimulate();
+        let body = self.body;
         if !self.anchored {
             self.anchored = true;
             return 0.0;
@@ -113,6 +155,45 @@ impl Prediction {
         self.body
     }
 
+    /// The players near you as predicted alongside you (empty: nobody near).
+    pub fn predicted_near(&self) -> &[NearBody] {
+        &self.predicted_near
+    }
+
+    /// The server's tick rate, from its `Welcome`: how many input steps it
+    /// applies per tick before it bumps.
+    pub fn set_tick_rate(&mut self, tick_rate: u16) {
+        self.steps_per_tick = (sim::INPUT_RATE_HZ / u32::from(tick_rate.max(1))).max(1) as usize;
+    }
+
+    /// Re-runs the prediction from the anchor: see [`Prediction`].
+    fn resimulate(&mut self) {
+        let per_tick = if self.steps_per_tick == 0 { 2 } else { self.steps_per_tick };
+        let mut me = self.anchor;
+        let mut near = std::mem::take(&mut self.predicted_near);
+        near.clear();
+        near.extend_from_slice(&self.near);
+        let inputs = self.pending.iter().map(|&(_, input)| input);
+        let mut steps = 0;
+        for input in inputs {
+            sim::step(&mut me, input, INPUT_DT_MICROS);
+            steps += 1;
+            if steps == per_tick && !near.is_empty() {
+                for other in &mut near {
+                    for _ in 0..steps {
+                        sim::step(&mut other.body, other.input, INPUT_DT_MICROS);
+                    }
+                }
+                if self.solid {
+                    bump_in_id_order(self.you, &mut me, &mut near);
+                }
+                steps = 0;
+            }
+        }
+        self.body = me;
+        self.predicted_near = near;
+    }
+
     /// Forgets the predicted body: the server moved the player in a way no
     /// input explains (it fell, respawned, a round began). The next
     /// `reconcile` anchors afresh, which is not counted as a correction.
@@ -126,6 +207,21 @@ impl Prediction {
 
     pub fn pending_inputs(&self) -> usize {
         self.pending.len()
+    }
+}
+
+/// Bumps you and your neighbours as the server does: every standing body
+/// by id, through [`sim::collide`].
+fn bump_in_id_order(you: PlayerId, me: &mut Body, near: &mut [NearBody]) {
+    let at = near.partition_point(|n| n.id < you);
+    let mut bodies: Vec<Body> = Vec::with_capacity(near.len() + 1);
+    bodies.extend(near[..at].iter().map(|n| n.body));
+    bodies.push(*me);
+    bodies.extend(near[at..].iter().map(|n| n.body));
+    sim::collide(&mut bodies, |_, _| {});
+    *me = bodies[at];
+    for (i, other) in near.iter_mut().enumerate() {
+        other.body = bodies[if i < at { i } else { i + 1 }];
     }
 }
 
@@ -558,6 +654,68 @@ mod tests {
             // Unacked: a round trip (two latencies) plus up to one frame interval.
             assert!(prediction.pending_inputs() <= 2 * latency + 2, "acked inputs should be dropped");
         }
+    }
+
+    /// A scripted bump at `latency_inputs` steps each way (3: 100 ms round
+    /// trip): you stand still, player 1 runs into you from 150 units. The
+    /// server ticks at 30 Hz (two input steps, then bumps) and sends you and,
+    /// with `near`, the players near you. Returns how reconciliation moved
+    /// you.
+    fn bump_at_latency(latency_inputs: usize, near: bool) -> CorrectionStats {
+        let runner = Input::stick(-127, 0);
+        let (mut me, mut other) = (Body::at(Vec2q::from_units(0, 0)), Body::at(Vec2q::from_units(150, 0)));
+        let neighbours =
+            |other: Body| if near { vec![NearBody { id: 1, body: other, input: runner }] } else { vec![] };
+        let mut prediction = Prediction::default();
+        prediction.set_tick_rate(30);
+        prediction.reconcile_near(me, 0, (2, true), &neighbours(other));
+        let mut in_flight: VecDeque<(usize, u32, Input)> = VecDeque::new();
+        let mut arrived: VecDeque<(u32, Input)> = VecDeque::new();
+        let mut frames: VecDeque<(usize, Body, u32, Body)> = VecDeque::new();
+        let mut acked = 0;
+        for step in 0..120 {
+            let seq = prediction.apply_input(Input::default());
+            in_flight.push_back((step + latency_inputs, seq, Input::default()));
+            while in_flight.front().is_some_and(|(due, _, _)| *due <= step) {
+                let (_, seq, input) = in_flight.pop_front().expect("checked");
+                arrived.push_back((seq, input));
+            }
+            if step % 2 == 1 {
+                // A server tick: your arrived inputs (two at most), the
+                // runner's two steps, then the bumps, by id.
+                for (seq, input) in arrived.drain(..arrived.len().min(2)) {
+                    sim::step(&mut me, input, INPUT_DT_MICROS);
+                    acked = seq;
+                }
+                for _ in 0..2 {
+                    sim::step(&mut other, runner, INPUT_DT_MICROS);
+                }
+                let mut bodies = [other, me];
+                sim::collide(&mut bodies, |_, _| {});
+                [other, me] = bodies;
+                frames.push_back((step + latency_inputs, me, acked, other));
+            }
+            while frames.front().is_some_and(|(due, ..)| *due <= step) {
+                let (_, body, ack, other) = frames.pop_front().expect("checked");
+                prediction.reconcile_near(body, ack, (2, true), &neighbours(other));
+            }
+        }
+        prediction.corrections
+    }
+
+    #[test]
+    fn predicting_the_neighbours_feels_a_bump_in_time() {
+        for latency in [3, 6] {
+            let alone = bump_at_latency(latency, false);
+            let together = bump_at_latency(latency, true);
+            assert!(alone.total_units > 20.0, "predicting only yourself, the bump comes late: {alone:?}");
+            assert!(
+                together.total_units * 4.0 < alone.total_units,
+                "with the runner predicted the bump happens in your timeline ({latency} steps each way): \
+                 {together:?} against {alone:?}"
+            );
+        }
+        assert_eq!(bump_at_latency(0, true).corrected, 0, "with no latency the prediction is the server's");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::sim::{Body, Input, Platform};
 // ---------------------------------------------------------------------------
 
 /// Bumped on every incompatible change to these types or to `sim`.
-pub const PROTOCOL_VERSION: u16 = 6;
+pub const PROTOCOL_VERSION: u16 = 7;
 
 /// The player colours as `0xRRGGBB`, by index: what the game draws and
 /// what the join screen offers (`web/index.html`; a test compares them).
@@ -242,7 +242,29 @@ pub struct Frame {
     pub others: Vec<OtherUpdate>,
     /// Others that left the view (or the room) since the baseline, by id.
     pub gone: Vec<PlayerId>,
+    /// Others close enough to touch the receiving player soon, exactly and
+    /// with the input they last used, by id: what its client predicts
+    /// forward with its own player, so that bumps happen in one timeline.
+    pub near: Vec<NearBody>,
 }
+
+/// At most this many others are sent as [`NearBody`]s, the nearest first.
+pub const MAX_NEAR: usize = 6;
+
+/// Another player within [`NEAR_RADIUS`] of the receiver, standing on the
+/// platform: its exact body (as `Frame::you` is) and its last input.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NearBody {
+    pub id: PlayerId,
+    pub body: Body,
+    pub input: Input,
+}
+
+/// How close (world units, centre to centre) another player must be to be
+/// sent as a [`NearBody`]: a dash (950 units/s) and a run (320) closing
+/// on each other touch within 0.16 s from this far: a round trip at 100 ms
+/// plus a frame or two.
+pub const NEAR_RADIUS: i32 = 240;
 
 /// Fixed-point units per quantum of the others' positions: a quarter of a
 /// world unit (a quarter pixel at zoom 1), finer than anything drawn.

@@ -175,6 +175,7 @@ mod tests {
                 you: PlayerState { id: 1, body: Body::at(Vec2q::from_units(me.0, me.1)), life: Life::Alive },
                 others: vec![OtherUpdate { id_gap: 2, dx: seen.x, dy: seen.y, life: Life::Alive }],
                 gone: Vec::new(),
+                near: Vec::new(),
             };
             session.handle(ServerMsg::Frame(frame), f64::from(tick) / 30.0).expect("valid frame");
         }

@@ -134,10 +134,12 @@ impl BotRecord {
         self.max_ack = self.max_ack.max(frame.ack_seq);
         let header = encoded_len(&(2u32, frame.tick, frame.ack_seq, frame.baseline));
         let you = encoded_len(&frame.you);
-        let all = size.max(header + you);
+        let near = encoded_len(&frame.near);
+        let all = size.max(header + you + near);
         self.frame_bytes.header += header as u64;
         self.frame_bytes.you += you as u64;
-        self.frame_bytes.others += (all - header - you) as u64;
+        self.frame_bytes.near += near as u64;
+        self.frame_bytes.others += (all - header - you - near) as u64;
     }
 
     /// Counts who is in view after a frame, and who moved in it.
@@ -171,6 +173,8 @@ pub struct FrameBytes {
     pub header: u64,
     pub you: u64,
     pub others: u64,
+    /// The players near you, exactly, for predicting them.
+    pub near: u64,
 }
 
 #[cfg(test)]
@@ -191,6 +195,7 @@ mod tests {
             you: PlayerState { id: 1, body: Body::default(), life: Life::Alive },
             others: vec![arena_shared::protocol::OtherUpdate { id_gap: 2, dx: 5, dy: 0, life: Life::Alive }],
             gone: Vec::new(),
+            near: Vec::new(),
         };
         let seen = |x| vec![(2, Seen { x, y: 0, life: Life::Alive })];
         let total = encoded_len(&ServerMsg::Frame(frame(14))) as u64;
@@ -205,7 +210,12 @@ mod tests {
         assert_eq!(record.saw_move, BTreeSet::from([2]), "should see player 2 move");
         assert_eq!(record.max_players_seen, 2, "itself and player 2");
         let bytes = record.frame_bytes;
-        assert_eq!(bytes.header + bytes.you + bytes.others, 3 * total, "the parts add up to the frames");
+        assert_eq!(
+            bytes.header + bytes.you + bytes.others + bytes.near,
+            3 * total,
+            "the parts add up to the frames"
+        );
+        assert_eq!(bytes.near, 3, "nobody near: one byte a frame for the empty list");
         assert!(bytes.others > 0 && bytes.you > bytes.others, "{bytes:?}");
     }
 }

@@ -16,6 +16,8 @@ pub struct FrameParts {
     pub header: f64,
     pub you: f64,
     pub others: f64,
+    /// The players near each bot, exactly (what neighbour prediction needs).
+    pub near: f64,
 }
 
 /// Percentiles of a measurement (round trips in milliseconds, say).
@@ -236,7 +238,12 @@ impl Report {
                     let total: u64 = records.iter().map(|r| f(&r.frame_bytes)).sum();
                     if frames == 0 { 0.0 } else { total as f64 / frames as f64 }
                 };
-                FrameParts { header: part(|b| b.header), you: part(|b| b.you), others: part(|b| b.others) }
+                FrameParts {
+                    header: part(|b| b.header),
+                    you: part(|b| b.you),
+                    others: part(|b| b.others),
+                    near: part(|b| b.near),
+                }
             },
             up_bytes_per_sec: mean(&|r| per_sec(r.bytes_up, r)),
             max_players_seen: records.iter().map(|r| r.max_players_seen).max().unwrap_or(0),
@@ -310,8 +317,11 @@ impl Report {
             (
                 "frame bytes",
                 format!(
-                    "{:.1} header + {:.1} you + {:.1} others",
-                    self.frame_bytes.header, self.frame_bytes.you, self.frame_bytes.others
+                    "{:.1} header + {:.1} you + {:.1} others + {:.1} near",
+                    self.frame_bytes.header,
+                    self.frame_bytes.you,
+                    self.frame_bytes.others,
+                    self.frame_bytes.near
                 ),
             ),
             ("up per bot", format!("{:.1} KB/s", self.up_bytes_per_sec / 1000.0)),

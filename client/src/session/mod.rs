@@ -399,7 +399,15 @@ mod tests {
                 update
             })
             .collect();
-        ServerMsg::Frame(Frame { tick, ack_seq, baseline: 0, you, others, gone: Vec::new() })
+        ServerMsg::Frame(Frame {
+            tick,
+            ack_seq,
+            baseline: 0,
+            you,
+            others,
+            gone: Vec::new(),
+            near: Vec::new(),
+        })
     }
 
     /// Welcomed at local time 0 (the first ping sent), then told its own
@@ -557,7 +565,15 @@ mod tests {
             let you = PlayerState { id: 2, body: body(0), life: Life::Alive };
             for tick in [2, 3] {
                 let others = vec![OtherUpdate { id_gap: 1, dx: 120, dy: 0, life: Life::Alive }];
-                let step = Frame { tick, ack_seq: 0, baseline: tick - 1, you, others, gone: Vec::new() };
+                let step = Frame {
+                    tick,
+                    ack_seq: 0,
+                    baseline: tick - 1,
+                    you,
+                    others,
+                    gone: Vec::new(),
+                    near: Vec::new(),
+                };
                 session.apply(ServerMsg::Frame(step), f64::from(tick) / 30.0)?;
             }
             Ok::<_, SessionError>(())
@@ -595,6 +611,7 @@ mod tests {
             you,
             others: vec![OtherUpdate { id_gap: 1, dx: 8, dy: 0, life: Life::Alive }],
             gone: Vec::new(),
+            near: Vec::new(),
         };
         session.apply(ServerMsg::Frame(moved.clone()), 0.03).expect("ok");
         assert_eq!(session.view()[0].1.to_units(), (102.0, 0.0));

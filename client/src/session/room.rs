@@ -132,7 +132,11 @@ impl Room {
             tick_rate: welcome.tick_rate,
             roster,
             round: welcome.round,
-            prediction: Prediction::default(),
+            prediction: {
+                let mut prediction = Prediction::default();
+                prediction.set_tick_rate(welcome.tick_rate);
+                prediction
+            },
             clock: ServerClock::new(welcome.tick_rate),
             interpolator: Interpolator::default(),
             interpolate: true,
@@ -235,7 +239,10 @@ impl Room {
             if can_move(me.life) {
                 let anchored = self.prediction.is_anchored();
                 let before = self.prediction.body().pos.to_units();
-                if self.prediction.reconcile(me.body, frame.ack_seq) > 0.0 && anchored {
+                let solid = (self.you, me.life == Life::Alive);
+                if self.prediction.reconcile_near(me.body, frame.ack_seq, solid, &frame.near) > 0.0
+                    && anchored
+                {
                     let after = self.prediction.body().pos.to_units();
                     self.smoother.correct((after.0 - before.0, after.1 - before.1), at);
                 }
