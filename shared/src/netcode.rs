@@ -190,6 +190,14 @@ impl Prediction {
                 steps = 0;
             }
         }
+        // Inputs past the last whole tick: the neighbours take as many
+        // steps, to be drawn as far along as you (the bumps come with the
+        // tick).
+        for other in &mut near {
+            for _ in 0..steps {
+                sim::step(&mut other.body, other.input, INPUT_DT_MICROS);
+            }
+        }
         self.body = me;
         self.predicted_near = near;
     }
@@ -199,6 +207,8 @@ impl Prediction {
     /// `reconcile` anchors afresh, which is not counted as a correction.
     pub fn reanchor(&mut self) {
         self.anchored = false;
+        self.near.clear();
+        self.predicted_near.clear();
     }
 
     pub fn is_anchored(&self) -> bool {

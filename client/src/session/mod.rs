@@ -327,8 +327,8 @@ mod tests {
     use std::ops::Deref;
 
     use arena_shared::protocol::{
-        Frame, Knockout, Life, OtherUpdate, PlayerId, PlayerInfo, PlayerState, RejectReason, RoundInfo,
-        RoundPhase, Seen, Standing, Welcome,
+        Frame, Knockout, Life, NearBody, OtherUpdate, PlayerId, PlayerInfo, PlayerState, RejectReason,
+        RoundInfo, RoundPhase, Seen, Standing, Welcome,
     };
     use arena_shared::sim::{self, Body, DASH_COOLDOWN_STEPS, INPUT_DT_MICROS, Platform, Vec2q};
 
@@ -589,6 +589,41 @@ mod tests {
         feed(&mut drawn).expect("valid");
         drawn.0.advance_playout(0.1);
         assert!(ada(&drawn).is_some_and(|(x, _)| x < 160.0), "drawn in the past: {:?}", ada(&drawn));
+    }
+
+    #[test]
+    fn a_player_coming_near_is_drawn_predicted_without_a_jump() {
+        let mut session = session();
+        let body = |x| Body::at(Vec2q::from_units(x, 0));
+        let ada = |s: &Tested, at| s.positions(at).into_iter().find(|(id, _)| *id == 1).map(|(_, p)| p);
+        for tick in 1..=6u32 {
+            let x = 400 - 10 * tick as i32;
+            session
+                .apply(
+                    frame(tick, 0, &[(1, body(x), Life::Alive), (2, body(0), Life::Alive)]),
+                    f64::from(tick) / 30.0,
+                )
+                .expect("ok");
+        }
+        // Ada comes within reach: the frame sends her exactly, running at you.
+        let at = 7.0 / 30.0;
+        let drawn_before = ada(&session, at).expect("drawn");
+        let runner = Body { vel: Vec2q::from_units(-320, 0), ..body(330) };
+        let ServerMsg::Frame(mut near) = frame(7, 0, &[(1, runner, Life::Alive), (2, body(0), Life::Alive)])
+        else {
+            unreachable!("frame() makes frames")
+        };
+        near.near = vec![NearBody { id: 1, body: runner, input: Input::stick(-127, 0) }];
+        session.apply(ServerMsg::Frame(near), at).expect("ok");
+        let drawn_after = ada(&session, at).expect("drawn");
+        let jump =
+            ((drawn_after.0 - drawn_before.0).powi(2) + (drawn_after.1 - drawn_before.1).powi(2)).sqrt();
+        assert!(jump < 0.5, "no jump as she comes near: {drawn_before:?} then {drawn_after:?}");
+        // Half a second on, she is drawn where she is predicted.
+        assert_eq!(session.prediction().predicted_near().len(), 1);
+        let predicted = session.prediction().predicted_near()[0].body.pos.to_units();
+        let later = ada(&session, at + 0.5).expect("drawn");
+        assert!((later.0 - predicted.0).abs() < 0.1, "drawn {later:?}, predicted {predicted:?}");
     }
 
     #[test]

@@ -107,6 +107,10 @@ pub struct Room {
     views: ViewHistory,
     /// Fades your player's corrections out instead of snapping.
     smoother: Smoother,
+    /// The same for the players near you: their predicted positions'
+    /// corrections, and the switch between drawing them interpolated (in
+    /// the past) and predicted (now) as they come near and go.
+    near_smoothers: BTreeMap<PlayerId, Smoother>,
     /// The tick the others are drawn at (see [`Playout`]).
     playout: Playout,
     /// Local time the newest frame came.
@@ -148,6 +152,7 @@ impl Room {
             knockouts_taken: 0,
             views: ViewHistory::default(),
             smoother: Smoother::default(),
+            near_smoothers: BTreeMap::new(),
             playout: Playout::default(),
             last_frame_at: None,
         }
@@ -205,7 +210,7 @@ impl Room {
             }
             ServerMsg::Frame(frame) => {
                 applied.full_view = frame.baseline == 0;
-                applied.lacks_baseline = !self.frame(frame, at, changes)?;
+                applied.lacks_baseline = !self.frame_smoothly(frame, at, changes)?;
             }
         }
         Ok(applied)
@@ -213,6 +218,40 @@ impl Room {
 
     /// Applies a frame; `false` if it was built on a view this client no
     /// longer has (only your own player was applied).
+    /// [`Room::frame`], with the players near you kept from jumping: where
+    /// they were drawn before it, they are drawn after it, fading to where
+    /// they are now predicted (or, gone from near, interpolated).
+    fn frame_smoothly(
+        &mut self,
+        frame: Frame,
+        at: f64,
+        changes: &mut Vec<Change>,
+    ) -> Result<bool, SessionError> {
+        if !self.interpolate {
+            return self.frame(frame, at, changes);
+        }
+        let near_before: Vec<PlayerId> = self.prediction.predicted_near().iter().map(|n| n.id).collect();
+        let before = self.others_at(at);
+        let applied = self.frame(frame, at, changes);
+        let near_now: Vec<PlayerId> = self.prediction.predicted_near().iter().map(|n| n.id).collect();
+        if !near_before.is_empty() || !near_now.is_empty() {
+            let after = self.others_at(at);
+            let find =
+                |list: &[(PlayerId, (f32, f32))], id| list.iter().find(|(p, _)| *p == id).map(|(_, at)| *at);
+            for &id in near_before.iter().chain(near_now.iter().filter(|id| !near_before.contains(id))) {
+                if let (Some(old), Some(new)) = (find(&before, id), find(&after, id)) {
+                    self.near_smoothers.entry(id).or_default().correct((new.0 - old.0, new.1 - old.1), at);
+                }
+            }
+        }
+        // A smoother whose player is no longer near is kept until it faded.
+        self.near_smoothers.retain(|id, smoother| {
+            let (dx, dy) = smoother.offset(at);
+            near_now.contains(id) || dx.abs() + dy.abs() > 0.01
+        });
+        applied
+    }
+
     fn frame(&mut self, frame: Frame, at: f64, changes: &mut Vec<Change>) -> Result<bool, SessionError> {
         if let Some(last) = self.tick
             && frame.tick <= last
@@ -446,17 +485,18 @@ impl Room {
     }
 
     /// Where to draw everyone at local time `now`, world units: you where
-    /// prediction says (while you stand on the platform), the others
-    /// interpolated (or, without interpolation, where the newest frame put
-    /// them). Players who are out are left out.
+    /// prediction says (while you stand on the platform), the players near
+    /// you where they are predicted alongside you, the others interpolated
+    /// (or, without interpolation, where the newest frame put them).
+    /// Corrections fade rather than jump. Players who are out are left out.
     pub fn positions(&self, now: f64) -> Vec<(PlayerId, (f32, f32))> {
-        let render_tick = self.playout.at().or_else(|| self.clock.render_tick(now));
-        let mut drawn = match render_tick {
-            Some(render_tick) if self.interpolate => self.interpolator.sample(render_tick),
-            Some(_) => self.view().iter().map(|(id, seen)| (*id, seen.to_units())).collect(),
-            None => Vec::new(),
-        };
-        drawn.retain(|(id, _)| self.roster.get(id).is_some_and(|m| m.life != Life::Out));
+        let mut drawn = self.others_at(now);
+        for (id, at) in &mut drawn {
+            if let Some(smoother) = self.near_smoothers.get(id) {
+                let (dx, dy) = smoother.offset(now);
+                *at = (at.0 + dx, at.1 + dy);
+            }
+        }
         if can_move(self.my_life()) && self.prediction.is_anchored() {
             let (x, y) = self.prediction.body().pos.to_units();
             let (dx, dy) = self.smoother.offset(now);
@@ -464,6 +504,28 @@ impl Room {
             match drawn.iter_mut().find(|(id, _)| *id == self.you) {
                 Some(entry) => entry.1 = me,
                 None => drawn.push((self.you, me)),
+            }
+        }
+        drawn
+    }
+}
+
+impl Room {
+    /// Where the others are at `now` before any smoothing: predicted if
+    /// near you, else interpolated.
+    fn others_at(&self, now: f64) -> Vec<(PlayerId, (f32, f32))> {
+        let render_tick = self.playout.at().or_else(|| self.clock.render_tick(now));
+        let mut drawn = match render_tick {
+            Some(render_tick) if self.interpolate => self.interpolator.sample(render_tick),
+            Some(_) => self.view().iter().map(|(id, seen)| (*id, seen.to_units())).collect(),
+            None => Vec::new(),
+        };
+        drawn.retain(|(id, _)| self.roster.get(id).is_some_and(|m| m.life != Life::Out));
+        for near in self.prediction.predicted_near() {
+            let at = near.body.pos.to_units();
+            match drawn.iter_mut().find(|(id, _)| *id == near.id) {
+                Some(entry) => entry.1 = at,
+                None => drawn.push((near.id, at)),
             }
         }
         drawn
