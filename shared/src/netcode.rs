@@ -179,11 +179,7 @@ impl Prediction {
             sim::step(&mut me, input, INPUT_DT_MICROS);
             steps += 1;
             if steps == per_tick && !near.is_empty() {
-                for other in &mut near {
-                    for _ in 0..steps {
-                        sim::step(&mut other.body, other.input, INPUT_DT_MICROS);
-                    }
-                }
+                step_near(&mut near, steps);
                 if self.solid {
                     bump_in_id_order(self.you, &mut me, &mut near);
                 }
@@ -193,11 +189,7 @@ impl Prediction {
         // Inputs past the last whole tick: the neighbours take as many
         // steps, to be drawn as far along as you (the bumps come with the
         // tick).
-        for other in &mut near {
-            for _ in 0..steps {
-                sim::step(&mut other.body, other.input, INPUT_DT_MICROS);
-            }
-        }
+        step_near(&mut near, steps);
         self.body = me;
         self.predicted_near = near;
     }
@@ -217,6 +209,15 @@ impl Prediction {
 
     pub fn pending_inputs(&self) -> usize {
         self.pending.len()
+    }
+}
+
+/// Moves each neighbour `steps` input steps on, its input held.
+fn step_near(near: &mut [NearBody], steps: usize) {
+    for other in near {
+        for _ in 0..steps {
+            sim::step(&mut other.body, other.input, INPUT_DT_MICROS);
+        }
     }
 }
 
