@@ -810,7 +810,7 @@ mod tests {
         let mut baselines = Vec::new();
         while baselines.len() < 5 {
             if let ServerMsg::Frame(frame) = peer.next_msg().await {
-                baselines.push(frame.baseline);
+                baselines.push(frame.baseline_age);
             }
         }
         assert_eq!(baselines[0], 0, "the first frame is a full view");
@@ -819,7 +819,7 @@ mod tests {
         let mut next = Vec::new();
         while next.len() < 3 {
             if let ServerMsg::Frame(frame) = peer.next_msg().await {
-                next.push(frame.baseline);
+                next.push(frame.baseline_age);
             }
         }
         assert!(next.contains(&0), "a full view follows the Resync: {next:?}");

@@ -13,7 +13,7 @@
 
 use arena_shared::protocol::{
     Frame, Life, MAX_NEAR, NEAR_RADIUS, NearBody, OtherUpdate, PlayerId, PlayerState, Seen, View,
-    apply_view_into,
+    apply_view_into, near_updates,
 };
 use arena_shared::sim::{FIXED_ONE, Input};
 
@@ -101,6 +101,8 @@ pub struct FrameScratch {
     priority: Vec<(PlayerId, f32)>,
     in_view: Vec<InView>,
     candidates: Vec<Candidate>,
+    /// The players near you, by their place in the scene (in id order).
+    near: Vec<u32>,
     /// A view's memory, freed by one client's baseline and reused for the
     /// next client's waiting view.
     view: View,
@@ -126,9 +128,9 @@ impl ClientView {
     /// writer took the last frame (if not, it is about to be replaced and
     /// is no baseline). `None`: `me` is not in the scene.
     ///
-    /// Four passes: who is in view (and who left it), which changes are
-    /// worth sending (scored), which of those fit the byte budget, and the
-    /// frame they make.
+    /// Five passes: who is in view (and who left it), who of them is near,
+    /// which changes are worth sending (scored; the near ones first), which
+    /// of those fit the byte budget, and the frame they make.
     pub fn frame(
         &mut self,
         scratch: &mut FrameScratch,
@@ -140,12 +142,25 @@ impl ClientView {
         self.settle_baseline(scratch, previous_taken);
         let you = *scene.get(me)?;
         let gone = in_view(scene, &you, &self.taken.1, &mut scratch.in_view);
+        nearest(scene, &scratch.in_view, &mut scratch.near);
         self.score_changes(scratch, scene);
         let chosen = pick_within_budget(scene, &self.taken.1, &mut scratch.candidates);
         let others = self.encode(&chosen);
-        let near = near(scene, &scratch.in_view);
-        let frame = Frame { tick, ack_seq, baseline: self.taken.0, you, others, gone, near };
+        let baseline_age = if self.taken.0 == 0 { 0 } else { tick - self.taken.0 };
+        let mut frame = Frame { tick, ack_seq, baseline_age, you, others, gone, near: Vec::new() };
         self.remember(scratch, &frame);
+        // The near bodies build on the view this frame makes.
+        if let Some((_, view)) = &self.waiting {
+            let bodies: Vec<NearBody> = scratch
+                .near
+                .iter()
+                .map(|&at| {
+                    let state = &scene.states[at as usize];
+                    NearBody { id: state.id, body: state.body, input: scene.inputs[at as usize] }
+                })
+                .collect();
+            frame.near = near_updates(view, &bodies);
+        }
         Some(frame)
     }
 
@@ -196,7 +211,11 @@ impl ClientView {
             };
             let score = waited + 1.0 + 3.0 * nearness + urgency;
             priority.push((id, score));
-            candidates.push(Candidate { score, scene: at, base });
+            // The players near you go first, every frame: their near bodies
+            // are sent as remainders from the view (a byte an axis when it is
+            // current).
+            let near = if scratch.near.binary_search(&at).is_ok() { NEAR_FIRST } else { 0.0 };
+            candidates.push(Candidate { score: score + near, scene: at, base });
         }
         self.priority = priority;
         scratch.priority = earlier;
@@ -232,25 +251,23 @@ impl ClientView {
     }
 }
 
-/// The players in view standing within [`NEAR_RADIUS`], exactly, the
-/// nearest [`MAX_NEAR`] of them, by id.
-fn near(scene: &Scene, in_view: &[InView]) -> Vec<NearBody> {
+/// Added to a near player's score: above any wait (nobody waits 20 frames,
+/// and a frame adds at most 24).
+const NEAR_FIRST: f32 = 1000.0;
+
+/// Into `near`: where in the scene the players in view standing within
+/// [`NEAR_RADIUS`] are, the nearest [`MAX_NEAR`] of them, by id.
+fn nearest(scene: &Scene, in_view: &[InView], near: &mut Vec<u32>) {
     let near_sq = (i64::from(NEAR_RADIUS) * i64::from(FIXED_ONE)).pow(2);
-    let mut near: Vec<&InView> = in_view
-        .iter()
-        .filter(|v| v.dist_sq <= near_sq && scene.states[v.scene as usize].life == Life::Alive)
-        .collect();
-    if near.len() > MAX_NEAR {
-        near.select_nth_unstable_by_key(MAX_NEAR, |v| (v.dist_sq, v.scene));
-        near.truncate(MAX_NEAR);
-        near.sort_unstable_by_key(|v| v.scene);
+    let standing = |v: &&InView| v.dist_sq <= near_sq && scene.states[v.scene as usize].life == Life::Alive;
+    let mut within: Vec<(i64, u32)> = in_view.iter().filter(standing).map(|v| (v.dist_sq, v.scene)).collect();
+    if within.len() > MAX_NEAR {
+        within.select_nth_unstable(MAX_NEAR);
+        within.truncate(MAX_NEAR);
     }
-    near.iter()
-        .map(|v| {
-            let state = &scene.states[v.scene as usize];
-            NearBody { id: state.id, body: state.body, input: scene.inputs[v.scene as usize] }
-        })
-        .collect()
+    near.clear();
+    near.extend(within.iter().map(|&(_, at)| at));
+    near.sort_unstable();
 }
 
 fn enter_radius_sq() -> i64 {
@@ -340,9 +357,9 @@ fn varint_len(v: u16) -> usize {
 mod tests {
     use std::collections::BTreeMap;
 
-    use arena_shared::codec::{decode_server, encode_server};
+    use arena_shared::codec::{decode_server, encode_server, encoded_len};
     use arena_shared::netcode::ViewHistory;
-    use arena_shared::protocol::{Life, ServerMsg};
+    use arena_shared::protocol::{Life, ServerMsg, near_bodies};
 
     use arena_shared::sim::{Body, Vec2q};
 
@@ -365,6 +382,14 @@ mod tests {
             let Ok(ServerMsg::Frame(frame)) = decode_server(&wire) else { panic!("frames decode") };
             self.views.apply(&frame).expect("frame fits its kept baseline").clone()
         }
+
+        /// Applies `frame` and decodes its near bodies on the view it made.
+        fn near(&mut self, frame: &Frame) -> Vec<NearBody> {
+            let view = self.apply(frame);
+            let mut near = Vec::new();
+            assert!(near_bodies(&view, &frame.near, &mut near), "near bodies fit the view");
+            near
+        }
     }
 
     #[test]
@@ -373,13 +398,13 @@ mod tests {
         let mut client = Client::default();
         let scene = Scene::new(vec![at(1, 0, 0), at(2, 500, 0), at(3, 950, 0), at(4, 3000, 0)], Vec::new());
         let first = view.frame(&mut scratch, &scene, 1, (1, 0), true).expect("in the scene");
-        assert_eq!(first.baseline, 0, "the first frame is a full view");
+        assert_eq!(first.baseline_age, 0, "the first frame is a full view");
         let seen: Vec<PlayerId> = client.apply(&first).iter().map(|(id, _)| *id).collect();
         assert_eq!(seen, [2], "3 is past the view radius, 4 far away");
         // 3 comes within the radius: it enters; then drifts to 950 again: it stays.
         let scene = Scene::new(vec![at(1, 0, 0), at(2, 500, 0), at(3, 850, 0), at(4, 3000, 0)], Vec::new());
         let frame = view.frame(&mut scratch, &scene, 1, (2, 0), true).expect("in the scene");
-        assert_eq!(frame.baseline, 1);
+        assert_eq!(frame.baseline_tick(), Some(1));
         assert_eq!(client.apply(&frame).iter().map(|(id, _)| *id).collect::<Vec<_>>(), [2, 3]);
         let scene = Scene::new(vec![at(1, 0, 0), at(2, 500, 0), at(3, 950, 0), at(4, 3000, 0)], Vec::new());
         let frame = view.frame(&mut scratch, &scene, 1, (3, 0), true).expect("in the scene");
@@ -430,7 +455,7 @@ mod tests {
         let frame = view
             .frame(&mut scratch, &Scene::new(vec![at(1, 0, 0), at(2, 30, 0)], Vec::new()), 1, (3, 0), false)
             .expect("ok");
-        assert_eq!(frame.baseline, 1, "built on the last frame the writer took");
+        assert_eq!(frame.baseline_tick(), Some(1), "built on the last frame the writer took");
         assert_eq!(client.apply(&frame)[0].1, Seen::of(&at(2, 30, 0)));
     }
 
@@ -443,8 +468,9 @@ mod tests {
             vec![Input::default(), Input::stick(-127, 0), Input::stick(0, 127), Input::stick(127, 0)];
         let frame =
             view.frame(&mut scratch, &Scene::new(states.clone(), inputs), 1, (1, 0), true).expect("in");
+        let near = Client::default().near(&frame);
         assert_eq!(
-            frame.near,
+            near,
             [NearBody { id: 2, body: states[1].body, input: Input::stick(-127, 0) }],
             "within {NEAR_RADIUS} units and standing: exact body and input; the faller and the far one are not"
         );
@@ -474,8 +500,14 @@ mod tests {
                 assert!(others_bytes <= 120, "frame {tick} is {others_bytes} bytes");
             }
             assert_eq!(frame.near.len(), MAX_NEAR, "a crowd this dense has its nearest sent exactly");
-            assert!(frame.near.windows(2).all(|w| w[0].id < w[1].id), "by id");
+            // The near players' view is kept current, so each costs its
+            // 11 bytes and no more, and decodes to exactly where it is.
+            assert!(frame.near.iter().all(|n| encoded_len(n) == 11), "{:?}", frame.near);
             let known = client.apply(&frame);
+            let mut near = Vec::new();
+            assert!(near_bodies(&known, &frame.near, &mut near));
+            let scene = crowd(tick as i32 * 5);
+            assert!(near.iter().all(|n| scene.get(n.id).is_some_and(|s| s.body == n.body)));
             let mut id = 0;
             for update in &frame.others {
                 id += update.id_gap;
@@ -488,19 +520,22 @@ mod tests {
             }
         }
         assert_eq!(last_sent.len(), 79, "everyone was updated");
-        assert!(longest_wait <= 20, "nobody waits more than 20 ticks (2/3 s): {longest_wait}");
+        // The six near you take a share of the budget every frame (their
+        // near bodies build on the view); the other 73 share the rest.
+        assert!(longest_wait <= 24, "nobody waits more than 24 ticks (0.8 s): {longest_wait}");
     }
 
     #[test]
     fn a_player_pacing_through_the_spot_the_client_has_is_not_starved() {
         // 80 players moving every tick compete for the budget. Player 200
-        // stands at (100, 0) long enough to be sent there, then paces: one
+        // stands at (100, 0) long enough to be sent there (the 80 fill the
+        // view in about 18 ticks), then paces: one
         // tick back at (100, 0), four at (160, 0). Each return to the spot
         // the client has is "unchanged"; that must not wipe out its wait.
         let (mut view, mut scratch) = (ClientView::default(), FrameScratch::default());
         let mut client = Client::default();
         let pacer =
-            |tick: u32| if tick <= 10 || tick.is_multiple_of(5) { at(200, 100, 0) } else { at(200, 160, 0) };
+            |tick: u32| if tick <= 20 || tick.is_multiple_of(5) { at(200, 100, 0) } else { at(200, 160, 0) };
         let mut seen_at_160 = None;
         for tick in 1..=60u32 {
             let mut states: Vec<PlayerState> = (1..=80u16)
@@ -514,14 +549,14 @@ mod tests {
                 .expect("in the scene");
             let known = client.apply(&frame);
             let pacer_seen = known.iter().find(|(id, _)| *id == 200).map(|(_, seen)| *seen);
-            if tick == 10 {
+            if tick == 20 {
                 assert_eq!(pacer_seen, Some(Seen::of(&at(200, 100, 0))), "sent while it stood still");
             }
-            if tick > 10 && pacer_seen == Some(Seen::of(&at(200, 160, 0))) {
+            if tick > 20 && pacer_seen == Some(Seen::of(&at(200, 160, 0))) {
                 seen_at_160.get_or_insert(tick);
             }
         }
         let first = seen_at_160.expect("the pacer's other spot reached the client");
-        assert!(first <= 10 + 20, "within 20 ticks of pacing, not {}", first - 10);
+        assert!(first <= 20 + 20, "within 20 ticks of pacing, not {}", first - 20);
     }
 }

@@ -39,7 +39,7 @@ mod native {
         ServerMsg::Frame(Frame {
             tick: 123_456,
             ack_seq: 9_999,
-            baseline,
+            baseline_age: baseline,
             you,
             others,
             gone: vec![3, 77],

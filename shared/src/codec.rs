@@ -250,14 +250,20 @@ mod tests {
             ServerMsg::Frame(Frame {
                 tick: u32::MAX,
                 ack_seq: 41,
-                baseline: u32::MAX - 2,
+                baseline_age: u32::MAX - 2,
                 you: PlayerState { id: 65_535, body, life: Life::Falling },
                 others: vec![
                     OtherUpdate { id_gap: 1, dx: -3, dy: 200, life: Life::Alive },
                     OtherUpdate { id_gap: 65_000, dx: i16::MIN, dy: i16::MAX, life: Life::Out },
                 ],
                 gone: vec![4, 9],
-                near: Vec::new(),
+                near: vec![NearUpdate {
+                    id_gap: 65_535,
+                    dx: i32::MIN,
+                    dy: -31,
+                    vel: [I24::saturating(-409_600), I24::saturating(I24::MAX)],
+                    stick: [-127, 127],
+                }],
             }),
             ServerMsg::Joined(PlayerInfo { id: 9, name: "Zoë 🚀".into(), color: 0, score: 3 }),
             ServerMsg::Left { id: 9 },
@@ -336,7 +342,7 @@ mod tests {
         let frame = Frame {
             tick: 8,
             ack_seq: 0,
-            baseline: 7,
+            baseline_age: 7,
             you: PlayerState { id: 1, body, life: Life::Alive },
             // 3 is new (absolute), 5 moves by (+6, -1) and falls; 9 leaves.
             others: vec![
@@ -500,7 +506,7 @@ mod tests {
         let bytes = encode_server(&ServerMsg::Frame(Frame {
             tick: 0,
             ack_seq: 0,
-            baseline: 0,
+            baseline_age: 0,
             you,
             others,
             gone: Vec::new(),

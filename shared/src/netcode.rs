@@ -403,15 +403,21 @@ impl ViewHistory {
     /// `None`: that view is not kept, or the frame does not fit it; the
     /// client should ask for a full view (`ClientMsg::Resync`).
     pub fn apply(&mut self, frame: &Frame) -> Option<&View> {
-        let view = match frame.baseline {
-            0 => apply_view(&[], frame),
-            tick => apply_view(&self.views.iter().find(|(t, _)| *t == tick)?.1, frame),
+        let view = match (frame.baseline_age, frame.baseline_tick()) {
+            (0, _) => apply_view(&[], frame),
+            (_, Some(tick)) => apply_view(&self.views.iter().find(|(t, _)| *t == tick)?.1, frame),
+            (_, None) => None,
         }?;
         if self.views.len() == VIEWS_KEPT {
             self.views.pop_front();
         }
         self.views.push_back((frame.tick, view));
         self.views.back().map(|(_, view)| view)
+    }
+
+    /// The tick of the newest frame applied (`None`: none yet).
+    pub fn latest_tick(&self) -> Option<u32> {
+        self.views.back().map(|(tick, _)| *tick)
     }
 
     /// The view after the newest frame, by id.

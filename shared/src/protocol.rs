@@ -7,14 +7,14 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::sim::INPUT_RATE_HZ;
-use crate::sim::{Body, Input, Platform};
+use crate::sim::{Body, Input, Platform, Vec2q};
 
 // ---------------------------------------------------------------------------
 // Versions and limits
 // ---------------------------------------------------------------------------
 
 /// Bumped on every incompatible change to these types or to `sim`.
-pub const PROTOCOL_VERSION: u16 = 7;
+pub const PROTOCOL_VERSION: u16 = 8;
 
 /// The player colours as `0xRRGGBB`, by index: what the game draws and
 /// what the join screen offers (`web/index.html`; a test compares them).
@@ -233,8 +233,10 @@ pub struct Frame {
     /// The last input `seq` the server applied for the receiving player
     /// (0 before any input).
     pub ack_seq: u32,
-    /// The tick of the frame this one's view builds on; 0: a full view.
-    pub baseline: u32,
+    /// How many ticks before `tick` the frame this one's view builds on
+    /// was (a byte, where the tick itself would take up to five); 0: a
+    /// full view. See [`Frame::baseline_tick`].
+    pub baseline_age: u32,
     /// The receiving player, exactly: reconciliation needs position,
     /// velocity and cooldown bit for bit.
     pub you: PlayerState,
@@ -243,25 +245,128 @@ pub struct Frame {
     /// Others that left the view (or the room) since the baseline, by id.
     pub gone: Vec<PlayerId>,
     /// Others close enough to touch the receiving player soon, exactly and
-    /// with the input they last used, by id: what its client predicts
+    /// with the stick they last used, by id: what its client predicts
     /// forward with its own player, so that bumps happen in one timeline.
-    pub near: Vec<NearBody>,
+    /// Their positions build on this frame's view ([`near_updates`],
+    /// [`near_bodies`]).
+    pub near: Vec<NearUpdate>,
 }
 
-/// At most this many others are sent as [`NearBody`]s, the nearest first.
+impl Frame {
+    /// The tick of the frame this one's view builds on (`None`: a full
+    /// view, or an age past the tick, which fits no kept view).
+    pub fn baseline_tick(&self) -> Option<u32> {
+        if self.baseline_age == 0 { None } else { self.tick.checked_sub(self.baseline_age) }
+    }
+}
+
+/// At most this many others are sent as [`NearUpdate`]s, the nearest first.
 pub const MAX_NEAR: usize = 6;
 
 /// Another player within [`NEAR_RADIUS`] of the receiver, standing on the
-/// platform: its exact body (as `Frame::you` is) and its last input.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+/// platform, as the client predicts it: its exact body and its last input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NearBody {
     pub id: PlayerId,
     pub body: Body,
     pub input: Input,
 }
 
+/// A [`NearBody`] on the wire, in about 11 bytes instead of 25. The
+/// position is the frame's view's (which the server keeps current for the
+/// players near you) plus the remainder below a quantum: a byte an axis.
+/// The velocity is exact in three bytes an axis (no body is faster than
+/// 2^23 fixed units a second). The dash cooldown and the dash bit are left
+/// out: a neighbour's dash is never predicted.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NearUpdate {
+    /// This id minus the previous one's (the first: minus 0).
+    pub id_gap: u16,
+    /// Position minus the view's for this player, in fixed-point units (the
+    /// whole position if the view lacks the player).
+    pub dx: i32,
+    pub dy: i32,
+    pub vel: [I24; 2],
+    pub stick: [i8; 2],
+}
+
+/// A signed 24-bit integer in three bytes (little-endian): a velocity
+/// component, which varint would spend five bytes on.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct I24([u8; 3]);
+
+impl I24 {
+    pub const MAX: i32 = (1 << 23) - 1;
+
+    /// `v` clamped to ±[`I24::MAX`].
+    pub fn saturating(v: i32) -> Self {
+        let [a, b, c, _] = v.clamp(-I24::MAX, I24::MAX).to_le_bytes();
+        I24([a, b, c])
+    }
+
+    pub fn get(self) -> i32 {
+        let [a, b, c] = self.0;
+        // Shifted to the top and back, so that the sign is extended.
+        i32::from_le_bytes([0, a, b, c]) >> 8
+    }
+}
+
+/// Encodes `bodies` (by id) against `view`, the view the frame they go in
+/// makes: see [`NearUpdate`].
+pub fn near_updates(view: &[(PlayerId, Seen)], bodies: &[NearBody]) -> Vec<NearUpdate> {
+    let mut last_id = 0;
+    bodies
+        .iter()
+        .map(|near| {
+            let base = view_pos(view, near.id);
+            let id_gap = near.id - last_id;
+            last_id = near.id;
+            let body = near.body;
+            NearUpdate {
+                id_gap,
+                dx: body.pos.x.wrapping_sub(base.x),
+                dy: body.pos.y.wrapping_sub(base.y),
+                vel: [I24::saturating(body.vel.x), I24::saturating(body.vel.y)],
+                stick: [near.input.x, near.input.y],
+            }
+        })
+        .collect()
+}
+
+/// Decodes a frame's `near` into `bodies` (cleared first) with `view`, the
+/// view that frame made. `false`: the ids do not rise, or a position
+/// overflows; `bodies` is then empty.
+pub fn near_bodies(view: &[(PlayerId, Seen)], near: &[NearUpdate], bodies: &mut Vec<NearBody>) -> bool {
+    bodies.clear();
+    let mut id: PlayerId = 0;
+    for (i, update) in near.iter().enumerate() {
+        let next = id.checked_add(update.id_gap).filter(|_| i == 0 || update.id_gap > 0);
+        let base = next.map(|next| view_pos(view, next));
+        let pos = base.and_then(|base| {
+            Some(Vec2q::new(base.x.checked_add(update.dx)?, base.y.checked_add(update.dy)?))
+        });
+        let (Some(next), Some(pos)) = (next, pos) else {
+            bodies.clear();
+            return false;
+        };
+        id = next;
+        let vel = Vec2q::new(update.vel[0].get(), update.vel[1].get());
+        let input = Input::stick(update.stick[0], update.stick[1]);
+        bodies.push(NearBody { id, body: Body { pos, vel, dash_cooldown: 0 }, input });
+    }
+    true
+}
+
+/// Where `view` has player `id`, in fixed-point units (the origin if not).
+fn view_pos(view: &[(PlayerId, Seen)], id: PlayerId) -> Vec2q {
+    match view.binary_search_by_key(&id, |(known, _)| *known) {
+        Ok(at) => Vec2q::new(i32::from(view[at].1.x) * POS_QUANTUM, i32::from(view[at].1.y) * POS_QUANTUM),
+        Err(_) => Vec2q::default(),
+    }
+}
+
 /// How close (world units, centre to centre) another player must be to be
-/// sent as a [`NearBody`]: a dash (950 units/s) and a run (320) closing
+/// sent as a [`NearUpdate`]: a dash (950 units/s) and a run (320) closing
 /// on each other touch within 0.16 s from this far: a round trip at 100 ms
 /// plus a frame or two.
 pub const NEAR_RADIUS: i32 = 240;
@@ -590,6 +695,80 @@ fn char_kind(c: char) -> CharKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn near_body(id: PlayerId, pos: (i32, i32), vel: (i32, i32), stick: (i8, i8)) -> NearBody {
+        let body = Body { pos: Vec2q::new(pos.0, pos.1), vel: Vec2q::new(vel.0, vel.1), dash_cooldown: 0 };
+        NearBody { id, body, input: Input::stick(stick.0, stick.1) }
+    }
+
+    #[test]
+    fn near_bodies_travel_exactly_in_a_few_bytes_on_the_frames_view() {
+        let bodies = [
+            near_body(3, (12_345, -67_890), (81_919, -409_600), (127, -127)),
+            near_body(9, (-153_600, 153_599), (0, 1), (0, 0)),
+            near_body(40, (100, -31), (-1, 0), (-64, 5)),
+        ];
+        let state = |b: &NearBody| PlayerState { id: b.id, body: b.body, life: Life::Alive };
+        // The view has each one where it is, as the server keeps it.
+        let view: View = bodies.iter().map(|b| (b.id, Seen::of(&state(b)))).collect();
+        let updates = near_updates(&view, &bodies);
+        let mut decoded = Vec::new();
+        assert!(near_bodies(&view, &updates, &mut decoded));
+        assert_eq!(decoded, bodies);
+        for update in &updates {
+            // id gap, a byte for each remainder, 3 + 3 for the velocity, 2 for the stick.
+            let bytes = crate::codec::encoded_len(update);
+            assert_eq!(bytes, 11, "{update:?}");
+        }
+
+        // A player the view lacks (or has elsewhere) still arrives exactly,
+        // in more bytes.
+        let stale: View = vec![(3, Seen { x: 0, y: 0, life: Life::Alive })];
+        let updates = near_updates(&stale, &bodies);
+        assert!(near_bodies(&stale, &updates, &mut decoded));
+        assert_eq!(decoded, bodies);
+        assert!(crate::codec::encoded_len(&updates[1]) > 11);
+    }
+
+    #[test]
+    fn near_updates_that_do_not_fit_decode_to_nobody() {
+        let update = NearUpdate { id_gap: 2, dx: 0, dy: 0, vel: [I24::default(); 2], stick: [0, 0] };
+        let mut bodies = vec![near_body(1, (0, 0), (0, 0), (0, 0))];
+        let twice = [update, NearUpdate { id_gap: 0, ..update }];
+        assert!(!near_bodies(&[], &twice, &mut bodies), "an id twice");
+        assert!(bodies.is_empty());
+        let overflow = [NearUpdate { id_gap: u16::MAX, ..update }, NearUpdate { id_gap: 1, ..update }];
+        assert!(!near_bodies(&[], &overflow, &mut bodies), "an id past u16::MAX");
+        let view: View = vec![(2, Seen { x: i16::MAX, y: 0, life: Life::Alive })];
+        let far = [NearUpdate { dx: i32::MAX, ..update }];
+        assert!(!near_bodies(&view, &far, &mut bodies), "a position past i32");
+        assert!(near_bodies(&view, &[update], &mut bodies) && bodies.len() == 1);
+    }
+
+    #[test]
+    fn a_frame_names_its_baseline_by_age() {
+        let frame = |tick, baseline_age| Frame {
+            tick,
+            ack_seq: 0,
+            baseline_age,
+            you: PlayerState { id: 1, body: Body::default(), life: Life::Alive },
+            others: Vec::new(),
+            gone: Vec::new(),
+            near: Vec::new(),
+        };
+        assert_eq!(frame(70_000, 0).baseline_tick(), None, "a full view");
+        assert_eq!(frame(70_000, 1).baseline_tick(), Some(69_999));
+        assert_eq!(frame(3, 4).baseline_tick(), None, "before the first tick: no view has it");
+    }
+
+    #[test]
+    fn i24_keeps_every_velocity_a_body_can_have() {
+        for v in [0, 1, -1, 255, -256, 65_535, -65_536, 409_600, -409_600, I24::MAX, -I24::MAX] {
+            assert_eq!(I24::saturating(v).get(), v);
+        }
+        assert_eq!(I24::saturating(i32::MAX).get(), I24::MAX);
+        assert_eq!(I24::saturating(i32::MIN).get(), -I24::MAX);
+    }
 
     #[test]
     fn names_that_render_are_accepted_in_their_normal_form() {

@@ -171,7 +171,7 @@ mod tests {
             let frame = Frame {
                 tick,
                 ack_seq: 0,
-                baseline: 0,
+                baseline_age: 0,
                 you: PlayerState { id: 1, body: Body::at(Vec2q::from_units(me.0, me.1)), life: Life::Alive },
                 others: vec![OtherUpdate { id_gap: 2, dx: seen.x, dy: seen.y, life: Life::Alive }],
                 gone: Vec::new(),

@@ -132,7 +132,7 @@ impl BotRecord {
         self.last_tick = Some(frame.tick);
         self.frames += 1;
         self.max_ack = self.max_ack.max(frame.ack_seq);
-        let header = encoded_len(&(2u32, frame.tick, frame.ack_seq, frame.baseline));
+        let header = encoded_len(&(2u32, frame.tick, frame.ack_seq, frame.baseline_age));
         let you = encoded_len(&frame.you);
         let near = encoded_len(&frame.near);
         let all = size.max(header + you + near);
@@ -191,7 +191,7 @@ mod tests {
         let frame = |tick| Frame {
             tick,
             ack_seq: tick,
-            baseline: 0,
+            baseline_age: 0,
             you: PlayerState { id: 1, body: Body::default(), life: Life::Alive },
             others: vec![arena_shared::protocol::OtherUpdate { id_gap: 2, dx: 5, dy: 0, life: Life::Alive }],
             gone: Vec::new(),

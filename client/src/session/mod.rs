@@ -328,7 +328,7 @@ mod tests {
 
     use arena_shared::protocol::{
         Frame, Knockout, Life, NearBody, OtherUpdate, PlayerId, PlayerInfo, PlayerState, RejectReason,
-        RoundInfo, RoundPhase, Seen, Standing, Welcome,
+        RoundInfo, RoundPhase, Seen, Standing, Welcome, near_updates,
     };
     use arena_shared::sim::{self, Body, DASH_COOLDOWN_STEPS, INPUT_DT_MICROS, Platform, Vec2q};
 
@@ -402,7 +402,7 @@ mod tests {
         ServerMsg::Frame(Frame {
             tick,
             ack_seq,
-            baseline: 0,
+            baseline_age: 0,
             you,
             others,
             gone: Vec::new(),
@@ -568,7 +568,7 @@ mod tests {
                 let step = Frame {
                     tick,
                     ack_seq: 0,
-                    baseline: tick - 1,
+                    baseline_age: 1,
                     you,
                     others,
                     gone: Vec::new(),
@@ -613,7 +613,9 @@ mod tests {
         else {
             unreachable!("frame() makes frames")
         };
-        near.near = vec![NearBody { id: 1, body: runner, input: Input::stick(-127, 0) }];
+        // On the view the frame makes (a full one): Ada where she is.
+        let view = [(1, Seen::of(&PlayerState { id: 1, body: runner, life: Life::Alive }))];
+        near.near = near_updates(&view, &[NearBody { id: 1, body: runner, input: Input::stick(-127, 0) }]);
         session.apply(ServerMsg::Frame(near), at).expect("ok");
         let drawn_after = ada(&session, at).expect("drawn");
         let jump =
@@ -642,7 +644,7 @@ mod tests {
         let moved = Frame {
             tick: 2,
             ack_seq: 0,
-            baseline: 1,
+            baseline_age: 1,
             you,
             others: vec![OtherUpdate { id_gap: 1, dx: 8, dy: 0, life: Life::Alive }],
             gone: Vec::new(),
@@ -652,15 +654,17 @@ mod tests {
         assert_eq!(session.view()[0].1.to_units(), (102.0, 0.0));
         // A frame on view 1 again (frame 2 was replaced on the server's
         // side before its writer took it... or arrived anyway): still fine.
-        session.apply(ServerMsg::Frame(Frame { tick: 3, ..moved.clone() }), 0.06).expect("ok");
+        session
+            .apply(ServerMsg::Frame(Frame { tick: 3, baseline_age: 2, ..moved.clone() }), 0.06)
+            .expect("ok");
         assert_eq!(session.view()[0].1.to_units(), (102.0, 0.0));
         // Player 1 leaves the view.
-        let gone = Frame { tick: 4, baseline: 3, others: Vec::new(), gone: vec![1], ..moved.clone() };
+        let gone = Frame { tick: 4, baseline_age: 1, others: Vec::new(), gone: vec![1], ..moved.clone() };
         session.apply(ServerMsg::Frame(gone), 0.1).expect("ok");
         assert!(session.view().is_empty());
         assert!(session.positions(5.0).iter().all(|(id, _)| *id != 1), "nor drawn");
         // A baseline this client never had: ask for a full view, once...
-        let orphan = Frame { tick: 5, baseline: 99, ..moved.clone() };
+        let orphan = Frame { tick: 5, baseline_age: 99, ..moved.clone() };
         assert_eq!(session.apply(ServerMsg::Frame(orphan.clone()), 0.2), Ok(vec![]));
         assert_eq!(session.0.poll_transmit(0.2), Some(ClientMsg::Resync));
         session.apply(ServerMsg::Frame(Frame { tick: 6, ..orphan.clone() }), 0.3).expect("ok");

@@ -12,8 +12,8 @@ use arena_shared::netcode::{
     Interpolator, Playout, Prediction, RttEstimate, ServerClock, Smoother, ViewHistory,
 };
 use arena_shared::protocol::{
-    Frame, Knockout, Life, PlayerId, PlayerInfo, ResumeToken, RoundInfo, RoundPhase, Seen, ServerMsg,
-    Standing, Welcome,
+    Frame, Knockout, Life, NearBody, PlayerId, PlayerInfo, ResumeToken, RoundInfo, RoundPhase, Seen,
+    ServerMsg, Standing, Welcome, near_bodies,
 };
 use arena_shared::sim::{DASH_COOLDOWN_STEPS, Input, Platform};
 
@@ -105,6 +105,8 @@ pub struct Room {
     knockouts_taken: u32,
     /// The views of the last frames (others in view).
     views: ViewHistory,
+    /// The newest frame's near bodies, decoded on its view.
+    near: Vec<NearBody>,
     /// Fades your player's corrections out instead of snapping.
     smoother: Smoother,
     /// The same for the players near you: their predicted positions'
@@ -151,6 +153,7 @@ impl Room {
             knockouts_given: 0,
             knockouts_taken: 0,
             views: ViewHistory::default(),
+            near: Vec::new(),
             smoother: Smoother::default(),
             near_smoothers: BTreeMap::new(),
             playout: Playout::default(),
@@ -209,7 +212,7 @@ impl Room {
                 changes.push(Change::Round(round));
             }
             ServerMsg::Frame(frame) => {
-                applied.full_view = frame.baseline == 0;
+                applied.full_view = frame.baseline_age == 0;
                 applied.lacks_baseline = !self.frame_smoothly(frame, at, changes)?;
             }
         }
@@ -252,6 +255,33 @@ impl Room {
         applied
     }
 
+    /// Your own player, exactly as the frame has it, reconciled with the
+    /// prediction, with the frame's near bodies (`self.near`).
+    fn reconcile_you(&mut self, frame: &Frame, at: f64, changes: &mut Vec<Change>) {
+        let me = frame.you;
+        if me.id != self.you {
+            return;
+        }
+        let Some(member) = self.roster.get_mut(&me.id) else { return };
+        let was = std::mem::replace(&mut member.life, me.life);
+        if was != me.life {
+            // Fell, respawned, or a round moved everyone: no input
+            // explains it, so it is no correction, and nothing to smooth.
+            self.prediction.reanchor();
+            self.smoother.reset();
+            changes.push(Change::MyLife(me.life));
+        }
+        if can_move(me.life) {
+            let anchored = self.prediction.is_anchored();
+            let before = self.prediction.body().pos.to_units();
+            let solid = (self.you, me.life == Life::Alive);
+            if self.prediction.reconcile_near(me.body, frame.ack_seq, solid, &self.near) > 0.0 && anchored {
+                let after = self.prediction.body().pos.to_units();
+                self.smoother.correct((after.0 - before.0, after.1 - before.1), at);
+            }
+        }
+    }
+
     fn frame(&mut self, frame: Frame, at: f64, changes: &mut Vec<Change>) -> Result<bool, SessionError> {
         if let Some(last) = self.tick
             && frame.tick <= last
@@ -262,37 +292,21 @@ impl Room {
         self.last_frame_at = Some(at);
         self.clock.on_frame(frame.tick, at);
 
-        // Yourself, exactly.
-        let me = frame.you;
-        if me.id == self.you
-            && let Some(member) = self.roster.get_mut(&me.id)
-        {
-            let was = std::mem::replace(&mut member.life, me.life);
-            if was != me.life {
-                // Fell, respawned, or a round moved everyone: no input
-                // explains it, so it is no correction, and nothing to smooth.
-                self.prediction.reanchor();
-                self.smoother.reset();
-                changes.push(Change::MyLife(me.life));
-            }
-            if can_move(me.life) {
-                let anchored = self.prediction.is_anchored();
-                let before = self.prediction.body().pos.to_units();
-                let solid = (self.you, me.life == Life::Alive);
-                if self.prediction.reconcile_near(me.body, frame.ack_seq, solid, &frame.near) > 0.0
-                    && anchored
-                {
-                    let after = self.prediction.body().pos.to_units();
-                    self.smoother.correct((after.0 - before.0, after.1 - before.1), at);
-                }
-            }
-        }
-
-        // The others in view: this frame's changes on its baseline's view.
-        let Some(view) = self.views.apply(&frame) else {
-            return Ok(false);
+        // The others in view: this frame's changes on its baseline's view,
+        // and the near bodies on that.
+        let decoded = match self.views.apply(&frame) {
+            Some(view) => near_bodies(view, &frame.near, &mut self.near),
+            None => false,
         };
-        if frame.baseline == 0 {
+        if !decoded {
+            self.near.clear();
+        }
+        self.reconcile_you(&frame, at, changes);
+        if self.views.latest_tick() != Some(frame.tick) {
+            return Ok(false);
+        }
+        let view = self.views.latest();
+        if frame.baseline_age == 0 {
             self.interpolator.clear();
         }
         for id in &frame.gone {
