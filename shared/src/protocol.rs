@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::sim::I24;
 pub use crate::sim::INPUT_RATE_HZ;
 use crate::sim::{Body, Input, Platform, Vec2q};
 
@@ -288,27 +289,6 @@ pub struct NearUpdate {
     pub dy: i32,
     pub vel: [I24; 2],
     pub stick: [i8; 2],
-}
-
-/// A signed 24-bit integer in three bytes (little-endian): a velocity
-/// component, which varint would spend five bytes on.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct I24([u8; 3]);
-
-impl I24 {
-    pub const MAX: i32 = (1 << 23) - 1;
-
-    /// `v` clamped to ±[`I24::MAX`].
-    pub fn saturating(v: i32) -> Self {
-        let [a, b, c, _] = v.clamp(-I24::MAX, I24::MAX).to_le_bytes();
-        I24([a, b, c])
-    }
-
-    pub fn get(self) -> i32 {
-        let [a, b, c] = self.0;
-        // Shifted to the top and back, so that the sign is extended.
-        i32::from_le_bytes([0, a, b, c]) >> 8
-    }
 }
 
 /// Encodes `bodies` (by id) against `view`, the view the frame they go in
@@ -759,15 +739,6 @@ mod tests {
         assert_eq!(frame(70_000, 0).baseline_tick(), None, "a full view");
         assert_eq!(frame(70_000, 1).baseline_tick(), Some(69_999));
         assert_eq!(frame(3, 4).baseline_tick(), None, "before the first tick: no view has it");
-    }
-
-    #[test]
-    fn i24_keeps_every_velocity_a_body_can_have() {
-        for v in [0, 1, -1, 255, -256, 65_535, -65_536, 409_600, -409_600, I24::MAX, -I24::MAX] {
-            assert_eq!(I24::saturating(v).get(), v);
-        }
-        assert_eq!(I24::saturating(i32::MAX).get(), I24::MAX);
-        assert_eq!(I24::saturating(i32::MIN).get(), -I24::MAX);
     }
 
     #[test]

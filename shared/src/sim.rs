@@ -102,9 +102,53 @@ pub fn isqrt(v: i64) -> i64 {
     root as i64
 }
 
+/// A signed 24-bit integer in three bytes (little-endian): a coordinate
+/// or velocity component, which varint would spend five bytes on.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct I24([u8; 3]);
+
+impl I24 {
+    pub const MAX: i32 = (1 << 23) - 1;
+
+    /// `v` clamped to ±[`I24::MAX`].
+    pub fn saturating(v: i32) -> Self {
+        let [a, b, c, _] = v.clamp(-I24::MAX, I24::MAX).to_le_bytes();
+        I24([a, b, c])
+    }
+
+    pub fn get(self) -> i32 {
+        let [a, b, c] = self.0;
+        // Shifted to the top and back, so that the sign is extended.
+        i32::from_le_bytes([0, a, b, c]) >> 8
+    }
+}
+
+/// Furthest a body gets from the origin on either axis, in fixed-point
+/// units (about 32,767 world units, a hundred platforms away): [`step`]
+/// stops it there, so that a position always fits its three bytes.
+pub const MAX_COORD: i32 = I24::MAX;
+
+/// A position on the wire and in saved rooms: three bytes an axis, exact
+/// for every position [`step`] leaves.
+mod three_byte_pos {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{I24, Vec2q};
+
+    pub fn serialize<S: Serializer>(pos: &Vec2q, s: S) -> Result<S::Ok, S::Error> {
+        [I24::saturating(pos.x), I24::saturating(pos.y)].serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec2q, D::Error> {
+        let [x, y] = <[I24; 2]>::deserialize(d)?;
+        Ok(Vec2q::new(x.get(), y.get()))
+    }
+}
+
 /// A player's physical state: all the simulation knows about it.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Body {
+    #[serde(with = "three_byte_pos")]
     pub pos: Vec2q,
     /// Fixed-point world units per second.
     pub vel: Vec2q,
@@ -258,8 +302,9 @@ pub fn step(body: &mut Body, input: Input, dt_micros: u32) {
     let cap = (i64::from(MAX_SPEED) * fixed).max(coasting).min(i64::from(MAX_BODY_SPEED) * fixed);
     let vel = clamp_length(Vec2q::new(vel[0] as i32, vel[1] as i32), cap);
     body.vel = vel;
-    body.pos.x += (i64::from(vel.x) * dt / MICROS_PER_SEC) as i32;
-    body.pos.y += (i64::from(vel.y) * dt / MICROS_PER_SEC) as i32;
+    let moved =
+        |at: i32, v: i32| (at + (i64::from(v) * dt / MICROS_PER_SEC) as i32).clamp(-MAX_COORD, MAX_COORD);
+    body.pos = Vec2q::new(moved(body.pos.x, vel.x), moved(body.pos.y, vel.y));
 }
 
 /// Two bodies that overlap are pushed apart (half the overlap each) and,
@@ -383,6 +428,29 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn i24_keeps_every_velocity_a_body_can_have() {
+        for v in [0, 1, -1, 255, -256, 65_535, -65_536, 409_600, -409_600, I24::MAX, -I24::MAX] {
+            assert_eq!(I24::saturating(v).get(), v);
+        }
+        assert_eq!(I24::saturating(i32::MAX).get(), I24::MAX);
+        assert_eq!(I24::saturating(i32::MIN).get(), -I24::MAX);
+    }
+
+    #[test]
+    fn a_body_stops_at_the_edge_of_what_three_bytes_hold_and_travels_exactly() {
+        let mut body = Body {
+            pos: Vec2q::new(MAX_COORD - 10, -MAX_COORD + 10),
+            vel: Vec2q::new(409_600, -409_600),
+            dash_cooldown: 0,
+        };
+        step(&mut body, Input::default(), INPUT_DT_MICROS);
+        assert_eq!(body.pos, Vec2q::new(MAX_COORD, -MAX_COORD));
+        let bytes = crate::codec::encode_state(&body);
+        assert_eq!(bytes.len(), 3 + 3 + 5 + 5 + 1, "position 3 + 3, velocity as varints, cooldown");
+        assert_eq!(crate::codec::decode_state::<Body>(&bytes, 64), Ok(body));
+    }
 
     fn still(x: i32, y: i32) -> Body {
         Body::at(Vec2q::from_units(x, y))
