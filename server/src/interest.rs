@@ -101,8 +101,10 @@ pub struct FrameScratch {
     priority: Vec<(PlayerId, f32)>,
     in_view: Vec<InView>,
     candidates: Vec<Candidate>,
-    /// The players near you, by their place in the scene (in id order).
+    /// The players near you, by their place in the scene (in id order),
+    /// and room to find them in.
     near: Vec<u32>,
+    within: Vec<(i64, u32)>,
     /// A view's memory, freed by one client's baseline and reused for the
     /// next client's waiting view.
     view: View,
@@ -142,7 +144,7 @@ impl ClientView {
         self.settle_baseline(scratch, previous_taken);
         let you = *scene.get(me)?;
         let gone = in_view(scene, &you, &self.taken.1, &mut scratch.in_view);
-        nearest(scene, &scratch.in_view, &mut scratch.near);
+        nearest(scene, &scratch.in_view, (&mut scratch.within, &mut scratch.near));
         self.score_changes(scratch, scene);
         let chosen = pick_within_budget(scene, &self.taken.1, &mut scratch.candidates);
         let others = self.encode(&chosen);
@@ -151,15 +153,11 @@ impl ClientView {
         self.remember(scratch, &frame);
         // The near bodies build on the view this frame makes.
         if let Some((_, view)) = &self.waiting {
-            let bodies: Vec<NearBody> = scratch
-                .near
-                .iter()
-                .map(|&at| {
-                    let state = &scene.states[at as usize];
-                    NearBody { id: state.id, body: state.body, input: scene.inputs[at as usize] }
-                })
-                .collect();
-            frame.near = near_updates(view, &bodies);
+            let bodies = scratch.near.iter().map(|&at| {
+                let state = &scene.states[at as usize];
+                NearBody { id: state.id, body: state.body, input: scene.inputs[at as usize] }
+            });
+            frame.near = near_updates(view, bodies);
         }
         Some(frame)
     }
@@ -256,11 +254,13 @@ impl ClientView {
 const NEAR_FIRST: f32 = 1000.0;
 
 /// Into `near`: where in the scene the players in view standing within
-/// [`NEAR_RADIUS`] are, the nearest [`MAX_NEAR`] of them, by id.
-fn nearest(scene: &Scene, in_view: &[InView], near: &mut Vec<u32>) {
+/// [`NEAR_RADIUS`] are, the nearest [`MAX_NEAR`] of them, by id; `within`
+/// is room to work in.
+fn nearest(scene: &Scene, in_view: &[InView], (within, near): (&mut Vec<(i64, u32)>, &mut Vec<u32>)) {
     let near_sq = (i64::from(NEAR_RADIUS) * i64::from(FIXED_ONE)).pow(2);
     let standing = |v: &&InView| v.dist_sq <= near_sq && scene.states[v.scene as usize].life == Life::Alive;
-    let mut within: Vec<(i64, u32)> = in_view.iter().filter(standing).map(|v| (v.dist_sq, v.scene)).collect();
+    within.clear();
+    within.extend(in_view.iter().filter(standing).map(|v| (v.dist_sq, v.scene)));
     if within.len() > MAX_NEAR {
         within.select_nth_unstable(MAX_NEAR);
         within.truncate(MAX_NEAR);

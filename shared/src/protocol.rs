@@ -293,10 +293,13 @@ pub struct NearUpdate {
 
 /// Encodes `bodies` (by id) against `view`, the view the frame they go in
 /// makes: see [`NearUpdate`].
-pub fn near_updates(view: &[(PlayerId, Seen)], bodies: &[NearBody]) -> Vec<NearUpdate> {
+pub fn near_updates(
+    view: &[(PlayerId, Seen)],
+    bodies: impl IntoIterator<Item = NearBody>,
+) -> Vec<NearUpdate> {
     let mut last_id = 0;
     bodies
-        .iter()
+        .into_iter()
         .map(|near| {
             let base = view_pos(view, near.id);
             let id_gap = near.id - last_id;
@@ -691,7 +694,7 @@ mod tests {
         let state = |b: &NearBody| PlayerState { id: b.id, body: b.body, life: Life::Alive };
         // The view has each one where it is, as the server keeps it.
         let view: View = bodies.iter().map(|b| (b.id, Seen::of(&state(b)))).collect();
-        let updates = near_updates(&view, &bodies);
+        let updates = near_updates(&view, bodies);
         let mut decoded = Vec::new();
         assert!(near_bodies(&view, &updates, &mut decoded));
         assert_eq!(decoded, bodies);
@@ -704,7 +707,7 @@ mod tests {
         // A player the view lacks (or has elsewhere) still arrives exactly,
         // in more bytes.
         let stale: View = vec![(3, Seen { x: 0, y: 0, life: Life::Alive })];
-        let updates = near_updates(&stale, &bodies);
+        let updates = near_updates(&stale, bodies);
         assert!(near_bodies(&stale, &updates, &mut decoded));
         assert_eq!(decoded, bodies);
         assert!(crate::codec::encoded_len(&updates[1]) > 11);

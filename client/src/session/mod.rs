@@ -615,7 +615,7 @@ mod tests {
         };
         // On the view the frame makes (a full one): Ada where she is.
         let view = [(1, Seen::of(&PlayerState { id: 1, body: runner, life: Life::Alive }))];
-        near.near = near_updates(&view, &[NearBody { id: 1, body: runner, input: Input::stick(-127, 0) }]);
+        near.near = near_updates(&view, [NearBody { id: 1, body: runner, input: Input::stick(-127, 0) }]);
         session.apply(ServerMsg::Frame(near), at).expect("ok");
         let drawn_after = ada(&session, at).expect("drawn");
         let jump =
