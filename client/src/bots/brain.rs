@@ -15,6 +15,10 @@ pub enum Behaviour {
     /// Plays the game: seeks the nearest player, dashes into it, keeps
     /// away from the edge.
     Brawler,
+    /// A brawler that never dashes: every push is a run, which a client
+    /// holding its neighbours' inputs foresees better (what dashes cost
+    /// prediction, measured).
+    Shover,
     /// Picks a new random direction every second or two, dashing into
     /// every other one.
     Wander,
@@ -58,6 +62,9 @@ impl Brain {
         match self.behaviour {
             Behaviour::Idle => Input::default(),
             Behaviour::Brawler => view.map_or_else(Input::default, |room| self.brawl(room, now)),
+            Behaviour::Shover => {
+                view.map_or_else(Input::default, |room| self.brawl(room, now).with_dash(false))
+            }
             Behaviour::Wander => {
                 if self.steps_left == 0 {
                     let r = self.next_random();
@@ -193,5 +200,11 @@ mod tests {
         assert!(inputs.iter().all(|i| i.y > 100), "straight at the other player: {inputs:?}");
         assert!(inputs.iter().any(|i| i.dash), "and dashes when close and ready");
         assert_eq!(brain.next_input(None, 0.0), Input::default(), "nothing to see, nothing to do");
+        let mut shover = Brain::new(Behaviour::Shover, 1);
+        let inputs: Vec<Input> = (0..40).map(|_| shover.next_input(close.room(), 5.0)).collect();
+        assert!(
+            inputs.iter().all(|i| i.y > 100 && !i.dash),
+            "a shover charges too, never dashing: {inputs:?}"
+        );
     }
 }
