@@ -6,6 +6,7 @@
 //! Debian's chromium (and, for the cluster, redis-server).
 //! `ARENA_SKIP_BROWSER=1` skips it, loudly.
 
+use anyhow::Context;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -263,6 +264,7 @@ async fn browser_client_connects_plays_and_reconnects() -> anyhow::Result<()> {
         "the wasm simulation should predict the server's bits exactly, dash included: {}",
         after["corrections"]
     );
+    assert_eq!(after["near"], Value::Array(Vec::new()), "nobody near: you alone are predicted");
     assert!(after["ping_ms"].as_f64().is_some(), "the client should measure its ping: {after}");
     assert!(after["fps"].as_f64().unwrap_or(0.0) > 1.0, "the client should be rendering: {after}");
     println!(
@@ -285,6 +287,15 @@ async fn browser_client_connects_plays_and_reconnects() -> anyhow::Result<()> {
             Duration::from_secs(30),
         )
         .await?;
+    // In the crowd, players come near: the page predicts them with you.
+    browser
+        .wait_for(
+            &page,
+            "(JSON.parse(document.getElementById('arena-snapshot').dataset.snapshot || '{}').near || []).length > 0",
+            Duration::from_secs(30),
+        )
+        .await
+        .context("with 100 bots in the room, someone should come within the near radius")?;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let crowded = snapshot(&mut browser, &page).await?;
     println!(

@@ -378,6 +378,8 @@ fn room_snapshot(room: &Room, drawn: &Drawn, now: f64) -> serde_json::Value {
             let pos = room.prediction().body().pos;
             [pos.x as f64 / f64::from(FIXED_ONE), pos.y as f64 / f64::from(FIXED_ONE)]
         }),
+        // Who is predicted with you (the frame's near bodies), by id.
+        "near": room.prediction().predicted_near().iter().map(|n| n.id).collect::<Vec<_>>(),
         "corrections": {
             "frames": corrections.frames,
             "corrected": corrections.corrected,
