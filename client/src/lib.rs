@@ -8,6 +8,8 @@
 //!     prediction, pings and the round trip, `Resync`, tick order), and
 //!     its [`session::Room`]: roster, scores, rounds, prediction, clock,
 //!     interpolation. Drivers only move messages and time.
+//!   - [`cues`]: which happenings make a sound, and each sound's recipe;
+//!     [`controls`]: how keys, touch and a gamepad mix into one input.
 //!   - [`conditioner`]: latency, jitter and stalls applied inside a client,
 //!     on the bots' clock or the page's.
 //!   - [`reconnect`]: the page's reconnect policy (where to, when, and what
@@ -29,6 +31,8 @@ pub mod attack;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bots;
 pub mod conditioner;
+pub mod controls;
+pub mod cues;
 pub mod reconnect;
 pub mod session;
 #[cfg(not(target_arch = "wasm32"))]

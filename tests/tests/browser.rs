@@ -778,3 +778,100 @@ async fn the_join_screen_works_before_the_game_has_loaded() -> anyhow::Result<()
     browser.close().await;
     server.stop().await
 }
+
+/// A fake gamepad the page's `navigator.getGamepads()` returns: a standard
+/// pad with its left stick at (`window.__pad.axes[0]`, `[1]`) and 17
+/// buttons (`window.__pad.buttons[i].pressed`).
+const FAKE_GAMEPAD: &str = "window.__pad = { connected: true, axes: [0, 0, 0, 0], \
+    buttons: Array.from({ length: 17 }, () => ({ pressed: false, value: 0 })) }; \
+    navigator.getGamepads = () => [window.__pad, null, null, null]; true";
+
+/// The page's snapshot field `path` (a JS expression on it).
+fn snap(path: &str) -> String {
+    format!("JSON.parse(document.getElementById('arena-snapshot').dataset.snapshot || '{{}}').{path}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sounds_follow_a_gesture_mute_is_remembered_and_a_gamepad_moves_dashes_and_opens_the_menu()
+-> anyhow::Result<()> {
+    let Some(dist) = dist() else { return Ok(()) };
+    let _one = ONE_BROWSER.lock().await;
+    // 64 seats: a platform 650 units across, room for two dashes.
+    let server = TestServer::start(config(dist, 64)).await?;
+    let mut browser = Browser::launch().await?;
+    let page = open_connected(&mut browser, &format!("http://{}/?name=listener&play", server.addr)).await?;
+    browser.wait_for(&page, &format!("{} !== null", snap("predicted")), Duration::from_secs(10)).await?;
+    let before = snapshot(&mut browser, &page).await?;
+    assert_eq!(before["audio"]["state"], "none", "no sound before a gesture: {}", before["audio"]);
+    // Every move and dash here heads for the middle, so nobody falls.
+    let inward =
+        |snapshot: &Value| if snapshot["predicted"][0].as_f64().unwrap_or(0.0) > 0.0 { -1.0 } else { 1.0 };
+
+    // A key is the page's first gesture: the dash it makes is heard.
+    browser.eval(&page, "document.getElementById('arena-canvas').focus(), true").await?;
+    let (key, code, key_code) = if inward(&before) < 0.0 { ("a", "KeyA", 65) } else { ("d", "KeyD", 68) };
+    browser.key(&page, true, key, code, key_code).await?;
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    browser.key(&page, true, " ", "Space", 32).await?;
+    browser.key(&page, false, " ", "Space", 32).await?;
+    browser.key(&page, false, key, code, key_code).await?;
+    browser.wait_for(&page, &format!("{} >= 1", snap("audio.played")), Duration::from_secs(10)).await?;
+    let heard = snapshot(&mut browser, &page).await?;
+    assert_eq!(
+        heard["audio"]["state"], "running",
+        "the AudioContext runs after the gesture: {}",
+        heard["audio"]
+    );
+
+    // Muted (the HUD's button), remembered, and nothing more is scheduled.
+    browser.eval(&page, "document.getElementById('mute').click(), true").await?;
+    assert_eq!(browser.eval(&page, "localStorage.getItem('arena-muted')").await?, "1", "mute is remembered");
+
+    // A gamepad: the left stick moves, A dashes (unheard while muted).
+    browser.wait_for(&page, &format!("{} >= 1", snap("dash_ready")), Duration::from_secs(10)).await?;
+    let ready = snapshot(&mut browser, &page).await?;
+    let played = ready["audio"]["played"].as_u64();
+    let (x0, toward) = (ready["predicted"][0].as_f64().unwrap_or(0.0), inward(&ready));
+    browser.eval(&page, FAKE_GAMEPAD).await?;
+    browser.eval(&page, &format!("window.__pad.axes[0] = {toward}, true")).await?;
+    let moved = format!("({} - {x0}) * {toward} > 30", snap("predicted[0]"));
+    browser
+        .wait_for(&page, &moved, Duration::from_secs(10))
+        .await
+        .context("the left stick moves the player")?;
+    browser.eval(&page, "window.__pad.buttons[0].pressed = true").await?;
+    browser
+        .wait_for(&page, &format!("{} < 1", snap("dash_ready")), Duration::from_secs(10))
+        .await
+        .context("A dashes")?;
+    browser.eval(&page, "window.__pad.buttons[0].pressed = false, window.__pad.axes[0] = 0, true").await?;
+    let dashed = snapshot(&mut browser, &page).await?;
+    assert_eq!(
+        dashed["audio"]["played"].as_u64(),
+        played,
+        "muted, nothing is scheduled: {}",
+        dashed["audio"]
+    );
+    assert_eq!(
+        dashed["corrections"]["corrected"], 0,
+        "gamepad inputs predicted exactly: {}",
+        dashed["corrections"]
+    );
+
+    // Start opens the menu, and again closes it.
+    for open in ["1", "0"] {
+        browser.eval(&page, "window.__pad.buttons[9].pressed = true").await?;
+        let menu = format!("document.body.dataset.menu === '{open}'");
+        browser.wait_for(&page, &menu, Duration::from_secs(5)).await.context("Start toggles the menu")?;
+        browser.eval(&page, "window.__pad.buttons[9].pressed = false").await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // A reload keeps the page muted.
+    browser.eval(&page, "window.__old = true, location.reload(), true").await?;
+    let reloaded = format!("!window.__old && {CONNECTED}");
+    browser.wait_for(&page, &reloaded, Duration::from_secs(90)).await?;
+    assert_eq!(browser.eval(&page, "document.body.dataset.muted").await?, "1");
+    browser.close().await;
+    server.stop().await
+}

@@ -15,7 +15,7 @@ use bevy::prelude::*;
 use bevy::ecs as bevy_ecs;
 
 use super::net::{Player, Policy, ServerUrl, Session};
-use super::page::now_secs;
+use super::page::{now_secs, set_body_attr};
 use super::render::{Drawn, ViewScale};
 use super::screen::{ArenaSet, Screen};
 use crate::reconnect::Notice;
@@ -118,15 +118,8 @@ fn set_text(id: &str, text: &str) {
     }
 }
 
-/// Sets a `<body>` attribute.
-fn set_body(name: &str, value: &str) {
-    if let Some(body) = document().and_then(|d| d.body()) {
-        let _ = body.set_attribute(name, value);
-    }
-}
-
 fn set_flag(name: &str, on: bool) {
-    set_body(name, if on { "1" } else { "0" });
+    set_body_attr(name, if on { "1" } else { "0" });
 }
 
 fn clock_text(secs: f64) -> String {
@@ -192,7 +185,7 @@ fn show_status(
         }
         (_, _) => ("connecting", format!("Connecting to {}…", url.0)),
     };
-    set_body("data-state", state);
+    set_body_attr("data-state", state);
     set_flag("data-silent", silent);
     set_text("status", &text);
     *line = StatusLine { state, text };
@@ -378,6 +371,7 @@ fn room_snapshot(room: &Room, drawn: &Drawn, now: f64) -> serde_json::Value {
             let pos = room.prediction().body().pos;
             [pos.x as f64 / f64::from(FIXED_ONE), pos.y as f64 / f64::from(FIXED_ONE)]
         }),
+        "audio": super::sound::snapshot(),
         // Who is predicted with you (the frame's near bodies), by id.
         "near": room.prediction().predicted_near().iter().map(|n| n.id).collect::<Vec<_>>(),
         "corrections": {

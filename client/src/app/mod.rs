@@ -17,7 +17,9 @@
 //!   and a JSON snapshot for tests.
 //!
 //! Inputs ([`input::InputPlugin`]) run in `FixedUpdate` at the protocol's
-//! input rate: keys, the page's touch stick and the dash button. [`page`]
+//! input rate: keys, the page's touch stick and dash button, a gamepad.
+//! Sounds ([`sound::SoundPlugin`]) are synthesised at the end of each
+//! frame from what the input, the renderer and the room asked for. [`page`]
 //! holds what the browser gives (clock, URL, `<body>` attributes, storage);
 //! [`console`] puts Bevy's warnings and errors on the browser's console.
 
@@ -30,6 +32,7 @@ mod page;
 mod render;
 mod screen;
 mod socket;
+mod sound;
 
 use bevy::prelude::*;
 use bevy::window::WindowPlugin;
@@ -61,6 +64,7 @@ pub fn run() {
             render::RenderPlugin,
             names::NamesPlugin,
             hud::HudPlugin,
+            sound::SoundPlugin,
         ))
         .run();
 }

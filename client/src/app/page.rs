@@ -17,6 +17,14 @@ pub fn body_attr(name: &str) -> Option<String> {
     web_sys::window()?.document()?.body()?.get_attribute(name)
 }
 
+/// Sets an attribute of the page's `<body>` (where the page's CSS and
+/// script read the game's state).
+pub fn set_body_attr(name: &str, value: &str) {
+    if let Some(body) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.body()) {
+        let _ = body.set_attribute(name, value);
+    }
+}
+
 /// The page's query parameter `key`, if present.
 pub fn query_param(key: &str) -> Option<String> {
     let search = web_sys::window()?.location().search().ok()?;

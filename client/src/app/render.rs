@@ -20,6 +20,7 @@ use bevy::ecs as bevy_ecs;
 use super::net::{Session, SessionChange};
 use super::page::now_secs;
 use super::screen::{ArenaSet, Screen};
+use super::sound::Cues;
 use crate::session::Change;
 
 // Tuning, in world units and seconds.
@@ -271,7 +272,8 @@ fn place_players(
 }
 
 /// Ghosts behind fast movers; a white flash behind a player whose velocity
-/// jumped (a bump, or a dash).
+/// jumped (a bump, or a dash), and the bump's sound when it touched
+/// someone.
 fn trails_and_flashes(
     mut commands: Commands,
     time: Res<Time>,
@@ -279,6 +281,7 @@ fn trails_and_flashes(
     drawn: Res<Drawn>,
     assets: Res<Assets2d>,
     mut dots: Query<(&mut PlayerDot, &MeshMaterial2d<ColorMaterial>)>,
+    mut cues: ResMut<Cues>,
 ) {
     let Some(playing) = session.room() else { return };
     let dt = time.delta_secs();
@@ -298,6 +301,10 @@ fn trails_and_flashes(
         if let Some((_, last_vel)) = dot.last {
             let dv = ((vel.0 - last_vel.0).powi(2) + (vel.1 - last_vel.1).powi(2)).sqrt();
             if dv > BUMP_FLASH_DV && speed < 3000.0 {
+                if touching(&drawn, dot.id, pos) {
+                    let you = drawn.0.get(&playing.you()).copied().unwrap_or(pos);
+                    cues.bump(dv, ((pos.0 - you.0).powi(2) + (pos.1 - you.1).powi(2)).sqrt());
+                }
                 commands.spawn((
                     Mesh2d(assets.circle.clone()),
                     MeshMaterial2d(assets.white.clone()),
@@ -317,6 +324,16 @@ fn trails_and_flashes(
         }
         dot.last = Some((pos, vel));
     }
+}
+
+/// Whether another drawn player touches (or all but touches) player `id`
+/// at `pos`: a jump in speed there is a bump, not a dash.
+fn touching(drawn: &Drawn, id: PlayerId, pos: (f32, f32)) -> bool {
+    let reach = (2 * PLAYER_RADIUS) as f32 + 8.0;
+    drawn
+        .0
+        .iter()
+        .any(|(&other, at)| other != id && (at.0 - pos.0).powi(2) + (at.1 - pos.1).powi(2) < reach * reach)
 }
 
 fn fade(mut commands: Commands, mut faders: Query<(Entity, &Fade, &mut Transform)>) {

@@ -1,0 +1,76 @@
+//! How the page's controls become one input: keys, the touch stick and a
+//! gamepad can be mixed, and each is read the same way on every sample.
+//! Engine-free, so it is tested natively; `app::input` reads the devices.
+
+use arena_shared::sim::{Input, STICK_MAX};
+
+/// A gamepad stick nearer the centre than this (of its full reach) reads
+/// as centred: worn sticks rest a little off it.
+pub const DEAD_ZONE: f64 = 0.2;
+
+/// Standard-mapping buttons (the Gamepad API's "standard" layout).
+pub const BUTTON_A: u32 = 0;
+pub const BUTTON_START: u32 = 9;
+
+/// A gamepad's left stick (`x`, `y` each -1..=1, y down, as the Gamepad
+/// API gives them) as a stick input: nothing inside the dead zone, full
+/// reach at the rim, scaled smoothly in between.
+pub fn pad_stick(x: f64, y: f64) -> Input {
+    let (x, y) = (if x.is_finite() { x } else { 0.0 }, if y.is_finite() { y } else { 0.0 });
+    let length = x.hypot(y);
+    if length <= DEAD_ZONE {
+        return Input::default();
+    }
+    let reach = ((length - DEAD_ZONE) / (1.0 - DEAD_ZONE)).min(1.0);
+    let scale = reach * f64::from(STICK_MAX) / length;
+    let axis = |v: f64| (v * scale).round().clamp(-f64::from(STICK_MAX), f64::from(STICK_MAX)) as i8;
+    Input::stick(axis(x), axis(y))
+}
+
+/// The stick to send: keys if any are held, else the touch stick if it is
+/// off centre, else the gamepad's.
+pub fn mix(keys: Input, touch: Input, pad: Input) -> Input {
+    [keys, touch, pad].into_iter().find(|i| (i.x, i.y) != (0, 0)).unwrap_or_default()
+}
+
+/// A button's press, once: `true` when it is held now and was not at the
+/// last sample (`was` is updated).
+pub fn pressed_now(held: bool, was: &mut bool) -> bool {
+    let now = held && !*was;
+    *was = held;
+    now
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gamepad_stick_has_a_dead_zone_and_full_reach() {
+        assert_eq!(pad_stick(0.15, -0.1), Input::default(), "resting off centre");
+        assert_eq!(pad_stick(f64::NAN, 1.0), Input::stick(0, 127), "a broken axis reads centred");
+        assert_eq!(pad_stick(1.0, 0.0), Input::stick(127, 0));
+        assert_eq!(pad_stick(0.0, -1.0), Input::stick(0, -127));
+        let diagonal = pad_stick(0.9, 0.9);
+        assert!(diagonal.x == diagonal.y && i32::from(diagonal.x) * 1414 / 1000 <= 128, "{diagonal:?}");
+        let half = pad_stick(0.6, 0.0);
+        assert!((60..=66).contains(&half.x), "halfway between the dead zone and the rim: {half:?}");
+    }
+
+    #[test]
+    fn keys_then_touch_then_gamepad() {
+        let (keys, touch, pad) = (Input::stick(-127, 0), Input::stick(0, 90), Input::stick(50, 50));
+        assert_eq!(mix(keys, touch, pad), keys);
+        assert_eq!(mix(Input::default(), touch, pad), touch);
+        assert_eq!(mix(Input::default(), Input::default(), pad), pad);
+        assert_eq!(mix(Input::default(), Input::default(), Input::default()), Input::default());
+    }
+
+    #[test]
+    fn a_held_button_presses_once() {
+        let mut was = false;
+        let presses: Vec<bool> =
+            [false, true, true, true, false, true].iter().map(|&h| pressed_now(h, &mut was)).collect();
+        assert_eq!(presses, [false, true, false, false, false, true]);
+    }
+}
