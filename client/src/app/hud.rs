@@ -372,6 +372,7 @@ fn room_snapshot(room: &Room, drawn: &Drawn, now: f64) -> serde_json::Value {
             [pos.x as f64 / f64::from(FIXED_ONE), pos.y as f64 / f64::from(FIXED_ONE)]
         }),
         "audio": super::sound::snapshot(),
+        "camera_on": room.camera_on(),
         // Who is predicted with you (the frame's near bodies), by id.
         "near": room.prediction().predicted_near().iter().map(|n| n.id).collect::<Vec<_>>(),
         "corrections": {

@@ -385,8 +385,10 @@ fn follow_camera(
 ) {
     let Some(playing) = session.room() else { return };
     let Ok(mut camera) = camera.single_mut() else { return };
-    // While you are out, the camera drifts back to the middle.
-    let (x, y) = drawn.0.get(&playing.you()).copied().unwrap_or((0.0, 0.0));
+    // While you are off the platform and on the podium it follows whoever
+    // knocked you out (`Room::camera_on`); with nobody drawn to follow, it
+    // drifts back to the middle.
+    let (x, y) = drawn.0.get(&playing.camera_on()).copied().unwrap_or((0.0, 0.0));
     let target = world_to_scene(x, y).extend(camera.translation.z);
     let follow = (CAMERA_FOLLOW_RATE * time.delta_secs()).min(1.0);
     camera.translation = camera.translation.lerp(target, follow);

@@ -466,7 +466,10 @@ mod tests {
         session.apply(ServerMsg::KnockedOut(ko), 10.0).expect("valid");
         assert_eq!(session.roster()[&1].score, 5);
         assert_eq!(session.feed().back().map(|l| l.text.as_str()), Some("ada knocked out bob (2)"));
-        assert_eq!(session.knocked_out().cloned(), Some(KnockedOutBy { by: Some("ada".into()), at: 10.0 }));
+        assert_eq!(
+            session.knocked_out().cloned(),
+            Some(KnockedOutBy { by: Some("ada".into()), by_id: Some(1), at: 10.0 })
+        );
         let fall = Knockout { victim: 1, victim_score: 4, by: None, by_score: 0 };
         session.apply(ServerMsg::KnockedOut(fall), 11.0).expect("valid");
         assert_eq!(session.feed().back().map(|l| l.text.as_str()), Some("ada fell off"));
@@ -477,6 +480,39 @@ mod tests {
         assert_eq!(session.feed().len(), FEED_LINES, "the feed keeps the newest lines");
         assert_eq!(session.ranking()[0].0, 1);
         assert_eq!(session.my_rank(), 2);
+    }
+
+    #[test]
+    fn the_camera_follows_whoever_knocked_you_out_while_you_are_off_and_on_the_podium() {
+        let mut session = session();
+        let body = Body::at(Vec2q::from_units(100, 0));
+        let standing = |life| frame(1, 0, &[(1, body, Life::Alive), (2, Body::default(), life)]);
+        session.apply(standing(Life::Alive), 0.0).expect("valid");
+        assert_eq!(session.camera_on(), 2, "you, while you play");
+        let ko = Knockout { victim: 2, victim_score: 0, by: Some(1), by_score: 1 };
+        session.apply(ServerMsg::KnockedOut(ko), 0.1).expect("valid");
+        session
+            .apply(frame(2, 0, &[(1, body, Life::Alive), (2, Body::default(), Life::Falling)]), 0.1)
+            .expect("ok");
+        assert_eq!(session.camera_on(), 1, "ada, who knocked you out, while you fall");
+        session
+            .apply(frame(3, 0, &[(1, body, Life::Alive), (2, Body::default(), Life::Out)]), 0.2)
+            .expect("ok");
+        assert_eq!(session.camera_on(), 1, "and while you are out");
+        session
+            .apply(frame(4, 0, &[(1, body, Life::Falling), (2, Body::default(), Life::Out)]), 0.3)
+            .expect("ok");
+        assert_eq!(session.camera_on(), 2, "not once she is off the platform too");
+        session
+            .apply(frame(5, 0, &[(1, body, Life::Alive), (2, Body::default(), Life::Protected)]), 0.4)
+            .expect("ok");
+        assert_eq!(session.camera_on(), 2, "you again once you are back");
+        let standings = vec![Standing { id: 1, score: 1, knockouts: 1 }];
+        let podium = RoundInfo { number: 1, phase: RoundPhase::Podium { standings, next_at: 700 } };
+        session.apply(ServerMsg::Round(podium), 0.5).expect("valid");
+        assert_eq!(session.camera_on(), 1, "on the podium, ada");
+        session.apply(ServerMsg::Left { id: 1 }, 0.6).expect("valid");
+        assert_eq!(session.camera_on(), 2, "you, once she has left");
     }
 
     #[test]

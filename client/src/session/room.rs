@@ -75,6 +75,8 @@ pub struct FeedLine {
 #[derive(Debug, Clone, PartialEq)]
 pub struct KnockedOutBy {
     pub by: Option<String>,
+    /// Who did it (`None`: you fell by yourself).
+    pub by_id: Option<PlayerId>,
     /// Local time it happened.
     pub at: f64,
 }
@@ -363,7 +365,7 @@ impl Room {
         };
         if victim == self.you {
             self.knockouts_taken += 1;
-            self.knocked_out = Some(KnockedOutBy { by: by.map(name), at });
+            self.knocked_out = Some(KnockedOutBy { by: by.map(name), by_id: by, at });
         }
         if by == Some(self.you) {
             self.knockouts_given += 1;
@@ -448,6 +450,18 @@ impl Room {
     /// How your player was last knocked out.
     pub fn knocked_out(&self) -> Option<&KnockedOutBy> {
         self.knocked_out.as_ref()
+    }
+
+    /// Whom the camera follows: you, except while you are off the platform
+    /// (falling or out) and during the podium, when it follows whoever last
+    /// knocked you out, if that player is still standing in the room.
+    pub fn camera_on(&self) -> PlayerId {
+        let watching = matches!(self.my_life(), Life::Falling | Life::Out) || self.podium().is_some();
+        let knocker = self.knocked_out.as_ref().and_then(|k| k.by_id);
+        let standing = |id: &PlayerId| {
+            self.roster.get(id).is_some_and(|m| matches!(m.life, Life::Alive | Life::Protected))
+        };
+        knocker.filter(|id| watching && standing(id)).unwrap_or(self.you)
     }
 
     /// Knockouts you gave and took in this room: (given, taken).
