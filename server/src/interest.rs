@@ -101,10 +101,9 @@ pub struct FrameScratch {
     priority: Vec<(PlayerId, f32)>,
     in_view: Vec<InView>,
     candidates: Vec<Candidate>,
-    /// The players near you, by their place in the scene (in id order),
-    /// and room to find them in.
-    near: Vec<u32>,
-    within: Vec<(i64, u32)>,
+    /// The players near you: squared distance and place in the scene, in
+    /// scene (id) order.
+    near: Vec<(i64, u32)>,
     /// A view's memory, freed by one client's baseline and reused for the
     /// next client's waiting view.
     view: View,
@@ -144,7 +143,7 @@ impl ClientView {
         self.settle_baseline(scratch, previous_taken);
         let you = *scene.get(me)?;
         let gone = in_view(scene, &you, &self.taken.1, &mut scratch.in_view);
-        nearest(scene, &scratch.in_view, (&mut scratch.within, &mut scratch.near));
+        nearest(scene, &scratch.in_view, &mut scratch.near);
         self.score_changes(scratch, scene);
         let chosen = pick_within_budget(scene, &self.taken.1, &mut scratch.candidates);
         let others = self.encode(&chosen);
@@ -153,7 +152,7 @@ impl ClientView {
         self.remember(scratch, &frame);
         // The near bodies build on the view this frame makes.
         if let Some((_, view)) = &self.waiting {
-            let bodies = scratch.near.iter().map(|&at| {
+            let bodies = scratch.near.iter().map(|&(_, at)| {
                 let state = &scene.states[at as usize];
                 NearBody { id: state.id, body: state.body, input: scene.inputs[at as usize] }
             });
@@ -212,7 +211,8 @@ impl ClientView {
             // The players near you go first, every frame: their near bodies
             // are sent as remainders from the view (a byte an axis when it is
             // current).
-            let near = if scratch.near.binary_search(&at).is_ok() { NEAR_FIRST } else { 0.0 };
+            let near =
+                if scratch.near.binary_search_by_key(&at, |&(_, at)| at).is_ok() { NEAR_FIRST } else { 0.0 };
             candidates.push(Candidate { score: score + near, scene: at, base });
         }
         self.priority = priority;
@@ -253,21 +253,19 @@ impl ClientView {
 /// and a frame adds at most 24).
 const NEAR_FIRST: f32 = 1000.0;
 
-/// Into `near`: where in the scene the players in view standing within
-/// [`NEAR_RADIUS`] are, the nearest [`MAX_NEAR`] of them, by id; `within`
-/// is room to work in.
-fn nearest(scene: &Scene, in_view: &[InView], (within, near): (&mut Vec<(i64, u32)>, &mut Vec<u32>)) {
+/// Into `near`: the players in view standing within [`NEAR_RADIUS`], the
+/// nearest [`MAX_NEAR`] of them, as (squared distance, place in the scene),
+/// by id.
+fn nearest(scene: &Scene, in_view: &[InView], near: &mut Vec<(i64, u32)>) {
     let near_sq = (i64::from(NEAR_RADIUS) * i64::from(FIXED_ONE)).pow(2);
     let standing = |v: &&InView| v.dist_sq <= near_sq && scene.states[v.scene as usize].life == Life::Alive;
-    within.clear();
-    within.extend(in_view.iter().filter(standing).map(|v| (v.dist_sq, v.scene)));
-    if within.len() > MAX_NEAR {
-        within.select_nth_unstable(MAX_NEAR);
-        within.truncate(MAX_NEAR);
-    }
     near.clear();
-    near.extend(within.iter().map(|&(_, at)| at));
-    near.sort_unstable();
+    near.extend(in_view.iter().filter(standing).map(|v| (v.dist_sq, v.scene)));
+    if near.len() > MAX_NEAR {
+        near.select_nth_unstable(MAX_NEAR);
+        near.truncate(MAX_NEAR);
+        near.sort_unstable_by_key(|&(_, at)| at);
+    }
 }
 
 fn enter_radius_sq() -> i64 {

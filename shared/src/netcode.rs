@@ -415,11 +415,6 @@ impl ViewHistory {
         self.views.back().map(|(_, view)| view)
     }
 
-    /// The tick of the newest frame applied (`None`: none yet).
-    pub fn latest_tick(&self) -> Option<u32> {
-        self.views.back().map(|(tick, _)| *tick)
-    }
-
     /// The view after the newest frame, by id.
     pub fn latest(&self) -> &[(PlayerId, Seen)] {
         self.views.back().map_or(&[], |(_, view)| view.as_slice())

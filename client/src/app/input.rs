@@ -31,11 +31,13 @@ impl Plugin for InputPlugin {
 }
 
 /// A dash asked for and not yet sent; the page's count of touch-button
-/// presses last seen; and whether the gamepad's A and Start were held.
+/// presses last seen; the gamepad's stick as last read, and whether its A
+/// and Start were held (the pad is read once a frame, here).
 #[derive(Resource, Default)]
 struct DashPress {
     pending: bool,
     touch_presses: u64,
+    pad_stick: Input,
     pad_a: bool,
     pad_start: bool,
 }
@@ -43,6 +45,7 @@ struct DashPress {
 fn latch_dash(keys: Res<ButtonInput<KeyCode>>, mut dash: ResMut<DashPress>) {
     let presses = body_attr("data-dashes").and_then(|n| n.parse().ok()).unwrap_or(0);
     let pad = gamepad();
+    dash.pad_stick = pad.as_ref().map_or_else(Input::default, |p| p.stick);
     let pad_a = controls::pressed_now(pad.as_ref().is_some_and(|p| p.held(BUTTON_A)), &mut dash.pad_a);
     if keys.just_pressed(KeyCode::Space) || presses > dash.touch_presses || pad_a {
         dash.pending = true;
@@ -70,8 +73,7 @@ fn send_input(
         held(KeyCode::KeyW, KeyCode::ArrowUp),
         held(KeyCode::KeyS, KeyCode::ArrowDown),
     );
-    let pad = gamepad().map_or_else(Input::default, |p| p.stick);
-    let stick = controls::mix(keyed, touch_stick(), pad);
+    let stick = controls::mix(keyed, touch_stick(), dash.pad_stick);
     let dashing = std::mem::take(&mut dash.pending);
     if dashing && playing.room().is_some_and(|room| room.dash_ready() >= 1.0) {
         cues.0.push(Cue::Dash);

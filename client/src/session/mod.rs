@@ -486,27 +486,21 @@ mod tests {
     fn the_camera_follows_whoever_knocked_you_out_while_you_are_off_and_on_the_podium() {
         let mut session = session();
         let body = Body::at(Vec2q::from_units(100, 0));
-        let standing = |life| frame(1, 0, &[(1, body, Life::Alive), (2, Body::default(), life)]);
-        session.apply(standing(Life::Alive), 0.0).expect("valid");
+        let lives = |tick, ada, you| frame(tick, 0, &[(1, body, ada), (2, Body::default(), you)]);
+        session.apply(lives(1, Life::Alive, Life::Alive), 0.0).expect("valid");
         assert_eq!(session.camera_on(), 2, "you, while you play");
         let ko = Knockout { victim: 2, victim_score: 0, by: Some(1), by_score: 1 };
         session.apply(ServerMsg::KnockedOut(ko), 0.1).expect("valid");
-        session
-            .apply(frame(2, 0, &[(1, body, Life::Alive), (2, Body::default(), Life::Falling)]), 0.1)
-            .expect("ok");
-        assert_eq!(session.camera_on(), 1, "ada, who knocked you out, while you fall");
-        session
-            .apply(frame(3, 0, &[(1, body, Life::Alive), (2, Body::default(), Life::Out)]), 0.2)
-            .expect("ok");
-        assert_eq!(session.camera_on(), 1, "and while you are out");
-        session
-            .apply(frame(4, 0, &[(1, body, Life::Falling), (2, Body::default(), Life::Out)]), 0.3)
-            .expect("ok");
-        assert_eq!(session.camera_on(), 2, "not once she is off the platform too");
-        session
-            .apply(frame(5, 0, &[(1, body, Life::Alive), (2, Body::default(), Life::Protected)]), 0.4)
-            .expect("ok");
-        assert_eq!(session.camera_on(), 2, "you again once you are back");
+        let steps = [
+            (Life::Alive, Life::Falling, 1, "ada, who knocked you out, while you fall"),
+            (Life::Alive, Life::Out, 1, "and while you are out"),
+            (Life::Falling, Life::Out, 2, "not once she is off the platform too"),
+            (Life::Alive, Life::Protected, 2, "you again once you are back"),
+        ];
+        for (tick, (ada, you, want, why)) in (2..).zip(steps) {
+            session.apply(lives(tick, ada, you), f64::from(tick) / 10.0).expect("valid");
+            assert_eq!(session.camera_on(), want, "{why}");
+        }
         let standings = vec![Standing { id: 1, score: 1, knockouts: 1 }];
         let podium = RoundInfo { number: 1, phase: RoundPhase::Podium { standings, next_at: 700 } };
         session.apply(ServerMsg::Round(podium), 0.5).expect("valid");

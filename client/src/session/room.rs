@@ -296,15 +296,19 @@ impl Room {
 
         // The others in view: this frame's changes on its baseline's view,
         // and the near bodies on that.
-        let decoded = match self.views.apply(&frame) {
-            Some(view) => near_bodies(view, &frame.near, &mut self.near),
-            None => false,
+        // (Near bodies that do not fit the view decode to nobody.)
+        let fits = match self.views.apply(&frame) {
+            Some(view) => {
+                near_bodies(view, &frame.near, &mut self.near);
+                true
+            }
+            None => {
+                self.near.clear();
+                false
+            }
         };
-        if !decoded {
-            self.near.clear();
-        }
         self.reconcile_you(&frame, at, changes);
-        if self.views.latest_tick() != Some(frame.tick) {
+        if !fits {
             return Ok(false);
         }
         let view = self.views.latest();
