@@ -169,6 +169,12 @@ pub struct ServerConfig {
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub max_rooms_per_ip: u32,
 
+    /// Watchers one room takes at once (`/r/<code>?watch`): they hold no
+    /// seat, but each is a connection that gets every frame.
+    #[arg(long, env = "ARENA_MAX_WATCHERS", default_value_t = 32,
+          value_parser = clap::value_parser!(u16).range(0..=1_000))]
+    pub max_watchers: u16,
+
     /// Cluster mode: the Redis the nodes share, `redis://host:port[/db]`.
     /// Each room is leased to one node, invite links and quick-joins work
     /// through any node, and rooms move to another node on a drain or a
@@ -233,6 +239,7 @@ impl Default for ServerConfig {
             ipv6_prefix: 64,
             max_held_seats_per_ip: 8,
             max_rooms_per_ip: 4,
+            max_watchers: 32,
             redis_url: None,
             node_url: None,
             lease_ms: 3_000,
@@ -428,6 +435,7 @@ mod tests {
         assert_eq!(parsed.ipv6_prefix, default.ipv6_prefix);
         assert_eq!(parsed.max_held_seats_per_ip, default.max_held_seats_per_ip);
         assert_eq!(parsed.max_rooms_per_ip, default.max_rooms_per_ip);
+        assert_eq!(parsed.max_watchers, default.max_watchers);
         assert_eq!((parsed.admin_token, parsed.metrics_bind), (None, None));
     }
 

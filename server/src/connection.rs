@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use arena_shared::codec::{DecodeError, decode_client, encode_server, hello_version};
 use arena_shared::protocol::{
-    ClientMsg, MAX_CLIENT_MSG_BYTES, MAX_REASON_BYTES, PROTOCOL_VERSION, PlayerId, RejectReason, Rejection,
-    ServerMsg, close, validate_name,
+    ClientMsg, MAX_CLIENT_MSG_BYTES, MAX_REASON_BYTES, PROTOCOL_VERSION, RejectReason, Rejection, ServerMsg,
+    close, validate_name,
 };
 use arena_shared::sim::Input;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -198,7 +198,7 @@ async fn play(
     mut membership: Membership,
     state: &Context,
 ) {
-    let Membership { id, outbox, inbound, .. } = &membership;
+    let Membership { id, outbox, .. } = &membership;
     // The payload of the ping the writer waits on (0: none); the reader
     // clears it when the matching pong comes.
     let ping = AtomicU64::new(NO_PING);
@@ -210,7 +210,7 @@ async fn play(
     let (peer_closed, abrupt) = {
         let mut writer = std::pin::pin!(write_loop(&mut sink, outbox, liveness, &ping, &state.app.metrics));
         let ended = tokio::select! {
-            ending = read_loop(&mut stream, *id, inbound, outbox, &mut budget, &ping, state) => ending,
+            ending = read_loop(&mut stream, &membership, &mut budget, &ping, state) => ending,
             // The writer ends once the outbox closes (the room kicked the
             // player, or it resumed elsewhere) or the socket fails; it is not
             // polled again after this arm.
@@ -244,7 +244,7 @@ async fn play(
     if peer_closed {
         echo_close(&mut sink).await;
     }
-    if !abrupt {
+    if !abrupt || membership.watching {
         membership.leave_for_good();
     } else {
         match state.app.held_seats.try_acquire(state.peer) {
@@ -265,15 +265,15 @@ async fn play(
 /// the connection ends.
 async fn read_loop(
     stream: &mut impl MessageStream,
-    id: PlayerId,
-    inbound: &InboundQueue,
-    outbox: &Outbox,
+    membership: &Membership,
     budget: &mut RateBudget,
     ping: &AtomicU64,
     state: &Context,
 ) -> Ending {
     let idle = state.app.config.idle_timeout();
     let metrics = &state.app.metrics;
+    let Membership { id, outbox, inbound, watching, .. } = membership;
+    let seat = Seat { inbound, outbox, watching: *watching };
     // One timer for the whole connection, pushed back by every message
     // (pushing a deadline later costs no timer-wheel work).
     let silence = tokio::time::sleep(idle);
@@ -318,7 +318,7 @@ async fn read_loop(
             }
         };
         metrics.bytes_in_total.inc_by(bytes.len() as u64);
-        if let Err(ending) = on_client_msg(&bytes, inbound, outbox, metrics) {
+        if let Err(ending) = on_client_msg(&bytes, &seat, metrics) {
             return ending;
         }
     }
@@ -335,17 +335,39 @@ fn answer_ping(payload: &[u8], ping: &AtomicU64) {
     }
 }
 
-/// Handles one message of a seated client: inputs and `Resync` to the room,
-/// a pong straight back; `Err` says how the connection ends.
-fn on_client_msg(
-    bytes: &[u8],
-    inbound: &InboundQueue,
-    outbox: &Outbox,
-    metrics: &Metrics,
-) -> Result<(), Ending> {
-    match decode_client(bytes) {
+/// A connection's ends in its room, and whether it only watches.
+struct Seat<'a> {
+    inbound: &'a InboundQueue,
+    outbox: &'a Outbox,
+    watching: bool,
+}
+
+/// Handles one message of a seated client (or a watcher): inputs,
+/// `Resync` and a watcher's `Follow` to the room, a pong straight back;
+/// `Err` says how the connection ends.
+fn on_client_msg(bytes: &[u8], seat: &Seat, metrics: &Metrics) -> Result<(), Ending> {
+    let Seat { inbound, outbox, watching } = *seat;
+    let msg = decode_client(bytes);
+    // A watcher moves nobody, and only a watcher has a camera to point.
+    let misplaced = match &msg {
+        Ok(ClientMsg::Input { .. } | ClientMsg::Inputs { .. }) if watching => {
+            Some("a watcher sends no inputs")
+        }
+        Ok(ClientMsg::Follow { .. }) if !watching => Some("only a watcher follows a player"),
+        _ => None,
+    };
+    if let Some(reason) = misplaced {
+        metrics.kick(Kick::Protocol);
+        return Err(Ending::Close(CloseReason::new(close::PROTOCOL_ERROR, reason)));
+    }
+    match msg {
         Ok(ClientMsg::Input { seq, input }) => queue_inputs(inbound, seq, [input], metrics),
         Ok(ClientMsg::Inputs { seq, inputs: batch }) => queue_inputs(inbound, seq, batch, metrics),
+        // Dropped when the queue is full: the watcher may say it again.
+        Ok(ClientMsg::Follow { id }) => match inbound.push(Inbound::Follow(id)) {
+            Err(Refused::Closed) => Err(Ending::Gone),
+            _ => Ok(()),
+        },
         Ok(ClientMsg::Ping { client_time_us }) => {
             let pong = Bytes::from(encode_server(&ServerMsg::Pong { client_time_us }));
             if outbox.push_event(pong) {
@@ -601,6 +623,7 @@ fn message_kind(msg: &ClientMsg) -> &'static str {
         ClientMsg::Ping { .. } => "Ping",
         ClientMsg::Resync => "Resync",
         ClientMsg::Inputs { .. } => "Inputs",
+        ClientMsg::Follow { .. } => "Follow",
     }
 }
 
@@ -824,6 +847,41 @@ mod tests {
         }
         assert!(next.contains(&0), "a full view follows the Resync: {next:?}");
         assert!(next.last().is_some_and(|&b| b > 0), "and deltas again: {next:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watcher_sees_frames_and_is_closed_for_inputs_and_a_player_for_follow() {
+        let app = app(ServerConfig::default());
+        let mut ada = connect(&app);
+        let seated = ada.join("ada", RoomRequest::Quick, None).await;
+        let mut eve = connect(&app);
+        let watch = RoomRequest::Watch { code: seated.room.clone() };
+        let welcome = eve.join("eve", watch.clone(), None).await;
+        assert!(welcome.watching && welcome.players.iter().any(|p| p.id == seated.you));
+        loop {
+            if let ServerMsg::Frame(frame) = eve.next_msg().await {
+                assert_eq!(frame.you.id, seated.you, "the watcher follows the only player");
+                break;
+            }
+        }
+        eve.send(&ClientMsg::Follow { id: seated.you });
+        eve.send(&ClientMsg::Inputs { seq: 1, inputs: vec![Input::stick(1, 0)] });
+        assert_eq!(eve.close_code().await, close::PROTOCOL_ERROR);
+        ada.send(&ClientMsg::Follow { id: seated.you });
+        assert_eq!(ada.close_code().await, close::PROTOCOL_ERROR);
+        // A room nobody plays in is still not found by a watcher.
+        let mut mallory = connect(&app);
+        mallory.send(&ClientMsg::Hello {
+            version: PROTOCOL_VERSION,
+            name: "m".into(),
+            color: 0,
+            room: RoomRequest::Watch { code: "nosuchroom".into() },
+            resume: None,
+        });
+        assert!(matches!(
+            mallory.next_msg().await,
+            ServerMsg::Rejected(Rejection { reason: RejectReason::RoomNotFound, .. })
+        ));
     }
 
     #[tokio::test(start_paused = true)]

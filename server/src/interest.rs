@@ -51,6 +51,11 @@ impl Scene {
         Scene { states, seen, inputs }
     }
 
+    /// Whether player `id` is in the scene.
+    pub fn contains(&self, id: PlayerId) -> bool {
+        self.get(id).is_some()
+    }
+
     fn get(&self, id: PlayerId) -> Option<&PlayerState> {
         self.states.binary_search_by_key(&id, |s| s.id).ok().map(|i| &self.states[i])
     }

@@ -26,6 +26,8 @@ pub enum Inbound {
     Input(QueuedInput),
     /// The client lacks a baseline: send it a full view next.
     Resync,
+    /// A watcher's camera follows this player (0: the leader).
+    Follow(PlayerId),
 }
 
 /// A connection's bounded queue of what its client asks of the room: its
@@ -106,8 +108,18 @@ pub struct Ends {
     pub inbound: Arc<InboundQueue>,
 }
 
+/// A watcher's link: no seat in the world; its frames are the view of the
+/// player it follows.
+struct Watcher {
+    link: Link,
+    /// Who it asked to follow (0: whoever leads).
+    follow: PlayerId,
+}
+
 pub struct Links {
     links: BTreeMap<PlayerId, Link>,
+    /// Watchers, by an id of their own (not a player's).
+    watchers: BTreeMap<PlayerId, Watcher>,
     /// What every link's frame is built in, one after the other.
     scratch: FrameScratch,
     /// Ticks of stale frames before a client is too slow.
@@ -121,29 +133,50 @@ pub struct Pushed {
     pub replaced: u64,
     /// Players that left frames unread for too long.
     pub too_slow: Vec<PlayerId>,
+    /// Watchers that did (already closed).
+    pub watchers_too_slow: u64,
 }
 
 impl Links {
     pub fn new(slow_client_ticks: u32) -> Self {
-        Links { links: BTreeMap::new(), scratch: FrameScratch::default(), slow_client_ticks }
+        Links {
+            links: BTreeMap::new(),
+            watchers: BTreeMap::new(),
+            scratch: FrameScratch::default(),
+            slow_client_ticks,
+        }
     }
 
     /// Opens player `id`'s link; one it still had (the player resumed
     /// elsewhere) is closed with 4008.
     pub fn open(&mut self, id: PlayerId) -> Ends {
-        let outbox = Arc::new(Outbox::default());
-        let inbound = Arc::new(InboundQueue::default());
-        let link = Link {
-            outbox: outbox.clone(),
-            inbound: inbound.clone(),
-            stale_ticks: 0,
-            view: ClientView::default(),
-        };
+        let (link, ends) = Link::new();
         if let Some(old) = self.links.insert(id, link) {
             old.outbox
                 .close(CloseReason::new(close::RESUMED_ELSEWHERE, "this player connected again elsewhere"));
         }
-        Ends { outbox, inbound }
+        ends
+    }
+
+    /// Opens a watcher's link under a watcher id not in use (watchers are
+    /// few: at most `--max-watchers`, far below the ids there are).
+    pub fn open_watcher(&mut self) -> (PlayerId, Ends) {
+        let id = (1..=PlayerId::MAX).find(|id| !self.watchers.contains_key(id)).unwrap_or(PlayerId::MAX);
+        let (link, ends) = Link::new();
+        self.watchers.insert(id, Watcher { link, follow: 0 });
+        (id, ends)
+    }
+
+    /// Closes and forgets watcher `id`'s link; `false` if it had none.
+    pub fn close_watcher(&mut self, id: PlayerId, reason: CloseReason) -> bool {
+        let Some(watcher) = self.watchers.remove(&id) else { return false };
+        watcher.link.outbox.close(reason);
+        true
+    }
+
+    /// How many watch.
+    pub fn watchers(&self) -> usize {
+        self.watchers.len()
     }
 
     /// Closes and forgets player `id`'s link, if it has one.
@@ -158,6 +191,9 @@ impl Links {
         for (_, link) in std::mem::take(&mut self.links) {
             link.outbox.close(reason.clone());
         }
+        for (_, watcher) in std::mem::take(&mut self.watchers) {
+            watcher.link.outbox.close(reason.clone());
+        }
     }
 
     /// Queues one message for player `id`.
@@ -165,13 +201,21 @@ impl Links {
         self.links.get(&id).is_none_or(|link| link.outbox.push_event(bytes))
     }
 
-    /// Queues one message for everyone; returns the players whose event
-    /// queue is full (stuck: the room drops them). `wake`: whether the
-    /// writers should send it now, or with the frame that follows.
-    pub fn broadcast(&self, bytes: &Bytes, wake: bool) -> Vec<PlayerId> {
+    /// Queues one message for everyone, watchers too; returns the players
+    /// whose event queue is full (stuck: the room drops them; a stuck
+    /// watcher is closed here). `wake`: whether the writers should send it
+    /// now, or with the frame that follows.
+    pub fn broadcast(&mut self, bytes: &Bytes, wake: bool) -> Vec<PlayerId> {
         let push = |outbox: &Outbox| {
             if wake { outbox.push_event(bytes.clone()) } else { outbox.queue_event(bytes.clone()) }
         };
+        self.watchers.retain(|_, watcher| {
+            let pushed = push(&watcher.link.outbox);
+            if !pushed {
+                watcher.link.outbox.close(too_slow());
+            }
+            pushed
+        });
         self.links.iter().filter(|(_, link)| !push(&link.outbox)).map(|(&id, _)| id).collect()
     }
 
@@ -185,19 +229,86 @@ impl Links {
             let Some(frame) = link.view.frame(&mut self.scratch, scene, id, (tick, ack), taken) else {
                 continue;
             };
-            let frame = Bytes::from(encode_server(&ServerMsg::Frame(frame)));
-            match link.outbox.push_frame(frame) {
-                FramePush::Fresh => link.stale_ticks = 0,
-                FramePush::Replaced => {
-                    pushed.replaced += 1;
-                    link.stale_ticks += 1;
-                    if link.stale_ticks >= self.slow_client_ticks {
-                        pushed.too_slow.push(id);
-                    }
-                }
+            if link.push(frame, &mut pushed, self.slow_client_ticks) {
+                pushed.too_slow.push(id);
             }
         }
         pushed
+    }
+
+    /// Hands every watcher its frame: the view of the player it follows if
+    /// that one is in the scene, else of `leader`. Watchers that stopped
+    /// reading are closed.
+    pub fn push_watcher_frames(&mut self, tick: u32, scene: &Scene, leader: Option<PlayerId>) -> Pushed {
+        let mut pushed = Pushed::default();
+        let slow_client_ticks = self.slow_client_ticks;
+        self.watchers.retain(|_, watcher| {
+            while let Some(inbound) = watcher.link.inbound.pop() {
+                match inbound {
+                    Inbound::Follow(id) => watcher.follow = id,
+                    Inbound::Resync => watcher.link.view.resync(),
+                    // The reader lets no input of a watcher through.
+                    Inbound::Input(_) => {}
+                }
+            }
+            let followed = Some(watcher.follow).filter(|&id| scene.contains(id)).or(leader);
+            let link = &mut watcher.link;
+            let taken = !link.outbox.has_frame();
+            let Some(mut frame) =
+                followed.and_then(|id| link.view.frame(&mut self.scratch, scene, id, (tick, 0), taken))
+            else {
+                return true;
+            };
+            // A watcher predicts nobody.
+            frame.near.clear();
+            if link.push(frame, &mut pushed, slow_client_ticks) {
+                link.outbox.close(too_slow());
+                pushed.watchers_too_slow += 1;
+                return false;
+            }
+            true
+        });
+        pushed
+    }
+}
+
+fn too_slow() -> CloseReason {
+    CloseReason::new(close::TOO_SLOW, "too slow: frames were not being read")
+}
+
+impl Link {
+    fn new() -> (Link, Ends) {
+        let outbox = Arc::new(Outbox::default());
+        let inbound = Arc::new(InboundQueue::default());
+        let link = Link {
+            outbox: outbox.clone(),
+            inbound: inbound.clone(),
+            stale_ticks: 0,
+            view: ClientView::default(),
+        };
+        (link, Ends { outbox, inbound })
+    }
+
+    /// Queues `frame`, replacing one the writer has not taken; `true` when
+    /// this link has now left frames unread for `slow_client_ticks`.
+    fn push(
+        &mut self,
+        frame: arena_shared::protocol::Frame,
+        pushed: &mut Pushed,
+        slow_client_ticks: u32,
+    ) -> bool {
+        let frame = Bytes::from(encode_server(&ServerMsg::Frame(frame)));
+        match self.outbox.push_frame(frame) {
+            FramePush::Fresh => {
+                self.stale_ticks = 0;
+                false
+            }
+            FramePush::Replaced => {
+                pushed.replaced += 1;
+                self.stale_ticks += 1;
+                self.stale_ticks >= slow_client_ticks
+            }
+        }
     }
 }
 
@@ -210,6 +321,8 @@ impl InputSource for Links {
             match link.inbound.pop()? {
                 Inbound::Input(input) => return Some(input),
                 Inbound::Resync => link.view.resync(),
+                // The reader lets no `Follow` of a player through.
+                Inbound::Follow(_) => {}
             }
         }
     }

@@ -156,6 +156,8 @@ impl EncodeMetric for SharedHistogram {
 #[derive(Debug, Default)]
 pub struct RoomStats {
     pub players: AtomicU64,
+    /// Watchers (no seat; not in `players`).
+    pub watchers: AtomicU64,
     pub tick: AtomicU64,
     pub ticks: TickHistogram,
 }

@@ -30,6 +30,9 @@ use crate::metrics::{Kick, Metrics, RoomStats};
 use crate::outbox::{CloseReason, Outbox};
 use crate::world::{Frames, Newcomer, RosterLine, World, WorldSnapshot};
 
+/// Watchers a room takes unless told otherwise (`--max-watchers`).
+pub const DEFAULT_MAX_WATCHERS: u16 = 32;
+
 /// Joins and leaves waiting for the room. Small: each is handled within a tick.
 const COMMAND_QUEUE: usize = 256;
 
@@ -45,6 +48,8 @@ enum Command {
     Move { to: Moved },
     /// Close every connection with this reason and stop.
     Close { reason: CloseReason },
+    /// Someone watches, without a seat.
+    Watch { reply: oneshot::Sender<Result<Membership, JoinError>> },
     /// Who sits in the room now (the operators' page).
     Roster { reply: oneshot::Sender<Vec<RosterLine>> },
     /// An operator removes a player: its seat is freed and its connection
@@ -64,6 +69,8 @@ pub struct Departure {
     /// The connection's address's place under `--max-held-seats-per-ip`,
     /// kept by the room for as long as it holds the seat.
     pub hold: Option<Slot>,
+    /// A watcher left (`id` is its watcher id): there is no seat.
+    pub watcher: bool,
 }
 
 /// Why a room did not seat someone.
@@ -87,7 +94,10 @@ pub struct RoomHandle {
 /// A seat in the room, held by its connection for as long as it plays.
 #[derive(Debug)]
 pub struct Membership {
+    /// The player's id, or a watcher's own.
     pub id: PlayerId,
+    /// A watcher: no seat, no inputs; it may say whom to follow.
+    pub watching: bool,
     pub outbox: Arc<Outbox>,
     /// Inputs and `Resync` for the room, in the order the client sent them.
     pub inbound: Arc<InboundQueue>,
@@ -117,6 +127,8 @@ struct SeatGuard {
     epoch: u32,
     /// Until told otherwise, a drop is a dropped socket (or a panic).
     abrupt: bool,
+    /// A watcher's guard: see [`Departure::watcher`].
+    watcher: bool,
     /// See [`Departure::hold`]. A drop without one (a panic) is held too:
     /// a bug must not cost a player its seat.
     hold: Option<Slot>,
@@ -125,8 +137,13 @@ struct SeatGuard {
 
 impl Drop for SeatGuard {
     fn drop(&mut self) {
-        let departure =
-            Departure { id: self.id, epoch: self.epoch, abrupt: self.abrupt, hold: self.hold.take() };
+        let departure = Departure {
+            id: self.id,
+            epoch: self.epoch,
+            abrupt: self.abrupt,
+            hold: self.hold.take(),
+            watcher: self.watcher,
+        };
         // A stopped room has already dropped everyone.
         let _ = self.leaves.send(departure);
     }
@@ -139,6 +156,7 @@ impl std::fmt::Debug for Command {
             Command::Snapshot { .. } => write!(f, "Snapshot"),
             Command::Move { to } => write!(f, "Move({})", to.url),
             Command::Close { reason } => write!(f, "Close({})", reason.code),
+            Command::Watch { .. } => write!(f, "Watch"),
             Command::Roster { .. } => write!(f, "Roster"),
             Command::Kick { id, .. } => write!(f, "Kick({id})"),
         }
@@ -155,6 +173,14 @@ impl RoomHandle {
     ) -> Result<Membership, JoinError> {
         let (reply, answer) = oneshot::channel();
         self.commands.send(Command::Join { newcomer, resume, reply }).await.map_err(|_| JoinError::Closed)?;
+        answer.await.map_err(|_| JoinError::Closed)?
+    }
+
+    /// Asks to watch; the watcher's link closes when the returned
+    /// membership is dropped.
+    pub async fn watch(&self) -> Result<Membership, JoinError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::Watch { reply }).await.map_err(|_| JoinError::Closed)?;
         answer.await.map_err(|_| JoinError::Closed)?
     }
 
@@ -233,6 +259,10 @@ pub struct Room {
     holds: HashMap<PlayerId, Slot>,
     /// Players seated here so far (resumes are not new players).
     seated_ever: u32,
+    /// Watchers this room takes at once (`--max-watchers`).
+    max_watchers: usize,
+    /// The watcher count everyone was last told.
+    watchers_told: usize,
 }
 
 /// A seat given by [`Room::seat`].
@@ -254,6 +284,47 @@ impl Room {
             code,
             holds: HashMap::new(),
             seated_ever: 0,
+            max_watchers: usize::from(DEFAULT_MAX_WATCHERS),
+            watchers_told: 0,
+        }
+    }
+
+    /// Takes at most `max` watchers at once.
+    pub fn watched_by_at_most(mut self, max: u16) -> Self {
+        self.max_watchers = usize::from(max);
+        self
+    }
+
+    /// Opens a watcher's link, with its `Welcome` first; refused past
+    /// `--max-watchers`.
+    pub fn watch(&mut self) -> Result<(PlayerId, Ends), Rejection> {
+        if self.links.watchers() >= self.max_watchers {
+            let max = u16::try_from(self.max_watchers).unwrap_or(u16::MAX);
+            return Err(Rejection::new(arena_shared::protocol::RejectReason::WatchersFull { max }));
+        }
+        let (id, ends) = self.links.open_watcher();
+        self.world.set_watchers(self.watcher_count());
+        ends.outbox.push_event(Bytes::from(encode_server(&self.world.watcher_welcome())));
+        self.tell_watchers();
+        Ok((id, ends))
+    }
+
+    fn watcher_count(&self) -> u16 {
+        u16::try_from(self.links.watchers()).unwrap_or(u16::MAX)
+    }
+
+    /// Tells everyone how many watch, if that changed.
+    fn tell_watchers(&mut self) {
+        let count = self.links.watchers();
+        if count == self.watchers_told {
+            return;
+        }
+        self.watchers_told = count;
+        self.world.set_watchers(self.watcher_count());
+        self.stats.watchers.store(count as u64, Relaxed);
+        let msg = Bytes::from(encode_server(&ServerMsg::Watchers { count: self.watcher_count() }));
+        for id in self.links.broadcast(&msg, true) {
+            self.kick_slow(id);
         }
     }
 
@@ -302,7 +373,12 @@ impl Room {
 
     /// A connection ended (see [`World::depart`]); its link goes with it.
     pub fn depart(&mut self, departure: Departure) -> bool {
-        let Departure { id, epoch, abrupt, hold } = departure;
+        let Departure { id, epoch, abrupt, hold, watcher } = departure;
+        if watcher {
+            let current = self.links.close_watcher(id, CloseReason::new(close::NORMAL, "left"));
+            self.tell_watchers();
+            return current;
+        }
         let current = self.world.depart(id, epoch, abrupt);
         if current {
             self.links.close(id, CloseReason::new(close::NORMAL, "left"));
@@ -324,11 +400,20 @@ impl Room {
         // The frames follow at once: they wake the writers.
         self.deliver_news(false);
         let Frames { tick, states, inputs, acks } = frames;
-        let pushed = self.links.push_frames(tick, &acks, &Scene::new(states, inputs));
+        let scene = Scene::new(states, inputs);
+        let pushed = self.links.push_frames(tick, &acks, &scene);
         self.metrics.frames_dropped_total.inc_by(pushed.replaced);
         for id in pushed.too_slow {
             self.kick_slow(id);
         }
+        if self.links.watchers() > 0 {
+            let watched = self.links.push_watcher_frames(tick, &scene, self.world.leader());
+            self.metrics.frames_dropped_total.inc_by(watched.replaced);
+            for _ in 0..watched.watchers_too_slow {
+                self.metrics.kick(Kick::TooSlow);
+            }
+        }
+        self.tell_watchers();
         self.report();
     }
 
@@ -408,8 +493,9 @@ pub fn spawn(
     if let Some(saved) = spec.restore {
         world = world.restored(saved);
     }
-    let room =
-        Room::new(world, config.slow_client_ticks(), metrics, spec.code.clone()).reporting_to(spec.stats);
+    let room = Room::new(world, config.slow_client_ticks(), metrics, spec.code.clone())
+        .reporting_to(spec.stats)
+        .watched_by_at_most(config.max_watchers);
     let handle = RoomHandle { commands, leaves };
     let channels = Channels { commands: commands_rx, leaves: leaves_rx, leave_sender: handle.leaves.clone() };
     let (owner, on_close) = (spec.owner, spec.on_close);
@@ -510,6 +596,9 @@ async fn run(
     refuse_queued(&mut commands);
     if shutting_down {
         room.close_all(&CloseReason::new(close::GOING_AWAY, "server shutting down"));
+    } else {
+        // Watchers of a room everyone left.
+        room.close_all(&CloseReason::new(close::ROOM_NOT_FOUND, "everyone left the room"));
     }
     tracing::info!(room = %code, "room closed");
 }
@@ -554,6 +643,10 @@ impl Room {
                 self.close_all(&reason);
                 true
             }
+            Command::Watch { reply } => {
+                let _ = reply.send(self.admit_watcher(leave_sender));
+                false
+            }
             Command::Roster { reply } => {
                 let _ = reply.send(self.world.roster());
                 false
@@ -597,8 +690,21 @@ impl Room {
         })?;
         let Seat { id, name, epoch, ends } = seat;
         tracing::info!(room = %code, player = id, %name, epoch, players = self.world.player_count(), "joined");
-        let guard = SeatGuard { id, epoch, abrupt: true, hold: None, leaves: leaves.clone() };
-        Ok(Membership { id, outbox: ends.outbox, inbound: ends.inbound, guard })
+        let guard = SeatGuard { id, epoch, abrupt: true, hold: None, watcher: false, leaves: leaves.clone() };
+        Ok(Membership { id, watching: false, outbox: ends.outbox, inbound: ends.inbound, guard })
+    }
+
+    /// Opens a watcher's link (see [`Room::watch`]) and hands it its
+    /// membership, whose guard closes the link when it ends.
+    fn admit_watcher(&mut self, leaves: &mpsc::UnboundedSender<Departure>) -> Result<Membership, JoinError> {
+        let (id, ends) = self.watch().map_err(|rejection| {
+            tracing::info!(room = %self.code, reason = %rejection.message, "watcher refused");
+            JoinError::Rejected(rejection)
+        })?;
+        tracing::info!(room = %self.code, watcher = id, watchers = self.links.watchers(), "watching");
+        let guard =
+            SeatGuard { id, epoch: 0, abrupt: false, hold: None, watcher: true, leaves: leaves.clone() };
+        Ok(Membership { id, watching: true, outbox: ends.outbox, inbound: ends.inbound, guard })
     }
 }
 
@@ -639,6 +745,47 @@ mod tests {
             .rev()
             .find_map(|m| if let ServerMsg::Frame(f) = m { Some(f.clone()) } else { None })
             .expect("should have sent a frame")
+    }
+
+    #[tokio::test]
+    async fn a_watcher_takes_no_seat_follows_the_leader_or_whom_it_asks_and_is_counted() {
+        let mut room = room(3).watched_by_at_most(1);
+        let ada = seat(&mut room, "ada", 1);
+        let bob = seat(&mut room, "bob", 2);
+        take_messages(&ada.ends.outbox).await;
+        let (watcher, ends) = room.watch().expect("a watcher fits");
+        let Some(ServerMsg::Welcome(welcome)) = take_messages(&ends.outbox).await.into_iter().next() else {
+            panic!("a watcher's first message is its Welcome");
+        };
+        assert!(welcome.watching);
+        assert_eq!((welcome.you, welcome.watchers, welcome.players.len()), (0, 1, 2));
+        assert_eq!(room.world.player_count(), 2, "a watcher is no player");
+        assert!(take_messages(&ada.ends.outbox).await.contains(&ServerMsg::Watchers { count: 1 }));
+        let refused = room.watch().expect_err("one watcher is the cap");
+        assert_eq!(refused.reason, arena_shared::protocol::RejectReason::WatchersFull { max: 1 });
+
+        // Equal scores: the leader is the longest here.
+        room.tick();
+        let frame = last_frame(&take_messages(&ends.outbox).await);
+        assert_eq!((frame.you.id, frame.ack_seq), (ada.id, 0));
+        assert!(frame.near.is_empty(), "a watcher predicts nobody");
+        let others: Vec<PlayerId> = frame.others.iter().map(|u| u.id_gap).collect();
+        assert_eq!(others, vec![bob.id], "the followed player's view");
+        ends.inbound.push(Inbound::Follow(bob.id)).expect("queued");
+        room.tick();
+        assert_eq!(last_frame(&take_messages(&ends.outbox).await).you.id, bob.id);
+        // Someone who is not there: the leader again.
+        ends.inbound.push(Inbound::Follow(99)).expect("queued");
+        room.tick();
+        assert_eq!(last_frame(&take_messages(&ends.outbox).await).you.id, ada.id);
+
+        take_messages(&ada.ends.outbox).await;
+        let departure = Departure { id: watcher, epoch: 0, abrupt: true, hold: None, watcher: true };
+        assert!(room.depart(departure));
+        assert!(ends.outbox.is_closed());
+        assert_eq!(room.world.player_count(), 2);
+        assert!(take_messages(&ada.ends.outbox).await.contains(&ServerMsg::Watchers { count: 0 }));
+        room.watch().expect("its place is free again");
     }
 
     #[tokio::test]
@@ -688,7 +835,7 @@ mod tests {
         let closed = first.ends.outbox.next().await.close.expect("the old socket is told to close");
         assert_eq!(closed.code, close::RESUMED_ELSEWHERE);
         // The old connection's late end leaves the new one alone.
-        assert!(!room.depart(Departure { id: first.id, epoch: first.epoch, abrupt: false, hold: None }));
+        assert!(!room.depart(Departure { id: first.id, epoch: first.epoch, abrupt: false, hold: None, watcher: false }));
         assert!(!second.ends.outbox.is_closed());
     }
 
@@ -698,7 +845,7 @@ mod tests {
         let ada = seat(&mut room, "ada", 1);
         let bob = seat(&mut room, "bob", 2);
         let _ = take_messages(&bob.ends.outbox).await;
-        assert!(room.depart(Departure { id: ada.id, epoch: ada.epoch, abrupt: true, hold: None }));
+        assert!(room.depart(Departure { id: ada.id, epoch: ada.epoch, abrupt: true, hold: None, watcher: false }));
         assert!(ada.ends.outbox.is_closed(), "the link goes with the connection");
         assert_eq!(take_messages(&bob.ends.outbox).await, [ServerMsg::Away { id: ada.id }]);
     }

@@ -90,6 +90,9 @@ pub struct Listing {
     pub node: String,
     pub url: String,
     pub players: u64,
+    /// Older nodes list no watchers.
+    #[serde(default)]
+    pub watchers: u64,
     pub room_size: u16,
 }
 
@@ -215,6 +218,7 @@ impl Steward {
             node: self.cluster.node.clone(),
             url: self.cluster.url.clone(),
             players: stats.players.load(Relaxed),
+            watchers: stats.watchers.load(Relaxed),
             room_size: *room_size,
         };
         let json = serde_json::to_string(&listing).unwrap_or_default();

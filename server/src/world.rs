@@ -15,6 +15,9 @@ use arena_shared::protocol::{
 };
 use arena_shared::sim::{Body, INPUT_DT_MICROS, Input};
 
+/// The `you` of a watcher's `Welcome`: no player has id 0.
+const NOBODY: PlayerId = 0;
+
 /// Inputs a player may apply in one tick after a hiccup (100 ms at 60 Hz).
 /// Caps how far a client can run ahead: sending faster buys nothing.
 const MAX_INPUT_BURST: u64 = 6;
@@ -139,6 +142,8 @@ pub struct World {
     max_held: usize,
     /// What everyone must be told, oldest first, until the room takes it.
     news: Vec<ServerMsg>,
+    /// How many watch (the room keeps it; a `Welcome` says it).
+    watchers: u16,
 }
 
 impl World {
@@ -154,6 +159,7 @@ impl World {
             resume_ticks: 0,
             max_held: usize::MAX,
             news: Vec::new(),
+            watchers: 0,
         }
     }
 
@@ -253,6 +259,15 @@ impl World {
         &self.game
     }
 
+    /// Who leads the round: the best score, then the most knockouts,
+    /// then the longest here (lowest id). `None` in an empty room.
+    pub fn leader(&self) -> Option<PlayerId> {
+        let rank = |(id, f): &(PlayerId, &arena_shared::game::Fighter)| {
+            (f.score, f.knockouts, std::cmp::Reverse(*id))
+        };
+        self.game.fighters().max_by_key(rank).map(|(id, _)| id)
+    }
+
     pub fn player_count(&self) -> usize {
         self.players.len()
     }
@@ -287,8 +302,18 @@ impl World {
                 last_input: Input::default(),
             },
         );
-        self.news.push(ServerMsg::Joined(PlayerInfo { id, name: name.clone(), color, score: 0 }));
+        self.news.push(ServerMsg::Joined(PlayerInfo { id, name: name.clone(), color, score: 0, bot: false }));
         Ok(Seated { id, name, epoch: 0, welcome })
+    }
+
+    /// How many watch the room now: told to everyone who comes.
+    pub fn set_watchers(&mut self, watchers: u16) {
+        self.watchers = watchers;
+    }
+
+    /// The `Welcome` of a watcher: everyone in the room, no seat, no token.
+    pub fn watcher_welcome(&self) -> ServerMsg {
+        self.welcome(NOBODY, [0; 16], false)
     }
 
     fn welcome(&self, you: PlayerId, resume: ResumeToken, resumed: bool) -> ServerMsg {
@@ -296,6 +321,8 @@ impl World {
         ServerMsg::Welcome(Welcome {
             version: PROTOCOL_VERSION,
             you,
+            watching: you == NOBODY,
+            watchers: self.watchers,
             tick_rate: self.tick_rate,
             tick: self.game.tick(),
             players: others.map(|(&id, p)| self.info(id, p)).collect(),
@@ -311,7 +338,7 @@ impl World {
 
     fn info(&self, id: PlayerId, player: &Player) -> PlayerInfo {
         let score = self.game.fighter(id).map_or(0, |f| f.score);
-        PlayerInfo { id, name: player.name.clone(), color: player.color, score }
+        PlayerInfo { id, name: player.name.clone(), color: player.color, score, bot: false }
     }
 
     /// Gives the player holding `token` a new connection: same id, name and

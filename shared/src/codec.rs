@@ -12,8 +12,8 @@ use serde::de::DeserializeOwned;
 
 use crate::protocol::{
     COLORS, ClientMsg, MAX_CLIENT_MSG_BYTES, MAX_INPUTS_PER_MSG, MAX_NAME_CHARS, MAX_NEAR, MAX_PLAYERS,
-    MAX_REASON_BYTES, MAX_ROOM_CODE_CHARS, MAX_SERVER_MSG_BYTES, MAX_URL_BYTES, RoomRequest, RoundInfo,
-    RoundPhase, ServerMsg,
+    MAX_REASON_BYTES, MAX_ROOM_CODE_CHARS, MAX_SERVER_MSG_BYTES, MAX_URL_BYTES, RoundInfo, RoundPhase,
+    ServerMsg,
 };
 
 /// The bincode configuration used by server, browser and bots alike:
@@ -106,7 +106,7 @@ pub fn decode_client(bytes: &[u8]) -> Result<ClientMsg, DecodeError> {
                 max: u64::from(COLORS - 1),
             });
         }
-        if let RoomRequest::Join { code } = room {
+        if let Some(code) = room.code() {
             check_room_code(code)?;
         }
     }
@@ -164,7 +164,8 @@ pub fn decode_server(bytes: &[u8]) -> Result<ServerMsg, DecodeError> {
         | ServerMsg::Away { .. }
         | ServerMsg::Back { .. }
         | ServerMsg::Pong { .. }
-        | ServerMsg::KnockedOut(_) => {}
+        | ServerMsg::KnockedOut(_)
+        | ServerMsg::Watchers { .. } => {}
     }
     Ok(msg)
 }
@@ -228,9 +229,11 @@ mod tests {
             ServerMsg::Welcome(Welcome {
                 version: PROTOCOL_VERSION,
                 you: 7,
+                watching: false,
+                watchers: 3,
                 tick_rate: 30,
                 tick: 1_000_000,
-                players: vec![PlayerInfo { id: 3, name: "ada".into(), color: 9, score: -4 }],
+                players: vec![PlayerInfo { id: 3, name: "ada".into(), color: 9, score: -4, bot: true }],
                 room: "k3x9q2m7pd".into(),
                 private: true,
                 resume: [0xa5; 16],
@@ -265,7 +268,7 @@ mod tests {
                     stick: [-127, 127],
                 }],
             }),
-            ServerMsg::Joined(PlayerInfo { id: 9, name: "Zoë 🚀".into(), color: 0, score: 3 }),
+            ServerMsg::Joined(PlayerInfo { id: 9, name: "Zoë 🚀".into(), color: 0, score: 3, bot: false }),
             ServerMsg::Left { id: 9 },
             ServerMsg::Away { id: 9 },
             ServerMsg::Back { id: 9 },
@@ -281,6 +284,8 @@ mod tests {
             }),
             ServerMsg::Moved(Moved { url: "https://eu2.example.com".into(), room: "k3x9q2m7pd".into() }),
             ServerMsg::Moved(Moved { url: "http://10.0.0.2:7777".into(), room: String::new() }),
+            ServerMsg::Watchers { count: 32 },
+            ServerMsg::Rejected(Rejection::new(RejectReason::WatchersFull { max: 32 })),
         ]
     }
 
@@ -314,6 +319,15 @@ mod tests {
                 seq: 7,
                 inputs: vec![Input::stick(1, 2), Input::stick(3, 4).with_dash(true)],
             },
+            ClientMsg::Hello {
+                version: PROTOCOL_VERSION,
+                name: "eve".into(),
+                color: 1,
+                room: RoomRequest::Watch { code: "k3x9q2m7pd".into() },
+                resume: None,
+            },
+            ClientMsg::Follow { id: 0 },
+            ClientMsg::Follow { id: u16::MAX },
         ]
     }
 
@@ -467,6 +481,7 @@ mod tests {
             name: "n".repeat(200),
             color: 0,
             score: 0,
+            bot: false,
         }));
         assert_eq!(decode_server(&bytes), Err(DecodeError::NameTooLong));
     }
@@ -474,12 +489,18 @@ mod tests {
     #[test]
     fn overlong_room_codes_are_rejected_by_both_decoders() {
         let code = "c".repeat(MAX_ROOM_CODE_CHARS + 1);
-        let room = RoomRequest::Join { code: code.clone() };
-        let hello = ClientMsg::Hello { version: 2, name: "a".into(), color: 0, room, resume: None };
-        assert_eq!(decode_client(&encode_client(&hello)), Err(DecodeError::TooLong { what: "room code" }));
+        for room in [RoomRequest::Join { code: code.clone() }, RoomRequest::Watch { code: code.clone() }] {
+            let hello = ClientMsg::Hello { version: 2, name: "a".into(), color: 0, room, resume: None };
+            assert_eq!(
+                decode_client(&encode_client(&hello)),
+                Err(DecodeError::TooLong { what: "room code" })
+            );
+        }
         let welcome = ServerMsg::Welcome(Welcome {
             version: 2,
             you: 1,
+            watching: true,
+            watchers: 1,
             tick_rate: 30,
             tick: 0,
             players: Vec::new(),

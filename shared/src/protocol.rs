@@ -15,7 +15,7 @@ use crate::sim::{Body, Input, Platform, Vec2q};
 // ---------------------------------------------------------------------------
 
 /// Bumped on every incompatible change to these types or to `sim`.
-pub const PROTOCOL_VERSION: u16 = 8;
+pub const PROTOCOL_VERSION: u16 = 9;
 
 /// The player colours as `0xRRGGBB`, by index: what the game draws and
 /// what the join screen offers (`web/index.html`; a test compares them).
@@ -75,6 +75,9 @@ pub enum ClientMsg {
     /// first with `seq` and each next one with the next seq: half the
     /// messages for a client that sends two per frame.
     Inputs { seq: u32, inputs: Vec<Input> },
+    /// A watcher's camera: follow player `id` (0: whoever leads the
+    /// round). Frames then carry that player as `you`. Only watchers send it.
+    Follow { id: PlayerId },
 }
 
 /// Most inputs one `Inputs` message may carry.
@@ -90,6 +93,20 @@ pub enum RoomRequest {
     CreatePrivate,
     /// The room with this code (an invite link's `/r/<code>`).
     Join { code: String },
+    /// Watch the room with this code without taking a seat (`/r/<code>?watch`):
+    /// the `Welcome` says `watching`, and frames follow the player the
+    /// watcher asks for with `Follow` (the leader until then).
+    Watch { code: String },
+}
+
+impl RoomRequest {
+    /// The room code this request names, if it names one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            RoomRequest::Join { code } | RoomRequest::Watch { code } => Some(code),
+            RoomRequest::Quick | RoomRequest::CreatePrivate => None,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -125,6 +142,8 @@ pub enum ServerMsg {
     /// Answers a `Hello`, or comes mid-game when the room moves (its node
     /// drains); a close with [`close::MOVED`] follows.
     Moved(Moved),
+    /// How many watch the room now (sent to everyone when it changes).
+    Watchers { count: u16 },
 }
 
 /// Where a room is played now: the node's base URL (`https://host:port`,
@@ -138,8 +157,13 @@ pub struct Moved {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct Welcome {
     pub version: u16,
-    /// Your own player's id.
+    /// Your own player's id (0 for a watcher, who has none).
     pub you: PlayerId,
+    /// You watch: no seat, no inputs; each frame's `you` is the player
+    /// your camera follows.
+    pub watching: bool,
+    /// How many watch the room (you included, if you do).
+    pub watchers: u16,
     /// Server ticks per second; frames arrive at this rate.
     pub tick_rate: u16,
     /// The tick the next frame will follow.
@@ -170,6 +194,8 @@ pub struct PlayerInfo {
     pub color: u8,
     /// This round's score.
     pub score: i32,
+    /// Played by the server to fill the room (`--fill-bots`), not a person.
+    pub bot: bool,
 }
 
 /// Where a player is in the knock-out cycle.
@@ -509,6 +535,10 @@ pub enum RejectReason {
     Unavailable {
         retry_after_secs: u16,
     },
+    /// The room has as many watchers as it takes (`--max-watchers`).
+    WatchersFull {
+        max: u16,
+    },
 }
 
 impl RejectReason {
@@ -523,6 +553,7 @@ impl RejectReason {
             RejectReason::RoomsFull { .. } => close::SERVER_FULL,
             RejectReason::TooManyGuesses { .. } | RejectReason::TooManyRooms { .. } => close::RATE_LIMITED,
             RejectReason::Unavailable { .. } => close::TRY_AGAIN_LATER,
+            RejectReason::WatchersFull { .. } => close::SERVER_FULL,
         }
     }
 }
@@ -552,6 +583,9 @@ impl Rejection {
             RejectReason::TooManyRooms { max } => format!(
                 "your network already has {max} private rooms open; play in one of them or wait for one to close"
             ),
+            RejectReason::WatchersFull { max } => {
+                format!("this room already has {max} watchers, as many as it takes; try again later")
+            }
             RejectReason::Unavailable { retry_after_secs } => {
                 format!(
                     "the game's servers cannot find your room just now; retrying within {retry_after_secs} s"
@@ -800,6 +834,7 @@ mod tests {
             (RejectReason::TooManyGuesses { retry_after_secs: u16::MAX }, close::RATE_LIMITED),
             (RejectReason::TooManyRooms { max: u16::MAX }, close::RATE_LIMITED),
             (RejectReason::Unavailable { retry_after_secs: u16::MAX }, close::TRY_AGAIN_LATER),
+            (RejectReason::WatchersFull { max: u16::MAX }, close::SERVER_FULL),
         ] {
             let rejection = Rejection::new(reason);
             assert!(rejection.message.len() <= MAX_REASON_BYTES, "should fit a close frame: {rejection:?}");

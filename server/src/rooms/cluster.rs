@@ -216,7 +216,12 @@ impl Rooms {
             .iter()
             .filter_map(|json| serde_json::from_str::<Listing>(json).ok())
             .filter(|room| room.node != self.cluster.node && !rooms.iter().any(|here| here.code == room.code))
-            .map(|room| PublicRoom { code: room.code, players: room.players, room_size: room.room_size })
+            .map(|room| PublicRoom {
+                code: room.code,
+                players: room.players,
+                watchers: room.watchers,
+                room_size: room.room_size,
+            })
             .collect();
         rooms.extend(elsewhere);
         rooms.sort_by(|a, b| b.players.cmp(&a.players).then_with(|| a.code.cmp(&b.code)));

@@ -80,6 +80,7 @@ impl From<Rejection> for Refusal {
 pub struct PublicRoom {
     pub code: String,
     pub players: u64,
+    pub watchers: u64,
     pub room_size: u16,
 }
 
@@ -121,37 +122,19 @@ impl Rooms {
         }
         // A draining node opens nothing: new rooms go to another node.
         if self.cluster.is_draining()
-            && !matches!(request, RoomRequest::Join { .. })
+            && request.code().is_none()
             && let Some(successor) = self.cluster.successor()
         {
             return Err(Refusal::Moved(Moved { url: successor.url, room: String::new() }));
         }
         match request {
             RoomRequest::Join { code } => {
-                // Checked before the look-up: an address out of tries learns nothing.
-                if let Err(over) = self.code_misses.check(peer) {
-                    self.metrics.guesses_limited_total.inc();
-                    return Err(Rejection::new(RejectReason::TooManyGuesses {
-                        retry_after_secs: retry_secs(over.retry_after),
-                    })
-                    .into());
-                }
-                let entry = match self.directory.get(code) {
-                    Some(entry) => entry,
-                    None => match self.locate(code).await? {
-                        Some(entry) => entry,
-                        None => {
-                            self.metrics.room_code_misses_total.inc();
-                            // Over budget only if another miss raced this one; it is refused next time.
-                            let _ = self.code_misses.spend(peer);
-                            return Err(Rejection::new(RejectReason::RoomNotFound).into());
-                        }
-                    },
-                };
-                entry.handle.join(newcomer, resume).await.map_err(|e| match e {
-                    JoinError::Rejected(rejection) => rejection.into(),
-                    JoinError::Closed => Rejection::new(RejectReason::RoomNotFound).into(),
-                })
+                let entry = self.by_code(code, peer).await?;
+                entry.handle.join(newcomer, resume).await.map_err(not_found_if_closed)
+            }
+            RoomRequest::Watch { code } => {
+                let entry = self.by_code(code, peer).await?;
+                entry.handle.watch().await.map_err(not_found_if_closed)
             }
             RoomRequest::CreatePrivate => {
                 let owner = self.private_rooms.try_acquire(peer).map_err(|_| {
@@ -186,6 +169,31 @@ impl Rooms {
                     }
                 }
                 Err(Rejection::new(RejectReason::ServerFull { max_players: self.config.max_players }).into())
+            }
+        }
+    }
+
+    /// The room under `code`, here or (in a cluster) on another node; a
+    /// code that names none is a guess, and one address's guesses are slow.
+    async fn by_code(&self, code: &str, peer: IpAddr) -> Result<RoomEntry, Refusal> {
+        // Checked before the look-up: an address out of tries learns nothing.
+        if let Err(over) = self.code_misses.check(peer) {
+            self.metrics.guesses_limited_total.inc();
+            return Err(Rejection::new(RejectReason::TooManyGuesses {
+                retry_after_secs: retry_secs(over.retry_after),
+            })
+            .into());
+        }
+        if let Some(entry) = self.directory.get(code) {
+            return Ok(entry);
+        }
+        match self.locate(code).await? {
+            Some(entry) => Ok(entry),
+            None => {
+                self.metrics.room_code_misses_total.inc();
+                // Over budget only if another miss raced this one; it is refused next time.
+                let _ = self.code_misses.spend(peer);
+                Err(Rejection::new(RejectReason::RoomNotFound).into())
             }
         }
     }
@@ -310,6 +318,7 @@ impl Rooms {
             .map(|(code, entry)| PublicRoom {
                 code,
                 players: entry.stats.players.load(Relaxed),
+                watchers: entry.stats.watchers.load(Relaxed),
                 room_size: self.config.max_players,
             })
             .collect();
@@ -333,6 +342,14 @@ struct NewRoom {
     /// Its lease, in cluster mode.
     lease: Option<Arc<RoomLease>>,
     restore: Option<WorldSnapshot>,
+}
+
+/// A room that closed while asked is a room not found.
+fn not_found_if_closed(error: JoinError) -> Refusal {
+    match error {
+        JoinError::Rejected(rejection) => rejection.into(),
+        JoinError::Closed => Rejection::new(RejectReason::RoomNotFound).into(),
+    }
 }
 
 /// Whole seconds to wait, rounded up, for a rejection.
