@@ -41,6 +41,21 @@ pub fn pressed_now(held: bool, was: &mut bool) -> bool {
     now
 }
 
+/// The player drawn under `point` (world units), if one is within `reach`
+/// of it: the nearest. What a watcher's click or tap follows.
+pub fn player_at(
+    drawn: impl IntoIterator<Item = (u16, (f32, f32))>,
+    point: (f32, f32),
+    reach: f32,
+) -> Option<u16> {
+    drawn
+        .into_iter()
+        .map(|(id, (x, y))| (id, (x - point.0).hypot(y - point.1)))
+        .filter(|&(_, distance)| distance <= reach)
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(id, _)| id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +87,14 @@ mod tests {
         let presses: Vec<bool> =
             [false, true, true, true, false, true].iter().map(|&h| pressed_now(h, &mut was)).collect();
         assert_eq!(presses, [false, true, false, false, false, true]);
+    }
+
+    #[test]
+    fn a_click_picks_the_nearest_player_within_reach() {
+        let drawn = [(1, (0.0, 0.0)), (2, (50.0, 0.0)), (3, (400.0, 0.0))];
+        assert_eq!(player_at(drawn, (30.0, 5.0), 40.0), Some(2));
+        assert_eq!(player_at(drawn, (-20.0, 0.0), 40.0), Some(1));
+        assert_eq!(player_at(drawn, (200.0, 0.0), 40.0), None, "nobody there");
+        assert_eq!(player_at([], (0.0, 0.0), 40.0), None);
     }
 }

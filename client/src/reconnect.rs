@@ -64,6 +64,8 @@ pub struct Reconnect {
     follow: Follow,
     /// Whether the current attempt got a `Welcome`.
     welcomed_now: bool,
+    /// Watch the link's room instead of playing in it (`?watch`).
+    watch: bool,
 }
 
 /// Following a `Moved`, once per attempt.
@@ -92,7 +94,20 @@ impl Reconnect {
             moved_room: None,
             follow: Follow::Idle,
             welcomed_now: false,
+            watch: false,
         }
+    }
+
+    /// Watches the link's room (`/r/<code>?watch`) rather than taking a
+    /// seat; without a link this changes nothing.
+    pub fn watching(mut self, watch: bool) -> Self {
+        self.watch = watch && self.link_room.is_some();
+        self
+    }
+
+    /// Whether the page watches.
+    pub fn is_watching(&self) -> bool {
+        self.watch
     }
 
     /// The WebSocket URL to connect to: where a `Moved` sent us, else
@@ -134,7 +149,12 @@ impl Reconnect {
     /// What to ask for: back to the seat we had, else the link's room,
     /// else a new private room if asked, else quick-join.
     pub fn join_request(&self, name: &str, color: u8) -> JoinRequest {
-        let (room, resume) = match (&self.seat, self.moved_room.as_ref().or(self.link_room.as_ref())) {
+        let named = self.moved_room.as_ref().or(self.link_room.as_ref());
+        if let Some(code) = named.filter(|_| self.watch) {
+            let room = RoomRequest::Watch { code: code.clone() };
+            return JoinRequest { name: name.to_owned(), color, room, resume: None };
+        }
+        let (room, resume) = match (&self.seat, named) {
             (Some((code, token)), _) => (RoomRequest::Join { code: code.clone() }, Some(*token)),
             (None, Some(code)) => (RoomRequest::Join { code: code.clone() }, None),
             (None, None) if self.create_private => (RoomRequest::CreatePrivate, None),
@@ -146,7 +166,12 @@ impl Reconnect {
     /// A `Welcome` into room `code` holding seat `resume`: later connects
     /// come back to it, and the backoff starts over.
     pub fn welcomed(&mut self, code: &str, resume: ResumeToken) {
-        self.seat = Some((code.to_owned(), resume));
+        if self.watch {
+            // A watcher holds no seat: it comes back to watch the room.
+            self.link_room = Some(code.to_owned());
+        } else {
+            self.seat = Some((code.to_owned(), resume));
+        }
         self.create_private = false;
         self.moved_room = None;
         self.welcomed_now = true;
@@ -236,6 +261,11 @@ impl Reconnect {
 mod tests {
     use super::*;
 
+    fn asks_again() -> JoinRequest {
+        let room = RoomRequest::Watch { code: "zzzzzzzzzz".into() };
+        JoinRequest { name: "eve".into(), color: 1, room, resume: None }
+    }
+
     fn rejected(reason: RejectReason) -> Option<Rejection> {
         Some(Rejection::new(reason))
     }
@@ -251,6 +281,12 @@ mod tests {
         let back = create.join_request("ada", 2);
         assert_eq!(back.room, RoomRequest::Join { code: "abcdefghjk".into() }, "not a second new room");
         assert_eq!(back.resume, Some([4; 16]));
+        let mut watch = Reconnect::new(Some("zzzzzzzzzz".into()), None, false).watching(true);
+        let asks = watch.join_request("eve", 1);
+        assert_eq!((asks.room, asks.resume), (RoomRequest::Watch { code: "zzzzzzzzzz".into() }, None));
+        watch.welcomed("zzzzzzzzzz", [0; 16]);
+        assert_eq!(watch.join_request("eve", 1), asks_again(), "a watcher comes back to watch");
+        assert!(!Reconnect::new(None, None, false).watching(true).is_watching(), "watching needs a link");
         let link = Reconnect::new(Some("zzzzzzzzzz".into()), None, false);
         assert!(link.knows_where());
         assert_eq!(link.join_request("ada", 2).room, RoomRequest::Join { code: "zzzzzzzzzz".into() });

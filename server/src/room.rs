@@ -835,7 +835,13 @@ mod tests {
         let closed = first.ends.outbox.next().await.close.expect("the old socket is told to close");
         assert_eq!(closed.code, close::RESUMED_ELSEWHERE);
         // The old connection's late end leaves the new one alone.
-        assert!(!room.depart(Departure { id: first.id, epoch: first.epoch, abrupt: false, hold: None, watcher: false }));
+        assert!(!room.depart(Departure {
+            id: first.id,
+            epoch: first.epoch,
+            abrupt: false,
+            hold: None,
+            watcher: false
+        }));
         assert!(!second.ends.outbox.is_closed());
     }
 
@@ -845,7 +851,13 @@ mod tests {
         let ada = seat(&mut room, "ada", 1);
         let bob = seat(&mut room, "bob", 2);
         let _ = take_messages(&bob.ends.outbox).await;
-        assert!(room.depart(Departure { id: ada.id, epoch: ada.epoch, abrupt: true, hold: None, watcher: false }));
+        assert!(room.depart(Departure {
+            id: ada.id,
+            epoch: ada.epoch,
+            abrupt: true,
+            hold: None,
+            watcher: false
+        }));
         assert!(ada.ends.outbox.is_closed(), "the link goes with the connection");
         assert_eq!(take_messages(&bob.ends.outbox).await, [ServerMsg::Away { id: ada.id }]);
     }

@@ -193,6 +193,14 @@ fn show_status(
 
 fn show_score(session: Res<Session>) {
     let Some(room) = session.room() else { return };
+    let watchers = room.watchers();
+    set_text("watchers", &if watchers == 0 { String::new() } else { format!("{watchers} watching") });
+    if room.is_watching() {
+        let on = room.roster().get(&room.camera_on()).map_or("nobody yet", |m| m.name.as_str());
+        set_text("score", &format!("Watching {on}"));
+        set_text("rank", "← → to switch · L: the leader · click a player");
+        return;
+    }
     let score = room.me().map_or(0, |m| m.score);
     set_text("score", &format!("{score} {}", if score == 1 { "point" } else { "points" }));
     set_text("rank", &format!("#{} of {}", room.my_rank(), room.roster().len()));
@@ -342,6 +350,7 @@ fn room_snapshot(room: &Room, drawn: &Drawn, now: f64) -> serde_json::Value {
                 "score": member.score,
                 "life": format!("{:?}", member.life),
                 "away": member.away,
+                "bot": member.bot,
                 "you": id == room.you(),
                 "x": drawn.0.get(&id).map(|p| p.0),
                 "y": drawn.0.get(&id).map(|p| p.1),
@@ -373,6 +382,8 @@ fn room_snapshot(room: &Room, drawn: &Drawn, now: f64) -> serde_json::Value {
         }),
         "audio": super::sound::snapshot(),
         "camera_on": room.camera_on(),
+        "watching": room.is_watching(),
+        "watchers": room.watchers(),
         // Who is predicted with you (the frame's near bodies), by id.
         "near": room.prediction().predicted_near().iter().map(|n| n.id).collect::<Vec<_>>(),
         "corrections": {

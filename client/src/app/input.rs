@@ -17,6 +17,7 @@ use super::screen::{ArenaSet, Screen};
 use super::sound::Cues;
 use crate::controls::{self, BUTTON_A, BUTTON_START};
 use crate::cues::Cue;
+use crate::session::Room;
 
 pub struct InputPlugin;
 
@@ -66,6 +67,10 @@ fn send_input(
     mut cues: ResMut<Cues>,
 ) {
     let Some(playing) = session.0.as_mut() else { return };
+    // A watcher's keys point the camera (`super::watch`).
+    if playing.room().is_some_and(Room::is_watching) {
+        return;
+    }
     let held = |a: KeyCode, b: KeyCode| keys.pressed(a) || keys.pressed(b);
     let keyed = Input::from_keys(
         held(KeyCode::KeyA, KeyCode::ArrowLeft),

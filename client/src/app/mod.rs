@@ -33,6 +33,7 @@ mod render;
 mod screen;
 mod socket;
 mod sound;
+mod watch;
 
 use bevy::prelude::*;
 use bevy::window::WindowPlugin;
@@ -65,6 +66,7 @@ pub fn run() {
             names::NamesPlugin,
             hud::HudPlugin,
             sound::SoundPlugin,
+            watch::WatchPlugin,
         ))
         .run();
 }

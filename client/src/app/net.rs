@@ -12,7 +12,7 @@ use bevy::ecs as bevy_ecs;
 
 use super::page::{
     body_attr, lag_query, link_room, now_secs, page_opened_at, player_color, player_name, query_has,
-    save_seat, saved_seat, server_url, show_invite,
+    save_seat, saved_seat, server_url, set_body_attr, show_invite,
 };
 use super::screen::{ArenaSet, Screen};
 use super::socket::{Socket, SocketEvent};
@@ -27,7 +27,9 @@ pub struct NetPlugin;
 
 impl Plugin for NetPlugin {
     fn build(&self, app: &mut App) {
-        let policy = Policy(Reconnect::new(link_room(), saved_seat(), query_has("create")));
+        let policy = Policy(
+            Reconnect::new(link_room(), saved_seat(), query_has("create")).watching(query_has("watch")),
+        );
         let first = if policy.knows_where() || query_has("play") { Screen::Connecting } else { Screen::Join };
         app.insert_resource(policy)
             .insert_resource(ServerUrl(server_url()))
@@ -213,7 +215,11 @@ fn report(
         match event {
             Event::Welcomed { .. } => {
                 let Some(room) = playing.room() else { continue };
-                save_seat(room.code(), &room.resume_token());
+                // A watcher holds no seat to come back to.
+                if !room.is_watching() {
+                    save_seat(room.code(), &room.resume_token());
+                }
+                set_body_attr("data-watching", if room.is_watching() { "1" } else { "0" });
                 show_invite(room.code(), room.is_private());
                 policy.welcomed(room.code(), room.resume_token());
                 // Our own Joined follows; the roster has us already.

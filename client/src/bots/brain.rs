@@ -158,9 +158,11 @@ mod tests {
         let welcome = Welcome {
             version: PROTOCOL_VERSION,
             you: 1,
+            watching: false,
+            watchers: 0,
             tick_rate: 30,
             tick: 0,
-            players: vec![PlayerInfo { id: 2, name: "ada".into(), color: 0, score: 0 }],
+            players: vec![PlayerInfo { id: 2, name: "ada".into(), color: 0, score: 0, bot: false }],
             room: "abcdefghjk".into(),
             private: false,
             resume: [0; 16],

@@ -15,7 +15,7 @@ mod room;
 use std::collections::VecDeque;
 
 use arena_shared::protocol::{
-    ClientMsg, Moved, PROTOCOL_VERSION, Rejection, ResumeToken, RoomRequest, ServerMsg,
+    ClientMsg, Moved, PROTOCOL_VERSION, PlayerId, Rejection, ResumeToken, RoomRequest, ServerMsg,
 };
 use arena_shared::sim::Input;
 
@@ -214,6 +214,10 @@ impl ClientSession {
     /// `Welcome`.
     pub fn input(&mut self, input: Input) {
         let Phase::Playing(room) = &mut self.phase else { return };
+        // A watcher moves nobody.
+        if room.is_watching() {
+            return;
+        }
         let last = room.predict(input);
         self.unsent.push(input);
         if self.unsent.len() == INPUTS_PER_MESSAGE {
@@ -221,6 +225,14 @@ impl ClientSession {
                 seq: last.wrapping_sub(INPUTS_PER_MESSAGE as u32 - 1),
                 inputs: std::mem::replace(&mut self.unsent, Vec::with_capacity(INPUTS_PER_MESSAGE)),
             });
+        }
+    }
+
+    /// While watching: point the camera at player `id` (0: the leader).
+    /// Ignored while playing.
+    pub fn follow(&mut self, id: PlayerId) {
+        if self.room().is_some_and(Room::is_watching) {
+            self.outgoing.push_back(ClientMsg::Follow { id });
         }
     }
 
@@ -283,13 +295,21 @@ impl ClientSession {
     /// or the room a `Moved` named.
     pub fn rejoin(&self) -> JoinRequest {
         match (self.room(), &self.moved) {
+            (Some(room), _) if room.is_watching() => {
+                JoinRequest { room: RoomRequest::Watch { code: room.code().to_owned() }, ..self.join.clone() }
+            }
             (Some(room), _) => JoinRequest {
                 room: RoomRequest::Join { code: room.code().to_owned() },
                 resume: Some(room.resume_token()),
                 ..self.join.clone()
             },
             (None, Some(moved)) if !moved.room.is_empty() => {
-                JoinRequest { room: RoomRequest::Join { code: moved.room.clone() }, ..self.join.clone() }
+                let code = moved.room.clone();
+                let room = match self.join.room {
+                    RoomRequest::Watch { .. } => RoomRequest::Watch { code },
+                    _ => RoomRequest::Join { code },
+                };
+                JoinRequest { room, ..self.join.clone() }
             }
             (None, _) => self.join.clone(),
         }
@@ -319,6 +339,7 @@ fn kind(msg: &ServerMsg) -> &'static str {
         ServerMsg::Round(_) => "Round",
         ServerMsg::Frame(_) => "Frame",
         ServerMsg::Moved(_) => "Moved",
+        ServerMsg::Watchers { .. } => "Watchers",
     }
 }
 
@@ -367,9 +388,11 @@ mod tests {
         Welcome {
             version: arena_shared::protocol::PROTOCOL_VERSION,
             you: 2,
+            watching: false,
+            watchers: 0,
             tick_rate: 30,
             tick: 100,
-            players: vec![PlayerInfo { id: 1, name: "ada".into(), color: 3, score: 4 }],
+            players: vec![PlayerInfo { id: 1, name: "ada".into(), color: 3, score: 4, bot: false }],
             room: "abcdefghjk".into(),
             private: false,
             resume: [7; 16],
@@ -420,7 +443,16 @@ mod tests {
         let mut session = Tested(session);
         assert_eq!(session.0.poll_event(), Some(Event::Welcomed { resumed: false }));
         let changes = session
-            .apply(ServerMsg::Joined(PlayerInfo { id: 2, name: "bob (2)".into(), color: 5, score: 0 }), 0.0)
+            .apply(
+                ServerMsg::Joined(PlayerInfo {
+                    id: 2,
+                    name: "bob (2)".into(),
+                    color: 5,
+                    score: 0,
+                    bot: false,
+                }),
+                0.0,
+            )
             .expect("valid");
         assert!(changes.is_empty(), "your own Joined is no newcomer");
         session
@@ -441,7 +473,7 @@ mod tests {
         let mut session = session();
         assert_eq!(session.me().map(|m| m.name.as_str()), Some("bob (2)"), "the server's name wins");
         assert_eq!(session.roster()[&1].score, 4, "scores come with the welcome");
-        let joined = PlayerInfo { id: 9, name: "cy".into(), color: 0, score: 0 };
+        let joined = PlayerInfo { id: 9, name: "cy".into(), color: 0, score: 0, bot: false };
         assert_eq!(session.apply(ServerMsg::Joined(joined), 1.0), Ok(vec![Change::Joined(9)]));
         session.apply(ServerMsg::Away { id: 9 }, 1.0).expect("valid");
         assert!(session.roster()[&9].away);
@@ -583,6 +615,52 @@ mod tests {
         let drawn: Vec<PlayerId> = session.positions(1.0).into_iter().map(|(id, _)| id).collect();
         assert_eq!(drawn, [2]);
         assert_eq!(session.apply(frame(6, 0, &[]), 1.0), Err(SessionError::TickWentBack { last: 6, now: 6 }));
+    }
+
+    #[test]
+    fn a_watcher_has_no_seat_draws_whom_it_follows_sends_no_inputs_and_rejoins_as_a_watcher() {
+        let watch = RoomRequest::Watch { code: "abcdefghjk".into() };
+        let mut session =
+            ClientSession::new(JoinRequest { room: watch.clone(), ..JoinRequest::quick("eve", 1) }, 1.0)
+                .without_interpolation();
+        assert!(matches!(session.poll_transmit(0.0), Some(ClientMsg::Hello { .. })));
+        let mut welcome = welcome();
+        welcome.you = 0;
+        welcome.watching = true;
+        welcome.watchers = 1;
+        welcome.players.push(PlayerInfo { id: 2, name: "cy".into(), color: 0, score: 0, bot: true });
+        session.handle(ServerMsg::Welcome(welcome), 0.0).expect("welcomed");
+        let _ = session.poll_transmit(0.0); // the first ping
+        let mut session = Tested(session);
+        assert!(session.is_watching() && session.me().is_none(), "no seat of its own");
+        assert!(session.roster()[&2].bot, "fill bots are marked");
+        // Frames follow ada (1); cy (2) is in her view.
+        let at = |x| Body::at(Vec2q::from_units(x, 0));
+        let cy = Seen::of(&PlayerState { id: 2, body: at(50), life: Life::Alive });
+        let followed = Frame {
+            tick: 101,
+            ack_seq: 0,
+            baseline_age: 0,
+            you: PlayerState { id: 1, body: at(-40), life: Life::Alive },
+            others: vec![OtherUpdate { id_gap: 2, dx: cy.x, dy: cy.y, life: Life::Alive }],
+            gone: Vec::new(),
+            near: Vec::new(),
+        };
+        session.apply(ServerMsg::Frame(followed), 0.1).expect("valid");
+        let mut drawn = session.positions(0.1);
+        drawn.sort_by_key(|(id, _)| *id);
+        assert_eq!(drawn, vec![(1, (-40.0, 0.0)), (2, (50.0, 0.0))]);
+        assert_eq!(session.camera_on(), 1);
+        assert_eq!(session.next_player(1, 1), Some(2));
+        assert_eq!(session.next_player(1, -1), Some(2), "wrapping");
+        session.apply(ServerMsg::Watchers { count: 3 }, 0.2).expect("valid");
+        assert_eq!(session.watchers(), 3);
+        assert_eq!(session.input(Input::stick(127, 0)), None, "a watcher sends no inputs");
+        session.0.input(Input::stick(127, 0));
+        session.0.follow(2);
+        assert_eq!(session.0.poll_transmit(0.3), Some(ClientMsg::Follow { id: 2 }));
+        assert_eq!(session.0.rejoin().room, watch, "a watcher comes back as one, holding no seat");
+        assert_eq!(session.0.rejoin().resume, None);
     }
 
     #[test]

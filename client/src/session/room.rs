@@ -29,6 +29,8 @@ pub struct Member {
     /// Its socket dropped; the seat is held while it reconnects.
     pub away: bool,
     pub life: Life,
+    /// One of the server's fill bots, not a person.
+    pub bot: bool,
 }
 
 /// What a message changed, for a renderer that spawns and despawns.
@@ -84,7 +86,16 @@ pub struct KnockedOutBy {
 /// The room as this client knows it, from its `Welcome` on.
 #[derive(Debug)]
 pub struct Room {
+    /// Your player (0 while you watch).
     you: PlayerId,
+    /// You watch: no seat, no inputs, and the frames' `you` is the player
+    /// the camera follows.
+    watching: bool,
+    /// Whom the newest frame followed, while you watch, and where.
+    following: PlayerId,
+    followed_at: (f32, f32),
+    /// How many watch the room.
+    watchers: u16,
     code: String,
     private: bool,
     resume: ResumeToken,
@@ -127,12 +138,25 @@ impl Room {
     pub fn new(welcome: Welcome, name: &str, color: u8) -> Self {
         let mut roster: BTreeMap<PlayerId, Member> =
             welcome.players.into_iter().map(|info| (info.id, member(info))).collect();
-        roster.insert(
-            welcome.you,
-            Member { name: name.to_owned(), color, score: welcome.score, away: false, life: Life::Protected },
-        );
+        if !welcome.watching {
+            roster.insert(
+                welcome.you,
+                Member {
+                    name: name.to_owned(),
+                    color,
+                    score: welcome.score,
+                    away: false,
+                    life: Life::Protected,
+                    bot: false,
+                },
+            );
+        }
         Room {
             you: welcome.you,
+            watching: welcome.watching,
+            following: 0,
+            followed_at: (0.0, 0.0),
+            watchers: welcome.watchers,
             code: welcome.room,
             private: welcome.private,
             resume: welcome.resume,
@@ -177,6 +201,7 @@ impl Room {
             ServerMsg::Rejected(_) => return Err(SessionError::Unexpected("Rejected")),
             // The session takes it before the room sees it.
             ServerMsg::Moved(_) => return Err(SessionError::Unexpected("Moved")),
+            ServerMsg::Watchers { count } => self.watchers = count,
             ServerMsg::Joined(info) => {
                 let id = info.id;
                 let life = self.roster.get(&id).map_or(Life::Protected, |m| m.life);
@@ -331,7 +356,24 @@ impl Room {
                 }
             }
         }
+        if self.watching {
+            self.follow(&frame);
+        }
         Ok(true)
+    }
+
+    /// While you watch, the frame's `you` is the player the camera follows:
+    /// drawn interpolated like everyone else.
+    fn follow(&mut self, frame: &Frame) {
+        let followed = frame.you;
+        self.following = followed.id;
+        self.followed_at = Seen::of(&followed).to_units();
+        if self.interpolate {
+            self.interpolator.push(followed.id, frame.tick, self.followed_at);
+        }
+        if let Some(member) = self.roster.get_mut(&followed.id) {
+            member.life = followed.life;
+        }
     }
 
     /// Keeps no interpolation tracks from here on (see
@@ -460,12 +502,34 @@ impl Room {
     /// (falling or out) and during the podium, when it follows whoever last
     /// knocked you out, if that player is still standing in the room.
     pub fn camera_on(&self) -> PlayerId {
+        if self.watching {
+            return self.following;
+        }
         let watching = matches!(self.my_life(), Life::Falling | Life::Out) || self.podium().is_some();
         let knocker = self.knocked_out.as_ref().and_then(|k| k.by_id);
         let standing = |id: &PlayerId| {
             self.roster.get(id).is_some_and(|m| matches!(m.life, Life::Alive | Life::Protected))
         };
         knocker.filter(|id| watching && standing(id)).unwrap_or(self.you)
+    }
+
+    /// Whether you watch rather than play.
+    pub fn is_watching(&self) -> bool {
+        self.watching
+    }
+
+    /// How many watch the room.
+    pub fn watchers(&self) -> u16 {
+        self.watchers
+    }
+
+    /// The player after (`step` 1) or before (-1) `from` in id order,
+    /// wrapping: what a watcher's keys cycle through.
+    pub fn next_player(&self, from: PlayerId, step: i32) -> Option<PlayerId> {
+        let ids: Vec<PlayerId> = self.roster.keys().copied().collect();
+        let at = ids.iter().position(|&id| id == from).map_or(-1, |i| i as i32);
+        let len = ids.len() as i32;
+        (len > 0).then(|| ids[(at + step).rem_euclid(len) as usize])
     }
 
     /// Knockouts you gave and took in this room: (given, taken).
@@ -529,7 +593,7 @@ impl Room {
                 *at = (at.0 + dx, at.1 + dy);
             }
         }
-        if can_move(self.my_life()) && self.prediction.is_anchored() {
+        if !self.watching && can_move(self.my_life()) && self.prediction.is_anchored() {
             let (x, y) = self.prediction.body().pos.to_units();
             let (dx, dy) = self.smoother.offset(now);
             let me = (x + dx, y + dy);
@@ -549,7 +613,14 @@ impl Room {
         let render_tick = self.playout.at().or_else(|| self.clock.render_tick(now));
         let mut drawn = match render_tick {
             Some(render_tick) if self.interpolate => self.interpolator.sample(render_tick),
-            Some(_) => self.view().iter().map(|(id, seen)| (*id, seen.to_units())).collect(),
+            Some(_) => {
+                let mut newest: Vec<_> =
+                    self.view().iter().map(|(id, seen)| (*id, seen.to_units())).collect();
+                if self.watching && self.following != 0 {
+                    newest.push((self.following, self.followed_at));
+                }
+                newest
+            }
             None => Vec::new(),
         };
         drawn.retain(|(id, _)| self.roster.get(id).is_some_and(|m| m.life != Life::Out));
@@ -565,7 +636,8 @@ impl Room {
 }
 
 fn member(info: PlayerInfo) -> Member {
-    Member { name: info.name, color: info.color, score: info.score, away: false, life: Life::Protected }
+    let PlayerInfo { name, color, score, bot, .. } = info;
+    Member { name, color, score, away: false, life: Life::Protected, bot }
 }
 
 fn can_move(life: Life) -> bool {
