@@ -200,3 +200,53 @@ async fn quick_joiners_arriving_together_share_one_new_room() -> anyhow::Result<
     assert_eq!(rooms.len(), 1, "all eight should share the one room: {rooms:?}");
     server.stop().await
 }
+
+#[tokio::test]
+async fn watchers_see_frames_take_no_seat_are_counted_and_capped() -> anyhow::Result<()> {
+    let server = TestServer::start(ServerConfig { max_watchers: 2, ..test_config() }).await?;
+    let (mut ada, seated) = join(&server, "ada", RoomRequest::Quick).await?;
+    let (_bob, bob_in) = join(&server, "bob", RoomRequest::Join { code: seated.room.clone() }).await?;
+    let watch = || RoomRequest::Watch { code: seated.room.clone() };
+    let (mut eve, watching) = join(&server, "eve", watch()).await?;
+    assert!(watching.watching, "the Welcome says it watches");
+    assert_eq!((watching.you, watching.watchers, watching.players.len()), (0, 1, 2));
+    let (_zed, _) = join(&server, "zed", watch()).await?;
+    // Both players hear how many watch; the players' count does not move.
+    recv_until(&mut ada, |m| matches!(m, ServerMsg::Watchers { count: 2 }).then_some(())).await?;
+    assert_eq!(server.players().await?, 2, "a watcher is no player");
+    let listed = http_get(server.addr, "/api/rooms", &[]).await?;
+    let rooms: serde_json::Value = serde_json::from_slice(&listed.body)?;
+    assert_eq!((rooms[0]["players"].as_u64(), rooms[0]["watchers"].as_u64()), (Some(2), Some(2)));
+
+    // The watcher sees the room through the leader (ada, longest here), then
+    // through whom it asks for.
+    let first = recv_until(&mut eve, |m| if let ServerMsg::Frame(f) = m { Some(f.clone()) } else { None });
+    let first = first.await?;
+    assert_eq!((first.you.id, first.baseline_age), (seated.you, 0), "a full view around ada");
+    let others: Vec<PlayerId> = first.others.iter().map(|u| u.id_gap).collect();
+    assert_eq!(others, [bob_in.you], "bob is in her view");
+    eve.send(&arena_shared::protocol::ClientMsg::Follow { id: bob_in.you }).await?;
+    eventually("the watcher follows bob", Duration::from_secs(5), async || {
+        let you = recv_until(&mut eve, |m| if let ServerMsg::Frame(f) = m { Some(f.you.id) } else { None });
+        let you = you.await?;
+        Ok((you == bob_in.you, you))
+    })
+    .await?;
+
+    // The cap: a third is refused with a reason, and the close code.
+    let mut third = server.client().await?;
+    match third.handshake_in("cy", watch()).await {
+        Err(ClientError::Rejected(r)) => assert_eq!(r.reason, RejectReason::WatchersFull { max: 2 }),
+        other => panic!("a third watcher should be refused: {other:?}"),
+    }
+    assert_eq!(expect_close(&mut third).await?.map(|(code, _)| code), Some(close::SERVER_FULL));
+
+    // Inputs from a watcher close it; its place is free again.
+    eve.send(&arena_shared::protocol::ClientMsg::Input { seq: 1, input: Default::default() }).await?;
+    assert_eq!(expect_close(&mut eve).await?.map(|(code, _)| code), Some(close::PROTOCOL_ERROR));
+    // (Ada has read up to the count of 2 already.)
+    recv_until(&mut ada, |m| matches!(m, ServerMsg::Watchers { count: 1 }).then_some(())).await?;
+    let (_again, welcome) = join(&server, "eve", watch()).await?;
+    assert!(welcome.watching);
+    server.stop().await
+}
