@@ -17,7 +17,7 @@ use arena_shared::protocol::{PlayerId, ServerMsg};
 use arena_tests::browser::{Browser, Page};
 use arena_tests::node::Node;
 use arena_tests::redis::RedisServer;
-use arena_tests::{Observer, Relay, TestServer, http_get, test_config};
+use arena_tests::{Observer, Relay, TestServer, eventually, http_get, test_config};
 use serde_json::Value;
 
 /// One browser at a time: software WebGL on two cores is slow enough alone.
@@ -872,6 +872,63 @@ async fn sounds_follow_a_gesture_mute_is_remembered_and_a_gamepad_moves_dashes_a
     let reloaded = format!("!window.__old && {CONNECTED}");
     browser.wait_for(&page, &reloaded, Duration::from_secs(90)).await?;
     assert_eq!(browser.eval(&page, "document.body.dataset.muted").await?, "1");
+    browser.close().await;
+    server.stop().await
+}
+
+/// The page's snapshot field `field`, in a JS expression.
+fn snap_field(field: &str) -> String {
+    format!("JSON.parse(document.getElementById('arena-snapshot').dataset.snapshot || '{{}}').{field}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_landing_screen_watches_a_public_room_and_keys_switch_whom_it_follows()
+-> anyhow::Result<()> {
+    let Some(dist) = dist() else { return Ok(()) };
+    let _one = ONE_BROWSER.lock().await;
+    let server = TestServer::start(config(dist, 8)).await?;
+    let wanderers =
+        tokio::spawn(run_swarm(bots(&server, 3, Behaviour::Wander, "wanderer-"), Live::default().into()));
+    eventually("three bots play", Duration::from_secs(30), async || {
+        let players = server.players().await?;
+        Ok((players == 3, players))
+    })
+    .await?;
+    let mut browser = Browser::launch().await?;
+    let page = browser.open(&format!("http://{}/", server.addr)).await?;
+    browser.wait_for(&page, "!document.getElementById('watch').hidden", Duration::from_secs(90)).await?;
+    browser.eval(&page, "document.getElementById('watch').click(), true").await?;
+    let watching_three = format!(
+        "document.body.dataset.state === 'connected' && document.body.dataset.watching === '1' && \
+         {} === true && {}.filter((p) => p.x !== null).length === 3 && {} > 0",
+        snap_field("watching"),
+        snap_field("players"),
+        snap_field("camera_on"),
+    );
+    browser.wait_for(&page, &watching_three, Duration::from_secs(90)).await?;
+    let seen = snapshot(&mut browser, &page).await?;
+    assert_eq!(seen["you"], 0, "a watcher has no player");
+    assert_eq!(seen["watchers"], 1);
+    assert!(seen["players"].as_array().is_some_and(|all| all.iter().all(|p| p["you"] == false)));
+    assert_eq!(server.players().await?, 3, "watching takes no seat");
+    let score = browser.eval(&page, "document.getElementById('score').textContent").await?;
+    assert!(score.as_str().is_some_and(|s| s.starts_with("Watching wanderer-")), "{score}");
+    let dash_shown = "getComputedStyle(document.getElementById('dash-meter')).display !== 'none'";
+    assert_eq!(browser.eval(&page, dash_shown).await?, false, "a watcher has no dash meter");
+    browser.screenshot(&page, &workspace_dir().join("target/arena-browser-watching.png")).await?;
+
+    // → follows the next player.
+    let first = seen["camera_on"].as_u64().unwrap_or_default();
+    browser.eval(&page, "document.getElementById('arena-canvas').focus(), true").await?;
+    browser.key(&page, true, "ArrowRight", "ArrowRight", 39).await?;
+    browser.key(&page, false, "ArrowRight", "ArrowRight", 39).await?;
+    let moved_on = format!("{} !== {first} && {} > 0", snap_field("camera_on"), snap_field("camera_on"));
+    browser.wait_for(&page, &moved_on, Duration::from_secs(15)).await?;
+    // L: back to the leader.
+    browser.key(&page, true, "l", "KeyL", 76).await?;
+    browser.key(&page, false, "l", "KeyL", 76).await?;
+    browser.wait_for(&page, &format!("{} > 0", snap_field("camera_on")), Duration::from_secs(15)).await?;
+    wanderers.abort();
     browser.close().await;
     server.stop().await
 }

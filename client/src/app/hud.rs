@@ -163,7 +163,10 @@ fn show_status(
             "connected",
             format!(
                 "{} · ping {} · {:.0} fps · {} in the room · room {}",
-                room.and_then(Room::me).map_or(player.name.as_str(), |m| m.name.as_str()),
+                match room {
+                    Some(r) if r.is_watching() => "watching",
+                    _ => room.and_then(Room::me).map_or(player.name.as_str(), |m| m.name.as_str()),
+                },
                 room.and_then(|r| r.rtt().smoothed_ms()).map_or("…".into(), |p| format!("{p:.0} ms")),
                 stats.fps(),
                 room.map_or(0, |r| r.roster().len()),
