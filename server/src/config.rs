@@ -175,6 +175,13 @@ pub struct ServerConfig {
           value_parser = clap::value_parser!(u16).range(0..=1_000))]
     pub max_watchers: u16,
 
+    /// A public room with fewer people than this gets bots that play the
+    /// brawler inside the room (no sockets), marked as bots, leaving as
+    /// people come; 0: none. Bots never count as players.
+    #[arg(long, env = "ARENA_FILL_BOTS", default_value_t = 0,
+          value_parser = clap::value_parser!(u16).range(0..=64))]
+    pub fill_bots: u16,
+
     /// Cluster mode: the Redis the nodes share, `redis://host:port[/db]`.
     /// Each room is leased to one node, invite links and quick-joins work
     /// through any node, and rooms move to another node on a drain or a
@@ -240,6 +247,7 @@ impl Default for ServerConfig {
             max_held_seats_per_ip: 8,
             max_rooms_per_ip: 4,
             max_watchers: 32,
+            fill_bots: 0,
             redis_url: None,
             node_url: None,
             lease_ms: 3_000,
@@ -436,6 +444,7 @@ mod tests {
         assert_eq!(parsed.max_held_seats_per_ip, default.max_held_seats_per_ip);
         assert_eq!(parsed.max_rooms_per_ip, default.max_rooms_per_ip);
         assert_eq!(parsed.max_watchers, default.max_watchers);
+        assert_eq!(parsed.fill_bots, default.fill_bots);
         assert_eq!((parsed.admin_token, parsed.metrics_bind), (None, None));
     }
 

@@ -489,7 +489,8 @@ pub fn spawn(
         .in_room(spec.code.clone(), spec.private)
         .holding_seats_for(config.resume_ticks())
         .holding_at_most(held_seats_per_room(config.max_players))
-        .with_rounds(config.round_secs, config.podium_secs);
+        .with_rounds(config.round_secs, config.podium_secs)
+        .filling_with_bots(usize::from(config.fill_bots));
     if let Some(saved) = spec.restore {
         world = world.restored(saved);
     }

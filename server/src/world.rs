@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use arena_shared::brawler::{Brawler, Sight};
 use arena_shared::game::{GameEvent, Match, MatchSettings};
 use arena_shared::protocol::{
     MAX_NAME_CHARS, PROTOCOL_VERSION, PlayerId, PlayerInfo, PlayerState, RejectReason, Rejection,
@@ -123,6 +124,15 @@ struct Player {
     input_credit: u64,
     /// The last input applied: what its neighbours' clients extrapolate.
     last_input: Input,
+    /// A fill bot's steering (`--fill-bots`): it plays inside the tick,
+    /// with no connection. `None`: a person.
+    brain: Option<Brawler>,
+}
+
+impl Player {
+    fn is_bot(&self) -> bool {
+        self.brain.is_some()
+    }
 }
 
 pub struct World {
@@ -144,6 +154,10 @@ pub struct World {
     news: Vec<ServerMsg>,
     /// How many watch (the room keeps it; a `Welcome` says it).
     watchers: u16,
+    /// A public room with fewer people than this is topped up with bots.
+    fill_bots: usize,
+    /// Seeds each new bot's steering.
+    bots_made: u64,
 }
 
 impl World {
@@ -160,6 +174,8 @@ impl World {
             max_held: usize::MAX,
             news: Vec::new(),
             watchers: 0,
+            fill_bots: 0,
+            bots_made: 0,
         }
     }
 
@@ -213,19 +229,19 @@ impl World {
     /// Everything another process needs to carry this room on: the game
     /// and every seat. Inputs in flight and connections are not in it:
     /// each player comes back through its resume token.
+    /// Fill bots are left out: the room's new home makes its own.
     pub fn snapshot(&self) -> WorldSnapshot {
         let seats = self
             .players
             .iter()
+            .filter(|(_, p)| !p.is_bot())
             .map(|(&id, p)| SavedSeat { id, name: p.name.clone(), color: p.color, token: p.token })
             .collect();
-        WorldSnapshot {
-            room: self.room.clone(),
-            private: self.private,
-            game: self.game.clone(),
-            seats,
-            next_id: self.next_id,
+        let mut game = self.game.clone();
+        for (&id, _) in self.players.iter().filter(|(_, p)| p.is_bot()) {
+            game.remove(id);
         }
+        WorldSnapshot { room: self.room.clone(), private: self.private, game, seats, next_id: self.next_id }
     }
 
     /// This world as `snapshot` left it, every seat held for a resume from
@@ -247,6 +263,7 @@ impl World {
                     last_seq: 0,
                     input_credit: MAX_INPUT_BURST * u64::from(INPUT_DT_MICROS),
                     last_input: Input::default(),
+                    brain: None,
                 };
                 (seat.id, player)
             })
@@ -268,8 +285,55 @@ impl World {
         self.game.fighters().max_by_key(rank).map(|(id, _)| id)
     }
 
+    /// People in the room (seated, connected or held); bots are not counted.
     pub fn player_count(&self) -> usize {
-        self.players.len()
+        self.players.values().filter(|p| !p.is_bot()).count()
+    }
+
+    /// Fill bots in the room.
+    pub fn bot_count(&self) -> usize {
+        self.players.len() - self.player_count()
+    }
+
+    /// Adds or removes fill bots so that people and bots make
+    /// `--fill-bots` (none in a private room, or with nobody to play with).
+    fn fill_with_bots(&mut self) {
+        if self.fill_bots == 0 || self.private {
+            return;
+        }
+        let people = self.player_count();
+        let wanted = if people == 0 { 0 } else { self.fill_bots.saturating_sub(people) };
+        while self.bot_count() > wanted {
+            let Some(last) = self.players.iter().rev().find(|(_, p)| p.is_bot()).map(|(&id, _)| id) else {
+                break;
+            };
+            self.leave(last);
+        }
+        while self.bot_count() < wanted && self.players.len() < usize::from(self.max_players) {
+            self.add_bot();
+        }
+    }
+
+    fn add_bot(&mut self) {
+        self.bots_made += 1;
+        let name = self.unique_name(format!("bot {}", self.bots_made));
+        let id = self.allocate_id();
+        let color = (id % u16::from(arena_shared::protocol::COLORS)) as u8;
+        self.game.spawn(id);
+        let player = Player {
+            name: name.clone(),
+            color,
+            // Never matched: a resume looks for people only.
+            token: [0; 16],
+            away_since: None,
+            epoch: 0,
+            last_seq: 0,
+            input_credit: 0,
+            last_input: Input::default(),
+            brain: Some(Brawler::new(self.bots_made)),
+        };
+        self.players.insert(id, player);
+        self.news.push(ServerMsg::Joined(PlayerInfo { id, name, color, score: 0, bot: true }));
     }
 
     pub fn body(&self, id: PlayerId) -> Option<Body> {
@@ -281,6 +345,12 @@ impl World {
     /// "ada" as "ada (2)". `token` is the new player's resume token
     /// (random, from the room).
     pub fn join(&mut self, newcomer: Newcomer, token: ResumeToken) -> Result<Seated, Rejection> {
+        // A bot gives its seat to a person.
+        if self.players.len() >= usize::from(self.max_players)
+            && let Some(bot) = self.players.iter().rev().find(|(_, p)| p.is_bot()).map(|(&id, _)| id)
+        {
+            self.leave(bot);
+        }
         if self.players.len() >= usize::from(self.max_players) {
             return Err(Rejection::new(RejectReason::ServerFull { max_players: self.max_players }));
         }
@@ -300,10 +370,18 @@ impl World {
                 last_seq: 0,
                 input_credit: MAX_INPUT_BURST * u64::from(INPUT_DT_MICROS),
                 last_input: Input::default(),
+                brain: None,
             },
         );
         self.news.push(ServerMsg::Joined(PlayerInfo { id, name: name.clone(), color, score: 0, bot: false }));
         Ok(Seated { id, name, epoch: 0, welcome })
+    }
+
+    /// Tops a public room with fewer than `people` people up with bots
+    /// that play the brawler; they leave as people come (`--fill-bots`).
+    pub fn filling_with_bots(mut self, people: usize) -> Self {
+        self.fill_bots = people;
+        self
     }
 
     /// How many watch the room now: told to everyone who comes.
@@ -338,14 +416,14 @@ impl World {
 
     fn info(&self, id: PlayerId, player: &Player) -> PlayerInfo {
         let score = self.game.fighter(id).map_or(0, |f| f.score);
-        PlayerInfo { id, name: player.name.clone(), color: player.color, score, bot: false }
+        PlayerInfo { id, name: player.name.clone(), color: player.color, score, bot: player.is_bot() }
     }
 
     /// Gives the player holding `token` a new connection: same id, name and
     /// place, under a new epoch. `None`: no such player (a forged token, or
     /// the seat's hold ran out).
     pub fn resume(&mut self, token: &ResumeToken) -> Option<Seated> {
-        let id = self.players.iter().find(|(_, p)| p.token == *token).map(|(&id, _)| id)?;
+        let id = self.players.iter().find(|(_, p)| p.token == *token && !p.is_bot()).map(|(&id, _)| id)?;
         let welcome = self.welcome(id, *token, true);
         let player = self.players.get_mut(&id)?;
         // The new connection numbers its inputs from 1 again.
@@ -416,11 +494,21 @@ impl World {
     pub fn tick(&mut self, inputs: &mut impl InputSource) -> Frames {
         let tick_micros = 1_000_000 / u64::from(self.tick_rate);
         let max_credit = MAX_INPUT_BURST * u64::from(INPUT_DT_MICROS);
+        self.fill_with_bots();
+        let standing = if self.bot_count() > 0 { standing(&self.game) } else { Vec::new() };
         for (&id, player) in &mut self.players {
             player.input_credit = (player.input_credit + tick_micros).min(max_credit);
             while player.input_credit >= u64::from(INPUT_DT_MICROS) {
-                let Some(queued) = inputs.next_input(id) else {
-                    break;
+                let queued = match &mut player.brain {
+                    // A bot's input is made here, numbered as a client would.
+                    Some(brain) => QueuedInput {
+                        seq: player.last_seq.wrapping_add(1),
+                        input: bot_input(brain, &self.game, id, &standing),
+                    },
+                    None => match inputs.next_input(id) {
+                        Some(queued) => queued,
+                        None => break,
+                    },
                 };
                 // The socket is ordered, so an old seq is a confused client: skip it.
                 if queued.seq <= player.last_seq {
@@ -509,6 +597,27 @@ impl World {
     }
 }
 
+/// Everyone standing on the platform (what a bot may chase), by id.
+fn standing(game: &Match) -> Vec<(PlayerId, (f32, f32))> {
+    game.fighters()
+        .filter(|(_, f)| f.life == arena_shared::protocol::Life::Alive)
+        .map(|(id, f)| (id, f.body.pos.to_units()))
+        .collect()
+}
+
+/// Bot `id`'s next input: the brawler's choice on `standing`.
+fn bot_input(brain: &mut Brawler, game: &Match, id: PlayerId, standing: &[(PlayerId, (f32, f32))]) -> Input {
+    let Some(fighter) = game.fighter(id) else { return Input::default() };
+    let targets: Vec<(f32, f32)> =
+        standing.iter().filter(|(other, _)| *other != id).map(|&(_, at)| at).collect();
+    brain.steer(Sight {
+        me: fighter.body.pos.to_units(),
+        targets: &targets,
+        platform_radius: game.settings().platform.radius as f32,
+        dash_ready: fighter.body.dash_cooldown == 0,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::VecDeque;
@@ -537,6 +646,61 @@ mod tests {
 
     fn world(max_players: u16) -> World {
         World::new(30, max_players)
+    }
+
+    fn news_of_bots(world: &mut World) -> (Vec<PlayerId>, Vec<PlayerId>) {
+        let (mut joined, mut left) = (Vec::new(), Vec::new());
+        for msg in world.take_news() {
+            match msg {
+                ServerMsg::Joined(info) if info.bot => joined.push(info.id),
+                ServerMsg::Left { id } => left.push(id),
+                _ => {}
+            }
+        }
+        (joined, left)
+    }
+
+    #[test]
+    fn fill_bots_top_a_public_room_up_play_and_give_way_to_people() {
+        let mut world = World::new(30, 4).filling_with_bots(3);
+        world.tick(&mut NoInputs);
+        assert_eq!(world.bot_count(), 0, "nobody to play with: no bots");
+        let ada = world.join(Newcomer { name: "ada".into(), color: 0 }, [1; 16]).expect("space");
+        world.take_news();
+        world.tick(&mut NoInputs);
+        let (bots, _) = news_of_bots(&mut world);
+        assert_eq!((world.player_count(), world.bot_count(), bots.len()), (1, 2, 2), "marked as bots");
+        let start: Vec<Body> = bots.iter().map(|&id| world.body(id).expect("a bot has a body")).collect();
+        for _ in 0..30 {
+            world.tick(&mut NoInputs);
+        }
+        let moved =
+            bots.iter().zip(&start).filter(|&(&id, was)| world.body(id).is_some_and(|b| b.pos != was.pos));
+        assert_eq!(moved.count(), 2, "bots play");
+        assert!(world.resume(&[0; 16]).is_none(), "a bot's seat is nobody's to resume");
+        assert!(
+            world.snapshot().seats.iter().all(|seat| seat.id == ada.id),
+            "a hand-over leaves bots behind"
+        );
+
+        // People come: bots go, one for one (and the room never refuses a person for a bot).
+        world.join(Newcomer { name: "bob".into(), color: 0 }, [2; 16]).expect("space");
+        world.tick(&mut NoInputs);
+        assert_eq!((world.player_count(), world.bot_count()), (2, 1));
+        world.join(Newcomer { name: "cy".into(), color: 0 }, [3; 16]).expect("space");
+        world.join(Newcomer { name: "dee".into(), color: 0 }, [4; 16]).expect("a bot gives its seat");
+        assert_eq!((world.player_count(), world.bot_count()), (4, 0));
+        // Everyone leaves: no bots stay to keep the room open.
+        for id in world.players.keys().copied().collect::<Vec<_>>() {
+            world.leave(id);
+        }
+        world.tick(&mut NoInputs);
+        assert_eq!(world.players.len(), 0);
+
+        let mut private = World::new(30, 4).in_room("abc".into(), true).filling_with_bots(3);
+        private.join(Newcomer { name: "ada".into(), color: 0 }, [1; 16]).expect("space");
+        private.tick(&mut NoInputs);
+        assert_eq!(private.bot_count(), 0, "a private room is for the people invited");
     }
 
     fn input(seq: u32) -> QueuedInput {

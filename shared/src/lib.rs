@@ -15,6 +15,7 @@
 //!   round-trip estimates, engine-free so the browser app and the bots share
 //!   it and it is tested natively.
 
+pub mod brawler;
 pub mod codec;
 pub mod game;
 pub mod netcode;

@@ -882,8 +882,7 @@ fn snap_field(field: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_landing_screen_watches_a_public_room_and_keys_switch_whom_it_follows()
--> anyhow::Result<()> {
+async fn the_landing_screen_watches_a_public_room_and_keys_switch_whom_it_follows() -> anyhow::Result<()> {
     let Some(dist) = dist() else { return Ok(()) };
     let _one = ONE_BROWSER.lock().await;
     let server = TestServer::start(config(dist, 8)).await?;

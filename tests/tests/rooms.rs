@@ -250,3 +250,33 @@ async fn watchers_see_frames_take_no_seat_are_counted_and_capped() -> anyhow::Re
     assert!(welcome.watching);
     server.stop().await
 }
+
+#[tokio::test]
+async fn fill_bots_play_in_a_public_room_and_leave_as_people_come() -> anyhow::Result<()> {
+    let server = TestServer::start(ServerConfig { fill_bots: 3, ..test_config() }).await?;
+    let (mut ada, seated) = join(&server, "ada", RoomRequest::Quick).await?;
+    let mut bots = BTreeSet::new();
+    while bots.len() < 2 {
+        let bot = recv_until(&mut ada, |m| match m {
+            ServerMsg::Joined(info) if info.bot => Some(info.id),
+            _ => None,
+        });
+        bots.insert(bot.await?);
+    }
+    assert!(seen_ids(&mut ada).await?.is_superset(&bots), "the bots move about in ada's view");
+    assert_eq!(server.players().await?, 1, "bots are not players");
+    let listed: serde_json::Value =
+        serde_json::from_slice(&http_get(server.addr, "/api/rooms", &[]).await?.body)?;
+    assert_eq!(listed[0]["players"].as_u64(), Some(1));
+
+    // Bob comes: one bot goes; his Welcome shows the other as a bot.
+    let (_bob, bob_in) = join(&server, "bob", RoomRequest::Join { code: seated.room.clone() }).await?;
+    let marked: Vec<_> = bob_in.players.iter().filter(|p| p.bot).map(|p| p.id).collect();
+    assert!(!marked.is_empty() && marked.iter().all(|id| bots.contains(id)), "{marked:?}");
+    let gone = recv_until(&mut ada, |m| match m {
+        ServerMsg::Left { id } => Some(*id),
+        _ => None,
+    });
+    assert!(bots.contains(&gone.await?), "a bot gave way");
+    server.stop().await
+}

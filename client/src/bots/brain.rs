@@ -2,6 +2,7 @@
 //! the brain that turns what the bot's session knows of its room into
 //! inputs. Deterministic per bot index.
 
+use arena_shared::brawler::{Brawler, Sight};
 use arena_shared::protocol::{INPUT_RATE_HZ, Life};
 use arena_shared::sim::Input;
 use serde::Serialize;
@@ -35,6 +36,7 @@ pub struct Brain {
     current: Input,
     steps_left: u32,
     phase: f32,
+    brawler: Brawler,
 }
 
 impl Brain {
@@ -45,6 +47,7 @@ impl Brain {
             current: Input::default(),
             steps_left: 0,
             phase: index as f32 * 0.7,
+            brawler: Brawler::new(index as u64),
         }
     }
 
@@ -85,45 +88,24 @@ impl Brain {
         }
     }
 
-    /// Back to the middle when near the edge; else at the nearest player
-    /// standing on the platform, dashing when close and lined up.
+    /// Plays the brawler ([`Brawler`]) on what the bot's session draws.
     fn brawl(&mut self, room: &Room, now: f64) -> Input {
         let positions = room.positions(now);
         let Some(&(_, me)) = positions.iter().find(|(id, _)| *id == room.you()) else {
             return Input::default();
         };
-        let radius = room.platform().radius as f32;
-        let from_centre = (me.0 * me.0 + me.1 * me.1).sqrt();
-        let toward = |to: (f32, f32)| {
-            let (dx, dy) = (to.0 - me.0, to.1 - me.1);
-            let len = (dx * dx + dy * dy).sqrt().max(1e-3);
-            (Input::stick((dx / len * 127.0) as i8, (dy / len * 127.0) as i8), len)
-        };
-        if from_centre > radius * 0.72 {
-            return toward((0.0, 0.0)).0;
-        }
-        let target = positions
+        let targets: Vec<(f32, f32)> = positions
             .iter()
             .filter(|(id, _)| *id != room.you())
             .filter(|(id, _)| room.roster().get(id).is_some_and(|m| m.life == Life::Alive))
-            .map(|&(_, at)| toward(at))
-            .min_by(|a, b| a.1.total_cmp(&b.1));
-        let Some((stick, distance)) = target else {
-            return self.wander_slowly();
-        };
-        // Some hesitation so that bots do not all dash on the same frame.
-        let eager = self.next_random().is_multiple_of(4);
-        stick.with_dash(distance < 180.0 && room.dash_ready() >= 1.0 && eager)
-    }
-
-    fn wander_slowly(&mut self) -> Input {
-        if self.steps_left == 0 {
-            let r = self.next_random();
-            self.current = Input::stick((r & 0x7f) as i8 - 64, ((r >> 8) & 0x7f) as i8 - 64);
-            self.steps_left = INPUT_RATE_HZ;
-        }
-        self.steps_left -= 1;
-        self.current
+            .map(|&(_, at)| at)
+            .collect();
+        self.brawler.steer(Sight {
+            me,
+            targets: &targets,
+            platform_radius: room.platform().radius as f32,
+            dash_ready: room.dash_ready() >= 1.0,
+        })
     }
 }
 
