@@ -312,7 +312,7 @@ async fn quick_join_fills_rooms_across_nodes_and_racing_joins_never_overfill_one
     for node in nodes {
         let rooms: serde_json::Value =
             serde_json::from_slice(&arena_tests::http_get(node.addr(), "/api/rooms", &[]).await?.body)?;
-        let expected = serde_json::json!([{ "code": code, "players": 2, "room_size": 4 }]);
+        let expected = serde_json::json!([{ "code": code, "players": 2, "watchers": 0, "room_size": 4 }]);
         check(rooms == expected, &format!("node {} lists {rooms}, not {expected}", node.port), &nodes);
     }
 
