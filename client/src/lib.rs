@@ -21,6 +21,7 @@
 //!   - [`attack`]: misbehaving clients (floods, resets, slowloris) for
 //!     `arena-bots --attack` and the hardening tests.
 //!   - [`tls`]: which `wss://` servers to trust.
+//!   - [`verify`]: `arena-bots --verify-replay`, a recorded round re-run.
 //! - On wasm32: [`app`], the Bevy app (see its module docs), started by the
 //!   `arena-client` binary that trunk builds.
 
@@ -37,5 +38,7 @@ pub mod reconnect;
 pub mod session;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod tls;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod verify;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod ws;

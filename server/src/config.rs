@@ -182,6 +182,18 @@ pub struct ServerConfig {
           value_parser = clap::value_parser!(u16).range(0..=64))]
     pub fill_bots: u16,
 
+    /// Every round is recorded (its inputs, deflated: about 180 KB for 20
+    /// players and 3 minutes) and kept in memory up to this many MiB, the
+    /// oldest going first; 0 records nothing. `GET /api/replays` lists
+    /// public rooms' rounds.
+    #[arg(long, env = "ARENA_REPLAY_MEMORY_MB", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(0..=65_536))]
+    pub replay_memory_mb: u32,
+
+    /// Also write each recorded round to this directory as `<id>.replay`.
+    #[arg(long, env = "ARENA_REPLAY_DIR", value_parser = parse_replay_dir)]
+    pub replay_dir: Option<PathBuf>,
+
     /// Cluster mode: the Redis the nodes share, `redis://host:port[/db]`.
     /// Each room is leased to one node, invite links and quick-joins work
     /// through any node, and rooms move to another node on a drain or a
@@ -248,6 +260,8 @@ impl Default for ServerConfig {
             max_rooms_per_ip: 4,
             max_watchers: 32,
             fill_bots: 0,
+            replay_memory_mb: 64,
+            replay_dir: None,
             redis_url: None,
             node_url: None,
             lease_ms: 3_000,
@@ -405,6 +419,12 @@ fn parse_node_url(value: &str) -> Result<String, String> {
 fn parse_file(value: &str) -> Result<PathBuf, String> {
     let path = PathBuf::from(value);
     if path.is_file() { Ok(path) } else { Err(format!("'{value}' is not a readable file")) }
+}
+
+fn parse_replay_dir(value: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(value);
+    std::fs::create_dir_all(&path).map_err(|e| format!("cannot use '{value}' for replays: {e}"))?;
+    Ok(path)
 }
 
 fn parse_web_dir(value: &str) -> Result<PathBuf, String> {

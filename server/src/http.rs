@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use arena_shared::protocol::MAX_CLIENT_MSG_BYTES;
-use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -44,6 +44,8 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/rooms", get(public_rooms))
+        .route("/api/replays", get(public_replays))
+        .route("/api/replays/{id}", get(one_replay))
         .route("/api/cluster", get(cluster_nodes))
         .route("/admin", get(admin_page))
         .route("/admin/api/cluster", get(admin_cluster))
@@ -313,6 +315,22 @@ async fn cluster_nodes(State(state): State<AppState>) -> Response {
 }
 
 /// Public rooms, fullest first: `[{"code", "players", "room_size"}]`.
+/// Public rooms' recorded rounds, newest first.
+async fn public_replays(State(state): State<AppState>) -> Response {
+    axum::Json(state.rooms.replays().public()).into_response()
+}
+
+/// One recorded round (a private room's too: its id is the key), as
+/// `arena_shared::replay::Replay::encode` made it.
+async fn one_replay(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let well_formed = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    match state.rooms.replays().get(&id).filter(|_| well_formed) {
+        Some(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+        None => (StatusCode::NOT_FOUND, "no such replay (rounds are kept for a while, then make room)\n")
+            .into_response(),
+    }
+}
+
 async fn public_rooms(State(state): State<AppState>) -> Response {
     axum::Json(state.rooms.public_everywhere().await).into_response()
 }

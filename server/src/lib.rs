@@ -11,7 +11,8 @@
 //!   handshake thread that keeps handshakes off the tick.
 //! - [`http`]: `app(state) -> Router`: `/ws` (upgrade with bounded
 //!   buffers), `/healthz` and `/metrics` (totals for the public, per room
-//!   for operators), `/api/rooms`; `operator_app` for `--metrics-bind`.
+//!   for operators), `/api/rooms`, `/api/replays`; `operator_app` for
+//!   `--metrics-bind`.
 //! - [`origin`]: which pages may open `/ws`, and the player's address
 //!   behind a trusted proxy.
 //! - [`admin`]: the operators' page's data and orders (every node and room,
@@ -41,6 +42,8 @@
 //!   changes since the last frame its writer took, within a byte budget.
 //! - [`outbox`]: a player's bounded outgoing queue: events in order, and only
 //!   the newest frame, so a slow reader never holds up the tick.
+//! - [`replays`]: the rounds rooms recorded, kept to a byte cap and
+//!   served at `/api/replays`.
 //! - [`world`]: the game state only (players, the match, the news) and what
 //!   one tick does to it, free of sockets, channels, timers and metrics.
 //! - [`fence`]: a room's right to run, by its own clock: its lease's
@@ -79,6 +82,7 @@ pub mod links;
 pub mod metrics;
 pub mod origin;
 pub mod outbox;
+pub mod replays;
 pub mod room;
 pub mod rooms;
 pub mod state;

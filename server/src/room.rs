@@ -28,6 +28,7 @@ use crate::limits::Slot;
 use crate::links::{Ends, InboundQueue, Links};
 use crate::metrics::{Kick, Metrics, RoomStats};
 use crate::outbox::{CloseReason, Outbox};
+use crate::replays::ReplayStore;
 use crate::world::{Frames, Newcomer, RosterLine, World, WorldSnapshot};
 
 /// Watchers a room takes unless told otherwise (`--max-watchers`).
@@ -242,6 +243,8 @@ pub struct RoomSpec {
     /// The saved room this one carries on (a hand-over or a crash's
     /// checkpoint), instead of a fresh game.
     pub restore: Option<WorldSnapshot>,
+    /// Where its recorded rounds go.
+    pub replays: Arc<ReplayStore>,
 }
 
 /// One room without its task: the world and the players' links, and how
@@ -263,6 +266,8 @@ pub struct Room {
     max_watchers: usize,
     /// The watcher count everyone was last told.
     watchers_told: usize,
+    /// Where recorded rounds are kept (none: the world records nothing).
+    replays: Option<Arc<ReplayStore>>,
 }
 
 /// A seat given by [`Room::seat`].
@@ -286,6 +291,23 @@ impl Room {
             seated_ever: 0,
             max_watchers: usize::from(DEFAULT_MAX_WATCHERS),
             watchers_told: 0,
+            replays: None,
+        }
+    }
+
+    /// Keeps the rounds the world records in `store`.
+    pub fn keeping_replays_in(mut self, store: Arc<ReplayStore>) -> Self {
+        self.replays = Some(store);
+        self
+    }
+
+    /// Hands finished recordings to the store, deflated off the tick.
+    fn keep_replays(&mut self) {
+        let finished = self.world.take_replays();
+        let Some(store) = self.replays.as_ref().filter(|_| !finished.is_empty()) else { return };
+        for replay in finished {
+            let (store, code, private) = (store.clone(), self.code.clone(), self.world.is_private());
+            tokio::task::spawn_blocking(move || store.keep(&code, private, &replay));
         }
     }
 
@@ -414,6 +436,7 @@ impl Room {
             }
         }
         self.tell_watchers();
+        self.keep_replays();
         self.report();
     }
 
@@ -494,9 +517,13 @@ pub fn spawn(
     if let Some(saved) = spec.restore {
         world = world.restored(saved);
     }
+    if config.replay_memory_mb > 0 {
+        world = world.recording();
+    }
     let room = Room::new(world, config.slow_client_ticks(), metrics, spec.code.clone())
         .reporting_to(spec.stats)
-        .watched_by_at_most(config.max_watchers);
+        .watched_by_at_most(config.max_watchers)
+        .keeping_replays_in(spec.replays);
     let handle = RoomHandle { commands, leaves };
     let channels = Channels { commands: commands_rx, leaves: leaves_rx, leave_sender: handle.leaves.clone() };
     let (owner, on_close) = (spec.owner, spec.on_close);

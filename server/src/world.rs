@@ -12,8 +12,9 @@ use arena_shared::brawler::{Brawler, Sight};
 use arena_shared::game::{GameEvent, Match, MatchSettings};
 use arena_shared::protocol::{
     MAX_NAME_CHARS, PROTOCOL_VERSION, PlayerId, PlayerInfo, PlayerState, RejectReason, Rejection,
-    ResumeToken, ServerMsg, Welcome,
+    ResumeToken, RoundInfo, RoundPhase, ServerMsg, Welcome,
 };
+use arena_shared::replay::{Change, Recorder, Replay};
 use arena_shared::sim::{Body, INPUT_DT_MICROS, Input};
 
 /// The `you` of a watcher's `Welcome`: no player has id 0.
@@ -158,6 +159,12 @@ pub struct World {
     fill_bots: usize,
     /// Seeds each new bot's steering.
     bots_made: u64,
+    /// Record each round (see [`World::recording`]).
+    record: bool,
+    /// The round being recorded, from the first tick it was played here.
+    recorder: Option<Recorder>,
+    /// Rounds recorded and not yet taken ([`World::take_replays`]).
+    replays: Vec<Replay>,
 }
 
 impl World {
@@ -176,6 +183,9 @@ impl World {
             watchers: 0,
             fill_bots: 0,
             bots_made: 0,
+            record: false,
+            recorder: None,
+            replays: Vec::new(),
         }
     }
 
@@ -220,6 +230,11 @@ impl World {
         self.room = code;
         self.private = private;
         self
+    }
+
+    /// Whether only its link leads to this room.
+    pub fn is_private(&self) -> bool {
+        self.private
     }
 
     pub fn tick_number(&self) -> u32 {
@@ -269,6 +284,7 @@ impl World {
             })
             .collect();
         self.news.clear();
+        self.recorder = None;
         self
     }
 
@@ -320,6 +336,7 @@ impl World {
         let id = self.allocate_id();
         let color = (id % u16::from(arena_shared::protocol::COLORS)) as u8;
         self.game.spawn(id);
+        self.note(Change::Spawn(PlayerInfo { id, name: name.clone(), color, score: 0, bot: true }));
         let player = Player {
             name: name.clone(),
             color,
@@ -359,6 +376,7 @@ impl World {
         let id = self.allocate_id();
         let welcome = self.welcome(id, token, false);
         self.game.spawn(id);
+        self.note(Change::Spawn(PlayerInfo { id, name: name.clone(), color, score: 0, bot: false }));
         self.players.insert(
             id,
             Player {
@@ -382,6 +400,37 @@ impl World {
     pub fn filling_with_bots(mut self, people: usize) -> Self {
         self.fill_bots = people;
         self
+    }
+
+    /// Records every round played here as a [`Replay`]: the game as the
+    /// round began (or as this world first ticked it), then what each tick
+    /// applied. A finished round waits in [`World::take_replays`].
+    pub fn recording(mut self) -> Self {
+        self.record = true;
+        self
+    }
+
+    /// The rounds finished since the last call, oldest first.
+    pub fn take_replays(&mut self) -> Vec<Replay> {
+        std::mem::take(&mut self.replays)
+    }
+
+    /// Notes a coming or going in the round being recorded.
+    fn note(&mut self, change: Change) {
+        if let Some(recorder) = &mut self.recorder {
+            recorder.change(change);
+        }
+    }
+
+    /// Starts recording a round being played, if recording and not yet.
+    fn start_recording(&mut self) {
+        if self.record
+            && self.recorder.is_none()
+            && matches!(self.game.round().phase, RoundPhase::Playing { .. })
+        {
+            let players = self.players.iter().map(|(&id, p)| self.info(id, p)).collect();
+            self.recorder = Some(Recorder::new(&self.game, players, self.tick_rate));
+        }
     }
 
     /// How many watch the room now: told to everyone who comes.
@@ -479,6 +528,7 @@ impl World {
             return false;
         }
         self.game.remove(id);
+        self.note(Change::Remove(id));
         self.news.push(ServerMsg::Left { id });
         true
     }
@@ -494,6 +544,7 @@ impl World {
     pub fn tick(&mut self, inputs: &mut impl InputSource) -> Frames {
         let tick_micros = 1_000_000 / u64::from(self.tick_rate);
         let max_credit = MAX_INPUT_BURST * u64::from(INPUT_DT_MICROS);
+        self.start_recording();
         self.fill_with_bots();
         let standing = if self.bot_count() > 0 { standing(&self.game) } else { Vec::new() };
         for (&id, player) in &mut self.players {
@@ -517,21 +568,16 @@ impl World {
                 // Falling or out, the input does nothing, but it is acked:
                 // the client's prediction moves past it.
                 self.game.apply_input(id, queued.input);
+                if let Some(recorder) = &mut self.recorder {
+                    recorder.input(id, queued.input);
+                }
                 player.last_seq = queued.seq;
                 player.last_input = queued.input;
                 player.input_credit -= u64::from(INPUT_DT_MICROS);
             }
         }
 
-        for event in self.game.advance() {
-            self.news.push(match event {
-                GameEvent::KnockedOut(knockout) => {
-                    tracing::debug!(room = %self.room, victim = knockout.victim, by = ?knockout.by, "knocked out");
-                    ServerMsg::KnockedOut(knockout)
-                }
-                GameEvent::Round(round) => ServerMsg::Round(round),
-            });
-        }
+        self.advance();
 
         let tick = self.game.tick();
         let expired: Vec<PlayerId> = self
@@ -558,6 +604,29 @@ impl World {
                 .filter(|(_, p)| p.away_since.is_none())
                 .map(|(&id, p)| (id, p.last_seq))
                 .collect(),
+        }
+    }
+
+    /// Advances the game a tick: the recording notes it (and a round that
+    /// ended is finished), and what it decided becomes news.
+    fn advance(&mut self) {
+        let events = self.game.advance();
+        if let Some(recorder) = &mut self.recorder {
+            recorder.end_tick(&self.game);
+        }
+        for event in events {
+            if let GameEvent::Round(RoundInfo { phase: RoundPhase::Podium { .. }, .. }) = &event
+                && let Some(recorder) = self.recorder.take()
+            {
+                self.replays.push(recorder.finish());
+            }
+            self.news.push(match event {
+                GameEvent::KnockedOut(knockout) => {
+                    tracing::debug!(room = %self.room, victim = knockout.victim, by = ?knockout.by, "knocked out");
+                    ServerMsg::KnockedOut(knockout)
+                }
+                GameEvent::Round(round) => ServerMsg::Round(round),
+            });
         }
     }
 
@@ -701,6 +770,35 @@ mod tests {
         private.join(Newcomer { name: "ada".into(), color: 0 }, [1; 16]).expect("space");
         private.tick(&mut NoInputs);
         assert_eq!(private.bot_count(), 0, "a private room is for the people invited");
+    }
+
+    /// A 20-player, 3-minute round (one person, 19 fill bots playing the
+    /// brawler) recorded, sized and replayed.
+    #[test]
+    fn a_round_is_recorded_small_and_replays_with_every_checksum_equal() {
+        let mut world = World::new(30, 32).with_rounds(180, 5).filling_with_bots(20).recording();
+        world.join(Newcomer { name: "ada".into(), color: 0 }, [1; 16]).expect("space");
+        let mut replays = Vec::new();
+        for _ in 0..(180 + 5 + 2) * 30 {
+            world.tick(&mut NoInputs);
+            replays.extend(world.take_replays());
+        }
+        let [replay] = &replays[..] else { panic!("one round recorded: {}", replays.len()) };
+        assert_eq!(replay.ticks, 180 * 30);
+        let bytes = replay.encode();
+        let inputs = replay.inputs();
+        eprintln!(
+            "a 20-player 3-minute round: {} inputs, {} bytes ({:.2} bytes an input, {:.1} KB a player-minute)",
+            inputs,
+            bytes.len(),
+            bytes.len() as f64 / inputs as f64,
+            bytes.len() as f64 / 1000.0 / 20.0 / 3.0
+        );
+        assert!(inputs > 200_000, "twenty players' inputs: {inputs}");
+        assert!(bytes.len() <= 200_000, "a round fits 200 KB: {}", bytes.len());
+        let decoded = Replay::decode(&bytes).expect("decodes");
+        let checked = arena_shared::replay::Playback::new(&decoded).expect("this version").verify();
+        assert_eq!(checked, Ok(180), "a checksum every second, all equal");
     }
 
     fn input(seq: u32) -> QueuedInput {

@@ -14,10 +14,15 @@
 //!   and playout, the smoother, the view history, and the server-clock and
 //!   round-trip estimates, engine-free so the browser app and the bots share
 //!   it and it is tested natively.
+//! - [`brawler`]: a bot's steering from positions, for the server's fill
+//!   bots and `arena-bots`.
+//! - [`replay`]: a round recorded as its spawns, removals and inputs, and
+//!   played back by re-running [`game`], checked every second.
 
 pub mod brawler;
 pub mod codec;
 pub mod game;
 pub mod netcode;
 pub mod protocol;
+pub mod replay;
 pub mod sim;

@@ -92,6 +92,11 @@ mod cli {
         /// churn), each giving up after --duration seconds.
         #[arg(long, value_enum)]
         attack: Option<AttackKind>,
+        /// Instead of playing, re-run a recorded round (a file, or
+        /// http://host/api/replays/<id>) with the shared rules and check
+        /// every checksum; exits 1 on a mismatch.
+        #[arg(long, value_name = "FILE|URL", conflicts_with = "attack")]
+        verify_replay: Option<String>,
         /// Attackers running at once (default: all of them).
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
         concurrency: Option<u64>,
@@ -154,6 +159,9 @@ mod cli {
         if let Some(kind) = args.attack {
             return attack(kind, &args);
         }
+        if let Some(source) = &args.verify_replay {
+            return verify_replay(source, args.json);
+        }
         let config = SwarmConfig {
             url: args.url,
             count: args.count as usize,
@@ -193,6 +201,26 @@ mod cli {
             .map(|(before, after)| ProcessCpu::over(after - before, wall, &records));
         let printed = print_report(&report, args.json, || report.to_table());
         if !printed || report.is_failure() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    }
+
+    /// `--verify-replay`: the round re-run, or why it could not be.
+    fn verify_replay(source: &str, json: bool) -> ExitCode {
+        let Some(runtime) = runtime(Some(1)) else { return ExitCode::FAILURE };
+        match runtime.block_on(arena_client::verify::verify_replay(source)) {
+            Ok(verified) => {
+                let text = || {
+                    format!(
+                        "replay verified: {} ticks ({:.1} s), {} inputs, {} bytes, all {} checksums equal\n",
+                        verified.ticks, verified.secs, verified.inputs, verified.bytes, verified.checksums
+                    )
+                };
+                if print_report(&verified, json, text) { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            }
+            Err(why) => {
+                eprintln!("arena-bots: {why}");
+                ExitCode::FAILURE
+            }
+        }
     }
 
     /// Prints `report` as one JSON object or as `text`; `false` if it could not.

@@ -25,6 +25,7 @@ use crate::directory::{InMemoryDirectory, RoomDirectory, RoomEntry};
 use crate::fence::Fence;
 use crate::limits::{AddressCaps, PerAddressBudget, Slot};
 use crate::metrics::{Metrics, RoomStats};
+use crate::replays::ReplayStore;
 use crate::room::{self, JoinError, Membership, RoomSpec};
 use crate::steward::RoomLease;
 use crate::world::{Newcomer, WorldSnapshot};
@@ -57,6 +58,8 @@ pub struct Rooms {
     private_rooms: Arc<AddressCaps>,
     /// This node and the cluster it is in (itself alone without `--redis-url`).
     cluster: Arc<Cluster>,
+    /// The rounds its rooms recorded.
+    replays: Arc<ReplayStore>,
 }
 
 /// Why a `Hello` got no seat here.
@@ -91,8 +94,10 @@ impl Rooms {
         cluster: Arc<Cluster>,
         cancel: CancellationToken,
     ) -> Self {
+        let cap = config.replay_memory_mb as usize * (1 << 20);
         Rooms {
             cluster,
+            replays: Arc::new(ReplayStore::new(cap, config.replay_dir.clone())),
             directory: Arc::new(InMemoryDirectory::default()),
             metrics,
             cancel,
@@ -273,8 +278,17 @@ impl Rooms {
         let closing = code.clone();
         let on_close = Box::new(move || directory.remove(&closing));
         let fence = lease.as_ref().map_or_else(|| Arc::new(Fence::always()), |lease| lease.fence.clone());
-        let spec =
-            RoomSpec { code: code.clone(), private, stats: stats.clone(), owner, on_close, fence, restore };
+        let replays = self.replays.clone();
+        let spec = RoomSpec {
+            code: code.clone(),
+            private,
+            stats: stats.clone(),
+            owner,
+            on_close,
+            fence,
+            restore,
+            replays,
+        };
         let handle =
             room::spawn(spec, self.config.clone(), self.metrics.clone(), self.cancel.clone(), &self.tasks);
         let entry = RoomEntry { handle, private, stats, lease };
@@ -324,6 +338,11 @@ impl Rooms {
             .collect();
         rooms.sort_by(|a, b| b.players.cmp(&a.players).then_with(|| a.code.cmp(&b.code)));
         rooms
+    }
+
+    /// The rounds this node's rooms recorded.
+    pub fn replays(&self) -> &ReplayStore {
+        &self.replays
     }
 
     /// Waits for every room task to stop (after `cancel`).

@@ -1,0 +1,47 @@
+//! Recorded rounds over real sockets: 20 brawler bots play a round, the
+//! server lists it at `/api/replays` and serves it, and it re-runs natively
+//! with every checksum equal; a private room's round is kept but not listed.
+
+use arena_client::bots::{Behaviour, Live, run_swarm};
+use arena_client::verify::verify_replay;
+use arena_server::ServerConfig;
+use arena_shared::protocol::RoomRequest;
+use arena_tests::{TestServer, eventually, http_get, swarm, test_config};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_20_bot_round_is_listed_served_and_replays_with_every_checksum_equal() -> anyhow::Result<()> {
+    let config = ServerConfig { round_secs: 8, podium_secs: 2, max_players: 32, ..test_config() };
+    let server = TestServer::start(config).await?;
+    // A private room's round: kept, never listed.
+    let (_host, private) = {
+        let mut client = server.client().await?;
+        let welcome = client.handshake_in("host", RoomRequest::CreatePrivate).await?;
+        (client, welcome)
+    };
+    let bots = tokio::spawn(run_swarm(swarm(&server, 20, 14.0, Behaviour::Brawler), Live::default().into()));
+    let listed = eventually("a round is recorded", Duration::from_secs(30), async || {
+        let body = http_get(server.addr, "/api/replays", &[]).await?.body;
+        let listed: serde_json::Value = serde_json::from_slice(&body)?;
+        let count = listed.as_array().map_or(0, Vec::len);
+        Ok((count > 0, listed))
+    })
+    .await?;
+    let round = &listed[0];
+    assert!(round["room"] != private.room.as_str(), "a private room's round is not listed: {listed}");
+    assert!(round["players"].as_u64().is_some_and(|n| n >= 20), "twenty bots played: {round}");
+    let id = round["id"].as_str().unwrap_or_default();
+    let url = format!("http://{}/api/replays/{id}", server.addr);
+    let verified = verify_replay(&url).await.map_err(anyhow::Error::msg)?;
+    eprintln!("{verified:?}");
+    assert_eq!(verified.ticks, 8 * 30);
+    assert_eq!(verified.checksums, 8, "one a second, all equal");
+    assert!(verified.inputs > 20 * 8 * 50, "the bots' inputs are in it: {}", verified.inputs);
+
+    let missing = http_get(server.addr, "/api/replays/00000000000000000000000000000000", &[]).await?;
+    assert_eq!(missing.status, 404);
+    let bad = verify_replay(&format!("http://{}/api/replays/nope", server.addr)).await;
+    assert!(bad.is_err_and(|why| why.contains("404")));
+    bots.abort();
+    server.stop().await
+}
