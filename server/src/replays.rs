@@ -142,7 +142,10 @@ mod tests {
         let first = store.keep("aaaa", false, &round(30)).expect("kept");
         let hidden = store.keep("bbbb", true, &round(30)).expect("kept");
         assert_eq!(first.len(), 32);
-        assert_eq!(store.public().iter().map(|r| r.id.clone()).collect::<Vec<_>>(), std::slice::from_ref(&first));
+        assert_eq!(
+            store.public().iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+            std::slice::from_ref(&first)
+        );
         assert!(store.get(&hidden).is_some(), "reachable by its id");
         let third = store.keep("aaaa", false, &round(30)).expect("kept");
         assert!(store.get(&first).is_none(), "the oldest made room");
