@@ -121,7 +121,7 @@ impl Replay {
     /// A recording from [`Replay::encode`]'s bytes; bounded however it inflates.
     pub fn decode(bytes: &[u8]) -> Result<Replay, DecodeError> {
         let raw = miniz_oxide::inflate::decompress_to_vec_with_limit(bytes, MAX_REPLAY_BYTES)
-            .map_err(|e| DecodeError::Malformed(format!("not a deflated recording: {e:?}")))?;
+            .map_err(|e| DecodeError::Malformed(format!("not a deflated recording ({:?})", e.status)))?;
         codec::decode_state(&raw, MAX_REPLAY_BYTES)
     }
 }
