@@ -220,6 +220,10 @@ fn report(
                     save_seat(room.code(), &room.resume_token());
                 }
                 set_body_attr("data-watching", if room.is_watching() { "1" } else { "0" });
+                // How many times this page was welcomed: a move to another
+                // node is one more, however fast it went.
+                let welcomes = body_attr("data-welcomes").and_then(|n| n.parse::<u32>().ok()).unwrap_or(0);
+                set_body_attr("data-welcomes", &(welcomes + 1).to_string());
                 show_invite(room.code(), room.is_private());
                 policy.welcomed(room.code(), room.resume_token());
                 // Our own Joined follows; the roster has us already.
