@@ -272,8 +272,7 @@ async fn read_loop(
 ) -> Ending {
     let idle = state.app.config.idle_timeout();
     let metrics = &state.app.metrics;
-    let Membership { id, outbox, inbound, watching, .. } = membership;
-    let seat = Seat { inbound, outbox, watching: *watching };
+    let Membership { id, outbox, .. } = membership;
     // One timer for the whole connection, pushed back by every message
     // (pushing a deadline later costs no timer-wheel work).
     let silence = tokio::time::sleep(idle);
@@ -318,7 +317,7 @@ async fn read_loop(
             }
         };
         metrics.bytes_in_total.inc_by(bytes.len() as u64);
-        if let Err(ending) = on_client_msg(&bytes, &seat, metrics) {
+        if let Err(ending) = on_client_msg(&bytes, membership, metrics) {
             return ending;
         }
     }
@@ -335,18 +334,12 @@ fn answer_ping(payload: &[u8], ping: &AtomicU64) {
     }
 }
 
-/// A connection's ends in its room, and whether it only watches.
-struct Seat<'a> {
-    inbound: &'a InboundQueue,
-    outbox: &'a Outbox,
-    watching: bool,
-}
-
 /// Handles one message of a seated client (or a watcher): inputs,
 /// `Resync` and a watcher's `Follow` to the room, a pong straight back;
 /// `Err` says how the connection ends.
-fn on_client_msg(bytes: &[u8], seat: &Seat, metrics: &Metrics) -> Result<(), Ending> {
-    let Seat { inbound, outbox, watching } = *seat;
+fn on_client_msg(bytes: &[u8], membership: &Membership, metrics: &Metrics) -> Result<(), Ending> {
+    let Membership { inbound, outbox, watching, .. } = membership;
+    let watching = *watching;
     let msg = decode_client(bytes);
     // A watcher moves nobody, and only a watcher has a camera to point.
     let misplaced = match &msg {

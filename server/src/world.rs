@@ -295,10 +295,7 @@ impl World {
     /// Who leads the round: the best score, then the most knockouts,
     /// then the longest here (lowest id). `None` in an empty room.
     pub fn leader(&self) -> Option<PlayerId> {
-        let rank = |(id, f): &(PlayerId, &arena_shared::game::Fighter)| {
-            (f.score, f.knockouts, std::cmp::Reverse(*id))
-        };
-        self.game.fighters().max_by_key(rank).map(|(id, _)| id)
+        self.game.leader()
     }
 
     /// People in the room (seated, connected or held); bots are not counted.
@@ -319,15 +316,19 @@ impl World {
         }
         let people = self.player_count();
         let wanted = if people == 0 { 0 } else { self.fill_bots.saturating_sub(people) };
-        while self.bot_count() > wanted {
-            let Some(last) = self.players.iter().rev().find(|(_, p)| p.is_bot()).map(|(&id, _)| id) else {
-                break;
-            };
-            self.leave(last);
+        while self.bot_count() > wanted
+            && let Some(bot) = self.newest_bot()
+        {
+            self.leave(bot);
         }
         while self.bot_count() < wanted && self.players.len() < usize::from(self.max_players) {
             self.add_bot();
         }
+    }
+
+    /// The bot that came last (the highest id).
+    fn newest_bot(&self) -> Option<PlayerId> {
+        self.players.iter().rev().find(|(_, p)| p.is_bot()).map(|(&id, _)| id)
     }
 
     fn add_bot(&mut self) {
@@ -336,9 +337,10 @@ impl World {
         let id = self.allocate_id();
         let color = (id % u16::from(arena_shared::protocol::COLORS)) as u8;
         self.game.spawn(id);
-        self.note(Change::Spawn(PlayerInfo { id, name: name.clone(), color, score: 0, bot: true }));
+        let info = PlayerInfo { id, name: name.clone(), color, score: 0, bot: true };
+        self.note(Change::Spawn(info.clone()));
         let player = Player {
-            name: name.clone(),
+            name,
             color,
             // Never matched: a resume looks for people only.
             token: [0; 16],
@@ -350,7 +352,7 @@ impl World {
             brain: Some(Brawler::new(self.bots_made)),
         };
         self.players.insert(id, player);
-        self.news.push(ServerMsg::Joined(PlayerInfo { id, name, color, score: 0, bot: true }));
+        self.news.push(ServerMsg::Joined(info));
     }
 
     pub fn body(&self, id: PlayerId) -> Option<Body> {
@@ -364,7 +366,7 @@ impl World {
     pub fn join(&mut self, newcomer: Newcomer, token: ResumeToken) -> Result<Seated, Rejection> {
         // A bot gives its seat to a person.
         if self.players.len() >= usize::from(self.max_players)
-            && let Some(bot) = self.players.iter().rev().find(|(_, p)| p.is_bot()).map(|(&id, _)| id)
+            && let Some(bot) = self.newest_bot()
         {
             self.leave(bot);
         }
@@ -376,7 +378,8 @@ impl World {
         let id = self.allocate_id();
         let welcome = self.welcome(id, token, false);
         self.game.spawn(id);
-        self.note(Change::Spawn(PlayerInfo { id, name: name.clone(), color, score: 0, bot: false }));
+        let info = PlayerInfo { id, name: name.clone(), color, score: 0, bot: false };
+        self.note(Change::Spawn(info.clone()));
         self.players.insert(
             id,
             Player {
@@ -391,7 +394,7 @@ impl World {
                 brain: None,
             },
         );
-        self.news.push(ServerMsg::Joined(PlayerInfo { id, name: name.clone(), color, score: 0, bot: false }));
+        self.news.push(ServerMsg::Joined(info));
         Ok(Seated { id, name, epoch: 0, welcome })
     }
 

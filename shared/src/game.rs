@@ -337,15 +337,26 @@ impl Match {
 
     /// Everyone by score, then knockouts given, then who joined first.
     pub fn standings(&self) -> Vec<Standing> {
-        let mut standings: Vec<Standing> = self
-            .fighters
-            .iter()
-            .map(|(&id, f)| Standing { id, score: f.score, knockouts: f.knockouts })
-            .collect();
-        standings
-            .sort_by(|a, b| b.score.cmp(&a.score).then(b.knockouts.cmp(&a.knockouts)).then(a.id.cmp(&b.id)));
+        let mut standings: Vec<Standing> = self.fighters.iter().map(|(&id, f)| standing(id, f)).collect();
+        standings.sort_by(better_first);
         standings
     }
+
+    /// Who leads the round: the first of [`Match::standings`], found
+    /// without sorting everyone. `None` with nobody in the game.
+    pub fn leader(&self) -> Option<PlayerId> {
+        self.fighters.iter().map(|(&id, f)| standing(id, f)).min_by(better_first).map(|s| s.id)
+    }
+}
+
+fn standing(id: PlayerId, fighter: &Fighter) -> Standing {
+    Standing { id, score: fighter.score, knockouts: fighter.knockouts }
+}
+
+/// The standings' order: more points first, then more knockouts, then the
+/// longest in the room (the lower id).
+fn better_first(a: &Standing, b: &Standing) -> std::cmp::Ordering {
+    b.score.cmp(&a.score).then(b.knockouts.cmp(&a.knockouts)).then(a.id.cmp(&b.id))
 }
 
 #[cfg(test)]

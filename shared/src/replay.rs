@@ -276,9 +276,8 @@ impl<'a> Playback<'a> {
             return Ok(false);
         }
         let replay = self.replay;
-        while let Some((at, change)) = replay.changes.get(self.next_change).filter(|(at, _)| *at == self.tick)
+        while let Some((_, change)) = replay.changes.get(self.next_change).filter(|(at, _)| *at == self.tick)
         {
-            debug_assert_eq!(*at, self.tick);
             match change {
                 Change::Spawn(info) => {
                     self.game.spawn(info.id);

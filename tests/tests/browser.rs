@@ -877,11 +877,6 @@ async fn sounds_follow_a_gesture_mute_is_remembered_and_a_gamepad_moves_dashes_a
     server.stop().await
 }
 
-/// The page's snapshot field `field`, in a JS expression.
-fn snap_field(field: &str) -> String {
-    format!("JSON.parse(document.getElementById('arena-snapshot').dataset.snapshot || '{{}}').{field}")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_landing_screen_watches_a_public_room_and_keys_switch_whom_it_follows() -> anyhow::Result<()> {
     let Some(dist) = dist() else { return Ok(()) };
@@ -901,9 +896,9 @@ async fn the_landing_screen_watches_a_public_room_and_keys_switch_whom_it_follow
     let watching_three = format!(
         "document.body.dataset.state === 'connected' && document.body.dataset.watching === '1' && \
          {} === true && {}.filter((p) => p.x !== null).length === 3 && {} > 0",
-        snap_field("watching"),
-        snap_field("players"),
-        snap_field("camera_on"),
+        snap("watching"),
+        snap("players"),
+        snap("camera_on"),
     );
     browser.wait_for(&page, &watching_three, Duration::from_secs(90)).await?;
     let seen = snapshot(&mut browser, &page).await?;
@@ -922,12 +917,12 @@ async fn the_landing_screen_watches_a_public_room_and_keys_switch_whom_it_follow
     browser.eval(&page, "document.getElementById('arena-canvas').focus(), true").await?;
     browser.key(&page, true, "ArrowRight", "ArrowRight", 39).await?;
     browser.key(&page, false, "ArrowRight", "ArrowRight", 39).await?;
-    let moved_on = format!("{} !== {first} && {} > 0", snap_field("camera_on"), snap_field("camera_on"));
+    let moved_on = format!("{} !== {first} && {} > 0", snap("camera_on"), snap("camera_on"));
     browser.wait_for(&page, &moved_on, Duration::from_secs(15)).await?;
     // L: back to the leader.
     browser.key(&page, true, "l", "KeyL", 76).await?;
     browser.key(&page, false, "l", "KeyL", 76).await?;
-    browser.wait_for(&page, &format!("{} > 0", snap_field("camera_on")), Duration::from_secs(15)).await?;
+    browser.wait_for(&page, &format!("{} > 0", snap("camera_on")), Duration::from_secs(15)).await?;
     wanderers.abort();
     browser.close().await;
     server.stop().await

@@ -32,7 +32,6 @@ pub enum Behaviour {
 /// One bot's steering state; deterministic per bot index.
 pub struct Brain {
     behaviour: Behaviour,
-    rng: u64,
     current: Input,
     steps_left: u32,
     phase: f32,
@@ -43,20 +42,11 @@ impl Brain {
     pub fn new(behaviour: Behaviour, index: usize) -> Self {
         Brain {
             behaviour,
-            rng: 0x9E37_79B9_7F4A_7C15 ^ (index as u64).wrapping_mul(0xD1B5_4A32_D192_ED03),
             current: Input::default(),
             steps_left: 0,
             phase: index as f32 * 0.7,
             brawler: Brawler::new(index as u64),
         }
-    }
-
-    fn next_random(&mut self) -> u64 {
-        // xorshift64*: fast and plenty for steering.
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
     /// The next input sample, from what the bot sees of its room (`None`:
@@ -70,7 +60,7 @@ impl Brain {
             }
             Behaviour::Wander => {
                 if self.steps_left == 0 {
-                    let r = self.next_random();
+                    let r = self.brawler.next_random();
                     // Every other new direction starts with a dash.
                     self.current = Input::stick((r & 0xff) as u8 as i8, ((r >> 8) & 0xff) as u8 as i8)
                         .with_dash(r >> 40 & 1 == 1);
