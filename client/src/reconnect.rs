@@ -202,6 +202,20 @@ impl Reconnect {
         After::Wait { retry_at: None }
     }
 
+    /// The room's host made us a watcher (close 4012, `close::TO_WATCHERS`)
+    /// at local time `now`: the seat is gone; watch the same room at once.
+    pub fn made_watcher(&mut self, now: f64) -> After {
+        if let Some((code, _)) = self.seat.take() {
+            self.link_room = Some(code);
+        }
+        self.watch = self.link_room.is_some();
+        self.follow = Follow::Idle;
+        self.retry_at = Some(now);
+        let reason = "the host made you a watcher".to_owned();
+        self.notice = Some(Notice::Disconnected { reason, retry_at: now });
+        After::Wait { retry_at: Some(now) }
+    }
+
     /// The connection closed at local time `now`, after `rejection` (the
     /// server's typed refusal, if it sent one) or for `reason`.
     pub fn closed(&mut self, rejection: Option<Rejection>, reason: String, now: f64) -> After {
@@ -382,5 +396,15 @@ mod tests {
         // Playing again is a new seat: the old token is forgotten.
         assert_eq!(policy.join_request("ada", 1).resume, None);
         assert_eq!(policy.connecting(home), home);
+    }
+
+    #[test]
+    fn a_player_the_host_made_a_watcher_comes_back_at_once_watching_the_same_room() {
+        let mut policy = Reconnect::new(None, None, true);
+        policy.welcomed("abcdefghjk", [3; 16]);
+        assert_eq!(policy.made_watcher(50.0), After::Wait { retry_at: Some(50.0) });
+        assert!(policy.due(50.0) && policy.is_watching());
+        let asks = policy.join_request("ada", 1);
+        assert_eq!((asks.room, asks.resume), (RoomRequest::Watch { code: "abcdefghjk".into() }, None));
     }
 }

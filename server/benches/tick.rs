@@ -20,7 +20,7 @@ fn tick(c: &mut Criterion) {
         let mut room = Room::new(world, u32::MAX, Arc::new(Metrics::default()), "benchroom0".into());
         let mut seats: Vec<Seat> = Vec::new();
         for i in 0..players {
-            let newcomer = Newcomer { name: format!("bot-{i}"), color: (i % 10) as u8 };
+            let newcomer = Newcomer { name: format!("bot-{i}"), color: (i % 10) as u8, from: None };
             let mut token = [0u8; 16];
             token[..2].copy_from_slice(&i.to_le_bytes());
             seats.push(room.seat(newcomer, None, || Ok(token)).expect("room has space"));

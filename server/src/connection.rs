@@ -25,7 +25,7 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
 
-use crate::limits::RateBudget;
+use crate::limits::{AddressKey, RateBudget};
 use crate::links::{Inbound, InboundQueue, Refused};
 use crate::metrics::{Kick, Metrics};
 use crate::outbox::{CloseReason, Outbox};
@@ -168,7 +168,10 @@ async fn handshake(
         }
     };
     let result = match validate_name(&name) {
-        Some(name) => state.app.rooms.join(&room, Newcomer { name, color }, resume, state.peer).await,
+        Some(name) => {
+            let from = Some(AddressKey::new(state.peer, state.app.config.counting().v6_prefix));
+            state.app.rooms.join(&room, Newcomer { name, color, from }, resume, state.peer).await
+        }
         None => Err(Rejection::new(RejectReason::BadName).into()),
     };
     result.map_err(|refusal| match refusal {
@@ -347,6 +350,7 @@ fn on_client_msg(bytes: &[u8], membership: &Membership, metrics: &Metrics) -> Re
             Some("a watcher sends no inputs")
         }
         Ok(ClientMsg::Follow { .. }) if !watching => Some("only a watcher follows a player"),
+        Ok(ClientMsg::Host(_)) if watching => Some("a watcher hosts nothing"),
         _ => None,
     };
     if let Some(reason) = misplaced {
@@ -358,6 +362,12 @@ fn on_client_msg(bytes: &[u8], membership: &Membership, metrics: &Metrics) -> Re
         Ok(ClientMsg::Inputs { seq, inputs: batch }) => queue_inputs(inbound, seq, batch, metrics),
         // Dropped when the queue is full: the watcher may say it again.
         Ok(ClientMsg::Follow { id }) => match inbound.push(Inbound::Follow(id)) {
+            Err(Refused::Closed) => Err(Ending::Gone),
+            _ => Ok(()),
+        },
+        // In order with the inputs; with the queue full it is dropped,
+        // which only a client flooding its own queue meets.
+        Ok(ClientMsg::Host(command)) => match inbound.push(Inbound::Host(command)) {
             Err(Refused::Closed) => Err(Ending::Gone),
             _ => Ok(()),
         },
@@ -617,6 +627,7 @@ fn message_kind(msg: &ClientMsg) -> &'static str {
         ClientMsg::Resync => "Resync",
         ClientMsg::Inputs { .. } => "Inputs",
         ClientMsg::Follow { .. } => "Follow",
+        ClientMsg::Host(_) => "Host",
     }
 }
 

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 /// What the per-address budgets count: an IPv4 address (a /32), or the first
 /// `prefix` bits of an IPv6 one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct AddressKey(IpAddr, u8);
 
 impl AddressKey {

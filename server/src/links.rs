@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arena_shared::codec::encode_server;
-use arena_shared::protocol::{PlayerId, ServerMsg, close};
+use arena_shared::protocol::{HostCommand, PlayerId, ServerMsg, close};
 use bytes::Bytes;
 
 use crate::interest::{ClientView, FrameScratch, Scene};
@@ -28,6 +28,8 @@ pub enum Inbound {
     Resync,
     /// A watcher's camera follows this player (0: the leader).
     Follow(PlayerId),
+    /// The player runs its room (if it hosts it).
+    Host(HostCommand),
 }
 
 /// A connection's bounded queue of what its client asks of the room: its
@@ -124,6 +126,8 @@ pub struct Links {
     scratch: FrameScratch,
     /// Ticks of stale frames before a client is too slow.
     slow_client_ticks: u32,
+    /// Host commands met among the inputs, in order, for the room.
+    host_commands: Vec<(PlayerId, HostCommand)>,
 }
 
 /// What one round of frames did.
@@ -144,6 +148,7 @@ impl Links {
             watchers: BTreeMap::new(),
             scratch: FrameScratch::default(),
             slow_client_ticks,
+            host_commands: Vec::new(),
         }
     }
 
@@ -172,6 +177,11 @@ impl Links {
         let Some(watcher) = self.watchers.remove(&id) else { return false };
         watcher.link.outbox.close(reason);
         true
+    }
+
+    /// The host commands the last tick met, in the order they came.
+    pub fn take_host_commands(&mut self) -> Vec<(PlayerId, HostCommand)> {
+        std::mem::take(&mut self.host_commands)
     }
 
     /// How many watch.
@@ -247,8 +257,8 @@ impl Links {
                 match inbound {
                     Inbound::Follow(id) => watcher.follow = id,
                     Inbound::Resync => watcher.link.view.resync(),
-                    // The reader lets no input of a watcher through.
-                    Inbound::Input(_) => {}
+                    // The reader lets no input or command of a watcher through.
+                    Inbound::Input(_) | Inbound::Host(_) => {}
                 }
             }
             let followed = Some(watcher.follow).filter(|&id| scene.contains(id)).or(leader);
@@ -321,6 +331,7 @@ impl InputSource for Links {
             match link.inbound.pop()? {
                 Inbound::Input(input) => return Some(input),
                 Inbound::Resync => link.view.resync(),
+                Inbound::Host(command) => self.host_commands.push((id, command)),
                 // The reader lets no `Follow` of a player through.
                 Inbound::Follow(_) => {}
             }

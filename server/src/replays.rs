@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use arena_shared::protocol::{ReplayId, replay_id_hex};
 use arena_shared::replay::Replay;
 use bytes::Bytes;
 
@@ -42,10 +43,16 @@ impl ReplayStore {
         ReplayStore { kept: Mutex::new((VecDeque::new(), 0)), cap_bytes, dir }
     }
 
-    /// Encodes and keeps a round of room `room` (deflating a round takes a
-    /// few milliseconds: call it off the tick); returns its id, or `None`
-    /// if the store keeps nothing.
-    pub fn keep(&self, room: &str, private: bool, replay: &Replay) -> Option<String> {
+    /// Whether rounds are kept at all (`--replay-memory-mb` above 0).
+    pub fn keeps(&self) -> bool {
+        self.cap_bytes > 0
+    }
+
+    /// Encodes and keeps a round of room `room` under `id` (from
+    /// [`new_id`]; deflating a round takes a few milliseconds: call it off
+    /// the tick); returns its id as its URLs spell it, or `None` if the
+    /// store keeps nothing.
+    pub fn keep(&self, id: ReplayId, room: &str, private: bool, replay: &Replay) -> Option<String> {
         if self.cap_bytes == 0 {
             return None;
         }
@@ -54,7 +61,7 @@ impl ReplayStore {
             tracing::warn!(room, bytes = bytes.len(), "a recorded round is larger than --replay-memory-mb");
             return None;
         }
-        let id = new_id()?;
+        let id = replay_id_hex(&id);
         let mut players: Vec<u16> = replay.players.iter().map(|p| p.id).collect();
         players.extend(replay.changes.iter().filter_map(|(_, change)| match change {
             arena_shared::replay::Change::Spawn(info) => Some(info.id),
@@ -110,11 +117,11 @@ impl ReplayStore {
     }
 }
 
-/// 128 random bits as 32 hex digits.
-fn new_id() -> Option<String> {
+/// A new round's id: 128 bits from the OS's randomness.
+pub fn new_id() -> Option<ReplayId> {
     let mut bits = [0u8; 16];
     getrandom::fill(&mut bits).ok()?;
-    Some(bits.iter().map(|b| format!("{b:02x}")).collect())
+    Some(bits)
 }
 
 #[cfg(test)]
@@ -139,18 +146,21 @@ mod tests {
     fn rounds_are_kept_to_the_byte_cap_and_private_ones_are_not_listed() {
         let size = round(30).encode().len();
         let store = ReplayStore::new(size * 2, None);
-        let first = store.keep("aaaa", false, &round(30)).expect("kept");
-        let hidden = store.keep("bbbb", true, &round(30)).expect("kept");
+        let first = store.keep(new_id().expect("random"), "aaaa", false, &round(30)).expect("kept");
+        let hidden = store.keep(new_id().expect("random"), "bbbb", true, &round(30)).expect("kept");
         assert_eq!(first.len(), 32);
         assert_eq!(
             store.public().iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
             std::slice::from_ref(&first)
         );
         assert!(store.get(&hidden).is_some(), "reachable by its id");
-        let third = store.keep("aaaa", false, &round(30)).expect("kept");
+        let third = store.keep(new_id().expect("random"), "aaaa", false, &round(30)).expect("kept");
         assert!(store.get(&first).is_none(), "the oldest made room");
         assert!(store.get(&third).is_some() && store.used() <= size * 2);
         assert_eq!(Replay::decode(&store.get(&third).expect("kept")), Ok(round(30)));
-        assert!(ReplayStore::new(0, None).keep("aaaa", false, &round(30)).is_none(), "a cap of 0 keeps none");
+        assert!(
+            ReplayStore::new(0, None).keep([1; 16], "aaaa", false, &round(30)).is_none(),
+            "a cap of 0 keeps none"
+        );
     }
 }

@@ -24,12 +24,12 @@ use tokio_util::task::TaskTracker;
 use crate::config::ServerConfig;
 use crate::fence::Fence;
 use crate::interest::Scene;
-use crate::limits::Slot;
+use crate::limits::{AddressKey, Slot};
 use crate::links::{Ends, InboundQueue, Links};
 use crate::metrics::{Kick, Metrics, RoomStats};
 use crate::outbox::{CloseReason, Outbox};
 use crate::replays::ReplayStore;
-use crate::world::{Frames, Newcomer, RosterLine, World, WorldSnapshot};
+use crate::world::{Frames, HostEffect, Newcomer, RosterLine, World, WorldSnapshot};
 
 /// Watchers a room takes unless told otherwise (`--max-watchers`).
 pub const DEFAULT_MAX_WATCHERS: u16 = 32;
@@ -49,8 +49,8 @@ enum Command {
     Move { to: Moved },
     /// Close every connection with this reason and stop.
     Close { reason: CloseReason },
-    /// Someone watches, without a seat.
-    Watch { reply: oneshot::Sender<Result<Membership, JoinError>> },
+    /// Someone (from `from`) watches, without a seat.
+    Watch { from: Option<AddressKey>, reply: oneshot::Sender<Result<Membership, JoinError>> },
     /// Who sits in the room now (the operators' page).
     Roster { reply: oneshot::Sender<Vec<RosterLine>> },
     /// An operator removes a player: its seat is freed and its connection
@@ -179,9 +179,9 @@ impl RoomHandle {
 
     /// Asks to watch; the watcher's link closes when the returned
     /// membership is dropped.
-    pub async fn watch(&self) -> Result<Membership, JoinError> {
+    pub async fn watch(&self, from: Option<AddressKey>) -> Result<Membership, JoinError> {
         let (reply, answer) = oneshot::channel();
-        self.commands.send(Command::Watch { reply }).await.map_err(|_| JoinError::Closed)?;
+        self.commands.send(Command::Watch { from, reply }).await.map_err(|_| JoinError::Closed)?;
         answer.await.map_err(|_| JoinError::Closed)?
     }
 
@@ -301,13 +301,21 @@ impl Room {
         self
     }
 
-    /// Hands finished recordings to the store, deflated off the tick.
+    /// Hands finished recordings to the store, deflated off the tick, and
+    /// tells everyone each one's id (the podium's "Watch this round").
     fn keep_replays(&mut self) {
         let finished = self.world.take_replays();
-        let Some(store) = self.replays.as_ref().filter(|_| !finished.is_empty()) else { return };
+        let Some(store) = self.replays.clone().filter(|store| store.keeps() && !finished.is_empty()) else {
+            return;
+        };
         for replay in finished {
+            let Some(id) = crate::replays::new_id() else { continue };
             let (store, code, private) = (store.clone(), self.code.clone(), self.world.is_private());
-            tokio::task::spawn_blocking(move || store.keep(&code, private, &replay));
+            tokio::task::spawn_blocking(move || store.keep(id, &code, private, &replay));
+            let told = Bytes::from(encode_server(&ServerMsg::Replay { id }));
+            for stuck in self.links.broadcast(&told, false) {
+                self.kick_slow(stuck);
+            }
         }
     }
 
@@ -319,7 +327,8 @@ impl Room {
 
     /// Opens a watcher's link, with its `Welcome` first; refused past
     /// `--max-watchers`.
-    pub fn watch(&mut self) -> Result<(PlayerId, Ends), Rejection> {
+    pub fn watch(&mut self, from: Option<AddressKey>) -> Result<(PlayerId, Ends), Rejection> {
+        self.world.admits(from)?;
         if self.links.watchers() >= self.max_watchers {
             let max = u16::try_from(self.max_watchers).unwrap_or(u16::MAX);
             return Err(Rejection::new(arena_shared::protocol::RejectReason::WatchersFull { max }));
@@ -419,6 +428,7 @@ impl Room {
     /// that stopped reading are dropped.
     pub fn tick(&mut self) {
         let frames = self.world.tick(&mut self.links);
+        self.obey_hosts();
         // The frames follow at once: they wake the writers.
         self.deliver_news(false);
         let Frames { tick, states, inputs, acks } = frames;
@@ -486,6 +496,35 @@ impl Room {
         self.deliver_news(true);
         self.report();
         true
+    }
+
+    /// Carries out the host commands this tick's inputs carried: a refused
+    /// one is answered to its sender alone; a kicked player's or a new
+    /// watcher's connection closes with its code before the `Left` goes out.
+    fn obey_hosts(&mut self) {
+        for (by, command) in self.links.take_host_commands() {
+            let (id, reason) = match self.world.host_command(by, command) {
+                Ok(HostEffect::Done) => {
+                    tracing::info!(room = %self.code, host = by, ?command, "host command");
+                    continue;
+                }
+                Err(refusal) => {
+                    self.links.send(by, Bytes::from(encode_server(&ServerMsg::Refused(refusal))));
+                    continue;
+                }
+                Ok(HostEffect::Kicked(id)) => {
+                    let minutes = arena_shared::protocol::KICK_BAN_SECS / 60;
+                    let reason =
+                        format!("the host removed you from this room; you can come back in {minutes} min");
+                    (id, CloseReason::new(close::KICKED, reason))
+                }
+                Ok(HostEffect::ToWatchers(id)) => {
+                    (id, CloseReason::new(close::TO_WATCHERS, "the host made you a watcher"))
+                }
+            };
+            tracing::info!(room = %self.code, host = by, player = id, ?command, "host command");
+            self.links.close(id, reason);
+        }
     }
 
     fn kick_slow(&mut self, id: PlayerId) {
@@ -671,8 +710,8 @@ impl Room {
                 self.close_all(&reason);
                 true
             }
-            Command::Watch { reply } => {
-                let _ = reply.send(self.admit_watcher(leave_sender));
+            Command::Watch { from, reply } => {
+                let _ = reply.send(self.admit_watcher(from, leave_sender));
                 false
             }
             Command::Roster { reply } => {
@@ -724,8 +763,12 @@ impl Room {
 
     /// Opens a watcher's link (see [`Room::watch`]) and hands it its
     /// membership, whose guard closes the link when it ends.
-    fn admit_watcher(&mut self, leaves: &mpsc::UnboundedSender<Departure>) -> Result<Membership, JoinError> {
-        let (id, ends) = self.watch().map_err(|rejection| {
+    fn admit_watcher(
+        &mut self,
+        from: Option<AddressKey>,
+        leaves: &mpsc::UnboundedSender<Departure>,
+    ) -> Result<Membership, JoinError> {
+        let (id, ends) = self.watch(from).map_err(|rejection| {
             tracing::info!(room = %self.code, reason = %rejection.message, "watcher refused");
             JoinError::Rejected(rejection)
         })?;
@@ -759,7 +802,7 @@ mod tests {
     }
 
     fn seat(room: &mut Room, name: &str, token: u8) -> Seat {
-        let newcomer = Newcomer { name: name.into(), color: 0 };
+        let newcomer = Newcomer { name: name.into(), color: 0, from: None };
         room.seat(newcomer, None, || Ok([token; 16])).expect("room has space")
     }
 
@@ -781,7 +824,7 @@ mod tests {
         let ada = seat(&mut room, "ada", 1);
         let bob = seat(&mut room, "bob", 2);
         take_messages(&ada.ends.outbox).await;
-        let (watcher, ends) = room.watch().expect("a watcher fits");
+        let (watcher, ends) = room.watch(None).expect("a watcher fits");
         let Some(ServerMsg::Welcome(welcome)) = take_messages(&ends.outbox).await.into_iter().next() else {
             panic!("a watcher's first message is its Welcome");
         };
@@ -789,7 +832,7 @@ mod tests {
         assert_eq!((welcome.you, welcome.watchers, welcome.players.len()), (0, 1, 2));
         assert_eq!(room.world.player_count(), 2, "a watcher is no player");
         assert!(take_messages(&ada.ends.outbox).await.contains(&ServerMsg::Watchers { count: 1 }));
-        let refused = room.watch().expect_err("one watcher is the cap");
+        let refused = room.watch(None).expect_err("one watcher is the cap");
         assert_eq!(refused.reason, arena_shared::protocol::RejectReason::WatchersFull { max: 1 });
 
         // Equal scores: the leader is the longest here.
@@ -813,7 +856,37 @@ mod tests {
         assert!(ends.outbox.is_closed());
         assert_eq!(room.world.player_count(), 2);
         assert!(take_messages(&ada.ends.outbox).await.contains(&ServerMsg::Watchers { count: 0 }));
-        room.watch().expect("its place is free again");
+        room.watch(None).expect("its place is free again");
+    }
+
+    #[tokio::test]
+    async fn host_commands_ride_the_inbound_queue_and_close_kicked_and_moved_players_with_their_codes() {
+        use arena_shared::protocol::{CommandRefusal, HostCommand};
+        let world = World::new(30, 8).in_room("private000".into(), true);
+        let mut room = Room::new(world, 3, Arc::new(Metrics::default()), "private000".into());
+        let ada = seat(&mut room, "ada", 1);
+        let bob = seat(&mut room, "bob", 2);
+        let cy = seat(&mut room, "cy", 3);
+        room.tick();
+        take_messages(&bob.ends.outbox).await;
+        bob.ends.inbound.push(Inbound::Host(HostCommand::Kick { id: ada.id })).expect("queued");
+        room.tick();
+        let answer = take_messages(&bob.ends.outbox).await;
+        assert!(answer.contains(&ServerMsg::Refused(CommandRefusal::NotHost)), "{answer:?}");
+        assert!(!ada.ends.outbox.is_closed());
+
+        ada.ends.inbound.push(Inbound::Host(HostCommand::Kick { id: bob.id })).expect("queued");
+        ada.ends.inbound.push(Inbound::Host(HostCommand::ToWatchers { id: cy.id })).expect("queued");
+        room.tick();
+        let kicked = bob.ends.outbox.next().await.close.expect("closed");
+        assert_eq!(kicked.code, close::KICKED);
+        assert!(kicked.reason.contains("10 min"), "{}", kicked.reason);
+        assert_eq!(cy.ends.outbox.next().await.close.expect("closed").code, close::TO_WATCHERS);
+        assert_eq!(room.world.player_count(), 1);
+        let news = take_messages(&ada.ends.outbox).await;
+        assert!(
+            news.contains(&ServerMsg::Left { id: bob.id }) && news.contains(&ServerMsg::Left { id: cy.id })
+        );
     }
 
     #[tokio::test]
@@ -857,7 +930,7 @@ mod tests {
     async fn resuming_a_connected_player_closes_its_old_socket() {
         let mut room = room(3);
         let first = seat(&mut room, "ada", 1);
-        let newcomer = Newcomer { name: "ignored".into(), color: 0 };
+        let newcomer = Newcomer { name: "ignored".into(), color: 0, from: None };
         let second = room.seat(newcomer, Some([1; 16]), || Ok([9; 16])).expect("held");
         assert_eq!(second.id, first.id);
         let closed = first.ends.outbox.next().await.close.expect("the old socket is told to close");

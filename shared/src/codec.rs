@@ -165,7 +165,10 @@ pub fn decode_server(bytes: &[u8]) -> Result<ServerMsg, DecodeError> {
         | ServerMsg::Back { .. }
         | ServerMsg::Pong { .. }
         | ServerMsg::KnockedOut(_)
-        | ServerMsg::Watchers { .. } => {}
+        | ServerMsg::Watchers { .. }
+        | ServerMsg::Hosting(_)
+        | ServerMsg::Refused(_)
+        | ServerMsg::Replay { .. } => {}
     }
     Ok(msg)
 }
@@ -241,8 +244,23 @@ mod tests {
                 score: 0,
                 platform: Platform { radius: 650 },
                 round: RoundInfo { number: 4, phase: RoundPhase::Playing { ends_at: 9000 } },
+                hosting: Hosting {
+                    host: 7,
+                    rules: Rules { round_secs: 120, points_to_win: 10 },
+                    locked: true,
+                },
             }),
             ServerMsg::Rejected(Rejection::new(RejectReason::RoomNotFound)),
+            ServerMsg::Rejected(Rejection::new(RejectReason::RoomLocked)),
+            ServerMsg::Rejected(Rejection::new(RejectReason::Banned { retry_after_secs: 600 })),
+            ServerMsg::Hosting(Hosting {
+                host: 0,
+                rules: Rules { round_secs: 30, points_to_win: 0 },
+                locked: false,
+            }),
+            ServerMsg::Refused(CommandRefusal::NotHost),
+            ServerMsg::Refused(CommandRefusal::OutOfRange),
+            ServerMsg::Replay { id: [0xc3; 16] },
             ServerMsg::Rejected(Rejection::new(RejectReason::RoomsFull { max_rooms: 64 })),
             ServerMsg::Rejected(Rejection::new(RejectReason::ServerFull { max_players: 64 })),
             ServerMsg::Rejected(Rejection::new(RejectReason::VersionMismatch { server: 1, client: 2 })),
@@ -328,6 +346,11 @@ mod tests {
             },
             ClientMsg::Follow { id: 0 },
             ClientMsg::Follow { id: u16::MAX },
+            ClientMsg::Host(HostCommand::SetRules(Rules { round_secs: 900, points_to_win: 99 })),
+            ClientMsg::Host(HostCommand::Lock(true)),
+            ClientMsg::Host(HostCommand::Kick { id: 4 }),
+            ClientMsg::Host(HostCommand::ToWatchers { id: 5 }),
+            ClientMsg::Host(HostCommand::NextRound),
         ]
     }
 
@@ -511,6 +534,7 @@ mod tests {
             score: 0,
             platform: Platform { radius: 400 },
             round: RoundInfo { number: 1, phase: RoundPhase::Playing { ends_at: 5400 } },
+            hosting: Hosting { host: 0, rules: Rules { round_secs: 180, points_to_win: 0 }, locked: false },
         });
         assert_eq!(decode_server(&encode_server(&welcome)), Err(DecodeError::TooLong { what: "room code" }));
         let moved =

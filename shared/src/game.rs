@@ -39,6 +39,9 @@ pub struct MatchSettings {
     pub round_ticks: u32,
     pub podium_ticks: u32,
     pub platform: Platform,
+    /// A round also ends once someone has this many points (0: only the
+    /// clock ends it).
+    pub points_to_win: u32,
 }
 
 impl MatchSettings {
@@ -49,6 +52,7 @@ impl MatchSettings {
             round_ticks: (round_secs * u32::from(tick_rate)).max(1),
             podium_ticks: (podium_secs * u32::from(tick_rate)).max(1),
             platform: Platform::for_capacity(capacity),
+            points_to_win: 0,
         }
     }
 
@@ -97,12 +101,14 @@ pub struct Match {
     tick: u32,
     fighters: BTreeMap<PlayerId, Fighter>,
     round: RoundInfo,
+    /// Round length and points to win for the rounds after this one.
+    next_rules: Option<(u32, u32)>,
 }
 
 impl Match {
     pub fn new(settings: MatchSettings) -> Self {
         let round = RoundInfo { number: 1, phase: RoundPhase::Playing { ends_at: settings.round_ticks } };
-        Match { settings, tick: 0, fighters: BTreeMap::new(), round }
+        Match { settings, tick: 0, fighters: BTreeMap::new(), round, next_rules: None }
     }
 
     pub fn settings(&self) -> &MatchSettings {
@@ -310,29 +316,58 @@ impl Match {
     fn run_round(&mut self, events: &mut Vec<GameEvent>) {
         let tick = self.tick;
         match self.round.phase {
-            RoundPhase::Playing { ends_at } if tick >= ends_at => {
+            RoundPhase::Playing { ends_at } if tick >= ends_at || self.someone_won() => {
                 let standings = self.standings();
                 let next_at = tick + self.settings.podium_ticks;
                 self.round.phase = RoundPhase::Podium { standings, next_at };
                 events.push(GameEvent::Round(self.round.clone()));
             }
-            RoundPhase::Podium { next_at, .. } if tick >= next_at => {
-                self.round = RoundInfo {
-                    number: self.round.number + 1,
-                    phase: RoundPhase::Playing { ends_at: tick + self.settings.round_ticks },
-                };
-                let ids: Vec<PlayerId> = self.fighters.keys().copied().collect();
-                // Everyone starts level: no points, somewhere new, protected.
-                for id in &ids {
-                    self.fighters.remove(id);
-                }
-                for id in ids {
-                    self.spawn(id);
-                }
-                events.push(GameEvent::Round(self.round.clone()));
-            }
+            RoundPhase::Podium { next_at, .. } if tick >= next_at => self.start_round(events),
             _ => {}
         }
+    }
+
+    /// Whether someone has the points to win (if the rules say a number).
+    fn someone_won(&self) -> bool {
+        let points = self.settings.points_to_win;
+        let points = i32::try_from(points).unwrap_or(i32::MAX);
+        points > 0 && self.fighters.values().any(|f| f.score >= points)
+    }
+
+    /// The next round starts now, under the rules set for it: no points,
+    /// everyone somewhere new and protected.
+    fn start_round(&mut self, events: &mut Vec<GameEvent>) {
+        if let Some((round_ticks, points_to_win)) = self.next_rules.take() {
+            self.settings.round_ticks = round_ticks.max(1);
+            self.settings.points_to_win = points_to_win;
+        }
+        self.round = RoundInfo {
+            number: self.round.number + 1,
+            phase: RoundPhase::Playing { ends_at: self.tick + self.settings.round_ticks },
+        };
+        let ids: Vec<PlayerId> = self.fighters.keys().copied().collect();
+        for id in &ids {
+            self.fighters.remove(id);
+        }
+        for id in ids {
+            self.spawn(id);
+        }
+        events.push(GameEvent::Round(self.round.clone()));
+    }
+
+    /// Rounds after this one last `round_secs` and end early at
+    /// `points_to_win` (0: never); the round being played keeps its rules.
+    pub fn set_next_rules(&mut self, round_secs: u32, points_to_win: u32) {
+        let round_ticks = round_secs.saturating_mul(u32::from(self.settings.tick_rate));
+        self.next_rules = Some((round_ticks, points_to_win));
+    }
+
+    /// Ends the round being played (or the podium) and starts the next one
+    /// at once; returns the round's news.
+    pub fn next_round_now(&mut self) -> Vec<GameEvent> {
+        let mut events = Vec::new();
+        self.start_round(&mut events);
+        events
     }
 
     /// Everyone by score, then knockouts given, then who joined first.
@@ -372,6 +407,7 @@ mod tests {
             round_ticks: 30 * RATE as u32,
             podium_ticks: 5 * RATE as u32,
             platform: Platform { radius: 400 },
+            points_to_win: 0,
         })
     }
 
@@ -551,6 +587,40 @@ mod tests {
         );
         assert!(game.fighters().all(|(_, f)| f.score == 0 && f.knockouts == 0), "scores reset");
         assert!(game.fighters().all(|(_, f)| f.life == Life::Protected), "everyone respawned");
+    }
+
+    #[test]
+    fn a_host_s_rules_wait_for_the_next_round_and_points_to_win_end_it_early() {
+        let mut game = Match::new(MatchSettings { round_ticks: 600, podium_ticks: 30, ..*game().settings() });
+        game.spawn(1);
+        game.spawn(2);
+        game.set_next_rules(60, 3);
+        game.fighters.get_mut(&1).expect("1").score = 5;
+        run(&mut game, 10);
+        assert!(
+            matches!(game.round().phase, RoundPhase::Playing { ends_at: 600 }),
+            "this round keeps its rules"
+        );
+        let events = game.next_round_now();
+        let start = game.tick();
+        assert_eq!(
+            events,
+            [GameEvent::Round(RoundInfo {
+                number: 2,
+                phase: RoundPhase::Playing { ends_at: start + 60 * 30 }
+            })]
+        );
+        assert!(game.fighters().all(|(_, f)| f.score == 0), "a new round, scores reset");
+        assert_eq!((game.settings().points_to_win, game.settings().round_ticks), (3, 60 * 30));
+        game.fighters.get_mut(&2).expect("2").score = 3;
+        let events = run(&mut game, 1);
+        let podium = events.iter().find_map(|e| match e {
+            GameEvent::Round(RoundInfo { phase: RoundPhase::Podium { standings, .. }, .. }) => {
+                Some(standings)
+            }
+            _ => None,
+        });
+        assert_eq!(podium.map(|s| s[0].id), Some(2), "3 points end the round at once: {events:?}");
     }
 
     #[test]

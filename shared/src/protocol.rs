@@ -15,7 +15,7 @@ use crate::sim::{Body, Input, Platform, Vec2q};
 // ---------------------------------------------------------------------------
 
 /// Bumped on every incompatible change to these types or to `sim`.
-pub const PROTOCOL_VERSION: u16 = 9;
+pub const PROTOCOL_VERSION: u16 = 10;
 
 /// The player colours as `0xRRGGBB`, by index: what the game draws and
 /// what the join screen offers (`web/index.html`; a test compares them).
@@ -78,6 +78,110 @@ pub enum ClientMsg {
     /// A watcher's camera: follow player `id` (0: whoever leads the
     /// round). Frames then carry that player as `you`. Only watchers send it.
     Follow { id: PlayerId },
+    /// The host of a private room runs it; anyone else is answered with a
+    /// [`ServerMsg::Refused`]. Only players send it (a watcher is closed).
+    Host(HostCommand),
+}
+
+/// What the host of a private room may do ([`ClientMsg::Host`]).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostCommand {
+    /// The round length and points to win, from the next round on.
+    SetRules(Rules),
+    /// No new players (`true`), or open again. Seats held for a resume and
+    /// watchers still come in.
+    Lock(bool),
+    /// Removes a player: its connection closes with [`close::KICKED`], and
+    /// its address cannot join or watch the room for [`KICK_BAN_SECS`].
+    Kick { id: PlayerId },
+    /// A player becomes a watcher: its connection closes with
+    /// [`close::TO_WATCHERS`], and its page comes back watching.
+    ToWatchers { id: PlayerId },
+    /// Ends the round now and starts the next (with the rules set).
+    NextRound,
+}
+
+/// How long a kicked player's address is kept out of the room.
+pub const KICK_BAN_SECS: u32 = 600;
+
+/// A private room's rules, set by its host.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    /// How long a round lasts, in seconds: within [`Rules::ROUND_SECS`].
+    pub round_secs: u16,
+    /// A round also ends when someone has this many points (0: it never
+    /// does): at most [`Rules::MAX_POINTS`].
+    pub points_to_win: u16,
+}
+
+impl Rules {
+    pub const ROUND_SECS: std::ops::RangeInclusive<u16> = 30..=900;
+    pub const MAX_POINTS: u16 = 99;
+
+    /// Whether a host may set these.
+    pub fn in_bounds(&self) -> bool {
+        Rules::ROUND_SECS.contains(&self.round_secs) && self.points_to_win <= Rules::MAX_POINTS
+    }
+}
+
+/// Who runs a room and how it is set ([`Welcome::hosting`],
+/// [`ServerMsg::Hosting`]).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hosting {
+    /// The host: who created the private room, or after it left, whoever
+    /// has been in it longest. 0: nobody (a public room, or an empty one).
+    pub host: PlayerId,
+    /// The rules set: the round being played may have started under others.
+    pub rules: Rules,
+    pub locked: bool,
+}
+
+impl Hosting {
+    /// A room nobody hosts (a public one), with rounds of `round_secs`.
+    pub fn nobody(round_secs: u16) -> Self {
+        Hosting { host: 0, rules: Rules { round_secs, points_to_win: 0 }, locked: false }
+    }
+}
+
+/// Why a [`HostCommand`] was refused.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandRefusal {
+    /// Only the room's host runs it.
+    NotHost,
+    /// Public rooms have no host.
+    PublicRoom,
+    /// No such player in the room (it may have just left).
+    NoSuchPlayer,
+    /// A host does not kick itself.
+    Yourself,
+    /// Rules outside [`Rules::ROUND_SECS`] or [`Rules::MAX_POINTS`].
+    OutOfRange,
+}
+
+impl CommandRefusal {
+    /// What the page tells the player.
+    pub fn message(self) -> String {
+        match self {
+            CommandRefusal::NotHost => "only the room's host can do that".to_owned(),
+            CommandRefusal::PublicRoom => "public rooms have no host".to_owned(),
+            CommandRefusal::NoSuchPlayer => "that player is not in the room any more".to_owned(),
+            CommandRefusal::Yourself => "you cannot kick yourself; leave the room instead".to_owned(),
+            CommandRefusal::OutOfRange => format!(
+                "rounds last {} to {} s, and points to win are 0 (none) to {}",
+                Rules::ROUND_SECS.start(),
+                Rules::ROUND_SECS.end(),
+                Rules::MAX_POINTS
+            ),
+        }
+    }
+}
+
+/// A recorded round's id: `GET /api/replays/<32 hex digits>`.
+pub type ReplayId = [u8; 16];
+
+/// `id` as the 32 hex digits its URLs use.
+pub fn replay_id_hex(id: &ReplayId) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Most inputs one `Inputs` message may carry.
@@ -144,6 +248,13 @@ pub enum ServerMsg {
     Moved(Moved),
     /// How many watch the room now (sent to everyone when it changes).
     Watchers { count: u16 },
+    /// The room's host or settings changed.
+    Hosting(Hosting),
+    /// Your [`HostCommand`] was refused (only you are told).
+    Refused(CommandRefusal),
+    /// The round that just ended was recorded: `/replay/<hex id>` plays it
+    /// (sent at the podium; private rooms' rounds are found only this way).
+    Replay { id: ReplayId },
 }
 
 /// Where a room is played now: the node's base URL (`https://host:port`,
@@ -184,6 +295,8 @@ pub struct Welcome {
     pub platform: Platform,
     /// The round in progress.
     pub round: RoundInfo,
+    /// Who hosts the room (a private one) and its settings.
+    pub hosting: Hosting,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -539,6 +652,12 @@ pub enum RejectReason {
     WatchersFull {
         max: u16,
     },
+    /// The host locked the room: no new players for now.
+    RoomLocked,
+    /// The host removed this address's player: back in `retry_after_secs`.
+    Banned {
+        retry_after_secs: u16,
+    },
 }
 
 impl RejectReason {
@@ -554,6 +673,8 @@ impl RejectReason {
             RejectReason::TooManyGuesses { .. } | RejectReason::TooManyRooms { .. } => close::RATE_LIMITED,
             RejectReason::Unavailable { .. } => close::TRY_AGAIN_LATER,
             RejectReason::WatchersFull { .. } => close::SERVER_FULL,
+            RejectReason::RoomLocked => close::ROOM_LOCKED,
+            RejectReason::Banned { .. } => close::KICKED,
         }
     }
 }
@@ -586,6 +707,11 @@ impl Rejection {
             RejectReason::WatchersFull { max } => {
                 format!("this room already has {max} watchers, as many as it takes; try again later")
             }
+            RejectReason::RoomLocked => "the host has locked this room; ask them to open it".to_owned(),
+            RejectReason::Banned { retry_after_secs } => format!(
+                "the host removed you from this room; you can come back in {} min",
+                retry_after_secs.div_ceil(60)
+            ),
             RejectReason::Unavailable { retry_after_secs } => {
                 format!(
                     "the game's servers cannot find your room just now; retrying within {retry_after_secs} s"
@@ -627,6 +753,8 @@ pub mod close {
     /// An operator removed the player (the seat is gone): do not rejoin by
     /// yourself.
     pub const KICKED: u16 = 4010;
+    pub const ROOM_LOCKED: u16 = 4011;
+    pub const TO_WATCHERS: u16 = 4012;
 }
 
 /// Checks a requested player name and returns the form the room shows:

@@ -190,10 +190,10 @@ fn receive(
             // (unless an operator removed us).
             socket.forget();
             end_session(&mut session, &mut changes);
-            let after = if code == close::KICKED {
-                policy.kicked(reason)
-            } else {
-                policy.closed(rejection, reason, now)
+            let after = match code {
+                close::KICKED => policy.kicked(reason),
+                close::TO_WATCHERS => policy.made_watcher(now),
+                _ => policy.closed(rejection, reason, now),
             };
             next.set(match after {
                 After::Wait { .. } => Screen::Waiting,

@@ -142,6 +142,7 @@ mod tests {
             score: 0,
             platform: arena_shared::sim::Platform { radius: 500 },
             round: RoundInfo { number: 1, phase: RoundPhase::Playing { ends_at: 5400 } },
+            hosting: arena_shared::protocol::Hosting::nobody(180),
         };
         let mut session = ClientSession::new(JoinRequest::quick("bot", 0), 1.0);
         session.handle(ServerMsg::Welcome(welcome), 0.0).expect("welcomed");

@@ -15,7 +15,7 @@ mod room;
 use std::collections::VecDeque;
 
 use arena_shared::protocol::{
-    ClientMsg, Moved, PROTOCOL_VERSION, PlayerId, Rejection, ResumeToken, RoomRequest, ServerMsg,
+    ClientMsg, HostCommand, Moved, PROTOCOL_VERSION, PlayerId, Rejection, ResumeToken, RoomRequest, ServerMsg,
 };
 use arena_shared::sim::Input;
 
@@ -236,6 +236,15 @@ impl ClientSession {
         }
     }
 
+    /// Runs the room, if you host it (the server refuses it otherwise, and
+    /// says why: [`Room::refused`]). Ignored before the `Welcome` and while
+    /// watching.
+    pub fn host(&mut self, command: HostCommand) {
+        if self.room().is_some_and(|room| !room.is_watching()) {
+            self.outgoing.push_back(ClientMsg::Host(command));
+        }
+    }
+
     /// The next message to send at local time `now`, if any: what is queued
     /// first, then a ping when one is due.
     pub fn poll_transmit(&mut self, now: f64) -> Option<ClientMsg> {
@@ -340,6 +349,9 @@ fn kind(msg: &ServerMsg) -> &'static str {
         ServerMsg::Frame(_) => "Frame",
         ServerMsg::Moved(_) => "Moved",
         ServerMsg::Watchers { .. } => "Watchers",
+        ServerMsg::Hosting(_) => "Hosting",
+        ServerMsg::Refused(_) => "Refused",
+        ServerMsg::Replay { .. } => "Replay",
     }
 }
 
@@ -400,6 +412,7 @@ mod tests {
             score: 0,
             platform: Platform { radius: 500 },
             round: RoundInfo { number: 1, phase: RoundPhase::Playing { ends_at: 400 } },
+            hosting: arena_shared::protocol::Hosting::nobody(180),
         }
     }
 

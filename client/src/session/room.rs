@@ -12,8 +12,8 @@ use arena_shared::netcode::{
     Interpolator, Playout, Prediction, RttEstimate, ServerClock, Smoother, ViewHistory,
 };
 use arena_shared::protocol::{
-    Frame, Knockout, Life, NearBody, PlayerId, PlayerInfo, ResumeToken, RoundInfo, RoundPhase, Seen,
-    ServerMsg, Standing, Welcome, near_bodies,
+    CommandRefusal, Frame, Hosting, Knockout, Life, NearBody, PlayerId, PlayerInfo, ReplayId, ResumeToken,
+    RoundInfo, RoundPhase, Seen, ServerMsg, Standing, Welcome, near_bodies,
 };
 use arena_shared::sim::{DASH_COOLDOWN_STEPS, Input, Platform};
 
@@ -130,6 +130,12 @@ pub struct Room {
     playout: Playout,
     /// Local time the newest frame came.
     last_frame_at: Option<f64>,
+    /// Who hosts the room and how it is set.
+    hosting: Hosting,
+    /// The server's answer to your last refused host command, and when.
+    refused: Option<(CommandRefusal, f64)>,
+    /// The id of the last round recorded (`/replay/<hex>`), told at its podium.
+    replay: Option<ReplayId>,
 }
 
 impl Room {
@@ -184,6 +190,9 @@ impl Room {
             near_smoothers: BTreeMap::new(),
             playout: Playout::default(),
             last_frame_at: None,
+            hosting: welcome.hosting,
+            refused: None,
+            replay: None,
         }
     }
 
@@ -202,6 +211,9 @@ impl Room {
             // The session takes it before the room sees it.
             ServerMsg::Moved(_) => return Err(SessionError::Unexpected("Moved")),
             ServerMsg::Watchers { count } => self.watchers = count,
+            ServerMsg::Hosting(hosting) => self.hosting = hosting,
+            ServerMsg::Refused(refusal) => self.refused = Some((refusal, at)),
+            ServerMsg::Replay { id } => self.replay = Some(id),
             ServerMsg::Joined(info) => {
                 let id = info.id;
                 let life = self.roster.get(&id).map_or(Life::Protected, |m| m.life);
@@ -519,6 +531,26 @@ impl Room {
     }
 
     /// How many watch the room.
+    /// Who hosts the room (0: nobody) and how it is set.
+    pub fn hosting(&self) -> &Hosting {
+        &self.hosting
+    }
+
+    /// Whether you host this room (a private room's host runs it).
+    pub fn is_host(&self) -> bool {
+        !self.watching && self.hosting.host == self.you && self.you != 0
+    }
+
+    /// Your last refused host command and the local time it was refused.
+    pub fn refused(&self) -> Option<(CommandRefusal, f64)> {
+        self.refused
+    }
+
+    /// The last recorded round's id, once the server told it (at the podium).
+    pub fn replay(&self) -> Option<&ReplayId> {
+        self.replay.as_ref()
+    }
+
     pub fn watchers(&self) -> u16 {
         self.watchers
     }

@@ -139,7 +139,7 @@ impl Rooms {
             }
             RoomRequest::Watch { code } => {
                 let entry = self.by_code(code, peer).await?;
-                entry.handle.watch().await.map_err(not_found_if_closed)
+                entry.handle.watch(newcomer.from).await.map_err(not_found_if_closed)
             }
             RoomRequest::CreatePrivate => {
                 let owner = self.private_rooms.try_acquire(peer).map_err(|_| {

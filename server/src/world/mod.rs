@@ -6,6 +6,8 @@
 //! delivers the frames and news, and records the figures; benches and tests
 //! call it directly.
 
+mod hosting;
+
 use std::collections::BTreeMap;
 
 use arena_shared::brawler::{Brawler, Sight};
@@ -16,6 +18,10 @@ use arena_shared::protocol::{
 };
 use arena_shared::replay::{Change, Recorder, Replay};
 use arena_shared::sim::{Body, INPUT_DT_MICROS, Input};
+
+pub use self::hosting::HostEffect;
+use self::hosting::Hosted;
+use crate::limits::AddressKey;
 
 /// The `you` of a watcher's `Welcome`: no player has id 0.
 const NOBODY: PlayerId = 0;
@@ -44,6 +50,8 @@ pub trait InputSource {
 pub struct Newcomer {
     pub name: String,
     pub color: u8,
+    /// Where it connects from: a host's kick keeps this address out.
+    pub from: Option<AddressKey>,
 }
 
 /// A seat given to a connection: its player, and the `Welcome` to send it
@@ -79,6 +87,7 @@ pub struct WorldSnapshot {
     game: Match,
     seats: Vec<SavedSeat>,
     next_id: PlayerId,
+    hosted: Hosted,
 }
 
 impl WorldSnapshot {
@@ -98,6 +107,7 @@ struct SavedSeat {
     name: String,
     color: u8,
     token: ResumeToken,
+    from: Option<AddressKey>,
 }
 
 /// A seat as the operators' page lists it.
@@ -115,6 +125,8 @@ struct Player {
     color: u8,
     /// The secret a reconnecting client shows to get this seat back.
     token: ResumeToken,
+    /// The address it joined from (see [`Newcomer::from`]).
+    from: Option<AddressKey>,
     /// The tick the socket dropped, while the seat is held for a resume.
     away_since: Option<u32>,
     /// The current connection's epoch (see [`Seated::epoch`]).
@@ -165,6 +177,8 @@ pub struct World {
     recorder: Option<Recorder>,
     /// Rounds recorded and not yet taken ([`World::take_replays`]).
     replays: Vec<Replay>,
+    /// A private room's host, lock, rules and kicked addresses.
+    hosted: Hosted,
 }
 
 impl World {
@@ -186,6 +200,7 @@ impl World {
             record: false,
             recorder: None,
             replays: Vec::new(),
+            hosted: Hosted::new(180),
         }
     }
 
@@ -193,6 +208,7 @@ impl World {
     pub fn with_rounds(mut self, round_secs: u32, podium_secs: u32) -> Self {
         let settings = MatchSettings::new(self.tick_rate, round_secs, podium_secs, self.max_players);
         self.game = Match::new(settings);
+        self.hosted = Hosted::new(round_secs);
         self
     }
 
@@ -250,22 +266,37 @@ impl World {
             .players
             .iter()
             .filter(|(_, p)| !p.is_bot())
-            .map(|(&id, p)| SavedSeat { id, name: p.name.clone(), color: p.color, token: p.token })
+            .map(|(&id, p)| SavedSeat {
+                id,
+                name: p.name.clone(),
+                color: p.color,
+                token: p.token,
+                from: p.from,
+            })
             .collect();
         let mut game = self.game.clone();
         for (&id, _) in self.players.iter().filter(|(_, p)| p.is_bot()) {
             game.remove(id);
         }
-        WorldSnapshot { room: self.room.clone(), private: self.private, game, seats, next_id: self.next_id }
+        let hosted = self.hosted.clone();
+        WorldSnapshot {
+            room: self.room.clone(),
+            private: self.private,
+            game,
+            seats,
+            next_id: self.next_id,
+            hosted,
+        }
     }
 
     /// This world as `snapshot` left it, every seat held for a resume from
     /// now on (for `--resume-secs`, whatever `--held-seats` says: the
     /// whole room is on its way here).
     pub fn restored(mut self, snapshot: WorldSnapshot) -> Self {
-        let WorldSnapshot { room, private, game, seats, next_id } = snapshot;
+        let WorldSnapshot { room, private, game, seats, next_id, hosted } = snapshot;
         let tick = game.tick();
-        (self.room, self.private, self.game, self.next_id) = (room, private, game, next_id);
+        (self.room, self.private, self.game, self.next_id, self.hosted) =
+            (room, private, game, next_id, hosted);
         self.players = seats
             .into_iter()
             .map(|seat| {
@@ -273,6 +304,7 @@ impl World {
                     name: seat.name,
                     color: seat.color,
                     token: seat.token,
+                    from: seat.from,
                     away_since: Some(tick),
                     epoch: 0,
                     last_seq: 0,
@@ -344,6 +376,7 @@ impl World {
             color,
             // Never matched: a resume looks for people only.
             token: [0; 16],
+            from: None,
             away_since: None,
             epoch: 0,
             last_seq: 0,
@@ -373,9 +406,15 @@ impl World {
         if self.players.len() >= usize::from(self.max_players) {
             return Err(Rejection::new(RejectReason::ServerFull { max_players: self.max_players }));
         }
-        let Newcomer { name, color } = newcomer;
+        self.admits_players(newcomer.from)?;
+        let Newcomer { name, color, from } = newcomer;
         let name = self.unique_name(name);
         let id = self.allocate_id();
+        // The first to sit in a private room hosts it.
+        let hosts = self.private && self.hosted.host == NOBODY;
+        if hosts {
+            self.hosted.host = id;
+        }
         let welcome = self.welcome(id, token, false);
         self.game.spawn(id);
         let info = PlayerInfo { id, name: name.clone(), color, score: 0, bot: false };
@@ -386,6 +425,7 @@ impl World {
                 name: name.clone(),
                 color,
                 token,
+                from,
                 away_since: None,
                 epoch: 0,
                 last_seq: 0,
@@ -395,6 +435,9 @@ impl World {
             },
         );
         self.news.push(ServerMsg::Joined(info));
+        if hosts {
+            self.tell_hosting();
+        }
         Ok(Seated { id, name, epoch: 0, welcome })
     }
 
@@ -463,6 +506,7 @@ impl World {
             score: self.game.fighter(you).map_or(0, |f| f.score),
             platform: self.game.settings().platform,
             round: self.game.round().clone(),
+            hosting: self.hosting(),
         })
     }
 
@@ -533,6 +577,9 @@ impl World {
         self.game.remove(id);
         self.note(Change::Remove(id));
         self.news.push(ServerMsg::Left { id });
+        if id == self.hosted.host {
+            self.pass_hosting_on();
+        }
         true
     }
 
@@ -713,7 +760,7 @@ mod tests {
     }
 
     fn newcomer(name: &str) -> Newcomer {
-        Newcomer { name: name.into(), color: 0 }
+        Newcomer { name: name.into(), color: 0, from: None }
     }
 
     fn world(max_players: u16) -> World {
@@ -737,7 +784,7 @@ mod tests {
         let mut world = World::new(30, 4).filling_with_bots(3);
         world.tick(&mut NoInputs);
         assert_eq!(world.bot_count(), 0, "nobody to play with: no bots");
-        let ada = world.join(Newcomer { name: "ada".into(), color: 0 }, [1; 16]).expect("space");
+        let ada = world.join(Newcomer { name: "ada".into(), color: 0, from: None }, [1; 16]).expect("space");
         world.take_news();
         world.tick(&mut NoInputs);
         let (bots, _) = news_of_bots(&mut world);
@@ -756,11 +803,13 @@ mod tests {
         );
 
         // People come: bots go, one for one (and the room never refuses a person for a bot).
-        world.join(Newcomer { name: "bob".into(), color: 0 }, [2; 16]).expect("space");
+        world.join(Newcomer { name: "bob".into(), color: 0, from: None }, [2; 16]).expect("space");
         world.tick(&mut NoInputs);
         assert_eq!((world.player_count(), world.bot_count()), (2, 1));
-        world.join(Newcomer { name: "cy".into(), color: 0 }, [3; 16]).expect("space");
-        world.join(Newcomer { name: "dee".into(), color: 0 }, [4; 16]).expect("a bot gives its seat");
+        world.join(Newcomer { name: "cy".into(), color: 0, from: None }, [3; 16]).expect("space");
+        world
+            .join(Newcomer { name: "dee".into(), color: 0, from: None }, [4; 16])
+            .expect("a bot gives its seat");
         assert_eq!((world.player_count(), world.bot_count()), (4, 0));
         // Everyone leaves: no bots stay to keep the room open.
         for id in world.players.keys().copied().collect::<Vec<_>>() {
@@ -770,7 +819,7 @@ mod tests {
         assert_eq!(world.players.len(), 0);
 
         let mut private = World::new(30, 4).in_room("abc".into(), true).filling_with_bots(3);
-        private.join(Newcomer { name: "ada".into(), color: 0 }, [1; 16]).expect("space");
+        private.join(Newcomer { name: "ada".into(), color: 0, from: None }, [1; 16]).expect("space");
         private.tick(&mut NoInputs);
         assert_eq!(private.bot_count(), 0, "a private room is for the people invited");
     }
@@ -780,7 +829,7 @@ mod tests {
     #[test]
     fn a_round_is_recorded_small_and_replays_with_every_checksum_equal() {
         let mut world = World::new(30, 32).with_rounds(180, 5).filling_with_bots(20).recording();
-        world.join(Newcomer { name: "ada".into(), color: 0 }, [1; 16]).expect("space");
+        world.join(Newcomer { name: "ada".into(), color: 0, from: None }, [1; 16]).expect("space");
         let mut replays = Vec::new();
         for _ in 0..(180 + 5 + 2) * 30 {
             world.tick(&mut NoInputs);
