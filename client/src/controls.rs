@@ -2,6 +2,7 @@
 //! gamepad can be mixed, and each is read the same way on every sample.
 //! Engine-free, so it is tested natively; `app::input` reads the devices.
 
+use arena_shared::protocol::{HostCommand, Rules};
 use arena_shared::sim::{Input, STICK_MAX};
 
 /// A gamepad stick nearer the centre than this (of its full reach) reads
@@ -56,6 +57,26 @@ pub fn player_at(
         .map(|(id, _)| id)
 }
 
+/// One of the host panel's choices as the page queues it
+/// (`data-host-commands`): `rules:SECS:POINTS`, `lock:1` or `lock:0`,
+/// `next`, `kick:ID`, `watch:ID`. `None`: not one of those. The server
+/// checks the values; the page only spells them.
+pub fn host_command(word: &str) -> Option<HostCommand> {
+    let mut parts = word.split(':');
+    let command = match (parts.next()?, parts.next(), parts.next()) {
+        ("rules", Some(secs), Some(points)) => HostCommand::SetRules(Rules {
+            round_secs: secs.parse().ok()?,
+            points_to_win: points.parse().ok()?,
+        }),
+        ("lock", Some(on), None) => HostCommand::Lock(on == "1"),
+        ("next", None, None) => HostCommand::NextRound,
+        ("kick", Some(id), None) => HostCommand::Kick { id: id.parse().ok()? },
+        ("watch", Some(id), None) => HostCommand::ToWatchers { id: id.parse().ok()? },
+        _ => return None,
+    };
+    parts.next().is_none().then_some(command)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +108,22 @@ mod tests {
         let presses: Vec<bool> =
             [false, true, true, true, false, true].iter().map(|&h| pressed_now(h, &mut was)).collect();
         assert_eq!(presses, [false, true, false, false, false, true]);
+    }
+
+    #[test]
+    fn the_host_panel_s_words_spell_host_commands() {
+        let rules = HostCommand::SetRules(Rules { round_secs: 120, points_to_win: 5 });
+        assert_eq!(host_command("rules:120:5"), Some(rules));
+        assert_eq!(host_command("lock:1"), Some(HostCommand::Lock(true)));
+        assert_eq!(host_command("lock:0"), Some(HostCommand::Lock(false)));
+        assert_eq!(host_command("next"), Some(HostCommand::NextRound));
+        assert_eq!(host_command("kick:7"), Some(HostCommand::Kick { id: 7 }));
+        assert_eq!(host_command("watch:9"), Some(HostCommand::ToWatchers { id: 9 }));
+        for bad in
+            ["", "kick", "kick:x", "kick:7:8", "rules:120", "rules:-1:5", "next:1", "ban:3", "watch:70000"]
+        {
+            assert_eq!(host_command(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

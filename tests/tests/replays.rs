@@ -5,8 +5,8 @@
 use arena_client::bots::{Behaviour, Live, run_swarm};
 use arena_client::verify::verify_replay;
 use arena_server::ServerConfig;
-use arena_shared::protocol::RoomRequest;
-use arena_tests::{TestServer, eventually, http_get, swarm, test_config};
+use arena_shared::protocol::{RoomRequest, ServerMsg, replay_id_hex};
+use arena_tests::{TestServer, eventually, http_get, recv_until, swarm, test_config};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -14,7 +14,7 @@ async fn a_20_bot_round_is_listed_served_and_replays_with_every_checksum_equal()
     let config = ServerConfig { round_secs: 8, podium_secs: 2, max_players: 32, ..test_config() };
     let server = TestServer::start(config).await?;
     // A private room's round: kept, never listed.
-    let (_host, private) = {
+    let (mut host, private) = {
         let mut client = server.client().await?;
         let welcome = client.handshake_in("host", RoomRequest::CreatePrivate).await?;
         (client, welcome)
@@ -37,6 +37,17 @@ async fn a_20_bot_round_is_listed_served_and_replays_with_every_checksum_equal()
     assert_eq!(verified.ticks, 8 * 30);
     assert_eq!(verified.checksums, 8, "one a second, all equal");
     assert!(verified.inputs > 20 * 8 * 50, "the bots' inputs are in it: {}", verified.inputs);
+
+    // The private room's players are told its round's id at the podium:
+    // that id, and only it, reaches the recording.
+    let id =
+        recv_until(&mut host, |m| if let ServerMsg::Replay { id } = m { Some(*id) } else { None }).await?;
+    let url = format!("http://{}/api/replays/{}", server.addr, replay_id_hex(&id));
+    let served = eventually("the private round is stored", Duration::from_secs(5), async || {
+        Ok((http_get(server.addr, &url[url.find("/api").unwrap_or(0)..], &[]).await?.status == 200, ()))
+    });
+    served.await?;
+    assert_eq!(verify_replay(&url).await.map_err(anyhow::Error::msg)?.ticks, 8 * 30);
 
     let missing = http_get(server.addr, "/api/replays/00000000000000000000000000000000", &[]).await?;
     assert_eq!(missing.status, 404);

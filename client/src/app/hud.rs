@@ -387,6 +387,10 @@ fn room_snapshot(room: &Room, drawn: &Drawn, now: f64) -> serde_json::Value {
         "camera_on": room.camera_on(),
         "watching": room.is_watching(),
         "watchers": room.watchers(),
+        "host": room.hosting().host,
+        "locked": room.hosting().locked,
+        "rules": [room.hosting().rules.round_secs, room.hosting().rules.points_to_win],
+        "replay": room.replay().map(arena_shared::protocol::replay_id_hex),
         // Who is predicted with you (the frame's near bodies), by id.
         "near": room.prediction().predicted_near().iter().map(|n| n.id).collect::<Vec<_>>(),
         "corrections": {

@@ -24,6 +24,7 @@
 //! [`console`] puts Bevy's warnings and errors on the browser's console.
 
 mod console;
+mod host;
 mod hud;
 mod input;
 mod names;
@@ -67,6 +68,7 @@ pub fn run() {
             hud::HudPlugin,
             sound::SoundPlugin,
             watch::WatchPlugin,
+            host::HostPlugin,
         ))
         .run();
 }
