@@ -35,6 +35,7 @@ pub mod conditioner;
 pub mod controls;
 pub mod cues;
 pub mod reconnect;
+pub mod replay;
 pub mod session;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod tls;

@@ -25,15 +25,10 @@ const MAX_DOWNLOAD: usize = arena_shared::replay::MAX_REPLAY_BYTES;
 pub async fn verify_replay(source: &str) -> Result<Verified, String> {
     let bytes = load(source).await?;
     let replay = Replay::decode(&bytes).map_err(|e| format!("{source} is not a recording: {e}"))?;
-    let playback = Playback::new(&replay).map_err(|e| e.to_string())?;
+    let (ticks, secs, inputs) = (replay.ticks, replay.secs(), replay.inputs());
+    let playback = Playback::new(replay).map_err(|e| e.to_string())?;
     let checksums = playback.verify().map_err(|e| e.to_string())?;
-    Ok(Verified {
-        bytes: bytes.len(),
-        ticks: replay.ticks,
-        secs: replay.secs(),
-        inputs: replay.inputs(),
-        checksums,
-    })
+    Ok(Verified { bytes: bytes.len(), ticks, secs, inputs, checksums })
 }
 
 async fn load(source: &str) -> Result<Vec<u8>, String> {

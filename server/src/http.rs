@@ -57,6 +57,7 @@ pub fn app(state: AppState) -> Router {
         {
             router = router
                 .route("/r/{code}", get(crate::embedded::index))
+                .route("/replay/{id}", get(crate::embedded::index))
                 .fallback_service(crate::embedded::router());
         }
     }

@@ -15,15 +15,16 @@ use tower_http::services::{ServeDir, ServeFile};
 use crate::compress::{Forms, gzip};
 
 /// Adds the client's files in `dir` to `router`: every path its routes do
-/// not take, and `/r/<code>` (an invite link is the page itself; the page
-/// reads the code from its path). Precompressed `.br`/`.gz` siblings are
+/// not take, `/r/<code>` (an invite link is the page itself; the page
+/// reads the code from its path) and `/replay/<id>` (so is a replay's link). Precompressed `.br`/`.gz` siblings are
 /// served to clients that take them; a file with neither (a plain `trunk
 /// build`) is gzipped once, on first request, and kept.
 pub fn serve_dir<S: Clone + Send + Sync + 'static>(router: Router<S>, dir: &Path) -> Router<S> {
     let page = ServeFile::new(dir.join("index.html")).precompressed_br().precompressed_gzip();
     let site = Arc::new(Site { dir: dir.to_owned(), forms: Forms::default() });
     router
-        .route_service("/r/{code}", page)
+        .route_service("/r/{code}", page.clone())
+        .route_service("/replay/{id}", page)
         .fallback_service(ServeDir::new(dir).precompressed_br().precompressed_gzip())
         .layer(middleware::from_fn_with_state(site, gzip_missing))
         .layer(middleware::from_fn(cache_headers))

@@ -11,11 +11,12 @@
 //! 3-minute round's 216,000 inputs take well under 200 KB.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, DecodeError};
-use crate::game::Match;
+use crate::game::{GameEvent, Match};
 use crate::protocol::{PROTOCOL_VERSION, PlayerId, PlayerInfo};
 use crate::sim::Input;
 
@@ -217,10 +218,12 @@ pub enum ReplayError {
     Truncated { tick: u32 },
 }
 
-/// Plays a replay back, tick by tick, checking every checksum.
+/// Plays a replay back, tick by tick, checking every checksum. Cheap to
+/// clone (the recording is shared): a player keeps clones as keyframes to
+/// seek back to.
 #[derive(Debug, Clone)]
-pub struct Playback<'a> {
-    replay: &'a Replay,
+pub struct Playback {
+    replay: Arc<Replay>,
     game: Match,
     tick: u32,
     next_change: usize,
@@ -231,15 +234,18 @@ pub struct Playback<'a> {
     last: BTreeMap<PlayerId, (i8, i8)>,
     /// Names of everyone in the game now.
     players: BTreeMap<PlayerId, PlayerInfo>,
+    /// Who came and went in the last step, and what the rules decided.
+    changed: Vec<Change>,
+    events: Vec<GameEvent>,
 }
 
-impl<'a> Playback<'a> {
-    pub fn new(replay: &'a Replay) -> Result<Self, ReplayError> {
+impl Playback {
+    pub fn new(replay: impl Into<Arc<Replay>>) -> Result<Self, ReplayError> {
+        let replay: Arc<Replay> = replay.into();
         if replay.version != PROTOCOL_VERSION {
             return Err(ReplayError::Version(replay.version));
         }
         Ok(Playback {
-            replay,
             game: replay.start.clone(),
             tick: 0,
             next_change: 0,
@@ -247,7 +253,21 @@ impl<'a> Playback<'a> {
             cursors: replay.streams.iter().enumerate().map(|(at, s)| (s.id, (at, 0))).collect(),
             last: BTreeMap::new(),
             players: replay.players.iter().map(|p| (p.id, p.clone())).collect(),
+            changed: Vec::new(),
+            events: Vec::new(),
+            replay,
         })
+    }
+
+    /// The recording played.
+    pub fn replay(&self) -> &Replay {
+        &self.replay
+    }
+
+    /// Who came and went in the last step, and what the rules decided in
+    /// it (knockouts, the round's end).
+    pub fn last_step(&self) -> (&[Change], &[GameEvent]) {
+        (&self.changed, &self.events)
     }
 
     /// The game now.
@@ -275,9 +295,11 @@ impl<'a> Playback<'a> {
         if self.is_done() {
             return Ok(false);
         }
-        let replay = self.replay;
+        let replay = Arc::clone(&self.replay);
+        self.changed.clear();
         while let Some((_, change)) = replay.changes.get(self.next_change).filter(|(at, _)| *at == self.tick)
         {
+            self.changed.push(change.clone());
             match change {
                 Change::Spawn(info) => {
                     self.game.spawn(info.id);
@@ -311,7 +333,7 @@ impl<'a> Playback<'a> {
                 self.game.apply_input(id, input);
             }
         }
-        self.game.advance();
+        self.events = self.game.advance();
         self.tick += 1;
         let every = replay.checksum_every();
         if self.tick.is_multiple_of(every) {
@@ -376,11 +398,11 @@ mod tests {
         let bytes = replay.encode();
         let decoded = Replay::decode(&bytes).expect("decodes");
         assert_eq!(decoded, replay);
-        let mut playback = Playback::new(&decoded).expect("same version");
+        let mut playback = Playback::new(decoded.clone()).expect("same version");
         while playback.step().expect("every checksum matches") {}
         assert_eq!(playback.game(), &game, "bit for bit");
         assert!(playback.players().contains_key(&99) && !playback.players().contains_key(&1));
-        assert_eq!(Playback::new(&decoded).expect("same version").verify(), Ok(20));
+        assert_eq!(Playback::new(decoded.clone()).expect("same version").verify(), Ok(20));
     }
 
     #[test]
@@ -415,15 +437,15 @@ mod tests {
             }
         }
         assert_eq!(
-            Playback::new(&replay).expect("same version").verify(),
+            Playback::new(replay).expect("same version").verify(),
             Err(ReplayError::Mismatch { tick: 90 })
         );
         let (mut cut, _) = record(4, 5);
         cut.streams[0].dx.truncate(100);
-        assert!(matches!(Playback::new(&cut).expect("v").verify(), Err(ReplayError::Truncated { .. })));
+        assert!(matches!(Playback::new(cut).expect("v").verify(), Err(ReplayError::Truncated { .. })));
         let (mut old, _) = record(1, 1);
         old.version -= 1;
-        assert!(matches!(Playback::new(&old), Err(ReplayError::Version(_))));
+        assert!(matches!(Playback::new(old), Err(ReplayError::Version(_))));
         assert!(Replay::decode(b"not deflate").is_err());
     }
 }

@@ -207,6 +207,8 @@ async fn the_self_contained_binary_serves_the_game_from_an_empty_directory() -> 
         invite.headers
     );
     assert_eq!(invite.body, index.body, "the invite link serves the same page");
+    let replay = http_get(addr, "/replay/0123456789abcdef0123456789abcdef", &[]).await?;
+    assert_eq!(replay.body, index.body, "so does a replay's link");
     let wasm = page
         .split('"')
         .find(|part| part.ends_with("_bg.wasm"))

@@ -165,15 +165,17 @@ async fn bots_spread_over_rooms_or_join_one_by_code() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn an_invite_link_serves_the_page() -> anyhow::Result<()> {
+async fn an_invite_link_and_a_replay_link_serve_the_page() -> anyhow::Result<()> {
     let web = tempfile::tempdir()?;
     std::fs::write(web.path().join("index.html"), "<!doctype html><title>arena</title>")?;
     let config = ServerConfig { web_dir: Some(web.path().to_path_buf()), ..test_config() };
     let server = TestServer::start(config).await?;
-    let page = http_get(server.addr, "/r/k3x9q2m7pd", &[]).await?;
-    assert_eq!(page.status, 200, "/r/<code> is the page");
-    assert!(String::from_utf8_lossy(&page.body).contains("<title>arena</title>"));
-    assert_eq!(page.header("cache-control"), Some("no-cache"));
+    for link in ["/r/k3x9q2m7pd", "/replay/0123456789abcdef0123456789abcdef"] {
+        let page = http_get(server.addr, link, &[]).await?;
+        assert_eq!(page.status, 200, "{link} is the page");
+        assert!(String::from_utf8_lossy(&page.body).contains("<title>arena</title>"));
+        assert_eq!(page.header("cache-control"), Some("no-cache"));
+    }
     server.stop().await
 }
 

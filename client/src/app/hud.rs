@@ -17,6 +17,7 @@ use bevy::ecs as bevy_ecs;
 use super::net::{Player, Policy, ServerUrl, Session};
 use super::page::{now_secs, set_body_attr};
 use super::render::{Drawn, ViewScale};
+use super::replay::ReplayPage;
 use super::screen::{ArenaSet, Screen};
 use crate::reconnect::Notice;
 use crate::session::{FEED_LINES, Room};
@@ -132,6 +133,7 @@ fn clock_text(secs: f64) -> String {
 const SILENT_SECS: f64 = 1.0;
 
 fn show_status(
+    replay: Option<Res<ReplayPage>>,
     screen: Res<State<Screen>>,
     policy: Res<Policy>,
     player: Res<Player>,
@@ -146,6 +148,13 @@ fn show_status(
         _ => "retrying now".to_owned(),
     };
     let room = session.room();
+    if let Some(replay) = replay {
+        let (state, text) = replay_status(&replay, room, stats.fps());
+        set_body_attr("data-state", state);
+        set_text("status", &text);
+        *line = StatusLine { state, text };
+        return;
+    }
     let silent_for = room.map_or(0.0, |r| r.silent_for(now));
     let silent = silent_for > SILENT_SECS;
     let (state, text) = match (screen.get(), policy.notice()) {
@@ -192,6 +201,26 @@ fn show_status(
     set_flag("data-silent", silent);
     set_text("status", &text);
     *line = StatusLine { state, text };
+}
+
+/// The replay page's status line: loading, playing (where, how fast), or
+/// why it cannot be played.
+fn replay_status(replay: &ReplayPage, room: Option<&Room>, fps: f64) -> (&'static str, String) {
+    if let Some(error) = &replay.error {
+        return ("rejected", format!("Replay: {error}"));
+    }
+    match (replay.progress(), room) {
+        (Some((at, all, speed)), Some(room)) => (
+            "connected",
+            format!(
+                "replay · {} of {} · {speed}× · {fps:.0} fps · {} players",
+                clock_text(at),
+                clock_text(all),
+                room.roster().len()
+            ),
+        ),
+        _ => ("connecting", "Loading the replay…".to_owned()),
+    }
 }
 
 fn show_score(session: Res<Session>) {

@@ -31,6 +31,7 @@ mod names;
 mod net;
 mod page;
 mod render;
+mod replay;
 mod screen;
 mod socket;
 mod sound;
@@ -69,6 +70,7 @@ pub fn run() {
             sound::SoundPlugin,
             watch::WatchPlugin,
             host::HostPlugin,
+            replay::ReplayPlugin,
         ))
         .run();
 }

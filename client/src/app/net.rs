@@ -30,7 +30,13 @@ impl Plugin for NetPlugin {
         let policy = Policy(
             Reconnect::new(link_room(), saved_seat(), query_has("create")).watching(query_has("watch")),
         );
-        let first = if policy.knows_where() || query_has("play") { Screen::Connecting } else { Screen::Join };
+        // A replay's page plays a download, not a connection (`super::replay`).
+        let replay = super::replay::replay_id().is_some();
+        let first = if policy.knows_where() || query_has("play") || replay {
+            Screen::Connecting
+        } else {
+            Screen::Join
+        };
         app.insert_resource(policy)
             .insert_resource(ServerUrl(server_url()))
             .insert_resource(Player { name: player_name(), color: player_color() })
@@ -48,6 +54,7 @@ impl Plugin for NetPlugin {
                     transmit,
                 )
                     .chain()
+                    .run_if(move || !replay)
                     .in_set(ArenaSet::Network),
             );
     }
@@ -204,7 +211,7 @@ fn receive(
 }
 
 /// The session's news: a welcome starts play, changes go to the renderer.
-fn report(
+pub(super) fn report(
     session: &mut Session,
     policy: &mut Policy,
     changes: &mut MessageWriter<SessionChange>,
@@ -243,7 +250,7 @@ fn report(
 }
 
 /// Everyone leaves the screen with the session.
-fn end_session(session: &mut Session, changes: &mut MessageWriter<SessionChange>) {
+pub(super) fn end_session(session: &mut Session, changes: &mut MessageWriter<SessionChange>) {
     if let Some(room) = session.0.take().as_ref().and_then(ClientSession::room) {
         changes.write_batch(room.roster().keys().map(|&id| SessionChange(Change::Left(id))));
     }

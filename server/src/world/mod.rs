@@ -849,7 +849,7 @@ mod tests {
         assert!(inputs > 200_000, "twenty players' inputs: {inputs}");
         assert!(bytes.len() <= 200_000, "a round fits 200 KB: {}", bytes.len());
         let decoded = Replay::decode(&bytes).expect("decodes");
-        let checked = arena_shared::replay::Playback::new(&decoded).expect("this version").verify();
+        let checked = arena_shared::replay::Playback::new(decoded).expect("this version").verify();
         assert_eq!(checked, Ok(180), "a checksum every second, all equal");
     }
 
