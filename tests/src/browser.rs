@@ -278,6 +278,16 @@ impl Browser {
         Ok(())
     }
 
+    /// A left click at (x, y) CSS pixels: the mouse pressed and released.
+    pub async fn click(&mut self, page: &Page, x: f64, y: f64) -> anyhow::Result<()> {
+        for kind in ["mouseMoved", "mousePressed", "mouseReleased"] {
+            let params =
+                json!({ "type": kind, "x": x, "y": y, "button": "left", "buttons": 1, "clickCount": 1 });
+            self.call(Some(&page.session), "Input.dispatchMouseEvent", params).await?;
+        }
+        Ok(())
+    }
+
     /// Writes a PNG screenshot of the page to `path`.
     pub async fn screenshot(&mut self, page: &Page, path: &Path) -> anyhow::Result<()> {
         let shot =

@@ -923,6 +923,170 @@ async fn the_landing_screen_watches_a_public_room_and_keys_switch_whom_it_follow
     browser.key(&page, true, "l", "KeyL", 76).await?;
     browser.key(&page, false, "l", "KeyL", 76).await?;
     browser.wait_for(&page, &format!("{} > 0", snap("camera_on")), Duration::from_secs(15)).await?;
+
+    // A click on another player follows that one: the circle is under its
+    // name (the name's bottom sits PLAYER_RADIUS + 6 world units above it).
+    let seen = snapshot(&mut browser, &page).await?;
+    let on = seen["camera_on"].as_u64().unwrap_or_default();
+    let other = seen["players"]
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["id"].as_u64() != Some(on) && p["x"].is_number()))
+        .cloned()
+        .context("another player drawn")?;
+    let below_name = format!(
+        "(() => {{ const tag = [...document.querySelectorAll('#names span')].find((s) => s.textContent === {name} && !s.hidden);          if (!tag) return null; const r = tag.getBoundingClientRect();          return [r.left + r.width / 2, r.bottom + {offset} * {scale}]; }})()",
+        name = other["name"],
+        offset = arena_shared::sim::PLAYER_RADIUS + 6,
+        scale = seen["px_per_unit"].as_f64().unwrap_or(1.0),
+    );
+    let at = browser.eval(&page, &below_name).await?;
+    let (x, y) = (at[0].as_f64().context("a name tag")?, at[1].as_f64().context("a name tag")?);
+    browser.click(&page, x, y).await?;
+    let followed = format!("{} === {}", snap("camera_on"), other["id"]);
+    browser.wait_for(&page, &followed, Duration::from_secs(15)).await?;
+    wanderers.abort();
+    browser.close().await;
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_panel_sets_the_rules_and_kicks_a_second_page_s_player() -> anyhow::Result<()> {
+    let Some(dist) = dist() else { return Ok(()) };
+    let _one = ONE_BROWSER.lock().await;
+    let server = TestServer::start(config(dist, 16)).await?;
+    let mut browser = Browser::launch().await?;
+    let host = browser.open(&format!("http://{}/?create&name=hoster", server.addr)).await?;
+    let hosting = format!("{CONNECTED} && document.body.dataset.host === '1' && {} > 0", snap("host"));
+    browser.wait_for(&host, &hosting, Duration::from_secs(90)).await?;
+    let room = snapshot(&mut browser, &host).await?["room"].as_str().unwrap_or_default().to_owned();
+    let guest = browser.open(&format!("http://{}/r/{room}?name=guesty", server.addr)).await?;
+    browser.wait_for(&guest, TWO_ONLINE, Duration::from_secs(90)).await?;
+    assert_eq!(
+        browser.eval(&guest, "document.body.dataset.host").await?,
+        "0",
+        "the guest does not host, and sees no panel"
+    );
+
+    // The host opens its panel from the header and sets the next rounds.
+    browser.eval(&host, "document.getElementById('host-open').click(), true").await?;
+    let listed =
+        "[...document.querySelectorAll('#host-players li span')].some((s) => s.textContent === 'guesty')";
+    browser
+        .wait_for(&host, &format!("document.body.dataset.menu === '1' && {listed}"), Duration::from_secs(15))
+        .await?;
+    browser
+        .eval(
+            &host,
+            "(() => { const s = document.getElementById('host-points'); s.value = '5'; \
+             s.dispatchEvent(new Event('change')); return true; })()",
+        )
+        .await?;
+    let rules_set = format!("{}[1] === 5", snap("rules"));
+    browser.wait_for(&guest, &rules_set, Duration::from_secs(15)).await?;
+    browser.screenshot(&host, &workspace_dir().join("target/arena-browser-host.png")).await?;
+
+    // Kick: the guest's page says why and stays out; the server counts one.
+    browser
+        .eval(&host, "document.querySelector('#host-players button[data-act=\"kick\"]').click(), true")
+        .await?;
+    let kicked = "document.body.dataset.state === 'rejected' && \
+                  document.getElementById('status').textContent.includes('host removed you')";
+    browser.wait_for(&guest, kicked, Duration::from_secs(15)).await?;
+    eventually("the guest's seat to go", Duration::from_secs(10), async || {
+        let players = server.players().await?;
+        Ok((players == 1, players))
+    })
+    .await?;
+    browser.screenshot(&guest, &workspace_dir().join("target/arena-browser-kicked.png")).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(server.players().await?, 1, "the kicked page does not come back by itself");
+    let again = browser.open(&format!("http://{}/r/{room}?name=guesty", server.addr)).await?;
+    let banned = "document.body.dataset.state === 'rejected' && \
+                  document.getElementById('status').textContent.includes('come back in 10 min')";
+    browser.wait_for(&again, banned, Duration::from_secs(90)).await?;
+    browser.close().await;
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_podium_links_to_the_round_s_replay_which_plays_pauses_scrubs_and_speeds_up() -> anyhow::Result<()>
+{
+    let Some(dist) = dist() else { return Ok(()) };
+    let _one = ONE_BROWSER.lock().await;
+    let server = TestServer::start(ServerConfig { round_secs: 5, podium_secs: 6, ..config(dist, 8) }).await?;
+    let wanderers =
+        tokio::spawn(run_swarm(bots(&server, 3, Behaviour::Wander, "wanderer-"), Live::default().into()));
+    let mut browser = Browser::launch().await?;
+    let game = browser.open(&format!("http://{}/?play&name=viewer", server.addr)).await?;
+    // The podium offers the round just played.
+    let offered = format!(
+        "{CONNECTED} && document.body.dataset.podium === '1' && document.body.dataset.replayReady === '1' && \
+         {} !== null && getComputedStyle(document.getElementById('replay-link')).display !== 'none'",
+        snap("replay")
+    );
+    browser.wait_for(&game, &offered, Duration::from_secs(90)).await?;
+    let link = browser.eval(&game, "document.getElementById('replay-link').href").await?;
+    let link = link.as_str().unwrap_or_default().to_owned();
+    let id = snapshot(&mut browser, &game).await?["replay"].as_str().unwrap_or_default().to_owned();
+    assert!(link.ends_with(&format!("/replay/{id}")) && id.len() == 32, "{link} ({id})");
+    eventually("the round to be stored", Duration::from_secs(10), async || {
+        let status = http_get(server.addr, &format!("/api/replays/{id}"), &[]).await?.status;
+        Ok((status == 200, status))
+    })
+    .await?;
+
+    // The replay: the round's players drawn, the clock running.
+    let replay = browser.open(&link).await?;
+    let drawn = format!(
+        "{CONNECTED} && document.body.dataset.replay === '1' && {}.filter((p) => p.x !== null).length >= 4",
+        snap("players")
+    );
+    browser.wait_for(&replay, &drawn, Duration::from_secs(90)).await?;
+    let ticks =
+        browser.eval(&replay, "Number(document.body.dataset.replayTicks)").await?.as_u64().unwrap_or(0);
+    assert_eq!(ticks, 5 * 30, "a 5 s round");
+    let tick = "Number(document.body.dataset.replayTick)";
+    browser.wait_for(&replay, &format!("{tick} > 15"), Duration::from_secs(30)).await?;
+    browser.screenshot(&replay, &workspace_dir().join("target/arena-browser-replay.png")).await?;
+
+    // Pause holds the tick; the scrub bar moves it.
+    browser.eval(&replay, "document.getElementById('replay-play').click(), true").await?;
+    browser.wait_for(&replay, "document.body.dataset.replayPaused === '1'", Duration::from_secs(5)).await?;
+    let scrub = |to: u32| {
+        format!(
+            "(() => {{ const s = document.getElementById('replay-scrub'); s.value = '{to}'; \
+             s.dispatchEvent(new Event('input')); return true; }})()"
+        )
+    };
+    browser.eval(&replay, &scrub(10)).await?;
+    browser.wait_for(&replay, &format!("{tick} === 10"), Duration::from_secs(10)).await?;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(browser.eval(&replay, tick).await?, 10, "paused: the tick holds");
+    browser.eval(&replay, &scrub(120)).await?;
+    browser.wait_for(&replay, &format!("{tick} === 120"), Duration::from_secs(10)).await?;
+    browser.eval(&replay, &scrub(30)).await?;
+    browser.wait_for(&replay, &format!("{tick} === 30"), Duration::from_secs(10)).await?;
+
+    // 4×, playing: the rest of the round goes by in about a second, and the
+    // replay stops on its podium.
+    browser
+        .eval(&replay, "document.querySelector('#replay-speeds [data-speed=\"4\"]').click(), true")
+        .await?;
+    browser.eval(&replay, "document.getElementById('replay-play').click(), true").await?;
+    let ended = format!(
+        "{tick} === {ticks} && document.body.dataset.replayPaused === '1' && {} !== null",
+        snap("podium")
+    );
+    browser.wait_for(&replay, &ended, Duration::from_secs(20)).await?;
+    let status = browser.eval(&replay, "document.getElementById('status').textContent").await?;
+    assert!(status.as_str().is_some_and(|s| s.contains("4×")), "{status}");
+    browser.screenshot(&replay, &workspace_dir().join("target/arena-browser-replay-podium.png")).await?;
+
+    // A replay that is not kept says so.
+    let gone = browser.open(&format!("http://{}/replay/{}", server.addr, "0".repeat(32))).await?;
+    let refused = "document.body.dataset.state === 'rejected' && \
+                   document.getElementById('status').textContent.includes('not kept')";
+    browser.wait_for(&gone, refused, Duration::from_secs(90)).await?;
     wanderers.abort();
     browser.close().await;
     server.stop().await
