@@ -25,7 +25,7 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
 
-use crate::limits::{AddressKey, RateBudget};
+use crate::limits::RateBudget;
 use crate::links::{Inbound, InboundQueue, Refused};
 use crate::metrics::{Kick, Metrics};
 use crate::outbox::{CloseReason, Outbox};
@@ -169,8 +169,7 @@ async fn handshake(
     };
     let result = match validate_name(&name) {
         Some(name) => {
-            let from = Some(AddressKey::new(state.peer, state.app.config.counting().v6_prefix));
-            state.app.rooms.join(&room, Newcomer { name, color, from }, resume, state.peer).await
+            state.app.rooms.join(&room, Newcomer { name, color, from: None }, resume, state.peer).await
         }
         None => Err(Rejection::new(RejectReason::BadName).into()),
     };

@@ -40,7 +40,8 @@ impl Plugin for HudPlugin {
             (
                 measure_frames,
                 (
-                    show_status,
+                    show_status.run_if(not(resource_exists::<ReplayPage>)),
+                    show_replay_status.run_if(resource_exists::<ReplayPage>),
                     (
                         show_score,
                         show_timer,
@@ -133,7 +134,6 @@ fn clock_text(secs: f64) -> String {
 const SILENT_SECS: f64 = 1.0;
 
 fn show_status(
-    replay: Option<Res<ReplayPage>>,
     screen: Res<State<Screen>>,
     policy: Res<Policy>,
     player: Res<Player>,
@@ -148,13 +148,6 @@ fn show_status(
         _ => "retrying now".to_owned(),
     };
     let room = session.room();
-    if let Some(replay) = replay {
-        let (state, text) = replay_status(&replay, room, stats.fps());
-        set_body_attr("data-state", state);
-        set_text("status", &text);
-        *line = StatusLine { state, text };
-        return;
-    }
     let silent_for = room.map_or(0.0, |r| r.silent_for(now));
     let silent = silent_for > SILENT_SECS;
     let (state, text) = match (screen.get(), policy.notice()) {
@@ -205,6 +198,18 @@ fn show_status(
 
 /// The replay page's status line: loading, playing (where, how fast), or
 /// why it cannot be played.
+fn show_replay_status(
+    replay: Res<ReplayPage>,
+    session: Res<Session>,
+    stats: Res<FrameStats>,
+    mut line: ResMut<StatusLine>,
+) {
+    let (state, text) = replay_status(&replay, session.room(), stats.fps());
+    set_body_attr("data-state", state);
+    set_text("status", &text);
+    *line = StatusLine { state, text };
+}
+
 fn replay_status(replay: &ReplayPage, room: Option<&Room>, fps: f64) -> (&'static str, String) {
     if let Some(error) = &replay.error {
         return ("rejected", format!("Replay: {error}"));
@@ -245,9 +250,15 @@ fn show_timer(session: Res<Session>) {
         "timer",
         &match room.round().phase {
             RoundPhase::Playing { .. } => format!("Round {} · {left}", room.round().number),
+            RoundPhase::Podium { .. } if is_replay(room) => "The round is over".to_owned(),
             RoundPhase::Podium { .. } => format!("Next round in {left}"),
         },
     );
+}
+
+/// Whether `room` is a replay's (no next round comes; nobody there is you).
+fn is_replay(room: &Room) -> bool {
+    room.code() == crate::replay::REPLAY_ROOM
 }
 
 /// The top five, yourself marked.
@@ -321,16 +332,14 @@ fn show_podium(session: Res<Session>) {
         set_text(&format!("podium-{}", place + 1), &text);
     }
     let mine = standings.iter().position(|s| s.id == room.you());
-    set_text(
-        "your-place",
-        &mine.map_or("You joined after the round ended".to_owned(), |i| {
-            format!("You placed #{} of {}", i + 1, standings.len())
-        }),
-    );
-    set_text(
-        "next-round",
-        &format!("Next round in {}", clock_text(room.round_secs_left(now_secs()).unwrap_or(0.0))),
-    );
+    let place = match mine {
+        Some(i) => format!("You placed #{} of {}", i + 1, standings.len()),
+        None if room.is_watching() => format!("{} played", standings.len()),
+        None => "You joined after the round ended".to_owned(),
+    };
+    set_text("your-place", &place);
+    let next = clock_text(room.round_secs_left(now_secs()).unwrap_or(0.0));
+    set_text("next-round", &if is_replay(room) { String::new() } else { format!("Next round in {next}") });
 }
 
 fn hide_game_overlays() {

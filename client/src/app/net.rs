@@ -12,7 +12,7 @@ use bevy::ecs as bevy_ecs;
 
 use super::page::{
     body_attr, lag_query, link_room, now_secs, page_opened_at, player_color, player_name, query_has,
-    save_seat, saved_seat, server_url, set_body_attr, show_invite,
+    replay_id, save_seat, saved_seat, server_url, set_body_attr, show_invite,
 };
 use super::screen::{ArenaSet, Screen};
 use super::socket::{Socket, SocketEvent};
@@ -31,7 +31,7 @@ impl Plugin for NetPlugin {
             Reconnect::new(link_room(), saved_seat(), query_has("create")).watching(query_has("watch")),
         );
         // A replay's page plays a download, not a connection (`super::replay`).
-        let replay = super::replay::replay_id().is_some();
+        let replay = replay_id().is_some();
         let first = if policy.knows_where() || query_has("play") || replay {
             Screen::Connecting
         } else {

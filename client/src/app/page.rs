@@ -1,5 +1,5 @@
 //! The page around the game: its clock, its URL (`?server=`, `?play`,
-//! `?create`, `?lag=`, `/r/<code>`), the join screen's choices on `<body>`,
+//! `?create`, `?lag=`, `/r/<code>`, `/replay/<id>`), the join screen's choices on `<body>`,
 //! the seat kept in `sessionStorage`, and the invite link. Only DOM and
 //! browser APIs; no ECS.
 
@@ -95,6 +95,13 @@ pub fn link_room() -> Option<String> {
     let path = web_sys::window()?.location().pathname().ok()?;
     let code = path.strip_prefix("/r/")?.trim_end_matches('/');
     (!code.is_empty()).then(|| code.to_owned())
+}
+
+/// `/replay/<32 hex digits>`: the id, if this page is a replay's.
+pub fn replay_id() -> Option<String> {
+    let path = web_sys::window()?.location().pathname().ok()?;
+    let id = path.strip_prefix("/replay/")?.trim_end_matches('/');
+    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_owned())
 }
 
 /// The join screen's name (`data-name`, from the name box, `?name=` or

@@ -20,7 +20,7 @@ use bevy::prelude::*;
 use bevy::ecs as bevy_ecs;
 
 use super::net::{Policy, Session, SessionChange, end_session, report};
-use super::page::{body_attr, now_secs, set_body_attr};
+use super::page::{body_attr, now_secs, replay_id, set_body_attr};
 use super::screen::{ArenaSet, Screen};
 use crate::replay::{REPLAY_ROOM, ReplayFeed};
 use crate::session::{ClientSession, JoinRequest};
@@ -31,12 +31,15 @@ const MAX_TICKS_PER_FRAME: u32 = 16;
 /// The speeds the bar offers.
 const SPEEDS: [f64; 4] = [0.5, 1.0, 2.0, 4.0];
 
+/// Where the download lands: the bytes, or why there are none.
+type Download = Arc<Mutex<Option<Result<Vec<u8>, String>>>>;
+
 /// The replay this page shows (its id from the path), once loaded.
 #[derive(Resource)]
 pub struct ReplayPage {
     pub id: String,
     /// The download, when it is done: the bytes or why not.
-    download: Arc<Mutex<Option<Result<Vec<u8>, String>>>>,
+    download: Download,
     player: Option<Player>,
     /// What went wrong, for the status line.
     pub error: Option<String>,
@@ -61,13 +64,6 @@ struct Player {
     last_at: f64,
 }
 
-/// `/replay/<32 hex digits>`: the id, if this page is a replay's.
-pub fn replay_id() -> Option<String> {
-    let path = web_sys::window()?.location().pathname().ok()?;
-    let id = path.strip_prefix("/replay/")?.trim_end_matches('/');
-    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_owned())
-}
-
 pub struct ReplayPlugin;
 
 impl Plugin for ReplayPlugin {
@@ -82,7 +78,7 @@ impl Plugin for ReplayPlugin {
 }
 
 /// Fetches the recording into `into`.
-fn start_download(id: &str, into: Arc<Mutex<Option<Result<Vec<u8>, String>>>>) {
+fn start_download(id: &str, into: Download) {
     let url = format!("/api/replays/{id}");
     wasm_bindgen_futures::spawn_local(async move {
         let result = match gloo_net::http::Request::get(&url).send().await {

@@ -472,6 +472,24 @@ mod tests {
     }
 
     #[test]
+    fn the_host_s_commands_go_out_and_the_room_keeps_its_host_refusals_and_replay() {
+        use arena_shared::protocol::{CommandRefusal, Hosting, Rules};
+        let mut session = session();
+        assert!(!session.is_host(), "a public room: nobody hosts");
+        let rules = Rules { round_secs: 60, points_to_win: 3 };
+        let hosting = Hosting { host: 2, rules, locked: true };
+        session.apply(ServerMsg::Hosting(hosting), 0.5).expect("valid");
+        assert!(session.is_host() && session.hosting().locked);
+        session.0.host(HostCommand::Kick { id: 1 });
+        assert_eq!(session.0.outgoing.pop_front(), Some(ClientMsg::Host(HostCommand::Kick { id: 1 })));
+        session.apply(ServerMsg::Refused(CommandRefusal::NoSuchPlayer), 0.7).expect("valid");
+        assert_eq!(session.refused(), Some((CommandRefusal::NoSuchPlayer, 0.7)));
+        assert_eq!(session.replay(), None);
+        session.apply(ServerMsg::Replay { id: [9; 16] }, 0.8).expect("valid");
+        assert_eq!(session.replay(), Some(&[9; 16]));
+    }
+
+    #[test]
     fn a_silent_server_is_noticed() {
         let mut session = session();
         assert_eq!(session.silent_for(5.0), 0.0, "no frame yet: nothing to miss");

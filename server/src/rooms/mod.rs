@@ -23,7 +23,7 @@ use crate::cluster::Cluster;
 use crate::config::ServerConfig;
 use crate::directory::{InMemoryDirectory, RoomDirectory, RoomEntry};
 use crate::fence::Fence;
-use crate::limits::{AddressCaps, PerAddressBudget, Slot};
+use crate::limits::{AddressCaps, AddressKey, PerAddressBudget, Slot};
 use crate::metrics::{Metrics, RoomStats};
 use crate::replays::ReplayStore;
 use crate::room::{self, JoinError, Membership, RoomSpec};
@@ -114,14 +114,16 @@ impl Rooms {
     }
 
     /// Seats `newcomer`, who connected from `peer`, where `request` asks; in
-    /// a room asked for by code, `resume` gets back a held seat.
+    /// a room asked for by code, `resume` gets back a held seat. The room
+    /// knows the newcomer by `peer`'s address (a host's kick keeps it out).
     pub async fn join(
         &self,
         request: &RoomRequest,
-        newcomer: Newcomer,
+        mut newcomer: Newcomer,
         resume: Option<ResumeToken>,
         peer: IpAddr,
     ) -> Result<Membership, Refusal> {
+        newcomer.from = Some(AddressKey::new(peer, self.config.counting().v6_prefix));
         if self.cancel.is_cancelled() {
             return Err(Rejection::new(RejectReason::ShuttingDown).into());
         }

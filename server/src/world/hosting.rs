@@ -1,19 +1,24 @@
 //! A private room's host: who it is (whoever created the room, then
-//! whoever has been in it longest), and what it may do ([`HostCommand`]):
-//! set the next rounds' rules, lock the room, kick a player (its address
-//! stays out for [`KICK_BAN_SECS`]), make a player a watcher, and start the
-//! next round now. Every command is checked here, and a refused one says
-//! why ([`CommandRefusal`]). It all travels with the room's snapshot.
+//! whoever has been in it longest), what it has set (the next rounds'
+//! rules, the lock), whom it kicked (each address kept out for
+//! [`KICK_BAN_SECS`]), and what it may ask ([`HostCommand`]): [`Hosted`]
+//! checks a command and answers with a typed refusal ([`CommandRefusal`]);
+//! the world carries out the rest ([`World::host_command`]). It all
+//! travels with the room's snapshot.
+//!
+//! [`World::host_command`]: super::World::host_command
 
 use arena_shared::protocol::{
-    CommandRefusal, HostCommand, Hosting, KICK_BAN_SECS, PlayerId, RejectReason, Rejection, Rules, ServerMsg,
+    CommandRefusal, HostCommand, Hosting, KICK_BAN_SECS, PlayerId, RejectReason, Rejection, Rules,
 };
 
-use super::{NOBODY, World};
 use crate::limits::AddressKey;
 
 /// Kicked addresses a room remembers at once; past it, the oldest ban goes.
 const MAX_BANS: usize = 64;
+
+/// Nobody hosts: no player has id 0.
+const NOBODY: PlayerId = 0;
 
 /// What a room's host has set, and whom it kicked.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -24,19 +29,6 @@ pub struct Hosted {
     pub rules: Rules,
     /// Kicked addresses, each with the tick its ban ends, oldest first.
     bans: Vec<(AddressKey, u32)>,
-}
-
-impl Hosted {
-    /// No host yet, the room open, rounds of `round_secs`.
-    pub fn new(round_secs: u32) -> Self {
-        let round_secs = u16::try_from(round_secs).unwrap_or(u16::MAX);
-        Hosted {
-            host: NOBODY,
-            locked: false,
-            rules: Rules { round_secs, points_to_win: 0 },
-            bans: Vec::new(),
-        }
-    }
 }
 
 /// What a host's command did that the room must carry out on connections.
@@ -50,116 +42,60 @@ pub enum HostEffect {
     ToWatchers(PlayerId),
 }
 
-impl World {
-    /// Who hosts this room, and how it is set.
+impl Hosted {
+    /// No host yet, the room open, rounds of `round_secs`.
+    pub fn new(round_secs: u32) -> Self {
+        let round_secs = u16::try_from(round_secs).unwrap_or(u16::MAX);
+        Hosted {
+            host: NOBODY,
+            locked: false,
+            rules: Rules { round_secs, points_to_win: 0 },
+            bans: Vec::new(),
+        }
+    }
+
+    /// What everyone is told.
     pub fn hosting(&self) -> Hosting {
-        let Hosted { host, locked, rules, .. } = self.hosted;
-        Hosting { host, rules, locked }
+        Hosting { host: self.host, rules: self.rules, locked: self.locked }
     }
 
-    pub(super) fn tell_hosting(&mut self) {
-        self.news.push(ServerMsg::Hosting(self.hosting()));
-    }
-
-    /// The host left: whoever has been here longest (the lowest id) hosts now.
-    pub(super) fn pass_hosting_on(&mut self) {
-        self.hosted.host = self.players.iter().find(|(_, p)| !p.is_bot()).map_or(NOBODY, |(&id, _)| id);
-        self.tell_hosting();
-    }
-
-    /// Whether someone from `from` may come in (to play or to watch): not
-    /// while a kick keeps that address out, and, to play, not into a
-    /// locked room (see [`World::join`]).
-    pub fn admits(&mut self, from: Option<AddressKey>) -> Result<(), Rejection> {
-        let tick = self.game.tick();
-        self.hosted.bans.retain(|&(_, until)| until > tick);
-        let until = from.and_then(|from| self.hosted.bans.iter().find(|(key, _)| *key == from).map(|b| b.1));
+    /// Whether someone from `from` may come in at game tick `tick` (to
+    /// play or to watch): not while a kick keeps that address out.
+    pub fn admits(&mut self, from: Option<AddressKey>, tick: u32, tick_rate: u16) -> Result<(), Rejection> {
+        self.bans.retain(|&(_, until)| until > tick);
+        let until = from.and_then(|from| self.bans.iter().find(|(key, _)| *key == from).map(|b| b.1));
         if let Some(until) = until {
-            let secs = (until - tick).div_ceil(u32::from(self.tick_rate.max(1)));
+            let secs = (until - tick).div_ceil(u32::from(tick_rate.max(1)));
             let retry_after_secs = u16::try_from(secs).unwrap_or(u16::MAX);
             return Err(Rejection::new(RejectReason::Banned { retry_after_secs }));
         }
         Ok(())
     }
 
-    /// Whether a new player may sit down (watchers and resumes may).
-    pub(super) fn admits_players(&mut self, from: Option<AddressKey>) -> Result<(), Rejection> {
-        self.admits(from)?;
-        if self.private && self.hosted.locked {
-            return Err(Rejection::new(RejectReason::RoomLocked));
-        }
-        Ok(())
-    }
-
-    /// Carries out `command` from player `by`, if `by` hosts this room and
-    /// the command makes sense; everyone is told what changed.
-    pub fn host_command(&mut self, by: PlayerId, command: HostCommand) -> Result<HostEffect, CommandRefusal> {
-        if !self.private {
+    /// Whether player `by` may give `command` in a room that is `private`
+    /// (only its host, with values in bounds, never kicking itself).
+    pub fn check(&self, private: bool, by: PlayerId, command: &HostCommand) -> Result<(), CommandRefusal> {
+        if !private {
             return Err(CommandRefusal::PublicRoom);
         }
-        if by != self.hosted.host {
+        if by != self.host {
             return Err(CommandRefusal::NotHost);
         }
         match command {
-            HostCommand::SetRules(rules) => {
-                if !rules.in_bounds() {
-                    return Err(CommandRefusal::OutOfRange);
-                }
-                self.hosted.rules = rules;
-                self.game.set_next_rules(u32::from(rules.round_secs), u32::from(rules.points_to_win));
-                self.tell_hosting();
-                Ok(HostEffect::Done)
-            }
-            HostCommand::Lock(locked) => {
-                self.hosted.locked = locked;
-                self.tell_hosting();
-                Ok(HostEffect::Done)
-            }
-            HostCommand::Kick { id } => {
-                if id == by {
-                    return Err(CommandRefusal::Yourself);
-                }
-                let from = self.players.get(&id).ok_or(CommandRefusal::NoSuchPlayer)?.from;
-                if let Some(from) = from {
-                    self.ban(from);
-                }
-                self.leave(id);
-                Ok(HostEffect::Kicked(id))
-            }
-            HostCommand::ToWatchers { id } => {
-                if !self.leave(id) {
-                    return Err(CommandRefusal::NoSuchPlayer);
-                }
-                Ok(HostEffect::ToWatchers(id))
-            }
-            HostCommand::NextRound => {
-                self.next_round_now();
-                Ok(HostEffect::Done)
-            }
+            HostCommand::SetRules(rules) if !rules.in_bounds() => Err(CommandRefusal::OutOfRange),
+            HostCommand::Kick { id } if *id == by => Err(CommandRefusal::Yourself),
+            _ => Ok(()),
         }
     }
 
-    /// Keeps `from` out for [`KICK_BAN_SECS`].
-    fn ban(&mut self, from: AddressKey) {
-        let until = self.game.tick().saturating_add(KICK_BAN_SECS * u32::from(self.tick_rate));
-        self.hosted.bans.retain(|(key, _)| *key != from);
-        if self.hosted.bans.len() >= MAX_BANS {
-            self.hosted.bans.remove(0);
+    /// Keeps `from` out until game tick `tick` plus [`KICK_BAN_SECS`].
+    pub fn ban(&mut self, from: AddressKey, tick: u32, tick_rate: u16) {
+        let until = tick.saturating_add(KICK_BAN_SECS * u32::from(tick_rate));
+        self.bans.retain(|(key, _)| *key != from);
+        if self.bans.len() >= MAX_BANS {
+            self.bans.remove(0);
         }
-        self.hosted.bans.push((from, until));
-    }
-
-    /// The round being played ends here (its recording too, cut short) and
-    /// the next one starts.
-    fn next_round_now(&mut self) {
-        if let Some(recorder) = self.recorder.take() {
-            self.replays.push(recorder.finish());
-        }
-        for event in self.game.next_round_now() {
-            if let arena_shared::game::GameEvent::Round(round) = event {
-                self.news.push(ServerMsg::Round(round));
-            }
-        }
+        self.bans.push((from, until));
     }
 }
 
@@ -167,10 +103,10 @@ impl World {
 mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
-    use arena_shared::protocol::{RoundPhase, close};
+    use arena_shared::protocol::{RoundPhase, ServerMsg, close};
 
     use super::*;
-    use crate::world::Newcomer;
+    use crate::world::{Newcomer, World};
 
     fn from(last: u8) -> Option<AddressKey> {
         Some(AddressKey::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)), 64))
@@ -222,7 +158,7 @@ mod tests {
 
         let mut public = World::new(30, 8).in_room("public0000".into(), false);
         let cy = join(&mut public, "cy", 3).expect("space");
-        assert_eq!(public.hosting().host, NOBODY, "a public room has no host");
+        assert_eq!(public.hosting().host, 0, "a public room has no host");
         assert_eq!(public.host_command(cy, HostCommand::Lock(true)), Err(CommandRefusal::PublicRoom));
     }
 
@@ -239,9 +175,7 @@ mod tests {
         assert!(world.admits(from(2)).is_err(), "nor may it watch");
         join(&mut world, "cy", 3).expect("another address comes in");
 
-        for _ in 0..KICK_BAN_SECS * 30 {
-            world.game.advance();
-        }
+        world.let_time_pass(KICK_BAN_SECS * 30);
         join(&mut world, "bob", 2).expect("the ban is over");
 
         assert_eq!(world.host_command(ada, HostCommand::Lock(true)), Ok(HostEffect::Done));

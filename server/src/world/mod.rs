@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use arena_shared::brawler::{Brawler, Sight};
 use arena_shared::game::{GameEvent, Match, MatchSettings};
 use arena_shared::protocol::{
-    MAX_NAME_CHARS, PROTOCOL_VERSION, PlayerId, PlayerInfo, PlayerState, RejectReason, Rejection,
-    ResumeToken, RoundInfo, RoundPhase, ServerMsg, Welcome,
+    CommandRefusal, HostCommand, Hosting, MAX_NAME_CHARS, PROTOCOL_VERSION, PlayerId, PlayerInfo,
+    PlayerState, RejectReason, Rejection, ResumeToken, RoundInfo, RoundPhase, ServerMsg, Welcome,
 };
 use arena_shared::replay::{Change, Recorder, Replay};
 use arena_shared::sim::{Body, INPUT_DT_MICROS, Input};
@@ -388,6 +388,77 @@ impl World {
         self.news.push(ServerMsg::Joined(info));
     }
 
+    /// Who hosts this room, and how it is set.
+    pub fn hosting(&self) -> Hosting {
+        self.hosted.hosting()
+    }
+
+    fn tell_hosting(&mut self) {
+        self.news.push(ServerMsg::Hosting(self.hosting()));
+    }
+
+    /// The host left: whoever has been here longest (the lowest id) hosts now.
+    fn pass_hosting_on(&mut self) {
+        self.hosted.host = self.players.iter().find(|(_, p)| !p.is_bot()).map_or(NOBODY, |(&id, _)| id);
+        self.tell_hosting();
+    }
+
+    /// Whether someone from `from` may come in, to play or to watch: not
+    /// while a host's kick keeps that address out.
+    pub fn admits(&mut self, from: Option<AddressKey>) -> Result<(), Rejection> {
+        self.hosted.admits(from, self.game.tick(), self.tick_rate)
+    }
+
+    /// Carries out `command` from player `by` if the room's host may give
+    /// it (see `hosting`); everyone is told what changed.
+    pub fn host_command(&mut self, by: PlayerId, command: HostCommand) -> Result<HostEffect, CommandRefusal> {
+        self.hosted.check(self.private, by, &command)?;
+        let effect = match command {
+            HostCommand::SetRules(rules) => {
+                self.hosted.rules = rules;
+                self.game.set_next_rules(u32::from(rules.round_secs), u32::from(rules.points_to_win));
+                HostEffect::Done
+            }
+            HostCommand::Lock(locked) => {
+                self.hosted.locked = locked;
+                HostEffect::Done
+            }
+            HostCommand::Kick { id } => {
+                let from = self.players.get(&id).ok_or(CommandRefusal::NoSuchPlayer)?.from;
+                if let Some(from) = from {
+                    self.hosted.ban(from, self.game.tick(), self.tick_rate);
+                }
+                self.leave(id);
+                return Ok(HostEffect::Kicked(id));
+            }
+            HostCommand::ToWatchers { id } => {
+                if !self.leave(id) {
+                    return Err(CommandRefusal::NoSuchPlayer);
+                }
+                return Ok(HostEffect::ToWatchers(id));
+            }
+            HostCommand::NextRound => {
+                self.next_round_now();
+                return Ok(HostEffect::Done);
+            }
+        };
+        self.tell_hosting();
+        Ok(effect)
+    }
+
+    /// The round being played ends here (its recording too, cut short) and
+    /// the next one starts.
+    fn next_round_now(&mut self) {
+        if let Some(recorder) = self.recorder.take() {
+            self.replays.push(recorder.finish());
+        }
+        for event in self.game.next_round_now() {
+            if let GameEvent::Round(round) = event {
+                self.news.push(ServerMsg::Round(round));
+            }
+        }
+    }
+
     pub fn body(&self, id: PlayerId) -> Option<Body> {
         self.game.fighter(id).map(|f| f.body)
     }
@@ -406,7 +477,10 @@ impl World {
         if self.players.len() >= usize::from(self.max_players) {
             return Err(Rejection::new(RejectReason::ServerFull { max_players: self.max_players }));
         }
-        self.admits_players(newcomer.from)?;
+        self.admits(newcomer.from)?;
+        if self.private && self.hosted.locked {
+            return Err(Rejection::new(RejectReason::RoomLocked));
+        }
         let Newcomer { name, color, from } = newcomer;
         let name = self.unique_name(name);
         let id = self.allocate_id();
@@ -761,6 +835,15 @@ mod tests {
 
     fn newcomer(name: &str) -> Newcomer {
         Newcomer { name: name.into(), color: 0, from: None }
+    }
+
+    impl World {
+        /// `ticks` of the game go by with nobody playing.
+        pub(crate) fn let_time_pass(&mut self, ticks: u32) {
+            for _ in 0..ticks {
+                self.game.advance();
+            }
+        }
     }
 
     fn world(max_players: u16) -> World {
