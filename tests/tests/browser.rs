@@ -919,31 +919,41 @@ async fn the_landing_screen_watches_a_public_room_and_keys_switch_whom_it_follow
     browser.key(&page, false, "ArrowRight", "ArrowRight", 39).await?;
     let moved_on = format!("{} !== {first} && {} > 0", snap("camera_on"), snap("camera_on"));
     browser.wait_for(&page, &moved_on, Duration::from_secs(15)).await?;
+    // A click on another player follows that one: the circle is under its
+    // name tag (whose bottom sits PLAYER_RADIUS + 6 world units above it).
+    // Wanderers fall and respawn (their tags hide), so a few tries. The
+    // camera follows a chosen player now (→ chose one), so only the click
+    // moves it.
+    let target = format!(
+        "(() => {{ const s = {snapshot}; \
+         for (const p of s.players || []) {{ \
+           if (p.id === s.camera_on || p.x === null || (p.life !== 'Alive' && p.life !== 'Protected')) continue; \
+           const tag = [...document.querySelectorAll('#names span')].find((t) => t.textContent === p.name && !t.hidden); \
+           if (tag) {{ const r = tag.getBoundingClientRect(); \
+             return [p.id, r.left + r.width / 2, r.bottom + {offset} * s.px_per_unit]; }} }} \
+         return null; }})()",
+        snapshot = "JSON.parse(document.getElementById('arena-snapshot').dataset.snapshot || '{}')",
+        offset = arena_shared::sim::PLAYER_RADIUS + 6,
+    );
+    let mut followed = false;
+    for _ in 0..20 {
+        let found = browser.eval(&page, &target).await?;
+        if let (Some(id), Some(x), Some(y)) = (found[0].as_u64(), found[1].as_f64(), found[2].as_f64()) {
+            browser.click(&page, x, y).await?;
+            let on = format!("{} === {id}", snap("camera_on"));
+            if browser.wait_for(&page, &on, Duration::from_secs(3)).await.is_ok() {
+                followed = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(followed, "a click on a player should follow it");
     // L: back to the leader.
     browser.key(&page, true, "l", "KeyL", 76).await?;
     browser.key(&page, false, "l", "KeyL", 76).await?;
     browser.wait_for(&page, &format!("{} > 0", snap("camera_on")), Duration::from_secs(15)).await?;
 
-    // A click on another player follows that one: the circle is under its
-    // name (the name's bottom sits PLAYER_RADIUS + 6 world units above it).
-    let seen = snapshot(&mut browser, &page).await?;
-    let on = seen["camera_on"].as_u64().unwrap_or_default();
-    let other = seen["players"]
-        .as_array()
-        .and_then(|all| all.iter().find(|p| p["id"].as_u64() != Some(on) && p["x"].is_number()))
-        .cloned()
-        .context("another player drawn")?;
-    let below_name = format!(
-        "(() => {{ const tag = [...document.querySelectorAll('#names span')].find((s) => s.textContent === {name} && !s.hidden);          if (!tag) return null; const r = tag.getBoundingClientRect();          return [r.left + r.width / 2, r.bottom + {offset} * {scale}]; }})()",
-        name = other["name"],
-        offset = arena_shared::sim::PLAYER_RADIUS + 6,
-        scale = seen["px_per_unit"].as_f64().unwrap_or(1.0),
-    );
-    let at = browser.eval(&page, &below_name).await?;
-    let (x, y) = (at[0].as_f64().context("a name tag")?, at[1].as_f64().context("a name tag")?);
-    browser.click(&page, x, y).await?;
-    let followed = format!("{} === {}", snap("camera_on"), other["id"]);
-    browser.wait_for(&page, &followed, Duration::from_secs(15)).await?;
     wanderers.abort();
     browser.close().await;
     server.stop().await
