@@ -137,10 +137,15 @@ async fn cache_headers(request: Request, next: Next) -> Response {
 }
 
 /// Hashed files never change under their name; everything else (index.html
-/// above all) must be revalidated so a new build is picked up.
+/// above all, and the page under `/r/<code>` and `/replay/<id>`, whose last
+/// part is no file name) must be revalidated so a new build is picked up.
 pub fn cache_policy(path: &str) -> &'static str {
     let name = path.rsplit('/').next().unwrap_or(path);
-    if has_content_hash(name) { "public, max-age=31536000, immutable" } else { "no-cache" }
+    if name.contains('.') && has_content_hash(name) {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    }
 }
 
 /// trunk names outputs `stem-<hash>[_bg].ext`, the hash a u64 in hex without
@@ -188,6 +193,8 @@ mod tests {
         assert_eq!(cache_policy("/arena-client-45c1e547a57e4f2.js"), "public, max-age=31536000, immutable");
         assert_eq!(cache_policy("/"), "no-cache");
         assert_eq!(cache_policy("/index.html"), "no-cache");
+        // Regression: a replay's id is 32 hex digits, but its page is index.html.
+        assert_eq!(cache_policy("/replay/0123456789abcdef0123456789abcdef"), "no-cache");
         assert_eq!(cache_policy("/favicon.ico"), "no-cache");
     }
 }
