@@ -207,6 +207,13 @@ impl Browser {
         Ok(page)
     }
 
+    /// Sends the page to `url`, as a click on a link does (one tab rendering
+    /// instead of two).
+    pub async fn navigate(&mut self, page: &Page, url: &str) -> anyhow::Result<()> {
+        self.call(Some(&page.session), "Page.navigate", json!({ "url": url })).await?;
+        Ok(())
+    }
+
     /// Reloads the page, as a player pressing F5 does.
     pub async fn reload(&mut self, page: &Page) -> anyhow::Result<()> {
         self.call(Some(&page.session), "Page.reload", json!({})).await?;

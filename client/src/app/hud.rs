@@ -193,7 +193,20 @@ fn show_status(
     set_body_attr("data-state", state);
     set_flag("data-silent", silent);
     set_text("status", &text);
+    // Refused with no retry coming: the page says so in a panel.
+    let stuck = match policy.notice() {
+        Some(Notice::Rejected { message, retry_at: None }) if state == "rejected" => Some(message.as_str()),
+        _ => None,
+    };
+    set_flag("data-stuck", stuck.is_some());
+    set_text("stuck-reason", stuck.map(capitalised).as_deref().unwrap_or(""));
     *line = StatusLine { state, text };
+}
+
+/// `text` with its first letter a capital, as a sentence on its own.
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
 }
 
 /// The replay page's status line: loading, playing (where, how fast), or
