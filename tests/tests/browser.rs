@@ -1092,6 +1092,9 @@ async fn the_podium_links_to_the_round_s_replay_which_plays_pauses_scrubs_and_sp
     assert_eq!(browser.eval(&replay, tick).await?, 10, "paused: the tick holds");
     browser.eval(&replay, &scrub(120)).await?;
     browser.wait_for(&replay, &format!("{tick} === 120"), Duration::from_secs(10)).await?;
+    // The round's clock is the game's: 30 ticks of 150 left is 0:01.
+    let clock = "document.getElementById('timer').textContent.endsWith(' · 0:01')";
+    browser.wait_for(&replay, clock, Duration::from_secs(5)).await?;
     browser.eval(&replay, &scrub(30)).await?;
     browser.wait_for(&replay, &format!("{tick} === 30"), Duration::from_secs(10)).await?;
 

@@ -256,9 +256,16 @@ fn show_score(session: Res<Session>) {
     set_text("rank", &format!("#{} of {}", room.my_rank(), room.roster().len()));
 }
 
-fn show_timer(session: Res<Session>) {
+fn show_timer(session: Res<Session>, replay: Option<Res<ReplayPage>>) {
     let Some(room) = session.room() else { return };
-    let left = clock_text(room.round_secs_left(now_secs()).unwrap_or(0.0));
+    // A replay's clock is its game's: exact at any speed, and still while paused.
+    let left = match (replay.and_then(|r| r.tick_rate()), room.tick(), &room.round().phase) {
+        (Some(rate), Some(tick), RoundPhase::Playing { ends_at }) => {
+            f64::from(ends_at.saturating_sub(tick)) / f64::from(rate.max(1))
+        }
+        _ => room.round_secs_left(now_secs()).unwrap_or(0.0),
+    };
+    let left = clock_text(left);
     set_text(
         "timer",
         &match room.round().phase {

@@ -46,6 +46,11 @@ pub struct ReplayPage {
 }
 
 impl ReplayPage {
+    /// The recording's own tick rate (not times the speed), once playing.
+    pub fn tick_rate(&self) -> Option<u16> {
+        self.player.as_ref().map(|p| p.feed.tick_rate())
+    }
+
     /// Seconds played and in all, and the speed, once playing.
     pub fn progress(&self) -> Option<(f64, f64, f64)> {
         let player = self.player.as_ref()?;
