@@ -963,7 +963,8 @@ async fn the_landing_screen_watches_a_public_room_and_keys_switch_whom_it_follow
 async fn the_host_panel_sets_the_rules_and_kicks_a_second_page_s_player() -> anyhow::Result<()> {
     let Some(dist) = dist() else { return Ok(()) };
     let _one = ONE_BROWSER.lock().await;
-    let server = TestServer::start(config(dist, 16)).await?;
+    // 45 s rounds: a length the panel does not list, so it adds it.
+    let server = TestServer::start(ServerConfig { round_secs: 45, ..config(dist, 16) }).await?;
     let mut browser = Browser::launch().await?;
     let host = browser.open(&format!("http://{}/?create&name=hoster", server.addr)).await?;
     let hosting = format!("{CONNECTED} && document.body.dataset.host === '1' && {} > 0", snap("host"));
@@ -984,6 +985,9 @@ async fn the_host_panel_sets_the_rules_and_kicks_a_second_page_s_player() -> any
     browser
         .wait_for(&host, &format!("document.body.dataset.menu === '1' && {listed}"), Duration::from_secs(15))
         .await?;
+    assert_eq!(browser.eval(&host, "document.getElementById('host-round').value").await?, "45");
+    let named = "document.getElementById('host-name').textContent === '· hosted by hoster'";
+    browser.wait_for(&guest, named, Duration::from_secs(5)).await?;
     browser
         .eval(
             &host,
@@ -991,7 +995,7 @@ async fn the_host_panel_sets_the_rules_and_kicks_a_second_page_s_player() -> any
              s.dispatchEvent(new Event('change')); return true; })()",
         )
         .await?;
-    let rules_set = format!("{}[1] === 5", snap("rules"));
+    let rules_set = format!("{}[1] === 5 && {}[0] === 45", snap("rules"), snap("rules"));
     browser.wait_for(&guest, &rules_set, Duration::from_secs(15)).await?;
     browser.screenshot(&host, &workspace_dir().join("target/arena-browser-host.png")).await?;
 

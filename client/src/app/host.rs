@@ -42,6 +42,8 @@ struct Shown {
     players: Vec<(PlayerId, String)>,
     notice: String,
     replay: Option<String>,
+    /// "hosted by …" beside the invite link.
+    host_name: String,
 }
 
 /// The host's queued choices (`data-host-commands`), to the session.
@@ -70,8 +72,20 @@ fn show_host_panel(session: Res<Session>, mut shown: ResMut<Shown>) {
         .filter(|&(&id, _)| id != room.you())
         .map(|(&id, member)| (id, member.name.clone()))
         .collect();
-    let now_shown =
-        Shown { host, rules: Some(hosting.rules), locked: hosting.locked, players, notice, replay };
+    let host_name = match room.roster().get(&hosting.host) {
+        _ if host => "· you host this room".to_owned(),
+        Some(member) if room.is_private() => format!("· hosted by {}", member.name),
+        _ => String::new(),
+    };
+    let now_shown = Shown {
+        host,
+        rules: Some(hosting.rules),
+        locked: hosting.locked,
+        players,
+        notice,
+        replay,
+        host_name,
+    };
     if *shown == now_shown {
         return;
     }
@@ -85,6 +99,9 @@ fn show_host_panel(session: Res<Session>, mut shown: ResMut<Shown>) {
     if let Some(notice) = element("host-notice") {
         notice.set_text_content(Some(&now_shown.notice));
     }
+    if let Some(name) = element("host-name") {
+        name.set_text_content(Some(&now_shown.host_name));
+    }
     if shown.replay != now_shown.replay {
         show_replay_link(now_shown.replay.as_deref());
     }
@@ -97,13 +114,25 @@ fn element(id: &str) -> Option<web_sys::Element> {
 
 /// The selects and the lock box say what the server says is set.
 fn show_rules(rules: Rules, locked: bool) {
-    let select = |id: &str, value: u16| {
-        if let Some(select) = element(id).and_then(|e| e.dyn_into::<web_sys::HtmlSelectElement>().ok()) {
-            select.set_value(&value.to_string());
+    // A value the panel does not offer (`--round-secs 45`, say) gets its
+    // own option, so the panel never shows another than the one set.
+    let select = |id: &str, value: u16, label: String| {
+        let Some(select) = element(id).and_then(|e| e.dyn_into::<web_sys::HtmlSelectElement>().ok()) else {
+            return;
+        };
+        let value = value.to_string();
+        select.set_value(&value);
+        if select.value() != value
+            && let Some(option) = web_sys::window().and_then(|w| w.document()?.create_element("option").ok())
+        {
+            let _ = option.set_attribute("value", &value);
+            option.set_text_content(Some(&label));
+            let _ = select.append_child(&option);
+            select.set_value(&value);
         }
     };
-    select("host-round", rules.round_secs);
-    select("host-points", rules.points_to_win);
+    select("host-round", rules.round_secs, format!("{} s", rules.round_secs));
+    select("host-points", rules.points_to_win, rules.points_to_win.to_string());
     if let Some(lock) = element("host-lock").and_then(|e| e.dyn_into::<web_sys::HtmlInputElement>().ok()) {
         lock.set_checked(locked);
     }
