@@ -13,8 +13,7 @@
 //! Engine-free and tested natively; `app::replay` drives it in the page.
 
 use arena_shared::protocol::{
-    Frame, Hosting, OtherUpdate, PROTOCOL_VERSION, PlayerId, PlayerInfo, PlayerState, Seen, ServerMsg,
-    Welcome,
+    Frame, Hosting, OtherUpdate, PROTOCOL_VERSION, PlayerId, PlayerInfo, Seen, ServerMsg, Welcome,
 };
 use arena_shared::replay::{Change, Playback, Replay, ReplayError};
 
@@ -124,10 +123,7 @@ impl ReplayFeed {
                 Change::Remove(id) => ServerMsg::Left { id: *id },
             })
             .collect();
-        heard.extend(events.iter().map(|event| match event {
-            arena_shared::game::GameEvent::KnockedOut(knockout) => ServerMsg::KnockedOut(*knockout),
-            arena_shared::game::GameEvent::Round(round) => ServerMsg::Round(round.clone()),
-        }));
+        heard.extend(events.iter().cloned().map(ServerMsg::from));
         heard.extend(self.frame_now());
         heard
     }
@@ -169,17 +165,14 @@ impl ReplayFeed {
         let game = self.playback.game();
         let followed =
             Some(self.follow).filter(|&id| game.fighter(id).is_some()).or_else(|| game.leader())?;
-        let state = |id: PlayerId| {
-            let fighter = game.fighter(id)?;
-            Some(PlayerState { id, body: fighter.body, life: fighter.life })
-        };
+        let states = game.states();
+        let you = *states.iter().find(|state| state.id == followed)?;
         let mut last = 0;
-        let others = game
-            .fighters()
-            .filter(|&(id, _)| id != followed)
-            .filter_map(|(id, _)| state(id))
+        let others = states
+            .iter()
+            .filter(|other| other.id != followed)
             .map(|other| {
-                let seen = Seen::of(&other);
+                let seen = Seen::of(other);
                 let id_gap = other.id - last;
                 last = other.id;
                 OtherUpdate { id_gap, dx: seen.x, dy: seen.y, life: seen.life }
@@ -189,7 +182,7 @@ impl ReplayFeed {
             tick: game.tick(),
             ack_seq: 0,
             baseline_age: 0,
-            you: state(followed)?,
+            you,
             others,
             gone: Vec::new(),
             near: Vec::new(),

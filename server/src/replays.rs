@@ -53,7 +53,7 @@ impl ReplayStore {
     /// the tick); returns its id as its URLs spell it, or `None` if the
     /// store keeps nothing.
     pub fn keep(&self, id: ReplayId, room: &str, private: bool, replay: &Replay) -> Option<String> {
-        if self.cap_bytes == 0 {
+        if !self.keeps() {
             return None;
         }
         let bytes = Bytes::from(replay.encode());

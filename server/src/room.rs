@@ -305,9 +305,10 @@ impl Room {
     /// tells everyone each one's id (the podium's "Watch this round").
     fn keep_replays(&mut self) {
         let finished = self.world.take_replays();
-        let Some(store) = self.replays.clone().filter(|store| store.keeps() && !finished.is_empty()) else {
+        if finished.is_empty() {
             return;
-        };
+        }
+        let Some(store) = self.replays.clone().filter(|store| store.keeps()) else { return };
         for replay in finished {
             let Some(id) = crate::replays::new_id() else { continue };
             let (store, code, private) = (store.clone(), self.code.clone(), self.world.is_private());

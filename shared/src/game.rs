@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::protocol::{Knockout, Life, PlayerId, PlayerState, RoundInfo, RoundPhase, Standing};
+use crate::protocol::{Knockout, Life, PlayerId, PlayerState, RoundInfo, RoundPhase, ServerMsg, Standing};
 use crate::sim::{self, Body, INPUT_DT_MICROS, INPUT_RATE_HZ, Input, Platform};
 
 /// From leaving the platform to vanishing (the fall drawn on screen).
@@ -91,6 +91,16 @@ impl Fighter {
 pub enum GameEvent {
     KnockedOut(Knockout),
     Round(RoundInfo),
+}
+
+/// What players are told of it: the message of the same name.
+impl From<GameEvent> for ServerMsg {
+    fn from(event: GameEvent) -> Self {
+        match event {
+            GameEvent::KnockedOut(knockout) => ServerMsg::KnockedOut(knockout),
+            GameEvent::Round(round) => ServerMsg::Round(round),
+        }
+    }
 }
 
 /// One room's game. It serializes whole (bodies, lives, scores, the round

@@ -9,7 +9,7 @@
 //! [`World::host_command`]: super::World::host_command
 
 use arena_shared::protocol::{
-    CommandRefusal, HostCommand, Hosting, KICK_BAN_SECS, PlayerId, RejectReason, Rejection, Rules,
+    CommandRefusal, HostCommand, Hosting, KICK_BAN_SECS, PlayerId, RejectReason, Rejection,
 };
 
 use crate::limits::AddressKey;
@@ -17,16 +17,12 @@ use crate::limits::AddressKey;
 /// Kicked addresses a room remembers at once; past it, the oldest ban goes.
 const MAX_BANS: usize = 64;
 
-/// Nobody hosts: no player has id 0.
-const NOBODY: PlayerId = 0;
-
 /// What a room's host has set, and whom it kicked.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Hosted {
-    /// 0: nobody (a public room, or nobody sat down yet).
-    pub host: PlayerId,
-    pub locked: bool,
-    pub rules: Rules,
+    /// Who hosts (0: nobody, in a public room or before anyone sat down),
+    /// the rules set and the lock: what everyone is told.
+    pub hosting: Hosting,
     /// Kicked addresses, each with the tick its ban ends, oldest first.
     bans: Vec<(AddressKey, u32)>,
 }
@@ -46,17 +42,7 @@ impl Hosted {
     /// No host yet, the room open, rounds of `round_secs`.
     pub fn new(round_secs: u32) -> Self {
         let round_secs = u16::try_from(round_secs).unwrap_or(u16::MAX);
-        Hosted {
-            host: NOBODY,
-            locked: false,
-            rules: Rules { round_secs, points_to_win: 0 },
-            bans: Vec::new(),
-        }
-    }
-
-    /// What everyone is told.
-    pub fn hosting(&self) -> Hosting {
-        Hosting { host: self.host, rules: self.rules, locked: self.locked }
+        Hosted { hosting: Hosting::nobody(round_secs), bans: Vec::new() }
     }
 
     /// Whether someone from `from` may come in at game tick `tick` (to
@@ -78,7 +64,7 @@ impl Hosted {
         if !private {
             return Err(CommandRefusal::PublicRoom);
         }
-        if by != self.host {
+        if by != self.hosting.host {
             return Err(CommandRefusal::NotHost);
         }
         match command {
@@ -103,7 +89,7 @@ impl Hosted {
 mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
-    use arena_shared::protocol::{RoundPhase, ServerMsg, close};
+    use arena_shared::protocol::{RoundPhase, Rules, ServerMsg, close};
 
     use super::*;
     use crate::world::{Newcomer, World};

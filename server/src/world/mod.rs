@@ -390,7 +390,7 @@ impl World {
 
     /// Who hosts this room, and how it is set.
     pub fn hosting(&self) -> Hosting {
-        self.hosted.hosting()
+        self.hosted.hosting
     }
 
     fn tell_hosting(&mut self) {
@@ -399,7 +399,8 @@ impl World {
 
     /// The host left: whoever has been here longest (the lowest id) hosts now.
     fn pass_hosting_on(&mut self) {
-        self.hosted.host = self.players.iter().find(|(_, p)| !p.is_bot()).map_or(NOBODY, |(&id, _)| id);
+        self.hosted.hosting.host =
+            self.players.iter().find(|(_, p)| !p.is_bot()).map_or(NOBODY, |(&id, _)| id);
         self.tell_hosting();
     }
 
@@ -415,12 +416,12 @@ impl World {
         self.hosted.check(self.private, by, &command)?;
         let effect = match command {
             HostCommand::SetRules(rules) => {
-                self.hosted.rules = rules;
+                self.hosted.hosting.rules = rules;
                 self.game.set_next_rules(u32::from(rules.round_secs), u32::from(rules.points_to_win));
                 HostEffect::Done
             }
             HostCommand::Lock(locked) => {
-                self.hosted.locked = locked;
+                self.hosted.hosting.locked = locked;
                 HostEffect::Done
             }
             HostCommand::Kick { id } => {
@@ -449,13 +450,15 @@ impl World {
     /// The round being played ends here (its recording too, cut short) and
     /// the next one starts.
     fn next_round_now(&mut self) {
+        self.finish_recording();
+        let events = self.game.next_round_now();
+        self.tell(events);
+    }
+
+    /// The round being recorded is over: it waits in [`World::take_replays`].
+    fn finish_recording(&mut self) {
         if let Some(recorder) = self.recorder.take() {
             self.replays.push(recorder.finish());
-        }
-        for event in self.game.next_round_now() {
-            if let GameEvent::Round(round) = event {
-                self.news.push(ServerMsg::Round(round));
-            }
         }
     }
 
@@ -478,16 +481,16 @@ impl World {
             return Err(Rejection::new(RejectReason::ServerFull { max_players: self.max_players }));
         }
         self.admits(newcomer.from)?;
-        if self.private && self.hosted.locked {
+        if self.private && self.hosted.hosting.locked {
             return Err(Rejection::new(RejectReason::RoomLocked));
         }
         let Newcomer { name, color, from } = newcomer;
         let name = self.unique_name(name);
         let id = self.allocate_id();
         // The first to sit in a private room hosts it.
-        let hosts = self.private && self.hosted.host == NOBODY;
+        let hosts = self.private && self.hosted.hosting.host == NOBODY;
         if hosts {
-            self.hosted.host = id;
+            self.hosted.hosting.host = id;
         }
         let welcome = self.welcome(id, token, false);
         self.game.spawn(id);
@@ -651,7 +654,7 @@ impl World {
         self.game.remove(id);
         self.note(Change::Remove(id));
         self.news.push(ServerMsg::Left { id });
-        if id == self.hosted.host {
+        if id == self.hosted.hosting.host {
             self.pass_hosting_on();
         }
         true
@@ -738,19 +741,23 @@ impl World {
         if let Some(recorder) = &mut self.recorder {
             recorder.end_tick(&self.game);
         }
+        self.tell(events);
+    }
+
+    /// What the game decided becomes news; a round that reached its podium
+    /// finishes its recording.
+    fn tell(&mut self, events: Vec<GameEvent>) {
         for event in events {
-            if let GameEvent::Round(RoundInfo { phase: RoundPhase::Podium { .. }, .. }) = &event
-                && let Some(recorder) = self.recorder.take()
-            {
-                self.replays.push(recorder.finish());
-            }
-            self.news.push(match event {
+            match &event {
+                GameEvent::Round(RoundInfo { phase: RoundPhase::Podium { .. }, .. }) => {
+                    self.finish_recording()
+                }
                 GameEvent::KnockedOut(knockout) => {
                     tracing::debug!(room = %self.room, victim = knockout.victim, by = ?knockout.by, "knocked out");
-                    ServerMsg::KnockedOut(knockout)
                 }
-                GameEvent::Round(round) => ServerMsg::Round(round),
-            });
+                GameEvent::Round(_) => {}
+            }
+            self.news.push(event.into());
         }
     }
 
