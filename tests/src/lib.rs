@@ -8,7 +8,7 @@ pub mod browser;
 pub mod node;
 pub mod redis;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -16,7 +16,7 @@ use arena_client::bots::{Behaviour, Live, Outcome, Report, RoomPlan, SwarmConfig
 use arena_client::ws::{ClientError, Incoming, WsClient};
 use arena_server::ServerConfig;
 use arena_shared::netcode::ViewHistory;
-use arena_shared::protocol::{PlayerId, ServerMsg};
+use arena_shared::protocol::{PlayerId, Rejection, RoomRequest, ServerMsg, Welcome};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -66,6 +66,22 @@ impl TestServer {
 
     pub async fn client(&self) -> anyhow::Result<WsClient> {
         Ok(WsClient::connect(&self.ws_url()).await?)
+    }
+
+    /// A client from 127.0.0.`source` (an address of its own, as the
+    /// per-address limits and a host's kick count it) asking for `room`.
+    pub async fn join_from(
+        &self,
+        source: u8,
+        name: &str,
+        room: RoomRequest,
+    ) -> Result<(WsClient, Welcome), ClientError> {
+        let from = IpAddr::V4(Ipv4Addr::new(127, 0, 0, source));
+        let mut client = arena_client::attack::connect_ws(&self.ws_url(), Some(from), false)
+            .await
+            .map_err(ClientError::Connect)?;
+        let welcome = client.handshake_in(name, room).await?;
+        Ok((client, welcome))
     }
 
     /// A client that completed the handshake as `name`.
@@ -171,6 +187,16 @@ pub async fn non_reader(server: &TestServer, name: &str, recv_buffer: u32) -> an
     let mut client = WsClient::over(&server.ws_url(), tcp).await?;
     client.handshake(name).await?;
     Ok(client)
+}
+
+/// The server's refusal of a join; panics if the client was let in, or
+/// failed some other way.
+pub fn rejection<T>(result: Result<T, ClientError>) -> Rejection {
+    match result {
+        Err(ClientError::Rejected(rejection)) => rejection,
+        Err(other) => panic!("should have been rejected, got {other:?}"),
+        Ok(_) => panic!("should have been rejected, but was let in"),
+    }
 }
 
 /// Reads until the server closes the connection; returns the close frame,

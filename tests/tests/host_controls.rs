@@ -5,37 +5,13 @@
 //! player moved to watchers is closed with 4012, and the role passes on
 //! when the host leaves.
 
-use std::net::{IpAddr, Ipv4Addr};
-
-use arena_client::attack::connect_ws;
-use arena_client::ws::{ClientError, WsClient};
+use arena_client::ws::WsClient;
 use arena_server::ServerConfig;
 use arena_shared::protocol::{
     ClientMsg, CommandRefusal, HostCommand, Hosting, RejectReason, RoomRequest, RoundInfo, RoundPhase, Rules,
-    ServerMsg, Welcome, close,
+    ServerMsg, close,
 };
-use arena_tests::{TestServer, expect_close, recv_until, test_config};
-
-/// A client from 127.0.0.`source` asking for `room`.
-async fn join_from(
-    server: &TestServer,
-    source: u8,
-    name: &str,
-    room: RoomRequest,
-) -> Result<(WsClient, Welcome), ClientError> {
-    let from = IpAddr::V4(Ipv4Addr::new(127, 0, 0, source));
-    let mut client = connect_ws(&server.ws_url(), Some(from), false).await.map_err(ClientError::Connect)?;
-    let welcome = client.handshake_in(name, room).await?;
-    Ok((client, welcome))
-}
-
-fn refused<T>(result: Result<T, ClientError>) -> RejectReason {
-    match result {
-        Err(ClientError::Rejected(rejection)) => rejection.reason,
-        Err(other) => panic!("should have been rejected, got {other:?}"),
-        Ok(_) => panic!("should have been rejected, but was let in"),
-    }
-}
+use arena_tests::{TestServer, expect_close, recv_until, rejection, test_config};
 
 /// Reads until a `Hosting` that `want` accepts (older ones are skipped).
 async fn hosting_where(client: &mut WsClient, want: impl Fn(&Hosting) -> bool) -> anyhow::Result<Hosting> {
@@ -50,12 +26,12 @@ async fn hosting_where(client: &mut WsClient, want: impl Fn(&Hosting) -> bool) -
 async fn a_private_room_s_host_sets_rules_locks_kicks_moves_to_watchers_and_hands_over() -> anyhow::Result<()>
 {
     let server = TestServer::start(ServerConfig { round_secs: 180, ..test_config() }).await?;
-    let (mut ada, created) = join_from(&server, 1, "ada", RoomRequest::CreatePrivate).await?;
+    let (mut ada, created) = server.join_from(1, "ada", RoomRequest::CreatePrivate).await?;
     assert_eq!(created.hosting.host, created.you, "the creator hosts");
     let join = RoomRequest::Join { code: created.room.clone() };
-    let (mut bob, bob_in) = join_from(&server, 2, "bob", join.clone()).await?;
+    let (mut bob, bob_in) = server.join_from(2, "bob", join.clone()).await?;
     assert_eq!(bob_in.hosting.host, created.you, "and everyone is told who does");
-    let (mut cy, cy_in) = join_from(&server, 3, "cy", join.clone()).await?;
+    let (mut cy, cy_in) = server.join_from(3, "cy", join.clone()).await?;
 
     // Not the host: refused, and only bob hears it.
     bob.send(&ClientMsg::Host(HostCommand::Kick { id: created.you })).await?;
@@ -85,11 +61,11 @@ async fn a_private_room_s_host_sets_rules_locks_kicks_moves_to_watchers_and_hand
     // Locked: a newcomer is refused with 4011; a watcher still comes in.
     ada.send(&ClientMsg::Host(HostCommand::Lock(true))).await?;
     hosting_where(&mut bob, |h| h.locked).await?;
-    let locked = join_from(&server, 4, "dee", join.clone()).await;
-    assert_eq!(refused(locked), RejectReason::RoomLocked);
+    let locked = server.join_from(4, "dee", join.clone()).await;
+    assert_eq!(rejection(locked).reason, RejectReason::RoomLocked);
     assert_eq!(RejectReason::RoomLocked.close_code(), close::ROOM_LOCKED);
     let watch = RoomRequest::Watch { code: created.room.clone() };
-    let (mut watcher, _) = join_from(&server, 4, "dee", watch.clone()).await?;
+    let (mut watcher, _) = server.join_from(4, "dee", watch.clone()).await?;
     ada.send(&ClientMsg::Host(HostCommand::Lock(false))).await?;
     hosting_where(&mut bob, |h| !h.locked).await?;
 
@@ -98,16 +74,16 @@ async fn a_private_room_s_host_sets_rules_locks_kicks_moves_to_watchers_and_hand
     let (code, reason) = expect_close(&mut bob).await?.expect("a close frame");
     assert_eq!(code, close::KICKED);
     assert!(reason.contains("host removed you"), "{reason}");
-    let again = refused(join_from(&server, 2, "bob", join.clone()).await);
+    let again = rejection(server.join_from(2, "bob", join.clone()).await).reason;
     assert!(
         matches!(again, RejectReason::Banned { retry_after_secs } if retry_after_secs > 590),
         "{again:?}"
     );
     assert!(matches!(
-        refused(join_from(&server, 2, "bob", watch.clone()).await),
+        rejection(server.join_from(2, "bob", watch.clone()).await).reason,
         RejectReason::Banned { .. }
     ));
-    let (_eve, _) = join_from(&server, 5, "eve", join.clone()).await?;
+    let (_eve, _) = server.join_from(5, "eve", join.clone()).await?;
 
     // To watchers: 4012.
     ada.send(&ClientMsg::Host(HostCommand::ToWatchers { id: cy_in.you })).await?;
@@ -118,7 +94,7 @@ async fn a_private_room_s_host_sets_rules_locks_kicks_moves_to_watchers_and_hand
     assert_eq!(expect_close(&mut watcher).await?.map(|c| c.0), Some(close::PROTOCOL_ERROR));
 
     // The host leaves: the longest present (eve, now) hosts.
-    let (mut fay, fay_in) = join_from(&server, 6, "fay", join.clone()).await?;
+    let (mut fay, fay_in) = server.join_from(6, "fay", join.clone()).await?;
     ada.close().await;
     let passed = hosting_where(&mut fay, |h| h.host != created.you).await?;
     assert!(passed.host < fay_in.you, "eve came first: {passed:?}");

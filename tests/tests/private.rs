@@ -7,15 +7,16 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use arena_client::attack::connect_ws;
-use arena_client::ws::{ClientError, Incoming, WsClient};
+use arena_client::ws::{Incoming, WsClient};
 use arena_server::ServerConfig;
 use arena_shared::codec::{CONFIG, encode_client};
 use arena_shared::protocol::{
-    ClientMsg, PROTOCOL_VERSION, RejectReason, Rejection, RoomRequest, ServerMsg, Welcome, close,
+    ClientMsg, PROTOCOL_VERSION, RejectReason, Rejection, RoomRequest, ServerMsg, close,
 };
 use arena_shared::sim::Input;
 use arena_tests::{
-    ADMIN_TOKEN, TestServer, eventually, expect_close, http_get, non_reader, recv_until, test_config,
+    ADMIN_TOKEN, TestServer, eventually, expect_close, http_get, non_reader, recv_until, rejection,
+    test_config,
 };
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
@@ -28,35 +29,14 @@ fn per_address_config() -> ServerConfig {
     ServerConfig { limit_loopback: true, ..test_config() }
 }
 
-/// A client from `source` asking for `room`.
-async fn join_from(
-    server: &TestServer,
-    source: u8,
-    name: &str,
-    room: RoomRequest,
-) -> Result<(WsClient, Welcome), ClientError> {
-    let mut client =
-        connect_ws(&server.ws_url(), Some(loopback(source)), false).await.map_err(ClientError::Connect)?;
-    let welcome = client.handshake_in(name, room).await?;
-    Ok((client, welcome))
-}
-
-fn rejection<T>(result: Result<T, ClientError>) -> Rejection {
-    match result {
-        Err(ClientError::Rejected(rejection)) => rejection,
-        Err(other) => panic!("should have been rejected, got {other:?}"),
-        Ok(_) => panic!("should have been rejected, but was let in"),
-    }
-}
-
 #[tokio::test]
 async fn no_public_endpoint_names_a_private_room_but_operators_see_it() -> anyhow::Result<()> {
     let web = tempfile::tempdir()?;
     std::fs::write(web.path().join("index.html"), "<!doctype html><title>arena</title>")?;
     let config = ServerConfig { web_dir: Some(web.path().to_owned()), ..test_config() };
     let server = TestServer::start(config).await?;
-    let (_host, private) = join_from(&server, 1, "host", RoomRequest::CreatePrivate).await?;
-    let (_guest, public) = join_from(&server, 1, "guest", RoomRequest::Quick).await?;
+    let (_host, private) = server.join_from(1, "host", RoomRequest::CreatePrivate).await?;
+    let (_guest, public) = server.join_from(1, "guest", RoomRequest::Quick).await?;
     assert!(private.private && !public.private);
     eventually("both rooms to tick", Duration::from_secs(3), async || {
         let ticks = server
@@ -98,10 +78,10 @@ async fn no_public_endpoint_names_a_private_room_but_operators_see_it() -> anyho
 #[tokio::test]
 async fn wrong_room_codes_are_budgeted_per_address_before_the_look_up() -> anyhow::Result<()> {
     let server = TestServer::start(per_address_config()).await?;
-    let (_host, room) = join_from(&server, 1, "host", RoomRequest::CreatePrivate).await?;
+    let (_host, room) = server.join_from(1, "host", RoomRequest::CreatePrivate).await?;
     let guess = |n: usize| RoomRequest::Join { code: format!("{n:0>10}") };
     for n in 0..10 {
-        let refused = rejection(join_from(&server, 2, "guesser", guess(n)).await);
+        let refused = rejection(server.join_from(2, "guesser", guess(n)).await);
         assert_eq!(refused.reason, RejectReason::RoomNotFound, "guess {n} is answered");
     }
     let mut client =
@@ -115,7 +95,7 @@ async fn wrong_room_codes_are_budgeted_per_address_before_the_look_up() -> anyho
     assert!(refused.message.contains("try again in"), "{}", refused.message);
     assert_eq!(expect_close(&mut client).await?.map(|c| c.0), Some(close::RATE_LIMITED));
     let (_friend, joined) =
-        join_from(&server, 3, "friend", RoomRequest::Join { code: room.room.clone() }).await?;
+        server.join_from(3, "friend", RoomRequest::Join { code: room.room.clone() }).await?;
     assert_eq!(joined.room, room.room, "another address still gets in with the link");
     assert_eq!(server.metric("arena_room_code_misses_total").await?, 10);
     assert_eq!(server.metric("arena_guesses_limited_total").await?, 1);
@@ -160,19 +140,19 @@ async fn one_address_cannot_take_every_room_and_quick_join_keeps_its_share() -> 
         ..per_address_config()
     };
     let server = TestServer::start(config).await?;
-    let (mut first, _) = join_from(&server, 10, "a", RoomRequest::CreatePrivate).await?;
-    let _second = join_from(&server, 10, "b", RoomRequest::CreatePrivate).await?;
-    let refused = rejection(join_from(&server, 10, "c", RoomRequest::CreatePrivate).await);
+    let (mut first, _) = server.join_from(10, "a", RoomRequest::CreatePrivate).await?;
+    let _second = server.join_from(10, "b", RoomRequest::CreatePrivate).await?;
+    let refused = rejection(server.join_from(10, "c", RoomRequest::CreatePrivate).await);
     assert_eq!(refused.reason, RejectReason::TooManyRooms { max: 2 });
     assert_eq!(refused.reason.close_code(), close::RATE_LIMITED);
 
     let mut others = Vec::new();
     for source in [11, 11, 12, 12] {
-        others.push(join_from(&server, source, "d", RoomRequest::CreatePrivate).await?);
+        others.push(server.join_from(source, "d", RoomRequest::CreatePrivate).await?);
     }
-    let refused = rejection(join_from(&server, 13, "e", RoomRequest::CreatePrivate).await);
+    let refused = rejection(server.join_from(13, "e", RoomRequest::CreatePrivate).await);
     assert_eq!(refused.reason, RejectReason::RoomsFull { max_rooms: 6 }, "private rooms are at their cap");
-    let (_player, public) = join_from(&server, 13, "f", RoomRequest::Quick).await?;
+    let (_player, public) = server.join_from(13, "f", RoomRequest::Quick).await?;
     assert!(!public.private, "quick-join still opens a public room");
 
     // A room whose opener left alone closes soon, not after --room-idle-secs,
@@ -183,7 +163,7 @@ async fn one_address_cannot_take_every_room_and_quick_join_keeps_its_share() -> 
         Ok((rooms == 6, rooms))
     })
     .await?;
-    join_from(&server, 10, "g", RoomRequest::CreatePrivate).await?;
+    server.join_from(10, "g", RoomRequest::CreatePrivate).await?;
     assert_eq!(server.metric("arena_rooms_limited_total").await?, 1);
     server.stop().await
 }
@@ -194,7 +174,7 @@ async fn one_address_holds_few_seats_and_a_friend_still_resumes() -> anyhow::Res
     let server = TestServer::start(config).await?;
     // Connect, join, drop the socket without a close, repeat.
     for n in 0..6 {
-        let (client, _) = join_from(&server, 20, &format!("holder{n}"), RoomRequest::Quick).await?;
+        let (client, _) = server.join_from(20, &format!("holder{n}"), RoomRequest::Quick).await?;
         drop(client);
     }
     eventually("only two dropped seats to stay held", Duration::from_secs(5), async || {
@@ -205,7 +185,7 @@ async fn one_address_holds_few_seats_and_a_friend_still_resumes() -> anyhow::Res
     .await?;
 
     // An honest player from elsewhere drops and comes back to the same seat.
-    let (friend, welcome) = join_from(&server, 21, "friend", RoomRequest::Quick).await?;
+    let (friend, welcome) = server.join_from(21, "friend", RoomRequest::Quick).await?;
     drop(friend);
     eventually("the friend's seat to be held", Duration::from_secs(5), async || {
         let players = server.players().await?;
