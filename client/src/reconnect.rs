@@ -1,6 +1,7 @@
 //! The page's reconnect policy, engine-free: where to connect next (back
 //! to the seat it had, the invite link's room, a new private room, or
-//! quick-join), how long to wait after a close (exponential backoff), and
+//! quick-join), how long to wait after a close (exponential backoff with
+//! jitter, so pages that lost the same server do not come back in step), and
 //! what to tell the player meanwhile; and, in a cluster, which node: the
 //! one a `Moved` named (followed at once, once per attempt), else the one
 //! the page came from. The browser app keeps one
@@ -66,6 +67,9 @@ pub struct Reconnect {
     welcomed_now: bool,
     /// Watch the link's room instead of playing in it (`?watch`).
     watch: bool,
+    /// The jitter's random state (splitmix64), seeded by the page from the
+    /// browser's randomness.
+    jitter: u64,
 }
 
 /// Following a `Moved`, once per attempt.
@@ -81,8 +85,14 @@ enum Follow {
 impl Reconnect {
     /// The policy for a page opened at an invite link's room (if any), with
     /// a seat this tab held before (if any), asked to open a private room
-    /// (`?create`) or not.
-    pub fn new(link_room: Option<String>, seat: Option<(String, ResumeToken)>, create_private: bool) -> Self {
+    /// (`?create`) or not; `seed` starts the backoff's jitter (each page its
+    /// own random one).
+    pub fn new(
+        link_room: Option<String>,
+        seat: Option<(String, ResumeToken)>,
+        create_private: bool,
+        seed: u64,
+    ) -> Self {
         Reconnect {
             link_room,
             seat,
@@ -95,7 +105,24 @@ impl Reconnect {
             follow: Follow::Idle,
             welcomed_now: false,
             watch: false,
+            jitter: seed,
         }
+    }
+
+    /// The next wait after a failure: the backoff with equal jitter, a
+    /// random point in its upper half (never less than half of it, so
+    /// the backoff still backs off).
+    fn next_wait(&mut self) -> f64 {
+        self.jitter = self.jitter.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.jitter;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        // 53 random bits: a fraction in [0, 1).
+        let fraction = (z >> 11) as f64 / (1u64 << 53) as f64;
+        let wait = self.backoff_secs * (0.5 + 0.5 * fraction);
+        self.backoff_secs = (self.backoff_secs * 2.0).min(BACKOFF_MAX_SECS);
+        wait
     }
 
     /// Watches the link's room (`/r/<code>?watch`) rather than taking a
@@ -233,8 +260,7 @@ impl Reconnect {
             self.follow = Follow::Idle;
         }
         self.welcomed_now = false;
-        let backoff_at = now + self.backoff_secs;
-        self.backoff_secs = (self.backoff_secs * 2.0).min(BACKOFF_MAX_SECS);
+        let backoff_at = now + self.next_wait();
         let still_rejected = match &self.notice {
             Some(Notice::Rejected { message, .. }) => Some(message.clone()),
             _ => None,
@@ -286,46 +312,79 @@ mod tests {
 
     #[test]
     fn the_first_connect_goes_where_the_page_says_and_reconnects_go_back_to_the_seat() {
-        let quick = Reconnect::new(None, None, false);
+        let quick = Reconnect::new(None, None, false, 7);
         assert!(!quick.knows_where(), "the join screen first");
         assert_eq!(quick.join_request("ada", 2), JoinRequest::quick("ada", 2));
-        let mut create = Reconnect::new(None, None, true);
+        let mut create = Reconnect::new(None, None, true, 7);
         assert_eq!(create.join_request("ada", 2).room, RoomRequest::CreatePrivate);
         create.welcomed("abcdefghjk", [4; 16]);
         let back = create.join_request("ada", 2);
         assert_eq!(back.room, RoomRequest::Join { code: "abcdefghjk".into() }, "not a second new room");
         assert_eq!(back.resume, Some([4; 16]));
-        let mut watch = Reconnect::new(Some("zzzzzzzzzz".into()), None, false).watching(true);
+        let mut watch = Reconnect::new(Some("zzzzzzzzzz".into()), None, false, 7).watching(true);
         let asks = watch.join_request("eve", 1);
         assert_eq!((asks.room, asks.resume), (RoomRequest::Watch { code: "zzzzzzzzzz".into() }, None));
         watch.welcomed("zzzzzzzzzz", [0; 16]);
         assert_eq!(watch.join_request("eve", 1), asks_again(), "a watcher comes back to watch");
-        assert!(!Reconnect::new(None, None, false).watching(true).is_watching(), "watching needs a link");
-        let link = Reconnect::new(Some("zzzzzzzzzz".into()), None, false);
+        assert!(!Reconnect::new(None, None, false, 7).watching(true).is_watching(), "watching needs a link");
+        let link = Reconnect::new(Some("zzzzzzzzzz".into()), None, false, 7);
         assert!(link.knows_where());
         assert_eq!(link.join_request("ada", 2).room, RoomRequest::Join { code: "zzzzzzzzzz".into() });
     }
 
     #[test]
     fn drops_back_off_exponentially_and_a_welcome_starts_over() {
-        let mut policy = Reconnect::new(None, None, false);
+        let mut policy = Reconnect::new(None, None, false, 7);
         let waits: Vec<f64> = (0..7)
             .map(|_| match policy.closed(None, "lost".into(), 100.0) {
                 After::Wait { retry_at: Some(at) } => at - 100.0,
                 other => panic!("should retry: {other:?}"),
             })
             .collect();
-        assert_eq!(waits, [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]);
-        assert!(!policy.due(109.9) && policy.due(110.0));
+        let backoffs = [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0];
+        for (wait, backoff) in waits.iter().zip(backoffs) {
+            assert!(
+                (backoff / 2.0..backoff).contains(wait),
+                "{wait} s should be in the upper half of {backoff} s"
+            );
+        }
+        let last = 100.0 + waits[6];
+        assert!(!policy.due(last - 0.01) && policy.due(last));
         assert!(matches!(policy.notice(), Some(Notice::Disconnected { .. })));
         policy.welcomed("abcdefghjk", [1; 16]);
         assert_eq!(policy.notice(), None);
-        assert_eq!(policy.closed(None, "lost".into(), 0.0), After::Wait { retry_at: Some(0.5) });
+        let After::Wait { retry_at: Some(again) } = policy.closed(None, "lost".into(), 0.0) else {
+            panic!("should retry")
+        };
+        assert!((0.25..0.5).contains(&again), "the backoff starts over: {again}");
+    }
+
+    #[test]
+    fn pages_that_lost_the_same_server_come_back_spread_out_not_in_step() {
+        // A thousand pages dropped at the same instant, each with its own seed.
+        let mut firsts: Vec<f64> = (0..1_000u64)
+            .map(|seed| {
+                let mut page = Reconnect::new(None, None, false, seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
+                match page.closed(None, "lost".into(), 0.0) {
+                    After::Wait { retry_at: Some(at) } => at,
+                    other => panic!("should retry: {other:?}"),
+                }
+            })
+            .collect();
+        firsts.sort_by(f64::total_cmp);
+        // Over the first retry's window (0.25 to 0.5 s), in ten slices of 25 ms.
+        let mut slices = [0usize; 10];
+        for at in &firsts {
+            slices[(((at - 0.25) / 0.025) as usize).min(9)] += 1;
+        }
+        assert!(slices.iter().all(|&n| (50..=150).contains(&n)), "spread evenly: {slices:?}");
+        let distinct = firsts.windows(2).filter(|w| w[1] - w[0] > 1e-9).count();
+        assert!(distinct > 990, "no two pages in step: {distinct} distinct times");
     }
 
     #[test]
     fn what_will_not_fix_itself_is_not_retried_and_a_gone_link_offers_a_new_room() {
-        let mut policy = Reconnect::new(None, None, false);
+        let mut policy = Reconnect::new(None, None, false, 7);
         let bad_name = policy.closed(rejected(RejectReason::BadName), String::new(), 1.0);
         assert_eq!(bad_name, After::Wait { retry_at: None });
         assert!(!policy.due(1e9), "never");
@@ -338,11 +397,11 @@ mod tests {
         policy.closed(None, "refused".into(), 2.0);
         assert!(matches!(policy.notice(), Some(Notice::Rejected { .. })));
 
-        let mut link = Reconnect::new(Some("zzzzzzzzzz".into()), None, false);
+        let mut link = Reconnect::new(Some("zzzzzzzzzz".into()), None, false, 7);
         assert_eq!(link.closed(rejected(RejectReason::RoomNotFound), String::new(), 1.0), After::RoomGone);
         assert!(matches!(link.notice(), Some(Notice::RoomGone { .. })));
 
-        let mut was_in = Reconnect::new(None, Some(("abcdefghjk".into(), [1; 16])), false);
+        let mut was_in = Reconnect::new(None, Some(("abcdefghjk".into(), [1; 16])), false, 7);
         let after = was_in.closed(rejected(RejectReason::RoomNotFound), String::new(), 5.0);
         assert_eq!(after, After::Wait { retry_at: Some(5.0) }, "at once");
         assert_eq!(was_in.join_request("ada", 0), JoinRequest::quick("ada", 0), "somewhere else");
@@ -351,7 +410,7 @@ mod tests {
     #[test]
     fn a_moved_room_is_followed_at_once_and_only_once_per_attempt() {
         let home = "ws://a.example.com/ws";
-        let mut policy = Reconnect::new(None, None, false);
+        let mut policy = Reconnect::new(None, None, false, 7);
         assert_eq!(policy.connecting(home), home);
         let moved = Moved { url: "https://b.example.com".into(), room: "abcdefghjk".into() };
         assert!(policy.moved(&moved), "a quick-join sent to another node's room");
@@ -366,7 +425,7 @@ mod tests {
         assert_eq!(policy.connecting(home), home);
 
         // Playing on B, B drains: follow with the seat to C, and stay there.
-        let mut playing = Reconnect::new(None, None, false);
+        let mut playing = Reconnect::new(None, None, false, 7);
         playing.connecting(home);
         playing.welcomed("abcdefghjk", [3; 16]);
         assert!(playing.moved(&Moved { url: "http://c.example.com:7777".into(), room: "abcdefghjk".into() }));
@@ -384,7 +443,7 @@ mod tests {
     #[test]
     fn a_kicked_page_stays_out_until_its_player_chooses() {
         let home = "ws://a.example.com/ws";
-        let mut policy = Reconnect::new(None, None, false);
+        let mut policy = Reconnect::new(None, None, false, 7);
         policy.connecting(home);
         policy.welcomed("abcdefghjk", [3; 16]);
         let after = policy.kicked("removed by the server's operator".into());
@@ -400,7 +459,7 @@ mod tests {
 
     #[test]
     fn a_player_the_host_made_a_watcher_comes_back_at_once_watching_the_same_room() {
-        let mut policy = Reconnect::new(None, None, true);
+        let mut policy = Reconnect::new(None, None, true, 7);
         policy.welcomed("abcdefghjk", [3; 16]);
         assert_eq!(policy.made_watcher(50.0), After::Wait { retry_at: Some(50.0) });
         assert!(policy.due(50.0) && policy.is_watching());

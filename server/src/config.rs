@@ -7,6 +7,8 @@ use std::time::Duration;
 use arena_shared::protocol::MAX_PLAYERS;
 use clap::Parser;
 
+pub use crate::origin::Cidr;
+
 #[derive(Parser, Debug, Clone)]
 #[command(name = "arena-server", version, about = "arena's authoritative game server")]
 pub struct ServerConfig {
@@ -135,9 +137,19 @@ pub struct ServerConfig {
     pub threads: u16,
 
     /// The server sits behind a reverse proxy (nginx, Caddy, trunk serve
-    /// with a public name): trust X-Forwarded-Host as the page's host.
+    /// with a public name): from a --trusted-proxy peer, believe
+    /// X-Forwarded-For as the player's address and X-Forwarded-Host as the
+    /// page's host.
     #[arg(long, env = "ARENA_BEHIND_PROXY")]
     pub behind_proxy: bool,
+
+    /// With --behind-proxy: a proxy whose forwarded headers are believed,
+    /// as an address or CIDR block (repeatable, or comma-separated in the
+    /// env var). Headers from any other peer are ignored, so a client that
+    /// reaches the server directly cannot choose its own address.
+    #[arg(long = "trusted-proxy", env = "ARENA_TRUSTED_PROXY", value_delimiter = ',',
+          value_parser = parse_cidr, default_values = ["127.0.0.0/8", "::1/128"])]
+    pub trusted_proxies: Vec<Cidr>,
 
     /// A secret that shows operators per-room detail (room codes, private
     /// ones included) in /healthz and /metrics when sent as
@@ -190,9 +202,18 @@ pub struct ServerConfig {
           value_parser = clap::value_parser!(u32).range(0..=65_536))]
     pub replay_memory_mb: u32,
 
-    /// Also write each recorded round to this directory as `<id>.replay`.
+    /// Also write each recorded round to this directory, as
+    /// `public/<id>.replay` or `private/<id>.replay`; rounds no longer in
+    /// memory are served from there.
     #[arg(long, env = "ARENA_REPLAY_DIR", value_parser = parse_replay_dir)]
     pub replay_dir: Option<PathBuf>,
+
+    /// Most MiB --replay-dir holds (files counted in whole 4 KiB blocks);
+    /// past it the oldest files are deleted. Public and private rooms'
+    /// rounds get half each, and one room at most an eighth of its half.
+    #[arg(long, env = "ARENA_REPLAY_DIR_MB", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub replay_dir_mb: u32,
 
     /// Cluster mode: the Redis the nodes share, `redis://host:port[/db]`.
     /// Each room is leased to one node, invite links and quick-joins work
@@ -251,6 +272,7 @@ impl Default for ServerConfig {
             max_message_rate: 120,
             public_hosts: Vec::new(),
             behind_proxy: false,
+            trusted_proxies: Cidr::loopback(),
             tls_cert: None,
             tls_key: None,
             admin_token: None,
@@ -262,6 +284,7 @@ impl Default for ServerConfig {
             fill_bots: 0,
             replay_memory_mb: 64,
             replay_dir: None,
+            replay_dir_mb: 1024,
             redis_url: None,
             node_url: None,
             lease_ms: 3_000,
@@ -419,6 +442,10 @@ fn parse_node_url(value: &str) -> Result<String, String> {
 fn parse_file(value: &str) -> Result<PathBuf, String> {
     let path = PathBuf::from(value);
     if path.is_file() { Ok(path) } else { Err(format!("'{value}' is not a readable file")) }
+}
+
+fn parse_cidr(value: &str) -> Result<Cidr, String> {
+    value.trim().parse::<Cidr>().map_err(|e| format!("'{value}' {e}"))
 }
 
 fn parse_replay_dir(value: &str) -> Result<PathBuf, String> {

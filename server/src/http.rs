@@ -4,9 +4,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
 use arena_shared::protocol::MAX_CLIENT_MSG_BYTES;
-use axum::extract::{ConnectInfo, Path, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,7 +19,7 @@ use crate::admin;
 use crate::config::ServerConfig;
 use crate::connection;
 use crate::limits::ConnectionSlot;
-use crate::origin::client_address;
+use crate::replays::Found;
 pub use crate::state::AppState;
 
 /// Largest WebSocket message the socket layer will buffer. Anything over
@@ -61,7 +62,9 @@ pub fn app(state: AppState) -> Router {
                 .fallback_service(crate::embedded::router());
         }
     }
-    router.with_state(state)
+    // No route reads a body but the orders', which bound their own; this
+    // bounds any that ever does.
+    router.layer(DefaultBodyLimit::max(MAX_ORDER_BODY_BYTES)).with_state(state)
 }
 
 async fn upgrade(
@@ -74,12 +77,12 @@ async fn upgrade(
     // The accept loop always sets it; a router driven without one counts as one address.
     let socket_peer =
         peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |Extension(ConnectInfo(addr))| addr.ip());
-    let peer = client_address(state.config.behind_proxy, socket_peer, &headers);
+    let peer = state.origins.proxies.client_address(socket_peer, &headers);
     let from_node = || {
         let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
         origin.is_some_and(|origin| state.cluster.serves_origin(origin))
     };
-    if !state.origins.allows(&headers) && !from_node() {
+    if !state.origins.allows(&headers, socket_peer) && !from_node() {
         state.metrics.bad_origin_total.inc();
         let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).unwrap_or("?");
         tracing::debug!(origin, "refusing websocket from a foreign origin");
@@ -226,11 +229,46 @@ async fn admin_cluster(State(state): State<AppState>, headers: HeaderMap) -> Res
     }
 }
 
-/// The token is checked before the body is read.
-async fn admin_order(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    match unless_operator(&state.config, &headers) {
-        None => give(&state, &body).await,
+/// The token is checked before a byte of the body is read; the body is
+/// then read within [`ORDER_BODY_DEADLINE`] and [`MAX_ORDER_BODY_BYTES`].
+async fn admin_order(State(state): State<AppState>, request: Request) -> Response {
+    match unless_operator(&state.config, request.headers()) {
+        None => match read_order(request).await {
+            Ok(body) => give(&state, &body).await,
+            Err(refused) => refused,
+        },
         Some(refused) => refused,
+    }
+}
+
+/// Largest order body: the longest order is under 200 bytes.
+const MAX_ORDER_BODY_BYTES: usize = 4 * 1024;
+/// Time an order's body has to arrive once its head has.
+const ORDER_BODY_DEADLINE: Duration = Duration::from_secs(5);
+
+/// The body of an order, or why it is refused: 413 past
+/// [`MAX_ORDER_BODY_BYTES`] (declared or sent), 408 when it is not all
+/// there within [`ORDER_BODY_DEADLINE`]. The connection closes after
+/// either, so what the client still sends is never read.
+async fn read_order(request: Request) -> Result<axum::body::Bytes, Response> {
+    let too_large = || {
+        let message = format!("an order is at most {MAX_ORDER_BODY_BYTES} bytes\n");
+        (StatusCode::PAYLOAD_TOO_LARGE, [(header::CONNECTION, "close")], message).into_response()
+    };
+    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
+    if declared.and_then(|v| v.parse::<u64>().ok()).is_some_and(|n| n > MAX_ORDER_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    let body = axum::body::to_bytes(request.into_body(), MAX_ORDER_BODY_BYTES);
+    match tokio::time::timeout(ORDER_BODY_DEADLINE, body).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(too_large()),
+        Err(_) => Err((
+            StatusCode::REQUEST_TIMEOUT,
+            [(header::CONNECTION, "close")],
+            format!("the order's body did not arrive within {} s\n", ORDER_BODY_DEADLINE.as_secs()),
+        )
+            .into_response()),
     }
 }
 
@@ -282,8 +320,11 @@ pub fn operator_app(state: AppState) -> Router {
         )
         .route(
             "/admin/api/orders",
-            post(|State(state): State<AppState>, body: axum::body::Bytes| async move {
-                give(&state, &body).await
+            post(|State(state): State<AppState>, request: Request| async move {
+                match read_order(request).await {
+                    Ok(body) => give(&state, &body).await,
+                    Err(refused) => refused,
+                }
             }),
         )
         .route(
@@ -294,6 +335,7 @@ pub fn operator_app(state: AppState) -> Router {
             "/healthz",
             get(|State(state): State<AppState>| async move { health(&state, Audience::Operator) }),
         )
+        .layer(DefaultBodyLimit::max(MAX_ORDER_BODY_BYTES))
         .with_state(state)
 }
 
@@ -315,23 +357,30 @@ async fn cluster_nodes(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Public rooms, fullest first: `[{"code", "players", "room_size"}]`.
-/// Public rooms' recorded rounds, newest first.
+/// Public rooms' recorded rounds, newest first (at most
+/// [`crate::replays::MAX_LISTED`]).
 async fn public_replays(State(state): State<AppState>) -> Response {
     axum::Json(state.rooms.replays().public()).into_response()
 }
 
 /// One recorded round (a private room's too: its id is the key), as
-/// `arena_shared::replay::Replay::encode` made it.
+/// `arena_shared::replay::Replay::encode` made it: from memory, or from
+/// `--replay-dir` once memory has made room.
 async fn one_replay(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let well_formed = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
-    match state.rooms.replays().get(&id).filter(|_| well_formed) {
+    let found = crate::replays::parse_id(&id).and_then(|id| state.rooms.replays().get(&id));
+    let bytes = match found {
+        Some(Found::Bytes(bytes)) => Some(bytes),
+        Some(Found::File(path)) => tokio::fs::read(&path).await.ok().map(axum::body::Bytes::from),
+        None => None,
+    };
+    match bytes {
         Some(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
         None => (StatusCode::NOT_FOUND, "no such replay (rounds are kept for a while, then make room)\n")
             .into_response(),
     }
 }
 
+/// Public rooms, fullest first: `[{"code", "players", "room_size"}]`.
 async fn public_rooms(State(state): State<AppState>) -> Response {
     axum::Json(state.rooms.public_everywhere().await).into_response()
 }

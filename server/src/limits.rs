@@ -96,6 +96,8 @@ pub struct AddressCaps {
     max_per_address: usize,
     counting: Counting,
     open: Mutex<Open>,
+    /// Wakes [`AddressCaps::acquire_by`] waiters when a place is freed.
+    freed: tokio::sync::Notify,
 }
 
 /// The connection caps are address caps over sockets.
@@ -121,7 +123,13 @@ pub struct Slot {
 
 impl AddressCaps {
     pub fn new(max_total: usize, max_per_address: usize, counting: Counting) -> Arc<Self> {
-        Arc::new(AddressCaps { max_total, max_per_address, counting, open: Mutex::new(Open::default()) })
+        Arc::new(AddressCaps {
+            max_total,
+            max_per_address,
+            counting,
+            open: Mutex::new(Open::default()),
+            freed: tokio::sync::Notify::new(),
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
@@ -137,14 +145,33 @@ impl AddressCaps {
         }
         let counted = self.counting.key(ip);
         if let Some(key) = counted {
-            let from_address = open.per_address.entry(key).or_insert(0);
-            if *from_address >= self.max_per_address {
+            // Checked before an entry is made: a refused address leaves nothing behind.
+            if open.per_address.get(&key).copied().unwrap_or(0) >= self.max_per_address {
                 return Err(CapExceeded::PerIp(self.max_per_address));
             }
-            *from_address += 1;
+            *open.per_address.entry(key).or_insert(0) += 1;
         }
         open.total += 1;
         Ok(Slot { limits: self.clone(), key: counted })
+    }
+
+    /// Takes a place for `ip`, waiting for one to be freed until
+    /// `deadline`; then says which cap was full. Woken by each freed place,
+    /// never polling.
+    pub async fn acquire_by(self: &Arc<Self>, ip: IpAddr, deadline: Instant) -> Result<Slot, CapExceeded> {
+        loop {
+            // Registered before trying, so a place freed in between wakes it.
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            let full = match self.try_acquire(ip) {
+                Ok(slot) => return Ok(slot),
+                Err(full) => full,
+            };
+            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                return Err(full);
+            }
+        }
     }
 
     /// Places taken right now.
@@ -170,6 +197,8 @@ impl Drop for Slot {
                 open.per_address.remove(&key);
             }
         }
+        drop(open);
+        self.limits.freed.notify_waiters();
     }
 }
 
@@ -246,8 +275,21 @@ pub struct PerAddressBudget {
     per_sec: f64,
     burst: f64,
     counting: Counting,
-    buckets: Mutex<HashMap<AddressKey, RateBudget>>,
+    buckets: Mutex<Buckets>,
 }
+
+/// The tracked addresses, and when refilled ones were last swept out.
+#[derive(Debug, Default)]
+struct Buckets {
+    by_address: HashMap<AddressKey, RateBudget>,
+    /// A sweep walks the whole table: at most one per [`SWEEP_EVERY`], so
+    /// a flood of newcomers at a full table costs O(1) each, not O(n).
+    swept_at: Option<Instant>,
+    sweeps: u64,
+}
+
+/// How often a full table may be swept for refilled buckets.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// A budget said no: try again after this long.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -257,10 +299,10 @@ pub struct OverBudget {
 
 impl PerAddressBudget {
     pub fn new(per_sec: f64, burst: f64, counting: Counting) -> Self {
-        PerAddressBudget { per_sec, burst, counting, buckets: Mutex::new(HashMap::new()) }
+        PerAddressBudget { per_sec, burst, counting, buckets: Mutex::new(Buckets::default()) }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AddressKey, RateBudget>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Buckets> {
         // Plain map operations: nothing panics while the lock is held.
         self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -270,7 +312,7 @@ impl PerAddressBudget {
         let Some(key) = self.counting.key(ip) else { return Ok(()) };
         let now = Instant::now();
         let mut buckets = self.lock();
-        match buckets.get_mut(&key) {
+        match buckets.by_address.get_mut(&key) {
             None => Ok(()),
             Some(bucket) => match bucket.wait(now) {
                 Duration::ZERO => Ok(()),
@@ -283,14 +325,20 @@ impl PerAddressBudget {
     pub fn spend(&self, ip: IpAddr) -> Result<(), OverBudget> {
         let Some(key) = self.counting.key(ip) else { return Ok(()) };
         let now = Instant::now();
-        let mut buckets = self.lock();
-        if !buckets.contains_key(&key) && buckets.len() >= MAX_TRACKED_ADDRESSES {
-            buckets.retain(|_, bucket| !bucket.is_full(now));
-            if buckets.len() >= MAX_TRACKED_ADDRESSES {
-                return Err(OverBudget { retry_after: Duration::from_secs(1) });
+        let mut guard = self.lock();
+        let buckets = &mut *guard;
+        if !buckets.by_address.contains_key(&key) && buckets.by_address.len() >= MAX_TRACKED_ADDRESSES {
+            if buckets.swept_at.is_none_or(|at| now.saturating_duration_since(at) >= SWEEP_EVERY) {
+                buckets.by_address.retain(|_, bucket| !bucket.is_full(now));
+                buckets.swept_at = Some(now);
+                buckets.sweeps += 1;
+            }
+            if buckets.by_address.len() >= MAX_TRACKED_ADDRESSES {
+                return Err(OverBudget { retry_after: SWEEP_EVERY });
             }
         }
-        let bucket = buckets.entry(key).or_insert_with(|| RateBudget::with_burst(self.per_sec, self.burst));
+        let bucket =
+            buckets.by_address.entry(key).or_insert_with(|| RateBudget::with_burst(self.per_sec, self.burst));
         match bucket.wait(now) {
             Duration::ZERO => {
                 bucket.tokens -= 1.0;
@@ -302,7 +350,12 @@ impl PerAddressBudget {
 
     /// Addresses tracked right now.
     pub fn tracked(&self) -> usize {
-        self.lock().len()
+        self.lock().by_address.len()
+    }
+
+    /// Sweeps of a full table so far.
+    pub fn sweeps(&self) -> u64 {
+        self.lock().sweeps
     }
 }
 
@@ -436,5 +489,51 @@ mod tests {
         tokio::time::advance(Duration::from_secs(1)).await;
         assert!(budget.spend(newcomer).is_ok(), "refilled buckets are forgotten to make room");
         assert_eq!(budget.tracked(), 1, "every refilled bucket went");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_of_newcomers_at_a_full_table_sweeps_it_once_a_second_not_once_each() {
+        // Buckets that take 10 s to refill: none is forgettable for a while.
+        let budget = PerAddressBudget::new(0.1, 1.0, COUNT);
+        for n in 0..MAX_TRACKED_ADDRESSES as u32 {
+            assert!(budget.spend(IpAddr::V4(std::net::Ipv4Addr::from(0x0b00_0000 + n))).is_ok());
+        }
+        for n in 0..5_000u32 {
+            let refused = budget.spend(IpAddr::V4(std::net::Ipv4Addr::from(0x0c00_0000 + n)));
+            assert_eq!(refused, Err(OverBudget { retry_after: SWEEP_EVERY }), "the table is full");
+        }
+        assert_eq!(budget.sweeps(), 1, "5,000 newcomers within a second cost one sweep");
+        tokio::time::advance(SWEEP_EVERY).await;
+        assert!(budget.spend(IpAddr::V4(std::net::Ipv4Addr::new(13, 0, 0, 1))).is_err());
+        assert_eq!(budget.sweeps(), 2, "and one more a second later");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_acquire_takes_a_freed_place_at_once_and_gives_up_at_its_deadline() {
+        let caps = AddressCaps::new(1, 1, COUNT);
+        let held = caps.try_acquire(A).expect("the one place");
+        let started = Instant::now();
+        let waiter = tokio::spawn({
+            let caps = caps.clone();
+            async move { caps.acquire_by(B, started + Duration::from_secs(5)).await.map(|_| Instant::now()) }
+        });
+        tokio::time::advance(Duration::from_millis(1_234)).await;
+        drop(held);
+        let got_at = waiter.await.expect("joined").expect("the freed place");
+        assert_eq!(got_at - started, Duration::from_millis(1_234), "woken by the free, not by a poll");
+        let _taken = caps.try_acquire(A).expect("free again");
+        let refused = caps.acquire_by(B, Instant::now() + Duration::from_secs(2)).await;
+        assert_eq!(refused.err(), Some(CapExceeded::Total(1)), "nothing freed before the deadline");
+        assert_eq!(Instant::now() - got_at, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_cap_of_zero_refuses_without_remembering_the_address() {
+        let held = AddressCaps::new(100, 0, COUNT);
+        for n in 0..1_000u32 {
+            let refused = held.try_acquire(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + n)));
+            assert_eq!(refused.err(), Some(CapExceeded::PerIp(0)));
+        }
+        assert_eq!(held.addresses(), 0, "refused addresses leave no entry behind");
     }
 }

@@ -2,7 +2,7 @@
 //! other sites' pages out (while `trunk serve` on this machine gets in), and
 //! the player's address behind a proxy we trust.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use axum::http::{HeaderMap, header};
 
@@ -15,15 +15,16 @@ use crate::config::ServerConfig;
 ///   by `trunk serve` on another port: DNS rebinding cannot forge those;
 /// - it was served by this server: its host is a name the server answers to
 ///   (`--public-host`, its own addresses, `localhost`) and equals the
-///   request's `Host` (`X-Forwarded-Host` only with `--behind-proxy`, since
-///   anything but a proxy we trust can set that header).
+///   request's `Host` (`X-Forwarded-Host` only from a proxy we trust,
+///   since anything else can set that header).
 #[derive(Debug, Clone)]
 pub struct OriginPolicy {
     /// Normalised origins (`scheme://host[:port]`) or `*`.
     pub allowed: Vec<String>,
     /// Lower-case host names and addresses (IPv6 in brackets), no port.
     pub public_hosts: Vec<String>,
-    pub behind_proxy: bool,
+    /// Whose `X-Forwarded-Host` is believed.
+    pub proxies: ProxyTrust,
 }
 
 impl OriginPolicy {
@@ -38,14 +39,11 @@ impl OriginPolicy {
         }));
         public_hosts.extend(config.public_hosts.iter().cloned());
         public_hosts.dedup();
-        OriginPolicy {
-            allowed: config.allow_origins.clone(),
-            public_hosts,
-            behind_proxy: config.behind_proxy,
-        }
+        OriginPolicy { allowed: config.allow_origins.clone(), public_hosts, proxies: ProxyTrust::new(config) }
     }
 
-    pub fn allows(&self, headers: &HeaderMap) -> bool {
+    /// Whether a request from socket peer `peer` with `headers` may open `/ws`.
+    pub fn allows(&self, headers: &HeaderMap, peer: IpAddr) -> bool {
         let Some(origin) = headers.get(header::ORIGIN) else {
             return true;
         };
@@ -66,7 +64,7 @@ impl OriginPolicy {
         if !self.public_hosts.iter().any(|h| h == host) {
             return false;
         }
-        let forwarded = self.behind_proxy.then(|| headers.get("x-forwarded-host")).flatten();
+        let forwarded = self.proxies.trusts(peer).then(|| headers.get("x-forwarded-host")).flatten();
         let request_host = forwarded.or_else(|| headers.get(header::HOST)).and_then(|v| v.to_str().ok());
         // A proxy chain lists hosts comma-separated, the client's first.
         let request_host = request_host.and_then(|h| h.split(',').next()).map(str::trim);
@@ -74,26 +72,105 @@ impl OriginPolicy {
     }
 }
 
-/// The player's address, for the per-address budgets: the socket's peer, or,
-/// behind a proxy we trust (`--behind-proxy`), the last address in
-/// `X-Forwarded-For`: the one the proxy itself appended (nginx's
-/// `$proxy_add_x_forwarded_for`, Caddy's default). Entries before it are
-/// whatever the client wrote, so they are never believed.
-pub fn client_address(behind_proxy: bool, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-    if !behind_proxy {
-        return peer;
+/// An address block, `10.0.0.0/8` or `::1/128` (a bare address is a
+/// block of one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// 127.0.0.0/8 and ::1/128: a proxy on this machine.
+    pub fn loopback() -> Vec<Cidr> {
+        vec![
+            Cidr { network: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), prefix: 8 },
+            Cidr { network: IpAddr::V6(Ipv6Addr::LOCALHOST), prefix: 128 },
+        ]
     }
-    let last = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
-        .rfind(|entry| !entry.is_empty());
-    let parsed = last.and_then(|entry| {
-        entry.parse::<IpAddr>().ok().or_else(|| entry.parse::<SocketAddr>().ok().map(|addr| addr.ip()))
-    });
-    parsed.unwrap_or(peer)
+
+    /// Whether `ip` is inside the block (an IPv4-mapped IPv6 address counts
+    /// as its IPv4 one).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.network, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let expected = "is not an address or CIDR block; expected e.g. 10.0.0.0/8, 192.168.1.5 or fd00::/8";
+        let (address, prefix) = text.split_once('/').map_or((text, None), |(a, p)| (a, Some(p)));
+        let network: IpAddr = address.parse().map_err(|_| expected.to_owned())?;
+        let bits = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => bits,
+            Some(p) => p.parse::<u8>().ok().filter(|&p| p <= bits).ok_or_else(|| expected.to_owned())?,
+        };
+        Ok(Cidr { network, prefix })
+    }
+}
+
+/// Whom the forwarded headers are believed from: nobody without
+/// `--behind-proxy`, else peers inside a `--trusted-proxy` block.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyTrust {
+    proxies: Vec<Cidr>,
+}
+
+impl ProxyTrust {
+    pub fn new(config: &ServerConfig) -> Self {
+        ProxyTrust { proxies: if config.behind_proxy { config.trusted_proxies.clone() } else { Vec::new() } }
+    }
+
+    /// Whether `peer` is a proxy whose forwarded headers we believe.
+    pub fn trusts(&self, peer: IpAddr) -> bool {
+        self.proxies.iter().any(|block| block.contains(peer))
+    }
+
+    /// The player's address, for the per-address budgets: the socket's
+    /// peer, or, when that peer is a trusted proxy, the last address in
+    /// `X-Forwarded-For` that is not itself a trusted proxy (nginx's
+    /// `$proxy_add_x_forwarded_for` and Caddy append the address they saw;
+    /// entries before it are whatever the client wrote, so the search stops
+    /// at the first stranger).
+    pub fn client_address(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        if !self.trusts(peer) {
+            return peer;
+        }
+        let entries: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .collect();
+        let mut nearest = peer;
+        for entry in entries.iter().rev() {
+            let parsed = entry
+                .parse::<IpAddr>()
+                .ok()
+                .or_else(|| entry.parse::<SocketAddr>().ok().map(|addr| addr.ip()));
+            let Some(address) = parsed else { break };
+            nearest = address;
+            if !self.trusts(address) {
+                break;
+            }
+        }
+        nearest
+    }
 }
 
 /// The host part of `host[:port]` or `[v6][:port]`.
@@ -127,6 +204,11 @@ mod tests {
         h
     }
 
+    /// A peer on the LAN, not a proxy.
+    const STRANGER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 168, 1, 77));
+    /// A proxy on this machine (trusted by default).
+    const PROXY: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
     /// A LAN server at 192.168.1.20 that also answers to game.example.com.
     fn policy(allowed: &[&str], behind_proxy: bool) -> OriginPolicy {
         let config = ServerConfig {
@@ -141,12 +223,21 @@ mod tests {
     #[test]
     fn pages_this_server_serves_and_listed_origins_are_allowed() {
         let p = policy(&[], false);
-        assert!(p.allows(&headers(None, "a:1")), "no Origin (a bot) should pass");
-        assert!(p.allows(&headers(Some("http://192.168.1.20:7777"), "192.168.1.20:7777")), "the LAN page");
-        assert!(p.allows(&headers(Some("https://game.example.com"), "GAME.example.com")), "a public name");
+        assert!(p.allows(&headers(None, "a:1"), STRANGER), "no Origin (a bot) should pass");
+        assert!(
+            p.allows(&headers(Some("http://192.168.1.20:7777"), "192.168.1.20:7777"), STRANGER),
+            "the LAN page"
+        );
+        assert!(
+            p.allows(&headers(Some("https://game.example.com"), "GAME.example.com"), STRANGER),
+            "a public name"
+        );
         let p = policy(&["http://dev:8080"], false);
-        assert!(p.allows(&headers(Some("http://dev:8080"), "192.168.1.20:7777")), "a listed origin");
-        assert!(policy(&["*"], false).allows(&headers(Some("https://x.y"), "a:1")), "* allows any");
+        assert!(
+            p.allows(&headers(Some("http://dev:8080"), "192.168.1.20:7777"), STRANGER),
+            "a listed origin"
+        );
+        assert!(policy(&["*"], false).allows(&headers(Some("https://x.y"), "a:1"), STRANGER), "* allows any");
     }
 
     #[test]
@@ -156,7 +247,7 @@ mod tests {
         for origin in
             ["http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080", "http://127.0.0.2"]
         {
-            assert!(p.allows(&headers(Some(origin), "127.0.0.1:7777")), "{origin} should pass");
+            assert!(p.allows(&headers(Some(origin), "127.0.0.1:7777"), STRANGER), "{origin} should pass");
         }
     }
 
@@ -164,47 +255,104 @@ mod tests {
     fn dns_rebinding_and_forged_forwarded_hosts_are_refused() {
         let p = policy(&[], false);
         // evil.example resolved to the server's LAN address: Host matches Origin.
-        assert!(!p.allows(&headers(Some("http://evil.example:7777"), "evil.example:7777")), "rebinding");
+        assert!(
+            !p.allows(&headers(Some("http://evil.example:7777"), "evil.example:7777"), STRANGER),
+            "rebinding"
+        );
         let mut h = headers(Some("http://evil.example"), "192.168.1.20:7777");
         h.insert("x-forwarded-host", HeaderValue::from_static("evil.example"));
-        assert!(!p.allows(&h), "X-Forwarded-Host from a client that is not a trusted proxy");
+        assert!(!p.allows(&h, STRANGER), "X-Forwarded-Host from a client that is not a trusted proxy");
         let mut h = headers(Some("http://game.example.com"), "192.168.1.20:7777");
         h.insert("x-forwarded-host", HeaderValue::from_static("game.example.com"));
-        assert!(!p.allows(&h), "without --behind-proxy the forwarded host is ignored");
-        assert!(!p.allows(&headers(Some("http://192.168.1.20:9999"), "192.168.1.20:7777")), "another port");
-        assert!(!p.allows(&headers(Some("null"), "a:1")), "an opaque origin");
-        assert!(!p.allows(&headers(Some("file://x"), "a:1")), "a file page");
-        assert!(!p.allows(&headers(Some("http://localhost.evil.example"), "a:1")), "not a loopback name");
+        assert!(!p.allows(&h, STRANGER), "without --behind-proxy the forwarded host is ignored");
+        assert!(
+            !p.allows(&headers(Some("http://192.168.1.20:9999"), "192.168.1.20:7777"), STRANGER),
+            "another port"
+        );
+        assert!(!p.allows(&headers(Some("null"), "a:1"), STRANGER), "an opaque origin");
+        assert!(!p.allows(&headers(Some("file://x"), "a:1"), STRANGER), "a file page");
+        assert!(
+            !p.allows(&headers(Some("http://localhost.evil.example"), "a:1"), STRANGER),
+            "not a loopback name"
+        );
     }
 
     #[test]
-    fn behind_a_proxy_the_forwarded_host_is_the_pages_host() {
+    fn behind_a_proxy_the_forwarded_host_is_the_pages_host_when_the_proxy_is_trusted() {
         let p = policy(&[], true);
         let mut h = headers(Some("https://game.example.com"), "127.0.0.1:7777");
-        assert!(!p.allows(&h), "without the forwarded host it looks foreign");
+        assert!(!p.allows(&h, PROXY), "without the forwarded host it looks foreign");
         h.insert("x-forwarded-host", HeaderValue::from_static("game.example.com, inner.proxy"));
-        assert!(p.allows(&h), "the forwarded host is the page's host");
+        assert!(p.allows(&h, PROXY), "the forwarded host is the page's host");
+        assert!(!p.allows(&h, STRANGER), "but not from a peer that is no trusted proxy");
         let mut h = headers(Some("https://evil.example"), "127.0.0.1:7777");
         h.insert("x-forwarded-host", HeaderValue::from_static("evil.example"));
-        assert!(!p.allows(&h), "a name the server does not answer to is still refused");
+        assert!(!p.allows(&h, PROXY), "a name the server does not answer to is still refused");
+    }
+
+    fn trust(behind_proxy: bool, proxies: &[&str]) -> ProxyTrust {
+        let trusted_proxies = proxies.iter().map(|p| p.parse().expect("a block")).collect();
+        ProxyTrust::new(&ServerConfig { behind_proxy, trusted_proxies, ..ServerConfig::default() })
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("an address")
     }
 
     #[test]
-    fn behind_a_proxy_the_address_it_appended_is_the_players() {
-        let proxy: IpAddr = "127.0.0.1".parse().expect("ip");
+    fn behind_a_trusted_proxy_the_address_it_appended_is_the_players() {
+        let local = trust(true, &["127.0.0.0/8", "::1/128"]);
         let mut h = HeaderMap::new();
-        assert_eq!(client_address(true, proxy, &h), proxy, "no header: the socket's peer");
+        assert_eq!(local.client_address(PROXY, &h), PROXY, "no header: the socket's peer");
         h.insert("x-forwarded-for", HeaderValue::from_static("10.1.1.1, 203.0.113.7"));
-        assert_eq!(client_address(false, proxy, &h), proxy, "ignored without --behind-proxy");
-        let player: IpAddr = "203.0.113.7".parse().expect("ip");
-        assert_eq!(client_address(true, proxy, &h), player, "the last entry: what the proxy saw");
-        h.append("x-forwarded-for", HeaderValue::from_static("[2001:db8::1]:4711"));
         assert_eq!(
-            client_address(true, proxy, &h),
-            "2001:db8::1".parse::<IpAddr>().expect("ip"),
-            "last header"
+            trust(false, &["127.0.0.0/8"]).client_address(PROXY, &h),
+            PROXY,
+            "off without --behind-proxy"
         );
+        assert_eq!(local.client_address(PROXY, &h), ip("203.0.113.7"), "the last entry: what the proxy saw");
+        assert_eq!(local.client_address(ip("::ffff:127.0.0.1"), &h), ip("203.0.113.7"), "IPv4-mapped");
+        h.append("x-forwarded-for", HeaderValue::from_static("[2001:db8::1]:4711"));
+        assert_eq!(local.client_address(PROXY, &h), ip("2001:db8::1"), "the last header's");
         h.insert("x-forwarded-for", HeaderValue::from_static("garbage"));
-        assert_eq!(client_address(true, proxy, &h), proxy, "unparseable: the socket's peer");
+        assert_eq!(local.client_address(PROXY, &h), PROXY, "unparseable: the socket's peer");
+    }
+
+    #[test]
+    fn a_peer_that_is_no_trusted_proxy_cannot_choose_its_address() {
+        let local = trust(true, &["127.0.0.0/8"]);
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.9"));
+        let direct = ip("203.0.113.50");
+        assert_eq!(local.client_address(direct, &h), direct, "a direct client's header is ignored");
+        let lan = trust(true, &["10.0.0.0/8"]);
+        assert_eq!(lan.client_address(ip("10.9.8.7"), &h), ip("198.51.100.9"), "a proxy in the block");
+        assert_eq!(lan.client_address(PROXY, &h), PROXY, "loopback is not trusted unless listed");
+    }
+
+    #[test]
+    fn through_a_chain_of_trusted_proxies_the_first_stranger_is_the_player() {
+        let chain = trust(true, &["10.0.0.0/8", "127.0.0.1"]);
+        let mut h = HeaderMap::new();
+        // The client forged 1.2.3.4; the edge proxy saw 203.0.113.7; an inner one saw the edge.
+        h.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4, 203.0.113.7, 10.0.0.2"));
+        assert_eq!(chain.client_address(PROXY, &h), ip("203.0.113.7"));
+    }
+
+    #[test]
+    fn blocks_parse_and_explain_mistakes() {
+        let block: Cidr = "10.1.0.0/16".parse().expect("a block");
+        assert!(block.contains(ip("10.1.255.3")) && !block.contains(ip("10.2.0.1")));
+        assert!(!block.contains(ip("::1")), "families never mix");
+        let one: Cidr = "192.168.1.5".parse().expect("an address");
+        assert!(one.contains(ip("192.168.1.5")) && !one.contains(ip("192.168.1.6")));
+        let v6: Cidr = "fd00::/8".parse().expect("a v6 block");
+        assert!(v6.contains(ip("fdab::1")) && !v6.contains(ip("fe80::1")));
+        let all: Cidr = "0.0.0.0/0".parse().expect("everything");
+        assert!(all.contains(ip("8.8.8.8")));
+        for bad in ["10.0.0.0/33", "::/129", "nope", "10.0.0.0/x", ""] {
+            let err = bad.parse::<Cidr>().expect_err(bad);
+            assert!(err.contains("CIDR"), "{bad}: {err}");
+        }
     }
 }

@@ -311,8 +311,12 @@ impl Room {
         let Some(store) = self.replays.clone().filter(|store| store.keeps()) else { return };
         for replay in finished {
             let Some(id) = crate::replays::new_id() else { continue };
-            let (store, code, private) = (store.clone(), self.code.clone(), self.world.is_private());
-            tokio::task::spawn_blocking(move || store.keep(id, &code, private, &replay));
+            let Some(pending) = store.reserve() else {
+                tracing::warn!(room = %self.code, "a round was not kept: too many rounds are being stored");
+                continue;
+            };
+            let (code, private) = (self.code.clone(), self.world.is_private());
+            tokio::task::spawn_blocking(move || pending.store().keep(id, &code, private, &replay));
             let told = Bytes::from(encode_server(&ServerMsg::Replay { id }));
             for stuck in self.links.broadcast(&told, false) {
                 self.kick_slow(stuck);

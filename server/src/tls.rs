@@ -61,8 +61,6 @@ const HANDSHAKE_BURST: f64 = 40.0;
 /// ...and then per second. An RSA-2048 signature takes about a millisecond,
 /// so one address can cost the handshake thread about 2 % of a core.
 const HANDSHAKES_PER_SEC: f64 = 20.0;
-/// How often a connection waiting for a handshake place looks again.
-const PLACE_POLL: Duration = Duration::from_millis(10);
 
 /// Runs TLS handshakes on a thread of their own, so that with `--threads 1`
 /// a flood of them (an RSA signature each) costs that thread and not the
@@ -140,11 +138,9 @@ impl Handshaker {
                 () = cancel.cancelled() => Err(HandshakeError::Cancelled),
             }
         };
-        let place = loop {
-            match self.in_flight.try_acquire(peer) {
-                Ok(place) => break place,
-                Err(_) => wait(PLACE_POLL).await?,
-            }
+        let place = tokio::select! {
+            place = self.in_flight.acquire_by(peer, until) => place.map_err(|_| HandshakeError::Refused)?,
+            () = cancel.cancelled() => return Err(HandshakeError::Cancelled),
         };
         while let Err(over) = self.rate.spend(peer) {
             wait(over.retry_after).await?;

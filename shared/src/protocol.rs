@@ -15,7 +15,7 @@ use crate::sim::{Body, Input, Platform, Vec2q};
 // ---------------------------------------------------------------------------
 
 /// Bumped on every incompatible change to these types or to `sim`.
-pub const PROTOCOL_VERSION: u16 = 10;
+pub const PROTOCOL_VERSION: u16 = 11;
 
 /// The player colours as `0xRRGGBB`, by index: what the game draws and
 /// what the join screen offers (`web/index.html`; a test compares them).
@@ -156,7 +156,14 @@ pub enum CommandRefusal {
     Yourself,
     /// Rules outside [`Rules::ROUND_SECS`] or [`Rules::MAX_POINTS`].
     OutOfRange,
+    /// The next round was started less than [`MIN_SECS_BETWEEN_NEXT_ROUNDS`]
+    /// ago: try again in this many seconds.
+    TooSoon { retry_after_secs: u16 },
 }
+
+/// The least time between two of a host's `NextRound`s: each ends a
+/// round, and every round is recorded.
+pub const MIN_SECS_BETWEEN_NEXT_ROUNDS: u32 = 10;
 
 impl CommandRefusal {
     /// What the page tells the player.
@@ -171,6 +178,9 @@ impl CommandRefusal {
                 Rules::ROUND_SECS.start(),
                 Rules::ROUND_SECS.end(),
                 Rules::MAX_POINTS
+            ),
+            CommandRefusal::TooSoon { retry_after_secs } => format!(
+                "a new round can start once every {MIN_SECS_BETWEEN_NEXT_ROUNDS} s; try again in {retry_after_secs} s"
             ),
         }
     }

@@ -12,7 +12,7 @@ use bevy::ecs as bevy_ecs;
 
 use super::page::{
     body_attr, lag_query, link_room, now_secs, page_opened_at, player_color, player_name, query_has,
-    replay_id, save_seat, saved_seat, server_url, set_body_attr, show_invite,
+    random_seed, replay_id, save_seat, saved_seat, server_url, set_body_attr, show_invite,
 };
 use super::screen::{ArenaSet, Screen};
 use super::socket::{Socket, SocketEvent};
@@ -28,7 +28,8 @@ pub struct NetPlugin;
 impl Plugin for NetPlugin {
     fn build(&self, app: &mut App) {
         let policy = Policy(
-            Reconnect::new(link_room(), saved_seat(), query_has("create")).watching(query_has("watch")),
+            Reconnect::new(link_room(), saved_seat(), query_has("create"), random_seed())
+                .watching(query_has("watch")),
         );
         // A replay's page plays a download, not a connection (`super::replay`).
         let replay = replay_id().is_some();

@@ -126,6 +126,17 @@ pub fn page_opened_at() -> u32 {
         as u32
 }
 
+/// 64 bits from the browser's randomness (`crypto.getRandomValues`), for
+/// what must differ between pages, like when each retries after a restart;
+/// the page's opening time if the browser has no crypto.
+pub fn random_seed() -> u64 {
+    let mut bits = [0u8; 8];
+    let filled = web_sys::window()
+        .and_then(|w| w.crypto().ok())
+        .is_some_and(|crypto| crypto.get_random_values_with_u8_array(&mut bits).is_ok());
+    if filled { u64::from_le_bytes(bits) } else { u64::from(page_opened_at()) }
+}
+
 /// `?lag=MS&jitter=MS`, each clamped to 0..=5000 ms.
 pub fn lag_query() -> (u32, u32) {
     let param = |key| {

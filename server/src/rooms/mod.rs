@@ -97,7 +97,10 @@ impl Rooms {
         let cap = config.replay_memory_mb as usize * (1 << 20);
         Rooms {
             cluster,
-            replays: Arc::new(ReplayStore::new(cap, config.replay_dir.clone())),
+            replays: Arc::new(ReplayStore::new(
+                cap,
+                config.replay_dir.clone().map(|dir| (dir, config.replay_dir_mb as usize * (1 << 20))),
+            )),
             directory: Arc::new(InMemoryDirectory::default()),
             metrics,
             cancel,

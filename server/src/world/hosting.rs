@@ -9,7 +9,8 @@
 //! [`World::host_command`]: super::World::host_command
 
 use arena_shared::protocol::{
-    CommandRefusal, HostCommand, Hosting, KICK_BAN_SECS, PlayerId, RejectReason, Rejection,
+    CommandRefusal, HostCommand, Hosting, KICK_BAN_SECS, MIN_SECS_BETWEEN_NEXT_ROUNDS, PlayerId,
+    RejectReason, Rejection,
 };
 
 use crate::limits::AddressKey;
@@ -25,6 +26,16 @@ pub struct Hosted {
     pub hosting: Hosting,
     /// Kicked addresses, each with the tick its ban ends, oldest first.
     bans: Vec<(AddressKey, u32)>,
+    /// The game tick before which another `NextRound` is refused.
+    next_round_from: u32,
+}
+
+/// The room's clock, for a host's bans and pauses.
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    /// The game's tick.
+    pub tick: u32,
+    pub tick_rate: u16,
 }
 
 /// What a host's command did that the room must carry out on connections.
@@ -42,7 +53,7 @@ impl Hosted {
     /// No host yet, the room open, rounds of `round_secs`.
     pub fn new(round_secs: u32) -> Self {
         let round_secs = u16::try_from(round_secs).unwrap_or(u16::MAX);
-        Hosted { hosting: Hosting::nobody(round_secs), bans: Vec::new() }
+        Hosted { hosting: Hosting::nobody(round_secs), bans: Vec::new(), next_round_from: 0 }
     }
 
     /// Whether someone from `from` may come in at game tick `tick` (to
@@ -58,9 +69,17 @@ impl Hosted {
         Ok(())
     }
 
-    /// Whether player `by` may give `command` in a room that is `private`
-    /// (only its host, with values in bounds, never kicking itself).
-    pub fn check(&self, private: bool, by: PlayerId, command: &HostCommand) -> Result<(), CommandRefusal> {
+    /// Whether player `by` may give `command` at game tick `tick` in a
+    /// room that is `private` (only its host, with values in bounds, never
+    /// kicking itself, a next round at most every
+    /// [`MIN_SECS_BETWEEN_NEXT_ROUNDS`]).
+    pub fn check(
+        &self,
+        private: bool,
+        by: PlayerId,
+        command: &HostCommand,
+        now: Now,
+    ) -> Result<(), CommandRefusal> {
         if !private {
             return Err(CommandRefusal::PublicRoom);
         }
@@ -70,8 +89,19 @@ impl Hosted {
         match command {
             HostCommand::SetRules(rules) if !rules.in_bounds() => Err(CommandRefusal::OutOfRange),
             HostCommand::Kick { id } if *id == by => Err(CommandRefusal::Yourself),
+            HostCommand::NextRound if now.tick < self.next_round_from => {
+                let secs = (self.next_round_from - now.tick).div_ceil(u32::from(now.tick_rate.max(1)));
+                Err(CommandRefusal::TooSoon { retry_after_secs: u16::try_from(secs).unwrap_or(u16::MAX) })
+            }
             _ => Ok(()),
         }
+    }
+
+    /// A next round started at `now`: the next may start
+    /// [`MIN_SECS_BETWEEN_NEXT_ROUNDS`] later.
+    pub fn started_next_round(&mut self, now: Now) {
+        let gap = MIN_SECS_BETWEEN_NEXT_ROUNDS * u32::from(now.tick_rate);
+        self.next_round_from = now.tick.saturating_add(gap);
     }
 
     /// Keeps `from` out until game tick `tick` plus [`KICK_BAN_SECS`].

@@ -20,7 +20,7 @@ use arena_shared::replay::{Change, Recorder, Replay};
 use arena_shared::sim::{Body, INPUT_DT_MICROS, Input};
 
 pub use self::hosting::HostEffect;
-use self::hosting::Hosted;
+use self::hosting::{Hosted, Now};
 use crate::limits::AddressKey;
 
 /// The `you` of a watcher's `Welcome`: no player has id 0.
@@ -413,7 +413,8 @@ impl World {
     /// Carries out `command` from player `by` if the room's host may give
     /// it (see `hosting`); everyone is told what changed.
     pub fn host_command(&mut self, by: PlayerId, command: HostCommand) -> Result<HostEffect, CommandRefusal> {
-        self.hosted.check(self.private, by, &command)?;
+        let now = Now { tick: self.game.tick(), tick_rate: self.tick_rate };
+        self.hosted.check(self.private, by, &command, now)?;
         let effect = match command {
             HostCommand::SetRules(rules) => {
                 self.hosted.hosting.rules = rules;
@@ -439,6 +440,7 @@ impl World {
                 return Ok(HostEffect::ToWatchers(id));
             }
             HostCommand::NextRound => {
+                self.hosted.started_next_round(now);
                 self.next_round_now();
                 return Ok(HostEffect::Done);
             }
