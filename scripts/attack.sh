@@ -5,9 +5,11 @@
 # and given back, attackers closed with a reason, SIGTERM prompt in every
 # state; what one address gets by guessing codes, opening rooms and holding
 # seats, and what newcomers see meanwhile; the tick during TLS handshake
-# floods against RSA and ECDSA certificates.
+# floods against RSA and ECDSA certificates; operators' orders with huge
+# bodies, hosts ending rounds at will, and the replay store and folder.
 #
-#   scripts/attack.sh            release build; about four minutes
+#   scripts/attack.sh            release build; about five minutes
+#   ARENA_ATTACKS="2 6" scripts/attack.sh   only those sections
 #
 # Only ever point this at a server you run yourself. It needs only loopback:
 # attackers spread over 127.0.0.2 and up so the per-address cap (64) does
@@ -64,6 +66,7 @@ stop_server() {
 players() { curl -fsS "$base/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["players"])'; }
 metric() { curl -fsS "$base/metrics" | awk -v name="$1" '$1 == name {print $2}'; }
 rss_mib() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$server/status"; }
+want() { [ -z "${ARENA_ATTACKS:-}" ] || [[ " $ARENA_ATTACKS " == *" $1 "* ]]; }
 attack() { "$bots_bin" --url "$url" --quiet --attack "$@" || true; }
 
 # Samples the server's RSS every 100 ms into $work/rss until stopped.
@@ -85,6 +88,7 @@ honest_bots() {
   done
 }
 
+if want 1; then
 echo "== 1. ghost seats: 5,000 abrupt resets and 5,000 clean join/leave cycles"
 # Dropped players' seats are held for --resume-secs; measure the guard itself.
 start_server --resume-secs 0
@@ -102,6 +106,9 @@ kill "$honest" 2>/dev/null || true
 wait "$honest" 2>/dev/null || true
 stop_server "with 20 players"
 
+fi
+
+if want 2; then
 echo
 echo "== 2. all at once: 4 input flooders, 2 ping flooders, 2,000 idle and 2,000 slowloris sockets"
 start_server
@@ -135,6 +142,9 @@ printf 'kicks        '
 curl -fsS "$base/metrics" | awk '/^arena_kicks_total/ {sub(/arena_kicks_total\{reason="/, ""); sub(/"\}/, ""); printf "%s=%s ", $1, $2} END {print ""}'
 stop_server "after the attacks ($during_term_check players during them)"
 
+fi
+
+if want 3; then
 echo
 echo "== 3. SIGTERM in every state"
 start_server
@@ -158,6 +168,9 @@ attack slowloris --count 2000 --sources 40 --first-source 50 --duration 10 >/dev
 sleep 2
 stop_server "under all the attacks at once, 20 players"
 
+fi
+
+if want 4; then
 echo
 echo "== 4. one address against everyone: guessing codes, opening rooms, holding seats"
 # Seats are held for a minute here, so held seats pile up if nothing bounds them.
@@ -204,6 +217,9 @@ printf 'refusals     code misses %s, guesses refused %s, rooms refused %s, holds
   "$(metric arena_rooms_limited_total)" "$(metric arena_holds_refused_total)"
 stop_server "after the one-address attacks"
 
+fi
+
+if want 5; then
 echo
 echo "== 5. TLS handshake floods (full handshakes, no resumption) while 20 players play over wss"
 plain_url=$url
@@ -250,3 +266,38 @@ done
 unset -f curl
 url=$plain_url
 base=$plain_base
+
+fi
+
+if want 6; then
+echo
+echo "== 6. the newer doors: operators' orders with a 2 MB body, hosts ending rounds at will, the replay folder"
+replays="$work/replays"
+start_server --admin-token "attack-$(date +%s%N)" --replay-memory-mb 1 --replay-dir "$replays" --replay-dir-mb 1
+honest_bots 25
+sleep 2
+before=$(rss_mib)
+sample_rss &
+sampler=$!
+attack admin-body --count 100 --sources 10 --first-source 100 --duration 20 >"$work/b" &
+bodies=$!
+attack next-rounds --count 40 --sources 10 --first-source 120 --duration 20 >"$work/n"
+wait "$bodies" 2>/dev/null || true
+kill "$sampler" 2>/dev/null || true
+peak=$(sort -n "$work/rss" | tail -1 | awk '{printf "%.1f", $1 / 1024}')
+printf 'admin body   %s\n' "$(cut -c1-200 "$work/b")"
+printf 'next rounds  40 hosts: %s\n' "$(cut -c1-200 "$work/n")"
+printf 'replays      kept %s rounds, %s bytes counted (cap 1 MiB); folder %s files, %s bytes counted, %s on disk (cap 1 MiB)\n' \
+  "$(metric arena_replays_kept)" "$(metric arena_replay_bytes)" "$(metric arena_replay_files)" \
+  "$(metric arena_replay_file_bytes)" "$(du -sb "$replays" | cut -f1)"
+tick_p99=$(curl -fsS "$base/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tick_micros_p99"])')
+printf 'memory       before %s MiB, peak %s MiB, after %s MiB; tick p99 %s µs over the run\n' "$before" "$peak" "$(rss_mib)" "$tick_p99"
+wait "$honest" || true
+python3 - "$work/honest.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"honest bots  connected {r['connected']}/20, disconnected {r['disconnected']}, "
+      f"{r['frames_per_sec']:.1f} frames/s each, tick gaps {r['tick_gaps']}")
+PY
+stop_server "after the newer doors' attacks"
+fi

@@ -50,6 +50,13 @@ pub enum AttackKind {
     /// Open private rooms and drop each socket, one after another until the
     /// duration ends: how many rooms one address gets.
     OpenRooms,
+    /// Post an operator's order declaring a 2 MB body, send 1,990,000 bytes
+    /// of it and stall (no token): how long the server holds it.
+    AdminBody,
+    /// Open a private room (its creator hosts it) and ask for the next
+    /// round every tick until the duration ends: how many rounds, and so
+    /// recordings, one host makes.
+    NextRounds,
 }
 
 #[derive(Debug, Clone)]
@@ -115,7 +122,9 @@ impl AttackReport {
         match self.kind {
             AttackKind::Reset | AttackKind::Churn => self.failed == 0 && self.finished == self.attackers,
             // What these cost the game is measured beside them (attack.sh).
-            AttackKind::TlsFlood | AttackKind::Guess | AttackKind::OpenRooms => self.failed == 0,
+            AttackKind::TlsFlood | AttackKind::Guess | AttackKind::OpenRooms | AttackKind::NextRounds => {
+                self.failed == 0
+            }
             _ => self.closed_by_server == self.attackers,
         }
     }
@@ -136,12 +145,14 @@ impl AttackReport {
             self.failed,
             self.elapsed_secs,
         ) + &match self.kind {
-            AttackKind::TlsFlood | AttackKind::Guess | AttackKind::OpenRooms => format!(
-                "  done {} ({:.2}/s), refused {}",
-                self.completed,
-                self.completed as f64 / self.elapsed_secs.max(1e-9),
-                self.refused
-            ),
+            AttackKind::TlsFlood | AttackKind::Guess | AttackKind::OpenRooms | AttackKind::NextRounds => {
+                format!(
+                    "  done {} ({:.2}/s), refused {}",
+                    self.completed,
+                    self.completed as f64 / self.elapsed_secs.max(1e-9),
+                    self.refused
+                )
+            }
             _ => String::new(),
         }
     }
@@ -225,6 +236,8 @@ async fn attack_one(config: &AttackConfig, index: usize) -> Ended {
         AttackKind::TlsFlood => tls_flood(config, source).await,
         AttackKind::Guess => repeat_hello(config, source, Ask::Guess).await,
         AttackKind::OpenRooms => repeat_hello(config, source, Ask::OpenRoom).await,
+        AttackKind::AdminBody => admin_body(config, source).await,
+        AttackKind::NextRounds => next_rounds(config, source).await,
     };
     result.unwrap_or_else(Ended::Failed)
 }
@@ -505,6 +518,70 @@ async fn repeat_hello(config: &AttackConfig, source: Option<IpAddr>, ask: Ask) -
         }
     }
     Ok(Ended::Tallied { completed, refused })
+}
+
+/// The body an [`AttackKind::AdminBody`] attacker declares, and what it sends.
+const ADMIN_BODY_DECLARED: usize = 2_000_000;
+const ADMIN_BODY_SENT: usize = 1_990_000;
+
+async fn admin_body(config: &AttackConfig, source: Option<IpAddr>) -> Result<Ended, String> {
+    let addr = server_addr(&config.url).await?;
+    let tcp = connect_tcp(addr, source, false).await.map_err(|e| format!("connect: {e}"))?;
+    let started = Instant::now();
+    let deadline = started + config.duration;
+    let (mut read_half, mut write_half) = tcp.into_split();
+    let head = format!(
+        "POST /admin/api/orders HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {ADMIN_BODY_DECLARED}\r\n\r\n"
+    );
+    let upload = async {
+        let body = vec![b' '; ADMIN_BODY_SENT];
+        if write_half.write_all(head.as_bytes()).await.is_ok() {
+            let _ = write_half.write_all(&body).await;
+        }
+        // Then stall, the connection open.
+        std::future::pending::<()>().await;
+    };
+    let watch = async {
+        let mut buf = [0u8; 256];
+        let how = match tokio::time::timeout_at(deadline, read_half.read(&mut buf)).await {
+            Err(_) => return Ended::Finished,
+            Ok(Ok(0)) => "eof".to_owned(),
+            Ok(Ok(n)) => http_status(&buf[..n]).unwrap_or_else(|| "answered".to_owned()),
+            Ok(Err(_)) => "reset".to_owned(),
+        };
+        Ended::ByServer { how, after: started.elapsed() }
+    };
+    tokio::select! {
+        ended = watch => Ok(ended),
+        () = upload => Ok(Ended::Finished),
+    }
+}
+
+async fn next_rounds(config: &AttackConfig, source: Option<IpAddr>) -> Result<Ended, String> {
+    let deadline = Instant::now() + config.duration;
+    let mut client = connect_ws(&config.url, source, false).await?;
+    client.handshake_in("host", RoomRequest::CreatePrivate).await.map_err(|e| e.to_string())?;
+    let (mut rounds, mut refused) = (0, 0);
+    let mut every = tokio::time::interval(Duration::from_millis(33));
+    while Instant::now() < deadline {
+        tokio::select! {
+            _ = every.tick() => {
+                let next = ClientMsg::Host(arena_shared::protocol::HostCommand::NextRound);
+                client.send(&next).await.map_err(|e| e.to_string())?;
+            }
+            incoming = tokio::time::timeout_at(deadline, client.recv()) => match incoming {
+                Err(_) => break,
+                Ok(Ok(Incoming::Msg(ServerMsg::Round(_)))) => rounds += 1,
+                Ok(Ok(Incoming::Msg(ServerMsg::Refused(_)))) => refused += 1,
+                Ok(Ok(Incoming::Msg(_))) => {}
+                Ok(Ok(other)) => return Err(format!("the server ended the host's connection: {other:?}")),
+                Ok(Err(e)) => return Err(e.to_string()),
+            },
+        }
+    }
+    client.close().await;
+    Ok(Ended::Tallied { completed: rounds, refused })
 }
 
 #[cfg(test)]

@@ -192,7 +192,8 @@ fn health(state: &AppState, audience: Audience) -> Response {
 
 fn prometheus(state: &AppState, audience: Audience) -> Response {
     let content_type = HeaderValue::from_static("text/plain; version=0.0.4");
-    let text = state.metrics.render(&state.rooms.stats(), audience == Audience::Operator);
+    let replays = state.rooms.replays().figures();
+    let text = state.metrics.render(&state.rooms.stats(), audience == Audience::Operator, replays);
     ([(header::CONTENT_TYPE, content_type)], text).into_response()
 }
 
@@ -230,10 +231,10 @@ async fn admin_cluster(State(state): State<AppState>, headers: HeaderMap) -> Res
 }
 
 /// The token is checked before a byte of the body is read; the body is
-/// then read within [`ORDER_BODY_DEADLINE`] and [`MAX_ORDER_BODY_BYTES`].
+/// then read within `--header-timeout-ms` and [`MAX_ORDER_BODY_BYTES`].
 async fn admin_order(State(state): State<AppState>, request: Request) -> Response {
     match unless_operator(&state.config, request.headers()) {
-        None => match read_order(request).await {
+        None => match read_order(request, state.config.header_timeout()).await {
             Ok(body) => give(&state, &body).await,
             Err(refused) => refused,
         },
@@ -243,14 +244,13 @@ async fn admin_order(State(state): State<AppState>, request: Request) -> Respons
 
 /// Largest order body: the longest order is under 200 bytes.
 const MAX_ORDER_BODY_BYTES: usize = 4 * 1024;
-/// Time an order's body has to arrive once its head has.
-const ORDER_BODY_DEADLINE: Duration = Duration::from_secs(5);
 
 /// The body of an order, or why it is refused: 413 past
 /// [`MAX_ORDER_BODY_BYTES`] (declared or sent), 408 when it is not all
-/// there within [`ORDER_BODY_DEADLINE`]. The connection closes after
-/// either, so what the client still sends is never read.
-async fn read_order(request: Request) -> Result<axum::body::Bytes, Response> {
+/// there within `deadline` (a body gets the time its head got). The
+/// connection closes after either, so what the client still sends is
+/// never read.
+async fn read_order(request: Request, deadline: Duration) -> Result<axum::body::Bytes, Response> {
     let too_large = || {
         let message = format!("an order is at most {MAX_ORDER_BODY_BYTES} bytes\n");
         (StatusCode::PAYLOAD_TOO_LARGE, [(header::CONNECTION, "close")], message).into_response()
@@ -260,13 +260,13 @@ async fn read_order(request: Request) -> Result<axum::body::Bytes, Response> {
         return Err(too_large());
     }
     let body = axum::body::to_bytes(request.into_body(), MAX_ORDER_BODY_BYTES);
-    match tokio::time::timeout(ORDER_BODY_DEADLINE, body).await {
+    match tokio::time::timeout(deadline, body).await {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(_)) => Err(too_large()),
         Err(_) => Err((
             StatusCode::REQUEST_TIMEOUT,
             [(header::CONNECTION, "close")],
-            format!("the order's body did not arrive within {} s\n", ORDER_BODY_DEADLINE.as_secs()),
+            format!("the order's body did not arrive within {} ms\n", deadline.as_millis()),
         )
             .into_response()),
     }
@@ -321,7 +321,7 @@ pub fn operator_app(state: AppState) -> Router {
         .route(
             "/admin/api/orders",
             post(|State(state): State<AppState>, request: Request| async move {
-                match read_order(request).await {
+                match read_order(request, state.config.header_timeout()).await {
                     Ok(body) => give(&state, &body).await,
                     Err(refused) => refused,
                 }

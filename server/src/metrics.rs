@@ -343,11 +343,13 @@ impl Metrics {
     }
 
     /// Prometheus text exposition format; `rooms` are the open rooms' codes
-    /// and figures. The public sees totals only; with `detail` (operators)
-    /// each room is a series labelled with its code, private ones included.
-    pub fn render(&self, rooms: &[(String, Arc<RoomStats>)], detail: bool) -> String {
+    /// and figures, `replays` what the replay store holds. The public sees
+    /// totals only; with `detail` (operators) each room is a series
+    /// labelled with its code, private ones included.
+    pub fn render(&self, rooms: &[(String, Arc<RoomStats>)], detail: bool, replays: ReplayFigures) -> String {
         let mut scrape = Registry::default();
         scrape.register_collector(Box::new(RoomFigures { rooms: rooms.to_vec(), detail }));
+        scrape.register_collector(Box::new(replays));
         let mut out = String::with_capacity(4096 + 512 * rooms.len());
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &scrape);
@@ -383,6 +385,41 @@ impl Collector for TickTotals {
         for (name, help, value) in totals {
             let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
             ConstCounter::new(value).encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
+/// What the replay store holds at one scrape, as counted against its caps.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReplayFigures {
+    /// Rounds and bytes in memory (`--replay-memory-mb`).
+    pub rounds: usize,
+    pub bytes: usize,
+    /// Files and bytes in `--replay-dir` (`--replay-dir-mb`).
+    pub files: usize,
+    pub file_bytes: usize,
+}
+
+impl Collector for ReplayFigures {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let gauges = [
+            ("arena_replays_kept", "recorded rounds kept in memory", self.rounds),
+            (
+                "arena_replay_bytes",
+                "memory the kept rounds cost, as counted against --replay-memory-mb",
+                self.bytes,
+            ),
+            ("arena_replay_files", "recorded rounds in --replay-dir", self.files),
+            (
+                "arena_replay_file_bytes",
+                "disk they take, in whole blocks, against --replay-dir-mb",
+                self.file_bytes,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX)).encode(metric)?;
         }
         Ok(())
     }
@@ -437,10 +474,10 @@ mod tests {
         stats.players.store(3, Relaxed);
         stats.ticks.record(700);
         let rooms = [("secretcode".to_owned(), stats)];
-        let public = metrics.render(&rooms, false);
+        let public = metrics.render(&rooms, false, ReplayFigures::default());
         assert!(!public.contains("secretcode"), "the public rendering names no room:\n{public}");
         assert!(public.contains("arena_players 3\n") && public.contains("arena_rooms 1\n"), "{public}");
-        let detail = metrics.render(&rooms, true);
+        let detail = metrics.render(&rooms, true, ReplayFigures::default());
         assert!(detail.contains("arena_room_players{room=\"secretcode\"} 3\n"), "{detail}");
         assert!(detail.contains("arena_room_tick_micros_count{room=\"secretcode\"} 1\n"), "{detail}");
     }
@@ -452,7 +489,7 @@ mod tests {
         metrics.connections_open.inc();
         metrics.record_tick(Duration::from_micros(300));
         metrics.record_tick(Duration::from_micros(1_200));
-        let text = metrics.render(&[], false);
+        let text = metrics.render(&[], false, ReplayFigures::default());
         for line in [
             "# TYPE arena_bytes_in_total counter\n",
             "arena_bytes_in_total 42\n",
@@ -477,7 +514,7 @@ mod tests {
         assert_eq!(histogram.quantile(0.5), Some(500), "the median tick is under 500 µs");
         assert_eq!(histogram.quantile(0.99), Some(8_000), "the slowest is under 8 ms");
         let stats = Arc::new(RoomStats { ticks: histogram, ..RoomStats::default() });
-        let out = Metrics::default().render(&[("a".to_owned(), stats)], true);
+        let out = Metrics::default().render(&[("a".to_owned(), stats)], true, ReplayFigures::default());
         assert!(out.contains("arena_room_tick_micros_bucket{room=\"a\",le=\"100\"} 2\n"), "{out}");
         assert!(out.contains("arena_room_tick_micros_bucket{room=\"a\",le=\"+Inf\"} 10\n"), "{out}");
         assert!(out.contains("arena_room_tick_micros_count{room=\"a\"} 10\n"), "{out}");
@@ -491,7 +528,7 @@ mod tests {
                 metrics.kick(kind);
             }
         }
-        let text = metrics.render(&[], false);
+        let text = metrics.render(&[], false, ReplayFigures::default());
         for (n, kind) in Kick::ALL.into_iter().enumerate() {
             let line = format!("arena_kicks_total{{reason=\"{}\"}} {n}", kind.label());
             assert!(text.contains(&line), "should render {line:?} in:\n{text}");

@@ -446,6 +446,12 @@ impl ReplayStore {
             (disk.shelves.used(), disk.by_id.len())
         })
     }
+
+    /// What `/metrics` says of the store.
+    pub fn figures(&self) -> crate::metrics::ReplayFigures {
+        let (file_bytes, files) = self.on_disk();
+        crate::metrics::ReplayFigures { rounds: self.rounds(), bytes: self.used(), files, file_bytes }
+    }
 }
 
 /// A round's place among those being kept; dropping it frees the place.

@@ -2,8 +2,8 @@
 //! carried out (others get a typed refusal), rules wait for the next round,
 //! a lock keeps new players out, a kick closes with 4010 and keeps that
 //! address out (to play and to watch) while another address comes in, a
-//! player moved to watchers is closed with 4012, and the role passes on
-//! when the host leaves.
+//! player moved to watchers is closed with 4012, the next round starts at
+//! most every 10 s, and the role passes on when the host leaves.
 
 use arena_client::ws::WsClient;
 use arena_server::ServerConfig;
@@ -57,6 +57,11 @@ async fn a_private_room_s_host_sets_rules_locks_kicks_moves_to_watchers_and_hand
         panic!("a second round, playing: {round:?}");
     };
     assert!(ends_at.abs_diff(tick + 60 * 30) <= 2, "a 60 s round: ends at {ends_at}, now {tick}");
+    // Every round is recorded: a host may not end them at will.
+    ada.send(&ClientMsg::Host(HostCommand::NextRound)).await?;
+    let refusal =
+        recv_until(&mut ada, |m| if let ServerMsg::Refused(r) = m { Some(*r) } else { None }).await?;
+    assert_eq!(refusal, CommandRefusal::TooSoon { retry_after_secs: 10 }, "{}", refusal.message());
 
     // Locked: a newcomer is refused with 4011; a watcher still comes in.
     ada.send(&ClientMsg::Host(HostCommand::Lock(true))).await?;

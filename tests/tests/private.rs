@@ -130,6 +130,31 @@ async fn behind_a_proxy_the_budgets_count_the_forwarded_address() -> anyhow::Res
 }
 
 #[tokio::test]
+async fn a_peer_that_is_no_trusted_proxy_cannot_choose_its_address_with_a_header() -> anyhow::Result<()> {
+    // Behind a proxy on 10.0.0.0/8; this client reaches the server directly.
+    let config = ServerConfig {
+        behind_proxy: true,
+        trusted_proxies: vec!["10.0.0.0/8".parse().expect("a block")],
+        ..per_address_config()
+    };
+    let server = TestServer::start(config).await?;
+    let mut outcomes = Vec::new();
+    for n in 0..11 {
+        let forged = format!("198.51.100.{n}");
+        let mut client =
+            WsClient::connect_with_headers(&server.ws_url(), &[("X-Forwarded-For", forged.as_str())]).await?;
+        let asked = client.handshake_in("p", RoomRequest::Join { code: "nosuchroom".into() }).await;
+        outcomes.push(rejection(asked).reason);
+    }
+    assert!(outcomes[..10].iter().all(|r| *r == RejectReason::RoomNotFound), "{outcomes:?}");
+    assert!(
+        matches!(outcomes[10], RejectReason::TooManyGuesses { .. }),
+        "eleven forged addresses are one peer's eleven guesses: {outcomes:?}"
+    );
+    server.stop().await
+}
+
+#[tokio::test]
 async fn one_address_cannot_take_every_room_and_quick_join_keeps_its_share() -> anyhow::Result<()> {
     // Eight rooms: six may be private, two at most per address.
     let config = ServerConfig {

@@ -171,6 +171,19 @@ mod tests {
         assert_eq!(world.game().round().number, 2);
         assert_eq!(world.game().settings().round_ticks, 60 * 30, "the next round has the host's length");
         assert_eq!(world.game().settings().points_to_win, 5);
+        assert_eq!(
+            world.host_command(ada, HostCommand::NextRound),
+            Err(CommandRefusal::TooSoon { retry_after_secs: 10 }),
+            "each round is recorded: one next round every 10 s at most"
+        );
+        world.let_time_pass(9 * 30 + 1);
+        assert_eq!(
+            world.host_command(ada, HostCommand::NextRound),
+            Err(CommandRefusal::TooSoon { retry_after_secs: 1 })
+        );
+        world.let_time_pass(29);
+        assert_eq!(world.host_command(ada, HostCommand::NextRound), Ok(HostEffect::Done));
+        assert_eq!(world.game().round().number, 3);
 
         let mut public = World::new(30, 8).in_room("public0000".into(), false);
         let cy = join(&mut public, "cy", 3).expect("space");
