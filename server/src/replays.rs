@@ -608,6 +608,17 @@ mod tests {
     }
 
     #[test]
+    fn at_most_sixteen_rounds_wait_to_be_kept_at_once() {
+        let store = Arc::new(ReplayStore::new(1 << 20, None));
+        let waiting: Vec<Pending> = (0..MAX_PENDING).map(|_| store.reserve().expect("a place")).collect();
+        assert!(store.reserve().is_none(), "the seventeenth round is not kept");
+        assert_eq!(store.pending(), MAX_PENDING);
+        drop(waiting);
+        assert_eq!(store.pending(), 0, "each place is given back");
+        assert!(store.reserve().is_some());
+    }
+
+    #[test]
     fn ids_parse_from_their_hex_only() {
         assert_eq!(parse_id(&replay_id_hex(&id(513))), Some(id(513)));
         assert_eq!(parse_id(&"A".repeat(32)), Some([0xaa; 16]), "either case");

@@ -31,6 +31,85 @@ pub struct Page {
     session: String,
 }
 
+/// A page's size in CSS pixels, its device pixel ratio, and whether it is
+/// a phone (a mobile viewport with touch).
+#[derive(Debug, Clone, Copy)]
+pub struct Screen {
+    pub width: u32,
+    pub height: u32,
+    /// 0: the browser's own ratio.
+    pub ratio: f64,
+    pub mobile: bool,
+}
+
+impl Screen {
+    /// A laptop, or any Retina Mac, at ratio 1 (`with_ratio` for others).
+    pub const LAPTOP: Screen = Screen { width: 1280, height: 800, ratio: 1.0, mobile: false };
+    /// A tablet held upright.
+    pub const TABLET: Screen = Screen { width: 768, height: 1024, ratio: 2.0, mobile: false };
+    /// A phone (an iPhone's size and ratio).
+    pub const PHONE: Screen = Screen { width: 390, height: 844, ratio: 3.0, mobile: true };
+
+    pub const fn with_ratio(self, ratio: f64) -> Screen {
+        Screen { ratio, ..self }
+    }
+
+    /// The DevTools calls that make a tab this screen.
+    fn emulation(self) -> Vec<(&'static str, Value)> {
+        // A ratio of 0 keeps the browser's own (`--force-device-scale-factor`).
+        let metrics = json!({
+            "width": self.width,
+            "height": self.height,
+            "deviceScaleFactor": self.ratio,
+            "mobile": self.mobile,
+        });
+        let touch = json!({ "enabled": self.mobile, "maxTouchPoints": 5 });
+        vec![("Emulation.setDeviceMetricsOverride", metrics), ("Emulation.setTouchEmulationEnabled", touch)]
+    }
+}
+
+/// A screenshot: RGB(A) device pixels, row by row.
+pub struct Shot {
+    pub width: u32,
+    pub height: u32,
+    channels: usize,
+    pixels: Vec<u8>,
+}
+
+impl Shot {
+    /// Decodes a PNG as Chromium writes them (8-bit RGB or RGBA).
+    pub fn decode(png_bytes: &[u8]) -> anyhow::Result<Shot> {
+        let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+        decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+        let mut reader = decoder.read_info()?;
+        let mut pixels = vec![0; reader.output_buffer_size().context("a screenshot's size")?];
+        let frame = reader.next_frame(&mut pixels)?;
+        let channels = match frame.color_type {
+            png::ColorType::Rgb => 3,
+            png::ColorType::Rgba => 4,
+            other => bail!("a screenshot in {other:?}"),
+        };
+        pixels.truncate(frame.buffer_size());
+        Ok(Shot { width: frame.width, height: frame.height, channels, pixels })
+    }
+
+    /// The colour at device pixel (x, y) as 0xRRGGBB; `None` off the shot.
+    pub fn rgb(&self, x: i64, y: i64) -> Option<u32> {
+        let (x, y) = (u32::try_from(x).ok()?, u32::try_from(y).ok()?);
+        if x >= self.width || y >= self.height {
+            return None;
+        }
+        let at = (y as usize * self.width as usize + x as usize) * self.channels;
+        let p = self.pixels.get(at..at + 3)?;
+        Some(u32::from(p[0]) << 16 | u32::from(p[1]) << 8 | u32::from(p[2]))
+    }
+}
+
+/// Whether two colours are the same within `tolerance` per channel.
+pub fn same_colour(a: u32, b: u32, tolerance: u8) -> bool {
+    (0..3).all(|i| ((a >> (8 * i)) as u8).abs_diff((b >> (8 * i)) as u8) <= tolerance)
+}
+
 pub fn chromium_path() -> anyhow::Result<PathBuf> {
     if let Some(path) = std::env::var_os("CHROMIUM") {
         return Ok(path.into());
@@ -158,13 +237,24 @@ impl Browser {
     }
 
     /// Opens `url` in a new tab sized and behaving like a phone: 390×844
-    /// CSS pixels, a mobile viewport, and touch input.
+    /// CSS pixels at a device pixel ratio of 3, a mobile viewport, and
+    /// touch input.
     pub async fn open_phone(&mut self, url: &str) -> anyhow::Result<Page> {
-        let metrics = json!({ "width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true });
-        let touch = json!({ "enabled": true, "maxTouchPoints": 5 });
-        let phone =
-            [("Emulation.setDeviceMetricsOverride", metrics), ("Emulation.setTouchEmulationEnabled", touch)];
-        self.open_as(url, &phone).await
+        self.open_on(url, Screen::PHONE).await
+    }
+
+    /// Opens `url` in a new tab on `screen`.
+    pub async fn open_on(&mut self, url: &str, screen: Screen) -> anyhow::Result<Page> {
+        self.open_as(url, &screen.emulation()).await
+    }
+
+    /// Moves an open page to `screen`, as turning a phone or dragging a
+    /// window to another monitor does: the page resizes, nothing reloads.
+    pub async fn set_screen(&mut self, page: &Page, screen: Screen) -> anyhow::Result<()> {
+        for (method, params) in screen.emulation() {
+            self.call(Some(&page.session), method, params).await?;
+        }
+        Ok(())
     }
 
     /// Opens `url` in a new tab with `script` run in it before any of the
@@ -297,11 +387,20 @@ impl Browser {
 
     /// Writes a PNG screenshot of the page to `path`.
     pub async fn screenshot(&mut self, page: &Page, path: &Path) -> anyhow::Result<()> {
+        std::fs::write(path, self.screenshot_png(page).await?)?;
+        Ok(())
+    }
+
+    /// The page as the screen shows it, in device pixels.
+    pub async fn capture(&mut self, page: &Page) -> anyhow::Result<Shot> {
+        Shot::decode(&self.screenshot_png(page).await?)
+    }
+
+    async fn screenshot_png(&mut self, page: &Page) -> anyhow::Result<Vec<u8>> {
         let shot =
             self.call(Some(&page.session), "Page.captureScreenshot", json!({ "format": "png" })).await?;
         let data = shot["data"].as_str().context("screenshot data")?;
-        std::fs::write(path, base64::engine::general_purpose::STANDARD.decode(data)?)?;
-        Ok(())
+        Ok(base64::engine::general_purpose::STANDARD.decode(data)?)
     }
 
     pub async fn close(mut self) {

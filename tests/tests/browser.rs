@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use arena_client::bots::{Behaviour, Live, RoomPlan, SwarmConfig, run_swarm};
 use arena_client::ws::Incoming;
 use arena_server::ServerConfig;
-use arena_shared::protocol::{PlayerId, ServerMsg};
-use arena_tests::browser::{Browser, Page};
+use arena_shared::protocol::{PALETTE, PlayerId, ServerMsg};
+use arena_tests::browser::{Browser, Page, Screen, same_colour};
 use arena_tests::node::Node;
 use arena_tests::redis::RedisServer;
 use arena_tests::{Observer, Relay, TestServer, eventually, http_get, test_config};
@@ -1125,5 +1125,222 @@ async fn the_podium_links_to_the_round_s_replay_which_plays_pauses_scrubs_and_sp
     browser.wait_for(&gone, refused, Duration::from_secs(90)).await?;
     wanderers.abort();
     browser.close().await;
+    server.stop().await
+}
+
+/// Each visible name tag over its player's circle, found in a screenshot
+/// by the player's colour: the tag must be centred over the circle and
+/// its bottom the name's offset above the circle's centre. Returns the CSS
+/// pixels a world unit measures on screen (from the circles' diameters),
+/// and how many circles were checked.
+async fn names_sit_over_their_circles(
+    browser: &mut Browser,
+    page: &Page,
+    screen: Screen,
+) -> anyhow::Result<(f64, usize)> {
+    let seen = browser
+        .eval(
+            page,
+            "(() => { const s = JSON.parse(document.getElementById('arena-snapshot').dataset.snapshot || '{}'); \
+             const colours = Object.fromEntries((s.players || []).map((p) => [p.name, p.color])); \
+             return { ratio: devicePixelRatio, tags: [...document.querySelectorAll('#names span:not([hidden])')] \
+               .map((t) => { const r = t.getBoundingClientRect(); \
+                 return [t.textContent, colours[t.textContent.replace(/ \\(you\\)$/, '')], r.left + r.width / 2, r.bottom]; }) }; })()",
+        )
+        .await?;
+    let shot = browser.capture(page).await?;
+    let ratio = seen["ratio"].as_f64().context("devicePixelRatio")?;
+    if screen.ratio > 0.0 {
+        assert_eq!(ratio, screen.ratio, "the page runs at the ratio asked for");
+    }
+    assert_eq!(f64::from(shot.width), f64::from(screen.width) * ratio, "the shot is in device pixels");
+    let radius = f64::from(arena_shared::sim::PLAYER_RADIUS);
+    let (mut checked, mut units_px) = (0, Vec::new());
+    for tag in seen["tags"].as_array().into_iter().flatten() {
+        let (Some(text), Some(colour), Some(x), Some(bottom)) =
+            (tag[0].as_str(), tag[1].as_u64(), tag[2].as_f64(), tag[3].as_f64())
+        else {
+            continue;
+        };
+        let colour = PALETTE[colour as usize];
+        // Down from the tag's bottom centre to the circle's top and bottom.
+        let column = (x * ratio).round() as i64;
+        let start = (bottom * ratio).round() as i64;
+        let reach = (200.0 * ratio) as i64;
+        let is_player = |x: i64, y: i64| shot.rgb(x, y).is_some_and(|c| same_colour(c, colour, 8));
+        let Some(top) = (start..start + reach).find(|&y| is_player(column, y)) else {
+            // Its circle is off the shot (a tag over the edge of the page).
+            anyhow::ensure!(
+                start + reach > i64::from(shot.height) || column < 0 || column >= i64::from(shot.width),
+                "no circle of {text}'s colour #{colour:06x} under its tag at ({x:.0}, {bottom:.0}) CSS px \
+                 on {screen:?}"
+            );
+            continue;
+        };
+        let Some(end) = (top..top + reach).find(|&y| !is_player(column, y)) else { continue };
+        let centre_y = (top + end) as f64 / 2.0;
+        let left = (0..reach).take_while(|&d| is_player(column - d, centre_y as i64)).count() as f64;
+        let right = (0..reach).take_while(|&d| is_player(column + d, centre_y as i64)).count() as f64;
+        let (diameter, centre_x) =
+            ((left + right) / ratio, column as f64 / ratio + (right - left) / 2.0 / ratio);
+        let per_unit = diameter / (2.0 * radius);
+        // The tag's bottom sits PLAYER_RADIUS + 6 world units above the centre.
+        let gap = centre_y / ratio - bottom;
+        let expected_gap = (radius + 6.0) * per_unit;
+        anyhow::ensure!(
+            (centre_x - x).abs() <= 2.0 && (gap - expected_gap).abs() <= 2.5,
+            "{text}'s tag should sit centred {expected_gap:.1} px above its circle's centre on {screen:?}: \
+             the circle is {:.1} px right of the tag's middle and {gap:.1} px below its bottom",
+            centre_x - x
+        );
+        units_px.push(per_unit);
+        checked += 1;
+    }
+    units_px.sort_by(f64::total_cmp);
+    Ok((units_px.get(units_px.len() / 2).copied().unwrap_or(0.0), checked))
+}
+
+/// The HUD's boxes that are showing, by id, in CSS pixels, and every pair
+/// that overlaps or box that leaves the page.
+async fn hud_layout(browser: &mut Browser, page: &Page) -> anyhow::Result<Value> {
+    browser
+        .eval(
+            page,
+            "(() => { const ids = ['hud', 'invite', 'me', 'timer', 'leaderboard', 'feed', 'dash-meter', \
+               'dash-button', 'replay-bar']; \
+             const boxes = ids.map((id) => [id, document.getElementById(id)]) \
+               .filter(([, e]) => e && e.getClientRects().length > 0 && getComputedStyle(e).visibility !== 'hidden') \
+               .map(([id, e]) => { const r = e.getBoundingClientRect(); return [id, r.left, r.top, r.right, r.bottom]; }); \
+             const overlaps = []; \
+             for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) { \
+               const [a, b] = [boxes[i], boxes[j]]; \
+               if (a[1] < b[3] - 0.5 && b[1] < a[3] - 0.5 && a[2] < b[4] - 0.5 && b[2] < a[4] - 0.5) overlaps.push([a[0], b[0]]); } \
+             const outside = boxes.filter((b) => b[1] < -0.5 || b[2] < -0.5 || b[3] > innerWidth + 0.5 || b[4] > innerHeight + 0.5) \
+               .map((b) => b[0]); \
+             return { shown: boxes.map((b) => b[0]), boxes, overlaps, outside }; })()",
+        )
+        .await
+}
+
+/// Checks the HUD on `screen`: every box in `expected` is showing, none
+/// overlaps another, none leaves the page.
+async fn hud_fits(
+    browser: &mut Browser,
+    page: &Page,
+    screen: Screen,
+    expected: &[&str],
+) -> anyhow::Result<()> {
+    let layout = hud_layout(browser, page).await?;
+    let shown: Vec<&str> =
+        layout["shown"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    for id in expected {
+        anyhow::ensure!(shown.contains(id), "#{id} should show on {screen:?}: {layout}");
+    }
+    anyhow::ensure!(
+        layout["overlaps"].as_array().is_some_and(Vec::is_empty)
+            && layout["outside"].as_array().is_some_and(Vec::is_empty),
+        "no HUD box should overlap another or leave the page on {screen:?}: {layout}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_every_pixel_ratio_names_sit_over_their_players_the_view_is_the_same_and_the_hud_fits()
+-> anyhow::Result<()> {
+    let Some(dist) = dist() else { return Ok(()) };
+    let _one = ONE_BROWSER.lock().await;
+    let server = TestServer::start(config(dist, 8)).await?;
+    let mut browser = Browser::launch().await?;
+    // A private room (its invite link shows) hosted under the longest name there is.
+    let page = browser
+        .open_on(&format!("http://{}/?create&name=Sixteen_letters_", server.addr), Screen::LAPTOP)
+        .await?;
+    browser.wait_for(&page, CONNECTED, Duration::from_secs(90)).await?;
+    let room = snapshot(&mut browser, &page).await?["room"].as_str().context("a room code")?.to_owned();
+    // Five who stand still, with names as long as names get.
+    let still =
+        SwarmConfig { rooms: RoomPlan::Join(room), ..bots(&server, 5, Behaviour::Idle, "standing_still_") };
+    let standing = tokio::spawn(run_swarm(still, Live::default().into()));
+    browser
+        .wait_for(&page, "document.getElementById('lb-4').textContent !== ''", Duration::from_secs(20))
+        .await?;
+    // A touch on a phone shows the dash button.
+    let phone_touch = async |browser: &mut Browser, page: &Page| -> anyhow::Result<()> {
+        browser.touch(page, "touchStart", 60.0, 500.0).await?;
+        browser.touch(page, "touchEnd", 0.0, 0.0).await
+    };
+
+    let screens = [
+        Screen::LAPTOP,
+        Screen::LAPTOP.with_ratio(2.0),
+        Screen::TABLET,
+        Screen::PHONE,
+        Screen::PHONE.with_ratio(1.0),
+    ];
+    let mut per_unit = Vec::new();
+    for screen in screens {
+        browser.set_screen(&page, screen).await?;
+        if screen.mobile {
+            phone_touch(&mut browser, &page).await?;
+        }
+        // The camera eases to the new framing (about a second).
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        let (units, checked) = names_sit_over_their_circles(&mut browser, &page, screen).await?;
+        anyhow::ensure!(checked >= 2, "at least two players' circles seen on {screen:?}");
+        per_unit.push(units);
+        let touch_or_meter = if screen.mobile { "dash-button" } else { "dash-meter" };
+        hud_fits(
+            &mut browser,
+            &page,
+            screen,
+            &["hud", "invite", "me", "timer", "leaderboard", touch_or_meter],
+        )
+        .await?;
+    }
+    let same = |a: f64, b: f64| (a - b).abs() <= 0.03 * a.max(b);
+    assert!(
+        same(per_unit[0], per_unit[1]) && same(per_unit[3], per_unit[4]),
+        "the same page shows the same world at any ratio (CSS px per world unit: laptop {:.3} and {:.3} \
+         at ratios 1 and 2, phone {:.3} and {:.3} at 3 and 1)",
+        per_unit[0],
+        per_unit[1],
+        per_unit[3],
+        per_unit[4]
+    );
+
+    // The kill feed fills the bottom: walk off the edge, then look again.
+    browser.set_screen(&page, Screen::LAPTOP).await?;
+    browser.eval(&page, "document.getElementById('arena-canvas').focus(), true").await?;
+    browser.key(&page, true, "d", "KeyD", 68).await?;
+    let fell = browser.wait_for(&page, &body_flag("knockedOut"), Duration::from_secs(15)).await;
+    browser.key(&page, false, "d", "KeyD", 68).await?;
+    fell?;
+    for screen in [Screen::PHONE, Screen::TABLET, Screen::LAPTOP.with_ratio(2.0)] {
+        browser.set_screen(&page, screen).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let touch_or_meter = if screen.mobile { "dash-button" } else { "dash-meter" };
+        let all = ["hud", "invite", "me", "timer", "leaderboard", "feed", touch_or_meter];
+        hud_fits(&mut browser, &page, screen, &all).await?;
+    }
+    browser.screenshot(&page, &workspace_dir().join("target/arena-browser-retina.png")).await?;
+    browser.close().await;
+
+    // A browser whose screen really is ratio 2 (not emulated): the same.
+    let mut retina = Browser::launch_with(&["--force-device-scale-factor=2"]).await?;
+    let page = retina
+        .open_on(&format!("http://{}/?play&name=retina", server.addr), Screen::LAPTOP.with_ratio(0.0))
+        .await?;
+    retina.wait_for(&page, CONNECTED, Duration::from_secs(90)).await?;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let (units, checked) =
+        names_sit_over_their_circles(&mut retina, &page, Screen::LAPTOP.with_ratio(0.0)).await?;
+    assert_eq!(retina.eval(&page, "devicePixelRatio").await?, 2.0, "a ratio-2 screen");
+    assert!(
+        checked >= 1 && same(units, per_unit[0]),
+        "ratio 2 for real: {units:.3} CSS px per unit against {:.3}",
+        per_unit[0]
+    );
+    retina.close().await;
+    standing.abort();
     server.stop().await
 }

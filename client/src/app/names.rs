@@ -14,7 +14,7 @@ use bevy::prelude::*;
 use web_sys::Element;
 
 use super::net::Session;
-use super::render::{Drawn, world_to_scene};
+use super::render::{Drawn, scene_to_css, world_to_scene};
 use super::screen::ArenaSet;
 
 /// How far above its player's centre a name sits, in world units.
@@ -133,9 +133,11 @@ fn place_names(
         let Some(tag) = tags.tag(id) else { return };
         tag.write(tag_text(&member.name, playing.you() == id, member.away));
         let standing = matches!(member.life, Life::Alive | Life::Protected);
-        let above = drawn.0.get(&id).filter(|_| standing).and_then(|&(x, y)| {
-            camera.world_to_viewport(&camera_at, world_to_scene(x, y - NAME_OFFSET).extend(0.0)).ok()
-        });
+        let above = drawn
+            .0
+            .get(&id)
+            .filter(|_| standing)
+            .and_then(|&(x, y)| scene_to_css(camera, &camera_at, world_to_scene(x, y - NAME_OFFSET)));
         if let Some(point) = above {
             tag.put((point.x.round() as i32, point.y.round() as i32));
         }

@@ -11,6 +11,18 @@ pub fn now_secs() -> f64 {
     web_sys::window().and_then(|w| w.performance()).map(|p| p.now() / 1000.0).unwrap_or_default()
 }
 
+/// The canvas's size in CSS pixels: what the page's layout (names over
+/// players, clicks on them) and the view's zoom are measured in. Bevy's own
+/// logical size is the drawing buffer over its idea of the pixel ratio,
+/// which is not the page's under every browser (device emulation, for one,
+/// scales the ratio but not the buffer); CSS pixels are the page's at any
+/// ratio. `None` before the canvas has a size.
+pub fn canvas_css_size() -> Option<(f32, f32)> {
+    let canvas = web_sys::window()?.document()?.get_element_by_id("arena-canvas")?;
+    let (width, height) = (canvas.client_width() as f32, canvas.client_height() as f32);
+    (width > 0.0 && height > 0.0).then_some((width, height))
+}
+
 /// An attribute of the page's `<body>` (the page's script writes the join
 /// screen's choices and the touch controls there).
 pub fn body_attr(name: &str) -> Option<String> {

@@ -18,7 +18,7 @@ use bevy::render::view::Msaa;
 use bevy::ecs as bevy_ecs;
 
 use super::net::{Session, SessionChange};
-use super::page::now_secs;
+use super::page::{canvas_css_size, now_secs};
 use super::screen::{ArenaSet, Screen};
 use super::sound::Cues;
 use crate::session::Change;
@@ -74,7 +74,7 @@ impl Plugin for RenderPlugin {
 #[derive(Resource, Default)]
 pub struct Drawn(pub HashMap<PlayerId, (f32, f32)>);
 
-/// Pixels per world unit the camera draws at (the test snapshot says it).
+/// CSS pixels per world unit the camera draws at (the test snapshot says it).
 #[derive(Resource, Default)]
 pub struct ViewScale(pub f32);
 
@@ -348,20 +348,34 @@ fn fade(mut commands: Commands, mut faders: Query<(Entity, &Fade, &mut Transform
     }
 }
 
-/// World units across a window's shorter side of `shorter_px` pixels.
+/// World units across a window's shorter side of `shorter_px` CSS pixels.
 fn view_units(shorter_px: f32) -> f32 {
     shorter_px.clamp(PHONE_VIEW_UNITS, MIN_VIEW_UNITS)
 }
 
-/// Zooms the camera for the window's size (a phone turned, a window
-/// resized) and says the resulting scale.
-fn frame_for_screen(
-    windows: Query<&Window>,
-    mut cameras: Query<&mut Projection, With<Camera2d>>,
-    mut scale: ResMut<ViewScale>,
-) {
-    let Ok(window) = windows.single() else { return };
-    let shorter = window.width().min(window.height());
+/// Scene coordinates to where they are on the page, in CSS pixels from the
+/// canvas's top left, through the camera's own projection: right at any
+/// device pixel ratio.
+pub fn scene_to_css(camera: &Camera, at: &GlobalTransform, scene: Vec2) -> Option<Vec2> {
+    let (width, height) = canvas_css_size()?;
+    let ndc = camera.world_to_ndc(at, scene.extend(0.0))?;
+    Some(Vec2::new((ndc.x + 1.0) / 2.0 * width, (1.0 - ndc.y) / 2.0 * height))
+}
+
+/// A point on the page (CSS pixels from the canvas's top left) to scene
+/// coordinates: [`scene_to_css`] backwards.
+pub fn css_to_scene(camera: &Camera, at: &GlobalTransform, css: Vec2) -> Option<Vec2> {
+    let (width, height) = canvas_css_size()?;
+    let ndc = Vec3::new(css.x / width * 2.0 - 1.0, 1.0 - css.y / height * 2.0, 0.0);
+    camera.ndc_to_world(at, ndc).map(|scene| scene.truncate())
+}
+
+/// Zooms the camera for the page's size in CSS pixels (a phone turned, a
+/// window resized), so every pixel ratio sees the same world for the same
+/// page, and says the resulting scale.
+fn frame_for_screen(mut cameras: Query<&mut Projection, With<Camera2d>>, mut scale: ResMut<ViewScale>) {
+    let Some((width, height)) = canvas_css_size() else { return };
+    let shorter = width.min(height);
     let Ok(mut projection) = cameras.single_mut() else { return };
     if shorter <= 0.0 {
         return;

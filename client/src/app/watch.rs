@@ -6,7 +6,7 @@
 use bevy::prelude::*;
 
 use super::net::Session;
-use super::render::{Drawn, world_to_scene};
+use super::render::{Drawn, css_to_scene, world_to_scene};
 use super::screen::{ArenaSet, Screen};
 use crate::controls::player_at;
 
@@ -50,8 +50,9 @@ fn point_the_camera(
         .ok()
         .and_then(Window::cursor_position)
         .filter(|_| mouse.just_pressed(MouseButton::Left));
+    // Bevy's cursor and touch positions are the page's CSS pixels.
     if let (Some(at), Ok((camera, transform))) = (clicked.or(tapped), camera.single())
-        && let Ok(scene) = camera.viewport_to_world_2d(transform, at)
+        && let Some(scene) = css_to_scene(camera, transform, at)
     {
         // Scene coordinates back to world units (y down).
         let point = world_to_scene(scene.x, scene.y);
