@@ -986,7 +986,7 @@ async fn the_host_panel_sets_the_rules_and_kicks_a_second_page_s_player() -> any
         .wait_for(&host, &format!("document.body.dataset.menu === '1' && {listed}"), Duration::from_secs(15))
         .await?;
     assert_eq!(browser.eval(&host, "document.getElementById('host-round').value").await?, "45");
-    let named = "document.getElementById('host-name').textContent === '· hosted by hoster'";
+    let named = "document.getElementById('host-name').textContent === 'Hosted by hoster'";
     browser.wait_for(&guest, named, Duration::from_secs(5)).await?;
     browser
         .eval(
@@ -1131,8 +1131,9 @@ async fn the_podium_links_to_the_round_s_replay_which_plays_pauses_scrubs_and_sp
 /// Each visible name tag over its player's circle, found in a screenshot
 /// by the player's colour: the tag must be centred over the circle and
 /// its bottom the name's offset above the circle's centre. Returns the CSS
-/// pixels a world unit measures on screen (from the circles' diameters),
-/// and how many circles were checked.
+/// pixels a world unit measures on screen (the circles' distances apart
+/// on screen over their distances in the world), and how many circles
+/// were checked.
 async fn names_sit_over_their_circles(
     browser: &mut Browser,
     page: &Page,
@@ -1142,10 +1143,16 @@ async fn names_sit_over_their_circles(
         .eval(
             page,
             "(() => { const s = JSON.parse(document.getElementById('arena-snapshot').dataset.snapshot || '{}'); \
-             const colours = Object.fromEntries((s.players || []).map((p) => [p.name, p.color])); \
+             const players = Object.fromEntries((s.players || []).map((p) => [p.name, p])); \
+             const hud = ['hud', 'corner', 'timer', 'leaderboard', 'feed', 'dash-meter', 'dash-button'] \
+               .map((id) => document.getElementById(id)).filter((e) => e && e.getClientRects().length > 0) \
+               .map((e) => e.getBoundingClientRect()); \
+             const clear = (l, t, r, b) => l >= 0 && t >= 0 && r <= innerWidth && b <= innerHeight && \
+               hud.every((h) => h.right <= l || r <= h.left || h.bottom <= t || b <= h.top); \
              return { ratio: devicePixelRatio, tags: [...document.querySelectorAll('#names span:not([hidden])')] \
-               .map((t) => { const r = t.getBoundingClientRect(); \
-                 return [t.textContent, colours[t.textContent.replace(/ \\(you\\)$/, '')], r.left + r.width / 2, r.bottom]; }) }; })()",
+               .map((t) => { const r = t.getBoundingClientRect(); const x = r.left + r.width / 2; \
+                 const p = players[t.textContent.replace(/ \\(you\\)$/, '')] || {}; \
+                 return [t.textContent, p.color, x, r.bottom, p.x, p.y, clear(x - 40, r.bottom, x + 40, r.bottom + 100)]; }) }; })()",
         )
         .await?;
     let shot = browser.capture(page).await?;
@@ -1155,34 +1162,33 @@ async fn names_sit_over_their_circles(
     }
     assert_eq!(f64::from(shot.width), f64::from(screen.width) * ratio, "the shot is in device pixels");
     let radius = f64::from(arena_shared::sim::PLAYER_RADIUS);
-    let (mut checked, mut units_px) = (0, Vec::new());
+    let (mut checked, mut centres) = (0, Vec::new());
     for tag in seen["tags"].as_array().into_iter().flatten() {
         let (Some(text), Some(colour), Some(x), Some(bottom)) =
             (tag[0].as_str(), tag[1].as_u64(), tag[2].as_f64(), tag[3].as_f64())
         else {
             continue;
         };
+        // A circle under the HUD, or past the page's edge, is not all in sight.
+        if tag[6] != Value::Bool(true) {
+            continue;
+        }
         let colour = PALETTE[colour as usize];
         // Down from the tag's bottom centre to the circle's top and bottom.
         let column = (x * ratio).round() as i64;
         let start = (bottom * ratio).round() as i64;
         let reach = (200.0 * ratio) as i64;
         let is_player = |x: i64, y: i64| shot.rgb(x, y).is_some_and(|c| same_colour(c, colour, 8));
-        let Some(top) = (start..start + reach).find(|&y| is_player(column, y)) else {
-            // Its circle is off the shot (a tag over the edge of the page).
-            anyhow::ensure!(
-                start + reach > i64::from(shot.height) || column < 0 || column >= i64::from(shot.width),
-                "no circle of {text}'s colour #{colour:06x} under its tag at ({x:.0}, {bottom:.0}) CSS px \
-                 on {screen:?}"
-            );
-            continue;
-        };
+        let top = (start..start + reach).find(|&y| is_player(column, y)).with_context(|| {
+            format!("no circle of {text}'s colour #{colour:06x} under its tag at ({x:.0}, {bottom:.0}) CSS px on {screen:?}")
+        })?;
         let Some(end) = (top..top + reach).find(|&y| !is_player(column, y)) else { continue };
         let centre_y = (top + end) as f64 / 2.0;
         let left = (0..reach).take_while(|&d| is_player(column - d, centre_y as i64)).count() as f64;
         let right = (0..reach).take_while(|&d| is_player(column + d, centre_y as i64)).count() as f64;
-        let (diameter, centre_x) =
-            ((left + right) / ratio, column as f64 / ratio + (right - left) / 2.0 / ratio);
+        // Both runs count the column itself.
+        let diameter = (left + right - 1.0) / ratio;
+        let centre_x = column as f64 / ratio + (right - left) / 2.0 / ratio;
         let per_unit = diameter / (2.0 * radius);
         // The tag's bottom sits PLAYER_RADIUS + 6 world units above the centre.
         let gap = centre_y / ratio - bottom;
@@ -1193,11 +1199,22 @@ async fn names_sit_over_their_circles(
              the circle is {:.1} px right of the tag's middle and {gap:.1} px below its bottom",
             centre_x - x
         );
-        units_px.push(per_unit);
+        if let (Some(wx), Some(wy)) = (tag[4].as_f64(), tag[5].as_f64()) {
+            centres.push(((centre_x, centre_y / ratio), (wx, wy)));
+        }
         checked += 1;
     }
-    units_px.sort_by(f64::total_cmp);
-    Ok((units_px.get(units_px.len() / 2).copied().unwrap_or(0.0), checked))
+    let mut per_unit: Vec<f64> = Vec::new();
+    for (i, (a, wa)) in centres.iter().enumerate() {
+        for (b, wb) in &centres[i + 1..] {
+            let world = (wa.0 - wb.0).hypot(wa.1 - wb.1);
+            if world > 4.0 * radius {
+                per_unit.push((a.0 - b.0).hypot(a.1 - b.1) / world);
+            }
+        }
+    }
+    per_unit.sort_by(f64::total_cmp);
+    Ok((per_unit.get(per_unit.len() / 2).copied().unwrap_or(f64::NAN), checked))
 }
 
 /// The HUD's boxes that are showing, by id, in CSS pixels, and every pair
@@ -1258,8 +1275,10 @@ async fn at_every_pixel_ratio_names_sit_over_their_players_the_view_is_the_same_
     browser.wait_for(&page, CONNECTED, Duration::from_secs(90)).await?;
     let room = snapshot(&mut browser, &page).await?["room"].as_str().context("a room code")?.to_owned();
     // Five who stand still, with names as long as names get.
-    let still =
-        SwarmConfig { rooms: RoomPlan::Join(room), ..bots(&server, 5, Behaviour::Idle, "standing_still_") };
+    let still = SwarmConfig {
+        rooms: RoomPlan::Join(room.clone()),
+        ..bots(&server, 5, Behaviour::Idle, "standing_still_")
+    };
     let standing = tokio::spawn(run_swarm(still, Live::default().into()));
     browser
         .wait_for(&page, "document.getElementById('lb-4').textContent !== ''", Duration::from_secs(20))
@@ -1328,7 +1347,7 @@ async fn at_every_pixel_ratio_names_sit_over_their_players_the_view_is_the_same_
     // A browser whose screen really is ratio 2 (not emulated): the same.
     let mut retina = Browser::launch_with(&["--force-device-scale-factor=2"]).await?;
     let page = retina
-        .open_on(&format!("http://{}/?play&name=retina", server.addr), Screen::LAPTOP.with_ratio(0.0))
+        .open_on(&format!("http://{}/r/{room}?name=retina", server.addr), Screen::LAPTOP.with_ratio(0.0))
         .await?;
     retina.wait_for(&page, CONNECTED, Duration::from_secs(90)).await?;
     tokio::time::sleep(Duration::from_millis(2_500)).await;

@@ -42,7 +42,7 @@ struct Shown {
     players: Vec<(PlayerId, String)>,
     notice: String,
     replay: Option<String>,
-    /// "hosted by …" beside the invite link.
+    /// "hosted by …" under the invite link.
     host_name: String,
 }
 
@@ -73,8 +73,8 @@ fn show_host_panel(session: Res<Session>, mut shown: ResMut<Shown>) {
         .map(|(&id, member)| (id, member.name.clone()))
         .collect();
     let host_name = match room.roster().get(&hosting.host) {
-        _ if host => "· you host this room".to_owned(),
-        Some(member) if room.is_private() => format!("· hosted by {}", member.name),
+        _ if host => "You host this room".to_owned(),
+        Some(member) if room.is_private() => format!("Hosted by {}", member.name),
         _ => String::new(),
     };
     let now_shown = Shown {
