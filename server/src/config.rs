@@ -7,7 +7,7 @@ use std::time::Duration;
 use arena_shared::protocol::MAX_PLAYERS;
 use clap::Parser;
 
-pub use crate::origin::Cidr;
+pub use crate::limits::Cidr;
 
 #[derive(Parser, Debug, Clone)]
 #[command(name = "arena-server", version, about = "arena's authoritative game server")]

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -46,6 +46,56 @@ impl fmt::Display for AddressKey {
             IpAddr::V4(v4) => write!(f, "{v4}"),
             IpAddr::V6(v6) => write!(f, "{v6}/{}", self.1),
         }
+    }
+}
+
+/// An address block, `10.0.0.0/8` or `::1/128` (a bare address is a
+/// block of one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// 127.0.0.0/8 and ::1/128: a proxy on this machine.
+    pub fn loopback() -> Vec<Cidr> {
+        vec![
+            Cidr { network: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), prefix: 8 },
+            Cidr { network: IpAddr::V6(Ipv6Addr::LOCALHOST), prefix: 128 },
+        ]
+    }
+
+    /// Whether `ip` is inside the block (an IPv4-mapped IPv6 address counts
+    /// as its IPv4 one).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.network, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let expected = "is not an address or CIDR block; expected e.g. 10.0.0.0/8, 192.168.1.5 or fd00::/8";
+        let (address, prefix) = text.split_once('/').map_or((text, None), |(a, p)| (a, Some(p)));
+        let network: IpAddr = address.parse().map_err(|_| expected.to_owned())?;
+        let bits = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => bits,
+            Some(p) => p.parse::<u8>().ok().filter(|&p| p <= bits).ok_or_else(|| expected.to_owned())?,
+        };
+        Ok(Cidr { network, prefix })
     }
 }
 
@@ -369,6 +419,10 @@ mod tests {
     const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2));
     const COUNT: Counting = Counting { v6_prefix: 64, limit_loopback: false };
 
+    fn address(text: &str) -> IpAddr {
+        text.parse().expect("an address")
+    }
+
     fn v6(text: &str) -> IpAddr {
         text.parse().expect("an IPv6 address")
     }
@@ -535,5 +589,22 @@ mod tests {
             assert_eq!(refused.err(), Some(CapExceeded::PerIp(0)));
         }
         assert_eq!(held.addresses(), 0, "refused addresses leave no entry behind");
+    }
+
+    #[test]
+    fn blocks_parse_and_explain_mistakes() {
+        let block: Cidr = "10.1.0.0/16".parse().expect("a block");
+        assert!(block.contains(address("10.1.255.3")) && !block.contains(address("10.2.0.1")));
+        assert!(!block.contains(address("::1")), "families never mix");
+        let one: Cidr = "192.168.1.5".parse().expect("an address");
+        assert!(one.contains(address("192.168.1.5")) && !one.contains(address("192.168.1.6")));
+        let v6_block: Cidr = "fd00::/8".parse().expect("a v6 block");
+        assert!(v6_block.contains(address("fdab::1")) && !v6_block.contains(address("fe80::1")));
+        let all: Cidr = "0.0.0.0/0".parse().expect("everything");
+        assert!(all.contains(address("8.8.8.8")));
+        for bad in ["10.0.0.0/33", "::/129", "nope", "10.0.0.0/x", ""] {
+            let err = bad.parse::<Cidr>().expect_err(bad);
+            assert!(err.contains("CIDR"), "{bad}: {err}");
+        }
     }
 }
