@@ -22,9 +22,10 @@ url="ws://127.0.0.1:$port/ws"
 base="http://127.0.0.1:$port"
 
 echo "building release binaries..." >&2
-cargo build --release --quiet -p arena-server -p arena-client --bins
+cargo build --release --quiet -p arena-server -p arena-bots -p arena-attack --bins
 server_bin=target/release/arena-server
 bots_bin=target/release/arena-bots
+attack_bin=target/release/arena-attack
 
 work=$(mktemp -d)
 server=""
@@ -67,7 +68,7 @@ players() { curl -fsS "$base/healthz" | python3 -c 'import json,sys; print(json.
 metric() { curl -fsS "$base/metrics" | awk -v name="$1" '$1 == name {print $2}'; }
 rss_mib() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$server/status"; }
 want() { [ -z "${ARENA_ATTACKS:-}" ] || [[ " $ARENA_ATTACKS " == *" $1 "* ]]; }
-attack() { "$bots_bin" --url "$url" --quiet --attack "$@" || true; }
+attack() { "$attack_bin" "$1" --url "$url" --quiet "${@:2}" || true; }
 
 # Samples the server's RSS every 100 ms into $work/rss until stopped.
 sample_rss() {

@@ -22,7 +22,7 @@ port=${ARENA_CAPACITY_PORT:-17779}
 count=$(( rooms * per_room ))
 
 echo "building release binaries..." >&2
-cargo build --release --quiet -p arena-server -p arena-client --bins
+cargo build --release --quiet -p arena-server -p arena-bots --bins
 
 log=$(mktemp)
 # Per-room tick figures are for operators: this run is one, with its own token.

@@ -25,7 +25,7 @@ window=20
 (( secs >= warmup + window + 45 )) || { echo "SECONDS must be at least $((warmup + window + 45))" >&2; exit 2; }
 
 echo "==> building release binaries" >&2
-cargo build --release --quiet -p arena-server -p arena-client --bins
+cargo build --release --quiet -p arena-server -p arena-bots --bins
 
 work=$(mktemp -d)
 pids=()

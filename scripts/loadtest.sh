@@ -15,7 +15,7 @@ port=${ARENA_LOADTEST_PORT:-17777}
 tick_rate=${ARENA_TICK_RATE:-30}
 
 echo "building release binaries..." >&2
-cargo build --release --quiet -p arena-server -p arena-client --bins
+cargo build --release --quiet -p arena-server -p arena-bots --bins
 
 server_log=$(mktemp)
 RUST_LOG=warn target/release/arena-server --bind "127.0.0.1:$port" --max-players 512 \

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 ARENA_SKIP_BROWSER=1 ARENA_SKIP_DENY=1 scripts/setup.sh
 scripts/build-client.sh
-cargo build --release -p arena-server -p arena-client --bins
+cargo build --release -p arena-server -p arena-bots --bins
 
 bots=${ARENA_BOTS:-4}
 exec target/release/arena-server --web-dir dist --fill-bots "$bots" "$@"

@@ -20,7 +20,7 @@ step "clippy (native)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "clippy (wasm32)"
-cargo clippy --target wasm32-unknown-unknown -p arena-shared -p arena-client --all-targets --locked -- -D warnings
+cargo clippy --target wasm32-unknown-unknown -p arena-shared -p arena-client-core -p arena-client --all-targets --locked -- -D warnings
 
 step "cargo deny: licences, bans, sources (deny.toml)"
 cargo deny --locked check --hide-inclusion-graph bans licenses sources

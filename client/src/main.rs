@@ -2,7 +2,7 @@
 
 #[cfg(target_arch = "wasm32")]
 fn main() {
-    arena_client::app::run();
+    arena_client::run();
 }
 
 #[cfg(not(target_arch = "wasm32"))]

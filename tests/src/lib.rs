@@ -12,8 +12,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use arena_client::bots::{Behaviour, Live, Outcome, Report, RoomPlan, SwarmConfig, run_swarm};
-use arena_client::ws::{ClientError, Incoming, WsClient};
+use arena_bots::ws::{ClientError, Incoming, WsClient};
+use arena_bots::{Behaviour, Live, Outcome, Report, RoomPlan, SwarmConfig, run_swarm};
 use arena_server::ServerConfig;
 use arena_shared::netcode::ViewHistory;
 use arena_shared::protocol::{PlayerId, Rejection, RoomRequest, ServerMsg, Welcome};
@@ -77,7 +77,7 @@ impl TestServer {
         room: RoomRequest,
     ) -> Result<(WsClient, Welcome), ClientError> {
         let from = IpAddr::V4(Ipv4Addr::new(127, 0, 0, source));
-        let mut client = arena_client::attack::connect_ws(&self.ws_url(), Some(from), false)
+        let mut client = arena_bots::ws::connect_from(&self.ws_url(), Some(from), false)
             .await
             .map_err(ClientError::Connect)?;
         let welcome = client.handshake_in(name, room).await?;

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use arena_client::ws::{Incoming, WsClient};
+use arena_bots::ws::{Incoming, WsClient};
 use arena_shared::protocol::{ServerMsg, close};
 use arena_tests::node::Node;
 use arena_tests::redis::RedisServer;

@@ -10,8 +10,8 @@ use anyhow::Context;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use arena_client::bots::{Behaviour, Live, RoomPlan, SwarmConfig, run_swarm};
-use arena_client::ws::Incoming;
+use arena_bots::ws::Incoming;
+use arena_bots::{Behaviour, Live, RoomPlan, SwarmConfig, run_swarm};
 use arena_server::ServerConfig;
 use arena_shared::protocol::{PALETTE, PlayerId, ServerMsg};
 use arena_tests::browser::{Browser, Page, Screen, same_colour};
@@ -741,7 +741,7 @@ async fn the_operators_page_drains_a_node_and_its_room_moves() -> anyhow::Result
     let records = swarm.await?;
     for record in &records {
         assert!(
-            record.outcome == arena_client::bots::Outcome::Completed
+            record.outcome == arena_bots::Outcome::Completed
                 && record.players_lost == 0
                 && record.reconnects >= 1,
             "every bot followed its room to A: {record:?}"

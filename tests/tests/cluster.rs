@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use arena_client::ws::{ClientError, Incoming};
+use arena_bots::ws::{ClientError, Incoming};
 use arena_server::lease::{Lease, Leases};
 use arena_shared::protocol::{RejectReason, RoomRequest, ServerMsg};
 use arena_tests::redis::RedisServer;
@@ -158,10 +158,10 @@ async fn nodes_sharing_a_redis_list_each_other_and_a_stopped_one_leaves() -> any
     tokio::time::sleep(Duration::from_millis(500)).await;
     let b_socket = b.ws_url();
     let from =
-        async |origin: &str| arena_client::ws::WsClient::connect_with_origin(&b_socket, Some(origin)).await;
+        async |origin: &str| arena_bots::ws::WsClient::connect_with_origin(&b_socket, Some(origin)).await;
     assert!(from("https://a.example.com").await.is_ok(), "a page from node a opens b's socket");
     assert!(
-        matches!(from("https://evil.example.com").await, Err(arena_client::ws::ClientError::Http(403))),
+        matches!(from("https://evil.example.com").await, Err(arena_bots::ws::ClientError::Http(403))),
         "a foreign page does not"
     );
     // A clean stop leaves the registry at once (not a lease later).
@@ -187,7 +187,7 @@ async fn without_redis_a_node_is_a_cluster_of_one() -> anyhow::Result<()> {
 type Arrivals = std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, u32)>>>;
 
 /// Reads `client`'s frames into the returned list until its socket ends.
-fn record_frames(mut client: arena_client::ws::WsClient) -> Arrivals {
+fn record_frames(mut client: arena_bots::ws::WsClient) -> Arrivals {
     let arrivals = Arrivals::default();
     let recorded = arrivals.clone();
     tokio::spawn(async move {

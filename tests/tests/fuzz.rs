@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use arena_client::ws::{ClientError, Incoming, WsClient};
+use arena_bots::ws::{ClientError, Incoming, WsClient};
 use arena_server::ServerConfig;
 use arena_shared::codec::encode_client;
 use arena_shared::protocol::{

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use arena_client::ws::{Incoming, WsClient};
+use arena_bots::ws::{Incoming, WsClient};
 use arena_server::ServerConfig;
 use arena_shared::netcode::ViewHistory;
 use arena_shared::protocol::{

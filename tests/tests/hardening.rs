@@ -6,8 +6,9 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use arena_client::attack::{AttackConfig, AttackKind, AttackReport, connect_tcp, connect_ws, run_attack};
-use arena_client::ws::{ClientError, Incoming, WsClient};
+use arena_attack::{AttackConfig, AttackKind, AttackReport, run_attack};
+use arena_bots::ws::{ClientError, Incoming, WsClient};
+use arena_bots::ws::{connect_from, connect_tcp};
 use arena_server::ServerConfig;
 use arena_shared::protocol::{ClientMsg, PROTOCOL_VERSION, RejectReason, RoomRequest, ServerMsg, close};
 use arena_shared::sim::Input;
@@ -196,7 +197,7 @@ async fn connections_over_the_caps_get_503_with_the_reason() -> anyhow::Result<(
     let server = TestServer::start(config).await?;
     // A player holds a place like any other socket.
     let mut player =
-        connect_ws(&server.ws_url(), Some(loopback(1)), false).await.map_err(anyhow::Error::msg)?;
+        connect_from(&server.ws_url(), Some(loopback(1)), false).await.map_err(anyhow::Error::msg)?;
     player.handshake("holder").await?;
     let mut held = Vec::new();
     for _ in 0..2 {

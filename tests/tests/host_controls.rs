@@ -5,7 +5,7 @@
 //! player moved to watchers is closed with 4012, the next round starts at
 //! most every 10 s, and the role passes on when the host leaves.
 
-use arena_client::ws::WsClient;
+use arena_bots::ws::WsClient;
 use arena_server::ServerConfig;
 use arena_shared::protocol::{
     ClientMsg, CommandRefusal, HostCommand, Hosting, RejectReason, RoomRequest, RoundInfo, RoundPhase, Rules,

@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arena_client::ws::WsClient;
+use arena_bots::ws::WsClient;
 use arena_server::ServerConfig;
 use arena_shared::protocol::{ServerMsg, close};
 use arena_tests::{TestServer, expect_close, http_get, recv_until, test_config};
@@ -72,7 +72,7 @@ async fn https_get(
 async fn https_and_wss_serve_the_game_with_the_hosts_certificate() -> anyhow::Result<()> {
     let certificate = Certificate::new()?;
     let server = TestServer::start(certificate.config()).await?;
-    let trust = arena_client::tls::trusting(certificate.pem.as_bytes()).map_err(anyhow::Error::msg)?;
+    let trust = arena_bots::tls::trusting(certificate.pem.as_bytes()).map_err(anyhow::Error::msg)?;
 
     let health = https_get(&server, "/healthz", trust.clone()).await?;
     assert!(health.starts_with("HTTP/1.1 200"), "healthz over HTTPS: {health}");
@@ -99,7 +99,7 @@ async fn tls_handshakes_are_budgeted_per_address_and_honest_players_wait_their_t
     let certificate = Certificate::new()?;
     let config = ServerConfig { limit_loopback: true, ..certificate.config() };
     let server = TestServer::start(config).await?;
-    let trust = arena_client::tls::trusting(certificate.pem.as_bytes()).map_err(anyhow::Error::msg)?;
+    let trust = arena_bots::tls::trusting(certificate.pem.as_bytes()).map_err(anyhow::Error::msg)?;
     let url = format!("wss://127.0.0.1:{}/ws", server.addr.port());
 
     // Twenty players behind one address, all at once: past the 8 handshakes
@@ -109,7 +109,7 @@ async fn tls_handshakes_are_budgeted_per_address_and_honest_players_wait_their_t
         tokio::spawn(async move {
             let mut client = WsClient::connect_with(&url, &[], Some(trust)).await?;
             client.handshake(&format!("lan{n}")).await?;
-            Ok::<_, arena_client::ws::ClientError>(client)
+            Ok::<_, arena_bots::ws::ClientError>(client)
         })
     });
     let mut players = Vec::new();
@@ -121,15 +121,15 @@ async fn tls_handshakes_are_budgeted_per_address_and_honest_players_wait_their_t
 
     // One address flooding full handshakes gets its burst (40) and then 20 a
     // second; the rest wait past their deadline and are refused.
-    let flood = arena_client::attack::AttackConfig {
-        kind: arena_client::attack::AttackKind::TlsFlood,
+    let flood = arena_attack::AttackConfig {
+        kind: arena_attack::AttackKind::TlsFlood,
         url: url.clone(),
         count: 16,
         concurrency: 16,
         duration: Duration::from_secs(3),
         sources: vec![std::net::IpAddr::from([127, 0, 0, 9])],
     };
-    let report = arena_client::attack::run_attack(flood).await;
+    let report = arena_attack::run_attack(flood).await;
     assert_eq!(report.failed, 0, "{report:?}");
     // 40 + 3 s × 20, and the handshakes still in their turn when it ended.
     assert!(report.completed <= 40 + 3 * 20 + 20, "the budget should hold the flood: {report:?}");
@@ -354,7 +354,7 @@ async fn behind_nginx_pages_from_the_public_name_play_and_others_are_refused() -
         WsClient::connect_with_headers(&url, &[("host", "evil.example"), ("origin", "http://evil.example")])
             .await;
     assert!(
-        matches!(evil, Err(arena_client::ws::ClientError::Http(403))),
+        matches!(evil, Err(arena_bots::ws::ClientError::Http(403))),
         "a page under a name the server does not answer to is refused through the proxy"
     );
     server.stop().await

@@ -6,8 +6,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use arena_client::attack::connect_ws;
-use arena_client::ws::{Incoming, WsClient};
+use arena_bots::ws::connect_from;
+use arena_bots::ws::{Incoming, WsClient};
 use arena_server::ServerConfig;
 use arena_shared::codec::{CONFIG, encode_client};
 use arena_shared::protocol::{
@@ -85,7 +85,7 @@ async fn wrong_room_codes_are_budgeted_per_address_before_the_look_up() -> anyho
         assert_eq!(refused.reason, RejectReason::RoomNotFound, "guess {n} is answered");
     }
     let mut client =
-        connect_ws(&server.ws_url(), Some(loopback(2)), false).await.map_err(anyhow::Error::msg)?;
+        connect_from(&server.ws_url(), Some(loopback(2)), false).await.map_err(anyhow::Error::msg)?;
     let refused =
         rejection(client.handshake_in("guesser", RoomRequest::Join { code: room.room.clone() }).await);
     assert!(
@@ -218,7 +218,7 @@ async fn one_address_holds_few_seats_and_a_friend_still_resumes() -> anyhow::Res
     })
     .await?;
     let mut back =
-        connect_ws(&server.ws_url(), Some(loopback(21)), false).await.map_err(anyhow::Error::msg)?;
+        connect_from(&server.ws_url(), Some(loopback(21)), false).await.map_err(anyhow::Error::msg)?;
     let again = back
         .handshake_resuming("friend", RoomRequest::Join { code: welcome.room.clone() }, Some(welcome.resume))
         .await?;

@@ -2,8 +2,8 @@
 //! server lists it at `/api/replays` and serves it, and it re-runs natively
 //! with every checksum equal; a private room's round is kept but not listed.
 
-use arena_client::bots::{Behaviour, Live, run_swarm};
-use arena_client::verify::verify_replay;
+use arena_bots::verify::verify_replay;
+use arena_bots::{Behaviour, Live, run_swarm};
 use arena_server::ServerConfig;
 use arena_shared::protocol::{RoomRequest, ServerMsg, replay_id_hex};
 use arena_tests::{TestServer, eventually, http_get, recv_until, swarm, test_config};

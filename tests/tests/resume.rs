@@ -2,8 +2,8 @@
 //! with the resume token gets back the same id, name and place; after it, or
 //! with a forged token, a fresh player; a second socket takes the seat over.
 
-use arena_client::attack::connect_ws;
-use arena_client::ws::WsClient;
+use arena_bots::ws::WsClient;
+use arena_bots::ws::connect_from;
 use arena_server::ServerConfig;
 use arena_shared::protocol::{ClientMsg, PlayerId, ResumeToken, RoomRequest, ServerMsg, Welcome, close};
 use arena_shared::sim::Input;
@@ -22,7 +22,7 @@ async fn fragile_player(
     name: &str,
     room: RoomRequest,
 ) -> anyhow::Result<(WsClient, Welcome)> {
-    let mut client = connect_ws(&server.ws_url(), None, true).await.map_err(anyhow::Error::msg)?;
+    let mut client = connect_from(&server.ws_url(), None, true).await.map_err(anyhow::Error::msg)?;
     let welcome = client.handshake_in(name, room).await?;
     Ok((client, welcome))
 }

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use arena_client::bots::{Behaviour, Live, Report, RoomPlan, run_swarm};
-use arena_client::ws::{ClientError, WsClient};
+use arena_bots::ws::{ClientError, WsClient};
+use arena_bots::{Behaviour, Live, Report, RoomPlan, run_swarm};
 use arena_server::ServerConfig;
 use arena_shared::protocol::{PlayerId, RejectReason, RoomRequest, ServerMsg, Welcome, close};
 use arena_tests::{TestServer, eventually, expect_close, http_get, recv_until, swarm, test_config};

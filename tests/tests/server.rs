@@ -3,8 +3,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use arena_client::bots::{Behaviour, Live, Outcome, Report, run_swarm};
-use arena_client::ws::{ClientError, WsClient};
+use arena_bots::ws::{ClientError, WsClient};
+use arena_bots::{Behaviour, Live, Outcome, Report, run_swarm};
 use arena_server::ServerConfig;
 use arena_shared::codec::encode_client;
 use arena_shared::protocol::{

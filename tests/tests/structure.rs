@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// closing brace).
 const MAX_FN_LINES: usize = 80;
 
-const CRATES: [&str; 4] = ["shared", "server", "client", "tests"];
+const CRATES: [&str; 7] = ["shared", "server", "client-core", "client", "bots", "attack", "tests"];
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace").to_path_buf()

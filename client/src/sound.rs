@@ -15,7 +15,7 @@ use web_sys::{AudioContext, AudioContextState, OscillatorType};
 use super::net::{Session, SessionChange};
 use super::page::body_attr;
 use super::screen::ArenaSet;
-use crate::cues::{self, Cue, Wave};
+use arena_client_core::cues::{self, Cue, Wave};
 
 pub struct SoundPlugin;
 

@@ -8,7 +8,7 @@ use bevy::prelude::*;
 use super::net::Session;
 use super::render::{Drawn, css_to_scene, world_to_scene};
 use super::screen::{ArenaSet, Screen};
-use crate::controls::player_at;
+use arena_client_core::controls::player_at;
 
 /// How far from a player's centre a click still picks it, world units.
 const PICK_REACH: f32 = 60.0;

@@ -5,10 +5,10 @@ use std::collections::BTreeSet;
 use arena_shared::netcode::CorrectionStats;
 use serde::Serialize;
 
-use crate::bots::brain::Behaviour;
-use crate::bots::config::SwarmConfig;
-use crate::bots::record::{BotRecord, FrameBytes, Outcome};
-use crate::conditioner::LinkConditions;
+use crate::brain::Behaviour;
+use crate::config::SwarmConfig;
+use crate::record::{BotRecord, FrameBytes, Outcome};
+use arena_client_core::conditioner::LinkConditions;
 
 /// Mean bytes per frame by part, over every frame the bots received.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]

@@ -1,6 +1,6 @@
 //! Samples the controls at the protocol's input rate, predicts, and sends:
 //! WASD / arrows, the page's touch stick or a gamepad's left stick to move
-//! (mixed as [`crate::controls::mix`] says), Space, the touch button or
+//! (mixed as [`arena_client_core::controls::mix`] says), Space, the touch button or
 //! A / Cross to dash; a gamepad's Start opens the page's menu. A dash
 //! pressed between two samples is kept for the next.
 
@@ -15,9 +15,9 @@ use super::net::Session;
 use super::page::{body_attr, set_body_attr};
 use super::screen::{ArenaSet, Screen};
 use super::sound::Cues;
-use crate::controls::{self, BUTTON_A, BUTTON_START};
-use crate::cues::Cue;
-use crate::session::Room;
+use arena_client_core::controls::{self, BUTTON_A, BUTTON_START};
+use arena_client_core::cues::Cue;
+use arena_client_core::session::Room;
 
 pub struct InputPlugin;
 

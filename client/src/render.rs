@@ -21,7 +21,7 @@ use super::net::{Session, SessionChange};
 use super::page::{canvas_css_size, now_secs};
 use super::screen::{ArenaSet, Screen};
 use super::sound::Cues;
-use crate::session::Change;
+use arena_client_core::session::Change;
 
 // Tuning, in world units and seconds.
 /// How fast the camera catches up with your player, per second.

@@ -12,12 +12,12 @@ use std::time::Duration;
 use arena_shared::protocol::{ClientMsg, INPUT_RATE_HZ, RejectReason, RoomRequest, ServerMsg, close};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::bots::brain::Brain;
-use crate::bots::config::{RoomTicket, SwarmConfig};
-use crate::bots::record::{BotRecord, Outcome};
-use crate::conditioner::DelayLine;
-use crate::session::{ClientSession, Event, JoinRequest, color_for, websocket_url};
+use crate::brain::Brain;
+use crate::config::{RoomTicket, SwarmConfig};
+use crate::record::{BotRecord, Outcome};
 use crate::ws::{ClientError, Incoming, WsClient, WsReceiver, WsSender};
+use arena_client_core::conditioner::DelayLine;
+use arena_client_core::session::{ClientSession, Event, JoinRequest, color_for, websocket_url};
 
 /// The view is looked at on one frame in this many (see `observe_view`).
 const VIEW_EVERY: u64 = 8;

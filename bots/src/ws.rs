@@ -1,13 +1,15 @@
 //! A native WebSocket client for arena's protocol.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arena_shared::codec::{DecodeError, decode_server, encode_client};
 use arena_shared::protocol::{ClientMsg, Rejection, ResumeToken, RoomRequest, ServerMsg, Welcome, close};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -15,7 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use crate::session::{ClientSession, JoinRequest, color_for};
+use arena_client_core::session::{ClientSession, JoinRequest, color_for};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -304,4 +306,52 @@ fn config() -> tungstenite::protocol::WebSocketConfig {
         .read_buffer_size(2 * 1024)
         .max_message_size(most)
         .max_frame_size(most)
+}
+
+/// A TCP connection from `source` (any local port) to the server.
+pub async fn connect_tcp(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    reset_on_close: bool,
+) -> std::io::Result<TcpStream> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    if let Some(source) = source {
+        socket.bind(SocketAddr::new(source, 0))?;
+    }
+    if reset_on_close {
+        // Linger 0: closing sends RST, as a dropped Wi-Fi or a killed process can.
+        socket2::SockRef::from(&socket).set_linger(Some(Duration::ZERO))?;
+    }
+    socket.connect(addr).await
+}
+
+/// The server's address from a `ws://` or `wss://host:port/path` URL.
+pub async fn server_addr(url: &str) -> Result<SocketAddr, String> {
+    let (rest, port) = match (url.strip_prefix("ws://"), url.strip_prefix("wss://")) {
+        (Some(rest), _) => (rest, 80),
+        (_, Some(rest)) => (rest, 443),
+        _ => return Err(format!("attacks need a ws:// or wss:// URL, not {url}")),
+    };
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let authority =
+        if authority.contains(':') { authority.to_owned() } else { format!("{authority}:{port}") };
+    tokio::net::lookup_host(&authority)
+        .await
+        .map_err(|e| format!("cannot resolve {authority}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{authority} has no address"))
+}
+
+/// A WebSocket client over a TCP connection from `source` (a loopback
+/// address of its own, so one machine can be many peers), its socket
+/// reset rather than closed when dropped if `reset_on_close`.
+pub async fn connect_from(
+    url: &str,
+    source: Option<IpAddr>,
+    reset_on_close: bool,
+) -> Result<WsClient, String> {
+    let addr = server_addr(url).await?;
+    let tcp = connect_tcp(addr, source, reset_on_close).await.map_err(|e| format!("connect: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    WsClient::over(url, tcp).await.map_err(|e| format!("upgrade: {e}"))
 }

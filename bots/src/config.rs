@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use arena_shared::protocol::RoomRequest;
 
-use crate::bots::brain::Behaviour;
-use crate::conditioner::LinkConditions;
+use crate::brain::Behaviour;
 use crate::ws::ClientError;
+use arena_client_core::conditioner::LinkConditions;
 
 #[derive(Debug, Clone)]
 pub struct SwarmConfig {

@@ -7,7 +7,7 @@ use arena_shared::protocol::{INPUT_RATE_HZ, Life};
 use arena_shared::sim::Input;
 use serde::Serialize;
 
-use crate::session::Room;
+use arena_client_core::session::Room;
 
 /// How a bot steers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -107,7 +107,7 @@ mod tests {
     use arena_shared::sim::{Body, Vec2q};
 
     use super::*;
-    use crate::session::{ClientSession, JoinRequest};
+    use arena_client_core::session::{ClientSession, JoinRequest};
 
     #[test]
     fn behaviours_steer_as_named() {

@@ -15,7 +15,7 @@ use wasm_bindgen::JsCast;
 use super::net::Session;
 use super::page::{body_attr, set_body_attr};
 use super::screen::{ArenaSet, Screen};
-use crate::controls::host_command;
+use arena_client_core::controls::host_command;
 
 /// How long a refusal stays under the panel.
 const REFUSAL_SECS: f64 = 6.0;

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use crate::bots::bot::{Live, run_bot};
-use crate::bots::config::{RoomTicket, SwarmConfig};
-use crate::bots::record::{BotRecord, Outcome};
+use crate::bot::{Live, run_bot};
+use crate::config::{RoomTicket, SwarmConfig};
+use crate::record::{BotRecord, Outcome};
 
 /// Runs the swarm to the end and returns every bot's record.
 pub async fn run_swarm(config: SwarmConfig, live: Arc<Live>) -> Vec<BotRecord> {

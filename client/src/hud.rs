@@ -19,8 +19,8 @@ use super::page::{now_secs, set_body_attr};
 use super::render::{Drawn, ViewScale};
 use super::replay::ReplayPage;
 use super::screen::{ArenaSet, Screen};
-use crate::reconnect::Notice;
-use crate::session::{FEED_LINES, Room};
+use arena_client_core::reconnect::Notice;
+use arena_client_core::session::{FEED_LINES, Room};
 
 /// DOM updates per second: plenty for people, cheap for the frame.
 const HUD_REFRESH_SECS: f64 = 0.2;
@@ -278,7 +278,7 @@ fn show_timer(session: Res<Session>, replay: Option<Res<ReplayPage>>) {
 
 /// Whether `room` is a replay's (no next round comes; nobody there is you).
 fn is_replay(room: &Room) -> bool {
-    room.code() == crate::replay::REPLAY_ROOM
+    room.code() == arena_client_core::replay::REPLAY_ROOM
 }
 
 /// The top five, yourself marked.

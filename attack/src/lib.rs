@@ -1,11 +1,14 @@
-//! Attacks a host can run against their own server (`arena-bots --attack
-//! KIND`), and the end-to-end tests run in small doses: each opens real
-//! sockets, misbehaves in one way, and measures how the server ends it.
+//! `arena-attack`: attacks a host can run against their own server
+//! (`arena-attack KIND`; `scripts/attack.sh` runs them all), and the
+//! end-to-end tests run in small doses: each opens real sockets,
+//! misbehaves in one way, and measures how the server ends it. Kept apart
+//! from the game's clients (`arena-client`, `arena-bots`), whose
+//! connections it borrows.
 //!
 //! Point them only at a server you run, on loopback: a flood is a flood.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,13 +16,13 @@ use arena_shared::protocol::{ClientMsg, RejectReason, RoomRequest, ServerMsg};
 use arena_shared::sim::Input;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::bots::Percentiles;
-use crate::ws::{ClientError, Incoming, WsClient, WsReceiver};
+use arena_bots::Percentiles;
+use arena_bots::ws::{ClientError, Incoming, WsReceiver, connect_from, connect_tcp, server_addr};
 
 /// What the attackers do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -242,48 +245,6 @@ async fn attack_one(config: &AttackConfig, index: usize) -> Ended {
     result.unwrap_or_else(Ended::Failed)
 }
 
-/// A TCP connection from `source` (any local port) to the server.
-pub async fn connect_tcp(
-    addr: SocketAddr,
-    source: Option<IpAddr>,
-    reset_on_close: bool,
-) -> std::io::Result<TcpStream> {
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-    if let Some(source) = source {
-        socket.bind(SocketAddr::new(source, 0))?;
-    }
-    if reset_on_close {
-        // Linger 0: closing sends RST, as a dropped Wi-Fi or a killed process can.
-        socket2::SockRef::from(&socket).set_linger(Some(Duration::ZERO))?;
-    }
-    socket.connect(addr).await
-}
-
-/// The server's address from a `ws://` or `wss://host:port/path` URL.
-pub async fn server_addr(url: &str) -> Result<SocketAddr, String> {
-    let (rest, port) = match (url.strip_prefix("ws://"), url.strip_prefix("wss://")) {
-        (Some(rest), _) => (rest, 80),
-        (_, Some(rest)) => (rest, 443),
-        _ => return Err(format!("attacks need a ws:// or wss:// URL, not {url}")),
-    };
-    let authority = rest.split('/').next().unwrap_or(rest);
-    let authority =
-        if authority.contains(':') { authority.to_owned() } else { format!("{authority}:{port}") };
-    tokio::net::lookup_host(&authority)
-        .await
-        .map_err(|e| format!("cannot resolve {authority}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{authority} has no address"))
-}
-
-/// A WebSocket client over a TCP connection from `source`.
-pub async fn connect_ws(url: &str, source: Option<IpAddr>, reset_on_close: bool) -> Result<WsClient, String> {
-    let addr = server_addr(url).await?;
-    let tcp = connect_tcp(addr, source, reset_on_close).await.map_err(|e| format!("connect: {e}"))?;
-    let _ = tcp.set_nodelay(true);
-    WsClient::over(url, tcp).await.map_err(|e| format!("upgrade: {e}"))
-}
-
 #[derive(Debug, Clone, Copy)]
 enum Leave {
     Reset,
@@ -296,7 +257,7 @@ async fn join_cycle(
     index: usize,
     leave: Leave,
 ) -> Result<Ended, String> {
-    let mut client = connect_ws(&config.url, source, matches!(leave, Leave::Reset)).await?;
+    let mut client = connect_from(&config.url, source, matches!(leave, Leave::Reset)).await?;
     let welcome = client.handshake(&format!("cycle-{index}")).await.map_err(|e| e.to_string())?;
     for seq in 1..=3 {
         client
@@ -351,7 +312,7 @@ async fn server_close(rx: &mut WsReceiver, started: Instant, deadline: Instant) 
 }
 
 async fn input_flood(config: &AttackConfig, source: Option<IpAddr>, index: usize) -> Result<Ended, String> {
-    let mut client = connect_ws(&config.url, source, false).await?;
+    let mut client = connect_from(&config.url, source, false).await?;
     client.handshake(&format!("flood-{index}")).await.map_err(|e| e.to_string())?;
     let started = Instant::now();
     let deadline = started + config.duration;
@@ -373,7 +334,7 @@ async fn input_flood(config: &AttackConfig, source: Option<IpAddr>, index: usize
 }
 
 async fn ping_flood(config: &AttackConfig, source: Option<IpAddr>, index: usize) -> Result<Ended, String> {
-    let mut client = connect_ws(&config.url, source, false).await?;
+    let mut client = connect_from(&config.url, source, false).await?;
     client.handshake(&format!("pinger-{index}")).await.map_err(|e| e.to_string())?;
     let started = Instant::now();
     let deadline = started + config.duration;
@@ -458,7 +419,7 @@ async fn slowloris(config: &AttackConfig, source: Option<IpAddr>) -> Result<Ende
 }
 
 async fn no_hello(config: &AttackConfig, source: Option<IpAddr>) -> Result<Ended, String> {
-    let mut client = connect_ws(&config.url, source, false).await?;
+    let mut client = connect_from(&config.url, source, false).await?;
     let started = Instant::now();
     Ok(server_close(&mut client.rx, started, started + config.duration).await.unwrap_or(Ended::Finished))
 }
@@ -468,7 +429,7 @@ async fn tls_flood(config: &AttackConfig, source: Option<IpAddr>) -> Result<Ende
         return Err(format!("tls-flood needs a wss:// URL, not {}", config.url));
     }
     let addr = server_addr(&config.url).await?;
-    let connector = tokio_rustls::TlsConnector::from(crate::tls::any_certificate_no_resumption());
+    let connector = tokio_rustls::TlsConnector::from(arena_bots::tls::any_certificate_no_resumption());
     let name = rustls::pki_types::ServerName::try_from("localhost").map_err(|e| e.to_string())?;
     let deadline = Instant::now() + config.duration;
     let (mut completed, mut refused) = (0, 0);
@@ -505,7 +466,7 @@ async fn repeat_hello(config: &AttackConfig, source: Option<IpAddr>, ask: Ask) -
             Ask::OpenRoom => RoomRequest::CreatePrivate,
         };
         // Drops the socket after the answer, without a goodbye.
-        let mut client = connect_ws(&config.url, source, true).await?;
+        let mut client = connect_from(&config.url, source, true).await?;
         let answer = tokio::time::timeout_at(deadline, client.handshake_in("attacker", room)).await;
         match (ask, answer) {
             (_, Err(_)) => break,
@@ -560,7 +521,7 @@ async fn admin_body(config: &AttackConfig, source: Option<IpAddr>) -> Result<End
 
 async fn next_rounds(config: &AttackConfig, source: Option<IpAddr>) -> Result<Ended, String> {
     let deadline = Instant::now() + config.duration;
-    let mut client = connect_ws(&config.url, source, false).await?;
+    let mut client = connect_from(&config.url, source, false).await?;
     client.handshake_in("host", RoomRequest::CreatePrivate).await.map_err(|e| e.to_string())?;
     let (mut rounds, mut refused) = (0, 0);
     let mut every = tokio::time::interval(Duration::from_millis(33));

@@ -16,9 +16,9 @@ use super::page::{
 };
 use super::screen::{ArenaSet, Screen};
 use super::socket::{Socket, SocketEvent};
-use crate::conditioner::{DelayLine, LinkConditions};
-use crate::reconnect::{After, Reconnect};
-use crate::session::{Change, ClientSession, Event, Room};
+use arena_client_core::conditioner::{DelayLine, LinkConditions};
+use arena_client_core::reconnect::{After, Reconnect};
+use arena_client_core::session::{Change, ClientSession, Event, Room};
 
 /// How often to measure the round trip.
 const PING_EVERY_SECS: f64 = 1.0;
