@@ -1,98 +1,50 @@
 //! arena's authoritative game server.
 //!
 //! # Layout
-//! Listed from the outside in; each module uses only modules listed after
-//! it (a test in `tests/tests/structure.rs` fails on an import cycle).
+//! The folders are its jobs, from the outside in; each uses only the
+//! ones listed after it (`tests/tests/structure.rs` fails on an import
+//! cycle between files).
+//! - [`edge`]: where the network meets the game: the accept loop and
+//!   each connection's HTTP life ([`edge::accept`]), TLS
+//!   ([`edge::tls`]), the router ([`edge::http`]), which pages may
+//!   connect and who is asking ([`edge::origin`]), the client's files
+//!   ([`edge::web`], [`edge::compress`], and `edge::embedded` with the
+//!   `embed-client` feature), and one upgraded socket's life
+//!   ([`edge::connection`]).
+//! - [`lobby`]: where a `Hello` is answered: a seat in a room here, or a
+//!   `Moved` to the node that runs it; what one address may open and guess.
+//! - [`ops`]: what operators see and order: [`ops::admin`] (the
+//!   operators' page and its orders), [`ops::history`] (the last
+//!   minute) and [`ops::metrics`] (`/metrics`).
+//! - [`state`]: `AppState`, what every request and connection shares.
+//! - [`rooms`]: the rooms of this process: the answer to a `Hello`'s room
+//!   request (quick-join, private, by code), opening rooms, and the
+//!   directory they are found in.
+//! - [`cluster`]: the rooms of many processes (`--redis-url`): this node
+//!   in the registry, each room's lease and steward, its fence, placing
+//!   and finding rooms across nodes, and the Redis gateway under it all.
+//! - [`room`]: one room: the task that owns it and ticks it, its players'
+//!   links and outboxes, what each player is sent, the game state itself
+//!   ([`room::world`], no I/O), and the recorded rounds' store.
 //! - [`config`]: `ServerConfig`, parsed from CLI flags with `ARENA_*` env
 //!   fallbacks; the binary and the tests build the same struct.
-//! - [`accept`]: the accept loop and each connection's HTTP/1.1 life:
-//!   request-head deadlines, connection caps (503), `accept` errors survived.
-//! - [`tls`]: `--tls-cert`/`--tls-key` into a rustls acceptor, and the
-//!   handshake thread that keeps handshakes off the tick.
-//! - [`http`]: `app(state) -> Router`: `/ws` (upgrade with bounded
-//!   buffers), `/healthz` and `/metrics` (totals for the public, per room
-//!   for operators), `/api/rooms`, `/api/replays`; `operator_app` for
-//!   `--metrics-bind`.
-//! - [`origin`]: which pages may open `/ws`, and the player's address
-//!   behind a trusted proxy.
-//! - [`admin`]: the operators' page's data and orders (every node and room,
-//!   the last minute; drain a node, close a room, kick a player), across
-//!   the cluster through Redis.
-//! - [`web`] and [`embedded`] (feature `embed-client`): the built client's
-//!   files, from `--web-dir` or from inside the binary (brotli only), with
-//!   one cache policy.
-//! - [`compress`]: the gzip and raw forms the server makes itself, once.
-//! - [`state`]: `AppState`, what every request and connection shares.
-//! - [`connection`]: one upgraded socket: handshake, then reading and
-//!   writing, and the close frame that ends it.
-//! - [`rooms`]: many rooms in one process: the answer to a `Hello`'s room
-//!   request (quick-join, private, by code), and opening rooms.
-//! - [`directory`]: where rooms are found by code (a trait, in memory here;
-//!   in cluster mode, rooms elsewhere are found through their leases).
-//! - [`steward`]: beside each leased room (cluster mode): renews its lease,
-//!   saves it every `--checkpoint-ms`, lists it for quick-joins elsewhere,
-//!   and takes it back after a Redis outage.
-//! - [`room`]: one room: [`room::Room`] (its world and its players'
-//!   links, and how news and frames reach them) and the task that owns it,
-//!   runs the fixed-rate tick, takes joins and leaves over channels, and
-//!   closes when idle; seats are freed by a guard. No lock around game state.
-//! - [`links`]: the room's ends of its players' connections: one bounded
-//!   inbound queue each (inputs, `Resync`) and the outbox.
-//! - [`interest`]: what each player is sent: the others in its view, as
-//!   changes since the last frame its writer took, within a byte budget.
-//! - [`outbox`]: a player's bounded outgoing queue: events in order, and only
-//!   the newest frame, so a slow reader never holds up the tick.
-//! - [`replays`]: the rounds rooms recorded, kept to a byte cap and
-//!   served at `/api/replays`.
-//! - [`world`]: the game state only (players, the match, the news) and what
-//!   one tick does to it, free of sockets, channels, timers and metrics.
-//! - [`fence`]: a room's right to run, by its own clock: its lease's
-//!   renewals push it back; past it the room pauses.
-//! - [`limits`]: what one address may hold (sockets, held seats, private
-//!   rooms, handshakes in flight) and try (room codes, handshakes), counted
-//!   by IPv4 address or IPv6 prefix; the per-connection message-rate budget.
-//! - [`metrics`]: counters served at `/metrics` and logged.
-//! - [`history`]: this node's last minute, a sample a second, for the
-//!   operators' page.
-//! - [`cluster`]: this node in the cluster's registry (`--redis-url`), and
-//!   the node list of `/api/cluster`.
-//! - [`lease`]: room leases, saved rooms, listings, the node registry and
-//!   operators' reports and orders in Redis, the ground floor of cluster
-//!   mode.
+//! - [`limits`]: what one address may hold and try, counted by IPv4
+//!   address or IPv6 prefix; the per-connection message-rate budget.
 //!
 //! [`run`] ties them together and returns soon after the shutdown future
 //! fires, once every client has been sent its close frame.
 
-pub mod accept;
-pub mod admin;
 pub mod cluster;
-pub mod compress;
 pub mod config;
-pub mod connection;
-pub mod directory;
-#[cfg(feature = "embed-client")]
-pub mod embedded;
-pub mod fence;
-pub mod history;
-pub mod http;
-pub mod interest;
-pub mod lease;
+pub mod edge;
 pub mod limits;
-pub mod links;
-pub mod metrics;
-pub mod origin;
-pub mod outbox;
-pub mod replays;
+pub mod lobby;
+pub mod ops;
 pub mod room;
 pub mod rooms;
 pub mod state;
-pub mod steward;
-pub mod tls;
-pub mod web;
-pub mod world;
 
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -101,8 +53,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use config::ServerConfig;
-pub use http::app;
-pub use origin::OriginPolicy;
+pub use edge::http::app;
+pub use edge::origin::{OriginPolicy, local_addresses};
 pub use state::AppState;
 
 /// How long shutdown waits for connections to deliver their close frames
@@ -138,29 +90,29 @@ pub async fn run_with_operator(
     let config = fit_open_files(config);
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => {
-            let acceptor = tls::acceptor(cert, key)
+            let acceptor = edge::tls::acceptor(cert, key)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
-            Some(tls::Handshaker::start(acceptor, config.counting())?)
+            Some(edge::tls::Handshaker::start(acceptor, config.counting())?)
         }
         _ => None,
     };
     let config = Arc::new(config);
     let cancel = CancellationToken::new();
     let connections = TaskTracker::new();
-    let state = shared_state(&config, listener.local_addr()?, &cancel, &connections);
-    let (rooms, metrics) = (state.rooms.clone(), state.metrics.clone());
+    let state = AppState::new(&config, listener.local_addr()?, &cancel, &connections);
+    let (rooms, placement, metrics) = (state.rooms.clone(), state.placement.clone(), state.metrics.clone());
     let figures = {
         let rooms = rooms.clone();
         Box::new(move || rooms.figures())
     };
     let registered = tokio::spawn(state.cluster.clone().run(figures, cancel.clone()));
-    tokio::spawn(rooms.clone().adopt_orphans(cancel.clone()));
-    tokio::spawn(admin::run(state.clone(), cancel.clone()));
+    tokio::spawn(placement.clone().adopt_orphans(cancel.clone()));
+    tokio::spawn(ops::admin::run(state.clone(), cancel.clone()));
     let cluster = state.cluster.clone();
     if let Some(listener) = operator {
         serve_operators(listener, state.clone(), cancel.clone())?;
     }
-    let acceptor = accept::Acceptor {
+    let acceptor = edge::accept::Acceptor {
         router: app(state),
         limits: limits::ConnectionLimits::new(
             config.max_connections as usize,
@@ -178,7 +130,7 @@ pub async fn run_with_operator(
 
     shutdown.await;
     if cluster.is_on() {
-        rooms.drain().await;
+        placement.drain().await;
     }
     tracing::info!("shutting down: closing every connection");
     cancel.cancel();
@@ -187,7 +139,8 @@ pub async fn run_with_operator(
     if tokio::time::timeout(SHUTDOWN_GRACE, connections.wait()).await.is_err() {
         tracing::warn!(left = connections.len(), "some connections did not close within {SHUTDOWN_GRACE:?}");
     }
-    if tokio::time::timeout(Duration::from_millis(200), rooms.stopped()).await.is_err() {
+    let stopped = async { tokio::join!(rooms.stopped(), placement.stopped()) };
+    if tokio::time::timeout(Duration::from_millis(200), stopped).await.is_err() {
         tracing::warn!("some room tasks did not stop in time");
     }
     // Out of the cluster's registry (bounded by its Redis timeout).
@@ -195,41 +148,10 @@ pub async fn run_with_operator(
     Ok(())
 }
 
-/// What every request and connection shares, for a server listening on
-/// `bound`.
-fn shared_state(
-    config: &Arc<ServerConfig>,
-    bound: SocketAddr,
-    cancel: &CancellationToken,
-    connections: &TaskTracker,
-) -> AppState {
-    let addresses = local_addresses(bound);
-    let metrics = Arc::new(metrics::Metrics::default());
-    let cluster = cluster::Cluster::new(config, cluster::default_url(config, &addresses, bound.port()));
-    if cluster.is_on() {
-        let _ = metrics.node.set(cluster.node.clone());
-    }
-    AppState {
-        config: config.clone(),
-        origins: Arc::new(OriginPolicy::new(config, &addresses)),
-        rooms: Arc::new(rooms::Rooms::new(config.clone(), metrics.clone(), cluster.clone(), cancel.clone())),
-        metrics,
-        cancel: cancel.clone(),
-        connections: connections.clone(),
-        held_seats: limits::AddressCaps::new(
-            usize::MAX,
-            config.max_held_seats_per_ip as usize,
-            config.counting(),
-        ),
-        cluster,
-        history: Arc::default(),
-    }
-}
-
 /// `--max-connections` lowered, with a warning, to what the open-files
 /// limit allows (raised as far as it goes first).
 fn fit_open_files(mut config: ServerConfig) -> ServerConfig {
-    if let Some(fit) = accept::raise_fd_limit()
+    if let Some(fit) = edge::accept::raise_fd_limit()
         && u64::from(config.max_connections) > fit
     {
         tracing::warn!(
@@ -247,7 +169,7 @@ fn fit_open_files(mut config: ServerConfig) -> ServerConfig {
 fn serve_operators(listener: TcpListener, state: AppState, cancel: CancellationToken) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "serving /metrics and /healthz with per-room detail for operators");
-    let operator_app = http::operator_app(state);
+    let operator_app = edge::http::operator_app(state);
     tokio::spawn(async move {
         let stop = cancel.cancelled_owned();
         if let Err(e) = axum::serve(listener, operator_app).with_graceful_shutdown(stop).await {
@@ -261,22 +183,10 @@ fn serve_operators(listener: TcpListener, state: AppState, cancel: CancellationT
 /// built in (`embed-client`).
 pub fn serves_client(config: &ServerConfig) -> bool {
     #[cfg(feature = "embed-client")]
-    let embedded = embedded::has_client();
+    let embedded = edge::embedded::has_client();
     #[cfg(not(feature = "embed-client"))]
     let embedded = false;
     config.web_dir.is_some() || embedded
-}
-
-/// The addresses a server bound to `addr` answers on: that one, or, bound to
-/// all interfaces, loopback and every interface's address.
-pub fn local_addresses(addr: SocketAddr) -> Vec<IpAddr> {
-    if !addr.ip().is_unspecified() {
-        return vec![addr.ip()];
-    }
-    let mut addresses = vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)];
-    let interfaces = if_addrs::get_if_addrs().unwrap_or_default();
-    addresses.extend(interfaces.iter().filter(|i| !i.is_loopback()).map(|i| i.ip()));
-    addresses
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

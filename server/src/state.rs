@@ -2,17 +2,20 @@
 //! the metrics, the limits, and the shutdown signal. Built once by
 //! [`crate::run_with_operator`]; cheap to clone.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::cluster::Cluster;
+use crate::cluster::placement::Placement;
+use crate::cluster::registry::Cluster;
 use crate::config::ServerConfig;
-use crate::history::History;
+use crate::edge::origin::{OriginPolicy, local_addresses};
 use crate::limits::AddressCaps;
-use crate::metrics::Metrics;
-use crate::origin::OriginPolicy;
+use crate::lobby::Lobby;
+use crate::ops::history::History;
+use crate::ops::metrics::Metrics;
 use crate::rooms::Rooms;
 
 /// Everything a request handler needs; cheap to clone.
@@ -20,7 +23,13 @@ use crate::rooms::Rooms;
 pub struct AppState {
     pub config: Arc<ServerConfig>,
     pub origins: Arc<OriginPolicy>,
+    /// Answers `Hello`s.
+    pub lobby: Arc<Lobby>,
+    /// This node's rooms.
     pub rooms: Arc<Rooms>,
+    /// Where rooms open and are found across the cluster (this node alone
+    /// without `--redis-url`).
+    pub placement: Arc<Placement>,
     pub metrics: Arc<Metrics>,
     /// Fires at shutdown; every connection watches it.
     pub cancel: CancellationToken,
@@ -32,4 +41,51 @@ pub struct AppState {
     pub cluster: Arc<Cluster>,
     /// This node's last minute, for the operators' page.
     pub history: Arc<History>,
+}
+
+impl AppState {
+    /// What every request and connection shares, for a server listening on
+    /// `bound`: its rooms, the lobby that seats players in them, and where
+    /// rooms are placed (this node alone without `--redis-url`).
+    pub fn new(
+        config: &Arc<ServerConfig>,
+        bound: SocketAddr,
+        cancel: &CancellationToken,
+        connections: &TaskTracker,
+    ) -> Self {
+        let addresses = local_addresses(bound);
+        let metrics = Arc::new(Metrics::default());
+        let url = crate::cluster::registry::default_url(config, &addresses, bound.port());
+        let cluster = Cluster::new(config, url);
+        if cluster.is_on() {
+            let _ = metrics.node.set(cluster.node.clone());
+        }
+        let rooms = Arc::new(Rooms::new(config.clone(), metrics.clone(), cancel.clone()));
+        let placement = Arc::new(Placement::new(
+            rooms.clone(),
+            cluster.clone(),
+            config.clone(),
+            metrics.clone(),
+            cancel.clone(),
+        ));
+        let lobby =
+            Lobby::new(rooms.clone(), placement.clone(), config.clone(), metrics.clone(), cancel.clone());
+        AppState {
+            config: config.clone(),
+            origins: Arc::new(OriginPolicy::new(config, &addresses)),
+            lobby: Arc::new(lobby),
+            placement,
+            rooms,
+            metrics,
+            cancel: cancel.clone(),
+            connections: connections.clone(),
+            held_seats: AddressCaps::new(
+                usize::MAX,
+                config.max_held_seats_per_ip as usize,
+                config.counting(),
+            ),
+            cluster,
+            history: Arc::default(),
+        }
+    }
 }

@@ -5,7 +5,7 @@
 
 #![cfg(unix)]
 
-use arena_server::replays::{ROUND_OVERHEAD_BYTES, ReplayStore};
+use arena_server::room::replays::{ROUND_OVERHEAD_BYTES, ReplayStore};
 use arena_shared::game::{Match, MatchSettings};
 use arena_shared::replay::{Recorder, Replay};
 

@@ -129,7 +129,7 @@ async fn hold_down(
     let mut observer = Observer::new(observer);
     // A room bigger than a view: watch from the middle, which sees the
     // whole inner platform (smaller rooms are seen whole from anywhere).
-    if welcome.platform.radius > arena_server::interest::VIEW_RADIUS as u32 / 2 {
+    if welcome.platform.radius > arena_server::room::interest::VIEW_RADIUS as u32 / 2 {
         observer.walk_to_centre().await?;
     }
     let y_of = |msg: &ServerMsg, view: &Observer| match msg {

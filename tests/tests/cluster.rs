@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use arena_bots::ws::{ClientError, Incoming};
-use arena_server::lease::{Lease, Leases};
+use arena_server::cluster::lease::{Lease, Leases};
 use arena_shared::protocol::{RejectReason, RoomRequest, ServerMsg};
 use arena_tests::redis::RedisServer;
 

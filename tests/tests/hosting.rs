@@ -147,12 +147,12 @@ fn a_bad_certificate_or_key_is_refused_with_a_reason() -> anyhow::Result<()> {
     let key = certificate.dir.path().join("key.pem");
     let junk = certificate.dir.path().join("junk.pem");
     std::fs::write(&junk, "not a pem file\n")?;
-    let err = arena_server::tls::acceptor(&junk, &key).err().expect("junk is no certificate");
+    let err = arena_server::edge::tls::acceptor(&junk, &key).err().expect("junk is no certificate");
     assert!(err.to_string().contains("no certificate"), "{err}");
-    let err = arena_server::tls::acceptor(&cert, &junk).err().expect("junk is no key");
+    let err = arena_server::edge::tls::acceptor(&cert, &junk).err().expect("junk is no key");
     assert!(err.to_string().contains("private key"), "{err}");
     let other = Certificate::new()?;
-    let err = arena_server::tls::acceptor(&cert, &other.dir.path().join("key.pem")).err();
+    let err = arena_server::edge::tls::acceptor(&cert, &other.dir.path().join("key.pem")).err();
     assert!(err.is_some(), "a key from another certificate should be refused");
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! The built client's files from a directory (`--web-dir`), and the cache
-//! policy they and the embedded copy ([`crate::embedded`]) share: hashed
+//! policy they and the embedded copy ([`crate::edge::embedded`]) share: hashed
 //! files are kept forever, the page is revalidated.
 
 use std::path::{Component, Path, PathBuf};
@@ -12,7 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::services::{ServeDir, ServeFile};
 
-use crate::compress::{Forms, gzip};
+use crate::edge::compress::{Forms, gzip};
 
 /// Adds the client's files in `dir` to `router`: every path its routes do
 /// not take, `/r/<code>` (an invite link is the page itself; the page

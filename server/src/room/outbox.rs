@@ -1,6 +1,6 @@
 //! A player's outgoing queue between the room's tick and the write task:
 //! it only goes out (what comes in goes through the room's inbound queue,
-//! [`crate::links::Inbound`]).
+//! [`crate::room::links::Inbound`]).
 //!
 //! Events (welcome, joins, leaves, pongs) are kept in order up to a cap;
 //! frames are not queued at all: a new frame replaces one the writer has not

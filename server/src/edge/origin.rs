@@ -2,7 +2,7 @@
 //! other sites' pages out (while `trunk serve` on this machine gets in), and
 //! the player's address behind a proxy we trust.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use axum::http::{HeaderMap, header};
 
@@ -122,6 +122,18 @@ impl ProxyTrust {
         }
         nearest
     }
+}
+
+/// The addresses a server bound to `addr` answers on: that one, or, bound to
+/// all interfaces, loopback and every interface's address.
+pub fn local_addresses(addr: SocketAddr) -> Vec<IpAddr> {
+    if !addr.ip().is_unspecified() {
+        return vec![addr.ip()];
+    }
+    let mut addresses = vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)];
+    let interfaces = if_addrs::get_if_addrs().unwrap_or_default();
+    addresses.extend(interfaces.iter().filter(|i| !i.is_loopback()).map(|i| i.ip()));
+    addresses
 }
 
 /// The host part of `host[:port]` or `[v6][:port]`.

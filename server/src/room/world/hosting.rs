@@ -122,7 +122,7 @@ mod tests {
     use arena_shared::protocol::{RoundPhase, Rules, ServerMsg, close};
 
     use super::*;
-    use crate::world::{Newcomer, World};
+    use crate::room::world::{Newcomer, World};
 
     fn from(last: u8) -> Option<AddressKey> {
         Some(AddressKey::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)), 64))

@@ -11,9 +11,9 @@ use arena_shared::codec::encode_server;
 use arena_shared::protocol::{HostCommand, PlayerId, ServerMsg, close};
 use bytes::Bytes;
 
-use crate::interest::{ClientView, FrameScratch, Scene};
-use crate::outbox::{CloseReason, FramePush, Outbox};
-use crate::world::{InputSource, QueuedInput};
+use crate::room::interest::{ClientView, FrameScratch, Scene};
+use crate::room::outbox::{CloseReason, FramePush, Outbox};
+use crate::room::world::{InputSource, QueuedInput};
 
 /// What a connection's reader may have waiting for the room before more is
 /// dropped: half a second of inputs at 60 Hz.
@@ -229,7 +229,7 @@ impl Links {
         self.links.iter().filter(|(_, link)| !push(&link.outbox)).map(|(&id, _)| id).collect()
     }
 
-    /// Hands every connected player its frame (see [`crate::interest`]).
+    /// Hands every connected player its frame (see [`crate::room::interest`]).
     pub fn push_frames(&mut self, tick: u32, acks: &[(PlayerId, u32)], scene: &Scene) -> Pushed {
         let mut pushed = Pushed::default();
         for &(id, ack) in acks {

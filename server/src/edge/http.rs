@@ -15,11 +15,11 @@ use axum::{Extension, Router};
 use futures_util::FutureExt;
 use subtle::ConstantTimeEq;
 
-use crate::admin;
 use crate::config::ServerConfig;
-use crate::connection;
+use crate::edge::connection;
 use crate::limits::ConnectionSlot;
-use crate::replays::Found;
+use crate::ops::admin;
+use crate::room::replays::Found;
 pub use crate::state::AppState;
 
 /// Largest WebSocket message the socket layer will buffer. Anything over
@@ -52,14 +52,14 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/api/cluster", get(admin_cluster))
         .route("/admin/api/orders", post(admin_order));
     if let Some(dir) = &state.config.web_dir {
-        router = crate::web::serve_dir(router, dir);
+        router = crate::edge::web::serve_dir(router, dir);
     } else {
         #[cfg(feature = "embed-client")]
         {
             router = router
-                .route("/r/{code}", get(crate::embedded::index))
-                .route("/replay/{id}", get(crate::embedded::index))
-                .fallback_service(crate::embedded::router());
+                .route("/r/{code}", get(crate::edge::embedded::index))
+                .route("/replay/{id}", get(crate::edge::embedded::index))
+                .fallback_service(crate::edge::embedded::router());
         }
     }
     // No route reads a body but the orders', which bound their own; this
@@ -204,7 +204,7 @@ async fn admin_page() -> Response {
         (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
         (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
     ];
-    (headers, include_str!("admin.html")).into_response()
+    (headers, include_str!("../ops/admin.html")).into_response()
 }
 
 /// `None` for the admin token; a 401 for anything else (no token
@@ -358,7 +358,7 @@ async fn cluster_nodes(State(state): State<AppState>) -> Response {
 }
 
 /// Public rooms' recorded rounds, newest first (at most
-/// [`crate::replays::MAX_LISTED`]).
+/// [`crate::room::replays::MAX_LISTED`]).
 async fn public_replays(State(state): State<AppState>) -> Response {
     axum::Json(state.rooms.replays().public()).into_response()
 }
@@ -367,7 +367,7 @@ async fn public_replays(State(state): State<AppState>) -> Response {
 /// `arena_shared::replay::Replay::encode` made it: from memory, or from
 /// `--replay-dir` once memory has made room.
 async fn one_replay(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let found = crate::replays::parse_id(&id).and_then(|id| state.rooms.replays().get(&id));
+    let found = crate::room::replays::parse_id(&id).and_then(|id| state.rooms.replays().get(&id));
     let bytes = match found {
         Some(Found::Bytes(bytes)) => Some(bytes),
         Some(Found::File(path)) => tokio::fs::read(&path).await.ok().map(axum::body::Bytes::from),
@@ -382,5 +382,5 @@ async fn one_replay(State(state): State<AppState>, Path(id): Path<String>) -> Re
 
 /// Public rooms, fullest first: `[{"code", "players", "room_size"}]`.
 async fn public_rooms(State(state): State<AppState>) -> Response {
-    axum::Json(state.rooms.public_everywhere().await).into_response()
+    axum::Json(state.placement.public_everywhere().await).into_response()
 }

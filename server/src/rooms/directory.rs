@@ -5,9 +5,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::metrics::RoomStats;
+use crate::ops::metrics::RoomStats;
 use crate::room::RoomHandle;
-use crate::steward::RoomLease;
 
 /// One open room as the directory lists it.
 #[derive(Debug, Clone)]
@@ -15,13 +14,11 @@ pub struct RoomEntry {
     pub handle: RoomHandle,
     pub private: bool,
     pub stats: Arc<RoomStats>,
-    /// Its lease, in cluster mode.
-    pub lease: Option<Arc<RoomLease>>,
 }
 
 /// Where this node's rooms are found by code. In cluster mode, what other
 /// nodes run is found through the rooms' leases in Redis
-/// ([`crate::lease`]); this directory holds only what runs here.
+/// ([`crate::cluster::lease`]); this directory holds only what runs here.
 pub trait RoomDirectory: Send + Sync {
     fn get(&self, code: &str) -> Option<RoomEntry>;
     /// Adds a room; `false` if the code is taken.

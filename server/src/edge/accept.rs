@@ -20,9 +20,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use crate::edge::tls::HandshakeError;
 use crate::limits::{CapExceeded, ConnectionLimits, ConnectionSlot};
-use crate::metrics::{Kick, Metrics};
-use crate::tls::HandshakeError;
+use crate::ops::metrics::{Kick, Metrics};
 
 /// Largest request head hyper buffers (its default is ~400 KiB per socket).
 const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -55,7 +55,7 @@ pub struct Acceptor {
     pub tracker: TaskTracker,
     /// With `--tls-cert`: every connection speaks TLS first, its handshake
     /// on the handshake thread.
-    pub tls: Option<crate::tls::Handshaker>,
+    pub tls: Option<crate::edge::tls::Handshaker>,
 }
 
 /// Raises the soft open-files limit to the hard one, logs the result, and

@@ -4,7 +4,7 @@
 //! server. Each file is carried once, as brotli (what browsers take over
 //! HTTPS); a client that does not take brotli (a browser over plain http
 //! takes gzip) gets the gzip form or the raw file, made from it on first
-//! request and kept ([`crate::compress`]).
+//! request and kept ([`crate::edge::compress`]).
 
 use std::sync::LazyLock;
 
@@ -13,8 +13,8 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::compress::{Forms, gzip, unbrotli};
-use crate::web::{cache_policy, mime_type, takes};
+use crate::edge::compress::{Forms, gzip, unbrotli};
+use crate::edge::web::{cache_policy, mime_type, takes};
 
 /// trunk's `dist/`, each file's brotli form only, read at compile time.
 #[derive(rust_embed::Embed)]

@@ -26,13 +26,13 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
 
 use crate::limits::RateBudget;
-use crate::links::{Inbound, InboundQueue, Refused};
-use crate::metrics::{Kick, Metrics};
-use crate::outbox::{CloseReason, Outbox};
+use crate::ops::metrics::{Kick, Metrics};
 use crate::room::Membership;
+use crate::room::links::{Inbound, InboundQueue, Refused};
+use crate::room::outbox::{CloseReason, Outbox};
+use crate::room::world::{Newcomer, QueuedInput};
 use crate::rooms::Refusal;
 use crate::state::AppState;
-use crate::world::{Newcomer, QueuedInput};
 
 /// Time allowed to deliver a close frame and hear the peer's reply before
 /// the socket is just dropped.
@@ -169,7 +169,7 @@ async fn handshake(
     };
     let result = match validate_name(&name) {
         Some(name) => {
-            state.app.rooms.join(&room, Newcomer { name, color, from: None }, resume, state.peer).await
+            state.app.lobby.join(&room, Newcomer { name, color, from: None }, resume, state.peer).await
         }
         None => Err(Rejection::new(RejectReason::BadName).into()),
     };
@@ -647,9 +647,6 @@ mod tests {
 
     use super::*;
     use crate::config::ServerConfig;
-    use crate::limits::AddressCaps;
-    use crate::origin::OriginPolicy;
-    use crate::rooms::Rooms;
 
     #[test]
     fn oversized_messages_close_with_1009_and_garbage_with_4000() {
@@ -661,25 +658,8 @@ mod tests {
     }
 
     fn app(config: ServerConfig) -> AppState {
-        let config = Arc::new(config);
-        let metrics = Arc::new(Metrics::default());
-        let cancel = CancellationToken::new();
-        let cluster = crate::cluster::Cluster::new(&config, "http://127.0.0.1:7777".into());
-        AppState {
-            origins: Arc::new(OriginPolicy::new(&config, &[])),
-            rooms: Arc::new(Rooms::new(config.clone(), metrics.clone(), cluster.clone(), cancel.clone())),
-            held_seats: AddressCaps::new(
-                usize::MAX,
-                config.max_held_seats_per_ip as usize,
-                config.counting(),
-            ),
-            cluster,
-            config,
-            metrics,
-            cancel,
-            connections: TaskTracker::new(),
-            history: Arc::default(),
-        }
+        let bound = std::net::SocketAddr::from(([127, 0, 0, 1], 7777));
+        AppState::new(&Arc::new(config), bound, &CancellationToken::new(), &TaskTracker::new())
     }
 
     /// A client at the other end of two channels.

@@ -3,7 +3,7 @@
 //! renewed three times per `--lease-ms`), keeps the list of live nodes it
 //! last read (for `GET /api/cluster`, the origin policy, and where to send
 //! a room or a player), and holds the connection rooms lease through
-//! ([`crate::lease`]; [`crate::steward`] keeps each room's lease). Without
+//! ([`crate::cluster::lease`]; [`crate::cluster::steward`] keeps each room's lease). Without
 //! `--redis-url` the cluster is this node alone and nothing touches Redis.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -13,8 +13,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::lease::{LeaseError, Leases};
 use crate::config::ServerConfig;
-use crate::lease::{LeaseError, Leases};
 
 /// What a node shows the cluster (no room codes: private ones stay private).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

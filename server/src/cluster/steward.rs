@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 use arena_shared::codec::encode_state;
 use arena_shared::protocol::Moved;
 
-use crate::cluster::Cluster;
-use crate::fence::Fence;
-use crate::lease::{Lease, LeaseError, Leases};
-use crate::metrics::{Metrics, RoomStats};
+use crate::cluster::lease::{Lease, LeaseError, Leases};
+use crate::cluster::registry::Cluster;
+use crate::ops::metrics::{Metrics, RoomStats};
 use crate::room::RoomHandle;
+use crate::room::fence::Fence;
 
 /// How long a saved room is kept in Redis after its last save: long
 /// enough for a restarted cluster to bring it back.

@@ -3,13 +3,13 @@
 //! bandwidth), and
 //! three orders: drain a node, close a room, kick a player.
 //!
-//! Each node samples itself every second ([`crate::history`]). In cluster
+//! Each node samples itself every second ([`crate::ops::history`]). In cluster
 //! mode, while someone has the page open, each node also publishes a
 //! report (its rooms and their rosters included) to Redis, and any node
 //! answers for the whole cluster from those reports; an order for another
 //! node is queued in Redis and carried out by that node within a second.
 //! Outside cluster mode the page shows this node alone. The HTTP side,
-//! and who may see it, is in [`crate::http`].
+//! and who may see it, is in [`crate::edge::http`].
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -18,10 +18,10 @@ use arena_shared::protocol::{PlayerId, close};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::history::Sample;
-use crate::outbox::CloseReason;
+use crate::ops::history::Sample;
+use crate::room::outbox::CloseReason;
+use crate::room::world::RosterLine;
 use crate::state::AppState;
-use crate::world::RosterLine;
 
 /// How often each node samples itself, takes its orders and (while
 /// watched) reports.
@@ -185,8 +185,8 @@ async fn carry_out(state: &AppState, order: Order) -> Result<(), Refused> {
     match &order {
         Order::Drain { .. } => {
             // The answer does not wait for the hand-overs.
-            let rooms = state.rooms.clone();
-            tokio::spawn(async move { rooms.drain().await });
+            let placement = state.placement.clone();
+            tokio::spawn(async move { placement.drain().await });
             Ok(())
         }
         Order::Close { room } => {

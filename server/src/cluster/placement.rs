@@ -1,6 +1,8 @@
-//! [`Rooms`] in cluster mode. A room runs on the node that holds its lease;
-//! this node runs only what is in its directory, and finds the rest through
-//! Redis:
+//! Where rooms open and are found, across the cluster: [`Placement`]
+//! opens this node's rooms (leased first in cluster mode, with a steward
+//! beside each), and finds the rooms it does not run. A room runs on the
+//! node that holds its lease; this node runs only what is in its
+//! [`Rooms`], and finds the rest through Redis:
 //!
 //! - a code it does not run: the lease names the node that does (the player
 //!   is sent there with a `Moved`), or this node itself (a draining node
@@ -12,22 +14,31 @@
 //!   claimed and restored, players or not;
 //! - a drain: each room is paused, saved and handed to the least-loaded
 //!   other node in one step, and its players are sent there.
+//!
+//! Outside cluster mode every room opens here, unleased, and nothing is
+//! elsewhere.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use arena_shared::codec::{MAX_STATE_BYTES, decode_state, encode_state};
 use arena_shared::protocol::{Moved, RejectReason, Rejection, close};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use super::{NewRoom, PublicRoom, Refusal, Rooms};
-use crate::cluster::NodeInfo;
-use crate::directory::RoomEntry;
-use crate::lease::{Lease, LeaseError, Leases};
-use crate::outbox::CloseReason;
-use crate::steward::{Listing, RoomLease, Steward};
-use crate::world::WorldSnapshot;
+use crate::cluster::lease::{Lease, LeaseError, Leases};
+use crate::cluster::registry::{Cluster, NodeInfo};
+use crate::cluster::steward::{Listing, RoomLease, Steward};
+use crate::config::ServerConfig;
+use crate::limits::Slot;
+use crate::ops::metrics::Metrics;
+use crate::room::fence::Fence;
+use crate::room::outbox::CloseReason;
+use crate::room::world::WorldSnapshot;
+use crate::rooms::directory::RoomEntry;
+use crate::rooms::{NewRoom, PublicRoom, Refusal, Rooms};
 
 /// How long a quick-joiner's reserved seat waits for it: the room's own
 /// count includes the player within one renewal.
@@ -54,7 +65,89 @@ fn retry_soon() -> Rejection {
     Rejection::new(RejectReason::Unavailable { retry_after_secs: 5 })
 }
 
-impl Rooms {
+/// Opens and finds rooms across the cluster.
+pub struct Placement {
+    rooms: Arc<Rooms>,
+    /// This node and the cluster it is in (itself alone without `--redis-url`).
+    cluster: Arc<Cluster>,
+    config: Arc<ServerConfig>,
+    metrics: Arc<Metrics>,
+    cancel: CancellationToken,
+    /// The stewards, so shutdown can wait for them.
+    tasks: TaskTracker,
+    /// The lease of each leased room this node runs, by code, while its
+    /// steward looks after it.
+    leased: Arc<Mutex<HashMap<String, Arc<RoomLease>>>>,
+}
+
+impl Placement {
+    pub fn new(
+        rooms: Arc<Rooms>,
+        cluster: Arc<Cluster>,
+        config: Arc<ServerConfig>,
+        metrics: Arc<Metrics>,
+        cancel: CancellationToken,
+    ) -> Self {
+        Placement {
+            rooms,
+            cluster,
+            config,
+            metrics,
+            cancel,
+            tasks: TaskTracker::new(),
+            leased: Arc::default(),
+        }
+    }
+
+    /// Where new rooms go while this node drains: the node that takes them.
+    pub fn draining_to(&self) -> Option<Moved> {
+        let successor = self.cluster.successor().filter(|_| self.cluster.is_draining())?;
+        Some(Moved { url: successor.url, room: String::new() })
+    }
+
+    /// Opens a room here under a fresh code: private if it has an `owner`
+    /// (its address's place under `--max-rooms-per-ip`, held until the
+    /// room closes). In cluster mode the code is leased first, so no other
+    /// node has it.
+    pub async fn open(&self, owner: Option<Slot>) -> Result<RoomEntry, Rejection> {
+        let _one_at_a_time = self.rooms.opening().await;
+        self.open_locked(owner).await
+    }
+
+    /// A public room with space, opening one if there is none. Two
+    /// quick-joiners arriving together share the room the first opens.
+    pub async fn open_public(&self) -> Result<RoomEntry, Rejection> {
+        let _one_at_a_time = self.rooms.opening().await;
+        match self.rooms.fullest_public_with_space() {
+            Some(entry) => Ok(entry),
+            None => self.open_locked(None).await,
+        }
+    }
+
+    /// [`Placement::open`] under the opening lock.
+    async fn open_locked(&self, owner: Option<Slot>) -> Result<RoomEntry, Rejection> {
+        let private = owner.is_some();
+        self.rooms.has_space_for(private)?;
+        let (code, lease) = loop {
+            let code = self.rooms.fresh_code()?;
+            if let Some(lease) = self.lease_new(&code).await? {
+                break (code, lease);
+            }
+        };
+        let fence = lease.as_ref().map_or_else(|| Arc::new(Fence::always()), |lease| lease.fence.clone());
+        let entry = self.rooms.spawn(NewRoom { code, private, owner, fence, restore: None })?;
+        if let Some(lease) = lease {
+            self.steward(&entry, lease);
+        }
+        Ok(entry)
+    }
+
+    /// Stewards still looking after rooms.
+    pub async fn stopped(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
     /// The cluster's Redis, when cluster mode is on: `Err` while it does
     /// not answer.
     async fn redis(&self) -> Option<Result<Leases, Rejection>> {
@@ -63,7 +156,7 @@ impl Rooms {
 
     /// Takes the lease on a fresh `code` for this node: `Ok(None)` if the
     /// code is held elsewhere; no lease outside cluster mode.
-    pub(super) async fn lease_new(&self, code: &str) -> Result<Option<Option<Arc<RoomLease>>>, Rejection> {
+    async fn lease_new(&self, code: &str) -> Result<Option<Option<Arc<RoomLease>>>, Rejection> {
         let Some(leases) = self.redis().await else { return Ok(Some(None)) };
         let leases = leases?;
         let sent = Instant::now();
@@ -75,9 +168,12 @@ impl Rooms {
         }))
     }
 
-    /// Starts the steward of a leased room.
-    pub(super) fn steward(&self, entry: &RoomEntry) {
-        let (Some(room), Some(leases)) = (entry.lease.clone(), self.cluster.leases()) else { return };
+    /// Starts the steward of a leased room; the lease is this node's to
+    /// hand over until the steward ends.
+    fn steward(&self, entry: &RoomEntry, room: Arc<RoomLease>) {
+        let Some(leases) = self.cluster.leases() else { return };
+        let code = room.code.clone();
+        lock(&self.leased).insert(code.clone(), room.clone());
         let steward = Steward {
             cluster: self.cluster.clone(),
             leases,
@@ -88,17 +184,21 @@ impl Rooms {
             metrics: self.metrics.clone(),
             cancel: self.cancel.clone(),
         };
-        self.tasks.spawn(steward.run());
+        let leased = self.leased.clone();
+        self.tasks.spawn(async move {
+            steward.run().await;
+            lock(&leased).remove(&code);
+        });
     }
 
     /// Where room `code`, which this node does not run, is: `Ok(None)` if
     /// nowhere; a `Moved` if on another node; its entry if it was waiting
     /// for this node (handed over, or orphaned by a crash) and now runs here.
-    pub(super) async fn locate(&self, code: &str) -> Result<Option<RoomEntry>, Refusal> {
+    pub async fn locate(&self, code: &str) -> Result<Option<RoomEntry>, Refusal> {
         let Some(leases) = self.redis().await else { return Ok(None) };
         let leases = leases?;
-        let _one_at_a_time = self.opening.lock().await;
-        if let Some(entry) = self.directory.get(code) {
+        let _one_at_a_time = self.rooms.opening().await;
+        if let Some(entry) = self.rooms.get(code) {
             return Ok(Some(entry));
         }
         let owner = leases.owner(code).await.map_err(|e| unavailable(&e))?;
@@ -168,10 +268,11 @@ impl Rooms {
             code: code.to_owned(),
             private: snapshot.private,
             owner: None,
-            lease: Some(room_lease),
+            fence: room_lease.fence.clone(),
             restore: Some(snapshot),
         };
-        let entry = self.spawn_room(new)?;
+        let entry = self.rooms.spawn(new)?;
+        self.steward(&entry, room_lease);
         let counter = match arrival {
             Arrival::HandedOver => &self.metrics.handovers_in_total,
             Arrival::Restored => &self.metrics.restores_total,
@@ -184,7 +285,7 @@ impl Rooms {
     /// A quick-joiner's better room on another node: the fullest listed
     /// public room with space and more than `here` players, its seat
     /// reserved. `None` outside cluster mode, or if none is fuller.
-    pub(super) async fn fuller_elsewhere(&self, here: u64) -> Option<Moved> {
+    pub async fn fuller_elsewhere(&self, here: u64) -> Option<Moved> {
         let leases = self.cluster.leases()?;
         let listed = leases.listings().await.ok()?;
         let mut rooms: Vec<Listing> = listed
@@ -209,7 +310,7 @@ impl Rooms {
     /// as they are now. This node's alone outside cluster mode or while
     /// Redis does not answer.
     pub async fn public_everywhere(&self) -> Vec<PublicRoom> {
-        let mut rooms = self.public();
+        let mut rooms = self.rooms.public();
         let Some(leases) = self.cluster.leases() else { return rooms };
         let Ok(listed) = leases.listings().await else { return rooms };
         let elsewhere: Vec<PublicRoom> = listed
@@ -232,10 +333,10 @@ impl Rooms {
     /// live node with the fewest players, if it carries at least a room's
     /// worth fewer than this one (so the node it is sent to never sends it
     /// back). `None` outside cluster mode.
-    pub(super) fn quieter_node(&self) -> Option<Moved> {
+    pub fn quieter_node(&self) -> Option<Moved> {
         let node = self.cluster.successor()?;
         let room = u64::from(self.config.max_players);
-        (node.players + room <= self.players()).then(|| Moved { url: node.url, room: String::new() })
+        (node.players + room <= self.rooms.players()).then(|| Moved { url: node.url, room: String::new() })
     }
 
     /// Every lease period until `cancel`: restores saved rooms that nobody
@@ -258,7 +359,7 @@ impl Rooms {
             let Some(leases) = self.cluster.leases() else { continue };
             let Ok(saved) = leases.saved().await else { continue };
             for code in saved {
-                if self.directory.get(&code).is_some() {
+                if self.rooms.get(&code).is_some() {
                     continue;
                 }
                 if let Err(e) = self.locate(&code).await
@@ -275,7 +376,7 @@ impl Rooms {
     /// same bound, for the moved players' connections to close. The node
     /// takes no new rooms from then on.
     pub async fn drain(&self) {
-        let (open, players) = self.figures();
+        let (open, players) = self.rooms.figures();
         tracing::info!(rooms = open, players, "draining: handing every room to another node");
         let started = Instant::now();
         let limit = self.config.drain_limit();
@@ -284,7 +385,7 @@ impl Rooms {
             Err(_) => tracing::warn!("the drain did not finish within --drain-secs; going on anyway"),
         }
         // The moved players' sockets close as their rooms send them away.
-        while self.players() > 0 && started.elapsed() < limit {
+        while self.rooms.players() > 0 && started.elapsed() < limit {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -297,11 +398,13 @@ impl Rooms {
     async fn hand_over_all(&self) -> usize {
         let Some(Ok(leases)) = self.cluster.connected().await else { return 0 };
         self.cluster.start_draining();
+        let leased = lock(&self.leased).clone();
         let mut rooms: Vec<_> = self
-            .directory
+            .rooms
             .list()
             .into_iter()
-            .filter_map(|(code, entry)| Some((code, entry.clone(), entry.lease?)))
+            .filter_map(|(code, entry)| Some((leased.get(&code)?.clone(), code, entry)))
+            .map(|(lease, code, entry)| (code, entry, lease))
             .collect();
         // Biggest rooms first, each to the node with the fewest players
         // counting what this drain already sent it: the rooms spread out.
@@ -338,7 +441,7 @@ impl Rooms {
             // The players come back through any node that starts next
             // (a restart in place) and resume there with their tokens.
             tracing::warn!(room = %code, players = snapshot.players(), "no other node to take the room: saving it for the next one");
-            if let Ok(true) = leases.save(&code, &held, &bytes, crate::steward::STATE_KEEP).await {
+            if let Ok(true) = leases.save(&code, &held, &bytes, crate::cluster::steward::STATE_KEEP).await {
                 let _ = leases.release(&code, &held).await;
             }
             entry
@@ -361,9 +464,9 @@ impl Rooms {
             }
         }
     }
+}
 
-    /// Players in this node's rooms now (for a drain's progress).
-    pub fn players(&self) -> u64 {
-        self.directory.list().iter().map(|(_, room)| room.stats.players.load(Relaxed)).sum()
-    }
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Plain map operations: nothing panics while the lock is held.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -448,9 +448,9 @@ impl ReplayStore {
     }
 
     /// What `/metrics` says of the store.
-    pub fn figures(&self) -> crate::metrics::ReplayFigures {
+    pub fn figures(&self) -> crate::ops::metrics::ReplayFigures {
         let (file_bytes, files) = self.on_disk();
-        crate::metrics::ReplayFigures { rounds: self.rounds(), bytes: self.used(), files, file_bytes }
+        crate::ops::metrics::ReplayFigures { rounds: self.rounds(), bytes: self.used(), files, file_bytes }
     }
 }
 

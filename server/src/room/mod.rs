@@ -8,6 +8,13 @@
 //! connection (a clean close, a reset, an early `select!` arm, a panic)
 //! gives the seat back.
 
+pub mod fence;
+pub mod interest;
+pub mod links;
+pub mod outbox;
+pub mod replays;
+pub mod world;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -22,14 +29,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::ServerConfig;
-use crate::fence::Fence;
-use crate::interest::Scene;
 use crate::limits::{AddressKey, Slot};
-use crate::links::{Ends, InboundQueue, Links};
-use crate::metrics::{Kick, Metrics, RoomStats};
-use crate::outbox::{CloseReason, Outbox};
-use crate::replays::ReplayStore;
-use crate::world::{Frames, HostEffect, Newcomer, RosterLine, World, WorldSnapshot};
+use crate::ops::metrics::{Kick, Metrics, RoomStats};
+use crate::room::fence::Fence;
+use crate::room::interest::Scene;
+use crate::room::links::{Ends, InboundQueue, Links};
+use crate::room::outbox::{CloseReason, Outbox};
+use crate::room::replays::ReplayStore;
+use crate::room::world::{Frames, HostEffect, Newcomer, RosterLine, World, WorldSnapshot};
 
 /// Watchers a room takes unless told otherwise (`--max-watchers`).
 pub const DEFAULT_MAX_WATCHERS: u16 = 32;
@@ -310,7 +317,7 @@ impl Room {
         }
         let Some(store) = self.replays.clone().filter(|store| store.keeps()) else { return };
         for replay in finished {
-            let Some(id) = crate::replays::new_id() else { continue };
+            let Some(id) = crate::room::replays::new_id() else { continue };
             let Some(pending) = store.reserve() else {
                 tracing::warn!(room = %self.code, "a round was not kept: too many rounds are being stored");
                 continue;
@@ -798,8 +805,8 @@ mod tests {
     use arena_shared::sim::Input;
 
     use super::*;
-    use crate::links::Inbound;
-    use crate::world::QueuedInput;
+    use crate::room::links::Inbound;
+    use crate::room::world::QueuedInput;
 
     fn room(slow_client_ticks: u32) -> Room {
         let world = World::new(30, 8).holding_seats_for(30);

@@ -1,0 +1,20 @@
+//! The rooms of many processes (cluster mode, `--redis-url`; without it
+//! nothing here touches the network):
+//! - [`registry`]: this node in the cluster's registry (its heartbeat),
+//!   the other nodes, `/api/cluster`, and where a drain sends rooms.
+//! - [`placement`]: the cluster's side of this node's rooms: leasing a new
+//!   room, finding a room through its lease, quick-joins elsewhere,
+//!   restoring and adopting saved rooms, and the drain.
+//! - [`steward`]: beside each leased room: renews its lease, saves it,
+//!   lists it, takes it back after an outage.
+//! - [`lease`]: the Redis gateway: leases, saved rooms, listings, the node
+//!   registry, operators' reports and orders, each a Lua step.
+//!
+//! A room ([`crate::room`]) knows only its fence ([`crate::room::fence`]),
+//! which a steward pushes back; everything here stands beside the rooms
+//! and may call them, never the other way round.
+
+pub mod lease;
+pub mod placement;
+pub mod registry;
+pub mod steward;

@@ -1,0 +1,30 @@
+//! Where the network meets the game, from the socket in:
+//! - [`accept`]: the accept loop and each TCP connection's HTTP/1.1 life:
+//!   request-head deadlines, connection caps (503), `accept` errors
+//!   survived, TLS first when configured.
+//! - [`tls`]: `--tls-cert`/`--tls-key` into a rustls acceptor, and the
+//!   handshake thread that keeps handshakes off the tick.
+//! - [`http`]: `app(state) -> Router`: `/ws` (upgrade with bounded
+//!   buffers), `/healthz` and `/metrics`, `/api/rooms`, `/api/replays`,
+//!   the operators' routes; `operator_app` for `--metrics-bind`.
+//! - [`origin`]: which pages may open `/ws`, and the player's address
+//!   behind a trusted proxy.
+//! - [`web`], `embedded` (feature `embed-client`) and [`compress`]: the
+//!   built client's files, from `--web-dir` or from inside the binary,
+//!   with one cache policy, and the compressed forms made once.
+//! - [`connection`]: one upgraded socket: the handshake, then its reader
+//!   and writer, and the close frame that ends it.
+//!
+//! The edge may call the rooms ([`crate::rooms`]), the operators' side
+//! ([`crate::ops`]) and what they share ([`crate::state`]); nothing below
+//! calls back up into it.
+
+pub mod accept;
+pub mod compress;
+pub mod connection;
+#[cfg(feature = "embed-client")]
+pub mod embedded;
+pub mod http;
+pub mod origin;
+pub mod tls;
+pub mod web;
