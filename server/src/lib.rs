@@ -10,13 +10,13 @@
 //!   connect and who is asking ([`edge::origin`]), the client's files
 //!   ([`edge::web`], [`edge::compress`], and `edge::embedded` with the
 //!   `embed-client` feature), and one upgraded socket's life
-//!   ([`edge::connection`]).
+//!   ([`edge::connection`]); [`edge::state`], what every request and
+//!   connection shares.
 //! - [`lobby`]: where a `Hello` is answered: a seat in a room here, or a
 //!   `Moved` to the node that runs it; what one address may open and guess.
 //! - [`ops`]: what operators see and order: [`ops::admin`] (the
 //!   operators' page and its orders), [`ops::history`] (the last
 //!   minute) and [`ops::metrics`] (`/metrics`).
-//! - [`state`]: `AppState`, what every request and connection shares.
 //! - [`rooms`]: the rooms of this process: the answer to a `Hello`'s room
 //!   request (quick-join, private, by code), opening rooms, and the
 //!   directory they are found in.
@@ -42,7 +42,6 @@ pub mod lobby;
 pub mod ops;
 pub mod room;
 pub mod rooms;
-pub mod state;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -55,7 +54,7 @@ use tokio_util::task::TaskTracker;
 pub use config::ServerConfig;
 pub use edge::http::app;
 pub use edge::origin::{OriginPolicy, local_addresses};
-pub use state::AppState;
+pub use edge::state::AppState;
 
 /// How long shutdown waits for connections to deliver their close frames
 /// (and hear the replies) before it returns anyway.

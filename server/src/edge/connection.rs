@@ -32,7 +32,7 @@ use crate::room::links::{Inbound, InboundQueue, Refused};
 use crate::room::outbox::{CloseReason, Outbox};
 use crate::room::world::{Newcomer, QueuedInput};
 use crate::rooms::Refusal;
-use crate::state::AppState;
+use crate::edge::state::AppState;
 
 /// Time allowed to deliver a close frame and hear the peer's reply before
 /// the socket is just dropped.

@@ -14,9 +14,11 @@
 //!   with one cache policy, and the compressed forms made once.
 //! - [`connection`]: one upgraded socket: the handshake, then its reader
 //!   and writer, and the close frame that ends it.
+//! - [`state`]: `AppState`, what every request and connection shares: the
+//!   lobby, the rooms, the placement, the limits, the metrics.
 //!
 //! The edge may call the rooms ([`crate::rooms`]), the operators' side
-//! ([`crate::ops`]) and what they share ([`crate::state`]); nothing below
+//! ([`crate::ops`]) and what they share ([`crate::edge::state`]); nothing below
 //! calls back up into it.
 
 pub mod accept;
@@ -26,5 +28,6 @@ pub mod connection;
 pub mod embedded;
 pub mod http;
 pub mod origin;
+pub mod state;
 pub mod tls;
 pub mod web;

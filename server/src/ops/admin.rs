@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::ops::history::Sample;
 use crate::room::outbox::CloseReason;
 use crate::room::world::RosterLine;
-use crate::state::AppState;
+use crate::edge::state::AppState;
 
 /// How often each node samples itself, takes its orders and (while
 /// watched) reports.
