@@ -25,6 +25,7 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
 
+use crate::edge::state::AppState;
 use crate::limits::RateBudget;
 use crate::ops::metrics::{Kick, Metrics};
 use crate::room::Membership;
@@ -32,7 +33,6 @@ use crate::room::links::{Inbound, InboundQueue, Refused};
 use crate::room::outbox::{CloseReason, Outbox};
 use crate::room::world::{Newcomer, QueuedInput};
 use crate::rooms::Refusal;
-use crate::edge::state::AppState;
 
 /// Time allowed to deliver a close frame and hear the peer's reply before
 /// the socket is just dropped.

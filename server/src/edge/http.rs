@@ -17,10 +17,10 @@ use subtle::ConstantTimeEq;
 
 use crate::config::ServerConfig;
 use crate::edge::connection;
+pub use crate::edge::state::AppState;
 use crate::limits::ConnectionSlot;
 use crate::ops::admin;
 use crate::room::replays::Found;
-pub use crate::edge::state::AppState;
 
 /// Largest WebSocket message the socket layer will buffer. Anything over
 /// `MAX_CLIENT_MSG_BYTES` is refused (1009) by the read task; this is the

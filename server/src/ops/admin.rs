@@ -18,10 +18,10 @@ use arena_shared::protocol::{PlayerId, close};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::edge::state::AppState;
 use crate::ops::history::Sample;
 use crate::room::outbox::CloseReason;
 use crate::room::world::RosterLine;
-use crate::edge::state::AppState;
 
 /// How often each node samples itself, takes its orders and (while
 /// watched) reports.

@@ -1,0 +1,190 @@
+//! The room task: the only owner of its [`Room`]. It ticks at the
+//! configured rate and takes its handle's commands between ticks. A room
+//! that stays empty for `--room-idle-secs` stops, calling the `on_close`
+//! its opener gave it first (the directory forgets it there, so nobody is
+//! sent to a closed room); a room whose fence does not hold pauses.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arena_shared::protocol::close;
+use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::core::Room;
+use super::handle::{COMMAND_QUEUE, Command, Departure, JoinError, RoomHandle};
+use crate::config::ServerConfig;
+use crate::limits::Slot;
+use crate::ops::metrics::{Metrics, RoomStats};
+use crate::room::fence::Fence;
+use crate::room::outbox::CloseReason;
+use crate::room::replays::ReplayStore;
+use crate::room::world::{World, WorldSnapshot};
+
+/// Everything a new room needs to know.
+pub struct RoomSpec {
+    pub code: String,
+    pub private: bool,
+    pub stats: Arc<RoomStats>,
+    /// A private room's opener's place under `--max-rooms-per-ip`, held
+    /// until the room closes.
+    pub owner: Option<Slot>,
+    /// Called once when the room stops, before it refuses the joins still
+    /// queued: the directory forgets the room there.
+    pub on_close: Box<dyn FnOnce() + Send>,
+    /// Until when the room may run (its lease, in cluster mode): past it,
+    /// the room pauses, sending nothing, until the fence is pushed back.
+    pub fence: Arc<Fence>,
+    /// The saved room this one carries on (a hand-over or a crash's
+    /// checkpoint), instead of a fresh game.
+    pub restore: Option<WorldSnapshot>,
+    /// Where its recorded rounds go.
+    pub replays: Arc<ReplayStore>,
+}
+
+/// Starts a room's task on `tracker`; it stops when `cancel` fires (closing
+/// every player) or when it has been empty for the idle time (calling
+/// `spec.on_close` first).
+pub fn spawn(
+    spec: RoomSpec,
+    config: Arc<ServerConfig>,
+    metrics: Arc<Metrics>,
+    cancel: CancellationToken,
+    tracker: &TaskTracker,
+) -> RoomHandle {
+    let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (leaves, leaves_rx) = mpsc::unbounded_channel();
+    let mut world = World::new(config.tick_rate, config.max_players)
+        .in_room(spec.code.clone(), spec.private)
+        .holding_seats_for(config.resume_ticks())
+        .holding_at_most(held_seats_per_room(config.max_players))
+        .with_rounds(config.round_secs, config.podium_secs)
+        .filling_with_bots(usize::from(config.fill_bots));
+    if let Some(saved) = spec.restore {
+        world = world.restored(saved);
+    }
+    if config.replay_memory_mb > 0 {
+        world = world.recording();
+    }
+    let room = Room::new(world, config.slow_client_ticks(), metrics, spec.code.clone())
+        .reporting_to(spec.stats)
+        .watched_by_at_most(config.max_watchers)
+        .keeping_replays_in(spec.replays);
+    let handle = RoomHandle { commands, leaves };
+    let channels = Channels { commands: commands_rx, leaves: leaves_rx, leave_sender: handle.leaves.clone() };
+    let (owner, on_close) = (spec.owner, spec.on_close);
+    let ending = Ending { on_close, fence: spec.fence };
+    tracker.spawn(async move {
+        run(room, channels, config, ending, cancel).await;
+        // The opener's address may open another room once this one is gone.
+        drop(owner);
+    });
+    handle
+}
+
+/// Seats of a room that may be held for a resume at once: half, so dropped
+/// sockets can never keep a room full.
+fn held_seats_per_room(room_size: u16) -> usize {
+    usize::from(room_size / 2).max(1)
+}
+
+/// How long a room that only ever seated one player (a private room its
+/// opener left, a public one a lone player tried) stays open once empty, if
+/// `--room-idle-secs` is longer: nobody else is waiting for it.
+const LONE_ROOM_IDLE: Duration = Duration::from_secs(5);
+
+/// The room task's ends of its channels.
+struct Channels {
+    commands: mpsc::Receiver<Command>,
+    leaves: mpsc::UnboundedReceiver<Departure>,
+    /// Cloned into each seat's guard.
+    leave_sender: mpsc::UnboundedSender<Departure>,
+}
+
+/// What the room task holds about its end: the directory's callback, and
+/// the fence it runs within.
+struct Ending {
+    on_close: Box<dyn FnOnce() + Send>,
+    fence: Arc<Fence>,
+}
+
+async fn run(
+    mut room: Room,
+    channels: Channels,
+    config: Arc<ServerConfig>,
+    ending: Ending,
+    cancel: CancellationToken,
+) {
+    let Channels { mut commands, mut leaves, leave_sender } = channels;
+    let Ending { on_close, fence } = ending;
+    let mut paused = false;
+    let code = room.code.clone();
+    let mut ticker = tokio::time::interval(config.tick_interval());
+    // An overloaded server runs slow rather than bursting to catch up.
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let idle_limit = config.room_idle();
+    // A room is made for a joiner who is on the way.
+    let mut empty_since = Some(Instant::now());
+    tracing::info!(room = %code, room_size = config.max_players, "room opened");
+    let shutting_down = loop {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => break true,
+            _ = ticker.tick() => {
+                let started = Instant::now();
+                // Past its lease another node may run this room: nothing goes out.
+                if !fence.holds(started) {
+                    if !paused {
+                        tracing::warn!(room = %code, "the room's lease ran out: paused until it is renewed");
+                    }
+                    paused = true;
+                    continue;
+                }
+                if std::mem::take(&mut paused) {
+                    tracing::info!(room = %code, "the room's lease is renewed: playing again");
+                }
+                room.timed_tick(config.tick_interval());
+                // Nobody else is waiting for a room only one player ever used.
+                let idle_limit = if room.seated_ever <= 1 { idle_limit.min(LONE_ROOM_IDLE) } else { idle_limit };
+                if room.world.player_count() > 0 {
+                    empty_since = None;
+                } else if empty_since.get_or_insert(started).elapsed() >= idle_limit {
+                    break false;
+                }
+            }
+            // Leaves before joins: a freed seat is there for the next joiner.
+            Some(departure) = leaves.recv() => {
+                let (id, abrupt) = (departure.id, departure.abrupt);
+                if room.depart(departure) {
+                    let how = if !abrupt { "left" } else if room.world.is_held(id) { "dropped; holding the seat" } else { "dropped" };
+                    tracing::info!(room = %code, player = id, players = room.world.player_count(), "{how}");
+                }
+            }
+            Some(command) = commands.recv() => if room.obey(command, &leave_sender, &fence) {
+                break false;
+            }
+        }
+    };
+    // Out of the directory first, then refuse what is already queued.
+    on_close();
+    refuse_queued(&mut commands);
+    if shutting_down {
+        room.close_all(&CloseReason::new(close::GOING_AWAY, "server shutting down"));
+    } else {
+        // Watchers of a room everyone left.
+        room.close_all(&CloseReason::new(close::ROOM_NOT_FOUND, "everyone left the room"));
+    }
+    tracing::info!(room = %code, "room closed");
+}
+
+/// Closes the command queue and turns away the joins already in it.
+fn refuse_queued(commands: &mut mpsc::Receiver<Command>) {
+    commands.close();
+    while let Ok(command) = commands.try_recv() {
+        if let Command::Join { reply, .. } = command {
+            let _ = reply.send(Err(JoinError::Closed));
+        }
+    }
+}
