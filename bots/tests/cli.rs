@@ -14,7 +14,10 @@ async fn server(max_players: u16) -> (SocketAddr, tokio::sync::oneshot::Sender<(
     let addr = listener.local_addr().expect("address");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     // One room: bots past its size are refused rather than given another.
-    let config = ServerConfig { max_players, max_rooms: 1, ..ServerConfig::default() };
+    let config = ServerConfig::default().with(|c| {
+        c.game.max_players = max_players;
+        c.game.max_rooms = 1;
+    });
     tokio::spawn(arena_server::run(listener, config, async {
         let _ = stopped.await;
     }));

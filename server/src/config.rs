@@ -5,17 +5,167 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use arena_shared::protocol::MAX_PLAYERS;
-use clap::Parser;
+use clap::{Args, CommandFactory, FromArgMatches, Parser};
 
 pub use crate::limits::Cidr;
 
-#[derive(Parser, Debug, Clone)]
+/// Everything `arena-server` is told, in groups; each part of the server
+/// takes only its group. The defaults are the flags' own (see
+/// [`ServerConfig::default`]).
+#[derive(Parser, Debug, Clone, PartialEq)]
 #[command(name = "arena-server", version, about = "arena's authoritative game server")]
 pub struct ServerConfig {
+    #[command(flatten)]
+    pub net: NetworkConfig,
+    #[command(flatten)]
+    pub limits: LimitsConfig,
+    #[command(flatten)]
+    pub game: GameConfig,
+    #[command(flatten)]
+    pub cluster: ClusterConfig,
+    #[command(flatten)]
+    pub ops: OpsConfig,
+}
+
+/// Where the server listens and whom it answers: the address, TLS, the
+/// client's files, which pages may connect, and the proxy in front.
+#[derive(Args, Debug, Clone, PartialEq)]
+#[command(next_help_heading = "Network")]
+pub struct NetworkConfig {
     /// Address to listen on.
     #[arg(long, env = "ARENA_BIND", default_value = "0.0.0.0:7777")]
     pub bind: SocketAddr,
 
+    /// Threads that run the rooms and the sockets. One costs the least CPU
+    /// (no work stealing, no waking idle threads) and holds 1,000 players
+    /// in 50 rooms at about half a core; more spread rooms over cores for
+    /// bigger hosts. 0: one per core.
+    #[arg(long, env = "ARENA_THREADS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(0..=1024))]
+    pub threads: u16,
+
+    /// PEM certificate chain for HTTPS and WSS (with --tls-key); the page
+    /// then connects over wss: by itself.
+    #[arg(long, env = "ARENA_TLS_CERT", requires = "tls_key", value_parser = parse_file)]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "ARENA_TLS_KEY", requires = "tls_cert", value_parser = parse_file)]
+    pub tls_key: Option<PathBuf>,
+
+    /// Directory of the built browser client (trunk's dist/) to serve at /.
+    #[arg(long, env = "ARENA_WEB_DIR", value_parser = parse_web_dir)]
+    pub web_dir: Option<PathBuf>,
+
+    /// Extra page origin allowed to open /ws (repeatable, or comma-separated
+    /// in the env var), e.g. http://127.0.0.1:8080 for `trunk serve`; `*`
+    /// allows any. Pages served by this server are always allowed.
+    #[arg(long = "allow-origin", env = "ARENA_ALLOW_ORIGIN", value_delimiter = ',',
+          value_parser = parse_origin)]
+    pub allow_origins: Vec<String>,
+
+    /// A host name this server answers to (repeatable, or comma-separated in
+    /// the env var), e.g. game.example.com. Pages served under these names,
+    /// localhost and the server's own addresses may open /ws.
+    #[arg(long = "public-host", env = "ARENA_PUBLIC_HOST", value_delimiter = ',',
+          value_parser = parse_public_host)]
+    pub public_hosts: Vec<String>,
+
+    /// The server sits behind a reverse proxy (nginx, Caddy, trunk serve
+    /// with a public name): from a --trusted-proxy peer, believe
+    /// X-Forwarded-For as the player's address and X-Forwarded-Host as the
+    /// page's host.
+    #[arg(long, env = "ARENA_BEHIND_PROXY")]
+    pub behind_proxy: bool,
+
+    /// With --behind-proxy: a proxy whose forwarded headers are believed,
+    /// as an address or CIDR block (repeatable, or comma-separated in the
+    /// env var). Headers from any other peer are ignored, so a client that
+    /// reaches the server directly cannot choose its own address.
+    #[arg(long = "trusted-proxy", env = "ARENA_TRUSTED_PROXY", value_delimiter = ',',
+          value_parser = parse_cidr, default_values = ["127.0.0.0/8", "::1/128"])]
+    pub trusted_proxies: Vec<Cidr>,
+
+    /// Kernel send buffer per socket in bytes (0 = the OS default).
+    #[arg(long, env = "ARENA_SEND_BUFFER", default_value_t = 64 * 1024)]
+    pub send_buffer_bytes: usize,
+}
+
+/// What one connection or address may hold and do, and how long the
+/// server waits for it.
+#[derive(Args, Debug, Clone, PartialEq)]
+#[command(next_help_heading = "Limits")]
+pub struct LimitsConfig {
+    /// Open TCP connections the process accepts in all; more get HTTP 503.
+    /// Lowered to fit the file-descriptor limit if that is smaller.
+    #[arg(long, env = "ARENA_MAX_CONNECTIONS", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// Open TCP connections one remote address may hold; more get HTTP 503.
+    #[arg(long, env = "ARENA_MAX_CONNECTIONS_PER_IP", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections_per_ip: u32,
+
+    /// Hold loopback peers to every per-address limit too (connections,
+    /// held seats, private rooms, room codes, TLS handshakes). By default
+    /// connections from this machine (bots, a reverse proxy in front of the
+    /// server) count only toward the totals.
+    #[arg(long, env = "ARENA_LIMIT_LOOPBACK")]
+    pub limit_loopback: bool,
+
+    /// IPv6 peers are counted by this prefix for every per-address limit
+    /// (one subscriber usually holds a whole /64); IPv4 by address.
+    #[arg(long, env = "ARENA_IPV6_PREFIX", default_value_t = 64,
+          value_parser = clap::value_parser!(u8).range(16..=128))]
+    pub ipv6_prefix: u8,
+
+    /// Time a connection has to send a complete HTTP request head (first
+    /// request and every keep-alive request after it); then it is closed.
+    #[arg(long, env = "ARENA_HEADER_TIMEOUT_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(100..=120_000))]
+    pub header_timeout_ms: u64,
+
+    /// Time an upgraded socket has to send Hello.
+    #[arg(long, env = "ARENA_HANDSHAKE_TIMEOUT_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(100..=120_000))]
+    pub handshake_timeout_ms: u64,
+
+    /// Drop a client that sends nothing (not even a pong) for this many seconds.
+    #[arg(long, env = "ARENA_IDLE_TIMEOUT_SECS", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub idle_timeout_secs: u64,
+
+    /// Disconnect a client whose frames have been going stale this long.
+    #[arg(long, env = "ARENA_SLOW_CLIENT_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub slow_client_ms: u64,
+
+    /// Messages per second one connection may send, WebSocket control frames
+    /// included (a real client sends about 32), with 3 seconds of burst;
+    /// a client over it is closed with 4006.
+    #[arg(long, env = "ARENA_MAX_MESSAGE_RATE", default_value_t = 120,
+          value_parser = clap::value_parser!(u32).range(70..=100_000))]
+    pub max_message_rate: u32,
+
+    /// Seats one address may have held for a resume at once, across rooms;
+    /// past it, that address's next dropped seat is freed at once. A room
+    /// also holds at most half its seats.
+    #[arg(long, env = "ARENA_MAX_HELD_SEATS_PER_IP", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub max_held_seats_per_ip: u32,
+
+    /// Private rooms one address may have open at once.
+    #[arg(long, env = "ARENA_MAX_ROOMS_PER_IP", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_rooms_per_ip: u32,
+}
+
+/// The game a room runs: its rate and size, rounds, resumes, watchers,
+/// fill bots, and the rounds it records.
+#[derive(Args, Debug, Clone, PartialEq)]
+#[command(next_help_heading = "Game")]
+pub struct GameConfig {
     /// Simulation ticks (and frames sent to each player) per second.
     #[arg(long, env = "ARENA_TICK_RATE", default_value_t = 30,
           value_parser = clap::value_parser!(u16).range(1..=120))]
@@ -51,136 +201,6 @@ pub struct ServerConfig {
     #[arg(long, env = "ARENA_ROOM_IDLE_SECS", default_value_t = 60.0, value_parser = parse_room_idle)]
     pub room_idle_secs: f64,
 
-    /// Extra page origin allowed to open /ws (repeatable, or comma-separated
-    /// in the env var), e.g. http://127.0.0.1:8080 for `trunk serve`; `*`
-    /// allows any. Pages served by this server are always allowed.
-    #[arg(long = "allow-origin", env = "ARENA_ALLOW_ORIGIN", value_delimiter = ',',
-          value_parser = parse_origin)]
-    pub allow_origins: Vec<String>,
-
-    /// Directory of the built browser client (trunk's dist/) to serve at /.
-    #[arg(long, env = "ARENA_WEB_DIR", value_parser = parse_web_dir)]
-    pub web_dir: Option<PathBuf>,
-
-    /// Drop a client that sends nothing (not even a pong) for this many seconds.
-    #[arg(long, env = "ARENA_IDLE_TIMEOUT_SECS", default_value_t = 15,
-          value_parser = clap::value_parser!(u64).range(2..=3600))]
-    pub idle_timeout_secs: u64,
-
-    /// Disconnect a client whose frames have been going stale this long.
-    #[arg(long, env = "ARENA_SLOW_CLIENT_MS", default_value_t = 2000,
-          value_parser = clap::value_parser!(u64).range(100..=60_000))]
-    pub slow_client_ms: u64,
-
-    /// Kernel send buffer per socket in bytes (0 = the OS default).
-    #[arg(long, env = "ARENA_SEND_BUFFER", default_value_t = 64 * 1024)]
-    pub send_buffer_bytes: usize,
-
-    /// Open TCP connections the process accepts in all; more get HTTP 503.
-    /// Lowered to fit the file-descriptor limit if that is smaller.
-    #[arg(long, env = "ARENA_MAX_CONNECTIONS", default_value_t = 4096,
-          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    pub max_connections: u32,
-
-    /// Open TCP connections one remote address may hold; more get HTTP 503.
-    #[arg(long, env = "ARENA_MAX_CONNECTIONS_PER_IP", default_value_t = 64,
-          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    pub max_connections_per_ip: u32,
-
-    /// Hold loopback peers to every per-address limit too (connections,
-    /// held seats, private rooms, room codes, TLS handshakes). By default
-    /// connections from this machine (bots, a reverse proxy in front of the
-    /// server) count only toward the totals.
-    #[arg(long, env = "ARENA_LIMIT_LOOPBACK")]
-    pub limit_loopback: bool,
-
-    /// Time a connection has to send a complete HTTP request head (first
-    /// request and every keep-alive request after it); then it is closed.
-    #[arg(long, env = "ARENA_HEADER_TIMEOUT_MS", default_value_t = 5_000,
-          value_parser = clap::value_parser!(u64).range(100..=120_000))]
-    pub header_timeout_ms: u64,
-
-    /// Time an upgraded socket has to send Hello.
-    #[arg(long, env = "ARENA_HANDSHAKE_TIMEOUT_MS", default_value_t = 5_000,
-          value_parser = clap::value_parser!(u64).range(100..=120_000))]
-    pub handshake_timeout_ms: u64,
-
-    /// Messages per second one connection may send, WebSocket control frames
-    /// included (a real client sends about 32), with 3 seconds of burst;
-    /// a client over it is closed with 4006.
-    #[arg(long, env = "ARENA_MAX_MESSAGE_RATE", default_value_t = 120,
-          value_parser = clap::value_parser!(u32).range(70..=100_000))]
-    pub max_message_rate: u32,
-
-    /// A host name this server answers to (repeatable, or comma-separated in
-    /// the env var), e.g. game.example.com. Pages served under these names,
-    /// localhost and the server's own addresses may open /ws.
-    #[arg(long = "public-host", env = "ARENA_PUBLIC_HOST", value_delimiter = ',',
-          value_parser = parse_public_host)]
-    pub public_hosts: Vec<String>,
-
-    /// PEM certificate chain for HTTPS and WSS (with --tls-key); the page
-    /// then connects over wss: by itself.
-    #[arg(long, env = "ARENA_TLS_CERT", requires = "tls_key", value_parser = parse_file)]
-    pub tls_cert: Option<PathBuf>,
-
-    /// PEM private key for --tls-cert.
-    #[arg(long, env = "ARENA_TLS_KEY", requires = "tls_cert", value_parser = parse_file)]
-    pub tls_key: Option<PathBuf>,
-
-    /// Threads that run the rooms and the sockets. One costs the least CPU
-    /// (no work stealing, no waking idle threads) and holds 1,000 players
-    /// in 50 rooms at about half a core; more spread rooms over cores for
-    /// bigger hosts. 0: one per core.
-    #[arg(long, env = "ARENA_THREADS", default_value_t = 1,
-          value_parser = clap::value_parser!(u16).range(0..=1024))]
-    pub threads: u16,
-
-    /// The server sits behind a reverse proxy (nginx, Caddy, trunk serve
-    /// with a public name): from a --trusted-proxy peer, believe
-    /// X-Forwarded-For as the player's address and X-Forwarded-Host as the
-    /// page's host.
-    #[arg(long, env = "ARENA_BEHIND_PROXY")]
-    pub behind_proxy: bool,
-
-    /// With --behind-proxy: a proxy whose forwarded headers are believed,
-    /// as an address or CIDR block (repeatable, or comma-separated in the
-    /// env var). Headers from any other peer are ignored, so a client that
-    /// reaches the server directly cannot choose its own address.
-    #[arg(long = "trusted-proxy", env = "ARENA_TRUSTED_PROXY", value_delimiter = ',',
-          value_parser = parse_cidr, default_values = ["127.0.0.0/8", "::1/128"])]
-    pub trusted_proxies: Vec<Cidr>,
-
-    /// A secret that shows operators per-room detail (room codes, private
-    /// ones included) in /healthz and /metrics when sent as
-    /// `Authorization: Bearer <token>`. Without it the public sees totals only.
-    #[arg(long, env = "ARENA_ADMIN_TOKEN", value_parser = parse_admin_token, hide_env_values = true)]
-    pub admin_token: Option<String>,
-
-    /// A second address serving /metrics and /healthz with per-room detail
-    /// and no token, for a scraper on this machine or a private network;
-    /// a bare port means 127.0.0.1:PORT. Off by default.
-    #[arg(long, env = "ARENA_METRICS_BIND", value_parser = parse_metrics_bind)]
-    pub metrics_bind: Option<SocketAddr>,
-
-    /// IPv6 peers are counted by this prefix for every per-address limit
-    /// (one subscriber usually holds a whole /64); IPv4 by address.
-    #[arg(long, env = "ARENA_IPV6_PREFIX", default_value_t = 64,
-          value_parser = clap::value_parser!(u8).range(16..=128))]
-    pub ipv6_prefix: u8,
-
-    /// Seats one address may have held for a resume at once, across rooms;
-    /// past it, that address's next dropped seat is freed at once. A room
-    /// also holds at most half its seats.
-    #[arg(long, env = "ARENA_MAX_HELD_SEATS_PER_IP", default_value_t = 8,
-          value_parser = clap::value_parser!(u32).range(0..=100_000))]
-    pub max_held_seats_per_ip: u32,
-
-    /// Private rooms one address may have open at once.
-    #[arg(long, env = "ARENA_MAX_ROOMS_PER_IP", default_value_t = 4,
-          value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub max_rooms_per_ip: u32,
-
     /// Watchers one room takes at once (`/r/<code>?watch`): they hold no
     /// seat, but each is a connection that gets every frame.
     #[arg(long, env = "ARENA_MAX_WATCHERS", default_value_t = 32,
@@ -214,7 +234,13 @@ pub struct ServerConfig {
     #[arg(long, env = "ARENA_REPLAY_DIR_MB", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
     pub replay_dir_mb: u32,
+}
 
+/// Cluster mode: the Redis the nodes share and the timing of leases,
+/// checkpoints and drains.
+#[derive(Args, Debug, Clone, PartialEq)]
+#[command(next_help_heading = "Cluster")]
+pub struct ClusterConfig {
     /// Cluster mode: the Redis the nodes share, `redis://host:port[/db]`.
     /// Each room is leased to one node, invite links and quick-joins work
     /// through any node, and rooms move to another node on a drain or a
@@ -247,89 +273,58 @@ pub struct ServerConfig {
     pub drain_secs: u64,
 }
 
+/// What operators get: the admin token and their own listener.
+#[derive(Args, Debug, Clone, PartialEq)]
+#[command(next_help_heading = "Operations")]
+pub struct OpsConfig {
+    /// A secret that shows operators per-room detail (room codes, private
+    /// ones included) in /healthz and /metrics when sent as
+    /// `Authorization: Bearer <token>`. Without it the public sees totals only.
+    #[arg(long, env = "ARENA_ADMIN_TOKEN", value_parser = parse_admin_token, hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// A second address serving /metrics and /healthz with per-room detail
+    /// and no token, for a scraper on this machine or a private network;
+    /// a bare port means 127.0.0.1:PORT. Off by default.
+    #[arg(long, env = "ARENA_METRICS_BIND", value_parser = parse_metrics_bind)]
+    pub metrics_bind: Option<SocketAddr>,
+}
+
 impl Default for ServerConfig {
+    /// The flags' own defaults, read from their `#[arg]`s (one source, no
+    /// copy to keep in step), with no `ARENA_*` variable consulted: what a
+    /// server started with no flags in a clean environment gets.
     fn default() -> Self {
-        ServerConfig {
-            bind: SocketAddr::from(([0, 0, 0, 0], 7777)),
-            tick_rate: 30,
-            threads: 1,
-            max_players: 32,
-            max_rooms: 64,
-            round_secs: 180,
-            podium_secs: 10,
-            room_idle_secs: 60.0,
-            resume_secs: 20.0,
-            allow_origins: Vec::new(),
-            web_dir: None,
-            idle_timeout_secs: 15,
-            slow_client_ms: 2000,
-            send_buffer_bytes: 64 * 1024,
-            max_connections: 4096,
-            max_connections_per_ip: 64,
-            limit_loopback: false,
-            header_timeout_ms: 5_000,
-            handshake_timeout_ms: 5_000,
-            max_message_rate: 120,
-            public_hosts: Vec::new(),
-            behind_proxy: false,
-            trusted_proxies: Cidr::loopback(),
-            tls_cert: None,
-            tls_key: None,
-            admin_token: None,
-            metrics_bind: None,
-            ipv6_prefix: 64,
-            max_held_seats_per_ip: 8,
-            max_rooms_per_ip: 4,
-            max_watchers: 32,
-            fill_bots: 0,
-            replay_memory_mb: 64,
-            replay_dir: None,
-            replay_dir_mb: 1024,
-            redis_url: None,
-            node_url: None,
-            lease_ms: 3_000,
-            checkpoint_ms: 2_000,
-            drain_secs: 10,
-        }
+        let command = ServerConfig::command().mut_args(|arg| arg.env(None::<&'static str>));
+        let matches = command.try_get_matches_from(["arena-server"]).expect("no flags parse to the defaults");
+        ServerConfig::from_arg_matches(&matches).expect("the defaults make a config")
     }
 }
 
 impl ServerConfig {
-    pub fn lease(&self) -> Duration {
-        Duration::from_millis(self.lease_ms)
+    /// This config changed by `change` (tests set a field or two this way).
+    pub fn with(mut self, change: impl FnOnce(&mut Self)) -> Self {
+        change(&mut self);
+        self
     }
 
-    pub fn checkpoint_every(&self) -> Duration {
-        Duration::from_millis(self.checkpoint_ms)
+    /// Consecutive ticks of stale frames after which a client is dropped.
+    pub fn slow_client_ticks(&self) -> u32 {
+        self.limits.slow_client_ticks(self.game.tick_rate)
     }
+}
 
-    pub fn drain_limit(&self) -> Duration {
-        Duration::from_secs(self.drain_secs)
-    }
-
-    pub fn tick_interval(&self) -> Duration {
-        Duration::from_micros(1_000_000 / u64::from(self.tick_rate))
-    }
-
-    pub fn idle_timeout(&self) -> Duration {
-        Duration::from_secs(self.idle_timeout_secs)
-    }
-
-    /// The resume window in ticks.
-    pub fn resume_ticks(&self) -> u32 {
-        (self.resume_secs * f64::from(self.tick_rate)).ceil() as u32
-    }
-
-    pub fn room_idle(&self) -> Duration {
-        Duration::from_secs_f64(self.room_idle_secs)
-    }
-
+impl LimitsConfig {
     pub fn header_timeout(&self) -> Duration {
         Duration::from_millis(self.header_timeout_ms)
     }
 
     pub fn handshake_timeout(&self) -> Duration {
         Duration::from_millis(self.handshake_timeout_ms)
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
     }
 
     /// Ping often enough that a healthy peer answers well inside the timeout.
@@ -349,16 +344,46 @@ impl ServerConfig {
         crate::limits::Counting { v6_prefix: self.ipv6_prefix, limit_loopback: self.limit_loopback }
     }
 
+    /// Consecutive ticks of stale frames, at `tick_rate`, after which a
+    /// client is dropped.
+    pub fn slow_client_ticks(&self, tick_rate: u16) -> u32 {
+        (self.slow_client_ms * u64::from(tick_rate)).div_ceil(1000).max(2) as u32
+    }
+}
+
+impl GameConfig {
+    pub fn tick_interval(&self) -> Duration {
+        Duration::from_micros(1_000_000 / u64::from(self.tick_rate))
+    }
+
+    /// The resume window in ticks.
+    pub fn resume_ticks(&self) -> u32 {
+        (self.resume_secs * f64::from(self.tick_rate)).ceil() as u32
+    }
+
+    pub fn room_idle(&self) -> Duration {
+        Duration::from_secs_f64(self.room_idle_secs)
+    }
+
     /// Rooms private games may take: a quarter of `--max-rooms` (at least
     /// one when there are two or more) stays for quick-join's public rooms.
     pub fn max_private_rooms(&self) -> u16 {
         let reserved = if self.max_rooms >= 2 { (self.max_rooms / 4).max(1) } else { 0 };
         self.max_rooms - reserved
     }
+}
 
-    /// Consecutive ticks of stale frames after which a client is dropped.
-    pub fn slow_client_ticks(&self) -> u32 {
-        (self.slow_client_ms * u64::from(self.tick_rate)).div_ceil(1000).max(2) as u32
+impl ClusterConfig {
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
+
+    pub fn checkpoint_every(&self) -> Duration {
+        Duration::from_millis(self.checkpoint_ms)
+    }
+
+    pub fn drain_limit(&self) -> Duration {
+        Duration::from_secs(self.drain_secs)
     }
 }
 
@@ -472,36 +497,72 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_match_the_cli_defaults() {
-        let parsed = ServerConfig::try_parse_from(["arena-server"]).expect("no flags should parse");
-        let default = ServerConfig::default();
-        assert_eq!(parsed.bind, default.bind);
-        assert_eq!(parsed.tick_rate, default.tick_rate);
-        assert_eq!(parsed.max_players, default.max_players);
-        assert_eq!(parsed.slow_client_ms, default.slow_client_ms);
-        assert_eq!(parsed.send_buffer_bytes, default.send_buffer_bytes);
-        assert_eq!(parsed.max_connections, default.max_connections);
-        assert_eq!(parsed.max_connections_per_ip, default.max_connections_per_ip);
-        assert_eq!(parsed.header_timeout_ms, default.header_timeout_ms);
-        assert_eq!(parsed.handshake_timeout_ms, default.handshake_timeout_ms);
-        assert_eq!(parsed.threads, default.threads);
-        assert_eq!(parsed.max_message_rate, default.max_message_rate);
-        assert_eq!(parsed.behind_proxy, default.behind_proxy);
-        assert_eq!(parsed.ipv6_prefix, default.ipv6_prefix);
-        assert_eq!(parsed.max_held_seats_per_ip, default.max_held_seats_per_ip);
-        assert_eq!(parsed.max_rooms_per_ip, default.max_rooms_per_ip);
-        assert_eq!(parsed.max_watchers, default.max_watchers);
-        assert_eq!(parsed.fill_bots, default.fill_bots);
-        assert_eq!((parsed.admin_token, parsed.metrics_bind), (None, None));
+    fn the_defaults_are_the_flags_own_whatever_the_environment_says() {
+        // Default reads the flags' own defaults with every env fallback
+        // switched off: this holds with any ARENA_* variable set.
+        let defaults = ServerConfig::default();
+        let net = &defaults.net;
+        assert_eq!(net.bind, SocketAddr::from(([0, 0, 0, 0], 7777)));
+        assert_eq!((net.threads, net.send_buffer_bytes, net.behind_proxy), (1, 64 * 1024, false));
+        assert_eq!((&net.tls_cert, &net.tls_key, &net.web_dir), (&None, &None, &None));
+        assert!(net.allow_origins.is_empty() && net.public_hosts.is_empty());
+        assert_eq!(net.trusted_proxies, Cidr::loopback());
+        let limits = &defaults.limits;
+        assert_eq!(
+            (limits.max_connections, limits.max_connections_per_ip, limits.limit_loopback),
+            (4096, 64, false)
+        );
+        assert_eq!(
+            (limits.header_timeout_ms, limits.handshake_timeout_ms, limits.idle_timeout_secs),
+            (5_000, 5_000, 15)
+        );
+        assert_eq!((limits.slow_client_ms, limits.max_message_rate, limits.ipv6_prefix), (2_000, 120, 64));
+        assert_eq!((limits.max_held_seats_per_ip, limits.max_rooms_per_ip), (8, 4));
+        let game = &defaults.game;
+        assert_eq!((game.tick_rate, game.max_players, game.max_rooms), (30, 32, 64));
+        assert_eq!(
+            (game.resume_secs, game.round_secs, game.podium_secs, game.room_idle_secs),
+            (20.0, 180, 10, 60.0)
+        );
+        assert_eq!((game.max_watchers, game.fill_bots), (32, 0));
+        assert_eq!((game.replay_memory_mb, &game.replay_dir, game.replay_dir_mb), (64, &None, 1024));
+        let cluster = &defaults.cluster;
+        assert_eq!((&cluster.redis_url, &cluster.node_url), (&None, &None));
+        assert_eq!((cluster.lease_ms, cluster.checkpoint_ms, cluster.drain_secs), (3_000, 2_000, 10));
+        assert_eq!((&defaults.ops.admin_token, defaults.ops.metrics_bind), (&None, None));
     }
 
     #[test]
+    fn every_flag_falls_back_to_its_own_arena_variable_and_says_what_it_does() {
+        let command = ServerConfig::command();
+        let flags: Vec<_> = command
+            .get_arguments()
+            .filter(|arg| !matches!(arg.get_id().as_str(), "help" | "version"))
+            .collect();
+        assert_eq!(flags.len(), 40, "every field is a flag");
+        for arg in flags {
+            let long = arg.get_long().expect("a long flag");
+            let env = arg.get_env().and_then(|e| e.to_str()).unwrap_or_default();
+            // One variable is named for what it holds, as it always was.
+            let expected = match long {
+                "send-buffer-bytes" => "ARENA_SEND_BUFFER".to_owned(),
+                _ => format!("ARENA_{}", long.to_uppercase().replace('-', "_")),
+            };
+            assert_eq!(env, expected, "--{long}'s variable");
+            assert!(arg.get_help().is_some_and(|h| !h.to_string().is_empty()), "--{long} says what it does");
+        }
+    }
+    #[test]
     fn operator_flags_parse_and_explain_mistakes() {
         let cfg = ServerConfig::try_parse_from(["arena-server", "--metrics-bind", "9100"]).expect("a port");
-        assert_eq!(cfg.metrics_bind, Some(SocketAddr::from(([127, 0, 0, 1], 9100))), "a port is loopback");
+        assert_eq!(
+            cfg.ops.metrics_bind,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9100))),
+            "a port is loopback"
+        );
         let cfg = ServerConfig::try_parse_from(["arena-server", "--metrics-bind", "10.0.0.5:9100"])
             .expect("an address");
-        assert_eq!(cfg.metrics_bind, Some(SocketAddr::from(([10, 0, 0, 5], 9100))));
+        assert_eq!(cfg.ops.metrics_bind, Some(SocketAddr::from(([10, 0, 0, 5], 9100))));
         let err = ServerConfig::try_parse_from(["arena-server", "--metrics-bind", "nope"]).expect_err("bad");
         assert!(err.to_string().contains("not an address"), "should explain: {err}");
         let err =
@@ -513,7 +574,9 @@ mod tests {
 
     #[test]
     fn a_quarter_of_the_rooms_stays_for_public_play() {
-        let rooms = |max_rooms| ServerConfig { max_rooms, ..ServerConfig::default() }.max_private_rooms();
+        let rooms = |max_rooms| {
+            ServerConfig::default().with(|c| c.game.max_rooms = max_rooms).game.max_private_rooms()
+        };
         assert_eq!((rooms(64), rooms(4), rooms(2), rooms(1)), (48, 3, 1, 1));
     }
 
@@ -563,7 +626,11 @@ mod tests {
             "https://eu1.example.com/",
         ])
         .expect("valid");
-        assert_eq!(ok.node_url.as_deref(), Some("https://eu1.example.com"), "without the trailing slash");
+        assert_eq!(
+            ok.cluster.node_url.as_deref(),
+            Some("https://eu1.example.com"),
+            "without the trailing slash"
+        );
         let err = ServerConfig::try_parse_from(["arena-server", "--bind", "localhost"]).expect_err("no port");
         assert!(err.to_string().contains("--bind"), "should name the flag: {err}");
     }
@@ -578,19 +645,22 @@ mod tests {
             "*",
         ])
         .expect("valid origins");
-        assert_eq!(cfg.allow_origins, ["http://example.com:8080", "*"]);
+        assert_eq!(cfg.net.allow_origins, ["http://example.com:8080", "*"]);
     }
 
     #[test]
     fn public_hosts_are_normalised() {
         let cfg = ServerConfig::try_parse_from(["arena-server", "--public-host", "Game.Example.COM."])
             .expect("a host name");
-        assert_eq!(cfg.public_hosts, ["game.example.com"]);
+        assert_eq!(cfg.net.public_hosts, ["game.example.com"]);
     }
 
     #[test]
     fn slow_client_ticks_scale_with_tick_rate() {
-        let cfg = ServerConfig { tick_rate: 30, slow_client_ms: 2000, ..ServerConfig::default() };
+        let cfg = ServerConfig::default().with(|c| {
+            c.game.tick_rate = 30;
+            c.limits.slow_client_ms = 2000;
+        });
         assert_eq!(cfg.slow_client_ticks(), 60);
     }
 }

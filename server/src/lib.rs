@@ -72,14 +72,14 @@ pub async fn run(
 }
 
 /// [`run`], with the operators' listener (`--metrics-bind`) bound by the
-/// caller (a test on port 0); `None` binds `config.metrics_bind`, if set.
+/// caller (a test on port 0); `None` binds `config.ops.metrics_bind`, if set.
 pub async fn run_with_operator(
     listener: TcpListener,
     operator: Option<TcpListener>,
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let operator = match (operator, config.metrics_bind) {
+    let operator = match (operator, config.ops.metrics_bind) {
         (Some(listener), _) => Some(listener),
         (None, Some(addr)) => Some(TcpListener::bind(addr).await.map_err(|e| {
             std::io::Error::new(e.kind(), format!("cannot listen on --metrics-bind {addr}: {e}"))
@@ -87,11 +87,11 @@ pub async fn run_with_operator(
         (None, None) => None,
     };
     let config = fit_open_files(config);
-    let tls = match (&config.tls_cert, &config.tls_key) {
+    let tls = match (&config.net.tls_cert, &config.net.tls_key) {
         (Some(cert), Some(key)) => {
             let acceptor = edge::tls::acceptor(cert, key)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
-            Some(edge::tls::Handshaker::start(acceptor, config.counting())?)
+            Some(edge::tls::Handshaker::start(acceptor, config.limits.counting())?)
         }
         _ => None,
     };
@@ -114,13 +114,13 @@ pub async fn run_with_operator(
     let acceptor = edge::accept::Acceptor {
         router: app(state),
         limits: limits::ConnectionLimits::new(
-            config.max_connections as usize,
-            config.max_connections_per_ip as usize,
-            config.counting(),
+            config.limits.max_connections as usize,
+            config.limits.max_connections_per_ip as usize,
+            config.limits.counting(),
         ),
         metrics,
-        header_timeout: config.header_timeout(),
-        send_buffer: config.send_buffer_bytes,
+        header_timeout: config.limits.header_timeout(),
+        send_buffer: config.net.send_buffer_bytes,
         cancel: cancel.clone(),
         tracker: connections.clone(),
         tls,
@@ -151,14 +151,14 @@ pub async fn run_with_operator(
 /// limit allows (raised as far as it goes first).
 fn fit_open_files(mut config: ServerConfig) -> ServerConfig {
     if let Some(fit) = edge::accept::raise_fd_limit()
-        && u64::from(config.max_connections) > fit
+        && u64::from(config.limits.max_connections) > fit
     {
         tracing::warn!(
-            requested = config.max_connections,
+            requested = config.limits.max_connections,
             allowed = fit,
             "--max-connections lowered to fit the open-files limit"
         );
-        config.max_connections = u32::try_from(fit).unwrap_or(u32::MAX).max(1);
+        config.limits.max_connections = u32::try_from(fit).unwrap_or(u32::MAX).max(1);
     }
     config
 }
@@ -185,7 +185,7 @@ pub fn serves_client(config: &ServerConfig) -> bool {
     let embedded = edge::embedded::has_client();
     #[cfg(not(feature = "embed-client"))]
     let embedded = false;
-    config.web_dir.is_some() || embedded
+    config.net.web_dir.is_some() || embedded
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

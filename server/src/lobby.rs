@@ -13,8 +13,8 @@ use arena_shared::protocol::{RejectReason, Rejection, ResumeToken, RoomRequest};
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::placement::Placement;
-use crate::config::ServerConfig;
-use crate::limits::{AddressCaps, AddressKey, PerAddressBudget};
+use crate::config::{GameConfig, LimitsConfig};
+use crate::limits::{AddressCaps, AddressKey, Counting, PerAddressBudget};
 use crate::ops::metrics::Metrics;
 use crate::room::world::Newcomer;
 use crate::room::{JoinError, Membership};
@@ -35,7 +35,12 @@ const QUICK_JOIN_TRIES: usize = 4;
 pub struct Lobby {
     rooms: Arc<Rooms>,
     placement: Arc<Placement>,
-    config: Arc<ServerConfig>,
+    /// A room's seats, for a full server's refusal.
+    room_size: u16,
+    /// Private rooms one address may hold, for its refusal.
+    max_rooms_per_ip: u16,
+    /// How peers are counted.
+    counting: Counting,
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
     /// Wrong codes each address has tried: code guessing is slow.
@@ -48,20 +53,23 @@ impl Lobby {
     pub fn new(
         rooms: Arc<Rooms>,
         placement: Arc<Placement>,
-        config: Arc<ServerConfig>,
+        (game, limits): (&GameConfig, &LimitsConfig),
         metrics: Arc<Metrics>,
         cancel: CancellationToken,
     ) -> Self {
+        let counting = limits.counting();
         Lobby {
-            code_misses: PerAddressBudget::new(CODE_MISSES_PER_SEC, CODE_MISS_BURST, config.counting()),
+            code_misses: PerAddressBudget::new(CODE_MISSES_PER_SEC, CODE_MISS_BURST, counting),
             private_rooms: AddressCaps::new(
-                usize::from(config.max_rooms),
-                config.max_rooms_per_ip as usize,
-                config.counting(),
+                usize::from(game.max_rooms),
+                limits.max_rooms_per_ip as usize,
+                counting,
             ),
             rooms,
             placement,
-            config,
+            room_size: game.max_players,
+            max_rooms_per_ip: u16::try_from(limits.max_rooms_per_ip).unwrap_or(u16::MAX),
+            counting,
             metrics,
             cancel,
         }
@@ -77,7 +85,7 @@ impl Lobby {
         resume: Option<ResumeToken>,
         peer: IpAddr,
     ) -> Result<Membership, Refusal> {
-        newcomer.from = Some(AddressKey::new(peer, self.config.counting().v6_prefix));
+        newcomer.from = Some(AddressKey::new(peer, self.counting.v6_prefix));
         if self.cancel.is_cancelled() {
             return Err(Rejection::new(RejectReason::ShuttingDown).into());
         }
@@ -99,8 +107,7 @@ impl Lobby {
             RoomRequest::CreatePrivate => {
                 let owner = self.private_rooms.try_acquire(peer).map_err(|_| {
                     self.metrics.rooms_limited_total.inc();
-                    let max = u16::try_from(self.config.max_rooms_per_ip).unwrap_or(u16::MAX);
-                    Rejection::new(RejectReason::TooManyRooms { max })
+                    Rejection::new(RejectReason::TooManyRooms { max: self.max_rooms_per_ip })
                 })?;
                 let entry = self.placement.open(Some(owner)).await?;
                 entry.handle.join(newcomer, None).await.map_err(|e| shutting_down_if_closed(e).into())
@@ -136,7 +143,7 @@ impl Lobby {
                 Err(JoinError::Rejected(r)) => return Err(r.into()),
             }
         }
-        Err(Rejection::new(RejectReason::ServerFull { max_players: self.config.max_players }).into())
+        Err(Rejection::new(RejectReason::ServerFull { max_players: self.room_size }).into())
     }
 
     /// The room under `code`, here or (in a cluster) on another node; a

@@ -22,7 +22,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> anyhow::Result<()> {
     let config = ServerConfig::parse();
-    let runtime = match config.threads {
+    let runtime = match config.net.threads {
         1 => tokio::runtime::Builder::new_current_thread().enable_all().build(),
         0 => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
         n => tokio::runtime::Builder::new_multi_thread().worker_threads(usize::from(n)).enable_all().build(),
@@ -40,11 +40,11 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         tracing::warn!("cannot start jemalloc's background thread (memory is returned more slowly): {e}");
     }
 
-    let listener = listen(config.bind).with_context(|| {
-        format!("cannot listen on {} (is another server using it? try --bind)", config.bind)
+    let listener = listen(config.net.bind).with_context(|| {
+        format!("cannot listen on {} (is another server using it? try --bind)", config.net.bind)
     })?;
     let addr = listener.local_addr().context("listener has no local address")?;
-    print_urls(addr, arena_server::serves_client(&config), config.tls_cert.is_some());
+    print_urls(addr, arena_server::serves_client(&config), config.net.tls_cert.is_some());
     arena_server::run(listener, config, arena_server::shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -47,7 +47,7 @@ impl TestServer {
         let operator_listener = TcpListener::bind("127.0.0.1:0").await.context("bind the operators' port")?;
         let operator = operator_listener.local_addr()?;
         let mut config = config;
-        config.admin_token.get_or_insert_with(|| ADMIN_TOKEN.to_owned());
+        config.ops.admin_token.get_or_insert_with(|| ADMIN_TOKEN.to_owned());
         let (stop, stopped) = oneshot::channel::<()>();
         let task =
             tokio::spawn(arena_server::run_with_operator(listener, Some(operator_listener), config, async {
@@ -417,7 +417,7 @@ pub async fn bots_unaffected_by(
     config: ServerConfig,
     abuse: impl AsyncFnOnce(&TestServer) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let tick_rate = f64::from(config.tick_rate);
+    let tick_rate = f64::from(config.game.tick_rate);
     let server = TestServer::start(config).await?;
     let bots = swarm(&server, 10, 3.0, Behaviour::Circle);
     let playing = tokio::spawn(run_swarm(bots.clone(), Live::default().into()));
@@ -505,5 +505,5 @@ impl Drop for Relay {
 
 /// A config suited to tests: loopback, fast timeouts where a test needs them.
 pub fn test_config() -> ServerConfig {
-    ServerConfig { bind: SocketAddr::from(([127, 0, 0, 1], 0)), ..ServerConfig::default() }
+    ServerConfig::default().with(|c| c.net.bind = SocketAddr::from(([127, 0, 0, 1], 0)))
 }

@@ -44,7 +44,10 @@ fn dist() -> Option<PathBuf> {
 }
 
 fn config(dist: PathBuf, max_players: u16) -> ServerConfig {
-    ServerConfig { web_dir: Some(dist), max_players, ..test_config() }
+    test_config().with(|c| {
+        c.net.web_dir = Some(dist);
+        c.game.max_players = max_players;
+    })
 }
 
 async fn snapshot(browser: &mut Browser, page: &Page) -> anyhow::Result<Value> {
@@ -329,7 +332,7 @@ async fn a_full_server_shows_its_reason_on_the_page() -> anyhow::Result<()> {
     let Some(dist) = dist() else { return Ok(()) };
     let _one = ONE_BROWSER.lock().await;
     // One room of one: the occupant fills the server.
-    let server = TestServer::start(ServerConfig { max_rooms: 1, ..config(dist, 1) }).await?;
+    let server = TestServer::start(config(dist, 1).with(|c| c.game.max_rooms = 1)).await?;
     let (_occupant, _) = server.player("occupant").await?;
     let mut browser = Browser::launch().await?;
     let page = browser.open(&format!("http://{}/?name=latecomer&play", server.addr)).await?;
@@ -353,7 +356,10 @@ async fn over_https_the_page_connects_over_wss_by_itself() -> anyhow::Result<()>
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert, made.cert.pem())?;
     std::fs::write(&key, made.signing_key.serialize_pem())?;
-    let config = ServerConfig { tls_cert: Some(cert), tls_key: Some(key), ..config(dist, 16) };
+    let config = config(dist, 16).with(|c| {
+        c.net.tls_cert = Some(cert);
+        c.net.tls_key = Some(key);
+    });
     let server = TestServer::start(config).await?;
     // The certificate is the test's own; Chromium is told not to check it.
     let mut browser = Browser::launch_with(&["--ignore-certificate-errors"]).await?;
@@ -531,7 +537,10 @@ async fn on_a_phone_the_join_screen_comes_first_and_a_touch_drag_moves_the_playe
 async fn a_round_in_the_browser_knockouts_overlay_and_podium() -> anyhow::Result<()> {
     let Some(dist) = dist() else { return Ok(()) };
     let _one = ONE_BROWSER.lock().await;
-    let config = ServerConfig { round_secs: 12, podium_secs: 6, ..config(dist, 8) };
+    let config = config(dist, 8).with(|c| {
+        c.game.round_secs = 12;
+        c.game.podium_secs = 6;
+    });
     let server = TestServer::start(config).await?;
     let brawlers =
         tokio::spawn(run_swarm(bots(&server, 4, Behaviour::Brawler, "brawler-"), Live::default().into()));
@@ -964,7 +973,7 @@ async fn the_host_panel_sets_the_rules_and_kicks_a_second_page_s_player() -> any
     let Some(dist) = dist() else { return Ok(()) };
     let _one = ONE_BROWSER.lock().await;
     // 45 s rounds: a length the panel does not list, so it adds it.
-    let server = TestServer::start(ServerConfig { round_secs: 45, ..config(dist, 16) }).await?;
+    let server = TestServer::start(config(dist, 16).with(|c| c.game.round_secs = 45)).await?;
     let mut browser = Browser::launch().await?;
     let host = browser.open(&format!("http://{}/?create&name=hoster", server.addr)).await?;
     let hosting = format!("{CONNECTED} && document.body.dataset.host === '1' && {} > 0", snap("host"));
@@ -1028,7 +1037,11 @@ async fn the_podium_links_to_the_round_s_replay_which_plays_pauses_scrubs_and_sp
 {
     let Some(dist) = dist() else { return Ok(()) };
     let _one = ONE_BROWSER.lock().await;
-    let server = TestServer::start(ServerConfig { round_secs: 5, podium_secs: 6, ..config(dist, 8) }).await?;
+    let server = TestServer::start(config(dist, 8).with(|c| {
+        c.game.round_secs = 5;
+        c.game.podium_secs = 6;
+    }))
+    .await?;
     let wanderers =
         tokio::spawn(run_swarm(bots(&server, 3, Behaviour::Wander, "wanderer-"), Live::default().into()));
     let mut browser = Browser::launch().await?;

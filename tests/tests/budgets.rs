@@ -6,7 +6,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use arena_server::ServerConfig;
 use arena_tests::{ADMIN_TOKEN, TestServer, test_config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -52,7 +51,7 @@ fn order_head(token: Option<&str>, length: &str) -> String {
 #[tokio::test]
 async fn an_order_s_body_is_read_only_after_its_token_and_only_a_few_kib_within_the_deadline()
 -> anyhow::Result<()> {
-    let config = ServerConfig { header_timeout_ms: 800, ..test_config() };
+    let config = test_config().with(|c| c.limits.header_timeout_ms = 800);
     let server = TestServer::start(config).await?;
     let quick = Duration::from_millis(1_500);
 

@@ -129,11 +129,12 @@ async fn cluster_of(server: &arena_tests::TestServer) -> anyhow::Result<(u16, Ve
 #[tokio::test]
 async fn nodes_sharing_a_redis_list_each_other_and_a_stopped_one_leaves() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
-    let node = |url: &str| arena_server::ServerConfig {
-        redis_url: Some(redis.url()),
-        node_url: Some(url.to_owned()),
-        lease_ms: 1_000,
-        ..arena_tests::test_config()
+    let node = |url: &str| {
+        arena_tests::test_config().with(|c| {
+            c.cluster.redis_url = Some(redis.url());
+            c.cluster.node_url = Some(url.to_owned());
+            c.cluster.lease_ms = 1_000;
+        })
     };
     let a = arena_tests::TestServer::start(node("https://a.example.com")).await?;
     let b = arena_tests::TestServer::start(node("https://b.example.com")).await?;
@@ -218,12 +219,11 @@ fn worst_gap(arrivals: &Arrivals, since: std::time::Instant) -> (Duration, u32) 
 async fn a_redis_restart_loses_no_room_short_outages_are_unseen_and_long_ones_pause_it() -> anyhow::Result<()>
 {
     let mut redis = RedisServer::start().await?;
-    let config = arena_server::ServerConfig {
-        redis_url: Some(redis.url()),
-        lease_ms: 2_000,
-        checkpoint_ms: 200,
-        ..arena_tests::test_config()
-    };
+    let config = arena_tests::test_config().with(|c| {
+        c.cluster.redis_url = Some(redis.url());
+        c.cluster.lease_ms = 2_000;
+        c.cluster.checkpoint_ms = 200;
+    });
     let node = arena_tests::TestServer::start(config).await?;
     let registered = async || {
         arena_tests::eventually("registered", Duration::from_secs(10), async || {

@@ -12,7 +12,6 @@
 use std::time::Duration;
 
 use arena_bots::ws::{ClientError, Incoming, WsClient};
-use arena_server::ServerConfig;
 use arena_shared::codec::encode_client;
 use arena_shared::protocol::{
     ClientMsg, MAX_INPUTS_PER_MSG, PROTOCOL_VERSION, RoomRequest, ServerMsg, close,
@@ -191,7 +190,11 @@ fn arbitrary_message_sequences_never_panic_a_connection_or_touch_another_player(
         .enable_all()
         .build()
         .expect("a runtime for the server");
-    let config = ServerConfig { max_players: 64, max_rooms: 64, resume_secs: 0.0, ..test_config() };
+    let config = test_config().with(|c| {
+        c.game.max_players = 64;
+        c.game.max_rooms = 64;
+        c.game.resume_secs = 0.0;
+    });
     let (server, honest) = runtime.block_on(async {
         let server = TestServer::start(config).await.expect("the server starts");
         let (honest, _) = server.player("honest").await.expect("the honest player joins");

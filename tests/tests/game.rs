@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use arena_bots::ws::{Incoming, WsClient};
-use arena_server::ServerConfig;
 use arena_shared::netcode::ViewHistory;
 use arena_shared::protocol::{
     ClientMsg, Knockout, Life, PlayerId, RoundInfo, RoundPhase, ServerMsg, Standing, Welcome,
@@ -172,7 +171,10 @@ async fn a_dash_off_the_edge_is_credited_to_the_dasher() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn a_short_round_ends_on_a_podium_and_the_next_starts_from_zero() -> anyhow::Result<()> {
-    let config = ServerConfig { round_secs: 3, podium_secs: 2, ..test_config() };
+    let config = test_config().with(|c| {
+        c.game.round_secs = 3;
+        c.game.podium_secs = 2;
+    });
     let server = TestServer::start(config).await?;
     let ((mut ada_socket, ada), (mut bob_socket, bob)) = two_players(&server).await?;
     // Bob walks off the edge on his own, well within the 3 s round.

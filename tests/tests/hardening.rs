@@ -9,7 +9,6 @@ use std::time::Duration;
 use arena_attack::{AttackConfig, AttackKind, AttackReport, run_attack};
 use arena_bots::ws::{ClientError, Incoming, WsClient};
 use arena_bots::ws::{connect_from, connect_tcp};
-use arena_server::ServerConfig;
 use arena_shared::protocol::{ClientMsg, PROTOCOL_VERSION, RejectReason, RoomRequest, ServerMsg, close};
 use arena_shared::sim::Input;
 use arena_tests::{
@@ -52,7 +51,11 @@ async fn assert_no_ghosts(server: &TestServer, honest: u64) -> anyhow::Result<()
 async fn abrupt_resets_and_clean_leaves_leave_no_ghost_seats() -> anyhow::Result<()> {
     // One room of 40, so every player lands in it; seats of dropped players
     // are not held (the held ones are the next test's).
-    let config = ServerConfig { max_players: 40, max_rooms: 1, resume_secs: 0.0, ..test_config() };
+    let config = test_config().with(|c| {
+        c.game.max_players = 40;
+        c.game.max_rooms = 1;
+        c.game.resume_secs = 0.0;
+    });
     let server = TestServer::start(config).await?;
     let (_honest, _) = server.player("honest").await?;
     let resets =
@@ -73,7 +76,7 @@ async fn abrupt_resets_and_clean_leaves_leave_no_ghost_seats() -> anyhow::Result
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seats_held_for_resets_are_freed_when_the_window_ends() -> anyhow::Result<()> {
-    let config = ServerConfig { resume_secs: 0.5, ..test_config() };
+    let config = test_config().with(|c| c.game.resume_secs = 0.5);
     let server = TestServer::start(config).await?;
     let (_honest, _) = server.player("honest").await?;
     let resets =
@@ -126,7 +129,7 @@ fn assert_rate_limited(report: &AttackReport) {
 
 #[tokio::test]
 async fn the_rate_limit_close_says_why() -> anyhow::Result<()> {
-    let server = TestServer::start(ServerConfig { max_message_rate: 100, ..test_config() }).await?;
+    let server = TestServer::start(test_config().with(|c| c.limits.max_message_rate = 100)).await?;
     let (mut flooder, _) = server.player("flooder").await?;
     for seq in 1..=400 {
         flooder.send(&ClientMsg::Input { seq, input: Input::default() }).await?;
@@ -139,7 +142,7 @@ async fn the_rate_limit_close_says_why() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_and_slowloris_sockets_are_closed_at_the_head_deadline() -> anyhow::Result<()> {
-    let config = ServerConfig { header_timeout_ms: 800, ..test_config() };
+    let config = test_config().with(|c| c.limits.header_timeout_ms = 800);
     bots_unaffected_by(config, async |server| {
         let started = Instant::now();
         // From ten addresses, so the per-address cap (64) does not answer first.
@@ -173,7 +176,7 @@ async fn idle_and_slowloris_sockets_are_closed_at_the_head_deadline() -> anyhow:
 
 #[tokio::test]
 async fn a_keep_alive_connection_gets_a_deadline_for_each_request() -> anyhow::Result<()> {
-    let server = TestServer::start(ServerConfig { header_timeout_ms: 500, ..test_config() }).await?;
+    let server = TestServer::start(test_config().with(|c| c.limits.header_timeout_ms = 500)).await?;
     let mut tcp = TcpStream::connect(server.addr).await?;
     tcp.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr).as_bytes()).await?;
     let mut buf = vec![0u8; 4096];
@@ -192,8 +195,11 @@ async fn a_keep_alive_connection_gets_a_deadline_for_each_request() -> anyhow::R
 async fn connections_over_the_caps_get_503_with_the_reason() -> anyhow::Result<()> {
     // Loopback is held to the per-address cap only when asked: the test's
     // addresses are all on this machine.
-    let config =
-        ServerConfig { max_connections: 6, max_connections_per_ip: 3, limit_loopback: true, ..test_config() };
+    let config = test_config().with(|c| {
+        c.limits.max_connections = 6;
+        c.limits.max_connections_per_ip = 3;
+        c.limits.limit_loopback = true;
+    });
     let server = TestServer::start(config).await?;
     // A player holds a place like any other socket.
     let mut player =
@@ -282,7 +288,7 @@ async fn a_clients_close_frame_is_echoed() -> anyhow::Result<()> {
 #[tokio::test]
 async fn a_non_reader_with_default_buffers_is_found_by_its_unanswered_pings() -> anyhow::Result<()> {
     // Pings every 0.67 s, answered within 2 s or the client is too slow.
-    let server = TestServer::start(ServerConfig { idle_timeout_secs: 2, ..test_config() }).await?;
+    let server = TestServer::start(test_config().with(|c| c.limits.idle_timeout_secs = 2)).await?;
     let (client, _) = server.player("deaf").await?;
     let (mut tx, _rx) = client.split();
     // It keeps sending inputs, so it is never idle, but it reads nothing:
@@ -307,7 +313,7 @@ async fn a_non_reader_with_default_buffers_is_found_by_its_unanswered_pings() ->
 
 #[tokio::test]
 async fn upgraded_sockets_that_never_say_hello_get_4005_at_the_handshake_deadline() -> anyhow::Result<()> {
-    let server = TestServer::start(ServerConfig { handshake_timeout_ms: 500, ..test_config() }).await?;
+    let server = TestServer::start(test_config().with(|c| c.limits.handshake_timeout_ms = 500)).await?;
     let report = run_attack(attack(&server, AttackKind::NoHello, 20, 5.0)).await;
     assert_eq!(report.closed_with.get(&close::TIMEOUT.to_string()), Some(&20), "{report:?}");
     assert!(report.close_secs_max < 2.0, "closed at the deadline: {report:?}");
@@ -371,8 +377,10 @@ async fn origins_follow_the_policy_end_to_end() -> anyhow::Result<()> {
     assert_eq!(server.metric("arena_bad_origin_total").await?, 2);
     server.stop().await?;
 
-    let config =
-        ServerConfig { public_hosts: vec!["game.example.com".into()], behind_proxy: true, ..test_config() };
+    let config = test_config().with(|c| {
+        c.net.public_hosts = vec!["game.example.com".into()];
+        c.net.behind_proxy = true;
+    });
     let server = TestServer::start(config).await?;
     let mut proxied = WsClient::connect_with_headers(
         &server.ws_url(),

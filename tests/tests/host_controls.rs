@@ -6,7 +6,6 @@
 //! most every 10 s, and the role passes on when the host leaves.
 
 use arena_bots::ws::WsClient;
-use arena_server::ServerConfig;
 use arena_shared::protocol::{
     ClientMsg, CommandRefusal, HostCommand, Hosting, RejectReason, RoomRequest, RoundInfo, RoundPhase, Rules,
     ServerMsg, close,
@@ -25,7 +24,7 @@ async fn hosting_where(client: &mut WsClient, want: impl Fn(&Hosting) -> bool) -
 #[tokio::test]
 async fn a_private_room_s_host_sets_rules_locks_kicks_moves_to_watchers_and_hands_over() -> anyhow::Result<()>
 {
-    let server = TestServer::start(ServerConfig { round_secs: 180, ..test_config() }).await?;
+    let server = TestServer::start(test_config().with(|c| c.game.round_secs = 180)).await?;
     let (mut ada, created) = server.join_from(1, "ada", RoomRequest::CreatePrivate).await?;
     assert_eq!(created.hosting.host, created.you, "the creator hosts");
     let join = RoomRequest::Join { code: created.room.clone() };

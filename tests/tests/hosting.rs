@@ -43,11 +43,10 @@ impl Certificate {
     }
 
     fn config(&self) -> ServerConfig {
-        ServerConfig {
-            tls_cert: Some(self.dir.path().join("cert.pem")),
-            tls_key: Some(self.dir.path().join("key.pem")),
-            ..test_config()
-        }
+        test_config().with(|c| {
+            c.net.tls_cert = Some(self.dir.path().join("cert.pem"));
+            c.net.tls_key = Some(self.dir.path().join("key.pem"));
+        })
     }
 }
 
@@ -97,7 +96,7 @@ async fn https_and_wss_serve_the_game_with_the_hosts_certificate() -> anyhow::Re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_handshakes_are_budgeted_per_address_and_honest_players_wait_their_turn() -> anyhow::Result<()> {
     let certificate = Certificate::new()?;
-    let config = ServerConfig { limit_loopback: true, ..certificate.config() };
+    let config = certificate.config().with(|c| c.limits.limit_loopback = true);
     let server = TestServer::start(config).await?;
     let trust = arena_bots::tls::trusting(certificate.pem.as_bytes()).map_err(anyhow::Error::msg)?;
     let url = format!("wss://127.0.0.1:{}/ws", server.addr.port());
@@ -310,8 +309,10 @@ http {{
 #[tokio::test]
 async fn behind_nginx_pages_from_the_public_name_play_and_others_are_refused() -> anyhow::Result<()> {
     let Some(nginx) = nginx() else { return Ok(()) };
-    let config =
-        ServerConfig { behind_proxy: true, public_hosts: vec!["arena.test".into()], ..test_config() };
+    let config = test_config().with(|c| {
+        c.net.behind_proxy = true;
+        c.net.public_hosts = vec!["arena.test".into()];
+    });
     let server = TestServer::start(config).await?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let dir = tempfile::tempdir()?;
@@ -369,7 +370,7 @@ async fn a_plain_trunk_build_is_served_gzipped_made_once_and_siblings_win() -> a
     std::fs::write(dir.path().join("style-0123456789abcdef.css"), "body { color: red }")?;
     // A sibling someone made: it is what a gzip client gets.
     std::fs::write(dir.path().join("style-0123456789abcdef.css.gz"), flate2_gzip(b"body { color: blue }"))?;
-    let config = ServerConfig { web_dir: Some(dir.path().to_owned()), ..test_config() };
+    let config = test_config().with(|c| c.net.web_dir = Some(dir.path().to_owned()));
     let server = TestServer::start(config).await?;
     let path = "/app-0123456789abcdef_bg.wasm";
 

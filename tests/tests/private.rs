@@ -26,14 +26,14 @@ fn loopback(last: u8) -> IpAddr {
 
 /// Loopback peers held to every per-address limit, as remote ones are.
 fn per_address_config() -> ServerConfig {
-    ServerConfig { limit_loopback: true, ..test_config() }
+    test_config().with(|c| c.limits.limit_loopback = true)
 }
 
 #[tokio::test]
 async fn no_public_endpoint_names_a_private_room_but_operators_see_it() -> anyhow::Result<()> {
     let web = tempfile::tempdir()?;
     std::fs::write(web.path().join("index.html"), "<!doctype html><title>arena</title>")?;
-    let config = ServerConfig { web_dir: Some(web.path().to_owned()), ..test_config() };
+    let config = test_config().with(|c| c.net.web_dir = Some(web.path().to_owned()));
     let server = TestServer::start(config).await?;
     let (_host, private) = server.join_from(1, "host", RoomRequest::CreatePrivate).await?;
     let (_guest, public) = server.join_from(1, "guest", RoomRequest::Quick).await?;
@@ -105,7 +105,7 @@ async fn wrong_room_codes_are_budgeted_per_address_before_the_look_up() -> anyho
 #[tokio::test]
 async fn behind_a_proxy_the_budgets_count_the_forwarded_address() -> anyhow::Result<()> {
     // The proxy is on this machine (exempt); the players it forwards are not.
-    let config = ServerConfig { behind_proxy: true, ..test_config() };
+    let config = test_config().with(|c| c.net.behind_proxy = true);
     let server = TestServer::start(config).await?;
     let via_proxy = async |player: &str| -> Result<Rejection, anyhow::Error> {
         let headers = [("X-Forwarded-For", player)];
@@ -132,11 +132,10 @@ async fn behind_a_proxy_the_budgets_count_the_forwarded_address() -> anyhow::Res
 #[tokio::test]
 async fn a_peer_that_is_no_trusted_proxy_cannot_choose_its_address_with_a_header() -> anyhow::Result<()> {
     // Behind a proxy on 10.0.0.0/8; this client reaches the server directly.
-    let config = ServerConfig {
-        behind_proxy: true,
-        trusted_proxies: vec!["10.0.0.0/8".parse().expect("a block")],
-        ..per_address_config()
-    };
+    let config = per_address_config().with(|c| {
+        c.net.behind_proxy = true;
+        c.net.trusted_proxies = vec!["10.0.0.0/8".parse().expect("a block")];
+    });
     let server = TestServer::start(config).await?;
     let mut outcomes = Vec::new();
     for n in 0..11 {
@@ -157,13 +156,12 @@ async fn a_peer_that_is_no_trusted_proxy_cannot_choose_its_address_with_a_header
 #[tokio::test]
 async fn one_address_cannot_take_every_room_and_quick_join_keeps_its_share() -> anyhow::Result<()> {
     // Eight rooms: six may be private, two at most per address.
-    let config = ServerConfig {
-        max_rooms: 8,
-        max_rooms_per_ip: 2,
-        room_idle_secs: 600.0,
-        resume_secs: 0.0,
-        ..per_address_config()
-    };
+    let config = per_address_config().with(|c| {
+        c.game.max_rooms = 8;
+        c.limits.max_rooms_per_ip = 2;
+        c.game.room_idle_secs = 600.0;
+        c.game.resume_secs = 0.0;
+    });
     let server = TestServer::start(config).await?;
     let (mut first, _) = server.join_from(10, "a", RoomRequest::CreatePrivate).await?;
     let _second = server.join_from(10, "b", RoomRequest::CreatePrivate).await?;
@@ -195,7 +193,10 @@ async fn one_address_cannot_take_every_room_and_quick_join_keeps_its_share() -> 
 
 #[tokio::test]
 async fn one_address_holds_few_seats_and_a_friend_still_resumes() -> anyhow::Result<()> {
-    let config = ServerConfig { max_held_seats_per_ip: 2, resume_secs: 60.0, ..per_address_config() };
+    let config = per_address_config().with(|c| {
+        c.limits.max_held_seats_per_ip = 2;
+        c.game.resume_secs = 60.0;
+    });
     let server = TestServer::start(config).await?;
     // Connect, join, drop the socket without a close, repeat.
     for n in 0..6 {
@@ -230,7 +231,7 @@ async fn one_address_holds_few_seats_and_a_friend_still_resumes() -> anyhow::Res
 async fn clients_that_stop_reading_are_closed_within_the_idle_timeout_even_with_forged_pongs()
 -> anyhow::Result<()> {
     // Idle timeout 3 s: a ping every second, two seconds to answer it.
-    let server = TestServer::start(ServerConfig { idle_timeout_secs: 3, ..test_config() }).await?;
+    let server = TestServer::start(test_config().with(|c| c.limits.idle_timeout_secs = 3)).await?;
     let (mut reader, _) = server.player("reader").await?;
     let mut crowd = tokio::task::JoinSet::new();
     for n in 0..24 {

@@ -4,14 +4,17 @@
 
 use arena_bots::verify::verify_replay;
 use arena_bots::{Behaviour, Live, run_swarm};
-use arena_server::ServerConfig;
 use arena_shared::protocol::{RoomRequest, ServerMsg, replay_id_hex};
 use arena_tests::{TestServer, eventually, http_get, recv_until, swarm, test_config};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_20_bot_round_is_listed_served_and_replays_with_every_checksum_equal() -> anyhow::Result<()> {
-    let config = ServerConfig { round_secs: 8, podium_secs: 2, max_players: 32, ..test_config() };
+    let config = test_config().with(|c| {
+        c.game.round_secs = 8;
+        c.game.podium_secs = 2;
+        c.game.max_players = 32;
+    });
     let server = TestServer::start(config).await?;
     // A private room's round: kept, never listed.
     let (mut host, private) = {

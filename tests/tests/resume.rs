@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 fn config(resume_secs: f64) -> ServerConfig {
-    ServerConfig { resume_secs, ..test_config() }
+    test_config().with(|c| c.game.resume_secs = resume_secs)
 }
 
 /// A player whose socket resets (no close frame) when dropped.

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use arena_bots::ws::{ClientError, WsClient};
 use arena_bots::{Behaviour, Live, Report, RoomPlan, run_swarm};
-use arena_server::ServerConfig;
 use arena_shared::protocol::{PlayerId, RejectReason, RoomRequest, ServerMsg, Welcome, close};
 use arena_tests::{TestServer, eventually, expect_close, http_get, recv_until, swarm, test_config};
 
@@ -69,7 +68,7 @@ async fn private_rooms_do_not_see_each_others_players() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn quick_join_fills_the_fullest_public_room_then_opens_another() -> anyhow::Result<()> {
-    let server = TestServer::start(ServerConfig { max_players: 2, ..test_config() }).await?;
+    let server = TestServer::start(test_config().with(|c| c.game.max_players = 2)).await?;
     let (_p1, w1) = join(&server, "p1", RoomRequest::Quick).await?;
     let (_p2, w2) = join(&server, "p2", RoomRequest::Quick).await?;
     let (_p3, w3) = join(&server, "p3", RoomRequest::Quick).await?;
@@ -96,7 +95,7 @@ async fn quick_join_fills_the_fullest_public_room_then_opens_another() -> anyhow
 
 #[tokio::test]
 async fn an_empty_room_closes_and_its_code_is_then_refused() -> anyhow::Result<()> {
-    let server = TestServer::start(ServerConfig { room_idle_secs: 0.5, ..test_config() }).await?;
+    let server = TestServer::start(test_config().with(|c| c.game.room_idle_secs = 0.5)).await?;
     let (mut host, welcome) = join(&server, "host", RoomRequest::CreatePrivate).await?;
     host.close().await;
     eventually("the empty room to close", Duration::from_secs(3), async || {
@@ -121,7 +120,10 @@ async fn an_empty_room_closes_and_its_code_is_then_refused() -> anyhow::Result<(
 #[tokio::test]
 async fn past_max_rooms_a_new_room_is_refused_with_the_reason() -> anyhow::Result<()> {
     // Four rooms: three may be private, one stays for quick-join.
-    let config = ServerConfig { max_rooms: 4, max_players: 1, ..test_config() };
+    let config = test_config().with(|c| {
+        c.game.max_rooms = 4;
+        c.game.max_players = 1;
+    });
     let server = TestServer::start(config).await?;
     let _a = join(&server, "a", RoomRequest::CreatePrivate).await?;
     let _b = join(&server, "b", RoomRequest::CreatePrivate).await?;
@@ -168,7 +170,7 @@ async fn bots_spread_over_rooms_or_join_one_by_code() -> anyhow::Result<()> {
 async fn an_invite_link_and_a_replay_link_serve_the_page() -> anyhow::Result<()> {
     let web = tempfile::tempdir()?;
     std::fs::write(web.path().join("index.html"), "<!doctype html><title>arena</title>")?;
-    let config = ServerConfig { web_dir: Some(web.path().to_path_buf()), ..test_config() };
+    let config = test_config().with(|c| c.net.web_dir = Some(web.path().to_path_buf()));
     let server = TestServer::start(config).await?;
     for link in ["/r/k3x9q2m7pd", "/replay/0123456789abcdef0123456789abcdef"] {
         let page = http_get(server.addr, link, &[]).await?;
@@ -183,7 +185,11 @@ async fn an_invite_link_and_a_replay_link_serve_the_page() -> anyhow::Result<()>
 async fn quick_joiners_arriving_together_share_one_new_room() -> anyhow::Result<()> {
     // Regression: the second of two simultaneous quick-joiners used to find
     // no room, try to open one past --max-rooms 1, and be refused.
-    let server = TestServer::start(ServerConfig { max_players: 8, max_rooms: 1, ..test_config() }).await?;
+    let server = TestServer::start(test_config().with(|c| {
+        c.game.max_players = 8;
+        c.game.max_rooms = 1;
+    }))
+    .await?;
     let joins = (0..8).map(|i| {
         let url = server.ws_url();
         tokio::spawn(async move {
@@ -205,7 +211,7 @@ async fn quick_joiners_arriving_together_share_one_new_room() -> anyhow::Result<
 
 #[tokio::test]
 async fn watchers_see_frames_take_no_seat_are_counted_and_capped() -> anyhow::Result<()> {
-    let server = TestServer::start(ServerConfig { max_watchers: 2, ..test_config() }).await?;
+    let server = TestServer::start(test_config().with(|c| c.game.max_watchers = 2)).await?;
     let (mut ada, seated) = join(&server, "ada", RoomRequest::Quick).await?;
     let (_bob, bob_in) = join(&server, "bob", RoomRequest::Join { code: seated.room.clone() }).await?;
     let watch = || RoomRequest::Watch { code: seated.room.clone() };
@@ -255,7 +261,7 @@ async fn watchers_see_frames_take_no_seat_are_counted_and_capped() -> anyhow::Re
 
 #[tokio::test]
 async fn fill_bots_play_in_a_public_room_and_leave_as_people_come() -> anyhow::Result<()> {
-    let server = TestServer::start(ServerConfig { fill_bots: 3, ..test_config() }).await?;
+    let server = TestServer::start(test_config().with(|c| c.game.fill_bots = 3)).await?;
     let (mut ada, seated) = join(&server, "ada", RoomRequest::Quick).await?;
     let mut bots = BTreeSet::new();
     while bots.len() < 2 {

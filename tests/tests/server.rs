@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use arena_bots::ws::{ClientError, WsClient};
 use arena_bots::{Behaviour, Live, Outcome, Report, run_swarm};
-use arena_server::ServerConfig;
 use arena_shared::codec::encode_client;
 use arena_shared::protocol::{
     ClientMsg, MAX_CLIENT_MSG_BYTES, PROTOCOL_VERSION, RejectReason, RoomRequest, ServerMsg, close,
@@ -20,7 +19,7 @@ use tokio_tungstenite::tungstenite::Message;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_bots_join_and_see_the_others_in_view_move() -> anyhow::Result<()> {
     // One room big enough for all fifty (the default room holds 32).
-    let server = TestServer::start(ServerConfig { max_players: 64, ..test_config() }).await?;
+    let server = TestServer::start(test_config().with(|c| c.game.max_players = 64)).await?;
     let config = swarm(&server, 50, 5.0, Behaviour::Wander);
     let records = run_swarm(config.clone(), Live::default().into()).await;
     let report = Report::from_records(&records, &config);
@@ -116,7 +115,11 @@ async fn version_mismatch_gets_a_typed_rejection_and_close_code() -> anyhow::Res
 #[tokio::test]
 async fn a_full_server_rejects_with_the_reason_and_close_code() -> anyhow::Result<()> {
     // One room of two: quick-join has nowhere else to go.
-    let server = TestServer::start(ServerConfig { max_players: 2, max_rooms: 1, ..test_config() }).await?;
+    let server = TestServer::start(test_config().with(|c| {
+        c.game.max_players = 2;
+        c.game.max_rooms = 1;
+    }))
+    .await?;
     let _a = server.player("a").await?;
     let _b = server.player("b").await?;
     let mut third = server.client().await?;
@@ -228,7 +231,7 @@ async fn a_foreign_origin_gets_403_without_disturbing_others() -> anyhow::Result
 
 #[tokio::test]
 async fn listed_origins_are_allowed() -> anyhow::Result<()> {
-    let config = ServerConfig { allow_origins: vec!["https://arena.example:8443".into()], ..test_config() };
+    let config = test_config().with(|c| c.net.allow_origins = vec!["https://arena.example:8443".into()]);
     let server = TestServer::start(config).await?;
     let mut dev = WsClient::connect_with_origin(&server.ws_url(), Some("https://arena.example:8443")).await?;
     dev.handshake("listed").await?;
@@ -239,8 +242,11 @@ async fn listed_origins_are_allowed() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_does_not_slow_the_tick_for_anyone() -> anyhow::Result<()> {
-    let config =
-        ServerConfig { tick_rate: 60, send_buffer_bytes: 4096, slow_client_ms: 500, ..test_config() };
+    let config = test_config().with(|c| {
+        c.game.tick_rate = 60;
+        c.net.send_buffer_bytes = 4096;
+        c.limits.slow_client_ms = 500;
+    });
     let server = TestServer::start(config).await?;
     let mut sloth = non_reader(&server, "sloth", 2048).await?;
     let bots = swarm(&server, 20, 5.0, Behaviour::Wander);
@@ -261,7 +267,7 @@ async fn a_client_that_never_reads_does_not_slow_the_tick_for_anyone() -> anyhow
 
 #[tokio::test]
 async fn a_silent_client_is_dropped_after_the_idle_timeout() -> anyhow::Result<()> {
-    let server = TestServer::start(ServerConfig { idle_timeout_secs: 2, ..test_config() }).await?;
+    let server = TestServer::start(test_config().with(|c| c.limits.idle_timeout_secs = 2)).await?;
     let (mut quiet, _) = server.player("quiet").await?;
     // Not reading means not answering pings either: silence (4005) and the
     // unanswered ping (4004) both end it, whichever comes first at 2 s.

@@ -31,7 +31,7 @@ use tokio_util::task::TaskTracker;
 use crate::cluster::lease::{Lease, LeaseError, Leases};
 use crate::cluster::registry::{Cluster, NodeInfo};
 use crate::cluster::steward::{Listing, RoomLease, Steward};
-use crate::config::ServerConfig;
+use crate::config::ClusterConfig;
 use crate::limits::Slot;
 use crate::ops::metrics::Metrics;
 use crate::room::fence::Fence;
@@ -70,7 +70,9 @@ pub struct Placement {
     rooms: Arc<Rooms>,
     /// This node and the cluster it is in (itself alone without `--redis-url`).
     cluster: Arc<Cluster>,
-    config: Arc<ServerConfig>,
+    config: ClusterConfig,
+    /// A room's seats, listed with public rooms.
+    room_size: u16,
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
     /// The stewards, so shutdown can wait for them.
@@ -84,7 +86,7 @@ impl Placement {
     pub fn new(
         rooms: Arc<Rooms>,
         cluster: Arc<Cluster>,
-        config: Arc<ServerConfig>,
+        (config, room_size): (ClusterConfig, u16),
         metrics: Arc<Metrics>,
         cancel: CancellationToken,
     ) -> Self {
@@ -92,6 +94,7 @@ impl Placement {
             rooms,
             cluster,
             config,
+            room_size,
             metrics,
             cancel,
             tasks: TaskTracker::new(),
@@ -179,7 +182,7 @@ impl Placement {
             leases,
             room,
             handle: entry.handle.clone(),
-            listing: (!entry.private).then(|| (entry.stats.clone(), self.config.max_players)),
+            listing: (!entry.private).then(|| (entry.stats.clone(), self.room_size)),
             checkpoint_every: self.config.checkpoint_every(),
             metrics: self.metrics.clone(),
             cancel: self.cancel.clone(),
@@ -335,7 +338,7 @@ impl Placement {
     /// back). `None` outside cluster mode.
     pub fn quieter_node(&self) -> Option<Moved> {
         let node = self.cluster.successor()?;
-        let room = u64::from(self.config.max_players);
+        let room = u64::from(self.room_size);
         (node.players + room <= self.rooms.players()).then(|| Moved { url: node.url, room: String::new() })
     }
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::lease::{LeaseError, Leases};
-use crate::config::ServerConfig;
+use crate::config::{ClusterConfig, NetworkConfig};
 
 /// What a node shows the cluster (no room codes: private ones stay private).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,7 +46,7 @@ pub type Figures = Box<dyn Fn() -> (u64, u64) + Send + Sync>;
 impl Cluster {
     /// This node as `url`, with a fresh random id (a restarted node is a
     /// new node).
-    pub fn new(config: &ServerConfig, url: String) -> Arc<Self> {
+    pub fn new(config: &ClusterConfig, url: String) -> Arc<Self> {
         let id = getrandom::u64().unwrap_or_else(|_| u64::from(std::process::id()));
         Arc::new(Cluster {
             node: format!("{id:016x}"),
@@ -197,12 +197,16 @@ impl Cluster {
 /// The URL players reach this node at, when `--node-url` does not say:
 /// the first `--public-host`, else the first address it listens on that is
 /// not loopback (the LAN address it prints), else loopback.
-pub fn default_url(config: &ServerConfig, addresses: &[std::net::IpAddr], port: u16) -> String {
-    if let Some(url) = &config.node_url {
+pub fn default_url(
+    (cluster, net): (&ClusterConfig, &NetworkConfig),
+    addresses: &[std::net::IpAddr],
+    port: u16,
+) -> String {
+    if let Some(url) = &cluster.node_url {
         return url.clone();
     }
-    let scheme = if config.tls_cert.is_some() { "https" } else { "http" };
-    let host = config.public_hosts.first().cloned().unwrap_or_else(|| {
+    let scheme = if net.tls_cert.is_some() { "https" } else { "http" };
+    let host = net.public_hosts.first().cloned().unwrap_or_else(|| {
         let ip = addresses.iter().find(|ip| !ip.is_loopback()).or(addresses.first());
         match ip {
             Some(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
@@ -216,18 +220,18 @@ pub fn default_url(config: &ServerConfig, addresses: &[std::net::IpAddr], port: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ServerConfig;
 
     #[test]
     fn the_default_url_is_the_public_name_else_the_lan_address() {
         let lan: Vec<std::net::IpAddr> =
             vec!["127.0.0.1".parse().expect("ip"), "192.168.1.20".parse().expect("ip")];
-        let config = ServerConfig::default();
-        assert_eq!(default_url(&config, &lan, 7777), "http://192.168.1.20:7777");
-        let named = ServerConfig { public_hosts: vec!["game.example.com".into()], ..ServerConfig::default() };
-        assert_eq!(default_url(&named, &lan, 7777), "http://game.example.com:7777");
-        let given =
-            ServerConfig { node_url: Some("https://eu1.example.com".into()), ..ServerConfig::default() };
-        assert_eq!(default_url(&given, &lan, 7777), "https://eu1.example.com");
-        assert_eq!(default_url(&config, &lan[..1], 9), "http://127.0.0.1:9");
+        let ServerConfig { cluster, net, .. } = ServerConfig::default();
+        assert_eq!(default_url((&cluster, &net), &lan, 7777), "http://192.168.1.20:7777");
+        let named = NetworkConfig { public_hosts: vec!["game.example.com".into()], ..net.clone() };
+        assert_eq!(default_url((&cluster, &named), &lan, 7777), "http://game.example.com:7777");
+        let given = ClusterConfig { node_url: Some("https://eu1.example.com".into()), ..cluster.clone() };
+        assert_eq!(default_url((&given, &net), &lan, 7777), "https://eu1.example.com");
+        assert_eq!(default_url((&cluster, &net), &lan[..1], 9), "http://127.0.0.1:9");
     }
 }

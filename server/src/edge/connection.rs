@@ -84,7 +84,7 @@ pub async fn serve(socket: WebSocket, state: Context) {
 /// Runs a connection over any sink and stream of WebSocket messages (the
 /// socket's halves, or channels in the tests below).
 pub async fn serve_over(mut sink: impl MessageSink, mut stream: impl MessageStream, state: Context) {
-    let mut budget = RateBudget::new(state.app.config.max_message_rate);
+    let mut budget = RateBudget::new(state.app.config.limits.max_message_rate);
     // Boxed: the handshake's state (joining a room, perhaps through the
     // cluster) is the biggest this future has, and it is over in a moment;
     // inline, every connection would carry its 2 KB for as long as it plays.
@@ -111,12 +111,12 @@ async fn handshake(
     state: &Context,
 ) -> Result<Membership, Ending> {
     let metrics = &state.app.metrics;
-    let deadline = Instant::now() + state.app.config.handshake_timeout();
+    let deadline = Instant::now() + state.app.config.limits.handshake_timeout();
     let bytes = loop {
         let Ok(next) = tokio::time::timeout_at(deadline, stream.next()).await else {
             metrics.kick(Kick::BadHandshake);
             let reason =
-                format!("no Hello within {:.1}s", state.app.config.handshake_timeout().as_secs_f64());
+                format!("no Hello within {:.1}s", state.app.config.limits.handshake_timeout().as_secs_f64());
             return Err(Ending::Close(CloseReason::new(close::TIMEOUT, reason)));
         };
         let message = match next {
@@ -205,8 +205,8 @@ async fn play(
     // clears it when the matching pong comes.
     let ping = AtomicU64::new(NO_PING);
     let liveness = Liveness {
-        ping_every: state.app.config.ping_interval(),
-        pong_timeout: state.app.config.pong_timeout(),
+        ping_every: state.app.config.limits.ping_interval(),
+        pong_timeout: state.app.config.limits.pong_timeout(),
     };
     // `abrupt`: the socket dropped without a goodbye, so the seat is held.
     let (peer_closed, abrupt) = {
@@ -272,7 +272,7 @@ async fn read_loop(
     ping: &AtomicU64,
     state: &Context,
 ) -> Ending {
-    let idle = state.app.config.idle_timeout();
+    let idle = state.app.config.limits.idle_timeout();
     let metrics = &state.app.metrics;
     let Membership { id, outbox, .. } = membership;
     // One timer for the whole connection, pushed back by every message
@@ -572,7 +572,7 @@ async fn echo_close(sink: &mut impl MessageSink) {
 
 fn rate_limited(state: &Context) -> Ending {
     state.app.metrics.kick(Kick::RateLimit);
-    let rate = state.app.config.max_message_rate;
+    let rate = state.app.config.limits.max_message_rate;
     Ending::Close(CloseReason::new(
         close::RATE_LIMITED,
         format!("rate limited: over {rate} messages a second"),
@@ -733,8 +733,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_client_that_sends_but_never_answers_pings_is_closed_at_the_pong_deadline() {
-        let config = ServerConfig { idle_timeout_secs: 30, ..ServerConfig::default() };
-        let (ping_every, pong_timeout) = (config.ping_interval(), config.pong_timeout());
+        let config = ServerConfig::default().with(|c| c.limits.idle_timeout_secs = 30);
+        let (ping_every, pong_timeout) = (config.limits.ping_interval(), config.limits.pong_timeout());
         let app = app(config);
         let mut peer = connect(&app);
         peer.join("deaf", RoomRequest::Quick, None).await;
@@ -766,7 +766,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_client_that_answers_pings_stays_and_a_silent_one_times_out() {
-        let config = ServerConfig { idle_timeout_secs: 30, ..ServerConfig::default() };
+        let config = ServerConfig::default().with(|c| c.limits.idle_timeout_secs = 30);
         let app = app(config);
         let mut alive = connect(&app);
         let mut silent = connect(&app);
@@ -798,7 +798,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_burst_past_the_rate_budget_is_closed_with_4006() {
-        let app = app(ServerConfig { max_message_rate: 50, ..ServerConfig::default() });
+        let app = app(ServerConfig::default().with(|c| c.limits.max_message_rate = 50));
         let mut peer = connect(&app);
         peer.join("flood", RoomRequest::Quick, None).await;
         for _ in 0..200 {
@@ -906,7 +906,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn no_hello_within_the_handshake_deadline_closes_with_4005() {
         let config = ServerConfig::default();
-        let deadline = config.handshake_timeout();
+        let deadline = config.limits.handshake_timeout();
         let mut peer = connect(&app(config));
         let started = Instant::now();
         assert_eq!(peer.close_code().await, close::TIMEOUT);

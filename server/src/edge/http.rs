@@ -51,7 +51,7 @@ pub fn app(state: AppState) -> Router {
         .route("/admin", get(admin_page))
         .route("/admin/api/cluster", get(admin_cluster))
         .route("/admin/api/orders", post(admin_order));
-    if let Some(dir) = &state.config.web_dir {
+    if let Some(dir) = &state.config.net.web_dir {
         router = crate::edge::web::serve_dir(router, dir);
     } else {
         #[cfg(feature = "embed-client")]
@@ -131,7 +131,7 @@ fn audience(config: &ServerConfig, headers: &HeaderMap) -> Option<Audience> {
     let Some(given) = headers.get(header::AUTHORIZATION) else {
         return Some(Audience::Public);
     };
-    let token = config.admin_token.as_ref()?;
+    let token = config.ops.admin_token.as_ref()?;
     let given = given.as_bytes().strip_prefix(b"Bearer ").unwrap_or_default();
     // Constant time: the comparison's duration says nothing about how much matched.
     bool::from(given.ct_eq(token.as_bytes())).then_some(Audience::Operator)
@@ -165,9 +165,9 @@ fn health(state: &AppState, audience: Audience) -> Response {
         "status": "ok",
         "players": players,
         "rooms": rooms.len(),
-        "tick_rate": state.config.tick_rate,
-        "room_size": state.config.max_players,
-        "max_rooms": state.config.max_rooms,
+        "tick_rate": state.config.game.tick_rate,
+        "room_size": state.config.game.max_players,
+        "max_rooms": state.config.game.max_rooms,
         "tick_micros_p50": ticks.quantile(0.5),
         "tick_micros_p99": ticks.quantile(0.99),
     });
@@ -212,7 +212,7 @@ async fn admin_page() -> Response {
 fn unless_operator(config: &ServerConfig, headers: &HeaderMap) -> Option<Response> {
     match audience(config, headers) {
         Some(Audience::Operator) => None,
-        _ if config.admin_token.is_none() => Some(
+        _ if config.ops.admin_token.is_none() => Some(
             (
                 StatusCode::UNAUTHORIZED,
                 "the operators' page needs --admin-token on this listener (or use --metrics-bind)\n",
@@ -234,7 +234,7 @@ async fn admin_cluster(State(state): State<AppState>, headers: HeaderMap) -> Res
 /// then read within `--header-timeout-ms` and [`MAX_ORDER_BODY_BYTES`].
 async fn admin_order(State(state): State<AppState>, request: Request) -> Response {
     match unless_operator(&state.config, request.headers()) {
-        None => match read_order(request, state.config.header_timeout()).await {
+        None => match read_order(request, state.config.limits.header_timeout()).await {
             Ok(body) => give(&state, &body).await,
             Err(refused) => refused,
         },
@@ -321,7 +321,7 @@ pub fn operator_app(state: AppState) -> Router {
         .route(
             "/admin/api/orders",
             post(|State(state): State<AppState>, request: Request| async move {
-                match read_order(request, state.config.header_timeout()).await {
+                match read_order(request, state.config.limits.header_timeout()).await {
                     Ok(body) => give(&state, &body).await,
                     Err(refused) => refused,
                 }

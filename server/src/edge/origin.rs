@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use axum::http::{HeaderMap, header};
 
-use crate::config::ServerConfig;
+use crate::config::NetworkConfig;
 use crate::limits::Cidr;
 
 /// Which pages may open `/ws`. Browsers always send `Origin`; other clients
@@ -32,7 +32,7 @@ impl OriginPolicy {
     /// The policy for a server bound to `bound`: its addresses (or, bound to
     /// all interfaces, loopback and every LAN address) and `localhost`,
     /// plus the configured names.
-    pub fn new(config: &ServerConfig, addresses: &[IpAddr]) -> Self {
+    pub fn new(config: &NetworkConfig, addresses: &[IpAddr]) -> Self {
         let mut public_hosts = vec!["localhost".to_owned()];
         public_hosts.extend(addresses.iter().map(|ip| match ip {
             IpAddr::V4(v4) => v4.to_string(),
@@ -81,7 +81,7 @@ pub struct ProxyTrust {
 }
 
 impl ProxyTrust {
-    pub fn new(config: &ServerConfig) -> Self {
+    pub fn new(config: &NetworkConfig) -> Self {
         ProxyTrust { proxies: if config.behind_proxy { config.trusted_proxies.clone() } else { Vec::new() } }
     }
 
@@ -159,6 +159,7 @@ mod tests {
     use axum::http::HeaderValue;
 
     use super::*;
+    use crate::config::ServerConfig;
 
     fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -176,13 +177,15 @@ mod tests {
 
     /// A LAN server at 192.168.1.20 that also answers to game.example.com.
     fn policy(allowed: &[&str], behind_proxy: bool) -> OriginPolicy {
-        let config = ServerConfig {
-            allow_origins: allowed.iter().map(|s| s.to_string()).collect(),
-            public_hosts: vec!["game.example.com".into()],
-            behind_proxy,
-            ..ServerConfig::default()
-        };
-        OriginPolicy::new(&config, &["127.0.0.1".parse().expect("ip"), "192.168.1.20".parse().expect("ip")])
+        let config = ServerConfig::default().with(|c| {
+            c.net.allow_origins = allowed.iter().map(|s| s.to_string()).collect();
+            c.net.public_hosts = vec!["game.example.com".into()];
+            c.net.behind_proxy = behind_proxy;
+        });
+        OriginPolicy::new(
+            &config.net,
+            &["127.0.0.1".parse().expect("ip"), "192.168.1.20".parse().expect("ip")],
+        )
     }
 
     #[test]
@@ -257,7 +260,11 @@ mod tests {
 
     fn trust(behind_proxy: bool, proxies: &[&str]) -> ProxyTrust {
         let trusted_proxies = proxies.iter().map(|p| p.parse().expect("a block")).collect();
-        ProxyTrust::new(&ServerConfig { behind_proxy, trusted_proxies, ..ServerConfig::default() })
+        let config = ServerConfig::default().with(|c| {
+            c.net.behind_proxy = behind_proxy;
+            c.net.trusted_proxies = trusted_proxies;
+        });
+        ProxyTrust::new(&config.net)
     }
 
     fn ip(text: &str) -> IpAddr {

@@ -55,24 +55,35 @@ impl AppState {
     ) -> Self {
         let addresses = local_addresses(bound);
         let metrics = Arc::new(Metrics::default());
-        let url = crate::cluster::registry::default_url(config, &addresses, bound.port());
-        let cluster = Cluster::new(config, url);
+        let url =
+            crate::cluster::registry::default_url((&config.cluster, &config.net), &addresses, bound.port());
+        let cluster = Cluster::new(&config.cluster, url);
         if cluster.is_on() {
             let _ = metrics.node.set(cluster.node.clone());
         }
-        let rooms = Arc::new(Rooms::new(config.clone(), metrics.clone(), cancel.clone()));
-        let placement = Arc::new(Placement::new(
-            rooms.clone(),
-            cluster.clone(),
-            config.clone(),
+        let rooms = Arc::new(Rooms::new(
+            config.game.clone(),
+            config.slow_client_ticks(),
             metrics.clone(),
             cancel.clone(),
         ));
-        let lobby =
-            Lobby::new(rooms.clone(), placement.clone(), config.clone(), metrics.clone(), cancel.clone());
+        let placement = Arc::new(Placement::new(
+            rooms.clone(),
+            cluster.clone(),
+            (config.cluster.clone(), config.game.max_players),
+            metrics.clone(),
+            cancel.clone(),
+        ));
+        let lobby = Lobby::new(
+            rooms.clone(),
+            placement.clone(),
+            (&config.game, &config.limits),
+            metrics.clone(),
+            cancel.clone(),
+        );
         AppState {
             config: config.clone(),
-            origins: Arc::new(OriginPolicy::new(config, &addresses)),
+            origins: Arc::new(OriginPolicy::new(&config.net, &addresses)),
             lobby: Arc::new(lobby),
             placement,
             rooms,
@@ -81,8 +92,8 @@ impl AppState {
             connections: connections.clone(),
             held_seats: AddressCaps::new(
                 usize::MAX,
-                config.max_held_seats_per_ip as usize,
-                config.counting(),
+                config.limits.max_held_seats_per_ip as usize,
+                config.limits.counting(),
             ),
             cluster,
             history: Arc::default(),

@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use super::core::Room;
 use super::handle::{COMMAND_QUEUE, Command, Departure, JoinError, RoomHandle};
-use crate::config::ServerConfig;
+use crate::config::GameConfig;
 use crate::limits::Slot;
 use crate::ops::metrics::{Metrics, RoomStats};
 use crate::room::fence::Fence;
@@ -49,35 +49,36 @@ pub struct RoomSpec {
 /// `spec.on_close` first).
 pub fn spawn(
     spec: RoomSpec,
-    config: Arc<ServerConfig>,
+    game: Arc<GameConfig>,
+    slow_client_ticks: u32,
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
     tracker: &TaskTracker,
 ) -> RoomHandle {
     let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
     let (leaves, leaves_rx) = mpsc::unbounded_channel();
-    let mut world = World::new(config.tick_rate, config.max_players)
+    let mut world = World::new(game.tick_rate, game.max_players)
         .in_room(spec.code.clone(), spec.private)
-        .holding_seats_for(config.resume_ticks())
-        .holding_at_most(held_seats_per_room(config.max_players))
-        .with_rounds(config.round_secs, config.podium_secs)
-        .filling_with_bots(usize::from(config.fill_bots));
+        .holding_seats_for(game.resume_ticks())
+        .holding_at_most(held_seats_per_room(game.max_players))
+        .with_rounds(game.round_secs, game.podium_secs)
+        .filling_with_bots(usize::from(game.fill_bots));
     if let Some(saved) = spec.restore {
         world = world.restored(saved);
     }
-    if config.replay_memory_mb > 0 {
+    if game.replay_memory_mb > 0 {
         world = world.recording();
     }
-    let room = Room::new(world, config.slow_client_ticks(), metrics, spec.code.clone())
+    let room = Room::new(world, slow_client_ticks, metrics, spec.code.clone())
         .reporting_to(spec.stats)
-        .watched_by_at_most(config.max_watchers)
+        .watched_by_at_most(game.max_watchers)
         .keeping_replays_in(spec.replays);
     let handle = RoomHandle { commands, leaves };
     let channels = Channels { commands: commands_rx, leaves: leaves_rx, leave_sender: handle.leaves.clone() };
     let (owner, on_close) = (spec.owner, spec.on_close);
     let ending = Ending { on_close, fence: spec.fence };
     tracker.spawn(async move {
-        run(room, channels, config, ending, cancel).await;
+        run(room, channels, game, ending, cancel).await;
         // The opener's address may open another room once this one is gone.
         drop(owner);
     });
@@ -113,7 +114,7 @@ struct Ending {
 async fn run(
     mut room: Room,
     channels: Channels,
-    config: Arc<ServerConfig>,
+    game: Arc<GameConfig>,
     ending: Ending,
     cancel: CancellationToken,
 ) {
@@ -121,13 +122,13 @@ async fn run(
     let Ending { on_close, fence } = ending;
     let mut paused = false;
     let code = room.code.clone();
-    let mut ticker = tokio::time::interval(config.tick_interval());
+    let mut ticker = tokio::time::interval(game.tick_interval());
     // An overloaded server runs slow rather than bursting to catch up.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let idle_limit = config.room_idle();
+    let idle_limit = game.room_idle();
     // A room is made for a joiner who is on the way.
     let mut empty_since = Some(Instant::now());
-    tracing::info!(room = %code, room_size = config.max_players, "room opened");
+    tracing::info!(room = %code, room_size = game.max_players, "room opened");
     let shutting_down = loop {
         tokio::select! {
             biased;
@@ -145,7 +146,7 @@ async fn run(
                 if std::mem::take(&mut paused) {
                     tracing::info!(room = %code, "the room's lease is renewed: playing again");
                 }
-                room.timed_tick(config.tick_interval());
+                room.timed_tick(game.tick_interval());
                 // Nobody else is waiting for a room only one player ever used.
                 let idle_limit = if room.seated_ever <= 1 { idle_limit.min(LONE_ROOM_IDLE) } else { idle_limit };
                 if room.world.player_count() > 0 {

@@ -16,7 +16,7 @@ use arena_shared::protocol::{Moved, RejectReason, Rejection};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::ServerConfig;
+use crate::config::GameConfig;
 use crate::limits::Slot;
 use crate::ops::metrics::{Metrics, RoomStats};
 use crate::room::fence::Fence;
@@ -34,7 +34,9 @@ const CODE_LEN: usize = 10;
 /// Opens rooms and finds them.
 pub struct Rooms {
     directory: Arc<dyn RoomDirectory>,
-    config: Arc<ServerConfig>,
+    game: Arc<GameConfig>,
+    /// Ticks of stale frames after which a room drops a client.
+    slow_client_ticks: u32,
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
     /// Every room task, so shutdown can wait for them.
@@ -82,19 +84,27 @@ pub struct NewRoom {
 }
 
 impl Rooms {
-    pub fn new(config: Arc<ServerConfig>, metrics: Arc<Metrics>, cancel: CancellationToken) -> Self {
-        let cap = config.replay_memory_mb as usize * (1 << 20);
+    /// Rooms playing `game`, each dropping a client whose frames go stale
+    /// for `slow_client_ticks`.
+    pub fn new(
+        game: GameConfig,
+        slow_client_ticks: u32,
+        metrics: Arc<Metrics>,
+        cancel: CancellationToken,
+    ) -> Self {
+        let cap = game.replay_memory_mb as usize * (1 << 20);
         Rooms {
             replays: Arc::new(ReplayStore::new(
                 cap,
-                config.replay_dir.clone().map(|dir| (dir, config.replay_dir_mb as usize * (1 << 20))),
+                game.replay_dir.clone().map(|dir| (dir, game.replay_dir_mb as usize * (1 << 20))),
             )),
             directory: Arc::new(InMemoryDirectory::default()),
             metrics,
             cancel,
             tasks: TaskTracker::new(),
             opening: tokio::sync::Mutex::new(()),
-            config,
+            game: Arc::new(game),
+            slow_client_ticks,
         }
     }
 
@@ -109,10 +119,10 @@ impl Rooms {
     /// are not kept for public play.
     pub fn has_space_for(&self, private: bool) -> Result<(), Rejection> {
         let rooms = self.directory.list();
-        if rooms.len() >= usize::from(self.config.max_rooms) {
-            return Err(Rejection::new(RejectReason::RoomsFull { max_rooms: self.config.max_rooms }));
+        if rooms.len() >= usize::from(self.game.max_rooms) {
+            return Err(Rejection::new(RejectReason::RoomsFull { max_rooms: self.game.max_rooms }));
         }
-        let max_private = self.config.max_private_rooms();
+        let max_private = self.game.max_private_rooms();
         if private && rooms.iter().filter(|(_, room)| room.private).count() >= usize::from(max_private) {
             return Err(Rejection::new(RejectReason::RoomsFull { max_rooms: max_private }));
         }
@@ -151,8 +161,14 @@ impl Rooms {
             restore,
             replays,
         };
-        let handle =
-            room::spawn(spec, self.config.clone(), self.metrics.clone(), self.cancel.clone(), &self.tasks);
+        let handle = room::spawn(
+            spec,
+            self.game.clone(),
+            self.slow_client_ticks,
+            self.metrics.clone(),
+            self.cancel.clone(),
+            &self.tasks,
+        );
         let entry = RoomEntry { handle, private, stats };
         if !self.directory.insert(code, entry.clone()) {
             tracing::error!("a fresh room code was taken under the opening lock");
@@ -163,7 +179,7 @@ impl Rooms {
 
     /// The public room with the most players that still has a seat.
     pub fn fullest_public_with_space(&self) -> Option<RoomEntry> {
-        let size = u64::from(self.config.max_players);
+        let size = u64::from(self.game.max_players);
         self.directory
             .list()
             .into_iter()
@@ -210,7 +226,7 @@ impl Rooms {
                 code,
                 players: entry.stats.players.load(Relaxed),
                 watchers: entry.stats.watchers.load(Relaxed),
-                room_size: self.config.max_players,
+                room_size: self.game.max_players,
             })
             .collect();
         rooms.sort_by(|a, b| b.players.cmp(&a.players).then_with(|| a.code.cmp(&b.code)));
