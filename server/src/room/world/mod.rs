@@ -1,34 +1,37 @@
-//! The room's game state and what one tick does to it: the players (name,
-//! colour, resume token, input budget), the [`Match`], and the news
-//! everyone must be told. Nothing here touches a socket, a channel, a
-//! timer or a metric: the room ([`crate::room`]) calls [`World::tick`] at
-//! the tick rate with its players' inbound queues as the [`InputSource`],
-//! delivers the frames and news, and records the figures; benches and tests
-//! call it directly.
+//! The room's game state and what one tick does to it: the [`Match`], and
+//! around it the room's small parts: its [`seats`] (people and fill bots,
+//! their names, tokens and input budgets, held seats), its [`fill`] bots,
+//! the round being recorded ([`recording`]), a private room's host
+//! ([`hosting`]), and the [`news`] everyone must be told. Nothing here
+//! touches a socket, a channel, a timer or a metric: the room
+//! ([`crate::room`]) calls [`World::tick`] at the tick rate with its
+//! players' inbound queues as the [`InputSource`], delivers the frames
+//! and news, and records the figures; benches and tests call it directly.
 
+mod fill;
 mod hosting;
+mod news;
+mod recording;
+mod seats;
 
-use std::collections::BTreeMap;
-
-use arena_shared::brawler::{Brawler, Sight};
 use arena_shared::game::{GameEvent, Match, MatchSettings};
 use arena_shared::protocol::{
-    CommandRefusal, HostCommand, Hosting, MAX_NAME_CHARS, PROTOCOL_VERSION, PlayerId, PlayerInfo,
-    PlayerState, RejectReason, Rejection, ResumeToken, RoundInfo, RoundPhase, ServerMsg, Welcome,
+    COLORS, CommandRefusal, HostCommand, Hosting, PROTOCOL_VERSION, PlayerId, PlayerInfo, PlayerState,
+    RejectReason, Rejection, ResumeToken, RoundInfo, RoundPhase, ServerMsg, Welcome,
 };
-use arena_shared::replay::{Change, Recorder, Replay};
+use arena_shared::replay::{Change, Replay};
 use arena_shared::sim::{Body, INPUT_DT_MICROS, Input};
 
+use self::fill::FillBots;
 pub use self::hosting::HostEffect;
 use self::hosting::{Hosted, Now};
+use self::news::News;
+use self::recording::Recording;
+use self::seats::{MAX_INPUT_CREDIT, Player, SavedSeat, Seats};
 use crate::limits::AddressKey;
 
 /// The `you` of a watcher's `Welcome`: no player has id 0.
 const NOBODY: PlayerId = 0;
-
-/// Inputs a player may apply in one tick after a hiccup (100 ms at 60 Hz).
-/// Caps how far a client can run ahead: sending faster buys nothing.
-const MAX_INPUT_BURST: u64 = 6;
 
 /// One input as a connection hands it over.
 #[derive(Debug, Clone, Copy)]
@@ -100,16 +103,6 @@ impl WorldSnapshot {
     }
 }
 
-/// One seat of a saved room.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-struct SavedSeat {
-    id: PlayerId,
-    name: String,
-    color: u8,
-    token: ResumeToken,
-    from: Option<AddressKey>,
-}
-
 /// A seat as the operators' page lists it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RosterLine {
@@ -119,66 +112,21 @@ pub struct RosterLine {
     pub away: bool,
 }
 
-struct Player {
-    name: String,
-    /// Index into the page's palette.
-    color: u8,
-    /// The secret a reconnecting client shows to get this seat back.
-    token: ResumeToken,
-    /// The address it joined from (see [`Newcomer::from`]).
-    from: Option<AddressKey>,
-    /// The tick the socket dropped, while the seat is held for a resume.
-    away_since: Option<u32>,
-    /// The current connection's epoch (see [`Seated::epoch`]).
-    epoch: u32,
-    /// Highest input seq applied; acked in every frame.
-    last_seq: u32,
-    /// Simulation time this player may still spend on inputs, in µs.
-    input_credit: u64,
-    /// The last input applied: what its neighbours' clients extrapolate.
-    last_input: Input,
-    /// A fill bot's steering (`--fill-bots`): it plays inside the tick,
-    /// with no connection. `None`: a person.
-    brain: Option<Brawler>,
-}
-
-impl Player {
-    fn is_bot(&self) -> bool {
-        self.brain.is_some()
-    }
-}
-
 pub struct World {
     /// The game: bodies, knockouts, scores, rounds, and the tick count.
     game: Match,
     tick_rate: u16,
-    max_players: u16,
-    /// Sorted by id: the simulation order, so it is deterministic.
-    players: BTreeMap<PlayerId, Player>,
-    next_id: PlayerId,
     /// This room's code (for Welcome) and whether only its link leads here.
     room: String,
     private: bool,
-    /// Ticks a dropped player's seat is held for a resume.
-    resume_ticks: u32,
-    /// Seats held at once at most; a drop past it frees the longest-held.
-    max_held: usize,
-    /// What everyone must be told, oldest first, until the room takes it.
-    news: Vec<ServerMsg>,
     /// How many watch (the room keeps it; a `Welcome` says it).
     watchers: u16,
-    /// A public room with fewer people than this is topped up with bots.
-    fill_bots: usize,
-    /// Seeds each new bot's steering.
-    bots_made: u64,
-    /// Record each round (see [`World::recording`]).
-    record: bool,
-    /// The round being recorded, from the first tick it was played here.
-    recorder: Option<Recorder>,
-    /// Rounds recorded and not yet taken ([`World::take_replays`]).
-    replays: Vec<Replay>,
+    seats: Seats,
+    bots: FillBots,
+    recording: Recording,
     /// A private room's host, lock, rules and kicked addresses.
     hosted: Hosted,
+    news: News,
 }
 
 impl World {
@@ -186,27 +134,20 @@ impl World {
         World {
             game: Match::new(MatchSettings::new(tick_rate, 180, 10, max_players)),
             tick_rate,
-            max_players,
-            players: BTreeMap::new(),
-            next_id: 1,
             room: String::new(),
             private: false,
-            resume_ticks: 0,
-            max_held: usize::MAX,
-            news: Vec::new(),
             watchers: 0,
-            fill_bots: 0,
-            bots_made: 0,
-            record: false,
-            recorder: None,
-            replays: Vec::new(),
+            seats: Seats::new(max_players),
+            bots: FillBots::default(),
+            recording: Recording::default(),
             hosted: Hosted::new(180),
+            news: News::default(),
         }
     }
 
     /// Rounds of `round_secs`, with a podium of `podium_secs` between them.
     pub fn with_rounds(mut self, round_secs: u32, podium_secs: u32) -> Self {
-        let settings = MatchSettings::new(self.tick_rate, round_secs, podium_secs, self.max_players);
+        let settings = MatchSettings::new(self.tick_rate, round_secs, podium_secs, self.seats.max_players);
         self.game = Match::new(settings);
         self.hosted = Hosted::new(round_secs);
         self
@@ -214,31 +155,30 @@ impl World {
 
     /// Holds a dropped player's seat this many ticks for a resume.
     pub fn holding_seats_for(mut self, ticks: u32) -> Self {
-        self.resume_ticks = ticks;
+        self.seats.resume_ticks = ticks;
         self
     }
 
     /// Holds at most `seats` dropped seats at once: past it, the one held
     /// longest is freed, so dropped sockets cannot keep the room full.
     pub fn holding_at_most(mut self, seats: usize) -> Self {
-        self.max_held = seats;
+        self.seats.max_held = seats;
         self
     }
 
-    /// Each seat's id and name, and whether it is held for a resume.
-    pub fn roster(&self) -> Vec<RosterLine> {
-        let mut lines: Vec<RosterLine> = self
-            .players
-            .iter()
-            .map(|(&id, p)| RosterLine { id, name: p.name.clone(), away: p.away_since.is_some() })
-            .collect();
-        lines.sort_by_key(|line| line.id);
-        lines
+    /// Tops a public room with fewer than `people` people up with bots
+    /// that play the brawler; they leave as people come (`--fill-bots`).
+    pub fn filling_with_bots(mut self, people: usize) -> Self {
+        self.bots.target = people;
+        self
     }
 
-    /// Whether player `id`'s seat is held for a resume.
-    pub fn is_held(&self, id: PlayerId) -> bool {
-        self.players.get(&id).is_some_and(|p| p.away_since.is_some())
+    /// Records every round played here as a [`Replay`]: the game as the
+    /// round began (or as this world first ticked it), then what each tick
+    /// applied. A finished round waits in [`World::take_replays`].
+    pub fn recording(mut self) -> Self {
+        self.recording.on = true;
+        self
     }
 
     /// Names the room this world is.
@@ -246,6 +186,16 @@ impl World {
         self.room = code;
         self.private = private;
         self
+    }
+
+    /// Each seat's id and name, and whether it is held for a resume.
+    pub fn roster(&self) -> Vec<RosterLine> {
+        self.seats.roster()
+    }
+
+    /// Whether player `id`'s seat is held for a resume.
+    pub fn is_held(&self, id: PlayerId) -> bool {
+        self.seats.get(id).is_some_and(|p| p.away_since.is_some())
     }
 
     /// Whether only its link leads to this room.
@@ -262,61 +212,30 @@ impl World {
     /// each player comes back through its resume token.
     /// Fill bots are left out: the room's new home makes its own.
     pub fn snapshot(&self) -> WorldSnapshot {
-        let seats = self
-            .players
-            .iter()
-            .filter(|(_, p)| !p.is_bot())
-            .map(|(&id, p)| SavedSeat {
-                id,
-                name: p.name.clone(),
-                color: p.color,
-                token: p.token,
-                from: p.from,
-            })
-            .collect();
         let mut game = self.game.clone();
-        for (&id, _) in self.players.iter().filter(|(_, p)| p.is_bot()) {
+        for (id, _) in self.seats.iter().filter(|(_, p)| p.is_bot()) {
             game.remove(id);
         }
-        let hosted = self.hosted.clone();
         WorldSnapshot {
             room: self.room.clone(),
             private: self.private,
             game,
-            seats,
-            next_id: self.next_id,
-            hosted,
+            seats: self.seats.saved(),
+            next_id: self.seats.next_id,
+            hosted: self.hosted.clone(),
         }
     }
 
     /// This world as `snapshot` left it, every seat held for a resume from
-    /// now on (for `--resume-secs`, whatever `--held-seats` says: the
-    /// whole room is on its way here).
+    /// now on (for `--resume-secs`, whatever the room's share of held
+    /// seats says: the whole room is on its way here).
     pub fn restored(mut self, snapshot: WorldSnapshot) -> Self {
         let WorldSnapshot { room, private, game, seats, next_id, hosted } = snapshot;
         let tick = game.tick();
-        (self.room, self.private, self.game, self.next_id, self.hosted) =
-            (room, private, game, next_id, hosted);
-        self.players = seats
-            .into_iter()
-            .map(|seat| {
-                let player = Player {
-                    name: seat.name,
-                    color: seat.color,
-                    token: seat.token,
-                    from: seat.from,
-                    away_since: Some(tick),
-                    epoch: 0,
-                    last_seq: 0,
-                    input_credit: MAX_INPUT_BURST * u64::from(INPUT_DT_MICROS),
-                    last_input: Input::default(),
-                    brain: None,
-                };
-                (seat.id, player)
-            })
-            .collect();
+        (self.room, self.private, self.game, self.hosted) = (room, private, game, hosted);
+        self.seats.restore(seats, next_id, tick);
         self.news.clear();
-        self.recorder = None;
+        self.recording.forget_round();
         self
     }
 
@@ -332,60 +251,48 @@ impl World {
 
     /// People in the room (seated, connected or held); bots are not counted.
     pub fn player_count(&self) -> usize {
-        self.players.values().filter(|p| !p.is_bot()).count()
+        self.seats.people()
     }
 
     /// Fill bots in the room.
     pub fn bot_count(&self) -> usize {
-        self.players.len() - self.player_count()
+        self.seats.bots()
     }
 
     /// Adds or removes fill bots so that people and bots make
     /// `--fill-bots` (none in a private room, or with nobody to play with).
     fn fill_with_bots(&mut self) {
-        if self.fill_bots == 0 || self.private {
+        if self.bots.target == 0 || self.private {
             return;
         }
-        let people = self.player_count();
-        let wanted = if people == 0 { 0 } else { self.fill_bots.saturating_sub(people) };
-        while self.bot_count() > wanted
-            && let Some(bot) = self.newest_bot()
+        let wanted = self.bots.wanted(self.seats.people());
+        while self.seats.bots() > wanted
+            && let Some(bot) = self.seats.newest_bot()
         {
             self.leave(bot);
         }
-        while self.bot_count() < wanted && self.players.len() < usize::from(self.max_players) {
+        while self.seats.bots() < wanted && !self.seats.is_full() {
             self.add_bot();
         }
     }
 
-    /// The bot that came last (the highest id).
-    fn newest_bot(&self) -> Option<PlayerId> {
-        self.players.iter().rev().find(|(_, p)| p.is_bot()).map(|(&id, _)| id)
+    fn add_bot(&mut self) {
+        let (number, brain) = self.bots.make();
+        let name = self.seats.unique_name(format!("bot {number}"));
+        let id = self.seats.allocate_id();
+        let color = (id % u16::from(COLORS)) as u8;
+        self.seat(id, Player::bot(name, color, brain));
     }
 
-    fn add_bot(&mut self) {
-        self.bots_made += 1;
-        let name = self.unique_name(format!("bot {}", self.bots_made));
-        let id = self.allocate_id();
-        let color = (id % u16::from(arena_shared::protocol::COLORS)) as u8;
+    /// Seats `player` as `id` in the game; the recording notes it and
+    /// everyone is told.
+    fn seat(&mut self, id: PlayerId, player: Player) {
         self.game.spawn(id);
-        let info = PlayerInfo { id, name: name.clone(), color, score: 0, bot: true };
-        self.note(Change::Spawn(info.clone()));
-        let player = Player {
-            name,
-            color,
-            // Never matched: a resume looks for people only.
-            token: [0; 16],
-            from: None,
-            away_since: None,
-            epoch: 0,
-            last_seq: 0,
-            input_credit: 0,
-            last_input: Input::default(),
-            brain: Some(Brawler::new(self.bots_made)),
-        };
-        self.players.insert(id, player);
-        self.news.push(ServerMsg::Joined(info));
+        let info =
+            PlayerInfo { id, name: player.name.clone(), color: player.color, score: 0, bot: player.is_bot() };
+        self.recording.note(Change::Spawn(info.clone()));
+        self.seats.insert(id, player);
+        self.news.tell(ServerMsg::Joined(info));
     }
 
     /// Who hosts this room, and how it is set.
@@ -394,13 +301,12 @@ impl World {
     }
 
     fn tell_hosting(&mut self) {
-        self.news.push(ServerMsg::Hosting(self.hosting()));
+        self.news.tell(ServerMsg::Hosting(self.hosting()));
     }
 
     /// The host left: whoever has been here longest (the lowest id) hosts now.
     fn pass_hosting_on(&mut self) {
-        self.hosted.hosting.host =
-            self.players.iter().find(|(_, p)| !p.is_bot()).map_or(NOBODY, |(&id, _)| id);
+        self.hosted.hosting.host = self.seats.longest_present().unwrap_or(NOBODY);
         self.tell_hosting();
     }
 
@@ -426,7 +332,7 @@ impl World {
                 HostEffect::Done
             }
             HostCommand::Kick { id } => {
-                let from = self.players.get(&id).ok_or(CommandRefusal::NoSuchPlayer)?.from;
+                let from = self.seats.get(id).ok_or(CommandRefusal::NoSuchPlayer)?.from;
                 if let Some(from) = from {
                     self.hosted.ban(from, self.game.tick(), self.tick_rate);
                 }
@@ -452,16 +358,9 @@ impl World {
     /// The round being played ends here (its recording too, cut short) and
     /// the next one starts.
     fn next_round_now(&mut self) {
-        self.finish_recording();
+        self.recording.finish();
         let events = self.game.next_round_now();
         self.tell(events);
-    }
-
-    /// The round being recorded is over: it waits in [`World::take_replays`].
-    fn finish_recording(&mut self) {
-        if let Some(recorder) = self.recorder.take() {
-            self.replays.push(recorder.finish());
-        }
     }
 
     pub fn body(&self, id: PlayerId) -> Option<Body> {
@@ -474,88 +373,37 @@ impl World {
     /// (random, from the room).
     pub fn join(&mut self, newcomer: Newcomer, token: ResumeToken) -> Result<Seated, Rejection> {
         // A bot gives its seat to a person.
-        if self.players.len() >= usize::from(self.max_players)
-            && let Some(bot) = self.newest_bot()
+        if self.seats.is_full()
+            && let Some(bot) = self.seats.newest_bot()
         {
             self.leave(bot);
         }
-        if self.players.len() >= usize::from(self.max_players) {
-            return Err(Rejection::new(RejectReason::ServerFull { max_players: self.max_players }));
+        if self.seats.is_full() {
+            return Err(Rejection::new(RejectReason::ServerFull { max_players: self.seats.max_players }));
         }
         self.admits(newcomer.from)?;
         if self.private && self.hosted.hosting.locked {
             return Err(Rejection::new(RejectReason::RoomLocked));
         }
         let Newcomer { name, color, from } = newcomer;
-        let name = self.unique_name(name);
-        let id = self.allocate_id();
+        let name = self.seats.unique_name(name);
+        let id = self.seats.allocate_id();
         // The first to sit in a private room hosts it.
         let hosts = self.private && self.hosted.hosting.host == NOBODY;
         if hosts {
             self.hosted.hosting.host = id;
         }
         let welcome = self.welcome(id, token, false);
-        self.game.spawn(id);
-        let info = PlayerInfo { id, name: name.clone(), color, score: 0, bot: false };
-        self.note(Change::Spawn(info.clone()));
-        self.players.insert(
-            id,
-            Player {
-                name: name.clone(),
-                color,
-                token,
-                from,
-                away_since: None,
-                epoch: 0,
-                last_seq: 0,
-                input_credit: MAX_INPUT_BURST * u64::from(INPUT_DT_MICROS),
-                last_input: Input::default(),
-                brain: None,
-            },
-        );
-        self.news.push(ServerMsg::Joined(info));
+        self.seat(id, Player::person(name.clone(), color, token, from));
         if hosts {
             self.tell_hosting();
         }
         Ok(Seated { id, name, epoch: 0, welcome })
     }
 
-    /// Tops a public room with fewer than `people` people up with bots
-    /// that play the brawler; they leave as people come (`--fill-bots`).
-    pub fn filling_with_bots(mut self, people: usize) -> Self {
-        self.fill_bots = people;
-        self
-    }
-
-    /// Records every round played here as a [`Replay`]: the game as the
-    /// round began (or as this world first ticked it), then what each tick
-    /// applied. A finished round waits in [`World::take_replays`].
-    pub fn recording(mut self) -> Self {
-        self.record = true;
-        self
-    }
-
     /// The rounds finished since the last call, oldest first.
     pub fn take_replays(&mut self) -> Vec<Replay> {
-        std::mem::take(&mut self.replays)
-    }
-
-    /// Notes a coming or going in the round being recorded.
-    fn note(&mut self, change: Change) {
-        if let Some(recorder) = &mut self.recorder {
-            recorder.change(change);
-        }
-    }
-
-    /// Starts recording a round being played, if recording and not yet.
-    fn start_recording(&mut self) {
-        if self.record
-            && self.recorder.is_none()
-            && matches!(self.game.round().phase, RoundPhase::Playing { .. })
-        {
-            let players = self.players.iter().map(|(&id, p)| self.info(id, p)).collect();
-            self.recorder = Some(Recorder::new(&self.game, players, self.tick_rate));
-        }
+        self.recording.take()
     }
 
     /// How many watch the room now: told to everyone who comes.
@@ -569,7 +417,7 @@ impl World {
     }
 
     fn welcome(&self, you: PlayerId, resume: ResumeToken, resumed: bool) -> ServerMsg {
-        let others = self.players.iter().filter(|&(&id, _)| id != you);
+        let others = self.seats.iter().filter(|&(id, _)| id != you);
         ServerMsg::Welcome(Welcome {
             version: PROTOCOL_VERSION,
             you,
@@ -577,7 +425,7 @@ impl World {
             watchers: self.watchers,
             tick_rate: self.tick_rate,
             tick: self.game.tick(),
-            players: others.map(|(&id, p)| self.info(id, p)).collect(),
+            players: others.map(|(id, p)| self.info(id, p)).collect(),
             room: self.room.clone(),
             private: self.private,
             resume,
@@ -598,15 +446,15 @@ impl World {
     /// place, under a new epoch. `None`: no such player (a forged token, or
     /// the seat's hold ran out).
     pub fn resume(&mut self, token: &ResumeToken) -> Option<Seated> {
-        let id = self.players.iter().find(|(_, p)| p.token == *token && !p.is_bot()).map(|(&id, _)| id)?;
+        let id = self.seats.holding(token)?;
         let welcome = self.welcome(id, *token, true);
-        let player = self.players.get_mut(&id)?;
+        let player = self.seats.get_mut(id)?;
         // The new connection numbers its inputs from 1 again.
         player.last_seq = 0;
         player.epoch = player.epoch.wrapping_add(1);
         let (epoch, name) = (player.epoch, player.name.clone());
         if player.away_since.take().is_some() {
-            self.news.push(ServerMsg::Back { id });
+            self.news.tell(ServerMsg::Back { id });
         }
         Some(Seated { id, name, epoch, welcome })
     }
@@ -615,7 +463,7 @@ impl World {
     /// current one, hold the seat (`abrupt`) or free it. The end of a
     /// connection that a resume replaced changes nothing.
     pub fn depart(&mut self, id: PlayerId, epoch: u32, abrupt: bool) -> bool {
-        if self.players.get(&id).is_none_or(|p| p.epoch != epoch) {
+        if self.seats.get(id).is_none_or(|p| p.epoch != epoch) {
             return false;
         }
         if abrupt {
@@ -629,33 +477,30 @@ impl World {
     /// The player's socket dropped without a goodbye: hold the seat for a
     /// resume (the player stays, still), or remove it when seats are not held.
     fn away(&mut self, id: PlayerId) {
-        if self.resume_ticks == 0 {
+        if self.seats.resume_ticks == 0 {
             self.leave(id);
             return;
         }
         let tick = self.game.tick();
-        if let Some(player) = self.players.get_mut(&id)
+        if let Some(player) = self.seats.get_mut(id)
             && player.away_since.is_none()
         {
             player.away_since = Some(tick);
-            self.news.push(ServerMsg::Away { id });
+            self.news.tell(ServerMsg::Away { id });
         }
-        let held = || self.players.iter().filter_map(|(&id, p)| Some((tick.wrapping_sub(p.away_since?), id)));
-        if held().count() > self.max_held
-            && let Some((_, longest)) = held().max()
-        {
+        if let Some(longest) = self.seats.held_too_many(tick) {
             self.leave(longest);
         }
     }
 
     /// Removes a player (if still here); everyone is told.
     pub fn leave(&mut self, id: PlayerId) -> bool {
-        if self.players.remove(&id).is_none() {
+        if self.seats.remove(id).is_none() {
             return false;
         }
         self.game.remove(id);
-        self.note(Change::Remove(id));
-        self.news.push(ServerMsg::Left { id });
+        self.recording.note(Change::Remove(id));
+        self.news.tell(ServerMsg::Left { id });
         if id == self.hosted.hosting.host {
             self.pass_hosting_on();
         }
@@ -664,26 +509,44 @@ impl World {
 
     /// What everyone must be told since the last call, oldest first.
     pub fn take_news(&mut self) -> Vec<ServerMsg> {
-        std::mem::take(&mut self.news)
+        self.news.take()
     }
 
     /// One tick: apply each player's waiting inputs in seq order (within its
     /// input budget), advance the game, note what it decided, free seats
     /// whose hold ran out, and return the frames for connected players.
     pub fn tick(&mut self, inputs: &mut impl InputSource) -> Frames {
-        let tick_micros = 1_000_000 / u64::from(self.tick_rate);
-        let max_credit = MAX_INPUT_BURST * u64::from(INPUT_DT_MICROS);
-        self.start_recording();
+        if self.recording.wants_to_start(&self.game) {
+            let players = self.seats.iter().map(|(id, p)| self.info(id, p)).collect();
+            self.recording.start(&self.game, players, self.tick_rate);
+        }
         self.fill_with_bots();
-        let standing = if self.bot_count() > 0 { standing(&self.game) } else { Vec::new() };
-        for (&id, player) in &mut self.players {
-            player.input_credit = (player.input_credit + tick_micros).min(max_credit);
+        self.apply_inputs(inputs);
+        self.advance();
+        let tick = self.game.tick();
+        for id in self.seats.expired(tick) {
+            self.leave(id);
+        }
+        let states = self.game.states();
+        let inputs = states
+            .iter()
+            .map(|s| self.seats.get(s.id).map_or_else(Input::default, |p| p.last_input))
+            .collect();
+        Frames { tick, states, inputs, acks: self.seats.acks() }
+    }
+
+    /// Each player's waiting inputs in seq order, within its budget; a bot's
+    /// are made here, numbered as a client would.
+    fn apply_inputs(&mut self, inputs: &mut impl InputSource) {
+        let tick_micros = 1_000_000 / u64::from(self.tick_rate);
+        let standing = if self.seats.bots() > 0 { fill::standing(&self.game) } else { Vec::new() };
+        for (id, player) in self.seats.iter_mut() {
+            player.input_credit = (player.input_credit + tick_micros).min(MAX_INPUT_CREDIT);
             while player.input_credit >= u64::from(INPUT_DT_MICROS) {
                 let queued = match &mut player.brain {
-                    // A bot's input is made here, numbered as a client would.
                     Some(brain) => QueuedInput {
                         seq: player.last_seq.wrapping_add(1),
-                        input: bot_input(brain, &self.game, id, &standing),
+                        input: fill::bot_input(brain, &self.game, id, &standing),
                     },
                     None => match inputs.next_input(id) {
                         Some(queued) => queued,
@@ -697,42 +560,11 @@ impl World {
                 // Falling or out, the input does nothing, but it is acked:
                 // the client's prediction moves past it.
                 self.game.apply_input(id, queued.input);
-                if let Some(recorder) = &mut self.recorder {
-                    recorder.input(id, queued.input);
-                }
+                self.recording.input(id, queued.input);
                 player.last_seq = queued.seq;
                 player.last_input = queued.input;
                 player.input_credit -= u64::from(INPUT_DT_MICROS);
             }
-        }
-
-        self.advance();
-
-        let tick = self.game.tick();
-        let expired: Vec<PlayerId> = self
-            .players
-            .iter()
-            .filter(|(_, p)| p.away_since.is_some_and(|since| tick.wrapping_sub(since) >= self.resume_ticks))
-            .map(|(&id, _)| id)
-            .collect();
-        for id in expired {
-            self.leave(id);
-        }
-        let states = self.game.states();
-        let inputs = states
-            .iter()
-            .map(|s| self.players.get(&s.id).map_or_else(Input::default, |p| p.last_input))
-            .collect();
-        Frames {
-            tick,
-            states,
-            inputs,
-            acks: self
-                .players
-                .iter()
-                .filter(|(_, p)| p.away_since.is_none())
-                .map(|(&id, p)| (id, p.last_seq))
-                .collect(),
         }
     }
 
@@ -740,9 +572,7 @@ impl World {
     /// ended is finished), and what it decided becomes news.
     fn advance(&mut self) {
         let events = self.game.advance();
-        if let Some(recorder) = &mut self.recorder {
-            recorder.end_tick(&self.game);
-        }
+        self.recording.end_tick(&self.game);
         self.tell(events);
     }
 
@@ -752,78 +582,25 @@ impl World {
         for event in events {
             match &event {
                 GameEvent::Round(RoundInfo { phase: RoundPhase::Podium { .. }, .. }) => {
-                    self.finish_recording()
+                    self.recording.finish()
                 }
                 GameEvent::KnockedOut(knockout) => {
                     tracing::debug!(room = %self.room, victim = knockout.victim, by = ?knockout.by, "knocked out");
                 }
                 GameEvent::Round(_) => {}
             }
-            self.news.push(event.into());
+            self.news.tell(event.into());
         }
     }
-
-    /// `wanted`, or `wanted (N)` with the smallest free N, cut to fit
-    /// [`MAX_NAME_CHARS`]. Names compare case-insensitively: "Ada" and "ada"
-    /// would be told apart by nobody.
-    fn unique_name(&self, wanted: String) -> String {
-        let taken = |candidate: &str| {
-            let candidate = candidate.to_lowercase();
-            self.players.values().any(|p| p.name.to_lowercase() == candidate)
-        };
-        if !taken(&wanted) {
-            return wanted;
-        }
-        (2..)
-            .map(|n| {
-                let suffix = format!(" ({n})");
-                let room = MAX_NAME_CHARS.saturating_sub(suffix.chars().count());
-                let stem: String = wanted.chars().take(room).collect();
-                format!("{}{suffix}", stem.trim_end())
-            })
-            .find(|candidate| !taken(candidate))
-            .expect("fewer players than numbers: some suffix is free")
-    }
-
-    fn allocate_id(&mut self) -> PlayerId {
-        // Ids are reused only after wrapping, so a client never confuses a
-        // newcomer with someone who just left. There is always a free id:
-        // max_players is far below u16::MAX.
-        loop {
-            let id = self.next_id;
-            self.next_id = self.next_id.checked_add(1).unwrap_or(1);
-            if !self.players.contains_key(&id) {
-                return id;
-            }
-        }
-    }
-}
-
-/// Everyone standing on the platform (what a bot may chase), by id.
-fn standing(game: &Match) -> Vec<(PlayerId, (f32, f32))> {
-    game.fighters()
-        .filter(|(_, f)| f.life == arena_shared::protocol::Life::Alive)
-        .map(|(id, f)| (id, f.body.pos.to_units()))
-        .collect()
-}
-
-/// Bot `id`'s next input: the brawler's choice on `standing`.
-fn bot_input(brain: &mut Brawler, game: &Match, id: PlayerId, standing: &[(PlayerId, (f32, f32))]) -> Input {
-    let Some(fighter) = game.fighter(id) else { return Input::default() };
-    let targets: Vec<(f32, f32)> =
-        standing.iter().filter(|(other, _)| *other != id).map(|&(_, at)| at).collect();
-    brain.steer(Sight {
-        me: fighter.body.pos.to_units(),
-        targets: &targets,
-        platform_radius: game.settings().platform.radius as f32,
-        dash_ready: fighter.body.dash_cooldown == 0,
-    })
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::VecDeque;
+    use std::collections::{BTreeMap, VecDeque};
 
+    use arena_shared::protocol::MAX_NAME_CHARS;
+
+    use super::seats::MAX_INPUT_BURST;
     use super::*;
 
     /// A tick with no inputs at all.
@@ -890,7 +667,7 @@ mod tests {
         assert_eq!(moved.count(), 2, "bots play");
         assert!(world.resume(&[0; 16]).is_none(), "a bot's seat is nobody's to resume");
         assert!(
-            world.snapshot().seats.iter().all(|seat| seat.id == ada.id),
+            world.snapshot().seats.iter().all(|seat| seat.id() == ada.id),
             "a hand-over leaves bots behind"
         );
 
@@ -904,11 +681,11 @@ mod tests {
             .expect("a bot gives its seat");
         assert_eq!((world.player_count(), world.bot_count()), (4, 0));
         // Everyone leaves: no bots stay to keep the room open.
-        for id in world.players.keys().copied().collect::<Vec<_>>() {
+        for id in world.seats.iter().map(|(id, _)| id).collect::<Vec<_>>() {
             world.leave(id);
         }
         world.tick(&mut NoInputs);
-        assert_eq!(world.players.len(), 0);
+        assert_eq!(world.seats.len(), 0);
 
         let mut private = World::new(30, 4).in_room("abc".into(), true).filling_with_bots(3);
         private.join(Newcomer { name: "ada".into(), color: 0, from: None }, [1; 16]).expect("space");
