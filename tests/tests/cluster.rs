@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use arena_bots::ws::{ClientError, Incoming};
 use arena_server::cluster::lease::{Lease, Leases};
+use arena_server::cluster::redis::Redis;
+use arena_server::cluster::registry::{NodeInfo, Nodes};
 use arena_shared::protocol::{RejectReason, RoomRequest, ServerMsg};
 use arena_tests::redis::RedisServer;
 
@@ -20,7 +22,7 @@ async fn twenty_concurrent_claims_of_one_code_give_exactly_one_owner() -> anyhow
     for node in 0..20 {
         let url = redis.url();
         claims.spawn(async move {
-            let leases = Leases::connect(&url, TIMEOUT).await?;
+            let leases = Leases(Redis::connect(&url, TIMEOUT).await?);
             let epoch = leases.claim("abcdefghjk", &format!("node-{node}"), Duration::from_secs(10)).await?;
             anyhow::Ok((node, epoch))
         });
@@ -33,7 +35,7 @@ async fn twenty_concurrent_claims_of_one_code_give_exactly_one_owner() -> anyhow
     }
     assert_eq!(winners.len(), 1, "exactly one owner: {winners:?}");
     let (node, epoch) = winners[0];
-    let leases = Leases::connect(&redis.url(), TIMEOUT).await?;
+    let leases = Leases(Redis::connect(&redis.url(), TIMEOUT).await?);
     assert_eq!(leases.owner("abcdefghjk").await?, Some(Lease { epoch, node: format!("node-{node}") }));
     Ok(())
 }
@@ -41,7 +43,7 @@ async fn twenty_concurrent_claims_of_one_code_give_exactly_one_owner() -> anyhow
 #[tokio::test]
 async fn only_the_holder_renews_or_releases_and_epochs_only_grow() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
-    let leases = Leases::connect(&redis.url(), TIMEOUT).await?;
+    let leases = Leases(Redis::connect(&redis.url(), TIMEOUT).await?);
     // Margins a loaded machine keeps: renewals every 300 ms of a 1 s lease.
     let ttl = Duration::from_secs(1);
     let first = Lease { epoch: leases.claim("room", "a", ttl).await?.expect("free"), node: "a".into() };
@@ -75,33 +77,30 @@ async fn only_the_holder_renews_or_releases_and_epochs_only_grow() -> anyhow::Re
 #[tokio::test]
 async fn nodes_appear_while_they_beat_and_vanish_within_a_ttl() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
-    let leases = Leases::connect(&redis.url(), TIMEOUT).await?;
+    let nodes = Nodes(Redis::connect(&redis.url(), TIMEOUT).await?);
+    let node = |id: &str| NodeInfo {
+        node: id.to_owned(),
+        url: format!("https://{id}.example.com"),
+        rooms: 1,
+        players: 2,
+        draining: false,
+    };
     let ttl = Duration::from_secs(1);
-    leases.heartbeat("eu-1", "https://eu1.example.com", ttl).await?;
-    leases.heartbeat("eu-2", "https://eu2.example.com", ttl).await?;
-    assert_eq!(
-        leases.nodes().await?,
-        [
-            ("eu-1".to_owned(), "https://eu1.example.com".to_owned()),
-            ("eu-2".into(), "https://eu2.example.com".into())
-        ]
-    );
+    nodes.register(&node("eu-1"), ttl).await?;
+    nodes.register(&node("eu-2"), ttl).await?;
+    assert_eq!(nodes.read().await?, [node("eu-1"), node("eu-2")]);
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        leases.heartbeat("eu-1", "https://eu1.example.com", ttl).await?;
+        nodes.register(&node("eu-1"), ttl).await?;
     }
-    assert_eq!(
-        leases.nodes().await?,
-        [("eu-1".to_owned(), "https://eu1.example.com".to_owned())],
-        "eu-2 stopped"
-    );
+    assert_eq!(nodes.read().await?, [node("eu-1")], "eu-2 stopped");
     Ok(())
 }
 
 #[tokio::test]
 async fn an_unreachable_redis_is_an_error_within_the_timeout_not_a_hang() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
-    let leases = Leases::connect(&redis.url(), Duration::from_millis(500)).await?;
+    let leases = Leases(Redis::connect(&redis.url(), Duration::from_millis(500)).await?);
     assert!(leases.claim("room", "a", Duration::from_secs(5)).await?.is_some());
     redis.kill().await;
     let started = std::time::Instant::now();

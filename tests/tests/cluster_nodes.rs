@@ -10,7 +10,8 @@ use std::time::Duration;
 use arena_bots::ws::{ClientError, Incoming, WsClient};
 use arena_bots::{Behaviour, BotRecord, Live, Outcome, RoomPlan, SwarmConfig, run_swarm};
 use arena_client_core::session::{ClientSession, JoinRequest, websocket_url};
-use arena_server::cluster::lease::Leases;
+use arena_server::cluster::listing::Listings;
+use arena_server::cluster::redis::Redis;
 use arena_shared::protocol::{Moved, RoomRequest, ServerMsg, close};
 use arena_tests::node::Node;
 use arena_tests::redis::RedisServer;
@@ -270,16 +271,8 @@ async fn quick_join(url: &str, name: &str) -> anyhow::Result<(WsClient, ClientSe
 
 /// The cluster's listing of public rooms, as Redis holds it: code → players.
 async fn listed(redis: &RedisServer) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
-    let leases = Leases::connect(&redis.url(), Duration::from_secs(2)).await?;
-    let mut rooms = std::collections::BTreeMap::new();
-    for json in leases.listings().await? {
-        let room: serde_json::Value = serde_json::from_str(&json)?;
-        rooms.insert(
-            room["code"].as_str().unwrap_or_default().to_owned(),
-            room["players"].as_u64().unwrap_or(0),
-        );
-    }
-    Ok(rooms)
+    let listings = Listings(Redis::connect(&redis.url(), Duration::from_secs(2)).await?);
+    Ok(listings.read().await?.into_iter().map(|room| (room.code, room.players)).collect())
 }
 
 #[tokio::test]

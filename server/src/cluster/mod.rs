@@ -7,14 +7,20 @@
 //!   restoring and adopting saved rooms, and the drain.
 //! - [`steward`]: beside each leased room: renews its lease, saves it,
 //!   lists it, takes it back after an outage.
-//! - [`lease`]: the Redis gateway: leases, saved rooms, listings, the node
-//!   registry, operators' reports and orders, each a Lua step.
+//! - [`redis`]: the cluster's Redis, one connection with a deadline on
+//!   every call and one way to run a script; over it the small gateways
+//!   [`lease`] (room leases and saved rooms), [`listing`] (public rooms for
+//!   quick-joins elsewhere), `registry::Nodes` (which nodes are alive) and
+//!   [`orders`] (operators' reports and orders).
 //!
 //! A room ([`crate::room`]) knows only its fence ([`crate::room::fence`]),
 //! which a steward pushes back; everything here stands beside the rooms
 //! and may call them, never the other way round.
 
 pub mod lease;
+pub mod listing;
+pub mod orders;
 pub mod placement;
+pub mod redis;
 pub mod registry;
 pub mod steward;

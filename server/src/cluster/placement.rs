@@ -28,9 +28,11 @@ use arena_shared::protocol::{Moved, RejectReason, Rejection, close};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::cluster::lease::{Lease, LeaseError, Leases};
+use crate::cluster::lease::{Lease, Leases};
+use crate::cluster::listing::Listing;
+use crate::cluster::redis::RedisError;
 use crate::cluster::registry::{Cluster, NodeInfo};
-use crate::cluster::steward::{Listing, RoomLease, Steward};
+use crate::cluster::steward::{RoomLease, Steward};
 use crate::config::ClusterConfig;
 use crate::limits::Slot;
 use crate::ops::metrics::Metrics;
@@ -54,7 +56,7 @@ enum Arrival {
 }
 
 /// The cluster is on but cannot answer now: a player should retry soon.
-fn unavailable(e: &LeaseError) -> Rejection {
+fn unavailable(e: &RedisError) -> Rejection {
     tracing::warn!("the cluster's Redis cannot answer: {e}");
     retry_soon()
 }
@@ -154,7 +156,8 @@ impl Placement {
     /// The cluster's Redis, when cluster mode is on: `Err` while it does
     /// not answer.
     async fn redis(&self) -> Option<Result<Leases, Rejection>> {
-        self.cluster.connected().await.map(|connected| connected.map_err(|e| unavailable(&e)))
+        let connected = self.cluster.connected().await?;
+        Some(connected.map(Leases).map_err(|e| unavailable(&e)))
     }
 
     /// Takes the lease on a fresh `code` for this node: `Ok(None)` if the
@@ -289,17 +292,16 @@ impl Placement {
     /// public room with space and more than `here` players, its seat
     /// reserved. `None` outside cluster mode, or if none is fuller.
     pub async fn fuller_elsewhere(&self, here: u64) -> Option<Moved> {
-        let leases = self.cluster.leases()?;
-        let listed = leases.listings().await.ok()?;
+        let listings = self.cluster.listings()?;
+        let listed = listings.read().await.ok()?;
         let mut rooms: Vec<Listing> = listed
-            .iter()
-            .filter_map(|json| serde_json::from_str::<Listing>(json).ok())
+            .into_iter()
             .filter(|room| room.node != self.cluster.node && room.players > here)
             .filter(|room| room.players < u64::from(room.room_size))
             .collect();
         rooms.sort_by(|a, b| b.players.cmp(&a.players).then_with(|| a.code.cmp(&b.code)));
         for room in rooms {
-            if let Ok(Some(true)) = leases.reserve(&room.code, SEAT_HOLD).await {
+            if let Ok(Some(true)) = listings.reserve(&room.code, SEAT_HOLD).await {
                 return Some(Moved { url: room.url, room: room.code });
             }
         }
@@ -314,11 +316,10 @@ impl Placement {
     /// Redis does not answer.
     pub async fn public_everywhere(&self) -> Vec<PublicRoom> {
         let mut rooms = self.rooms.public();
-        let Some(leases) = self.cluster.leases() else { return rooms };
-        let Ok(listed) = leases.listings().await else { return rooms };
+        let Some(listings) = self.cluster.listings() else { return rooms };
+        let Ok(listed) = listings.read().await else { return rooms };
         let elsewhere: Vec<PublicRoom> = listed
-            .iter()
-            .filter_map(|json| serde_json::from_str::<Listing>(json).ok())
+            .into_iter()
             .filter(|room| room.node != self.cluster.node && !rooms.iter().any(|here| here.code == room.code))
             .map(|room| PublicRoom {
                 code: room.code,
@@ -399,7 +400,8 @@ impl Placement {
     /// their leases released, for whichever node starts next. Returns how
     /// many rooms were handed over.
     async fn hand_over_all(&self) -> usize {
-        let Some(Ok(leases)) = self.cluster.connected().await else { return 0 };
+        let Some(Ok(redis)) = self.cluster.connected().await else { return 0 };
+        let leases = Leases(redis);
         self.cluster.start_draining();
         let leased = lock(&self.leased).clone();
         let mut rooms: Vec<_> = self

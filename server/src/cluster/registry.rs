@@ -2,8 +2,8 @@
 //! the shared Redis (its URL, rooms and players, whether it is draining;
 //! renewed three times per `--lease-ms`), keeps the list of live nodes it
 //! last read (for `GET /api/cluster`, the origin policy, and where to send
-//! a room or a player), and holds the connection rooms lease through
-//! ([`crate::cluster::lease`]; [`crate::cluster::steward`] keeps each room's lease). Without
+//! a room or a player), and holds the connection to the cluster's Redis
+//! ([`crate::cluster::redis`]) that every gateway goes through. Without
 //! `--redis-url` the cluster is this node alone and nothing touches Redis.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -13,7 +13,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::lease::{LeaseError, Leases};
+use crate::cluster::lease::Leases;
+use crate::cluster::listing::Listings;
+use crate::cluster::orders::Orders;
+use crate::cluster::redis::{Redis, RedisError};
 use crate::config::{ClusterConfig, NetworkConfig};
 
 /// What a node shows the cluster (no room codes: private ones stay private).
@@ -34,7 +37,7 @@ pub struct Cluster {
     pub url: String,
     redis_url: Option<String>,
     lease: Duration,
-    leases: RwLock<Option<Leases>>,
+    redis: RwLock<Option<Redis>>,
     /// The live nodes as last read from the registry (this one included).
     known: RwLock<Vec<NodeInfo>>,
     draining: AtomicBool,
@@ -53,7 +56,7 @@ impl Cluster {
             url,
             redis_url: config.redis_url.clone(),
             lease: config.lease(),
-            leases: RwLock::new(None),
+            redis: RwLock::new(None),
             known: RwLock::new(Vec::new()),
             draining: AtomicBool::new(false),
         })
@@ -69,19 +72,34 @@ impl Cluster {
     }
 
     /// The connection to the cluster's Redis, once made.
+    pub fn redis(&self) -> Option<Redis> {
+        self.redis.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// The room leases, once connected.
     pub fn leases(&self) -> Option<Leases> {
-        self.leases.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        self.redis().map(Leases)
+    }
+
+    /// The public rooms' listing, once connected.
+    pub fn listings(&self) -> Option<Listings> {
+        self.redis().map(Listings)
+    }
+
+    /// The operators' reports and orders, once connected.
+    pub fn orders(&self) -> Option<Orders> {
+        self.redis().map(Orders)
     }
 
     /// The cluster's Redis, connecting first if need be: `None` outside
     /// cluster mode.
-    pub async fn connected(&self) -> Option<Result<Leases, LeaseError>> {
+    pub async fn connected(&self) -> Option<Result<Redis, RedisError>> {
         let url = self.redis_url.as_deref()?;
-        if let Some(leases) = self.leases() {
-            return Some(Ok(leases));
+        if let Some(redis) = self.redis() {
+            return Some(Ok(redis));
         }
-        Some(Leases::connect(url, self.lease / 3).await.inspect(|leases| {
-            *self.leases.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(leases.clone());
+        Some(Redis::connect(url, self.lease / 3).await.inspect(|redis| {
+            *self.redis.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(redis.clone());
             tracing::info!(node = %self.node, url = %self.url, "joined the cluster");
         }))
     }
@@ -130,15 +148,14 @@ impl Cluster {
 
     /// Every live node, fresh from the registry: this one alone outside
     /// cluster mode.
-    pub async fn nodes(&self, figures: (u64, u64)) -> Result<Vec<NodeInfo>, LeaseError> {
+    pub async fn nodes(&self, figures: (u64, u64)) -> Result<Vec<NodeInfo>, RedisError> {
         if !self.is_on() {
             return Ok(vec![self.me(figures)]);
         }
-        let Some(leases) = self.leases() else {
-            return Err(LeaseError::Timeout(self.lease));
+        let Some(redis) = self.redis() else {
+            return Err(RedisError::Timeout(self.lease));
         };
-        let registered = leases.nodes().await?;
-        Ok(registered.into_iter().filter_map(|(_, info)| serde_json::from_str(&info).ok()).collect())
+        Nodes(redis).read().await
     }
 
     fn me(&self, (rooms, players): (u64, u64)) -> NodeInfo {
@@ -177,20 +194,44 @@ impl Cluster {
             }
             healthy = beat.is_ok();
         }
-        if let Some(leases) = self.leases() {
-            let _ = leases.leave(&self.node).await;
+        if let Some(redis) = self.redis() {
+            let _ = Nodes(redis).leave(&self.node).await;
         }
     }
 
     /// One heartbeat (connecting first if need be), then the node list.
-    async fn beat(&self, figures: (u64, u64)) -> Result<(), LeaseError> {
-        let Some(leases) = self.connected().await else { return Ok(()) };
-        let leases = leases?;
-        let info = serde_json::to_string(&self.me(figures)).unwrap_or_default();
-        leases.heartbeat(&self.node, &info, self.lease).await?;
+    async fn beat(&self, figures: (u64, u64)) -> Result<(), RedisError> {
+        let Some(redis) = self.connected().await else { return Ok(()) };
+        Nodes(redis?).register(&self.me(figures), self.lease).await?;
         let nodes = self.nodes(figures).await?;
         *self.known.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = nodes;
         Ok(())
+    }
+}
+
+const NODE_PREFIX: &str = "arena:node:";
+
+/// The node registry in Redis: `arena:node:<id>` holding what the node
+/// shows the cluster, with a TTL, so a dead node disappears by itself
+/// within one lease.
+pub struct Nodes(pub Redis);
+
+impl Nodes {
+    /// Registers (or keeps alive) `node` for `ttl`.
+    pub async fn register(&self, node: &NodeInfo, ttl: Duration) -> Result<(), RedisError> {
+        let info = serde_json::to_string(node).unwrap_or_default();
+        self.0.set_for(&format!("{NODE_PREFIX}{}", node.node), &info, ttl).await
+    }
+
+    /// Takes `node` out of the registry at once (a clean shutdown).
+    pub async fn leave(&self, node: &str) -> Result<(), RedisError> {
+        self.0.del(&format!("{NODE_PREFIX}{node}")).await
+    }
+
+    /// Every live node, by id (what does not parse is left out).
+    pub async fn read(&self) -> Result<Vec<NodeInfo>, RedisError> {
+        let registered = self.0.keyed_values(NODE_PREFIX).await?;
+        Ok(registered.into_iter().filter_map(|(_, info)| serde_json::from_str(&info).ok()).collect())
     }
 }
 

@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 use arena_shared::codec::encode_state;
 use arena_shared::protocol::Moved;
 
-use crate::cluster::lease::{Lease, LeaseError, Leases};
+use crate::cluster::lease::{Lease, Leases};
+use crate::cluster::listing::{Listing, Listings};
+use crate::cluster::redis::RedisError;
 use crate::cluster::registry::Cluster;
 use crate::ops::metrics::{Metrics, RoomStats};
 use crate::room::RoomHandle;
@@ -83,19 +85,6 @@ pub struct Steward {
     pub cancel: tokio_util::sync::CancellationToken,
 }
 
-/// A public room's line in the cluster's listing.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Listing {
-    pub code: String,
-    pub node: String,
-    pub url: String,
-    pub players: u64,
-    /// Older nodes list no watchers.
-    #[serde(default)]
-    pub watchers: u64,
-    pub room_size: u16,
-}
-
 impl Steward {
     /// Looks after the room until it stops.
     pub async fn run(self) {
@@ -148,7 +137,7 @@ impl Steward {
 
     /// Renews the lease (or takes it back, or gives the room up): `false`
     /// when the room is played elsewhere now and this steward is done.
-    async fn renew(&self) -> Result<bool, LeaseError> {
+    async fn renew(&self) -> Result<bool, RedisError> {
         let ttl = self.cluster.lease();
         let lease = self.room.lease();
         let sent = Instant::now();
@@ -183,7 +172,7 @@ impl Steward {
 
     /// Takes the lease back after it ran out with nobody else taking it;
     /// the room saves itself at once (Redis may have lost the last save).
-    async fn reclaim(&self, old: &Lease) -> Result<bool, LeaseError> {
+    async fn reclaim(&self, old: &Lease) -> Result<bool, RedisError> {
         let ttl = self.cluster.lease();
         let sent = Instant::now();
         let node = &self.cluster.node;
@@ -201,7 +190,7 @@ impl Steward {
     }
 
     /// Saves the room as it is now, if this node still holds it.
-    async fn checkpoint(&self) -> Result<(), LeaseError> {
+    async fn checkpoint(&self) -> Result<(), RedisError> {
         let Some(snapshot) = self.handle.snapshot().await else { return Ok(()) };
         let bytes = encode_state(&snapshot);
         if self.leases.save(&self.room.code, &self.room.lease(), &bytes, STATE_KEEP).await? {
@@ -211,7 +200,7 @@ impl Steward {
     }
 
     /// Lists a public room, with its players now, for as long as the lease.
-    async fn list(&self, lease: &Lease, ttl: Duration) -> Result<(), LeaseError> {
+    async fn list(&self, lease: &Lease, ttl: Duration) -> Result<(), RedisError> {
         let Some((stats, room_size)) = &self.listing else { return Ok(()) };
         let listing = Listing {
             code: self.room.code.clone(),
@@ -221,8 +210,7 @@ impl Steward {
             watchers: stats.watchers.load(Relaxed),
             room_size: *room_size,
         };
-        let json = serde_json::to_string(&listing).unwrap_or_default();
-        self.leases.list(&self.room.code, lease, &json, ttl).await?;
+        Listings(self.leases.0.clone()).publish(&listing, lease, ttl).await?;
         Ok(())
     }
 

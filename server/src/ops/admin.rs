@@ -18,6 +18,8 @@ use arena_shared::protocol::{PlayerId, close};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::lease::Leases;
+use crate::cluster::orders::Orders;
 use crate::edge::state::AppState;
 use crate::ops::history::Sample;
 use crate::room::outbox::CloseReason;
@@ -27,7 +29,7 @@ use crate::room::world::RosterLine;
 /// watched) reports.
 const PERIOD: Duration = Duration::from_secs(1);
 /// How long the page counts as open after its last read.
-const WATCHED_FOR: Duration = Duration::from_secs(10);
+const OPEN_FOR: Duration = Duration::from_secs(10);
 
 /// One room, for operators.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -123,12 +125,12 @@ pub async fn report(state: &AppState) -> NodeReport {
 pub async fn cluster_report(state: &AppState) -> Result<Vec<NodeReport>, Refused> {
     let here = report(state).await;
     let Some(connected) = state.cluster.connected().await else { return Ok(vec![here]) };
-    let leases = connected.map_err(|e| Refused::Unavailable(e.to_string()))?;
-    let was_watched = leases.watch(WATCHED_FOR).await.map_err(|e| Refused::Unavailable(e.to_string()))?;
-    if !was_watched {
+    let orders = Orders(connected.map_err(|e| Refused::Unavailable(e.to_string()))?);
+    let was_open = orders.page_opened(OPEN_FOR).await.map_err(|e| Refused::Unavailable(e.to_string()))?;
+    if !was_open {
         tokio::time::sleep(PERIOD + PERIOD / 2).await;
     }
-    let published = leases.reports().await.map_err(|e| Refused::Unavailable(e.to_string()))?;
+    let published = orders.reports().await.map_err(|e| Refused::Unavailable(e.to_string()))?;
     let mut nodes: Vec<NodeReport> = published
         .iter()
         .filter_map(|json| serde_json::from_str::<NodeReport>(json).ok())
@@ -144,7 +146,7 @@ pub async fn give(state: &AppState, order: Order) -> Result<(), Refused> {
     if concerns_this_node(state, &order) {
         return carry_out(state, order).await;
     }
-    let Some(Ok(leases)) = state.cluster.connected().await else {
+    let Some(Ok(redis)) = state.cluster.connected().await else {
         return Err(Refused::NotFound(describe(&order)));
     };
     let node = match &order {
@@ -153,13 +155,14 @@ pub async fn give(state: &AppState, order: Order) -> Result<(), Refused> {
             known.then(|| node.clone())
         }
         Order::Close { room } | Order::Kick { room, .. } => {
-            let owner = leases.owner(room).await.map_err(|e| Refused::Unavailable(e.to_string()))?;
+            let owner = Leases(redis.clone()).owner(room).await;
+            let owner = owner.map_err(|e| Refused::Unavailable(e.to_string()))?;
             owner.map(|lease| lease.node)
         }
     };
     let node = node.ok_or_else(|| Refused::NotFound(describe(&order)))?;
     let json = serde_json::to_string(&order).unwrap_or_default();
-    leases.order(&node, &json).await.map_err(|e| Refused::Unavailable(e.to_string()))?;
+    Orders(redis).send(&node, &json).await.map_err(|e| Refused::Unavailable(e.to_string()))?;
     tracing::info!(?order, to = %node, "operator's order sent on");
     Ok(())
 }
@@ -220,8 +223,8 @@ pub async fn run(state: AppState, cancel: CancellationToken) {
             state.rooms.list().into_iter().map(|(code, entry)| (code, entry.stats.ticks.counts())).collect();
         state.history.sample_rooms(rooms);
         // Outside cluster mode, or with Redis away, there is nothing to take.
-        let Some(leases) = state.cluster.leases() else { continue };
-        let Ok((orders, watched)) = leases.take_orders(&state.cluster.node).await else { continue };
+        let Some(channel) = state.cluster.orders() else { continue };
+        let Ok((orders, page_open)) = channel.take(&state.cluster.node).await else { continue };
         for json in orders {
             match serde_json::from_str::<Order>(&json) {
                 Ok(order) => {
@@ -232,9 +235,9 @@ pub async fn run(state: AppState, cancel: CancellationToken) {
                 Err(e) => tracing::warn!("an operator's order that does not parse: {e}"),
             }
         }
-        if watched {
+        if page_open {
             let json = serde_json::to_string(&report(&state).await).unwrap_or_default();
-            let _ = leases.report(&state.cluster.node, &json, PERIOD * 3).await;
+            let _ = channel.report(&state.cluster.node, &json, PERIOD * 3).await;
         }
     }
 }

@@ -1,0 +1,110 @@
+//! Public rooms listed in Redis for quick-joins on other nodes: each
+//! leased public room's steward publishes its line (`arena:public:<code>`)
+//! for a lease at a time, and a quick-joiner sent to another node has a
+//! seat reserved there first (`arena:reserved:<code>`), so two nodes
+//! cannot fill the same last seat.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::Script;
+
+use super::lease::{Lease, held};
+use super::redis::{Redis, RedisError, millis};
+
+/// A public room's line in the cluster's listing.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Listing {
+    pub code: String,
+    pub node: String,
+    pub url: String,
+    pub players: u64,
+    /// Older nodes list no watchers.
+    #[serde(default)]
+    pub watchers: u64,
+    pub room_size: u16,
+}
+
+/// Lists a public room for `ttl` if the caller holds its lease: KEYS =
+/// lease, listing; ARGV = held value, ttl ms, the listing's JSON.
+static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
+return 1
+",
+    )
+});
+
+/// Reserves a seat in a listed room for a quick-joiner on its way there:
+/// KEYS = listing, reservations; ARGV = a unique member, hold ms. The seat
+/// counts against the room's size until the room's own count (renewed with
+/// its lease) can include the player. Returns 1, 0 if full, -1 if unlisted.
+static RESERVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local listed = redis.call('GET', KEYS[1])
+if not listed then return -1 end
+local room = cjson.decode(listed)
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+if room.players + redis.call('ZCARD', KEYS[2]) >= room.room_size then return 0 end
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return 1
+",
+    )
+});
+
+const LISTING_PREFIX: &str = "arena:public:";
+
+pub(super) fn listing_key(code: &str) -> String {
+    format!("{LISTING_PREFIX}{code}")
+}
+
+/// The cluster's listing of public rooms.
+#[derive(Clone)]
+pub struct Listings(pub Redis);
+
+impl Listings {
+    /// Publishes `listing` for `ttl`, if `lease` still holds its room.
+    pub async fn publish(&self, listing: &Listing, lease: &Lease, ttl: Duration) -> Result<bool, RedisError> {
+        let json = serde_json::to_string(listing).unwrap_or_default();
+        let (lease_key, held) = held(&listing.code, lease);
+        let published: i64 = self
+            .0
+            .run(&PUBLISH, |call| {
+                call.key(lease_key).key(listing_key(&listing.code)).arg(held).arg(millis(ttl)).arg(json);
+            })
+            .await?;
+        Ok(published == 1)
+    }
+
+    /// Every listed public room (lines that do not parse are left out).
+    pub async fn read(&self) -> Result<Vec<Listing>, RedisError> {
+        let lines = self.0.values(LISTING_PREFIX).await?;
+        Ok(lines.iter().filter_map(|json| serde_json::from_str(json).ok()).collect())
+    }
+
+    /// Reserves a seat in listed room `code` for `hold`; `Some(false)` if
+    /// it is full, `None` if it is not listed.
+    pub async fn reserve(&self, code: &str, hold: Duration) -> Result<Option<bool>, RedisError> {
+        let member = format!("{:016x}", getrandom::u64().unwrap_or_default());
+        let reserved: i64 = self
+            .0
+            .run(&RESERVE, |call| {
+                call.key(listing_key(code))
+                    .key(format!("arena:reserved:{code}"))
+                    .arg(member)
+                    .arg(millis(hold));
+            })
+            .await?;
+        Ok(match reserved {
+            1 => Some(true),
+            0 => Some(false),
+            _ => None,
+        })
+    }
+}
