@@ -156,7 +156,7 @@ fn show_status(
         (Screen::Playing, _) if silent => (
             "connected",
             format!(
-                "Reconnecting… the server has sent nothing for {:.0} s (the room is paused) · room {}",
+                "Waiting for the server: it has sent nothing for {:.0} s (the room may be paused) · room {}",
                 silent_for.floor(),
                 room.map_or("", Room::code),
             ),

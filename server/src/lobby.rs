@@ -19,7 +19,7 @@ use crate::ops::metrics::Metrics;
 use crate::room::world::Newcomer;
 use crate::room::{JoinError, Membership};
 use crate::rooms::directory::RoomEntry;
-use crate::rooms::{Refusal, Rooms};
+use crate::rooms::{NoSeat, Rooms};
 
 /// Wrong room codes one address may try at once (a mistyped link or two,
 /// a few expired ones)...
@@ -84,7 +84,7 @@ impl Lobby {
         mut newcomer: Newcomer,
         resume: Option<ResumeToken>,
         peer: IpAddr,
-    ) -> Result<Membership, Refusal> {
+    ) -> Result<Membership, NoSeat> {
         newcomer.from = Some(AddressKey::new(peer, self.counting.v6_prefix));
         if self.cancel.is_cancelled() {
             return Err(Rejection::new(RejectReason::ShuttingDown).into());
@@ -93,7 +93,7 @@ impl Lobby {
         if request.code().is_none()
             && let Some(moved) = self.placement.draining_to()
         {
-            return Err(Refusal::Moved(moved));
+            return Err(NoSeat::Moved(moved));
         }
         match request {
             RoomRequest::Join { code } => {
@@ -119,19 +119,19 @@ impl Lobby {
     /// The fullest public room with space, here or (sent on) on another
     /// node, or a new one; a room may fill or close between the look and
     /// the join: look again.
-    async fn quick(&self, newcomer: Newcomer) -> Result<Membership, Refusal> {
+    async fn quick(&self, newcomer: Newcomer) -> Result<Membership, NoSeat> {
         for _ in 0..QUICK_JOIN_TRIES {
             let entry = match self.rooms.fullest_public_with_space() {
                 // Another node's room may be fuller: send the player there.
                 Some(entry) => match self.placement.fuller_elsewhere(entry.stats.players.load(Relaxed)).await
                 {
-                    Some(moved) => return Err(Refusal::Moved(moved)),
+                    Some(moved) => return Err(NoSeat::Moved(moved)),
                     None => entry,
                 },
                 // No room to fill anywhere: a new one, on a quieter node if there is one.
                 None => {
                     match self.placement.fuller_elsewhere(0).await.or_else(|| self.placement.quieter_node()) {
-                        Some(moved) => return Err(Refusal::Moved(moved)),
+                        Some(moved) => return Err(NoSeat::Moved(moved)),
                         None => self.placement.open_public().await?,
                     }
                 }
@@ -148,7 +148,7 @@ impl Lobby {
 
     /// The room under `code`, here or (in a cluster) on another node; a
     /// code that names none is a guess, and one address's guesses are slow.
-    async fn by_code(&self, code: &str, peer: IpAddr) -> Result<RoomEntry, Refusal> {
+    async fn by_code(&self, code: &str, peer: IpAddr) -> Result<RoomEntry, NoSeat> {
         // Checked before the look-up: an address out of tries learns nothing.
         if let Err(over) = self.code_misses.check(peer) {
             self.metrics.guesses_limited_total.inc();
@@ -173,7 +173,7 @@ impl Lobby {
 }
 
 /// A room that closed while asked is a room not found.
-fn not_found_if_closed(error: JoinError) -> Refusal {
+fn not_found_if_closed(error: JoinError) -> NoSeat {
     match error {
         JoinError::Rejected(rejection) => rejection.into(),
         JoinError::Closed => Rejection::new(RejectReason::RoomNotFound).into(),

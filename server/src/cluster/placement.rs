@@ -40,7 +40,7 @@ use crate::room::fence::Fence;
 use crate::room::outbox::CloseReason;
 use crate::room::world::WorldSnapshot;
 use crate::rooms::directory::RoomEntry;
-use crate::rooms::{NewRoom, PublicRoom, Refusal, Rooms};
+use crate::rooms::{NewRoom, NoSeat, PublicRoom, Rooms};
 
 /// How long a quick-joiner's reserved seat waits for it: the room's own
 /// count includes the player within one renewal.
@@ -200,7 +200,7 @@ impl Placement {
     /// Where room `code`, which this node does not run, is: `Ok(None)` if
     /// nowhere; a `Moved` if on another node; its entry if it was waiting
     /// for this node (handed over, or orphaned by a crash) and now runs here.
-    pub async fn locate(&self, code: &str) -> Result<Option<RoomEntry>, Refusal> {
+    pub async fn locate(&self, code: &str) -> Result<Option<RoomEntry>, NoSeat> {
         let Some(leases) = self.redis().await else { return Ok(None) };
         let leases = leases?;
         let _one_at_a_time = self.rooms.opening().await;
@@ -213,7 +213,7 @@ impl Placement {
                 Ok(self.adopt(&leases, code, lease, Arrival::HandedOver).await?)
             }
             Some(lease) => match self.cluster.url_of(&lease.node) {
-                Some(url) => Err(Refusal::Moved(Moved { url, room: code.to_owned() })),
+                Some(url) => Err(NoSeat::Moved(Moved { url, room: code.to_owned() })),
                 // Its node is gone from the registry: the room comes back
                 // elsewhere within a lease. Retry then.
                 None => Err(retry_soon().into()),
@@ -367,7 +367,7 @@ impl Placement {
                     continue;
                 }
                 if let Err(e) = self.locate(&code).await
-                    && let Refusal::Rejected(rejection) = e
+                    && let NoSeat::Rejected(rejection) = e
                 {
                     tracing::debug!(room = %code, "not adopted now: {}", rejection.message);
                 }

@@ -44,7 +44,7 @@ pub struct Cluster {
 }
 
 /// This node's figures for the registry: open rooms and players.
-pub type Figures = Box<dyn Fn() -> (u64, u64) + Send + Sync>;
+pub type NodeLoad = Box<dyn Fn() -> (u64, u64) + Send + Sync>;
 
 impl Cluster {
     /// This node as `url`, with a fresh random id (a restarted node is a
@@ -172,7 +172,7 @@ impl Cluster {
     /// registry. An unreachable Redis is logged once and retried each
     /// period; the node keeps serving meanwhile (each room until its lease
     /// runs out).
-    pub async fn run(self: Arc<Self>, figures: Figures, cancel: CancellationToken) {
+    pub async fn run(self: Arc<Self>, figures: NodeLoad, cancel: CancellationToken) {
         if !self.is_on() {
             return;
         }

@@ -93,13 +93,13 @@ impl Steward {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.metrics.leases_held.inc();
         tokio::select! {
-            () = self.keep(&mut ticks, ttl) => {}
+            () = self.look_after(&mut ticks, ttl) => {}
             () = self.cancel.cancelled() => {}
         }
         self.metrics.leases_held.dec();
     }
 
-    async fn keep(&self, ticks: &mut tokio::time::Interval, ttl: Duration) {
+    async fn look_after(&self, ticks: &mut tokio::time::Interval, ttl: Duration) {
         let (mut renewed, mut saved) = (Instant::now(), Instant::now() - self.checkpoint_every);
         let mut healthy = true;
         loop {

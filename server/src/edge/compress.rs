@@ -1,4 +1,4 @@
-//! Forms of the client's files that the server makes itself, once, and
+//! FormCache of the client's files that the server makes itself, once, and
 //! keeps: the gzip form of a `--web-dir` file that has no `.gz` beside it
 //! (a plain `trunk build`), and the gzip and raw forms of an embedded file
 //! the binary carries only as brotli. Made off the async threads, each at
@@ -13,16 +13,16 @@ use std::sync::{Arc, Mutex};
 use axum::body::Bytes;
 use tokio::sync::OnceCell;
 
-/// Forms kept at most: a client build has a handful of files.
+/// FormCache kept at most: a client build has a handful of files.
 pub const MAX_FORMS: usize = 32;
 
 /// The forms made so far, by key (a file and its form).
 #[derive(Default)]
-pub struct Forms {
+pub struct FormCache {
     made: Mutex<VecDeque<(String, Arc<OnceCell<Bytes>>)>>,
 }
 
-impl Forms {
+impl FormCache {
     /// The form `key` names, made by `make` the first time it is asked for.
     pub async fn get_or_make(&self, key: &str, make: impl FnOnce() -> Vec<u8> + Send + 'static) -> Bytes {
         let cell = {
@@ -77,7 +77,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_form_is_made_once_however_many_ask_and_old_ones_go() {
-        let forms = Forms::default();
+        let forms = FormCache::default();
         let makes = Arc::new(AtomicUsize::new(0));
         let asks = (0..8).map(|_| {
             let makes = makes.clone();

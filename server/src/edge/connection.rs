@@ -29,10 +29,10 @@ use crate::edge::state::AppState;
 use crate::limits::RateBudget;
 use crate::ops::metrics::{Kick, Metrics};
 use crate::room::Membership;
-use crate::room::links::{Inbound, InboundQueue, Refused};
+use crate::room::links::{Inbound, InboundQueue, NotQueued};
 use crate::room::outbox::{CloseReason, Outbox};
 use crate::room::world::{Newcomer, QueuedInput};
-use crate::rooms::Refusal;
+use crate::rooms::NoSeat;
 
 /// Time allowed to deliver a close frame and hear the peer's reply before
 /// the socket is just dropped.
@@ -174,11 +174,11 @@ async fn handshake(
         None => Err(Rejection::new(RejectReason::BadName).into()),
     };
     result.map_err(|refusal| match refusal {
-        Refusal::Rejected(rejection) => {
+        NoSeat::Rejected(rejection) => {
             tracing::debug!(%name, reason = %rejection.message, "handshake refused");
             refuse(rejection, metrics)
         }
-        Refusal::Moved(moved) => {
+        NoSeat::Moved(moved) => {
             tracing::debug!(%name, to = %moved.url, room = %moved.room, "sent to another node");
             let note = Bytes::from(encode_server(&ServerMsg::Moved(moved)));
             Ending::Close(CloseReason::new(close::MOVED, "the room is on another node").after(note))
@@ -361,13 +361,13 @@ fn on_client_msg(bytes: &[u8], membership: &Membership, metrics: &Metrics) -> Re
         Ok(ClientMsg::Inputs { seq, inputs: batch }) => queue_inputs(inbound, seq, batch, metrics),
         // Dropped when the queue is full: the watcher may say it again.
         Ok(ClientMsg::Follow { id }) => match inbound.push(Inbound::Follow(id)) {
-            Err(Refused::Closed) => Err(Ending::Gone),
+            Err(NotQueued::Closed) => Err(Ending::Gone),
             _ => Ok(()),
         },
         // In order with the inputs; with the queue full it is dropped,
         // which only a client flooding its own queue meets.
         Ok(ClientMsg::Host(command)) => match inbound.push(Inbound::Host(command)) {
-            Err(Refused::Closed) => Err(Ending::Gone),
+            Err(NotQueued::Closed) => Err(Ending::Gone),
             _ => Ok(()),
         },
         Ok(ClientMsg::Ping { client_time_us }) => {
@@ -382,7 +382,7 @@ fn on_client_msg(bytes: &[u8], membership: &Membership, metrics: &Metrics) -> Re
         // with the queue full it is dropped, and the client, still lacking
         // its baseline, asks again).
         Ok(ClientMsg::Resync) => match inbound.push(Inbound::Resync) {
-            Err(Refused::Closed) => Err(Ending::Gone),
+            Err(NotQueued::Closed) => Err(Ending::Gone),
             _ => Ok(()),
         },
         Ok(ClientMsg::Hello { .. }) => {
@@ -409,10 +409,10 @@ fn queue_inputs(
     for (offset, input) in (0u32..).zip(batch) {
         match inbound.push(Inbound::Input(QueuedInput { seq: seq.wrapping_add(offset), input })) {
             Ok(()) => {}
-            Err(Refused::Full) => {
+            Err(NotQueued::Full) => {
                 metrics.inputs_dropped_total.inc();
             }
-            Err(Refused::Closed) => return Err(Ending::Gone),
+            Err(NotQueued::Closed) => return Err(Ending::Gone),
         }
     }
     Ok(())

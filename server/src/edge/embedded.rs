@@ -13,7 +13,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::edge::compress::{Forms, gzip, unbrotli};
+use crate::edge::compress::{FormCache, gzip, unbrotli};
 use crate::edge::web::{cache_policy, mime_type, takes};
 
 /// trunk's `dist/`, each file's brotli form only, read at compile time.
@@ -23,7 +23,7 @@ use crate::edge::web::{cache_policy, mime_type, takes};
 struct Dist;
 
 /// The gzip and raw forms made so far.
-static FORMS: LazyLock<Forms> = LazyLock::new(Forms::default);
+static FORMS: LazyLock<FormCache> = LazyLock::new(FormCache::default);
 
 /// Whether the binary carries a client (a build without `dist/` would not).
 pub fn has_client() -> bool {

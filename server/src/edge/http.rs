@@ -298,10 +298,10 @@ async fn give(state: &AppState, body: &[u8]) -> Response {
     }
 }
 
-fn refusal(refused: &admin::Refused) -> Response {
+fn refusal(refused: &admin::OrderError) -> Response {
     match refused {
-        admin::Refused::NotFound(what) => (StatusCode::NOT_FOUND, format!("{what}\n")).into_response(),
-        admin::Refused::Unavailable(why) => {
+        admin::OrderError::NotFound(what) => (StatusCode::NOT_FOUND, format!("{what}\n")).into_response(),
+        admin::OrderError::Unavailable(why) => {
             (StatusCode::SERVICE_UNAVAILABLE, format!("the cluster's Redis does not answer: {why}\n"))
                 .into_response()
         }

@@ -12,7 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::services::{ServeDir, ServeFile};
 
-use crate::edge::compress::{Forms, gzip};
+use crate::edge::compress::{FormCache, gzip};
 
 /// Adds the client's files in `dir` to `router`: every path its routes do
 /// not take, `/r/<code>` (an invite link is the page itself; the page
@@ -21,7 +21,7 @@ use crate::edge::compress::{Forms, gzip};
 /// build`) is gzipped once, on first request, and kept.
 pub fn serve_dir<S: Clone + Send + Sync + 'static>(router: Router<S>, dir: &Path) -> Router<S> {
     let page = ServeFile::new(dir.join("index.html")).precompressed_br().precompressed_gzip();
-    let site = Arc::new(Site { dir: dir.to_owned(), forms: Forms::default() });
+    let site = Arc::new(Site { dir: dir.to_owned(), forms: FormCache::default() });
     router
         .route_service("/r/{code}", page.clone())
         .route_service("/replay/{id}", page)
@@ -33,7 +33,7 @@ pub fn serve_dir<S: Clone + Send + Sync + 'static>(router: Router<S>, dir: &Path
 /// `--web-dir`, and the gzip forms made for it.
 struct Site {
     dir: PathBuf,
-    forms: Forms,
+    forms: FormCache,
 }
 
 impl Site {
@@ -176,7 +176,7 @@ mod tests {
 
     #[test]
     fn only_plain_paths_inside_the_directory_name_a_file() {
-        let site = Site { dir: PathBuf::from("/srv/dist"), forms: Forms::default() };
+        let site = Site { dir: PathBuf::from("/srv/dist"), forms: FormCache::default() };
         assert_eq!(site.file("/"), Some(PathBuf::from("/srv/dist/index.html")));
         assert_eq!(site.file("/app_bg.wasm"), Some(PathBuf::from("/srv/dist/app_bg.wasm")));
         assert_eq!(site.file("/../etc/passwd"), None);

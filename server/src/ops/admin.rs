@@ -76,7 +76,7 @@ pub enum Order {
 
 /// Why an order was not carried out.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refused {
+pub enum OrderError {
     /// No such node, room or player.
     NotFound(String),
     /// The cluster's Redis does not answer.
@@ -122,15 +122,15 @@ pub async fn report(state: &AppState) -> NodeReport {
 /// Every node's report (this one fresh), by node id. Marks the page as
 /// open, so the other nodes report; the first read after a while waits a
 /// period for them.
-pub async fn cluster_report(state: &AppState) -> Result<Vec<NodeReport>, Refused> {
+pub async fn cluster_report(state: &AppState) -> Result<Vec<NodeReport>, OrderError> {
     let here = report(state).await;
     let Some(connected) = state.cluster.connected().await else { return Ok(vec![here]) };
-    let orders = Orders(connected.map_err(|e| Refused::Unavailable(e.to_string()))?);
-    let was_open = orders.page_opened(OPEN_FOR).await.map_err(|e| Refused::Unavailable(e.to_string()))?;
+    let orders = Orders(connected.map_err(|e| OrderError::Unavailable(e.to_string()))?);
+    let was_open = orders.page_opened(OPEN_FOR).await.map_err(|e| OrderError::Unavailable(e.to_string()))?;
     if !was_open {
         tokio::time::sleep(PERIOD + PERIOD / 2).await;
     }
-    let published = orders.reports().await.map_err(|e| Refused::Unavailable(e.to_string()))?;
+    let published = orders.reports().await.map_err(|e| OrderError::Unavailable(e.to_string()))?;
     let mut nodes: Vec<NodeReport> = published
         .iter()
         .filter_map(|json| serde_json::from_str::<NodeReport>(json).ok())
@@ -142,12 +142,12 @@ pub async fn cluster_report(state: &AppState) -> Result<Vec<NodeReport>, Refused
 }
 
 /// Carries out `order` here, or queues it for the node it concerns.
-pub async fn give(state: &AppState, order: Order) -> Result<(), Refused> {
+pub async fn give(state: &AppState, order: Order) -> Result<(), OrderError> {
     if concerns_this_node(state, &order) {
         return carry_out(state, order).await;
     }
     let Some(Ok(redis)) = state.cluster.connected().await else {
-        return Err(Refused::NotFound(describe(&order)));
+        return Err(OrderError::NotFound(describe(&order)));
     };
     let node = match &order {
         Order::Drain { node } => {
@@ -156,13 +156,13 @@ pub async fn give(state: &AppState, order: Order) -> Result<(), Refused> {
         }
         Order::Close { room } | Order::Kick { room, .. } => {
             let owner = Leases(redis.clone()).owner(room).await;
-            let owner = owner.map_err(|e| Refused::Unavailable(e.to_string()))?;
+            let owner = owner.map_err(|e| OrderError::Unavailable(e.to_string()))?;
             owner.map(|lease| lease.node)
         }
     };
-    let node = node.ok_or_else(|| Refused::NotFound(describe(&order)))?;
+    let node = node.ok_or_else(|| OrderError::NotFound(describe(&order)))?;
     let json = serde_json::to_string(&order).unwrap_or_default();
-    Orders(redis).send(&node, &json).await.map_err(|e| Refused::Unavailable(e.to_string()))?;
+    Orders(redis).send(&node, &json).await.map_err(|e| OrderError::Unavailable(e.to_string()))?;
     tracing::info!(?order, to = %node, "operator's order sent on");
     Ok(())
 }
@@ -183,7 +183,7 @@ fn describe(order: &Order) -> String {
 }
 
 /// Does what `order` says, on this node.
-async fn carry_out(state: &AppState, order: Order) -> Result<(), Refused> {
+async fn carry_out(state: &AppState, order: Order) -> Result<(), OrderError> {
     tracing::info!(?order, "operator's order");
     match &order {
         Order::Drain { .. } => {
@@ -196,12 +196,12 @@ async fn carry_out(state: &AppState, order: Order) -> Result<(), Refused> {
             let reason = CloseReason::new(close::GOING_AWAY, "the room was closed by the server's operator");
             match state.rooms.get(room) {
                 Some(entry) if entry.handle.close(reason).await => Ok(()),
-                _ => Err(Refused::NotFound(describe(&order))),
+                _ => Err(OrderError::NotFound(describe(&order))),
             }
         }
         Order::Kick { room, player } => match state.rooms.get(room) {
             Some(entry) if entry.handle.kick(*player).await => Ok(()),
-            _ => Err(Refused::NotFound(describe(&order))),
+            _ => Err(OrderError::NotFound(describe(&order))),
         },
     }
 }

@@ -19,7 +19,7 @@ use crate::limits::{AddressKey, Slot};
 use crate::ops::metrics::{Kick, Metrics, RoomStats};
 use crate::room::fence::Fence;
 use crate::room::interest::Scene;
-use crate::room::links::{Ends, Links};
+use crate::room::links::{LinkEnds, Links};
 use crate::room::outbox::CloseReason;
 use crate::room::replays::ReplayStore;
 use crate::room::world::{Frames, HostEffect, Newcomer, World};
@@ -56,7 +56,7 @@ pub struct Seat {
     pub id: PlayerId,
     pub name: String,
     pub epoch: u32,
-    pub ends: Ends,
+    pub ends: LinkEnds,
 }
 
 impl Room {
@@ -112,7 +112,7 @@ impl Room {
 
     /// Opens a watcher's link, with its `Welcome` first; refused past
     /// `--max-watchers`.
-    pub fn watch(&mut self, from: Option<AddressKey>) -> Result<(PlayerId, Ends), Rejection> {
+    pub fn watch(&mut self, from: Option<AddressKey>) -> Result<(PlayerId, LinkEnds), Rejection> {
         self.world.admits(from)?;
         if self.links.watchers() >= self.max_watchers {
             let max = u16::try_from(self.max_watchers).unwrap_or(u16::MAX);

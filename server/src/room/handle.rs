@@ -10,7 +10,7 @@ use arena_shared::protocol::{Moved, PlayerId, Rejection, ResumeToken};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::limits::{AddressKey, Slot};
-use crate::room::links::{Ends, InboundQueue};
+use crate::room::links::{InboundQueue, LinkEnds};
 use crate::room::outbox::{CloseReason, Outbox};
 use crate::room::world::{Newcomer, RosterLine, WorldSnapshot};
 
@@ -93,7 +93,7 @@ impl Membership {
     pub(super) fn seat(
         id: PlayerId,
         epoch: u32,
-        ends: Ends,
+        ends: LinkEnds,
         leaves: &mpsc::UnboundedSender<Departure>,
     ) -> Self {
         let guard = SeatGuard { id, epoch, abrupt: true, hold: None, watcher: false, leaves: leaves.clone() };
@@ -101,7 +101,7 @@ impl Membership {
     }
 
     /// Watcher `id`'s place with `ends`: no seat to hold.
-    pub(super) fn watcher(id: PlayerId, ends: Ends, leaves: &mpsc::UnboundedSender<Departure>) -> Self {
+    pub(super) fn watcher(id: PlayerId, ends: LinkEnds, leaves: &mpsc::UnboundedSender<Departure>) -> Self {
         let guard =
             SeatGuard { id, epoch: 0, abrupt: false, hold: None, watcher: true, leaves: leaves.clone() };
         Membership { id, watching: true, outbox: ends.outbox, inbound: ends.inbound, guard }

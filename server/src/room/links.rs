@@ -50,7 +50,7 @@ struct InboundInner {
 
 /// Why [`InboundQueue::push`] did not queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
+pub enum NotQueued {
     /// [`INBOUND_QUEUE`] are waiting already: this one is dropped.
     Full,
     /// The room let go of this player.
@@ -58,13 +58,13 @@ pub enum Refused {
 }
 
 impl InboundQueue {
-    pub fn push(&self, inbound: Inbound) -> Result<(), Refused> {
+    pub fn push(&self, inbound: Inbound) -> Result<(), NotQueued> {
         let mut inner = self.lock();
         if inner.closed {
-            return Err(Refused::Closed);
+            return Err(NotQueued::Closed);
         }
         if inner.queue.len() >= INBOUND_QUEUE {
-            return Err(Refused::Full);
+            return Err(NotQueued::Full);
         }
         inner.queue.push_back(inbound);
         Ok(())
@@ -105,7 +105,7 @@ impl Drop for Link {
 
 /// A new connection's ends: what its reader and writer hold.
 #[derive(Debug)]
-pub struct Ends {
+pub struct LinkEnds {
     pub outbox: Arc<Outbox>,
     pub inbound: Arc<InboundQueue>,
 }
@@ -154,7 +154,7 @@ impl Links {
 
     /// Opens player `id`'s link; one it still had (the player resumed
     /// elsewhere) is closed with 4008.
-    pub fn open(&mut self, id: PlayerId) -> Ends {
+    pub fn open(&mut self, id: PlayerId) -> LinkEnds {
         let (link, ends) = Link::new();
         if let Some(old) = self.links.insert(id, link) {
             old.outbox
@@ -165,7 +165,7 @@ impl Links {
 
     /// Opens a watcher's link under a watcher id not in use (watchers are
     /// few: at most `--max-watchers`, far below the ids there are).
-    pub fn open_watcher(&mut self) -> (PlayerId, Ends) {
+    pub fn open_watcher(&mut self) -> (PlayerId, LinkEnds) {
         let id = (1..=PlayerId::MAX).find(|id| !self.watchers.contains_key(id)).unwrap_or(PlayerId::MAX);
         let (link, ends) = Link::new();
         self.watchers.insert(id, Watcher { link, follow: 0 });
@@ -287,7 +287,7 @@ fn too_slow() -> CloseReason {
 }
 
 impl Link {
-    fn new() -> (Link, Ends) {
+    fn new() -> (Link, LinkEnds) {
         let outbox = Arc::new(Outbox::default());
         let inbound = Arc::new(InboundQueue::default());
         let link = Link {
@@ -296,7 +296,7 @@ impl Link {
             stale_ticks: 0,
             view: ClientView::default(),
         };
-        (link, Ends { outbox, inbound })
+        (link, LinkEnds { outbox, inbound })
     }
 
     /// Queues `frame`, replacing one the writer has not taken; `true` when

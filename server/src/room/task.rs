@@ -76,9 +76,9 @@ pub fn spawn(
     let handle = RoomHandle { commands, leaves };
     let channels = Channels { commands: commands_rx, leaves: leaves_rx, leave_sender: handle.leaves.clone() };
     let (owner, on_close) = (spec.owner, spec.on_close);
-    let ending = Ending { on_close, fence: spec.fence };
+    let fence = spec.fence;
     tracker.spawn(async move {
-        run(room, channels, game, ending, cancel).await;
+        run(room, channels, game, (on_close, fence), cancel).await;
         // The opener's address may open another room once this one is gone.
         drop(owner);
     });
@@ -104,22 +104,17 @@ struct Channels {
     leave_sender: mpsc::UnboundedSender<Departure>,
 }
 
-/// What the room task holds about its end: the directory's callback, and
-/// the fence it runs within.
-struct Ending {
-    on_close: Box<dyn FnOnce() + Send>,
-    fence: Arc<Fence>,
-}
-
+/// The loop that owns `room` until it stops: its ticks (while `fence`
+/// holds), its handle's commands and its seats' departures; `on_close` is
+/// called once as it stops.
 async fn run(
     mut room: Room,
     channels: Channels,
     game: Arc<GameConfig>,
-    ending: Ending,
+    (on_close, fence): (Box<dyn FnOnce() + Send>, Arc<Fence>),
     cancel: CancellationToken,
 ) {
     let Channels { mut commands, mut leaves, leave_sender } = channels;
-    let Ending { on_close, fence } = ending;
     let mut paused = false;
     let code = room.code.clone();
     let mut ticker = tokio::time::interval(game.tick_interval());
@@ -135,7 +130,8 @@ async fn run(
             () = cancel.cancelled() => break true,
             _ = ticker.tick() => {
                 let started = Instant::now();
-                // Past its lease another node may run this room: nothing goes out.
+                // Past its lease another node may run this room: no tick and no
+                // frames (joins and their news still go out: issue 31 closes that).
                 if !fence.holds(started) {
                     if !paused {
                         tracing::warn!(room = %code, "the room's lease ran out: paused until it is renewed");

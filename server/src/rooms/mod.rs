@@ -49,7 +49,7 @@ pub struct Rooms {
 
 /// Why a `Hello` got no seat here.
 #[derive(Debug)]
-pub enum Refusal {
+pub enum NoSeat {
     /// Refused, with a reason the client is told.
     Rejected(Rejection),
     /// The room (or, with an empty code, the request) is served by another
@@ -57,9 +57,9 @@ pub enum Refusal {
     Moved(Moved),
 }
 
-impl From<Rejection> for Refusal {
+impl From<Rejection> for NoSeat {
     fn from(rejection: Rejection) -> Self {
-        Refusal::Rejected(rejection)
+        NoSeat::Rejected(rejection)
     }
 }
 

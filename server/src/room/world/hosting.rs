@@ -1,7 +1,7 @@
 //! A private room's host: who it is (whoever created the room, then
 //! whoever has been in it longest), what it has set (the next rounds'
 //! rules, the lock), whom it kicked (each address kept out for
-//! [`KICK_BAN_SECS`]), and what it may ask ([`HostCommand`]): [`Hosted`]
+//! [`KICK_BAN_SECS`]), and what it may ask ([`HostCommand`]): [`HostControls`]
 //! checks a command and answers with a typed refusal ([`CommandRefusal`]);
 //! the world carries out the rest ([`World::host_command`]). It all
 //! travels with the room's snapshot.
@@ -20,7 +20,7 @@ const MAX_BANS: usize = 64;
 
 /// What a room's host has set, and whom it kicked.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Hosted {
+pub struct HostControls {
     /// Who hosts (0: nobody, in a public room or before anyone sat down),
     /// the rules set and the lock: what everyone is told.
     pub hosting: Hosting,
@@ -49,11 +49,11 @@ pub enum HostEffect {
     ToWatchers(PlayerId),
 }
 
-impl Hosted {
+impl HostControls {
     /// No host yet, the room open, rounds of `round_secs`.
     pub fn new(round_secs: u32) -> Self {
         let round_secs = u16::try_from(round_secs).unwrap_or(u16::MAX);
-        Hosted { hosting: Hosting::nobody(round_secs), bans: Vec::new(), next_round_from: 0 }
+        HostControls { hosting: Hosting::nobody(round_secs), bans: Vec::new(), next_round_from: 0 }
     }
 
     /// Whether someone from `from` may come in at game tick `tick` (to

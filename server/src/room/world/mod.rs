@@ -24,7 +24,7 @@ use arena_shared::sim::{Body, INPUT_DT_MICROS, Input};
 
 use self::fill::FillBots;
 pub use self::hosting::HostEffect;
-use self::hosting::{Hosted, Now};
+use self::hosting::{HostControls, Now};
 use self::news::News;
 use self::recording::Recording;
 use self::seats::{MAX_INPUT_CREDIT, Player, SavedSeat, Seats};
@@ -90,7 +90,7 @@ pub struct WorldSnapshot {
     game: Match,
     seats: Vec<SavedSeat>,
     next_id: PlayerId,
-    hosted: Hosted,
+    hosted: HostControls,
 }
 
 impl WorldSnapshot {
@@ -125,7 +125,7 @@ pub struct World {
     bots: FillBots,
     recording: Recording,
     /// A private room's host, lock, rules and kicked addresses.
-    hosted: Hosted,
+    hosted: HostControls,
     news: News,
 }
 
@@ -140,7 +140,7 @@ impl World {
             seats: Seats::new(max_players),
             bots: FillBots::default(),
             recording: Recording::default(),
-            hosted: Hosted::new(180),
+            hosted: HostControls::new(180),
             news: News::default(),
         }
     }
@@ -149,7 +149,7 @@ impl World {
     pub fn with_rounds(mut self, round_secs: u32, podium_secs: u32) -> Self {
         let settings = MatchSettings::new(self.tick_rate, round_secs, podium_secs, self.seats.max_players);
         self.game = Match::new(settings);
-        self.hosted = Hosted::new(round_secs);
+        self.hosted = HostControls::new(round_secs);
         self
     }
 
@@ -292,7 +292,7 @@ impl World {
             PlayerInfo { id, name: player.name.clone(), color: player.color, score: 0, bot: player.is_bot() };
         self.recording.note(Change::Spawn(info.clone()));
         self.seats.insert(id, player);
-        self.news.tell(ServerMsg::Joined(info));
+        self.news.push(ServerMsg::Joined(info));
     }
 
     /// Who hosts this room, and how it is set.
@@ -301,7 +301,7 @@ impl World {
     }
 
     fn tell_hosting(&mut self) {
-        self.news.tell(ServerMsg::Hosting(self.hosting()));
+        self.news.push(ServerMsg::Hosting(self.hosting()));
     }
 
     /// The host left: whoever has been here longest (the lowest id) hosts now.
@@ -360,7 +360,7 @@ impl World {
     fn next_round_now(&mut self) {
         self.recording.finish();
         let events = self.game.next_round_now();
-        self.tell(events);
+        self.announce(events);
     }
 
     pub fn body(&self, id: PlayerId) -> Option<Body> {
@@ -454,7 +454,7 @@ impl World {
         player.epoch = player.epoch.wrapping_add(1);
         let (epoch, name) = (player.epoch, player.name.clone());
         if player.away_since.take().is_some() {
-            self.news.tell(ServerMsg::Back { id });
+            self.news.push(ServerMsg::Back { id });
         }
         Some(Seated { id, name, epoch, welcome })
     }
@@ -486,7 +486,7 @@ impl World {
             && player.away_since.is_none()
         {
             player.away_since = Some(tick);
-            self.news.tell(ServerMsg::Away { id });
+            self.news.push(ServerMsg::Away { id });
         }
         if let Some(longest) = self.seats.held_too_many(tick) {
             self.leave(longest);
@@ -500,7 +500,7 @@ impl World {
         }
         self.game.remove(id);
         self.recording.note(Change::Remove(id));
-        self.news.tell(ServerMsg::Left { id });
+        self.news.push(ServerMsg::Left { id });
         if id == self.hosted.hosting.host {
             self.pass_hosting_on();
         }
@@ -573,12 +573,12 @@ impl World {
     fn advance(&mut self) {
         let events = self.game.advance();
         self.recording.end_tick(&self.game);
-        self.tell(events);
+        self.announce(events);
     }
 
     /// What the game decided becomes news; a round that reached its podium
     /// finishes its recording.
-    fn tell(&mut self, events: Vec<GameEvent>) {
+    fn announce(&mut self, events: Vec<GameEvent>) {
         for event in events {
             match &event {
                 GameEvent::Round(RoundInfo { phase: RoundPhase::Podium { .. }, .. }) => {
@@ -589,7 +589,7 @@ impl World {
                 }
                 GameEvent::Round(_) => {}
             }
-            self.news.tell(event.into());
+            self.news.push(event.into());
         }
     }
 }

@@ -8,7 +8,7 @@ use arena_shared::protocol::ServerMsg;
 pub struct News(Vec<ServerMsg>);
 
 impl News {
-    pub fn tell(&mut self, msg: ServerMsg) {
+    pub fn push(&mut self, msg: ServerMsg) {
         self.0.push(msg);
     }
 
