@@ -13,6 +13,8 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 TRUNK_VERSION=0.21.14
 # Checks licences, duplicate versions and sources against deny.toml.
 CARGO_DENY_VERSION=0.20.2
+# Finds dependencies no code uses.
+CARGO_MACHETE_VERSION=0.9.2
 # The CLI must equal the wasm-bindgen crate in Cargo.lock, or trunk fails.
 WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/"/, "", $3); print $3; exit}' Cargo.lock)
 
@@ -41,6 +43,11 @@ fi
 if [ "${ARENA_SKIP_DENY:-0}" != 1 ] && ! cargo deny --version 2>/dev/null | grep -q "$CARGO_DENY_VERSION"; then
   say "installing cargo-deny $CARGO_DENY_VERSION (about 5 minutes)"
   cargo install cargo-deny --version "$CARGO_DENY_VERSION" --locked
+fi
+
+if [ "${ARENA_SKIP_DENY:-0}" != 1 ] && ! cargo machete --version 2>/dev/null | grep -q "$CARGO_MACHETE_VERSION"; then
+  say "installing cargo-machete $CARGO_MACHETE_VERSION (about 1.5 minutes)"
+  cargo install cargo-machete --version "$CARGO_MACHETE_VERSION" --locked
 fi
 
 # Debian packages: brotli precompresses dist/; redis-server backs the

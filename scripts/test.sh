@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every check arena has: formatting, clippy (native, wasm32, and the server
-# with the client built in), cargo deny, and every test (unit, property,
+# with the client built in; functions of at most 80 lines), cargo deny,
+# cargo machete, and every test (unit, property,
 # end-to-end against the real server, and the browser test in headless
 # Chromium). Installs what it needs first. Ends with one line of totals;
 # tests skipped (ARENA_SKIP_BROWSER=1) are counted as skipped, not passed.
@@ -24,6 +25,9 @@ cargo clippy --target wasm32-unknown-unknown -p arena-shared -p arena-client-cor
 
 step "cargo deny: licences, bans, sources (deny.toml)"
 cargo deny --locked check --hide-inclusion-graph bans licenses sources
+
+step "cargo machete: no dependency that no code uses"
+cargo machete
 
 step "build the browser client (dist/) and the self-contained server (target/bundle/)"
 scripts/release.sh

@@ -15,11 +15,13 @@
 //! - [`record`]: what one bot measured; [`report`]: the summary
 //!   `arena-bots` prints.
 //! - [`swarm`]: all the bots at once.
-//! - [`verify`]: `arena-bots --verify-replay`, a recorded round re-run.
+//! - [`verify`]: `arena-bots --verify-replay`, a recorded round re-run;
+//!   [`http`]: the one HTTP client (that download, and the tests').
 
 pub mod bot;
 pub mod brain;
 pub mod config;
+pub mod http;
 pub mod record;
 pub mod report;
 pub mod swarm;

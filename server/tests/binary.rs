@@ -6,7 +6,7 @@ use std::time::Duration;
 use arena_shared::codec::{decode_server, encode_client};
 use arena_shared::protocol::{ClientMsg, PROTOCOL_VERSION, RoomRequest, ServerMsg, close};
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -96,15 +96,9 @@ async fn binary_serves_players_and_closes_them_on_sigterm() {
 #[tokio::test]
 async fn binary_answers_healthz() {
     let (_child, addr) = start(&[]).await;
-    let mut stream = tokio::net::TcpStream::connect(&addr).await.expect("connect");
-    stream
-        .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .expect("write request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("read response");
-    assert!(response.starts_with("HTTP/1.1 200"), "healthz should be 200: {response}");
-    assert!(response.contains("\"status\":\"ok\""), "{response}");
+    let (status, body) = get(&addr, "/healthz").await.expect("an answer");
+    assert_eq!(status, 200, "healthz should be 200: {body}");
+    assert!(body.contains("\"status\":\"ok\""), "{body}");
 }
 
 fn sigterm(child: &Child) {
@@ -158,15 +152,16 @@ async fn running_out_of_descriptors_is_survived_and_logged() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     drop(flood);
     // Once the attacker leaves, the server serves again.
-    let mut answer = String::new();
+    let mut answer = (0, String::new());
     for _ in 0..50 {
         answer = get(&addr, "/metrics").await.unwrap_or_default();
-        if answer.starts_with("HTTP/1.1 200") {
+        if answer.0 == 200 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(answer.starts_with("HTTP/1.1 200"), "the server should serve again: {answer}");
+    let (status, answer) = answer;
+    assert_eq!(status, 200, "the server should serve again: {answer}");
     let errors = answer
         .lines()
         .find_map(|l| l.strip_prefix("arena_accept_errors_total "))
@@ -174,14 +169,11 @@ async fn running_out_of_descriptors_is_survived_and_logged() {
     assert!(errors.is_some_and(|n| n > 0), "failed accepts should be counted: {errors:?}");
 }
 
-async fn get(addr: &str, path: &str) -> std::io::Result<String> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
-        .await?;
-    let mut response = String::new();
-    tokio::time::timeout(Duration::from_secs(2), stream.read_to_string(&mut response)).await??;
-    Ok(response)
+/// `GET path` with arena's one HTTP client: the status and body.
+async fn get(addr: &str, path: &str) -> Result<(u16, String), arena_bots::http::HttpError> {
+    let http = arena_bots::http::Http::new(None, Duration::from_secs(2), 1 << 20)?;
+    let response = http.get(&format!("http://{addr}{path}")).await?;
+    Ok((response.status, response.text()))
 }
 
 #[test]

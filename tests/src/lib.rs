@@ -325,21 +325,11 @@ impl Observer {
     }
 }
 
-pub struct HttpResponse {
-    pub status: u16,
-    /// Header names lower-cased.
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
+/// An HTTP answer, read whole (the bots' client's).
+pub use arena_bots::http::Response as HttpResponse;
 
-impl HttpResponse {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
-    }
-}
-
-/// A GET over a fresh HTTP/1.1 connection (hyper's client), with extra
-/// request headers; the body is read whole (chunked or not).
+/// A GET over a fresh connection with extra request headers; the body is
+/// read whole (chunked or not).
 pub async fn http_get(
     addr: SocketAddr,
     path: &str,
@@ -360,7 +350,8 @@ pub async fn http_post_json(
     http_request(addr, "POST", path, &headers, serde_json::to_vec(body)?).await
 }
 
-/// One request over a fresh HTTP/1.1 connection.
+/// One request to `addr` with arena's one HTTP client (`arena_bots::http`),
+/// no redirect followed and nothing decoded on the way.
 pub async fn http_request(
     addr: SocketAddr,
     method: &str,
@@ -368,30 +359,8 @@ pub async fn http_request(
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> anyhow::Result<HttpResponse> {
-    let exchange = async {
-        let stream = TcpStream::connect(addr).await?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-        tokio::spawn(connection);
-        let mut request =
-            hyper::Request::builder().method(method).uri(path).header(hyper::header::HOST, addr.to_string());
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let body = http_body_util::Full::new(bytes::Bytes::from(body));
-        let response = sender.send_request(request.body(body)?).await?;
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(name, value)| {
-                (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned())
-            })
-            .collect();
-        let body = http_body_util::BodyExt::collect(response.into_body()).await?.to_bytes().to_vec();
-        anyhow::Ok(HttpResponse { status, headers, body })
-    };
-    tokio::time::timeout(Duration::from_secs(10), exchange).await.context("http request timed out")?
+    let http = arena_bots::http::Http::new(None, Duration::from_secs(10), 64 << 20)?;
+    Ok(http.request(method, &format!("http://{addr}{path}"), headers, body).await?)
 }
 
 /// A swarm of `count` bots for `secs` seconds against `server`.

@@ -153,6 +153,7 @@ async fn hold_down(
     Ok(moved)
 }
 
+#[expect(clippy::too_many_lines, reason = "one player's story from page to page, told in order")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_client_connects_plays_and_reconnects() -> anyhow::Result<()> {
     let Some(dist) = dist() else { return Ok(()) };
@@ -1032,6 +1033,7 @@ async fn the_host_panel_sets_the_rules_and_kicks_a_second_page_s_player() -> any
     server.stop().await
 }
 
+#[expect(clippy::too_many_lines, reason = "one player's story from page to page, told in order")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_podium_links_to_the_round_s_replay_which_plays_pauses_scrubs_and_speeds_up() -> anyhow::Result<()>
 {
@@ -1274,6 +1276,40 @@ async fn hud_fits(
     Ok(())
 }
 
+/// Moves `page` through a laptop at ratios 1 and 2, a tablet, and a phone
+/// at ratios 3 and 1; on each, names must sit over their circles and the
+/// HUD must fit. Returns each screen's CSS pixels per world unit.
+async fn check_every_screen(browser: &mut Browser, page: &Page) -> anyhow::Result<Vec<f64>> {
+    // A touch on a phone shows the dash button.
+    let phone_touch = async |browser: &mut Browser, page: &Page| -> anyhow::Result<()> {
+        browser.touch(page, "touchStart", 60.0, 500.0).await?;
+        browser.touch(page, "touchEnd", 0.0, 0.0).await
+    };
+    let screens = [
+        Screen::LAPTOP,
+        Screen::LAPTOP.with_ratio(2.0),
+        Screen::TABLET,
+        Screen::PHONE,
+        Screen::PHONE.with_ratio(1.0),
+    ];
+    let mut per_unit = Vec::new();
+    for screen in screens {
+        browser.set_screen(page, screen).await?;
+        if screen.mobile {
+            phone_touch(browser, page).await?;
+        }
+        // The camera eases to the new framing (about a second).
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        let (units, checked) = names_sit_over_their_circles(browser, page, screen).await?;
+        anyhow::ensure!(checked >= 2, "at least two players' circles seen on {screen:?}");
+        per_unit.push(units);
+        let touch_or_meter = if screen.mobile { "dash-button" } else { "dash-meter" };
+        let shown = ["hud", "invite", "me", "timer", "leaderboard", touch_or_meter];
+        hud_fits(browser, page, screen, &shown).await?;
+    }
+    Ok(per_unit)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_every_pixel_ratio_names_sit_over_their_players_the_view_is_the_same_and_the_hud_fits()
 -> anyhow::Result<()> {
@@ -1296,39 +1332,8 @@ async fn at_every_pixel_ratio_names_sit_over_their_players_the_view_is_the_same_
     browser
         .wait_for(&page, "document.getElementById('lb-4').textContent !== ''", Duration::from_secs(20))
         .await?;
-    // A touch on a phone shows the dash button.
-    let phone_touch = async |browser: &mut Browser, page: &Page| -> anyhow::Result<()> {
-        browser.touch(page, "touchStart", 60.0, 500.0).await?;
-        browser.touch(page, "touchEnd", 0.0, 0.0).await
-    };
 
-    let screens = [
-        Screen::LAPTOP,
-        Screen::LAPTOP.with_ratio(2.0),
-        Screen::TABLET,
-        Screen::PHONE,
-        Screen::PHONE.with_ratio(1.0),
-    ];
-    let mut per_unit = Vec::new();
-    for screen in screens {
-        browser.set_screen(&page, screen).await?;
-        if screen.mobile {
-            phone_touch(&mut browser, &page).await?;
-        }
-        // The camera eases to the new framing (about a second).
-        tokio::time::sleep(Duration::from_millis(2_500)).await;
-        let (units, checked) = names_sit_over_their_circles(&mut browser, &page, screen).await?;
-        anyhow::ensure!(checked >= 2, "at least two players' circles seen on {screen:?}");
-        per_unit.push(units);
-        let touch_or_meter = if screen.mobile { "dash-button" } else { "dash-meter" };
-        hud_fits(
-            &mut browser,
-            &page,
-            screen,
-            &["hud", "invite", "me", "timer", "leaderboard", touch_or_meter],
-        )
-        .await?;
-    }
+    let per_unit = check_every_screen(&mut browser, &page).await?;
     let same = |a: f64, b: f64| (a - b).abs() <= 0.03 * a.max(b);
     assert!(
         same(per_unit[0], per_unit[1]) && same(per_unit[3], per_unit[4]),

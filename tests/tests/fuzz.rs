@@ -184,6 +184,7 @@ async fn watch(mut honest: WsClient, mut stop: tokio::sync::oneshot::Receiver<()
 }
 
 #[test]
+#[expect(clippy::too_many_lines, reason = "the property and its harness, read top to bottom")]
 fn arbitrary_message_sequences_never_panic_a_connection_or_touch_another_player() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

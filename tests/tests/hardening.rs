@@ -216,7 +216,8 @@ async fn connections_over_the_caps_get_503_with_the_reason() -> anyhow::Result<(
         held.push(connect_tcp(server.addr, Some(loopback(2)), false).await?);
     }
     let refused = http_get_from(&server, loopback(3)).await?;
-    assert!(refused.contains("the server holds its limit of 6"), "a 7th socket in all: {refused}");
+    assert!(refused.starts_with("HTTP/1.1 503"), "a 7th socket in all: {refused}");
+    assert!(refused.contains("the server holds its limit of 6"), "should say which cap: {refused}");
     // Closing sockets frees places: the caps count what is open, not what was.
     drop(held);
     let answered = eventually("a place to free up", Duration::from_secs(2), async || {
@@ -229,7 +230,10 @@ async fn connections_over_the_caps_get_503_with_the_reason() -> anyhow::Result<(
     server.stop().await
 }
 
-/// GET /healthz over a socket from `source`; the raw answer.
+/// What a connection from `source` is told: the 503 of a cap is written
+/// as the socket is accepted, before any request (an HTTP client takes
+/// that for a broken connection), so the socket is read as it is; under
+/// the caps, a `GET /healthz` is answered.
 async fn http_get_from(server: &TestServer, source: IpAddr) -> anyhow::Result<String> {
     let mut tcp = connect_tcp(server.addr, Some(source), false).await?;
     let request = format!("GET /healthz HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", server.addr);

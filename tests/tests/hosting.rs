@@ -11,8 +11,7 @@ use arena_bots::ws::WsClient;
 use arena_server::ServerConfig;
 use arena_shared::protocol::{ServerMsg, close};
 use arena_tests::{TestServer, expect_close, http_get, recv_until, test_config};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 fn gunzip(body: &[u8]) -> anyhow::Result<Vec<u8>> {
     let mut raw = Vec::new();
@@ -50,21 +49,14 @@ impl Certificate {
     }
 }
 
-/// GET over TLS, trusting `trust`; the raw answer.
+/// GET over TLS, trusting `trust`.
 async fn https_get(
     server: &TestServer,
     path: &str,
     trust: Arc<rustls::ClientConfig>,
-) -> anyhow::Result<String> {
-    let tcp = TcpStream::connect(server.addr).await?;
-    let name = rustls::pki_types::ServerName::try_from("127.0.0.1")?;
-    let mut tls = tokio_rustls::TlsConnector::from(trust).connect(name, tcp).await?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", server.addr);
-    tls.write_all(request.as_bytes()).await?;
-    let mut answer = Vec::new();
-    // A peer that closes without TLS close_notify is fine once the body is in.
-    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut answer)).await?;
-    Ok(String::from_utf8_lossy(&answer).into_owned())
+) -> anyhow::Result<arena_tests::HttpResponse> {
+    let http = arena_bots::http::Http::new(Some(trust), Duration::from_secs(5), 1 << 20)?;
+    Ok(http.get(&format!("https://127.0.0.1:{}{path}", server.addr.port())).await?)
 }
 
 #[tokio::test]
@@ -74,7 +66,7 @@ async fn https_and_wss_serve_the_game_with_the_hosts_certificate() -> anyhow::Re
     let trust = arena_bots::tls::trusting(certificate.pem.as_bytes()).map_err(anyhow::Error::msg)?;
 
     let health = https_get(&server, "/healthz", trust.clone()).await?;
-    assert!(health.starts_with("HTTP/1.1 200"), "healthz over HTTPS: {health}");
+    assert_eq!(health.status, 200, "healthz over HTTPS: {}", health.text());
 
     let url = format!("wss://127.0.0.1:{}/ws", server.addr.port());
     let mut client = WsClient::connect_with(&url, &[], Some(trust)).await?;
