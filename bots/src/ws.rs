@@ -325,21 +325,24 @@ pub async fn connect_tcp(
     socket.connect(addr).await
 }
 
-/// The server's address from a `ws://` or `wss://host:port/path` URL.
+/// The server's address from a `ws://` or `wss://host[:port]/path` URL
+/// (an IPv6 host in brackets, a name resolved).
 pub async fn server_addr(url: &str) -> Result<SocketAddr, String> {
-    let (rest, port) = match (url.strip_prefix("ws://"), url.strip_prefix("wss://")) {
-        (Some(rest), _) => (rest, 80),
-        (_, Some(rest)) => (rest, 443),
-        _ => return Err(format!("attacks need a ws:// or wss:// URL, not {url}")),
-    };
-    let authority = rest.split('/').next().unwrap_or(rest);
-    let authority =
-        if authority.contains(':') { authority.to_owned() } else { format!("{authority}:{port}") };
-    tokio::net::lookup_host(&authority)
-        .await
-        .map_err(|e| format!("cannot resolve {authority}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{authority} has no address"))
+    let parsed = url::Url::parse(url).map_err(|e| format!("'{url}' is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "ws" | "wss") {
+        return Err(format!("expected a ws:// or wss:// URL, not {url}"));
+    }
+    let port = parsed.port_or_known_default().ok_or_else(|| format!("{url} has no port"))?;
+    match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => Ok(SocketAddr::new(ip.into(), port)),
+        Some(url::Host::Ipv6(ip)) => Ok(SocketAddr::new(ip.into(), port)),
+        Some(url::Host::Domain(name)) => tokio::net::lookup_host((name, port))
+            .await
+            .map_err(|e| format!("cannot resolve {name}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{name} has no address")),
+        None => Err(format!("{url} has no host")),
+    }
 }
 
 /// A WebSocket client over a TCP connection from `source` (a loopback
@@ -354,4 +357,20 @@ pub async fn connect_from(
     let tcp = connect_tcp(addr, source, reset_on_close).await.map_err(|e| format!("connect: {e}"))?;
     let _ = tcp.set_nodelay(true);
     WsClient::over(url, tcp).await.map_err(|e| format!("upgrade: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_server_address_comes_from_any_websocket_url_ipv6_included() {
+        let at = |url: &'static str| async move { server_addr(url).await };
+        assert_eq!(at("ws://127.0.0.1:7777/ws").await, Ok("127.0.0.1:7777".parse().expect("an address")));
+        assert_eq!(at("ws://[::1]:7777/ws").await, Ok("[::1]:7777".parse().expect("an address")));
+        assert_eq!(at("wss://[::1]/ws").await, Ok("[::1]:443".parse().expect("an address")));
+        assert_eq!(at("ws://localhost:9/ws").await.map(|a| a.port()), Ok(9));
+        assert!(at("http://127.0.0.1:7777/ws").await.is_err_and(|e| e.contains("ws://")));
+        assert!(at("not a url").await.is_err_and(|e| e.contains("not a URL")));
+    }
 }

@@ -387,17 +387,23 @@ impl ClusterConfig {
     }
 }
 
+/// An origin as browsers send it: `scheme://host[:port]`, lower-cased,
+/// the default port dropped; or `*`.
 fn parse_origin(value: &str) -> Result<String, String> {
-    let value = value.trim().trim_end_matches('/').to_ascii_lowercase();
+    let value = value.trim();
     if value == "*" {
-        return Ok(value);
+        return Ok(value.to_owned());
     }
-    match value.split_once("://") {
-        Some(("http" | "https", host)) if !host.is_empty() && !host.contains('/') => Ok(value),
-        _ => Err(format!(
-            "'{value}' is not an origin; expected scheme://host[:port], e.g. http://localhost:8080, or *"
-        )),
+    let explain = || {
+        format!("'{value}' is not an origin; expected scheme://host[:port], e.g. http://localhost:8080, or *")
+    };
+    let url = url::Url::parse(value).map_err(|_| explain())?;
+    let bare =
+        url.path() == "/" && url.query().is_none() && url.fragment().is_none() && url.username().is_empty();
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() || !bare {
+        return Err(explain());
     }
+    Ok(url.origin().ascii_serialization())
 }
 
 /// A bare host name or address, as it appears in a URL (no scheme, port or path).
@@ -447,21 +453,23 @@ fn parse_metrics_bind(value: &str) -> Result<SocketAddr, String> {
 }
 
 fn parse_redis_url(value: &str) -> Result<String, String> {
-    match value.split_once("://") {
-        Some(("redis", rest)) if !rest.is_empty() => Ok(value.to_owned()),
-        Some(("rediss", _)) => {
-            Err("rediss:// (TLS) is not supported yet; use redis:// on a private network".into())
-        }
-        _ => Err(format!("'{value}' is not a Redis URL; expected redis://host:port")),
+    let explain = || format!("'{value}' is not a Redis URL; expected redis://host:port");
+    let url = url::Url::parse(value).map_err(|_| explain())?;
+    match url.scheme() {
+        "redis" if url.host().is_some() => Ok(value.to_owned()),
+        "rediss" => Err("rediss:// (TLS) is not supported yet; use redis:// on a private network".into()),
+        _ => Err(explain()),
     }
 }
 
+/// A node's base URL, `http(s)://host[:port]`, without a trailing slash.
 fn parse_node_url(value: &str) -> Result<String, String> {
-    let trimmed = value.trim_end_matches('/');
-    match trimmed.split_once("://") {
-        Some(("http" | "https", host)) if !host.is_empty() && !host.contains('/') => Ok(trimmed.to_owned()),
-        _ => Err(format!("'{value}' is not a base URL; expected https://host[:port]")),
+    let explain = || format!("'{value}' is not a base URL; expected https://host[:port]");
+    let url = url::Url::parse(value).map_err(|_| explain())?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() || url.path() != "/" {
+        return Err(explain());
     }
+    Ok(value.trim_end_matches('/').to_owned())
 }
 
 fn parse_file(value: &str) -> Result<PathBuf, String> {

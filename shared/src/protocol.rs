@@ -57,7 +57,8 @@ pub type PlayerId = u16;
 // Client -> server
 // ---------------------------------------------------------------------------
 
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+/// What a client sends. `<&str>::from(&msg)` is its variant's name.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, strum::IntoStaticStr)]
 pub enum ClientMsg {
     /// Handshake: must be the first message, exactly once. `resume` is the
     /// token of an earlier `Welcome` in the same room: within the resume
@@ -227,7 +228,8 @@ impl RoomRequest {
 // Server -> client
 // ---------------------------------------------------------------------------
 
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+/// What the server sends. `<&str>::from(&msg)` is its variant's name.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, strum::IntoStaticStr)]
 pub enum ServerMsg {
     /// Handshake accepted.
     Welcome(Welcome),

@@ -205,7 +205,7 @@ impl ClientSession {
                 self.events.push_back(Event::Rejected(rejection));
                 Ok(())
             }
-            (_, other) => Err(SessionError::NotWelcomed(kind(&other))),
+            (_, other) => Err(SessionError::NotWelcomed((&other).into())),
         }
     }
 
@@ -332,26 +332,6 @@ impl ClientSession {
     /// The seq of the newest input recorded.
     pub fn last_input_seq(&self) -> u32 {
         self.room().map_or(0, |room| room.prediction().last_seq())
-    }
-}
-
-fn kind(msg: &ServerMsg) -> &'static str {
-    match msg {
-        ServerMsg::Welcome(_) => "Welcome",
-        ServerMsg::Rejected(_) => "Rejected",
-        ServerMsg::Joined(_) => "Joined",
-        ServerMsg::Left { .. } => "Left",
-        ServerMsg::Away { .. } => "Away",
-        ServerMsg::Back { .. } => "Back",
-        ServerMsg::Pong { .. } => "Pong",
-        ServerMsg::KnockedOut(_) => "KnockedOut",
-        ServerMsg::Round(_) => "Round",
-        ServerMsg::Frame(_) => "Frame",
-        ServerMsg::Moved(_) => "Moved",
-        ServerMsg::Watchers { .. } => "Watchers",
-        ServerMsg::Hosting(_) => "Hosting",
-        ServerMsg::Refused(_) => "Refused",
-        ServerMsg::Replay { .. } => "Replay",
     }
 }
 

@@ -155,7 +155,7 @@ async fn handshake(
         Ok(ClientMsg::Hello { name, color, room, resume, .. }) => (name, color, room, resume),
         Ok(other) => {
             metrics.kick(Kick::BadHandshake);
-            let reason = format!("expected Hello first, got {}", message_kind(&other));
+            let reason = format!("expected Hello first, got {}", <&str>::from(&other));
             return Err(Ending::Close(CloseReason::new(close::PROTOCOL_ERROR, reason)));
         }
         // A Hello too long for its name is a bad name, told as one.
@@ -616,18 +616,6 @@ fn decode_error_close(error: &DecodeError) -> CloseReason {
 
 fn text_close() -> CloseReason {
     CloseReason::new(close::UNSUPPORTED_DATA, "arena speaks binary messages only")
-}
-
-fn message_kind(msg: &ClientMsg) -> &'static str {
-    match msg {
-        ClientMsg::Hello { .. } => "Hello",
-        ClientMsg::Input { .. } => "Input",
-        ClientMsg::Ping { .. } => "Ping",
-        ClientMsg::Resync => "Resync",
-        ClientMsg::Inputs { .. } => "Inputs",
-        ClientMsg::Follow { .. } => "Follow",
-        ClientMsg::Host(_) => "Host",
-    }
 }
 
 #[cfg(test)]

@@ -55,16 +55,21 @@ impl OriginPolicy {
         if self.allowed.iter().any(|a| a == "*" || *a == origin) {
             return true;
         }
-        let Some(("http" | "https", authority)) = origin.split_once("://") else {
-            return false;
+        let Ok(url) = url::Url::parse(&origin) else { return false };
+        let (Some(host), "http" | "https") = (url.host(), url.scheme()) else { return false };
+        let host = match host {
+            url::Host::Domain(name) => name.to_owned(),
+            url::Host::Ipv4(ip) => ip.to_string(),
+            url::Host::Ipv6(ip) => format!("[{ip}]"),
         };
-        let host = host_of(authority);
-        if is_loopback_host(host) {
+        if is_loopback_host(&host) {
             return true;
         }
-        if !self.public_hosts.iter().any(|h| h == host) {
+        if !self.public_hosts.contains(&host) {
             return false;
         }
+        // What the page's Host header said: the origin after its scheme.
+        let authority = origin.split_once("://").map_or("", |(_, authority)| authority);
         let forwarded = self.proxies.trusts(peer).then(|| headers.get("x-forwarded-host")).flatten();
         let request_host = forwarded.or_else(|| headers.get(header::HOST)).and_then(|v| v.to_str().ok());
         // A proxy chain lists hosts comma-separated, the client's first.
@@ -134,15 +139,6 @@ pub fn local_addresses(addr: SocketAddr) -> Vec<IpAddr> {
     let interfaces = if_addrs::get_if_addrs().unwrap_or_default();
     addresses.extend(interfaces.iter().filter(|i| !i.is_loopback()).map(|i| i.ip()));
     addresses
-}
-
-/// The host part of `host[:port]` or `[v6][:port]`.
-fn host_of(authority: &str) -> &str {
-    if authority.starts_with('[') {
-        authority.find(']').map_or(authority, |end| &authority[..=end])
-    } else {
-        authority.split(':').next().unwrap_or(authority)
-    }
 }
 
 fn is_loopback_host(host: &str) -> bool {
