@@ -31,9 +31,11 @@
 //! - [`limits`]: what one address may hold and try, counted by IPv4
 //!   address or IPv6 prefix; the per-connection message-rate budget.
 //!
-//! [`run`] ties them together and returns soon after the shutdown future
+//! [`cli`] is the binary's face (flags, logging, runtime, the URLs it
+//! prints); [`run`] ties them together and returns soon after the shutdown future
 //! fires, once every client has been sent its close frame.
 
+pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod edge;

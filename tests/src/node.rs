@@ -1,11 +1,11 @@
-//! A real `arena-server` process (the binary, built here if need be) on a
-//! free loopback port, for what an in-process server cannot show: a node
+//! A real `arena-server` process (this crate's `arena-node` binary, which
+//! is `arena-server` exactly: each test names it with
+//! `env!("CARGO_BIN_EXE_arena-node")`) on a free loopback port, for what an in-process server cannot show: a node
 //! killed with `SIGKILL`, frozen with `SIGSTOP`, drained with `SIGTERM`.
 //! Its log goes to a file, printed if a test fails.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -16,46 +16,26 @@ pub struct Node {
     pub port: u16,
     child: Child,
     log: PathBuf,
-    /// Its cluster's Redis and its flags, for a restart.
+    /// The binary, its cluster's Redis and its flags, for a restart.
+    binary: PathBuf,
     redis: String,
     args: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
-/// The `arena-server` binary of this checkout, built once per test run
-/// (cargo makes that a no-op when it is fresh).
-fn binary() -> anyhow::Result<PathBuf> {
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| {
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "arena-server", "--bin", "arena-server"])
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .status()
-            .map_err(|e| format!("cannot run cargo: {e}"))?;
-        if !status.success() {
-            return Err(format!("cargo build -p arena-server failed: {status}"));
-        }
-        // This test's executable is <target>/debug/deps/<name>: the binary is
-        // in <target>/debug.
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let debug = exe.parent().and_then(|deps| deps.parent()).ok_or("no target directory")?;
-        Ok(debug.join("arena-server"))
-    });
-    built.clone().map_err(anyhow::Error::msg)
-}
-
 impl Node {
-    /// Starts a node of the cluster on `redis`, with `args` after the
-    /// cluster's own flags.
-    pub async fn start(redis: &str, args: &[&str]) -> anyhow::Result<Node> {
+    /// Starts `binary` as a node of the cluster on `redis`, with `args`
+    /// after the cluster's own flags.
+    pub async fn start(binary: &str, redis: &str, args: &[&str]) -> anyhow::Result<Node> {
+        let binary = PathBuf::from(binary);
         let dir = tempfile::tempdir()?;
         let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
         for _ in 0..5 {
             let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
             let log = dir.path().join(format!("node-{port}.log"));
             std::fs::File::create(&log)?;
-            if let Some(child) = spawn(port, &log, redis, &args).await? {
-                return Ok(Node { port, child, log, redis: redis.to_owned(), args, _dir: dir });
+            if let Some(child) = spawn(&binary, port, &log, redis, &args).await? {
+                return Ok(Node { port, child, log, binary, redis: redis.to_owned(), args, _dir: dir });
             }
         }
         bail!("arena-server did not start")
@@ -66,7 +46,7 @@ impl Node {
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         anyhow::ensure!(self.child.try_wait()?.is_some(), "the node is still running");
         for _ in 0..20 {
-            if let Some(child) = spawn(self.port, &self.log, &self.redis, &self.args).await? {
+            if let Some(child) = spawn(&self.binary, self.port, &self.log, &self.redis, &self.args).await? {
                 self.child = child;
                 return Ok(());
             }
@@ -131,14 +111,14 @@ impl Node {
 /// Runs the binary on `port`, logging to `log`; `None` if it did not come
 /// up (the port was taken, say).
 async fn spawn(
+    binary: &Path,
     port: u16,
-    log: &std::path::Path,
+    log: &Path,
     redis: &str,
     args: &[String],
 ) -> anyhow::Result<Option<Child>> {
-    let binary = binary()?;
     let output = || std::fs::File::options().append(true).open(log);
-    let mut child = Command::new(&binary)
+    let mut child = Command::new(binary)
         .args(["--bind", &format!("127.0.0.1:{port}"), "--redis-url", redis])
         .args(["--node-url", &format!("http://127.0.0.1:{port}")])
         .args(args)

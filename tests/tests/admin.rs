@@ -13,6 +13,9 @@ use arena_tests::redis::RedisServer;
 use arena_tests::{ADMIN_TOKEN, HttpResponse, TestServer, http_get, http_post_json, test_config};
 use serde_json::{Value, json};
 
+/// The node binary cargo built for these tests.
+const NODE: &str = env!("CARGO_BIN_EXE_arena-node");
+
 const BEARER: &str = "Bearer test-admin-token-0123456789";
 
 async fn cluster(addr: std::net::SocketAddr) -> anyhow::Result<Value> {
@@ -119,8 +122,8 @@ async fn only_operators_see_the_rooms_and_their_orders_kick_and_close() -> anyho
 async fn an_order_given_on_one_node_is_carried_out_by_the_node_it_concerns() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
     let args = ["--admin-token", ADMIN_TOKEN, "--lease-ms", "1000", "--checkpoint-ms", "200"];
-    let a = Node::start(&redis.url(), &args).await?;
-    let b = Node::start(&redis.url(), &args).await?;
+    let a = Node::start(NODE, &redis.url(), &args).await?;
+    let b = Node::start(NODE, &redis.url(), &args).await?;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let mut host = WsClient::connect(&b.ws_url()).await?;
     let welcome = host.handshake("host").await?;

@@ -20,6 +20,9 @@ use arena_tests::redis::RedisServer;
 use arena_tests::{Observer, Relay, TestServer, eventually, http_get, test_config};
 use serde_json::Value;
 
+/// The node binary cargo built for these tests.
+const NODE: &str = env!("CARGO_BIN_EXE_arena-node");
+
 /// One browser at a time: software WebGL on two cores is slow enough alone.
 static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -641,9 +644,9 @@ async fn a_page_follows_its_link_to_the_node_that_runs_the_room_and_survives_its
     let redis = RedisServer::start().await?;
     let dist = dist.to_string_lossy().into_owned();
     let args = ["--web-dir", dist.as_str(), "--lease-ms", "1000", "--checkpoint-ms", "200"];
-    let a = Node::start(&redis.url(), &args).await?;
-    let mut b = Node::start(&redis.url(), &args).await?;
-    let c = Node::start(&redis.url(), &args).await?;
+    let a = Node::start(NODE, &redis.url(), &args).await?;
+    let mut b = Node::start(NODE, &redis.url(), &args).await?;
+    let c = Node::start(NODE, &redis.url(), &args).await?;
     // Each node learns of the others on its heartbeat (a third of a lease).
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let mut browser = Browser::launch().await?;
@@ -700,8 +703,8 @@ async fn the_operators_page_drains_a_node_and_its_room_moves() -> anyhow::Result
     let _one = ONE_BROWSER.lock().await;
     let redis = RedisServer::start().await?;
     let args = ["--admin-token", arena_tests::ADMIN_TOKEN, "--lease-ms", "1000", "--checkpoint-ms", "200"];
-    let a = Node::start(&redis.url(), &args).await?;
-    let b = Node::start(&redis.url(), &args).await?;
+    let a = Node::start(NODE, &redis.url(), &args).await?;
+    let b = Node::start(NODE, &redis.url(), &args).await?;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let b_id = {
         let cluster: Value = serde_json::from_slice(&http_get(b.addr(), "/api/cluster", &[]).await?.body)?;

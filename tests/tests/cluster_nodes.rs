@@ -16,6 +16,9 @@ use arena_shared::protocol::{Moved, RoomRequest, ServerMsg, close};
 use arena_tests::node::Node;
 use arena_tests::redis::RedisServer;
 
+/// The node binary cargo built for these tests.
+const NODE: &str = env!("CARGO_BIN_EXE_arena-node");
+
 /// A short lease and frequent saves, so the drills take seconds.
 const NODE_ARGS: &[&str] = &["--lease-ms", "1000", "--checkpoint-ms", "200", "--drain-secs", "10"];
 
@@ -101,8 +104,8 @@ fn summary(records: &[BotRecord]) -> String {
 #[tokio::test]
 async fn an_invite_link_on_any_node_leads_to_the_node_that_runs_the_room() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
-    let a = Node::start(&redis.url(), NODE_ARGS).await?;
-    let b = Node::start(&redis.url(), NODE_ARGS).await?;
+    let a = Node::start(NODE, &redis.url(), NODE_ARGS).await?;
+    let b = Node::start(NODE, &redis.url(), NODE_ARGS).await?;
     wait_for_cluster(&[&a, &b]).await?;
     let (_host, host) = hello(&b.ws_url(), create_private("host")).await?;
     let code = host.room().expect("welcomed").code().to_owned();
@@ -135,8 +138,8 @@ async fn an_invite_link_on_any_node_leads_to_the_node_that_runs_the_room() -> an
 #[tokio::test]
 async fn a_killed_owners_room_comes_back_on_another_node_with_its_players() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
-    let a = Node::start(&redis.url(), NODE_ARGS).await?;
-    let mut b = Node::start(&redis.url(), NODE_ARGS).await?;
+    let a = Node::start(NODE, &redis.url(), NODE_ARGS).await?;
+    let mut b = Node::start(NODE, &redis.url(), NODE_ARGS).await?;
     wait_for_cluster(&[&a, &b]).await?;
     let (_host, host) = hello(&b.ws_url(), create_private("host")).await?;
     let code = host.room().expect("welcomed").code().to_owned();
@@ -166,9 +169,9 @@ async fn a_killed_owners_room_comes_back_on_another_node_with_its_players() -> a
 #[tokio::test]
 async fn a_drained_node_hands_its_rooms_over_and_no_player_or_point_is_lost() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
-    let mut a = Node::start(&redis.url(), NODE_ARGS).await?;
-    let b = Node::start(&redis.url(), NODE_ARGS).await?;
-    let c = Node::start(&redis.url(), NODE_ARGS).await?;
+    let mut a = Node::start(NODE, &redis.url(), NODE_ARGS).await?;
+    let b = Node::start(NODE, &redis.url(), NODE_ARGS).await?;
+    let c = Node::start(NODE, &redis.url(), NODE_ARGS).await?;
     wait_for_cluster(&[&a, &b, &c]).await?;
     // Two private rooms on A, five bots each.
     let swarm =
@@ -198,8 +201,8 @@ async fn a_drained_node_hands_its_rooms_over_and_no_player_or_point_is_lost() ->
 #[tokio::test]
 async fn a_frozen_owner_stops_its_room_once_another_node_runs_it() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
-    let a = Node::start(&redis.url(), NODE_ARGS).await?;
-    let b = Node::start(&redis.url(), NODE_ARGS).await?;
+    let a = Node::start(NODE, &redis.url(), NODE_ARGS).await?;
+    let b = Node::start(NODE, &redis.url(), NODE_ARGS).await?;
     wait_for_cluster(&[&a, &b]).await?;
     let (mut watcher, mut session) = hello(&a.ws_url(), create_private("watcher")).await?;
     let code = session.room().expect("welcomed").code().to_owned();
@@ -279,9 +282,9 @@ async fn listed(redis: &RedisServer) -> anyhow::Result<std::collections::BTreeMa
 async fn quick_join_fills_rooms_across_nodes_and_racing_joins_never_overfill_one() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
     let args = [NODE_ARGS, &["--room-size", "4"]].concat();
-    let a = Node::start(&redis.url(), &args).await?;
-    let b = Node::start(&redis.url(), &args).await?;
-    let c = Node::start(&redis.url(), &args).await?;
+    let a = Node::start(NODE, &redis.url(), &args).await?;
+    let b = Node::start(NODE, &redis.url(), &args).await?;
+    let c = Node::start(NODE, &redis.url(), &args).await?;
     let nodes = [&a, &b, &c];
     wait_for_cluster(&nodes).await?;
     // Two players quick-join on A: one public room there, listed cluster-wide.
@@ -348,8 +351,8 @@ async fn quick_join_fills_rooms_across_nodes_and_racing_joins_never_overfill_one
 async fn a_quick_join_with_no_room_to_fill_opens_one_on_the_quietest_node() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
     let args = [NODE_ARGS, &["--room-size", "2"]].concat();
-    let a = Node::start(&redis.url(), &args).await?;
-    let b = Node::start(&redis.url(), &args).await?;
+    let a = Node::start(NODE, &redis.url(), &args).await?;
+    let b = Node::start(NODE, &redis.url(), &args).await?;
     wait_for_cluster(&[&a, &b]).await?;
     let (_first, first, _) = quick_join(&a.ws_url(), "a0").await?;
     let (_second, _, _) = quick_join(&a.ws_url(), "a1").await?;
@@ -379,7 +382,7 @@ async fn a_rolling_restart_of_every_node_keeps_every_player_and_point() -> anyho
     let redis = RedisServer::start().await?;
     let mut nodes = Vec::new();
     for _ in 0..3 {
-        nodes.push(Node::start(&redis.url(), NODE_ARGS).await?);
+        nodes.push(Node::start(NODE, &redis.url(), NODE_ARGS).await?);
     }
     wait_for_cluster(&nodes.iter().collect::<Vec<_>>()).await?;
     // 60 bots in six private rooms of ten, two rooms opened on each node.
