@@ -443,6 +443,8 @@ fn room_snapshot(room: &Room, drawn: &Drawn, now: f64) -> serde_json::Value {
         }),
         "audio": super::sound::snapshot(),
         "camera_on": room.camera_on(),
+        // The leaderboard's first: whom a watcher's L follows.
+        "leader": room.ranking().first().map(|(id, _)| *id),
         "watching": room.is_watching(),
         "watchers": room.watchers(),
         "host": room.hosting().host,

@@ -560,28 +560,110 @@ mod tests {
         assert!(matches!(decode_server(&bytes), Err(DecodeError::TooMany { .. })));
     }
 
+    /// What any message a decoder accepts must be: within every cap, and
+    /// the same message again after an encode and a decode (so nothing it
+    /// carries is lost or made up on the way).
+    fn client_holds(msg: &ClientMsg) -> Result<(), String> {
+        let again = decode_client(&encode_client(msg)).map_err(|e| format!("re-encoded: {e}"))?;
+        if again != *msg {
+            return Err(format!("re-encoded as {again:?}"));
+        }
+        if encoded_len(msg) > MAX_CLIENT_MSG_BYTES {
+            return Err("over the size cap".into());
+        }
+        match msg {
+            ClientMsg::Inputs { inputs, .. } if inputs.is_empty() || inputs.len() > MAX_INPUTS_PER_MSG => {
+                Err(format!("{} inputs", inputs.len()))
+            }
+            ClientMsg::Hello { name, color, room, .. }
+                if name.len() > MAX_NAME_CHARS * 4
+                    || *color >= COLORS
+                    || room.code().is_some_and(|c| c.len() > MAX_ROOM_CODE_CHARS) =>
+            {
+                Err("a Hello past its caps".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn server_holds(msg: &ServerMsg) -> Result<(), String> {
+        let again = decode_server(&encode_server(msg)).map_err(|e| format!("re-encoded: {e}"))?;
+        if again != *msg {
+            return Err(format!("re-encoded as {again:?}"));
+        }
+        if encoded_len(msg) > MAX_SERVER_MSG_BYTES {
+            return Err("over the size cap".into());
+        }
+        let over = match msg {
+            ServerMsg::Welcome(w) => {
+                w.players.len() > MAX_PLAYERS
+                    || w.room.len() > MAX_ROOM_CODE_CHARS
+                    || w.players.iter().any(|p| p.name.len() > MAX_NAME_CHARS * 4)
+            }
+            ServerMsg::Frame(f) => {
+                f.others.len() > MAX_PLAYERS || f.gone.len() > MAX_PLAYERS || f.near.len() > MAX_NEAR
+            }
+            ServerMsg::Joined(info) => info.name.len() > MAX_NAME_CHARS * 4,
+            ServerMsg::Rejected(r) => r.message.len() > MAX_REASON_BYTES,
+            ServerMsg::Moved(m) => m.room.len() > MAX_ROOM_CODE_CHARS || m.url.len() > MAX_URL_BYTES,
+            _ => false,
+        };
+        if over { Err("past a cap".into()) } else { Ok(()) }
+    }
+
+    /// Every sample message, encoded, as (bytes, which decoder takes it).
+    fn sample_bytes() -> Vec<(Vec<u8>, bool)> {
+        let server = sample_server_msgs().iter().map(|m| (encode_server(m), true)).collect::<Vec<_>>();
+        server.into_iter().chain(sample_client_msgs().iter().map(|m| (encode_client(m), false))).collect()
+    }
+
+    #[test]
+    fn every_truncation_of_a_valid_message_is_an_error() {
+        for (bytes, is_server) in sample_bytes() {
+            for len in 0..bytes.len() {
+                let cut = &bytes[..len];
+                let decoded = if is_server {
+                    decode_server(cut).map(|m| format!("{m:?}"))
+                } else {
+                    decode_client(cut).map(|m| format!("{m:?}"))
+                };
+                assert!(
+                    matches!(decoded, Err(DecodeError::Empty | DecodeError::Malformed(_))),
+                    "{len} of {} bytes: {decoded:?}",
+                    bytes.len()
+                );
+            }
+        }
+    }
+
     #[cfg(not(target_arch = "wasm32"))]
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4096))]
 
         #[test]
-        fn arbitrary_bytes_never_panic_the_decoders(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
-            let _ = decode_client(&bytes);
-            let _ = decode_server(&bytes);
+        fn arbitrary_bytes_decode_only_to_messages_within_their_caps(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            if let Ok(msg) = decode_client(&bytes) {
+                prop_assert_eq!(client_holds(&msg), Ok(()), "{:?}", msg);
+            }
+            if let Ok(msg) = decode_server(&bytes) {
+                prop_assert_eq!(server_holds(&msg), Ok(()), "{:?}", msg);
+            }
         }
 
         #[test]
-        fn mutated_valid_messages_never_panic(index in 0usize..12, pos in any::<usize>(), byte in any::<u8>()) {
-            let msgs: Vec<Vec<u8>> = sample_server_msgs().iter().map(encode_server)
-                .chain(sample_client_msgs().iter().map(encode_client)).collect();
-            let mut bytes = msgs[index % msgs.len()].clone();
+        fn mutated_valid_messages_decode_only_to_messages_within_their_caps(
+            index in 0usize..64, pos in any::<usize>(), byte in any::<u8>()
+        ) {
+            let samples = sample_bytes();
+            let (mut bytes, _) = samples[index % samples.len()].clone();
             let at = pos % bytes.len();
             bytes[at] = byte;
-            let _ = decode_client(&bytes);
-            let _ = decode_server(&bytes);
-            bytes.truncate(at);
-            let _ = decode_client(&bytes);
-            let _ = decode_server(&bytes);
+            if let Ok(msg) = decode_client(&bytes) {
+                prop_assert_eq!(client_holds(&msg), Ok(()), "{:?}", msg);
+            }
+            if let Ok(msg) = decode_server(&bytes) {
+                prop_assert_eq!(server_holds(&msg), Ok(()), "{:?}", msg);
+            }
         }
 
         #[test]

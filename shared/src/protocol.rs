@@ -767,6 +767,29 @@ pub mod close {
     pub const KICKED: u16 = 4010;
     pub const ROOM_LOCKED: u16 = 4011;
     pub const TO_WATCHERS: u16 = 4012;
+
+    /// Every code the server may send (all of the above but `ABNORMAL`,
+    /// which only a client reports).
+    pub const SENT: [u16; 18] = [
+        NORMAL,
+        GOING_AWAY,
+        UNSUPPORTED_DATA,
+        MESSAGE_TOO_BIG,
+        TRY_AGAIN_LATER,
+        PROTOCOL_ERROR,
+        VERSION_MISMATCH,
+        SERVER_FULL,
+        BAD_NAME,
+        TOO_SLOW,
+        TIMEOUT,
+        RATE_LIMITED,
+        ROOM_NOT_FOUND,
+        RESUMED_ELSEWHERE,
+        MOVED,
+        KICKED,
+        ROOM_LOCKED,
+        TO_WATCHERS,
+    ];
 }
 
 /// Checks a requested player name and returns the form the room shows:
@@ -852,6 +875,32 @@ fn char_kind(c: char) -> CharKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_close_the_server_sends_is_listed_once_and_every_rejection_uses_one() {
+        let mut codes = close::SENT.to_vec();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), close::SENT.len(), "no code listed twice");
+        assert!(!codes.contains(&close::ABNORMAL), "1006 is never sent");
+        let reasons = [
+            RejectReason::VersionMismatch { server: 1, client: 2 },
+            RejectReason::ServerFull { max_players: 1 },
+            RejectReason::BadName,
+            RejectReason::ShuttingDown,
+            RejectReason::RoomNotFound,
+            RejectReason::RoomsFull { max_rooms: 1 },
+            RejectReason::TooManyGuesses { retry_after_secs: 1 },
+            RejectReason::TooManyRooms { max: 1 },
+            RejectReason::Unavailable { retry_after_secs: 1 },
+            RejectReason::WatchersFull { max: 1 },
+            RejectReason::RoomLocked,
+            RejectReason::Banned { retry_after_secs: 1 },
+        ];
+        for reason in reasons {
+            assert!(close::SENT.contains(&reason.close_code()), "{reason:?} closes with a listed code");
+        }
+    }
 
     fn near_body(id: PlayerId, pos: (i32, i32), vel: (i32, i32), stick: (i8, i8)) -> NearBody {
         let body = Body { pos: Vec2q::new(pos.0, pos.1), vel: Vec2q::new(vel.0, vel.1), dash_cooldown: 0 };

@@ -141,3 +141,26 @@ async fn spawn(
     let _ = child.kill().await;
     Ok(None)
 }
+
+/// Waits until every one of `nodes` lists them all and knows them all
+/// (each learns of the others on its heartbeat, a third of a lease): from
+/// then on any node sends rooms and players to any other.
+pub async fn knowing_each_other(nodes: &[&Node]) -> anyhow::Result<()> {
+    let addresses: Vec<std::net::SocketAddr> = nodes.iter().map(|node| node.addr()).collect();
+    cluster_knows_itself(&addresses).await
+}
+
+/// [`knowing_each_other`] for servers at `addresses` (in process or not).
+pub async fn cluster_knows_itself(addresses: &[std::net::SocketAddr]) -> anyhow::Result<()> {
+    for &addr in addresses {
+        crate::eventually("every node listed and known", Duration::from_secs(10), async || {
+            let response = crate::http_get(addr, "/api/cluster", &[]).await?;
+            let body: serde_json::Value = serde_json::from_slice(&response.body)?;
+            let listed = body["nodes"].as_array().map_or(0, Vec::len);
+            let knows = body["knows"].as_u64().unwrap_or(0) as usize;
+            Ok((listed == addresses.len() && knows == addresses.len(), (listed, knows)))
+        })
+        .await?;
+    }
+    Ok(())
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use arena_bots::ws::{Incoming, WsClient};
 use arena_shared::protocol::{ServerMsg, close};
-use arena_tests::node::Node;
+use arena_tests::node::{Node, knowing_each_other};
 use arena_tests::redis::RedisServer;
 use arena_tests::{ADMIN_TOKEN, HttpResponse, TestServer, http_get, http_post_json, test_config};
 use serde_json::{Value, json};
@@ -68,8 +68,13 @@ async fn only_operators_see_the_rooms_and_their_orders_kick_and_close() -> anyho
     }
 
     // Every room, its seats, and the node's last minute (a sample a second).
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
-    let seen = cluster(server.addr).await?;
+    let seen =
+        arena_tests::eventually("a sample of the node's last minute", Duration::from_secs(5), async || {
+            let seen = cluster(server.addr).await?;
+            let sampled = seen["nodes"][0]["samples"].as_array().is_some_and(|samples| !samples.is_empty());
+            Ok((sampled, seen))
+        })
+        .await?;
     let node = &seen["nodes"][0];
     assert_eq!(node["players"], 2, "{seen}");
     assert!(node["samples"].as_array().is_some_and(|samples| !samples.is_empty()), "{seen}");
@@ -124,7 +129,7 @@ async fn an_order_given_on_one_node_is_carried_out_by_the_node_it_concerns() -> 
     let args = ["--admin-token", ADMIN_TOKEN, "--lease-ms", "1000", "--checkpoint-ms", "200"];
     let a = Node::start(NODE, &redis.url(), &args).await?;
     let b = Node::start(NODE, &redis.url(), &args).await?;
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    knowing_each_other(&[&a, &b]).await?;
     let mut host = WsClient::connect(&b.ws_url()).await?;
     let welcome = host.handshake("host").await?;
     let (mut guest, guest_welcome) = {

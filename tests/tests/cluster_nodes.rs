@@ -13,7 +13,7 @@ use arena_client_core::session::{ClientSession, JoinRequest, websocket_url};
 use arena_server::cluster::listing::Listings;
 use arena_server::cluster::redis::Redis;
 use arena_shared::protocol::{Moved, RoomRequest, ServerMsg, close};
-use arena_tests::node::Node;
+use arena_tests::node::{Node, knowing_each_other};
 use arena_tests::redis::RedisServer;
 
 /// The node binary cargo built for these tests.
@@ -36,23 +36,6 @@ fn create_private(name: &str) -> JoinRequest {
 
 fn join_code(name: &str, code: &str) -> JoinRequest {
     JoinRequest { name: name.into(), color: 2, room: RoomRequest::Join { code: code.into() }, resume: None }
-}
-
-/// Waits until every node lists all of `nodes` (each learns of the others
-/// on its heartbeat).
-async fn wait_for_cluster(nodes: &[&Node]) -> anyhow::Result<()> {
-    for node in nodes {
-        arena_tests::eventually("every node listed", Duration::from_secs(10), async || {
-            let response = arena_tests::http_get(node.addr(), "/api/cluster", &[]).await?;
-            let body: serde_json::Value = serde_json::from_slice(&response.body)?;
-            let listed = body["nodes"].as_array().map_or(0, Vec::len);
-            Ok((listed == nodes.len(), listed))
-        })
-        .await?;
-    }
-    // One more heartbeat, so each node's own list has the others too.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    Ok(())
 }
 
 /// A public counter from `node`'s `/metrics`.
@@ -106,7 +89,7 @@ async fn an_invite_link_on_any_node_leads_to_the_node_that_runs_the_room() -> an
     let redis = RedisServer::start().await?;
     let a = Node::start(NODE, &redis.url(), NODE_ARGS).await?;
     let b = Node::start(NODE, &redis.url(), NODE_ARGS).await?;
-    wait_for_cluster(&[&a, &b]).await?;
+    knowing_each_other(&[&a, &b]).await?;
     let (_host, host) = hello(&b.ws_url(), create_private("host")).await?;
     let code = host.room().expect("welcomed").code().to_owned();
 
@@ -140,7 +123,7 @@ async fn a_killed_owners_room_comes_back_on_another_node_with_its_players() -> a
     let redis = RedisServer::start().await?;
     let a = Node::start(NODE, &redis.url(), NODE_ARGS).await?;
     let mut b = Node::start(NODE, &redis.url(), NODE_ARGS).await?;
-    wait_for_cluster(&[&a, &b]).await?;
+    knowing_each_other(&[&a, &b]).await?;
     let (_host, host) = hello(&b.ws_url(), create_private("host")).await?;
     let code = host.room().expect("welcomed").code().to_owned();
     // The bots come in through A and are sent to B.
@@ -172,7 +155,7 @@ async fn a_drained_node_hands_its_rooms_over_and_no_player_or_point_is_lost() ->
     let mut a = Node::start(NODE, &redis.url(), NODE_ARGS).await?;
     let b = Node::start(NODE, &redis.url(), NODE_ARGS).await?;
     let c = Node::start(NODE, &redis.url(), NODE_ARGS).await?;
-    wait_for_cluster(&[&a, &b, &c]).await?;
+    knowing_each_other(&[&a, &b, &c]).await?;
     // Two private rooms on A, five bots each.
     let swarm =
         tokio::spawn(run_swarm(bots(a.ws_url(), 10, 8, RoomPlan::Spread(2)), Arc::new(Live::default())));
@@ -203,7 +186,7 @@ async fn a_frozen_owner_stops_its_room_once_another_node_runs_it() -> anyhow::Re
     let redis = RedisServer::start().await?;
     let a = Node::start(NODE, &redis.url(), NODE_ARGS).await?;
     let b = Node::start(NODE, &redis.url(), NODE_ARGS).await?;
-    wait_for_cluster(&[&a, &b]).await?;
+    knowing_each_other(&[&a, &b]).await?;
     let (mut watcher, mut session) = hello(&a.ws_url(), create_private("watcher")).await?;
     let code = session.room().expect("welcomed").code().to_owned();
     let newest_frame = async |client: &mut WsClient, session: &mut ClientSession, for_ms: u64| {
@@ -286,7 +269,7 @@ async fn quick_join_fills_rooms_across_nodes_and_racing_joins_never_overfill_one
     let b = Node::start(NODE, &redis.url(), &args).await?;
     let c = Node::start(NODE, &redis.url(), &args).await?;
     let nodes = [&a, &b, &c];
-    wait_for_cluster(&nodes).await?;
+    knowing_each_other(&nodes).await?;
     // Two players quick-join on A: one public room there, listed cluster-wide.
     let mut seated = Vec::new();
     for name in ["a0", "a1"] {
@@ -322,11 +305,11 @@ async fn quick_join_fills_rooms_across_nodes_and_racing_joins_never_overfill_one
     // surely caught up, has run out): racing quick-joins on B and C take it
     // once between them.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let _ = arena_tests::eventually("A's room listed with 3", Duration::from_secs(5), async || {
+    arena_tests::eventually("A's room listed with 3", Duration::from_secs(5), async || {
         let rooms = listed(&redis).await?;
         Ok((rooms.get(&code) == Some(&3), rooms))
     })
-    .await;
+    .await?;
     let (b_url, c_url) = (b.ws_url(), c.ws_url());
     let (on_b, on_c) = tokio::join!(quick_join(&b_url, "b1"), quick_join(&c_url, "c1"));
     let racers = [on_b?, on_c?];
@@ -353,18 +336,18 @@ async fn a_quick_join_with_no_room_to_fill_opens_one_on_the_quietest_node() -> a
     let args = [NODE_ARGS, &["--room-size", "2"]].concat();
     let a = Node::start(NODE, &redis.url(), &args).await?;
     let b = Node::start(NODE, &redis.url(), &args).await?;
-    wait_for_cluster(&[&a, &b]).await?;
+    knowing_each_other(&[&a, &b]).await?;
     let (_first, first, _) = quick_join(&a.ws_url(), "a0").await?;
     let (_second, _, _) = quick_join(&a.ws_url(), "a1").await?;
     // A carries a full room; B carries nobody (as its heartbeat says).
-    let _ = arena_tests::eventually("A's players in the registry", Duration::from_secs(5), async || {
+    arena_tests::eventually("A's players in the registry", Duration::from_secs(5), async || {
         let response = arena_tests::http_get(b.addr(), "/api/cluster", &[]).await?;
         let body: serde_json::Value = serde_json::from_slice(&response.body)?;
         let players: u64 =
             body["nodes"].as_array().into_iter().flatten().filter_map(|n| n["players"].as_u64()).sum();
         Ok((players == 2, players))
     })
-    .await;
+    .await?;
     let (_third, third, moved) = quick_join(&a.ws_url(), "a2").await?;
     check(moved, "A sent the third quick-joiner to the quieter B", &[&a, &b]);
     let here = third.room().expect("seated");
@@ -384,7 +367,7 @@ async fn a_rolling_restart_of_every_node_keeps_every_player_and_point() -> anyho
     for _ in 0..3 {
         nodes.push(Node::start(NODE, &redis.url(), NODE_ARGS).await?);
     }
-    wait_for_cluster(&nodes.iter().collect::<Vec<_>>()).await?;
+    knowing_each_other(&nodes.iter().collect::<Vec<_>>()).await?;
     // 60 bots in six private rooms of ten, two rooms opened on each node.
     let swarms: Vec<_> = nodes
         .iter()
@@ -403,7 +386,7 @@ async fn a_rolling_restart_of_every_node_keeps_every_player_and_point() -> anyho
             &nodes.iter().collect::<Vec<_>>(),
         );
         nodes[i].restart().await?;
-        wait_for_cluster(&nodes.iter().collect::<Vec<_>>()).await?;
+        knowing_each_other(&nodes.iter().collect::<Vec<_>>()).await?;
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let mut records = Vec::new();

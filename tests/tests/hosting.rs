@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arena_bots::ws::WsClient;
+use arena_bots::ws::{ClientError, WsClient};
 use arena_server::ServerConfig;
 use arena_shared::protocol::{ServerMsg, close};
 use arena_tests::{TestServer, expect_close, http_get, recv_until, test_config};
@@ -78,10 +78,16 @@ async fn https_and_wss_serve_the_game_with_the_hosts_certificate() -> anyhow::Re
     .await?;
     assert!(tick > 0, "frames should arrive over WSS");
 
-    let untrusted = WsClient::connect_with(&url, &[], None).await;
-    assert!(untrusted.is_err(), "a client that does not trust the certificate should not connect");
-    let plain = WsClient::connect(&format!("ws://{}/ws", server.addr)).await;
-    assert!(plain.is_err(), "plain ws:// to a TLS port should fail");
+    let untrusted = WsClient::connect_with(&url, &[], None).await.err();
+    assert!(
+        matches!(&untrusted, Some(ClientError::Connect(e)) if e.starts_with("TLS")),
+        "a client that does not trust the certificate fails its TLS handshake: {untrusted:?}"
+    );
+    let plain = WsClient::connect(&format!("ws://{}/ws", server.addr)).await.err();
+    assert!(
+        matches!(&plain, Some(ClientError::Connect(_) | ClientError::Lost(_))),
+        "plain ws:// to a TLS port gets no WebSocket: {plain:?}"
+    );
     server.stop().await
 }
 
@@ -143,8 +149,10 @@ fn a_bad_certificate_or_key_is_refused_with_a_reason() -> anyhow::Result<()> {
     let err = arena_server::edge::tls::acceptor(&cert, &junk).err().expect("junk is no key");
     assert!(err.to_string().contains("private key"), "{err}");
     let other = Certificate::new()?;
-    let err = arena_server::edge::tls::acceptor(&cert, &other.dir.path().join("key.pem")).err();
-    assert!(err.is_some(), "a key from another certificate should be refused");
+    let err = arena_server::edge::tls::acceptor(&cert, &other.dir.path().join("key.pem"))
+        .err()
+        .expect("a key from another certificate is refused");
+    assert!(err.to_string().contains("does not fit the certificate"), "{err}");
     Ok(())
 }
 

@@ -162,7 +162,9 @@ async fn a_page_that_goes_away_keeps_its_seat_for_the_reload() -> anyhow::Result
     for frame in [None, Some(CloseFrame { code: CloseCode::Away, reason: "reload".into() })] {
         let (mut page, welcome) = server.player("ada").await?;
         page.send_raw(Message::Close(frame.clone())).await?;
-        let _ = expect_close(&mut page).await?;
+        // The server echoes the page's close (RFC 6455 §5.5.1): its code, or none.
+        let echoed = expect_close(&mut page).await?.map(|(code, _)| code);
+        assert_eq!(echoed, frame.as_ref().map(|f| u16::from(f.code)), "the close is echoed as sent");
         let seen = recv_until(&mut bob, |m| match m {
             ServerMsg::Away { id } if *id == welcome.you => Some("away"),
             ServerMsg::Left { id } if *id == welcome.you => Some("left"),

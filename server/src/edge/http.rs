@@ -340,14 +340,22 @@ pub fn operator_app(state: AppState) -> Router {
 }
 
 /// The cluster's live nodes: `{"cluster", "node", "nodes": [{"node", "url",
-/// "rooms", "players"}]}` (this node alone without `--redis-url`; no room
-/// codes). 503 while the cluster's Redis does not answer.
+/// "rooms", "players"}], "knows"}` (this node alone without `--redis-url`;
+/// no room codes); `knows` is how many of them this node knew at its last
+/// heartbeat. 503 while the cluster's Redis does not answer.
 async fn cluster_nodes(State(state): State<AppState>) -> Response {
     let cluster = &state.cluster;
     match cluster.nodes(state.rooms.figures()).await {
         Ok(nodes) => {
-            let body =
-                serde_json::json!({ "cluster": cluster.is_on(), "node": cluster.node, "nodes": nodes });
+            // How many live nodes this one knows as of its last heartbeat
+            // (where it sends rooms, whose pages it takes).
+            let knows = cluster.known().len();
+            let body = serde_json::json!({
+                "cluster": cluster.is_on(),
+                "node": cluster.node,
+                "nodes": nodes,
+                "knows": knows,
+            });
             axum::Json(body).into_response()
         }
         Err(e) => {
