@@ -415,7 +415,6 @@ async fn hello_still_works_after_control_frames() -> anyhow::Result<()> {
         _ => None,
     })
     .await?;
-    assert!(welcome > 0);
     let health = http_get(server.addr, "/healthz", &[]).await?;
     assert_eq!(health.status, 200);
     let frame_for = recv_until(&mut client, |m| match m {
