@@ -8,8 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
 started=$(date +%s)
+# Each step says when it starts, in seconds since the checks began.
+step() { printf '\n\033[1m==> [%4ss] %s\033[0m\n' "$(( $(date +%s) - started ))" "$*" >&2; }
 
 step "setup"
 scripts/setup.sh
