@@ -6,10 +6,11 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use arena_server::ops::metrics::Metrics;
+use arena_server::room::core::{Room, Seat};
+use arena_server::room::input::QueuedInput;
 use arena_server::room::links::Inbound;
-use arena_server::room::world::{Newcomer, QueuedInput, World};
-use arena_server::room::{Room, Seat};
+use arena_server::room::world::{Newcomer, World};
+use arena_server::telemetry::metrics::Metrics;
 use arena_shared::sim::Input;
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::FutureExt;

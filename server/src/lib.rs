@@ -10,13 +10,11 @@
 //!   connect and who is asking ([`edge::origin`]), the client's files
 //!   ([`edge::web`], [`edge::compress`], and `edge::embedded` with the
 //!   `embed-client` feature), and one upgraded socket's life
-//!   ([`edge::connection`]); [`edge::state`], what every request and
+//!   ([`edge::connection`]), the operators' page, its reports and orders
+//!   ([`edge::admin`]); [`edge::state`], what every request and
 //!   connection shares.
 //! - [`lobby`]: where a `Hello` is answered: a seat in a room here, or a
 //!   `Moved` to the node that runs it; what one address may open and guess.
-//! - [`ops`]: what operators see and order: [`ops::admin`] (the
-//!   operators' page and its orders), [`ops::history`] (the last
-//!   minute) and [`ops::metrics`] (`/metrics`).
 //! - [`rooms`]: the rooms of this process: the answer to a `Hello`'s room
 //!   request (quick-join, private, by code), opening rooms, and the
 //!   directory they are found in.
@@ -30,6 +28,9 @@
 //!   fallbacks; the binary and the tests build the same struct.
 //! - [`limits`]: what one address may hold and try, counted by IPv4
 //!   address or IPv6 prefix; the per-connection message-rate budget.
+//! - [`telemetry`]: what the server measures of itself: the counters at
+//!   `/metrics` ([`telemetry::metrics`]) and the last minute
+//!   ([`telemetry::history`]).
 //!
 //! [`cli`] is the binary's face (flags, logging, runtime, the URLs it
 //! prints); [`run`] ties them together and returns soon after the shutdown future
@@ -41,9 +42,9 @@ pub mod config;
 pub mod edge;
 pub mod limits;
 pub mod lobby;
-pub mod ops;
 pub mod room;
 pub mod rooms;
+pub mod telemetry;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -108,7 +109,7 @@ pub async fn run_with_operator(
     };
     let registered = tokio::spawn(state.cluster.clone().run(figures, cancel.clone()));
     tokio::spawn(placement.clone().adopt_orphans(cancel.clone()));
-    tokio::spawn(ops::admin::run(state.clone(), cancel.clone()));
+    tokio::spawn(edge::admin::run(state.clone(), cancel.clone()));
     let cluster = state.cluster.clone();
     if let Some(listener) = operator {
         serve_operators(listener, state.clone(), cancel.clone())?;

@@ -15,11 +15,11 @@ use tokio_util::sync::CancellationToken;
 use crate::cluster::placement::Placement;
 use crate::config::{GameConfig, LimitsConfig};
 use crate::limits::{AddressCaps, AddressKey, Counting, PerAddressBudget};
-use crate::ops::metrics::Metrics;
+use crate::room::handle::{JoinError, Membership};
 use crate::room::world::Newcomer;
-use crate::room::{JoinError, Membership};
 use crate::rooms::directory::RoomEntry;
 use crate::rooms::{NoSeat, Rooms};
+use crate::telemetry::metrics::Metrics;
 
 /// Wrong room codes one address may try at once (a mistyped link or two,
 /// a few expired ones)...

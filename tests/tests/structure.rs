@@ -1,5 +1,7 @@
 //! The code's shape, checked like its behaviour: each crate's files form a
-//! DAG (no file reaches, through `crate::` paths, back to itself). The
+//! DAG (no file reaches, through `crate::` paths, back to itself), and so
+//! do its top-level modules (a folder is one job: none uses a job that
+//! uses it back, so each stands on a floor of its own). The
 //! sources are parsed with `syn`, the parser the compiler's own macros
 //! use. Function length is clippy's `too_many_lines` (80, `clippy.toml`)
 //! and unused dependencies are `cargo machete`'s, both run by
@@ -31,15 +33,35 @@ fn module_of(src: &Path, file: &Path) -> String {
     }
 }
 
-/// Every `crate::…` path a file names (in `use` trees and in code), as
-/// module paths: `crate::room::world::World` is `room::world::World`.
-#[derive(Default)]
-struct CratePaths(BTreeSet<String>);
+/// Every path a file names into its own crate (in `use` trees and in
+/// code), from the crate's root: `crate::room::world::World` is
+/// `room::world::World`, and in `room/mod.rs` `self::core::Room` is
+/// `room::core::Room` (a re-export is a use).
+struct CratePaths {
+    /// The file's own module path, for `self::` and `super::`.
+    module: Vec<String>,
+    paths: BTreeSet<String>,
+}
 
 impl CratePaths {
+    fn new(module: &str) -> Self {
+        let module = module.split("::").filter(|m| !m.is_empty()).map(str::to_owned).collect();
+        CratePaths { module, paths: BTreeSet::new() }
+    }
+
     fn add(&mut self, segments: &[String]) {
-        if segments.first().is_some_and(|first| first == "crate") && segments.len() > 1 {
-            self.0.insert(segments[1..].join("::"));
+        let absolute: Option<Vec<String>> = match segments.first().map(String::as_str) {
+            Some("crate") => Some(segments[1..].to_vec()),
+            Some("self") => Some(self.module.iter().chain(&segments[1..]).cloned().collect()),
+            Some("super") => {
+                let ups = segments.iter().take_while(|s| *s == "super").count();
+                let base = self.module.len().checked_sub(ups);
+                base.map(|base| self.module[..base].iter().chain(&segments[ups..]).cloned().collect())
+            }
+            _ => None,
+        };
+        if let Some(path) = absolute.filter(|path| !path.is_empty()) {
+            self.paths.insert(path.join("::"));
         }
     }
 }
@@ -96,21 +118,35 @@ fn file_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
         let source = std::fs::read_to_string(file).expect("a readable source file");
         let parsed =
             syn::parse_file(&source).unwrap_or_else(|e| panic!("{} does not parse: {e}", file.display()));
-        let mut paths = CratePaths::default();
+        let mut paths = CratePaths::new(&module);
         paths.visit_file(&parsed);
         // A path names the longest module it starts with (the rest is an item).
         let used: BTreeSet<String> = paths
-            .0
+            .paths
             .iter()
             .filter_map(|path| {
                 let parts: Vec<&str> = path.split("::").collect();
                 (1..=parts.len()).rev().map(|n| parts[..n].join("::")).find(|m| modules.contains(m))
             })
-            .filter(|used| *used != module && !module.starts_with(&format!("{used}::")))
+            // A module may use what its ancestors hold (their face); a parent
+            // that re-exports its child's items uses that child.
+            .filter(|used| *used != module && !module.starts_with(&format!("{used}::")) && !used.is_empty())
             .collect();
         graph.insert(module, used);
     }
     graph
+}
+
+/// The same graph between top-level modules: `room::world` counts as
+/// `room`, and a file's uses inside its own top-level module vanish.
+fn job_graph(graph: &BTreeMap<String, BTreeSet<String>>) -> BTreeMap<String, BTreeSet<String>> {
+    let job = |module: &str| module.split("::").next().unwrap_or_default().to_owned();
+    let mut jobs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (module, used) in graph.iter().filter(|(module, _)| !module.is_empty()) {
+        let entry = jobs.entry(job(module)).or_default();
+        entry.extend(used.iter().map(|u| job(u)).filter(|u| *u != job(module)));
+    }
+    jobs
 }
 
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
@@ -155,13 +191,16 @@ fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>>
 }
 
 #[test]
-fn no_crate_has_an_import_cycle_between_its_files() {
+fn no_crate_has_an_import_cycle_between_its_files_or_its_jobs() {
     for krate in CRATES {
         let src = workspace().join(krate).join("src");
         let graph = file_graph(&src);
         assert!(!graph.is_empty(), "{krate} has sources");
         if let Some(cycle) = find_cycle(&graph) {
             panic!("{krate}'s files use each other in a circle: {}", cycle.join(" -> "));
+        }
+        if let Some(cycle) = find_cycle(&job_graph(&graph)) {
+            panic!("{krate}'s top-level modules use each other in a circle: {}", cycle.join(" -> "));
         }
     }
 }
@@ -179,13 +218,31 @@ fn the_file_graph_sees_use_trees_and_paths_in_code_and_finds_a_circle() {
         "a.rs",
         "use crate::app::{net::Link, Screen as S};\n/// crate::doc_only::X\nfn f() { crate::app::go(); }",
     );
-    write("app/mod.rs", "pub mod net;\npub fn go() {}\n#[cfg(test)]\nmod tests { use crate::a::f; }");
+    write(
+        "app/mod.rs",
+        "pub mod net;\npub use self::net::Link;\npub fn go() {}\n#[cfg(test)]\nmod tests { use crate::a::f; }",
+    );
     write("app/net.rs", "pub struct Link; fn g() -> crate::a::Thing { todo!() }");
     let graph = file_graph(dir.path());
     let uses = |module: &str| graph[module].iter().cloned().collect::<Vec<_>>();
     assert_eq!(uses("a"), ["app", "app::net"], "a use tree and a call, not a doc comment");
-    assert!(uses("app").is_empty(), "a test module may reach anywhere; a child is not its parent's import");
+    assert_eq!(uses("app"), ["app::net"], "a re-export uses the child; a test module reaches anywhere");
     assert_eq!(uses("app::net"), ["a"]);
     let cycle = find_cycle(&graph).expect("a -> app::net -> a");
     assert!(cycle.contains(&"a".to_owned()) && cycle.contains(&"app::net".to_owned()), "{cycle:?}");
+
+    // Without the circle between files, the jobs still use each other.
+    write("app/net.rs", "pub struct Link;");
+    write("app/db.rs", "fn g() -> crate::a::Thing { todo!() }");
+    write("app/mod.rs", "pub mod net;\npub mod db;\npub fn go() {}");
+    let graph = file_graph(dir.path());
+    assert_eq!(find_cycle(&graph), None, "a -> app::net, app::db -> a: no circle between files");
+    let jobs = job_graph(&graph);
+    assert_eq!(jobs["a"].iter().collect::<Vec<_>>(), ["app"]);
+    assert_eq!(
+        jobs["app"].iter().collect::<Vec<_>>(),
+        ["a"],
+        "app::db's use is app's; app -> app::net is inside"
+    );
+    assert!(find_cycle(&jobs).is_some(), "a -> app -> a between the jobs");
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use redis::Script;
 
-use super::listing::listing_key;
+use super::redis::keys::{self, STATE_PREFIX};
 use super::redis::{Redis, RedisError, millis};
 
 /// Who holds a room's lease.
@@ -135,7 +135,7 @@ impl Leases {
     ) -> Result<Option<u64>, RedisError> {
         self.0
             .run(&CLAIM, |call| {
-                call.key(lease_key(code)).key(epoch_key(code));
+                call.key(keys::lease(code)).key(keys::epoch(code));
                 call.arg(node).arg(millis(ttl)).arg(EPOCH_KEEP_MS).arg(floor);
             })
             .await
@@ -155,7 +155,7 @@ impl Leases {
         let epoch: u64 = self
             .0
             .run(&TRANSFER, |call| {
-                call.key(lease_key(code)).key(epoch_key(code)).key(state_key(code));
+                call.key(keys::lease(code)).key(keys::epoch(code)).key(keys::state(code));
                 call.arg(value(lease)).arg(node).arg(millis(ttl)).arg(EPOCH_KEEP_MS).arg(state);
             })
             .await?;
@@ -174,7 +174,11 @@ impl Leases {
         let saved: i64 = self
             .0
             .run(&SAVE, |call| {
-                call.key(lease_key(code)).key(state_key(code)).arg(value(lease)).arg(millis(keep)).arg(state);
+                call.key(keys::lease(code))
+                    .key(keys::state(code))
+                    .arg(value(lease))
+                    .arg(millis(keep))
+                    .arg(state);
             })
             .await?;
         Ok(saved == 1)
@@ -182,7 +186,7 @@ impl Leases {
 
     /// Room `code`'s last saved state, if any.
     pub async fn load(&self, code: &str) -> Result<Option<Vec<u8>>, RedisError> {
-        self.0.get(&state_key(code)).await
+        self.0.get(&keys::state(code)).await
     }
 
     /// A room closed for good: its state, listing and lease go, if `lease`
@@ -191,7 +195,7 @@ impl Leases {
         let forgot: i64 = self
             .0
             .run(&FORGET, |call| {
-                call.key(lease_key(code)).key(state_key(code)).key(listing_key(code)).arg(value(lease));
+                call.key(keys::lease(code)).key(keys::state(code)).key(keys::listing(code)).arg(value(lease));
             })
             .await?;
         Ok(forgot == 1)
@@ -209,7 +213,7 @@ impl Leases {
         let renewed: i64 = self
             .0
             .run(&RENEW, |call| {
-                call.key(lease_key(code)).key(epoch_key(code));
+                call.key(keys::lease(code)).key(keys::epoch(code));
                 call.arg(value(lease)).arg(millis(ttl)).arg(EPOCH_KEEP_MS);
             })
             .await?;
@@ -221,7 +225,7 @@ impl Leases {
         let released: i64 = self
             .0
             .run(&RELEASE, |call| {
-                call.key(lease_key(code)).arg(value(lease));
+                call.key(keys::lease(code)).arg(value(lease));
             })
             .await?;
         Ok(released == 1)
@@ -229,23 +233,9 @@ impl Leases {
 
     /// Who holds `code`'s lease now, if anyone.
     pub async fn owner(&self, code: &str) -> Result<Option<Lease>, RedisError> {
-        let held: Option<String> = self.0.get(&lease_key(code)).await?;
+        let held: Option<String> = self.0.get(&keys::lease(code)).await?;
         Ok(held.as_deref().and_then(parse))
     }
-}
-
-const STATE_PREFIX: &str = "arena:state:";
-
-fn state_key(code: &str) -> String {
-    format!("{STATE_PREFIX}{code}")
-}
-
-fn lease_key(code: &str) -> String {
-    format!("arena:lease:{code}")
-}
-
-fn epoch_key(code: &str) -> String {
-    format!("arena:epoch:{code}")
 }
 
 fn value(lease: &Lease) -> String {
@@ -260,7 +250,7 @@ fn parse(value: &str) -> Option<Lease> {
 /// The key of `code`'s lease and its value when `lease` holds it: a
 /// listing is written only by the lease's holder.
 pub(super) fn held(code: &str, lease: &Lease) -> (String, String) {
-    (lease_key(code), value(lease))
+    (keys::lease(code), value(lease))
 }
 
 #[cfg(test)]

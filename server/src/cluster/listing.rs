@@ -10,6 +10,7 @@ use std::time::Duration;
 use redis::Script;
 
 use super::lease::{Lease, held};
+use super::redis::keys::{self, LISTING_PREFIX};
 use super::redis::{Redis, RedisError, millis};
 
 /// A public room's line in the cluster's listing.
@@ -58,12 +59,6 @@ return 1
     )
 });
 
-const LISTING_PREFIX: &str = "arena:public:";
-
-pub(super) fn listing_key(code: &str) -> String {
-    format!("{LISTING_PREFIX}{code}")
-}
-
 /// The cluster's listing of public rooms.
 #[derive(Clone)]
 pub struct Listings(pub Redis);
@@ -76,7 +71,7 @@ impl Listings {
         let published: i64 = self
             .0
             .run(&PUBLISH, |call| {
-                call.key(lease_key).key(listing_key(&listing.code)).arg(held).arg(millis(ttl)).arg(json);
+                call.key(lease_key).key(keys::listing(&listing.code)).arg(held).arg(millis(ttl)).arg(json);
             })
             .await?;
         Ok(published == 1)
@@ -95,10 +90,7 @@ impl Listings {
         let reserved: i64 = self
             .0
             .run(&RESERVE, |call| {
-                call.key(listing_key(code))
-                    .key(format!("arena:reserved:{code}"))
-                    .arg(member)
-                    .arg(millis(hold));
+                call.key(keys::listing(code)).key(keys::reserved(code)).arg(member).arg(millis(hold));
             })
             .await?;
         Ok(match reserved {

@@ -35,12 +35,12 @@ use crate::cluster::registry::{Cluster, NodeInfo};
 use crate::cluster::steward::{RoomLease, Steward};
 use crate::config::ClusterConfig;
 use crate::limits::Slot;
-use crate::ops::metrics::Metrics;
 use crate::room::fence::Fence;
 use crate::room::outbox::CloseReason;
 use crate::room::world::WorldSnapshot;
 use crate::rooms::directory::RoomEntry;
 use crate::rooms::{NewRoom, NoSeat, PublicRoom, Rooms};
+use crate::telemetry::metrics::Metrics;
 
 /// How long a quick-joiner's reserved seat waits for it: the room's own
 /// count includes the player within one renewal.

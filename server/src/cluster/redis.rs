@@ -122,6 +122,38 @@ impl Redis {
     }
 }
 
+/// A room's keys, in one place (the gateways above share them: forgetting
+/// a room deletes its listing too).
+pub mod keys {
+    pub const STATE_PREFIX: &str = "arena:state:";
+    pub const LISTING_PREFIX: &str = "arena:public:";
+
+    /// Who holds the room: `"<epoch> <node>"`, with a TTL.
+    pub fn lease(code: &str) -> String {
+        format!("arena:lease:{code}")
+    }
+
+    /// The room's epoch counter.
+    pub fn epoch(code: &str) -> String {
+        format!("arena:epoch:{code}")
+    }
+
+    /// The room's last saved state.
+    pub fn state(code: &str) -> String {
+        format!("{STATE_PREFIX}{code}")
+    }
+
+    /// A public room's line in the listing.
+    pub fn listing(code: &str) -> String {
+        format!("{LISTING_PREFIX}{code}")
+    }
+
+    /// Seats reserved in a listed room for quick-joiners on their way.
+    pub fn reserved(code: &str) -> String {
+        format!("arena:reserved:{code}")
+    }
+}
+
 /// A duration as Redis's milliseconds, never 0 (a zero TTL is an error).
 pub fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)

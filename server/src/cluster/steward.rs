@@ -23,9 +23,9 @@ use crate::cluster::lease::{Lease, Leases};
 use crate::cluster::listing::{Listing, Listings};
 use crate::cluster::redis::RedisError;
 use crate::cluster::registry::Cluster;
-use crate::ops::metrics::{Metrics, RoomStats};
-use crate::room::RoomHandle;
 use crate::room::fence::Fence;
+use crate::room::handle::RoomHandle;
+use crate::telemetry::metrics::{Metrics, RoomStats};
 
 /// How long a saved room is kept in Redis after its last save: long
 /// enough for a restarted cluster to bring it back.

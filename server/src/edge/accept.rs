@@ -22,7 +22,7 @@ use tower::ServiceExt;
 
 use crate::edge::tls::HandshakeError;
 use crate::limits::{CapExceeded, ConnectionLimits, ConnectionSlot};
-use crate::ops::metrics::{Kick, Metrics};
+use crate::telemetry::metrics::{Kick, Metrics};
 
 /// Largest request head hyper buffers (its default is ~400 KiB per socket).
 const MAX_HEAD_BYTES: usize = 16 * 1024;

@@ -27,12 +27,13 @@ use tokio_tungstenite::tungstenite;
 
 use crate::edge::state::AppState;
 use crate::limits::RateBudget;
-use crate::ops::metrics::{Kick, Metrics};
-use crate::room::Membership;
+use crate::room::handle::Membership;
+use crate::room::input::QueuedInput;
 use crate::room::links::{Inbound, InboundQueue, NotQueued};
 use crate::room::outbox::{CloseReason, Outbox};
-use crate::room::world::{Newcomer, QueuedInput};
+use crate::room::world::Newcomer;
 use crate::rooms::NoSeat;
+use crate::telemetry::metrics::{Kick, Metrics};
 
 /// Time allowed to deliver a close frame and hear the peer's reply before
 /// the socket is just dropped.

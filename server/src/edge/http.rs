@@ -16,10 +16,10 @@ use futures_util::FutureExt;
 use subtle::ConstantTimeEq;
 
 use crate::config::ServerConfig;
+use crate::edge::admin;
 use crate::edge::connection;
 pub use crate::edge::state::AppState;
 use crate::limits::ConnectionSlot;
-use crate::ops::admin;
 use crate::room::replays::Found;
 
 /// Largest WebSocket message the socket layer will buffer. Anything over
@@ -204,7 +204,7 @@ async fn admin_page() -> Response {
         (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
         (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
     ];
-    (headers, include_str!("../ops/admin.html")).into_response()
+    (headers, include_str!("admin.html")).into_response()
 }
 
 /// `None` for the admin token; a 401 for anything else (no token

@@ -7,6 +7,9 @@
 //! - [`http`]: `app(state) -> Router`: `/ws` (upgrade with bounded
 //!   buffers), `/healthz` and `/metrics`, `/api/rooms`, `/api/replays`,
 //!   the operators' routes; `operator_app` for `--metrics-bind`.
+//! - [`admin`] (and `admin.html`): the operators' page's data and orders
+//!   (every node and room, the last minute; drain a node, close a room,
+//!   kick a player), across the cluster through Redis.
 //! - [`origin`]: which pages may open `/ws`, and the player's address
 //!   behind a trusted proxy.
 //! - [`web`], `embedded` (feature `embed-client`) and [`compress`]: the
@@ -17,11 +20,11 @@
 //! - [`state`]: `AppState`, what every request and connection shares: the
 //!   lobby, the rooms, the placement, the limits, the metrics.
 //!
-//! The edge may call the rooms ([`crate::rooms`]), the operators' side
-//! ([`crate::ops`]) and what they share ([`crate::edge::state`]); nothing below
-//! calls back up into it.
+//! The edge may call everything below it (the lobby, the cluster, the
+//! rooms); nothing below calls back up into it.
 
 pub mod accept;
+pub mod admin;
 pub mod compress;
 pub mod connection;
 #[cfg(feature = "embed-client")]

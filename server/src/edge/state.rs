@@ -14,9 +14,9 @@ use crate::config::ServerConfig;
 use crate::edge::origin::{OriginPolicy, local_addresses};
 use crate::limits::AddressCaps;
 use crate::lobby::Lobby;
-use crate::ops::history::History;
-use crate::ops::metrics::Metrics;
 use crate::rooms::Rooms;
+use crate::telemetry::history::History;
+use crate::telemetry::metrics::Metrics;
 
 /// Everything a request handler needs; cheap to clone.
 #[derive(Clone)]

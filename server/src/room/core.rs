@@ -7,22 +7,19 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arena_shared::codec::encode_server;
 use arena_shared::protocol::{Moved, PlayerId, Rejection, ResumeToken, ServerMsg, close};
 use bytes::Bytes;
-use tokio::sync::mpsc;
 
-use super::handle::{Command, Departure, JoinError, Membership};
 use crate::limits::{AddressKey, Slot};
-use crate::ops::metrics::{Kick, Metrics, RoomStats};
-use crate::room::fence::Fence;
 use crate::room::interest::Scene;
-use crate::room::links::{LinkEnds, Links};
+use crate::room::links::{Departure, LinkEnds, Links};
 use crate::room::outbox::CloseReason;
 use crate::room::replays::ReplayStore;
 use crate::room::world::{Frames, HostEffect, Newcomer, World};
+use crate::telemetry::metrics::{Kick, Metrics, RoomStats};
 
 /// Watchers a room takes unless told otherwise (`--max-watchers`).
 pub const DEFAULT_MAX_WATCHERS: u16 = 32;
@@ -125,7 +122,7 @@ impl Room {
         Ok((id, ends))
     }
 
-    fn watcher_count(&self) -> u16 {
+    pub(super) fn watcher_count(&self) -> u16 {
         u16::try_from(self.links.watchers()).unwrap_or(u16::MAX)
     }
 
@@ -272,7 +269,7 @@ impl Room {
     /// An operator's kick: the connection closes with [`close::KICKED`]
     /// and the seat is freed (no hold: a resume finds nothing). The `Left`
     /// it makes goes out as any leave's does, which drops the seat's hold.
-    fn kick(&mut self, id: PlayerId) -> bool {
+    pub(super) fn kick(&mut self, id: PlayerId) -> bool {
         if !self.world.leave(id) {
             return false;
         }
@@ -320,110 +317,6 @@ impl Room {
     }
 }
 
-/// What the room's handle asks of it, between ticks.
-impl Room {
-    /// Carries out one command; `true` when the room ends with it.
-    pub(super) fn obey(
-        &mut self,
-        command: Command,
-        leave_sender: &mpsc::UnboundedSender<Departure>,
-        fence: &Fence,
-    ) -> bool {
-        match command {
-            // If the connection gave up waiting, dropping the answer
-            // drops its guard, which frees the seat again.
-            Command::Join { newcomer, resume, reply } => {
-                let _ = reply.send(self.admit(newcomer, resume, leave_sender));
-                false
-            }
-            Command::Snapshot { reply } => {
-                let _ = reply.send(self.world.snapshot());
-                false
-            }
-            Command::Move { to } => {
-                fence.retire();
-                tracing::info!(room = %self.code, players = self.world.player_count(), to = %to.url, "room moved: sending its players there");
-                self.send_everyone(&to);
-                true
-            }
-            Command::Close { reason } => {
-                tracing::info!(room = %self.code, players = self.world.player_count(), reason = %reason.reason, "room closed by the server");
-                self.close_all(&reason);
-                true
-            }
-            Command::Watch { from, reply } => {
-                let _ = reply.send(self.admit_watcher(from, leave_sender));
-                false
-            }
-            Command::Roster { reply } => {
-                let _ = reply.send(self.world.roster());
-                false
-            }
-            Command::Kick { id, reply } => {
-                let _ = reply.send(self.kick(id));
-                false
-            }
-        }
-    }
-
-    /// One tick, timed into the metrics; a tick over `budget` is logged.
-    pub(super) fn timed_tick(&mut self, budget: Duration) {
-        let started = Instant::now();
-        self.tick();
-        let took = started.elapsed();
-        self.record_tick(took);
-        if took > budget {
-            tracing::warn!(room = %self.code, tick = self.world.tick_number(), ?took, "tick overran its budget");
-        }
-    }
-
-    /// Seats a connection (see [`Room::seat`]) and hands it its membership,
-    /// whose guard tells the room through `leaves` when it ends.
-    fn admit(
-        &mut self,
-        newcomer: Newcomer,
-        resume: Option<ResumeToken>,
-        leaves: &mpsc::UnboundedSender<Departure>,
-    ) -> Result<Membership, JoinError> {
-        let token = || {
-            new_token().map_err(|e| {
-                tracing::error!("no randomness for a resume token: {e}");
-                Rejection::new(arena_shared::protocol::RejectReason::ShuttingDown)
-            })
-        };
-        let code = self.code.clone();
-        let seat = self.seat(newcomer, resume, token).map_err(|rejection| {
-            tracing::info!(room = %code, reason = %rejection.message, "join refused");
-            JoinError::Rejected(rejection)
-        })?;
-        let Seat { id, name, epoch, ends } = seat;
-        tracing::info!(room = %code, player = id, %name, epoch, players = self.world.player_count(), "joined");
-        Ok(Membership::seat(id, epoch, ends, leaves))
-    }
-
-    /// Opens a watcher's link (see [`Room::watch`]) and hands it its
-    /// membership, whose guard closes the link when it ends.
-    fn admit_watcher(
-        &mut self,
-        from: Option<AddressKey>,
-        leaves: &mpsc::UnboundedSender<Departure>,
-    ) -> Result<Membership, JoinError> {
-        let (id, ends) = self.watch(from).map_err(|rejection| {
-            tracing::info!(room = %self.code, reason = %rejection.message, "watcher refused");
-            JoinError::Rejected(rejection)
-        })?;
-        tracing::info!(room = %self.code, watcher = id, watchers = self.links.watchers(), "watching");
-        Ok(Membership::watcher(id, ends, leaves))
-    }
-}
-
-/// 128 bits from the OS's randomness.
-fn new_token() -> Result<ResumeToken, getrandom::Error> {
-    let mut token = [0u8; 16];
-    getrandom::fill(&mut token)?;
-    Ok(token)
-}
-
 #[cfg(test)]
 mod tests {
     use arena_shared::codec::decode_server;
@@ -431,9 +324,9 @@ mod tests {
     use arena_shared::sim::Input;
 
     use super::*;
+    use crate::room::input::QueuedInput;
     use crate::room::links::Inbound;
     use crate::room::outbox::Outbox;
-    use crate::room::world::QueuedInput;
 
     fn room(slow_client_ticks: u32) -> Room {
         let world = World::new(30, 8).holding_seats_for(30);

@@ -10,7 +10,7 @@ use arena_shared::protocol::{Moved, PlayerId, Rejection, ResumeToken};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::limits::{AddressKey, Slot};
-use crate::room::links::{InboundQueue, LinkEnds};
+use crate::room::links::{Departure, InboundQueue, LinkEnds};
 use crate::room::outbox::{CloseReason, Outbox};
 use crate::room::world::{Newcomer, RosterLine, WorldSnapshot};
 
@@ -36,22 +36,6 @@ pub(super) enum Command {
     /// An operator removes a player: its seat is freed and its connection
     /// closed with [`close::KICKED`]. Answers whether it was there.
     Kick { id: PlayerId, reply: oneshot::Sender<bool> },
-}
-
-/// A seat's connection ended.
-#[derive(Debug)]
-pub struct Departure {
-    pub id: PlayerId,
-    /// The connection's epoch: a replaced connection's end is ignored.
-    pub epoch: u32,
-    /// Without a goodbye (the socket dropped, or the task died): the seat is
-    /// held for a resume. A goodbye or a kick frees it at once.
-    pub abrupt: bool,
-    /// The connection's address's place under `--max-held-seats-per-ip`,
-    /// kept by the room for as long as it holds the seat.
-    pub hold: Option<Slot>,
-    /// A watcher left (`id` is its watcher id): there is no seat.
-    pub watcher: bool,
 }
 
 /// Why a room did not seat someone.

@@ -1,8 +1,8 @@
 //! The room's ends of its players' connections: for each connected player,
 //! the outbox its writer drains and the one bounded inbound queue its
 //! reader feeds (inputs and requests for a full view). The room task owns
-//! them next to its [`World`], which takes inputs through [`InputSource`]
-//! and never sees a channel.
+//! them next to its world, which takes inputs through [`InputSource`] and
+//! never sees a channel. A link's connection ending is a [`Departure`].
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -11,9 +11,26 @@ use arena_shared::codec::encode_server;
 use arena_shared::protocol::{HostCommand, PlayerId, ServerMsg, close};
 use bytes::Bytes;
 
+use crate::limits::Slot;
+use crate::room::input::{InputSource, QueuedInput};
 use crate::room::interest::{ClientView, FrameScratch, Scene};
 use crate::room::outbox::{CloseReason, FramePush, Outbox};
-use crate::room::world::{InputSource, QueuedInput};
+
+/// A seat's connection ended.
+#[derive(Debug)]
+pub struct Departure {
+    pub id: PlayerId,
+    /// The connection's epoch: a replaced connection's end is ignored.
+    pub epoch: u32,
+    /// Without a goodbye (the socket dropped, or the task died): the seat is
+    /// held for a resume. A goodbye or a kick frees it at once.
+    pub abrupt: bool,
+    /// The connection's address's place under `--max-held-seats-per-ip`,
+    /// kept by the room for as long as it holds the seat.
+    pub hold: Option<Slot>,
+    /// A watcher left (`id` is its watcher id): there is no seat.
+    pub watcher: bool,
+}
 
 /// What a connection's reader may have waiting for the room before more is
 /// dropped: half a second of inputs at 60 Hz.

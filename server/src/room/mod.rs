@@ -24,13 +24,10 @@
 pub mod core;
 pub mod fence;
 pub mod handle;
+pub mod input;
 pub mod interest;
 pub mod links;
 pub mod outbox;
 pub mod replays;
 pub mod task;
 pub mod world;
-
-pub use self::core::{Room, Seat};
-pub use self::handle::{Departure, JoinError, Membership, RoomHandle};
-pub use self::task::{RoomSpec, spawn};

@@ -448,9 +448,14 @@ impl ReplayStore {
     }
 
     /// What `/metrics` says of the store.
-    pub fn figures(&self) -> crate::ops::metrics::ReplayFigures {
+    pub fn figures(&self) -> crate::telemetry::metrics::ReplayFigures {
         let (file_bytes, files) = self.on_disk();
-        crate::ops::metrics::ReplayFigures { rounds: self.rounds(), bytes: self.used(), files, file_bytes }
+        crate::telemetry::metrics::ReplayFigures {
+            rounds: self.rounds(),
+            bytes: self.used(),
+            files,
+            file_bytes,
+        }
     }
 }
 

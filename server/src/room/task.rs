@@ -7,21 +7,22 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arena_shared::protocol::close;
+use arena_shared::protocol::{Rejection, ResumeToken, close};
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::core::Room;
-use super::handle::{COMMAND_QUEUE, Command, Departure, JoinError, RoomHandle};
+use super::core::{Room, Seat};
+use super::handle::{COMMAND_QUEUE, Command, JoinError, Membership, RoomHandle};
 use crate::config::GameConfig;
-use crate::limits::Slot;
-use crate::ops::metrics::{Metrics, RoomStats};
+use crate::limits::{AddressKey, Slot};
 use crate::room::fence::Fence;
+use crate::room::links::Departure;
 use crate::room::outbox::CloseReason;
 use crate::room::replays::ReplayStore;
-use crate::room::world::{World, WorldSnapshot};
+use crate::room::world::{Newcomer, World, WorldSnapshot};
+use crate::telemetry::metrics::{Metrics, RoomStats};
 
 /// Everything a new room needs to know.
 pub struct RoomSpec {
@@ -184,4 +185,108 @@ fn refuse_queued(commands: &mut mpsc::Receiver<Command>) {
             let _ = reply.send(Err(JoinError::Closed));
         }
     }
+}
+
+/// What the room's handle asks of it, between ticks.
+impl Room {
+    /// Carries out one command; `true` when the room ends with it.
+    pub(super) fn obey(
+        &mut self,
+        command: Command,
+        leave_sender: &mpsc::UnboundedSender<Departure>,
+        fence: &Fence,
+    ) -> bool {
+        match command {
+            // If the connection gave up waiting, dropping the answer
+            // drops its guard, which frees the seat again.
+            Command::Join { newcomer, resume, reply } => {
+                let _ = reply.send(self.admit(newcomer, resume, leave_sender));
+                false
+            }
+            Command::Snapshot { reply } => {
+                let _ = reply.send(self.world.snapshot());
+                false
+            }
+            Command::Move { to } => {
+                fence.retire();
+                tracing::info!(room = %self.code, players = self.world.player_count(), to = %to.url, "room moved: sending its players there");
+                self.send_everyone(&to);
+                true
+            }
+            Command::Close { reason } => {
+                tracing::info!(room = %self.code, players = self.world.player_count(), reason = %reason.reason, "room closed by the server");
+                self.close_all(&reason);
+                true
+            }
+            Command::Watch { from, reply } => {
+                let _ = reply.send(self.admit_watcher(from, leave_sender));
+                false
+            }
+            Command::Roster { reply } => {
+                let _ = reply.send(self.world.roster());
+                false
+            }
+            Command::Kick { id, reply } => {
+                let _ = reply.send(self.kick(id));
+                false
+            }
+        }
+    }
+
+    /// One tick, timed into the metrics; a tick over `budget` is logged.
+    pub(super) fn timed_tick(&mut self, budget: Duration) {
+        let started = Instant::now();
+        self.tick();
+        let took = started.elapsed();
+        self.record_tick(took);
+        if took > budget {
+            tracing::warn!(room = %self.code, tick = self.world.tick_number(), ?took, "tick overran its budget");
+        }
+    }
+
+    /// Seats a connection (see [`Room::seat`]) and hands it its membership,
+    /// whose guard tells the room through `leaves` when it ends.
+    fn admit(
+        &mut self,
+        newcomer: Newcomer,
+        resume: Option<ResumeToken>,
+        leaves: &mpsc::UnboundedSender<Departure>,
+    ) -> Result<Membership, JoinError> {
+        let token = || {
+            new_token().map_err(|e| {
+                tracing::error!("no randomness for a resume token: {e}");
+                Rejection::new(arena_shared::protocol::RejectReason::ShuttingDown)
+            })
+        };
+        let code = self.code.clone();
+        let seat = self.seat(newcomer, resume, token).map_err(|rejection| {
+            tracing::info!(room = %code, reason = %rejection.message, "join refused");
+            JoinError::Rejected(rejection)
+        })?;
+        let Seat { id, name, epoch, ends } = seat;
+        tracing::info!(room = %code, player = id, %name, epoch, players = self.world.player_count(), "joined");
+        Ok(Membership::seat(id, epoch, ends, leaves))
+    }
+
+    /// Opens a watcher's link (see [`Room::watch`]) and hands it its
+    /// membership, whose guard closes the link when it ends.
+    fn admit_watcher(
+        &mut self,
+        from: Option<AddressKey>,
+        leaves: &mpsc::UnboundedSender<Departure>,
+    ) -> Result<Membership, JoinError> {
+        let (id, ends) = self.watch(from).map_err(|rejection| {
+            tracing::info!(room = %self.code, reason = %rejection.message, "watcher refused");
+            JoinError::Rejected(rejection)
+        })?;
+        tracing::info!(room = %self.code, watcher = id, watchers = self.watcher_count(), "watching");
+        Ok(Membership::watcher(id, ends, leaves))
+    }
+}
+
+/// 128 bits from the OS's randomness.
+fn new_token() -> Result<ResumeToken, getrandom::Error> {
+    let mut token = [0u8; 16];
+    getrandom::fill(&mut token)?;
+    Ok(token)
 }

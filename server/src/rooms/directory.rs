@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::ops::metrics::RoomStats;
-use crate::room::RoomHandle;
+use crate::room::handle::RoomHandle;
+use crate::telemetry::metrics::RoomStats;
 
 /// One open room as the directory lists it.
 #[derive(Debug, Clone)]

@@ -18,12 +18,12 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::GameConfig;
 use crate::limits::Slot;
-use crate::ops::metrics::{Metrics, RoomStats};
 use crate::room::fence::Fence;
 use crate::room::replays::ReplayStore;
+use crate::room::task::{self, RoomSpec};
 use crate::room::world::WorldSnapshot;
-use crate::room::{self, RoomSpec};
 use crate::rooms::directory::{InMemoryDirectory, RoomDirectory, RoomEntry};
+use crate::telemetry::metrics::{Metrics, RoomStats};
 
 /// Characters of a room code: lower-case letters and digits without the
 /// look-alikes (0/o, 1/l/i), so a code read aloud or retyped survives.
@@ -161,7 +161,7 @@ impl Rooms {
             restore,
             replays,
         };
-        let handle = room::spawn(
+        let handle = task::spawn(
             spec,
             self.game.clone(),
             self.slow_client_ticks,

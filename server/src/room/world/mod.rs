@@ -5,8 +5,8 @@
 //! ([`hosting`]), and the [`news`] everyone must be told. Nothing here
 //! touches a socket, a channel, a timer or a metric: the room
 //! ([`crate::room`]) calls [`World::tick`] at the tick rate with its
-//! players' inbound queues as the [`InputSource`], delivers the frames
-//! and news, and records the figures; benches and tests call it directly.
+//! players' inbound queues as the [`InputSource`], delivers the frames and
+//! news, and records the figures; benches and tests call it directly.
 
 mod fill;
 mod hosting;
@@ -29,23 +29,10 @@ use self::news::News;
 use self::recording::Recording;
 use self::seats::{MAX_INPUT_CREDIT, Player, SavedSeat, Seats};
 use crate::limits::AddressKey;
+use crate::room::input::{InputSource, QueuedInput};
 
 /// The `you` of a watcher's `Welcome`: no player has id 0.
 const NOBODY: PlayerId = 0;
-
-/// One input as a connection hands it over.
-#[derive(Debug, Clone, Copy)]
-pub struct QueuedInput {
-    pub seq: u32,
-    pub input: Input,
-}
-
-/// Where a tick takes each player's inputs from, in arrival (= seq) order:
-/// the room's inbound queues, or a test's lists. The world takes only what
-/// a player's budget allows; the rest waits where it is.
-pub trait InputSource {
-    fn next_input(&mut self, id: PlayerId) -> Option<QueuedInput>;
-}
 
 /// Who asks for a seat: the name (already through `validate_name`) and
 /// the colour the join screen picked.

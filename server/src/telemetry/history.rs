@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ops::metrics::{TickCounts, bucket_quantile};
+use crate::telemetry::metrics::{TickCounts, bucket_quantile};
 
 /// Samples kept: a minute at one a second.
 pub const SAMPLES: usize = 60;
@@ -127,7 +127,7 @@ fn since(now: &TickCounts, then: &TickCounts) -> TickCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::metrics::TickHistogram;
+    use crate::telemetry::metrics::TickHistogram;
 
     #[test]
     fn each_sample_sees_only_its_own_second_and_the_minute_sees_them_all() {

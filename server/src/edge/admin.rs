@@ -3,7 +3,7 @@
 //! bandwidth), and
 //! three orders: drain a node, close a room, kick a player.
 //!
-//! Each node samples itself every second ([`crate::ops::history`]). In cluster
+//! Each node samples itself every second ([`crate::telemetry::history`]). In cluster
 //! mode, while someone has the page open, each node also publishes a
 //! report (its rooms and their rosters included) to Redis, and any node
 //! answers for the whole cluster from those reports; an order for another
@@ -21,9 +21,9 @@ use tokio_util::sync::CancellationToken;
 use crate::cluster::lease::Leases;
 use crate::cluster::orders::Orders;
 use crate::edge::state::AppState;
-use crate::ops::history::Sample;
 use crate::room::outbox::CloseReason;
 use crate::room::world::RosterLine;
+use crate::telemetry::history::Sample;
 
 /// How often each node samples itself, takes its orders and (while
 /// watched) reports.
