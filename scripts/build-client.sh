@@ -4,8 +4,8 @@
 # send them precompressed. Prints the wasm's raw and compressed sizes.
 #
 # A second run with nothing changed does nothing: dist/ is rebuilt unless
-# no file under client/, shared/ or web/ (or Trunk.toml, Cargo.toml,
-# Cargo.lock) is newer than the last release build AND dist/ still holds
+# no file under client/, client-core/, shared/ or web/ (or Trunk.toml,
+# Cargo.toml, Cargo.lock) is newer than the last release build AND dist/ still holds
 # exactly what that build made: every file's checksum is in the stamp, so
 # a `trunk build` or `trunk serve` (the dev loop, which writes a debug
 # build without compressed forms into dist/) is noticed and rebuilt. A
@@ -19,7 +19,7 @@ started=$(date +%s)
 # Beside dist/ (each checkout has its own), not in target/ (which may be
 # shared): the release build's files and their checksums.
 stamp=.dist-built
-inputs=(client shared web Trunk.toml Cargo.toml Cargo.lock)
+inputs=(client client-core shared web Trunk.toml Cargo.toml Cargo.lock)
 # What the server needs of dist/: the page and the wasm, each with its brotli form.
 complete() {
   [ -e dist/index.html.br ] && compgen -G 'dist/*.wasm.br' >/dev/null && [ -s "$stamp" ] &&
