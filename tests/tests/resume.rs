@@ -2,6 +2,7 @@
 //! with the resume token gets back the same id, name and place; after it, or
 //! with a forged token, a fresh player; a second socket takes the seat over.
 
+use anyhow::Context;
 use arena_bots::ws::WsClient;
 use arena_bots::ws::connect_from;
 use arena_server::ServerConfig;
@@ -79,14 +80,14 @@ async fn a_dropped_player_comes_back_with_its_id_name_and_place() -> anyhow::Res
     let (mut back, again) = resume(&server, &code, welcome.resume).await?;
     assert!(again.resumed, "the token should give the seat back");
     assert_eq!((again.you, again.room.as_str()), (welcome.you, code.as_str()), "same id, same room");
-    let name = observer
+    observer
         .recv_until(|m, _| match m {
             ServerMsg::Back { id } if *id == welcome.you => Some(()),
             ServerMsg::Joined(p) if p.id == welcome.you => Some(()),
             _ => None,
         })
-        .await;
-    assert!(name.is_ok(), "the others hear ada is back");
+        .await
+        .context("the others hear ada is back")?;
     assert_eq!(observer.position_of(welcome.you, again.tick).await?, before, "in the same place");
     // Inputs count from 1 again on the new connection, and move the player.
     for seq in 1..=6 {

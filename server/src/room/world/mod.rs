@@ -871,7 +871,8 @@ mod tests {
         let bytes = encode_state(&saved);
         let decoded: WorldSnapshot = decode_state(&bytes, MAX_STATE_BYTES).expect("decodes");
         assert_eq!(decoded, saved);
-        assert!(decode_state::<WorldSnapshot>(&bytes[..bytes.len() - 1], MAX_STATE_BYTES).is_err());
+        let cut = decode_state::<WorldSnapshot>(&bytes[..bytes.len() - 1], MAX_STATE_BYTES);
+        assert!(matches!(cut, Err(arena_shared::codec::DecodeError::Malformed(_))), "a cut save: {cut:?}");
 
         let mut copy = World::new(30, 8).holding_seats_for(300).restored(decoded);
         assert_eq!(copy.game(), world.game(), "bodies, scores and the round clock");
