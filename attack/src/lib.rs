@@ -371,6 +371,23 @@ async fn raw_close(tcp: &mut TcpStream, started: Instant, deadline: Instant) -> 
     Some(Ended::ByServer { how, after: started.elapsed() })
 }
 
+/// What the server did to a request it was never sent whole, by
+/// `deadline`: its answer's status, an EOF or a reset; or nothing.
+async fn answer_to_half_a_request(
+    read_half: &mut tokio::net::tcp::OwnedReadHalf,
+    started: Instant,
+    deadline: Instant,
+) -> Ended {
+    let mut buf = [0u8; 256];
+    let how = match tokio::time::timeout_at(deadline, read_half.read(&mut buf)).await {
+        Err(_) => return Ended::Finished,
+        Ok(Ok(0)) => "eof".to_owned(),
+        Ok(Ok(n)) => http_status(&buf[..n]).unwrap_or_else(|| "answered".to_owned()),
+        Ok(Err(_)) => "reset".to_owned(),
+    };
+    Ended::ByServer { how, after: started.elapsed() }
+}
+
 /// "503" from "HTTP/1.1 503 Service Unavailable...".
 fn http_status(answer: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(answer.get(..12)?).ok()?;
@@ -402,16 +419,7 @@ async fn slowloris(config: &AttackConfig, source: Option<IpAddr>) -> Result<Ende
             }
         }
     };
-    let watch = async {
-        let mut buf = [0u8; 256];
-        let how = match tokio::time::timeout_at(deadline, read_half.read(&mut buf)).await {
-            Err(_) => return Ended::Finished,
-            Ok(Ok(0)) => "eof".to_owned(),
-            Ok(Ok(n)) => http_status(&buf[..n]).unwrap_or_else(|| "answered".to_owned()),
-            Ok(Err(_)) => "reset".to_owned(),
-        };
-        Ended::ByServer { how, after: started.elapsed() }
-    };
+    let watch = answer_to_half_a_request(&mut read_half, started, deadline);
     tokio::select! {
         ended = watch => Ok(ended),
         () = trickle => Ok(Ended::Finished),
@@ -503,16 +511,7 @@ async fn admin_body(config: &AttackConfig, source: Option<IpAddr>) -> Result<End
         // Then stall, the connection open.
         std::future::pending::<()>().await;
     };
-    let watch = async {
-        let mut buf = [0u8; 256];
-        let how = match tokio::time::timeout_at(deadline, read_half.read(&mut buf)).await {
-            Err(_) => return Ended::Finished,
-            Ok(Ok(0)) => "eof".to_owned(),
-            Ok(Ok(n)) => http_status(&buf[..n]).unwrap_or_else(|| "answered".to_owned()),
-            Ok(Err(_)) => "reset".to_owned(),
-        };
-        Ended::ByServer { how, after: started.elapsed() }
-    };
+    let watch = answer_to_half_a_request(&mut read_half, started, deadline);
     tokio::select! {
         ended = watch => Ok(ended),
         () = upload => Ok(Ended::Finished),

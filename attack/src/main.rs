@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use arena_attack::{AttackConfig, AttackKind, run_attack};
+use arena_bots::flags;
 use clap::Parser;
 
 #[derive(Parser, Debug)]
@@ -20,13 +21,13 @@ struct Args {
     #[arg(value_enum)]
     kind: AttackKind,
     /// The server's WebSocket URL.
-    #[arg(long, env = "ARENA_URL", default_value = "ws://127.0.0.1:7777/ws", value_parser = parse_url)]
+    #[arg(long, env = "ARENA_URL", default_value = "ws://127.0.0.1:7777/ws", value_parser = flags::websocket_url)]
     url: String,
     /// Attackers (join cycles for reset and churn).
     #[arg(long, short = 'n', default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     count: u64,
     /// Seconds each attacker keeps going before giving up on being closed.
-    #[arg(long, short = 'd', default_value_t = 10.0, value_parser = parse_duration)]
+    #[arg(long, short = 'd', default_value_t = 10.0, value_parser = flags::seconds)]
     duration: f64,
     /// Attackers running at once (default: all of them).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
@@ -45,21 +46,6 @@ struct Args {
     /// No progress line on stderr.
     #[arg(long, short = 'q')]
     quiet: bool,
-}
-
-fn parse_url(value: &str) -> Result<String, String> {
-    if value.starts_with("ws://") || value.starts_with("wss://") {
-        Ok(value.to_owned())
-    } else {
-        Err(format!("'{value}' is not a WebSocket URL; expected ws://host:port/ws"))
-    }
-}
-
-fn parse_duration(value: &str) -> Result<f64, String> {
-    match value.parse::<f64>() {
-        Ok(secs) if secs > 0.0 && secs <= 86_400.0 => Ok(secs),
-        _ => Err(format!("'{value}' is not a duration; expected seconds between 0 and 86400")),
-    }
 }
 
 fn main() -> ExitCode {

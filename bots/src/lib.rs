@@ -8,6 +8,7 @@
 //! - [`ws`]: a WebSocket client speaking the protocol (connect, from a
 //!   chosen source address too, handshake, typed receive); [`tls`]: which
 //!   `wss://` servers to trust.
+//! - [`flags`]: what `arena-bots` and `arena-attack` parse alike.
 //! - [`config`]: what the swarm is asked to do, and each bot's way to its room.
 //! - [`brain`]: how a bot steers (the behaviours).
 //! - [`bot`]: one bot's life: connect, then tick (steer) and deliver
@@ -21,6 +22,7 @@
 pub mod bot;
 pub mod brain;
 pub mod config;
+pub mod flags;
 pub mod http;
 pub mod record;
 pub mod report;

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use arena_bots::{
-    Behaviour, Live, ProcessCpu, Report, RoomPlan, SwarmConfig, process_cpu_seconds, run_swarm,
+    Behaviour, Live, ProcessCpu, Report, RoomPlan, SwarmConfig, flags, process_cpu_seconds, run_swarm,
 };
 use arena_client_core::conditioner::LinkConditions;
 use clap::Parser;
@@ -18,13 +18,13 @@ use clap::Parser;
 #[command(name = "arena-bots", version, about = "Headless arena bots: play, measure, report")]
 struct Args {
     /// The server's WebSocket URL.
-    #[arg(long, env = "ARENA_URL", default_value = "ws://127.0.0.1:7777/ws", value_parser = parse_url)]
+    #[arg(long, env = "ARENA_URL", default_value = "ws://127.0.0.1:7777/ws", value_parser = flags::websocket_url)]
     url: String,
     /// Bots to run at once.
     #[arg(long, short = 'n', default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     count: u64,
     /// Seconds to play before reporting.
-    #[arg(long, short = 'd', default_value_t = 10.0, value_parser = parse_duration)]
+    #[arg(long, short = 'd', default_value_t = 10.0, value_parser = flags::seconds)]
     duration: f64,
     /// How the bots steer.
     #[arg(long, value_enum, default_value_t = Behaviour::Brawler)]
@@ -58,7 +58,7 @@ struct Args {
     /// Resume a dropped connection (the server restarted, or a cluster
     /// node crashed) within this many seconds, at the node it was on or
     /// else at --url, instead of ending the bot's run.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = flags::seconds)]
     reconnect_secs: Option<f64>,
     /// Bot names are this prefix plus a number.
     #[arg(long, default_value = "bot-")]
@@ -80,14 +80,6 @@ struct Args {
     /// every checksum; exits 1 on a mismatch.
     #[arg(long, value_name = "FILE|URL")]
     verify_replay: Option<String>,
-}
-
-fn parse_url(value: &str) -> Result<String, String> {
-    if value.starts_with("ws://") || value.starts_with("wss://") {
-        Ok(value.to_owned())
-    } else {
-        Err(format!("'{value}' is not a WebSocket URL; expected ws://host:port/ws"))
-    }
 }
 
 /// A parsed --ca-cert: the client config that trusts it.
@@ -114,13 +106,6 @@ fn parse_room_code(value: &str) -> Result<String, String> {
         Ok(code.to_owned())
     } else {
         Err(format!("'{value}' is not a room code or invite link; expected e.g. k3x9q2m7pd"))
-    }
-}
-
-fn parse_duration(value: &str) -> Result<f64, String> {
-    match value.parse::<f64>() {
-        Ok(secs) if secs > 0.0 && secs <= 86_400.0 => Ok(secs),
-        _ => Err(format!("'{value}' is not a duration; expected seconds between 0 and 86400")),
     }
 }
 

@@ -138,10 +138,7 @@ impl WsClient {
         };
         let (ws, _response) = tokio_tungstenite::client_async_with_config(request, stream, Some(config()))
             .await
-            .map_err(|e| match e {
-                tungstenite::Error::Http(response) => ClientError::Http(response.status().as_u16()),
-                other => ClientError::Connect(other.to_string()),
-            })?;
+            .map_err(refused_upgrade)?;
         Ok(Self::from_stream(ws))
     }
 
@@ -151,10 +148,7 @@ impl WsClient {
         let boxed: Box<dyn Io> = Box::new(stream);
         let (ws, _response) = tokio_tungstenite::client_async_with_config(url, boxed, Some(config()))
             .await
-            .map_err(|e| match e {
-            tungstenite::Error::Http(response) => ClientError::Http(response.status().as_u16()),
-            other => ClientError::Connect(other.to_string()),
-        })?;
+            .map_err(refused_upgrade)?;
         Ok(Self::from_stream(ws))
     }
 
@@ -300,6 +294,14 @@ pub(crate) fn closed(frame: Option<(u16, String)>) -> ClientError {
 /// was a fifth of their CPU. Frames are a few hundred bytes; 2 KiB reads
 /// take nearly all of them whole (a bigger one takes a few reads). Nothing the server may send is over
 /// `MAX_SERVER_MSG_BYTES`, so nothing bigger is buffered (64 MiB otherwise).
+/// Why an upgrade failed: the server's HTTP status, if it answered one.
+fn refused_upgrade(e: tungstenite::Error) -> ClientError {
+    match e {
+        tungstenite::Error::Http(response) => ClientError::Http(response.status().as_u16()),
+        other => ClientError::Connect(other.to_string()),
+    }
+}
+
 fn config() -> tungstenite::protocol::WebSocketConfig {
     let most = Some(arena_shared::protocol::MAX_SERVER_MSG_BYTES);
     tungstenite::protocol::WebSocketConfig::default()
