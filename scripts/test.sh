@@ -15,6 +15,23 @@ step() { printf '\n\033[1m==> [%4ss] %s\033[0m\n' "$(( $(date +%s) - started ))"
 step "setup"
 scripts/setup.sh
 
+# The browser client and the one-file server build beside the checks below:
+# their profiles (wasm-release, bundle) share nothing with the checks' and
+# cargo locks each profile's folder apart, and their long single-threaded
+# LTO ends fill the core the checks leave idle. Waited for before the
+# checks that need dist/.
+step "build the browser client (dist/) and the self-contained server (target/bundle/), in the background"
+release_log=$(mktemp)
+scripts/release.sh >"$release_log" 2>&1 &
+release=$!
+# A check that fails stops the build too (it and every process under it).
+stop_tree() {
+  local child
+  for child in $(cat /proc/"$1"/task/*/children 2>/dev/null); do stop_tree "$child"; done
+  kill "$1" 2>/dev/null || true
+}
+trap 'stop_tree "$release"; rm -f "$release_log"' EXIT
+
 step "cargo fmt --check"
 cargo fmt --all --check
 
@@ -30,14 +47,24 @@ cargo deny --locked check --hide-inclusion-graph bans licenses sources
 step "cargo machete: no dependency that no code uses"
 cargo machete
 
-step "build the browser client (dist/) and the self-contained server (target/bundle/)"
-scripts/release.sh
+step "benchmarks, once each as tests (their setups assert what they time)"
+cargo test --workspace --benches --locked --quiet
+
+step "build the tests"
+cargo test --workspace --locked --no-run
+
+step "waiting for the browser client and the self-contained server"
+if ! wait "$release"; then
+  cat "$release_log"
+  echo "scripts/release.sh failed (its log is above)" >&2
+  exit 1
+fi
+grep '^==>' "$release_log"
+rm -f "$release_log"
+trap - EXIT
 
 step "clippy (the server with the client built in: feature embed-client)"
 cargo clippy -p arena-server --features embed-client --all-targets --locked -- -D warnings
-
-step "benchmarks, once each as tests (their setups assert what they time)"
-cargo test --workspace --benches --locked --quiet
 
 step "tests (unit, property, end-to-end, browser; and the embed-client unit tests)"
 log=$(mktemp)
