@@ -77,7 +77,7 @@ pub struct WorldSnapshot {
     game: Match,
     seats: Vec<SavedSeat>,
     next_id: PlayerId,
-    hosted: HostControls,
+    host_controls: HostControls,
 }
 
 impl WorldSnapshot {
@@ -112,7 +112,7 @@ pub struct World {
     bots: FillBots,
     recording: Recording,
     /// A private room's host, lock, rules and kicked addresses.
-    hosted: HostControls,
+    host_controls: HostControls,
     news: News,
 }
 
@@ -127,7 +127,7 @@ impl World {
             seats: Seats::new(max_players),
             bots: FillBots::default(),
             recording: Recording::default(),
-            hosted: HostControls::new(180),
+            host_controls: HostControls::new(180),
             news: News::default(),
         }
     }
@@ -136,7 +136,7 @@ impl World {
     pub fn with_rounds(mut self, round_secs: u32, podium_secs: u32) -> Self {
         let settings = MatchSettings::new(self.tick_rate, round_secs, podium_secs, self.seats.max_players);
         self.game = Match::new(settings);
-        self.hosted = HostControls::new(round_secs);
+        self.host_controls = HostControls::new(round_secs);
         self
     }
 
@@ -209,7 +209,7 @@ impl World {
             game,
             seats: self.seats.saved(),
             next_id: self.seats.next_id,
-            hosted: self.hosted.clone(),
+            host_controls: self.host_controls.clone(),
         }
     }
 
@@ -217,9 +217,9 @@ impl World {
     /// now on (for `--resume-secs`, whatever the room's share of held
     /// seats says: the whole room is on its way here).
     pub fn restored(mut self, snapshot: WorldSnapshot) -> Self {
-        let WorldSnapshot { room, private, game, seats, next_id, hosted } = snapshot;
+        let WorldSnapshot { room, private, game, seats, next_id, host_controls } = snapshot;
         let tick = game.tick();
-        (self.room, self.private, self.game, self.hosted) = (room, private, game, hosted);
+        (self.room, self.private, self.game, self.host_controls) = (room, private, game, host_controls);
         self.seats.restore(seats, next_id, tick);
         self.news.clear();
         self.recording.forget_round();
@@ -284,7 +284,7 @@ impl World {
 
     /// Who hosts this room, and how it is set.
     pub fn hosting(&self) -> Hosting {
-        self.hosted.hosting
+        self.host_controls.hosting
     }
 
     fn tell_hosting(&mut self) {
@@ -293,35 +293,35 @@ impl World {
 
     /// The host left: whoever has been here longest (the lowest id) hosts now.
     fn pass_hosting_on(&mut self) {
-        self.hosted.hosting.host = self.seats.longest_present().unwrap_or(NOBODY);
+        self.host_controls.hosting.host = self.seats.longest_present().unwrap_or(NOBODY);
         self.tell_hosting();
     }
 
     /// Whether someone from `from` may come in, to play or to watch: not
     /// while a host's kick keeps that address out.
     pub fn admits(&mut self, from: Option<AddressKey>) -> Result<(), Rejection> {
-        self.hosted.admits(from, self.game.tick(), self.tick_rate)
+        self.host_controls.admits(from, self.game.tick(), self.tick_rate)
     }
 
     /// Carries out `command` from player `by` if the room's host may give
     /// it (see `hosting`); everyone is told what changed.
     pub fn host_command(&mut self, by: PlayerId, command: HostCommand) -> Result<HostEffect, CommandRefusal> {
         let now = Now { tick: self.game.tick(), tick_rate: self.tick_rate };
-        self.hosted.check(self.private, by, &command, now)?;
+        self.host_controls.check(self.private, by, &command, now)?;
         let effect = match command {
             HostCommand::SetRules(rules) => {
-                self.hosted.hosting.rules = rules;
+                self.host_controls.hosting.rules = rules;
                 self.game.set_next_rules(u32::from(rules.round_secs), u32::from(rules.points_to_win));
                 HostEffect::Done
             }
             HostCommand::Lock(locked) => {
-                self.hosted.hosting.locked = locked;
+                self.host_controls.hosting.locked = locked;
                 HostEffect::Done
             }
             HostCommand::Kick { id } => {
                 let from = self.seats.get(id).ok_or(CommandRefusal::NoSuchPlayer)?.from;
                 if let Some(from) = from {
-                    self.hosted.ban(from, self.game.tick(), self.tick_rate);
+                    self.host_controls.ban(from, self.game.tick(), self.tick_rate);
                 }
                 self.leave(id);
                 return Ok(HostEffect::Kicked(id));
@@ -333,7 +333,7 @@ impl World {
                 return Ok(HostEffect::ToWatchers(id));
             }
             HostCommand::NextRound => {
-                self.hosted.started_next_round(now);
+                self.host_controls.started_next_round(now);
                 self.next_round_now();
                 return Ok(HostEffect::Done);
             }
@@ -369,16 +369,16 @@ impl World {
             return Err(Rejection::new(RejectReason::ServerFull { max_players: self.seats.max_players }));
         }
         self.admits(newcomer.from)?;
-        if self.private && self.hosted.hosting.locked {
+        if self.private && self.host_controls.hosting.locked {
             return Err(Rejection::new(RejectReason::RoomLocked));
         }
         let Newcomer { name, color, from } = newcomer;
         let name = self.seats.unique_name(name);
         let id = self.seats.allocate_id();
         // The first to sit in a private room hosts it.
-        let hosts = self.private && self.hosted.hosting.host == NOBODY;
+        let hosts = self.private && self.host_controls.hosting.host == NOBODY;
         if hosts {
-            self.hosted.hosting.host = id;
+            self.host_controls.hosting.host = id;
         }
         let welcome = self.welcome(id, token, false);
         self.seat(id, Player::person(name.clone(), color, token, from));
@@ -488,7 +488,7 @@ impl World {
         self.game.remove(id);
         self.recording.note(Change::Remove(id));
         self.news.push(ServerMsg::Left { id });
-        if id == self.hosted.hosting.host {
+        if id == self.host_controls.hosting.host {
             self.pass_hosting_on();
         }
         true
