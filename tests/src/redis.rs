@@ -28,6 +28,18 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// Every key it holds, sorted (`redis-cli --scan`: the tests may scan).
+    pub async fn keys(&self) -> anyhow::Result<Vec<String>> {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "--scan"])
+            .output()
+            .await
+            .context("running redis-cli (Debian's redis-tools, with redis-server)")?;
+        let mut keys: Vec<String> = String::from_utf8(out.stdout)?.lines().map(str::to_owned).collect();
+        keys.sort();
+        Ok(keys)
+    }
+
     /// Stops it at once, as a crash would (`SIGKILL`).
     pub async fn kill(mut self) {
         let _ = self.child.kill().await;

@@ -75,6 +75,35 @@ async fn only_the_holder_renews_or_releases_and_epochs_only_grow() -> anyhow::Re
 }
 
 #[tokio::test]
+async fn saved_rooms_are_read_from_their_index_and_a_forgotten_room_leaves_no_key() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let leases = Leases(Redis::connect(&redis.url(), TIMEOUT).await?);
+    let ttl = Duration::from_secs(10);
+    let mut held = Vec::new();
+    for code in ["aaaa", "bbbb", "cccc"] {
+        let lease = Lease { epoch: leases.claim(code, "a", ttl).await?.expect("free"), node: "a".into() };
+        assert!(leases.save(code, &lease, b"state", Duration::from_secs(60)).await?);
+        held.push((code, lease));
+    }
+    let mut saved = leases.saved().await?;
+    saved.sort();
+    assert_eq!(saved, ["aaaa", "bbbb", "cccc"]);
+    for (code, lease) in &held[..2] {
+        assert!(leases.forget(code, lease).await?);
+    }
+    assert_eq!(leases.saved().await?, ["cccc"], "forgotten rooms leave the index");
+    // A save that lapses leaves the index at the next read.
+    let (code, lease) = &held[2];
+    assert!(leases.save(code, lease, b"state", Duration::from_millis(200)).await?);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(leases.saved().await?.is_empty(), "a lapsed save is not listed");
+    // What is left is the one room still leased: its lease and its epoch
+    // counter (a forgotten room's counter went with it).
+    assert_eq!(redis.keys().await?, ["arena:epoch:cccc", "arena:lease:cccc"]);
+    Ok(())
+}
+
+#[tokio::test]
 async fn nodes_appear_while_they_beat_and_vanish_within_a_ttl() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
     let nodes = Nodes(Redis::connect(&redis.url(), TIMEOUT).await?);

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use redis::Script;
 
-use super::redis::keys::{self, STATE_PREFIX};
+use super::redis::keys;
 use super::redis::{Redis, RedisError, millis};
 
 /// Who holds a room's lease.
@@ -74,15 +74,19 @@ return redis.call('DEL', KEYS[1])
 });
 
 /// Hands a lease its caller holds to another node, with the room's state:
-/// KEYS = lease, epoch counter, state; ARGV = held value, new node, ttl
-/// ms, epoch keep ms, state. Returns the new epoch, or 0 if not held.
+/// KEYS = lease, epoch counter, state, saved rooms' index; ARGV = held
+/// value, new node, ttl ms, epoch keep ms, state, the room's code. Returns
+/// the new epoch, or 0 if not held.
 static TRANSFER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local epoch = redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 redis.call('SET', KEYS[3], ARGV[5], 'PX', ARGV[4])
+redis.call('ZADD', KEYS[4], now + tonumber(ARGV[4]), ARGV[6])
 redis.call('SET', KEYS[1], epoch .. ' ' .. ARGV[2], 'PX', ARGV[3])
 return epoch
 ",
@@ -90,24 +94,32 @@ return epoch
 });
 
 /// Saves a room's state if the caller holds its lease: KEYS = lease,
-/// state; ARGV = held value, keep ms, state. Returns 1, or 0 if not held.
+/// state, saved rooms' index; ARGV = held value, keep ms, state, the
+/// room's code. Returns 1, or 0 if not held.
 static SAVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[4])
 return 1
 ",
     )
 });
 
-/// Forgets a closed room: its state, listing and lease, if the caller
-/// holds the lease: KEYS = lease, state, listing; ARGV = held value.
+/// Forgets a closed room: its state, listing, epoch counter, index
+/// entries and lease, if the caller holds the lease: KEYS = lease, state,
+/// listing, epoch counter, saved rooms' index, listings' index; ARGV =
+/// held value, the room's code.
 static FORGET: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+redis.call('ZREM', KEYS[5], ARGV[2])
+redis.call('ZREM', KEYS[6], ARGV[2])
 return redis.call('DEL', KEYS[1])
 ",
     )
@@ -155,8 +167,11 @@ impl Leases {
         let epoch: u64 = self
             .0
             .run(&TRANSFER, |call| {
-                call.key(keys::lease(code)).key(keys::epoch(code)).key(keys::state(code));
-                call.arg(value(lease)).arg(node).arg(millis(ttl)).arg(EPOCH_KEEP_MS).arg(state);
+                call.key(keys::lease(code))
+                    .key(keys::epoch(code))
+                    .key(keys::state(code))
+                    .key(keys::SAVED.set);
+                call.arg(value(lease)).arg(node).arg(millis(ttl)).arg(EPOCH_KEEP_MS).arg(state).arg(code);
             })
             .await?;
         Ok((epoch > 0).then_some(epoch))
@@ -174,11 +189,8 @@ impl Leases {
         let saved: i64 = self
             .0
             .run(&SAVE, |call| {
-                call.key(keys::lease(code))
-                    .key(keys::state(code))
-                    .arg(value(lease))
-                    .arg(millis(keep))
-                    .arg(state);
+                call.key(keys::lease(code)).key(keys::state(code)).key(keys::SAVED.set);
+                call.arg(value(lease)).arg(millis(keep)).arg(state).arg(code);
             })
             .await?;
         Ok(saved == 1)
@@ -195,7 +207,11 @@ impl Leases {
         let forgot: i64 = self
             .0
             .run(&FORGET, |call| {
-                call.key(keys::lease(code)).key(keys::state(code)).key(keys::listing(code)).arg(value(lease));
+                call.key(keys::lease(code))
+                    .key(keys::state(code))
+                    .key(keys::listing(code))
+                    .key(keys::epoch(code));
+                call.key(keys::SAVED.set).key(keys::LISTED.set).arg(value(lease)).arg(code);
             })
             .await?;
         Ok(forgot == 1)
@@ -203,8 +219,7 @@ impl Leases {
 
     /// Codes of every saved room (held or not).
     pub async fn saved(&self) -> Result<Vec<String>, RedisError> {
-        let keys = self.0.keys(STATE_PREFIX).await?;
-        Ok(keys.iter().filter_map(|key| key.strip_prefix(STATE_PREFIX)).map(str::to_owned).collect())
+        self.0.members(&keys::SAVED).await
     }
 
     /// Extends `lease` on `code` by `ttl` from now; `false` if it is no

@@ -4,13 +4,13 @@
 //! seat reserved there first (`arena:reserved:<code>`), so two nodes
 //! cannot fill the same last seat.
 
-use std::sync::LazyLock;
-use std::time::Duration;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
 
 use redis::Script;
 
 use super::lease::{Lease, held};
-use super::redis::keys::{self, LISTING_PREFIX};
+use super::redis::keys;
 use super::redis::{Redis, RedisError, millis};
 
 /// A public room's line in the cluster's listing.
@@ -27,12 +27,16 @@ pub struct Listing {
 }
 
 /// Lists a public room for `ttl` if the caller holds its lease: KEYS =
-/// lease, listing; ARGV = held value, ttl ms, the listing's JSON.
+/// lease, listing, the listing's index; ARGV = held value, ttl ms, the
+/// listing's JSON, the room's code.
 static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[4])
 return 1
 ",
     )
@@ -59,6 +63,35 @@ return 1
     )
 });
 
+/// How long a listing read from Redis answers this node's public
+/// requests: Redis reads it at most four times a second per node, however
+/// many ask `/api/rooms` or quick-join.
+pub const LISTING_FRESH: Duration = Duration::from_millis(250);
+
+/// The cluster's listing as this node last read it, shared by every
+/// public request: requests that arrive while it is read wait for that
+/// one read instead of making their own.
+#[derive(Default)]
+pub struct ListingCache {
+    last: tokio::sync::Mutex<Option<(Instant, Arc<Vec<Listing>>)>>,
+}
+
+impl ListingCache {
+    /// The listing, read from `listings` if the last read is older than
+    /// [`LISTING_FRESH`].
+    pub async fn read(&self, listings: &Listings) -> Result<Arc<Vec<Listing>>, RedisError> {
+        let mut last = self.last.lock().await;
+        if let Some((read, listed)) = &*last
+            && read.elapsed() < LISTING_FRESH
+        {
+            return Ok(listed.clone());
+        }
+        let listed = Arc::new(listings.read().await?);
+        *last = Some((Instant::now(), listed.clone()));
+        Ok(listed)
+    }
+}
+
 /// The cluster's listing of public rooms.
 #[derive(Clone)]
 pub struct Listings(pub Redis);
@@ -71,7 +104,8 @@ impl Listings {
         let published: i64 = self
             .0
             .run(&PUBLISH, |call| {
-                call.key(lease_key).key(keys::listing(&listing.code)).arg(held).arg(millis(ttl)).arg(json);
+                call.key(lease_key).key(keys::listing(&listing.code)).key(keys::LISTED.set);
+                call.arg(held).arg(millis(ttl)).arg(json).arg(&listing.code);
             })
             .await?;
         Ok(published == 1)
@@ -79,8 +113,8 @@ impl Listings {
 
     /// Every listed public room (lines that do not parse are left out).
     pub async fn read(&self) -> Result<Vec<Listing>, RedisError> {
-        let lines = self.0.values(LISTING_PREFIX).await?;
-        Ok(lines.iter().filter_map(|json| serde_json::from_str(json).ok()).collect())
+        let lines = self.0.entries(&keys::LISTED).await?;
+        Ok(lines.iter().filter_map(|(_, json)| serde_json::from_str(json).ok()).collect())
     }
 
     /// Reserves a seat in listed room `code` for `hold`; `Some(false)` if

@@ -5,8 +5,10 @@
 //! - [`placement`]: the cluster's side of this node's rooms: leasing a new
 //!   room, finding a room through its lease, quick-joins elsewhere,
 //!   restoring and adopting saved rooms, and the drain.
-//! - [`steward`]: beside each leased room: renews its lease, saves it,
-//!   lists it, takes it back after an outage.
+//! - [`ownership`]: a leased room's ownership as a state machine with no
+//!   I/O: renewals, saves, a lost lease, a reclaim, a hand-over, the end.
+//! - [`steward`]: beside each leased room: carries out what its ownership
+//!   decides (renews, saves, lists, takes back, hands over).
 //! - [`redis`]: the cluster's Redis, one connection with a deadline on
 //!   every call and one way to run a script; over it the small gateways
 //!   [`lease`] (room leases and saved rooms), [`listing`] (public rooms for
@@ -20,6 +22,7 @@
 pub mod lease;
 pub mod listing;
 pub mod orders;
+pub mod ownership;
 pub mod placement;
 pub mod redis;
 pub mod registry;

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
+use super::redis::keys::REPORTS;
 use super::redis::{Redis, RedisError, millis};
 
-const REPORT_PREFIX: &str = "arena:report:";
 const ORDERS_PREFIX: &str = "arena:orders:";
 /// Set while the operators' page is open somewhere.
 const PAGE_OPEN_KEY: &str = "arena:admin:watching";
@@ -22,12 +22,12 @@ pub struct Orders(pub Redis);
 impl Orders {
     /// Publishes `node`'s report for the operators' page, for `ttl`.
     pub async fn report(&self, node: &str, report: &str, ttl: Duration) -> Result<(), RedisError> {
-        self.0.set_for(&format!("{REPORT_PREFIX}{node}"), report, ttl).await
+        self.0.put(&REPORTS, node, report, ttl).await
     }
 
     /// Every live node's last report.
     pub async fn reports(&self) -> Result<Vec<String>, RedisError> {
-        self.0.values(REPORT_PREFIX).await
+        Ok(self.0.entries(&REPORTS).await?.into_iter().map(|(_, report)| report).collect())
     }
 
     /// Queues an operator's order for `node` (it takes its orders every

@@ -23,20 +23,20 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use arena_shared::codec::{MAX_STATE_BYTES, decode_state, encode_state};
-use arena_shared::protocol::{Moved, RejectReason, Rejection, close};
+use arena_shared::codec::{MAX_STATE_BYTES, decode_state};
+use arena_shared::protocol::{Moved, RejectReason, Rejection};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cluster::lease::{Lease, Leases};
-use crate::cluster::listing::Listing;
+use crate::cluster::listing::{Listing, ListingCache};
+use crate::cluster::ownership::{self, Node, Ownership};
 use crate::cluster::redis::RedisError;
-use crate::cluster::registry::{Cluster, NodeInfo};
-use crate::cluster::steward::{RoomLease, Steward};
+use crate::cluster::registry::Cluster;
+use crate::cluster::steward::{Steward, StewardHandle};
 use crate::config::ClusterConfig;
 use crate::limits::Slot;
 use crate::room::fence::Fence;
-use crate::room::outbox::CloseReason;
 use crate::room::world::WorldSnapshot;
 use crate::rooms::directory::RoomEntry;
 use crate::rooms::{NewRoom, NoSeat, PublicRoom, Rooms};
@@ -79,9 +79,15 @@ pub struct Placement {
     cancel: CancellationToken,
     /// The stewards, so shutdown can wait for them.
     tasks: TaskTracker,
-    /// The lease of each leased room this node runs, by code, while its
-    /// steward looks after it.
-    leased: Arc<Mutex<HashMap<String, Arc<RoomLease>>>>,
+    /// The steward of each leased room this node runs, by code, while it
+    /// looks after the room.
+    leased: Arc<Mutex<HashMap<String, StewardHandle>>>,
+    /// The cluster's listing, read at most four times a second.
+    listed: ListingCache,
+    /// One look-up at a time per room code (two players of a handed-over
+    /// room arriving together adopt it once); look-ups of different codes
+    /// do not wait for each other, nor for rooms being opened.
+    locating: CodeLocks,
 }
 
 impl Placement {
@@ -101,6 +107,8 @@ impl Placement {
             cancel,
             tasks: TaskTracker::new(),
             leased: Arc::default(),
+            listed: ListingCache::default(),
+            locating: CodeLocks::default(),
         }
     }
 
@@ -133,16 +141,24 @@ impl Placement {
     async fn open_locked(&self, owner: Option<Slot>) -> Result<RoomEntry, Rejection> {
         let private = owner.is_some();
         self.rooms.has_space_for(private)?;
-        let (code, lease) = loop {
+        let (code, claim) = loop {
             let code = self.rooms.fresh_code()?;
-            if let Some(lease) = self.lease_new(&code).await? {
-                break (code, lease);
+            if let Some(claim) = self.lease_new(&code).await? {
+                break (code, claim);
             }
         };
-        let fence = lease.as_ref().map_or_else(|| Arc::new(Fence::always()), |lease| lease.fence.clone());
-        let entry = self.rooms.spawn(NewRoom { code, private, owner, fence, restore: None })?;
-        if let Some(lease) = lease {
-            self.steward(&entry, lease);
+        let fence = claim
+            .as_ref()
+            .map_or_else(|| Arc::new(Fence::always()), |claim| claim.fence(self.cluster.lease()));
+        let entry = self.rooms.spawn(NewRoom {
+            code: code.clone(),
+            private,
+            owner,
+            fence: fence.clone(),
+            restore: None,
+        })?;
+        if let Some(claim) = claim {
+            self.steward(&code, &entry, claim, fence);
         }
         Ok(entry)
     }
@@ -162,34 +178,44 @@ impl Placement {
 
     /// Takes the lease on a fresh `code` for this node: `Ok(None)` if the
     /// code is held elsewhere; no lease outside cluster mode.
-    async fn lease_new(&self, code: &str) -> Result<Option<Option<Arc<RoomLease>>>, Rejection> {
+    async fn lease_new(&self, code: &str) -> Result<Option<Option<Claim>>, Rejection> {
         let Some(leases) = self.redis().await else { return Ok(Some(None)) };
         let leases = leases?;
         let sent = Instant::now();
-        let ttl = self.cluster.lease();
-        let claimed = leases.claim(code, &self.cluster.node, ttl).await.map_err(|e| unavailable(&e))?;
-        Ok(claimed.map(|epoch| {
-            let lease = Lease { epoch, node: self.cluster.node.clone() };
-            Some(RoomLease::new(code.to_owned(), lease, sent, ttl))
-        }))
+        let claimed = leases
+            .claim(code, &self.cluster.node, self.cluster.lease())
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(claimed.map(|epoch| Some(Claim { lease: Lease { epoch, node: self.cluster.node.clone() }, sent })))
     }
 
-    /// Starts the steward of a leased room; the lease is this node's to
-    /// hand over until the steward ends.
-    fn steward(&self, entry: &RoomEntry, room: Arc<RoomLease>) {
+    /// Starts the steward of a leased room, whose `fence` it moves; the
+    /// lease is this node's to hand over until the steward ends.
+    fn steward(&self, code: &str, entry: &RoomEntry, claim: Claim, fence: Arc<Fence>) {
         let Some(leases) = self.cluster.leases() else { return };
-        let code = room.code.clone();
-        lock(&self.leased).insert(code.clone(), room.clone());
+        let code = code.to_owned();
+        let checkpoint_every = self.config.checkpoint_every();
+        let ownership = Ownership::new(
+            self.cluster.node.clone(),
+            claim.lease,
+            claim.sent,
+            self.cluster.lease(),
+            checkpoint_every,
+        );
         let steward = Steward {
             cluster: self.cluster.clone(),
             leases,
-            room,
+            code: code.clone(),
+            ownership,
+            fence,
             handle: entry.handle.clone(),
             listing: (!entry.private).then(|| (entry.stats.clone(), self.room_size)),
-            checkpoint_every: self.config.checkpoint_every(),
+            checkpoint_every,
             metrics: self.metrics.clone(),
             cancel: self.cancel.clone(),
         };
+        let (handle, steward) = steward.with_handle();
+        lock(&self.leased).insert(code.clone(), handle);
         let leased = self.leased.clone();
         self.tasks.spawn(async move {
             steward.run().await;
@@ -203,7 +229,7 @@ impl Placement {
     pub async fn locate(&self, code: &str) -> Result<Option<RoomEntry>, NoSeat> {
         let Some(leases) = self.redis().await else { return Ok(None) };
         let leases = leases?;
-        let _one_at_a_time = self.rooms.opening().await;
+        let _one_at_a_time = self.locating.lock(code).await;
         if let Some(entry) = self.rooms.get(code) {
             return Ok(Some(entry));
         }
@@ -269,16 +295,17 @@ impl Placement {
             }
         };
         let (players, tick, epoch) = (snapshot.players(), snapshot.tick(), lease.epoch);
-        let room_lease = RoomLease::new(code.to_owned(), lease, sent, ttl);
+        let claim = Claim { lease, sent };
+        let fence = claim.fence(ttl);
         let new = NewRoom {
             code: code.to_owned(),
             private: snapshot.private,
             owner: None,
-            fence: room_lease.fence.clone(),
+            fence: fence.clone(),
             restore: Some(snapshot),
         };
         let entry = self.rooms.spawn(new)?;
-        self.steward(&entry, room_lease);
+        self.steward(code, &entry, claim, fence);
         let counter = match arrival {
             Arrival::HandedOver => &self.metrics.handovers_in_total,
             Arrival::Restored => &self.metrics.restores_total,
@@ -293,16 +320,16 @@ impl Placement {
     /// reserved. `None` outside cluster mode, or if none is fuller.
     pub async fn fuller_elsewhere(&self, here: u64) -> Option<Moved> {
         let listings = self.cluster.listings()?;
-        let listed = listings.read().await.ok()?;
-        let mut rooms: Vec<Listing> = listed
-            .into_iter()
+        let listed = self.listed.read(&listings).await.ok()?;
+        let mut rooms: Vec<&Listing> = listed
+            .iter()
             .filter(|room| room.node != self.cluster.node && room.players > here)
             .filter(|room| room.players < u64::from(room.room_size))
             .collect();
         rooms.sort_by(|a, b| b.players.cmp(&a.players).then_with(|| a.code.cmp(&b.code)));
         for room in rooms {
             if let Ok(Some(true)) = listings.reserve(&room.code, SEAT_HOLD).await {
-                return Some(Moved { url: room.url, room: room.code });
+                return Some(Moved { url: room.url.clone(), room: room.code.clone() });
             }
         }
         None
@@ -317,12 +344,12 @@ impl Placement {
     pub async fn public_everywhere(&self) -> Vec<PublicRoom> {
         let mut rooms = self.rooms.public();
         let Some(listings) = self.cluster.listings() else { return rooms };
-        let Ok(listed) = listings.read().await else { return rooms };
+        let Ok(listed) = self.listed.read(&listings).await else { return rooms };
         let elsewhere: Vec<PublicRoom> = listed
-            .into_iter()
+            .iter()
             .filter(|room| room.node != self.cluster.node && !rooms.iter().any(|here| here.code == room.code))
             .map(|room| PublicRoom {
-                code: room.code,
+                code: room.code.clone(),
                 players: room.players,
                 watchers: room.watchers,
                 room_size: room.room_size,
@@ -394,79 +421,83 @@ impl Placement {
         }
     }
 
-    /// Hands every room this node runs to other nodes: each is paused,
-    /// saved and transferred in one step, and its players are sent to the
-    /// new node. With no other node to take them, the rooms are saved and
-    /// their leases released, for whichever node starts next. Returns how
-    /// many rooms were handed over.
+    /// Hands every room this node runs to other nodes: each steward
+    /// retires its room, transfers the lease with the room's state in one
+    /// step and sends the players to the new node. With no other node to
+    /// take them, the rooms are saved and their leases released, for
+    /// whichever node starts next. Returns how many rooms were handed over.
     async fn hand_over_all(&self) -> usize {
-        let Some(Ok(redis)) = self.cluster.connected().await else { return 0 };
-        let leases = Leases(redis);
+        if !self.cluster.is_on() {
+            return 0;
+        }
         self.cluster.start_draining();
         let leased = lock(&self.leased).clone();
         let mut rooms: Vec<_> = self
             .rooms
             .list()
             .into_iter()
-            .filter_map(|(code, entry)| Some((leased.get(&code)?.clone(), code, entry)))
-            .map(|(lease, code, entry)| (code, entry, lease))
+            .filter_map(|(code, entry)| Some((leased.get(&code)?.clone(), entry)))
             .collect();
         // Biggest rooms first, each to the node with the fewest players
         // counting what this drain already sent it: the rooms spread out.
-        rooms.sort_by_key(|(_, entry, _)| std::cmp::Reverse(entry.stats.players.load(Relaxed)));
+        rooms.sort_by_key(|(_, entry)| std::cmp::Reverse(entry.stats.players.load(Relaxed)));
         let mut successors = self.cluster.successors();
-        let moves = rooms.into_iter().map(|(code, entry, lease)| {
+        let moves = rooms.into_iter().map(|(steward, entry)| {
             let to = successors.iter_mut().min_by_key(|node| (node.players, node.rooms, node.node.clone()));
             let to = to.map(|node| {
                 node.players += entry.stats.players.load(Relaxed);
                 node.rooms += 1;
-                node.clone()
+                Node { id: node.node.clone(), url: node.url.clone() }
             });
-            self.hand_over(&leases, code, entry, lease, to)
+            async move { steward.drain(to).await }
         });
         let handed = futures_util::future::join_all(moves).await;
         handed.into_iter().filter(|&handed| handed).count()
     }
+}
 
-    /// Hands one room over; `true` if another node has it now.
-    async fn hand_over(
-        &self,
-        leases: &Leases,
-        code: String,
-        entry: RoomEntry,
-        room: Arc<RoomLease>,
-        successor: Option<NodeInfo>,
-    ) -> bool {
-        room.fence.retire();
-        let Some(snapshot) = entry.handle.snapshot().await else { return false };
-        let bytes = encode_state(&snapshot);
-        let held = room.lease();
-        room.depart();
-        let Some(successor) = successor else {
-            // The players come back through any node that starts next
-            // (a restart in place) and resume there with their tokens.
-            tracing::warn!(room = %code, players = snapshot.players(), "no other node to take the room: saving it for the next one");
-            if let Ok(true) = leases.save(&code, &held, &bytes, crate::cluster::steward::STATE_KEEP).await {
-                let _ = leases.release(&code, &held).await;
-            }
-            entry
-                .handle
-                .close(CloseReason::new(close::GOING_AWAY, "server restarting: the room is saved"))
-                .await;
-            return false;
-        };
-        match leases.transfer(&code, &held, &successor.node, self.cluster.lease(), &bytes).await {
-            Ok(Some(epoch)) => {
-                self.metrics.handovers_out_total.inc();
-                tracing::info!(room = %code, to = %successor.url, epoch, players = snapshot.players(), "room handed over");
-                entry.handle.move_to(Moved { url: successor.url, room: code }).await;
-                true
-            }
-            Ok(None) => false,
-            Err(e) => {
-                tracing::warn!(room = %code, "cannot hand the room over: {e}");
-                false
-            }
+/// A lease this node just took, and when the call that took it was sent.
+struct Claim {
+    lease: Lease,
+    sent: Instant,
+}
+
+impl Claim {
+    /// The room's fence under this lease, for `ttl`.
+    fn fence(&self, ttl: Duration) -> Arc<Fence> {
+        Arc::new(Fence::until(ownership::valid_until(self.sent, ttl)))
+    }
+}
+
+/// A lock per key, held across awaits; an entry lives while someone holds
+/// or waits for its lock.
+#[derive(Default)]
+struct CodeLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl CodeLocks {
+    async fn lock(&self, code: &str) -> CodeGuard<'_> {
+        let shared = lock(&self.0).entry(code.to_owned()).or_default().clone();
+        let held = Some(shared.clone().lock_owned().await);
+        CodeGuard { locks: self, code: code.to_owned(), shared, held }
+    }
+}
+
+/// One code's lock, held.
+struct CodeGuard<'a> {
+    locks: &'a CodeLocks,
+    code: String,
+    shared: Arc<tokio::sync::Mutex<()>>,
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for CodeGuard<'_> {
+    fn drop(&mut self) {
+        self.held = None;
+        let mut locks = lock(&self.locks.0);
+        // Nobody else holds or waits (the map's and this guard's are the
+        // only references left): the entry goes.
+        if Arc::strong_count(&self.shared) == 2 {
+            locks.remove(&self.code);
         }
     }
 }
@@ -474,4 +505,25 @@ impl Placement {
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Plain map operations: nothing panics while the lock is held.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_code_lock_waits_only_for_the_same_code_and_leaves_nothing_behind() {
+        let locks = CodeLocks::default();
+        let first = locks.lock("abc").await;
+        assert!(locks.lock("xyz").now_or_never().is_some(), "another code does not wait");
+        let mut second = Box::pin(locks.lock("abc"));
+        assert!((&mut second).now_or_never().is_none(), "the same code waits");
+        drop(first);
+        let second = second.await;
+        assert_eq!(lock(&locks.0).len(), 1, "held: kept");
+        drop(second);
+        assert!(lock(&locks.0).is_empty(), "nobody holds or waits: gone");
+    }
 }

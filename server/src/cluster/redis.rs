@@ -67,18 +67,6 @@ impl Redis {
         within(self.timeout, conn.get(key)).await
     }
 
-    /// `SET key value PX ttl`.
-    pub async fn set_for(&self, key: &str, value: &str, ttl: Duration) -> Result<(), RedisError> {
-        let mut conn = self.conn.clone();
-        within(self.timeout, conn.pset_ex::<_, _, ()>(key, value, millis(ttl))).await
-    }
-
-    /// `DEL key`.
-    pub async fn del(&self, key: &str) -> Result<(), RedisError> {
-        let mut conn = self.conn.clone();
-        within(self.timeout, conn.del::<_, ()>(key)).await
-    }
-
     /// How long one round trip takes now (a `PING`).
     pub async fn ping(&self) -> Result<Duration, RedisError> {
         let mut conn = self.conn.clone();
@@ -87,46 +75,133 @@ impl Redis {
         Ok(started.elapsed())
     }
 
-    /// Every key under `prefix` (SCAN: Redis keeps serving others meanwhile).
-    pub async fn keys(&self, prefix: &str) -> Result<Vec<String>, RedisError> {
-        let mut conn = self.conn.clone();
-        within(self.timeout, async {
-            let mut keys = Vec::new();
-            let mut scan = conn.scan_match::<_, String>(format!("{prefix}*")).await?;
-            while let Some(key) = futures_util::StreamExt::next(&mut scan).await {
-                keys.push(key?);
-            }
-            Ok::<_, redis::RedisError>(keys)
+    /// Sets `index`'s `member` to `value` for `ttl`, in the index too.
+    pub async fn put(
+        &self,
+        index: &Index,
+        member: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<(), RedisError> {
+        self.run(&PUT, |call| {
+            call.key(index.key(member)).key(index.set).arg(member).arg(value).arg(millis(ttl));
         })
         .await
     }
 
-    /// The value of every key under `prefix` (one that expired between the
-    /// scan and the read is left out).
-    pub async fn values(&self, prefix: &str) -> Result<Vec<String>, RedisError> {
-        Ok(self.keyed_values(prefix).await?.into_iter().map(|(_, value)| value).collect())
+    /// Takes `member` out of `index` at once, its value too.
+    pub async fn remove(&self, index: &Index, member: &str) -> Result<(), RedisError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic().del(index.key(member)).ignore().zrem(index.set, member).ignore();
+        self.pipe(&pipe).await
     }
 
-    /// Every key under `prefix` with its value, by key.
-    pub async fn keyed_values(&self, prefix: &str) -> Result<Vec<(String, String)>, RedisError> {
-        let keys = self.keys(prefix).await?;
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut conn = self.conn.clone();
-        let values: Vec<Option<String>> = within(self.timeout, conn.mget(&keys)).await?;
+    /// `index`'s live members (the lapsed ones are dropped on the way).
+    pub async fn members(&self, index: &Index) -> Result<Vec<String>, RedisError> {
+        self.run(&MEMBERS, |call| {
+            call.key(index.set).arg(MAX_INDEX_READ);
+        })
+        .await
+    }
+
+    /// `index`'s live members with their values, by member (a member whose
+    /// value is gone is left out).
+    pub async fn entries(&self, index: &Index) -> Result<Vec<(String, String)>, RedisError> {
+        let flat: Vec<String> = self
+            .run(&ENTRIES, |call| {
+                call.key(index.set).arg(MAX_INDEX_READ).arg(index.prefix);
+            })
+            .await?;
         let mut pairs: Vec<(String, String)> =
-            keys.into_iter().zip(values).filter_map(|(key, value)| Some((key, value?))).collect();
+            flat.chunks_exact(2).map(|pair| (pair[0].clone(), pair[1].clone())).collect();
         pairs.sort();
         Ok(pairs)
     }
 }
 
+/// A set of live names in Redis, read without `SCAN`: a sorted set whose
+/// scores say when each member lapses (Redis's own clock, in ms), beside
+/// one value key per member (`<prefix><member>`, with the same lifetime).
+/// Writers add to it in the same step as the value; readers drop the lapsed
+/// members as they read. Its size is what is live, not what ever was.
+#[derive(Debug, Clone, Copy)]
+pub struct Index {
+    pub set: &'static str,
+    pub prefix: &'static str,
+}
+
+impl Index {
+    /// The value key of `member`.
+    pub fn key(&self, member: &str) -> String {
+        format!("{}{member}", self.prefix)
+    }
+}
+
+/// At most this many members are read from an index at once (far above
+/// any cluster's rooms: `--max-rooms` is per node).
+const MAX_INDEX_READ: usize = 10_000;
+
+/// Sets a value and its index entry: KEYS = value key, index; ARGV =
+/// member, value, ttl ms.
+static PUT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
+",
+    )
+});
+
+/// Drops an index's lapsed members and returns the first ARGV[1] live
+/// ones: KEYS = index.
+static MEMBERS: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+",
+    )
+});
+
+/// [`MEMBERS`] with each member's value (ARGV[2] is the value keys'
+/// prefix), flat: member, value, member, value...
+static ENTRIES: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local members = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+local out = {}
+for _, member in ipairs(members) do
+  local value = redis.call('GET', ARGV[2] .. member)
+  if value then
+    out[#out + 1] = member
+    out[#out + 1] = value
+  end
+end
+return out
+",
+    )
+});
+
 /// A room's keys, in one place (the gateways above share them: forgetting
 /// a room deletes its listing too).
 pub mod keys {
-    pub const STATE_PREFIX: &str = "arena:state:";
-    pub const LISTING_PREFIX: &str = "arena:public:";
+    use super::Index;
+
+    /// Saved rooms: `arena:state:<code>`, indexed by code.
+    pub const SAVED: Index = Index { set: "arena:index:saved", prefix: "arena:state:" };
+    /// Listed public rooms: `arena:public:<code>`, indexed by code.
+    pub const LISTED: Index = Index { set: "arena:index:public", prefix: "arena:public:" };
+    /// Live nodes: `arena:node:<id>`, indexed by id.
+    pub const NODES: Index = Index { set: "arena:index:nodes", prefix: "arena:node:" };
+    /// Nodes' reports for the operators' page: `arena:report:<id>`.
+    pub const REPORTS: Index = Index { set: "arena:index:reports", prefix: "arena:report:" };
 
     /// Who holds the room: `"<epoch> <node>"`, with a TTL.
     pub fn lease(code: &str) -> String {
@@ -140,12 +215,12 @@ pub mod keys {
 
     /// The room's last saved state.
     pub fn state(code: &str) -> String {
-        format!("{STATE_PREFIX}{code}")
+        SAVED.key(code)
     }
 
     /// A public room's line in the listing.
     pub fn listing(code: &str) -> String {
-        format!("{LISTING_PREFIX}{code}")
+        LISTED.key(code)
     }
 
     /// Seats reserved in a listed room for quick-joiners on their way.

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cluster::lease::Leases;
 use crate::cluster::listing::Listings;
 use crate::cluster::orders::Orders;
-use crate::cluster::redis::{Redis, RedisError};
+use crate::cluster::redis::{Redis, RedisError, keys};
 use crate::config::{ClusterConfig, NetworkConfig};
 
 /// What a node shows the cluster (no room codes: private ones stay private).
@@ -209,28 +209,26 @@ impl Cluster {
     }
 }
 
-const NODE_PREFIX: &str = "arena:node:";
-
 /// The node registry in Redis: `arena:node:<id>` holding what the node
-/// shows the cluster, with a TTL, so a dead node disappears by itself
-/// within one lease.
+/// shows the cluster, with a TTL, in the index [`keys::NODES`], so a dead
+/// node disappears by itself within one lease.
 pub struct Nodes(pub Redis);
 
 impl Nodes {
     /// Registers (or keeps alive) `node` for `ttl`.
     pub async fn register(&self, node: &NodeInfo, ttl: Duration) -> Result<(), RedisError> {
         let info = serde_json::to_string(node).unwrap_or_default();
-        self.0.set_for(&format!("{NODE_PREFIX}{}", node.node), &info, ttl).await
+        self.0.put(&keys::NODES, &node.node, &info, ttl).await
     }
 
     /// Takes `node` out of the registry at once (a clean shutdown).
     pub async fn leave(&self, node: &str) -> Result<(), RedisError> {
-        self.0.del(&format!("{NODE_PREFIX}{node}")).await
+        self.0.remove(&keys::NODES, node).await
     }
 
     /// Every live node, by id (what does not parse is left out).
     pub async fn read(&self) -> Result<Vec<NodeInfo>, RedisError> {
-        let registered = self.0.keyed_values(NODE_PREFIX).await?;
+        let registered = self.0.entries(&keys::NODES).await?;
         Ok(registered.into_iter().filter_map(|(_, info)| serde_json::from_str(&info).ok()).collect())
     }
 }

@@ -1,80 +1,69 @@
 //! Each leased room's steward (cluster mode): a task beside the room that
-//! renews the room's lease three times per `--lease-ms`, pushing back the
-//! room's [`Fence`] each time; saves the room to Redis every
-//! `--checkpoint-ms` (only while it holds the lease: a saved state is never
-//! older than one that another node wrote); lists a public room for
-//! quick-joins on other nodes; and, when the room closes for good, forgets
-//! it in Redis.
-//!
-//! When a renewal finds the lease gone, the steward asks who holds it now:
-//! another node (it restored the room meanwhile) → the room sends its
-//! players there and stops; nobody (Redis came back empty, or the lease ran
-//! out during an outage that nobody used) → it claims the room again with
-//! a higher epoch and the room plays on where it paused.
+//! carries out what the room's [`Ownership`] decides, against Redis and the
+//! room, and feeds the answers back. Its timer ticks three times per
+//! `--lease-ms` (or every `--checkpoint-ms`, if shorter); a drain reaches
+//! it as an order through its [`StewardHandle`], between two calls, so a
+//! renewal and a hand-over never race. It ends when the ownership does
+//! (the players moved, or the room closed), or when the server stops,
+//! leaving the lease to run out and the last save for another node (as
+//! after a crash).
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use arena_shared::codec::encode_state;
-use arena_shared::protocol::Moved;
+use arena_shared::protocol::{Moved, close};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::cluster::lease::{Lease, Leases};
 use crate::cluster::listing::{Listing, Listings};
+use crate::cluster::ownership::{Action, Closing, End, Event, Node, Ownership};
 use crate::cluster::redis::RedisError;
 use crate::cluster::registry::Cluster;
 use crate::room::fence::Fence;
 use crate::room::handle::RoomHandle;
+use crate::room::outbox::CloseReason;
 use crate::telemetry::metrics::{Metrics, RoomStats};
 
 /// How long a saved room is kept in Redis after its last save: long
 /// enough for a restarted cluster to bring it back.
 pub const STATE_KEEP: Duration = Duration::from_secs(600);
 
-/// A room's lease as its node holds it.
-#[derive(Debug)]
-pub struct RoomLease {
-    pub code: String,
-    lease: Mutex<Lease>,
-    /// Until when the room may run by this node's clock.
-    pub fence: Arc<Fence>,
-    /// The room left this node with its state (handed over, or parked at
-    /// the last node's stop): its end must not forget it in Redis.
-    departed: AtomicBool,
+/// What a steward is told from outside.
+enum Order {
+    /// Hand the room to `to` (or save it for the next node): `done` hears
+    /// whether another node has it now.
+    Drain { to: Option<Node>, done: oneshot::Sender<bool> },
 }
 
-impl RoomLease {
-    /// `lease` on `code`, taken when `sent` went out, valid for `ttl`.
-    pub fn new(code: String, lease: Lease, sent: Instant, ttl: Duration) -> Arc<Self> {
-        let fence = Arc::new(Fence::until(valid_until(sent, ttl)));
-        Arc::new(RoomLease { code, lease: Mutex::new(lease), fence, departed: AtomicBool::new(false) })
-    }
-
-    pub fn lease(&self) -> Lease {
-        self.lease.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
-    }
-
-    fn set(&self, lease: Lease) {
-        *self.lease.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = lease;
-    }
-
-    /// The room goes with its state: its close must not forget it.
-    pub fn depart(&self) {
-        self.departed.store(true, Relaxed);
-    }
+/// The way to a room's steward, kept by the placement while it runs.
+#[derive(Clone)]
+pub struct StewardHandle {
+    orders: mpsc::Sender<Order>,
 }
 
-/// Until when a lease renewed at `sent` for `ttl` covers the room: a tenth
-/// short of Redis's own expiry, which counts from when Redis got the call.
-pub fn valid_until(sent: Instant, ttl: Duration) -> Instant {
-    sent + ttl - ttl / 10
+impl StewardHandle {
+    /// Drains the room to `to`, or saves it for the next node: `true` if
+    /// another node runs it now. `false` too if the steward already ended.
+    pub async fn drain(&self, to: Option<Node>) -> bool {
+        let (done, answer) = oneshot::channel();
+        if self.orders.send(Order::Drain { to, done }).await.is_err() {
+            return false;
+        }
+        answer.await.unwrap_or(false)
+    }
 }
 
 /// What a steward looks after.
 pub struct Steward {
     pub cluster: Arc<Cluster>,
     pub leases: Leases,
-    pub room: Arc<RoomLease>,
+    pub code: String,
+    pub ownership: Ownership,
+    /// The room's fence, which the ownership's actions move.
+    pub fence: Arc<Fence>,
     pub handle: RoomHandle,
     /// A public room's figures and size, listed for quick-joins.
     pub listing: Option<(Arc<RoomStats>, u16)>,
@@ -86,114 +75,201 @@ pub struct Steward {
 }
 
 impl Steward {
-    /// Looks after the room until it stops.
-    pub async fn run(self) {
-        let ttl = self.cluster.lease();
-        let mut ticks = tokio::time::interval(self.checkpoint_every.min(ttl / 3));
+    /// Its handle, and the steward to run.
+    pub fn with_handle(self) -> (StewardHandle, Running) {
+        let (orders, inbox) = mpsc::channel(1);
+        (StewardHandle { orders }, Running { steward: self, inbox, drained: None })
+    }
+}
+
+/// A steward with its inbox.
+pub struct Running {
+    steward: Steward,
+    inbox: mpsc::Receiver<Order>,
+    /// The drain under way waits for the ownership's end.
+    drained: Option<oneshot::Sender<bool>>,
+}
+
+impl Running {
+    /// Looks after the room until its ownership ends or the server stops.
+    pub async fn run(mut self) {
+        let ttl = self.steward.cluster.lease();
+        let mut ticks = tokio::time::interval(self.steward.checkpoint_every.min(ttl / 3));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        self.metrics.leases_held.inc();
-        tokio::select! {
-            () = self.look_after(&mut ticks, ttl) => {}
-            () = self.cancel.cancelled() => {}
-        }
-        self.metrics.leases_held.dec();
-    }
-
-    async fn look_after(&self, ticks: &mut tokio::time::Interval, ttl: Duration) {
-        let (mut renewed, mut saved) = (Instant::now(), Instant::now() - self.checkpoint_every);
-        let mut healthy = true;
+        self.steward.metrics.leases_held.inc();
+        let cancel = self.steward.cancel.clone();
         loop {
-            ticks.tick().await;
-            if self.handle.is_closed() {
-                return self.closed().await;
+            let event = tokio::select! {
+                () = cancel.cancelled() => break,
+                _ = ticks.tick() => {
+                    if self.steward.handle.is_closed() { Event::RoomEnded } else { Event::Tick }
+                }
+                Some(Order::Drain { to, done }) = self.inbox.recv() => {
+                    self.drained = Some(done);
+                    Event::Drain { to }
+                }
+            };
+            if let Some(end) = self.steward.follow(event).await {
+                if let Some(done) = self.drained.take() {
+                    let _ = done.send(matches!(end, End::Moved { .. }));
+                }
+                break;
             }
-            // A quarter, not a third: a tick a little early must not skip a renewal.
-            if renewed.elapsed() >= ttl / 4 || !self.room.fence.holds(Instant::now()) {
-                let kept = self.renew().await;
-                match (&kept, healthy) {
-                    (Err(e), true) => {
-                        tracing::warn!(room = %self.room.code, "cannot renew the room's lease: {e}")
-                    }
-                    (Ok(_), false) => {
-                        tracing::info!(room = %self.room.code, "the room's lease is renewed again")
-                    }
-                    _ => {}
-                }
-                healthy = kept.is_ok();
-                match kept {
-                    Ok(true) => renewed = Instant::now(),
-                    Ok(false) => return,
-                    Err(_) => continue,
-                }
+        }
+        self.steward.metrics.leases_held.dec();
+    }
+}
+
+impl Steward {
+    /// Hands `event` to the ownership and carries out what it says, each
+    /// call's answer fed back in turn; the end, once there is one.
+    async fn follow(&mut self, event: Event) -> Option<End> {
+        let mut todo: VecDeque<Action> = self.ownership.handle(event, Instant::now()).into();
+        while let Some(action) = todo.pop_front() {
+            let healthy = self.ownership.healthy();
+            if let Some(answer) = self.carry_out(action).await {
+                todo.extend(self.ownership.handle(answer, Instant::now()));
             }
-            if saved.elapsed() >= self.checkpoint_every && self.room.fence.holds(Instant::now()) {
-                saved = Instant::now();
-                if let Err(e) = self.checkpoint().await {
-                    tracing::debug!(room = %self.room.code, "checkpoint failed: {e}");
+            match (healthy, self.ownership.healthy()) {
+                (true, false) => {
+                    tracing::warn!(room = %self.code, "the cluster's Redis does not answer for this room")
                 }
+                (false, true) => {
+                    tracing::info!(room = %self.code, "the cluster's Redis answers for this room again")
+                }
+                _ => {}
+            }
+        }
+        self.ownership.end().cloned()
+    }
+
+    /// Carries out one action; the answer, for one that asked Redis.
+    async fn carry_out(&self, action: Action) -> Option<Event> {
+        let ttl = self.cluster.lease();
+        match action {
+            Action::Renew(lease) => Some(self.renew(&lease, ttl).await),
+            Action::Fence(until) => {
+                self.fence.extend_to(until);
+                None
+            }
+            Action::ShutFence => {
+                self.fence.revoke();
+                None
+            }
+            Action::RetireFence => {
+                self.fence.retire();
+                None
+            }
+            Action::List(lease) => {
+                if let Err(e) = self.list(&lease, ttl).await {
+                    tracing::debug!(room = %self.code, "cannot list the room: {e}");
+                }
+                None
+            }
+            Action::Checkpoint(lease) => {
+                if let Err(e) = self.checkpoint(&lease).await {
+                    tracing::debug!(room = %self.code, "checkpoint failed: {e}");
+                }
+                None
+            }
+            Action::AskOwner => Some(self.owner().await),
+            Action::Reclaim { floor } => Some(self.reclaim(floor, ttl).await),
+            Action::Transfer { lease, to } => Some(self.transfer(&lease, &to, ttl).await),
+            Action::SaveAndRelease(lease) => Some(self.save_and_release(&lease).await),
+            Action::MovePlayers(url) => {
+                tracing::warn!(room = %self.code, %url, "another node runs this room now: sending its players there");
+                self.handle.move_to(Moved { url, room: self.code.clone() }).await;
+                None
+            }
+            Action::CloseRoom(closing) => {
+                self.close(closing).await;
+                None
+            }
+            Action::Forget(lease) => {
+                if let Err(e) = self.leases.forget(&self.code, &lease).await {
+                    tracing::debug!(room = %self.code, "cannot forget the closed room in Redis: {e}");
+                }
+                None
             }
         }
     }
 
-    /// Renews the lease (or takes it back, or gives the room up): `false`
-    /// when the room is played elsewhere now and this steward is done.
-    async fn renew(&self) -> Result<bool, RedisError> {
-        let ttl = self.cluster.lease();
-        let lease = self.room.lease();
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> Event {
         let sent = Instant::now();
-        let renewed = self.leases.renew(&self.room.code, &lease, ttl).await?;
+        let renewed = self.leases.renew(&self.code, lease, ttl).await;
         self.metrics.redis_seconds.observe(sent.elapsed().as_secs_f64());
-        if renewed {
-            self.metrics.lease_renewals_total.inc();
-            self.room.fence.extend_to(valid_until(sent, ttl));
-            self.list(&lease, ttl).await?;
-            return Ok(true);
-        }
-        self.room.fence.revoke();
-        // Handed over or saved by a drain: nothing left to look after.
-        if self.room.departed.load(Relaxed) {
-            return Ok(false);
-        }
-        self.metrics.leases_lost_total.inc();
-        match self.leases.owner(&self.room.code).await? {
-            Some(owner) if owner.node != self.cluster.node => {
-                self.room.depart();
-                let Some(url) = self.cluster.url_of(&owner.node) else {
-                    tracing::warn!(room = %self.room.code, "the room is played on a node this one does not know yet");
-                    return Ok(true);
-                };
-                tracing::warn!(room = %self.room.code, %url, epoch = owner.epoch, "another node runs this room now: sending its players there");
-                self.handle.move_to(Moved { url, room: self.room.code.clone() }).await;
-                Ok(false)
+        match renewed {
+            Ok(true) => {
+                self.metrics.lease_renewals_total.inc();
+                Event::Renewed { sent }
             }
-            _ => self.reclaim(&lease).await,
+            Ok(false) => {
+                self.metrics.leases_lost_total.inc();
+                tracing::warn!(room = %self.code, epoch = lease.epoch, "the room's lease is not this node's any more");
+                Event::NotRenewed
+            }
+            Err(e) => failed(&self.code, "renew the room's lease", &e),
         }
     }
 
-    /// Takes the lease back after it ran out with nobody else taking it;
-    /// the room saves itself at once (Redis may have lost the last save).
-    async fn reclaim(&self, old: &Lease) -> Result<bool, RedisError> {
-        let ttl = self.cluster.lease();
-        let sent = Instant::now();
-        let node = &self.cluster.node;
-        let Some(epoch) = self.leases.claim_above(&self.room.code, node, ttl, old.epoch).await? else {
-            // Somebody took it in between: the next renewal sends the players there.
-            return Ok(true);
-        };
-        let lease = Lease { epoch, node: node.clone() };
-        tracing::info!(room = %self.room.code, epoch, "took the room's lease back: playing on");
-        self.room.set(lease.clone());
-        self.room.fence.extend_to(valid_until(sent, ttl));
-        self.checkpoint().await?;
-        self.list(&lease, ttl).await?;
-        Ok(true)
+    async fn owner(&self) -> Event {
+        match self.leases.owner(&self.code).await {
+            Ok(owner) => Event::Owner(owner.map(|lease| {
+                let url = self.cluster.url_of(&lease.node);
+                (lease, url)
+            })),
+            Err(e) => failed(&self.code, "ask who holds the room", &e),
+        }
     }
 
-    /// Saves the room as it is now, if this node still holds it.
-    async fn checkpoint(&self) -> Result<(), RedisError> {
+    async fn reclaim(&self, floor: u64, ttl: Duration) -> Event {
+        let sent = Instant::now();
+        match self.leases.claim_above(&self.code, &self.cluster.node, ttl, floor).await {
+            Ok(Some(epoch)) => {
+                tracing::info!(room = %self.code, epoch, "took the room's lease back: playing on");
+                Event::Reclaimed { epoch, sent }
+            }
+            Ok(None) => Event::ReclaimRefused,
+            Err(e) => failed(&self.code, "take the room's lease back", &e),
+        }
+    }
+
+    /// Hands the lease and the room's state (taken now: the room is
+    /// retired) to `to` in one step.
+    async fn transfer(&self, lease: &Lease, to: &Node, ttl: Duration) -> Event {
+        let Some(snapshot) = self.handle.snapshot().await else { return Event::Failed };
+        let bytes = encode_state(&snapshot);
+        match self.leases.transfer(&self.code, lease, &to.id, ttl, &bytes).await {
+            Ok(Some(epoch)) => {
+                self.metrics.handovers_out_total.inc();
+                tracing::info!(room = %self.code, to = %to.url, epoch, players = snapshot.players(), "room handed over");
+                Event::HandedOver { epoch }
+            }
+            Ok(None) => Event::NotHandedOver,
+            Err(e) => failed(&self.code, "hand the room over", &e),
+        }
+    }
+
+    /// Saves the room for whichever node starts next and lets its lease go.
+    async fn save_and_release(&self, lease: &Lease) -> Event {
+        let Some(snapshot) = self.handle.snapshot().await else { return Event::Failed };
+        let bytes = encode_state(&snapshot);
+        match self.leases.save(&self.code, lease, &bytes, STATE_KEEP).await {
+            Ok(true) => {
+                tracing::warn!(room = %self.code, players = snapshot.players(), "no other node to take the room: saved for the next one");
+                let _ = self.leases.release(&self.code, lease).await;
+                Event::Released
+            }
+            Ok(false) => Event::NotHandedOver,
+            Err(e) => failed(&self.code, "save the room", &e),
+        }
+    }
+
+    /// Saves the room as it is now, if `lease` still holds it.
+    async fn checkpoint(&self, lease: &Lease) -> Result<(), RedisError> {
         let Some(snapshot) = self.handle.snapshot().await else { return Ok(()) };
         let bytes = encode_state(&snapshot);
-        if self.leases.save(&self.room.code, &self.room.lease(), &bytes, STATE_KEEP).await? {
+        if self.leases.save(&self.code, lease, &bytes, STATE_KEEP).await? {
             self.metrics.checkpoints_total.inc();
         }
         Ok(())
@@ -203,7 +279,7 @@ impl Steward {
     async fn list(&self, lease: &Lease, ttl: Duration) -> Result<(), RedisError> {
         let Some((stats, room_size)) = &self.listing else { return Ok(()) };
         let listing = Listing {
-            code: self.room.code.clone(),
+            code: self.code.clone(),
             node: self.cluster.node.clone(),
             url: self.cluster.url.clone(),
             players: stats.players.load(Relaxed),
@@ -214,14 +290,20 @@ impl Steward {
         Ok(())
     }
 
-    /// The room stopped: a room that closed here (it emptied) is forgotten
-    /// in Redis; one that left with its state is not.
-    async fn closed(&self) {
-        if self.room.departed.load(Relaxed) {
-            return;
-        }
-        if let Err(e) = self.leases.forget(&self.room.code, &self.room.lease()).await {
-            tracing::debug!(room = %self.room.code, "cannot forget the closed room in Redis: {e}");
-        }
+    /// Closes every connection; the players come back through any node.
+    async fn close(&self, closing: Closing) {
+        let reason = match closing {
+            Closing::Saved => "server restarting: the room is saved",
+            Closing::Elsewhere => "the room moves to another server: join again",
+        };
+        tracing::warn!(room = %self.code, ?closing, "closing the room here");
+        self.handle.close(CloseReason::new(close::GOING_AWAY, reason)).await;
     }
+}
+
+/// A call that got no answer, logged quietly (the ownership's health
+/// change is what gets a warning).
+fn failed(code: &str, what: &str, e: &RedisError) -> Event {
+    tracing::debug!(room = %code, "cannot {what}: {e}");
+    Event::Failed
 }

@@ -185,11 +185,15 @@ impl Room {
     }
 
     /// A connection ended (see [`World::depart`]); its link goes with it.
-    pub fn depart(&mut self, departure: Departure) -> bool {
+    /// Everyone else hears of it now if the room may `speak` (its fence
+    /// holds), else at its next tick.
+    pub fn depart(&mut self, departure: Departure, speak: bool) -> bool {
         let Departure { id, epoch, abrupt, hold, watcher } = departure;
         if watcher {
             let current = self.links.close_watcher(id, CloseReason::new(close::NORMAL, "left"));
-            self.tell_watchers();
+            if speak {
+                self.tell_watchers();
+            }
             return current;
         }
         let current = self.world.depart(id, epoch, abrupt);
@@ -201,7 +205,9 @@ impl Room {
                 self.holds.insert(id, hold);
             }
         }
-        self.deliver_news(true);
+        if speak {
+            self.deliver_news(true);
+        }
         self.report();
         current
     }
@@ -384,7 +390,7 @@ mod tests {
 
         take_messages(&ada.ends.outbox).await;
         let departure = Departure { id: watcher, epoch: 0, abrupt: true, hold: None, watcher: true };
-        assert!(room.depart(departure));
+        assert!(room.depart(departure, true));
         assert!(ends.outbox.is_closed());
         assert_eq!(room.world.player_count(), 2);
         assert!(take_messages(&ada.ends.outbox).await.contains(&ServerMsg::Watchers { count: 0 }));
@@ -468,13 +474,10 @@ mod tests {
         let closed = first.ends.outbox.next().await.close.expect("the old socket is told to close");
         assert_eq!(closed.code, close::RESUMED_ELSEWHERE);
         // The old connection's late end leaves the new one alone.
-        assert!(!room.depart(Departure {
-            id: first.id,
-            epoch: first.epoch,
-            abrupt: false,
-            hold: None,
-            watcher: false
-        }));
+        assert!(!room.depart(
+            Departure { id: first.id, epoch: first.epoch, abrupt: false, hold: None, watcher: false },
+            true
+        ));
         assert!(!second.ends.outbox.is_closed());
     }
 
@@ -484,13 +487,10 @@ mod tests {
         let ada = seat(&mut room, "ada", 1);
         let bob = seat(&mut room, "bob", 2);
         let _ = take_messages(&bob.ends.outbox).await;
-        assert!(room.depart(Departure {
-            id: ada.id,
-            epoch: ada.epoch,
-            abrupt: true,
-            hold: None,
-            watcher: false
-        }));
+        assert!(room.depart(
+            Departure { id: ada.id, epoch: ada.epoch, abrupt: true, hold: None, watcher: false },
+            true
+        ));
         assert!(ada.ends.outbox.is_closed(), "the link goes with the connection");
         assert_eq!(take_messages(&bob.ends.outbox).await, [ServerMsg::Away { id: ada.id }]);
     }

@@ -131,8 +131,8 @@ async fn run(
             () = cancel.cancelled() => break true,
             _ = ticker.tick() => {
                 let started = Instant::now();
-                // Past its lease another node may run this room: no tick and no
-                // frames (joins and their news still go out: issue 31 closes that).
+                // Past its lease another node may run this room: no tick, no
+                // frames, and (below) no joins and no news.
                 if !fence.holds(started) {
                     if !paused {
                         tracing::warn!(room = %code, "the room's lease ran out: paused until it is renewed");
@@ -155,7 +155,7 @@ async fn run(
             // Leaves before joins: a freed seat is there for the next joiner.
             Some(departure) = leaves.recv() => {
                 let (id, abrupt) = (departure.id, departure.abrupt);
-                if room.depart(departure) {
+                if room.depart(departure, fence.holds(Instant::now())) {
                     let how = if !abrupt { "left" } else if room.world.is_held(id) { "dropped; holding the seat" } else { "dropped" };
                     tracing::info!(room = %code, player = id, players = room.world.player_count(), "{how}");
                 }
@@ -197,6 +197,16 @@ impl Room {
         fence: &Fence,
     ) -> bool {
         match command {
+            // A paused room speaks for nobody: another node may run it.
+            Command::Join { reply, .. } | Command::Watch { reply, .. } if !fence.holds(Instant::now()) => {
+                tracing::info!(room = %self.code, "join refused: the room is paused");
+                let _ = reply.send(Err(JoinError::Rejected(paused())));
+                false
+            }
+            Command::Kick { reply, .. } if !fence.holds(Instant::now()) => {
+                let _ = reply.send(false);
+                false
+            }
             // If the connection gave up waiting, dropping the answer
             // drops its guard, which frees the seat again.
             Command::Join { newcomer, resume, reply } => {
@@ -284,9 +294,87 @@ impl Room {
     }
 }
 
+/// Why a paused room turns a joiner away: its lease will be renewed, or
+/// the room will be found on the node that holds it, within moments.
+fn paused() -> Rejection {
+    Rejection::new(arena_shared::protocol::RejectReason::Unavailable { retry_after_secs: PAUSED_RETRY_SECS })
+}
+
+/// When a joiner turned away by a paused room tries again.
+const PAUSED_RETRY_SECS: u16 = 2;
+
 /// 128 bits from the OS's randomness.
 fn new_token() -> Result<ResumeToken, getrandom::Error> {
     let mut token = [0u8; 16];
     getrandom::fill(&mut token)?;
     Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use arena_shared::codec::decode_server;
+    use arena_shared::protocol::{RejectReason, ServerMsg};
+    use futures_util::FutureExt;
+    use tokio::sync::oneshot;
+
+    use super::*;
+
+    fn answered<T>(mut answer: oneshot::Receiver<T>) -> T {
+        answer.try_recv().expect("a command is answered as it is obeyed")
+    }
+
+    fn join(
+        room: &mut Room,
+        name: &str,
+        fence: &Fence,
+        leaves: &mpsc::UnboundedSender<Departure>,
+    ) -> Result<Membership, JoinError> {
+        let (reply, answer) = oneshot::channel();
+        let newcomer = Newcomer { name: name.into(), color: 0, from: None };
+        assert!(!room.obey(Command::Join { newcomer, resume: None, reply }, leaves, fence));
+        answered(answer)
+    }
+
+    fn is_unavailable(answer: Result<Membership, JoinError>) -> bool {
+        matches!(answer, Err(JoinError::Rejected(rejection)) if matches!(rejection.reason, RejectReason::Unavailable { .. }))
+    }
+
+    #[tokio::test]
+    async fn a_paused_room_admits_nobody_and_tells_nobody_until_its_fence_holds_again() {
+        let world = World::new(30, 8).holding_seats_for(30);
+        let mut room = Room::new(world, 8, Arc::new(Metrics::default()), "pausedroom".into());
+        let (leaves, mut departures) = mpsc::unbounded_channel();
+        let fence = Fence::until(Instant::now() + Duration::from_secs(60));
+        let ada = join(&mut room, "ada", &fence, &leaves).expect("a running room seats");
+        let mut bob = join(&mut room, "bob", &fence, &leaves).expect("a running room seats");
+        let _ = ada.outbox.next().await;
+
+        fence.revoke();
+        assert!(is_unavailable(join(&mut room, "cy", &fence, &leaves)), "a paused room seats nobody");
+        let (reply, answer) = oneshot::channel();
+        room.obey(Command::Watch { from: None, reply }, &leaves, &fence);
+        assert!(is_unavailable(answered(answer)), "nor takes watchers");
+        let (reply, answer) = oneshot::channel();
+        room.obey(Command::Kick { id: ada.id, reply }, &leaves, &fence);
+        assert!(!answered(answer), "nor kicks");
+        assert!(ada.outbox.next().now_or_never().is_none(), "and told ada nothing of it");
+
+        let bob_id = bob.id;
+        bob.leave_for_good();
+        drop(bob);
+        let departure = departures.try_recv().expect("bob's seat guard tells the room");
+        assert!(room.depart(departure, fence.holds(Instant::now())));
+        assert!(ada.outbox.next().now_or_never().is_none(), "a paused room keeps bob's leaving to itself");
+
+        fence.extend_to(Instant::now() + Duration::from_secs(60));
+        room.tick();
+        let batch = ada.outbox.next().await;
+        let told: Vec<ServerMsg> =
+            batch.messages.iter().map(|bytes| decode_server(bytes).expect("decodes")).collect();
+        assert!(
+            told.contains(&ServerMsg::Left { id: bob_id }),
+            "told at the first tick it runs again: {told:?}"
+        );
+        assert!(join(&mut room, "cy", &fence, &leaves).is_ok(), "and seats again");
+    }
 }
