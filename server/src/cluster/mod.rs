@@ -27,3 +27,5 @@ pub mod placement;
 pub mod redis;
 pub mod registry;
 pub mod steward;
+#[cfg(test)]
+pub mod twin;

@@ -119,6 +119,13 @@ impl Cluster {
         self.known.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
+    /// Sets the live nodes as if just read from the registry (the
+    /// steward's tests, which have no registry).
+    #[cfg(test)]
+    pub fn know(&self, nodes: Vec<NodeInfo>) {
+        *self.known.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = nodes;
+    }
+
     /// Node `node`'s URL, if it is alive as far as this node knows.
     pub fn url_of(&self, node: &str) -> Option<String> {
         if node == self.node {

@@ -31,6 +31,102 @@ use crate::telemetry::metrics::{Metrics, RoomStats};
 /// enough for a restarted cluster to bring it back.
 pub const STATE_KEEP: Duration = Duration::from_secs(600);
 
+/// What a steward asks of the cluster's Redis: [`Leases`] is the real
+/// one; the tests' twin (`cluster::twin`) keeps the same rules in memory.
+pub trait Store: Send + Sync + 'static {
+    /// See [`Leases::renew`].
+    fn renew(
+        &self,
+        code: &str,
+        lease: &Lease,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, RedisError>> + Send;
+    /// See [`Leases::owner`].
+    fn owner(&self, code: &str) -> impl Future<Output = Result<Option<Lease>, RedisError>> + Send;
+    /// See [`Leases::claim_above`].
+    fn claim_above(
+        &self,
+        code: &str,
+        node: &str,
+        ttl: Duration,
+        floor: u64,
+    ) -> impl Future<Output = Result<Option<u64>, RedisError>> + Send;
+    /// See [`Leases::transfer`].
+    fn transfer(
+        &self,
+        code: &str,
+        lease: &Lease,
+        node: &str,
+        ttl: Duration,
+        state: &[u8],
+    ) -> impl Future<Output = Result<Option<u64>, RedisError>> + Send;
+    /// See [`Leases::save`].
+    fn save(
+        &self,
+        code: &str,
+        lease: &Lease,
+        state: &[u8],
+        keep: Duration,
+    ) -> impl Future<Output = Result<bool, RedisError>> + Send;
+    /// See [`Leases::release`].
+    fn release(&self, code: &str, lease: &Lease) -> impl Future<Output = Result<bool, RedisError>> + Send;
+    /// See [`Leases::forget`].
+    fn forget(&self, code: &str, lease: &Lease) -> impl Future<Output = Result<bool, RedisError>> + Send;
+    /// See [`Listings::publish`].
+    fn publish(
+        &self,
+        listing: &Listing,
+        lease: &Lease,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, RedisError>> + Send;
+}
+
+impl Store for Leases {
+    async fn renew(&self, code: &str, lease: &Lease, ttl: Duration) -> Result<bool, RedisError> {
+        Leases::renew(self, code, lease, ttl).await
+    }
+    async fn owner(&self, code: &str) -> Result<Option<Lease>, RedisError> {
+        Leases::owner(self, code).await
+    }
+    async fn claim_above(
+        &self,
+        code: &str,
+        node: &str,
+        ttl: Duration,
+        floor: u64,
+    ) -> Result<Option<u64>, RedisError> {
+        Leases::claim_above(self, code, node, ttl, floor).await
+    }
+    async fn transfer(
+        &self,
+        code: &str,
+        lease: &Lease,
+        node: &str,
+        ttl: Duration,
+        state: &[u8],
+    ) -> Result<Option<u64>, RedisError> {
+        Leases::transfer(self, code, lease, node, ttl, state).await
+    }
+    async fn save(
+        &self,
+        code: &str,
+        lease: &Lease,
+        state: &[u8],
+        keep: Duration,
+    ) -> Result<bool, RedisError> {
+        Leases::save(self, code, lease, state, keep).await
+    }
+    async fn release(&self, code: &str, lease: &Lease) -> Result<bool, RedisError> {
+        Leases::release(self, code, lease).await
+    }
+    async fn forget(&self, code: &str, lease: &Lease) -> Result<bool, RedisError> {
+        Leases::forget(self, code, lease).await
+    }
+    async fn publish(&self, listing: &Listing, lease: &Lease, ttl: Duration) -> Result<bool, RedisError> {
+        Listings(self.0.clone()).publish(listing, lease, ttl).await
+    }
+}
+
 /// What a steward is told from outside.
 enum Order {
     /// Hand the room to `to` (or save it for the next node): `done` hears
@@ -56,10 +152,10 @@ impl StewardHandle {
     }
 }
 
-/// What a steward looks after.
-pub struct Steward {
+/// What a steward looks after, through `S` (the cluster's Redis).
+pub struct Steward<S: Store = Leases> {
     pub cluster: Arc<Cluster>,
-    pub leases: Leases,
+    pub leases: S,
     pub code: String,
     pub ownership: Ownership,
     /// The room's fence, which the ownership's actions move.
@@ -74,23 +170,23 @@ pub struct Steward {
     pub cancel: tokio_util::sync::CancellationToken,
 }
 
-impl Steward {
+impl<S: Store> Steward<S> {
     /// Its handle, and the steward to run.
-    pub fn with_handle(self) -> (StewardHandle, Running) {
+    pub fn with_handle(self) -> (StewardHandle, Running<S>) {
         let (orders, inbox) = mpsc::channel(1);
         (StewardHandle { orders }, Running { steward: self, inbox, drained: None })
     }
 }
 
 /// A steward with its inbox.
-pub struct Running {
-    steward: Steward,
+pub struct Running<S: Store = Leases> {
+    steward: Steward<S>,
     inbox: mpsc::Receiver<Order>,
     /// The drain under way waits for the ownership's end.
     drained: Option<oneshot::Sender<bool>>,
 }
 
-impl Running {
+impl<S: Store> Running<S> {
     /// Looks after the room until its ownership ends or the server stops.
     pub async fn run(mut self) {
         let ttl = self.steward.cluster.lease();
@@ -120,7 +216,7 @@ impl Running {
     }
 }
 
-impl Steward {
+impl<S: Store> Steward<S> {
     /// Hands `event` to the ownership and carries out what it says, each
     /// call's answer fed back in turn; the end, once there is one.
     async fn follow(&mut self, event: Event) -> Option<End> {
@@ -286,7 +382,7 @@ impl Steward {
             watchers: stats.watchers.load(Relaxed),
             room_size: *room_size,
         };
-        Listings(self.leases.0.clone()).publish(&listing, lease, ttl).await?;
+        self.leases.publish(&listing, lease, ttl).await?;
         Ok(())
     }
 
@@ -306,4 +402,203 @@ impl Steward {
 fn failed(code: &str, what: &str, e: &RedisError) -> Event {
     tracing::debug!(room = %code, "cannot {what}: {e}");
     Event::Failed
+}
+
+#[cfg(test)]
+mod tests {
+    //! The steward over the in-memory twin of Redis, with a real room task,
+    //! on real time with a 1 s lease (margins a loaded machine keeps): each
+    //! runs in a few seconds at most.
+
+    use arena_shared::codec::{MAX_STATE_BYTES, decode_state};
+    use tokio_util::sync::CancellationToken;
+    use tokio_util::task::TaskTracker;
+
+    use super::*;
+    use crate::cluster::ownership::{UNKNOWN_OWNER_WAIT, valid_until};
+    use crate::cluster::registry::NodeInfo;
+    use crate::cluster::twin::Twin;
+    use crate::config::{ClusterConfig, ServerConfig};
+    use crate::room::handle::Membership;
+    use crate::room::replays::ReplayStore;
+    use crate::room::task::{RoomSpec, spawn};
+    use crate::room::world::{Newcomer, WorldSnapshot};
+
+    const CODE: &str = "stewarded";
+    const TTL: Duration = Duration::from_millis(1_000);
+
+    /// A leased room with a player, its steward running over `twin`.
+    struct Stewarded {
+        steward: StewardHandle,
+        room: RoomHandle,
+        fence: Arc<Fence>,
+        player: Membership,
+        cluster: Arc<Cluster>,
+        done: tokio::task::JoinHandle<()>,
+    }
+
+    async fn stewarded(twin: &Twin) -> Stewarded {
+        let ServerConfig { game, .. } = ServerConfig::default();
+        let config = ClusterConfig {
+            redis_url: Some("redis://twin".into()),
+            lease_ms: 1_000,
+            checkpoint_ms: 500,
+            ..ServerConfig::default().cluster
+        };
+        let cluster = Cluster::new(&config, "ws://a/ws".into());
+        let sent = Instant::now();
+        let epoch = twin.claim_above(CODE, &cluster.node, TTL, 0).await.expect("up").expect("free");
+        let lease = Lease { epoch, node: cluster.node.clone() };
+        let fence = Arc::new(Fence::until(valid_until(sent, TTL)));
+        let metrics = Arc::new(Metrics::default());
+        let stats = Arc::new(RoomStats::default());
+        let spec = RoomSpec {
+            code: CODE.into(),
+            private: false,
+            stats: stats.clone(),
+            owner: None,
+            on_close: Box::new(|| {}),
+            fence: fence.clone(),
+            restore: None,
+            replays: Arc::new(ReplayStore::new(0, None)),
+        };
+        // Nobody reads the player's frames: it must not be dropped as too slow.
+        let never_too_slow = 1_000_000;
+        let room = spawn(
+            spec,
+            Arc::new(game),
+            never_too_slow,
+            metrics.clone(),
+            CancellationToken::new(),
+            &TaskTracker::new(),
+        );
+        let newcomer = Newcomer { name: "ada".into(), color: 0, from: None };
+        let player = room.join(newcomer, None).await.expect("a fresh room seats");
+        let steward = Steward {
+            cluster: cluster.clone(),
+            leases: twin.clone(),
+            code: CODE.into(),
+            ownership: Ownership::new(cluster.node.clone(), lease, sent, TTL, config.checkpoint_every()),
+            fence: fence.clone(),
+            handle: room.clone(),
+            listing: Some((stats, 8)),
+            checkpoint_every: config.checkpoint_every(),
+            metrics,
+            cancel: CancellationToken::new(),
+        };
+        let (steward, running) = steward.with_handle();
+        let done = tokio::spawn(running.run());
+        // Its first save is made.
+        tokio::time::sleep(TTL / 4).await;
+        assert!(twin.state(CODE).is_some(), "saved at once");
+        Stewarded { steward, room, fence, player, cluster, done }
+    }
+
+    /// How the player's connection was closed, waiting up to `within`.
+    async fn closed(player: &Membership, within: Duration) -> u16 {
+        let ending = async {
+            loop {
+                if let Some(close) = player.outbox.next().await.close {
+                    return close.code;
+                }
+            }
+        };
+        tokio::time::timeout(within, ending).await.expect("the player is closed in time")
+    }
+
+    fn node_b() -> NodeInfo {
+        NodeInfo { node: "b".into(), url: "ws://b/ws".into(), rooms: 0, players: 0, draining: false }
+    }
+
+    #[tokio::test]
+    async fn a_held_lease_is_renewed_saved_and_listed_and_the_room_runs() {
+        let twin = Twin::default();
+        let room = stewarded(&twin).await;
+        tokio::time::sleep(TTL * 2).await;
+        assert!(room.fence.holds(Instant::now()), "renewed past its first lease");
+        assert_eq!(twin.lease(CODE).map(|lease| lease.node), Some(room.cluster.node.clone()));
+        let saved: WorldSnapshot =
+            decode_state(&twin.state(CODE).expect("saved"), MAX_STATE_BYTES).expect("decodes");
+        assert_eq!(saved.players(), 1);
+        assert!(twin.listed(CODE));
+        assert!(!room.done.is_finished());
+    }
+
+    #[tokio::test]
+    async fn a_lease_taken_by_a_known_node_sends_the_players_there_and_keeps_the_state() {
+        let twin = Twin::default();
+        let room = stewarded(&twin).await;
+        room.cluster.know(vec![node_b()]);
+        twin.take(CODE, "b", Duration::from_secs(60));
+        assert_eq!(closed(&room.player, TTL * 2).await, close::MOVED);
+        room.done.await.expect("the steward ends");
+        assert!(twin.state(CODE).is_some(), "b's to carry on: not forgotten");
+        assert_eq!(twin.lease(CODE).map(|lease| lease.node), Some("b".into()));
+    }
+
+    #[tokio::test]
+    async fn a_lease_taken_by_a_node_nobody_knows_closes_the_room_instead_of_freezing_it() {
+        let twin = Twin::default();
+        let room = stewarded(&twin).await;
+        twin.take(CODE, "restarted", Duration::from_secs(60));
+        assert_eq!(closed(&room.player, UNKNOWN_OWNER_WAIT + TTL * 3).await, close::GOING_AWAY);
+        room.done.await.expect("the steward ends");
+        assert!(room.room.is_closed(), "no zombie room left taking joins");
+        assert!(twin.state(CODE).is_some(), "not forgotten");
+    }
+
+    #[tokio::test]
+    async fn a_drain_hands_the_room_over_with_its_state_and_moves_the_players() {
+        let twin = Twin::default();
+        let room = stewarded(&twin).await;
+        let to = Node { id: "b".into(), url: "ws://b/ws".into() };
+        assert!(room.steward.drain(Some(to)).await, "handed over");
+        assert_eq!(closed(&room.player, TTL).await, close::MOVED);
+        let lease = twin.lease(CODE).expect("held");
+        assert_eq!((lease.node.as_str(), lease.epoch), ("b", 2));
+        let saved: WorldSnapshot =
+            decode_state(&twin.state(CODE).expect("saved"), MAX_STATE_BYTES).expect("decodes");
+        assert_eq!(saved.players(), 1, "with its player");
+        assert!(!room.fence.holds(Instant::now()), "retired here");
+    }
+
+    #[tokio::test]
+    async fn a_drain_while_redis_is_away_closes_the_room_instead_of_freezing_it() {
+        let twin = Twin::default();
+        let room = stewarded(&twin).await;
+        twin.set_away(true);
+        let to = Node { id: "b".into(), url: "ws://b/ws".into() };
+        assert!(!room.steward.drain(Some(to)).await, "not handed over");
+        assert_eq!(closed(&room.player, TTL).await, close::GOING_AWAY);
+        room.done.await.expect("the steward ends");
+        assert!(room.room.is_closed());
+    }
+
+    #[tokio::test]
+    async fn a_redis_away_past_the_fence_pauses_the_room_and_an_empty_one_back_is_reclaimed() {
+        let twin = Twin::default();
+        let room = stewarded(&twin).await;
+        twin.set_away(true);
+        tokio::time::sleep(TTL + TTL / 2).await;
+        assert!(!room.fence.holds(Instant::now()), "paused past its lease");
+        // Redis comes back with nothing in it (no persistence).
+        twin.flush();
+        twin.set_away(false);
+        tokio::time::sleep(TTL).await;
+        assert!(room.fence.holds(Instant::now()), "running again");
+        let lease = twin.lease(CODE).expect("taken back");
+        assert_eq!(lease.node, room.cluster.node);
+        assert!(lease.epoch > 1, "above the epoch it held: {}", lease.epoch);
+        assert!(twin.state(CODE).is_some(), "saved at once");
+        assert!(!room.done.is_finished());
+    }
+
+    #[tokio::test]
+    async fn a_room_that_closes_here_is_forgotten() {
+        let twin = Twin::default();
+        let room = stewarded(&twin).await;
+        room.room.close(CloseReason::new(close::GOING_AWAY, "closed by the server's operator")).await;
+        tokio::time::timeout(TTL * 2, room.done).await.expect("in time").expect("the steward ends");
+        assert_eq!((twin.lease(CODE), twin.state(CODE), twin.listed(CODE)), (None, None, false));
+    }
 }
