@@ -26,12 +26,13 @@ if [ "$TRUNK_PIN" != "$WASM_BINDGEN_VERSION" ]; then
 fi
 
 debian_packages() {
-  # Debian packages: brotli precompresses dist/; redis-server backs the
-  # cluster tests; chromium runs the browser tests and nginx the
+  # Debian packages: brotli precompresses dist/; redis-server and
+  # redis-sentinel back the cluster tests; chromium runs the browser tests and nginx the
   # reverse-proxy test.
   packages=()
   command -v brotli >/dev/null || packages+=(brotli)
   command -v redis-server >/dev/null || packages+=(redis-server)
+  command -v redis-sentinel >/dev/null || packages+=(redis-sentinel)
   if [ "${ARENA_SKIP_BROWSER:-0}" != 1 ]; then
     command -v chromium >/dev/null || packages+=(chromium)
     [ -x /usr/sbin/nginx ] || packages+=(nginx)
@@ -48,6 +49,9 @@ debian_packages() {
     # Likewise the package's own Redis on :6379: the tests start theirs.
     if [[ " ${packages[*]} " == *" redis-server "* ]]; then
       $sudo service redis-server stop >/dev/null 2>&1 || $sudo pkill -x redis-server 2>/dev/null || true
+    fi
+    if [[ " ${packages[*]} " == *" redis-sentinel "* ]]; then
+      $sudo service redis-sentinel stop >/dev/null 2>&1 || $sudo pkill -x redis-sentinel 2>/dev/null || true
     fi
   fi
 }

@@ -241,12 +241,49 @@ pub struct GameConfig {
 #[derive(Args, Debug, Clone, PartialEq)]
 #[command(next_help_heading = "Cluster")]
 pub struct ClusterConfig {
-    /// Cluster mode: the Redis the nodes share, `redis://host:port[/db]`.
-    /// Each room is leased to one node, invite links and quick-joins work
-    /// through any node, and rooms move to another node on a drain or a
-    /// crash. Off by default: without it nothing needs Redis.
+    /// Cluster mode: the Redis the nodes share, `redis://host:port[/db]`,
+    /// or `rediss://` for TLS; a password or an ACL user goes in the URL
+    /// (`rediss://USER:PASSWORD@host:port`). Each room is leased to one
+    /// node, invite links and quick-joins work through any node, and rooms
+    /// move to another node on a drain or a crash. Off by default: without
+    /// it (or `--redis-sentinel`) nothing needs Redis.
     #[arg(long, env = "ARENA_REDIS_URL", value_parser = parse_redis_url, hide_env_values = true)]
     pub redis_url: Option<String>,
+
+    /// Cluster mode through Redis Sentinel, instead of `--redis-url`: a
+    /// Sentinel's `host:port` (repeat the flag, or separate with commas),
+    /// asked where the primary named by `--redis-master` is; the nodes
+    /// follow it when a failover replaces it.
+    #[arg(long = "redis-sentinel", env = "ARENA_REDIS_SENTINEL", value_delimiter = ',',
+          value_parser = parse_host_port, conflicts_with = "redis_url", requires = "redis_master")]
+    pub redis_sentinels: Vec<String>,
+
+    /// The primary's name as the Sentinels know it (`sentinel monitor NAME
+    /// ...` in their configuration).
+    #[arg(long, env = "ARENA_REDIS_MASTER", requires = "redis_sentinels")]
+    pub redis_master: Option<String>,
+
+    /// The password (with `--redis-user`, the ACL user's) of the Redis
+    /// behind the Sentinels; with `--redis-url`, put it in the URL.
+    #[arg(long, env = "ARENA_REDIS_PASSWORD", hide_env_values = true, requires = "redis_sentinels")]
+    pub redis_password: Option<String>,
+
+    /// The ACL user of the Redis behind the Sentinels (default: `default`).
+    #[arg(long, env = "ARENA_REDIS_USER", requires = "redis_password")]
+    pub redis_user: Option<String>,
+
+    /// A PEM file of the root certificates a `rediss://` Redis is checked
+    /// against (a hosted Redis's own CA); default: the system's roots.
+    #[arg(long, env = "ARENA_REDIS_CA", value_parser = parse_file, requires = "redis_url")]
+    pub redis_ca: Option<PathBuf>,
+
+    /// How many replicas must have each lease renewal (Redis `WAIT`) before
+    /// it lets a room run on: with 1, a failover that loses the primary's
+    /// newest writes cannot lose a renewal a room is running on, so two
+    /// nodes never run a room at once; but a primary with no replica up
+    /// pauses every room. Default: 1 with `--redis-sentinel`, 0 otherwise.
+    #[arg(long, env = "ARENA_REDIS_WAIT_REPLICAS", value_parser = clap::value_parser!(u8).range(0..=8))]
+    pub redis_wait_replicas: Option<u8>,
 
     /// The base URL players reach this node at (`https://eu1.example.com`),
     /// published in the cluster; default: this node's address.
@@ -373,7 +410,36 @@ impl GameConfig {
     }
 }
 
+/// Where the cluster's Redis is (cluster mode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisSource {
+    /// One Redis at `url` (`redis://` or `rediss://`, credentials in it),
+    /// a `rediss://` one checked against `ca` if given.
+    Url { url: String, ca: Option<PathBuf> },
+    /// The primary the Sentinels name `master`, followed through failovers.
+    Sentinel { sentinels: Vec<String>, master: String, user: Option<String>, password: Option<String> },
+}
+
 impl ClusterConfig {
+    /// Where the cluster's Redis is: `None` outside cluster mode.
+    pub fn redis(&self) -> Option<RedisSource> {
+        if let Some(url) = &self.redis_url {
+            return Some(RedisSource::Url { url: url.clone(), ca: self.redis_ca.clone() });
+        }
+        let master = self.redis_master.clone()?;
+        Some(RedisSource::Sentinel {
+            sentinels: self.redis_sentinels.clone(),
+            master,
+            user: self.redis_user.clone(),
+            password: self.redis_password.clone(),
+        })
+    }
+
+    /// Replicas each lease write must reach before it counts.
+    pub fn wait_replicas(&self) -> u8 {
+        self.redis_wait_replicas.unwrap_or(u8::from(!self.redis_sentinels.is_empty()))
+    }
+
     pub fn lease(&self) -> Duration {
         Duration::from_millis(self.lease_ms)
     }
@@ -453,13 +519,24 @@ fn parse_metrics_bind(value: &str) -> Result<SocketAddr, String> {
 }
 
 fn parse_redis_url(value: &str) -> Result<String, String> {
-    let explain = || format!("'{value}' is not a Redis URL; expected redis://host:port");
+    let explain =
+        || format!("'{value}' is not a Redis URL; expected redis://host:port or rediss://host:port");
     let url = url::Url::parse(value).map_err(|_| explain())?;
     match url.scheme() {
-        "redis" if url.host().is_some() => Ok(value.to_owned()),
-        "rediss" => Err("rediss:// (TLS) is not supported yet; use redis:// on a private network".into()),
+        "redis" | "rediss" if url.host().is_some() => Ok(value.to_owned()),
         _ => Err(explain()),
     }
+}
+
+/// A Sentinel's `host:port`.
+fn parse_host_port(value: &str) -> Result<String, String> {
+    let explain =
+        || format!("'{value}' is not a Sentinel's address; expected host:port (26379 is its usual port)");
+    let (host, port) = value.rsplit_once(':').ok_or_else(explain)?;
+    if host.is_empty() || port.parse::<u16>().map_or(true, |port| port == 0) {
+        return Err(explain());
+    }
+    Ok(value.to_owned())
 }
 
 /// A node's base URL, `http(s)://host[:port]`, without a trailing slash.
@@ -536,6 +613,15 @@ mod tests {
         assert_eq!((game.replay_memory_mb, &game.replay_dir, game.replay_dir_mb), (64, &None, 1024));
         let cluster = &defaults.cluster;
         assert_eq!((&cluster.redis_url, &cluster.node_url), (&None, &None));
+        assert_eq!(
+            (cluster.redis_sentinels.len(), &cluster.redis_master, &cluster.redis_ca),
+            (0, &None, &None)
+        );
+        assert_eq!(
+            (&cluster.redis_user, &cluster.redis_password, cluster.redis_wait_replicas),
+            (&None, &None, None)
+        );
+        assert_eq!((cluster.redis(), cluster.wait_replicas()), (None, 0), "no cluster, nothing to wait for");
         assert_eq!((cluster.lease_ms, cluster.checkpoint_ms, cluster.drain_secs), (3_000, 2_000, 10));
         assert_eq!((&defaults.ops.admin_token, defaults.ops.metrics_bind), (&None, None));
     }
@@ -547,7 +633,7 @@ mod tests {
             .get_arguments()
             .filter(|arg| !matches!(arg.get_id().as_str(), "help" | "version"))
             .collect();
-        assert_eq!(flags.len(), 40, "every field is a flag");
+        assert_eq!(flags.len(), 46, "every field is a flag");
         for arg in flags {
             let long = arg.get_long().expect("a long flag");
             let env = arg.get_env().and_then(|e| e.to_str()).unwrap_or_default();
@@ -641,6 +727,53 @@ mod tests {
         );
         let err = ServerConfig::try_parse_from(["arena-server", "--bind", "localhost"]).expect_err("no port");
         assert!(err.to_string().contains("--bind"), "should name the flag: {err}");
+    }
+
+    #[test]
+    fn redis_is_a_url_or_sentinels_with_a_master_never_both() {
+        let parse = |args: &[&str]| {
+            ServerConfig::try_parse_from(std::iter::once("arena-server").chain(args.iter().copied()))
+        };
+        let tls = parse(&["--redis-url", "rediss://arena:secret@redis.example.com:6380"])
+            .expect("rediss:// is TLS");
+        let source =
+            RedisSource::Url { url: "rediss://arena:secret@redis.example.com:6380".into(), ca: None };
+        assert_eq!((tls.cluster.redis(), tls.cluster.wait_replicas()), (Some(source), 0));
+        let sentinels = parse(&[
+            "--redis-sentinel",
+            "10.0.0.5:26379,10.0.0.6:26379",
+            "--redis-sentinel",
+            "10.0.0.7:26379",
+            "--redis-master",
+            "arena",
+            "--redis-password",
+            "secret",
+        ])
+        .expect("three Sentinels");
+        let source = RedisSource::Sentinel {
+            sentinels: vec!["10.0.0.5:26379".into(), "10.0.0.6:26379".into(), "10.0.0.7:26379".into()],
+            master: "arena".into(),
+            user: None,
+            password: Some("secret".into()),
+        };
+        assert_eq!((sentinels.cluster.redis(), sentinels.cluster.wait_replicas()), (Some(source), 1));
+        let unwaited =
+            parse(&["--redis-sentinel", "a:1", "--redis-master", "m", "--redis-wait-replicas", "0"]);
+        assert_eq!(unwaited.expect("valid").cluster.wait_replicas(), 0);
+        let mistakes: [(&[&str], &str); 5] = [
+            (&["--redis-sentinel", "10.0.0.5:26379"], "--redis-master"),
+            (&["--redis-master", "arena"], "--redis-sentinel"),
+            (
+                &["--redis-url", "redis://a:1", "--redis-sentinel", "b:2", "--redis-master", "m"],
+                "cannot be used with",
+            ),
+            (&["--redis-sentinel", "10.0.0.5", "--redis-master", "m"], "not a Sentinel's address"),
+            (&["--redis-ca", "Cargo.toml"], "--redis-url"),
+        ];
+        for (args, says) in mistakes {
+            let err = parse(args).expect_err("a mistake");
+            assert!(err.to_string().contains(says), "{args:?} should say {says:?}: {err}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! process, for a cluster's crash and drain drills.
 
 pub mod browser;
+pub mod frames;
 pub mod node;
 pub mod redis;
 

@@ -18,7 +18,8 @@ pub struct Node {
     log: PathBuf,
     /// The binary, its cluster's Redis and its flags, for a restart.
     binary: PathBuf,
-    redis: String,
+    /// How it finds the cluster's Redis (`--redis-url URL`, or Sentinels).
+    cluster: Vec<String>,
     args: Vec<String>,
     _dir: tempfile::TempDir,
 }
@@ -27,6 +28,25 @@ impl Node {
     /// Starts `binary` as a node of the cluster on `redis`, with `args`
     /// after the cluster's own flags.
     pub async fn start(binary: &str, redis: &str, args: &[&str]) -> anyhow::Result<Node> {
+        Self::start_in(binary, &["--redis-url".to_owned(), redis.to_owned()], args).await
+    }
+
+    /// Starts `binary` as a node of the cluster whose Redis the Sentinels
+    /// at `sentinels` name `master`.
+    pub async fn start_sentinel(
+        binary: &str,
+        sentinels: &[String],
+        master: &str,
+        args: &[&str],
+    ) -> anyhow::Result<Node> {
+        let mut cluster = vec!["--redis-master".to_owned(), master.to_owned()];
+        for sentinel in sentinels {
+            cluster.extend(["--redis-sentinel".to_owned(), sentinel.clone()]);
+        }
+        Self::start_in(binary, &cluster, args).await
+    }
+
+    async fn start_in(binary: &str, cluster: &[String], args: &[&str]) -> anyhow::Result<Node> {
         let binary = PathBuf::from(binary);
         let dir = tempfile::tempdir()?;
         let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
@@ -34,8 +54,8 @@ impl Node {
             let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
             let log = dir.path().join(format!("node-{port}.log"));
             std::fs::File::create(&log)?;
-            if let Some(child) = spawn(&binary, port, &log, redis, &args).await? {
-                return Ok(Node { port, child, log, binary, redis: redis.to_owned(), args, _dir: dir });
+            if let Some(child) = spawn(&binary, port, &log, cluster, &args).await? {
+                return Ok(Node { port, child, log, binary, cluster: cluster.to_vec(), args, _dir: dir });
             }
         }
         bail!("arena-server did not start")
@@ -46,7 +66,7 @@ impl Node {
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         anyhow::ensure!(self.child.try_wait()?.is_some(), "the node is still running");
         for _ in 0..20 {
-            if let Some(child) = spawn(&self.binary, self.port, &self.log, &self.redis, &self.args).await? {
+            if let Some(child) = spawn(&self.binary, self.port, &self.log, &self.cluster, &self.args).await? {
                 self.child = child;
                 return Ok(());
             }
@@ -114,12 +134,13 @@ async fn spawn(
     binary: &Path,
     port: u16,
     log: &Path,
-    redis: &str,
+    cluster: &[String],
     args: &[String],
 ) -> anyhow::Result<Option<Child>> {
     let output = || std::fs::File::options().append(true).open(log);
     let mut child = Command::new(binary)
-        .args(["--bind", &format!("127.0.0.1:{port}"), "--redis-url", redis])
+        .args(["--bind", &format!("127.0.0.1:{port}")])
+        .args(cluster)
         .args(["--node-url", &format!("http://127.0.0.1:{port}")])
         .args(args)
         .env("RUST_LOG", "info,arena_server=debug")

@@ -5,11 +5,12 @@
 
 use std::time::Duration;
 
-use arena_bots::ws::{ClientError, Incoming};
+use arena_bots::ws::ClientError;
 use arena_server::cluster::lease::{Lease, Leases};
-use arena_server::cluster::redis::{Redis, RedisError};
+use arena_server::cluster::redis::RedisError;
 use arena_server::cluster::registry::{NodeInfo, Nodes};
-use arena_shared::protocol::{RejectReason, RoomRequest, ServerMsg};
+use arena_shared::protocol::{RejectReason, RoomRequest};
+use arena_tests::frames::{record_frames, worst_gap};
 use arena_tests::redis::RedisServer;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -20,9 +21,9 @@ async fn twenty_concurrent_claims_of_one_code_give_exactly_one_owner() -> anyhow
     // Twenty nodes, each with its own connection, claim at once.
     let mut claims = tokio::task::JoinSet::new();
     for node in 0..20 {
-        let url = redis.url();
+        let redis = redis.connect(TIMEOUT).await?;
         claims.spawn(async move {
-            let leases = Leases(Redis::connect(&url, TIMEOUT).await?);
+            let leases = Leases(redis);
             let epoch = leases.claim("abcdefghjk", &format!("node-{node}"), Duration::from_secs(10)).await?;
             anyhow::Ok((node, epoch))
         });
@@ -35,7 +36,7 @@ async fn twenty_concurrent_claims_of_one_code_give_exactly_one_owner() -> anyhow
     }
     assert_eq!(winners.len(), 1, "exactly one owner: {winners:?}");
     let (node, epoch) = winners[0];
-    let leases = Leases(Redis::connect(&redis.url(), TIMEOUT).await?);
+    let leases = Leases(redis.connect(TIMEOUT).await?);
     assert_eq!(leases.owner("abcdefghjk").await?, Some(Lease { epoch, node: format!("node-{node}") }));
     Ok(())
 }
@@ -43,7 +44,7 @@ async fn twenty_concurrent_claims_of_one_code_give_exactly_one_owner() -> anyhow
 #[tokio::test]
 async fn only_the_holder_renews_or_releases_and_epochs_only_grow() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
-    let leases = Leases(Redis::connect(&redis.url(), TIMEOUT).await?);
+    let leases = Leases(redis.connect(TIMEOUT).await?);
     // Margins a loaded machine keeps: renewals every 300 ms of a 1 s lease.
     let ttl = Duration::from_secs(1);
     let first = Lease { epoch: leases.claim("room", "a", ttl).await?.expect("free"), node: "a".into() };
@@ -77,7 +78,7 @@ async fn only_the_holder_renews_or_releases_and_epochs_only_grow() -> anyhow::Re
 #[tokio::test]
 async fn saved_rooms_are_read_from_their_index_and_a_forgotten_room_leaves_no_key() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
-    let leases = Leases(Redis::connect(&redis.url(), TIMEOUT).await?);
+    let leases = Leases(redis.connect(TIMEOUT).await?);
     let ttl = Duration::from_secs(10);
     let mut held = Vec::new();
     for code in ["aaaa", "bbbb", "cccc"] {
@@ -106,7 +107,7 @@ async fn saved_rooms_are_read_from_their_index_and_a_forgotten_room_leaves_no_ke
 #[tokio::test]
 async fn nodes_appear_while_they_beat_and_vanish_within_a_ttl() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
-    let nodes = Nodes(Redis::connect(&redis.url(), TIMEOUT).await?);
+    let nodes = Nodes(redis.connect(TIMEOUT).await?);
     let node = |id: &str| NodeInfo {
         node: id.to_owned(),
         url: format!("https://{id}.example.com"),
@@ -129,7 +130,7 @@ async fn nodes_appear_while_they_beat_and_vanish_within_a_ttl() -> anyhow::Resul
 #[tokio::test]
 async fn an_unreachable_redis_is_an_error_within_the_timeout_not_a_hang() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
-    let leases = Leases(Redis::connect(&redis.url(), Duration::from_millis(500)).await?);
+    let leases = Leases(redis.connect(Duration::from_millis(500)).await?);
     assert!(leases.claim("room", "a", Duration::from_secs(5)).await?.is_some());
     redis.kill().await;
     let started = std::time::Instant::now();
@@ -137,6 +138,7 @@ async fn an_unreachable_redis_is_an_error_within_the_timeout_not_a_hang() -> any
     let lost_redis = |e: &RedisError| match e {
         RedisError::Timeout(_) => true,
         RedisError::Redis(e) => e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal(),
+        RedisError::NotReplicated { .. } | RedisError::Ca(_) => false,
     };
     assert!(
         matches!(&renewed, Err(e) if lost_redis(e)),
@@ -217,37 +219,6 @@ async fn without_redis_a_node_is_a_cluster_of_one() -> anyhow::Result<()> {
     assert_eq!(body["nodes"].as_array().map(Vec::len), Some(1), "itself: {body}");
     alone.stop().await?;
     Ok(())
-}
-
-/// Frames a player received: when, and for which tick.
-type Arrivals = std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, u32)>>>;
-
-/// Reads `client`'s frames into the returned list until its socket ends.
-fn record_frames(mut client: arena_bots::ws::WsClient) -> Arrivals {
-    let arrivals = Arrivals::default();
-    let recorded = arrivals.clone();
-    tokio::spawn(async move {
-        while let Ok(incoming) = client.recv().await {
-            match incoming {
-                Incoming::Msg(ServerMsg::Frame(frame)) => {
-                    recorded.lock().expect("not poisoned").push((std::time::Instant::now(), frame.tick))
-                }
-                Incoming::Msg(_) => {}
-                Incoming::Closed(_) => return,
-            }
-        }
-    });
-    arrivals
-}
-
-/// The longest wait between two frames received after `since`, and the
-/// largest step in tick numbers between them.
-fn worst_gap(arrivals: &Arrivals, since: std::time::Instant) -> (Duration, u32) {
-    let arrivals = arrivals.lock().expect("not poisoned");
-    let after: Vec<_> = arrivals.iter().filter(|(at, _)| *at >= since).collect();
-    after.windows(2).fold((Duration::ZERO, 0), |(gap, step), pair| {
-        (gap.max(pair[1].0 - pair[0].0), step.max(pair[1].1.wrapping_sub(pair[0].1)))
-    })
 }
 
 #[tokio::test]

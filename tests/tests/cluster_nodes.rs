@@ -10,8 +10,10 @@ use std::time::Duration;
 use arena_bots::ws::{ClientError, Incoming, WsClient};
 use arena_bots::{Behaviour, BotRecord, Live, Outcome, RoomPlan, SwarmConfig, run_swarm};
 use arena_client_core::session::{ClientSession, JoinRequest, websocket_url};
+use arena_server::cluster::lease::Leases;
 use arena_server::cluster::listing::Listings;
 use arena_server::cluster::redis::Redis;
+use arena_server::config::RedisSource;
 use arena_shared::protocol::{Moved, RoomRequest, ServerMsg, close};
 use arena_tests::node::{Node, knowing_each_other};
 use arena_tests::redis::RedisServer;
@@ -257,7 +259,7 @@ async fn quick_join(url: &str, name: &str) -> anyhow::Result<(WsClient, ClientSe
 
 /// The cluster's listing of public rooms, as Redis holds it: code → players.
 async fn listed(redis: &RedisServer) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
-    let listings = Listings(Redis::connect(&redis.url(), Duration::from_secs(2)).await?);
+    let listings = Listings(redis.connect(Duration::from_secs(2)).await?);
     Ok(listings.read().await?.into_iter().map(|room| (room.code, room.players)).collect())
 }
 
@@ -405,5 +407,39 @@ async fn a_rolling_restart_of_every_node_keeps_every_player_and_point() -> anyho
     }
     let moved = records.iter().filter(|record| record.reconnects > 0).count();
     check(moved == 60, &format!("every bot's room moved at least once, not {moved}"), &all);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_node_uses_a_redis_over_tls_with_a_password_given_its_ca_and_is_refused_without()
+-> anyhow::Result<()> {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
+    let dir = tempfile::tempdir()?;
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, made.cert.pem())?;
+    std::fs::write(&key, made.signing_key.serialize_pem())?;
+    let redis = RedisServer::start_tls(&cert, &key, "s3cret-pass").await?;
+    let url = |password: &str| format!("rediss://:{password}@localhost:{}", redis.port);
+    let connect = |url: String, ca: Option<std::path::PathBuf>| async move {
+        Redis::connect(&RedisSource::Url { url, ca }, Duration::from_secs(2), 0).await
+    };
+
+    let leases = Leases(connect(url("s3cret-pass"), Some(cert.clone())).await?);
+    assert!(leases.claim("room", "a", Duration::from_secs(5)).await?.is_some(), "a lease over TLS");
+    let refused = connect(url("s3cret-pass"), None).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(refused.contains("certificate"), "the system's roots do not know this CA: {refused}");
+    let refused =
+        connect(url("wrong"), Some(cert.clone())).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(refused.contains("Password authentication failed"), "a wrong password is refused: {refused}");
+
+    // A node from the command line: it registers and leases a new room.
+    let ca = cert.to_string_lossy().into_owned();
+    let mut args = vec!["--redis-ca", &ca];
+    args.extend_from_slice(NODE_ARGS);
+    let node = Node::start(NODE, &url("s3cret-pass"), &args).await?;
+    knowing_each_other(&[&node]).await?;
+    let (_host, host) = hello(&node.ws_url(), create_private("host")).await?;
+    let code = host.room().expect("welcomed").code().to_owned();
+    assert_eq!(leases.owner(&code).await?.map(|lease| lease.epoch), Some(1), "leased through TLS");
     Ok(())
 }

@@ -9,7 +9,10 @@
 //! or release it: a node whose lease expired and was taken by another
 //! cannot renew the other's, even with the same node id, because the epoch
 //! differs. A node that cannot renew before its lease runs out must stop
-//! running the room (fencing); the caller does that.
+//! running the room (fencing); the caller does that. Taking, renewing and
+//! handing over a lease wait for `--redis-wait-replicas` replicas
+//! ([`Redis::run_replicated`]): a write a failover could lose never lets a
+//! room run.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -146,7 +149,7 @@ impl Leases {
         floor: u64,
     ) -> Result<Option<u64>, RedisError> {
         self.0
-            .run(&CLAIM, |call| {
+            .run_replicated(&CLAIM, |call| {
                 call.key(keys::lease(code)).key(keys::epoch(code));
                 call.arg(node).arg(millis(ttl)).arg(EPOCH_KEEP_MS).arg(floor);
             })
@@ -166,7 +169,7 @@ impl Leases {
     ) -> Result<Option<u64>, RedisError> {
         let epoch: u64 = self
             .0
-            .run(&TRANSFER, |call| {
+            .run_replicated(&TRANSFER, |call| {
                 call.key(keys::lease(code))
                     .key(keys::epoch(code))
                     .key(keys::state(code))
@@ -227,7 +230,7 @@ impl Leases {
     pub async fn renew(&self, code: &str, lease: &Lease, ttl: Duration) -> Result<bool, RedisError> {
         let renewed: i64 = self
             .0
-            .run(&RENEW, |call| {
+            .run_replicated(&RENEW, |call| {
                 call.key(keys::lease(code)).key(keys::epoch(code));
                 call.arg(value(lease)).arg(millis(ttl)).arg(EPOCH_KEEP_MS);
             })

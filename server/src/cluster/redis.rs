@@ -7,40 +7,77 @@
 //! alive) and [`super::orders::Orders`] (the operators' reports and
 //! orders).
 
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use redis::{AsyncCommands, FromRedisValue, Script, ScriptInvocation};
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+use redis::{
+    AsyncCommands, Client, FromRedisValue, RedisConnectionInfo, Script, ScriptInvocation, TlsCertificates,
+};
 
-/// The cluster's Redis did not answer.
+use crate::config::RedisSource;
+
+/// The cluster's Redis did not answer, or not as it must.
 #[derive(Debug, thiserror::Error)]
 pub enum RedisError {
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
+    #[error("only {acked} of the {wanted} replicas asked for have the write")]
+    NotReplicated { acked: i64, wanted: u8 },
+    #[error("the Redis CA file: {0}")]
+    Ca(#[from] std::io::Error),
 }
 
-/// One connection to the cluster's Redis; cheap to clone.
+/// How often a node asks the Sentinels where the primary is.
+const FOLLOW_EVERY: Duration = Duration::from_millis(250);
+
+/// One connection to the cluster's Redis; cheap to clone. Behind Sentinels
+/// it is replaced when a failover names another primary.
 #[derive(Clone)]
 pub struct Redis {
-    conn: ConnectionManager,
+    conn: Arc<RwLock<ConnectionManager>>,
     /// Every call gives up after this long (a partitioned Redis must not
     /// hold a room's renewal past its lease).
     timeout: Duration,
+    /// Replicas a lease write must reach before it counts (`WAIT`).
+    wait_replicas: u8,
 }
 
 impl Redis {
-    /// Connects to `url` (`redis://host:port[/db]`); calls time out after
-    /// `timeout`.
-    pub async fn connect(url: &str, timeout: Duration) -> Result<Self, RedisError> {
-        let client = redis::Client::open(url)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_max_delay(Duration::from_secs(2));
-        let conn = within(timeout, ConnectionManager::new_with_config(client, config)).await?;
-        Ok(Redis { conn, timeout })
+    /// Connects to the Redis `source` names; calls time out after
+    /// `timeout`; lease writes wait for `wait_replicas` replicas.
+    pub async fn connect(
+        source: &RedisSource,
+        timeout: Duration,
+        wait_replicas: u8,
+    ) -> Result<Self, RedisError> {
+        let (client, sentinel) = match source {
+            RedisSource::Url { url, ca: None } => (Client::open(url.as_str())?, None),
+            RedisSource::Url { url, ca: Some(ca) } => {
+                let root_cert = Some(std::fs::read(ca)?);
+                (Client::build_with_tls(url.as_str(), TlsCertificates { client_tls: None, root_cert })?, None)
+            }
+            RedisSource::Sentinel { sentinels, master, user, password } => {
+                let mut sentinel = sentinel_client(sentinels, master, user.as_deref(), password.as_deref())?;
+                let client = within(timeout, sentinel.async_get_client()).await?;
+                (client, Some(sentinel))
+            }
+        };
+        let addr = client.get_connection_info().addr().to_string();
+        let conn = manager(client, timeout).await?;
+        let redis = Redis { conn: Arc::new(RwLock::new(conn)), timeout, wait_replicas };
+        if let Some(sentinel) = sentinel {
+            tokio::spawn(follow(Arc::downgrade(&redis.conn), sentinel, addr, timeout));
+        }
+        Ok(redis)
+    }
+
+    /// The connection now.
+    fn conn(&self) -> ConnectionManager {
+        self.conn.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Runs `script` with the keys and arguments `call` adds.
@@ -51,25 +88,51 @@ impl Redis {
     ) -> Result<T, RedisError> {
         let mut invocation = script.prepare_invoke();
         call(&mut invocation);
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         within(self.timeout, invocation.invoke_async(&mut conn)).await
+    }
+
+    /// [`Redis::run`] for a write that a room's right to run rests on (a
+    /// lease taken, renewed or handed over): it counts only once
+    /// `--redis-wait-replicas` replicas have it, so a failover cannot lose
+    /// it. Otherwise `NotReplicated` (the write may be on the primary alone).
+    pub async fn run_replicated<T: FromRedisValue>(
+        &self,
+        script: &Script,
+        call: impl FnOnce(&mut ScriptInvocation<'_>),
+    ) -> Result<T, RedisError> {
+        let mut invocation = script.prepare_invoke();
+        call(&mut invocation);
+        // One connection for both: WAIT covers the writes made through it.
+        let mut conn = self.conn();
+        let answer = within(self.timeout, invocation.invoke_async(&mut conn)).await?;
+        if self.wait_replicas > 0 {
+            let wait = millis(self.timeout * 3 / 4);
+            let mut command = redis::cmd("WAIT");
+            command.arg(self.wait_replicas).arg(wait);
+            let acked: i64 = within(self.timeout, command.query_async(&mut conn)).await?;
+            if acked < i64::from(self.wait_replicas) {
+                return Err(RedisError::NotReplicated { acked, wanted: self.wait_replicas });
+            }
+        }
+        Ok(answer)
     }
 
     /// Runs a pipeline (atomic where it says so).
     pub async fn pipe<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, RedisError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         within(self.timeout, pipe.query_async(&mut conn)).await
     }
 
     /// `GET key`.
     pub async fn get<T: FromRedisValue>(&self, key: &str) -> Result<T, RedisError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         within(self.timeout, conn.get(key)).await
     }
 
     /// How long one round trip takes now (a `PING`).
     pub async fn ping(&self) -> Result<Duration, RedisError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let started = std::time::Instant::now();
         within(self.timeout, redis::cmd("PING").query_async::<()>(&mut conn)).await?;
         Ok(started.elapsed())
@@ -232,6 +295,70 @@ pub mod keys {
 /// A duration as Redis's milliseconds, never 0 (a zero TTL is an error).
 pub fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// A connection that reconnects by itself to the address of `client`.
+async fn manager(client: Client, timeout: Duration) -> Result<ConnectionManager, RedisError> {
+    // One plain attempt first: a certificate or a password Redis refuses is
+    // said as it is, not hidden behind the manager's retries and a timeout.
+    drop(within(timeout, client.get_multiplexed_async_connection()).await?);
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_max_delay(Duration::from_secs(2));
+    within(timeout, ConnectionManager::new_with_config(client, config)).await
+}
+
+/// Asks `sentinels` for the primary named `master`.
+fn sentinel_client(
+    sentinels: &[String],
+    master: &str,
+    user: Option<&str>,
+    password: Option<&str>,
+) -> Result<SentinelClient, RedisError> {
+    let urls: Vec<String> = sentinels.iter().map(|address| format!("redis://{address}")).collect();
+    let mut settings = RedisConnectionInfo::default();
+    if let Some(password) = password {
+        settings = settings.set_password(password);
+    }
+    if let Some(user) = user {
+        settings = settings.set_username(user);
+    }
+    let node = SentinelNodeConnectionInfo::default().set_redis_connection_info(settings);
+    Ok(SentinelClient::build(urls, master, Some(node), SentinelServerType::Master)?)
+}
+
+/// Follows the primary the Sentinels name: every [`FOLLOW_EVERY`] it asks
+/// them, and when they name another address (a failover) the connection is
+/// replaced. Ends with the last [`Redis`] that used it.
+async fn follow(
+    conn: Weak<RwLock<ConnectionManager>>,
+    mut sentinel: SentinelClient,
+    mut addr: String,
+    timeout: Duration,
+) {
+    let mut ticks = tokio::time::interval(FOLLOW_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if conn.strong_count() == 0 {
+            return;
+        }
+        let Ok(client) = within(timeout, sentinel.async_get_client()).await else { continue };
+        let named = client.get_connection_info().addr().to_string();
+        if named == addr {
+            continue;
+        }
+        match manager(client, timeout).await {
+            Ok(manager) => {
+                let Some(shared) = conn.upgrade() else { return };
+                *shared.write().unwrap_or_else(std::sync::PoisonError::into_inner) = manager;
+                tracing::warn!(from = %addr, to = %named, "the Sentinels name a new Redis primary: following it");
+                addr = named;
+            }
+            Err(e) => tracing::debug!(primary = %named, "cannot reach the new Redis primary yet: {e}"),
+        }
+    }
 }
 
 async fn within<T>(

@@ -17,7 +17,7 @@ use crate::cluster::lease::Leases;
 use crate::cluster::listing::Listings;
 use crate::cluster::orders::Orders;
 use crate::cluster::redis::{Redis, RedisError, keys};
-use crate::config::{ClusterConfig, NetworkConfig};
+use crate::config::{ClusterConfig, NetworkConfig, RedisSource};
 
 /// What a node shows the cluster (no room codes: private ones stay private).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,7 +35,9 @@ pub struct NodeInfo {
 pub struct Cluster {
     pub node: String,
     pub url: String,
-    redis_url: Option<String>,
+    source: Option<RedisSource>,
+    /// Replicas each lease write must reach (`--redis-wait-replicas`).
+    wait_replicas: u8,
     lease: Duration,
     redis: RwLock<Option<Redis>>,
     /// The live nodes as last read from the registry (this one included).
@@ -54,7 +56,8 @@ impl Cluster {
         Arc::new(Cluster {
             node: format!("{id:016x}"),
             url,
-            redis_url: config.redis_url.clone(),
+            source: config.redis(),
+            wait_replicas: config.wait_replicas(),
             lease: config.lease(),
             redis: RwLock::new(None),
             known: RwLock::new(Vec::new()),
@@ -63,7 +66,7 @@ impl Cluster {
     }
 
     pub fn is_on(&self) -> bool {
-        self.redis_url.is_some()
+        self.source.is_some()
     }
 
     /// How long a lease lives without renewal.
@@ -94,11 +97,11 @@ impl Cluster {
     /// The cluster's Redis, connecting first if need be: `None` outside
     /// cluster mode.
     pub async fn connected(&self) -> Option<Result<Redis, RedisError>> {
-        let url = self.redis_url.as_deref()?;
+        let source = self.source.as_ref()?;
         if let Some(redis) = self.redis() {
             return Some(Ok(redis));
         }
-        Some(Redis::connect(url, self.lease / 3).await.inspect(|redis| {
+        Some(Redis::connect(source, self.lease / 3, self.wait_replicas).await.inspect(|redis| {
             *self.redis.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(redis.clone());
             tracing::info!(node = %self.node, url = %self.url, "joined the cluster");
         }))
