@@ -14,6 +14,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::brain::Brain;
 use crate::config::{RoomTicket, SwarmConfig};
+use crate::nodes::KnownNodes;
 use crate::record::{BotRecord, Outcome};
 use crate::ws::{ClientError, Incoming, WsClient, WsReceiver, WsSender};
 use arena_client_core::conditioner::DelayLine;
@@ -58,11 +59,12 @@ struct Bot {
 
 /// Runs bot `index` for the swarm's duration; its record says how it went.
 /// A `Moved` is followed, and with `--reconnect-secs` a dropped connection
-/// is resumed (at the node it was on, else at `--url`).
+/// is resumed (at the node it was on, else at `--url`, else at the other
+/// `nodes` of the cluster in turn).
 pub(crate) async fn run_bot(
     index: usize,
     mut ticket: RoomTicket,
-    config: Arc<SwarmConfig>,
+    (config, nodes): (Arc<SwarmConfig>, Arc<KnownNodes>),
     live: Arc<Live>,
     clock: Instant,
 ) -> BotRecord {
@@ -84,7 +86,7 @@ pub(crate) async fn run_bot(
         let outcome = bot.play(&mut tx, &mut rx, deadline).await;
         bytes = (bytes.0 + tx.bytes_up, bytes.1 + rx.bytes_down);
         let Some(url) = bot.where_next(&outcome, &config) else { break outcome };
-        match bot.reconnect(url, &config, deadline).await {
+        match bot.reconnect(url, (&config, &nodes), deadline).await {
             Ok(next) => client = next,
             Err(outcome) => break outcome,
         }
@@ -327,13 +329,14 @@ impl Bot {
         (dropped && config.reconnect.is_some()).then(|| self.url.clone())
     }
 
-    /// Takes the seat back at `url` (then at `--url`, retrying with backoff
-    /// within `--reconnect-secs`, at least 10 s after a `Moved`), and
-    /// records the gap and whether the player and its points came through.
+    /// Takes the seat back at `url` (then at `--url` and the cluster's other
+    /// nodes in turn, retrying with backoff within `--reconnect-secs`, at
+    /// least 10 s after a `Moved`), and records the gap and whether the
+    /// player and its points came through.
     async fn reconnect(
         &mut self,
         url: String,
-        config: &SwarmConfig,
+        (config, nodes): (&SwarmConfig, &KnownNodes),
         deadline: Instant,
     ) -> Result<WsClient, Outcome> {
         let lost = Instant::now();
@@ -343,7 +346,9 @@ impl Bot {
             .session
             .room()
             .map(|room| (room.you(), room.me().map_or(0, |me| me.score), room.round().number));
-        let (mut target, mut wait) = (url, Duration::from_millis(100));
+        let (mut target, mut wait) = (url.clone(), Duration::from_millis(100));
+        // The node it was on may be gone: then every other one, in turn.
+        let mut elsewhere = Vec::new().into_iter();
         loop {
             let attempt = open(&target, self.session.rejoin(), config, self.clock);
             let error = match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
@@ -365,8 +370,13 @@ impl Bot {
             }
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(1));
-            // The node it was on may be gone: ask the one it started at.
-            target = config.url.clone();
+            target = match elsewhere.next() {
+                Some(next) => next,
+                None => {
+                    elsewhere = nodes.after(&url, &config.url).into_iter();
+                    elsewhere.next().unwrap_or_else(|| config.url.clone())
+                }
+            };
         }
     }
 

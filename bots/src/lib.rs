@@ -24,6 +24,7 @@ pub mod brain;
 pub mod config;
 pub mod flags;
 pub mod http;
+pub mod nodes;
 pub mod record;
 pub mod report;
 pub mod swarm;

@@ -4,7 +4,8 @@
 //! jitter, so pages that lost the same server do not come back in step), and
 //! what to tell the player meanwhile; and, in a cluster, which node: the
 //! one a `Moved` named (followed at once, once per attempt), else the one
-//! the page came from. The browser app keeps one
+//! the page came from, and when a node does not answer at all (it died),
+//! the next of the cluster's nodes the page learned from `/api/cluster`. The browser app keeps one
 //! [`Reconnect`] and asks it after every close; the tests below drive it
 //! natively.
 
@@ -67,6 +68,10 @@ pub struct Reconnect {
     welcomed_now: bool,
     /// Watch the link's room instead of playing in it (`?watch`).
     watch: bool,
+    /// The cluster's nodes' WebSocket URLs, as last learned.
+    nodes: Vec<String>,
+    /// Where the current attempt went.
+    attempted: Option<String>,
     /// The jitter's random state (splitmix64), seeded by the page from the
     /// browser's randomness.
     jitter: u64,
@@ -105,8 +110,23 @@ impl Reconnect {
             follow: Follow::Idle,
             welcomed_now: false,
             watch: false,
+            nodes: Vec::new(),
+            attempted: None,
             jitter: seed,
         }
+    }
+
+    /// The cluster's nodes (WebSocket URLs, `/api/cluster`'s), tried in
+    /// turn when the node an attempt went to does not answer.
+    pub fn learn_nodes(&mut self, nodes: Vec<String>) {
+        self.nodes = nodes;
+    }
+
+    /// The node after `failed` among the known ones, if another is known.
+    fn node_after(&self, failed: &str) -> Option<String> {
+        let at = self.nodes.iter().position(|node| node == failed).map_or(0, |i| i + 1);
+        let count = self.nodes.len();
+        (0..count).map(|k| &self.nodes[(at + k) % count]).find(|node| *node != failed).cloned()
     }
 
     /// The next wait after a failure: the backoff with equal jitter, a
@@ -144,7 +164,9 @@ impl Reconnect {
         if self.follow == Follow::Due {
             self.follow = Follow::Trying;
         }
-        self.away.clone().unwrap_or_else(|| home.to_owned())
+        let url = self.away.clone().unwrap_or_else(|| home.to_owned());
+        self.attempted = Some(url.clone());
+        url
     }
 
     /// The server says the room is played at another node: follow at once
@@ -254,9 +276,14 @@ impl Reconnect {
             return After::Wait { retry_at: Some(now) };
         }
         if !self.welcomed_now {
-            // That node did not take us (it may be gone): ask the page's own
-            // server next, which knows where the room went.
-            self.away = None;
+            // That node did not take us: ask the page's own server next,
+            // which knows where the room went; but a node that did not
+            // answer at all may be dead (the page's own too): the next one.
+            let silent = rejection.is_none();
+            self.away = match &self.attempted {
+                Some(failed) if silent => self.node_after(failed),
+                _ => None,
+            };
             self.follow = Follow::Idle;
         }
         self.welcomed_now = false;
@@ -465,5 +492,32 @@ mod tests {
         assert!(policy.due(50.0) && policy.is_watching());
         let asks = policy.join_request("ada", 1);
         assert_eq!((asks.room, asks.resume), (RoomRequest::Watch { code: "abcdefghjk".into() }, None));
+    }
+
+    #[test]
+    fn a_page_whose_node_died_tries_the_clusters_other_nodes_in_turn() {
+        let (a, b, c) = ("ws://a.example.com/ws", "ws://b.example.com/ws", "ws://c.example.com/ws");
+        let mut policy = Reconnect::new(None, None, true, 7);
+        assert_eq!(policy.connecting(b), b, "the page's own node first");
+        policy.welcomed("abcdefghjk", [3; 16]);
+        policy.learn_nodes(vec![a.into(), b.into(), c.into()]);
+        // B dies: its socket drops, and B does not answer again.
+        policy.closed(None, "closed (1006)".into(), 1.0);
+        assert_eq!(policy.connecting(b), b, "the node it played on is tried once more");
+        policy.closed(None, "closed (1006)".into(), 2.0);
+        assert_eq!(policy.connecting(b), c, "then the next node");
+        policy.closed(None, "closed (1006)".into(), 3.0);
+        assert_eq!(policy.connecting(b), a, "and the next, round the list");
+        assert_eq!(policy.join_request("ada", 1).resume, Some([3; 16]), "always for the same seat");
+        // A node that answers (here: not yet) is left for the page's own,
+        // which knows where the room went.
+        let unavailable = rejected(RejectReason::Unavailable { retry_after_secs: 5 });
+        policy.closed(unavailable, "try again".into(), 4.0);
+        assert_eq!(policy.connecting(b), b);
+        // Without a list, a silent node is followed by the page's own, as before.
+        let mut alone = Reconnect::new(None, None, true, 7);
+        alone.connecting(b);
+        alone.closed(None, "closed (1006)".into(), 1.0);
+        assert_eq!(alone.connecting(b), b);
     }
 }

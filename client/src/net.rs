@@ -18,7 +18,8 @@ use super::screen::{ArenaSet, Screen};
 use super::socket::{Socket, SocketEvent};
 use arena_client_core::conditioner::{DelayLine, LinkConditions};
 use arena_client_core::reconnect::{After, Reconnect};
-use arena_client_core::session::{Change, ClientSession, Event, Room};
+use arena_client_core::session::{Change, ClientSession, Event, Room, websocket_url};
+use std::sync::{Arc, Mutex};
 
 /// How often to measure the round trip.
 const PING_EVERY_SECS: f64 = 1.0;
@@ -44,6 +45,7 @@ impl Plugin for NetPlugin {
             .insert_resource(Conditioner::from_page())
             .init_resource::<Socket>()
             .init_resource::<Session>()
+            .init_resource::<ClusterNodes>()
             .insert_state(first)
             .add_message::<SessionChange>()
             .add_systems(
@@ -53,11 +55,13 @@ impl Plugin for NetPlugin {
                     connect_when_due.run_if(in_state(Screen::Connecting).or_else(in_state(Screen::Waiting))),
                     receive,
                     transmit,
+                    learn_cluster,
                 )
                     .chain()
                     .run_if(move || !replay)
                     .in_set(ArenaSet::Network),
-            );
+            )
+            .add_systems(OnEnter(Screen::Playing), ask_cluster.run_if(move || !replay));
     }
 }
 
@@ -123,6 +127,48 @@ impl Conditioner {
             lines.down.clear();
         }
     }
+}
+
+/// The cluster's nodes (their WebSocket URLs), asked of the page's own
+/// server after each welcome: if the node the page plays on dies, the
+/// policy tries the others instead of waiting for it.
+#[derive(Resource, Default)]
+struct ClusterNodes(Arc<Mutex<Option<Vec<String>>>>);
+
+/// Asks the page's own server for the cluster's nodes (`GET /api/cluster`;
+/// outside a cluster the one node, which changes nothing).
+fn ask_cluster(url: Res<ServerUrl>, nodes: Res<ClusterNodes>) {
+    let Some(endpoint) = cluster_endpoint(&url.0) else { return };
+    let arrived = nodes.0.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        let Ok(response) = gloo_net::http::Request::get(&endpoint).send().await else { return };
+        let Ok(text) = response.text().await else { return };
+        let Ok(answer) = serde_json::from_str::<serde_json::Value>(&text) else { return };
+        let Some(listed) = answer.get("nodes").and_then(|nodes| nodes.as_array()) else { return };
+        let urls = listed.iter().filter_map(|node| websocket_url(node.get("url")?.as_str()?)).collect();
+        if let Ok(mut slot) = arrived.lock() {
+            *slot = Some(urls);
+        }
+    });
+}
+
+/// Hands the nodes that arrived to the policy.
+fn learn_cluster(nodes: Res<ClusterNodes>, mut policy: ResMut<Policy>) {
+    let Some(urls) = nodes.0.lock().ok().and_then(|mut slot| slot.take()) else { return };
+    set_body_attr("data-nodes", &urls.len().to_string());
+    policy.learn_nodes(urls);
+}
+
+/// `http(s)://host/api/cluster` for the socket URL `ws(s)://host/ws`.
+fn cluster_endpoint(ws_url: &str) -> Option<String> {
+    let (scheme, rest) = ws_url.split_once("://")?;
+    let scheme = match scheme {
+        "ws" => "http",
+        "wss" => "https",
+        _ => return None,
+    };
+    let host = rest.split(['/', '?', '#']).next().filter(|host| !host.is_empty())?;
+    Some(format!("{scheme}://{host}/api/cluster"))
 }
 
 /// Play or Create on the join screen (`data-choice` on `<body>`, with the

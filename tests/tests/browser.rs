@@ -698,6 +698,39 @@ async fn a_page_follows_its_link_to_the_node_that_runs_the_room_and_survives_its
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_whose_node_died_for_good_plays_on_through_another_node() -> anyhow::Result<()> {
+    let Some(dist) = dist() else { return Ok(()) };
+    let _one = ONE_BROWSER.lock().await;
+    let redis = RedisServer::start().await?;
+    let dist = dist.to_string_lossy().into_owned();
+    let args = ["--web-dir", dist.as_str(), "--lease-ms", "1000", "--checkpoint-ms", "200"];
+    let a = Node::start(NODE, &redis.url(), &args).await?;
+    let mut b = Node::start(NODE, &redis.url(), &args).await?;
+    knowing_each_other(&[&a, &b]).await?;
+    let mut browser = Browser::launch().await?;
+
+    // The page is B's, and plays on B; it has learned the cluster's nodes.
+    let page = open_connected(&mut browser, &format!("{}/?create&name=host", b.url())).await?;
+    let before = snapshot(&mut browser, &page).await?;
+    let (room, you) =
+        (before["room"].as_str().unwrap_or_default().to_owned(), before["you"].as_u64().expect("an id"));
+    browser.wait_for(&page, "document.body.dataset.nodes === '2'", Duration::from_secs(30)).await?;
+    let welcomed = browser.eval(&page, WELCOMES).await?.as_u64().unwrap_or_default();
+
+    // B dies and never comes back: the page finds A, which restores the
+    // room, and plays on as the same player in the same room.
+    b.kill().await?;
+    let same_player = format!("{WELCOMES} > {welcomed} && ({})", connected_as(you));
+    browser.wait_for(&page, &same_player, Duration::from_secs(30)).await?;
+    let after = snapshot(&mut browser, &page).await?;
+    assert_eq!(after["room"], room.as_str(), "the same room: {after}");
+    let health: Value = serde_json::from_slice(&http_get(a.addr(), "/healthz", &[]).await?.body)?;
+    assert_eq!(health["players"], 1, "playing on A now: {health}");
+    browser.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operators_page_drains_a_node_and_its_room_moves() -> anyhow::Result<()> {
     if dist().is_none() {
         return Ok(());

@@ -152,6 +152,32 @@ async fn a_killed_owners_room_comes_back_on_another_node_with_its_players() -> a
 }
 
 #[tokio::test]
+async fn bots_whose_node_died_for_good_find_their_room_on_another_node() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let a = Node::start(NODE, &redis.url(), NODE_ARGS).await?;
+    let mut b = Node::start(NODE, &redis.url(), NODE_ARGS).await?;
+    knowing_each_other(&[&a, &b]).await?;
+    let (_host, host) = hello(&b.ws_url(), create_private("host")).await?;
+    let code = host.room().expect("welcomed").code().to_owned();
+    // The bots start at B, which runs their room, and B never comes back:
+    // they must try A (which they know from B's /api/cluster).
+    let swarm =
+        tokio::spawn(run_swarm(bots(b.ws_url(), 6, 12, RoomPlan::Join(code)), Arc::new(Live::default())));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    b.kill().await?;
+    let records = swarm.await?;
+    let report = summary(&records);
+    eprintln!("{report}");
+    for record in &records {
+        let ok = record.outcome == Outcome::Completed && record.players_lost == 0 && record.reconnects >= 1;
+        check(ok, &format!("every bot kept its player through A:\n{report}"), &[&a]);
+        // Lease (1 s) + 2 s is the target; a loaded 2-core machine gets slack.
+        check(record.worst_gap_ms < 6_000.0, &format!("back within seconds:\n{report}"), &[&a]);
+    }
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_drained_node_hands_its_rooms_over_and_no_player_or_point_is_lost() -> anyhow::Result<()> {
     let redis = RedisServer::start().await?;
     let mut a = Node::start(NODE, &redis.url(), NODE_ARGS).await?;

@@ -6,9 +6,10 @@
 //! ([`crate::cluster::redis`]) that every gateway goes through. Without
 //! `--redis-url` the cluster is this node alone and nothing touches Redis.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -42,8 +43,18 @@ pub struct Cluster {
     redis: RwLock<Option<Redis>>,
     /// The live nodes as last read from the registry (this one included).
     known: RwLock<Vec<NodeInfo>>,
+    /// Every node URL seen in the registry lately, with when it was last
+    /// seen: a page served by a node that died may still play elsewhere.
+    remembered: RwLock<HashMap<String, Instant>>,
     draining: AtomicBool,
 }
+
+/// How long a node's URL stays a trusted page origin after the node was
+/// last seen alive: pages it served come back through other nodes.
+pub const ORIGIN_MEMORY: Duration = Duration::from_secs(600);
+
+/// At most this many node URLs are remembered (the oldest go first).
+const MAX_REMEMBERED: usize = 256;
 
 /// This node's figures for the registry: open rooms and players.
 pub type NodeLoad = Box<dyn Fn() -> (u64, u64) + Send + Sync>;
@@ -61,6 +72,7 @@ impl Cluster {
             lease: config.lease(),
             redis: RwLock::new(None),
             known: RwLock::new(Vec::new()),
+            remembered: RwLock::default(),
             draining: AtomicBool::new(false),
         })
     }
@@ -126,7 +138,7 @@ impl Cluster {
     /// steward's tests, which have no registry).
     #[cfg(test)]
     pub fn know(&self, nodes: Vec<NodeInfo>) {
-        *self.known.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = nodes;
+        self.set_known(nodes);
     }
 
     /// Node `node`'s URL, if it is alive as far as this node knows.
@@ -137,12 +149,43 @@ impl Cluster {
         self.known().into_iter().find(|info| info.node == node).map(|info| info.url)
     }
 
-    /// Whether `origin` (a page's `Origin`) is a live node of the cluster:
-    /// a page served by one node may play on any other.
+    /// Whether `origin` (a page's `Origin`) is a node of the cluster, alive
+    /// or seen alive within [`ORIGIN_MEMORY`]: a page served by one node may
+    /// play on any other, also after its own node died.
     pub fn serves_origin(&self, origin: &str) -> bool {
-        let origin = origin.trim_end_matches('/');
+        let origin = origin_key(origin);
         self.is_on()
-            && self.known().iter().any(|info| info.url.trim_end_matches('/').eq_ignore_ascii_case(origin))
+            && (self.known().iter().any(|info| origin_key(&info.url) == origin)
+                || self
+                    .remembered
+                    .read()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .contains_key(&origin))
+    }
+
+    /// Sets the live nodes as just read, remembering their URLs.
+    fn set_known(&self, nodes: Vec<NodeInfo>) {
+        self.set_known_at(nodes, Instant::now());
+    }
+
+    /// [`Cluster::set_known`] at `now`.
+    fn set_known_at(&self, nodes: Vec<NodeInfo>, now: Instant) {
+        {
+            let mut remembered = self.remembered.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+            for info in &nodes {
+                remembered.insert(origin_key(&info.url), now);
+            }
+            remembered.retain(|_, seen| now.saturating_duration_since(*seen) < ORIGIN_MEMORY);
+            while remembered.len() > MAX_REMEMBERED {
+                let Some(oldest) =
+                    remembered.iter().min_by_key(|(_, seen)| **seen).map(|(url, _)| url.clone())
+                else {
+                    break;
+                };
+                remembered.remove(&oldest);
+            }
+        }
+        *self.known.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = nodes;
     }
 
     /// Where rooms this node gives up may go: the live nodes, not this one
@@ -214,7 +257,7 @@ impl Cluster {
         let Some(redis) = self.connected().await else { return Ok(()) };
         Nodes(redis?).register(&self.me(figures), self.lease).await?;
         let nodes = self.nodes(figures).await?;
-        *self.known.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = nodes;
+        self.set_known(nodes);
         Ok(())
     }
 }
@@ -241,6 +284,11 @@ impl Nodes {
         let registered = self.0.entries(&keys::NODES).await?;
         Ok(registered.into_iter().filter_map(|(_, info)| serde_json::from_str(&info).ok()).collect())
     }
+}
+
+/// A URL or an `Origin` as compared: no trailing slash, lower case.
+fn origin_key(url: &str) -> String {
+    url.trim_end_matches('/').to_ascii_lowercase()
 }
 
 /// The URL players reach this node at, when `--node-url` does not say:
@@ -282,5 +330,26 @@ mod tests {
         let given = ClusterConfig { node_url: Some("https://eu1.example.com".into()), ..cluster.clone() };
         assert_eq!(default_url((&given, &net), &lan, 7777), "https://eu1.example.com");
         assert_eq!(default_url((&cluster, &net), &lan[..1], 9), "http://127.0.0.1:9");
+    }
+
+    #[test]
+    fn a_node_that_vanished_stays_a_trusted_origin_for_a_while() {
+        let config =
+            ClusterConfig { redis_url: Some("redis://unused".into()), ..ServerConfig::default().cluster };
+        let cluster = Cluster::new(&config, "http://a:1".into());
+        let node = |name: &str| NodeInfo {
+            node: name.into(),
+            url: format!("http://{name}:1"),
+            rooms: 0,
+            players: 0,
+            draining: false,
+        };
+        cluster.know(vec![node("a"), node("b")]);
+        assert!(cluster.serves_origin("http://B:1/"), "a live node, however spelt");
+        cluster.know(vec![node("a")]);
+        assert!(cluster.serves_origin("http://b:1"), "b died a moment ago: its pages still play");
+        assert!(!cluster.serves_origin("http://c:1"), "a node never seen is not");
+        cluster.set_known_at(vec![node("a")], Instant::now() + ORIGIN_MEMORY + Duration::from_secs(1));
+        assert!(!cluster.serves_origin("http://b:1"), "forgotten after ORIGIN_MEMORY");
     }
 }
