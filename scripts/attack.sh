@@ -6,7 +6,9 @@
 # state; what one address gets by guessing codes, opening rooms and holding
 # seats, and what newcomers see meanwhile; the tick during TLS handshake
 # floods against RSA and ECDSA certificates; operators' orders with huge
-# bodies, hosts ending rounds at will, and the replay store and folder.
+# bodies, hosts ending rounds at will, and the replay store and folder;
+# the cluster's public reads (/api/rooms, /api/cluster) and what they cost
+# its Redis.
 #
 #   scripts/attack.sh            release build; about five minutes
 #   ARENA_ATTACKS="2 6" scripts/attack.sh   only those sections
@@ -301,4 +303,37 @@ print(f"honest bots  connected {r['connected']}/20, disconnected {r['disconnecte
       f"{r['frames_per_sec']:.1f} frames/s each, tick gaps {r['tick_gaps']}")
 PY
 stop_server "after the newer doors' attacks"
+fi
+
+if want 7; then
+echo
+echo "== 7. the cluster's public reads: /api/rooms and /api/cluster as fast as 40 clients ask, against what Redis does"
+redis_port=$((port + 1))
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
+redis_pid=$!
+for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+redis_commands() { redis-cli -p "$redis_port" info stats | awk -F: '/^total_commands_processed/ {print $2+0}'; }
+start_server --redis-url "redis://127.0.0.1:$redis_port" --lease-ms 3000
+honest_bots 25
+sleep 3
+idle_before=$(redis_commands)
+sleep 5
+idle_after=$(redis_commands)
+flood_before=$(redis_commands)
+attack public-reads --count 40 --sources 10 --first-source 140 --duration 10 >"$work/p"
+flood_after=$(redis_commands)
+printf 'public reads %s\n' "$(cut -c1-200 "$work/p")"
+printf 'redis        %s commands/s with 20 players and nobody asking; %s commands/s during the reads (the listing is read at most 4 times a second)\n' \
+  "$(( (idle_after - idle_before) / 5 ))" "$(( (flood_after - flood_before) / 10 ))"
+tick_p99=$(curl -fsS "$base/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tick_micros_p99"])')
+printf 'tick         p99 %s µs over the run\n' "$tick_p99"
+wait "$honest" || true
+python3 - "$work/honest.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"honest bots  connected {r['connected']}/20, disconnected {r['disconnected']}, "
+      f"{r['frames_per_sec']:.1f} frames/s each, tick gaps {r['tick_gaps']}")
+PY
+stop_server "after the public reads"
+kill "$redis_pid" 2>/dev/null || true
 fi

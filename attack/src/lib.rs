@@ -60,6 +60,10 @@ pub enum AttackKind {
     /// round every tick until the duration ends: how many rounds, and so
     /// recordings, one host makes.
     NextRounds,
+    /// Ask `/api/rooms` and `/api/cluster` in turn on one kept-alive
+    /// connection until the duration ends: how many the server answers
+    /// (what it costs the cluster's Redis meanwhile is attack.sh's figure).
+    PublicReads,
 }
 
 #[derive(Debug, Clone)]
@@ -125,9 +129,11 @@ impl AttackReport {
         match self.kind {
             AttackKind::Reset | AttackKind::Churn => self.failed == 0 && self.finished == self.attackers,
             // What these cost the game is measured beside them (attack.sh).
-            AttackKind::TlsFlood | AttackKind::Guess | AttackKind::OpenRooms | AttackKind::NextRounds => {
-                self.failed == 0
-            }
+            AttackKind::TlsFlood
+            | AttackKind::Guess
+            | AttackKind::OpenRooms
+            | AttackKind::NextRounds
+            | AttackKind::PublicReads => self.failed == 0,
             _ => self.closed_by_server == self.attackers,
         }
     }
@@ -148,7 +154,11 @@ impl AttackReport {
             self.failed,
             self.elapsed_secs,
         ) + &match self.kind {
-            AttackKind::TlsFlood | AttackKind::Guess | AttackKind::OpenRooms | AttackKind::NextRounds => {
+            AttackKind::TlsFlood
+            | AttackKind::Guess
+            | AttackKind::OpenRooms
+            | AttackKind::NextRounds
+            | AttackKind::PublicReads => {
                 format!(
                     "  done {} ({:.2}/s), refused {}",
                     self.completed,
@@ -241,6 +251,7 @@ async fn attack_one(config: &AttackConfig, index: usize) -> Ended {
         AttackKind::OpenRooms => repeat_hello(config, source, Ask::OpenRoom).await,
         AttackKind::AdminBody => admin_body(config, source).await,
         AttackKind::NextRounds => next_rounds(config, source).await,
+        AttackKind::PublicReads => public_reads(config, source).await,
     };
     result.unwrap_or_else(Ended::Failed)
 }
@@ -516,6 +527,24 @@ async fn admin_body(config: &AttackConfig, source: Option<IpAddr>) -> Result<End
         ended = watch => Ok(ended),
         () = upload => Ok(Ended::Finished),
     }
+}
+
+async fn public_reads(config: &AttackConfig, source: Option<IpAddr>) -> Result<Ended, String> {
+    let addr = server_addr(&config.url).await?;
+    let http = arena_bots::http::Http::from_address(source, None, Duration::from_secs(2), 1 << 20)
+        .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + config.duration;
+    let (mut completed, mut refused) = (0, 0);
+    for path in ["/api/rooms", "/api/cluster"].iter().cycle() {
+        if Instant::now() >= deadline {
+            break;
+        }
+        match http.get(&format!("http://{addr}{path}")).await {
+            Ok(response) if response.status == 200 => completed += 1,
+            _ => refused += 1,
+        }
+    }
+    Ok(Ended::Tallied { completed, refused })
 }
 
 async fn next_rounds(config: &AttackConfig, source: Option<IpAddr>) -> Result<Ended, String> {
