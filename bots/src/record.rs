@@ -79,6 +79,12 @@ pub struct BotRecord {
     /// the round in progress.
     pub reconnects: u32,
     pub worst_gap_ms: f64,
+    /// The longest time between two frames, ms: a room paused, moved or
+    /// failed over, or a reconnect, as the player saw it.
+    pub longest_silence_ms: f64,
+    /// When the last frame came.
+    #[serde(skip)]
+    pub last_frame_at: Option<std::time::Instant>,
     pub players_lost: u32,
     pub points_lost: i64,
     #[serde(skip)]
@@ -116,6 +122,8 @@ impl BotRecord {
             frame_bytes: FrameBytes::default(),
             reconnects: 0,
             worst_gap_ms: 0.0,
+            longest_silence_ms: 0.0,
+            last_frame_at: None,
             players_lost: 0,
             points_lost: 0,
             first_pos: BTreeMap::new(),
@@ -130,6 +138,10 @@ impl BotRecord {
         }
         self.first_tick.get_or_insert(frame.tick);
         self.last_tick = Some(frame.tick);
+        let now = std::time::Instant::now();
+        if let Some(last) = self.last_frame_at.replace(now) {
+            self.longest_silence_ms = self.longest_silence_ms.max(now.duration_since(last).as_secs_f64() * 1000.0);
+        }
         self.frames += 1;
         self.max_ack = self.max_ack.max(frame.ack_seq);
         let header = encoded_len(&(2u32, frame.tick, frame.ack_seq, frame.baseline_age));

@@ -84,6 +84,8 @@ pub struct Reconnects {
     pub bots: usize,
     /// The longest gap between losing the seat and having it back, ms.
     pub worst_gap_ms: f64,
+    /// The longest any bot went without a frame, ms (seated or not).
+    pub longest_silence_ms: f64,
     /// Reconnections that came back as a different player.
     pub players_lost: u64,
     /// Points a player had before and not after, within the same round.
@@ -96,6 +98,7 @@ impl Reconnects {
             count: records.iter().map(|r| u64::from(r.reconnects)).sum(),
             bots: records.iter().filter(|r| r.reconnects > 0).count(),
             worst_gap_ms: records.iter().map(|r| r.worst_gap_ms).fold(0.0, f64::max),
+            longest_silence_ms: records.iter().map(|r| r.longest_silence_ms).fold(0.0, f64::max),
             players_lost: records.iter().map(|r| u64::from(r.players_lost)).sum(),
             points_lost: records.iter().map(|r| r.points_lost).sum(),
         }
@@ -378,8 +381,8 @@ impl Reconnects {
     /// The table's line for reconnects.
     fn describe(&self) -> String {
         format!(
-            "{} by {} bots, worst gap {:.0} ms, {} players and {} points lost",
-            self.count, self.bots, self.worst_gap_ms, self.players_lost, self.points_lost
+            "{} by {} bots, worst gap {:.0} ms, {} players and {} points lost; longest without a frame {:.0} ms",
+            self.count, self.bots, self.worst_gap_ms, self.players_lost, self.points_lost, self.longest_silence_ms
         )
     }
 }

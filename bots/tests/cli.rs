@@ -50,6 +50,8 @@ async fn json_report_has_every_field_and_exit_code_zero() {
     );
     let fps = report["frames_per_sec"].as_f64().unwrap_or(0.0);
     assert!((20.0..=31.0).contains(&fps), "each bot sees about 30 frames a second: {fps}");
+    let silence = report["reconnects"]["longest_silence_ms"].as_f64().unwrap_or(-1.0);
+    assert!((20.0..2_000.0).contains(&silence), "the longest wait for a frame, at 30 a second: {silence}");
     assert_eq!(report["connected"], 5);
     assert_eq!(report["failed"], 0);
     assert!(report["frames_per_sec"].as_f64().unwrap_or(0.0) > 10.0, "bots should receive frames: {report}");
