@@ -140,7 +140,8 @@ impl BotRecord {
         self.last_tick = Some(frame.tick);
         let now = std::time::Instant::now();
         if let Some(last) = self.last_frame_at.replace(now) {
-            self.longest_silence_ms = self.longest_silence_ms.max(now.duration_since(last).as_secs_f64() * 1000.0);
+            self.longest_silence_ms =
+                self.longest_silence_ms.max(now.duration_since(last).as_secs_f64() * 1000.0);
         }
         self.frames += 1;
         self.max_ack = self.max_ack.max(frame.ack_seq);

@@ -382,7 +382,12 @@ impl Reconnects {
     fn describe(&self) -> String {
         format!(
             "{} by {} bots, worst gap {:.0} ms, {} players and {} points lost; longest without a frame {:.0} ms",
-            self.count, self.bots, self.worst_gap_ms, self.players_lost, self.points_lost, self.longest_silence_ms
+            self.count,
+            self.bots,
+            self.worst_gap_ms,
+            self.players_lost,
+            self.points_lost,
+            self.longest_silence_ms
         )
     }
 }

@@ -86,10 +86,7 @@ impl Redis {
         script: &Script,
         call: impl FnOnce(&mut ScriptInvocation<'_>),
     ) -> Result<T, RedisError> {
-        let mut invocation = script.prepare_invoke();
-        call(&mut invocation);
-        let mut conn = self.conn();
-        within(self.timeout, invocation.invoke_async(&mut conn)).await
+        self.invoke(&mut self.conn(), script, call).await
     }
 
     /// [`Redis::run`] for a write that a room's right to run rests on (a
@@ -101,21 +98,29 @@ impl Redis {
         script: &Script,
         call: impl FnOnce(&mut ScriptInvocation<'_>),
     ) -> Result<T, RedisError> {
-        let mut invocation = script.prepare_invoke();
-        call(&mut invocation);
         // One connection for both: WAIT covers the writes made through it.
         let mut conn = self.conn();
-        let answer = within(self.timeout, invocation.invoke_async(&mut conn)).await?;
+        let answer = self.invoke(&mut conn, script, call).await?;
         if self.wait_replicas > 0 {
-            let wait = millis(self.timeout * 3 / 4);
             let mut command = redis::cmd("WAIT");
-            command.arg(self.wait_replicas).arg(wait);
+            command.arg(self.wait_replicas).arg(millis(self.timeout * 3 / 4));
             let acked: i64 = within(self.timeout, command.query_async(&mut conn)).await?;
             if acked < i64::from(self.wait_replicas) {
                 return Err(RedisError::NotReplicated { acked, wanted: self.wait_replicas });
             }
         }
         Ok(answer)
+    }
+
+    async fn invoke<T: FromRedisValue>(
+        &self,
+        conn: &mut ConnectionManager,
+        script: &Script,
+        call: impl FnOnce(&mut ScriptInvocation<'_>),
+    ) -> Result<T, RedisError> {
+        let mut invocation = script.prepare_invoke();
+        call(&mut invocation);
+        within(self.timeout, invocation.invoke_async(conn)).await
     }
 
     /// Runs a pipeline (atomic where it says so).
