@@ -88,6 +88,8 @@ pub struct Placement {
     /// room arriving together adopt it once); look-ups of different codes
     /// do not wait for each other, nor for rooms being opened.
     locating: CodeLocks,
+    /// Quick-joins that open a public room, one at a time.
+    opening_public: tokio::sync::Mutex<()>,
 }
 
 impl Placement {
@@ -109,6 +111,7 @@ impl Placement {
             leased: Arc::default(),
             listed: ListingCache::default(),
             locating: CodeLocks::default(),
+            opening_public: tokio::sync::Mutex::default(),
         }
     }
 
@@ -121,24 +124,10 @@ impl Placement {
     /// Opens a room here under a fresh code: private if it has an `owner`
     /// (its address's place under `--max-rooms-per-ip`, held until the
     /// room closes). In cluster mode the code is leased first, so no other
-    /// node has it.
+    /// node has it; the lease is taken without holding the opening lock
+    /// (a fresh random code is nobody else's), which covers only the caps
+    /// and the start.
     pub async fn open(&self, owner: Option<Slot>) -> Result<RoomEntry, Rejection> {
-        let _one_at_a_time = self.rooms.opening().await;
-        self.open_locked(owner).await
-    }
-
-    /// A public room with space, opening one if there is none. Two
-    /// quick-joiners arriving together share the room the first opens.
-    pub async fn open_public(&self) -> Result<RoomEntry, Rejection> {
-        let _one_at_a_time = self.rooms.opening().await;
-        match self.rooms.fullest_public_with_space() {
-            Some(entry) => Ok(entry),
-            None => self.open_locked(None).await,
-        }
-    }
-
-    /// [`Placement::open`] under the opening lock.
-    async fn open_locked(&self, owner: Option<Slot>) -> Result<RoomEntry, Rejection> {
         let private = owner.is_some();
         self.rooms.has_space_for(private)?;
         let (code, claim) = loop {
@@ -150,17 +139,43 @@ impl Placement {
         let fence = claim
             .as_ref()
             .map_or_else(|| Arc::new(Fence::always()), |claim| claim.fence(self.cluster.lease()));
-        let entry = self.rooms.spawn(NewRoom {
-            code: code.clone(),
-            private,
-            owner,
-            fence: fence.clone(),
-            restore: None,
-        })?;
-        if let Some(claim) = claim {
-            self.steward(&code, &entry, claim, fence);
+        let started = {
+            let _one_at_a_time = self.rooms.opening().await;
+            self.start(code.clone(), owner, fence.clone())
+        };
+        match (started, claim) {
+            (Ok(entry), Some(claim)) => {
+                self.steward(&code, &entry, claim, fence);
+                Ok(entry)
+            }
+            (Ok(entry), None) => Ok(entry),
+            (Err(refused), claim) => {
+                // Filled up meanwhile: the lease goes back.
+                if let (Some(claim), Some(leases)) = (claim, self.cluster.leases()) {
+                    let _ = leases.release(&code, &claim.lease).await;
+                }
+                Err(refused)
+            }
         }
-        Ok(entry)
+    }
+
+    /// Starts room `code` if the caps still allow it (under the opening lock).
+    fn start(&self, code: String, owner: Option<Slot>, fence: Arc<Fence>) -> Result<RoomEntry, Rejection> {
+        let private = owner.is_some();
+        self.rooms.has_space_for(private)?;
+        self.rooms.spawn(NewRoom { code, private, owner, fence, restore: None })
+    }
+
+    /// A public room with space, opening one if there is none. Two
+    /// quick-joiners arriving together share the room the first opens:
+    /// public rooms open one at a time (private ones and look-ups do not
+    /// wait for them).
+    pub async fn open_public(&self) -> Result<RoomEntry, Rejection> {
+        let _one_at_a_time = self.opening_public.lock().await;
+        match self.rooms.fullest_public_with_space() {
+            Some(entry) => Ok(entry),
+            None => self.open(None).await,
+        }
     }
 
     /// Stewards still looking after rooms.

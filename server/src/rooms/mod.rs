@@ -108,8 +108,8 @@ impl Rooms {
         }
     }
 
-    /// The opening lock: rooms open one at a time, so the caps hold and a
-    /// code free when checked is still free when taken.
+    /// The opening lock: rooms start one at a time, so the caps hold (it
+    /// is held for the check and the start, never across a network call).
     pub async fn opening(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.opening.lock().await
     }
@@ -129,8 +129,8 @@ impl Rooms {
         Ok(())
     }
 
-    /// A code no room here has (call under [`Rooms::opening`], so it is
-    /// still free when the room opens; a collision is about 1 in 10^15).
+    /// A code no room here has now (a random one: two drawn at once
+    /// collide about 1 in 10^15, and then the directory refuses the second).
     pub fn fresh_code(&self) -> Result<String, Rejection> {
         loop {
             let code = new_code().map_err(|e| {
@@ -143,9 +143,16 @@ impl Rooms {
         }
     }
 
-    /// Starts a room and lists it in the directory (under the opening lock).
+    /// Starts a room and lists it in the directory (a new one under the
+    /// opening lock, a restored one under its code's look-up lock).
     pub fn spawn(&self, new: NewRoom) -> Result<RoomEntry, Rejection> {
         let NewRoom { code, private, owner, fence, restore } = new;
+        // Checked before the task starts: a room whose code is taken must
+        // not run (its close would take the other's entry with it).
+        if self.directory.get(&code).is_some() {
+            tracing::error!(room = %code, "a room with this code runs here already");
+            return Err(Rejection::new(RejectReason::ShuttingDown));
+        }
         let stats = Arc::new(RoomStats::default());
         let directory = self.directory.clone();
         let closing = code.clone();
@@ -170,9 +177,8 @@ impl Rooms {
             &self.tasks,
         );
         let entry = RoomEntry { handle, private, stats };
-        if !self.directory.insert(code, entry.clone()) {
-            tracing::error!("a fresh room code was taken under the opening lock");
-            return Err(Rejection::new(RejectReason::ShuttingDown));
+        if !self.directory.insert(code.clone(), entry.clone()) {
+            tracing::error!(room = %code, "a room took this code while this one started");
         }
         Ok(entry)
     }
