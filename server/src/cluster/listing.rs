@@ -4,8 +4,8 @@
 //! seat reserved there first (`arena:reserved:<code>`), so two nodes
 //! cannot fill the same last seat.
 
-use std::sync::{Arc, LazyLock};
-use std::time::{Duration, Instant};
+use std::sync::LazyLock;
+use std::time::Duration;
 
 use redis::Script;
 
@@ -62,35 +62,6 @@ return 1
 ",
     )
 });
-
-/// How long a listing read from Redis answers this node's public
-/// requests: Redis reads it at most four times a second per node, however
-/// many ask `/api/rooms` or quick-join.
-pub const LISTING_FRESH: Duration = Duration::from_millis(250);
-
-/// The cluster's listing as this node last read it, shared by every
-/// public request: requests that arrive while it is read wait for that
-/// one read instead of making their own.
-#[derive(Default)]
-pub struct ListingCache {
-    last: tokio::sync::Mutex<Option<(Instant, Arc<Vec<Listing>>)>>,
-}
-
-impl ListingCache {
-    /// The listing, read from `listings` if the last read is older than
-    /// [`LISTING_FRESH`].
-    pub async fn read(&self, listings: &Listings) -> Result<Arc<Vec<Listing>>, RedisError> {
-        let mut last = self.last.lock().await;
-        if let Some((read, listed)) = &*last
-            && read.elapsed() < LISTING_FRESH
-        {
-            return Ok(listed.clone());
-        }
-        let listed = Arc::new(listings.read().await?);
-        *last = Some((Instant::now(), listed.clone()));
-        Ok(listed)
-    }
-}
 
 /// The cluster's listing of public rooms.
 #[derive(Clone)]

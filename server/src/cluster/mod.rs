@@ -19,6 +19,7 @@
 //! which a steward pushes back; everything here stands beside the rooms
 //! and may call them, never the other way round.
 
+pub mod fresh;
 pub mod lease;
 pub mod listing;
 pub mod orders;

@@ -28,8 +28,9 @@ use arena_shared::protocol::{Moved, RejectReason, Rejection};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cluster::fresh::Fresh;
 use crate::cluster::lease::{Lease, Leases};
-use crate::cluster::listing::{Listing, ListingCache};
+use crate::cluster::listing::Listing;
 use crate::cluster::ownership::{self, Node, Ownership};
 use crate::cluster::redis::RedisError;
 use crate::cluster::registry::Cluster;
@@ -83,7 +84,7 @@ pub struct Placement {
     /// looks after the room.
     leased: Arc<Mutex<HashMap<String, StewardHandle>>>,
     /// The cluster's listing, read at most four times a second.
-    listed: ListingCache,
+    listed: Fresh<Vec<Listing>>,
     /// One look-up at a time per room code (two players of a handed-over
     /// room arriving together adopt it once); look-ups of different codes
     /// do not wait for each other, nor for rooms being opened.
@@ -109,7 +110,7 @@ impl Placement {
             cancel,
             tasks: TaskTracker::new(),
             leased: Arc::default(),
-            listed: ListingCache::default(),
+            listed: Fresh::default(),
             locating: CodeLocks::default(),
             opening_public: tokio::sync::Mutex::default(),
         }
@@ -335,7 +336,7 @@ impl Placement {
     /// reserved. `None` outside cluster mode, or if none is fuller.
     pub async fn fuller_elsewhere(&self, here: u64) -> Option<Moved> {
         let listings = self.cluster.listings()?;
-        let listed = self.listed.read(&listings).await.ok()?;
+        let listed = self.listed.get(|| listings.read()).await.ok()?;
         let mut rooms: Vec<&Listing> = listed
             .iter()
             .filter(|room| room.node != self.cluster.node && room.players > here)
@@ -359,7 +360,7 @@ impl Placement {
     pub async fn public_everywhere(&self) -> Vec<PublicRoom> {
         let mut rooms = self.rooms.public();
         let Some(listings) = self.cluster.listings() else { return rooms };
-        let Ok(listed) = self.listed.read(&listings).await else { return rooms };
+        let Ok(listed) = self.listed.get(|| listings.read()).await else { return rooms };
         let elsewhere: Vec<PublicRoom> = listed
             .iter()
             .filter(|room| room.node != self.cluster.node && !rooms.iter().any(|here| here.code == room.code))

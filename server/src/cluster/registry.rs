@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::fresh::Fresh;
 use crate::cluster::lease::Leases;
 use crate::cluster::listing::Listings;
 use crate::cluster::orders::Orders;
@@ -46,6 +47,8 @@ pub struct Cluster {
     /// Every node URL seen in the registry lately, with when it was last
     /// seen: a page served by a node that died may still play elsewhere.
     remembered: RwLock<HashMap<String, Instant>>,
+    /// The registry as `/api/cluster` reads it, at most four times a second.
+    listed: Fresh<Vec<NodeInfo>>,
     draining: AtomicBool,
 }
 
@@ -73,6 +76,7 @@ impl Cluster {
             redis: RwLock::new(None),
             known: RwLock::new(Vec::new()),
             remembered: RwLock::default(),
+            listed: Fresh::default(),
             draining: AtomicBool::new(false),
         })
     }
@@ -197,6 +201,19 @@ impl Cluster {
     /// Of those, the one with the fewest players.
     pub fn successor(&self) -> Option<NodeInfo> {
         self.successors().into_iter().min_by_key(|info| (info.players, info.rooms, info.node.clone()))
+    }
+
+    /// Every live node for a public request (`/api/cluster`): the registry
+    /// as read within the last [`crate::cluster::fresh::FRESH`], with this
+    /// node's own figures as they are now; this one alone outside cluster
+    /// mode. `Err` says why Redis did not answer.
+    pub async fn nodes_now(&self, figures: (u64, u64)) -> Result<Vec<NodeInfo>, String> {
+        if !self.is_on() {
+            return Ok(vec![self.me(figures)]);
+        }
+        let listed = self.listed.get(|| self.nodes(figures)).await?;
+        let me = self.me(figures);
+        Ok(listed.iter().map(|info| if info.node == me.node { me.clone() } else { info.clone() }).collect())
     }
 
     /// Every live node, fresh from the registry: this one alone outside

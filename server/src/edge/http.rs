@@ -342,10 +342,11 @@ pub fn operator_app(state: AppState) -> Router {
 /// The cluster's live nodes: `{"cluster", "node", "nodes": [{"node", "url",
 /// "rooms", "players"}], "knows"}` (this node alone without `--redis-url`;
 /// no room codes); `knows` is how many of them this node knew at its last
-/// heartbeat. 503 while the cluster's Redis does not answer.
+/// heartbeat. 503 while the cluster's Redis does not answer. Read from
+/// Redis at most four times a second, however many ask.
 async fn cluster_nodes(State(state): State<AppState>) -> Response {
     let cluster = &state.cluster;
-    match cluster.nodes(state.rooms.figures()).await {
+    match cluster.nodes_now(state.rooms.figures()).await {
         Ok(nodes) => {
             // How many live nodes this one knows as of its last heartbeat
             // (where it sends rooms, whose pages it takes).
@@ -359,7 +360,7 @@ async fn cluster_nodes(State(state): State<AppState>) -> Response {
             axum::Json(body).into_response()
         }
         Err(e) => {
-            let body = serde_json::json!({ "cluster": true, "node": cluster.node, "error": e.to_string() });
+            let body = serde_json::json!({ "cluster": true, "node": cluster.node, "error": e });
             (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
         }
     }
