@@ -12,9 +12,12 @@ use super::redis::RedisError;
 /// How long a read answers every request.
 pub const FRESH: Duration = Duration::from_millis(250);
 
-/// The last read of a `T`, or why it failed.
+/// A read's outcome: the value, or why Redis did not give it.
+type Read<T> = Result<Arc<T>, String>;
+
+/// The last read of a `T` and when it was made.
 pub struct Fresh<T> {
-    last: tokio::sync::Mutex<Option<(Instant, Result<Arc<T>, String>)>>,
+    last: tokio::sync::Mutex<Option<(Instant, Read<T>)>>,
 }
 
 impl<T> Default for Fresh<T> {
@@ -25,10 +28,7 @@ impl<T> Default for Fresh<T> {
 
 impl<T> Fresh<T> {
     /// The value, read with `read` if the last read is older than [`FRESH`].
-    pub async fn get<F: Future<Output = Result<T, RedisError>>>(
-        &self,
-        read: impl FnOnce() -> F,
-    ) -> Result<Arc<T>, String> {
+    pub async fn get<F: Future<Output = Result<T, RedisError>>>(&self, read: impl FnOnce() -> F) -> Read<T> {
         let mut last = self.last.lock().await;
         if let Some((at, value)) = &*last
             && at.elapsed() < FRESH
