@@ -283,7 +283,7 @@ impl Placement {
     }
 
     /// Starts room `code` from its saved state under `lease`, which this
-    /// node holds (under the opening lock).
+    /// node holds (under the code's look-up lock).
     async fn adopt(
         &self,
         leases: &Leases,
