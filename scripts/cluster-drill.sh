@@ -14,6 +14,10 @@
 #     3 nodes through the Sentinels; BOTS bots in 6 rooms; the primary is
 #     killed (SIGKILL). Reports the same, the longest silence being the
 #     longest any room paused.
+#
+# ARENA_LEASE_MS (default 3000) sets the nodes' --lease-ms, to show the
+# trade: a longer lease rides out longer failovers, a shorter one brings a
+# crashed node's rooms back sooner.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +26,7 @@ bots=${2:-120}
 [[ "$drill" == crash || "$drill" == sentinel ]] || { echo "usage: scripts/cluster-drill.sh crash|sentinel [BOTS]" >&2; exit 2; }
 (( bots % 6 == 0 )) || { echo "BOTS must be a multiple of 6 (six rooms)" >&2; exit 2; }
 base=${ARENA_CLUSTER_PORT:-17850}
+lease_ms=${ARENA_LEASE_MS:-3000}
 secs=40
 
 echo "==> building release binaries" >&2
@@ -84,7 +89,7 @@ declare -A node_pid
 start_node() {
   local i=$1 port=$((base + $1))
   RUST_LOG=info target/release/arena-server --bind "127.0.0.1:$port" --max-players 64 "${cluster[@]}" \
-    --node-url "http://127.0.0.1:$port" --lease-ms 3000 --checkpoint-ms 2000 >>"$work/node-$i.log" 2>&1 &
+    --node-url "http://127.0.0.1:$port" --lease-ms "$lease_ms" --checkpoint-ms 2000 >>"$work/node-$i.log" 2>&1 &
   node_pid[$i]=$!
   pids+=("$!")
   for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done
@@ -128,12 +133,13 @@ wait "$swarm" || status=1
 restores=()
 for i in 1 2 3; do restores+=("$(metric "$i" arena_restores_total)"); done
 
-python3 - "$work/bots.json" "$drill" "$rooms_before" "$idle_rate" "${restores[*]}" <<'PY' || status=1
+python3 - "$work/bots.json" "$drill" "$rooms_before" "$idle_rate" "${restores[*]}" "$lease_ms" <<'PY' || status=1
 import json, sys
 report, drill, rooms, idle_rate, restores = json.load(open(sys.argv[1])), sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 r = report["reconnects"]
 summary = {
     "drill": drill,
+    "lease_ms": int(sys.argv[6]),
     "bots": {"connected": report["connected"], "failed": report["failed"], "protocol_errors": report["protocol_errors"],
              "disconnected": report["disconnected"], "frames_per_sec": round(report["frames_per_sec"], 1)},
     "rooms_on_node_1_before": rooms,
