@@ -1,6 +1,6 @@
 //! Each leased room's steward (cluster mode): a task beside the room that
 //! carries out what the room's [`Ownership`] decides, against Redis and the
-//! room, and feeds the answers back. Its timer ticks three times per
+//! room, and feeds the answers back. Its timer ticks twelve times per
 //! `--lease-ms` (or every `--checkpoint-ms`, if shorter); a drain reaches
 //! it as an order through its [`StewardHandle`], between two calls, so a
 //! renewal and a hand-over never race. It ends when the ownership does
@@ -190,7 +190,10 @@ impl<S: Store> Running<S> {
     /// Looks after the room until its ownership ends or the server stops.
     pub async fn run(mut self) {
         let ttl = self.steward.cluster.lease();
-        let mut ticks = tokio::time::interval(self.steward.checkpoint_every.min(ttl / 3));
+        // Twelve times a lease: renewals still go each quarter lease and
+        // saves each checkpoint, but a renewal that failed (Redis failing
+        // over, say) is tried again within a twelfth, not a third.
+        let mut ticks = tokio::time::interval(self.steward.checkpoint_every.min(ttl / 12));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.steward.metrics.leases_held.inc();
         let cancel = self.steward.cancel.clone();
