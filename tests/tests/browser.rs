@@ -637,6 +637,23 @@ async fn the_page_takes_a_link_conditioner_from_its_address() -> anyhow::Result<
     server.stop().await
 }
 
+/// Redis and `count` nodes serving the built page from `dist`, with short
+/// leases and frequent saves, knowing each other.
+async fn page_serving_nodes(
+    dist: &std::path::Path,
+    count: usize,
+) -> anyhow::Result<(RedisServer, Vec<Node>)> {
+    let redis = RedisServer::start().await?;
+    let dist = dist.to_string_lossy().into_owned();
+    let args = ["--web-dir", dist.as_str(), "--lease-ms", "1000", "--checkpoint-ms", "200"];
+    let mut nodes = Vec::with_capacity(count);
+    for _ in 0..count {
+        nodes.push(Node::start(NODE, &redis.url(), &args).await?);
+    }
+    knowing_each_other(&nodes.iter().collect::<Vec<_>>()).await?;
+    Ok((redis, nodes))
+}
+
 /// The page's count of `Welcome`s (`data-welcomes`), in a JS expression.
 const WELCOMES: &str = "Number(document.body.dataset.welcomes || 0)";
 
@@ -645,13 +662,8 @@ async fn a_page_follows_its_link_to_the_node_that_runs_the_room_and_survives_its
 {
     let Some(dist) = dist() else { return Ok(()) };
     let _one = ONE_BROWSER.lock().await;
-    let redis = RedisServer::start().await?;
-    let dist = dist.to_string_lossy().into_owned();
-    let args = ["--web-dir", dist.as_str(), "--lease-ms", "1000", "--checkpoint-ms", "200"];
-    let a = Node::start(NODE, &redis.url(), &args).await?;
-    let mut b = Node::start(NODE, &redis.url(), &args).await?;
-    let c = Node::start(NODE, &redis.url(), &args).await?;
-    knowing_each_other(&[&a, &b, &c]).await?;
+    let (_redis, nodes) = page_serving_nodes(&dist, 3).await?;
+    let [a, mut b, c] = <[Node; 3]>::try_from(nodes).map_err(|_| anyhow::anyhow!("three nodes"))?;
     let mut browser = Browser::launch().await?;
 
     // The host opens a private room on B.
@@ -701,12 +713,8 @@ async fn a_page_follows_its_link_to_the_node_that_runs_the_room_and_survives_its
 async fn a_page_whose_node_died_for_good_plays_on_through_another_node() -> anyhow::Result<()> {
     let Some(dist) = dist() else { return Ok(()) };
     let _one = ONE_BROWSER.lock().await;
-    let redis = RedisServer::start().await?;
-    let dist = dist.to_string_lossy().into_owned();
-    let args = ["--web-dir", dist.as_str(), "--lease-ms", "1000", "--checkpoint-ms", "200"];
-    let a = Node::start(NODE, &redis.url(), &args).await?;
-    let mut b = Node::start(NODE, &redis.url(), &args).await?;
-    knowing_each_other(&[&a, &b]).await?;
+    let (_redis, nodes) = page_serving_nodes(&dist, 2).await?;
+    let [a, mut b] = <[Node; 2]>::try_from(nodes).map_err(|_| anyhow::anyhow!("two nodes"))?;
     let mut browser = Browser::launch().await?;
 
     // The page is B's, and plays on B; it has learned the cluster's nodes.
