@@ -292,3 +292,37 @@ async fn a_redis_restart_loses_no_room_short_outages_are_unseen_and_long_ones_pa
     node.stop().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quick_joiners_arriving_together_share_one_room_and_give_their_spare_leases_back()
+-> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let server = arena_tests::TestServer::start(arena_tests::test_config().with(|c| {
+        c.cluster.redis_url = Some(redis.url());
+        c.game.max_players = 8;
+        c.game.max_rooms = 4;
+    }))
+    .await?;
+    // Each leases a code without waiting for the others (no lock across a
+    // round trip); the first to start opens the room, the rest join it.
+    let joins = (0..8).map(|i| {
+        let url = server.ws_url();
+        tokio::spawn(async move {
+            let mut client = arena_bots::ws::WsClient::connect(&url).await?;
+            let welcome = client.handshake(&format!("racer-{i}")).await?;
+            Ok::<_, ClientError>((client, welcome.room))
+        })
+    });
+    let mut rooms = std::collections::BTreeSet::new();
+    let mut clients = Vec::new();
+    for join in joins {
+        let (client, room) = join.await??;
+        rooms.insert(room);
+        clients.push(client);
+    }
+    assert_eq!(rooms.len(), 1, "all eight share one room: {rooms:?}");
+    let leased = |keys: &[String]| keys.iter().filter(|key| key.starts_with("arena:lease:")).count();
+    let keys = redis.keys().await?;
+    assert_eq!(leased(&keys), 1, "the spare leases went back: {keys:?}");
+    server.stop().await
+}

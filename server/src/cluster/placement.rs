@@ -89,8 +89,6 @@ pub struct Placement {
     /// room arriving together adopt it once); look-ups of different codes
     /// do not wait for each other, nor for rooms being opened.
     locating: CodeLocks,
-    /// Quick-joins that open a public room, one at a time.
-    opening_public: tokio::sync::Mutex<()>,
 }
 
 impl Placement {
@@ -112,7 +110,6 @@ impl Placement {
             leased: Arc::default(),
             listed: Fresh::default(),
             locating: CodeLocks::default(),
-            opening_public: tokio::sync::Mutex::default(),
         }
     }
 
@@ -129,8 +126,28 @@ impl Placement {
     /// (a fresh random code is nobody else's), which covers only the caps
     /// and the start.
     pub async fn open(&self, owner: Option<Slot>) -> Result<RoomEntry, Rejection> {
+        self.open_or_share(owner, false).await
+    }
+
+    /// A public room with space, opening one if there is none. Two
+    /// quick-joiners arriving together share the room the first opens: each
+    /// leases a code without waiting for the other, and the second, finding
+    /// the first's room at its start, gives its lease back and joins that.
+    pub async fn open_public(&self) -> Result<RoomEntry, Rejection> {
+        match self.rooms.fullest_public_with_space() {
+            Some(entry) => Ok(entry),
+            None => self.open_or_share(None, true).await,
+        }
+    }
+
+    /// [`Placement::open`]; with `share`, a public room with space found at
+    /// the start is taken instead of a new one.
+    async fn open_or_share(&self, owner: Option<Slot>, share: bool) -> Result<RoomEntry, Rejection> {
         let private = owner.is_some();
-        self.rooms.has_space_for(private)?;
+        if !share {
+            // Refused early, before a lease (a sharer may find a room yet).
+            self.rooms.has_space_for(private)?;
+        }
         let (code, claim) = loop {
             let code = self.rooms.fresh_code()?;
             if let Some(claim) = self.lease_new(&code).await? {
@@ -142,7 +159,10 @@ impl Placement {
             .map_or_else(|| Arc::new(Fence::always()), |claim| claim.fence(self.cluster.lease()));
         let started = {
             let _one_at_a_time = self.rooms.opening().await;
-            self.start(code.clone(), owner, fence.clone())
+            match self.rooms.fullest_public_with_space().filter(|_| share) {
+                Some(theirs) => Err(Ok(theirs)),
+                None => self.start(code.clone(), owner, fence.clone()).map_err(Err),
+            }
         };
         match (started, claim) {
             (Ok(entry), Some(claim)) => {
@@ -150,12 +170,12 @@ impl Placement {
                 Ok(entry)
             }
             (Ok(entry), None) => Ok(entry),
-            (Err(refused), claim) => {
-                // Filled up meanwhile: the lease goes back.
+            (Err(instead), claim) => {
+                // Another's room to share, or full meanwhile: the lease goes back.
                 if let (Some(claim), Some(leases)) = (claim, self.cluster.leases()) {
                     let _ = leases.release(&code, &claim.lease).await;
                 }
-                Err(refused)
+                instead
             }
         }
     }
@@ -165,18 +185,6 @@ impl Placement {
         let private = owner.is_some();
         self.rooms.has_space_for(private)?;
         self.rooms.spawn(NewRoom { code, private, owner, fence, restore: None })
-    }
-
-    /// A public room with space, opening one if there is none. Two
-    /// quick-joiners arriving together share the room the first opens:
-    /// public rooms open one at a time (private ones and look-ups do not
-    /// wait for them).
-    pub async fn open_public(&self) -> Result<RoomEntry, Rejection> {
-        let _one_at_a_time = self.opening_public.lock().await;
-        match self.rooms.fullest_public_with_space() {
-            Some(entry) => Ok(entry),
-            None => self.open(None).await,
-        }
     }
 
     /// Stewards still looking after rooms.
