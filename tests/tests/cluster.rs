@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use arena_bots::ws::ClientError;
-use arena_server::cluster::lease::{Lease, Leases};
+use arena_server::cluster::lease::{Lease, LeaseStore, Leases};
 use arena_server::cluster::redis::RedisError;
 use arena_server::cluster::registry::{NodeInfo, Nodes};
 use arena_shared::protocol::{RejectReason, RoomRequest};

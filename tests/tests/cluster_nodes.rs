@@ -10,7 +10,7 @@ use std::time::Duration;
 use arena_bots::ws::{ClientError, Incoming, WsClient};
 use arena_bots::{Behaviour, BotRecord, Live, Outcome, RoomPlan, SwarmConfig, run_swarm};
 use arena_client_core::session::{ClientSession, JoinRequest, websocket_url};
-use arena_server::cluster::lease::Leases;
+use arena_server::cluster::lease::{LeaseStore, Leases};
 use arena_server::cluster::listing::Listings;
 use arena_server::cluster::redis::Redis;
 use arena_server::config::RedisSource;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use arena_bots::ws::WsClient;
 use arena_bots::{Behaviour, Live, Outcome, RoomPlan, SwarmConfig, run_swarm};
 use arena_client_core::session::{ClientSession, JoinRequest};
-use arena_server::cluster::lease::{Lease, Leases};
+use arena_server::cluster::lease::{Lease, LeaseStore, Leases};
 use arena_server::cluster::redis::{Redis, RedisError};
 use arena_server::config::RedisSource;
 use arena_shared::protocol::RoomRequest;

@@ -19,8 +19,9 @@ use std::time::Duration;
 
 use redis::Script;
 
+use super::listing::Listing;
 use super::redis::keys;
-use super::redis::{Redis, RedisError, millis};
+use super::redis::{Redis, RedisError, clocked_script, millis};
 
 /// Who holds a room's lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,15 +82,13 @@ return redis.call('DEL', KEYS[1])
 /// value, new node, ttl ms, epoch keep ms, state, the room's code. Returns
 /// the new epoch, or 0 if not held.
 static TRANSFER: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    clocked_script(
         r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local epoch = redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 redis.call('SET', KEYS[3], ARGV[5], 'PX', ARGV[4])
-redis.call('ZADD', KEYS[4], now + tonumber(ARGV[4]), ARGV[6])
+index(KEYS[4], ARGV[6], ARGV[4])
 redis.call('SET', KEYS[1], epoch .. ' ' .. ARGV[2], 'PX', ARGV[3])
 return epoch
 ",
@@ -100,13 +99,11 @@ return epoch
 /// state, saved rooms' index; ARGV = held value, keep ms, state, the
 /// room's code. Returns 1, or 0 if not held.
 static SAVE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    clocked_script(
         r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
-redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[4])
+index(KEYS[3], ARGV[4], ARGV[2])
 return 1
 ",
     )
@@ -128,6 +125,20 @@ return redis.call('DEL', KEYS[1])
     )
 });
 
+/// Lists a public room for `ttl` if the caller holds its lease: KEYS =
+/// lease, listing, the listing's index; ARGV = held value, ttl ms, the
+/// listing's JSON, the room's code.
+static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
+    clocked_script(
+        r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
+index(KEYS[3], ARGV[4], ARGV[2])
+return 1
+",
+    )
+});
+
 /// Room leases and saved rooms.
 #[derive(Clone)]
 pub struct Leases(pub Redis);
@@ -139,9 +150,99 @@ impl Leases {
         self.claim_above(code, node, ttl, 0).await
     }
 
+    /// Room `code`'s last saved state, if any.
+    pub async fn load(&self, code: &str) -> Result<Option<Vec<u8>>, RedisError> {
+        self.0.get(&keys::state(code)).await
+    }
+
+    /// Codes of every saved room (held or not).
+    pub async fn saved(&self) -> Result<Vec<String>, RedisError> {
+        self.0.members(&keys::SAVED).await
+    }
+}
+
+/// What a lease holder asks of Redis: [`Leases`] is the real store; the
+/// steward's tests run on an in-memory twin with the same rules
+/// (`cluster::twin`).
+pub trait LeaseStore: Send + Sync + 'static {
+    /// Extends `lease` on `code` by `ttl` from now; `false` if it is no
+    /// longer held as `lease` (it expired, and perhaps another took it).
+    fn renew(
+        &self,
+        code: &str,
+        lease: &Lease,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, RedisError>> + Send;
+
+    /// Who holds `code`'s lease now, if anyone.
+    fn owner(&self, code: &str) -> impl Future<Output = Result<Option<Lease>, RedisError>> + Send;
+
     /// [`Leases::claim`] with an epoch above `floor` (the last one this
     /// node held, in case Redis lost its count).
-    pub async fn claim_above(
+    fn claim_above(
+        &self,
+        code: &str,
+        node: &str,
+        ttl: Duration,
+        floor: u64,
+    ) -> impl Future<Output = Result<Option<u64>, RedisError>> + Send;
+
+    /// Hands `lease` on `code` to `node` for `ttl` with the room's `state`
+    /// (a drain): the new holder's epoch, or `None` if `lease` was no
+    /// longer held.
+    fn transfer(
+        &self,
+        code: &str,
+        lease: &Lease,
+        node: &str,
+        ttl: Duration,
+        state: &[u8],
+    ) -> impl Future<Output = Result<Option<u64>, RedisError>> + Send;
+
+    /// Saves room `code`'s `state` (a checkpoint), kept for `keep`, if
+    /// `lease` still holds it: `false` if not (nothing was written).
+    fn save(
+        &self,
+        code: &str,
+        lease: &Lease,
+        state: &[u8],
+        keep: Duration,
+    ) -> impl Future<Output = Result<bool, RedisError>> + Send;
+
+    /// Gives `lease` on `code` back; `false` if it was no longer held so.
+    fn release(&self, code: &str, lease: &Lease) -> impl Future<Output = Result<bool, RedisError>> + Send;
+
+    /// A room closed for good: its state, listing and lease go, if `lease`
+    /// still holds it.
+    fn forget(&self, code: &str, lease: &Lease) -> impl Future<Output = Result<bool, RedisError>> + Send;
+
+    /// Publishes `listing` for `ttl`, if `lease` still holds its room.
+    fn publish(
+        &self,
+        listing: &Listing,
+        lease: &Lease,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, RedisError>> + Send;
+}
+
+impl LeaseStore for Leases {
+    async fn renew(&self, code: &str, lease: &Lease, ttl: Duration) -> Result<bool, RedisError> {
+        let renewed: i64 = self
+            .0
+            .run_replicated(&RENEW, |call| {
+                call.key(keys::lease(code)).key(keys::epoch(code));
+                call.arg(value(lease)).arg(millis(ttl)).arg(EPOCH_KEEP_MS);
+            })
+            .await?;
+        Ok(renewed == 1)
+    }
+
+    async fn owner(&self, code: &str) -> Result<Option<Lease>, RedisError> {
+        let held: Option<String> = self.0.get(&keys::lease(code)).await?;
+        Ok(held.as_deref().and_then(parse))
+    }
+
+    async fn claim_above(
         &self,
         code: &str,
         node: &str,
@@ -156,10 +257,7 @@ impl Leases {
             .await
     }
 
-    /// Hands `lease` on `code` to `node` for `ttl` with the room's `state`
-    /// (a drain): the new holder's epoch, or `None` if `lease` was no
-    /// longer held.
-    pub async fn transfer(
+    async fn transfer(
         &self,
         code: &str,
         lease: &Lease,
@@ -180,9 +278,7 @@ impl Leases {
         Ok((epoch > 0).then_some(epoch))
     }
 
-    /// Saves room `code`'s `state` (a checkpoint), kept for `keep`, if
-    /// `lease` still holds it: `false` if not (nothing was written).
-    pub async fn save(
+    async fn save(
         &self,
         code: &str,
         lease: &Lease,
@@ -199,14 +295,17 @@ impl Leases {
         Ok(saved == 1)
     }
 
-    /// Room `code`'s last saved state, if any.
-    pub async fn load(&self, code: &str) -> Result<Option<Vec<u8>>, RedisError> {
-        self.0.get(&keys::state(code)).await
+    async fn release(&self, code: &str, lease: &Lease) -> Result<bool, RedisError> {
+        let released: i64 = self
+            .0
+            .run(&RELEASE, |call| {
+                call.key(keys::lease(code)).arg(value(lease));
+            })
+            .await?;
+        Ok(released == 1)
     }
 
-    /// A room closed for good: its state, listing and lease go, if `lease`
-    /// still holds it.
-    pub async fn forget(&self, code: &str, lease: &Lease) -> Result<bool, RedisError> {
+    async fn forget(&self, code: &str, lease: &Lease) -> Result<bool, RedisError> {
         let forgot: i64 = self
             .0
             .run(&FORGET, |call| {
@@ -220,39 +319,17 @@ impl Leases {
         Ok(forgot == 1)
     }
 
-    /// Codes of every saved room (held or not).
-    pub async fn saved(&self) -> Result<Vec<String>, RedisError> {
-        self.0.members(&keys::SAVED).await
-    }
+    async fn publish(&self, listing: &Listing, lease: &Lease, ttl: Duration) -> Result<bool, RedisError> {
+        let json = serde_json::to_string(listing).unwrap_or_default();
 
-    /// Extends `lease` on `code` by `ttl` from now; `false` if it is no
-    /// longer held as `lease` (it expired, and perhaps another took it).
-    pub async fn renew(&self, code: &str, lease: &Lease, ttl: Duration) -> Result<bool, RedisError> {
-        let renewed: i64 = self
+        let published: i64 = self
             .0
-            .run_replicated(&RENEW, |call| {
-                call.key(keys::lease(code)).key(keys::epoch(code));
-                call.arg(value(lease)).arg(millis(ttl)).arg(EPOCH_KEEP_MS);
+            .run(&PUBLISH, |call| {
+                call.key(keys::lease(&listing.code)).key(keys::listing(&listing.code)).key(keys::LISTED.set);
+                call.arg(value(lease)).arg(millis(ttl)).arg(json).arg(&listing.code);
             })
             .await?;
-        Ok(renewed == 1)
-    }
-
-    /// Gives `lease` on `code` back; `false` if it was no longer held so.
-    pub async fn release(&self, code: &str, lease: &Lease) -> Result<bool, RedisError> {
-        let released: i64 = self
-            .0
-            .run(&RELEASE, |call| {
-                call.key(keys::lease(code)).arg(value(lease));
-            })
-            .await?;
-        Ok(released == 1)
-    }
-
-    /// Who holds `code`'s lease now, if anyone.
-    pub async fn owner(&self, code: &str) -> Result<Option<Lease>, RedisError> {
-        let held: Option<String> = self.0.get(&keys::lease(code)).await?;
-        Ok(held.as_deref().and_then(parse))
+        Ok(published == 1)
     }
 }
 
@@ -263,12 +340,6 @@ fn value(lease: &Lease) -> String {
 fn parse(value: &str) -> Option<Lease> {
     let (epoch, node) = value.split_once(' ')?;
     Some(Lease { epoch: epoch.parse().ok()?, node: node.to_owned() })
-}
-
-/// The key of `code`'s lease and its value when `lease` holds it: a
-/// listing is written only by the lease's holder.
-pub(super) fn held(code: &str, lease: &Lease) -> (String, String) {
-    (keys::lease(code), value(lease))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Public rooms listed in Redis for quick-joins on other nodes: each
 //! leased public room's steward publishes its line (`arena:public:<code>`)
-//! for a lease at a time, and a quick-joiner sent to another node has a
+//! for a lease at a time (a lease holder's write:
+//! [`super::lease::LeaseStore::publish`]), and a quick-joiner sent to another node has a
 //! seat reserved there first (`arena:reserved:<code>`), so two nodes
 //! cannot fill the same last seat.
 
@@ -9,9 +10,8 @@ use std::time::Duration;
 
 use redis::Script;
 
-use super::lease::{Lease, held};
 use super::redis::keys;
-use super::redis::{Redis, RedisError, millis};
+use super::redis::{Redis, RedisError, clocked_script, millis};
 
 /// A public room's line in the cluster's listing.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -26,37 +26,19 @@ pub struct Listing {
     pub room_size: u16,
 }
 
-/// Lists a public room for `ttl` if the caller holds its lease: KEYS =
-/// lease, listing, the listing's index; ARGV = held value, ttl ms, the
-/// listing's JSON, the room's code.
-static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
-redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[4])
-return 1
-",
-    )
-});
-
 /// Reserves a seat in a listed room for a quick-joiner on its way there:
 /// KEYS = listing, reservations; ARGV = a unique member, hold ms. The seat
 /// counts against the room's size until the room's own count (renewed with
 /// its lease) can include the player. Returns 1, 0 if full, -1 if unlisted.
 static RESERVE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    clocked_script(
         r"
 local listed = redis.call('GET', KEYS[1])
 if not listed then return -1 end
 local room = cjson.decode(listed)
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+prune(KEYS[2])
 if room.players + redis.call('ZCARD', KEYS[2]) >= room.room_size then return 0 end
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
+index(KEYS[2], ARGV[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return 1
 ",
@@ -68,20 +50,6 @@ return 1
 pub struct Listings(pub Redis);
 
 impl Listings {
-    /// Publishes `listing` for `ttl`, if `lease` still holds its room.
-    pub async fn publish(&self, listing: &Listing, lease: &Lease, ttl: Duration) -> Result<bool, RedisError> {
-        let json = serde_json::to_string(listing).unwrap_or_default();
-        let (lease_key, held) = held(&listing.code, lease);
-        let published: i64 = self
-            .0
-            .run(&PUBLISH, |call| {
-                call.key(lease_key).key(keys::listing(&listing.code)).key(keys::LISTED.set);
-                call.arg(held).arg(millis(ttl)).arg(json).arg(&listing.code);
-            })
-            .await?;
-        Ok(published == 1)
-    }
-
     /// Every listed public room (lines that do not parse are left out).
     pub async fn read(&self) -> Result<Vec<Listing>, RedisError> {
         let lines = self.0.entries(&keys::LISTED).await?;

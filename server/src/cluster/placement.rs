@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cluster::fresh::Fresh;
-use crate::cluster::lease::{Lease, Leases};
+use crate::cluster::lease::{Lease, LeaseStore, Leases};
 use crate::cluster::listing::Listing;
 use crate::cluster::ownership::{self, Node, Ownership};
 use crate::cluster::redis::RedisError;

@@ -209,15 +209,37 @@ impl Index {
 /// any cluster's rooms: `--max-rooms` is per node).
 const MAX_INDEX_READ: usize = 10_000;
 
+/// Lua that every script keeping time starts with: `now_ms()`, Redis's
+/// own clock in milliseconds; `index(set, member, ttl_ms)`, `member` kept
+/// in the sorted set `set` until `ttl_ms` from now (an [`Index`] entry, or
+/// a seat reservation); `prune(set)`, the members of `set` that lapsed
+/// dropped.
+const CLOCK_LUA: &str = r"
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function index(set, member, ttl_ms)
+  redis.call('ZADD', set, now_ms() + tonumber(ttl_ms), member)
+end
+local function prune(set)
+  redis.call('ZREMRANGEBYSCORE', set, '-inf', now_ms())
+end
+";
+
+/// A script whose Lua may call `now_ms`, `index` and `prune`, defined
+/// before its own lines.
+pub fn clocked_script(body: &str) -> Script {
+    Script::new(&format!("{CLOCK_LUA}{body}"))
+}
+
 /// Sets a value and its index entry: KEYS = value key, index; ARGV =
 /// member, value, ttl ms.
 static PUT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
-    Script::new(
+    clocked_script(
         r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
+index(KEYS[2], ARGV[1], ARGV[3])
 ",
     )
 });
@@ -225,11 +247,9 @@ redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
 /// Drops an index's lapsed members and returns the first ARGV[1] live
 /// ones: KEYS = index.
 static MEMBERS: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
-    Script::new(
+    clocked_script(
         r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+prune(KEYS[1])
 return redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
 ",
     )
@@ -238,11 +258,9 @@ return redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
 /// [`MEMBERS`] with each member's value (ARGV[2] is the value keys'
 /// prefix), flat: member, value, member, value...
 static ENTRIES: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
-    Script::new(
+    clocked_script(
         r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+prune(KEYS[1])
 local members = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
 local out = {}
 for _, member in ipairs(members) do

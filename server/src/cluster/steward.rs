@@ -17,8 +17,8 @@ use arena_shared::codec::encode_state;
 use arena_shared::protocol::{Moved, close};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::cluster::lease::{Lease, Leases};
-use crate::cluster::listing::{Listing, Listings};
+use crate::cluster::lease::{Lease, LeaseStore, Leases};
+use crate::cluster::listing::Listing;
 use crate::cluster::ownership::{Action, Closing, End, Event, Node, Ownership};
 use crate::cluster::redis::RedisError;
 use crate::cluster::registry::Cluster;
@@ -30,102 +30,6 @@ use crate::telemetry::metrics::{Metrics, RoomStats};
 /// How long a saved room is kept in Redis after its last save: long
 /// enough for a restarted cluster to bring it back.
 pub const STATE_KEEP: Duration = Duration::from_secs(600);
-
-/// What a steward asks of the cluster's Redis: [`Leases`] is the real
-/// one; the tests' twin (`cluster::twin`) keeps the same rules in memory.
-pub trait Store: Send + Sync + 'static {
-    /// See [`Leases::renew`].
-    fn renew(
-        &self,
-        code: &str,
-        lease: &Lease,
-        ttl: Duration,
-    ) -> impl Future<Output = Result<bool, RedisError>> + Send;
-    /// See [`Leases::owner`].
-    fn owner(&self, code: &str) -> impl Future<Output = Result<Option<Lease>, RedisError>> + Send;
-    /// See [`Leases::claim_above`].
-    fn claim_above(
-        &self,
-        code: &str,
-        node: &str,
-        ttl: Duration,
-        floor: u64,
-    ) -> impl Future<Output = Result<Option<u64>, RedisError>> + Send;
-    /// See [`Leases::transfer`].
-    fn transfer(
-        &self,
-        code: &str,
-        lease: &Lease,
-        node: &str,
-        ttl: Duration,
-        state: &[u8],
-    ) -> impl Future<Output = Result<Option<u64>, RedisError>> + Send;
-    /// See [`Leases::save`].
-    fn save(
-        &self,
-        code: &str,
-        lease: &Lease,
-        state: &[u8],
-        keep: Duration,
-    ) -> impl Future<Output = Result<bool, RedisError>> + Send;
-    /// See [`Leases::release`].
-    fn release(&self, code: &str, lease: &Lease) -> impl Future<Output = Result<bool, RedisError>> + Send;
-    /// See [`Leases::forget`].
-    fn forget(&self, code: &str, lease: &Lease) -> impl Future<Output = Result<bool, RedisError>> + Send;
-    /// See [`Listings::publish`].
-    fn publish(
-        &self,
-        listing: &Listing,
-        lease: &Lease,
-        ttl: Duration,
-    ) -> impl Future<Output = Result<bool, RedisError>> + Send;
-}
-
-impl Store for Leases {
-    async fn renew(&self, code: &str, lease: &Lease, ttl: Duration) -> Result<bool, RedisError> {
-        Leases::renew(self, code, lease, ttl).await
-    }
-    async fn owner(&self, code: &str) -> Result<Option<Lease>, RedisError> {
-        Leases::owner(self, code).await
-    }
-    async fn claim_above(
-        &self,
-        code: &str,
-        node: &str,
-        ttl: Duration,
-        floor: u64,
-    ) -> Result<Option<u64>, RedisError> {
-        Leases::claim_above(self, code, node, ttl, floor).await
-    }
-    async fn transfer(
-        &self,
-        code: &str,
-        lease: &Lease,
-        node: &str,
-        ttl: Duration,
-        state: &[u8],
-    ) -> Result<Option<u64>, RedisError> {
-        Leases::transfer(self, code, lease, node, ttl, state).await
-    }
-    async fn save(
-        &self,
-        code: &str,
-        lease: &Lease,
-        state: &[u8],
-        keep: Duration,
-    ) -> Result<bool, RedisError> {
-        Leases::save(self, code, lease, state, keep).await
-    }
-    async fn release(&self, code: &str, lease: &Lease) -> Result<bool, RedisError> {
-        Leases::release(self, code, lease).await
-    }
-    async fn forget(&self, code: &str, lease: &Lease) -> Result<bool, RedisError> {
-        Leases::forget(self, code, lease).await
-    }
-    async fn publish(&self, listing: &Listing, lease: &Lease, ttl: Duration) -> Result<bool, RedisError> {
-        Listings(self.0.clone()).publish(listing, lease, ttl).await
-    }
-}
 
 /// What a steward is told from outside.
 enum Order {
@@ -153,7 +57,7 @@ impl StewardHandle {
 }
 
 /// What a steward looks after, through `S` (the cluster's Redis).
-pub struct Steward<S: Store = Leases> {
+pub struct Steward<S: LeaseStore = Leases> {
     pub cluster: Arc<Cluster>,
     pub leases: S,
     pub code: String,
@@ -170,7 +74,7 @@ pub struct Steward<S: Store = Leases> {
     pub cancel: tokio_util::sync::CancellationToken,
 }
 
-impl<S: Store> Steward<S> {
+impl<S: LeaseStore> Steward<S> {
     /// Its handle, and the steward to run.
     pub fn with_handle(self) -> (StewardHandle, Running<S>) {
         let (orders, inbox) = mpsc::channel(1);
@@ -179,14 +83,14 @@ impl<S: Store> Steward<S> {
 }
 
 /// A steward with its inbox.
-pub struct Running<S: Store = Leases> {
+pub struct Running<S: LeaseStore = Leases> {
     steward: Steward<S>,
     inbox: mpsc::Receiver<Order>,
     /// The drain under way waits for the ownership's end.
     drained: Option<oneshot::Sender<bool>>,
 }
 
-impl<S: Store> Running<S> {
+impl<S: LeaseStore> Running<S> {
     /// Looks after the room until its ownership ends or the server stops.
     pub async fn run(mut self) {
         let ttl = self.steward.cluster.lease();
@@ -219,7 +123,7 @@ impl<S: Store> Running<S> {
     }
 }
 
-impl<S: Store> Steward<S> {
+impl<S: LeaseStore> Steward<S> {
     /// Hands `event` to the ownership and carries out what it says, each
     /// call's answer fed back in turn; the end, once there is one.
     async fn follow(&mut self, event: Event) -> Option<End> {

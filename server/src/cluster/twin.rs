@@ -9,10 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::lease::Lease;
+use super::lease::{Lease, LeaseStore};
 use super::listing::Listing;
 use super::redis::RedisError;
-use super::steward::Store;
 
 #[derive(Default)]
 struct Keys {
@@ -100,7 +99,7 @@ impl Twin {
     }
 }
 
-impl Store for Twin {
+impl LeaseStore for Twin {
     async fn renew(&self, code: &str, lease: &Lease, ttl: Duration) -> Result<bool, RedisError> {
         self.call(|keys| {
             let held = keys.holds(code, lease);

@@ -18,7 +18,7 @@ use arena_shared::protocol::{PlayerId, close};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::lease::Leases;
+use crate::cluster::lease::{LeaseStore, Leases};
 use crate::cluster::orders::Orders;
 use crate::edge::state::AppState;
 use crate::room::outbox::CloseReason;
