@@ -320,9 +320,18 @@ idle_before=$(redis_commands)
 sleep 5
 idle_after=$(redis_commands)
 flood_before=$(redis_commands)
+rss_before=$(rss_mib)
+sample_rss &
+sampler=$!
+cpu_before=$(awk '{print $14 + $15}' "/proc/$server/stat")
 attack public-reads --count 40 --sources 10 --first-source 140 --duration 10 >"$work/p"
+cpu_after=$(awk '{print $14 + $15}' "/proc/$server/stat")
 flood_after=$(redis_commands)
+kill "$sampler" 2>/dev/null || true
+rss_peak=$(sort -n "$work/rss" | tail -1 | awk '{printf "%.1f", $1 / 1024}')
 printf 'public reads %s\n' "$(cut -c1-200 "$work/p")"
+printf 'server       %s %% of a core while answering; memory before %s MiB, peak %s MiB, after %s MiB\n' \
+  "$(( 100 * (cpu_after - cpu_before) / $(getconf CLK_TCK) / 10 ))" "$rss_before" "$rss_peak" "$(rss_mib)"
 printf 'redis        %s commands/s with 20 players and nobody asking; %s commands/s during the reads (the listing is read at most 4 times a second)\n' \
   "$(( (idle_after - idle_before) / 5 ))" "$(( (flood_after - flood_before) / 10 ))"
 tick_p99=$(curl -fsS "$base/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tick_micros_p99"])')
