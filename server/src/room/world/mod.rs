@@ -10,6 +10,7 @@
 
 mod fill;
 mod hosting;
+pub mod journal;
 mod news;
 mod recording;
 mod seats;
@@ -25,9 +26,11 @@ use arena_shared::sim::{Body, INPUT_DT_MICROS, Input};
 use self::fill::FillBots;
 pub use self::hosting::HostEffect;
 use self::hosting::{HostControls, Now};
+use self::journal::{Entry, Journal, Record, Rerun};
 use self::news::News;
 use self::recording::Recording;
-use self::seats::{MAX_INPUT_CREDIT, Player, SavedSeat, Seats};
+pub use self::seats::SavedSeat;
+use self::seats::{MAX_INPUT_CREDIT, Player, Seats};
 use crate::limits::AddressKey;
 use crate::room::input::{InputSource, QueuedInput};
 
@@ -114,6 +117,8 @@ pub struct World {
     /// A private room's host, lock, rules and kicked addresses.
     host_controls: HostControls,
     news: News,
+    /// What changed since the last checkpoint, for the input log.
+    journal: Journal,
 }
 
 impl World {
@@ -129,6 +134,7 @@ impl World {
             recording: Recording::default(),
             host_controls: HostControls::new(180),
             news: News::default(),
+            journal: Journal::default(),
         }
     }
 
@@ -168,6 +174,13 @@ impl World {
         self
     }
 
+    /// Journals what each tick changes (cluster mode's input log): see
+    /// [`World::take_record`] and [`World::checkpoint`].
+    pub fn journaling(mut self) -> Self {
+        self.journal.start();
+        self
+    }
+
     /// Names the room this world is.
     pub fn in_room(mut self, code: String, private: bool) -> Self {
         self.room = code;
@@ -196,17 +209,14 @@ impl World {
 
     /// Everything another process needs to carry this room on: the game
     /// and every seat. Inputs in flight and connections are not in it:
-    /// each player comes back through its resume token.
-    /// Fill bots are left out: the room's new home makes its own.
+    /// each player comes back through its resume token. Fill bots are in
+    /// it (a new brain steers each on its new node): the input log after
+    /// a checkpoint has their inputs, which a re-run must find them for.
     pub fn snapshot(&self) -> WorldSnapshot {
-        let mut game = self.game.clone();
-        for (id, _) in self.seats.iter().filter(|(_, p)| p.is_bot()) {
-            game.remove(id);
-        }
         WorldSnapshot {
             room: self.room.clone(),
             private: self.private,
-            game,
+            game: self.game.clone(),
             seats: self.seats.saved(),
             next_id: self.seats.next_id,
             host_controls: self.host_controls.clone(),
@@ -220,10 +230,42 @@ impl World {
         let WorldSnapshot { room, private, game, seats, next_id, host_controls } = snapshot;
         let tick = game.tick();
         (self.room, self.private, self.game, self.host_controls) = (room, private, game, host_controls);
-        self.seats.restore(seats, next_id, tick);
+        self.seats.restore(seats, next_id, tick, &mut self.bots);
         self.news.clear();
         self.recording.forget_round();
         self
+    }
+
+    /// A checkpoint: the [`World::snapshot`] that the journal starts again
+    /// after (the records taken from now on follow it).
+    pub fn checkpoint(&mut self) -> WorldSnapshot {
+        self.journal.restart(&self.host_controls);
+        self.snapshot()
+    }
+
+    /// What this world did since the last record (one tick of the input
+    /// log), or `None` when it does not journal.
+    pub fn take_record(&mut self) -> Option<Record> {
+        self.journal.take(&self.game, &self.host_controls)
+    }
+
+    /// Carries a restored world on through `records`, the input log after
+    /// its checkpoint, checking each tick's checksum: up to the last record
+    /// that follows and matches (a copy of the game is tried first, so a
+    /// record that does not leaves nothing half done). Every person's seat
+    /// is held for a resume from the last tick re-run.
+    pub fn rerun(&mut self, records: &[Record]) -> Rerun {
+        let tried = journal::rerun(&mut self.game.clone(), &mut (), records);
+        let mut beside = RerunSeats {
+            seats: &mut self.seats,
+            bots: &mut self.bots,
+            controls: &mut self.host_controls,
+            tick: 0,
+        };
+        let done = journal::rerun(&mut self.game, &mut beside, &records[..tried.read]);
+        debug_assert_eq!(done.ticks, tried.ticks, "the same records re-run the same way twice");
+        self.seats.hold_all(self.game.tick());
+        Rerun { stopped: tried.stopped, ..done }
     }
 
     pub fn game(&self) -> &Match {
@@ -278,6 +320,7 @@ impl World {
         let info =
             PlayerInfo { id, name: player.name.clone(), color: player.color, score: 0, bot: player.is_bot() };
         self.recording.note(Change::Spawn(info.clone()));
+        self.journal.note(Entry::Seat(SavedSeat::of(id, &player)));
         self.seats.insert(id, player);
         self.news.push(ServerMsg::Joined(info));
     }
@@ -311,7 +354,10 @@ impl World {
         let effect = match command {
             HostCommand::SetRules(rules) => {
                 self.host_controls.hosting.rules = rules;
-                self.game.set_next_rules(u32::from(rules.round_secs), u32::from(rules.points_to_win));
+                let (round_secs, points_to_win) =
+                    (u32::from(rules.round_secs), u32::from(rules.points_to_win));
+                self.game.set_next_rules(round_secs, points_to_win);
+                self.journal.note(Entry::Rules { round_secs, points_to_win });
                 HostEffect::Done
             }
             HostCommand::Lock(locked) => {
@@ -346,6 +392,7 @@ impl World {
     /// the next one starts.
     fn next_round_now(&mut self) {
         self.recording.finish();
+        self.journal.note(Entry::NextRound);
         let events = self.game.next_round_now();
         self.announce(events);
     }
@@ -487,6 +534,7 @@ impl World {
         }
         self.game.remove(id);
         self.recording.note(Change::Remove(id));
+        self.journal.note(Entry::Leave(id));
         self.news.push(ServerMsg::Left { id });
         if id == self.host_controls.hosting.host {
             self.pass_hosting_on();
@@ -548,6 +596,7 @@ impl World {
                 // the client's prediction moves past it.
                 self.game.apply_input(id, queued.input);
                 self.recording.input(id, queued.input);
+                self.journal.note(Entry::Input(id, queued.input));
                 player.last_seq = queued.seq;
                 player.last_input = queued.input;
                 player.input_credit -= u64::from(INPUT_DT_MICROS);
@@ -560,6 +609,7 @@ impl World {
     fn advance(&mut self) {
         let events = self.game.advance();
         self.recording.end_tick(&self.game);
+        self.journal.tick(&self.game);
         self.announce(events);
     }
 
@@ -578,6 +628,29 @@ impl World {
             }
             self.news.push(event.into());
         }
+    }
+}
+
+/// A re-run's seats: a person comes back held for a resume, a fill bot
+/// with a new brain.
+struct RerunSeats<'a> {
+    seats: &'a mut Seats,
+    bots: &'a mut FillBots,
+    controls: &'a mut HostControls,
+    tick: u32,
+}
+
+impl journal::Beside for RerunSeats<'_> {
+    fn seat(&mut self, seat: SavedSeat) {
+        self.seats.put_back(seat, self.tick, self.bots);
+    }
+
+    fn leave(&mut self, id: PlayerId) {
+        self.seats.remove(id);
+    }
+
+    fn hosting(&mut self, controls: HostControls) {
+        *self.controls = controls;
     }
 }
 
@@ -653,10 +726,15 @@ mod tests {
             bots.iter().zip(&start).filter(|&(&id, was)| world.body(id).is_some_and(|b| b.pos != was.pos));
         assert_eq!(moved.count(), 2, "bots play");
         assert!(world.resume(&[0; 16]).is_none(), "a bot's seat is nobody's to resume");
-        assert!(
-            world.snapshot().seats.iter().all(|seat| seat.id() == ada.id),
-            "a hand-over leaves bots behind"
+        let saved = world.snapshot();
+        assert_eq!(
+            saved.seats.iter().filter(|seat| seat.is_bot()).count(),
+            2,
+            "a hand-over takes bots along"
         );
+        let restored = World::new(30, 4).filling_with_bots(3).holding_seats_for(30).restored(saved);
+        assert_eq!((restored.player_count(), restored.bot_count()), (1, 2));
+        assert!(restored.is_held(ada.id) && !restored.is_held(bots[0]), "people come back, bots are there");
 
         // People come: bots go, one for one (and the room never refuses a person for a bot).
         world.join(Newcomer { name: "bob".into(), color: 0, from: None }, [2; 16]).expect("space");
@@ -885,5 +963,120 @@ mod tests {
         let carl = copy.join(newcomer("carl"), [3; 16]).expect("space");
         assert!(carl.id != ada.id && carl.id != bob.id, "ids go on from the saved count");
         assert_eq!(copy.tick(&mut NoInputs).tick, world.tick(&mut NoInputs).tick);
+    }
+
+    /// Ticks `world` `ticks` times with varied sticks for `ids`, and
+    /// returns the records it journaled.
+    fn play_journaled(world: &mut World, ids: &[PlayerId], ticks: u32, seq: &mut u32) -> Vec<Record> {
+        let mut records = Vec::new();
+        for t in 0..ticks {
+            let mut inputs = BTreeMap::new();
+            for (n, &id) in ids.iter().enumerate() {
+                *seq += 1;
+                let x = ((t as i32 * 37 + n as i32 * 91) % 255 - 127) as i8;
+                let input =
+                    Input { dash: t % 23 == n as u32, ..Input::stick(x, 127 - x.unsigned_abs() as i8) };
+                inputs.insert(id, VecDeque::from([QueuedInput { seq: *seq, input }]));
+            }
+            world.tick(&mut inputs);
+            records.push(world.take_record().expect("journaling"));
+        }
+        records
+    }
+
+    #[test]
+    fn a_checkpoint_and_the_journal_after_it_are_the_room_bots_comings_and_goings_included() {
+        let mut world = World::new(30, 8).filling_with_bots(5).holding_seats_for(300).journaling();
+        let ada = world.join(newcomer("ada"), [1; 16]).expect("space").id;
+        let mut seq = 0;
+        play_journaled(&mut world, &[ada], 40, &mut seq);
+        let checkpoint = world.checkpoint();
+
+        let mut records = Vec::new();
+        let bob = world.join(newcomer("bob"), [2; 16]).expect("space").id;
+        records.extend(play_journaled(&mut world, &[ada, bob], 30, &mut seq));
+        let cy = world.join(newcomer("cy"), [3; 16]).expect("space").id;
+        world.leave(ada);
+        records.extend(play_journaled(&mut world, &[bob, cy], 60, &mut seq));
+        assert!(world.bot_count() > 0, "bots played along");
+
+        let mut restored = World::new(30, 8).filling_with_bots(5).holding_seats_for(300).restored(checkpoint);
+        let bytes: Vec<Vec<u8>> = records.iter().map(Record::encode).collect();
+        let decoded: Vec<Record> =
+            bytes.iter().map(|b| Record::decode(b, 1 << 16).expect("decodes")).collect();
+        let done = restored.rerun(&decoded);
+        assert_eq!((done.ticks, done.stopped), (90, None));
+        assert_eq!(restored.game(), world.game(), "bodies, scores, the round: the very same game");
+        assert_eq!(
+            restored.roster().iter().map(|l| (l.id, l.name.clone())).collect::<Vec<_>>(),
+            world.roster().iter().map(|l| (l.id, l.name.clone())).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            (restored.player_count(), restored.bot_count()),
+            (world.player_count(), world.bot_count())
+        );
+        assert!(restored.resume(&[1; 16]).is_none(), "ada left");
+        assert_eq!(
+            restored.resume(&[3; 16]).map(|s| s.id),
+            Some(cy),
+            "cy, seated after the checkpoint, resumes"
+        );
+        let next = restored.join(newcomer("dee"), [4; 16]).expect("space").id;
+        assert_eq!(
+            next,
+            world.join(newcomer("dee"), [4; 16]).expect("space").id,
+            "ids go on as they would have"
+        );
+
+        let per_tick = bytes.iter().map(Vec::len).sum::<usize>() as f64 / bytes.len() as f64;
+        eprintln!("journal: {per_tick:.0} bytes a tick for 2 people and {} bots", world.bot_count());
+    }
+
+    #[test]
+    fn a_hosts_rules_next_round_and_kick_are_journaled_and_a_bad_record_stops_the_rerun_whole() {
+        use arena_shared::protocol::{HostCommand, Rules};
+        let mut world =
+            World::new(30, 8).in_room("private001".into(), true).holding_seats_for(300).journaling();
+        let ada = world.join(newcomer("ada"), [1; 16]).expect("space").id;
+        let from = Some(crate::limits::AddressKey::new("10.0.0.9".parse().expect("an ip"), 64));
+        let bob = world.join(Newcomer { from, ..newcomer("bob") }, [2; 16]).expect("space").id;
+        let mut seq = 0;
+        play_journaled(&mut world, &[ada, bob], 10, &mut seq);
+        let checkpoint = world.checkpoint();
+        let mut records = play_journaled(&mut world, &[ada, bob], 10, &mut seq);
+        let rules = Rules { round_secs: 60, points_to_win: 3 };
+        world.host_command(ada, HostCommand::SetRules(rules)).expect("the host may");
+        world.host_command(ada, HostCommand::NextRound).expect("the host may");
+        world.host_command(ada, HostCommand::Lock(true)).expect("the host may");
+        records.extend(play_journaled(&mut world, &[ada, bob], 10, &mut seq));
+        world.host_command(ada, HostCommand::Kick { id: bob }).expect("the host may");
+        records.extend(play_journaled(&mut world, &[ada], 10, &mut seq));
+
+        let fresh = || World::new(30, 8).holding_seats_for(300).restored(checkpoint.clone());
+        let mut restored = fresh();
+        assert_eq!(restored.rerun(&records), Rerun { read: 30, ticks: 30, stopped: None });
+        assert_eq!(restored.game(), world.game());
+        assert_eq!(restored.host_controls, world.host_controls, "host, rules, lock and the kick's ban");
+        assert!(restored.admits(from).is_err(), "bob's address is still kept out");
+
+        // A record that lies: the re-run ends at the tick before it, whole.
+        let mut tampered = records.clone();
+        let at = tampered[15].entries.iter().position(|e| matches!(e, Entry::Input(..))).expect("an input");
+        tampered[15].entries[at] = Entry::Input(ada, Input::stick(-127, 0));
+        let mut restored = fresh();
+        let done = restored.rerun(&tampered);
+        assert_eq!(
+            (done.ticks, done.stopped),
+            (15, Some(journal::RerunError::Mismatch { tick: checkpoint.tick() + 16 }))
+        );
+        assert_eq!(restored.game().tick(), checkpoint.tick() + 15);
+        assert_eq!(restored.player_count(), 2, "the kick after it was not applied");
+        // A gap, and duplicates (a write retried) are skipped.
+        let mut gapped = records.clone();
+        gapped.remove(20);
+        gapped.insert(5, records[4].clone());
+        let done = fresh().rerun(&gapped);
+        let gap = journal::RerunError::Gap { after: checkpoint.tick() + 20, next: checkpoint.tick() + 22 };
+        assert_eq!((done.ticks, done.stopped), (20, Some(gap)));
     }
 }

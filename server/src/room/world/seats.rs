@@ -12,6 +12,7 @@ use arena_shared::protocol::{MAX_NAME_CHARS, PlayerId, ResumeToken};
 use arena_shared::sim::{INPUT_DT_MICROS, Input};
 
 use super::RosterLine;
+use super::fill::FillBots;
 use crate::limits::AddressKey;
 
 /// Inputs a player may apply in one tick after a hiccup (100 ms at 60 Hz).
@@ -214,34 +215,40 @@ impl Seats {
         }
     }
 
-    /// Every person's seat as a snapshot keeps it (bots are not kept).
+    /// Every seat as a snapshot keeps it.
     pub fn saved(&self) -> Vec<SavedSeat> {
-        self.players
-            .iter()
-            .filter(|(_, p)| !p.is_bot())
-            .map(|(&id, p)| SavedSeat {
-                id,
-                name: p.name.clone(),
-                color: p.color,
-                token: p.token,
-                from: p.from,
-            })
-            .collect()
+        self.players.iter().map(|(&id, p)| SavedSeat::of(id, p)).collect()
     }
 
-    /// The seats of a snapshot, every one held for a resume from `tick`.
-    pub fn restore(&mut self, seats: Vec<SavedSeat>, next_id: PlayerId, tick: u32) {
+    /// The seats of a snapshot: every person's held for a resume from
+    /// `tick`, every bot steered by a new brain from `bots`.
+    pub fn restore(&mut self, seats: Vec<SavedSeat>, next_id: PlayerId, tick: u32, bots: &mut FillBots) {
+        self.players.clear();
+        for seat in seats {
+            self.put_back(seat, tick, bots);
+        }
         self.next_id = next_id;
-        self.players = seats
-            .into_iter()
-            .map(|seat| {
-                let player = Player {
-                    away_since: Some(tick),
-                    ..Player::person(seat.name, seat.color, seat.token, seat.from)
-                };
-                (seat.id, player)
-            })
-            .collect();
+    }
+
+    /// A saved seat taken again (a person's held for a resume from
+    /// `tick`); ids go on after it, as [`Seats::allocate_id`] left them.
+    pub fn put_back(&mut self, seat: SavedSeat, tick: u32, bots: &mut FillBots) {
+        let SavedSeat { id, name, color, token, from, bot } = seat;
+        let player = if bot {
+            Player::bot(name, color, bots.make().1)
+        } else {
+            Player { away_since: Some(tick), ..Player::person(name, color, token, from) }
+        };
+        self.players.insert(id, player);
+        self.next_id = id.checked_add(1).unwrap_or(1);
+    }
+
+    /// Every person's seat held for a resume from `tick` (a restored room:
+    /// the whole room is on its way).
+    pub fn hold_all(&mut self, tick: u32) {
+        for player in self.players.values_mut().filter(|p| !p.is_bot()) {
+            player.away_since = Some(tick);
+        }
     }
 }
 
@@ -253,11 +260,29 @@ pub struct SavedSeat {
     color: u8,
     token: ResumeToken,
     from: Option<AddressKey>,
+    /// A fill bot (its token is never matched).
+    bot: bool,
 }
 
-#[cfg(test)]
 impl SavedSeat {
+    /// Seat `id` as `player` sits in it.
+    pub fn of(id: PlayerId, player: &Player) -> Self {
+        SavedSeat {
+            id,
+            name: player.name.clone(),
+            color: player.color,
+            token: player.token,
+            from: player.from,
+            bot: player.is_bot(),
+        }
+    }
+
     pub fn id(&self) -> PlayerId {
         self.id
+    }
+
+    #[cfg(test)]
+    pub fn is_bot(&self) -> bool {
+        self.bot
     }
 }
