@@ -397,7 +397,7 @@ impl Bot {
         record.room = session.room().map(|room| room.code().to_owned());
         self.session = session;
         // The new connection's frames start a new count.
-        self.record.last_tick = None;
+        self.record.resumed_after = self.record.last_tick.take().or(self.record.resumed_after);
     }
 
     /// The record, completed with what the session measured.

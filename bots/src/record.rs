@@ -87,6 +87,12 @@ pub struct BotRecord {
     pub last_frame_at: Option<std::time::Instant>,
     pub players_lost: u32,
     pub points_lost: i64,
+    /// The most ticks a resumed room went back behind what this bot had
+    /// already seen (0: nothing it saw was taken back).
+    pub ticks_taken_back: u32,
+    /// The newest tick seen before a reconnect, until the first frame after.
+    #[serde(skip)]
+    pub resumed_after: Option<u32>,
     #[serde(skip)]
     first_pos: BTreeMap<PlayerId, (i16, i16)>,
 }
@@ -126,6 +132,8 @@ impl BotRecord {
             last_frame_at: None,
             players_lost: 0,
             points_lost: 0,
+            ticks_taken_back: 0,
+            resumed_after: None,
             first_pos: BTreeMap::new(),
         }
     }
@@ -138,6 +146,10 @@ impl BotRecord {
         }
         self.first_tick.get_or_insert(frame.tick);
         self.last_tick = Some(frame.tick);
+        if let Some(before) = self.resumed_after.take() {
+            self.ticks_taken_back =
+                self.ticks_taken_back.max(before.wrapping_add(1).saturating_sub(frame.tick));
+        }
         let now = std::time::Instant::now();
         if let Some(last) = self.last_frame_at.replace(now) {
             self.longest_silence_ms =

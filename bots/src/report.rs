@@ -90,6 +90,9 @@ pub struct Reconnects {
     pub players_lost: u64,
     /// Points a player had before and not after, within the same round.
     pub points_lost: i64,
+    /// The most ticks any resumed room went back behind what its player
+    /// had seen.
+    pub ticks_taken_back: u32,
 }
 
 impl Reconnects {
@@ -101,6 +104,7 @@ impl Reconnects {
             longest_silence_ms: records.iter().map(|r| r.longest_silence_ms).fold(0.0, f64::max),
             players_lost: records.iter().map(|r| u64::from(r.players_lost)).sum(),
             points_lost: records.iter().map(|r| r.points_lost).sum(),
+            ticks_taken_back: records.iter().map(|r| r.ticks_taken_back).max().unwrap_or(0),
         }
     }
 }
@@ -381,12 +385,13 @@ impl Reconnects {
     /// The table's line for reconnects.
     fn describe(&self) -> String {
         format!(
-            "{} by {} bots, worst gap {:.0} ms, {} players and {} points lost; longest without a frame {:.0} ms",
+            "{} by {} bots, worst gap {:.0} ms, {} players and {} points lost, at most {} ticks taken back; longest without a frame {:.0} ms",
             self.count,
             self.bots,
             self.worst_gap_ms,
             self.players_lost,
             self.points_lost,
+            self.ticks_taken_back,
             self.longest_silence_ms
         )
     }

@@ -303,6 +303,15 @@ pub struct ClusterConfig {
           value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub checkpoint_ms: u64,
 
+    /// Cluster mode: each room also appends every tick's inputs (and who
+    /// came and went) to Redis before that tick's frames go out, so a node
+    /// that restores it after a crash re-runs it to the last tick a player
+    /// saw, not back to its last checkpoint. `false` keeps only the
+    /// checkpoints (cheaper for Redis; a crash loses up to
+    /// `--checkpoint-ms` of play).
+    #[arg(long, env = "ARENA_INPUT_LOG", default_value_t = true, action = clap::ArgAction::Set)]
+    pub input_log: bool,
+
     /// At most how long (cluster mode) a stopping node spends handing its
     /// rooms to other nodes before it closes what is left.
     #[arg(long, env = "ARENA_DRAIN_SECS", default_value_t = 10,

@@ -78,8 +78,14 @@ fn summary(records: &[BotRecord]) -> String {
         .iter()
         .map(|r| {
             format!(
-                "bot {} {:?}: reconnects {}, gap {:.0} ms, players lost {}, points lost {}",
-                r.index, r.outcome, r.reconnects, r.worst_gap_ms, r.players_lost, r.points_lost
+                "bot {} {:?}: reconnects {}, gap {:.0} ms, players lost {}, points lost {}, ticks taken back {}",
+                r.index,
+                r.outcome,
+                r.reconnects,
+                r.worst_gap_ms,
+                r.players_lost,
+                r.points_lost,
+                r.ticks_taken_back
             )
         })
         .collect::<Vec<_>>()
@@ -122,12 +128,16 @@ async fn an_invite_link_on_any_node_leads_to_the_node_that_runs_the_room() -> an
 
 /// Six bots in a private room on node B, come in through A (or B itself,
 /// when `through_b`); B is killed 4 s in and never comes back. Checks that
-/// every bot kept its player and came back within seconds, and that A
-/// restored the room once.
+/// every bot kept its player and every point, came back within seconds to
+/// no tick older than the newest it had seen (A re-ran B's input log past
+/// its last checkpoint), and that A restored the room once.
 async fn kill_the_rooms_node(through_b: bool) -> anyhow::Result<()> {
+    // One checkpoint, as the room opens: everything after it is in the log
+    // alone (without the log, the room would come back seconds behind).
+    const ONE_CHECKPOINT: &[&str] = &["--lease-ms", "1000", "--checkpoint-ms", "600000"];
     let redis = RedisServer::start().await?;
-    let a = Node::start(NODE, &redis.url(), NODE_ARGS).await?;
-    let mut b = Node::start(NODE, &redis.url(), NODE_ARGS).await?;
+    let a = Node::start(NODE, &redis.url(), ONE_CHECKPOINT).await?;
+    let mut b = Node::start(NODE, &redis.url(), ONE_CHECKPOINT).await?;
     knowing_each_other(&[&a, &b]).await?;
     let (_host, host) = hello(&b.ws_url(), create_private("host")).await?;
     let code = host.room().expect("welcomed").code().to_owned();
@@ -140,9 +150,13 @@ async fn kill_the_rooms_node(through_b: bool) -> anyhow::Result<()> {
     eprintln!("{report}");
     let restored = metric(&a, "arena_restores_total").await?;
     check(restored == 1, &format!("A restored the room once, not {restored}"), &[&a, &b]);
+    let rerun = metric(&a, "arena_log_rerun_ticks_total").await?;
+    check(rerun > 0, "A re-ran B's input log past the checkpoint", &[&a]);
     for record in &records {
         let ok = record.outcome == Outcome::Completed && record.players_lost == 0 && record.reconnects >= 1;
         check(ok, &format!("every bot kept its player:\n{report}"), &[&a]);
+        let kept = record.points_lost == 0 && record.ticks_taken_back == 0;
+        check(kept, &format!("nothing a player saw was taken back:\n{report}"), &[&a]);
         // Lease (1 s) + 2 s is the target; a loaded 2-core machine gets slack.
         check(
             record.worst_gap_ms < 6_000.0,

@@ -78,13 +78,15 @@ return redis.call('DEL', KEYS[1])
 });
 
 /// Hands a lease its caller holds to another node, with the room's state:
-/// KEYS = lease, epoch counter, state, saved rooms' index; ARGV = held
-/// value, new node, ttl ms, epoch keep ms, state, the room's code. Returns
-/// the new epoch, or 0 if not held.
+/// KEYS = lease, epoch counter, state, saved rooms' index, input log, its
+/// tip; ARGV = held value, new node, ttl ms, epoch keep ms, state, the
+/// room's code. Returns the new epoch, or 0 if not held. The input log
+/// goes: the state is the room as it is.
 static TRANSFER: LazyLock<Script> = LazyLock::new(|| {
     clocked_script(
         r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[5], KEYS[6])
 local epoch = redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 redis.call('SET', KEYS[3], ARGV[5], 'PX', ARGV[4])
@@ -96,12 +98,14 @@ return epoch
 });
 
 /// Saves a room's state if the caller holds its lease: KEYS = lease,
-/// state, saved rooms' index; ARGV = held value, keep ms, state, the
-/// room's code. Returns 1, or 0 if not held.
+/// state, saved rooms' index, input log, its tip; ARGV = held value, keep
+/// ms, state, the room's code. Returns 1, or 0 if not held. The input log
+/// goes: it followed an older state.
 static SAVE: LazyLock<Script> = LazyLock::new(|| {
     clocked_script(
         r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[4], KEYS[5])
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
 index(KEYS[3], ARGV[4], ARGV[2])
 return 1
@@ -109,15 +113,15 @@ return 1
     )
 });
 
-/// Forgets a closed room: its state, listing, epoch counter, index
-/// entries and lease, if the caller holds the lease: KEYS = lease, state,
-/// listing, epoch counter, saved rooms' index, listings' index; ARGV =
-/// held value, the room's code.
+/// Forgets a closed room: its state, listing, epoch counter, input log,
+/// index entries and lease, if the caller holds the lease: KEYS = lease,
+/// state, listing, epoch counter, saved rooms' index, listings' index,
+/// input log, its tip; ARGV = held value, the room's code.
 static FORGET: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[7], KEYS[8])
 redis.call('ZREM', KEYS[5], ARGV[2])
 redis.call('ZREM', KEYS[6], ARGV[2])
 return redis.call('DEL', KEYS[1])
@@ -153,6 +157,15 @@ impl Leases {
     /// Room `code`'s last saved state, if any.
     pub async fn load(&self, code: &str) -> Result<Option<Vec<u8>>, RedisError> {
         self.0.get(&keys::state(code)).await
+    }
+
+    /// Room `code`'s last saved state and its input log since (each
+    /// tick's record), read in one step.
+    pub async fn load_with_log(&self, code: &str) -> Result<Option<(Vec<u8>, Vec<Vec<u8>>)>, RedisError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic().get(keys::state(code)).lrange(keys::log(code), 0, -1);
+        let (state, log): (Option<Vec<u8>>, Vec<Vec<u8>>) = self.0.pipe(&pipe).await?;
+        Ok(state.map(|state| (state, log)))
     }
 
     /// Codes of every saved room (held or not).
@@ -271,7 +284,9 @@ impl LeaseStore for Leases {
                 call.key(keys::lease(code))
                     .key(keys::epoch(code))
                     .key(keys::state(code))
-                    .key(keys::SAVED.set);
+                    .key(keys::SAVED.set)
+                    .key(keys::log(code))
+                    .key(keys::log_tip(code));
                 call.arg(value(lease)).arg(node).arg(millis(ttl)).arg(EPOCH_KEEP_MS).arg(state).arg(code);
             })
             .await?;
@@ -289,6 +304,7 @@ impl LeaseStore for Leases {
             .0
             .run(&SAVE, |call| {
                 call.key(keys::lease(code)).key(keys::state(code)).key(keys::SAVED.set);
+                call.key(keys::log(code)).key(keys::log_tip(code));
                 call.arg(value(lease)).arg(millis(keep)).arg(state).arg(code);
             })
             .await?;
@@ -313,7 +329,8 @@ impl LeaseStore for Leases {
                     .key(keys::state(code))
                     .key(keys::listing(code))
                     .key(keys::epoch(code));
-                call.key(keys::SAVED.set).key(keys::LISTED.set).arg(value(lease)).arg(code);
+                call.key(keys::SAVED.set).key(keys::LISTED.set).key(keys::log(code)).key(keys::log_tip(code));
+                call.arg(value(lease)).arg(code);
             })
             .await?;
         Ok(forgot == 1)
@@ -334,7 +351,12 @@ impl LeaseStore for Leases {
 }
 
 fn value(lease: &Lease) -> String {
-    format!("{} {}", lease.epoch, lease.node)
+    held(lease.epoch, &lease.node)
+}
+
+/// The lease key's value while `node` holds it under `epoch`.
+pub fn held(epoch: u64, node: &str) -> String {
+    format!("{epoch} {node}")
 }
 
 fn parse(value: &str) -> Option<Lease> {

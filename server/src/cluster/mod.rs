@@ -9,6 +9,8 @@
 //!   I/O: renewals, saves, a lost lease, a reclaim, a hand-over, the end.
 //! - [`steward`]: beside each leased room: carries out what its ownership
 //!   decides (renews, saves, lists, takes back, hands over).
+//! - [`inputlog`]: the node's writer of its rooms' input logs: each tick
+//!   of every room in Redis before its frames go out, one call a tick.
 //! - [`redis`]: the cluster's Redis, one connection with a deadline on
 //!   every call and one way to run a script; over it the small gateways
 //!   [`lease`] (room leases and saved rooms), [`listing`] (public rooms for
@@ -20,6 +22,7 @@
 //! and may call them, never the other way round.
 
 pub mod fresh;
+pub mod inputlog;
 pub mod lease;
 pub mod listing;
 pub mod orders;

@@ -19,7 +19,7 @@
 //! elsewhere.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cluster::fresh::Fresh;
+use crate::cluster::inputlog;
 use crate::cluster::lease::{Lease, LeaseStore, Leases};
 use crate::cluster::listing::Listing;
 use crate::cluster::ownership::{self, Node, Ownership};
@@ -38,7 +39,10 @@ use crate::cluster::steward::{Steward, StewardHandle};
 use crate::config::ClusterConfig;
 use crate::limits::Slot;
 use crate::room::fence::Fence;
+use crate::room::log::{LogSink, RoomLog};
+use crate::room::task::Restore;
 use crate::room::world::WorldSnapshot;
+use crate::room::world::journal::Record;
 use crate::rooms::directory::RoomEntry;
 use crate::rooms::{NewRoom, NoSeat, PublicRoom, Rooms};
 use crate::telemetry::metrics::Metrics;
@@ -76,6 +80,10 @@ pub struct Placement {
     config: ClusterConfig,
     /// A room's seats, listed with public rooms.
     room_size: u16,
+    tick_rate: u16,
+    /// The node's input-log writer, started with the first leased room
+    /// (`--input-log`).
+    log_writer: std::sync::OnceLock<LogSink>,
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
     /// The stewards, so shutdown can wait for them.
@@ -95,7 +103,7 @@ impl Placement {
     pub fn new(
         rooms: Arc<Rooms>,
         cluster: Arc<Cluster>,
-        (config, room_size): (ClusterConfig, u16),
+        (config, room_size, tick_rate): (ClusterConfig, u16, u16),
         metrics: Arc<Metrics>,
         cancel: CancellationToken,
     ) -> Self {
@@ -104,6 +112,8 @@ impl Placement {
             cluster,
             config,
             room_size,
+            tick_rate,
+            log_writer: std::sync::OnceLock::new(),
             metrics,
             cancel,
             tasks: TaskTracker::new(),
@@ -111,6 +121,18 @@ impl Placement {
             listed: Fresh::default(),
             locating: CodeLocks::default(),
         }
+    }
+
+    /// A leased room's input log, unless `--input-log=false`.
+    fn room_log(&self, code: &str) -> Option<RoomLog> {
+        if !self.config.input_log || !self.cluster.is_on() {
+            return None;
+        }
+        let sink = self.log_writer.get_or_init(|| {
+            let bounds = inputlog::Bounds::new(self.config.checkpoint_every(), self.tick_rate);
+            inputlog::spawn(self.cluster.clone(), bounds, self.metrics.clone(), self.cancel.clone())
+        });
+        Some(RoomLog::new(sink.clone(), code, self.metrics.clone()))
     }
 
     /// Where new rooms go while this node drains: the node that takes them.
@@ -157,16 +179,18 @@ impl Placement {
         let fence = claim
             .as_ref()
             .map_or_else(|| Arc::new(Fence::always()), |claim| claim.fence(self.cluster.lease()));
+        let log = claim.as_ref().and_then(|_| self.room_log(&code));
+        let log_save = log.as_ref().map(RoomLog::save_flag);
         let started = {
             let _one_at_a_time = self.rooms.opening().await;
             match self.rooms.fullest_public_with_space().filter(|_| share) {
                 Some(theirs) => Err(Ok(theirs)),
-                None => self.start(code.clone(), owner, fence.clone()).map_err(Err),
+                None => self.start(code.clone(), owner, fence.clone(), log).map_err(Err),
             }
         };
         match (started, claim) {
             (Ok(entry), Some(claim)) => {
-                self.steward(&code, &entry, claim, fence);
+                self.steward(&code, &entry, claim, (fence, log_save));
                 Ok(entry)
             }
             (Ok(entry), None) => Ok(entry),
@@ -181,10 +205,16 @@ impl Placement {
     }
 
     /// Starts room `code` if the caps still allow it (under the opening lock).
-    fn start(&self, code: String, owner: Option<Slot>, fence: Arc<Fence>) -> Result<RoomEntry, Rejection> {
+    fn start(
+        &self,
+        code: String,
+        owner: Option<Slot>,
+        fence: Arc<Fence>,
+        log: Option<RoomLog>,
+    ) -> Result<RoomEntry, Rejection> {
         let private = owner.is_some();
         self.rooms.has_space_for(private)?;
-        self.rooms.spawn(NewRoom { code, private, owner, fence, restore: None })
+        self.rooms.spawn(NewRoom { code, private, owner, fence, restore: None, log })
     }
 
     /// Stewards still looking after rooms.
@@ -213,9 +243,16 @@ impl Placement {
         Ok(claimed.map(|epoch| Some(Claim { lease: Lease { epoch, node: self.cluster.node.clone() }, sent })))
     }
 
-    /// Starts the steward of a leased room, whose `fence` it moves; the
-    /// lease is this node's to hand over until the steward ends.
-    fn steward(&self, code: &str, entry: &RoomEntry, claim: Claim, fence: Arc<Fence>) {
+    /// Starts the steward of a leased room, whose `fence` it moves (and
+    /// asks its input log for checkpoints through `log_save`); the lease is
+    /// this node's to hand over until the steward ends.
+    fn steward(
+        &self,
+        code: &str,
+        entry: &RoomEntry,
+        claim: Claim,
+        (fence, log_save): (Arc<Fence>, Option<Arc<AtomicBool>>),
+    ) {
         let Some(leases) = self.cluster.leases() else { return };
         let code = code.to_owned();
         let checkpoint_every = self.config.checkpoint_every();
@@ -235,6 +272,7 @@ impl Placement {
             handle: entry.handle.clone(),
             listing: (!entry.private).then(|| (entry.stats.clone(), self.room_size)),
             checkpoint_every,
+            log_save,
             metrics: self.metrics.clone(),
             cancel: self.cancel.clone(),
         };
@@ -305,7 +343,7 @@ impl Placement {
         if !leases.renew(code, &lease, ttl).await.map_err(|e| unavailable(&e))? {
             return Ok(None);
         }
-        let Some(bytes) = leases.load(code).await.map_err(|e| unavailable(&e))? else {
+        let Some((bytes, log)) = leases.load_with_log(code).await.map_err(|e| unavailable(&e))? else {
             tracing::warn!(room = %code, "leased here without a saved state: letting it go");
             let _ = leases.release(code, &lease).await;
             return Ok(None);
@@ -319,23 +357,31 @@ impl Placement {
             }
         };
         let (players, tick, epoch) = (snapshot.players(), snapshot.tick(), lease.epoch);
+        // Up to the first record that does not decode: the re-run stops at
+        // the hole it leaves anyway.
+        let log: Vec<Record> =
+            log.iter().map_while(|bytes| Record::decode(bytes, inputlog::MAX_RECORD_BYTES).ok()).collect();
+        let logged = log.len();
         let claim = Claim { lease, sent };
         let fence = claim.fence(ttl);
+        let room_log = self.room_log(code);
+        let log_save = room_log.as_ref().map(RoomLog::save_flag);
         let new = NewRoom {
             code: code.to_owned(),
             private: snapshot.private,
             owner: None,
             fence: fence.clone(),
-            restore: Some(snapshot),
+            restore: Some(Restore { snapshot, log }),
+            log: room_log,
         };
         let entry = self.rooms.spawn(new)?;
-        self.steward(code, &entry, claim, fence);
+        self.steward(code, &entry, claim, (fence, log_save));
         let counter = match arrival {
             Arrival::HandedOver => &self.metrics.handovers_in_total,
             Arrival::Restored => &self.metrics.restores_total,
         };
         counter.inc();
-        tracing::info!(room = %code, players, tick, epoch, ?arrival, "room carried on here");
+        tracing::info!(room = %code, players, tick, logged, epoch, ?arrival, "room carried on here");
         Ok(Some(entry))
     }
 
@@ -489,7 +535,7 @@ struct Claim {
 impl Claim {
     /// The room's fence under this lease, for `ttl`.
     fn fence(&self, ttl: Duration) -> Arc<Fence> {
-        Arc::new(Fence::until(ownership::valid_until(self.sent, ttl)))
+        Arc::new(Fence::until(ownership::valid_until(self.sent, ttl), self.lease.epoch))
     }
 }
 

@@ -309,6 +309,16 @@ pub mod keys {
         LISTED.key(code)
     }
 
+    /// The room's input log since its last save: one record a tick.
+    pub fn log(code: &str) -> String {
+        format!("arena:log:{code}")
+    }
+
+    /// The tick the room's input log reaches.
+    pub fn log_tip(code: &str) -> String {
+        format!("arena:logtip:{code}")
+    }
+
     /// Seats reserved in a listed room for quick-joiners on their way.
     pub fn reserved(code: &str) -> String {
         format!("arena:reserved:{code}")

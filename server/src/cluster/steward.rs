@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use arena_shared::codec::encode_state;
@@ -68,6 +68,9 @@ pub struct Steward<S: LeaseStore = Leases> {
     /// A public room's figures and size, listed for quick-joins.
     pub listing: Option<(Arc<RoomStats>, u16)>,
     pub checkpoint_every: Duration,
+    /// With the input log, the room saves its checkpoints itself, in order
+    /// with its log: the steward asks for one here instead of saving.
+    pub log_save: Option<Arc<AtomicBool>>,
     pub metrics: Arc<Metrics>,
     /// The server stops: the steward stops too, leaving the lease to run
     /// out and the last save for another node (as after a crash).
@@ -152,6 +155,7 @@ impl<S: LeaseStore> Steward<S> {
         match action {
             Action::Renew(lease) => Some(self.renew(&lease, ttl).await),
             Action::Fence(until) => {
+                self.fence.set_epoch(self.ownership.lease().epoch);
                 self.fence.extend_to(until);
                 None
             }
@@ -167,6 +171,10 @@ impl<S: LeaseStore> Steward<S> {
                 if let Err(e) = self.list(&lease, ttl).await {
                     tracing::debug!(room = %self.code, "cannot list the room: {e}");
                 }
+                None
+            }
+            Action::Checkpoint(_) if let Some(save) = &self.log_save => {
+                save.store(true, Relaxed);
                 None
             }
             Action::Checkpoint(lease) => {
@@ -356,7 +364,7 @@ mod tests {
         let sent = Instant::now();
         let epoch = twin.claim_above(CODE, &cluster.node, TTL, 0).await.expect("up").expect("free");
         let lease = Lease { epoch, node: cluster.node.clone() };
-        let fence = Arc::new(Fence::until(valid_until(sent, TTL)));
+        let fence = Arc::new(Fence::until(valid_until(sent, TTL), epoch));
         let metrics = Arc::new(Metrics::default());
         let stats = Arc::new(RoomStats::default());
         let spec = RoomSpec {
@@ -368,6 +376,7 @@ mod tests {
             fence: fence.clone(),
             restore: None,
             replays: Arc::new(ReplayStore::new(0, None)),
+            log: None,
         };
         // Nobody reads the player's frames: it must not be dropped as too slow.
         let never_too_slow = 1_000_000;
@@ -390,6 +399,7 @@ mod tests {
             handle: room.clone(),
             listing: Some((stats, 8)),
             checkpoint_every: config.checkpoint_every(),
+            log_save: None,
             metrics,
             cancel: CancellationToken::new(),
         };

@@ -70,7 +70,7 @@ impl AppState {
         let placement = Arc::new(Placement::new(
             rooms.clone(),
             cluster.clone(),
-            (config.cluster.clone(), config.game.max_players),
+            (config.cluster.clone(), config.game.max_players, config.game.tick_rate),
             metrics.clone(),
             cancel.clone(),
         ));

@@ -215,8 +215,22 @@ impl Room {
     /// One tick: inputs in, the world ticks, news and frames out; clients
     /// that stopped reading are dropped.
     pub fn tick(&mut self) {
+        let frames = self.play();
+        self.publish(frames);
+    }
+
+    /// The first half of a tick: inputs in, the world ticks, the hosts'
+    /// commands are carried out. Nothing has been told yet: the input log
+    /// may take the tick first.
+    pub fn play(&mut self) -> Frames {
         let frames = self.world.tick(&mut self.links);
         self.obey_hosts();
+        frames
+    }
+
+    /// The second half of a tick: what [`Room::play`] decided goes out,
+    /// news and then frames; clients that stopped reading are dropped.
+    pub fn publish(&mut self, frames: Frames) {
         // The frames follow at once: they wake the writers.
         self.deliver_news(false);
         let Frames { tick, states, inputs, acks } = frames;

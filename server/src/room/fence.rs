@@ -16,6 +16,9 @@ pub struct Fence {
     until_micros: AtomicU64,
     /// Retired for good (handed over): no renewal lets it run again.
     retired: AtomicBool,
+    /// The epoch of the lease the room runs under (0 outside cluster
+    /// mode): what its input-log writes are fenced by.
+    epoch: AtomicU64,
 }
 
 impl Fence {
@@ -25,15 +28,30 @@ impl Fence {
             base: Instant::now(),
             until_micros: AtomicU64::new(u64::MAX),
             retired: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
         }
     }
 
-    /// A leased room that may run until `until`.
-    pub fn until(until: Instant) -> Self {
-        let fence =
-            Fence { base: Instant::now(), until_micros: AtomicU64::new(0), retired: AtomicBool::new(false) };
+    /// A room leased under `epoch` that may run until `until`.
+    pub fn until(until: Instant, epoch: u64) -> Self {
+        let fence = Fence {
+            base: Instant::now(),
+            until_micros: AtomicU64::new(0),
+            retired: AtomicBool::new(false),
+            epoch: AtomicU64::new(epoch),
+        };
         fence.extend_to(until);
         fence
+    }
+
+    /// The epoch of the lease the room runs under.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(SeqCst)
+    }
+
+    /// The room runs under a new lease (it was taken back).
+    pub fn set_epoch(&self, epoch: u64) {
+        self.epoch.store(epoch, SeqCst);
     }
 
     /// Whether the room may run at `now`.
@@ -78,7 +96,7 @@ mod tests {
     fn a_fence_holds_until_its_deadline_and_not_after_a_revoke() {
         let now = Instant::now();
         assert!(Fence::always().holds(now + Duration::from_secs(3600)));
-        let fence = Fence::until(now + Duration::from_secs(3));
+        let fence = Fence::until(now + Duration::from_secs(3), 1);
         assert!(fence.holds(now + Duration::from_secs(2)));
         assert!(!fence.holds(now + Duration::from_secs(3)), "not at the deadline: the lease may be gone");
         fence.extend_to(now + Duration::from_secs(6));

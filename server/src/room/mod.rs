@@ -16,8 +16,9 @@
 //! - The room's parts, from the game out: [`world`] (the game state and
 //!   one tick, no I/O), [`interest`] (what each player is sent),
 //!   [`links`] (each player's inbound queue and outbox), [`outbox`] (the
-//!   bounded outgoing queue), [`fence`] (its right to run), and
-//!   [`replays`] (where its recorded rounds are kept).
+//!   bounded outgoing queue), [`fence`] (its right to run), [`log`] (its
+//!   end of the input log: each tick in Redis before its frames go out),
+//!   and [`replays`] (where its recorded rounds are kept).
 //!
 //! Nothing here calls up into the rooms of a process or the cluster.
 
@@ -27,6 +28,7 @@ pub mod handle;
 pub mod input;
 pub mod interest;
 pub mod links;
+pub mod log;
 pub mod outbox;
 pub mod replays;
 pub mod task;

@@ -19,8 +19,10 @@ use crate::config::GameConfig;
 use crate::limits::{AddressKey, Slot};
 use crate::room::fence::Fence;
 use crate::room::links::Departure;
+use crate::room::log::RoomLog;
 use crate::room::outbox::CloseReason;
 use crate::room::replays::ReplayStore;
+use crate::room::world::journal::Record;
 use crate::room::world::{Newcomer, World, WorldSnapshot};
 use crate::telemetry::metrics::{Metrics, RoomStats};
 
@@ -40,9 +42,20 @@ pub struct RoomSpec {
     pub fence: Arc<Fence>,
     /// The saved room this one carries on (a hand-over or a crash's
     /// checkpoint), instead of a fresh game.
-    pub restore: Option<WorldSnapshot>,
+    pub restore: Option<Restore>,
     /// Where its recorded rounds go.
     pub replays: Arc<ReplayStore>,
+    /// Its input log (cluster mode with `--input-log`): every tick is
+    /// logged before its frames go out.
+    pub log: Option<RoomLog>,
+}
+
+/// A saved room to carry on: its last checkpoint, and the input log after
+/// it (re-run up to its last tick that follows and checks out).
+#[derive(Debug)]
+pub struct Restore {
+    pub snapshot: WorldSnapshot,
+    pub log: Vec<Record>,
 }
 
 /// Starts a room's task on `tracker`; it stops when `cancel` fires (closing
@@ -64,8 +77,24 @@ pub fn spawn(
         .holding_at_most(held_seats_per_room(game.max_players))
         .with_rounds(game.round_secs, game.podium_secs)
         .filling_with_bots(usize::from(game.fill_bots));
-    if let Some(saved) = spec.restore {
-        world = world.restored(saved);
+    if spec.log.is_some() {
+        world = world.journaling();
+    }
+    if let Some(Restore { snapshot, log }) = spec.restore {
+        let from = snapshot.tick();
+        world = world.restored(snapshot);
+        if !log.is_empty() {
+            let done = world.rerun(&log);
+            metrics.log_rerun_ticks_total.inc_by(u64::from(done.ticks));
+            match done.stopped {
+                None => {
+                    tracing::info!(room = %spec.code, from, ticks = done.ticks, "re-ran the input log after the checkpoint")
+                }
+                Some(why) => {
+                    tracing::warn!(room = %spec.code, from, ticks = done.ticks, "re-ran the input log only in part: {why}")
+                }
+            }
+        }
     }
     if game.replay_memory_mb > 0 {
         world = world.recording();
@@ -77,9 +106,9 @@ pub fn spawn(
     let handle = RoomHandle { commands, leaves };
     let channels = Channels { commands: commands_rx, leaves: leaves_rx, leave_sender: handle.leaves.clone() };
     let (owner, on_close) = (spec.owner, spec.on_close);
-    let fence = spec.fence;
+    let (fence, log) = (spec.fence, spec.log);
     tracker.spawn(async move {
-        run(room, channels, game, (on_close, fence), cancel).await;
+        run(room, channels, game, (on_close, fence, log), cancel).await;
         // The opener's address may open another room once this one is gone.
         drop(owner);
     });
@@ -112,7 +141,7 @@ async fn run(
     mut room: Room,
     channels: Channels,
     game: Arc<GameConfig>,
-    (on_close, fence): (Box<dyn FnOnce() + Send>, Arc<Fence>),
+    (on_close, fence, mut log): (Box<dyn FnOnce() + Send>, Arc<Fence>, Option<RoomLog>),
     cancel: CancellationToken,
 ) {
     let Channels { mut commands, mut leaves, leave_sender } = channels;
@@ -143,7 +172,18 @@ async fn run(
                 if std::mem::take(&mut paused) {
                     tracing::info!(room = %code, "the room's lease is renewed: playing again");
                 }
-                room.timed_tick(game.tick_interval());
+                match log.as_mut() {
+                    None => room.timed_tick(game.tick_interval()),
+                    Some(log) => {
+                        // Played, logged, then told: what a player sees is in Redis.
+                        let frames = room.play();
+                        let played = started.elapsed();
+                        log.write(&mut room.world, &fence).await;
+                        let told = Instant::now();
+                        room.publish(frames);
+                        room.note_tick_time(played + told.elapsed(), game.tick_interval());
+                    }
+                }
                 // Nobody else is waiting for a room only one player ever used.
                 let idle_limit = if room.seated_ever <= 1 { idle_limit.min(LONE_ROOM_IDLE) } else { idle_limit };
                 if room.world.player_count() > 0 {
@@ -247,7 +287,12 @@ impl Room {
     pub(super) fn timed_tick(&mut self, budget: Duration) {
         let started = Instant::now();
         self.tick();
-        let took = started.elapsed();
+        self.note_tick_time(started.elapsed(), budget);
+    }
+
+    /// A tick took `took` (the wait for the input log left out): into the
+    /// metrics, and logged if over `budget`.
+    pub(super) fn note_tick_time(&mut self, took: Duration, budget: Duration) {
         self.record_tick(took);
         if took > budget {
             tracing::warn!(room = %self.code, tick = self.world.tick_number(), ?took, "tick overran its budget");
@@ -344,7 +389,7 @@ mod tests {
         let world = World::new(30, 8).holding_seats_for(30);
         let mut room = Room::new(world, 8, Arc::new(Metrics::default()), "pausedroom".into());
         let (leaves, mut departures) = mpsc::unbounded_channel();
-        let fence = Fence::until(Instant::now() + Duration::from_secs(60));
+        let fence = Fence::until(Instant::now() + Duration::from_secs(60), 1);
         let ada = join(&mut room, "ada", &fence, &leaves).expect("a running room seats");
         let mut bob = join(&mut room, "bob", &fence, &leaves).expect("a running room seats");
         let _ = ada.outbox.next().await;

@@ -19,9 +19,9 @@ use tokio_util::task::TaskTracker;
 use crate::config::GameConfig;
 use crate::limits::Slot;
 use crate::room::fence::Fence;
+use crate::room::log::RoomLog;
 use crate::room::replays::ReplayStore;
-use crate::room::task::{self, RoomSpec};
-use crate::room::world::WorldSnapshot;
+use crate::room::task::{self, Restore, RoomSpec};
 use crate::rooms::directory::{InMemoryDirectory, RoomDirectory, RoomEntry};
 use crate::telemetry::metrics::{Metrics, RoomStats};
 
@@ -80,7 +80,9 @@ pub struct NewRoom {
     pub owner: Option<Slot>,
     /// Its right to run: always, or its lease's (cluster mode).
     pub fence: Arc<Fence>,
-    pub restore: Option<WorldSnapshot>,
+    pub restore: Option<Restore>,
+    /// Its input log (cluster mode with `--input-log`).
+    pub log: Option<RoomLog>,
 }
 
 impl Rooms {
@@ -146,7 +148,7 @@ impl Rooms {
     /// Starts a room and lists it in the directory (a new one under the
     /// opening lock, a restored one under its code's look-up lock).
     pub fn spawn(&self, new: NewRoom) -> Result<RoomEntry, Rejection> {
-        let NewRoom { code, private, owner, fence, restore } = new;
+        let NewRoom { code, private, owner, fence, restore, log } = new;
         // Checked before the task starts: a room whose code is taken must
         // not run (its close would take the other's entry with it).
         if self.directory.get(&code).is_some() {
@@ -167,6 +169,7 @@ impl Rooms {
             fence,
             restore,
             replays,
+            log,
         };
         let handle = task::spawn(
             spec,

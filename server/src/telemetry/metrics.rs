@@ -221,6 +221,18 @@ pub struct Metrics {
     pub restores_total: Counter,
     /// Round trips to the cluster's Redis (lease renewals), seconds.
     pub redis_seconds: Histogram,
+    /// Ticks appended to the input log, and their bytes.
+    pub log_ticks_total: Counter,
+    pub log_bytes_total: Counter,
+    /// Writes to the input log that did not go through (the room played
+    /// on unlogged until its next checkpoint went through).
+    pub log_failures_total: Counter,
+    /// The node's input-log writes to Redis (each carries every room's
+    /// ticks that waited), and how long a room held its frames for one.
+    pub log_writes_total: Counter,
+    pub log_wait_seconds: Histogram,
+    /// Ticks re-run from the input log when restoring rooms.
+    pub log_rerun_ticks_total: Counter,
     /// This node's id in the cluster, once it has one.
     pub node: Arc<std::sync::OnceLock<String>>,
     /// Connections thrown out, by [`Kick`].
@@ -257,6 +269,12 @@ impl Default for Metrics {
             handovers_in_total: Counter::default(),
             restores_total: Counter::default(),
             redis_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 14)),
+            log_ticks_total: Counter::default(),
+            log_bytes_total: Counter::default(),
+            log_failures_total: Counter::default(),
+            log_writes_total: Counter::default(),
+            log_wait_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 14)),
+            log_rerun_ticks_total: Counter::default(),
             node: Arc::default(),
             kicks: Family::default(),
             registry: Registry::default(),
@@ -311,6 +329,19 @@ impl Metrics {
             ("arena_handovers_out", "rooms handed to another node (cluster)", &self.handovers_out_total),
             ("arena_handovers_in", "rooms taken from a draining node (cluster)", &self.handovers_in_total),
             ("arena_restores", "rooms restored from a crashed node's save (cluster)", &self.restores_total),
+            ("arena_log_ticks", "room ticks appended to the input log (cluster)", &self.log_ticks_total),
+            ("arena_log_bytes", "bytes appended to the input log (cluster)", &self.log_bytes_total),
+            (
+                "arena_log_failures",
+                "input-log writes that failed: played on unlogged",
+                &self.log_failures_total,
+            ),
+            ("arena_log_writes", "the node's pipelined input-log writes to Redis", &self.log_writes_total),
+            (
+                "arena_log_rerun_ticks",
+                "ticks re-run from the input log on restores",
+                &self.log_rerun_ticks_total,
+            ),
         ];
         for (name, help, counter) in counters {
             r.register(name, help, counter.clone());
@@ -322,6 +353,11 @@ impl Metrics {
         r.register("arena_kicks", "connections thrown out, by reason", self.kicks.clone());
         r.register("arena_leases_held", "room leases this node holds (cluster)", self.leases_held.clone());
         r.register("arena_redis_seconds", "round trips to the cluster's Redis", self.redis_seconds.clone());
+        r.register(
+            "arena_log_wait_seconds",
+            "frames held for the input log, a tick",
+            self.log_wait_seconds.clone(),
+        );
         r.register_collector(Box::new(NodeId(self.node.clone())));
         let ticks = SharedHistogram(self.tick_histogram.clone());
         r.register("arena_tick_micros", "tick time in every room, microseconds", ticks.clone());

@@ -1,0 +1,145 @@
+//! A leased room's end of the input log (cluster mode): after each tick,
+//! and before that tick's frames and news go out, the room hands its
+//! world's journal record ([`crate::room::world::journal`]) to the node's
+//! log writer and waits for Redis to have it, so nothing a player saw can
+//! be lost with this node. Every checkpoint goes the same way, in order
+//! with the records, so the log restarts exactly at each save.
+//!
+//! The writer is the cluster's (`cluster::inputlog`); the room knows it
+//! only as a channel of [`LogWrite`]s. A write that fails or is not
+//! answered within [`LOG_WAIT`] does not stop the game: the room plays on
+//! unlogged and saves a checkpoint as soon as it may (every
+//! [`RETRY_SAVE`]), after which it logs again. A log with a hole is never
+//! appended to.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use arena_shared::codec::encode_state;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::room::fence::Fence;
+use crate::room::world::World;
+use crate::telemetry::metrics::Metrics;
+
+/// How long a room holds a tick's frames for the log at most.
+pub const LOG_WAIT: Duration = Duration::from_millis(250);
+
+/// How often a room whose log is broken tries to start it again.
+pub const RETRY_SAVE: Duration = Duration::from_millis(250);
+
+/// What a room asks the node's log writer to write.
+#[derive(Debug)]
+pub struct LogWrite {
+    pub code: Arc<str>,
+    /// The lease the room runs under: a write under any other is refused.
+    pub epoch: u64,
+    /// The game's tick the write brings the log to.
+    pub tick: u32,
+    pub what: Written,
+    /// Whether Redis has it now.
+    pub done: oneshot::Sender<bool>,
+}
+
+#[derive(Debug)]
+pub enum Written {
+    /// A checkpoint (an encoded `WorldSnapshot`): the log starts again.
+    Save(Vec<u8>),
+    /// One tick's record (an encoded journal `Record`), after the last.
+    Append(Vec<u8>),
+}
+
+/// The way to the node's log writer.
+pub type LogSink = mpsc::Sender<LogWrite>;
+
+/// A room's side of the input log.
+pub struct RoomLog {
+    sink: LogSink,
+    code: Arc<str>,
+    /// The steward asks for a checkpoint here (each `--checkpoint-ms`,
+    /// and after taking the lease back).
+    save_wanted: Arc<AtomicBool>,
+    /// The log has a hole (or was never started): nothing is appended
+    /// until a checkpoint goes through, tried again from this instant.
+    broken: Option<Instant>,
+    metrics: Arc<Metrics>,
+}
+
+impl RoomLog {
+    /// Room `code`'s log through `sink`; a checkpoint is written at its
+    /// first tick (a new room's log starts there, a restored room's
+    /// restarts at what the re-run made of it).
+    pub fn new(sink: LogSink, code: &str, metrics: Arc<Metrics>) -> Self {
+        RoomLog {
+            sink,
+            code: code.into(),
+            save_wanted: Arc::default(),
+            broken: Some(Instant::now()),
+            metrics,
+        }
+    }
+
+    /// Where the steward asks for a checkpoint.
+    pub fn save_flag(&self) -> Arc<AtomicBool> {
+        self.save_wanted.clone()
+    }
+
+    /// Logs the tick `world` just played (or saves it, if a checkpoint is
+    /// due), waiting for Redis to have it before the frames go out. Under
+    /// any lease but the fence's, the write is refused.
+    pub async fn write(&mut self, world: &mut World, fence: &Fence) {
+        let now = Instant::now();
+        let wanted = self.save_wanted.swap(false, Relaxed);
+        let (tick, what) = match self.broken {
+            Some(retry) if now < retry && !wanted => {
+                // The next checkpoint covers this tick.
+                let _ = world.take_record();
+                return;
+            }
+            Some(_) => {
+                let saved = world.checkpoint();
+                (saved.tick(), Written::Save(encode_state(&saved)))
+            }
+            None if wanted => {
+                let saved = world.checkpoint();
+                (saved.tick(), Written::Save(encode_state(&saved)))
+            }
+            None => {
+                let Some(record) = world.take_record() else { return };
+                (record.tick, Written::Append(record.encode()))
+            }
+        };
+        let (bytes, saving) = match &what {
+            Written::Save(bytes) => (bytes.len(), true),
+            Written::Append(bytes) => (bytes.len(), false),
+        };
+        let (done, answer) = oneshot::channel();
+        let write = LogWrite { code: self.code.clone(), epoch: fence.epoch(), tick, what, done };
+        // A writer that has more than it can take is as good as down.
+        let written = if self.sink.try_send(write).is_ok() {
+            let written = tokio::time::timeout(LOG_WAIT, answer).await;
+            self.metrics.log_wait_seconds.observe(now.elapsed().as_secs_f64());
+            matches!(written, Ok(Ok(true)))
+        } else {
+            false
+        };
+        if !written {
+            if self.broken.is_none() {
+                tracing::warn!(room = %self.code, tick, "the input log is not written: playing on, saving again as soon as Redis takes it");
+            }
+            self.metrics.log_failures_total.inc();
+            self.broken = Some(now + RETRY_SAVE);
+            return;
+        }
+        if saving {
+            if self.broken.take().is_some() {
+                tracing::debug!(room = %self.code, tick, "the input log starts at this checkpoint");
+            }
+            self.metrics.checkpoints_total.inc();
+        } else {
+            self.metrics.log_ticks_total.inc();
+            self.metrics.log_bytes_total.inc_by(bytes as u64);
+        }
+    }
+}
