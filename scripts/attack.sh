@@ -8,7 +8,8 @@
 # floods against RSA and ECDSA certificates; operators' orders with huge
 # bodies, hosts ending rounds at will, and the replay store and folder;
 # the cluster's public reads (/api/rooms, /api/cluster) and what they cost
-# its Redis.
+# its Redis; input flooders against the input log (what a tick's record
+# and a room's log in Redis grow to).
 #
 #   scripts/attack.sh            release build; about five minutes
 #   ARENA_ATTACKS="2 6" scripts/attack.sh   only those sections
@@ -344,5 +345,56 @@ print(f"honest bots  connected {r['connected']}/20, disconnected {r['disconnecte
       f"{r['frames_per_sec']:.1f} frames/s each, tick gaps {r['tick_gaps']}")
 PY
 stop_server "after the public reads"
+kill "$redis_pid" 2>/dev/null || true
+fi
+
+if want 8; then
+echo
+echo "== 8. the input log: 40 input flooders beside 20 honest players in cluster mode, as big as they can make each tick's record"
+redis_port=$((port + 1))
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
+redis_pid=$!
+for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+redis_memory() { redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/ {printf "%.1f", $2 / 1048576}'; }
+# The largest room log in Redis now, in bytes (MEMORY USAGE counts what it really costs).
+largest_log() {
+  redis-cli -p "$redis_port" --scan --pattern 'arena:log:*' | while read -r key; do
+    redis-cli -p "$redis_port" memory usage "$key" samples 0
+  done | sort -n | tail -1
+}
+start_server --redis-url "redis://127.0.0.1:$redis_port" --lease-ms 3000 --checkpoint-ms 2000 --max-players 64
+honest_bots 25
+sleep 3
+memory_before=$(redis_memory)
+ticks_before=$(metric arena_log_ticks_total); bytes_before=$(metric arena_log_bytes_total)
+attack input-flood --count 40 --sources 4 --first-source 150 --duration 12 >"$work/f" &
+flood=$!
+peak_log=0
+for _ in $(seq 20); do
+  sleep 0.5
+  now=$(largest_log); now=${now:-0}
+  [ "$now" -gt "$peak_log" ] && peak_log=$now
+done
+ticks_after=$(metric arena_log_ticks_total); bytes_after=$(metric arena_log_bytes_total)
+memory_during=$(redis_memory)
+wait "$flood" || true
+printf 'flooders     %s\n' "$(cut -c1-200 "$work/f")"
+python3 - "$ticks_before" "$ticks_after" "$bytes_before" "$bytes_after" "$peak_log" <<'PY'
+import sys
+t0, t1, b0, b1, peak = (float(x or 0) for x in sys.argv[1:6])
+print(f"input log    {(b1 - b0) / max(t1 - t0, 1):.0f} bytes a tick's record on average while flooded "
+      f"({t1 - t0:.0f} ticks logged); the largest room log in Redis peaked at {peak / 1024:.1f} KiB "
+      f"(it restarts at each 2 s checkpoint)")
+PY
+printf 'redis        used memory %s MiB before, %s MiB while flooded; log failures %s\n' \
+  "$memory_before" "$memory_during" "$(metric arena_log_failures_total)"
+wait "$honest" || true
+python3 - "$work/honest.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"honest bots  connected {r['connected']}/20, disconnected {r['disconnected']}, "
+      f"{r['frames_per_sec']:.1f} frames/s each, tick gaps {r['tick_gaps']}")
+PY
+stop_server "after the input flooders"
 kill "$redis_pid" 2>/dev/null || true
 fi

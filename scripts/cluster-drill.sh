@@ -5,9 +5,10 @@
 #   scripts/cluster-drill.sh crash [BOTS]      (default 120)
 #     Redis and 3 nodes; BOTS bots in 6 private rooms, all opened on node 1
 #     (which the bots also asked first); node 1 is killed (SIGKILL) and
-#     started again 6 s later. Reports players and points lost, the worst
-#     reconnect gap, the longest any bot went without a frame, and which
-#     nodes restored the rooms.
+#     started again 6 s later. Reports players and points lost, the most
+#     ticks any room came back behind what its players had seen, the worst
+#     reconnect gap, the longest any bot went without a frame, which nodes
+#     restored the rooms and how many ticks they re-ran from the input log.
 #
 #   scripts/cluster-drill.sh sentinel [BOTS]
 #     A Redis primary, two replicas and three Sentinels (down after 1 s);
@@ -17,7 +18,9 @@
 #
 # ARENA_LEASE_MS (default 3000) sets the nodes' --lease-ms, to show the
 # trade: a longer lease rides out longer failovers, a shorter one brings a
-# crashed node's rooms back sooner.
+# crashed node's rooms back sooner. ARENA_INPUT_LOG=false runs the nodes
+# without the input log (checkpoints only), for the comparison. With the
+# log, a point lost or a tick taken back fails the drill.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -131,28 +134,43 @@ fi
 status=0
 wait "$swarm" || status=1
 restores=()
-for i in 1 2 3; do restores+=("$(metric "$i" arena_restores_total)"); done
+reruns=()
+log_ticks=0
+log_bytes=0
+for i in 1 2 3; do
+  restores+=("$(metric "$i" arena_restores_total)")
+  reruns+=("$(metric "$i" arena_log_rerun_ticks_total)")
+  log_ticks=$((log_ticks + $(metric "$i" arena_log_ticks_total)))
+  log_bytes=$((log_bytes + $(metric "$i" arena_log_bytes_total)))
+done
 
-python3 - "$work/bots.json" "$drill" "$rooms_before" "$idle_rate" "${restores[*]}" "$lease_ms" <<'PY' || status=1
+python3 - "$work/bots.json" "$drill" "$rooms_before" "$idle_rate" "${restores[*]}" "$lease_ms" "${reruns[*]}" \
+  "${ARENA_INPUT_LOG:-true}" "$log_ticks" "$log_bytes" <<'PY' || status=1
 import json, sys
 report, drill, rooms, idle_rate, restores = json.load(open(sys.argv[1])), sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+input_log = sys.argv[8] != "false"
 r = report["reconnects"]
 summary = {
     "drill": drill,
     "lease_ms": int(sys.argv[6]),
+    "input_log": input_log,
     "bots": {"connected": report["connected"], "failed": report["failed"], "protocol_errors": report["protocol_errors"],
              "disconnected": report["disconnected"], "frames_per_sec": round(report["frames_per_sec"], 1)},
     "rooms_on_node_1_before": rooms,
     "reconnects": r["count"],
     "players_lost": r["players_lost"],
     "points_lost": r["points_lost"],
+    "most_ticks_taken_back": r["ticks_taken_back"],
     "worst_reconnect_gap_ms": round(r["worst_gap_ms"]),
     "longest_without_a_frame_ms": round(r["longest_silence_ms"]),
     "restores_by_node": [int(x or 0) for x in restores.split()],
+    "log_ticks_rerun_by_node": [int(x or 0) for x in sys.argv[7].split()],
+    "log_bytes_per_room_tick": round(int(sys.argv[10]) / max(int(sys.argv[9]), 1)),
     "redis_commands_per_sec_before": idle_rate,
 }
 print(json.dumps(summary, indent=2))
 b = summary["bots"]
-sys.exit(1 if b["failed"] or b["protocol_errors"] or b["disconnected"] or summary["players_lost"] else 0)
+lost = summary["players_lost"] or (input_log and (summary["points_lost"] or summary["most_ticks_taken_back"]))
+sys.exit(1 if b["failed"] or b["protocol_errors"] or b["disconnected"] or lost else 0)
 PY
 exit "$status"

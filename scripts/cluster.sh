@@ -7,9 +7,12 @@
 #   scripts/cluster.sh [BOTS] [SECONDS]     (default 600 100)
 #
 # Reports per node: players, the bots' frames per second, tick p99 and
-# CPU over a steady window; Redis commands per second; and, from the bots,
-# players lost, points lost and the worst reconnect gap over the drains.
-# Exits non-zero if any bot failed, lost its player or lost points.
+# CPU over a steady window; Redis commands per second (those its Lua
+# scripts run included), the script calls among them, and Redis's own CPU;
+# and, from the bots, players lost, points lost and the worst reconnect gap
+# over the drains. Exits non-zero if any bot failed, lost its player or
+# lost points. ARENA_INPUT_LOG=false runs the nodes without the input log
+# (checkpoints only), for its cost.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -87,7 +90,15 @@ redis=$!
 pids+=("$redis")
 for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 for i in $(seq 1 $nodes); do start_node "$i" --redis; done
-redis_commands() { redis-cli -p "$redis_port" info stats | awk -F: '/^total_commands_processed/ {print $2+0}'; }
+# redis_counts: total commands, script calls (EVALSHA and EVAL) and CPU
+# seconds (user + system), on one line.
+redis_counts() {
+  redis-cli -p "$redis_port" info all | tr -d '\r' | awk -F'[:=,]' '
+    /^total_commands_processed:/ {total = $2}
+    /^cmdstat_evalsha:/ || /^cmdstat_eval:/ {calls += $3}
+    /^used_cpu_sys:/ || /^used_cpu_user:/ {cpu += $2}
+    END {printf "%d %d %.3f\n", total, calls, cpu}'
+}
 live_nodes() { curl -fsS "http://127.0.0.1:$((base + 1))/api/cluster" 2>/dev/null |
   python3 -c 'import json,sys; print(len(json.load(sys.stdin)["nodes"]))' 2>/dev/null || echo 0; }
 for _ in $(seq 50); do [ "$(live_nodes)" = "$nodes" ] && break; sleep 0.2; done
@@ -104,9 +115,9 @@ done
 started=$(date +%s)
 sleep "$warmup"
 for i in $(seq 1 $nodes); do healthz $((base + i)) >"$work/health-$i.json"; done
-commands_before=$(redis_commands)
+commands_before=$(redis_counts)
 mapfile -t cluster_cpu < <(measure "${node_pid[@]:1}")
-commands_after=$(redis_commands)
+commands_after=$(redis_counts)
 for i in $(seq 1 $nodes); do healthz $((base + i)) >"$work/health-after-$i.json"; done
 
 for i in $(seq 1 $nodes); do
@@ -125,12 +136,12 @@ status=0
 for pid in "${bot_pids[@]}"; do wait "$pid" || status=1; done
 
 python3 - "$work" "$nodes" "$clk" "$window" "$bots" "$single_health" "$single_cpu" \
-  "${cluster_cpu[*]}" "$commands_before" "$commands_after" <<'PY' || status=1
+  "${cluster_cpu[*]}" "$commands_before" "$commands_after" "${ARENA_INPUT_LOG:-true}" <<'PY' || status=1
 import json, sys
 work, nodes, clk, window, bots = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 single_health, single_cpu = json.loads(sys.argv[6]), int(sys.argv[7])
 cluster_cpu = [int(x) for x in sys.argv[8].split()]
-commands = int(sys.argv[10]) - int(sys.argv[9])
+(total0, calls0, cpu0), (total1, calls1, cpu1) = [[float(x) for x in sys.argv[i].split()] for i in (9, 10)]
 load = lambda path: json.load(open(path))
 single = load(f"{work}/single.json")
 cpu_pct = lambda ticks: 100.0 * ticks / clk / window
@@ -158,7 +169,10 @@ summary = {
         "bots_frames_per_sec": round(single["frames_per_sec"], 1),
     },
     "nodes": per_node,
-    "redis_commands_per_sec": round(commands / window, 1),
+    "input_log": sys.argv[11] != "false",
+    "redis_commands_per_sec": round((total1 - total0) / window, 1),
+    "redis_script_calls_per_sec": round((calls1 - calls0) / window, 1),
+    "redis_cpu_percent_of_one_core": round(100.0 * (cpu1 - cpu0) / window, 1),
     "cpu_per_player": {
         "single_node_percent": round(single_per_player, 4),
         "cluster_percent": round(cluster_per_player, 4),

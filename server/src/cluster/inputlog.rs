@@ -84,13 +84,17 @@ for i = 0, (#KEYS - 1) / 4 - 1 do
     local last = tonumber(redis.call('GET', tip))
     if last == nil or (last + 1) % 4294967296 ~= tick then
       out[#out + 1] = 2
-    elseif redis.call('LLEN', log) >= max then
-      out[#out + 1] = 3
     else
-      redis.call('RPUSH', log, bytes)
-      redis.call('PEXPIRE', log, keep)
-      redis.call('SET', tip, tick, 'PX', keep)
-      out[#out + 1] = 1
+      local length = redis.call('RPUSH', log, bytes)
+      if length > max then
+        redis.call('RPOP', log)
+        out[#out + 1] = 3
+      else
+        -- The list and its tip live as long as the state they follow.
+        if length == 1 then redis.call('PEXPIRE', log, keep) end
+        redis.call('SET', tip, tick, 'KEEPTTL')
+        out[#out + 1] = 1
+      end
     end
   end
 end
@@ -126,6 +130,14 @@ async fn write_all(
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     while queue.recv_many(&mut batch, BATCH).await > 0 {
+        // Rooms tick together (see `room::task`): let the others woken with
+        // this one queue theirs, so one call carries them all.
+        tokio::task::yield_now().await;
+        while batch.len() < BATCH
+            && let Ok(write) = queue.try_recv()
+        {
+            batch.push(write);
+        }
         // Writes whose room stopped waiting go nowhere: a later one of the
         // same room would not follow them anyway.
         batch.retain(|write| !write.done.is_closed());

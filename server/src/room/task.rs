@@ -147,7 +147,12 @@ async fn run(
     let Channels { mut commands, mut leaves, leave_sender } = channels;
     let mut paused = false;
     let code = room.code.clone();
-    let mut ticker = tokio::time::interval(game.tick_interval());
+    // A logged room ticks in step with the node's other logged rooms, so
+    // the node's log writer carries all their ticks in one call.
+    let mut ticker = match log {
+        Some(_) => tokio::time::interval_at(in_step(game.tick_interval()), game.tick_interval()),
+        None => tokio::time::interval(game.tick_interval()),
+    };
     // An overloaded server runs slow rather than bursting to catch up.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let idle_limit = game.room_idle();
@@ -215,6 +220,18 @@ async fn run(
         room.close_all(&CloseReason::new(close::ROOM_NOT_FOUND, "everyone left the room"));
     }
     tracing::info!(room = %code, "room closed");
+}
+
+/// The next instant a whole number of `period`s after this process's
+/// first call: rooms that start their tickers there tick together.
+fn in_step(period: Duration) -> tokio::time::Instant {
+    static BASE: std::sync::LazyLock<tokio::time::Instant> =
+        std::sync::LazyLock::new(tokio::time::Instant::now);
+    let now = tokio::time::Instant::now();
+    let since = now.duration_since(*BASE).as_nanos();
+    let period_nanos = period.as_nanos().max(1);
+    let ahead = period_nanos - since % period_nanos;
+    now + Duration::from_nanos(u64::try_from(ahead).unwrap_or(0))
 }
 
 /// Closes the command queue and turns away the joins already in it.
