@@ -642,7 +642,7 @@ mod tests {
             .get_arguments()
             .filter(|arg| !matches!(arg.get_id().as_str(), "help" | "version"))
             .collect();
-        assert_eq!(flags.len(), 46, "every field is a flag");
+        assert_eq!(flags.len(), 47, "every field is a flag");
         for arg in flags {
             let long = arg.get_long().expect("a long flag");
             let env = arg.get_env().and_then(|e| e.to_str()).unwrap_or_default();

@@ -326,3 +326,68 @@ async fn quick_joiners_arriving_together_share_one_room_and_give_their_spare_lea
     assert_eq!(leased(&keys), 1, "the spare leases went back: {keys:?}");
     server.stop().await
 }
+
+/// A room's input log through the node's writer, against a real Redis:
+/// appends only under the lease and only where they follow, a checkpoint
+/// restarts the log, a full log takes no more, and a forgotten room takes
+/// its log with it.
+#[tokio::test]
+async fn the_input_log_appends_only_what_follows_under_the_lease_and_restarts_at_each_checkpoint()
+-> anyhow::Result<()> {
+    use std::sync::Arc;
+
+    use arena_server::cluster::inputlog::{self, Bounds};
+    use arena_server::cluster::registry::Cluster;
+    use arena_server::config::{ClusterConfig, ServerConfig};
+    use arena_server::room::log::{LogSink, LogWrite, Written};
+    use arena_server::telemetry::metrics::Metrics;
+
+    async fn write(sink: &LogSink, epoch: u64, tick: u32, what: Written) -> bool {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        sink.send(LogWrite { code: "logroom".into(), epoch, tick, what, done })
+            .await
+            .expect("the writer runs");
+        answer.await.unwrap_or(false)
+    }
+    let append = |bytes: &[u8]| Written::Append(bytes.to_vec());
+    let save = |bytes: &[u8]| Written::Save(bytes.to_vec());
+
+    let redis = RedisServer::start().await?;
+    let config = ClusterConfig { redis_url: Some(redis.url()), ..ServerConfig::default().cluster };
+    let cluster = Cluster::new(&config, "http://127.0.0.1:1".into());
+    cluster.connected().await.expect("cluster mode")?;
+    let leases = Leases(redis.connect(TIMEOUT).await?);
+    let epoch = leases.claim("logroom", &cluster.node, Duration::from_secs(10)).await?.expect("free");
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let bounds = Bounds { max_records: 2 };
+    let sink = inputlog::spawn(cluster.clone(), bounds, Arc::new(Metrics::default()), cancel.clone());
+
+    assert!(!write(&sink, epoch, 11, append(b"t11")).await, "nothing to follow before a checkpoint");
+    assert!(write(&sink, epoch, 10, save(b"state@10")).await);
+    assert!(!write(&sink, epoch + 1, 11, append(b"t11")).await, "not under another lease");
+    assert!(write(&sink, epoch, 11, append(b"t11")).await);
+    assert!(!write(&sink, epoch, 11, append(b"t11")).await, "a tick logged twice is refused");
+    assert!(!write(&sink, epoch, 13, append(b"t13")).await, "a hole is refused");
+    assert!(write(&sink, epoch, 12, append(b"t12")).await);
+    assert!(!write(&sink, epoch, 13, append(b"t13")).await, "a full log takes no more");
+    let loaded = leases.load_with_log("logroom").await?;
+    assert_eq!(loaded, Some((b"state@10".to_vec(), vec![b"t11".to_vec(), b"t12".to_vec()])));
+
+    // A checkpoint restarts it; so does a save made beside the log.
+    assert!(write(&sink, epoch, 12, save(b"state@12")).await);
+    assert!(write(&sink, epoch, 13, append(b"t13")).await);
+    assert_eq!(leases.load_with_log("logroom").await?, Some((b"state@12".to_vec(), vec![b"t13".to_vec()])));
+    let lease = Lease { epoch, node: cluster.node.clone() };
+    assert!(leases.save("logroom", &lease, b"handed", Duration::from_secs(60)).await?);
+    assert_eq!(leases.load_with_log("logroom").await?, Some((b"handed".to_vec(), vec![])));
+    assert!(
+        !write(&sink, epoch, 14, append(b"t14")).await,
+        "the log after that save starts with a checkpoint"
+    );
+    assert!(write(&sink, epoch, 13, save(b"state@13")).await);
+    assert!(write(&sink, epoch, 14, append(b"t14")).await);
+    assert!(leases.forget("logroom", &lease).await?);
+    assert!(redis.keys().await?.is_empty(), "a forgotten room leaves no log: {:?}", redis.keys().await?);
+    cancel.cancel();
+    Ok(())
+}
