@@ -8,7 +8,7 @@
 # floods against RSA and ECDSA certificates; operators' orders with huge
 # bodies, hosts ending rounds at will, and the replay store and folder;
 # the cluster's public reads (/api/rooms, /api/cluster) and what they cost
-# its Redis; input flooders against the input log (what a tick's record
+# its Redis; a full room against the input log (what a tick's record
 # and a room's log in Redis grow to).
 #
 #   scripts/attack.sh            release build; about five minutes
@@ -90,6 +90,25 @@ honest_bots() {
     [ "$(players)" -ge 20 ] && return 0
     sleep 0.1
   done
+}
+
+# One line of what the honest bots (done) saw.
+honest_line() {
+  python3 - "$work/honest.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"honest bots  connected {r['connected']}/20, disconnected {r['disconnected']}, "
+      f"{r['frames_per_sec']:.1f} frames/s each, tick gaps {r['tick_gaps']}")
+PY
+}
+
+# Starts Debian's redis-server on port+1 (for the cluster sections):
+# sets redis_port and redis_pid.
+start_redis() {
+  redis_port=$((port + 1))
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
+  redis_pid=$!
+  for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
 }
 
 if want 1; then
@@ -210,12 +229,7 @@ for label, raw in (("quick-join", sys.argv[1]), ("new private room", sys.argv[2]
         print(f"newcomers    {label}: no report ({e}): {raw[:200]}")
 PY
 wait "$honest" || true
-python3 - "$work/honest.json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))
-print(f"honest bots  connected {r['connected']}/20, disconnected {r['disconnected']}, "
-      f"{r['frames_per_sec']:.1f} frames/s each, tick gaps {r['tick_gaps']}")
-PY
+honest_line
 printf 'refusals     code misses %s, guesses refused %s, rooms refused %s, holds refused %s\n' \
   "$(metric arena_room_code_misses_total)" "$(metric arena_guesses_limited_total)" \
   "$(metric arena_rooms_limited_total)" "$(metric arena_holds_refused_total)"
@@ -297,22 +311,14 @@ printf 'replays      kept %s rounds, %s bytes counted (cap 1 MiB); folder %s fil
 tick_p99=$(curl -fsS "$base/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tick_micros_p99"])')
 printf 'memory       before %s MiB, peak %s MiB, after %s MiB; tick p99 %s µs over the run\n' "$before" "$peak" "$(rss_mib)" "$tick_p99"
 wait "$honest" || true
-python3 - "$work/honest.json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))
-print(f"honest bots  connected {r['connected']}/20, disconnected {r['disconnected']}, "
-      f"{r['frames_per_sec']:.1f} frames/s each, tick gaps {r['tick_gaps']}")
-PY
+honest_line
 stop_server "after the newer doors' attacks"
 fi
 
 if want 7; then
 echo
 echo "== 7. the cluster's public reads: /api/rooms and /api/cluster as fast as 40 clients ask, against what Redis does"
-redis_port=$((port + 1))
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
-redis_pid=$!
-for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+start_redis
 redis_commands() { redis-cli -p "$redis_port" info stats | awk -F: '/^total_commands_processed/ {print $2+0}'; }
 start_server --redis-url "redis://127.0.0.1:$redis_port" --lease-ms 3000
 honest_bots 25
@@ -338,23 +344,16 @@ printf 'redis        %s commands/s with 20 players and nobody asking; %s command
 tick_p99=$(curl -fsS "$base/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tick_micros_p99"])')
 printf 'tick         p99 %s µs over the run\n' "$tick_p99"
 wait "$honest" || true
-python3 - "$work/honest.json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))
-print(f"honest bots  connected {r['connected']}/20, disconnected {r['disconnected']}, "
-      f"{r['frames_per_sec']:.1f} frames/s each, tick gaps {r['tick_gaps']}")
-PY
+honest_line
 stop_server "after the public reads"
 kill "$redis_pid" 2>/dev/null || true
+wait "$redis_pid" 2>/dev/null || true
 fi
 
 if want 8; then
 echo
-echo "== 8. the input log: a full room of 60 (20 honest players, 40 brawlers dashing at the input rate) and 40 input flooders, in cluster mode"
-redis_port=$((port + 1))
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
-redis_pid=$!
-for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+echo "== 8. the input log: a full room of 60 (20 honest players, 40 brawlers dashing at the input rate), in cluster mode"
+start_redis
 redis_memory() { redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/ {printf "%.1f", $2 / 1048576}'; }
 # The largest room log in Redis now, in bytes (MEMORY USAGE counts what it really costs).
 largest_log() {
@@ -369,12 +368,11 @@ memory_before=$(redis_memory)
 ticks_before=$(metric arena_log_ticks_total); bytes_before=$(metric arena_log_bytes_total)
 # Inputs are applied at most two a tick (a burst of six after a pause)
 # whatever a client sends: a full room of players steering and dashing is
-# the biggest record there is. Flooders sending faster are closed (4006).
+# the biggest record there is (clients sending faster are closed with
+# 4006 before they add anything: section 2).
 "$bots_bin" --url "$url" --count 40 --duration 12 --behaviour brawler --name-prefix full- --json --quiet \
   >"$work/full.json" &
 full=$!
-attack input-flood --count 40 --sources 4 --first-source 150 --duration 12 >"$work/f" &
-flood=$!
 peak_log=0
 for _ in $(seq 20); do
   sleep 0.5
@@ -383,9 +381,7 @@ for _ in $(seq 20); do
 done
 ticks_after=$(metric arena_log_ticks_total); bytes_after=$(metric arena_log_bytes_total)
 memory_during=$(redis_memory)
-wait "$flood" || true
 wait "$full" || true
-printf 'flooders     %s\n' "$(cut -c1-200 "$work/f")"
 python3 - "$ticks_before" "$ticks_after" "$bytes_before" "$bytes_after" "$peak_log" <<'PY'
 import sys
 t0, t1, b0, b1, peak = (float(x or 0) for x in sys.argv[1:6])
@@ -393,15 +389,11 @@ print(f"input log    {(b1 - b0) / max(t1 - t0, 1):.0f} bytes a tick's record on 
       f"({t1 - t0:.0f} ticks logged); the largest room log in Redis peaked at {peak / 1024:.1f} KiB "
       f"(it restarts at each 2 s checkpoint)")
 PY
-printf 'redis        used memory %s MiB before, %s MiB while flooded; log failures %s\n' \
+printf 'redis        used memory %s MiB before, %s MiB with the full room; log failures %s\n' \
   "$memory_before" "$memory_during" "$(metric arena_log_failures_total)"
 wait "$honest" || true
-python3 - "$work/honest.json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))
-print(f"honest bots  connected {r['connected']}/20, disconnected {r['disconnected']}, "
-      f"{r['frames_per_sec']:.1f} frames/s each, tick gaps {r['tick_gaps']}")
-PY
-stop_server "after the input flooders"
+honest_line
+stop_server "after the full room"
 kill "$redis_pid" 2>/dev/null || true
+wait "$redis_pid" 2>/dev/null || true
 fi
