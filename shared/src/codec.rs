@@ -52,6 +52,13 @@ pub fn encode_server(msg: &ServerMsg) -> Vec<u8> {
     encode(msg)
 }
 
+/// Any part of a message encoded as the protocol encodes it inside the
+/// message (for a server that builds messages from parts: arena-hub
+/// encodes the view all its players share once a tick).
+pub fn encode_part<T: Serialize>(value: &T) -> Vec<u8> {
+    encode(value)
+}
+
 /// How many bytes `value` takes on the wire (for reports that break a
 /// message down by part).
 pub fn encoded_len<T: Serialize>(value: &T) -> usize {
