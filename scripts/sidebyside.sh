@@ -65,7 +65,8 @@ wait_http() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
     sleep 0.05
   done
-  echo "nothing listens on $1" >&2
+  echo "nothing listens on $1:" >&2
+  cat "$work"/*.log >&2
   exit 1
 }
 
@@ -74,7 +75,7 @@ target/release/arena-floor --sockets "$players" --bytes 100 --rate 30 --secs "$s
 
 echo "==> arena-server: $players bots in one room for $secs s" >&2
 RUST_LOG=warn target/release/arena-server --bind "127.0.0.1:$port" --room-size "$players" \
-  --max-players "$players" >"$work/arena.log" 2>&1 &
+  >"$work/arena.log" 2>&1 &
 server=$!
 wait_http "$port"
 run arena "ws://127.0.0.1:$port/ws"
