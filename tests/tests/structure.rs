@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use syn::visit::Visit;
 
-const CRATES: [&str; 8] = ["shared", "server", "client-core", "client", "bots", "attack", "baseline", "tests"];
+const CRATES: [&str; 8] =
+    ["shared", "server", "client-core", "client", "bots", "attack", "baseline", "tests"];
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace").to_path_buf()

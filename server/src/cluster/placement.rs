@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use arena_shared::codec::{MAX_STATE_BYTES, decode_state};
+use arena_shared::codec::MAX_STATE_BYTES;
 use arena_shared::protocol::{Moved, RejectReason, Rejection};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -348,7 +348,7 @@ impl Placement {
             let _ = leases.release(code, &lease).await;
             return Ok(None);
         };
-        let snapshot: WorldSnapshot = match decode_state(&bytes, MAX_STATE_BYTES) {
+        let snapshot = match WorldSnapshot::decode(&bytes, MAX_STATE_BYTES) {
             Ok(snapshot) => snapshot,
             Err(e) => {
                 tracing::error!(room = %code, "its saved state does not decode ({e}): forgetting it");

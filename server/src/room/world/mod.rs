@@ -15,6 +15,7 @@ mod news;
 mod recording;
 mod seats;
 
+use arena_shared::codec::{DecodeError, decode_state};
 use arena_shared::game::{GameEvent, Match, MatchSettings};
 use arena_shared::protocol::{
     COLORS, CommandRefusal, HostCommand, Hosting, PROTOCOL_VERSION, PlayerId, PlayerInfo, PlayerState,
@@ -84,6 +85,19 @@ pub struct WorldSnapshot {
 }
 
 impl WorldSnapshot {
+    /// A saved room as [`codec::encode_state`] wrote it, by this build or
+    /// by the one before (whose seats did not say whether they were fill
+    /// bots, and which saved none), so a rolling restart across the two
+    /// keeps its rooms.
+    ///
+    /// [`codec::encode_state`]: arena_shared::codec::encode_state
+    pub fn decode(bytes: &[u8], max: usize) -> Result<Self, DecodeError> {
+        decode_state(bytes, max).or_else(|error| {
+            let earlier: seats::EarlierSnapshot = decode_state(bytes, max).map_err(|_| error)?;
+            Ok(earlier.into())
+        })
+    }
+
     pub fn players(&self) -> usize {
         self.seats.len()
     }
@@ -1078,5 +1092,22 @@ mod tests {
         let done = fresh().rerun(&gapped);
         let gap = journal::RerunError::Gap { after: checkpoint.tick() + 20, next: checkpoint.tick() + 22 };
         assert_eq!((done.ticks, done.stopped), (20, Some(gap)));
+    }
+
+    #[test]
+    fn a_room_saved_by_the_build_before_the_input_log_is_still_read() {
+        use arena_shared::codec::{MAX_STATE_BYTES, encode_state};
+        let mut world = world(8).in_room("oldroom000".into(), false);
+        let ada = world.join(newcomer("ada"), [1; 16]).expect("space").id;
+        world.tick(&mut NoInputs);
+        let now = world.snapshot();
+        // The earlier build's layout: the same fields, seats without `bot`.
+        type EarlierSeat = (PlayerId, String, u8, ResumeToken, Option<AddressKey>);
+        let seats: Vec<EarlierSeat> = vec![(ada, "ada".into(), 0, [1; 16], None)];
+        let earlier = (&now.room, now.private, &now.game, seats, now.next_id, &now.host_controls);
+        let read = WorldSnapshot::decode(&encode_state(&earlier), MAX_STATE_BYTES).expect("still read");
+        assert_eq!(read, now, "the same room");
+        assert!(WorldSnapshot::decode(&encode_state(&now), MAX_STATE_BYTES).is_ok());
+        assert!(WorldSnapshot::decode(b"nonsense", MAX_STATE_BYTES).is_err());
     }
 }

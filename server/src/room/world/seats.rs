@@ -286,3 +286,43 @@ impl SavedSeat {
         self.bot
     }
 }
+
+/// A room as the build before the input log saved it: seats without the
+/// fill-bot flag (it saved people only). Read by
+/// [`super::WorldSnapshot::decode`].
+#[derive(serde::Deserialize)]
+pub struct EarlierSnapshot {
+    room: String,
+    private: bool,
+    game: arena_shared::game::Match,
+    seats: Vec<EarlierSeat>,
+    next_id: PlayerId,
+    host_controls: super::hosting::HostControls,
+}
+
+#[derive(serde::Deserialize)]
+struct EarlierSeat {
+    id: PlayerId,
+    name: String,
+    color: u8,
+    token: ResumeToken,
+    from: Option<AddressKey>,
+}
+
+impl From<EarlierSnapshot> for super::WorldSnapshot {
+    fn from(earlier: EarlierSnapshot) -> Self {
+        let EarlierSnapshot { room, private, game, seats, next_id, host_controls } = earlier;
+        let seats = seats
+            .into_iter()
+            .map(|EarlierSeat { id, name, color, token, from }| SavedSeat {
+                id,
+                name,
+                color,
+                token,
+                from,
+                bot: false,
+            })
+            .collect();
+        super::WorldSnapshot { room, private, game, seats, next_id, host_controls }
+    }
+}
