@@ -235,8 +235,13 @@ async fn connections_over_the_caps_get_503_with_the_reason() -> anyhow::Result<(
 /// that for a broken connection), so the socket is read as it is; under
 /// the caps, a `GET /healthz` is answered.
 async fn http_get_from(server: &TestServer, source: IpAddr) -> anyhow::Result<String> {
+    get_from(server, source, "/healthz").await
+}
+
+/// A GET of `path` from `source`, the whole answer as text.
+async fn get_from(server: &TestServer, source: IpAddr, path: &str) -> anyhow::Result<String> {
     let mut tcp = connect_tcp(server.addr, Some(source), false).await?;
-    let request = format!("GET /healthz HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", server.addr);
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", server.addr);
     tcp.write_all(request.as_bytes()).await?;
     let mut answer = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut answer)).await??;
@@ -423,5 +428,48 @@ async fn hello_still_works_after_control_frames() -> anyhow::Result<()> {
     })
     .await?;
     assert_eq!(frame_for, welcome, "the session goes on: a frame for this player");
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_reading_the_public_api_as_fast_as_it_can_is_held_to_its_rate_others_are_not()
+-> anyhow::Result<()> {
+    let config = test_config().with(|c| c.limits.limit_loopback = true);
+    let server = TestServer::start(config).await?;
+    // Two readers from one address, asking as fast as they are answered.
+    let flood =
+        AttackConfig { sources: vec![loopback(40)], ..attack(&server, AttackKind::PublicReads, 2, 2.0) };
+    let report = run_attack(flood).await;
+    assert_eq!(report.failed, 0, "{report:?}");
+    // The burst (100) and 50 a second for about two seconds, give or take
+    // the refill while the burst went.
+    assert!(
+        (100..=260).contains(&report.completed) && report.refused > report.completed,
+        "held to its rate: {} answered, {} refused",
+        report.completed,
+        report.refused
+    );
+    assert!(server.metric("arena_public_reads_limited_total").await? >= report.refused as u64);
+    // The answer says so, with when to come back (the bucket refills at 50
+    // a second: a few in a row find it empty).
+    let mut answer = String::new();
+    for _ in 0..20 {
+        answer = get_from(&server, loopback(40), "/api/rooms").await?;
+        if !answer.starts_with("HTTP/1.1 200") {
+            break;
+        }
+    }
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.to_lowercase().contains("retry-after: 1"), "{answer}");
+    assert!(answer.contains("too many requests from this address"), "{answer}");
+    // Another address, and the rest of the server, are untouched.
+    for path in ["/api/rooms", "/api/cluster"].repeat(10) {
+        let answer = get_from(&server, loopback(41), path).await?;
+        assert!(answer.starts_with("HTTP/1.1 200"), "another address reads {path}: {answer}");
+    }
+    assert!(
+        http_get_from(&server, loopback(40)).await?.starts_with("HTTP/1.1 200"),
+        "/healthz is not the API"
+    );
     server.stop().await
 }

@@ -19,6 +19,7 @@ use crate::config::ServerConfig;
 use crate::edge::admin;
 use crate::edge::connection;
 pub use crate::edge::state::AppState;
+use crate::edge::state::PUBLIC_READS_PER_SEC;
 use crate::limits::ConnectionSlot;
 use crate::room::replays::Found;
 
@@ -40,14 +41,18 @@ const WS_WRITE_BUFFER_BYTES: usize = 8 * 1024;
 const WS_MAX_WRITE_BUFFER_BYTES: usize = 512 * 1024;
 
 pub fn app(state: AppState) -> Router {
-    let mut router = Router::new()
-        .route("/ws", get(upgrade))
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+    // The public API, at a rate per address.
+    let public = Router::new()
         .route("/api/rooms", get(public_rooms))
         .route("/api/replays", get(public_replays))
         .route("/api/replays/{id}", get(one_replay))
         .route("/api/cluster", get(cluster_nodes))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), public_read_budget));
+    let mut router = Router::new()
+        .route("/ws", get(upgrade))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .merge(public)
         .route("/admin", get(admin_page))
         .route("/admin/api/cluster", get(admin_cluster))
         .route("/admin/api/orders", post(admin_order));
@@ -386,6 +391,32 @@ async fn one_replay(State(state): State<AppState>, Path(id): Path<String>) -> Re
         Some(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
         None => (StatusCode::NOT_FOUND, "no such replay (rounds are kept for a while, then make room)\n")
             .into_response(),
+    }
+}
+
+/// Spends a public read of the asking address's (behind a trusted proxy,
+/// the client's): past [`PUBLIC_READS_PER_SEC`], 429 with `Retry-After`.
+async fn public_read_budget(
+    State(state): State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let socket_peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip());
+    let peer = state.origins.proxies.client_address(socket_peer, request.headers());
+    match state.public_reads.spend(peer) {
+        Ok(()) => next.run(request).await,
+        Err(over) => {
+            state.metrics.public_reads_limited_total.inc();
+            let secs = over.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            let message = format!(
+                "too many requests from this address (at most {PUBLIC_READS_PER_SEC} a second); try again in {secs} s\n"
+            );
+            (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, secs.to_string())], message)
+                .into_response()
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use crate::cluster::placement::Placement;
 use crate::cluster::registry::Cluster;
 use crate::config::ServerConfig;
 use crate::edge::origin::{OriginPolicy, local_addresses};
-use crate::limits::AddressCaps;
+use crate::limits::{AddressCaps, PerAddressBudget};
 use crate::lobby::Lobby;
 use crate::rooms::Rooms;
 use crate::telemetry::history::History;
@@ -41,7 +41,16 @@ pub struct AppState {
     pub cluster: Arc<Cluster>,
     /// This node's last minute, for the operators' page.
     pub history: Arc<History>,
+    /// How often one address may read the public API (`/api/*`).
+    pub public_reads: Arc<PerAddressBudget>,
 }
+
+/// Public API reads (`/api/rooms`, `/api/cluster`, `/api/replays`) one
+/// address may make a second, and at once: a page reads a few a minute,
+/// and 64 bots (the connections one address may hold) asking for the
+/// cluster every 2 s make 32 a second.
+pub const PUBLIC_READS_PER_SEC: f64 = 50.0;
+pub const PUBLIC_READ_BURST: f64 = 100.0;
 
 impl AppState {
     /// What every request and connection shares, for a server listening on
@@ -97,6 +106,11 @@ impl AppState {
             ),
             cluster,
             history: Arc::default(),
+            public_reads: Arc::new(PerAddressBudget::new(
+                PUBLIC_READS_PER_SEC,
+                PUBLIC_READ_BURST,
+                config.limits.counting(),
+            )),
         }
     }
 }

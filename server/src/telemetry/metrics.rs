@@ -203,6 +203,8 @@ pub struct Metrics {
     pub holds_refused_total: Counter,
     /// TLS handshakes refused (over the per-address budget, or too many at once).
     pub tls_refused_total: Counter,
+    /// Public API reads refused (429): their address was over its rate.
+    pub public_reads_limited_total: Counter,
     /// Every room's tick times; its count and sum are the ticks run and the
     /// time spent ticking.
     pub tick_histogram: Arc<TickHistogram>,
@@ -260,6 +262,7 @@ impl Default for Metrics {
             rooms_limited_total: Counter::default(),
             holds_refused_total: Counter::default(),
             tls_refused_total: Counter::default(),
+            public_reads_limited_total: Counter::default(),
             tick_histogram: Arc::default(),
             leases_held: Gauge::default(),
             lease_renewals_total: Counter::default(),
@@ -323,6 +326,11 @@ impl Metrics {
                 &self.holds_refused_total,
             ),
             ("arena_tls_refused", "TLS handshakes refused", &self.tls_refused_total),
+            (
+                "arena_public_reads_limited",
+                "public API reads refused (429): the address was over its rate",
+                &self.public_reads_limited_total,
+            ),
             ("arena_lease_renewals", "room lease renewals (cluster)", &self.lease_renewals_total),
             ("arena_leases_lost", "room leases found gone at renewal (cluster)", &self.leases_lost_total),
             ("arena_checkpoints", "rooms saved to Redis (cluster)", &self.checkpoints_total),
