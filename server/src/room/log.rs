@@ -143,3 +143,97 @@ impl RoomLog {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use arena_shared::codec::decode_state;
+
+    use super::*;
+    use crate::room::world::journal::Record;
+    use crate::room::world::{Newcomer, WorldSnapshot};
+
+    fn world() -> World {
+        let mut world = World::new(30, 8).journaling();
+        world.join(Newcomer { name: "ada".into(), color: 0, from: None }, [1; 16]).expect("space");
+        world
+    }
+
+    /// Ticks `world` and logs it, the writer answering `answer` (`None`:
+    /// not at all); what the writer was asked.
+    async fn tick_and_log(
+        log: &mut RoomLog,
+        world: &mut World,
+        writer: &mut mpsc::Receiver<LogWrite>,
+        answer: Option<bool>,
+    ) -> Option<(u32, bool)> {
+        struct NoInputs;
+        impl crate::room::input::InputSource for NoInputs {
+            fn next_input(
+                &mut self,
+                _: arena_shared::protocol::PlayerId,
+            ) -> Option<crate::room::input::QueuedInput> {
+                None
+            }
+        }
+        world.tick(&mut NoInputs);
+        let fence = Fence::until(Instant::now() + Duration::from_secs(60), 7);
+        let writing = log.write(world, &fence);
+        let answering = async {
+            let write = writer.recv().await?;
+            assert_eq!((&*write.code, write.epoch), ("logroom", 7), "fenced by the room's lease");
+            let saved = match &write.what {
+                Written::Save(bytes) => {
+                    let snapshot: WorldSnapshot = decode_state(bytes, 1 << 20).expect("a snapshot");
+                    assert_eq!(snapshot.tick(), write.tick);
+                    true
+                }
+                Written::Append(bytes) => {
+                    assert_eq!(Record::decode(bytes, 1 << 16).expect("a record").tick, write.tick);
+                    false
+                }
+            };
+            if let Some(answer) = answer {
+                let _ = write.done.send(answer);
+            } else {
+                // Not answered: held until the room gave up waiting.
+                tokio::time::sleep(LOG_WAIT * 2).await;
+            }
+            Some((write.tick, saved))
+        };
+        let ((), asked) = tokio::join!(writing, answering);
+        asked
+    }
+
+    // Real time: the log keeps its own clock (`std::time::Instant`).
+    #[tokio::test]
+    async fn a_room_log_starts_at_a_checkpoint_and_after_any_failure_saves_before_it_appends_again() {
+        let (sink, mut writer) = mpsc::channel(8);
+        let mut log = RoomLog::new(sink, "logroom", Arc::new(Metrics::default()));
+        let mut world = world();
+        let w = &mut writer;
+        assert_eq!(
+            tick_and_log(&mut log, &mut world, w, Some(true)).await,
+            Some((1, true)),
+            "a checkpoint first"
+        );
+        assert_eq!(tick_and_log(&mut log, &mut world, w, Some(true)).await, Some((2, false)), "then records");
+        assert_eq!(tick_and_log(&mut log, &mut world, w, Some(true)).await, Some((3, false)));
+        // Refused (a hole, a lost lease, a full log): nothing is appended
+        // until a checkpoint goes through, tried again after RETRY_SAVE.
+        assert_eq!(tick_and_log(&mut log, &mut world, w, Some(false)).await, Some((4, false)));
+        world.let_time_pass(1);
+        log.write(&mut world, &Fence::until(Instant::now() + Duration::from_secs(60), 7)).await;
+        assert!(writer.try_recv().is_err(), "nothing written while broken (the next checkpoint covers it)");
+        tokio::time::sleep(RETRY_SAVE).await;
+        assert_eq!(tick_and_log(&mut log, &mut world, &mut writer, Some(true)).await, Some((6, true)));
+        assert_eq!(tick_and_log(&mut log, &mut world, &mut writer, Some(true)).await, Some((7, false)));
+        // An answer that does not come within LOG_WAIT breaks it too.
+        assert_eq!(tick_and_log(&mut log, &mut world, &mut writer, None).await, Some((8, false)));
+        tokio::time::sleep(RETRY_SAVE).await;
+        assert_eq!(tick_and_log(&mut log, &mut world, &mut writer, Some(true)).await, Some((9, true)));
+        // The steward asks for a checkpoint: the next write is one.
+        log.save_flag().store(true, Relaxed);
+        assert_eq!(tick_and_log(&mut log, &mut world, &mut writer, Some(true)).await, Some((10, true)));
+        assert_eq!(tick_and_log(&mut log, &mut world, &mut writer, Some(true)).await, Some((11, false)));
+    }
+}
