@@ -270,12 +270,8 @@ impl World {
     /// is held for a resume from the last tick re-run.
     pub fn rerun(&mut self, records: &[Record]) -> Rerun {
         let tried = journal::rerun(&mut self.game.clone(), &mut (), records);
-        let mut beside = RerunSeats {
-            seats: &mut self.seats,
-            bots: &mut self.bots,
-            controls: &mut self.host_controls,
-            tick: 0,
-        };
+        let mut beside =
+            RerunSeats { seats: &mut self.seats, bots: &mut self.bots, controls: &mut self.host_controls };
         let done = journal::rerun(&mut self.game, &mut beside, &records[..tried.read]);
         debug_assert_eq!(done.ticks, tried.ticks, "the same records re-run the same way twice");
         self.seats.hold_all(self.game.tick());
@@ -645,18 +641,18 @@ impl World {
     }
 }
 
-/// A re-run's seats: a person comes back held for a resume, a fill bot
-/// with a new brain.
+/// A re-run's seats: a person comes back held for a resume (from the
+/// re-run's last tick: [`World::rerun`] holds every seat again at its
+/// end), a fill bot with a new brain.
 struct RerunSeats<'a> {
     seats: &'a mut Seats,
     bots: &'a mut FillBots,
     controls: &'a mut HostControls,
-    tick: u32,
 }
 
 impl journal::Beside for RerunSeats<'_> {
     fn seat(&mut self, seat: SavedSeat) {
-        self.seats.put_back(seat, self.tick, self.bots);
+        self.seats.put_back(seat, 0, self.bots);
     }
 
     fn leave(&mut self, id: PlayerId) {
