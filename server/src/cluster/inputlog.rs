@@ -45,12 +45,24 @@ pub struct Bounds {
     pub max_records: usize,
 }
 
+/// Records a log holds at most, whatever `--checkpoint-ms` says: two
+/// minutes at 30 Hz (with 64 KiB records at most, 225 MiB a room in
+/// theory; a full room of 60 writes about 620 bytes a tick, so 2.2 MiB).
+pub const MAX_RECORDS: usize = 3_600;
+
 impl Bounds {
     /// Room for four checkpoints' worth of ticks, and at least a second's
-    /// (a checkpoint that fails a few times in a row still fits).
+    /// (a checkpoint that fails a few times in a row still fits), at most
+    /// [`MAX_RECORDS`].
     pub fn new(checkpoint_every: Duration, tick_rate: u16) -> Self {
         let per_checkpoint = checkpoint_every.as_millis() as usize * usize::from(tick_rate) / 1000;
-        Bounds { max_records: (per_checkpoint * 4).max(usize::from(tick_rate)) + 1 }
+        Bounds { max_records: (per_checkpoint * 4).max(usize::from(tick_rate)).min(MAX_RECORDS) + 1 }
+    }
+
+    /// Records after which a room saves a checkpoint of its own accord
+    /// (half the bound), so its log never fills between the steward's.
+    pub fn save_after(&self) -> u32 {
+        u32::try_from(self.max_records / 2).unwrap_or(u32::MAX).max(1)
     }
 }
 
@@ -186,4 +198,20 @@ async fn write(batch: &[LogWrite], cluster: &Cluster, bounds: Bounds) -> Result<
             }
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_holds_four_checkpoints_of_ticks_at_least_a_second_and_at_most_two_minutes() {
+        let at = |ms, rate| {
+            let bounds = Bounds::new(Duration::from_millis(ms), rate);
+            (bounds.max_records, bounds.save_after())
+        };
+        assert_eq!(at(2_000, 30), (241, 120), "the defaults: the steward's checkpoints come first");
+        assert_eq!(at(100, 30), (31, 15), "at least a second");
+        assert_eq!(at(600_000, 30), (MAX_RECORDS + 1, 1_800), "a long --checkpoint-ms is capped");
+    }
 }

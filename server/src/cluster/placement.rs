@@ -128,11 +128,11 @@ impl Placement {
         if !self.config.input_log || !self.cluster.is_on() {
             return None;
         }
+        let bounds = inputlog::Bounds::new(self.config.checkpoint_every(), self.tick_rate);
         let sink = self.log_writer.get_or_init(|| {
-            let bounds = inputlog::Bounds::new(self.config.checkpoint_every(), self.tick_rate);
             inputlog::spawn(self.cluster.clone(), bounds, self.metrics.clone(), self.cancel.clone())
         });
-        Some(RoomLog::new(sink.clone(), code, self.metrics.clone()))
+        Some(RoomLog::new(sink.clone(), code, bounds.save_after(), self.metrics.clone()))
     }
 
     /// Where new rooms go while this node drains: the node that takes them.

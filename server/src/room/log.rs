@@ -63,19 +63,26 @@ pub struct RoomLog {
     /// The log has a hole (or was never started): nothing is appended
     /// until a checkpoint goes through, tried again from this instant.
     broken: Option<Instant>,
+    /// Records appended since the last checkpoint, and how many make the
+    /// room save one of its own accord (the log's bound, halved).
+    since_save: u32,
+    save_after: u32,
     metrics: Arc<Metrics>,
 }
 
 impl RoomLog {
     /// Room `code`'s log through `sink`; a checkpoint is written at its
     /// first tick (a new room's log starts there, a restored room's
-    /// restarts at what the re-run made of it).
-    pub fn new(sink: LogSink, code: &str, metrics: Arc<Metrics>) -> Self {
+    /// restarts at what the re-run made of it), and after every
+    /// `save_after` records.
+    pub fn new(sink: LogSink, code: &str, save_after: u32, metrics: Arc<Metrics>) -> Self {
         RoomLog {
             sink,
             code: code.into(),
             save_wanted: Arc::default(),
             broken: Some(Instant::now()),
+            since_save: 0,
+            save_after,
             metrics,
         }
     }
@@ -90,7 +97,7 @@ impl RoomLog {
     /// any lease but the fence's, the write is refused.
     pub async fn write(&mut self, world: &mut World, fence: &Fence) {
         let now = Instant::now();
-        let wanted = self.save_wanted.swap(false, Relaxed);
+        let wanted = self.save_wanted.swap(false, Relaxed) || self.since_save >= self.save_after;
         let (tick, what) = match self.broken {
             Some(retry) if now < retry && !wanted => {
                 // The next checkpoint covers this tick.
@@ -136,8 +143,10 @@ impl RoomLog {
             if self.broken.take().is_some() {
                 tracing::debug!(room = %self.code, tick, "the input log starts at this checkpoint");
             }
+            self.since_save = 0;
             self.metrics.checkpoints_total.inc();
         } else {
+            self.since_save += 1;
             self.metrics.log_ticks_total.inc();
             self.metrics.log_bytes_total.inc_by(bytes as u64);
         }
@@ -208,7 +217,7 @@ mod tests {
     #[tokio::test]
     async fn a_room_log_starts_at_a_checkpoint_and_after_any_failure_saves_before_it_appends_again() {
         let (sink, mut writer) = mpsc::channel(8);
-        let mut log = RoomLog::new(sink, "logroom", Arc::new(Metrics::default()));
+        let mut log = RoomLog::new(sink, "logroom", 4, Arc::new(Metrics::default()));
         let mut world = world();
         let w = &mut writer;
         assert_eq!(
@@ -234,6 +243,13 @@ mod tests {
         // The steward asks for a checkpoint: the next write is one.
         log.save_flag().store(true, Relaxed);
         assert_eq!(tick_and_log(&mut log, &mut world, &mut writer, Some(true)).await, Some((10, true)));
-        assert_eq!(tick_and_log(&mut log, &mut world, &mut writer, Some(true)).await, Some((11, false)));
+        // And after four records the room saves of its own accord.
+        for tick in 11..=14 {
+            assert_eq!(
+                tick_and_log(&mut log, &mut world, &mut writer, Some(true)).await,
+                Some((tick, false))
+            );
+        }
+        assert_eq!(tick_and_log(&mut log, &mut world, &mut writer, Some(true)).await, Some((15, true)));
     }
 }
