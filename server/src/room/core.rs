@@ -16,7 +16,7 @@ use bytes::Bytes;
 use crate::limits::{AddressKey, Slot};
 use crate::room::interest::Scene;
 use crate::room::links::{Departure, LinkEnds, Links};
-use crate::room::outbox::CloseReason;
+use crate::room::outbox::{CloseReason, Outbox};
 use crate::room::replays::ReplayStore;
 use crate::room::world::{Frames, HostEffect, Newcomer, World};
 use crate::telemetry::metrics::{Kick, Metrics, RoomStats};
@@ -45,6 +45,11 @@ pub struct Room {
     watchers_told: usize,
     /// Where recorded rounds are kept (none: the world records nothing).
     replays: Option<Arc<ReplayStore>>,
+    /// With an input log, a new player's outbox is held until the tick
+    /// after its join has been logged: nobody gets a resume token for a
+    /// seat a crash could take back.
+    hold_welcomes: bool,
+    held: Vec<Arc<Outbox>>,
 }
 
 /// A seat given by [`Room::seat`].
@@ -69,7 +74,16 @@ impl Room {
             max_watchers: usize::from(DEFAULT_MAX_WATCHERS),
             watchers_told: 0,
             replays: None,
+            hold_welcomes: false,
+            held: Vec::new(),
         }
+    }
+
+    /// Holds each new player's `Welcome` (and all it is sent) until the
+    /// next tick is published, that is, until the input log has its seat.
+    pub fn holding_welcomes(mut self) -> Self {
+        self.hold_welcomes = true;
+        self
     }
 
     /// Keeps the rounds the world records in `store`.
@@ -176,7 +190,12 @@ impl Room {
                 seated
             }
         };
+        let resumed = matches!(&seated.welcome, ServerMsg::Welcome(welcome) if welcome.resumed);
         let ends = self.links.open(seated.id);
+        if self.hold_welcomes && !resumed {
+            ends.outbox.hold();
+            self.held.push(ends.outbox.clone());
+        }
         // The Welcome goes first, before anything the join told everyone.
         ends.outbox.push_event(Bytes::from(encode_server(&seated.welcome)));
         self.deliver_news(true);
@@ -231,6 +250,10 @@ impl Room {
     /// The second half of a tick: what [`Room::play`] decided goes out,
     /// news and then frames; clients that stopped reading are dropped.
     pub fn publish(&mut self, frames: Frames) {
+        // The tick that logged their seats is out: the new players may hear.
+        for outbox in self.held.drain(..) {
+            outbox.release();
+        }
         // The frames follow at once: they wake the writers.
         self.deliver_news(false);
         let Frames { tick, states, inputs, acks } = frames;
@@ -507,5 +530,37 @@ mod tests {
         ));
         assert!(ada.ends.outbox.is_closed(), "the link goes with the connection");
         assert_eq!(take_messages(&bob.ends.outbox).await, [ServerMsg::Away { id: ada.id }]);
+    }
+
+    #[tokio::test]
+    async fn with_an_input_log_a_new_player_hears_nothing_until_the_tick_that_logged_its_seat_is_out() {
+        let world = World::new(30, 8).holding_seats_for(30).journaling();
+        let mut room =
+            Room::new(world, 8, Arc::new(Metrics::default()), "loggedroom".into()).holding_welcomes();
+        let ada = seat(&mut room, "ada", 1);
+        assert!(
+            futures_util::FutureExt::now_or_never(ada.ends.outbox.next()).is_none(),
+            "no Welcome before the log has the seat"
+        );
+        let frames = room.play();
+        let record = room.world.take_record().expect("journaling");
+        assert!(
+            record
+                .entries
+                .iter()
+                .any(|e| matches!(e, crate::room::world::journal::Entry::Seat(s) if s.id() == ada.id)),
+            "the tick's record has the seat"
+        );
+        room.publish(frames);
+        let msgs = take_messages(&ada.ends.outbox).await;
+        assert!(
+            matches!(&msgs[0], ServerMsg::Welcome(w) if w.you == ada.id),
+            "then the Welcome first: {msgs:?}"
+        );
+        assert_eq!(last_frame(&msgs).tick, 1, "and the tick's frame");
+        // A resume gets its seat back at once: nothing new to log.
+        let newcomer = Newcomer { name: "ignored".into(), color: 0, from: None };
+        let again = room.seat(newcomer, Some([1; 16]), || Ok([9; 16])).expect("held");
+        assert!(matches!(take_messages(&again.ends.outbox).await[0], ServerMsg::Welcome(ref w) if w.resumed));
     }
 }

@@ -64,6 +64,8 @@ struct Inner {
     events: VecDeque<Bytes>,
     frame: Option<Bytes>,
     close: Option<CloseReason>,
+    /// The writer takes nothing yet (a close still goes): see [`Outbox::hold`].
+    held: bool,
 }
 
 /// Result of pushing a frame.
@@ -153,6 +155,19 @@ impl Outbox {
         self.frame_waiting.load(Ordering::Acquire)
     }
 
+    /// Keeps what is pushed from the writer until [`Outbox::release`] (a
+    /// close still goes at once): a new player's `Welcome` waits until the
+    /// input log has its seat.
+    pub fn hold(&self) {
+        self.lock().held = true;
+    }
+
+    /// Lets the writer take what waits.
+    pub fn release(&self) {
+        self.lock().held = false;
+        self.ready.notify_one();
+    }
+
     /// Takes everything waiting (or the close), waiting until there is something.
     pub async fn next(&self) -> Batch {
         loop {
@@ -163,7 +178,7 @@ impl Outbox {
                 if let Some(close) = inner.close.clone() {
                     return Batch { messages: Vec::new(), close: Some(close) };
                 }
-                if !inner.events.is_empty() || inner.frame.is_some() {
+                if !inner.held && (!inner.events.is_empty() || inner.frame.is_some()) {
                     // The queue's memory leaves with the batch: a player at
                     // rest keeps none (events are rare next to frames).
                     let mut messages = Vec::from(std::mem::take(&mut inner.events));

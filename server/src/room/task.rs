@@ -99,10 +99,13 @@ pub fn spawn(
     if game.replay_memory_mb > 0 {
         world = world.recording();
     }
-    let room = Room::new(world, slow_client_ticks, metrics, spec.code.clone())
+    let mut room = Room::new(world, slow_client_ticks, metrics, spec.code.clone())
         .reporting_to(spec.stats)
         .watched_by_at_most(game.max_watchers)
         .keeping_replays_in(spec.replays);
+    if spec.log.is_some() {
+        room = room.holding_welcomes();
+    }
     let handle = RoomHandle { commands, leaves };
     let channels = Channels { commands: commands_rx, leaves: leaves_rx, leave_sender: handle.leaves.clone() };
     let (owner, on_close) = (spec.owner, spec.on_close);
