@@ -90,8 +90,6 @@ for i = 0, (#KEYS - 1) / 4 - 1 do
     redis.call('DEL', log)
     redis.call('SET', tip, tick, 'PX', keep)
     out[#out + 1] = 1
-  elseif kind ~= 'a' then
-    out[#out + 1] = 2
   else
     local last = tonumber(redis.call('GET', tip))
     if last == nil or (last + 1) % 4294967296 ~= tick then
@@ -150,17 +148,23 @@ async fn write_all(
         {
             batch.push(write);
         }
-        // Writes whose room stopped waiting go nowhere: a later one of the
-        // same room would not follow them anyway.
-        batch.retain(|write| !write.done.is_closed());
-        let answers = match write(&batch, cluster, bounds).await {
+        // Writes whose room stopped waiting go nowhere (a later one of the
+        // same room would not follow them anyway); a record too big to keep
+        // is refused here, as a hole is (the room saves instead).
+        let dropped = batch.extract_if(.., |write| {
+            write.done.is_closed()
+                || matches!(&write.what, Written::Append(bytes) if bytes.len() > MAX_RECORD_BYTES)
+        });
+        for refused in dropped {
+            let _ = refused.done.send(false);
+        }
+        let answers = match write(&batch, cluster, bounds, metrics).await {
             Ok(answers) => answers,
             Err(e) => {
                 tracing::debug!(writes = batch.len(), "the input log was not written: {e}");
                 Vec::new()
             }
         };
-        metrics.log_writes_total.inc();
         for (at, write) in batch.drain(..).enumerate() {
             let answer = answers.get(at).copied().unwrap_or(-1);
             if answer != 1 && answer != -1 {
@@ -172,11 +176,17 @@ async fn write_all(
 }
 
 /// One call for `batch`: each write's answer (see [`WRITE`]).
-async fn write(batch: &[LogWrite], cluster: &Cluster, bounds: Bounds) -> Result<Vec<i64>, RedisError> {
+async fn write(
+    batch: &[LogWrite],
+    cluster: &Cluster,
+    bounds: Bounds,
+    metrics: &Metrics,
+) -> Result<Vec<i64>, RedisError> {
     if batch.is_empty() {
         return Ok(Vec::new());
     }
     let Some(redis) = cluster.redis() else { return Ok(Vec::new()) };
+    metrics.log_writes_total.inc();
     let node = &cluster.node;
     redis
         .run(&WRITE, |call| {
@@ -187,14 +197,8 @@ async fn write(batch: &[LogWrite], cluster: &Cluster, bounds: Bounds) -> Result<
                     .key(keys::state(code))
                     .key(keys::log(code))
                     .key(keys::log_tip(code));
-                let (kind, bytes) = match &write.what {
-                    Written::Save(bytes) => ("s", bytes),
-                    // Too big to keep: refused as a hole is (the room saves instead).
-                    Written::Append(bytes) if bytes.len() > MAX_RECORD_BYTES => ("x", bytes),
-                    Written::Append(bytes) => ("a", bytes),
-                };
-                let bytes: &[u8] = if kind == "x" { &[] } else { bytes };
-                call.arg(kind).arg(held(write.epoch, node)).arg(write.tick).arg(bytes).arg(code);
+                let kind = if matches!(write.what, Written::Save(_)) { "s" } else { "a" };
+                call.arg(kind).arg(held(write.epoch, node)).arg(write.tick).arg(write.what.bytes()).arg(code);
             }
         })
         .await

@@ -154,9 +154,9 @@ impl Leases {
         self.claim_above(code, node, ttl, 0).await
     }
 
-    /// Room `code`'s last saved state, if any.
-    pub async fn load(&self, code: &str) -> Result<Option<Vec<u8>>, RedisError> {
-        self.0.get(&keys::state(code)).await
+    /// Whether room `code` has a saved state (without reading it).
+    pub async fn is_saved(&self, code: &str) -> Result<bool, RedisError> {
+        self.0.exists(&keys::state(code)).await
     }
 
     /// Room `code`'s last saved state and its input log since (each

@@ -315,8 +315,8 @@ impl Placement {
         if self.cluster.is_draining() {
             return Ok(None);
         }
-        let saved = leases.load(code).await.map_err(|e| unavailable(&e))?;
-        if saved.is_none() {
+        // Only whether there is one: the state is read once claimed.
+        if !leases.is_saved(code).await.map_err(|e| unavailable(&e))? {
             return Ok(None);
         }
         let node = &self.cluster.node;

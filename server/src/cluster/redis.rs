@@ -135,6 +135,12 @@ impl Redis {
         within(self.timeout, conn.get(key)).await
     }
 
+    /// `EXISTS key`.
+    pub async fn exists(&self, key: &str) -> Result<bool, RedisError> {
+        let mut conn = self.conn();
+        within(self.timeout, conn.exists(key)).await
+    }
+
     /// How long one round trip takes now (a `PING`).
     pub async fn ping(&self) -> Result<Duration, RedisError> {
         let mut conn = self.conn();

@@ -50,6 +50,14 @@ pub enum Written {
     Append(Vec<u8>),
 }
 
+impl Written {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Written::Save(bytes) | Written::Append(bytes) => bytes,
+        }
+    }
+}
+
 /// The way to the node's log writer.
 pub type LogSink = mpsc::Sender<LogWrite>;
 
@@ -98,29 +106,20 @@ impl RoomLog {
     pub async fn write(&mut self, world: &mut World, fence: &Fence) {
         let now = Instant::now();
         let wanted = self.save_wanted.swap(false, Relaxed) || self.since_save >= self.save_after;
-        let (tick, what) = match self.broken {
-            Some(retry) if now < retry && !wanted => {
-                // The next checkpoint covers this tick.
-                let _ = world.take_record();
-                return;
-            }
-            Some(_) => {
-                let saved = world.checkpoint();
-                (saved.tick(), Written::Save(encode_state(&saved)))
-            }
-            None if wanted => {
-                let saved = world.checkpoint();
-                (saved.tick(), Written::Save(encode_state(&saved)))
-            }
-            None => {
-                let Some(record) = world.take_record() else { return };
-                (record.tick, Written::Append(record.encode()))
-            }
+        if self.broken.is_some_and(|retry| now < retry) && !wanted {
+            // The next checkpoint covers this tick.
+            let _ = world.take_record();
+            return;
+        }
+        let saving = wanted || self.broken.is_some();
+        let (tick, what) = if saving {
+            let saved = world.checkpoint();
+            (saved.tick(), Written::Save(encode_state(&saved)))
+        } else {
+            let Some(record) = world.take_record() else { return };
+            (record.tick, Written::Append(record.encode()))
         };
-        let (bytes, saving) = match &what {
-            Written::Save(bytes) => (bytes.len(), true),
-            Written::Append(bytes) => (bytes.len(), false),
-        };
+        let bytes = what.bytes().len();
         let (done, answer) = oneshot::channel();
         let write = LogWrite { code: self.code.clone(), epoch: fence.epoch(), tick, what, done };
         // A writer that has more than it can take is as good as down.
@@ -158,6 +157,7 @@ mod tests {
     use arena_shared::codec::decode_state;
 
     use super::*;
+    use crate::room::input::NoInputs;
     use crate::room::world::journal::Record;
     use crate::room::world::{Newcomer, WorldSnapshot};
 
@@ -175,15 +175,6 @@ mod tests {
         writer: &mut mpsc::Receiver<LogWrite>,
         answer: Option<bool>,
     ) -> Option<(u32, bool)> {
-        struct NoInputs;
-        impl crate::room::input::InputSource for NoInputs {
-            fn next_input(
-                &mut self,
-                _: arena_shared::protocol::PlayerId,
-            ) -> Option<crate::room::input::QueuedInput> {
-                None
-            }
-        }
         world.tick(&mut NoInputs);
         let fence = Fence::until(Instant::now() + Duration::from_secs(60), 7);
         let writing = log.write(world, &fence);
