@@ -326,6 +326,30 @@ impl Observer {
     }
 }
 
+/// `count` quick-joiners arriving at `server` at once: their clients,
+/// and the rooms they were seated in.
+pub async fn racing_quick_joins(
+    server: &TestServer,
+    count: usize,
+) -> anyhow::Result<(Vec<WsClient>, std::collections::BTreeSet<String>)> {
+    let joins = (0..count).map(|i| {
+        let url = server.ws_url();
+        tokio::spawn(async move {
+            let mut client = WsClient::connect(&url).await?;
+            let welcome = client.handshake(&format!("racer-{i}")).await?;
+            Ok::<_, ClientError>((client, welcome.room))
+        })
+    });
+    let mut rooms = std::collections::BTreeSet::new();
+    let mut clients = Vec::new();
+    for join in joins {
+        let (client, room) = join.await??;
+        rooms.insert(room);
+        clients.push(client);
+    }
+    Ok((clients, rooms))
+}
+
 /// An HTTP answer, read whole (the bots' client's).
 pub use arena_bots::http::Response as HttpResponse;
 

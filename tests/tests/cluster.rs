@@ -305,21 +305,7 @@ async fn quick_joiners_arriving_together_share_one_room_and_give_their_spare_lea
     .await?;
     // Each leases a code without waiting for the others (no lock across a
     // round trip); the first to start opens the room, the rest join it.
-    let joins = (0..8).map(|i| {
-        let url = server.ws_url();
-        tokio::spawn(async move {
-            let mut client = arena_bots::ws::WsClient::connect(&url).await?;
-            let welcome = client.handshake(&format!("racer-{i}")).await?;
-            Ok::<_, ClientError>((client, welcome.room))
-        })
-    });
-    let mut rooms = std::collections::BTreeSet::new();
-    let mut clients = Vec::new();
-    for join in joins {
-        let (client, room) = join.await??;
-        rooms.insert(room);
-        clients.push(client);
-    }
+    let (_clients, rooms) = arena_tests::racing_quick_joins(&server, 8).await?;
     assert_eq!(rooms.len(), 1, "all eight share one room: {rooms:?}");
     let leased = |keys: &[String]| keys.iter().filter(|key| key.starts_with("arena:lease:")).count();
     let keys = redis.keys().await?;

@@ -190,21 +190,7 @@ async fn quick_joiners_arriving_together_share_one_new_room() -> anyhow::Result<
         c.game.max_rooms = 1;
     }))
     .await?;
-    let joins = (0..8).map(|i| {
-        let url = server.ws_url();
-        tokio::spawn(async move {
-            let mut client = WsClient::connect(&url).await?;
-            let welcome = client.handshake(&format!("racer-{i}")).await?;
-            Ok::<_, ClientError>((client, welcome.room))
-        })
-    });
-    let mut rooms = BTreeSet::new();
-    let mut clients = Vec::new();
-    for join in joins {
-        let (client, room) = join.await??;
-        rooms.insert(room);
-        clients.push(client);
-    }
+    let (_clients, rooms) = arena_tests::racing_quick_joins(&server, 8).await?;
     assert_eq!(rooms.len(), 1, "all eight should share the one room: {rooms:?}");
     server.stop().await
 }

@@ -163,7 +163,7 @@ async fn serve(socket: TcpStream, hub: Shared) {
             Some(Ok(_)) => {}
         }
     };
-    let Ok(ClientMsg::Hello { name, color, .. }) = hello else { return };
+    let Ok(ClientMsg::Hello { .. }) = hello else { return };
     let (send, mut frames) = mpsc::channel::<Bytes>(SEND_QUEUE);
     let (id, welcome) = {
         let mut hub = lock(&hub);
@@ -174,7 +174,7 @@ async fn serve(socket: TcpStream, hub: Shared) {
         hub.next_id += 1;
         hub.game.spawn(id);
         hub.clients.insert(id, Client { send: send.clone(), acked: 0 });
-        (id, welcome(&hub, id, name, color))
+        (id, welcome(&hub, id))
     };
     if sink.send(Message::Binary(encode_server(&ServerMsg::Welcome(welcome)).into())).await.is_err() {
         leave(&hub, id);
@@ -224,14 +224,14 @@ fn leave(hub: &Shared, id: PlayerId) {
     hub.game.remove(id);
 }
 
-fn welcome(hub: &Hub, you: PlayerId, name: String, color: u8) -> Welcome {
+/// The hub keeps no names: everyone is "player N" to everyone else.
+fn welcome(hub: &Hub, you: PlayerId) -> Welcome {
     let players = hub
         .clients
         .keys()
         .filter(|&&id| id != you)
         .map(|&id| PlayerInfo { id, name: format!("player {id}"), color: 0, score: 0, bot: false })
         .collect();
-    let _ = (name, color);
     Welcome {
         version: PROTOCOL_VERSION,
         you,

@@ -79,9 +79,7 @@ async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    // The accept loop always sets it; a router driven without one counts as one address.
-    let socket_peer =
-        peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |Extension(ConnectInfo(addr))| addr.ip());
+    let socket_peer = socket_peer(peer.as_ref().map(|Extension(info)| info));
     let peer = state.origins.proxies.client_address(socket_peer, &headers);
     let from_node = || {
         let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
@@ -394,6 +392,12 @@ async fn one_replay(State(state): State<AppState>, Path(id): Path<String>) -> Re
     }
 }
 
+/// The socket's peer as the accept loop recorded it; a router driven
+/// without one counts as one address.
+fn socket_peer(info: Option<&ConnectInfo<SocketAddr>>) -> IpAddr {
+    info.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip())
+}
+
 /// Spends a public read of the asking address's (behind a trusted proxy,
 /// the client's): past [`PUBLIC_READS_PER_SEC`], 429 with `Retry-After`.
 async fn public_read_budget(
@@ -401,10 +405,7 @@ async fn public_read_budget(
     request: Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let socket_peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip());
+    let socket_peer = socket_peer(request.extensions().get::<ConnectInfo<SocketAddr>>());
     let peer = state.origins.proxies.client_address(socket_peer, request.headers());
     match state.public_reads.spend(peer) {
         Ok(()) => next.run(request).await,

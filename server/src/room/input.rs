@@ -18,3 +18,14 @@ pub struct QueuedInput {
 pub trait InputSource {
     fn next_input(&mut self, id: PlayerId) -> Option<QueuedInput>;
 }
+
+/// A tick with no inputs at all (tests).
+#[cfg(test)]
+pub struct NoInputs;
+
+#[cfg(test)]
+impl InputSource for NoInputs {
+    fn next_input(&mut self, _: PlayerId) -> Option<QueuedInput> {
+        None
+    }
+}

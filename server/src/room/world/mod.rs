@@ -672,15 +672,7 @@ mod tests {
 
     use super::seats::MAX_INPUT_BURST;
     use super::*;
-
-    /// A tick with no inputs at all.
-    struct NoInputs;
-
-    impl InputSource for NoInputs {
-        fn next_input(&mut self, _: PlayerId) -> Option<QueuedInput> {
-            None
-        }
-    }
+    use crate::room::input::NoInputs;
 
     /// Inputs waiting per player, oldest first.
     impl InputSource for BTreeMap<PlayerId, VecDeque<QueuedInput>> {
