@@ -19,18 +19,22 @@ use arena_shared::protocol::{
     close, validate_name,
 };
 use arena_shared::sim::Input;
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message};
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
 
+use crate::edge::socket::{self, Socket};
 use crate::edge::state::AppState;
 use crate::limits::RateBudget;
 use crate::room::handle::Membership;
 use crate::room::input::QueuedInput;
 use crate::room::links::{Inbound, InboundQueue, NotQueued};
 use crate::room::outbox::{CloseReason, Outbox};
+use crate::room::wire::{Broken, Wire};
 use crate::room::world::Newcomer;
 use crate::rooms::NoSeat;
 use crate::telemetry::metrics::{Kick, Metrics};
@@ -77,14 +81,28 @@ pub struct Context {
 }
 
 /// Runs one upgraded connection to its end.
-pub async fn serve(socket: WebSocket, state: Context) {
-    let (sink, stream) = socket.split();
-    serve_over(sink, stream, state).await;
+pub async fn serve(socket: Socket, state: Context) {
+    match socket {
+        Socket::Tcp { ws, wire } => {
+            let (sink, stream) = socket::split(ws);
+            serve_over(sink, stream, Some(wire), state).await;
+        }
+        Socket::Other(ws) => {
+            let (sink, stream) = socket::split(ws);
+            serve_over(sink, stream, None, state).await;
+        }
+    }
 }
 
 /// Runs a connection over any sink and stream of WebSocket messages (the
-/// socket's halves, or channels in the tests below).
-pub async fn serve_over(mut sink: impl MessageSink, mut stream: impl MessageStream, state: Context) {
+/// socket's halves, or channels in the tests below); with a `wire`, the
+/// room writes the player's messages to the socket itself.
+pub async fn serve_over(
+    mut sink: impl MessageSink,
+    mut stream: impl MessageStream,
+    wire: Option<Arc<Wire>>,
+    state: Context,
+) {
     let mut budget = RateBudget::new(state.app.config.limits.max_message_rate);
     // Boxed: the handshake's state (joining a room, perhaps through the
     // cluster) is the biggest this future has, and it is over in a moment;
@@ -94,7 +112,7 @@ pub async fn serve_over(mut sink: impl MessageSink, mut stream: impl MessageStre
         () = state.app.cancel.cancelled() => Err(going_away()),
     };
     match joined {
-        Ok(membership) => play(sink, stream, budget, membership, &state).await,
+        Ok(membership) => play(sink, stream, wire, budget, membership, &state).await,
         // Boxed too: a refusal's goodbye is brief, and inline its state
         // would be part of every connection that plays.
         Err(ending) => Box::pin(finish(&mut sink, &mut stream, ending)).await,
@@ -197,11 +215,14 @@ fn refuse(rejection: Rejection, metrics: &Metrics) -> Ending {
 async fn play(
     mut sink: impl MessageSink,
     mut stream: impl MessageStream,
+    wire: Option<Arc<Wire>>,
     mut budget: RateBudget,
     mut membership: Membership,
     state: &Context,
 ) {
     let Membership { id, outbox, .. } = &membership;
+    // From here the room writes this player's frames to the socket itself.
+    let attached = wire.clone().map(|wire| outbox.attach(wire));
     // The payload of the ping the writer waits on (0: none); the reader
     // clears it when the matching pong comes.
     let ping = AtomicU64::new(NO_PING);
@@ -211,7 +232,8 @@ async fn play(
     };
     // `abrupt`: the socket dropped without a goodbye, so the seat is held.
     let (peer_closed, abrupt) = {
-        let mut writer = std::pin::pin!(write_loop(&mut sink, outbox, liveness, &ping, &state.app.metrics));
+        let mut writer =
+            std::pin::pin!(write_loop(&mut sink, outbox, wire.as_deref(), liveness, &ping, &state.app.metrics));
         let ended = tokio::select! {
             ending = read_loop(&mut stream, &membership, &mut budget, &ping, state) => ending,
             // The writer ends once the outbox closes (the room kicked the
@@ -244,6 +266,7 @@ async fn play(
         }
         // The writer is dropped here, which frees the sink for the echo.
     };
+    drop(attached);
     if peer_closed {
         echo_close(&mut sink).await;
     }
@@ -453,6 +476,7 @@ fn ping_payload() -> u64 {
 async fn write_loop(
     sink: &mut impl MessageSink,
     outbox: &Outbox,
+    wire: Option<&Wire>,
     liveness: Liveness,
     ping: &AtomicU64,
     metrics: &Metrics,
@@ -462,8 +486,8 @@ async fn write_loop(
     // When the outstanding ping went out.
     let mut ping_sent: Option<Instant> = None;
     loop {
-        let batch = tokio::select! {
-            batch = outbox.next() => batch,
+        let next = tokio::select! {
+            next = take_next(outbox, wire) => next,
             _ = ticks.tick() => {
                 // Closing already (a kick, a resume elsewhere): the close goes out next.
                 if outbox.is_closed() {
@@ -494,13 +518,15 @@ async fn write_loop(
                 continue;
             }
         };
-        if let Some(reason) = batch.close {
-            return send_close(sink, reason).await;
-        }
-        let count = batch.messages.len();
-        let bytes: usize = batch.messages.iter().map(Bytes::len).sum();
+        let messages = match next {
+            Next::Send(messages) => messages,
+            Next::Close(reason) => return send_close(sink, reason).await,
+            Next::Broken => return false,
+        };
+        let count = messages.len();
+        let bytes: usize = messages.iter().map(Bytes::len).sum();
         let write = async {
-            for message in batch.messages {
+            for message in messages {
                 sink.feed(Message::Binary(message)).await?;
             }
             sink.flush().await
@@ -515,6 +541,33 @@ async fn write_loop(
         }
         metrics.messages_out_total.inc_by(count as u64);
         metrics.bytes_out_total.inc_by(bytes as u64);
+    }
+}
+
+/// What the writer does next.
+enum Next {
+    /// Sends these (a connection without a wire).
+    Send(Vec<Bytes>),
+    /// Sends the close frame and stops.
+    Close(CloseReason),
+    /// The wire broke: nobody is listening.
+    Broken,
+}
+
+/// Waits for what the writer must do: with a wire, the outbox delivers by
+/// itself and only a close (or a broken wire) comes back; without one, the
+/// next batch to send.
+async fn take_next(outbox: &Outbox, wire: Option<&Wire>) -> Next {
+    let Some(wire) = wire else {
+        let batch = outbox.next().await;
+        return match batch.close {
+            Some(reason) => Next::Close(reason),
+            None => Next::Send(batch.messages),
+        };
+    };
+    match outbox.deliver(wire).await {
+        Ok(reason) => Next::Close(reason),
+        Err(Broken) => Next::Broken,
     }
 }
 
@@ -668,7 +721,7 @@ mod tests {
             Ok::<_, axum::Error>(tx)
         }));
         let context = Context { app: app.clone(), peer: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)) };
-        tokio::spawn(serve_over(sink, stream, context));
+        tokio::spawn(serve_over(sink, stream, None, context));
         Peer { to_server, from_server }
     }
 

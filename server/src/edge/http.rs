@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use arena_shared::protocol::MAX_CLIENT_MSG_BYTES;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,10 +18,12 @@ use subtle::ConstantTimeEq;
 use crate::config::ServerConfig;
 use crate::edge::admin;
 use crate::edge::connection;
+use crate::edge::socket::{Upgrade, WebSocketConfig};
 pub use crate::edge::state::AppState;
 use crate::edge::state::PUBLIC_READS_PER_SEC;
 use crate::limits::ConnectionSlot;
 use crate::room::replays::Found;
+use crate::room::wire::SentCounters;
 
 /// Largest WebSocket message the socket layer will buffer. Anything over
 /// `MAX_CLIENT_MSG_BYTES` is refused (1009) by the read task; this is the
@@ -76,16 +78,21 @@ async fn upgrade(
     State(state): State<AppState>,
     slot: Option<Extension<Arc<ConnectionSlot>>>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    request: Request,
 ) -> Response {
+    let (mut parts, _body) = request.into_parts();
+    let ws = match Upgrade::from_parts(&mut parts) {
+        Ok(ws) => ws,
+        Err(refusal) => return refusal,
+    };
+    let headers = &parts.headers;
     let socket_peer = socket_peer(peer.as_ref().map(|Extension(info)| info));
-    let peer = state.origins.proxies.client_address(socket_peer, &headers);
+    let peer = state.origins.proxies.client_address(socket_peer, headers);
     let from_node = || {
         let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
         origin.is_some_and(|origin| state.cluster.serves_origin(origin))
     };
-    if !state.origins.allows(&headers, socket_peer) && !from_node() {
+    if !state.origins.allows(headers, socket_peer) && !from_node() {
         state.metrics.bad_origin_total.inc();
         let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).unwrap_or("?");
         tracing::debug!(origin, "refusing websocket from a foreign origin");
@@ -96,12 +103,17 @@ async fn upgrade(
             .into_response();
     }
     state.metrics.connections_total.inc();
-    ws.read_buffer_size(WS_READ_BUFFER_BYTES)
+    let config = WebSocketConfig::default()
+        .read_buffer_size(WS_READ_BUFFER_BYTES)
         .write_buffer_size(WS_WRITE_BUFFER_BYTES)
         .max_write_buffer_size(WS_MAX_WRITE_BUFFER_BYTES)
-        .max_message_size(MAX_WS_MESSAGE_BYTES)
-        .max_frame_size(MAX_WS_MESSAGE_BYTES)
-        .on_upgrade(move |socket| {
+        .max_message_size(Some(MAX_WS_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_WS_MESSAGE_BYTES));
+    let counters = SentCounters {
+        messages: state.metrics.messages_out_total.clone(),
+        bytes: state.metrics.bytes_out_total.clone(),
+    };
+    ws.answer(config, counters, move |socket| {
             let connections = state.connections.clone();
             let metrics = state.metrics.clone();
             connections.track_future(async move {

@@ -15,6 +15,8 @@
 //! - [`web`], `embedded` (feature `embed-client`) and [`compress`]: the
 //!   built client's files, from `--web-dir` or from inside the binary,
 //!   with one cache policy, and the compressed forms made once.
+//! - [`socket`]: the WebSocket upgrade, which keeps a plain-TCP socket's
+//!   writing half as the player's wire (the tick writes frames to it).
 //! - [`connection`]: one upgraded socket: the handshake, then its reader
 //!   and writer, and the close frame that ends it.
 //! - [`state`]: `AppState`, what every request and connection shares: the
@@ -31,6 +33,7 @@ pub mod connection;
 pub mod embedded;
 pub mod http;
 pub mod origin;
+pub mod socket;
 pub mod state;
 pub mod tls;
 pub mod web;

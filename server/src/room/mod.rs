@@ -16,7 +16,8 @@
 //! - The room's parts, from the game out: [`world`] (the game state and
 //!   one tick, no I/O), [`interest`] (what each player is sent),
 //!   [`links`] (each player's inbound queue and outbox), [`outbox`] (the
-//!   bounded outgoing queue), [`fence`] (its right to run), [`log`] (its
+//!   bounded outgoing queue), [`wire`] (a plain-TCP socket the outbox
+//!   writes to from the tick), [`fence`] (its right to run), [`log`] (its
 //!   end of the input log: each tick in Redis before its frames go out),
 //!   and [`replays`] (where its recorded rounds are kept).
 //!
@@ -32,4 +33,5 @@ pub mod log;
 pub mod outbox;
 pub mod replays;
 pub mod task;
+pub mod wire;
 pub mod world;

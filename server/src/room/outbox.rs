@@ -7,13 +7,20 @@
 //! taken yet, because a newer world state makes an older one worthless. The
 //! room counts those replacements to find clients that stay behind. Pushing
 //! never waits, so the tick never waits on a socket.
+//!
+//! A plain-TCP connection attaches its [`Wire`]: then what is pushed goes
+//! to the socket at once, from the pusher's thread, whenever nothing waits
+//! before it (no bytes the socket refused, no held `Welcome`); the writer
+//! task wakes only to see a backlog out ([`Outbox::deliver`]).
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
+
+use crate::room::wire::{Broken, Sent, Wire};
 
 /// Events a player may have waiting before it counts as stuck.
 pub const MAX_QUEUED_EVENTS: usize = 256;
@@ -66,6 +73,40 @@ struct Inner {
     close: Option<CloseReason>,
     /// The writer takes nothing yet (a close still goes): see [`Outbox::hold`].
     held: bool,
+    /// The socket to write to directly, while the connection lasts.
+    wire: Option<Arc<Wire>>,
+}
+
+impl Inner {
+    /// Whether what is pushed can go straight out: a wire attached, nothing
+    /// held, nothing waiting for the socket.
+    fn wire_open(&self) -> bool {
+        !self.held && self.wire.as_ref().is_some_and(|wire| wire.is_idle())
+    }
+
+    /// Writes the events and the frame waiting to the wire, in one write.
+    fn write_out(&mut self) -> Sent {
+        let Some(wire) = self.wire.take() else { return Sent::Out };
+        let frame = self.frame.take();
+        let sent = wire.send_binary(self.events.iter().chain(frame.as_ref()).map(|b| &b[..]));
+        self.events.clear();
+        // A burst's memory leaves with it; a player at rest keeps none.
+        if self.events.capacity() > 16 {
+            self.events = VecDeque::new();
+        }
+        self.wire = Some(wire);
+        sent
+    }
+}
+
+/// While it lives, the outbox writes to its connection's wire.
+#[derive(Debug)]
+pub struct Attached(Arc<Outbox>);
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        self.0.lock().wire = None;
+    }
 }
 
 /// Result of pushing a frame.
@@ -100,8 +141,15 @@ impl Outbox {
             if inner.close.is_some() {
                 return FramePush::Fresh;
             }
+            let replaced = inner.frame.replace(bytes).is_some();
+            if inner.wire_open() {
+                // Nothing waits before it: out now, after the news queued this tick.
+                self.frame_waiting.store(false, Ordering::Release);
+                inner.write_out();
+                return if replaced { FramePush::Replaced } else { FramePush::Fresh };
+            }
             self.frame_waiting.store(true, Ordering::Release);
-            inner.frame.replace(bytes).is_some()
+            replaced
         };
         self.ready.notify_one();
         if replaced { FramePush::Replaced } else { FramePush::Fresh }
@@ -109,6 +157,20 @@ impl Outbox {
 
     /// Queues an event; `false` means the queue is full and the client stuck.
     pub fn push_event(&self, bytes: Bytes) -> bool {
+        {
+            let mut inner = self.lock();
+            if inner.close.is_some() {
+                return true;
+            }
+            if inner.wire_open() {
+                if inner.events.len() >= MAX_QUEUED_EVENTS {
+                    return false;
+                }
+                inner.events.push_back(bytes);
+                inner.write_out();
+                return true;
+            }
+        }
         let queued = self.queue_event(bytes);
         if queued {
             self.ready.notify_one();
@@ -166,6 +228,50 @@ impl Outbox {
     pub fn release(&self) {
         self.lock().held = false;
         self.ready.notify_one();
+    }
+
+    /// Writes what is pushed straight to `wire` from now on (see [`Wire`]),
+    /// until the guard drops: the connection's socket lives no longer than
+    /// the connection.
+    pub fn attach(self: &Arc<Self>, wire: Arc<Wire>) -> Attached {
+        self.lock().wire = Some(wire);
+        self.ready.notify_one();
+        Attached(self.clone())
+    }
+
+    /// The writer's side with a wire attached: sees out what the socket did
+    /// not take, then what was held or pushed meanwhile, until the outbox
+    /// closes (its reason) or the wire breaks.
+    pub async fn deliver(&self, wire: &Wire) -> Result<CloseReason, Broken> {
+        loop {
+            let notified = self.ready.notified();
+            let backlogged = wire.backlogged();
+            if let Some(close) = self.lock().close.clone() {
+                return Ok(close);
+            }
+            if !wire.is_idle() {
+                // A close meanwhile is seen at once; its frame then waits its turn.
+                tokio::select! {
+                    drained = wire.drain() => drained?,
+                    () = notified => {}
+                }
+                continue;
+            }
+            {
+                let mut inner = self.lock();
+                if inner.close.is_none() && !inner.held && (!inner.events.is_empty() || inner.frame.is_some()) {
+                    self.frame_waiting.store(false, Ordering::Release);
+                    if inner.write_out() == Sent::Broken {
+                        return Err(Broken);
+                    }
+                    continue;
+                }
+            }
+            tokio::select! {
+                () = notified => {}
+                () = backlogged => {}
+            }
+        }
     }
 
     /// Takes everything waiting (or the close), waiting until there is something.
