@@ -24,9 +24,14 @@ use tokio::sync::Notify;
 /// dropped.
 pub const MAX_PENDING_BYTES: usize = 512 * 1024;
 
-/// A drained buffer bigger than this is freed instead of kept: a burst of
-/// events must not stay in a player's memory at rest.
-const KEEP_CAPACITY: usize = 2 * 1024;
+/// The thread's framing scratch keeps its memory up to this size.
+const SCRATCH_KEEP_BYTES: usize = 64 * 1024;
+
+thread_local! {
+    /// Where a batch is framed before its one write: one per thread (the
+    /// tick's), not one per connection.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// What a connection counts as sent: messages and their payload bytes.
 #[derive(Debug, Clone, Default)]
@@ -98,18 +103,22 @@ impl Wire {
     /// Frames each payload as a binary message and writes them all, after
     /// whatever already waits, in one write; counts them as sent.
     pub fn send_binary<'a>(&self, payloads: impl IntoIterator<Item = &'a [u8]>) -> Sent {
-        let mut pending = self.lock();
         let (mut messages, mut bytes) = (0, 0);
-        let mut frame = |buffer: &mut Vec<u8>, payload: &[u8]| {
-            frame_binary(buffer, payload);
-            messages += 1;
-            bytes += payload.len() as u64;
-        };
-        let start = pending.bytes.len();
-        for payload in payloads {
-            frame(&mut pending.bytes, payload);
-        }
-        let sent = self.write_appended(&mut pending, start);
+        let sent = SCRATCH.with_borrow_mut(|framed| {
+            framed.clear();
+            for payload in payloads {
+                frame_binary(framed, payload);
+                messages += 1;
+                bytes += payload.len() as u64;
+            }
+            let sent = self.send_raw(framed);
+            // The scratch serves every connection of the thread; a burst's
+            // memory is not kept.
+            if framed.capacity() > SCRATCH_KEEP_BYTES {
+                *framed = Vec::new();
+            }
+            sent
+        });
         if sent != Sent::Broken {
             self.counters.messages.inc_by(messages);
             self.counters.bytes.inc_by(bytes);
@@ -117,39 +126,46 @@ impl Wire {
         sent
     }
 
-    /// Writes bytes already framed (tungstenite's control frames), after
-    /// whatever waits.
+    /// Writes bytes already framed (whole frames), after whatever waits;
+    /// what the socket does not take is kept, so a connection at rest holds
+    /// no buffer.
     pub fn send_raw(&self, framed: &[u8]) -> Sent {
         let mut pending = self.lock();
-        let start = pending.bytes.len();
-        pending.bytes.extend_from_slice(framed);
-        self.write_appended(&mut pending, start)
-    }
-
-    /// Writes what was appended from `start` on, unless older bytes still
-    /// wait (the socket was full a moment ago: the writer is on it).
-    fn write_appended(&self, pending: &mut Pending, start: usize) -> Sent {
         if pending.broken {
-            pending.bytes.truncate(start);
             return Sent::Broken;
         }
-        if pending.waiting() > MAX_PENDING_BYTES {
-            pending.broken = true;
-            self.backlog.notify_one();
-            return Sent::Broken;
-        }
-        if pending.written < start {
+        if !pending.is_empty() {
+            if pending.waiting() + framed.len() > MAX_PENDING_BYTES {
+                pending.broken = true;
+                self.backlog.notify_one();
+                return Sent::Broken;
+            }
+            pending.bytes.extend_from_slice(framed);
             return Sent::Waiting;
         }
-        self.write_some(pending)
+        let written = match self.socket.try_write(framed) {
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => 0,
+            Err(_) => {
+                pending.broken = true;
+                self.backlog.notify_one();
+                return Sent::Broken;
+            }
+        };
+        if written == framed.len() {
+            return Sent::Out;
+        }
+        pending.bytes = framed[written..].to_vec();
+        pending.written = 0;
+        self.backlog.notify_one();
+        Sent::Waiting
     }
 
     /// One non-blocking write of what waits.
     fn write_some(&self, pending: &mut Pending) -> Sent {
         match self.socket.try_write(&pending.bytes[pending.written..]) {
             Ok(n) => pending.written += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
             Err(_) => {
                 pending.broken = true;
                 self.backlog.notify_one();
@@ -157,11 +173,8 @@ impl Wire {
             }
         }
         if pending.is_empty() {
-            pending.written = 0;
-            pending.bytes.clear();
-            if pending.bytes.capacity() > KEEP_CAPACITY {
-                pending.bytes = Vec::new();
-            }
+            // Freed: a player at rest keeps no buffer.
+            *pending = Pending::default();
             Sent::Out
         } else {
             self.backlog.notify_one();
