@@ -107,6 +107,10 @@ pub struct ClientView {
 /// connection).
 #[derive(Debug, Default)]
 pub struct FrameScratch {
+    /// Everyone within the keep radius: place in the scene and squared
+    /// distance. Never shorter than the scene, so the pass that fills it
+    /// writes every slot and only counts the ones that stay.
+    close_by: Vec<(u32, i64)>,
     priority: Vec<(PlayerId, f32)>,
     in_view: Vec<InView>,
     candidates: Vec<Candidate>,
@@ -151,7 +155,7 @@ impl ClientView {
     ) -> Option<Frame> {
         self.settle_baseline(scratch, previous_taken);
         let you = *scene.get(me)?;
-        let gone = in_view(scene, &you, &self.taken.1, &mut scratch.in_view);
+        let gone = in_view(scene, &you, &self.taken.1, &mut scratch.close_by, &mut scratch.in_view);
         nearest(scene, &scratch.in_view, &mut scratch.near);
         self.score_changes(scratch, scene);
         let chosen = pick_within_budget(scene, &self.taken.1, &mut scratch.candidates);
@@ -222,7 +226,7 @@ impl ClientView {
             // current).
             let near =
                 if scratch.near.binary_search_by_key(&at, |&(_, at)| at).is_ok() { NEAR_FIRST } else { 0.0 };
-            candidates.push(Candidate { score: score + near, scene: at, base });
+            offer(candidates, Candidate { score: score + near, scene: at, base });
         }
         self.priority = priority;
         scratch.priority = earlier;
@@ -288,22 +292,32 @@ fn enter_radius_sq() -> i64 {
 /// Two passes: everyone within the keep radius, from the positions alone
 /// (a tight loop over 8 bytes a player); then those few merged with the
 /// baseline (both by id), where the enter radius applies to newcomers.
-fn in_view(scene: &Scene, you: &PlayerState, baseline: &View, in_view: &mut Vec<InView>) -> Vec<PlayerId> {
+fn in_view(
+    scene: &Scene,
+    you: &PlayerState,
+    baseline: &View,
+    close_by: &mut Vec<(u32, i64)>,
+    in_view: &mut Vec<InView>,
+) -> Vec<PlayerId> {
     let keep_sq = (i64::from(VIEW_KEEP_RADIUS) * i64::from(FIXED_ONE)).pow(2);
     let enter_sq = enter_radius_sq();
     let me = you.body.pos;
-    in_view.clear();
+    if close_by.len() < scene.positions.len() {
+        close_by.resize(scene.positions.len(), (0, 0));
+    }
+    // Branch-free: every player is written to the next slot, which only
+    // the close enough keep.
+    let mut found = 0;
     for (at, pos) in scene.positions.iter().enumerate() {
         let (dx, dy) = (i64::from(pos.x - me.x), i64::from(pos.y - me.y));
         let dist_sq = dx * dx + dy * dy;
-        if dist_sq <= keep_sq {
-            in_view.push(InView { scene: at as u32, base: NEW, dist_sq });
-        }
+        close_by[found] = (at as u32, dist_sq);
+        found += usize::from(dist_sq <= keep_sq);
     }
+    in_view.clear();
     let mut gone = Vec::new();
-    let (mut b, mut kept) = (0, 0);
-    for i in 0..in_view.len() {
-        let InView { scene: at, dist_sq, .. } = in_view[i];
+    let mut b = 0;
+    for &(at, dist_sq) in &close_by[..found] {
         let id = scene.states[at as usize].id;
         // Known players not this close (or not in the room any more).
         while b < baseline.len() && baseline[b].0 < id {
@@ -314,15 +328,33 @@ fn in_view(scene: &Scene, you: &PlayerState, baseline: &View, in_view: &mut Vec<
         let base = if known { b as u32 } else { NEW };
         b += usize::from(known);
         if id != you.id && (dist_sq <= enter_sq || known) {
-            in_view[kept] = InView { scene: at, base, dist_sq };
-            kept += 1;
+            in_view.push(InView { scene: at, base, dist_sq });
         } else if known {
             gone.push(id);
         }
     }
-    in_view.truncate(kept);
     gone.extend(baseline[b..].iter().map(|(id, _)| *id));
     gone
+}
+
+/// Keeps `candidate` among the [`CANDIDATES`] most urgent, most urgent
+/// first. The order is total (score, then place in the scene), so which
+/// are kept does not depend on the order they are offered in.
+fn offer(most_urgent: &mut Vec<Candidate>, candidate: Candidate) {
+    use std::cmp::Ordering::Less;
+    if most_urgent.len() == CANDIDATES {
+        match most_urgent.last() {
+            // Scores are finite, so a lower one is less urgent whatever the
+            // place: most candidates leave on this one comparison.
+            Some(least) if candidate.score < least.score => return,
+            Some(least) if Candidate::order(&candidate, least) == Less => {
+                most_urgent.pop();
+            }
+            _ => return,
+        }
+    }
+    let at = most_urgent.partition_point(|kept| Candidate::order(kept, &candidate) == Less);
+    most_urgent.insert(at, candidate);
 }
 
 /// The most urgent candidates whose changes fit the byte budget (at least
@@ -332,11 +364,6 @@ fn pick_within_budget(
     baseline: &View,
     candidates: &mut Vec<Candidate>,
 ) -> Vec<(PlayerId, Seen, (i16, i16))> {
-    if candidates.len() > CANDIDATES {
-        candidates.select_nth_unstable_by(CANDIDATES - 1, Candidate::order);
-        candidates.truncate(CANDIDATES);
-    }
-    candidates.sort_unstable_by(Candidate::order);
     let mut bytes = 0;
     let mut chosen: Vec<(PlayerId, Seen, (i16, i16))> = Vec::with_capacity(candidates.len());
     for candidate in candidates.iter() {
