@@ -265,6 +265,26 @@ async fn a_client_that_never_reads_does_not_slow_the_tick_for_anyone() -> anyhow
     server.stop().await
 }
 
+/// Over plain TCP the tick writes each player's frame to its socket itself;
+/// the connection's writer task only sees out what a socket would not take
+/// (and a welcome written before the socket was attached).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_plain_tcp_the_tick_writes_the_frames_itself() -> anyhow::Result<()> {
+    let server = TestServer::start(test_config()).await?;
+    let bots = swarm(&server, 10, 2.0, Behaviour::Wander);
+    let records = run_swarm(bots.clone(), Live::default().into()).await;
+    let report = Report::from_records(&records, &bots);
+    assert_eq!(report.connected, 10, "{report:?}");
+    let frames: u64 = records.iter().map(|r| r.frames).sum();
+    let direct = server.metric("arena_writes_direct_total").await?;
+    let by_writer = server.metric("arena_writes_by_writer_total").await?;
+    assert!(direct >= frames, "should write every frame from the tick ({direct} writes, {frames} frames)");
+    assert!(by_writer <= 2 * 10, "the writer tasks should only have sent the welcomes, not {by_writer}");
+    let messages = server.metric("arena_messages_out_total").await?;
+    assert!(messages >= frames, "every message is still counted ({messages} < {frames})");
+    server.stop().await
+}
+
 #[tokio::test]
 async fn a_silent_client_is_dropped_after_the_idle_timeout() -> anyhow::Result<()> {
     let server = TestServer::start(test_config().with(|c| c.limits.idle_timeout_secs = 2)).await?;

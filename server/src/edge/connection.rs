@@ -232,8 +232,14 @@ async fn play(
     };
     // `abrupt`: the socket dropped without a goodbye, so the seat is held.
     let (peer_closed, abrupt) = {
-        let mut writer =
-            std::pin::pin!(write_loop(&mut sink, outbox, wire.as_deref(), liveness, &ping, &state.app.metrics));
+        let mut writer = std::pin::pin!(write_loop(
+            &mut sink,
+            outbox,
+            wire.as_deref(),
+            liveness,
+            &ping,
+            &state.app.metrics
+        ));
         let ended = tokio::select! {
             ending = read_loop(&mut stream, &membership, &mut budget, &ping, state) => ending,
             // The writer ends once the outbox closes (the room kicked the
@@ -241,7 +247,9 @@ async fn play(
             // polled again after this arm.
             close_sent = &mut writer => {
                 if close_sent {
-                    linger(&mut stream).await;
+                    // Boxed, like every way out: rare, and inline their
+                    // state would be part of every connection that plays.
+                    Box::pin(linger(&mut stream)).await;
                     Ending::Closed
                 } else {
                     Ending::Gone
@@ -256,9 +264,12 @@ async fn play(
             Ending::Close(reason) => {
                 tracing::debug!(player = id, code = reason.code, reason = %reason.reason, "closing a client");
                 outbox.close(reason);
-                if tokio::time::timeout(CLOSE_TIMEOUT, &mut writer).await.unwrap_or(false) {
-                    linger(&mut stream).await;
-                }
+                Box::pin(async {
+                    if tokio::time::timeout(CLOSE_TIMEOUT, &mut writer).await.unwrap_or(false) {
+                        linger(&mut stream).await;
+                    }
+                })
+                .await;
                 (false, false)
             }
             // Only the handshake rejects.
@@ -268,7 +279,7 @@ async fn play(
     };
     drop(attached);
     if peer_closed {
-        echo_close(&mut sink).await;
+        Box::pin(echo_close(&mut sink)).await;
     }
     if !abrupt || membership.watching {
         membership.leave_for_good();
@@ -508,19 +519,24 @@ async fn write_loop(
                 ping.store(payload, Relaxed);
                 ping_sent = Some(Instant::now());
                 let message = Message::Ping(Bytes::copy_from_slice(&payload.to_be_bytes()));
-                let sent = tokio::select! {
-                    sent = sink.send(message) => sent,
-                    reason = outbox.closed() => return send_close(sink, reason).await,
-                };
-                if sent.is_err() {
-                    return false;
+                // Boxed: a ping is rare next to the frames this loop waits on.
+                let sent = Box::pin(async {
+                    tokio::select! {
+                        sent = sink.send(message) => Ok(sent.is_ok()),
+                        reason = outbox.closed() => Err(reason),
+                    }
+                })
+                .await;
+                match sent {
+                    Ok(true) => continue,
+                    Ok(false) => return false,
+                    Err(reason) => return Box::pin(send_close(sink, reason)).await,
                 }
-                continue;
             }
         };
         let messages = match next {
             Next::Send(messages) => messages,
-            Next::Close(reason) => return send_close(sink, reason).await,
+            Next::Close(reason) => return Box::pin(send_close(sink, reason)).await,
             Next::Broken => return false,
         };
         let count = messages.len();
@@ -534,13 +550,14 @@ async fn write_loop(
         // A socket that stops draining must not keep the close from going out.
         let sent = tokio::select! {
             sent = write => sent,
-            reason = outbox.closed() => return send_close(sink, reason).await,
+            reason = outbox.closed() => return Box::pin(send_close(sink, reason)).await,
         };
         if sent.is_err() {
             return false;
         }
         metrics.messages_out_total.inc_by(count as u64);
         metrics.bytes_out_total.inc_by(bytes as u64);
+        metrics.writes_by_writer_total.inc();
     }
 }
 

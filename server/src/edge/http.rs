@@ -112,22 +112,24 @@ async fn upgrade(
     let counters = SentCounters {
         messages: state.metrics.messages_out_total.clone(),
         bytes: state.metrics.bytes_out_total.clone(),
+        direct: state.metrics.writes_direct_total.clone(),
+        by_writer: state.metrics.writes_by_writer_total.clone(),
     };
     ws.answer(config, counters, move |socket| {
-            let connections = state.connections.clone();
-            let metrics = state.metrics.clone();
-            connections.track_future(async move {
-                // The socket keeps its place under the connection caps until it ends.
-                let _slot = slot;
-                // A bug must cost one connection, not the process; the seat is
-                // freed by its guard while the panic unwinds.
-                let context = connection::Context { app: state, peer };
-                if AssertUnwindSafe(connection::serve(socket, context)).catch_unwind().await.is_err() {
-                    metrics.task_panics_total.inc();
-                    tracing::error!("a connection task panicked; its player was dropped");
-                }
-            })
+        let connections = state.connections.clone();
+        let metrics = state.metrics.clone();
+        connections.track_future(async move {
+            // The socket keeps its place under the connection caps until it ends.
+            let _slot = slot;
+            // A bug must cost one connection, not the process; the seat is
+            // freed by its guard while the panic unwinds.
+            let context = connection::Context { app: state, peer };
+            if AssertUnwindSafe(connection::serve(socket, context)).catch_unwind().await.is_err() {
+                metrics.task_panics_total.inc();
+                tracing::error!("a connection task panicked; its player was dropped");
+            }
         })
+    })
 }
 
 /// Who reads `/healthz` and `/metrics`: the public sees totals; an operator

@@ -93,9 +93,10 @@ fn header_is(headers: &HeaderMap, name: &HeaderName, value: &str) -> bool {
 
 /// Whether a comma-separated header lists `token` (`Connection: keep-alive, Upgrade`).
 fn header_has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|v| {
-        v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-    })
+    headers
+        .get_all(name)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token))))
 }
 
 /// An upgraded WebSocket: over plain TCP with its wire, or over anything else.
@@ -112,8 +113,13 @@ impl Socket {
                 let wire = Arc::new(Wire::new(write, counters));
                 let io = WireIo { read, wire: wire.clone() };
                 // Bytes the client sent right after its request are already read.
-                let ws = WebSocketStream::from_partially_read(io, parts.read_buf.to_vec(), Role::Server, Some(config))
-                    .await;
+                let ws = WebSocketStream::from_partially_read(
+                    io,
+                    parts.read_buf.to_vec(),
+                    Role::Server,
+                    Some(config),
+                )
+                .await;
                 Socket::Tcp { ws, wire }
             }
             Err(upgraded) => Socket::Other(
@@ -132,7 +138,11 @@ pub struct WireIo {
 }
 
 impl AsyncRead for WireIo {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.read).poll_read(cx, buf)
     }
 }
@@ -180,9 +190,8 @@ fn to_tungstenite(message: Message) -> tungstenite::Message {
         Message::Text(text) => tungstenite::Message::text(text.as_str()),
         Message::Ping(bytes) => tungstenite::Message::Ping(bytes),
         Message::Pong(bytes) => tungstenite::Message::Pong(bytes),
-        Message::Close(frame) => tungstenite::Message::Close(frame.map(|f| tungstenite::protocol::CloseFrame {
-            code: f.code.into(),
-            reason: f.reason.as_str().into(),
+        Message::Close(frame) => tungstenite::Message::Close(frame.map(|f| {
+            tungstenite::protocol::CloseFrame { code: f.code.into(), reason: f.reason.as_str().into() }
         })),
     }
 }
@@ -194,9 +203,9 @@ fn from_tungstenite(message: tungstenite::Message) -> Option<Message> {
         tungstenite::Message::Text(text) => Message::Text(Utf8Bytes::from(text.as_str())),
         tungstenite::Message::Ping(bytes) => Message::Ping(bytes),
         tungstenite::Message::Pong(bytes) => Message::Pong(bytes),
-        tungstenite::Message::Close(frame) => {
-            Message::Close(frame.map(|f| CloseFrame { code: f.code.into(), reason: Utf8Bytes::from(f.reason.as_str()) }))
-        }
+        tungstenite::Message::Close(frame) => Message::Close(
+            frame.map(|f| CloseFrame { code: f.code.into(), reason: Utf8Bytes::from(f.reason.as_str()) }),
+        ),
         tungstenite::Message::Frame(_) => return None,
     })
 }

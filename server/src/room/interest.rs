@@ -467,8 +467,12 @@ mod tests {
                 }
             }
             // Some are away this tick (left, or not yet back).
-            let here: Vec<PlayerState> = players.iter().filter(|s| (s.id as u32 + tick) % 13 != 0).copied().collect();
-            let inputs = here.iter().map(|_| Input { x: next(255) as i8, y: next(255) as i8, dash: next(2) == 0 }).collect();
+            let here: Vec<PlayerState> =
+                players.iter().filter(|s| (s.id as u32 + tick) % 13 != 0).copied().collect();
+            let inputs = here
+                .iter()
+                .map(|_| Input { x: next(255) as i8, y: next(255) as i8, dash: next(2) == 0 })
+                .collect();
             let scene = Scene::new(here, inputs);
             for (i, view) in views.iter_mut().enumerate() {
                 let me = i as PlayerId + 1;

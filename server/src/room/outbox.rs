@@ -84,11 +84,12 @@ impl Inner {
         !self.held && self.wire.as_ref().is_some_and(|wire| wire.is_idle())
     }
 
-    /// Writes the events and the frame waiting to the wire, in one write.
-    fn write_out(&mut self) -> Sent {
+    /// Writes the events and the frame waiting to the wire, in one write
+    /// (`direct`: by the pusher, not the writer task).
+    fn write_out(&mut self, direct: bool) -> Sent {
         let Some(wire) = self.wire.take() else { return Sent::Out };
         let frame = self.frame.take();
-        let sent = wire.send_binary(self.events.iter().chain(frame.as_ref()).map(|b| &b[..]));
+        let sent = wire.send_binary(self.events.iter().chain(frame.as_ref()).map(|b| &b[..]), direct);
         self.events.clear();
         // A burst's memory leaves with it; a player at rest keeps none.
         if self.events.capacity() > 16 {
@@ -145,7 +146,7 @@ impl Outbox {
             if inner.wire_open() {
                 // Nothing waits before it: out now, after the news queued this tick.
                 self.frame_waiting.store(false, Ordering::Release);
-                inner.write_out();
+                inner.write_out(true);
                 return if replaced { FramePush::Replaced } else { FramePush::Fresh };
             }
             self.frame_waiting.store(true, Ordering::Release);
@@ -167,7 +168,7 @@ impl Outbox {
                     return false;
                 }
                 inner.events.push_back(bytes);
-                inner.write_out();
+                inner.write_out(true);
                 return true;
             }
         }
@@ -259,9 +260,10 @@ impl Outbox {
             }
             {
                 let mut inner = self.lock();
-                if inner.close.is_none() && !inner.held && (!inner.events.is_empty() || inner.frame.is_some()) {
+                if inner.close.is_none() && !inner.held && (!inner.events.is_empty() || inner.frame.is_some())
+                {
                     self.frame_waiting.store(false, Ordering::Release);
-                    if inner.write_out() == Sent::Broken {
+                    if inner.write_out(false) == Sent::Broken {
                         return Err(Broken);
                     }
                     continue;
@@ -364,5 +366,86 @@ mod tests {
         assert!(batch.messages.is_empty());
         assert_eq!(batch.close, Some(CloseReason::new(4004, "too slow")));
         assert_eq!(waiter.await.expect("waiter task"), CloseReason::new(4004, "too slow"));
+    }
+
+    /// An outbox with a wire on one end of a loopback connection, and the
+    /// raw peer on the other.
+    async fn wired() -> (Arc<Outbox>, Arc<Wire>, tokio::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let peer =
+            tokio::net::TcpStream::connect(listener.local_addr().expect("bound")).await.expect("connects");
+        let (server, _) = listener.accept().await.expect("accepts");
+        let (_read, write) = server.into_split();
+        let wire = Arc::new(Wire::new(write, crate::room::wire::SentCounters::default()));
+        (Arc::new(Outbox::default()), wire, peer)
+    }
+
+    async fn read_exactly(peer: &mut tokio::net::TcpStream, n: usize) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        let mut bytes = vec![0; n];
+        peer.read_exact(&mut bytes).await.expect("reads");
+        bytes
+    }
+
+    #[tokio::test]
+    async fn with_a_wire_the_push_itself_writes_news_then_frame_in_one_go() {
+        let (outbox, wire, mut peer) = wired().await;
+        let attached = outbox.attach(wire.clone());
+        assert!(outbox.queue_event(Bytes::from_static(b"news")));
+        assert_eq!(outbox.push_frame(Bytes::from_static(b"f1")), FramePush::Fresh);
+        assert!(!outbox.has_frame(), "written, so taken: the next frame builds on it");
+        // No writer task runs in this test: the push wrote it.
+        assert_eq!(read_exactly(&mut peer, 6 + 4).await, b"\x82\x04news\x82\x02f1");
+        assert!(outbox.push_event(Bytes::from_static(b"pong")));
+        assert_eq!(read_exactly(&mut peer, 6).await, b"\x82\x04pong");
+        drop(attached);
+        assert_eq!(outbox.push_frame(Bytes::from_static(b"f2")), FramePush::Fresh);
+        assert!(outbox.has_frame(), "detached: the frame waits for a writer");
+    }
+
+    #[tokio::test]
+    async fn a_held_outbox_writes_nothing_until_released_and_then_in_order() {
+        let (outbox, wire, mut peer) = wired().await;
+        let _attached = outbox.attach(wire.clone());
+        outbox.hold();
+        assert!(outbox.push_event(Bytes::from_static(b"welcome")));
+        assert_eq!(outbox.push_frame(Bytes::from_static(b"f1")), FramePush::Fresh);
+        assert!(outbox.has_frame(), "held: nothing goes out");
+        outbox.release();
+        let writer = tokio::spawn({
+            let (outbox, wire) = (outbox.clone(), wire.clone());
+            async move { outbox.deliver(&wire).await }
+        });
+        assert_eq!(read_exactly(&mut peer, 9 + 4).await, b"\x82\x07welcome\x82\x02f1");
+        outbox.close(CloseReason::new(1001, "bye"));
+        assert_eq!(writer.await.expect("writer"), Ok(CloseReason::new(1001, "bye")));
+    }
+
+    #[tokio::test]
+    async fn behind_a_backlog_only_the_newest_frame_goes_out_after_it() {
+        let (outbox, wire, mut peer) = wired().await;
+        let _attached = outbox.attach(wire.clone());
+        // Fill the socket until a frame is left waiting on the wire.
+        let big = Bytes::from(vec![1u8; 60_000]);
+        let mut pushed = 0;
+        while wire.is_idle() {
+            assert_eq!(outbox.push_frame(big.clone()), FramePush::Fresh);
+            pushed += 1;
+            assert!(pushed < 1000, "a peer that reads nothing fills the socket");
+        }
+        assert_eq!(outbox.push_frame(Bytes::from_static(b"old")), FramePush::Fresh);
+        assert_eq!(
+            outbox.push_frame(Bytes::from_static(b"new")),
+            FramePush::Replaced,
+            "the stale one counts"
+        );
+        let writer = tokio::spawn({
+            let (outbox, wire) = (outbox.clone(), wire.clone());
+            async move { outbox.deliver(&wire).await }
+        });
+        let all = read_exactly(&mut peer, pushed * 60_004 + 5).await;
+        assert_eq!(&all[all.len() - 5..], b"\x82\x03new", "the newest frame, after every byte before it");
+        outbox.close(CloseReason::new(1001, "bye"));
+        assert!(writer.await.expect("writer").is_ok());
     }
 }

@@ -33,11 +33,16 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// What a connection counts as sent: messages and their payload bytes.
+/// What a connection counts as sent: messages and their payload bytes,
+/// and who wrote them.
 #[derive(Debug, Clone, Default)]
 pub struct SentCounters {
     pub messages: Counter,
     pub bytes: Counter,
+    /// Batches written straight from the tick (or the reader's pong).
+    pub direct: Counter,
+    /// Batches the connection's writer task wrote.
+    pub by_writer: Counter,
 }
 
 #[derive(Debug)]
@@ -101,8 +106,9 @@ impl Wire {
     }
 
     /// Frames each payload as a binary message and writes them all, after
-    /// whatever already waits, in one write; counts them as sent.
-    pub fn send_binary<'a>(&self, payloads: impl IntoIterator<Item = &'a [u8]>) -> Sent {
+    /// whatever already waits, in one write; counts them as sent, by whom
+    /// (`direct`: not the connection's writer task).
+    pub fn send_binary<'a>(&self, payloads: impl IntoIterator<Item = &'a [u8]>, direct: bool) -> Sent {
         let (mut messages, mut bytes) = (0, 0);
         let sent = SCRATCH.with_borrow_mut(|framed| {
             framed.clear();
@@ -122,6 +128,7 @@ impl Wire {
         if sent != Sent::Broken {
             self.counters.messages.inc_by(messages);
             self.counters.bytes.inc_by(bytes);
+            if direct { &self.counters.direct } else { &self.counters.by_writer }.inc();
         }
         sent
     }
@@ -282,9 +289,13 @@ mod tests {
             let mut ours = Vec::new();
             frame_binary(&mut ours, &payload);
             let mut theirs = Vec::new();
-            Frame::message(payload.clone(), tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode::Data(
-                tokio_tungstenite::tungstenite::protocol::frame::coding::Data::Binary,
-            ), true)
+            Frame::message(
+                payload.clone(),
+                tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode::Data(
+                    tokio_tungstenite::tungstenite::protocol::frame::coding::Data::Binary,
+                ),
+                true,
+            )
             .format(&mut theirs)
             .expect("formats");
             assert_eq!(ours, theirs, "should frame {len} bytes as tungstenite does");
@@ -294,7 +305,7 @@ mod tests {
     #[tokio::test]
     async fn a_batch_goes_out_in_order_in_one_write_and_is_counted() {
         let (wire, mut peer) = pair().await;
-        assert_eq!(wire.send_binary([&b"news"[..], b"frame"]), Sent::Out);
+        assert_eq!(wire.send_binary([&b"news"[..], b"frame"], true), Sent::Out);
         assert_eq!(wire.send_raw(&[0x89, 0]), Sent::Out, "a ping after them");
         let mut got = vec![0; 2 + 4 + 2 + 5 + 2];
         peer.read_exact(&mut got).await.expect("reads");
@@ -309,7 +320,7 @@ mod tests {
         let big = vec![7u8; 60_000];
         // Fill the socket until a write leaves bytes waiting.
         let mut written = 0;
-        while wire.send_binary([&big[..]]) == Sent::Out {
+        while wire.send_binary([&big[..]], true) == Sent::Out {
             written += 1;
             assert!(written < 1000, "a peer that reads nothing fills the socket");
         }
@@ -341,7 +352,7 @@ mod tests {
         let big = vec![0u8; 64 * 1024];
         let mut sent = Sent::Out;
         for _ in 0..200 {
-            sent = wire.send_binary([&big[..]]);
+            sent = wire.send_binary([&big[..]], true);
             if sent == Sent::Broken {
                 break;
             }

@@ -190,6 +190,11 @@ pub struct Metrics {
     /// Binary messages written to sockets.
     pub messages_out_total: Counter,
     pub bytes_out_total: Counter,
+    /// Writes the tick made straight to a player's socket (plain TCP).
+    pub writes_direct_total: Counter,
+    /// Writes a connection's writer task made: what the socket would not
+    /// take at once, a held `Welcome`, everything on TLS.
+    pub writes_by_writer_total: Counter,
     pub bytes_in_total: Counter,
     /// `Join { code }` handshakes whose code named no open room.
     pub room_code_misses_total: Counter,
@@ -256,6 +261,8 @@ impl Default for Metrics {
             inputs_dropped_total: Counter::default(),
             messages_out_total: Counter::default(),
             bytes_out_total: Counter::default(),
+            writes_direct_total: Counter::default(),
+            writes_by_writer_total: Counter::default(),
             bytes_in_total: Counter::default(),
             room_code_misses_total: Counter::default(),
             guesses_limited_total: Counter::default(),
@@ -304,6 +311,16 @@ impl Metrics {
             ("arena_inputs_dropped", "inputs dropped for flooding", &self.inputs_dropped_total),
             ("arena_messages_out", "messages written", &self.messages_out_total),
             ("arena_bytes_out", "payload bytes written", &self.bytes_out_total),
+            (
+                "arena_writes_direct",
+                "writes the tick made straight to a player's socket",
+                &self.writes_direct_total,
+            ),
+            (
+                "arena_writes_by_writer",
+                "writes a connection's writer task made (a backlog, a held welcome, TLS)",
+                &self.writes_by_writer_total,
+            ),
             ("arena_bytes_in", "payload bytes read", &self.bytes_in_total),
             (
                 "arena_room_code_misses",
