@@ -6,10 +6,15 @@
 # (arena-floor: one non-blocking 100-byte write per socket per tick, from
 # one thread, the receiving ends drained by another).
 #
-#   scripts/sidebyside.sh [PLAYERS] [SECONDS]     (default 500 20)
+#   scripts/sidebyside.sh [PLAYERS] [SECONDS] [ROOM_SIZE]  (default 500 20 PLAYERS)
 #
-# arena and the hub each get PLAYERS light bots (arena-bots --light) in
-# one room at 30 Hz; the floor probe writes to PLAYERS sockets. For each:
+# arena and the hub each get PLAYERS light bots (arena-bots --light) at
+# 30 Hz, arena's in rooms of ROOM_SIZE (one room by default; the hub has
+# one room). The floor probe writes to PLAYERS sockets twice: read by a
+# sweep a millisecond (the floor the issue names), and read by a task
+# waiting on each socket that sends a 20-byte input back per frame, which
+# the probe reads once a tick (the floor for a server with real clients:
+# a frame out and an input in per player per tick). For each:
 # the server's CPU over a steady window (from 6 s in to 2 s before the
 # end), the frames the bots got a second, and µs of server CPU per
 # delivered frame. The bots share the machine's two cores with the
@@ -19,7 +24,11 @@ cd "$(dirname "$0")/.."
 
 players=${1:-500}
 secs=${2:-20}
+room_size=${3:-$players}
 (( secs >= 12 )) || { echo "SECONDS must be at least 12" >&2; exit 2; }
+(( room_size >= 1 && room_size <= 512 && players % room_size == 0 )) ||
+  { echo "ROOM_SIZE must divide PLAYERS and be 1 to 512" >&2; exit 2; }
+rooms=$(( players / room_size ))
 window=$((secs - 8))
 port=${ARENA_SIDEBYSIDE_PORT:-17790}
 
@@ -43,7 +52,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # over the window).
 run() {
   local name=$1 url=$2 before after started ended bots
-  target/release/arena-bots --url "$url" --count "$players" --rooms 1 --duration "$secs" \
+  target/release/arena-bots --url "$url" --count "$players" --rooms "${3:-1}" --duration "$secs" \
     --behaviour wander --light --json --quiet >"$work/$name-bots.json" &
   bots=$!
   sleep 6
@@ -72,13 +81,16 @@ wait_http() {
 
 echo "==> the floor: $players sockets, 100 bytes each, 30 times a second" >&2
 target/release/arena-floor --sockets "$players" --bytes 100 --rate 30 --secs "$secs" >"$work/floor.json"
+echo "==> the floor for clients: readers waiting on their sockets, a 20-byte input back per frame" >&2
+target/release/arena-floor --sockets "$players" --bytes 100 --rate 30 --secs "$secs" \
+  --receivers wait --input-bytes 20 >"$work/client-floor.json"
 
-echo "==> arena-server: $players bots in one room for $secs s" >&2
-RUST_LOG=warn target/release/arena-server --bind "127.0.0.1:$port" --room-size "$players" \
-  >"$work/arena.log" 2>&1 &
+echo "==> arena-server: $players bots in $rooms room(s) for $secs s" >&2
+RUST_LOG=warn target/release/arena-server --bind "127.0.0.1:$port" --room-size "$room_size" \
+  --max-rooms "$(( rooms + 2 ))" >"$work/arena.log" 2>&1 &
 server=$!
 wait_http "$port"
-run arena "ws://127.0.0.1:$port/ws"
+run arena "ws://127.0.0.1:$port/ws" "$rooms"
 
 echo "==> arena-hub: $players bots for $secs s" >&2
 target/release/arena-hub --bind "127.0.0.1:$port" --max-players "$players" >"$work/hub.log" 2>&1 &
@@ -90,13 +102,16 @@ python3 - "$work" "$players" <<'PY'
 import json, sys
 work, players = sys.argv[1], int(sys.argv[2])
 load = lambda name: json.load(open(f"{work}/{name}"))
-floor = load("floor.json")
-out = {"players": players, "floor": {
-    "cpu_percent_of_one_core": floor["cpu_percent_of_one_core"],
-    "busy_percent_of_one_core": floor["busy_percent_of_one_core"],
-    "micros_per_delivered_frame": floor["micros_per_write"],
-    "would_block": floor["would_block"],
-}}
+out = {"players": players}
+for name in ("floor", "client-floor"):
+    floor = load(f"{name}.json")
+    out[name] = {
+        "cpu_percent_of_one_core": floor["cpu_percent_of_one_core"],
+        "busy_percent_of_one_core": floor["busy_percent_of_one_core"],
+        "micros_per_delivered_frame": floor["micros_per_write"],
+        "cpu_micros_per_delivered_frame": floor["cpu_micros_per_write"],
+        "would_block": floor["would_block"],
+    }
 for name in ("arena", "hub"):
     bots, server = load(f"{name}-bots.json"), load(f"{name}-server.json")
     cpu_secs = server["cpu_ticks"] / server["clk"]
@@ -112,7 +127,9 @@ for name in ("arena", "hub"):
         "down_bytes_per_bot_per_sec": round(bots["down_bytes_per_sec"]),
     }
 f = out["floor"]["micros_per_delivered_frame"]
+c = out["client-floor"]["cpu_micros_per_delivered_frame"]
 for name in ("arena", "hub"):
     out[name]["over_the_floor"] = round(out[name]["micros_per_delivered_frame"] / f, 2) if f else None
+    out[name]["over_the_client_floor"] = round(out[name]["micros_per_delivered_frame"] / c, 2) if c else None
 print(json.dumps(out, indent=2))
 PY
