@@ -15,7 +15,7 @@ use arena_shared::protocol::{
     Frame, Life, MAX_NEAR, NEAR_RADIUS, NearBody, OtherUpdate, PlayerId, PlayerState, Seen, View,
     apply_view_into, near_updates,
 };
-use arena_shared::sim::{FIXED_ONE, Input, Vec2q};
+use arena_shared::sim::{FIXED_ONE, Input};
 
 /// Others within this distance (world units) enter a player's view. The
 /// page shows at least 720 units across its shorter side; this covers a
@@ -37,9 +37,6 @@ pub const OTHERS_BUDGET_BYTES: usize = 56;
 /// neighbours from a grid, which then need sorting, would skip little.
 pub struct Scene {
     states: Vec<PlayerState>,
-    /// Everyone's position, on its own: each client's first pass (who is
-    /// near enough to matter) reads only these, 8 bytes a player.
-    positions: Vec<Vec2q>,
     seen: Vec<Seen>,
     /// Each player's last input (what its neighbours extrapolate).
     inputs: Vec<Input>,
@@ -50,9 +47,8 @@ impl Scene {
     /// order; missing ones are a centred stick).
     pub fn new(states: Vec<PlayerState>, mut inputs: Vec<Input>) -> Self {
         let seen = states.iter().map(Seen::of).collect();
-        let positions = states.iter().map(|s| s.body.pos).collect();
         inputs.resize(states.len(), Input::default());
-        Scene { states, positions, seen, inputs }
+        Scene { states, seen, inputs }
     }
 
     /// Whether player `id` is in the scene.
@@ -107,10 +103,6 @@ pub struct ClientView {
 /// connection).
 #[derive(Debug, Default)]
 pub struct FrameScratch {
-    /// Everyone within the keep radius: place in the scene and squared
-    /// distance. Never shorter than the scene, so the pass that fills it
-    /// writes every slot and only counts the ones that stay.
-    close_by: Vec<(u32, i64)>,
     priority: Vec<(PlayerId, f32)>,
     in_view: Vec<InView>,
     candidates: Vec<Candidate>,
@@ -155,7 +147,7 @@ impl ClientView {
     ) -> Option<Frame> {
         self.settle_baseline(scratch, previous_taken);
         let you = *scene.get(me)?;
-        let gone = in_view(scene, &you, &self.taken.1, &mut scratch.close_by, &mut scratch.in_view);
+        let gone = in_view(scene, &you, &self.taken.1, &mut scratch.in_view);
         nearest(scene, &scratch.in_view, &mut scratch.near);
         self.score_changes(scratch, scene);
         let chosen = pick_within_budget(scene, &self.taken.1, &mut scratch.candidates);
@@ -226,7 +218,7 @@ impl ClientView {
             // current).
             let near =
                 if scratch.near.binary_search_by_key(&at, |&(_, at)| at).is_ok() { NEAR_FIRST } else { 0.0 };
-            offer(candidates, Candidate { score: score + near, scene: at, base });
+            candidates.push(Candidate { score: score + near, scene: at, base });
         }
         self.priority = priority;
         scratch.priority = earlier;
@@ -285,76 +277,38 @@ fn enter_radius_sq() -> i64 {
     (i64::from(VIEW_RADIUS) * i64::from(FIXED_ONE)).pow(2)
 }
 
-/// Who is in `you`'s view, into `in_view`; returns who left the view (or
-/// the room). Players in view stay until past the keep radius, so the edge
-/// does not flicker.
-///
-/// Two passes: everyone within the keep radius, from the positions alone
-/// (a tight loop over 8 bytes a player); then those few merged with the
-/// baseline (both by id), where the enter radius applies to newcomers.
-fn in_view(
-    scene: &Scene,
-    you: &PlayerState,
-    baseline: &View,
-    close_by: &mut Vec<(u32, i64)>,
-    in_view: &mut Vec<InView>,
-) -> Vec<PlayerId> {
+/// Who is in `you`'s view, by one merge of the scene with the baseline (both
+/// by id), into `in_view`; returns who left the view (or the room). Players
+/// in view stay until past the keep radius, so the edge does not flicker.
+fn in_view(scene: &Scene, you: &PlayerState, baseline: &View, in_view: &mut Vec<InView>) -> Vec<PlayerId> {
     let keep_sq = (i64::from(VIEW_KEEP_RADIUS) * i64::from(FIXED_ONE)).pow(2);
     let enter_sq = enter_radius_sq();
-    let me = you.body.pos;
-    if close_by.len() < scene.positions.len() {
-        close_by.resize(scene.positions.len(), (0, 0));
-    }
-    // Branch-free: every player is written to the next slot, which only
-    // the close enough keep.
-    let mut found = 0;
-    for (at, pos) in scene.positions.iter().enumerate() {
-        let (dx, dy) = (i64::from(pos.x - me.x), i64::from(pos.y - me.y));
-        let dist_sq = dx * dx + dy * dy;
-        close_by[found] = (at as u32, dist_sq);
-        found += usize::from(dist_sq <= keep_sq);
-    }
-    in_view.clear();
     let mut gone = Vec::new();
+    in_view.clear();
     let mut b = 0;
-    for &(at, dist_sq) in &close_by[..found] {
-        let id = scene.states[at as usize].id;
-        // Known players not this close (or not in the room any more).
+    for (at, state) in scene.states.iter().enumerate() {
+        let id = state.id;
+        // Players that left the room.
         while b < baseline.len() && baseline[b].0 < id {
             gone.push(baseline[b].0);
             b += 1;
         }
         let known = b < baseline.len() && baseline[b].0 == id;
-        let base = if known { b as u32 } else { NEW };
+        let base = if known { b } else { NEW as usize };
         b += usize::from(known);
-        if id != you.id && (dist_sq <= enter_sq || known) {
-            in_view.push(InView { scene: at, base, dist_sq });
+        let (dx, dy) =
+            (i64::from(state.body.pos.x - you.body.pos.x), i64::from(state.body.pos.y - you.body.pos.y));
+        let dist_sq = dx * dx + dy * dy;
+        let visible = id != you.id && (dist_sq <= enter_sq || (known && dist_sq <= keep_sq));
+        if visible {
+            in_view.push(InView { scene: at as u32, base: base as u32, dist_sq });
         } else if known {
+            // Walked out of view.
             gone.push(id);
         }
     }
     gone.extend(baseline[b..].iter().map(|(id, _)| *id));
     gone
-}
-
-/// Keeps `candidate` among the [`CANDIDATES`] most urgent, most urgent
-/// first. The order is total (score, then place in the scene), so which
-/// are kept does not depend on the order they are offered in.
-fn offer(most_urgent: &mut Vec<Candidate>, candidate: Candidate) {
-    use std::cmp::Ordering::Less;
-    if most_urgent.len() == CANDIDATES {
-        match most_urgent.last() {
-            // Scores are finite, so a lower one is less urgent whatever the
-            // place: most candidates leave on this one comparison.
-            Some(least) if candidate.score < least.score => return,
-            Some(least) if Candidate::order(&candidate, least) == Less => {
-                most_urgent.pop();
-            }
-            _ => return,
-        }
-    }
-    let at = most_urgent.partition_point(|kept| Candidate::order(kept, &candidate) == Less);
-    most_urgent.insert(at, candidate);
 }
 
 /// The most urgent candidates whose changes fit the byte budget (at least
@@ -364,6 +318,11 @@ fn pick_within_budget(
     baseline: &View,
     candidates: &mut Vec<Candidate>,
 ) -> Vec<(PlayerId, Seen, (i16, i16))> {
+    if candidates.len() > CANDIDATES {
+        candidates.select_nth_unstable_by(CANDIDATES - 1, Candidate::order);
+        candidates.truncate(CANDIDATES);
+    }
+    candidates.sort_unstable_by(Candidate::order);
     let mut bytes = 0;
     let mut chosen: Vec<(PlayerId, Seen, (i16, i16))> = Vec::with_capacity(candidates.len());
     for candidate in candidates.iter() {
@@ -437,8 +396,7 @@ mod tests {
     }
 
     /// A busy room for many ticks, every client's frames hashed: the
-    /// interest pass may get faster, never send other bytes. (The hash was
-    /// taken from the pass as it was before it was optimised.)
+    /// interest pass may change how it works, never the bytes it sends.
     #[test]
     fn a_busy_rooms_frames_are_pinned_byte_for_byte() {
         const PLAYERS: u16 = 300;
