@@ -18,7 +18,8 @@
 # the server's CPU over a steady window (from 6 s in to 2 s before the
 # end), the frames the bots got a second, and µs of server CPU per
 # delivered frame. The bots share the machine's two cores with the
-# server. Prints one JSON summary.
+# server. Prints one JSON summary. ARENA_SERVER_BIN runs another build of
+# arena-server (an older commit's, to compare) in arena's place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -86,8 +87,8 @@ target/release/arena-floor --sockets "$players" --bytes 100 --rate 30 --secs "$s
   --receivers wait --input-bytes 20 >"$work/client-floor.json"
 
 echo "==> arena-server: $players bots in $rooms room(s) for $secs s" >&2
-RUST_LOG=warn target/release/arena-server --bind "127.0.0.1:$port" --room-size "$room_size" \
-  --max-rooms "$(( rooms + 2 ))" >"$work/arena.log" 2>&1 &
+RUST_LOG=warn "${ARENA_SERVER_BIN:-target/release/arena-server}" --bind "127.0.0.1:$port" --room-size "$room_size" \
+  --max-rooms "$(( rooms * 4 / 3 + 2 ))" >"$work/arena.log" 2>&1 &
 server=$!
 wait_http "$port"
 run arena "ws://127.0.0.1:$port/ws" "$rooms"
