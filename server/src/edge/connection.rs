@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message};
 use bytes::Bytes;
+use futures_util::future::Either;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
@@ -81,15 +82,20 @@ pub struct Context {
 }
 
 /// Runs one upgraded connection to its end.
-pub async fn serve(socket: Socket, state: Context) {
+///
+/// Not an `async fn`, nor the two below: an `async fn` keeps its arguments
+/// and the locals they are moved into side by side in its state, and a
+/// connection's future lives as long as it plays, so the socket's halves
+/// and the context would be held twice at every level.
+pub fn serve(socket: Socket, state: Context) -> impl Future<Output = ()> {
     match socket {
         Socket::Tcp { ws, wire } => {
             let (sink, stream) = socket::split(ws);
-            serve_over(sink, stream, Some(wire), state).await;
+            Either::Left(serve_over(sink, stream, Some(wire), state))
         }
         Socket::Other(ws) => {
             let (sink, stream) = socket::split(ws);
-            serve_over(sink, stream, None, state).await;
+            Either::Right(serve_over(sink, stream, None, state))
         }
     }
 }
@@ -97,25 +103,27 @@ pub async fn serve(socket: Socket, state: Context) {
 /// Runs a connection over any sink and stream of WebSocket messages (the
 /// socket's halves, or channels in the tests below); with a `wire`, the
 /// room writes the player's messages to the socket itself.
-pub async fn serve_over(
+pub fn serve_over(
     mut sink: impl MessageSink,
     mut stream: impl MessageStream,
     wire: Option<Arc<Wire>>,
     state: Context,
-) {
-    let mut budget = RateBudget::new(state.app.config.limits.max_message_rate);
-    // Boxed: the handshake's state (joining a room, perhaps through the
-    // cluster) is the biggest this future has, and it is over in a moment;
-    // inline, every connection would carry its 2 KB for as long as it plays.
-    let joined = tokio::select! {
-        joined = Box::pin(handshake(&mut stream, &mut budget, &state)) => joined,
-        () = state.app.cancel.cancelled() => Err(going_away()),
-    };
-    match joined {
-        Ok(membership) => play(sink, stream, wire, budget, membership, &state).await,
-        // Boxed too: a refusal's goodbye is brief, and inline its state
-        // would be part of every connection that plays.
-        Err(ending) => Box::pin(finish(&mut sink, &mut stream, ending)).await,
+) -> impl Future<Output = ()> {
+    async move {
+        let mut budget = RateBudget::new(state.app.config.limits.max_message_rate);
+        // Boxed: the handshake's state (joining a room, perhaps through the
+        // cluster) is the biggest this future has, and it is over in a moment;
+        // inline, every connection would carry its 2 KB for as long as it plays.
+        let joined = tokio::select! {
+            joined = Box::pin(handshake(&mut stream, &mut budget, &state)) => joined,
+            () = state.app.cancel.cancelled() => Err(going_away()),
+        };
+        match joined {
+            Ok(membership) => play(&mut sink, &mut stream, wire, &mut budget, membership, &state).await,
+            // Boxed too: a refusal's goodbye is brief, and inline its state
+            // would be part of every connection that plays.
+            Err(ending) => Box::pin(finish(&mut sink, &mut stream, ending)).await,
+        }
     }
 }
 
@@ -212,90 +220,92 @@ fn refuse(rejection: Rejection, metrics: &Metrics) -> Ending {
 }
 
 /// The game: reader and writer until one ends, then the close frame.
-async fn play(
-    mut sink: impl MessageSink,
-    mut stream: impl MessageStream,
+fn play(
+    sink: &mut impl MessageSink,
+    stream: &mut impl MessageStream,
     wire: Option<Arc<Wire>>,
-    mut budget: RateBudget,
+    budget: &mut RateBudget,
     mut membership: Membership,
     state: &Context,
-) {
-    let Membership { id, outbox, .. } = &membership;
-    // From here the room writes this player's frames to the socket itself.
-    let attached = wire.clone().map(|wire| outbox.attach(wire));
-    // The payload of the ping the writer waits on (0: none); the reader
-    // clears it when the matching pong comes.
-    let ping = AtomicU64::new(NO_PING);
-    let liveness = Liveness {
-        ping_every: state.app.config.limits.ping_interval(),
-        pong_timeout: state.app.config.limits.pong_timeout(),
-    };
-    // `abrupt`: the socket dropped without a goodbye, so the seat is held.
-    let (peer_closed, abrupt) = {
-        let mut writer = std::pin::pin!(write_loop(
-            &mut sink,
-            outbox,
-            wire.as_deref(),
-            liveness,
-            &ping,
-            &state.app.metrics
-        ));
-        let ended = tokio::select! {
-            ending = read_loop(&mut stream, &membership, &mut budget, &ping, state) => ending,
-            // The writer ends once the outbox closes (the room kicked the
-            // player, or it resumed elsewhere) or the socket fails; it is not
-            // polled again after this arm.
-            close_sent = &mut writer => {
-                if close_sent {
-                    // Boxed, like every way out: rare, and inline their
-                    // state would be part of every connection that plays.
-                    Box::pin(linger(&mut stream)).await;
-                    Ending::Closed
-                } else {
-                    Ending::Gone
+) -> impl Future<Output = ()> {
+    async move {
+        let Membership { id, outbox, .. } = &membership;
+        // From here the room writes this player's frames to the socket itself.
+        let attached = wire.clone().map(|wire| outbox.attach(wire));
+        // The payload of the ping the writer waits on (0: none); the reader
+        // clears it when the matching pong comes.
+        let ping = AtomicU64::new(NO_PING);
+        let liveness = Liveness {
+            ping_every: state.app.config.limits.ping_interval(),
+            pong_timeout: state.app.config.limits.pong_timeout(),
+        };
+        // `abrupt`: the socket dropped without a goodbye, so the seat is held.
+        let (peer_closed, abrupt) = {
+            let mut writer = std::pin::pin!(write_loop(
+                sink,
+                outbox,
+                wire.as_deref(),
+                liveness,
+                &ping,
+                &state.app.metrics
+            ));
+            let ended = tokio::select! {
+                ending = read_loop(stream, &membership, budget, &ping, state) => ending,
+                // The writer ends once the outbox closes (the room kicked the
+                // player, or it resumed elsewhere) or the socket fails; it is not
+                // polled again after this arm.
+                close_sent = &mut writer => {
+                    if close_sent {
+                        // Boxed, like every way out: rare, and inline their
+                        // state would be part of every connection that plays.
+                        Box::pin(linger(stream)).await;
+                        Ending::Closed
+                    } else {
+                        Ending::Gone
+                    }
+                }
+                () = state.app.cancel.cancelled() => going_away(),
+            };
+            match ended {
+                Ending::Closed => (false, false),
+                Ending::Gone => (false, true),
+                Ending::PeerClosed { goodbye } => (true, !goodbye),
+                Ending::Close(reason) => {
+                    tracing::debug!(player = id, code = reason.code, reason = %reason.reason, "closing a client");
+                    outbox.close(reason);
+                    Box::pin(async {
+                        if tokio::time::timeout(CLOSE_TIMEOUT, &mut writer).await.unwrap_or(false) {
+                            linger(stream).await;
+                        }
+                    })
+                    .await;
+                    (false, false)
+                }
+                // Only the handshake rejects.
+                Ending::Reject(_) => (false, false),
+            }
+            // The writer is dropped here, which frees the sink for the echo.
+        };
+        drop(attached);
+        if peer_closed {
+            Box::pin(echo_close(sink)).await;
+        }
+        if !abrupt || membership.watching {
+            membership.leave_for_good();
+        } else {
+            match state.app.held_seats.try_acquire(state.peer) {
+                // The room keeps the place for as long as it holds the seat.
+                Ok(place) => membership.hold(place),
+                Err(_) => {
+                    state.app.metrics.holds_refused_total.inc();
+                    tracing::debug!(player = id, "this address holds its limit of seats; freeing the seat");
+                    membership.leave_for_good();
                 }
             }
-            () = state.app.cancel.cancelled() => going_away(),
-        };
-        match ended {
-            Ending::Closed => (false, false),
-            Ending::Gone => (false, true),
-            Ending::PeerClosed { goodbye } => (true, !goodbye),
-            Ending::Close(reason) => {
-                tracing::debug!(player = id, code = reason.code, reason = %reason.reason, "closing a client");
-                outbox.close(reason);
-                Box::pin(async {
-                    if tokio::time::timeout(CLOSE_TIMEOUT, &mut writer).await.unwrap_or(false) {
-                        linger(&mut stream).await;
-                    }
-                })
-                .await;
-                (false, false)
-            }
-            // Only the handshake rejects.
-            Ending::Reject(_) => (false, false),
         }
-        // The writer is dropped here, which frees the sink for the echo.
-    };
-    drop(attached);
-    if peer_closed {
-        Box::pin(echo_close(&mut sink)).await;
+        // `membership` drops here, after the writer that borrowed it: the seat is
+        // freed, as it is on a panic or a cancellation.
     }
-    if !abrupt || membership.watching {
-        membership.leave_for_good();
-    } else {
-        match state.app.held_seats.try_acquire(state.peer) {
-            // The room keeps the place for as long as it holds the seat.
-            Ok(place) => membership.hold(place),
-            Err(_) => {
-                state.app.metrics.holds_refused_total.inc();
-                tracing::debug!(player = id, "this address holds its limit of seats; freeing the seat");
-                membership.leave_for_good();
-            }
-        }
-    }
-    // `membership` drops here, after the writer that borrowed it: the seat is
-    // freed, as it is on a panic or a cancellation.
 }
 
 /// Decodes messages until the client leaves or breaks the rules; says how

@@ -118,17 +118,19 @@ async fn upgrade(
     ws.answer(config, counters, move |socket| {
         let connections = state.connections.clone();
         let metrics = state.metrics.clone();
-        connections.track_future(async move {
-            // The socket keeps its place under the connection caps until it ends.
-            let _slot = slot;
-            // A bug must cost one connection, not the process; the seat is
-            // freed by its guard while the panic unwinds.
-            let context = connection::Context { app: state, peer };
-            if AssertUnwindSafe(connection::serve(socket, context)).catch_unwind().await.is_err() {
+        // A bug must cost one connection, not the process; the seat is freed
+        // by its guard while the panic unwinds. Combinators, not an `async`
+        // block: a block would hold the connection's future twice, as what
+        // it captured and as what it awaits.
+        let serving = AssertUnwindSafe(connection::serve(socket, connection::Context { app: state, peer }));
+        connections.track_future(serving.catch_unwind().map(move |ended| {
+            // The socket kept its place under the connection caps until now.
+            drop(slot);
+            if ended.is_err() {
                 metrics.task_panics_total.inc();
                 tracing::error!("a connection task panicked; its player was dropped");
             }
-        })
+        }))
     })
 }
 

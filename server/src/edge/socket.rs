@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
-use futures_util::{SinkExt, StreamExt, future};
+use futures_util::{FutureExt, SinkExt, StreamExt, TryFutureExt, future};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -72,12 +72,12 @@ impl Upgrade {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let Upgrade { accept, on_upgrade } = self;
-        tokio::spawn(async move {
-            match on_upgrade.await {
-                Ok(upgraded) => then(Socket::open(upgraded, config, counters).await).await,
-                Err(e) => tracing::debug!(error = %e, "a WebSocket upgrade failed"),
-            }
-        });
+        // Combinators, not an `async` block, so the task holds the
+        // connection's future once (a block keeps `then` beside what it
+        // returns); opening is boxed, being over in a moment.
+        let open = on_upgrade.map_err(|e| tracing::debug!(error = %e, "a WebSocket upgrade failed"));
+        let open = open.and_then(move |upgraded| Box::pin(Socket::open(upgraded, config, counters)).map(Ok));
+        tokio::spawn(open.and_then(move |socket| then(socket).map(Ok)).map(|_: Result<(), ()>| ()));
         let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));

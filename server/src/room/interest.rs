@@ -1,12 +1,13 @@
 //! What each player is sent every tick: the others within its view (with
 //! hysteresis, so players at the edge do not flicker), as changes since the
-//! frame its connection's writer last took, under a byte budget that sends
+//! last frame written to its connection, under a byte budget that sends
 //! nearer and longer-waiting changes first.
 //!
-//! Why the writer's frame is the baseline: a WebSocket is one ordered TCP
-//! stream, so a frame the writer took reaches the client, in order, or the
-//! connection dies. The only frames that are lost are the ones the outbox
-//! replaced before the writer took them, and the room knows those. So the
+//! Why the written frame is the baseline: a WebSocket is one ordered TCP
+//! stream, so a frame written (by the tick, or the connection's writer)
+//! reaches the client, in order, or the connection dies. The only frames
+//! that are lost are the ones the outbox replaced before they were
+//! written, and the room knows those. So the
 //! baseline needs no acknowledgement round trip (which would resend every
 //! change for a whole RTT). A client that ever lacks a baseline (it cannot:
 //! it keeps the last views) asks for a full view with `Resync`.
