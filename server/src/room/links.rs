@@ -234,7 +234,7 @@ impl Links {
     /// now, or with the frame that follows.
     pub fn broadcast(&mut self, bytes: &Bytes, wake: bool) -> Vec<PlayerId> {
         let push = |outbox: &Outbox| {
-            if wake { outbox.push_event(bytes.clone()) } else { outbox.queue_event(bytes.clone()) }
+            if wake { outbox.push_event_to_writer(bytes.clone()) } else { outbox.queue_event(bytes.clone()) }
         };
         self.watchers.retain(|_, watcher| {
             let pushed = push(&watcher.link.outbox);

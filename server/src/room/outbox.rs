@@ -179,6 +179,18 @@ impl Outbox {
         queued
     }
 
+    /// Queues an event for the writer task to send, waking it: news for
+    /// everyone between ticks (a join, a leave). Written by the writer, not
+    /// here, so a burst of them (a room filling) goes out a batch per
+    /// player, not a write per event per player from the room's task.
+    pub fn push_event_to_writer(&self, bytes: Bytes) -> bool {
+        let queued = self.queue_event(bytes);
+        if queued {
+            self.ready.notify_one();
+        }
+        queued
+    }
+
     /// Queues an event without waking the writer: the tick pushes its news
     /// this way and its frame right after, so the writer takes (and sends)
     /// both in one write instead of two.
