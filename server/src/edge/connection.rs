@@ -103,6 +103,7 @@ pub fn serve(socket: Socket, state: Context) -> impl Future<Output = ()> {
 /// Runs a connection over any sink and stream of WebSocket messages (the
 /// socket's halves, or channels in the tests below); with a `wire`, the
 /// room writes the player's messages to the socket itself.
+#[expect(clippy::manual_async_fn, reason = "an async fn would hold its arguments twice: see `serve`")]
 pub fn serve_over(
     mut sink: impl MessageSink,
     mut stream: impl MessageStream,
@@ -220,6 +221,7 @@ fn refuse(rejection: Rejection, metrics: &Metrics) -> Ending {
 }
 
 /// The game: reader and writer until one ends, then the close frame.
+#[expect(clippy::manual_async_fn, reason = "an async fn would hold its arguments twice: see `serve`")]
 fn play(
     sink: &mut impl MessageSink,
     stream: &mut impl MessageStream,

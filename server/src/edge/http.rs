@@ -83,7 +83,7 @@ async fn upgrade(
     let (mut parts, _body) = request.into_parts();
     let ws = match Upgrade::from_parts(&mut parts) {
         Ok(ws) => ws,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     let headers = &parts.headers;
     let socket_peer = socket_peer(peer.as_ref().map(|Extension(info)| info));

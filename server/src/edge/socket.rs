@@ -39,8 +39,9 @@ pub struct Upgrade {
 
 impl Upgrade {
     /// Checks `parts` as a WebSocket request; a readable refusal otherwise.
-    pub fn from_parts(parts: &mut Parts) -> Result<Upgrade, Response> {
-        let refuse = |status: StatusCode, why: &str| Err((status, format!("{why}\n")).into_response());
+    pub fn from_parts(parts: &mut Parts) -> Result<Upgrade, Box<Response>> {
+        let refuse =
+            |status: StatusCode, why: &str| Err(Box::new((status, format!("{why}\n")).into_response()));
         if parts.method != Method::GET {
             return refuse(StatusCode::METHOD_NOT_ALLOWED, "a WebSocket upgrade is a GET");
         }

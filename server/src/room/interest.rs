@@ -427,7 +427,7 @@ mod tests {
             }
             // Some are away this tick (left, or not yet back).
             let here: Vec<PlayerState> =
-                players.iter().filter(|s| (s.id as u32 + tick) % 13 != 0).copied().collect();
+                players.iter().filter(|s| !(u32::from(s.id) + tick).is_multiple_of(13)).copied().collect();
             let inputs = here
                 .iter()
                 .map(|_| Input { x: next(255) as i8, y: next(255) as i8, dash: next(2) == 0 })

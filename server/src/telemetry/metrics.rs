@@ -294,14 +294,41 @@ impl Default for Metrics {
     }
 }
 
+/// How many plain counters there are ([`Metrics::counters`]).
+const COUNTERS: usize = 29;
+
 impl Metrics {
     /// Registers every series (counters named without `_total`: the
     /// encoder adds it).
     fn register(&mut self) {
+        let counters = self.counters().map(|(name, help, counter)| (name, help, counter.clone()));
         let r = &mut self.registry;
         r.register("arena_tick_micros_max", "longest tick, microseconds", self.tick_micros_max.clone());
         r.register("arena_connections_open", "TCP connections open", self.connections_open.clone());
-        let counters = [
+        for (name, help, counter) in counters {
+            r.register(name, help, counter);
+        }
+        // Every reason is listed, at 0 until it happens.
+        for kind in Kick::ALL {
+            let _ = self.kicks.get_or_create(&[("reason", kind.label())]);
+        }
+        r.register("arena_kicks", "connections thrown out, by reason", self.kicks.clone());
+        r.register("arena_leases_held", "room leases this node holds (cluster)", self.leases_held.clone());
+        r.register("arena_redis_seconds", "round trips to the cluster's Redis", self.redis_seconds.clone());
+        r.register(
+            "arena_log_wait_seconds",
+            "frames held for the input log, a tick",
+            self.log_wait_seconds.clone(),
+        );
+        r.register_collector(Box::new(NodeId(self.node.clone())));
+        let ticks = SharedHistogram(self.tick_histogram.clone());
+        r.register("arena_tick_micros", "tick time in every room, microseconds", ticks.clone());
+        r.register_collector(Box::new(TickTotals(ticks)));
+    }
+
+    /// Every plain counter: name (without `_total`), help, the counter.
+    fn counters(&self) -> [(&'static str, &'static str, &Counter); COUNTERS] {
+        [
             ("arena_connections", "websocket upgrades", &self.connections_total),
             ("arena_rejected", "handshakes refused", &self.rejected_total),
             ("arena_bad_origin", "upgrades refused for their origin", &self.bad_origin_total),
@@ -311,16 +338,8 @@ impl Metrics {
             ("arena_inputs_dropped", "inputs dropped for flooding", &self.inputs_dropped_total),
             ("arena_messages_out", "messages written", &self.messages_out_total),
             ("arena_bytes_out", "payload bytes written", &self.bytes_out_total),
-            (
-                "arena_writes_direct",
-                "writes the tick made straight to a player's socket",
-                &self.writes_direct_total,
-            ),
-            (
-                "arena_writes_by_writer",
-                "writes a connection's writer task made (a backlog, a held welcome, TLS)",
-                &self.writes_by_writer_total,
-            ),
+            ("arena_writes_direct", "writes the tick made to a player's socket", &self.writes_direct_total),
+            ("arena_writes_by_writer", "writes by connections' writer tasks", &self.writes_by_writer_total),
             ("arena_bytes_in", "payload bytes read", &self.bytes_in_total),
             (
                 "arena_room_code_misses",
@@ -367,26 +386,7 @@ impl Metrics {
                 "ticks re-run from the input log on restores",
                 &self.log_rerun_ticks_total,
             ),
-        ];
-        for (name, help, counter) in counters {
-            r.register(name, help, counter.clone());
-        }
-        // Every reason is listed, at 0 until it happens.
-        for kind in Kick::ALL {
-            let _ = self.kicks.get_or_create(&[("reason", kind.label())]);
-        }
-        r.register("arena_kicks", "connections thrown out, by reason", self.kicks.clone());
-        r.register("arena_leases_held", "room leases this node holds (cluster)", self.leases_held.clone());
-        r.register("arena_redis_seconds", "round trips to the cluster's Redis", self.redis_seconds.clone());
-        r.register(
-            "arena_log_wait_seconds",
-            "frames held for the input log, a tick",
-            self.log_wait_seconds.clone(),
-        );
-        r.register_collector(Box::new(NodeId(self.node.clone())));
-        let ticks = SharedHistogram(self.tick_histogram.clone());
-        r.register("arena_tick_micros", "tick time in every room, microseconds", ticks.clone());
-        r.register_collector(Box::new(TickTotals(ticks)));
+        ]
     }
 
     pub fn kick(&self, kind: Kick) {
