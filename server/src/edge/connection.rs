@@ -24,11 +24,12 @@ use std::sync::Arc;
 use axum::extract::ws::{CloseFrame, Message};
 use bytes::Bytes;
 use futures_util::future::Either;
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::{SinkExt, StreamExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
 
 use crate::edge::socket::{self, Socket};
+pub use crate::edge::socket::{MessageSink, MessageStream};
 use crate::edge::state::AppState;
 use crate::limits::RateBudget;
 use crate::room::handle::Membership;
@@ -43,14 +44,6 @@ use crate::telemetry::metrics::{Kick, Metrics};
 /// Time allowed to deliver a close frame and hear the peer's reply before
 /// the socket is just dropped.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Where a connection writes: the socket's sending half, or a test's channel.
-pub trait MessageSink: Sink<Message, Error = axum::Error> + Unpin {}
-impl<T: Sink<Message, Error = axum::Error> + Unpin> MessageSink for T {}
-
-/// What a connection reads: the socket's receiving half, or a test's channel.
-pub trait MessageStream: Stream<Item = Result<Message, axum::Error>> + Unpin {}
-impl<T: Stream<Item = Result<Message, axum::Error>> + Unpin> MessageStream for T {}
 
 /// How a phase of the connection ended, and so what the client is told.
 #[derive(Debug)]

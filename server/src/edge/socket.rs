@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
-use futures_util::{FutureExt, SinkExt, StreamExt, TryFutureExt, future};
+use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt, TryFutureExt, future};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -25,10 +25,17 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{self, handshake::derive_accept_key, protocol::Role};
 
-use crate::edge::connection::{MessageSink, MessageStream};
 use crate::room::wire::{Sent, SentCounters, Wire};
 
 pub use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// Where a connection writes: the socket's sending half, or a test's channel.
+pub trait MessageSink: Sink<Message, Error = axum::Error> + Unpin {}
+impl<T: Sink<Message, Error = axum::Error> + Unpin> MessageSink for T {}
+
+/// What a connection reads: the socket's receiving half, or a test's channel.
+pub trait MessageStream: Stream<Item = Result<Message, axum::Error>> + Unpin {}
+impl<T: Stream<Item = Result<Message, axum::Error>> + Unpin> MessageStream for T {}
 
 /// A request that asks for a WebSocket, checked (RFC 6455 §4.2.1): what
 /// answers it, and the upgrade to wait for once the answer is sent.
