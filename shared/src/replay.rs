@@ -146,55 +146,65 @@ pub struct Recorder {
     last: BTreeMap<PlayerId, (i8, i8)>,
     /// Each player's inputs so far.
     streams: BTreeMap<PlayerId, Columns>,
+    /// For each tick, each fighter's count of inputs (the replay's `counts`).
+    counts: Column,
 }
 
-/// Inputs a player's columns keep raw before they are deflated: its last
-/// few seconds (256 at 60 a second). A round being recorded is then held
-/// at about what it will be stored as, not 3 bytes an input: about 0.7 KB
-/// a player after 15 s instead of 2.7 (this is most of what a player
-/// costs the server after its connection).
-const RAW_INPUTS: usize = 256;
+/// Bytes a column being recorded keeps raw before it deflates them: a
+/// player's last few seconds of inputs (256 at 60 a second). A round being
+/// recorded is then held at about what it will be stored as, not 3 bytes
+/// an input and 1 a player a tick: about 0.7 KB a player after 15 s
+/// instead of 3 (this was most of what a player cost the server after its
+/// connection).
+const RAW_BYTES: usize = 256;
 
-/// One player's columns while its round is recorded: deflated chunks of
-/// [`RAW_INPUTS`] inputs each, then the raw tail.
+/// One column of a recording in progress: deflated chunks of
+/// [`RAW_BYTES`] bytes each, then the raw tail.
 #[derive(Debug, Clone, Default)]
-struct Columns {
-    /// Each chunk's x, y and dash columns, deflated.
-    chunks: Vec<[Box<[u8]>; 3]>,
-    tail: [Vec<u8>; 3],
+struct Column {
+    chunks: Vec<Box<[u8]>>,
+    tail: Vec<u8>,
 }
+
+impl Column {
+    fn push(&mut self, byte: u8) {
+        self.tail.push(byte);
+        if self.tail.len() == RAW_BYTES {
+            self.chunks.push(miniz_oxide::deflate::compress_to_vec(&self.tail, 6).into_boxed_slice());
+            self.tail.clear();
+        }
+    }
+
+    /// The column's bytes, whole.
+    fn finish(self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(self.chunks.len() * RAW_BYTES + self.tail.len());
+        for deflated in &self.chunks {
+            // Deflated here, from RAW_BYTES bytes: it inflates, to as many.
+            let raw = miniz_oxide::inflate::decompress_to_vec_with_limit(deflated, RAW_BYTES)
+                .expect("a chunk this recorder deflated inflates");
+            bytes.extend_from_slice(&raw);
+        }
+        bytes.extend_from_slice(&self.tail);
+        bytes
+    }
+}
+
+/// One player's columns while its round is recorded: the stick's x and y
+/// and the dash bits, as [`InputStream`] has them.
+#[derive(Debug, Clone, Default)]
+struct Columns([Column; 3]);
 
 impl Columns {
     fn push(&mut self, (dx, dy, dash): (u8, u8, u8)) {
-        let [x, y, d] = &mut self.tail;
+        let [x, y, d] = &mut self.0;
         x.push(dx);
         y.push(dy);
         d.push(dash);
-        if x.len() == RAW_INPUTS {
-            let chunk = self.tail.each_mut().map(|column| {
-                let deflated = miniz_oxide::deflate::compress_to_vec(column, 6).into_boxed_slice();
-                column.clear();
-                deflated
-            });
-            self.chunks.push(chunk);
-        }
     }
 
     /// Player `id`'s stream, whole.
     fn finish(self, id: PlayerId) -> InputStream {
-        let mut columns: [Vec<u8>; 3] = Default::default();
-        for chunk in &self.chunks {
-            for (column, deflated) in columns.iter_mut().zip(chunk) {
-                // Deflated here, from RAW_INPUTS bytes: it inflates, to as many.
-                let raw = miniz_oxide::inflate::decompress_to_vec_with_limit(deflated, RAW_INPUTS)
-                    .expect("a chunk this recorder deflated inflates");
-                column.extend_from_slice(&raw);
-            }
-        }
-        for (column, tail) in columns.iter_mut().zip(self.tail) {
-            column.extend_from_slice(&tail);
-        }
-        let [dx, dy, dash] = columns;
+        let [dx, dy, dash] = self.0.map(Column::finish);
         InputStream { id, dx, dy, dash }
     }
 }
@@ -213,7 +223,13 @@ impl Recorder {
             streams: Vec::new(),
             checksums: Vec::new(),
         };
-        Recorder { replay, this_tick: BTreeMap::new(), last: BTreeMap::new(), streams: BTreeMap::new() }
+        Recorder {
+            replay,
+            this_tick: BTreeMap::new(),
+            last: BTreeMap::new(),
+            streams: BTreeMap::new(),
+            counts: Column::default(),
+        }
     }
 
     pub fn change(&mut self, change: Change) {
@@ -234,7 +250,7 @@ impl Recorder {
     /// The tick is over: `game` is the game after its `advance`.
     pub fn end_tick(&mut self, game: &Match) {
         for (id, _) in game.fighters() {
-            self.replay.counts.push(self.this_tick.get(&id).copied().unwrap_or(0));
+            self.counts.push(self.this_tick.get(&id).copied().unwrap_or(0));
         }
         self.this_tick.clear();
         self.replay.ticks += 1;
@@ -250,6 +266,7 @@ impl Recorder {
 
     pub fn finish(mut self) -> Replay {
         self.replay.streams = self.streams.into_iter().map(|(id, columns)| columns.finish(id)).collect();
+        self.replay.counts = self.counts.finish();
         self.replay
     }
 }
@@ -441,7 +458,7 @@ mod tests {
 
     #[test]
     fn columns_kept_deflated_give_back_every_input_in_order() {
-        for n in [0, 1, RAW_INPUTS - 1, RAW_INPUTS, RAW_INPUTS + 1, 3 * RAW_INPUTS, 1000] {
+        for n in [0, 1, RAW_BYTES - 1, RAW_BYTES, RAW_BYTES + 1, 3 * RAW_BYTES, 1000] {
             let inputs: Vec<(u8, u8, u8)> = (0..n)
                 .map(|i| ((i * 7 % 256) as u8, (i / 3 % 5) as u8, u8::from(i.is_multiple_of(97))))
                 .collect();
@@ -449,7 +466,7 @@ mod tests {
             for &input in &inputs {
                 columns.push(input);
             }
-            assert_eq!(columns.chunks.len(), n / RAW_INPUTS, "a chunk deflated every {RAW_INPUTS} inputs");
+            assert_eq!(columns.0[0].chunks.len(), n / RAW_BYTES, "a chunk deflated every {RAW_BYTES} inputs");
             let stream = columns.finish(7);
             assert_eq!(stream.id, 7);
             assert_eq!(stream.dx, inputs.iter().map(|i| i.0).collect::<Vec<_>>(), "{n} inputs' x");
