@@ -397,3 +397,36 @@ stop_server "after the full room"
 kill "$redis_pid" 2>/dev/null || true
 wait "$redis_pid" 2>/dev/null || true
 fi
+
+if want 9; then
+echo
+echo "== 9. sockets the tick writes to that never read: one address's 64 connections (its cap) join and stop reading"
+# The room writes each player's frame to its socket from the tick; a socket
+# that is not read fills, its frame waits in the outbox (only the newest),
+# and what the socket took in part waits on the wire (bounded, 512 KiB).
+# Pinging every 20 ms keeps each one talking (inside the rate budget), so
+# only the unanswered server pings (4004) end it.
+start_server
+honest_bots 30
+sleep 2
+baseline=$(rss_mib)
+sample_rss &
+sampler=$!
+writer_before=$(metric arena_writes_by_writer_total)
+attack no-read --count 64 --sources 1 --first-source 2 --duration 25 >"$work/a1"
+cat "$work/a1"
+writer_after=$(metric arena_writes_by_writer_total)
+wait "$honest" || true
+honest_line
+kill "$sampler" 2>/dev/null || true
+peak=$(sort -n "$work/rss" | tail -1 | awk '{printf "%.1f", $1 / 1024}')
+python3 - "$baseline" "$peak" "$(rss_mib)" "$writer_before" "$writer_after" <<'PY'
+import sys
+base, peak, after, w0, w1 = (float(x or 0) for x in sys.argv[1:6])
+print(f"memory       before {base:.1f} MiB, peak {peak:.1f} MiB ({(peak - base) * 1024 / 64:.0f} KiB a non-reader), "
+      f"after {after:.1f} MiB; writes left to the writer tasks meanwhile {w1 - w0:.0f}")
+PY
+printf 'kicks        '
+curl -fsS "$base/metrics" | awk '/^arena_kicks_total/ {sub(/arena_kicks_total\{reason="/, ""); sub(/"\}/, ""); printf "%s=%s ", $1, $2} END {print ""}'
+stop_server "after the non-readers"
+fi

@@ -37,6 +37,11 @@ pub enum AttackKind {
     InputFlood,
     /// Join, then send WebSocket pings as fast as possible and never read.
     PingFlood,
+    /// Join, then never read, sending a WebSocket ping every 20 ms (inside
+    /// the rate budget, so it is not cut off for flooding): the server's
+    /// frames, news and pong replies back up on the server's side of the
+    /// socket, where the room's tick writes them.
+    NoRead,
     /// Open a TCP connection and send nothing.
     Idle,
     /// Send an HTTP request head one byte at a time, never finishing it.
@@ -242,7 +247,8 @@ async fn attack_one(config: &AttackConfig, index: usize) -> Ended {
         AttackKind::Reset => join_cycle(config, source, index, Leave::Reset).await,
         AttackKind::Churn => join_cycle(config, source, index, Leave::Close).await,
         AttackKind::InputFlood => input_flood(config, source, index).await,
-        AttackKind::PingFlood => ping_flood(config, source, index).await,
+        AttackKind::PingFlood => ping_flood(config, source, index, None).await,
+        AttackKind::NoRead => ping_flood(config, source, index, Some(Duration::from_millis(20))).await,
         AttackKind::Idle => idle(config, source).await,
         AttackKind::Slowloris => slowloris(config, source).await,
         AttackKind::NoHello => no_hello(config, source).await,
@@ -344,7 +350,14 @@ async fn input_flood(config: &AttackConfig, source: Option<IpAddr>, index: usize
     }
 }
 
-async fn ping_flood(config: &AttackConfig, source: Option<IpAddr>, index: usize) -> Result<Ended, String> {
+/// Pings (every `every`, or as fast as the socket takes them) and never
+/// reads, until the server cuts the connection off or the duration ends.
+async fn ping_flood(
+    config: &AttackConfig,
+    source: Option<IpAddr>,
+    index: usize,
+    every: Option<Duration>,
+) -> Result<Ended, String> {
     let mut client = connect_from(&config.url, source, false).await?;
     client.handshake(&format!("pinger-{index}")).await.map_err(|e| e.to_string())?;
     let started = Instant::now();
@@ -355,6 +368,9 @@ async fn ping_flood(config: &AttackConfig, source: Option<IpAddr>, index: usize)
         if let Err(e) = client.send_raw(Message::Ping(payload.clone())).await {
             let how = if e.to_string().contains("reset") { "reset" } else { "write failed" };
             return Ok(Ended::ByServer { how: how.to_owned(), after: started.elapsed() });
+        }
+        if let Some(every) = every {
+            tokio::time::sleep(every).await;
         }
     }
     Ok(Ended::Finished)

@@ -524,24 +524,19 @@ async fn write_loop(
                 ping.store(payload, Relaxed);
                 ping_sent = Some(Instant::now());
                 let message = Message::Ping(Bytes::copy_from_slice(&payload.to_be_bytes()));
-                // Boxed: a ping is rare next to the frames this loop waits on.
-                let sent = Box::pin(async {
-                    tokio::select! {
-                        sent = sink.send(message) => Ok(sent.is_ok()),
-                        reason = outbox.closed() => Err(reason),
-                    }
-                })
-                .await;
-                match sent {
-                    Ok(true) => continue,
-                    Ok(false) => return false,
-                    Err(reason) => return Box::pin(send_close(sink, reason)).await,
+                let sent = tokio::select! {
+                    sent = sink.send(message) => sent,
+                    reason = outbox.closed() => return send_close(sink, reason).await,
+                };
+                if sent.is_err() {
+                    return false;
                 }
+                continue;
             }
         };
         let messages = match next {
             Next::Send(messages) => messages,
-            Next::Close(reason) => return Box::pin(send_close(sink, reason)).await,
+            Next::Close(reason) => return send_close(sink, reason).await,
             Next::Broken => return false,
         };
         let count = messages.len();
@@ -555,7 +550,7 @@ async fn write_loop(
         // A socket that stops draining must not keep the close from going out.
         let sent = tokio::select! {
             sent = write => sent,
-            reason = outbox.closed() => return Box::pin(send_close(sink, reason)).await,
+            reason = outbox.closed() => return send_close(sink, reason).await,
         };
         if sent.is_err() {
             return false;

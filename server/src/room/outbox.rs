@@ -78,6 +78,19 @@ struct Inner {
 }
 
 impl Inner {
+    /// Queues an event (dropped once closing: nothing follows the close);
+    /// `false` when the queue is full.
+    fn enqueue(&mut self, bytes: Bytes) -> bool {
+        if self.close.is_some() {
+            return true;
+        }
+        if self.events.len() >= MAX_QUEUED_EVENTS {
+            return false;
+        }
+        self.events.push_back(bytes);
+        true
+    }
+
     /// Whether what is pushed can go straight out: a wire attached, nothing
     /// held, nothing waiting for the socket.
     fn wire_open(&self) -> bool {
@@ -157,23 +170,14 @@ impl Outbox {
     }
 
     /// Queues an event; `false` means the queue is full and the client stuck.
+    /// With a wire open it goes out at once (a pong, a welcome).
     pub fn push_event(&self, bytes: Bytes) -> bool {
-        {
-            let mut inner = self.lock();
-            if inner.close.is_some() {
-                return true;
-            }
-            if inner.wire_open() {
-                if inner.events.len() >= MAX_QUEUED_EVENTS {
-                    return false;
-                }
-                inner.events.push_back(bytes);
-                inner.write_out(true);
-                return true;
-            }
-        }
-        let queued = self.queue_event(bytes);
-        if queued {
+        let mut inner = self.lock();
+        let queued = inner.enqueue(bytes);
+        if queued && inner.close.is_none() && inner.wire_open() {
+            inner.write_out(true);
+        } else if queued {
+            drop(inner);
             self.ready.notify_one();
         }
         queued
@@ -195,17 +199,7 @@ impl Outbox {
     /// this way and its frame right after, so the writer takes (and sends)
     /// both in one write instead of two.
     pub fn queue_event(&self, bytes: Bytes) -> bool {
-        {
-            let mut inner = self.lock();
-            if inner.close.is_some() {
-                return true;
-            }
-            if inner.events.len() >= MAX_QUEUED_EVENTS {
-                return false;
-            }
-            inner.events.push_back(bytes);
-        }
-        true
+        self.lock().enqueue(bytes)
     }
 
     /// Asks the writer to send this close frame and stop. The first reason wins.

@@ -101,10 +101,6 @@ impl Wire {
         pending.is_empty() && !pending.broken
     }
 
-    pub fn is_broken(&self) -> bool {
-        self.lock().broken
-    }
-
     /// Frames each payload as a binary message and writes them all, after
     /// whatever already waits, in one write; counts them as sent, by whom
     /// (`direct`: not the connection's writer task).
@@ -143,21 +139,13 @@ impl Wire {
         }
         if !pending.is_empty() {
             if pending.waiting() + framed.len() > MAX_PENDING_BYTES {
-                pending.broken = true;
-                self.backlog.notify_one();
-                return Sent::Broken;
+                return self.break_wire(&mut pending);
             }
             pending.bytes.extend_from_slice(framed);
             return Sent::Waiting;
         }
-        let written = match self.socket.try_write(framed) {
-            Ok(n) => n,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => 0,
-            Err(_) => {
-                pending.broken = true;
-                self.backlog.notify_one();
-                return Sent::Broken;
-            }
+        let Some(written) = self.try_write(framed) else {
+            return self.break_wire(&mut pending);
         };
         if written == framed.len() {
             return Sent::Out;
@@ -168,47 +156,54 @@ impl Wire {
         Sent::Waiting
     }
 
-    /// One non-blocking write of what waits.
-    fn write_some(&self, pending: &mut Pending) -> Sent {
-        match self.socket.try_write(&pending.bytes[pending.written..]) {
-            Ok(n) => pending.written += n,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
-            Err(_) => {
-                pending.broken = true;
-                self.backlog.notify_one();
-                return Sent::Broken;
+    /// One non-blocking write: how much the socket took (0 when it would
+    /// block), or `None` when it failed.
+    fn try_write(&self, bytes: &[u8]) -> Option<usize> {
+        match self.socket.try_write(bytes) {
+            Ok(n) => Some(n),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => Some(0),
+            Err(_) => None,
+        }
+    }
+
+    /// Nothing more is written; the writer is woken to end the connection.
+    fn break_wire(&self, pending: &mut Pending) -> Sent {
+        pending.broken = true;
+        self.backlog.notify_one();
+        Sent::Broken
+    }
+
+    /// Writes what waits, as far as the socket takes it now: `Ok(true)` once
+    /// nothing waits.
+    fn flush_now(&self) -> Result<bool, Broken> {
+        let mut pending = self.lock();
+        if pending.broken {
+            return Err(Broken);
+        }
+        if !pending.is_empty() {
+            let Some(n) = self.try_write(&pending.bytes[pending.written..]) else {
+                self.break_wire(&mut pending);
+                return Err(Broken);
+            };
+            pending.written += n;
+            if !pending.is_empty() {
+                return Ok(false);
             }
         }
-        if pending.is_empty() {
-            // Freed: a player at rest keeps no buffer.
-            *pending = Pending::default();
-            Sent::Out
-        } else {
-            self.backlog.notify_one();
-            Sent::Waiting
-        }
+        // Freed: a player at rest keeps no buffer.
+        *pending = Pending::default();
+        Ok(true)
     }
 
     /// Waits until everything waiting is written; `Err` once the wire is broken.
     pub async fn drain(&self) -> Result<(), Broken> {
-        loop {
-            {
-                let mut pending = self.lock();
-                if pending.broken {
-                    return Err(Broken);
-                }
-                if pending.is_empty() {
-                    return Ok(());
-                }
-                if self.write_some(&mut pending) == Sent::Out {
-                    return Ok(());
-                }
-            }
+        while !self.flush_now()? {
             if self.socket.writable().await.is_err() {
                 self.lock().broken = true;
                 return Err(Broken);
             }
         }
+        Ok(())
     }
 
     /// Writes what waits, as far as the socket takes it; `Pending` (and a
@@ -216,19 +211,11 @@ impl Wire {
     /// that polls (tungstenite's flush of its control frames).
     pub fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
-            {
-                let mut pending = self.lock();
-                if pending.is_empty() && !pending.broken {
-                    return Poll::Ready(Ok(()));
-                }
-                if pending.broken || self.write_some(&mut pending) == Sent::Broken {
-                    return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
-                }
-                if pending.is_empty() {
-                    return Poll::Ready(Ok(()));
-                }
+            match self.flush_now() {
+                Ok(true) => return Poll::Ready(Ok(())),
+                Ok(false) => std::task::ready!(self.socket.as_ref().poll_write_ready(cx))?,
+                Err(Broken) => return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
             }
-            std::task::ready!(self.socket.as_ref().poll_write_ready(cx))?;
         }
     }
 
