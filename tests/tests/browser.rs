@@ -266,9 +266,16 @@ async fn browser_client_connects_plays_and_reconnects() -> anyhow::Result<()> {
         after["corrections"]["frames"].as_u64().unwrap_or(0) > 30,
         "frames should be reconciled: {after}"
     );
+    // A correction is a misprediction, or an input the server never applied:
+    // its counters say which.
+    let (dropped, skipped) = (
+        server.metric("arena_inputs_dropped_total").await?,
+        server.metric("arena_ticks_skipped_total").await?,
+    );
     assert_eq!(
         after["corrections"]["corrected"], 0,
-        "the wasm simulation should predict the server's bits exactly, dash included: {}",
+        "the wasm simulation should predict the server's bits exactly, dash included: {} \
+         (the server dropped {dropped} inputs and skipped {skipped} ticks)",
         after["corrections"]
     );
     assert_eq!(after["near"], Value::Array(Vec::new()), "nobody near: you alone are predicted");

@@ -1,10 +1,11 @@
 //! A cluster of real `arena-server` processes on one real `redis-server`:
 //! invite links through any node, a crash (`kill -9`), a freeze past the
-//! lease (`SIGSTOP`), a drain (`SIGTERM`), a rolling restart of every node
+//! lease (`SIGSTOP`) and a short stall, a drain (`SIGTERM`), a rolling restart of every node
 //! and quick-joins across nodes, with real bots that follow
 //! `Moved` and resume with their tokens.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use arena_bots::ws::{ClientError, Incoming, WsClient};
@@ -14,7 +15,8 @@ use arena_server::cluster::lease::{LeaseStore, Leases};
 use arena_server::cluster::listing::Listings;
 use arena_server::cluster::redis::Redis;
 use arena_server::config::RedisSource;
-use arena_shared::protocol::{Moved, RoomRequest, ServerMsg, close};
+use arena_shared::protocol::{ClientMsg, Moved, RoomRequest, ServerMsg, close};
+use arena_shared::sim::Input;
 use arena_tests::node::{Node, knowing_each_other};
 use arena_tests::redis::RedisServer;
 
@@ -470,5 +472,77 @@ async fn a_node_uses_a_redis_over_tls_with_a_password_given_its_ca_and_is_refuse
     let (_host, host) = hello(&node.ws_url(), create_private("host")).await?;
     let code = host.room().expect("welcomed").code().to_owned();
     assert_eq!(leases.owner(&code).await?.map(|lease| lease.epoch), Some(1), "leased through TLS");
+    Ok(())
+}
+
+/// The most `sent - acked` seen in frames over `for_ms`.
+async fn most_input_lag(
+    rx: &mut arena_bots::ws::WsReceiver,
+    sent: &AtomicU32,
+    for_ms: u64,
+) -> anyhow::Result<u32> {
+    let until = tokio::time::Instant::now() + Duration::from_millis(for_ms);
+    let mut most = 0;
+    while let Ok(incoming) = tokio::time::timeout_at(until, rx.recv()).await {
+        match incoming? {
+            Incoming::Msg(ServerMsg::Frame(frame)) => {
+                most = most.max(sent.load(Ordering::Relaxed).saturating_sub(frame.ack_seq));
+            }
+            Incoming::Msg(_) => {}
+            Incoming::Closed(close) => anyhow::bail!("closed: {close:?}"),
+        }
+    }
+    Ok(most)
+}
+
+/// A node that stalls (a long GC pause, a VM that stopped for a moment)
+/// skips the ticks it missed. The inputs its players sent meanwhile are owed
+/// the time that passed: they are applied as it catches up, and nobody is
+/// left with their inputs waiting behind the stall for good.
+#[tokio::test]
+async fn a_node_that_stalled_leaves_its_players_no_input_lag() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let a = Node::start(NODE, &redis.url(), NODE_ARGS).await?;
+    let (client, _session) = hello(&a.ws_url(), create_private("steady")).await?;
+    let (mut tx, mut rx) = client.split();
+    // Two inputs a tick, as a client at 60 Hz sends them; `sent` is the newest seq.
+    let sent = Arc::new(AtomicU32::new(0));
+    let sender = tokio::spawn({
+        let sent = sent.clone();
+        async move {
+            let mut every = tokio::time::interval(Duration::from_micros(1_000_000 / 30));
+            loop {
+                every.tick().await;
+                let seq = sent.load(Ordering::Relaxed) + 1;
+                let inputs = vec![Input::stick(0, 0); 2];
+                if tx.send(&ClientMsg::Inputs { seq, inputs }).await.is_err() {
+                    return;
+                }
+                sent.store(seq + 1, Ordering::Relaxed);
+            }
+        }
+    });
+    most_input_lag(&mut rx, &sent, 1_000).await?;
+    let before = most_input_lag(&mut rx, &sent, 1_000).await?;
+    a.freeze()?;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    a.thaw()?;
+    most_input_lag(&mut rx, &sent, 1_500).await?;
+    let after = most_input_lag(&mut rx, &sent, 1_000).await?;
+    sender.abort();
+    let (skipped, dropped) =
+        (metric(&a, "arena_ticks_skipped_total").await?, metric(&a, "arena_inputs_dropped_total").await?);
+    println!(
+        "FIGURE input_lag_before={before} input_lag_after_a_400ms_stall={after} ticks_skipped={skipped}"
+    );
+    check(skipped >= 8, &format!("the stall skipped ticks: {skipped}"), &[&a]);
+    check(dropped == 0, &format!("no input was dropped: {dropped}"), &[&a]);
+    // In flight at most: a tick's two, two more sent meanwhile, and the
+    // scheduling of this busy machine; a stall left behind would be 18 more.
+    check(
+        after <= before.max(4) + 2,
+        &format!("inputs lag {after} behind after the stall, {before} before"),
+        &[&a],
+    );
     Ok(())
 }

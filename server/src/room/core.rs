@@ -233,16 +233,21 @@ impl Room {
 
     /// One tick: inputs in, the world ticks, news and frames out; clients
     /// that stopped reading are dropped.
-    pub fn tick(&mut self) {
-        let frames = self.play();
+    /// `periods`: the tick intervals since the last tick (see
+    /// [`World::tick_after`]).
+    pub fn tick(&mut self, periods: u32) {
+        let frames = self.play(periods);
         self.publish(frames);
     }
 
     /// The first half of a tick: inputs in, the world ticks, the hosts'
     /// commands are carried out. Nothing has been told yet: the input log
     /// may take the tick first.
-    pub fn play(&mut self) -> Frames {
-        let frames = self.world.tick(&mut self.links);
+    pub fn play(&mut self, periods: u32) -> Frames {
+        if periods > 1 {
+            self.metrics.ticks_skipped_total.inc_by(u64::from(periods - 1));
+        }
+        let frames = self.world.tick_after(periods, &mut self.links);
         self.obey_hosts();
         frames
     }
@@ -411,18 +416,18 @@ mod tests {
         assert_eq!(refused.reason, arena_shared::protocol::RejectReason::WatchersFull { max: 1 });
 
         // Equal scores: the leader is the longest here.
-        room.tick();
+        room.tick(1);
         let frame = last_frame(&take_messages(&ends.outbox).await);
         assert_eq!((frame.you.id, frame.ack_seq), (ada.id, 0));
         assert!(frame.near.is_empty(), "a watcher predicts nobody");
         let others: Vec<PlayerId> = frame.others.iter().map(|u| u.id_gap).collect();
         assert_eq!(others, vec![bob.id], "the followed player's view");
         ends.inbound.push(Inbound::Follow(bob.id)).expect("queued");
-        room.tick();
+        room.tick(1);
         assert_eq!(last_frame(&take_messages(&ends.outbox).await).you.id, bob.id);
         // Someone who is not there: the leader again.
         ends.inbound.push(Inbound::Follow(99)).expect("queued");
-        room.tick();
+        room.tick(1);
         assert_eq!(last_frame(&take_messages(&ends.outbox).await).you.id, ada.id);
 
         take_messages(&ada.ends.outbox).await;
@@ -442,17 +447,17 @@ mod tests {
         let ada = seat(&mut room, "ada", 1);
         let bob = seat(&mut room, "bob", 2);
         let cy = seat(&mut room, "cy", 3);
-        room.tick();
+        room.tick(1);
         take_messages(&bob.ends.outbox).await;
         bob.ends.inbound.push(Inbound::Host(HostCommand::Kick { id: ada.id })).expect("queued");
-        room.tick();
+        room.tick(1);
         let answer = take_messages(&bob.ends.outbox).await;
         assert!(answer.contains(&ServerMsg::Refused(CommandRefusal::NotHost)), "{answer:?}");
         assert!(!ada.ends.outbox.is_closed());
 
         ada.ends.inbound.push(Inbound::Host(HostCommand::Kick { id: bob.id })).expect("queued");
         ada.ends.inbound.push(Inbound::Host(HostCommand::ToWatchers { id: cy.id })).expect("queued");
-        room.tick();
+        room.tick(1);
         let kicked = bob.ends.outbox.next().await.close.expect("closed");
         assert_eq!(kicked.code, close::KICKED);
         assert!(kicked.reason.contains("10 min"), "{}", kicked.reason);
@@ -474,7 +479,7 @@ mod tests {
                 .push(Inbound::Input(QueuedInput { seq, input: Input::stick(127, 0) }))
                 .expect("room in queue");
         }
-        room.tick();
+        room.tick(1);
         let msgs = take_messages(&ada.ends.outbox).await;
         assert!(matches!(&msgs[0], ServerMsg::Welcome(w) if w.you == ada.id), "welcome first: {msgs:?}");
         assert!(matches!(&msgs[1], ServerMsg::Joined(p) if p.id == ada.id && p.name == "ada"));
@@ -488,7 +493,7 @@ mod tests {
         let stuck = seat(&mut room, "stuck", 2);
         let mut last = Vec::new();
         for _ in 0..5 {
-            room.tick();
+            room.tick(1);
             last = take_messages(&reader.ends.outbox).await;
         }
         assert!(stuck.ends.outbox.is_closed(), "stuck client should be closed after slow_client_ticks");
@@ -542,7 +547,7 @@ mod tests {
             futures_util::FutureExt::now_or_never(ada.ends.outbox.next()).is_none(),
             "no Welcome before the log has the seat"
         );
-        let frames = room.play();
+        let frames = room.play(1);
         let record = room.world.take_record().expect("journaling");
         assert!(
             record

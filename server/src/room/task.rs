@@ -137,6 +137,19 @@ struct Channels {
     leave_sender: mpsc::UnboundedSender<Departure>,
 }
 
+/// How many tick intervals lie between two deadlines of a ticker that skips
+/// missed ticks (one for the first tick).
+fn periods_between(
+    last: Option<tokio::time::Instant>,
+    deadline: tokio::time::Instant,
+    interval: Duration,
+) -> u32 {
+    let Some(last) = last else { return 1 };
+    let nanos = interval.as_nanos().max(1);
+    let periods = (deadline.saturating_duration_since(last).as_nanos() + nanos / 2) / nanos;
+    u32::try_from(periods).unwrap_or(u32::MAX).max(1)
+}
+
 /// The loop that owns `room` until it stops: its ticks (while `fence`
 /// holds), its handle's commands and its seats' departures; `on_close` is
 /// called once as it stops.
@@ -158,6 +171,9 @@ async fn run(
     };
     // An overloaded server runs slow rather than bursting to catch up.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    // The deadline of the last tick: the ticker skips ticks when the room
+    // runs late, and the players are owed input time for every period.
+    let mut last_deadline = None;
     let idle_limit = game.room_idle();
     // A room is made for a joiner who is on the way.
     let mut empty_since = Some(Instant::now());
@@ -166,7 +182,7 @@ async fn run(
         tokio::select! {
             biased;
             () = cancel.cancelled() => break true,
-            _ = ticker.tick() => {
+            deadline = ticker.tick() => {
                 let started = Instant::now();
                 // Past its lease another node may run this room: no tick, no
                 // frames, and (below) no joins and no news.
@@ -180,11 +196,12 @@ async fn run(
                 if std::mem::take(&mut paused) {
                     tracing::info!(room = %code, "the room's lease is renewed: playing again");
                 }
+                let periods = periods_between(last_deadline.replace(deadline), deadline, game.tick_interval());
                 match log.as_mut() {
-                    None => room.timed_tick(game.tick_interval()),
+                    None => room.timed_tick(game.tick_interval(), periods),
                     Some(log) => {
                         // Played, logged, then told: what a player sees is in Redis.
-                        let frames = room.play();
+                        let frames = room.play(periods);
                         let played = started.elapsed();
                         log.write(&mut room.world, &fence).await;
                         let told = Instant::now();
@@ -304,9 +321,9 @@ impl Room {
     }
 
     /// One tick, timed into the metrics; a tick over `budget` is logged.
-    pub(super) fn timed_tick(&mut self, budget: Duration) {
+    pub(super) fn timed_tick(&mut self, budget: Duration, periods: u32) {
         let started = Instant::now();
-        self.tick();
+        self.tick(periods);
         self.note_tick_time(started.elapsed(), budget);
     }
 
@@ -384,6 +401,33 @@ mod tests {
 
     use super::*;
 
+    #[tokio::test(start_paused = true)]
+    async fn a_ticker_that_skips_ticks_still_counts_every_period_that_passed() {
+        let interval = Duration::from_millis(33);
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let start = ticker.tick().await;
+        let mut last = None;
+        let mut counted = periods_between(last.replace(start), start, interval);
+        assert_eq!(counted, 1, "the first tick is one period");
+        for _ in 0..3 {
+            let deadline = ticker.tick().await;
+            assert_eq!(periods_between(last.replace(deadline), deadline, interval), 1, "in step: one each");
+            counted += 1;
+        }
+        // A stall of four and a bit periods: ticks are skipped, not burst.
+        tokio::time::advance(interval * 4 + Duration::from_millis(10)).await;
+        let mut ticks = 0;
+        while tokio::time::Instant::now() < start + interval * 12 {
+            let deadline = ticker.tick().await;
+            counted += periods_between(last.replace(deadline), deadline, interval);
+            ticks += 1;
+        }
+        let passed = (last.expect("ticked") - start).as_millis() / interval.as_millis() + 1;
+        assert!(ticks < passed as u32 - 4, "ticks were skipped: {ticks} for {passed} periods");
+        assert_eq!(u128::from(counted), passed, "every period is counted once");
+    }
+
     fn answered<T>(mut answer: oneshot::Receiver<T>) -> T {
         answer.try_recv().expect("a command is answered as it is obeyed")
     }
@@ -432,7 +476,7 @@ mod tests {
         assert!(ada.outbox.next().now_or_never().is_none(), "a paused room keeps bob's leaving to itself");
 
         fence.extend_to(Instant::now() + Duration::from_secs(60));
-        room.tick();
+        room.tick(1);
         let batch = ada.outbox.next().await;
         let told: Vec<ServerMsg> =
             batch.messages.iter().map(|bytes| decode_server(bytes).expect("decodes")).collect();

@@ -187,6 +187,9 @@ pub struct Metrics {
     pub frames_dropped_total: Counter,
     /// Inputs dropped because a client sent faster than its queue drains.
     pub inputs_dropped_total: Counter,
+    /// Ticks rooms skipped because they ran late (the players' input time
+    /// for them is still granted).
+    pub ticks_skipped_total: Counter,
     /// Binary messages written to sockets.
     pub messages_out_total: Counter,
     pub bytes_out_total: Counter,
@@ -259,6 +262,7 @@ impl Default for Metrics {
             task_panics_total: Counter::default(),
             frames_dropped_total: Counter::default(),
             inputs_dropped_total: Counter::default(),
+            ticks_skipped_total: Counter::default(),
             messages_out_total: Counter::default(),
             bytes_out_total: Counter::default(),
             writes_direct_total: Counter::default(),
@@ -295,7 +299,7 @@ impl Default for Metrics {
 }
 
 /// How many plain counters there are ([`Metrics::counters`]).
-const COUNTERS: usize = 29;
+const COUNTERS: usize = 30;
 
 impl Metrics {
     /// Registers every series (counters named without `_total`: the
@@ -336,6 +340,7 @@ impl Metrics {
             ("arena_task_panics", "connection tasks that panicked", &self.task_panics_total),
             ("arena_frames_dropped", "frames replaced before sending", &self.frames_dropped_total),
             ("arena_inputs_dropped", "inputs dropped for flooding", &self.inputs_dropped_total),
+            ("arena_ticks_skipped", "ticks rooms skipped running late", &self.ticks_skipped_total),
             ("arena_messages_out", "messages written", &self.messages_out_total),
             ("arena_bytes_out", "payload bytes written", &self.bytes_out_total),
             ("arena_writes_direct", "writes the tick made to a player's socket", &self.writes_direct_total),

@@ -31,7 +31,7 @@ use self::journal::{Entry, Journal, Record, Rerun};
 use self::news::News;
 use self::recording::Recording;
 pub use self::seats::SavedSeat;
-use self::seats::{MAX_INPUT_CREDIT, Player, Seats};
+use self::seats::{MAX_INPUT_BURST, MAX_INPUT_CREDIT, Player, Seats};
 use crate::limits::AddressKey;
 use crate::room::input::{InputSource, QueuedInput};
 
@@ -561,12 +561,21 @@ impl World {
     /// input budget), advance the game, note what it decided, free seats
     /// whose hold ran out, and return the frames for connected players.
     pub fn tick(&mut self, inputs: &mut impl InputSource) -> Frames {
+        self.tick_after(1, inputs)
+    }
+
+    /// [`World::tick`] after `periods` tick intervals: more than one when the
+    /// server ran late and skipped ticks. The game still advances one tick,
+    /// but players earn input time for every period that passed, so inputs
+    /// sent in real time while the server stalled are not left waiting for
+    /// good (each skipped tick would otherwise add two inputs of lag).
+    pub fn tick_after(&mut self, periods: u32, inputs: &mut impl InputSource) -> Frames {
         if self.recording.wants_to_start(&self.game) {
             let players = self.seats.iter().map(|(id, p)| self.info(id, p)).collect();
             self.recording.start(&self.game, players, self.tick_rate);
         }
         self.fill_with_bots();
-        self.apply_inputs(inputs);
+        self.apply_inputs(periods, inputs);
         self.advance();
         let tick = self.game.tick();
         for id in self.seats.expired(tick) {
@@ -581,13 +590,16 @@ impl World {
     }
 
     /// Each player's waiting inputs in seq order, within its budget; a bot's
-    /// are made here, numbered as a client would.
-    fn apply_inputs(&mut self, inputs: &mut impl InputSource) {
-        let tick_micros = 1_000_000 / u64::from(self.tick_rate);
+    /// are made here, numbered as a client would. A player earns input time
+    /// for each of the `periods` that passed, banks at most
+    /// [`MAX_INPUT_CREDIT`] and spends at most [`MAX_INPUT_BURST`] a tick.
+    fn apply_inputs(&mut self, periods: u32, inputs: &mut impl InputSource) {
+        let earned = u64::from(periods.max(1)) * 1_000_000 / u64::from(self.tick_rate);
         let standing = if self.seats.bots() > 0 { fill::standing(&self.game) } else { Vec::new() };
         for (id, player) in self.seats.iter_mut() {
-            player.input_credit = (player.input_credit + tick_micros).min(MAX_INPUT_CREDIT);
-            while player.input_credit >= u64::from(INPUT_DT_MICROS) {
+            player.input_credit = (player.input_credit + earned).min(MAX_INPUT_CREDIT);
+            let mut applied = 0;
+            while applied < MAX_INPUT_BURST && player.input_credit >= u64::from(INPUT_DT_MICROS) {
                 let queued = match &mut player.brain {
                     Some(brain) => QueuedInput {
                         seq: player.last_seq.wrapping_add(1),
@@ -610,6 +622,7 @@ impl World {
                 player.last_seq = queued.seq;
                 player.last_input = queued.input;
                 player.input_credit -= u64::from(INPUT_DT_MICROS);
+                applied += 1;
             }
         }
     }
@@ -670,7 +683,6 @@ mod tests {
 
     use arena_shared::protocol::MAX_NAME_CHARS;
 
-    use super::seats::MAX_INPUT_BURST;
     use super::*;
     use crate::room::input::NoInputs;
 
@@ -825,17 +837,62 @@ mod tests {
         let mut world = world(8);
         let seat = world.join(newcomer("speedy"), [0; 16]).expect("room has space");
         let mut inputs = waiting(seat.id, 1..=32);
+        for tick in 1..=5 {
+            assert_eq!(
+                ack(&world.tick(&mut inputs), seat.id),
+                Some(2 * tick),
+                "60 Hz / 30 Hz = 2 a tick, from the join"
+            );
+        }
+        assert_eq!(inputs[&seat.id].len(), 32 - 10, "the rest still wait");
+    }
+
+    #[test]
+    fn inputs_sent_while_the_server_skipped_ticks_are_made_up_a_burst_a_tick() {
+        let mut world = world(8);
+        let seat = world.join(newcomer("patient"), [0; 16]).expect("room has space");
+        let mut inputs = waiting(seat.id, 1..=2);
+        assert_eq!(ack(&world.tick(&mut inputs), seat.id), Some(2));
+        // The server stalls for five periods; the client went on sending
+        // two inputs a period, ten in all, and two more for the next tick.
+        inputs.get_mut(&seat.id).expect("queued").extend((3..=14).map(input));
+        let burst = MAX_INPUT_BURST;
+        assert_eq!(ack(&world.tick_after(5, &mut inputs), seat.id), Some(2 + burst), "a burst at most");
+        assert_eq!(ack(&world.tick(&mut inputs), seat.id), Some(14), "the stall's time is made up");
+        inputs.get_mut(&seat.id).expect("queued").extend((15..=16).map(input));
         assert_eq!(
             ack(&world.tick(&mut inputs), seat.id),
-            Some(MAX_INPUT_BURST as u32),
-            "at most a burst per tick"
+            Some(16),
+            "back in step: two a tick, none waiting"
         );
-        assert_eq!(
-            ack(&world.tick(&mut inputs), seat.id),
-            Some(MAX_INPUT_BURST as u32 + 2),
-            "then 60 Hz / 30 Hz = 2"
-        );
-        assert_eq!(inputs[&seat.id].len(), 32 - MAX_INPUT_BURST as usize - 2, "the rest still wait");
+        assert!(inputs[&seat.id].is_empty(), "no lag is left behind");
+    }
+
+    #[test]
+    fn a_client_that_froze_catches_up_but_banks_at_most_half_a_second() {
+        let mut world = world(8);
+        let seat = world.join(newcomer("frozen"), [0; 16]).expect("room has space");
+        // A browser tab that froze for 250 ms sends them all at once: made
+        // up at a burst a tick, then two a tick with nothing left waiting.
+        world.tick_after(1, &mut NoInputs);
+        for _ in 0..7 {
+            world.tick(&mut NoInputs);
+        }
+        let mut inputs = waiting(seat.id, 1..=16);
+        let acks: Vec<_> = (0..4).map(|_| ack(&world.tick(&mut inputs), seat.id)).collect();
+        let burst = MAX_INPUT_BURST;
+        assert_eq!(acks, [Some(burst), Some(2 * burst), Some(16), Some(16)]);
+        // Idle for a minute: only half a second is kept.
+        world.tick_after(1_800, &mut NoInputs);
+        let mut inputs = waiting(seat.id, 17..=16 + 100);
+        let mut applied = 0;
+        for _ in 0..20 {
+            let acked = ack(&world.tick(&mut inputs), seat.id).expect("acked");
+            applied = acked - 16;
+        }
+        let bank = (MAX_INPUT_CREDIT / u64::from(INPUT_DT_MICROS)) as u32;
+        // The bank is all a player holds, the first tick's own time included.
+        assert_eq!(applied, bank + 2 * 19, "half a second banked, and the later ticks' own time");
     }
 
     #[test]

@@ -15,12 +15,19 @@ use super::RosterLine;
 use super::fill::FillBots;
 use crate::limits::AddressKey;
 
-/// Inputs a player may apply in one tick after a hiccup (100 ms at 60 Hz).
-/// Caps how far a client can run ahead: sending faster buys nothing.
-pub const MAX_INPUT_BURST: u64 = 6;
+/// Inputs a player may apply in one tick (three times the sustained two at
+/// 30 Hz): how fast a player catches up after a hiccup, and how far it can
+/// move between two ticks' bumps.
+pub const MAX_INPUT_BURST: u32 = 6;
 
-/// The most input time a player may have in hand, in µs.
-pub const MAX_INPUT_CREDIT: u64 = MAX_INPUT_BURST * INPUT_DT_MICROS as u64;
+/// The most input time a player may have in hand, in µs: half a second, the
+/// inbound queue's worth (32 inputs). Time is earned as it passes on the
+/// server's clock, a tick interval for every interval, skipped ticks
+/// included. So a stall on either side (a browser that froze for a frame,
+/// a server that skipped ticks) is made up, a burst a tick, instead of
+/// leaving the player's inputs waiting behind it for good; and sending
+/// faster than real time buys nothing past this half second.
+pub const MAX_INPUT_CREDIT: u64 = 30 * INPUT_DT_MICROS as u64;
 
 /// One seat.
 pub struct Player {
@@ -47,7 +54,7 @@ pub struct Player {
 }
 
 impl Player {
-    /// A person who just sat down, with a full input budget.
+    /// A person who just sat down; its input time starts now.
     pub fn person(name: String, color: u8, token: ResumeToken, from: Option<AddressKey>) -> Self {
         Player {
             name,
@@ -57,7 +64,7 @@ impl Player {
             away_since: None,
             epoch: 0,
             last_seq: 0,
-            input_credit: MAX_INPUT_CREDIT,
+            input_credit: 0,
             last_input: Input::default(),
             brain: None,
         }
@@ -66,7 +73,7 @@ impl Player {
     /// A fill bot steered by `brain`; its token is never matched (a resume
     /// looks for people only).
     pub fn bot(name: String, color: u8, brain: Brawler) -> Self {
-        Player { input_credit: 0, brain: Some(brain), ..Player::person(name, color, [0; 16], None) }
+        Player { brain: Some(brain), ..Player::person(name, color, [0; 16], None) }
     }
 
     pub fn is_bot(&self) -> bool {
