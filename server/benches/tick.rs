@@ -77,7 +77,7 @@ fn tick(c: &mut Criterion) {
         c.bench_function(&format!("tick{players}/inputs_step_bumps_frames"), |b| {
             b.iter(|| {
                 send_inputs(&seats, &mut seq);
-                room.tick();
+                room.tick(1);
                 take_frames(&seats);
                 black_box(room.world.tick_number())
             })
@@ -96,7 +96,7 @@ fn stages(c: &mut Criterion) {
                 for _ in 0..iters {
                     send_inputs(&seats, &mut seq);
                     let started = Instant::now();
-                    let frames = room.play();
+                    let frames = room.play(1);
                     let played = started.elapsed();
                     let publishing = Instant::now();
                     room.publish(frames);
@@ -127,7 +127,7 @@ fn frame_stages(c: &mut Criterion) {
         let (mut sockets, drain) = loopback_sockets(usize::from(players));
         let mut tick = |spent: &mut [Duration; 5]| {
             send_inputs(&seats, &mut seq);
-            let frames = room.play();
+            let frames = room.play(1);
             let scene = Scene::new(frames.states.clone(), frames.inputs.clone());
             let now = Instant::now();
             let built: Vec<Frame> = (frames.acks.iter().zip(&mut views))
