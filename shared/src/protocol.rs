@@ -587,7 +587,9 @@ pub fn apply_view_into(baseline: &[(PlayerId, Seen)], frame: &Frame, view: &mut 
         })
         .peekable();
     let absolute = |u: &OtherUpdate| Seen { x: u.dx, y: u.dy, life: u.life };
-    view.reserve(baseline.len() + frame.others.len());
+    // Exact: a server keeps two views a player, and doubling would keep
+    // half of each empty.
+    view.reserve_exact(baseline.len() + frame.others.len());
     let mut g = 0;
     for &(id, old) in baseline {
         // Players new to the view come in between, in id order.

@@ -112,12 +112,15 @@ pub fn serve_over(
             joined = Box::pin(handshake(&mut stream, &mut budget, &state)) => joined,
             () = state.app.cancel.cancelled() => Err(going_away()),
         };
-        match joined {
-            Ok(membership) => play(&mut sink, &mut stream, wire, &mut budget, membership, &state).await,
+        // The membership moves into the game's future within this block, so
+        // no copy of it stays beside that future while it plays.
+        let playing = match joined {
+            Ok(membership) => play(&mut sink, &mut stream, wire, &mut budget, membership, &state),
             // Boxed too: a refusal's goodbye is brief, and inline its state
             // would be part of every connection that plays.
-            Err(ending) => Box::pin(finish(&mut sink, &mut stream, ending)).await,
-        }
+            Err(ending) => return Box::pin(finish(&mut sink, &mut stream, ending)).await,
+        };
+        playing.await
     }
 }
 
@@ -489,75 +492,78 @@ fn ping_payload() -> u64 {
 /// at `t` is therefore closed by `t + ping_every + pong_timeout` rounded up
 /// to the next tick, whatever its socket buffers hold (a full socket is
 /// caught sooner, by the room's stale frames).
-async fn write_loop(
+#[expect(clippy::manual_async_fn, reason = "an async fn would hold its arguments twice: see `serve`")]
+fn write_loop(
     sink: &mut impl MessageSink,
     outbox: &Outbox,
     wire: Option<&Wire>,
     liveness: Liveness,
     ping: &AtomicU64,
     metrics: &Metrics,
-) -> bool {
-    let mut ticks = tokio::time::interval_at(Instant::now() + liveness.ping_every, liveness.ping_every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // When the outstanding ping went out.
-    let mut ping_sent: Option<Instant> = None;
-    loop {
-        let next = tokio::select! {
-            next = take_next(outbox, wire) => next,
-            _ = ticks.tick() => {
-                // Closing already (a kick, a resume elsewhere): the close goes out next.
-                if outbox.is_closed() {
-                    continue;
-                }
-                let answered = ping.load(Relaxed) == NO_PING;
-                match ping_sent {
-                    Some(sent) if !answered && sent.elapsed() >= liveness.pong_timeout => {
-                        metrics.kick(Kick::TooSlow);
-                        outbox.close(CloseReason::new(close::TOO_SLOW, "too slow: pings went unanswered"));
+) -> impl Future<Output = bool> {
+    async move {
+        let mut ticks = tokio::time::interval_at(Instant::now() + liveness.ping_every, liveness.ping_every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // When the outstanding ping went out.
+        let mut ping_sent: Option<Instant> = None;
+        loop {
+            let next = tokio::select! {
+                next = take_next(outbox, wire) => next,
+                _ = ticks.tick() => {
+                    // Closing already (a kick, a resume elsewhere): the close goes out next.
+                    if outbox.is_closed() {
                         continue;
                     }
-                    // Still waiting, within the timeout.
-                    Some(_) if !answered => continue,
-                    _ => {}
+                    let answered = ping.load(Relaxed) == NO_PING;
+                    match ping_sent {
+                        Some(sent) if !answered && sent.elapsed() >= liveness.pong_timeout => {
+                            metrics.kick(Kick::TooSlow);
+                            outbox.close(CloseReason::new(close::TOO_SLOW, "too slow: pings went unanswered"));
+                            continue;
+                        }
+                        // Still waiting, within the timeout.
+                        Some(_) if !answered => continue,
+                        _ => {}
+                    }
+                    let payload = ping_payload();
+                    ping.store(payload, Relaxed);
+                    ping_sent = Some(Instant::now());
+                    let message = Message::Ping(Bytes::copy_from_slice(&payload.to_be_bytes()));
+                    let sent = tokio::select! {
+                        sent = sink.send(message) => sent,
+                        reason = outbox.closed() => return send_close(sink, reason).await,
+                    };
+                    if sent.is_err() {
+                        return false;
+                    }
+                    continue;
                 }
-                let payload = ping_payload();
-                ping.store(payload, Relaxed);
-                ping_sent = Some(Instant::now());
-                let message = Message::Ping(Bytes::copy_from_slice(&payload.to_be_bytes()));
-                let sent = tokio::select! {
-                    sent = sink.send(message) => sent,
-                    reason = outbox.closed() => return send_close(sink, reason).await,
-                };
-                if sent.is_err() {
-                    return false;
+            };
+            let messages = match next {
+                Next::Send(messages) => messages,
+                Next::Close(reason) => return send_close(sink, reason).await,
+                Next::Broken => return false,
+            };
+            let count = messages.len();
+            let bytes: usize = messages.iter().map(Bytes::len).sum();
+            let write = async {
+                for message in messages {
+                    sink.feed(Message::Binary(message)).await?;
                 }
-                continue;
+                sink.flush().await
+            };
+            // A socket that stops draining must not keep the close from going out.
+            let sent = tokio::select! {
+                sent = write => sent,
+                reason = outbox.closed() => return send_close(sink, reason).await,
+            };
+            if sent.is_err() {
+                return false;
             }
-        };
-        let messages = match next {
-            Next::Send(messages) => messages,
-            Next::Close(reason) => return send_close(sink, reason).await,
-            Next::Broken => return false,
-        };
-        let count = messages.len();
-        let bytes: usize = messages.iter().map(Bytes::len).sum();
-        let write = async {
-            for message in messages {
-                sink.feed(Message::Binary(message)).await?;
-            }
-            sink.flush().await
-        };
-        // A socket that stops draining must not keep the close from going out.
-        let sent = tokio::select! {
-            sent = write => sent,
-            reason = outbox.closed() => return send_close(sink, reason).await,
-        };
-        if sent.is_err() {
-            return false;
+            metrics.messages_out_total.inc_by(count as u64);
+            metrics.bytes_out_total.inc_by(bytes as u64);
+            metrics.writes_by_writer_total.inc();
         }
-        metrics.messages_out_total.inc_by(count as u64);
-        metrics.bytes_out_total.inc_by(bytes as u64);
-        metrics.writes_by_writer_total.inc();
     }
 }
 

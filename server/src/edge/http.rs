@@ -31,9 +31,10 @@ use crate::room::wire::SentCounters;
 const MAX_WS_MESSAGE_BYTES: usize = 16 * MAX_CLIENT_MSG_BYTES;
 /// tungstenite's read buffer per socket (its default, 128 KiB, is allocated
 /// up front: 4,000 sockets would hold 512 MiB). Client messages are at most
-/// 256 bytes (an input batch is about 20): 512-byte reads take several
-/// whole; 4 KiB cost 3.5 KiB more per player at rest (`scripts/capacity.sh`).
-const WS_READ_BUFFER_BYTES: usize = 512;
+/// 256 bytes (an input batch is about 20, 26 framed): 256-byte reads take
+/// nine whole, and the rare larger message grows its buffer to fit; 512
+/// cost 0.25 KiB more per player, 4 KiB 3.5 KiB more (`scripts/capacity.sh`).
+const WS_READ_BUFFER_BYTES: usize = 256;
 /// Bytes tungstenite gathers before writing to the socket; we flush every
 /// batch anyway.
 const WS_WRITE_BUFFER_BYTES: usize = 8 * 1024;

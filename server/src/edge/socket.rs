@@ -85,7 +85,7 @@ impl Upgrade {
         // returns); opening is boxed, being over in a moment.
         let open = on_upgrade.map_err(|e| tracing::debug!(error = %e, "a WebSocket upgrade failed"));
         let open = open.and_then(move |upgraded| Box::pin(Socket::open(upgraded, config, counters)).map(Ok));
-        tokio::spawn(open.and_then(move |socket| then(socket).map(Ok)).map(|_: Result<(), ()>| ()));
+        spawn_connection(open.and_then(move |socket| then(socket).map(Ok)).map(|_: Result<(), ()>| ()));
         let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -105,6 +105,27 @@ fn header_has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool
         .get_all(name)
         .iter()
         .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token))))
+}
+
+/// The most a connection's task may hold, in bytes: tokio adds 104 (its
+/// header, trailer and bookkeeping in tokio 1.54, read with
+/// `-Zprint-type-sizes`) and allocates it aligned to 128, so up to this a
+/// task is one of jemalloc's 2 KiB blocks; a byte more and it is a 2.5 KiB
+/// one, 512 bytes more for every connection. Checked as the server is
+/// built (optimised: a debug build's futures are laid out larger).
+#[cfg(not(debug_assertions))]
+const MAX_TASK_BYTES: usize = 1_944;
+
+/// Spawns a connection's task, checked to stay within `MAX_TASK_BYTES`.
+fn spawn_connection<T: Future<Output = ()> + Send + 'static>(task: T) {
+    #[cfg(not(debug_assertions))]
+    const {
+        assert!(
+            std::mem::size_of::<T>() <= MAX_TASK_BYTES,
+            "a connection's task outgrew jemalloc's 2 KiB block: see MAX_TASK_BYTES"
+        );
+    }
+    tokio::spawn(task);
 }
 
 /// An upgraded WebSocket: over plain TCP with its wire, or over anything else.
