@@ -185,6 +185,8 @@ impl ClientView {
         let earlier = std::mem::take(&mut self.priority);
         let mut priority = std::mem::take(&mut scratch.priority);
         priority.clear();
+        // Exact: each client keeps its list between frames.
+        priority.reserve_exact(scratch.in_view.len());
         let candidates = &mut scratch.candidates;
         candidates.clear();
         let mut p = 0;
