@@ -458,6 +458,8 @@ fn room_snapshot(room: &Room, drawn: &Drawn, now: f64) -> serde_json::Value {
             "corrected": corrections.corrected,
             "mean_units": corrections.mean_units(),
             "max_units": corrections.max_units,
+            "alone_frames": corrections.alone_frames,
+            "alone_corrected": corrections.alone_corrected,
         },
         "players": players,
     })

@@ -63,6 +63,15 @@ pub struct CorrectionStats {
     /// Sum and maximum of the distance moved, in world units.
     pub total_units: f64,
     pub max_units: f64,
+    /// Frames reconciled with nobody near (no near bodies in the frame),
+    /// and of those the ones that moved. With nobody within the near
+    /// radius nothing pushes the player between frames, so such a
+    /// correction is a push from outside it (a body faster than the near
+    /// radius allows, a server-side change) or the simulation or input
+    /// stream gone wrong (an input the server never applied), never a
+    /// neighbour predicted a little wrong.
+    pub alone_frames: u64,
+    pub alone_corrected: u64,
 }
 
 impl CorrectionStats {
@@ -81,6 +90,8 @@ impl CorrectionStats {
         self.corrected += other.corrected;
         self.total_units += other.total_units;
         self.max_units = self.max_units.max(other.max_units);
+        self.alone_frames += other.alone_frames;
+        self.alone_corrected += other.alone_corrected;
     }
 }
 
@@ -142,9 +153,12 @@ impl Prediction {
             return 0.0;
         }
         let moved = before.pos.distance(body.pos) as f64 / f64::from(FIXED_ONE);
+        let alone = self.near.is_empty();
         self.corrections.frames += 1;
+        self.corrections.alone_frames += u64::from(alone);
         if moved > 0.0 {
             self.corrections.corrected += 1;
+            self.corrections.alone_corrected += u64::from(alone);
             self.corrections.total_units += moved;
             self.corrections.max_units = self.corrections.max_units.max(moved);
         }
@@ -735,6 +749,11 @@ mod tests {
         let prediction = run_with_latency(6, Some(300));
         let stats = prediction.corrections;
         assert_eq!(stats.corrected, 1, "one unpredictable push should cause one correction: {stats:?}");
+        assert_eq!(
+            (stats.alone_frames, stats.alone_corrected),
+            (stats.frames, 1),
+            "nobody was near: every frame was reconciled alone, the push among them"
+        );
         assert!(stats.max_units > 5.0, "the push moves us by up to a player diameter: {stats:?}");
     }
 
@@ -917,9 +936,12 @@ mod tests {
 
     #[test]
     fn correction_stats_merge_sums_and_keeps_the_max() {
-        let mut all = CorrectionStats { frames: 10, corrected: 2, total_units: 6.0, max_units: 4.0 };
-        all.merge(&CorrectionStats { frames: 30, corrected: 2, total_units: 2.0, max_units: 1.5 });
-        assert_eq!(all, CorrectionStats { frames: 40, corrected: 4, total_units: 8.0, max_units: 4.0 });
+        let stats = |frames, corrected, total_units, max_units, alone_frames, alone_corrected| {
+            CorrectionStats { frames, corrected, total_units, max_units, alone_frames, alone_corrected }
+        };
+        let mut all = stats(10, 2, 6.0, 4.0, 8, 1);
+        all.merge(&stats(30, 2, 2.0, 1.5, 0, 0));
+        assert_eq!(all, stats(40, 4, 8.0, 4.0, 8, 1));
         assert_eq!(all.rate(), 0.1);
         assert_eq!(all.mean_units(), 2.0);
         assert_eq!(CorrectionStats::default().rate(), 0.0, "no frames should give a zero rate");

@@ -243,8 +243,12 @@ async fn browser_client_connects_plays_and_reconnects() -> anyhow::Result<()> {
     }
 
     // Holding S moves our player down an empty column, as a bot in the room
-    // sees it in frames. Nothing can push it, so the wasm build's prediction
-    // must match the native server bit for bit: no corrections at all.
+    // sees it in frames. With nobody near nothing can push it, so the wasm
+    // build's prediction must match the native server bit for bit: no
+    // corrections in any frame reconciled alone. (The ring bots circle where
+    // they spawned, which depends on when each joined: on a slow machine
+    // one may pass within the near radius, and the page then predicts it
+    // with you, from its last input, which a circling bot keeps changing.)
     let moved = hold_down(&mut browser, &page, &server, me, Control::KeyS, (1.0, 100.0)).await?;
     assert!(moved > 100.0, "holding S for 1 s should move down by well over 100 units, moved {moved:.1}");
     // And a dash: hold A, tap Space. Still predicted bit for bit.
@@ -272,13 +276,14 @@ async fn browser_client_connects_plays_and_reconnects() -> anyhow::Result<()> {
         server.metric("arena_inputs_dropped_total").await?,
         server.metric("arena_ticks_skipped_total").await?,
     );
+    let alone = after["corrections"]["alone_frames"].as_u64().unwrap_or(0);
+    assert!(alone > 30, "most frames should be reconciled with nobody near: {}", after["corrections"]);
     assert_eq!(
-        after["corrections"]["corrected"], 0,
+        after["corrections"]["alone_corrected"], 0,
         "the wasm simulation should predict the server's bits exactly, dash included: {} \
          (the server dropped {dropped} inputs and skipped {skipped} ticks)",
         after["corrections"]
     );
-    assert_eq!(after["near"], Value::Array(Vec::new()), "nobody near: you alone are predicted");
     let ping = after["ping_ms"].as_f64().unwrap_or(-1.0);
     assert!(
         (0.0..1_000.0).contains(&ping),
