@@ -199,7 +199,7 @@ impl Wire {
     pub async fn drain(&self) -> Result<(), Broken> {
         while !self.flush_now()? {
             if self.socket.writable().await.is_err() {
-                self.lock().broken = true;
+                self.break_wire(&mut self.lock());
                 return Err(Broken);
             }
         }
