@@ -9,7 +9,8 @@
 # bodies, hosts ending rounds at will, and the replay store and folder;
 # the cluster's public reads (/api/rooms, /api/cluster) and what they cost
 # its Redis; a full room against the input log (what a tick's record
-# and a room's log in Redis grow to).
+# and a room's log in Redis grow to); sockets that never read; clients
+# that save up input time and burst it.
 #
 #   scripts/attack.sh            release build; about five minutes
 #   ARENA_ATTACKS="2 6" scripts/attack.sh   only those sections
@@ -429,4 +430,37 @@ PY
 printf 'kicks        '
 curl -fsS "$base/metrics" | awk '/^arena_kicks_total/ {sub(/arena_kicks_total\{reason="/, ""); sub(/"\}/, ""); printf "%s=%s ", $1, $2} END {print ""}'
 stop_server "after the non-readers"
+fi
+
+if want 10; then
+echo
+echo "== 10. clients saving up input time: one address's 32 connections, each silent for half a second, then a second's worth of inputs at once"
+# The room applies two inputs a tick interval on its own clock; a player
+# may hold half a second of that time (30 inputs) and spend six a tick.
+# Bursting gets a client no further than real time allows (60 a second,
+# plus the half second once): the rest waits in its queue of 32, and what
+# does not fit is dropped and counted.
+start_server
+honest_bots 30
+sleep 2
+before_dropped=$(metric arena_inputs_dropped_total)
+attack burst --count 32 --sources 1 --first-source 2 --duration 20 >"$work/a1"
+cat "$work/a1"
+after_dropped=$(metric arena_inputs_dropped_total)
+python3 - "$work/a1" "$before_dropped" "$after_dropped" <<'PY'
+import re, sys
+line = open(sys.argv[1]).read()
+sent = int(re.search(r"done (\d+)", line).group(1))
+secs = float(re.search(r"\(([\d.]+)s\)", line).group(1))
+dropped = float(sys.argv[3] or 0) - float(sys.argv[2] or 0)
+# Applied: what was not dropped, less at most a queue (32) each still waiting.
+most, least = (sent - dropped) / 32 / secs, (sent - dropped - 32 * 32) / 32 / secs
+print(f"inputs       sent {sent / 32 / secs:.0f} a second per burster, applied {least:.1f}–{most:.1f} "
+      f"(real time: 60, and half a second once); {dropped:.0f} dropped from full queues")
+PY
+tick_p99=$(curl -fsS "$base/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tick_micros_p99"])')
+printf 'tick         p99 %s µs over the run\n' "$tick_p99"
+wait "$honest" || true
+honest_line
+stop_server "after the bursters"
 fi

@@ -42,6 +42,13 @@ pub enum AttackKind {
     /// frames, news and pong replies back up on the server's side of the
     /// socket, where the room's tick writes them.
     NoRead,
+    /// Join, then in turn sit silent for half a second (reading frames) and
+    /// send a second's worth of inputs at once (60, in batches of four): a
+    /// client saving up input time to move faster than real time. Tallied:
+    /// the inputs sent (what the server applied is what it did not drop,
+    /// `arena_inputs_dropped_total`, less what still waits at the end; the
+    /// acks cannot say it, as they pass over the dropped inputs' seqs).
+    Burst,
     /// Open a TCP connection and send nothing.
     Idle,
     /// Send an HTTP request head one byte at a time, never finishing it.
@@ -138,7 +145,8 @@ impl AttackReport {
             | AttackKind::Guess
             | AttackKind::OpenRooms
             | AttackKind::NextRounds
-            | AttackKind::PublicReads => self.failed == 0,
+            | AttackKind::PublicReads
+            | AttackKind::Burst => self.failed == 0,
             _ => self.closed_by_server == self.attackers,
         }
     }
@@ -163,7 +171,8 @@ impl AttackReport {
             | AttackKind::Guess
             | AttackKind::OpenRooms
             | AttackKind::NextRounds
-            | AttackKind::PublicReads => {
+            | AttackKind::PublicReads
+            | AttackKind::Burst => {
                 format!(
                     "  done {} ({:.2}/s), refused {}",
                     self.completed,
@@ -249,6 +258,7 @@ async fn attack_one(config: &AttackConfig, index: usize) -> Ended {
         AttackKind::InputFlood => input_flood(config, source, index).await,
         AttackKind::PingFlood => ping_flood(config, source, index, None).await,
         AttackKind::NoRead => ping_flood(config, source, index, Some(Duration::from_millis(20))).await,
+        AttackKind::Burst => burst(config, source, index).await,
         AttackKind::Idle => idle(config, source).await,
         AttackKind::Slowloris => slowloris(config, source).await,
         AttackKind::NoHello => no_hello(config, source).await,
@@ -348,6 +358,37 @@ async fn input_flood(config: &AttackConfig, source: Option<IpAddr>, index: usize
         ended = server_close(&mut rx, started, deadline) => Ok(ended.unwrap_or(Ended::Finished)),
         () = flood => Ok(Ended::Finished),
     }
+}
+
+async fn burst(config: &AttackConfig, source: Option<IpAddr>, index: usize) -> Result<Ended, String> {
+    let mut client = connect_from(&config.url, source, false).await?;
+    client.handshake(&format!("burst-{index}")).await.map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let deadline = started + config.duration;
+    let (mut tx, mut rx) = client.split();
+    let mut sent = 0u32;
+    while Instant::now() < deadline {
+        // Half a second of silence (the frames still read), then a second's worth.
+        let quiet_until = (Instant::now() + Duration::from_millis(500)).min(deadline);
+        while let Ok(incoming) = tokio::time::timeout_at(quiet_until, rx.recv()).await {
+            match incoming {
+                Ok(Incoming::Msg(_)) => {}
+                Ok(Incoming::Closed(close)) => {
+                    let how = close.map_or_else(|| "eof".to_owned(), |(code, _)| code.to_string());
+                    return Ok(Ended::ByServer { how, after: started.elapsed() });
+                }
+                Err(_) => return Ok(Ended::ByServer { how: "reset".into(), after: started.elapsed() }),
+            }
+        }
+        for _ in 0..15 {
+            let inputs = vec![Input::stick(127, 0); 4];
+            if tx.send(&ClientMsg::Inputs { seq: sent + 1, inputs }).await.is_err() {
+                return Ok(Ended::ByServer { how: "write failed".into(), after: started.elapsed() });
+            }
+            sent += 4;
+        }
+    }
+    Ok(Ended::Tallied { completed: sent as usize, refused: 0 })
 }
 
 /// Pings (every `every`, or as fast as the socket takes them) and never
