@@ -370,15 +370,8 @@ async fn burst(config: &AttackConfig, source: Option<IpAddr>, index: usize) -> R
     while Instant::now() < deadline {
         // Half a second of silence (the frames still read), then a second's worth.
         let quiet_until = (Instant::now() + Duration::from_millis(500)).min(deadline);
-        while let Ok(incoming) = tokio::time::timeout_at(quiet_until, rx.recv()).await {
-            match incoming {
-                Ok(Incoming::Msg(_)) => {}
-                Ok(Incoming::Closed(close)) => {
-                    let how = close.map_or_else(|| "eof".to_owned(), |(code, _)| code.to_string());
-                    return Ok(Ended::ByServer { how, after: started.elapsed() });
-                }
-                Err(_) => return Ok(Ended::ByServer { how: "reset".into(), after: started.elapsed() }),
-            }
+        if let Some(ended) = server_close(&mut rx, started, quiet_until).await {
+            return Ok(ended);
         }
         for _ in 0..15 {
             let inputs = vec![Input::stick(127, 0); 4];
