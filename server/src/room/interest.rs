@@ -38,6 +38,9 @@ pub const OTHERS_BUDGET_BYTES: usize = 56;
 /// neighbours from a grid, which then need sorting, would skip little.
 pub struct Scene {
     states: Vec<PlayerState>,
+    /// Each player's id and position, packed: all that deciding who is in
+    /// a view reads, for every player, for every player.
+    spots: Vec<Spot>,
     seen: Vec<Seen>,
     /// Each player's last input (what its neighbours extrapolate).
     inputs: Vec<Input>,
@@ -48,8 +51,9 @@ impl Scene {
     /// order; missing ones are a centred stick).
     pub fn new(states: Vec<PlayerState>, mut inputs: Vec<Input>) -> Self {
         let seen = states.iter().map(Seen::of).collect();
+        let spots = states.iter().map(|s| Spot { x: s.body.pos.x, y: s.body.pos.y, id: s.id }).collect();
         inputs.resize(states.len(), Input::default());
-        Scene { states, seen, inputs }
+        Scene { states, spots, seen, inputs }
     }
 
     /// Whether player `id` is in the scene.
@@ -62,6 +66,14 @@ impl Scene {
     }
 }
 
+/// A player's id and position in a [`Scene`].
+#[derive(Debug, Clone, Copy)]
+struct Spot {
+    x: i32,
+    y: i32,
+    id: PlayerId,
+}
+
 /// Changes considered for one frame: the most urgent ones only. The budget
 /// fits at most 14 (an update takes 4 bytes or more); the rest are spares
 /// for when a large change does not fit and a smaller one does.
@@ -71,18 +83,25 @@ const CANDIDATES: usize = 20;
 /// in the scene, and where in the baseline view (`NEW`: not in it).
 #[derive(Debug, Clone, Copy)]
 struct Candidate {
-    score: f32,
+    rank: Rank,
     scene: u32,
     base: u32,
 }
 
 const NEW: u32 = u32::MAX;
 
-impl Candidate {
-    /// Most urgent first; equal scores by id (scene order), so the choice
-    /// never depends on how the candidates were gathered.
-    fn order(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
-        b.score.total_cmp(&a.score).then(a.scene.cmp(&b.scene))
+/// A candidate's place in the order it is chosen in, as one integer that
+/// sorts descending: most urgent first, equal scores by id (scene order),
+/// so the choice never depends on how the candidates were gathered. A
+/// score is positive (at least 1), and positive floats' bits order as
+/// the floats do: the score's bits above the scene place's complement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Rank(u64);
+
+impl Rank {
+    fn new(score: f32, scene: u32) -> Self {
+        debug_assert!(score > 0.0, "scores are positive");
+        Rank(u64::from(score.to_bits()) << 32 | u64::from(!scene))
     }
 }
 
@@ -189,9 +208,10 @@ impl ClientView {
         priority.reserve_exact(scratch.in_view.len());
         let candidates = &mut scratch.candidates;
         candidates.clear();
-        let mut p = 0;
+        // Both lists are by id, as in_view is: one cursor each.
+        let (mut p, mut n) = (0, 0);
         for &InView { scene: at, base, dist_sq } in &scratch.in_view {
-            let (id, seen) = (scene.states[at as usize].id, scene.seen[at as usize]);
+            let (id, seen) = (scene.spots[at as usize].id, scene.seen[at as usize]);
             let old = baseline.get(base as usize).map(|&(_, old)| old);
             while p < earlier.len() && earlier[p].0 < id {
                 p += 1;
@@ -219,9 +239,11 @@ impl ClientView {
             // The players near you go first, every frame: their near bodies
             // are sent as remainders from the view (a byte an axis when it is
             // current).
-            let near =
-                if scratch.near.binary_search_by_key(&at, |&(_, at)| at).is_ok() { NEAR_FIRST } else { 0.0 };
-            candidates.push(Candidate { score: score + near, scene: at, base });
+            while n < scratch.near.len() && scratch.near[n].1 < at {
+                n += 1;
+            }
+            let near = if n < scratch.near.len() && scratch.near[n].1 == at { NEAR_FIRST } else { 0.0 };
+            candidates.push(Candidate { rank: Rank::new(score + near, at), scene: at, base });
         }
         self.priority = priority;
         scratch.priority = earlier;
@@ -287,29 +309,36 @@ fn in_view(scene: &Scene, you: &PlayerState, baseline: &View, in_view: &mut Vec<
     let keep_sq = (i64::from(VIEW_KEEP_RADIUS) * i64::from(FIXED_ONE)).pow(2);
     let enter_sq = enter_radius_sq();
     let mut gone = Vec::new();
+    // Every player is written to the next place and kept by moving past
+    // it only if it is in view: no branch on who is in view, which no
+    // predictor can guess (it was a third of the pass).
     in_view.clear();
+    in_view.resize(scene.states.len(), InView { scene: 0, base: NEW, dist_sq: 0 });
+    let mut kept = 0;
     let mut b = 0;
-    for (at, state) in scene.states.iter().enumerate() {
-        let id = state.id;
+    let (you_x, you_y) = (you.body.pos.x, you.body.pos.y);
+    for (at, &Spot { x, y, id }) in scene.spots.iter().enumerate() {
         // Players that left the room.
         while b < baseline.len() && baseline[b].0 < id {
             gone.push(baseline[b].0);
             b += 1;
         }
         let known = b < baseline.len() && baseline[b].0 == id;
-        let base = if known { b } else { NEW as usize };
+        let base = if known { b as u32 } else { NEW };
         b += usize::from(known);
-        let (dx, dy) =
-            (i64::from(state.body.pos.x - you.body.pos.x), i64::from(state.body.pos.y - you.body.pos.y));
+        let (dx, dy) = (i64::from(x - you_x), i64::from(y - you_y));
         let dist_sq = dx * dx + dy * dy;
-        let visible = id != you.id && (dist_sq <= enter_sq || (known && dist_sq <= keep_sq));
-        if visible {
-            in_view.push(InView { scene: at as u32, base: base as u32, dist_sq });
-        } else if known {
-            // Walked out of view.
+        let visible = (id != you.id) & ((dist_sq <= enter_sq) | (known & (dist_sq <= keep_sq)));
+        in_view[kept] = InView { scene: at as u32, base, dist_sq };
+        kept += usize::from(visible);
+        // One test, of what rarely happens (a branch on `visible` alone
+        // would be guessed wrong as often as not).
+        let walked_out = known & !visible;
+        if walked_out {
             gone.push(id);
         }
     }
+    in_view.truncate(kept);
     gone.extend(baseline[b..].iter().map(|(id, _)| *id));
     gone
 }
@@ -322,10 +351,10 @@ fn pick_within_budget(
     candidates: &mut Vec<Candidate>,
 ) -> Vec<(PlayerId, Seen, (i16, i16))> {
     if candidates.len() > CANDIDATES {
-        candidates.select_nth_unstable_by(CANDIDATES - 1, Candidate::order);
+        candidates.select_nth_unstable_by_key(CANDIDATES - 1, |c| std::cmp::Reverse(c.rank));
         candidates.truncate(CANDIDATES);
     }
-    candidates.sort_unstable_by(Candidate::order);
+    candidates.sort_unstable_by_key(|c| std::cmp::Reverse(c.rank));
     let mut bytes = 0;
     let mut chosen: Vec<(PlayerId, Seen, (i16, i16))> = Vec::with_capacity(candidates.len());
     for candidate in candidates.iter() {
