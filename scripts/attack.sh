@@ -10,7 +10,8 @@
 # the cluster's public reads (/api/rooms, /api/cluster) and what they cost
 # its Redis; a full room against the input log (what a tick's record
 # and a room's log in Redis grow to); sockets that never read; clients
-# that save up input time and burst it.
+# that save up input time and burst it; players whose inputs do not
+# compress, against the memory the rounds being recorded may hold.
 #
 #   scripts/attack.sh            release build; about five minutes
 #   ARENA_ATTACKS="2 6" scripts/attack.sh   only those sections
@@ -463,4 +464,39 @@ printf 'tick         p99 %s µs over the run\n' "$tick_p99"
 wait "$honest" || true
 honest_line
 stop_server "after the bursters"
+fi
+
+if want 11; then
+echo
+echo "== 11. rounds being recorded: 160 players from 8 addresses steering and dashing at random at the input rate, --replay-memory-mb 1"
+# Each round being recorded holds what its inputs deflate to (random
+# sticks barely do: about 3 bytes an input); all of them together may
+# hold half of --replay-memory-mb (512 KiB here), granted as they grow.
+# A round the pool cannot take more of stops being recorded; the next
+# round is recorded from its start.
+start_server --replay-memory-mb 1
+honest_bots 25
+sleep 2
+before=$(rss_mib)
+sample_rss &
+sampler=$!
+attack noise --count 160 --sources 8 --first-source 140 --duration 20 >"$work/noise" &
+noise=$!
+peak_pool=0
+for _ in $(seq 44); do
+  sleep 0.5
+  now=$(metric arena_replay_recording_bytes); now=${now:-0}
+  [ "$now" -gt "$peak_pool" ] && peak_pool=$now
+done
+wait "$noise" 2>/dev/null || true
+kill "$sampler" 2>/dev/null || true
+peak=$(sort -n "$work/rss" | tail -1 | awk '{printf "%.1f", $1 / 1024}')
+printf 'noise        %s\n' "$(cut -c1-200 "$work/noise")"
+printf 'recording    the pool lent at most %s bytes (cap 524288); %s rounds cut; %s players\n' \
+  "$peak_pool" "$(metric arena_replay_recordings_cut_total)" "$(players)"
+tick_p99=$(curl -fsS "$base/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tick_micros_p99"])')
+printf 'memory       before %s MiB, peak %s MiB, after %s MiB; tick p99 %s µs over the run\n' "$before" "$peak" "$(rss_mib)" "$tick_p99"
+wait "$honest" || true
+honest_line
+stop_server "after the noise"
 fi

@@ -11,7 +11,10 @@
 # same messages as the page's, without the interpolation nobody draws.
 # Memory: the server's RSS before the bots (idle), while they all play
 # (steady, three quarters into the run) and at its peak, and per connection
-# above idle. Targets live here and in the README, not in tests.
+# above idle; and, at the steady sample, what the rounds being recorded
+# hold (from a pool of half of --replay-memory-mb, `/metrics`) and the
+# steady figure per connection with that set aside. Targets live here and
+# in the README, not in tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,19 +48,23 @@ start_cpu=$(cpu_ticks)
 start_ns=$(date +%s%N)
 echo "running $count bots in $rooms rooms for ${secs}s..." >&2
 steady_file=$(mktemp)
-( sleep "$(( secs * 3 / 4 + 2 ))"; rss_now >"$steady_file" ) &
+recording_file=$(mktemp)
+( sleep "$(( secs * 3 / 4 + 2 ))"; rss_now >"$steady_file"
+  curl -fsS "http://127.0.0.1:$port/metrics" |
+    awk '$1 == "arena_replay_recording_bytes" {print $2}' >"$recording_file" ) &
 sampler=$!
 report=$(target/release/arena-bots --url "ws://127.0.0.1:$port/ws" --count "$count" --rooms "$rooms" \
   --duration "$secs" --behaviour wander --light --json --quiet) || status=$?
 wait "$sampler"
 steady_kb=$(cat "$steady_file"); rm -f "$steady_file"
+recording_bytes=$(cat "$recording_file"); rm -f "$recording_file"
 end_cpu=$(cpu_ticks)
 end_ns=$(date +%s%N)
 rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$server/status")
 # The rooms are still open (they close when idle): read their tick figures.
 health=$(curl -fsS -H "Authorization: Bearer $token" "http://127.0.0.1:$port/healthz")
 
-python3 - "$report" "$health" "$start_cpu" "$end_cpu" "$clk" "$start_ns" "$end_ns" "$rss_kb" "$idle_kb" "$steady_kb" <<'PY'
+python3 - "$report" "$health" "$start_cpu" "$end_cpu" "$clk" "$start_ns" "$end_ns" "$rss_kb" "$idle_kb" "$steady_kb" "${recording_bytes:-0}" <<'PY'
 import json, sys
 report, health = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 start_cpu, end_cpu, clk = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
@@ -84,6 +91,9 @@ summary = {
     "server_peak_rss_mib": round(int(sys.argv[8]) / 1024, 1),
     "steady_kb_per_connection": round((int(sys.argv[10]) - int(sys.argv[9])) * 1.024 / max(report["connected"], 1), 1),
     "peak_kb_per_connection": round((int(sys.argv[8]) - int(sys.argv[9])) * 1.024 / max(report["connected"], 1), 1),
+    "recording_kb_per_connection": round(int(sys.argv[11]) / 1000 / max(report["connected"], 1), 1),
+    "steady_kb_per_connection_recordings_aside": round(
+        ((int(sys.argv[10]) - int(sys.argv[9])) * 1024 - int(sys.argv[11])) / 1000 / max(report["connected"], 1), 1),
     "bots_cpu": report["cpu"],
 }
 print(json.dumps(summary, indent=2))

@@ -49,6 +49,11 @@ pub enum AttackKind {
     /// `arena_inputs_dropped_total`, less what still waits at the end; the
     /// acks cannot say it, as they pass over the dropped inputs' seqs).
     Burst,
+    /// Join, then send inputs at the rate the server applies them (two a
+    /// tick interval) with a new random stick and dash bit in each: the
+    /// least compressible round there is to record, from every connection,
+    /// until the duration ends. Tallied: the inputs sent.
+    Noise,
     /// Open a TCP connection and send nothing.
     Idle,
     /// Send an HTTP request head one byte at a time, never finishing it.
@@ -146,7 +151,8 @@ impl AttackReport {
             | AttackKind::OpenRooms
             | AttackKind::NextRounds
             | AttackKind::PublicReads
-            | AttackKind::Burst => self.failed == 0,
+            | AttackKind::Burst
+            | AttackKind::Noise => self.failed == 0,
             _ => self.closed_by_server == self.attackers,
         }
     }
@@ -172,7 +178,8 @@ impl AttackReport {
             | AttackKind::OpenRooms
             | AttackKind::NextRounds
             | AttackKind::PublicReads
-            | AttackKind::Burst => {
+            | AttackKind::Burst
+            | AttackKind::Noise => {
                 format!(
                     "  done {} ({:.2}/s), refused {}",
                     self.completed,
@@ -259,6 +266,7 @@ async fn attack_one(config: &AttackConfig, index: usize) -> Ended {
         AttackKind::PingFlood => ping_flood(config, source, index, None).await,
         AttackKind::NoRead => ping_flood(config, source, index, Some(Duration::from_millis(20))).await,
         AttackKind::Burst => burst(config, source, index).await,
+        AttackKind::Noise => noise(config, source, index).await,
         AttackKind::Idle => idle(config, source).await,
         AttackKind::Slowloris => slowloris(config, source).await,
         AttackKind::NoHello => no_hello(config, source).await,
@@ -379,6 +387,44 @@ async fn burst(config: &AttackConfig, source: Option<IpAddr>, index: usize) -> R
                 return Ok(Ended::ByServer { how: "write failed".into(), after: started.elapsed() });
             }
             sent += 4;
+        }
+    }
+    Ok(Ended::Tallied { completed: sent as usize, refused: 0 })
+}
+
+async fn noise(config: &AttackConfig, source: Option<IpAddr>, index: usize) -> Result<Ended, String> {
+    let mut client = connect_from(&config.url, source, false).await?;
+    client.handshake(&format!("noise-{index}")).await.map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let deadline = started + config.duration;
+    let (mut tx, mut rx) = client.split();
+    // xorshift, seeded apart for each connection: no two stick alike.
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64 ^ (index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut every = tokio::time::interval(Duration::from_millis(33));
+    let mut sent = 0u32;
+    while Instant::now() < deadline {
+        tokio::select! {
+            ended = server_close(&mut rx, started, deadline) => {
+                return Ok(ended.unwrap_or(Ended::Tallied { completed: sent as usize, refused: 0 }));
+            }
+            _ = every.tick() => {
+                let inputs = (0..2)
+                    .map(|_| {
+                        let bits = next();
+                        Input { x: bits as i8, y: (bits >> 8) as i8, dash: bits >> 16 & 7 == 0 }
+                    })
+                    .collect();
+                if tx.send(&ClientMsg::Inputs { seq: sent + 1, inputs }).await.is_err() {
+                    return Ok(Ended::ByServer { how: "write failed".into(), after: started.elapsed() });
+                }
+                sent += 2;
+            }
         }
     }
     Ok(Ended::Tallied { completed: sent as usize, refused: 0 })

@@ -148,6 +148,9 @@ pub struct Recorder {
     streams: BTreeMap<PlayerId, Columns>,
     /// For each tick, each fighter's count of inputs (the replay's `counts`).
     counts: Column,
+    /// Heap bytes held besides the vectors [`Recorder::held_bytes`] reads
+    /// as it goes: the start, the players' columns, the deflated chunks.
+    held: usize,
 }
 
 /// Bytes a column being recorded keeps raw before it deflates them: a
@@ -158,6 +161,16 @@ pub struct Recorder {
 /// connection).
 const RAW_BYTES: usize = 256;
 
+/// What a deflated chunk costs besides its bytes: its place in the
+/// column's list (with the list's spare room as it doubles), and the
+/// allocator's rounding of a small block.
+const CHUNK_OVERHEAD_BYTES: usize = 30;
+/// What a player's columns cost before any chunk: three raw tails of
+/// [`RAW_BYTES`] and three chunk lists, with the player's entries in the
+/// recorder's maps. Checked with jemalloc's own count
+/// (`server/tests/replay_memory.rs`).
+const PLAYER_BYTES: usize = 3 * (RAW_BYTES + 48) + 288;
+
 /// One column of a recording in progress: deflated chunks of
 /// [`RAW_BYTES`] bytes each, then the raw tail.
 #[derive(Debug, Clone, Default)]
@@ -167,12 +180,17 @@ struct Column {
 }
 
 impl Column {
-    fn push(&mut self, byte: u8) {
+    /// Adds a byte; returns the heap bytes a chunk it closed now holds.
+    fn push(&mut self, byte: u8) -> usize {
         self.tail.push(byte);
-        if self.tail.len() == RAW_BYTES {
-            self.chunks.push(miniz_oxide::deflate::compress_to_vec(&self.tail, 6).into_boxed_slice());
-            self.tail.clear();
+        if self.tail.len() < RAW_BYTES {
+            return 0;
         }
+        let chunk = miniz_oxide::deflate::compress_to_vec(&self.tail, 6).into_boxed_slice();
+        let held = chunk.len() + CHUNK_OVERHEAD_BYTES;
+        self.chunks.push(chunk);
+        self.tail.clear();
+        held
     }
 
     /// The column's bytes, whole.
@@ -195,11 +213,10 @@ impl Column {
 struct Columns([Column; 3]);
 
 impl Columns {
-    fn push(&mut self, (dx, dy, dash): (u8, u8, u8)) {
+    /// Adds an input's bytes; returns the heap bytes chunks it closed hold.
+    fn push(&mut self, (dx, dy, dash): (u8, u8, u8)) -> usize {
         let [x, y, d] = &mut self.0;
-        x.push(dx);
-        y.push(dy);
-        d.push(dash);
+        x.push(dx) + y.push(dy) + d.push(dash)
     }
 
     /// Player `id`'s stream, whole.
@@ -223,18 +240,28 @@ impl Recorder {
             streams: Vec::new(),
             checksums: Vec::new(),
         };
+        // The start: the game saved (its maps hold about twice its
+        // encoding, and a node or two besides), and the players' names.
+        let held = 2 * codec::encode_state(game).len()
+            + 1280
+            + replay.players.iter().map(|p| std::mem::size_of::<PlayerInfo>() + p.name.len()).sum::<usize>()
+            + RAW_BYTES;
         Recorder {
             replay,
             this_tick: BTreeMap::new(),
             last: BTreeMap::new(),
             streams: BTreeMap::new(),
             counts: Column::default(),
+            held,
         }
     }
 
     pub fn change(&mut self, change: Change) {
-        if let Change::Remove(id) = change {
-            self.last.remove(&id);
+        match &change {
+            Change::Remove(id) => {
+                self.last.remove(id);
+            }
+            Change::Spawn(info) => self.held += info.name.len(),
         }
         self.replay.changes.push((self.replay.ticks, change));
     }
@@ -243,14 +270,28 @@ impl Recorder {
     pub fn input(&mut self, id: PlayerId, input: Input) {
         *self.this_tick.entry(id).or_default() += 1;
         let last = self.last.entry(id).or_default();
-        self.streams.entry(id).or_default().push(encode_input(input, *last));
+        let columns = self.streams.entry(id).or_insert_with(|| {
+            self.held += PLAYER_BYTES;
+            Columns::default()
+        });
+        self.held += columns.push(encode_input(input, *last));
         *last = (input.x, input.y);
+    }
+
+    /// What the recording holds in memory now, in heap bytes, counted as
+    /// it grows (a round of 20 wandering players grows about 55 KB a
+    /// minute): what a server bounds the rounds it records by.
+    pub fn held_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.held
+            + self.replay.changes.capacity() * size_of::<(u32, Change)>()
+            + self.replay.checksums.capacity() * size_of::<u64>()
     }
 
     /// The tick is over: `game` is the game after its `advance`.
     pub fn end_tick(&mut self, game: &Match) {
         for (id, _) in game.fighters() {
-            self.counts.push(self.this_tick.get(&id).copied().unwrap_or(0));
+            self.held += self.counts.push(self.this_tick.get(&id).copied().unwrap_or(0));
         }
         self.this_tick.clear();
         self.replay.ticks += 1;

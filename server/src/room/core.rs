@@ -17,7 +17,7 @@ use crate::limits::{AddressKey, Slot};
 use crate::room::interest::Scene;
 use crate::room::links::{Departure, LinkEnds, Links};
 use crate::room::outbox::{CloseReason, Outbox};
-use crate::room::replays::ReplayStore;
+use crate::room::replays::{RecordingGrant, ReplayStore};
 use crate::room::world::{Frames, HostEffect, Newcomer, World};
 use crate::telemetry::metrics::{Kick, Metrics, RoomStats};
 
@@ -45,6 +45,8 @@ pub struct Room {
     watchers_told: usize,
     /// Where recorded rounds are kept (none: the world records nothing).
     replays: Option<Arc<ReplayStore>>,
+    /// The memory the round being recorded holds, granted by the store.
+    recording: Option<RecordingGrant>,
     /// With an input log, a new player's outbox is held until the tick
     /// after its join has been logged: nobody gets a resume token for a
     /// seat a crash could take back.
@@ -74,6 +76,7 @@ impl Room {
             max_watchers: usize::from(DEFAULT_MAX_WATCHERS),
             watchers_told: 0,
             replays: None,
+            recording: None,
             hold_welcomes: false,
             held: Vec::new(),
         }
@@ -88,6 +91,7 @@ impl Room {
 
     /// Keeps the rounds the world records in `store`.
     pub fn keeping_replays_in(mut self, store: Arc<ReplayStore>) -> Self {
+        self.recording = Some(store.grant());
         self.replays = Some(store);
         self
     }
@@ -95,6 +99,7 @@ impl Room {
     /// Hands finished recordings to the store, deflated off the tick, and
     /// tells everyone each one's id (the podium's "Watch this round").
     fn keep_replays(&mut self) {
+        self.hold_recording_to_its_grant();
         let finished = self.world.take_replays();
         if finished.is_empty() {
             return;
@@ -113,6 +118,23 @@ impl Room {
                 self.kick_slow(stuck);
             }
         }
+    }
+
+    /// The round being recorded takes the memory it holds now from the
+    /// store's pool (and gives back a finished one's); when the pool is
+    /// full it stops being recorded, and the next round is recorded anew.
+    fn hold_recording_to_its_grant(&mut self) {
+        let (Some(grant), Some(store)) = (&mut self.recording, &self.replays) else { return };
+        if grant.cover(self.world.recording_held()) {
+            return;
+        }
+        self.world.cut_recording();
+        grant.cover(0);
+        store.recording_cut();
+        tracing::warn!(
+            room = %self.code,
+            "this round is no longer recorded: the rounds being recorded hold all of their half of --replay-memory-mb"
+        );
     }
 
     /// Takes at most `max` watchers at once.
@@ -396,6 +418,64 @@ mod tests {
             .rev()
             .find_map(|m| if let ServerMsg::Frame(f) = m { Some(f.clone()) } else { None })
             .expect("should have sent a frame")
+    }
+
+    /// A room of a person and 19 fill bots recording 10-second rounds into a
+    /// store whose rounds being recorded may hold `pool` bytes; after each
+    /// tick, what the round being recorded holds and what the pool lends.
+    async fn record_rounds(pool: usize, ticks: u32) -> (Arc<ReplayStore>, Vec<(usize, usize)>) {
+        let store = Arc::new(ReplayStore::new(1 << 20, None).recording_in(pool));
+        let world = World::new(30, 20).with_rounds(10, 1).filling_with_bots(20).recording();
+        let mut room = Room::new(world, 100_000, Arc::new(Metrics::default()), "recorder00".into())
+            .keeping_replays_in(store.clone());
+        let _ada = seat(&mut room, "ada", 1);
+        let mut held = Vec::new();
+        for _ in 0..ticks {
+            room.tick(1);
+            held.push((room.world.recording_held(), store.recording_bytes()));
+        }
+        (store, held)
+    }
+
+    #[tokio::test]
+    async fn a_round_being_recorded_holds_memory_from_the_pool_and_gives_it_back() {
+        // Two rounds and their podiums, and the start of a third.
+        let (store, held) = record_rounds(1 << 20, 670).await;
+        let most = held.iter().map(|&(recorder, _)| recorder).max().unwrap_or(0);
+        assert!(most > 20 * 1024, "20 players' round holds some memory: {most}");
+        assert!(held.iter().all(|&(recorder, lent)| lent >= recorder), "the pool lends all a round holds");
+        assert!(
+            held.iter().any(|&(recorder, lent)| recorder == 0 && lent == 0),
+            "a finished round gives back what it held"
+        );
+        assert_eq!(store.figures().recordings_cut, 0);
+        // Two rounds kept (deflated off the tick).
+        for _ in 0..100 {
+            if store.rounds() == 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(store.rounds(), 2, "both rounds recorded whole and kept");
+    }
+
+    #[tokio::test]
+    async fn a_round_that_outgrows_the_pool_stops_being_recorded_and_the_next_one_is_recorded_anew() {
+        let pool = 32 << 10;
+        let (store, held) = record_rounds(pool, 670).await;
+        assert!(held.iter().all(|&(_, lent)| lent <= pool), "the pool never lends past its cap");
+        assert!(
+            held.iter().all(|&(recorder, lent)| recorder <= lent),
+            "no round holds more than it was lent"
+        );
+        // Each round starts being recorded, is cut once the pool is full,
+        // and records nothing more until the next round starts.
+        let starts =
+            usize::from(held[0].0 > 0) + held.windows(2).filter(|w| w[0].0 == 0 && w[1].0 > 0).count();
+        assert_eq!(starts, 3, "recorded from the start of each of the three rounds, once");
+        assert_eq!(store.figures().recordings_cut, 2, "the two full rounds were cut");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert_eq!(store.rounds(), 0, "a cut round is not kept");
     }
 
     #[tokio::test]

@@ -10,10 +10,15 @@
 //! shelf, so a host who ends rounds at will pushes out only its own older
 //! rounds, never another room's or a public one. A look-up by id is a hash
 //! look-up; nothing scans the kept rounds under the lock.
+//!
+//! The rounds being recorded hold memory too (about 3 KB a player a
+//! minute): each room's is granted from a pool of its own
+//! ([`ReplayStore::recording_in`]) as it grows, and a round the pool cannot
+//! take any more of stops being recorded ([`RecordingGrant::cover`]).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arena_shared::protocol::{ReplayId, replay_id_hex};
@@ -38,6 +43,9 @@ pub const MAX_LISTED: usize = 100;
 const MAX_PENDING: usize = 16;
 /// A recording's file name's ending.
 const EXTENSION: &str = "replay";
+/// A round being recorded takes memory from the pool in steps of this
+/// (a room of 20 needs a step every 15 s or so).
+const GRANT_STEP_BYTES: usize = 16 << 10;
 
 /// A kept round's line in `GET /api/replays`.
 #[derive(Debug, Clone, serde::Serialize, PartialEq)]
@@ -316,6 +324,12 @@ pub struct ReplayStore {
     cap_bytes: usize,
     /// Rounds handed to [`ReplayStore::keep`] and not yet kept.
     pending: AtomicUsize,
+    /// Memory the rounds being recorded may hold, all rooms together, and
+    /// what they hold now ([`RecordingGrant`]s).
+    recording_cap: usize,
+    recording: AtomicUsize,
+    /// Rounds that stopped being recorded because the pool was full.
+    recordings_cut: AtomicU64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -332,7 +346,32 @@ impl ReplayStore {
             disk: dir.map(|(dir, cap)| Mutex::new(Disk::open(dir, cap))),
             cap_bytes,
             pending: AtomicUsize::new(0),
+            recording_cap: 0,
+            recording: AtomicUsize::new(0),
+            recordings_cut: AtomicU64::new(0),
         }
+    }
+
+    /// Lets the rounds being recorded hold up to `cap_bytes`, all rooms
+    /// together (none by default: nothing is recorded).
+    pub fn recording_in(mut self, cap_bytes: usize) -> Self {
+        self.recording_cap = cap_bytes;
+        self
+    }
+
+    /// A room's account for the round it records, holding nothing yet.
+    pub fn grant(self: &Arc<Self>) -> RecordingGrant {
+        RecordingGrant { store: self.clone(), bytes: 0 }
+    }
+
+    /// A round stopped being recorded for want of memory.
+    pub fn recording_cut(&self) {
+        self.recordings_cut.fetch_add(1, Relaxed);
+    }
+
+    /// Memory the rounds being recorded hold now, as granted.
+    pub fn recording_bytes(&self) -> usize {
+        self.recording.load(Relaxed)
     }
 
     /// Whether rounds are kept at all (`--replay-memory-mb` above 0).
@@ -455,7 +494,54 @@ impl ReplayStore {
             bytes: self.used(),
             files,
             file_bytes,
+            recording_bytes: self.recording_bytes(),
+            recordings_cut: self.recordings_cut.load(Relaxed),
         }
+    }
+}
+
+/// Memory granted to one room's round being recorded, from the store's
+/// pool; dropping it gives it all back.
+pub struct RecordingGrant {
+    store: Arc<ReplayStore>,
+    bytes: usize,
+}
+
+impl RecordingGrant {
+    /// Holds the account at `held` bytes (what the round being recorded
+    /// holds now, 0 for none): takes more from the pool in steps when the
+    /// round outgrows it, gives back what it no longer needs. `false`: the
+    /// pool has not got the room (the account is unchanged): the round
+    /// must stop being recorded.
+    pub fn cover(&mut self, held: usize) -> bool {
+        let store = &self.store;
+        if held > self.bytes {
+            let more = (held - self.bytes).next_multiple_of(GRANT_STEP_BYTES);
+            let taken = store.recording.fetch_update(Relaxed, Relaxed, |used| {
+                used.checked_add(more).filter(|&now| now <= store.recording_cap)
+            });
+            if taken.is_err() {
+                return false;
+            }
+            self.bytes += more;
+        } else if self.bytes - held >= GRANT_STEP_BYTES {
+            // A round finished (or was dropped): what it held is back.
+            let spare = (self.bytes - held) / GRANT_STEP_BYTES * GRANT_STEP_BYTES;
+            store.recording.fetch_sub(spare, Relaxed);
+            self.bytes -= spare;
+        }
+        true
+    }
+
+    /// Bytes granted now.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+impl Drop for RecordingGrant {
+    fn drop(&mut self) {
+        self.store.recording.fetch_sub(self.bytes, Relaxed);
     }
 }
 
@@ -544,6 +630,23 @@ mod tests {
         let Some(Found::Bytes(bytes)) = store.get(&id(4)) else { panic!("kept") };
         assert_eq!(Replay::decode(&bytes), Ok(round(30)));
         assert!(ReplayStore::new(0, None).keep(id(5), "aaaa", false, &round(30)).is_none(), "0 keeps none");
+    }
+
+    #[test]
+    fn grants_take_from_the_pool_in_steps_to_its_cap_and_give_all_back() {
+        let store = Arc::new(ReplayStore::new(0, None).recording_in(3 * GRANT_STEP_BYTES));
+        let (mut one, mut two) = (store.grant(), store.grant());
+        assert!(one.cover(1));
+        assert_eq!((one.bytes(), store.recording_bytes()), (GRANT_STEP_BYTES, GRANT_STEP_BYTES));
+        assert!(one.cover(GRANT_STEP_BYTES + 1), "a second step");
+        assert!(!two.cover(2 * GRANT_STEP_BYTES), "past the cap: refused");
+        assert_eq!((two.bytes(), store.recording_bytes()), (0, 2 * GRANT_STEP_BYTES), "and nothing taken");
+        assert!(two.cover(GRANT_STEP_BYTES), "what is left");
+        assert!(one.cover(10), "holding less gives back whole steps");
+        assert_eq!((one.bytes(), store.recording_bytes()), (GRANT_STEP_BYTES, 2 * GRANT_STEP_BYTES));
+        drop(one);
+        drop(two);
+        assert_eq!(store.recording_bytes(), 0, "dropped grants give all back");
     }
 
     #[test]

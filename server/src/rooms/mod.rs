@@ -94,12 +94,16 @@ impl Rooms {
         metrics: Arc<Metrics>,
         cancel: CancellationToken,
     ) -> Self {
-        let cap = game.replay_memory_mb as usize * (1 << 20);
+        // Half for the rounds kept, half for the rounds being recorded.
+        let half = game.replay_memory_mb as usize * (1 << 19);
         Rooms {
-            replays: Arc::new(ReplayStore::new(
-                cap,
-                game.replay_dir.clone().map(|dir| (dir, game.replay_dir_mb as usize * (1 << 20))),
-            )),
+            replays: Arc::new(
+                ReplayStore::new(
+                    half,
+                    game.replay_dir.clone().map(|dir| (dir, game.replay_dir_mb as usize * (1 << 20))),
+                )
+                .recording_in(half),
+            ),
             directory: Arc::new(InMemoryDirectory::default()),
             metrics,
             cancel,

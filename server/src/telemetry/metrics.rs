@@ -465,6 +465,10 @@ pub struct ReplayFigures {
     /// Files and bytes in `--replay-dir` (`--replay-dir-mb`).
     pub files: usize,
     pub file_bytes: usize,
+    /// Memory the rounds being recorded hold (granted from their half of
+    /// `--replay-memory-mb`), and rounds no longer recorded for want of it.
+    pub recording_bytes: usize,
+    pub recordings_cut: u64,
 }
 
 impl Collector for ReplayFigures {
@@ -482,11 +486,23 @@ impl Collector for ReplayFigures {
                 "disk they take, in whole blocks, against --replay-dir-mb",
                 self.file_bytes,
             ),
+            (
+                "arena_replay_recording_bytes",
+                "memory the rounds being recorded hold, against half of --replay-memory-mb",
+                self.recording_bytes,
+            ),
         ];
         for (name, help, value) in gauges {
             let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX)).encode(metric)?;
         }
+        let metric = encoder.encode_descriptor(
+            "arena_replay_recordings_cut",
+            "rounds whose recording stopped because the rounds being recorded held all they may",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(self.recordings_cut).encode(metric)?;
         Ok(())
     }
 }

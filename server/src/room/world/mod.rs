@@ -450,6 +450,16 @@ impl World {
         self.recording.take()
     }
 
+    /// Heap bytes the round being recorded holds (0: none is).
+    pub fn recording_held(&self) -> usize {
+        self.recording.held()
+    }
+
+    /// Stops recording the round being played (the next one is recorded).
+    pub fn cut_recording(&mut self) {
+        self.recording.cut();
+    }
+
     /// How many watch the room now: told to everyone who comes.
     pub fn set_watchers(&mut self, watchers: u16) {
         self.watchers = watchers;

@@ -17,13 +17,19 @@ pub struct Recording {
     round: Option<Recorder>,
     /// Rounds recorded and not yet taken.
     finished: Vec<Replay>,
+    /// The round being played is not recorded (its recording was cut):
+    /// the next one is.
+    skipping: bool,
 }
 
 impl Recording {
     /// Whether a round should start being recorded: recording, none is
     /// being recorded, and `game` plays one now.
     pub fn wants_to_start(&self, game: &Match) -> bool {
-        self.on && self.round.is_none() && matches!(game.round().phase, RoundPhase::Playing { .. })
+        self.on
+            && !self.skipping
+            && self.round.is_none()
+            && matches!(game.round().phase, RoundPhase::Playing { .. })
     }
 
     /// Starts recording the round `game` plays now, with `players` in it.
@@ -55,6 +61,7 @@ impl Recording {
     /// The round being recorded is over (its podium, or a host's next
     /// round): it waits in [`Recording::take`].
     pub fn finish(&mut self) {
+        self.skipping = false;
         if let Some(round) = self.round.take() {
             self.finished.push(round.finish());
         }
@@ -63,6 +70,18 @@ impl Recording {
     /// Drops the round being recorded (a restored world starts afresh).
     pub fn forget_round(&mut self) {
         self.round = None;
+    }
+
+    /// Drops the round being recorded, and records no more of it: the next
+    /// round is recorded from its start.
+    pub fn cut(&mut self) {
+        self.round = None;
+        self.skipping = true;
+    }
+
+    /// Heap bytes the round being recorded holds (0: none is).
+    pub fn held(&self) -> usize {
+        self.round.as_ref().map_or(0, Recorder::held_bytes)
     }
 
     /// The rounds finished since the last call, oldest first.
