@@ -215,9 +215,11 @@ pub struct GameConfig {
     pub fill_bots: u16,
 
     /// Every round is recorded (its inputs, deflated: about 180 KB for 20
-    /// players and 3 minutes) and kept in memory up to this many MiB, the
-    /// oldest going first; 0 records nothing. `GET /api/replays` lists
-    /// public rooms' rounds.
+    /// players and 3 minutes) in at most this many MiB of memory: half for
+    /// the rounds being recorded (a round that finds it full is not
+    /// recorded to its end), half for the rounds kept, the oldest going
+    /// first; 0 records nothing. `GET /api/replays` lists public rooms'
+    /// rounds.
     #[arg(long, env = "ARENA_REPLAY_MEMORY_MB", default_value_t = 64,
           value_parser = clap::value_parser!(u32).range(0..=65_536))]
     pub replay_memory_mb: u32,
