@@ -307,7 +307,7 @@ kill "$sampler" 2>/dev/null || true
 peak=$(sort -n "$work/rss" | tail -1 | awk '{printf "%.1f", $1 / 1024}')
 printf 'admin body   %s\n' "$(cut -c1-200 "$work/b")"
 printf 'next rounds  40 hosts: %s\n' "$(cut -c1-200 "$work/n")"
-printf 'replays      kept %s rounds, %s bytes counted (cap 1 MiB); folder %s files, %s bytes counted, %s bytes of disk blocks (du, folders included; cap 1 MiB)\n' \
+printf 'replays      kept %s rounds, %s bytes counted (cap 512 KiB: the half of 1 MiB for rounds kept); folder %s files, %s bytes counted, %s bytes of disk blocks (du, folders included; cap 1 MiB)\n' \
   "$(metric arena_replays_kept)" "$(metric arena_replay_bytes)" "$(metric arena_replay_files)" \
   "$(metric arena_replay_file_bytes)" "$(du -sB1 "$replays" | cut -f1)"
 tick_p99=$(curl -fsS "$base/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tick_micros_p99"])')
@@ -492,8 +492,8 @@ wait "$noise" 2>/dev/null || true
 kill "$sampler" 2>/dev/null || true
 peak=$(sort -n "$work/rss" | tail -1 | awk '{printf "%.1f", $1 / 1024}')
 printf 'noise        %s\n' "$(cut -c1-200 "$work/noise")"
-printf 'recording    the pool lent at most %s bytes (cap 524288); %s rounds cut; %s players\n' \
-  "$peak_pool" "$(metric arena_replay_recordings_cut_total)" "$(players)"
+printf 'recording    the pool lent at most %s bytes (cap 524288); %s rounds cut\n' \
+  "$peak_pool" "$(metric arena_replay_recordings_cut_total)"
 tick_p99=$(curl -fsS "$base/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tick_micros_p99"])')
 printf 'memory       before %s MiB, peak %s MiB, after %s MiB; tick p99 %s µs over the run\n' "$before" "$peak" "$(rss_mib)" "$tick_p99"
 wait "$honest" || true

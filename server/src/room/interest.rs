@@ -186,6 +186,13 @@ impl ClientView {
         Some(frame)
     }
 
+    /// The last frame built was written: it is the baseline from now on
+    /// (the next frame would find the same; this frees the older view for
+    /// `scratch` at once).
+    pub fn settle(&mut self, scratch: &mut FrameScratch) {
+        self.settle_baseline(scratch, true);
+    }
+
     /// The last frame built becomes the baseline if the writer took it;
     /// otherwise it is forgotten (it is about to be replaced).
     fn settle_baseline(&mut self, scratch: &mut FrameScratch, previous_taken: bool) {

@@ -259,6 +259,7 @@ impl Links {
             if link.push(frame, &mut pushed, self.slow_client_ticks) {
                 pushed.too_slow.push(id);
             }
+            link.settle_if_written(&mut self.scratch);
         }
         pushed
     }
@@ -293,6 +294,7 @@ impl Links {
                 pushed.watchers_too_slow += 1;
                 return false;
             }
+            link.settle_if_written(&mut self.scratch);
             true
         });
         pushed
@@ -314,6 +316,18 @@ impl Link {
             view: ClientView::default(),
         };
         (link, LinkEnds { outbox, inbound })
+    }
+
+    /// A frame the tick wrote to the socket itself (as it does on plain TCP
+    /// when the socket takes it) is the client's baseline at once: the view
+    /// is settled now rather than at the next frame, so the client keeps one
+    /// view between ticks instead of two, and the older one's memory serves
+    /// the next player's frame (in a room of 500, 1.7 MB less to read back
+    /// from beyond the core's cache every tick).
+    fn settle_if_written(&mut self, scratch: &mut FrameScratch) {
+        if !self.outbox.has_frame() {
+            self.view.settle(scratch);
+        }
     }
 
     /// Queues `frame`, replacing one the writer has not taken; `true` when
