@@ -193,6 +193,13 @@ impl ClientView {
         self.settle_baseline(scratch, true);
     }
 
+    /// Views kept between frames: the baseline, and the one the last frame
+    /// makes while the writer has not taken it.
+    #[cfg(test)]
+    pub fn views_kept(&self) -> usize {
+        1 + usize::from(self.waiting.is_some())
+    }
+
     /// The last frame built becomes the baseline if the writer took it;
     /// otherwise it is forgotten (it is about to be replaced).
     fn settle_baseline(&mut self, scratch: &mut FrameScratch, previous_taken: bool) {

@@ -369,3 +369,40 @@ impl InputSource for Links {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arena_shared::protocol::{Life, PlayerState};
+    use arena_shared::sim::{Body, Vec2q};
+
+    use super::*;
+    use crate::room::wire::{SentCounters, Wire};
+
+    #[tokio::test]
+    async fn a_frame_the_tick_wrote_is_the_baseline_at_once_and_one_left_waiting_is_not() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let _peer =
+            tokio::net::TcpStream::connect(listener.local_addr().expect("bound")).await.expect("connects");
+        let (server, _) = listener.accept().await.expect("accepts");
+        let (_read, write) = server.into_split();
+        let mut links = Links::new(100);
+        let wired = links.open(1);
+        let _attached = wired.outbox.attach(Arc::new(Wire::new(write, SentCounters::default())));
+        let _unwired = links.open(2);
+        let states = (1..=3u16)
+            .map(|id| PlayerState {
+                id,
+                body: Body::at(Vec2q::from_units(i32::from(id) * 100, 0)),
+                life: Life::Alive,
+            })
+            .collect();
+        let scene = Scene::new(states, Vec::new());
+        links.push_frames(1, &[(1, 0), (2, 0)], &scene);
+        let kept = |links: &Links, id: PlayerId| links.links[&id].view.views_kept();
+        assert!(!wired.outbox.has_frame(), "the tick wrote the wired player's frame");
+        assert_eq!(kept(&links, 1), 1, "written: its view is the baseline, the older one is let go");
+        assert_eq!(kept(&links, 2), 2, "waiting for a writer: the baseline and the waiting view");
+    }
+}
