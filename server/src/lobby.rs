@@ -27,9 +27,16 @@ const CODE_MISS_BURST: f64 = 10.0;
 /// ...and then per second: one every 5 s. With 64 rooms open among 31^10
 /// codes, one address finds one in about two million years.
 const CODE_MISSES_PER_SEC: f64 = 0.2;
-/// Times a quick-join looks again when the room it chose filled or closed
-/// before the join reached it.
+/// Times a quick-join looks again when the room it chose closed before the
+/// join reached it...
 const QUICK_JOIN_TRIES: usize = 4;
+/// ...and when the room it chose was full by then. A crowd arriving at once
+/// all choose the same room with space, which seats what fits and refuses
+/// the rest, who then fill the next room (opened or found): a try a room.
+/// Each refusal is a room filled, so as many tries as a node's default
+/// `--max-rooms` seat any crowd there is room for (four seated a crowd of
+/// four rooms' worth and told the rest the server was full).
+const QUICK_JOIN_FULL_TRIES: usize = 64;
 
 /// Answers `Hello`s.
 pub struct Lobby {
@@ -120,7 +127,8 @@ impl Lobby {
     /// node, or a new one; a room may fill or close between the look and
     /// the join: look again.
     async fn quick(&self, newcomer: Newcomer) -> Result<Membership, NoSeat> {
-        for _ in 0..QUICK_JOIN_TRIES {
+        let (mut closed, mut full) = (0, 0);
+        while closed < QUICK_JOIN_TRIES && full < QUICK_JOIN_FULL_TRIES {
             let entry = match self.rooms.fullest_public_with_space() {
                 // Another node's room may be fuller: send the player there.
                 Some(entry) => match self.placement.fuller_elsewhere(entry.stats.players.load(Relaxed)).await
@@ -138,8 +146,10 @@ impl Lobby {
             };
             match entry.handle.join(newcomer.clone(), None).await {
                 Ok(membership) => return Ok(membership),
-                Err(JoinError::Closed) => {}
-                Err(JoinError::Rejected(r)) if matches!(r.reason, RejectReason::ServerFull { .. }) => {}
+                Err(JoinError::Closed) => closed += 1,
+                Err(JoinError::Rejected(r)) if matches!(r.reason, RejectReason::ServerFull { .. }) => {
+                    full += 1
+                }
                 Err(JoinError::Rejected(r)) => return Err(r.into()),
             }
         }

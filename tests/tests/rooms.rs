@@ -196,6 +196,42 @@ async fn quick_joiners_arriving_together_share_one_new_room() -> anyhow::Result<
 }
 
 #[tokio::test]
+async fn a_crowd_of_quick_joiners_arriving_at_once_is_seated_and_nobody_is_told_the_server_is_full()
+-> anyhow::Result<()> {
+    // Regression (attack.sh section 11, 160 players at once in rooms of
+    // 32): every joiner of a crowd picked the same room with space, the
+    // room seated what fit and refused the rest as full, and after four
+    // such tries some were told "the server is full" while rooms could
+    // still be opened.
+    let server = TestServer::start(test_config().with(|c| {
+        c.game.max_players = 4;
+        c.game.max_rooms = 64;
+    }))
+    .await?;
+    // Every socket is open first; then every Hello goes at once.
+    let mut clients = Vec::new();
+    for _ in 0..120 {
+        clients.push(server.client().await?);
+    }
+    let joins = clients.into_iter().enumerate().map(|(i, mut client)| {
+        tokio::spawn(async move {
+            let welcome = client.handshake(&format!("crowd-{i}")).await?;
+            Ok::<_, ClientError>((client, welcome.room))
+        })
+    });
+    let joins: Vec<_> = joins.collect();
+    let mut rooms = BTreeSet::new();
+    let mut seated = Vec::new();
+    for join in joins {
+        let (client, room) = join.await??;
+        rooms.insert(room);
+        seated.push(client);
+    }
+    assert_eq!(rooms.len(), 30, "the crowd fills rooms of four: {rooms:?}");
+    server.stop().await
+}
+
+#[tokio::test]
 async fn watchers_see_frames_take_no_seat_are_counted_and_capped() -> anyhow::Result<()> {
     let server = TestServer::start(test_config().with(|c| c.game.max_watchers = 2)).await?;
     let (mut ada, seated) = join(&server, "ada", RoomRequest::Quick).await?;
