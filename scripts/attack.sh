@@ -70,6 +70,8 @@ stop_server() {
 }
 
 players() { curl -fsS "$base/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["players"])'; }
+# The ticks' p99 since the server started, in µs (a histogram bucket's bound).
+tick_p99() { curl -fsS "$base/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tick_micros_p99"])'; }
 metric() { curl -fsS "$base/metrics" | awk -v name="$1" '$1 == name {print $2}'; }
 rss_mib() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$server/status"; }
 want() { [ -z "${ARENA_ATTACKS:-}" ] || [[ " $ARENA_ATTACKS " == *" $1 "* ]]; }
@@ -310,8 +312,7 @@ printf 'next rounds  40 hosts: %s\n' "$(cut -c1-200 "$work/n")"
 printf 'replays      kept %s rounds, %s bytes counted (cap 512 KiB: the half of 1 MiB for rounds kept); folder %s files, %s bytes counted, %s bytes of disk blocks (du, folders included; cap 1 MiB)\n' \
   "$(metric arena_replays_kept)" "$(metric arena_replay_bytes)" "$(metric arena_replay_files)" \
   "$(metric arena_replay_file_bytes)" "$(du -sB1 "$replays" | cut -f1)"
-tick_p99=$(curl -fsS "$base/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tick_micros_p99"])')
-printf 'memory       before %s MiB, peak %s MiB, after %s MiB; tick p99 %s µs over the run\n' "$before" "$peak" "$(rss_mib)" "$tick_p99"
+printf 'memory       before %s MiB, peak %s MiB, after %s MiB; tick p99 %s µs over the run\n' "$before" "$peak" "$(rss_mib)" "$(tick_p99)"
 wait "$honest" || true
 honest_line
 stop_server "after the newer doors' attacks"
@@ -343,8 +344,7 @@ printf 'server       %s %% of a core while answering; memory before %s MiB, peak
   "$(( 100 * (cpu_after - cpu_before) / $(getconf CLK_TCK) / 10 ))" "$rss_before" "$rss_peak" "$(rss_mib)"
 printf 'redis        %s commands/s with 20 players and nobody asking; %s commands/s during the reads (the listing is read at most 4 times a second)\n' \
   "$(( (idle_after - idle_before) / 5 ))" "$(( (flood_after - flood_before) / 10 ))"
-tick_p99=$(curl -fsS "$base/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tick_micros_p99"])')
-printf 'tick         p99 %s µs over the run\n' "$tick_p99"
+printf 'tick         p99 %s µs over the run\n' "$(tick_p99)"
 wait "$honest" || true
 honest_line
 stop_server "after the public reads"
@@ -459,8 +459,7 @@ most, least = (sent - dropped) / 32 / secs, (sent - dropped - 32 * 32) / 32 / se
 print(f"inputs       sent {sent / 32 / secs:.0f} a second per burster, applied {least:.1f}–{most:.1f} "
       f"(real time: 60, and half a second once); {dropped:.0f} dropped from full queues")
 PY
-tick_p99=$(curl -fsS "$base/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tick_micros_p99"])')
-printf 'tick         p99 %s µs over the run\n' "$tick_p99"
+printf 'tick         p99 %s µs over the run\n' "$(tick_p99)"
 wait "$honest" || true
 honest_line
 stop_server "after the bursters"
@@ -494,8 +493,7 @@ peak=$(sort -n "$work/rss" | tail -1 | awk '{printf "%.1f", $1 / 1024}')
 printf 'noise        %s\n' "$(cut -c1-200 "$work/noise")"
 printf 'recording    the pool lent at most %s bytes (cap 524288); %s rounds cut\n' \
   "$peak_pool" "$(metric arena_replay_recordings_cut_total)"
-tick_p99=$(curl -fsS "$base/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tick_micros_p99"])')
-printf 'memory       before %s MiB, peak %s MiB, after %s MiB; tick p99 %s µs over the run\n' "$before" "$peak" "$(rss_mib)" "$tick_p99"
+printf 'memory       before %s MiB, peak %s MiB, after %s MiB; tick p99 %s µs over the run\n' "$before" "$peak" "$(rss_mib)" "$(tick_p99)"
 wait "$honest" || true
 honest_line
 stop_server "after the noise"

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use arena_bots::Percentiles;
-use arena_bots::ws::{ClientError, Incoming, WsReceiver, connect_from, connect_tcp, server_addr};
+use arena_bots::ws::{ClientError, Incoming, WsReceiver, WsSender, connect_from, connect_tcp, server_addr};
 
 /// What the attackers do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -346,12 +346,26 @@ async fn server_close(rx: &mut WsReceiver, started: Instant, deadline: Instant) 
     Some(Ended::ByServer { how, after: started.elapsed() })
 }
 
-async fn input_flood(config: &AttackConfig, source: Option<IpAddr>, index: usize) -> Result<Ended, String> {
+/// A player seated as `name`, its socket's two halves, and the attack's
+/// clock: when it started (once seated) and when it ends.
+struct Joined {
+    tx: WsSender,
+    rx: WsReceiver,
+    started: Instant,
+    deadline: Instant,
+}
+
+async fn join_as(config: &AttackConfig, source: Option<IpAddr>, name: &str) -> Result<Joined, String> {
     let mut client = connect_from(&config.url, source, false).await?;
-    client.handshake(&format!("flood-{index}")).await.map_err(|e| e.to_string())?;
+    client.handshake(name).await.map_err(|e| e.to_string())?;
     let started = Instant::now();
-    let deadline = started + config.duration;
-    let (mut tx, mut rx) = client.split();
+    let (tx, rx) = client.split();
+    Ok(Joined { tx, rx, started, deadline: started + config.duration })
+}
+
+async fn input_flood(config: &AttackConfig, source: Option<IpAddr>, index: usize) -> Result<Ended, String> {
+    let Joined { mut tx, mut rx, started, deadline } =
+        join_as(config, source, &format!("flood-{index}")).await?;
     let flood = async {
         let mut seq = 0u32;
         loop {
@@ -369,11 +383,8 @@ async fn input_flood(config: &AttackConfig, source: Option<IpAddr>, index: usize
 }
 
 async fn burst(config: &AttackConfig, source: Option<IpAddr>, index: usize) -> Result<Ended, String> {
-    let mut client = connect_from(&config.url, source, false).await?;
-    client.handshake(&format!("burst-{index}")).await.map_err(|e| e.to_string())?;
-    let started = Instant::now();
-    let deadline = started + config.duration;
-    let (mut tx, mut rx) = client.split();
+    let Joined { mut tx, mut rx, started, deadline } =
+        join_as(config, source, &format!("burst-{index}")).await?;
     let mut sent = 0u32;
     while Instant::now() < deadline {
         // Half a second of silence (the frames still read), then a second's worth.
@@ -393,11 +404,8 @@ async fn burst(config: &AttackConfig, source: Option<IpAddr>, index: usize) -> R
 }
 
 async fn noise(config: &AttackConfig, source: Option<IpAddr>, index: usize) -> Result<Ended, String> {
-    let mut client = connect_from(&config.url, source, false).await?;
-    client.handshake(&format!("noise-{index}")).await.map_err(|e| e.to_string())?;
-    let started = Instant::now();
-    let deadline = started + config.duration;
-    let (mut tx, mut rx) = client.split();
+    let Joined { mut tx, mut rx, started, deadline } =
+        join_as(config, source, &format!("noise-{index}")).await?;
     // xorshift, seeded apart for each connection: no two stick alike.
     let mut state = 0x9E37_79B9_7F4A_7C15_u64 ^ (index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
     let mut next = move || {
@@ -408,9 +416,13 @@ async fn noise(config: &AttackConfig, source: Option<IpAddr>, index: usize) -> R
     };
     let mut every = tokio::time::interval(Duration::from_millis(33));
     let mut sent = 0u32;
-    while Instant::now() < deadline {
+    // One reader for the whole run (frames read, until the server closes
+    // or the deadline), beside the inputs.
+    let closed = server_close(&mut rx, started, deadline);
+    tokio::pin!(closed);
+    loop {
         tokio::select! {
-            ended = server_close(&mut rx, started, deadline) => {
+            ended = &mut closed => {
                 return Ok(ended.unwrap_or(Ended::Tallied { completed: sent as usize, refused: 0 }));
             }
             _ = every.tick() => {
@@ -427,7 +439,6 @@ async fn noise(config: &AttackConfig, source: Option<IpAddr>, index: usize) -> R
             }
         }
     }
-    Ok(Ended::Tallied { completed: sent as usize, refused: 0 })
 }
 
 /// Pings (every `every`, or as fast as the socket takes them) and never
